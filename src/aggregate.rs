@@ -1,0 +1,281 @@
+//! Per-socket rows into groups by the chosen index, sorted by activity, plus
+//! the namespace-wide (`--system`) deltas and the unattributed residual.
+//! Pure: everything here is built from rows and counters handed in.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::counters::{Counter, Counters};
+use crate::diff::SocketRow;
+use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample};
+use crate::source::procfs::SystemCounters;
+
+/// What sockets are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Index {
+    #[default]
+    Tuple,
+    Laddr,
+    Raddr,
+    Lport,
+    Rport,
+}
+
+impl Index {
+    pub const NAMES: [&'static str; 5] = ["tuple", "laddr", "raddr", "lport", "rport"];
+
+    pub fn parse(text: &str) -> Option<Index> {
+        Some(match text {
+            "tuple" => Index::Tuple,
+            "laddr" => Index::Laddr,
+            "raddr" => Index::Raddr,
+            "lport" => Index::Lport,
+            "rport" => Index::Rport,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        Index::NAMES[self as usize]
+    }
+
+    pub fn key_of(self, key: &SocketKey) -> GroupKey {
+        match self {
+            Index::Tuple => GroupKey::Tuple(*key),
+            Index::Laddr => GroupKey::Laddr(unmap(key.local)),
+            Index::Raddr => GroupKey::Raddr(unmap(key.remote)),
+            Index::Lport => GroupKey::Lport(key.local_port),
+            Index::Rport => GroupKey::Rport(key.remote_port),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupKey {
+    Tuple(SocketKey),
+    Laddr(IpAddr),
+    Raddr(IpAddr),
+    Lport(u16),
+    Rport(u16),
+}
+
+impl std::fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupKey::Tuple(key) => write!(f, "{key}"),
+            GroupKey::Laddr(a) => write!(f, "Local address: {a}"),
+            GroupKey::Raddr(a) => write!(f, "Remote address: {a}"),
+            GroupKey::Lport(p) => write!(f, "Local port: {p}"),
+            GroupKey::Rport(p) => write!(f, "Remote port: {p}"),
+        }
+    }
+}
+
+impl GroupKey {
+    /// The bare value (`10.0.0.1`, `80`, or the tuple), for tables and JSON.
+    pub fn value(&self) -> String {
+        match self {
+            GroupKey::Tuple(k) => format!(
+                "{} {}",
+                EndpointDisplay(k.local, k.local_port),
+                EndpointDisplay(k.remote, k.remote_port)
+            ),
+            GroupKey::Laddr(a) | GroupKey::Raddr(a) => a.to_string(),
+            GroupKey::Lport(p) | GroupKey::Rport(p) => p.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub key: GroupKey,
+    pub counters: Counters,
+    pub sockets: usize,
+    pub closed: usize,
+    /// With index=tuple: the newest socket of the tuple, for its gauges.
+    pub sample: Option<SocketSample>,
+}
+
+/// Groups rows by `index`. Sockets still present count toward CurrEstab.
+pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -> Vec<Group> {
+    let mut groups: HashMap<GroupKey, Group> = HashMap::new();
+    for row in rows {
+        let key = index.key_of(&row.sample.key);
+        let group = groups.entry(key).or_insert_with(|| Group {
+            key,
+            counters: Counters::default(),
+            sockets: 0,
+            closed: 0,
+            sample: None,
+        });
+        group.counters.add(&row.counters);
+        group.counters.mark_present(Counter::CurrEstab);
+        if !row.closed && row.sample.state.counts_as_established() {
+            group.counters.bump(Counter::CurrEstab, 1);
+        }
+        group.sockets += 1;
+        if row.closed {
+            group.closed += 1;
+        }
+        if index == Index::Tuple {
+            let better = match &group.sample {
+                None => true,
+                // Prefer a present full socket over a closed or mini one.
+                Some(_) => !row.closed && row.sample.tcp_info.is_some(),
+            };
+            if better {
+                group.sample = Some(row.sample.clone());
+            }
+        }
+    }
+    let mut groups: Vec<Group> = groups.into_values().collect();
+    sort_by_activity(&mut groups);
+    groups
+}
+
+pub fn sort_by_activity(groups: &mut [Group]) {
+    groups.sort_by(|a, b| {
+        b.counters
+            .activity()
+            .cmp(&a.counters.activity())
+            .then_with(|| a.key.cmp(&b.key))
+    });
+}
+
+/// Drops groups in which nothing happened (for `--nozeros` window reports).
+pub fn drop_idle(groups: &mut Vec<Group>) {
+    groups.retain(|g| {
+        g.counters
+            .iter()
+            .any(|(c, v)| v != 0 && c != Counter::CurrEstab)
+    });
+}
+
+/// Sum of every row, for the unattributed residual.
+pub fn total<'a>(rows: impl Iterator<Item = SocketRow<'a>>) -> Counters {
+    let mut sum = Counters::default();
+    for row in rows {
+        sum.add(&row.counters);
+    }
+    sum
+}
+
+/// The counters both a socket and the namespace MIBs have, with the MIB key.
+pub const SHARED_WITH_MIB: [(Counter, &str); 5] = [
+    (Counter::InSegs, "Tcp:InSegs"),
+    (Counter::OutSegs, "Tcp:OutSegs"),
+    (Counter::RetransSegs, "Tcp:RetransSegs"),
+    (Counter::ActiveOpens, "Tcp:ActiveOpens"),
+    (Counter::PassiveOpens, "Tcp:PassiveOpens"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Residual {
+    pub counter: Counter,
+    pub system: i64,
+    pub sockets: i64,
+}
+
+impl Residual {
+    /// What the namespace counted that no socket seen accounts for.
+    pub fn unattributed(&self) -> i64 {
+        self.system - self.sockets
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SystemSection {
+    pub deltas: SystemCounters,
+    pub residuals: Vec<Residual>,
+}
+
+pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> SystemSection {
+    let residuals = SHARED_WITH_MIB
+        .iter()
+        .filter_map(|(counter, key)| {
+            Some(Residual {
+                counter: *counter,
+                system: deltas.get(key)?,
+                sockets: sockets_total.get(*counter)? as i64,
+            })
+        })
+        .collect();
+    SystemSection { deltas, residuals }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TcpState;
+
+    fn sample(l: &str, lp: u16, r: &str, rp: u16) -> SocketSample {
+        SocketSample::bare(
+            SocketKey::new(l.parse().unwrap(), lp, r.parse().unwrap(), rp),
+            1,
+            TcpState::Established,
+        )
+    }
+
+    fn counters(bytes: u64) -> Counters {
+        let mut c = Counters::default();
+        c.set(Counter::BytesSent, bytes, false);
+        c
+    }
+
+    #[test]
+    fn lport_and_raddr_group_and_sum() {
+        let samples = [
+            sample("10.0.0.1", 80, "10.0.0.2", 1000),
+            sample("10.0.0.1", 80, "10.0.0.3", 1001),
+            sample("10.0.0.1", 22, "10.0.0.2", 1002),
+            sample("::ffff:10.0.0.1", 80, "::ffff:10.0.0.2", 1003),
+        ];
+        let rows = || {
+            samples.iter().enumerate().map(|(i, s)| SocketRow {
+                sample: s,
+                counters: counters(10 * (i as u64 + 1)),
+                closed: false,
+            })
+        };
+        let by_port = group_rows(rows(), Index::Lport);
+        assert_eq!(by_port.len(), 2);
+        assert_eq!(by_port[0].key, GroupKey::Lport(80));
+        assert_eq!(
+            by_port[0].counters.get(Counter::BytesSent),
+            Some(10 + 20 + 40)
+        );
+        assert_eq!(by_port[0].counters.get(Counter::CurrEstab), Some(3));
+        let by_raddr = group_rows(rows(), Index::Raddr);
+        let two = by_raddr
+            .iter()
+            .find(|g| g.key == GroupKey::Raddr("10.0.0.2".parse().unwrap()))
+            .unwrap();
+        // The mapped IPv6 peer joins its IPv4 address.
+        assert_eq!(two.counters.get(Counter::BytesSent), Some(10 + 30 + 40));
+        assert_eq!(two.sockets, 3);
+    }
+
+    #[test]
+    fn closed_sockets_do_not_count_as_established() {
+        let s = sample("10.0.0.1", 80, "10.0.0.2", 1000);
+        let rows = [SocketRow {
+            sample: &s,
+            counters: counters(1),
+            closed: true,
+        }];
+        let groups = group_rows(rows.into_iter(), Index::Tuple);
+        assert_eq!(groups[0].counters.get(Counter::CurrEstab), Some(0));
+        assert_eq!(groups[0].closed, 1);
+    }
+
+    #[test]
+    fn residual_is_system_minus_sockets() {
+        let mut deltas = SystemCounters::default();
+        deltas.values.insert("Tcp:OutSegs".into(), 120);
+        let mut sockets = Counters::default();
+        sockets.set(Counter::OutSegs, 100, false);
+        let section = system_section(deltas, &sockets);
+        assert_eq!(section.residuals.len(), 1);
+        assert_eq!(section.residuals[0].unattributed(), 20);
+    }
+}

@@ -1,0 +1,385 @@
+//! Command line: clap's definitions, the seed's `key=value` spellings
+//! (`index=raddr timeout=60 nozeros=0 onclose=1`), and validation into a
+//! typed [`Config`]. Every error is one line naming the bad part.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::aggregate::Index;
+use crate::filter::FilterSet;
+use crate::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcpipstat",
+    version,
+    about = "Per-socket TCP/IP statistics: netstat -s on steroids, from sock_diag and /proc (no eBPF)",
+    after_help = "FILTER is <laddr>:<lport>-<raddr>:<rport>, '*' for any octet, address, port or side; \
+IPv6 in brackets ([::1]:*-[2001:db8::/32]:443); CIDR (10.0.0.0/8:*-*). Several filters are OR-ed.\n\
+The seed's spellings work too: index=raddr timeout=60 nozeros=0 onclose=1."
+)]
+struct Args {
+    /// Group by the full 4-tuple or by one element of it
+    #[arg(
+        long,
+        value_name = "tuple|laddr|raddr|lport|rport",
+        default_value = "tuple"
+    )]
+    index: String,
+
+    /// Collect for DUR (500ms, 1s, 2m or seconds), print the report, exit
+    #[arg(long, value_name = "DUR")]
+    timeout: Option<String>,
+
+    /// Print a delta report every DUR, groups sorted by activity
+    #[arg(long, value_name = "DUR")]
+    interval: Option<String>,
+
+    /// With --interval: stop after N reports
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+
+    /// How often sockets are sampled (default: the interval, at most 1s)
+    #[arg(long, value_name = "DUR")]
+    poll: Option<String>,
+
+    /// Print zero counters (and groups where nothing happened) too
+    #[arg(long, overrides_with = "nozeros")]
+    zeros: bool,
+
+    /// Do not print zero counters (the default)
+    #[arg(long, overrides_with = "zeros")]
+    nozeros: bool,
+
+    /// Print each socket's lifetime report when it closes (index=tuple only)
+    #[arg(long)]
+    onclose: bool,
+
+    /// One snapshot now: every socket's counters since its creation, and gauges
+    #[arg(long)]
+    once: bool,
+
+    /// Also report the namespace's /proc/net/{snmp,netstat,snmp6} deltas and
+    /// what the sockets seen do not account for
+    #[arg(long)]
+    system: bool,
+
+    /// Output format
+    #[arg(long, value_name = "text|table|json", default_value = "text")]
+    format: String,
+
+    /// Write each poll's raw sock_diag datagrams to DIR (for testdata)
+    #[arg(long, value_name = "DIR", hide = true)]
+    record: Option<PathBuf>,
+
+    /// Socket filters, OR-ed
+    #[arg(value_name = "FILTER")]
+    filters: Vec<String>,
+}
+
+/// How long the run lasts and when it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Once,
+    /// Report every `every`; stop after `count` reports or at `timeout`.
+    Interval {
+        every: Duration,
+        count: Option<u64>,
+        timeout: Option<Duration>,
+    },
+    /// One report at the end: after `timeout`, or at SIGINT/SIGTERM.
+    Window {
+        timeout: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub index: Index,
+    pub mode: Mode,
+    pub poll: Duration,
+    pub zeros: bool,
+    pub onclose: bool,
+    pub system: bool,
+    pub format: Format,
+    pub filters: FilterSet,
+    pub record: Option<PathBuf>,
+}
+
+/// What parsing ended with, besides a config.
+#[derive(Debug)]
+pub enum CliOutcome {
+    Run(Box<Config>),
+    /// --help or --version: print and exit 0.
+    Display(String),
+    /// A usage error: one line, exit 2.
+    Usage(String),
+}
+
+const DEFAULT_POLL: Duration = Duration::from_secs(1);
+
+pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
+    let argv = match translate_seed_spellings(argv) {
+        Ok(argv) => argv,
+        Err(message) => return CliOutcome::Usage(message),
+    };
+    let args = match Args::try_parse_from(argv) {
+        Ok(args) => args,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            return match err.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    CliOutcome::Display(err.render().to_string())
+                }
+                _ => CliOutcome::Usage(first_line(&err.render().to_string())),
+            };
+        }
+    };
+    match validate(args) {
+        Ok(config) => CliOutcome::Run(Box::new(config)),
+        Err(message) => CliOutcome::Usage(message),
+    }
+}
+
+fn first_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// `index=raddr` → `--index raddr`, and so on for the seed's options.
+fn translate_seed_spellings<I: IntoIterator<Item = String>>(
+    argv: I,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for (position, arg) in argv.into_iter().enumerate() {
+        let seed = (position > 0 && !arg.starts_with('-'))
+            .then(|| arg.split_once('='))
+            .flatten();
+        let Some((name, value)) = seed else {
+            out.push(arg);
+            continue;
+        };
+        let flag = |v: &str| match v {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            other => Err(format!("bad value '{other}' in '{arg}' (want 0 or 1)")),
+        };
+        match name {
+            "index" | "timeout" => {
+                out.push(format!("--{name}"));
+                out.push(value.to_string());
+            }
+            "nozeros" => out.push(if flag(value)? { "--nozeros" } else { "--zeros" }.to_string()),
+            "onclose" => {
+                if flag(value)? {
+                    out.push("--onclose".to_string());
+                }
+            }
+            _ => return Err(format!("unknown option '{arg}'")),
+        }
+    }
+    Ok(out)
+}
+
+/// DUR: `500ms`, `1s`, `2m`, or a bare (possibly fractional) number of seconds.
+pub fn parse_duration(text: &str, option: &str) -> Result<Duration, String> {
+    let parsed = match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+        Ok(_) => Err(()),
+        Err(_) => humantime::parse_duration(text).map_err(|_| ()),
+    };
+    match parsed {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(format!("{option} '{text}' must be longer than zero")),
+        Err(()) => Err(format!(
+            "bad duration '{text}' for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)"
+        )),
+    }
+}
+
+fn validate(args: Args) -> Result<Config, String> {
+    let index = Index::parse(&args.index).ok_or_else(|| {
+        format!(
+            "bad index '{}' (one of {})",
+            args.index,
+            Index::NAMES.join(", ")
+        )
+    })?;
+    let format = Format::parse(&args.format)
+        .ok_or_else(|| format!("bad format '{}' (text, table or json)", args.format))?;
+    let filters = FilterSet::parse(&args.filters).map_err(|e| e.to_string())?;
+    let timeout = args
+        .timeout
+        .as_deref()
+        .map(|t| parse_duration(t, "--timeout"))
+        .transpose()?;
+    let interval = args
+        .interval
+        .as_deref()
+        .map(|t| parse_duration(t, "--interval"))
+        .transpose()?;
+    let poll = args
+        .poll
+        .as_deref()
+        .map(|t| parse_duration(t, "--poll"))
+        .transpose()?;
+    if args.onclose && index != Index::Tuple {
+        return Err("onclose must be used with index=tuple".to_string());
+    }
+    if args.count == Some(0) {
+        return Err("--count must be at least 1".to_string());
+    }
+    if args.count.is_some() && interval.is_none() {
+        return Err("--count needs --interval".to_string());
+    }
+    let mode = if args.once {
+        if timeout.is_some() || interval.is_some() || args.onclose || poll.is_some() {
+            return Err("--once takes no --timeout, --interval, --poll or --onclose".to_string());
+        }
+        if args.system {
+            return Err(
+                "--system needs a window: use --timeout or --interval, not --once".to_string(),
+            );
+        }
+        Mode::Once
+    } else if let Some(every) = interval {
+        if args.onclose {
+            return Err("--onclose reports at each close: it takes no --interval".to_string());
+        }
+        Mode::Interval {
+            every,
+            count: args.count,
+            timeout,
+        }
+    } else {
+        Mode::Window { timeout }
+    };
+    let ceiling = match mode {
+        Mode::Interval { every, .. } => every.min(DEFAULT_POLL),
+        Mode::Window { timeout: Some(t) } => t.min(DEFAULT_POLL),
+        _ => DEFAULT_POLL,
+    };
+    let poll = match (poll, mode) {
+        (Some(p), Mode::Interval { every, .. }) if p > every => {
+            return Err(format!(
+                "--poll ({}) must not be longer than --interval ({})",
+                humantime::format_duration(p),
+                humantime::format_duration(every)
+            ))
+        }
+        (Some(p), _) => p,
+        (None, _) => ceiling,
+    };
+    Ok(Config {
+        index,
+        mode,
+        poll,
+        zeros: args.zeros && !args.nozeros,
+        onclose: args.onclose,
+        system: args.system,
+        format,
+        filters,
+        record: args.record,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> CliOutcome {
+        parse(std::iter::once("tcpipstat".to_string()).chain(args.iter().map(|s| s.to_string())))
+    }
+
+    fn config(args: &[&str]) -> Config {
+        match run(args) {
+            CliOutcome::Run(c) => *c,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn usage(args: &[&str]) -> String {
+        match run(args) {
+            CliOutcome::Usage(m) => m,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_spellings_translate() {
+        let c = config(&[
+            "index=raddr",
+            "timeout=60",
+            "nozeros=0",
+            "*.*.*.*:80-*.*.*.*:*",
+        ]);
+        assert_eq!(c.index, Index::Raddr);
+        assert_eq!(
+            c.mode,
+            Mode::Window {
+                timeout: Some(Duration::from_secs(60))
+            }
+        );
+        assert!(c.zeros);
+        assert_eq!(c.filters.filters.len(), 1);
+        assert!(config(&["onclose=1"]).onclose);
+        assert!(!config(&["onclose=0"]).onclose);
+    }
+
+    #[test]
+    fn seed_onclose_with_other_index_is_refused() {
+        assert!(
+            usage(&["index=lport", "onclose=1"]).contains("onclose must be used with index=tuple")
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms", "x"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m", "x"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3", "x"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("0.25", "x"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon", "--timeout")
+            .unwrap_err()
+            .contains("'soon'"));
+        assert!(parse_duration("0", "--poll")
+            .unwrap_err()
+            .contains("longer than zero"));
+    }
+
+    #[test]
+    fn poll_defaults_to_interval_capped_at_one_second() {
+        assert_eq!(
+            config(&["--interval", "200ms"]).poll,
+            Duration::from_millis(200)
+        );
+        assert_eq!(config(&["--interval", "5s"]).poll, Duration::from_secs(1));
+        assert_eq!(config(&[]).poll, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn bad_input_is_one_line_naming_it() {
+        for (args, needle) in [
+            (vec!["--index", "port"], "bad index 'port'"),
+            (vec!["--format", "xml"], "bad format 'xml'"),
+            (vec!["--timeout", "1x"], "'1x'"),
+            (vec!["1.2.3.4:99999-*"], "99999"),
+            (vec!["--count", "3"], "--count needs --interval"),
+            (vec!["frobnicate=1"], "unknown option 'frobnicate=1'"),
+            (vec!["nozeros=2"], "bad value '2'"),
+            (vec!["--bogus"], "--bogus"),
+            (vec!["--once", "--timeout", "1s"], "--once"),
+            (vec!["--interval", "1s", "--poll", "2s"], "--poll"),
+        ] {
+            let message = usage(&args);
+            assert!(message.contains(needle), "{args:?}: {message}");
+            assert!(!message.contains('\n'), "{args:?}: {message}");
+        }
+    }
+}

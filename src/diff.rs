@@ -1,0 +1,755 @@
+//! Attribution: successive snapshots in, per-socket deltas and inferred state
+//! events out. Pure: no clock, no I/O, driven by tests with built snapshots.
+//!
+//! Rules (see README "How attribution works"):
+//! - A socket is its sock_diag cookie together with its tuple; a cookie seen
+//!   again with another tuple is another socket.
+//! - Sockets of the first poll are a baseline: only their growth counts. A
+//!   socket first seen later was created in the window: all its counters
+//!   count, and it is a PassiveOpen when its local endpoint is a listener's,
+//!   else an ActiveOpen. A TIME_WAIT socket with no predecessor is a whole
+//!   connection that lived and died between two polls: an open too.
+//! - A socket that disappears keeps its last values. Leaving ESTABLISHED or
+//!   CLOSE_WAIT for CLOSE or for nothing, with no TIME_WAIT successor on
+//!   either tuple, is an EstabReset; leaving a handshake state so is an
+//!   AttemptFail. All inferred, so marked approximate.
+//! - Counters wrap at their kernel width; one that goes backwards makes the
+//!   socket count as new (from zero), never a negative delta.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use crate::counters::{cumulative, difference, Counter, Counters, Cumulative};
+use crate::filter::FilterSet;
+use crate::model::{unmap, Snapshot, SocketKey, SocketSample, TcpState};
+
+/// How a socket came to be, when it was first seen inside the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Present at the first poll.
+    Baseline,
+    Active,
+    Passive,
+    /// A mini socket (TIME_WAIT, request) or listener: no open of its own.
+    Other,
+}
+
+/// One socket as tracked across polls.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub sample: SocketSample,
+    pub cumulative: Cumulative,
+    pub origin: Origin,
+    /// What this socket did inside the current window.
+    pub window: Counters,
+    last_poll: u64,
+}
+
+/// A socket that disappeared inside the current window.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    pub sample: SocketSample,
+    /// Its cumulative counters when last seen: its lifetime totals up to
+    /// then (tcp_info counts from the socket's creation).
+    pub lifetime: Counters,
+    pub origin: Origin,
+    pub window: Counters,
+    /// Milliseconds between its last sighting and the poll that missed it.
+    pub unseen_ms: u64,
+}
+
+/// One socket's contribution to a report.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketRow<'a> {
+    pub sample: &'a SocketSample,
+    pub counters: Counters,
+    pub closed: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Tracker {
+    sockets: HashMap<u64, Tracked>,
+    closed: Vec<Closed>,
+    listeners: HashSet<(IpAddr, u16)>,
+    polls: u64,
+    last_poll_ms: u64,
+    /// Whether sources give counters (sock_diag) or states only.
+    pub states_only: bool,
+}
+
+fn identity(sample: &SocketSample) -> u64 {
+    if sample.cookie != 0 {
+        return sample.cookie;
+    }
+    // /proc/net/tcp has no cookie: the tuple and inode stand in.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sample.key.hash(&mut h);
+    sample.inode.hash(&mut h);
+    sample.state.is_mini_socket().hash(&mut h);
+    h.finish() | (1 << 63)
+}
+
+impl Tracker {
+    pub fn new() -> Tracker {
+        Tracker::default()
+    }
+
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// Takes in one poll. Sockets the filter rejects are ignored, except
+    /// listeners, which decide whether a new socket was accepted.
+    pub fn observe(&mut self, snapshot: Snapshot, filter: &FilterSet) {
+        self.polls += 1;
+        let poll = self.polls;
+        let baseline = poll == 1;
+        let elapsed = snapshot.taken_at_ms.saturating_sub(self.last_poll_ms);
+        self.last_poll_ms = snapshot.taken_at_ms;
+
+        for key in &snapshot.listeners {
+            self.listeners.insert((unmap(key.local), key.local_port));
+        }
+        for sample in &snapshot.sockets {
+            if sample.state == TcpState::Listen {
+                self.listeners
+                    .insert((unmap(sample.key.local), sample.key.local_port));
+            }
+        }
+        let time_wait: HashSet<SocketKey> = snapshot
+            .sockets
+            .iter()
+            .filter(|s| s.state == TcpState::TimeWait)
+            .map(|s| s.key)
+            .collect();
+        // Tuples present before this poll, to tell a TIME_WAIT successor
+        // from a connection that lived and died between polls.
+        let previous_tuples: HashSet<SocketKey> = if baseline || time_wait.is_empty() {
+            HashSet::new()
+        } else {
+            self.sockets.values().map(|t| t.sample.key).collect()
+        };
+
+        for sample in snapshot.sockets {
+            if !filter.matches(&sample.key) {
+                continue;
+            }
+            let id = identity(&sample);
+            let reused = matches!(self.sockets.get(&id), Some(t) if t.sample.key != sample.key);
+            if reused {
+                let old = self.sockets.remove(&id).expect("present");
+                self.close(old, &time_wait, elapsed);
+            }
+            match self.sockets.get_mut(&id) {
+                Some(tracked) => {
+                    update(tracked, sample, poll);
+                }
+                None => {
+                    let tracked = self.first_sighting(sample, baseline, poll, &previous_tuples);
+                    self.sockets.insert(id, tracked);
+                }
+            }
+        }
+
+        let gone: Vec<u64> = self
+            .sockets
+            .iter()
+            .filter(|(_, t)| t.last_poll != poll)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            let tracked = self.sockets.remove(&id).expect("present");
+            self.close(tracked, &time_wait, elapsed);
+        }
+    }
+
+    fn is_listener_endpoint(&self, key: &SocketKey) -> bool {
+        let port = key.local_port;
+        let local = unmap(key.local);
+        self.listeners.contains(&(local, port))
+            || self
+                .listeners
+                .contains(&(crate::model::UNSPECIFIED_V4, port))
+            || self
+                .listeners
+                .contains(&(crate::model::UNSPECIFIED_V6, port))
+    }
+
+    fn first_sighting(
+        &self,
+        sample: SocketSample,
+        baseline: bool,
+        poll: u64,
+        previous_tuples: &HashSet<SocketKey>,
+    ) -> Tracked {
+        let cumulative = cumulative(&sample);
+        let mut window = Counters::default();
+        let origin = if baseline {
+            Origin::Baseline
+        } else {
+            match sample.state {
+                TcpState::Listen | TcpState::NewSynRecv | TcpState::BoundInactive => Origin::Other,
+                TcpState::TimeWait if previous_tuples.contains(&sample.key) => Origin::Other,
+                _ if self.is_listener_endpoint(&sample.key) => Origin::Passive,
+                _ => Origin::Active,
+            }
+        };
+        if !baseline {
+            // Created inside the window: everything it did counts.
+            window = cumulative.counters;
+            match origin {
+                Origin::Active => window.bump(Counter::ActiveOpens, 1),
+                Origin::Passive => window.bump(Counter::PassiveOpens, 1),
+                _ => {}
+            }
+            if sample.state == TcpState::Close && origin != Origin::Other {
+                window.bump(Counter::AttemptFails, 1);
+            }
+        }
+        Tracked {
+            sample,
+            cumulative,
+            origin,
+            window,
+            last_poll: poll,
+        }
+    }
+
+    fn close(&mut self, tracked: Tracked, time_wait: &HashSet<SocketKey>, elapsed_ms: u64) {
+        let mut window = tracked.window;
+        let key = tracked.sample.key;
+        let succeeded = time_wait.contains(&key) || time_wait.contains(&key.reversed());
+        let state = tracked.sample.state;
+        if !succeeded {
+            if state.counts_as_established() {
+                window.bump(Counter::EstabResets, 1);
+            } else if state.is_handshake() {
+                window.bump(Counter::AttemptFails, 1);
+            }
+        }
+        if state.is_mini_socket()
+            && tracked.window.is_all_zero()
+            && tracked.origin != Origin::Active
+            && tracked.origin != Origin::Passive
+        {
+            // An expiring TIME_WAIT or request socket: nothing to report.
+            return;
+        }
+        self.closed.push(Closed {
+            lifetime: tracked.cumulative.counters,
+            sample: tracked.sample,
+            origin: tracked.origin,
+            window,
+            unseen_ms: elapsed_ms,
+        });
+    }
+
+    /// Sockets that closed in the current window.
+    pub fn closed(&self) -> &[Closed] {
+        &self.closed
+    }
+
+    /// Every socket with its window counters: those present now, then those
+    /// that closed inside the window.
+    pub fn rows(&self) -> impl Iterator<Item = SocketRow<'_>> {
+        let present = self.sockets.values().map(|t| SocketRow {
+            sample: &t.sample,
+            counters: with_state_presence(t.window),
+            closed: false,
+        });
+        let closed = self.closed.iter().map(|c| SocketRow {
+            sample: &c.sample,
+            counters: with_state_presence(c.window),
+            closed: true,
+        });
+        present.chain(closed)
+    }
+
+    /// Starts a new window: counts so far are forgotten, sockets are kept.
+    pub fn reset_window(&mut self) {
+        for tracked in self.sockets.values_mut() {
+            tracked.window.clear();
+        }
+        self.closed.clear();
+    }
+
+    pub fn socket_count(&self) -> usize {
+        self.sockets.len()
+    }
+}
+
+/// State events are always known in a tracking run, zero or not.
+fn with_state_presence(mut counters: Counters) -> Counters {
+    for c in [
+        Counter::ActiveOpens,
+        Counter::PassiveOpens,
+        Counter::AttemptFails,
+        Counter::EstabResets,
+    ] {
+        counters.mark_present(c);
+    }
+    counters
+}
+
+fn update(tracked: &mut Tracked, sample: SocketSample, poll: u64) {
+    let now = cumulative(&sample);
+    match difference(&now, &tracked.cumulative) {
+        Ok(delta) => tracked.window.add(&delta),
+        // Treated as a new socket: its counters start again from zero.
+        Err(_) => tracked.window.add(&now.counters),
+    }
+    let (old_state, new_state) = (tracked.sample.state, sample.state);
+    if new_state == TcpState::Close && old_state != TcpState::Close {
+        if old_state.counts_as_established() {
+            tracked.window.bump(Counter::EstabResets, 1);
+        } else if old_state.is_handshake() {
+            tracked.window.bump(Counter::AttemptFails, 1);
+        }
+    }
+    tracked.cumulative = now;
+    tracked.sample = sample;
+    tracked.last_poll = poll;
+}
+
+/// Rows for `--once`: every socket's counters since its creation.
+pub fn lifetime_rows<'a>(
+    snapshot: &'a Snapshot,
+    filter: &'a FilterSet,
+) -> impl Iterator<Item = SocketRow<'a>> + 'a {
+    snapshot
+        .sockets
+        .iter()
+        .filter(move |s| filter.matches(&s.key))
+        .map(|s| SocketRow {
+            sample: s,
+            counters: cumulative(s).counters,
+            closed: false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SocketSource;
+    use crate::source::tcp_info::TcpInfo;
+
+    fn info(segs_out: u32, bytes_sent: u64, bytes_received: u64) -> TcpInfo {
+        let mut raw = vec![0u8; 232];
+        raw[0] = 1;
+        raw[136..140].copy_from_slice(&segs_out.to_ne_bytes());
+        raw[140..144].copy_from_slice(&segs_out.to_ne_bytes());
+        raw[200..208].copy_from_slice(&bytes_sent.to_ne_bytes());
+        raw[120..128].copy_from_slice(&bytes_sent.to_ne_bytes());
+        raw[128..136].copy_from_slice(&bytes_received.to_ne_bytes());
+        TcpInfo::from_bytes(&raw).unwrap()
+    }
+
+    fn sock(
+        cookie: u64,
+        l: &str,
+        lp: u16,
+        r: &str,
+        rp: u16,
+        state: TcpState,
+        i: Option<TcpInfo>,
+    ) -> SocketSample {
+        let key = SocketKey::new(l.parse().unwrap(), lp, r.parse().unwrap(), rp);
+        let mut s = SocketSample::bare(key, cookie, state);
+        s.tcp_info = i;
+        s
+    }
+
+    fn snap(ms: u64, sockets: Vec<SocketSample>) -> Snapshot {
+        Snapshot::new(ms, SocketSource::SockDiag, sockets)
+    }
+
+    fn totals(t: &Tracker) -> Counters {
+        let mut c = Counters::default();
+        for row in t.rows() {
+            c.add(&row.counters);
+        }
+        c
+    }
+
+    const EST: TcpState = TcpState::Established;
+    const ANY: FilterSet = FilterSet {
+        filters: Vec::new(),
+    };
+
+    #[test]
+    fn baseline_counts_only_growth() {
+        let mut t = Tracker::new();
+        t.observe(
+            snap(
+                0,
+                vec![sock(
+                    1,
+                    "10.0.0.1",
+                    22,
+                    "10.0.0.2",
+                    5000,
+                    EST,
+                    Some(info(100, 5000, 70)),
+                )],
+            ),
+            &ANY,
+        );
+        assert_eq!(totals(&t).value(Counter::BytesSent), 0);
+        t.observe(
+            snap(
+                1000,
+                vec![sock(
+                    1,
+                    "10.0.0.1",
+                    22,
+                    "10.0.0.2",
+                    5000,
+                    EST,
+                    Some(info(110, 5200, 90)),
+                )],
+            ),
+            &ANY,
+        );
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::BytesSent), Some(200));
+        assert_eq!(c.get(Counter::BytesReceived), Some(20));
+        assert_eq!(c.get(Counter::OutSegs), Some(10));
+        assert_eq!(c.get(Counter::ActiveOpens), Some(0));
+    }
+
+    #[test]
+    fn new_socket_counts_whole_life_and_is_active_or_passive() {
+        let mut t = Tracker::new();
+        let listener = sock(
+            9,
+            "0.0.0.0",
+            80,
+            "0.0.0.0",
+            0,
+            TcpState::Listen,
+            Some(info(0, 0, 0)),
+        );
+        t.observe(snap(0, vec![listener.clone()]), &ANY);
+        t.observe(
+            snap(
+                1000,
+                vec![
+                    listener,
+                    // accepted by the listener on :80
+                    sock(
+                        2,
+                        "127.0.0.1",
+                        80,
+                        "127.0.0.1",
+                        40000,
+                        EST,
+                        Some(info(3, 0, 100)),
+                    ),
+                    // the client end
+                    sock(
+                        3,
+                        "127.0.0.1",
+                        40000,
+                        "127.0.0.1",
+                        80,
+                        EST,
+                        Some(info(4, 100, 0)),
+                    ),
+                ],
+            ),
+            &ANY,
+        );
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1));
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1));
+        assert_eq!(c.get(Counter::BytesSent), Some(100));
+        assert_eq!(c.get(Counter::BytesReceived), Some(100));
+        assert!(c.is_approx(Counter::ActiveOpens));
+    }
+
+    #[test]
+    fn cookie_reused_with_other_tuple_is_another_socket() {
+        let mut t = Tracker::new();
+        t.observe(
+            snap(
+                0,
+                vec![sock(
+                    5,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(10, 1000, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        t.observe(
+            snap(
+                1000,
+                vec![sock(
+                    5,
+                    "10.0.0.1",
+                    3,
+                    "10.0.0.2",
+                    4,
+                    EST,
+                    Some(info(2, 30, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        let c = totals(&t);
+        // The new one counts whole (30 bytes), the old one is gone unreset?
+        assert_eq!(c.get(Counter::BytesSent), Some(30));
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1));
+        assert_eq!(t.closed().len(), 1);
+    }
+
+    #[test]
+    fn backwards_counter_counts_from_zero() {
+        let mut t = Tracker::new();
+        t.observe(
+            snap(
+                0,
+                vec![sock(
+                    5,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(10, 1000, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        t.observe(
+            snap(
+                1000,
+                vec![sock(
+                    5,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(12, 40, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        assert_eq!(totals(&t).get(Counter::BytesSent), Some(40));
+    }
+
+    #[test]
+    fn wrapped_segment_counter_is_a_small_delta() {
+        let mut t = Tracker::new();
+        t.observe(
+            snap(
+                0,
+                vec![sock(
+                    5,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(u32::MAX - 1, 0, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        t.observe(
+            snap(
+                1000,
+                vec![sock(
+                    5,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(3, 0, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        assert_eq!(totals(&t).get(Counter::OutSegs), Some(5));
+    }
+
+    #[test]
+    fn vanished_established_without_time_wait_is_estab_reset() {
+        let mut t = Tracker::new();
+        t.observe(
+            snap(
+                0,
+                vec![sock(
+                    5,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(1, 1, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        t.observe(snap(1000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::EstabResets), Some(1));
+        assert!(c.is_approx(Counter::EstabResets));
+    }
+
+    #[test]
+    fn orderly_close_with_time_wait_successor_is_not_a_reset() {
+        let mut t = Tracker::new();
+        let a = sock(
+            5,
+            "127.0.0.1",
+            40000,
+            "127.0.0.1",
+            80,
+            EST,
+            Some(info(1, 1, 0)),
+        );
+        let b = sock(
+            6,
+            "127.0.0.1",
+            80,
+            "127.0.0.1",
+            40000,
+            EST,
+            Some(info(1, 1, 0)),
+        );
+        t.observe(snap(0, vec![a, b]), &ANY);
+        let tw = sock(
+            7,
+            "127.0.0.1",
+            40000,
+            "127.0.0.1",
+            80,
+            TcpState::TimeWait,
+            None,
+        );
+        t.observe(snap(1000, vec![tw]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::EstabResets), Some(0));
+        assert_eq!(c.get(Counter::ActiveOpens), Some(0));
+    }
+
+    #[test]
+    fn time_wait_without_predecessor_is_a_short_lived_connection() {
+        let mut t = Tracker::new();
+        t.observe(snap(0, vec![]), &ANY);
+        let tw = sock(
+            7,
+            "127.0.0.1",
+            40000,
+            "127.0.0.1",
+            80,
+            TcpState::TimeWait,
+            None,
+        );
+        t.observe(snap(1000, vec![tw]), &ANY);
+        assert_eq!(totals(&t).get(Counter::ActiveOpens), Some(1));
+    }
+
+    #[test]
+    fn syn_sent_that_vanishes_is_attempt_fail() {
+        let mut t = Tracker::new();
+        t.observe(snap(0, vec![]), &ANY);
+        t.observe(
+            snap(
+                500,
+                vec![sock(
+                    8,
+                    "10.0.0.1",
+                    4000,
+                    "10.9.9.9",
+                    80,
+                    TcpState::SynSent,
+                    Some(info(1, 0, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        t.observe(snap(1000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1));
+        assert_eq!(c.get(Counter::AttemptFails), Some(1));
+    }
+
+    #[test]
+    fn window_reset_keeps_sockets_and_forgets_counts() {
+        let mut t = Tracker::new();
+        t.observe(
+            snap(
+                0,
+                vec![sock(
+                    1,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(1, 10, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        t.observe(
+            snap(
+                1000,
+                vec![sock(
+                    1,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(2, 20, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        t.reset_window();
+        t.observe(
+            snap(
+                2000,
+                vec![sock(
+                    1,
+                    "10.0.0.1",
+                    1,
+                    "10.0.0.2",
+                    2,
+                    EST,
+                    Some(info(3, 25, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        assert_eq!(totals(&t).get(Counter::BytesSent), Some(5));
+    }
+
+    #[test]
+    fn filtered_out_sockets_are_not_counted() {
+        let filter = FilterSet::parse(&["*:*-*.*.*.*:9"]).unwrap();
+        let mut t = Tracker::new();
+        t.observe(snap(0, vec![]), &filter);
+        t.observe(
+            snap(
+                1000,
+                vec![
+                    sock(1, "10.0.0.1", 1, "10.0.0.2", 9, EST, Some(info(1, 10, 0))),
+                    sock(2, "10.0.0.1", 1, "10.0.0.2", 8, EST, Some(info(1, 99, 0))),
+                ],
+            ),
+            &filter,
+        );
+        assert_eq!(totals(&t).get(Counter::BytesSent), Some(10));
+    }
+}

@@ -1,0 +1,527 @@
+//! The socket filter language and its two evaluators: matching in user space
+//! (always applied, so results never depend on the kernel) and compilation to
+//! sock_diag INET_DIAG_BC bytecode, so that the kernel skips unrelated sockets.
+//!
+//! Grammar (the seed's, extended):
+//! `LOCAL-REMOTE` where each side is `*` or `ADDR:PORT`; ADDR is `*`, an IPv4
+//! address whose octets may be `*` (`9.*.*.*`), IPv4 CIDR (`10.0.0.0/8`), or an
+//! IPv6 address or prefix in brackets (`[::1]`, `[2001:db8::/32]`); PORT is `*`
+//! or 0–65535. A bare `*` is the whole filter as a wildcard.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use thiserror::Error;
+
+use crate::model::{unmap, SocketKey};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("bad filter '{filter}': {reason}")]
+pub struct FilterError {
+    pub filter: String,
+    pub reason: String,
+}
+
+/// What an address part of a filter accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrMatch {
+    Any,
+    /// IPv4 address under a mask; the mask is a prefix for CIDR and may have
+    /// holes for the seed's per-octet wildcards (`*.1.*.*`).
+    V4 {
+        addr: u32,
+        mask: u32,
+    },
+    V6 {
+        addr: u128,
+        prefix_len: u8,
+    },
+}
+
+impl AddrMatch {
+    fn matches(&self, addr: IpAddr) -> bool {
+        match (*self, unmap(addr)) {
+            (AddrMatch::Any, _) => true,
+            (AddrMatch::V4 { addr: want, mask }, IpAddr::V4(have)) => {
+                u32::from(have) & mask == want
+            }
+            (
+                AddrMatch::V6 {
+                    addr: want,
+                    prefix_len,
+                },
+                IpAddr::V6(have),
+            ) => u128::from(have) & prefix_mask_128(prefix_len) == want,
+            _ => false,
+        }
+    }
+
+    /// The kernel's hostcond form (family, prefix length, address bytes), or
+    /// `None` when the kernel cannot express it (a mask with holes).
+    fn kernel_prefix(&self) -> Option<(u8, u8, Vec<u8>)> {
+        match *self {
+            AddrMatch::Any => Some((libc::AF_UNSPEC as u8, 0, Vec::new())),
+            AddrMatch::V4 { addr, mask } => {
+                let prefix_len = mask.leading_ones();
+                (mask.checked_shl(prefix_len).unwrap_or(0) == 0).then(|| {
+                    (
+                        libc::AF_INET as u8,
+                        prefix_len as u8,
+                        addr.to_be_bytes().to_vec(),
+                    )
+                })
+            }
+            AddrMatch::V6 { addr, prefix_len } => Some((
+                libc::AF_INET6 as u8,
+                prefix_len,
+                addr.to_be_bytes().to_vec(),
+            )),
+        }
+    }
+}
+
+fn prefix_mask_128(prefix_len: u8) -> u128 {
+    if prefix_len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(prefix_len.min(128)))
+    }
+}
+
+fn prefix_mask_32(prefix_len: u8) -> u32 {
+    if prefix_len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix_len.min(32)))
+    }
+}
+
+/// One side (local or remote) of a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointMatch {
+    pub addr: AddrMatch,
+    pub port: Option<u16>,
+}
+
+impl EndpointMatch {
+    pub const ANY: EndpointMatch = EndpointMatch {
+        addr: AddrMatch::Any,
+        port: None,
+    };
+
+    fn matches(&self, addr: IpAddr, port: u16) -> bool {
+        self.port.is_none_or(|want| want == port) && self.addr.matches(addr)
+    }
+
+    fn is_any(&self) -> bool {
+        self.port.is_none() && self.addr == AddrMatch::Any
+    }
+}
+
+/// One parsed filter, `LOCAL-REMOTE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub text: String,
+    pub local: EndpointMatch,
+    pub remote: EndpointMatch,
+}
+
+impl Filter {
+    pub fn parse(text: &str) -> Result<Filter, FilterError> {
+        let error = |reason: String| FilterError {
+            filter: text.to_string(),
+            reason,
+        };
+        if text == "*" {
+            return Ok(Filter {
+                text: text.to_string(),
+                local: EndpointMatch::ANY,
+                remote: EndpointMatch::ANY,
+            });
+        }
+        let (local, remote) = text.split_once('-').ok_or_else(|| {
+            error("expected <local addr>:<port>-<remote addr>:<port>".to_string())
+        })?;
+        if remote.contains('-') {
+            return Err(error("more than one '-'".to_string()));
+        }
+        Ok(Filter {
+            text: text.to_string(),
+            local: parse_endpoint(local)
+                .map_err(|r| error(format!("local side '{local}': {r}")))?,
+            remote: parse_endpoint(remote)
+                .map_err(|r| error(format!("remote side '{remote}': {r}")))?,
+        })
+    }
+
+    pub fn matches(&self, key: &SocketKey) -> bool {
+        self.local.matches(key.local, key.local_port)
+            && self.remote.matches(key.remote, key.remote_port)
+    }
+
+    fn is_any(&self) -> bool {
+        self.local.is_any() && self.remote.is_any()
+    }
+}
+
+fn parse_endpoint(text: &str) -> Result<EndpointMatch, String> {
+    if text == "*" {
+        return Ok(EndpointMatch::ANY);
+    }
+    let (addr, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (addr, after) = rest
+            .split_once(']')
+            .ok_or_else(|| "missing ']' after IPv6 address".to_string())?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| "expected ':<port>' after ']'".to_string())?;
+        (parse_v6(addr)?, port)
+    } else {
+        let (addr, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| "expected <addr>:<port>".to_string())?;
+        if addr.contains(':') {
+            return Err("IPv6 addresses go in brackets: [addr]:port".to_string());
+        }
+        (parse_v4(addr)?, port)
+    };
+    let port = match port {
+        "*" => None,
+        digits => Some(
+            digits
+                .parse::<u16>()
+                .map_err(|_| format!("bad port '{digits}' (0-65535 or *)"))?,
+        ),
+    };
+    Ok(EndpointMatch { addr, port })
+}
+
+fn parse_v4(text: &str) -> Result<AddrMatch, String> {
+    if text == "*" {
+        return Ok(AddrMatch::Any);
+    }
+    if let Some((addr, len)) = text.split_once('/') {
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| format!("bad IPv4 address '{addr}'"))?;
+        let len: u8 = len
+            .parse()
+            .ok()
+            .filter(|l| *l <= 32)
+            .ok_or_else(|| format!("bad prefix length '/{len}' (0-32)"))?;
+        let mask = prefix_mask_32(len);
+        return Ok(AddrMatch::V4 {
+            addr: u32::from(addr) & mask,
+            mask,
+        });
+    }
+    let octets: Vec<&str> = text.split('.').collect();
+    if octets.len() != 4 {
+        return Err(format!(
+            "bad IPv4 address '{text}' (want a.b.c.d, * per octet)"
+        ));
+    }
+    let (mut addr, mut mask) = (0u32, 0u32);
+    for octet in octets {
+        addr <<= 8;
+        mask <<= 8;
+        if octet != "*" {
+            let value: u8 = octet
+                .parse()
+                .map_err(|_| format!("bad octet '{octet}' in '{text}'"))?;
+            addr |= u32::from(value);
+            mask |= 0xff;
+        }
+    }
+    if mask == 0 {
+        return Ok(AddrMatch::Any);
+    }
+    Ok(AddrMatch::V4 { addr, mask })
+}
+
+fn parse_v6(text: &str) -> Result<AddrMatch, String> {
+    if text == "*" {
+        return Ok(AddrMatch::Any);
+    }
+    let (addr, len) = match text.split_once('/') {
+        Some((addr, len)) => (
+            addr,
+            len.parse::<u8>()
+                .ok()
+                .filter(|l| *l <= 128)
+                .ok_or_else(|| format!("bad prefix length '/{len}' (0-128)"))?,
+        ),
+        None => (text, 128),
+    };
+    let addr: Ipv6Addr = addr
+        .parse()
+        .map_err(|_| format!("bad IPv6 address '{addr}'"))?;
+    if let Some(v4) = addr.to_ipv4_mapped() {
+        // A mapped address stands for its IPv4 one, as sockets are unmapped.
+        let v4_len = len.saturating_sub(96);
+        let mask = prefix_mask_32(v4_len);
+        return Ok(AddrMatch::V4 {
+            addr: u32::from(v4) & mask,
+            mask,
+        });
+    }
+    let prefix_len = len;
+    Ok(AddrMatch::V6 {
+        addr: u128::from(addr) & prefix_mask_128(prefix_len),
+        prefix_len,
+    })
+}
+
+/// Several filters, OR-ed; an empty set matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterSet {
+    pub filters: Vec<Filter>,
+}
+
+// inet_diag bytecode opcodes (include/uapi/linux/inet_diag.h).
+const BC_JMP: u8 = 1;
+const BC_S_COND: u8 = 7;
+const BC_D_COND: u8 = 8;
+
+impl FilterSet {
+    pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<FilterSet, FilterError> {
+        let filters = texts
+            .iter()
+            .map(|t| Filter::parse(t.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FilterSet { filters })
+    }
+
+    /// True when no filter restricts anything.
+    pub fn matches_everything(&self) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(Filter::is_any)
+    }
+
+    pub fn matches(&self, key: &SocketKey) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| f.matches(key))
+    }
+
+    /// INET_DIAG_REQ_BYTECODE program accepting a superset of what
+    /// [`FilterSet::matches`] accepts (a superset when a mask has holes),
+    /// or `None` when the kernel would have to return everything anyway.
+    pub fn to_bytecode(&self) -> Option<Vec<u8>> {
+        if self.matches_everything() {
+            return None;
+        }
+        // Each filter becomes a list of conditions; a filter whose conditions
+        // all drop out (inexpressible) accepts everything.
+        let mut blocks: Vec<Vec<Vec<u8>>> = Vec::new();
+        for filter in &self.filters {
+            let mut conds = Vec::new();
+            for (code, side) in [(BC_S_COND, &filter.local), (BC_D_COND, &filter.remote)] {
+                if side.is_any() {
+                    continue;
+                }
+                let (family, prefix_len, addr) =
+                    side.addr
+                        .kernel_prefix()
+                        .unwrap_or((libc::AF_UNSPEC as u8, 0, Vec::new()));
+                let port = side.port.map_or(-1i32, i32::from);
+                if family == libc::AF_UNSPEC as u8 && port == -1 {
+                    continue;
+                }
+                let mut cond = vec![code, 0, 0, 0, family, prefix_len, 0, 0];
+                cond.extend_from_slice(&port.to_ne_bytes());
+                cond.extend_from_slice(&addr);
+                conds.push(cond);
+            }
+            if conds.is_empty() {
+                return None;
+            }
+            blocks.push(conds);
+        }
+        const JMP_LEN: usize = 4;
+        let block_lens: Vec<usize> = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, conds)| {
+                let jmp = if i + 1 < blocks.len() { JMP_LEN } else { 0 };
+                conds.iter().map(Vec::len).sum::<usize>() + jmp
+            })
+            .collect();
+        let total: usize = block_lens.iter().sum();
+        let mut program = Vec::with_capacity(total);
+        for (i, conds) in blocks.iter().enumerate() {
+            let block_end = program.len() + block_lens[i];
+            let last = i + 1 == blocks.len();
+            for cond in conds {
+                let here = program.len();
+                // On a miss: the next filter's first op, or past the end
+                // (reject) for the last filter.
+                let no = if last {
+                    total + 4 - here
+                } else {
+                    block_end - here
+                };
+                let mut op = cond.clone();
+                op[1] = cond.len() as u8;
+                op[2..4].copy_from_slice(&(no as u16).to_ne_bytes());
+                program.extend_from_slice(&op);
+            }
+            if !last {
+                // All conditions held: jump to the end, which accepts.
+                let here = program.len();
+                let to_end = (total - here) as u16;
+                program.extend_from_slice(&[BC_JMP, JMP_LEN as u8]);
+                program.extend_from_slice(&to_end.to_ne_bytes());
+            }
+        }
+        debug_assert_eq!(program.len(), total);
+        Some(program)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(l: &str, lp: u16, r: &str, rp: u16) -> SocketKey {
+        SocketKey::new(l.parse().unwrap(), lp, r.parse().unwrap(), rp)
+    }
+
+    #[test]
+    fn seed_filters_parse_and_match() {
+        let web = Filter::parse("*.*.*.*:80-*.*.*.*:*").unwrap();
+        assert!(web.matches(&key("10.1.2.3", 80, "9.9.9.9", 5555)));
+        assert!(!web.matches(&key("10.1.2.3", 81, "9.9.9.9", 5555)));
+        let nine = Filter::parse("*.*.*.*:*-9.*.*.*:*").unwrap();
+        assert!(nine.matches(&key("10.1.2.3", 1, "9.200.0.1", 2)));
+        assert!(!nine.matches(&key("10.1.2.3", 1, "19.200.0.1", 2)));
+    }
+
+    #[test]
+    fn ipv6_cidr_and_bare_star() {
+        let f = Filter::parse("[::1]:*-[2001:db8::/32]:443").unwrap();
+        assert!(f.matches(&key("::1", 3, "2001:db8:1::5", 443)));
+        assert!(!f.matches(&key("::1", 3, "2001:db9::5", 443)));
+        assert!(!f.matches(&key("127.0.0.1", 3, "10.0.0.1", 443)));
+        let cidr = Filter::parse("10.0.0.0/8:*-*").unwrap();
+        assert!(cidr.matches(&key("10.9.9.9", 1, "::1", 2)));
+        assert!(!cidr.matches(&key("11.0.0.1", 1, "::1", 2)));
+        assert!(Filter::parse("*")
+            .unwrap()
+            .matches(&key("::1", 1, "::1", 2)));
+    }
+
+    #[test]
+    fn ipv4_filter_matches_mapped_ipv6_socket() {
+        let f = Filter::parse("127.0.0.1:*-*").unwrap();
+        assert!(f.matches(&key("::ffff:127.0.0.1", 1, "::ffff:127.0.0.1", 2)));
+    }
+
+    #[test]
+    fn bad_filters_name_the_bad_part() {
+        for (text, needle) in [
+            ("1.2.3.4:80", "expected"),
+            ("1.2.3.4:99999-*", "bad port '99999'"),
+            ("1.2.3:80-*", "bad IPv4 address '1.2.3'"),
+            ("1.2.3.400:80-*", "bad octet '400'"),
+            ("10.0.0.0/33:*-*", "/33"),
+            ("[::1:*-*", "missing ']'"),
+            ("[fe80::zz]:1-*", "bad IPv6 address"),
+            ("::1:80-*", "brackets"),
+            ("*-*-*", "more than one"),
+        ] {
+            let err = Filter::parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+            assert!(err.contains(text), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn wildcards_compile_to_no_bytecode() {
+        let set = FilterSet::parse(&["*.*.*.*:*-*.*.*.*:*"]).unwrap();
+        assert!(set.to_bytecode().is_none());
+        assert!(FilterSet::default().to_bytecode().is_none());
+    }
+
+    /// A user-space model of the kernel's inet_diag_bc_run, to check that the
+    /// compiled program and the matcher agree.
+    fn run_bytecode(program: &[u8], key: &SocketKey) -> bool {
+        let mut pos = 0usize;
+        let mut len = program.len() as isize;
+        while len > 0 {
+            let op = &program[pos..];
+            let (code, yes, no) = (
+                op[0],
+                op[1] as usize,
+                u16::from_ne_bytes([op[2], op[3]]) as usize,
+            );
+            let ok = match code {
+                BC_JMP => false,
+                BC_S_COND | BC_D_COND => {
+                    let family = op[4];
+                    let prefix = op[5];
+                    let port = i32::from_ne_bytes([op[8], op[9], op[10], op[11]]);
+                    let (addr, p) = if code == BC_S_COND {
+                        (key.local, key.local_port)
+                    } else {
+                        (key.remote, key.remote_port)
+                    };
+                    let port_ok = port == -1 || port == i32::from(p);
+                    let addr_ok = match (family as i32, unmap(addr)) {
+                        (libc::AF_UNSPEC, _) => true,
+                        (libc::AF_INET, IpAddr::V4(a)) => {
+                            let want = u32::from_be_bytes([op[12], op[13], op[14], op[15]]);
+                            u32::from(a) & prefix_mask_32(prefix) == want & prefix_mask_32(prefix)
+                        }
+                        (libc::AF_INET6, IpAddr::V6(a)) => {
+                            let mut b = [0u8; 16];
+                            b.copy_from_slice(&op[12..28]);
+                            let want = u128::from_be_bytes(b);
+                            u128::from(a) & prefix_mask_128(prefix)
+                                == want & prefix_mask_128(prefix)
+                        }
+                        _ => false,
+                    };
+                    port_ok && addr_ok
+                }
+                other => panic!("unexpected opcode {other}"),
+            };
+            let step = if ok { yes } else { no };
+            pos += step;
+            len -= step as isize;
+        }
+        len == 0
+    }
+
+    #[test]
+    fn bytecode_agrees_with_matcher() {
+        let sets = [
+            vec!["*.*.*.*:80-*.*.*.*:*"],
+            vec!["*:*-9.*.*.*:*", "127.0.0.1:22-*"],
+            vec!["[::1]:*-[2001:db8::/32]:443", "10.0.0.0/8:*-*:5", "*-*:7"],
+        ];
+        let keys = [
+            key("10.1.2.3", 80, "9.9.9.9", 5555),
+            key("10.1.2.3", 22, "9.1.1.1", 5),
+            key("127.0.0.1", 22, "8.8.8.8", 7),
+            key("::1", 9, "2001:db8::1", 443),
+            key("::1", 9, "2001:db8::1", 444),
+            key("::ffff:10.2.3.4", 9, "::ffff:1.1.1.1", 5),
+            key("192.168.0.1", 1, "1.1.1.1", 1),
+        ];
+        for texts in &sets {
+            let set = FilterSet::parse(texts).unwrap();
+            let program = set.to_bytecode().unwrap();
+            assert_eq!(program.len() % 4, 0);
+            for k in &keys {
+                assert_eq!(run_bytecode(&program, k), set.matches(k), "{texts:?} {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn octet_holes_fall_back_to_ports_in_the_kernel() {
+        let set = FilterSet::parse(&["*.1.*.*:80-*"]).unwrap();
+        let program = set.to_bytecode().unwrap();
+        // Only the port survives: the kernel returns a superset.
+        assert!(run_bytecode(&program, &key("9.9.9.9", 80, "1.1.1.1", 1)));
+        assert!(!set.matches(&key("9.9.9.9", 80, "1.1.1.1", 1)));
+        assert!(set.matches(&key("9.1.9.9", 80, "1.1.1.1", 1)));
+    }
+}

@@ -1,0 +1,258 @@
+//! Plain data shared by every layer: socket identity, TCP states, one socket's
+//! sample as the kernel gave it, and a whole snapshot. No I/O lives here.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::source::tcp_info::TcpInfo;
+
+/// The 4-tuple of a TCP socket. Ports are in host order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketKey {
+    pub local: IpAddr,
+    pub local_port: u16,
+    pub remote: IpAddr,
+    pub remote_port: u16,
+}
+
+impl SocketKey {
+    pub fn new(local: IpAddr, local_port: u16, remote: IpAddr, remote_port: u16) -> Self {
+        SocketKey {
+            local,
+            local_port,
+            remote,
+            remote_port,
+        }
+    }
+
+    /// The same connection seen from the other end (a loopback peer).
+    pub fn reversed(&self) -> SocketKey {
+        SocketKey::new(self.remote, self.remote_port, self.local, self.local_port)
+    }
+}
+
+impl std::fmt::Display for SocketKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} <-> {}",
+            EndpointDisplay(self.local, self.local_port),
+            EndpointDisplay(self.remote, self.remote_port)
+        )
+    }
+}
+
+/// `addr:port`, with IPv6 addresses in brackets as `ss` prints them.
+pub struct EndpointDisplay(pub IpAddr, pub u16);
+
+impl std::fmt::Display for EndpointDisplay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{}:{}", a, self.1),
+            IpAddr::V6(a) => write!(f, "[{}]:{}", a, self.1),
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it
+/// stands for; anything else unchanged. Filters and grouping use this so a
+/// dual-stack listener's peers match IPv4 filters, as the kernel's own
+/// bytecode does.
+pub fn unmap(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+pub const UNSPECIFIED_V4: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+pub const UNSPECIFIED_V6: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// TCP states as numbered in the kernel's `include/net/tcp_states.h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum TcpState {
+    Established = 1,
+    SynSent = 2,
+    SynRecv = 3,
+    FinWait1 = 4,
+    FinWait2 = 5,
+    TimeWait = 6,
+    Close = 7,
+    CloseWait = 8,
+    LastAck = 9,
+    Listen = 10,
+    Closing = 11,
+    NewSynRecv = 12,
+    BoundInactive = 13,
+    Unknown = 0,
+}
+
+impl TcpState {
+    pub fn from_kernel(value: u8) -> TcpState {
+        use TcpState::*;
+        match value {
+            1 => Established,
+            2 => SynSent,
+            3 => SynRecv,
+            4 => FinWait1,
+            5 => FinWait2,
+            6 => TimeWait,
+            7 => Close,
+            8 => CloseWait,
+            9 => LastAck,
+            10 => Listen,
+            11 => Closing,
+            12 => NewSynRecv,
+            13 => BoundInactive,
+            _ => Unknown,
+        }
+    }
+
+    /// The name `ss` prints.
+    pub fn name(self) -> &'static str {
+        use TcpState::*;
+        match self {
+            Established => "ESTAB",
+            SynSent => "SYN-SENT",
+            SynRecv => "SYN-RECV",
+            FinWait1 => "FIN-WAIT-1",
+            FinWait2 => "FIN-WAIT-2",
+            TimeWait => "TIME-WAIT",
+            Close => "UNCONN",
+            CloseWait => "CLOSE-WAIT",
+            LastAck => "LAST-ACK",
+            Listen => "LISTEN",
+            Closing => "CLOSING",
+            NewSynRecv => "SYN-RECV",
+            BoundInactive => "BOUND-INACTIVE",
+            Unknown => "UNKNOWN",
+        }
+    }
+
+    /// States the kernel's CurrEstab gauge counts.
+    pub fn counts_as_established(self) -> bool {
+        matches!(self, TcpState::Established | TcpState::CloseWait)
+    }
+
+    /// A connection attempt that has not completed its handshake.
+    pub fn is_handshake(self) -> bool {
+        matches!(
+            self,
+            TcpState::SynSent | TcpState::SynRecv | TcpState::NewSynRecv
+        )
+    }
+
+    /// Sockets the kernel reports without tcp_info (mini sockets).
+    pub fn is_mini_socket(self) -> bool {
+        matches!(self, TcpState::TimeWait | TcpState::NewSynRecv)
+    }
+}
+
+/// A few fields of the kernel's `sk_meminfo` array (INET_DIAG_SKMEMINFO).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SkMemInfo {
+    pub rmem_alloc: u32,
+    pub rcvbuf: u32,
+    pub wmem_alloc: u32,
+    pub sndbuf: u32,
+    /// SK_MEMINFO_DROPS: present only from 4.x kernels whose array has it.
+    pub drops: Option<u32>,
+}
+
+/// The congestion control name, kept inline so a dump allocates nothing per
+/// socket. Kernel names are at most 15 bytes (TCP_CA_NAME_MAX - 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CongestionName {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl CongestionName {
+    pub fn from_bytes(raw: &[u8]) -> Option<CongestionName> {
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let name = &raw[..end.min(16)];
+        if name.is_empty() || std::str::from_utf8(name).is_err() {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..name.len()].copy_from_slice(name);
+        Some(CongestionName {
+            bytes,
+            len: name.len() as u8,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+/// One socket as one poll saw it.
+#[derive(Debug, Clone)]
+pub struct SocketSample {
+    pub key: SocketKey,
+    /// The sock_diag cookie; 0 when the source has none (/proc/net/tcp).
+    pub cookie: u64,
+    pub state: TcpState,
+    pub inode: u64,
+    pub uid: u32,
+    /// Receive queue; for a listener, the accept queue length.
+    pub recv_queue: u32,
+    /// Send queue; for a listener, the accept queue limit.
+    pub send_queue: u32,
+    pub tcp_info: Option<TcpInfo>,
+    pub congestion: Option<CongestionName>,
+    pub skmem: Option<SkMemInfo>,
+}
+
+impl SocketSample {
+    /// A sample with identity and state only, as /proc/net/tcp or a mini
+    /// socket gives it.
+    pub fn bare(key: SocketKey, cookie: u64, state: TcpState) -> SocketSample {
+        SocketSample {
+            key,
+            cookie,
+            state,
+            inode: 0,
+            uid: 0,
+            recv_queue: 0,
+            send_queue: 0,
+            tcp_info: None,
+            congestion: None,
+            skmem: None,
+        }
+    }
+}
+
+/// Where a snapshot's sockets came from; decides what can be reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketSource {
+    SockDiag,
+    ProcNetTcp,
+}
+
+/// Everything one poll read.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Milliseconds on a monotonic clock (replayed snapshots carry their own).
+    pub taken_at_ms: u64,
+    pub source: SocketSource,
+    pub sockets: Vec<SocketSample>,
+    /// Listening sockets, when the main dump was filtered and they had to be
+    /// asked for apart (they decide PassiveOpens).
+    pub listeners: Vec<SocketKey>,
+}
+
+impl Snapshot {
+    pub fn new(taken_at_ms: u64, source: SocketSource, sockets: Vec<SocketSample>) -> Snapshot {
+        Snapshot {
+            taken_at_ms,
+            source,
+            sockets,
+            listeners: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! One JSON object per report, on one line. Written by hand with itoa into a
+//! reused buffer because `--once --format json` over 100k sockets is on the
+//! benchmark's path; serde_json is used in tests to check the output parses.
+//!
+//! Shape: `{"type","index","start_ms","end_ms","polls","groups":[{"key",
+//! "sockets","closed","counters":{"Socket":{..},"Tcp":{..}},"approx":[..],
+//! "gauges":{..}}],"system":{"deltas":{..},"unattributed":{..}},"notices"}`.
+
+use std::io::{self, Write};
+
+use super::{visit_gauges, Gauge, RenderOptions, Report, ReportKind};
+use crate::aggregate::{Group, GroupKey};
+use crate::counters::Section;
+
+pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let kind = match report.kind {
+        ReportKind::Window => "window",
+        ReportKind::Snapshot => "snapshot",
+        ReportKind::Close { .. } => "close",
+    };
+    buf.extend_from_slice(b"{\"type\":\"");
+    buf.extend_from_slice(kind.as_bytes());
+    buf.extend_from_slice(b"\",\"index\":\"");
+    buf.extend_from_slice(report.index.name().as_bytes());
+    buf.push(b'"');
+    field_u64(&mut buf, "start_ms", report.start_ms);
+    field_u64(&mut buf, "end_ms", report.end_ms);
+    field_u64(&mut buf, "polls", report.polls);
+    if let ReportKind::Close { unseen_ms } = report.kind {
+        field_u64(&mut buf, "unseen_ms", unseen_ms);
+    }
+    buf.extend_from_slice(b",\"groups\":[");
+    for (i, group) in report.groups.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_group(&mut buf, group, options.zeros);
+        if buf.len() > 48 * 1024 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    buf.push(b']');
+    if let Some(system) = &report.system {
+        buf.extend_from_slice(b",\"system\":{\"deltas\":{");
+        let mut first = true;
+        for (key, value) in &system.deltas.values {
+            if *value == 0 && !options.zeros {
+                continue;
+            }
+            comma(&mut buf, &mut first);
+            string(&mut buf, key);
+            buf.push(b':');
+            buf.extend_from_slice(itoa::Buffer::new().format(*value).as_bytes());
+        }
+        buf.extend_from_slice(b"},\"unattributed\":{");
+        let mut first = true;
+        for r in &system.residuals {
+            comma(&mut buf, &mut first);
+            string(&mut buf, r.counter.name());
+            buf.extend_from_slice(b":{\"system\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(r.system).as_bytes());
+            buf.extend_from_slice(b",\"sockets\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(r.sockets).as_bytes());
+            buf.extend_from_slice(b",\"unattributed\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(r.unattributed()).as_bytes());
+            buf.push(b'}');
+        }
+        buf.extend_from_slice(b"}}");
+    }
+    buf.extend_from_slice(b",\"notices\":[");
+    let mut first = true;
+    for note in &report.notices {
+        comma(&mut buf, &mut first);
+        string(&mut buf, note);
+    }
+    buf.extend_from_slice(b"]}\n");
+    out.write_all(&buf)
+}
+
+fn write_group(buf: &mut Vec<u8>, group: &Group, zeros: bool) {
+    buf.extend_from_slice(b"{\"key\":{");
+    match group.key {
+        GroupKey::Tuple(k) => {
+            buf.extend_from_slice(b"\"laddr\":");
+            string(buf, &k.local.to_string());
+            field_u64(buf, "lport", k.local_port.into());
+            buf.extend_from_slice(b",\"raddr\":");
+            string(buf, &k.remote.to_string());
+            field_u64(buf, "rport", k.remote_port.into());
+        }
+        GroupKey::Laddr(a) => {
+            buf.extend_from_slice(b"\"laddr\":");
+            string(buf, &a.to_string());
+        }
+        GroupKey::Raddr(a) => {
+            buf.extend_from_slice(b"\"raddr\":");
+            string(buf, &a.to_string());
+        }
+        GroupKey::Lport(p) => {
+            buf.extend_from_slice(b"\"lport\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
+        }
+        GroupKey::Rport(p) => {
+            buf.extend_from_slice(b"\"rport\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
+        }
+    }
+    buf.push(b'}');
+    field_u64(buf, "sockets", group.sockets as u64);
+    field_u64(buf, "closed", group.closed as u64);
+    buf.extend_from_slice(b",\"counters\":{");
+    let mut first_section = true;
+    for section in Section::ALL {
+        let mut opened = false;
+        for (counter, value) in group.counters.iter() {
+            if counter.section() != section || (value == 0 && !zeros) {
+                continue;
+            }
+            if !opened {
+                comma(buf, &mut first_section);
+                string(buf, section.name());
+                buf.extend_from_slice(b":{");
+                opened = true;
+            } else {
+                buf.push(b',');
+            }
+            string(buf, counter.name());
+            buf.push(b':');
+            buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        }
+        if opened {
+            buf.push(b'}');
+        }
+    }
+    buf.extend_from_slice(b"},\"approx\":[");
+    let mut first = true;
+    for (counter, value) in group.counters.iter() {
+        if group.counters.is_approx(counter) && (value != 0 || zeros) {
+            comma(buf, &mut first);
+            string(buf, counter.name());
+        }
+    }
+    buf.push(b']');
+    if let Some(sample) = &group.sample {
+        buf.extend_from_slice(b",\"gauges\":{");
+        let mut first = true;
+        visit_gauges(sample, |name, value| {
+            comma(buf, &mut first);
+            string(buf, name);
+            buf.push(b':');
+            match value {
+                Gauge::Int(v) => buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+                Gauge::Text(t) => string(buf, t),
+            }
+        });
+        buf.push(b'}');
+    }
+    buf.push(b'}');
+}
+
+fn comma(buf: &mut Vec<u8>, first: &mut bool) {
+    if !*first {
+        buf.push(b',');
+    }
+    *first = false;
+}
+
+fn field_u64(buf: &mut Vec<u8>, name: &str, value: u64) {
+    buf.push(b',');
+    string(buf, name);
+    buf.push(b':');
+    buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+fn string(buf: &mut Vec<u8>, text: &str) {
+    buf.push(b'"');
+    for ch in text.chars() {
+        match ch {
+            '"' => buf.extend_from_slice(b"\\\""),
+            '\\' => buf.extend_from_slice(b"\\\\"),
+            c if (c as u32) < 0x20 => {
+                buf.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+            }
+            c => {
+                let mut tmp = [0u8; 4];
+                buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            }
+        }
+    }
+    buf.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{Index, Residual, SystemSection};
+    use crate::counters::{Counter, Counters};
+    use crate::model::{SocketKey, SocketSample, TcpState};
+
+    #[test]
+    fn output_is_valid_json_with_approx_list() {
+        let key = SocketKey::new("::1".parse().unwrap(), 80, "::1".parse().unwrap(), 5000);
+        let mut counters = Counters::default();
+        counters.set(Counter::BytesSent, 100, false);
+        counters.set(Counter::InSegs, 7, false);
+        let mut system = SystemSection::default();
+        system.deltas.values.insert("Tcp:InSegs".into(), 9);
+        system.residuals.push(Residual {
+            counter: Counter::InSegs,
+            system: 9,
+            sockets: 7,
+        });
+        let report = Report {
+            kind: ReportKind::Window,
+            index: Index::Tuple,
+            start_ms: 0,
+            end_ms: 1000,
+            polls: 2,
+            groups: vec![Group {
+                key: GroupKey::Tuple(key),
+                counters,
+                sockets: 1,
+                closed: 0,
+                sample: Some(SocketSample::bare(key, 1, TcpState::Established)),
+            }],
+            system: Some(system),
+            notices: vec!["a \"quoted\"\nnote".into()],
+        };
+        let mut out = Vec::new();
+        render(&report, RenderOptions::default(), &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["groups"][0]["counters"]["Socket"]["BytesSent"], 100);
+        assert_eq!(v["groups"][0]["counters"]["Tcp"]["InSegs"], 7);
+        assert_eq!(v["groups"][0]["approx"][0], "InSegs");
+        assert_eq!(v["groups"][0]["key"]["laddr"], "::1");
+        assert_eq!(v["groups"][0]["gauges"]["state"], "ESTAB");
+        assert_eq!(v["system"]["unattributed"]["InSegs"]["unattributed"], 2);
+        assert_eq!(v["notices"][0], "a \"quoted\"\nnote");
+        assert!(out.ends_with(b"}\n"));
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+    }
+}

@@ -1,0 +1,139 @@
+//! What a report holds (plain data built by the pipeline) and the gauges of
+//! one socket; each output format is one module rendering a [`Report`].
+
+pub mod json;
+pub mod table;
+pub mod text;
+
+use std::io::{self, Write};
+
+use crate::aggregate::{Group, Index, SystemSection};
+use crate::model::{SocketSample, TcpState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// Deltas over a window of the run.
+    Window,
+    /// `--once`: counters since each socket's creation.
+    Snapshot,
+    /// `--onclose`: one socket's lifetime, at its close.
+    Close {
+        /// How long before its disappearance it was last polled.
+        unseen_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub kind: ReportKind,
+    pub index: Index,
+    /// Window bounds, ms since the run started.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub polls: u64,
+    pub groups: Vec<Group>,
+    pub system: Option<SystemSection>,
+    pub notices: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Table,
+    Json,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Option<Format> {
+        Some(match text {
+            "text" => Format::Text,
+            "table" => Format::Table,
+            "json" => Format::Json,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RenderOptions {
+    pub format: Format,
+    /// Print zero-valued counters too.
+    pub zeros: bool,
+}
+
+pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    match options.format {
+        Format::Text => text::render(report, options, out),
+        Format::Table => table::render(report, options, out),
+        Format::Json => json::render(report, options, out),
+    }
+}
+
+/// One gauge value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gauge<'a> {
+    Int(u64),
+    Text(&'a str),
+}
+
+/// The kernel's "no slow-start threshold yet" (TCP_INFINITE_SSTHRESH).
+const INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
+
+/// Calls `visit` with each gauge (current value) the sample has. Times are
+/// in µs and rates in bytes/s, as the kernel gives them.
+pub fn visit_gauges<'a>(sample: &'a SocketSample, mut visit: impl FnMut(&'static str, Gauge<'a>)) {
+    visit("state", Gauge::Text(sample.state.name()));
+    if sample.state == TcpState::Listen {
+        visit("accept_queue", Gauge::Int(sample.recv_queue.into()));
+        visit("accept_queue_limit", Gauge::Int(sample.send_queue.into()));
+    } else {
+        visit("recv_q", Gauge::Int(sample.recv_queue.into()));
+        visit("send_q", Gauge::Int(sample.send_queue.into()));
+    }
+    if let Some(cong) = &sample.congestion {
+        visit("congestion", Gauge::Text(cong.as_str()));
+    }
+    if let Some(info) = &sample.tcp_info {
+        if sample.state != TcpState::Listen {
+            let u32s: [(&'static str, Option<u32>); 13] = [
+                ("rtt_us", info.rtt()),
+                ("rttvar_us", info.rttvar()),
+                ("min_rtt_us", info.min_rtt()),
+                ("rto_us", info.rto()),
+                ("mss", info.snd_mss()),
+                ("cwnd", info.snd_cwnd()),
+                (
+                    "ssthresh",
+                    info.snd_ssthresh().filter(|v| *v < INFINITE_SSTHRESH),
+                ),
+                ("snd_wnd", info.snd_wnd()),
+                ("rcv_wnd", info.rcv_wnd()),
+                ("unacked", info.unacked()),
+                ("lost", info.lost()),
+                ("retrans_out", info.retrans()),
+                ("notsent_bytes", info.notsent_bytes()),
+            ];
+            for (name, value) in u32s {
+                if let Some(v) = value {
+                    visit(name, Gauge::Int(v.into()));
+                }
+            }
+            if let Some(v) = info.delivery_rate() {
+                visit("delivery_rate", Gauge::Int(v));
+            }
+            if let Some(v) = info.pacing_rate().filter(|v| *v != u64::MAX) {
+                visit("pacing_rate", Gauge::Int(v));
+            }
+        }
+    }
+    if let Some(mem) = &sample.skmem {
+        visit("rmem_alloc", Gauge::Int(mem.rmem_alloc.into()));
+        visit("wmem_alloc", Gauge::Int(mem.wmem_alloc.into()));
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the program quietly.
+pub fn is_broken_pipe(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::BrokenPipe
+}

@@ -1,0 +1,118 @@
+//! The seed's report blocks: a separator, the group's key, then `Socket:`,
+//! `Ip:`, `Tcp:`, `TcpExt:` with one `Name = value` line per counter (`~`
+//! before approximate values), gauges for single sockets, and the `--system`
+//! section with the unattributed residual.
+
+use std::io::{self, Write};
+
+use super::{visit_gauges, Gauge, RenderOptions, Report, ReportKind};
+use crate::counters::{Counters, Section};
+
+const RULE: &str = "-----------------------------------------";
+
+pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    match report.kind {
+        ReportKind::Window => writeln!(
+            out,
+            "\n=== {:.2} s window ({} polls), index={}: {} group(s) ===",
+            (report.end_ms.saturating_sub(report.start_ms)) as f64 / 1000.0,
+            report.polls,
+            report.index.name(),
+            report.groups.len()
+        )?,
+        ReportKind::Snapshot => writeln!(
+            out,
+            "\n=== snapshot: counters since each socket's creation, index={}: {} group(s) ===",
+            report.index.name(),
+            report.groups.len()
+        )?,
+        ReportKind::Close { .. } => {}
+    }
+    for note in &report.notices {
+        writeln!(out, "note: {note}")?;
+    }
+    if report.groups.is_empty() && !matches!(report.kind, ReportKind::Close { .. }) {
+        writeln!(out, "\nNo sockets were accepted by the filters.")?;
+    }
+    for group in &report.groups {
+        writeln!(out, "\n{RULE}")?;
+        writeln!(out, "{}", group.key)?;
+        if let ReportKind::Close { unseen_ms } = report.kind {
+            writeln!(
+                out,
+                "closed: lifetime counters as last polled, {unseen_ms} ms or less before the close"
+            )?;
+        } else if group.sockets > 1 || group.closed > 0 {
+            writeln!(out, "sockets: {} ({} closed)", group.sockets, group.closed)?;
+        }
+        writeln!(out, "{RULE}")?;
+        write_counters(out, &group.counters, options.zeros)?;
+        if let Some(sample) = &group.sample {
+            writeln!(out, "Gauges:")?;
+            let mut line = String::new();
+            visit_gauges(sample, |name, value| {
+                if !line.is_empty() {
+                    line.push_str("  ");
+                }
+                match value {
+                    Gauge::Int(v) => line.push_str(&format!("{name}={v}")),
+                    Gauge::Text(t) => line.push_str(&format!("{name}={t}")),
+                }
+            });
+            writeln!(out, "\t{line}")?;
+        }
+    }
+    if let Some(system) = &report.system {
+        writeln!(out, "\n{RULE}")?;
+        writeln!(
+            out,
+            "System: namespace-wide deltas (/proc/net/snmp, netstat, snmp6)"
+        )?;
+        writeln!(out, "{RULE}")?;
+        let mut section = "";
+        for (key, value) in &system.deltas.values {
+            if *value == 0 && !options.zeros {
+                continue;
+            }
+            let (name_section, name) = key.split_once(':').unwrap_or(("", key));
+            if name_section != section {
+                writeln!(out, "{name_section}:")?;
+                section = name_section;
+            }
+            writeln!(out, "\t{name} = {value}")?;
+        }
+        writeln!(
+            out,
+            "Unattributed (system delta minus the sockets' deltas):"
+        )?;
+        for r in &system.residuals {
+            writeln!(
+                out,
+                "\t{} = {} (system {}, sockets {})",
+                r.counter.name(),
+                r.unattributed(),
+                r.system,
+                r.sockets
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_counters(out: &mut dyn Write, counters: &Counters, zeros: bool) -> io::Result<()> {
+    for section in Section::ALL {
+        let mut wrote_header = false;
+        for (counter, value) in counters.iter().filter(|(c, _)| c.section() == section) {
+            if value == 0 && !zeros {
+                continue;
+            }
+            if !wrote_header {
+                writeln!(out, "{}:", section.name())?;
+                wrote_header = true;
+            }
+            let approx = if counters.is_approx(counter) { "~" } else { "" };
+            writeln!(out, "\t{} = {approx}{value}", counter.name())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! The pipeline's driver: polls the source on a fixed cadence, feeds the
+//! tracker, and emits reports when a window ends (interval, timeout, signal)
+//! or a socket closes (--onclose). Timing lives here; the logic it calls is
+//! pure.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::aggregate::{self, Group, Index};
+use crate::cli::{Config, Mode};
+use crate::diff::{self, Tracker};
+use crate::filter::FilterSet;
+use crate::report::{self, RenderOptions, Report, ReportKind};
+use crate::source::procfs::SystemCounters;
+use crate::source::{LiveSource, SourceOptions};
+
+/// Everything the loop needs to emit a report.
+struct Emitter<'a> {
+    config: &'a Config,
+    out: &'a mut dyn Write,
+    notices: Vec<String>,
+}
+
+impl Emitter<'_> {
+    fn options(&self) -> RenderOptions {
+        RenderOptions {
+            format: self.config.format,
+            zeros: self.config.zeros,
+        }
+    }
+
+    fn emit(&mut self, mut report: Report) -> std::io::Result<()> {
+        report.notices = self.notices.clone();
+        report::render(&report, self.options(), self.out)?;
+        self.out.flush()
+    }
+
+    fn note(&mut self, fresh: Vec<String>) {
+        for note in fresh {
+            eprintln!("tcpipstat: note: {note}");
+            self.notices.push(note);
+        }
+    }
+}
+
+pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the SIGINT/SIGTERM handler")?;
+    }
+    // With --system the residual needs every socket, so the kernel may not
+    // filter; the filter is then applied when grouping.
+    let kernel_filters = !config.system;
+    let source_options = SourceOptions {
+        bytecode: if kernel_filters {
+            config.filters.to_bytecode()
+        } else {
+            None
+        },
+        listeners_apart: config.mode != Mode::Once,
+        net_dir: None,
+    };
+    let mut source = LiveSource::open(source_options);
+    let mut emitter = Emitter {
+        config,
+        out,
+        notices: Vec::new(),
+    };
+    emitter.note(source.take_notices());
+    if config.record.is_some() {
+        source.start_recording();
+    }
+
+    if config.mode == Mode::Once {
+        let snapshot = source.snapshot()?;
+        record(config, &mut source, 0)?;
+        emitter.note(source.take_notices());
+        let groups = aggregate::group_rows(
+            diff::lifetime_rows(&snapshot, &config.filters),
+            config.index,
+        );
+        emitter.emit(Report {
+            kind: ReportKind::Snapshot,
+            index: config.index,
+            start_ms: snapshot.taken_at_ms,
+            end_ms: snapshot.taken_at_ms,
+            polls: 1,
+            groups,
+            system: None,
+            notices: Vec::new(),
+        })?;
+        return Ok(());
+    }
+
+    let tracker_filter = if kernel_filters {
+        config.filters.clone()
+    } else {
+        FilterSet::default()
+    };
+    let mut tracker = Tracker::new();
+    let started = Instant::now();
+    let mut poll_number = 0u64;
+    let mut window = WindowState::default();
+    let mut take_poll = |tracker: &mut Tracker, source: &mut LiveSource| -> anyhow::Result<u64> {
+        let snapshot = source.snapshot()?;
+        let at = snapshot.taken_at_ms;
+        tracker.states_only = snapshot.source == crate::model::SocketSource::ProcNetTcp;
+        tracker.observe(snapshot, &tracker_filter);
+        record(config, source, poll_number)?;
+        poll_number += 1;
+        Ok(at)
+    };
+
+    window.start_ms = take_poll(&mut tracker, &mut source)?;
+    window.polls = 1;
+    if config.system {
+        window.system_start = Some(read_system(&source, &mut emitter));
+    }
+    emitter.note(source.take_notices());
+
+    let timeout_at = match config.mode {
+        Mode::Interval { timeout, .. } | Mode::Window { timeout } => timeout.map(|t| started + t),
+        Mode::Once => None,
+    };
+    let mut next_poll = started + config.poll;
+    let mut next_report = match config.mode {
+        Mode::Interval { every, .. } => Some(started + every),
+        _ => None,
+    };
+    let mut reports = 0u64;
+
+    loop {
+        let mut wake = next_poll;
+        if let Some(at) = next_report {
+            wake = wake.min(at);
+        }
+        if let Some(at) = timeout_at {
+            wake = wake.min(at);
+        }
+        let interrupted = sleep_until(wake, &stop);
+        let now = Instant::now();
+        let timed_out = timeout_at.is_some_and(|t| now >= t);
+        let report_due = next_report.is_some_and(|t| now >= t);
+        if interrupted || timed_out || report_due || now >= next_poll {
+            take_poll(&mut tracker, &mut source)?;
+            window.polls += 1;
+            emitter.note(source.take_notices());
+            while next_poll <= now {
+                next_poll += config.poll;
+            }
+        }
+        if config.onclose {
+            emit_closes(&mut emitter, &tracker, &config.filters)?;
+            tracker.reset_window();
+        }
+        let finishing = interrupted || timed_out;
+        if (report_due || finishing) && !config.onclose {
+            emit_window(&mut emitter, &tracker, &mut window, &source)?;
+            tracker.reset_window();
+            reports += 1;
+            if let (Mode::Interval { every, count, .. }, Some(at)) =
+                (config.mode, next_report.as_mut())
+            {
+                while *at <= now {
+                    *at += every;
+                }
+                if count.is_some_and(|c| reports >= c) {
+                    return Ok(());
+                }
+            }
+        }
+        if finishing {
+            return Ok(());
+        }
+    }
+}
+
+#[derive(Default)]
+struct WindowState {
+    start_ms: u64,
+    polls: u64,
+    system_start: Option<SystemCounters>,
+}
+
+fn read_system(source: &LiveSource, emitter: &mut Emitter) -> SystemCounters {
+    let (counters, missing) = source.system_counters();
+    if !missing.is_empty() && !emitter.notices.iter().any(|n| n.starts_with("--system")) {
+        emitter.note(vec![format!(
+            "--system: cannot read {}; those counters are left out",
+            missing.join(", ")
+        )]);
+    }
+    counters
+}
+
+fn emit_window(
+    emitter: &mut Emitter,
+    tracker: &Tracker,
+    window: &mut WindowState,
+    source: &LiveSource,
+) -> anyhow::Result<()> {
+    let config = emitter.config;
+    let end_ms = source.elapsed_ms();
+    let filters = &config.filters;
+    let mut groups: Vec<Group> = aggregate::group_rows(
+        tracker.rows().filter(|r| filters.matches(&r.sample.key)),
+        config.index,
+    );
+    if !config.zeros {
+        aggregate::drop_idle(&mut groups);
+    }
+    let system = match window.system_start.take() {
+        Some(start) => {
+            let now = read_system(source, emitter);
+            let section = aggregate::system_section(
+                now.delta_since(&start),
+                &aggregate::total(tracker.rows()),
+            );
+            window.system_start = Some(now);
+            Some(section)
+        }
+        None => None,
+    };
+    emitter.emit(Report {
+        kind: ReportKind::Window,
+        index: config.index,
+        start_ms: window.start_ms,
+        end_ms,
+        polls: window.polls,
+        groups,
+        system,
+        notices: Vec::new(),
+    })?;
+    window.start_ms = end_ms;
+    window.polls = 0;
+    Ok(())
+}
+
+fn emit_closes(
+    emitter: &mut Emitter,
+    tracker: &Tracker,
+    filters: &FilterSet,
+) -> anyhow::Result<()> {
+    for closed in tracker.closed() {
+        if closed.sample.tcp_info.is_none() && closed.sample.state.is_mini_socket() {
+            continue;
+        }
+        if !filters.matches(&closed.sample.key) {
+            continue;
+        }
+        let mut counters = closed.lifetime;
+        counters.add(&state_events_of(&closed.window));
+        let group = Group {
+            key: Index::Tuple.key_of(&closed.sample.key),
+            counters,
+            sockets: 1,
+            closed: 1,
+            sample: Some(closed.sample.clone()),
+        };
+        emitter.emit(Report {
+            kind: ReportKind::Close {
+                unseen_ms: closed.unseen_ms,
+            },
+            index: Index::Tuple,
+            start_ms: 0,
+            end_ms: 0,
+            polls: tracker.polls(),
+            groups: vec![group],
+            system: None,
+            notices: Vec::new(),
+        })?;
+    }
+    Ok(())
+}
+
+/// The state events (opens, fails, resets) of a window's counters.
+fn state_events_of(window: &crate::counters::Counters) -> crate::counters::Counters {
+    let mut events = crate::counters::Counters::default();
+    for (counter, value) in window.iter() {
+        if counter.is_state_event() && counter != crate::counters::Counter::CurrEstab {
+            events.set(counter, value, true);
+        }
+    }
+    events
+}
+
+fn record(config: &Config, source: &mut LiveSource, poll: u64) -> anyhow::Result<()> {
+    let Some(dir) = &config.record else {
+        return Ok(());
+    };
+    if let Some(bytes) = source.take_recording() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("poll-{poll:04}.nl"));
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Sleeps until `deadline` in short steps; true when a stop signal came.
+fn sleep_until(deadline: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}

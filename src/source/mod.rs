@@ -1,0 +1,172 @@
+//! The only code that talks to the kernel. A [`LiveSource`] fills a
+//! [`Snapshot`] per poll from sock_diag (falling back to /proc/net/tcp when
+//! sock_diag is unavailable) and reads the namespace's MIB counters; nothing
+//! downstream knows where a snapshot came from.
+
+pub mod procfs;
+pub mod sockdiag;
+pub mod tcp_info;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::model::{Snapshot, SocketSample, SocketSource};
+use procfs::SystemCounters;
+use sockdiag::{
+    DiagError, DumpRequest, ParseStats, SockDiag, ALL_STATES, EXT_CONG, EXT_INFO, EXT_SKMEMINFO,
+    LISTEN_ONLY,
+};
+
+/// What the pipeline asks of a source.
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    /// Kernel-side filter program (INET_DIAG_REQ_BYTECODE).
+    pub bytecode: Option<Vec<u8>>,
+    /// Also dump listeners apart (needed when the main dump is filtered and
+    /// new sockets must be told accepted from connected).
+    pub listeners_apart: bool,
+    /// Where the namespace's /proc/net files are.
+    pub net_dir: Option<PathBuf>,
+}
+
+pub struct LiveSource {
+    diag: Option<SockDiag>,
+    options: SourceOptions,
+    net_dir: PathBuf,
+    started: Instant,
+    notices: Vec<String>,
+    pub stats: ParseStats,
+    /// Raw datagrams of the last poll, when recording.
+    pub record: bool,
+}
+
+const FALLBACK_NOTICE: &str =
+    "sock_diag is unavailable ({reason}); reading /proc/net/tcp and /proc/net/tcp6 instead: \
+sockets, states, queues and state-derived counters (opens, fails, resets, CurrEstab) still work; \
+bytes, segments, retransmits, TcpExt counters and gauges are unavailable";
+
+impl LiveSource {
+    pub fn open(options: SourceOptions) -> LiveSource {
+        let net_dir = options
+            .net_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/proc/net"));
+        let mut source = LiveSource {
+            diag: None,
+            options,
+            net_dir,
+            started: Instant::now(),
+            notices: Vec::new(),
+            stats: ParseStats::default(),
+            record: false,
+        };
+        match SockDiag::open() {
+            Ok(diag) => source.diag = Some(diag),
+            Err(err) => source.fall_back(&err),
+        }
+        source
+    }
+
+    fn fall_back(&mut self, err: &DiagError) {
+        self.diag = None;
+        self.notices
+            .push(FALLBACK_NOTICE.replace("{reason}", &err.to_string()));
+    }
+
+    /// Notices raised since the last call (each said once).
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn start_recording(&mut self) {
+        if let Some(diag) = self.diag.as_mut() {
+            diag.recording = Some(Vec::new());
+        }
+    }
+
+    /// The raw datagrams recorded since the last call.
+    pub fn take_recording(&mut self) -> Option<Vec<u8>> {
+        let diag = self.diag.as_mut()?;
+        let taken = diag.recording.take();
+        if taken.is_some() {
+            diag.recording = Some(Vec::new());
+        }
+        taken
+    }
+
+    pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+        let taken_at_ms = self.elapsed_ms();
+        if self.diag.is_some() {
+            match self.dump_all() {
+                Ok(snapshot) => {
+                    return Ok(Snapshot {
+                        taken_at_ms,
+                        ..snapshot
+                    })
+                }
+                Err(err @ DiagError::Unavailable(_)) => self.fall_back(&err),
+                Err(err) => return Err(anyhow::Error::new(err).context("dumping TCP sockets")),
+            }
+        }
+        let sockets = procfs::read_proc_net_tcp(&self.net_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {}/tcp or tcp6 either: {e}",
+                self.net_dir.display()
+            )
+        })?;
+        Ok(Snapshot::new(
+            taken_at_ms,
+            SocketSource::ProcNetTcp,
+            sockets,
+        ))
+    }
+
+    fn dump_all(&mut self) -> Result<Snapshot, DiagError> {
+        let mut sockets: Vec<SocketSample> = Vec::new();
+        let mut listeners = Vec::new();
+        for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+            let request = DumpRequest {
+                family,
+                states: ALL_STATES,
+                extensions: EXT_INFO | EXT_CONG | EXT_SKMEMINFO,
+                bytecode: self.options.bytecode.clone(),
+            };
+            let diag = self.diag.as_mut().expect("checked by caller");
+            match diag.dump(&request, &mut sockets, &mut self.stats) {
+                Ok(()) => {}
+                Err(DiagError::Rejected(err)) if request.bytecode.is_some() => {
+                    // The user-space filter still applies; only speed is lost.
+                    self.notices.push(format!(
+                        "the kernel rejected the filter bytecode ({err}); filtering in user space"
+                    ));
+                    self.options.bytecode = None;
+                    return self.dump_all();
+                }
+                Err(err) => return Err(err),
+            }
+            if self.options.listeners_apart && self.options.bytecode.is_some() {
+                let request = DumpRequest {
+                    family,
+                    states: LISTEN_ONLY,
+                    extensions: 0,
+                    bytecode: None,
+                };
+                let mut found = Vec::new();
+                diag.dump(&request, &mut found, &mut self.stats)?;
+                listeners.extend(found.into_iter().map(|s| s.key));
+            }
+        }
+        let mut snapshot = Snapshot::new(0, SocketSource::SockDiag, sockets);
+        snapshot.listeners = listeners;
+        Ok(snapshot)
+    }
+
+    /// The namespace-wide MIB counters, and which files could not be read.
+    pub fn system_counters(&self) -> (SystemCounters, Vec<String>) {
+        procfs::read_system_counters(&self.net_dir)
+    }
+}

@@ -1,0 +1,219 @@
+//! The namespace-wide counters of /proc/net/snmp, /proc/net/netstat and
+//! /proc/net/snmp6, parsed by name (kernels add, drop and reorder fields, so
+//! nothing is positional), and the /proc/net/tcp{,6} fallback used when
+//! sock_diag is unavailable.
+//!
+//! The snmp/netstat parser is ours because the procfs crate reads snmp and
+//! snmp6 into fixed structs that fail on a missing field and has no netstat;
+//! the tcp table parser is procfs's.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::model::{SocketKey, SocketSample, TcpState};
+
+/// Counters keyed `Section:Name` (`Tcp:InSegs`, `TcpExt:TCPTimeouts`,
+/// `Ip6:InReceives`), every name the files had, known or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemCounters {
+    pub values: BTreeMap<String, i64>,
+}
+
+/// Names that are levels, not event counts: their "delta" is the new value.
+pub fn is_gauge(key: &str) -> bool {
+    matches!(
+        key,
+        "Tcp:CurrEstab"
+            | "Tcp:MaxConn"
+            | "Tcp:RtoAlgorithm"
+            | "Tcp:RtoMin"
+            | "Tcp:RtoMax"
+            | "Ip:Forwarding"
+            | "Ip:DefaultTTL"
+    )
+}
+
+impl SystemCounters {
+    pub fn get(&self, key: &str) -> Option<i64> {
+        self.values.get(key).copied()
+    }
+
+    /// Parses the `Section: names` / `Section: values` line pairs of
+    /// /proc/net/snmp and /proc/net/netstat. A pair whose lengths differ
+    /// keeps the names it has values for; stray lines are skipped.
+    pub fn add_header_value_pairs(&mut self, text: &str) {
+        let mut lines = text.lines();
+        while let Some(header) = lines.next() {
+            let Some((section, names)) = header.split_once(':') else {
+                continue;
+            };
+            let Some(values_line) = lines.next() else {
+                break;
+            };
+            let Some((value_section, values)) = values_line.split_once(':') else {
+                continue;
+            };
+            if value_section != section {
+                continue;
+            }
+            for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+                if let Ok(value) = value.parse::<i64>() {
+                    self.values.insert(format!("{section}:{name}"), value);
+                } else if let Ok(value) = value.parse::<u64>() {
+                    self.values
+                        .insert(format!("{section}:{name}"), value as i64);
+                }
+            }
+        }
+    }
+
+    /// Parses /proc/net/snmp6's `Name value` lines; `Ip6InReceives` becomes
+    /// `Ip6:InReceives`.
+    pub fn add_snmp6(&mut self, text: &str) {
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(value)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(value) = value.parse::<i64>() else {
+                continue;
+            };
+            let split = name
+                .find(|c: char| c.is_ascii_digit())
+                .map(|digit| digit + 1)
+                .filter(|&end| end < name.len());
+            let key = match split {
+                Some(end) => format!("{}:{}", &name[..end], &name[end..]),
+                None => format!("Ip6:{name}"),
+            };
+            self.values.insert(key, value);
+        }
+    }
+
+    /// `self - earlier` per name both have; gauges take the newer value.
+    pub fn delta_since(&self, earlier: &SystemCounters) -> SystemCounters {
+        let values = self
+            .values
+            .iter()
+            .filter_map(|(key, &now)| {
+                let before = earlier.values.get(key)?;
+                let delta = if is_gauge(key) {
+                    now
+                } else {
+                    // The kernel's counters are unsigned and may wrap at 64
+                    // (or on 32-bit hosts, 32) bits.
+                    (now as u64).wrapping_sub(*before as u64) as i64
+                };
+                Some((key.clone(), delta))
+            })
+            .collect();
+        SystemCounters { values }
+    }
+}
+
+/// Reads the three files under `net_dir` (normally /proc/net or
+/// /proc/PID/net). Files that cannot be read are listed in the error part.
+pub fn read_system_counters(net_dir: &Path) -> (SystemCounters, Vec<String>) {
+    let mut counters = SystemCounters::default();
+    let mut missing = Vec::new();
+    for name in ["snmp", "netstat", "snmp6"] {
+        match std::fs::read_to_string(net_dir.join(name)) {
+            Ok(text) if name == "snmp6" => counters.add_snmp6(&text),
+            Ok(text) => counters.add_header_value_pairs(&text),
+            Err(err) => missing.push(format!("{}: {err}", net_dir.join(name).display())),
+        }
+    }
+    (counters, missing)
+}
+
+/// Sockets from /proc/net/tcp and /proc/net/tcp6: identity, state, queues,
+/// owner and inode only (no counters, no cookie).
+pub fn read_proc_net_tcp(net_dir: &Path) -> std::io::Result<Vec<SocketSample>> {
+    let mut sockets = Vec::new();
+    let mut any_read = false;
+    let mut last_error = None;
+    for name in ["tcp", "tcp6"] {
+        match std::fs::File::open(net_dir.join(name)) {
+            Ok(file) => {
+                any_read = true;
+                parse_proc_net_tcp(BufReader::new(file), &mut sockets);
+            }
+            Err(err) => last_error = Some(err),
+        }
+    }
+    match (any_read, last_error) {
+        (false, Some(err)) => Err(err),
+        _ => Ok(sockets),
+    }
+}
+
+/// Parses one /proc/net/tcp{,6} table; rows procfs cannot parse are skipped.
+pub fn parse_proc_net_tcp<R: std::io::BufRead>(reader: R, out: &mut Vec<SocketSample>) {
+    use procfs::FromBufReadSI;
+    let entries =
+        match procfs::net::TcpNetEntries::from_buf_read(reader, procfs::current_system_info()) {
+            Ok(entries) => entries.0,
+            Err(_) => return,
+        };
+    for entry in entries {
+        let key = socket_key(entry.local_address, entry.remote_address);
+        let mut sample = SocketSample::bare(key, 0, TcpState::from_kernel(entry.state.to_u8()));
+        sample.recv_queue = entry.rx_queue;
+        sample.send_queue = entry.tx_queue;
+        sample.uid = entry.uid;
+        sample.inode = entry.inode;
+        out.push(sample);
+    }
+}
+
+fn socket_key(local: SocketAddr, remote: SocketAddr) -> SocketKey {
+    SocketKey::new(local.ip(), local.port(), remote.ip(), remote.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snmp_pairs_by_name_keep_unknown_fields() {
+        let text = "Ip: Forwarding InReceives\nIp: 1 100\nTcp: RtoAlgorithm MaxConn InSegs NewThing\nTcp: 1 -1 42 7\n";
+        let mut c = SystemCounters::default();
+        c.add_header_value_pairs(text);
+        assert_eq!(c.get("Tcp:InSegs"), Some(42));
+        assert_eq!(c.get("Tcp:MaxConn"), Some(-1));
+        assert_eq!(c.get("Tcp:NewThing"), Some(7));
+        assert_eq!(c.get("Ip:InReceives"), Some(100));
+    }
+
+    #[test]
+    fn mismatched_pairs_do_not_panic() {
+        let mut c = SystemCounters::default();
+        c.add_header_value_pairs("Tcp: A B C\nTcp: 1 2\nUdp: X\nGarbage\n\nTcpExt: Y\n");
+        assert_eq!(c.get("Tcp:B"), Some(2));
+        assert_eq!(c.get("Tcp:C"), None);
+    }
+
+    #[test]
+    fn snmp6_names_split_into_sections() {
+        let mut c = SystemCounters::default();
+        c.add_snmp6("Ip6InReceives 5\nIcmp6InMsgs 2\nUdpLite6InErrors 0\nbroken\n");
+        assert_eq!(c.get("Ip6:InReceives"), Some(5));
+        assert_eq!(c.get("Icmp6:InMsgs"), Some(2));
+        assert_eq!(c.get("UdpLite6:InErrors"), Some(0));
+    }
+
+    #[test]
+    fn delta_wraps_and_gauges_take_new_value() {
+        let mut a = SystemCounters::default();
+        let mut b = SystemCounters::default();
+        a.values.insert("Tcp:InSegs".into(), 10);
+        b.values.insert("Tcp:InSegs".into(), 25);
+        a.values.insert("Tcp:CurrEstab".into(), 4);
+        b.values.insert("Tcp:CurrEstab".into(), 2);
+        let d = b.delta_since(&a);
+        assert_eq!(d.get("Tcp:InSegs"), Some(15));
+        assert_eq!(d.get("Tcp:CurrEstab"), Some(2));
+    }
+}
