@@ -25,6 +25,7 @@ Typical use:
 """
 import argparse
 import os
+import struct
 import resource
 import signal
 import socket
@@ -32,6 +33,7 @@ import stat
 import sys
 
 BATCH = 512  # connects per accept round; stays well below the listen backlog
+LINGER0 = struct.pack("ii", 1, 0)  # close() sends RST: no TIME_WAIT left behind
 TUNE = {"net/ipv4/ip_local_port_range": "1024 65535",
         "net/core/somaxconn": "65535", "net/ipv4/tcp_max_syn_backlog": "65535"}
 
@@ -43,10 +45,12 @@ def worker(lst, n, payload, ready_w, alive_r):
         clients = []
         for _ in range(min(BATCH, n - len(conns))):
             c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
             c.connect(addr)
             clients.append(c)
         for c in clients:
             s, _ = lst.accept()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
             c.sendall(data)
             got = 0
             while got < payload:
@@ -82,7 +86,10 @@ def main():
     for i in range(len(counts)):
         lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lst.bind(("127.0.0.1", a.base_port + i))
+        try:
+            lst.bind(("127.0.0.1", a.base_port + i))
+        except OSError as e:
+            sys.exit(f"conngen: bind 127.0.0.1:{a.base_port + i}: {e.strerror}")
         lst.listen(4096)
         listeners.append(lst)
     ready_r, ready_w = os.pipe()

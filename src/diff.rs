@@ -139,11 +139,13 @@ impl Tracker {
             let reused = matches!(self.sockets.get(&id), Some(t) if t.sample.key != sample.key);
             if reused {
                 let old = self.sockets.remove(&id).expect("present");
-                self.close(old, &time_wait, elapsed);
+                self.close_vanished(old, false, elapsed);
             }
             match self.sockets.get_mut(&id) {
                 Some(tracked) => {
-                    update(tracked, sample, poll);
+                    if let Some(ended) = update(tracked, sample, poll, elapsed) {
+                        self.closed.push(ended);
+                    }
                 }
                 None => {
                     let tracked = self.first_sighting(sample, baseline, poll, &previous_tuples);
@@ -158,9 +160,23 @@ impl Tracker {
             .filter(|(_, t)| t.last_poll != poll)
             .map(|(id, _)| *id)
             .collect();
-        for id in gone {
-            let tracked = self.sockets.remove(&id).expect("present");
-            self.close(tracked, &time_wait, elapsed);
+        let gone: Vec<Tracked> = gone
+            .into_iter()
+            .filter_map(|id| self.sockets.remove(&id))
+            .collect();
+        // A vanished request socket whose child is present, or a connection
+        // whose tuple (either way round) sits in TIME_WAIT, ended normally.
+        let present: HashSet<SocketKey> = if gone.iter().any(|t| t.sample.state.is_handshake()) {
+            self.sockets.values().map(|t| t.sample.key).collect()
+        } else {
+            HashSet::new()
+        };
+        for tracked in gone {
+            let key = tracked.sample.key;
+            let succeeded = time_wait.contains(&key)
+                || time_wait.contains(&key.reversed())
+                || present.contains(&key);
+            self.close_vanished(tracked, succeeded, elapsed);
         }
     }
 
@@ -216,10 +232,8 @@ impl Tracker {
         }
     }
 
-    fn close(&mut self, tracked: Tracked, time_wait: &HashSet<SocketKey>, elapsed_ms: u64) {
+    fn close_vanished(&mut self, tracked: Tracked, succeeded: bool, elapsed_ms: u64) {
         let mut window = tracked.window;
-        let key = tracked.sample.key;
-        let succeeded = time_wait.contains(&key) || time_wait.contains(&key.reversed());
         let state = tracked.sample.state;
         if !succeeded {
             if state.counts_as_established() {
@@ -292,7 +306,28 @@ fn with_state_presence(mut counters: Counters) -> Counters {
     counters
 }
 
-fn update(tracked: &mut Tracked, sample: SocketSample, poll: u64) {
+/// Takes in a socket's new sample. A full socket that became TIME_WAIT
+/// (which keeps its cookie) ended its life: that life is handed back as
+/// [`Closed`], and the entry goes on as the mini socket.
+fn update(
+    tracked: &mut Tracked,
+    sample: SocketSample,
+    poll: u64,
+    elapsed_ms: u64,
+) -> Option<Closed> {
+    if sample.state.is_mini_socket() && !tracked.sample.state.is_mini_socket() {
+        let ended = Closed {
+            lifetime: tracked.cumulative.counters,
+            sample: std::mem::replace(&mut tracked.sample, sample),
+            origin: tracked.origin,
+            window: std::mem::take(&mut tracked.window),
+            unseen_ms: elapsed_ms,
+        };
+        tracked.cumulative = Cumulative::default();
+        tracked.origin = Origin::Other;
+        tracked.last_poll = poll;
+        return Some(ended);
+    }
     let now = cumulative(&sample);
     match difference(&now, &tracked.cumulative) {
         Ok(delta) => tracked.window.add(&delta),
@@ -310,6 +345,7 @@ fn update(tracked: &mut Tracked, sample: SocketSample, poll: u64) {
     tracked.cumulative = now;
     tracked.sample = sample;
     tracked.last_poll = poll;
+    None
 }
 
 /// Rows for `--once`: every socket's counters since its creation.
@@ -642,6 +678,65 @@ mod tests {
     }
 
     #[test]
+    fn full_socket_turning_time_wait_with_its_cookie_is_closed_once() {
+        let mut t = Tracker::new();
+        t.observe(snap(0, vec![]), &ANY);
+        t.observe(
+            snap(
+                500,
+                vec![sock(
+                    5,
+                    "127.0.0.1",
+                    40000,
+                    "127.0.0.1",
+                    80,
+                    EST,
+                    Some(info(4, 4321, 0)),
+                )],
+            ),
+            &ANY,
+        );
+        t.observe(
+            snap(
+                1000,
+                vec![sock(
+                    5,
+                    "127.0.0.1",
+                    40000,
+                    "127.0.0.1",
+                    80,
+                    TcpState::TimeWait,
+                    None,
+                )],
+            ),
+            &ANY,
+        );
+        assert_eq!(t.closed().len(), 1);
+        assert_eq!(t.closed()[0].lifetime.get(Counter::BytesSent), Some(4321));
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::BytesSent), Some(4321));
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1));
+        assert_eq!(c.get(Counter::EstabResets), Some(0));
+        t.reset_window();
+        t.observe(
+            snap(
+                1500,
+                vec![sock(
+                    5,
+                    "127.0.0.1",
+                    40000,
+                    "127.0.0.1",
+                    80,
+                    TcpState::TimeWait,
+                    None,
+                )],
+            ),
+            &ANY,
+        );
+        assert!(t.closed().is_empty());
+    }
+
+    #[test]
     fn time_wait_without_predecessor_is_a_short_lived_connection() {
         let mut t = Tracker::new();
         t.observe(snap(0, vec![]), &ANY);
@@ -656,6 +751,44 @@ mod tests {
         );
         t.observe(snap(1000, vec![tw]), &ANY);
         assert_eq!(totals(&t).get(Counter::ActiveOpens), Some(1));
+    }
+
+    #[test]
+    fn request_socket_replaced_by_its_child_is_not_a_failure() {
+        let mut t = Tracker::new();
+        let listener = sock(
+            9,
+            "0.0.0.0",
+            80,
+            "0.0.0.0",
+            0,
+            TcpState::Listen,
+            Some(info(0, 0, 0)),
+        );
+        t.observe(snap(0, vec![listener.clone()]), &ANY);
+        let req = sock(
+            4,
+            "127.0.0.1",
+            80,
+            "127.0.0.1",
+            40000,
+            TcpState::NewSynRecv,
+            None,
+        );
+        t.observe(snap(500, vec![listener.clone(), req]), &ANY);
+        let child = sock(
+            5,
+            "127.0.0.1",
+            80,
+            "127.0.0.1",
+            40000,
+            EST,
+            Some(info(1, 0, 0)),
+        );
+        t.observe(snap(1000, vec![listener, child]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::AttemptFails), Some(0));
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1));
     }
 
     #[test]

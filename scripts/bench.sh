@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# bench.sh - owns the dump benchmark: CPU (user+sys), wall and peak RSS of
+#   A) tcpipstat --once --format json          vs  ss -tin
+#   B) tcpipstat --once --format json NO-MATCH vs  bare-dump.c (bare sock_diag dump)
+# at N established loopback connections (2N sockets) in a private netns.
+# Helpers: conngen.py (holds the connections), measure.py (runs and times),
+# bare-dump.c (compiled here). Prints two markdown tables, also to $OUT if set.
+#
+# Usage (root):  scripts/bench.sh
+# Env: SIZES="1000 10000 50000" (connections), RUNS=5 (median of), OUT=file,
+#      TCPIPSTAT=path (skip cargo build and use that binary).
+# Leaves nothing behind: the namespace and generator go away on exit, error or ^C.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "SKIP: bench.sh needs root (ip netns, sysctls inside the namespace)"
+    exit 0
+fi
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+SIZES=${SIZES:-1000 10000 50000}
+RUNS=${RUNS:-5}
+FILTER='*.*.*.*:1-*.*.*.*:*'   # local port 1: matches no socket
+NS=tcpipstat-bench-$$
+TMP=$(mktemp -d /tmp/tcpipstat-bench.XXXXXX)
+GEN_PID=
+
+log() { echo "bench: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+stop_ns() {
+    exec 3>&-   # keep-alive pipe: the generator sees EOF
+    if [[ -n $GEN_PID ]]; then
+        kill "$GEN_PID" 2>/dev/null || true
+        wait "$GEN_PID" 2>/dev/null || true
+        GEN_PID=
+    fi
+    ip netns del "$NS" 2>/dev/null || true
+}
+trap 'stop_ns; rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM HUP   # runs the EXIT trap
+
+# --- tools -------------------------------------------------------------------
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need ip iproute2
+need ss iproute2
+need gcc gcc
+need python3 python3
+
+BARE=$TMP/bare-dump
+gcc -O2 -Wall -o "$BARE" "$HERE/bare-dump.c" || die "cannot build bare-dump.c"
+
+BIN=${TCPIPSTAT:-}
+if [[ -z $BIN ]]; then
+    BIN=$ROOT/target/release/tcpipstat
+    if command -v cargo >/dev/null; then
+        log "cargo build --release"
+        (cd "$ROOT" && cargo build --release -q) || log "cargo build failed; using any existing $BIN"
+    fi
+fi
+
+# --- one size ------------------------------------------------------------------
+start_ns() {   # $1 = connections; sets GEN_PID, waits for READY
+    ip netns add "$NS"
+    ip -n "$NS" link set lo up
+    mkfifo "$TMP/keep"
+    ip netns exec "$NS" python3 "$HERE/conngen.py" "$1" --tune \
+        <"$TMP/keep" >"$TMP/gen.out" 2>"$TMP/gen.err" &
+    GEN_PID=$!
+    exec 3>"$TMP/keep"   # if this shell dies, the generator's stdin hits EOF
+    rm -f "$TMP/keep"
+    local t
+    for ((t = 0; t < 3000; t++)); do   # up to 300 s
+        grep -q '^READY' "$TMP/gen.out" && return 0
+        kill -0 "$GEN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    die "conngen $1 failed: $(cat "$TMP/gen.err")"
+}
+
+tcpipstat_usable() {   # prints why not, if not
+    [[ -x $BIN ]] || { echo "no binary at $BIN"; return 1; }
+    ip netns exec "$NS" "$BIN" --once --format json >"$TMP/probe" 2>"$TMP/probe.err" ||
+        { echo "exit $?: $(head -c 200 "$TMP/probe.err")"; return 1; }
+    [[ $(tr -d ' \t\n' <"$TMP/probe" | head -c 1) == [\{\[] ]] ||
+        { echo "output is not JSON: $(head -c 60 "$TMP/probe")"; return 1; }
+    ip netns exec "$NS" "$BIN" --once --format json "$FILTER" >/dev/null 2>"$TMP/probe.err" ||
+        { echo "filter run exit $?: $(head -c 200 "$TMP/probe.err")"; return 1; }
+}
+
+num() { [[ ${1:-} =~ ^[0-9.]+$ ]]; }
+ms() { if num "${1:-}"; then echo "$1"; else echo "n/a"; fi; }
+mib() { if num "${1:-}"; then awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; else echo "n/a"; fi; }
+ratio() {   # $1 / $2 as "1.23x"
+    if num "${1:-}" && num "${2:-}"; then
+        awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }'
+    else echo "n/a"; fi
+}
+
+CPU_ROWS=
+WALL_ROWS=
+NOTES=
+q() { printf '%q' "$1"; }
+for n in $SIZES; do
+    log "N=$n: starting $n connections"
+    start_ns "$n"
+    socks=$(ip netns exec "$NS" "$BARE" | sed -n 's/^sockets=\([0-9]*\).*/\1/p')
+    if why=$(tcpipstat_usable); then   # alternated in this order: A, A', B, B'
+        cmds=("json=$(q "$BIN") --once --format json" "ss=ss -tin"
+              "nomatch=$(q "$BIN") --once --format json $(q "$FILTER")" "bare=$(q "$BARE")")
+    else
+        NOTES+="- N=$n: tcpipstat n/a ($why)"$'\n'
+        log "tcpipstat n/a: $why"
+        cmds=("ss=ss -tin" "bare=$(q "$BARE")")
+    fi
+    log "N=$n ($socks sockets): measuring ${RUNS}x"
+    declare -A C=() W=() R=()
+    while read -r label status cpu wall rss; do
+        [[ $status == ok ]] || { NOTES+="- N=$n: $label failed"$'\n'; continue; }
+        C[$label]=$cpu W[$label]=$wall R[$label]=$rss
+    done < <(ip netns exec "$NS" python3 "$HERE/measure.py" "$RUNS" "${cmds[@]}")
+    CPU_ROWS+="| $socks | $(ms "${C[json]:-}") | $(ms "${C[ss]:-}") | $(ratio "${C[json]:-}" "${C[ss]:-}") "
+    CPU_ROWS+="| $(ms "${C[nomatch]:-}") | $(ms "${C[bare]:-}") | $(ratio "${C[nomatch]:-}" "${C[bare]:-}") |"$'\n'
+    WALL_ROWS+="| $socks | $(ms "${W[json]:-}") | $(ms "${W[ss]:-}") | $(ms "${W[nomatch]:-}") | $(ms "${W[bare]:-}") "
+    WALL_ROWS+="| $(mib "${R[json]:-}") | $(mib "${R[ss]:-}") | $(mib "${R[nomatch]:-}") | $(mib "${R[bare]:-}") |"$'\n'
+    unset C W R
+    stop_ns
+done
+
+report() {
+    echo "## tcpipstat dump benchmark"
+    echo
+    echo "$(uname -sr), $(nproc) CPUs; loopback connections (2 sockets each) in a private netns;"
+    echo "median of $RUNS runs, commands alternated, stdout to /dev/null; CPU = user+sys."
+    echo
+    echo "| sockets | tcpipstat json CPU ms | ss -tin CPU ms | ratio | tcpipstat no-match CPU ms | bare dump CPU ms | ratio |"
+    echo "|--:|--:|--:|--:|--:|--:|--:|"
+    printf '%s' "$CPU_ROWS"
+    echo
+    echo "| sockets | json wall ms | ss wall ms | no-match wall ms | bare wall ms | json RSS MiB | ss RSS MiB | no-match RSS MiB | bare RSS MiB |"
+    echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    printf '%s' "$WALL_ROWS"
+    [[ -z $NOTES ]] || printf '\n%s' "$NOTES"
+}
+report
+if [[ -n ${OUT:-} ]]; then report >"$OUT"; fi
