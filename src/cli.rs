@@ -74,6 +74,16 @@ struct Args {
     #[arg(long, value_name = "DIR", hide = true)]
     record: Option<PathBuf>,
 
+    /// Where sockets come from: sock_diag (default) or /proc/net/tcp (the
+    /// fallback, forced; for comparisons and tests)
+    #[arg(
+        long,
+        value_name = "sockdiag|proc",
+        hide = true,
+        default_value = "sockdiag"
+    )]
+    source: String,
+
     /// Socket filters, OR-ed
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
@@ -106,6 +116,8 @@ pub struct Config {
     pub format: Format,
     pub filters: FilterSet,
     pub record: Option<PathBuf>,
+    /// Read /proc/net/tcp{,6} instead of sock_diag.
+    pub force_procfs: bool,
 }
 
 /// What parsing ended with, besides a config.
@@ -214,6 +226,11 @@ fn validate(args: Args) -> Result<Config, String> {
     let format = Format::parse(&args.format)
         .ok_or_else(|| format!("bad format '{}' (text, table or json)", args.format))?;
     let filters = FilterSet::parse(&args.filters).map_err(|e| e.to_string())?;
+    let force_procfs = match args.source.as_str() {
+        "sockdiag" => false,
+        "proc" => true,
+        other => return Err(format!("bad source '{other}' (sockdiag or proc)")),
+    };
     let timeout = args
         .timeout
         .as_deref()
@@ -286,6 +303,7 @@ fn validate(args: Args) -> Result<Config, String> {
         format,
         filters,
         record: args.record,
+        force_procfs,
     })
 }
 

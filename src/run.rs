@@ -35,6 +35,7 @@ impl Emitter<'_> {
 
     fn emit(&mut self, mut report: Report) -> std::io::Result<()> {
         report.notices = self.notices.clone();
+        report.filtered = !self.config.filters.matches_everything();
         report::render(&report, self.options(), self.out)?;
         self.out.flush()
     }
@@ -64,6 +65,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         },
         listeners_apart: config.mode != Mode::Once,
         net_dir: None,
+        force_procfs: config.force_procfs,
     };
     let mut source = LiveSource::open(source_options);
     let mut emitter = Emitter {
@@ -93,6 +95,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             groups,
             system: None,
             notices: Vec::new(),
+            filtered: false,
         })?;
         return Ok(());
     }
@@ -235,6 +238,7 @@ fn emit_window(
         groups,
         system,
         notices: Vec::new(),
+        filtered: false,
     })?;
     window.start_ms = end_ms;
     window.polls = 0;
@@ -273,6 +277,7 @@ fn emit_closes(
             groups: vec![group],
             system: None,
             notices: Vec::new(),
+            filtered: false,
         })?;
     }
     Ok(())

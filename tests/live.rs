@@ -55,7 +55,7 @@ fn bytes_and_opens_are_exact_and_segments_match_ss() {
     let listener6 = ns.listen("[::1]:0");
     let child = ns.spawn_tcpipstat(&["--timeout", "2500ms", "--poll", "200ms", "--format", "json"]);
     sleep(Duration::from_millis(600));
-    let mut pairs = vec![
+    let mut pairs = [
         Pair::open(&ns, &listener),
         Pair::open(&ns, &listener),
         Pair::open(&ns, &listener6),
@@ -328,4 +328,63 @@ fn sigint_ends_the_run_with_a_report() {
     .unwrap();
     let output = wait_output(child);
     assert_eq!(json_reports(&output.stdout).len(), 1);
+}
+
+#[test]
+fn proc_fallback_still_counts_opens_and_says_what_is_missing() {
+    skip_unless_root!();
+    let ns = Netns::new("procfs");
+    let listener = ns.listen("127.0.0.1:0");
+    let child = ns.spawn_tcpipstat(&[
+        "--source",
+        "proc",
+        "--timeout",
+        "2s",
+        "--poll",
+        "200ms",
+        "--format",
+        "json",
+    ]);
+    sleep(Duration::from_millis(600));
+    let mut pair = Pair::open(&ns, &listener);
+    pair.exchange(1000, 1000);
+    let output = wait_output(child);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bytes, segments, retransmits"), "{stderr}");
+    let report = &json_reports(&output.stdout)[0];
+    let client = tuple_group(report, &pair.client_tuple()).expect("client tuple");
+    let server = tuple_group(report, &pair.server_tuple()).expect("server tuple");
+    assert_eq!(counter(client, "Tcp", "ActiveOpens"), 1);
+    assert_eq!(counter(server, "Tcp", "PassiveOpens"), 1);
+    assert!(
+        client["counters"].get("Socket").is_none(),
+        "no byte counters from /proc: {client}"
+    );
+    assert!(report["notices"][0]
+        .as_str()
+        .unwrap()
+        .contains("/proc/net/tcp"));
+}
+
+#[test]
+fn unprivileged_user_sees_every_socket_with_counters() {
+    skip_unless_root!();
+    let ns = Netns::new("nobody");
+    let listener = ns.listen("127.0.0.1:0");
+    let mut pair = Pair::open(&ns, &listener);
+    pair.exchange(2222, 0);
+    let out = run_ok(ns.command("setpriv").args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        common::BIN,
+        "--once",
+        "--format",
+        "json",
+    ]));
+    let report = &json_reports(&out.stdout)[0];
+    let client =
+        tuple_group(report, &pair.client_tuple()).expect("root's socket visible to nobody");
+    assert_eq!(counter(client, "Socket", "BytesSent"), 2222);
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
 }

@@ -227,6 +227,7 @@ mod tests {
             }],
             system: Some(system),
             notices: vec!["a \"quoted\"\nnote".into()],
+            filtered: false,
         };
         let mut out = Vec::new();
         render(&report, RenderOptions::default(), &mut out).unwrap();

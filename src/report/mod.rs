@@ -34,6 +34,8 @@ pub struct Report {
     pub groups: Vec<Group>,
     pub system: Option<SystemSection>,
     pub notices: Vec<String>,
+    /// Whether filters restricted the sockets.
+    pub filtered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,7 +88,10 @@ pub fn visit_gauges<'a>(sample: &'a SocketSample, mut visit: impl FnMut(&'static
     visit("state", Gauge::Text(sample.state.name()));
     if sample.state == TcpState::Listen {
         visit("accept_queue", Gauge::Int(sample.recv_queue.into()));
-        visit("accept_queue_limit", Gauge::Int(sample.send_queue.into()));
+        // /proc/net/tcp does not give the limit; sock_diag (with tcp_info) does.
+        if sample.tcp_info.is_some() {
+            visit("accept_queue_limit", Gauge::Int(sample.send_queue.into()));
+        }
     } else {
         visit("recv_q", Gauge::Int(sample.recv_queue.into()));
         visit("send_q", Gauge::Int(sample.send_queue.into()));

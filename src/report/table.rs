@@ -38,9 +38,6 @@ pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> i
     let mut table = builder.build();
     table.with(Style::sharp());
     writeln!(out, "{table}")?;
-    for note in &report.notices {
-        writeln!(out, "note: {note}")?;
-    }
     if let Some(system) = &report.system {
         let mut builder = Builder::default();
         builder.push_record(["counter", "system", "sockets", "unattributed"]);

@@ -28,11 +28,13 @@ pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> i
         )?,
         ReportKind::Close { .. } => {}
     }
-    for note in &report.notices {
-        writeln!(out, "note: {note}")?;
-    }
+    // Notices went to stderr when raised; JSON carries them in each report.
     if report.groups.is_empty() && !matches!(report.kind, ReportKind::Close { .. }) {
-        writeln!(out, "\nNo sockets were accepted by the filters.")?;
+        if report.filtered {
+            writeln!(out, "\nNo sockets were accepted by the filters.")?;
+        } else {
+            writeln!(out, "\nNo TCP socket activity.")?;
+        }
     }
     for group in &report.groups {
         writeln!(out, "\n{RULE}")?;

@@ -27,6 +27,8 @@ pub struct SourceOptions {
     pub listeners_apart: bool,
     /// Where the namespace's /proc/net files are.
     pub net_dir: Option<PathBuf>,
+    /// Skip sock_diag and read /proc/net/tcp{,6}.
+    pub force_procfs: bool,
 }
 
 pub struct LiveSource {
@@ -60,6 +62,12 @@ impl LiveSource {
             stats: ParseStats::default(),
             record: false,
         };
+        if source.options.force_procfs {
+            source.notices.push(
+                FALLBACK_NOTICE.replace("sock_diag is unavailable ({reason})", "--source proc"),
+            );
+            return source;
+        }
         match SockDiag::open() {
             Ok(diag) => source.diag = Some(diag),
             Err(err) => source.fall_back(&err),
