@@ -3,8 +3,9 @@
 #   A) tcpipstat --once --format json          vs  ss -tin
 #   B) tcpipstat --once --format json NO-MATCH vs  bare-dump.c (bare sock_diag dump)
 # at N established loopback connections (2N sockets) in a private netns.
-# Helpers: conngen.py (holds the connections), measure.py (runs and times),
-# bare-dump.c (compiled here). Prints two markdown tables, also to $OUT if set.
+# Helpers: conngen.py (holds the connections), measure.py (alternates runs,
+# medians) + rusage-run.c (times one run), bare-dump.c; the C ones are built
+# here with gcc. Prints two markdown tables, also to $OUT if set.
 #
 # Usage (root):  scripts/bench.sh
 # Env: SIZES="1000 10000 50000" (connections), RUNS=5 (median of), OUT=file,
@@ -42,14 +43,18 @@ trap 'stop_ns; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM HUP   # runs the EXIT trap
 
 # --- tools -------------------------------------------------------------------
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+install() { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+need() { command -v "$1" >/dev/null || install "$2"; }
 need ip iproute2
 need ss iproute2
 need gcc gcc
 need python3 python3
+[[ -e /usr/include/linux/inet_diag.h && -e /usr/include/stdio.h ]] || install libc6-dev linux-libc-dev
 
 BARE=$TMP/bare-dump
+RUSAGE=$TMP/rusage-run
 gcc -O2 -Wall -o "$BARE" "$HERE/bare-dump.c" || die "cannot build bare-dump.c"
+gcc -O2 -Wall -o "$RUSAGE" "$HERE/rusage-run.c" || die "cannot build rusage-run.c"
 
 BIN=${TCPIPSTAT:-}
 if [[ -z $BIN ]]; then
@@ -83,7 +88,9 @@ tcpipstat_usable() {   # prints why not, if not
     [[ -x $BIN ]] || { echo "no binary at $BIN"; return 1; }
     ip netns exec "$NS" "$BIN" --once --format json >"$TMP/probe" 2>"$TMP/probe.err" ||
         { echo "exit $?: $(head -c 200 "$TMP/probe.err")"; return 1; }
-    [[ $(tr -d ' \t\n' <"$TMP/probe" | head -c 1) == [\{\[] ]] ||
+    local first
+    first=$(head -c 256 "$TMP/probe" | tr -d '[:space:]')
+    [[ ${first:0:1} == [\{\[] ]] ||
         { echo "output is not JSON: $(head -c 60 "$TMP/probe")"; return 1; }
     ip netns exec "$NS" "$BIN" --once --format json "$FILTER" >/dev/null 2>"$TMP/probe.err" ||
         { echo "filter run exit $?: $(head -c 200 "$TMP/probe.err")"; return 1; }
@@ -101,6 +108,13 @@ ratio() {   # $1 / $2 as "1.23x"
 CPU_ROWS=
 WALL_ROWS=
 NOTES=
+cpu_busy() {   # % of all CPUs busy over 1 s, from /proc/stat
+    local a b
+    a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y)
+        for (i = 2; i <= 9; i++) t += y[i] - x[i]; idle = y[5] + y[6] - x[5] - x[6]
+        printf "%.0f", t ? 100 * (t - idle) / t : 0 }'
+}
 q() { printf '%q' "$1"; }
 for n in $SIZES; do
     log "N=$n: starting $n connections"
@@ -114,12 +128,16 @@ for n in $SIZES; do
         log "tcpipstat n/a: $why"
         cmds=("ss=ss -tin" "bare=$(q "$BARE")")
     fi
-    log "N=$n ($socks sockets): measuring ${RUNS}x"
+    busy=$(cpu_busy)
+    if ((busy > 10)); then   # e.g. a cargo build next door
+        NOTES+="- N=$n: CPUs were ${busy}% busy before measuring: wall times are noisy"$'\n'
+    fi
+    log "N=$n ($socks sockets, CPUs ${busy}% busy): measuring ${RUNS}x"
     declare -A C=() W=() R=()
     while read -r label status cpu wall rss; do
         [[ $status == ok ]] || { NOTES+="- N=$n: $label failed"$'\n'; continue; }
         C[$label]=$cpu W[$label]=$wall R[$label]=$rss
-    done < <(ip netns exec "$NS" python3 "$HERE/measure.py" "$RUNS" "${cmds[@]}")
+    done < <(ip netns exec "$NS" python3 "$HERE/measure.py" "$RUSAGE" "$RUNS" "${cmds[@]}")
     CPU_ROWS+="| $socks | $(ms "${C[json]:-}") | $(ms "${C[ss]:-}") | $(ratio "${C[json]:-}" "${C[ss]:-}") "
     CPU_ROWS+="| $(ms "${C[nomatch]:-}") | $(ms "${C[bare]:-}") | $(ratio "${C[nomatch]:-}" "${C[bare]:-}") |"$'\n'
     WALL_ROWS+="| $socks | $(ms "${W[json]:-}") | $(ms "${W[ss]:-}") | $(ms "${W[nomatch]:-}") | $(ms "${W[bare]:-}") "

@@ -2,7 +2,7 @@
 //! the namespace-wide (`--system`) deltas and the unattributed residual.
 //! Pure: everything here is built from rows and counters handed in.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 use crate::counters::{Counter, Counters};
@@ -87,27 +87,35 @@ impl GroupKey {
 }
 
 #[derive(Debug, Clone)]
-pub struct Group {
+pub struct Group<'a> {
     pub key: GroupKey,
     pub counters: Counters,
     pub sockets: usize,
     pub closed: usize,
     /// With index=tuple: the newest socket of the tuple, for its gauges.
-    pub sample: Option<SocketSample>,
+    pub sample: Option<&'a SocketSample>,
 }
 
 /// Groups rows by `index`. Sockets still present count toward CurrEstab.
-pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -> Vec<Group> {
-    let mut groups: HashMap<GroupKey, Group> = HashMap::new();
+pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -> Vec<Group<'a>> {
+    // Groups live in a Vec and the map holds positions, so a growing map
+    // moves small entries, not groups.
+    let mut positions: FxHashMap<GroupKey, usize> =
+        FxHashMap::with_capacity_and_hasher(rows.size_hint().0, Default::default());
+    let mut groups: Vec<Group<'a>> = Vec::with_capacity(rows.size_hint().0);
     for row in rows {
         let key = index.key_of(&row.sample.key);
-        let group = groups.entry(key).or_insert_with(|| Group {
-            key,
-            counters: Counters::default(),
-            sockets: 0,
-            closed: 0,
-            sample: None,
+        let position = *positions.entry(key).or_insert_with(|| {
+            groups.push(Group {
+                key,
+                counters: Counters::default(),
+                sockets: 0,
+                closed: 0,
+                sample: None,
+            });
+            groups.len() - 1
         });
+        let group = &mut groups[position];
         group.counters.add(&row.counters);
         group.counters.mark_present(Counter::CurrEstab);
         if !row.closed && row.sample.state.counts_as_established() {
@@ -124,26 +132,21 @@ pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -
                 Some(_) => !row.closed && row.sample.tcp_info.is_some(),
             };
             if better {
-                group.sample = Some(row.sample.clone());
+                group.sample = Some(row.sample);
             }
         }
     }
-    let mut groups: Vec<Group> = groups.into_values().collect();
     sort_by_activity(&mut groups);
     groups
 }
 
-pub fn sort_by_activity(groups: &mut [Group]) {
-    groups.sort_by(|a, b| {
-        b.counters
-            .activity()
-            .cmp(&a.counters.activity())
-            .then_with(|| a.key.cmp(&b.key))
-    });
+pub fn sort_by_activity(groups: &mut [Group<'_>]) {
+    // Groups are a few hundred bytes: sort keys, then move each group once.
+    groups.sort_by_cached_key(|g| (std::cmp::Reverse(g.counters.activity()), g.key));
 }
 
 /// Drops groups in which nothing happened (for `--nozeros` window reports).
-pub fn drop_idle(groups: &mut Vec<Group>) {
+pub fn drop_idle(groups: &mut Vec<Group<'_>>) {
     groups.retain(|g| {
         g.counters
             .iter()

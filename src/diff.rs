@@ -16,7 +16,8 @@
 //! - Counters wrap at their kernel width; one that goes backwards makes the
 //!   socket count as new (from zero), never a negative delta.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
@@ -83,7 +84,7 @@ fn identity(sample: &SocketSample) -> u64 {
         return sample.cookie;
     }
     // /proc/net/tcp has no cookie: the tuple and inode stand in.
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = DefaultHasher::new();
     sample.key.hash(&mut h);
     sample.inode.hash(&mut h);
     sample.state.is_mini_socket().hash(&mut h);
@@ -126,7 +127,7 @@ impl Tracker {
         // Tuples present before this poll, to tell a TIME_WAIT successor
         // from a connection that lived and died between polls.
         let previous_tuples: HashSet<SocketKey> = if baseline || time_wait.is_empty() {
-            HashSet::new()
+            HashSet::default()
         } else {
             self.sockets.values().map(|t| t.sample.key).collect()
         };
@@ -169,7 +170,7 @@ impl Tracker {
         let present: HashSet<SocketKey> = if gone.iter().any(|t| t.sample.state.is_handshake()) {
             self.sockets.values().map(|t| t.sample.key).collect()
         } else {
-            HashSet::new()
+            HashSet::default()
         };
         for tracked in gone {
             let key = tracked.sample.key;

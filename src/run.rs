@@ -33,7 +33,7 @@ impl Emitter<'_> {
         }
     }
 
-    fn emit(&mut self, mut report: Report) -> std::io::Result<()> {
+    fn emit(&mut self, mut report: Report<'_>) -> std::io::Result<()> {
         report.notices = self.notices.clone();
         report.filtered = !self.config.filters.matches_everything();
         report::render(&report, self.options(), self.out)?;
@@ -210,7 +210,7 @@ fn emit_window(
     let config = emitter.config;
     let end_ms = source.elapsed_ms();
     let filters = &config.filters;
-    let mut groups: Vec<Group> = aggregate::group_rows(
+    let mut groups: Vec<Group<'_>> = aggregate::group_rows(
         tracker.rows().filter(|r| filters.matches(&r.sample.key)),
         config.index,
     );
@@ -264,7 +264,7 @@ fn emit_closes(
             counters,
             sockets: 1,
             closed: 1,
-            sample: Some(closed.sample.clone()),
+            sample: Some(&closed.sample),
         };
         emitter.emit(Report {
             kind: ReportKind::Close {

@@ -12,7 +12,7 @@ use super::{visit_gauges, Gauge, RenderOptions, Report, ReportKind};
 use crate::aggregate::{Group, GroupKey};
 use crate::counters::Section;
 
-pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let mut buf = Vec::with_capacity(64 * 1024);
     let kind = match report.kind {
         ReportKind::Window => "window",
@@ -79,24 +79,24 @@ pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> i
     out.write_all(&buf)
 }
 
-fn write_group(buf: &mut Vec<u8>, group: &Group, zeros: bool) {
+fn write_group(buf: &mut Vec<u8>, group: &Group<'_>, zeros: bool) {
     buf.extend_from_slice(b"{\"key\":{");
     match group.key {
         GroupKey::Tuple(k) => {
             buf.extend_from_slice(b"\"laddr\":");
-            string(buf, &k.local.to_string());
+            address(buf, k.local);
             field_u64(buf, "lport", k.local_port.into());
             buf.extend_from_slice(b",\"raddr\":");
-            string(buf, &k.remote.to_string());
+            address(buf, k.remote);
             field_u64(buf, "rport", k.remote_port.into());
         }
         GroupKey::Laddr(a) => {
             buf.extend_from_slice(b"\"laddr\":");
-            string(buf, &a.to_string());
+            address(buf, a);
         }
         GroupKey::Raddr(a) => {
             buf.extend_from_slice(b"\"raddr\":");
-            string(buf, &a.to_string());
+            address(buf, a);
         }
         GroupKey::Lport(p) => {
             buf.extend_from_slice(b"\"lport\":");
@@ -126,8 +126,7 @@ fn write_group(buf: &mut Vec<u8>, group: &Group, zeros: bool) {
             } else {
                 buf.push(b',');
             }
-            string(buf, counter.name());
-            buf.push(b':');
+            key(buf, counter.name());
             buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         }
         if opened {
@@ -148,8 +147,7 @@ fn write_group(buf: &mut Vec<u8>, group: &Group, zeros: bool) {
         let mut first = true;
         visit_gauges(sample, |name, value| {
             comma(buf, &mut first);
-            string(buf, name);
-            buf.push(b':');
+            key(buf, name);
             match value {
                 Gauge::Int(v) => buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
                 Gauge::Text(t) => string(buf, t),
@@ -160,6 +158,13 @@ fn write_group(buf: &mut Vec<u8>, group: &Group, zeros: bool) {
     buf.push(b'}');
 }
 
+/// An IP address as a JSON string, formatted without a temporary String.
+fn address(buf: &mut Vec<u8>, addr: std::net::IpAddr) {
+    buf.push(b'"');
+    let _ = write!(buf, "{addr}");
+    buf.push(b'"');
+}
+
 fn comma(buf: &mut Vec<u8>, first: &mut bool) {
     if !*first {
         buf.push(b',');
@@ -167,15 +172,26 @@ fn comma(buf: &mut Vec<u8>, first: &mut bool) {
     *first = false;
 }
 
+/// `"name":` for the static ASCII names of counters and gauges.
+fn key(buf: &mut Vec<u8>, name: &str) {
+    buf.push(b'"');
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\":");
+}
+
 fn field_u64(buf: &mut Vec<u8>, name: &str, value: u64) {
     buf.push(b',');
-    string(buf, name);
-    buf.push(b':');
+    key(buf, name);
     buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 fn string(buf: &mut Vec<u8>, text: &str) {
     buf.push(b'"');
+    if !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+        return;
+    }
     for ch in text.chars() {
         match ch {
             '"' => buf.extend_from_slice(b"\\\""),
@@ -212,6 +228,7 @@ mod tests {
             system: 9,
             sockets: 7,
         });
+        let sample = SocketSample::bare(key, 1, TcpState::Established);
         let report = Report {
             kind: ReportKind::Window,
             index: Index::Tuple,
@@ -223,7 +240,7 @@ mod tests {
                 counters,
                 sockets: 1,
                 closed: 0,
-                sample: Some(SocketSample::bare(key, 1, TcpState::Established)),
+                sample: Some(&sample),
             }],
             system: Some(system),
             notices: vec!["a \"quoted\"\nnote".into()],

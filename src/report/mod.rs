@@ -24,14 +24,14 @@ pub enum ReportKind {
 }
 
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct Report<'a> {
     pub kind: ReportKind,
     pub index: Index,
     /// Window bounds, ms since the run started.
     pub start_ms: u64,
     pub end_ms: u64,
     pub polls: u64,
-    pub groups: Vec<Group>,
+    pub groups: Vec<Group<'a>>,
     pub system: Option<SystemSection>,
     pub notices: Vec<String>,
     /// Whether filters restricted the sockets.
@@ -64,7 +64,7 @@ pub struct RenderOptions {
     pub zeros: bool,
 }
 
-pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     match options.format {
         Format::Text => text::render(report, options, out),
         Format::Table => table::render(report, options, out),

@@ -9,7 +9,7 @@ use tabled::{builder::Builder, settings::Style};
 use super::{RenderOptions, Report};
 use crate::counters::Counter;
 
-pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let columns: Vec<Counter> = Counter::ALL
         .iter()
         .copied()

@@ -10,7 +10,7 @@ use crate::counters::{Counters, Section};
 
 const RULE: &str = "-----------------------------------------";
 
-pub fn render(report: &Report, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     match report.kind {
         ReportKind::Window => writeln!(
             out,

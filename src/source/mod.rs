@@ -38,8 +38,8 @@ pub struct LiveSource {
     started: Instant,
     notices: Vec<String>,
     pub stats: ParseStats,
-    /// Raw datagrams of the last poll, when recording.
-    pub record: bool,
+    /// Sockets the last poll returned, to size the next one's buffer.
+    last_count: Option<usize>,
 }
 
 const FALLBACK_NOTICE: &str =
@@ -60,7 +60,7 @@ impl LiveSource {
             started: Instant::now(),
             notices: Vec::new(),
             stats: ParseStats::default(),
-            record: false,
+            last_count: None,
         };
         if source.options.force_procfs {
             source.notices.push(
@@ -134,7 +134,15 @@ impl LiveSource {
     }
 
     fn dump_all(&mut self) -> Result<Snapshot, DiagError> {
-        let mut sockets: Vec<SocketSample> = Vec::new();
+        // Sized up front: growing a Vec of ~350-byte samples copies them all.
+        let expected = match self.last_count {
+            Some(n) => n + n / 8,
+            None if self.options.bytecode.is_none() => {
+                procfs::tcp_sockets_in_use(&self.net_dir).unwrap_or(0)
+            }
+            None => 0,
+        };
+        let mut sockets: Vec<SocketSample> = Vec::with_capacity(expected + 16);
         let mut listeners = Vec::new();
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
             let request = DumpRequest {
@@ -168,6 +176,7 @@ impl LiveSource {
                 listeners.extend(found.into_iter().map(|s| s.key));
             }
         }
+        self.last_count = Some(sockets.len());
         let mut snapshot = Snapshot::new(0, SocketSource::SockDiag, sockets);
         snapshot.listeners = listeners;
         Ok(snapshot)

@@ -128,6 +128,32 @@ pub fn read_system_counters(net_dir: &Path) -> (SystemCounters, Vec<String>) {
     (counters, missing)
 }
 
+/// TCP sockets of the namespace (`inuse` + `tw` of /proc/net/sockstat and
+/// sockstat6), a cheap estimate of a dump's size.
+pub fn tcp_sockets_in_use(net_dir: &Path) -> Option<usize> {
+    let mut total = 0;
+    for name in ["sockstat", "sockstat6"] {
+        let text = std::fs::read_to_string(net_dir.join(name)).ok()?;
+        total += parse_sockstat_tcp(&text);
+    }
+    Some(total)
+}
+
+fn parse_sockstat_tcp(text: &str) -> usize {
+    let Some(line) = text
+        .lines()
+        .find(|l| l.starts_with("TCP: ") || l.starts_with("TCP6: "))
+    else {
+        return 0;
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "inuse" || w[0] == "tw")
+        .filter_map(|w| w[1].parse::<usize>().ok())
+        .sum()
+}
+
 /// Sockets from /proc/net/tcp and /proc/net/tcp6: identity, state, queues,
 /// owner and inode only (no counters, no cookie).
 pub fn read_proc_net_tcp(net_dir: &Path) -> std::io::Result<Vec<SocketSample>> {
@@ -202,6 +228,14 @@ mod tests {
         assert_eq!(c.get("Ip6:InReceives"), Some(5));
         assert_eq!(c.get("Icmp6:InMsgs"), Some(2));
         assert_eq!(c.get("UdpLite6:InErrors"), Some(0));
+    }
+
+    #[test]
+    fn sockstat_counts_tcp_in_use_and_time_wait() {
+        let v4 = "sockets: used 10\nTCP: inuse 7 orphan 0 tw 5 alloc 20003 mem 150\nUDP: inuse 0 mem 0\n";
+        assert_eq!(parse_sockstat_tcp(v4), 12);
+        assert_eq!(parse_sockstat_tcp("TCP6: inuse 3\nUDP6: inuse 1\n"), 3);
+        assert_eq!(parse_sockstat_tcp("garbage"), 0);
     }
 
     #[test]
