@@ -4,6 +4,7 @@
 //! downstream knows where a snapshot came from.
 
 pub mod procfs;
+pub mod replay;
 pub mod sockdiag;
 pub mod tcp_info;
 

@@ -1,0 +1,69 @@
+//! Snapshots from recorded sock_diag datagrams (`--record`, testdata/): the
+//! same parser as a live poll, fed from bytes instead of a socket, so tests
+//! can drive the whole pipeline with what a real kernel once said.
+
+use std::path::Path;
+
+use crate::model::{Snapshot, SocketSource};
+use crate::source::sockdiag::{parse_datagram, DatagramEnd, ParseStats};
+
+/// Parses every netlink message in `recording` (datagrams back to back, as
+/// `--record` writes them, any sequence numbers).
+pub fn snapshot_from_recording(recording: &[u8], taken_at_ms: u64) -> (Snapshot, ParseStats) {
+    let mut sockets = Vec::new();
+    let mut stats = ParseStats::default();
+    let mut interrupted = false;
+    // DONE ends one family's dump; the next family's messages follow.
+    let mut rest = recording;
+    while !rest.is_empty() {
+        let before = rest.len();
+        let end = parse_datagram(rest, None, &mut sockets, &mut stats, &mut interrupted);
+        rest = match end {
+            DatagramEnd::Done | DatagramEnd::Error(_) => skip_first_terminator(rest),
+            DatagramEnd::More => &[],
+        };
+        if rest.len() == before {
+            break;
+        }
+    }
+    (
+        Snapshot::new(taken_at_ms, SocketSource::SockDiag, sockets),
+        stats,
+    )
+}
+
+/// The bytes after the first DONE or ERROR message.
+fn skip_first_terminator(data: &[u8]) -> &[u8] {
+    let mut offset = 0;
+    while offset + 16 <= data.len() {
+        let len = u32::from_ne_bytes(data[offset..offset + 4].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes([data[offset + 4], data[offset + 5]]);
+        if len < 16 {
+            return &[];
+        }
+        offset = (offset + len + 3) & !3;
+        if kind == 2 || kind == 3 {
+            return data.get(offset..).unwrap_or(&[]);
+        }
+    }
+    &[]
+}
+
+/// Reads `poll-NNNN.nl` files of a recording directory in order.
+pub fn read_recording_dir(dir: &Path, poll_ms: u64) -> std::io::Result<Vec<Snapshot>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("poll-") && n.ends_with(".nl"))
+        })
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, path)| Ok(snapshot_from_recording(&std::fs::read(path)?, i as u64 * poll_ms).0))
+        .collect()
+}
