@@ -35,9 +35,13 @@ pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) 
         }
         builder.push_record(row);
     }
-    let mut table = builder.build();
-    table.with(Style::sharp());
-    writeln!(out, "{table}")?;
+    if report.groups.is_empty() {
+        writeln!(out, "(no TCP socket activity)")?;
+    } else {
+        let mut table = builder.build();
+        table.with(Style::sharp());
+        writeln!(out, "{table}")?;
+    }
     if let Some(system) = &report.system {
         let mut builder = Builder::default();
         builder.push_record(["counter", "system", "sockets", "unattributed"]);

@@ -23,15 +23,14 @@ pub struct SystemCounters {
 
 /// Names that are levels, not event counts: their "delta" is the new value.
 pub fn is_gauge(key: &str) -> bool {
+    key == "Tcp:CurrEstab"
+}
+
+/// Settings the MIB files carry beside counters; they have no delta.
+pub fn is_setting(key: &str) -> bool {
     matches!(
         key,
-        "Tcp:CurrEstab"
-            | "Tcp:MaxConn"
-            | "Tcp:RtoAlgorithm"
-            | "Tcp:RtoMin"
-            | "Tcp:RtoMax"
-            | "Ip:Forwarding"
-            | "Ip:DefaultTTL"
+        "Tcp:MaxConn" | "Tcp:RtoAlgorithm" | "Tcp:RtoMin" | "Tcp:RtoMax" | "Ip:Forwarding" | "Ip:DefaultTTL"
     )
 }
 
@@ -97,6 +96,7 @@ impl SystemCounters {
         let values = self
             .values
             .iter()
+            .filter(|(key, _)| !is_setting(key))
             .filter_map(|(key, &now)| {
                 let before = earlier.values.get(key)?;
                 let delta = if is_gauge(key) {
@@ -246,7 +246,10 @@ mod tests {
         b.values.insert("Tcp:InSegs".into(), 25);
         a.values.insert("Tcp:CurrEstab".into(), 4);
         b.values.insert("Tcp:CurrEstab".into(), 2);
+        a.values.insert("Tcp:RtoMax".into(), 120_000);
+        b.values.insert("Tcp:RtoMax".into(), 120_000);
         let d = b.delta_since(&a);
+        assert_eq!(d.get("Tcp:RtoMax"), None);
         assert_eq!(d.get("Tcp:InSegs"), Some(15));
         assert_eq!(d.get("Tcp:CurrEstab"), Some(2));
     }
