@@ -438,3 +438,27 @@ fn listen_drops_of_a_full_accept_queue_match_the_namespace_counter() {
     assert_eq!(Some(ours as i64), mib.get("TcpExt:ListenDrops"));
     drop(pending);
 }
+
+#[test]
+fn a_too_small_receive_buffer_grows_and_the_dump_is_redone_complete() {
+    skip_unless_root!();
+    use tcpipstat::source::sockdiag::{DumpRequest, ParseStats, SockDiag, ALL_STATES, EXT_INFO};
+    let ns = Netns::new("truncate");
+    let listener = ns.listen("127.0.0.1:0");
+    let _pairs: Vec<Pair> = (0..20).map(|_| Pair::open(&ns, &listener)).collect();
+    let (count, stats) = ns.enter(|| {
+        let mut diag = SockDiag::with_buffer(512).unwrap();
+        let request = DumpRequest {
+            family: libc::AF_INET as u8,
+            states: ALL_STATES,
+            extensions: EXT_INFO,
+            bytecode: None,
+        };
+        let (mut out, mut stats) = (Vec::new(), ParseStats::default());
+        diag.dump(&request, &mut out, &mut stats).unwrap();
+        (out.len(), stats)
+    });
+    assert_eq!(count, 41, "listener + 20 pairs");
+    assert!(stats.retries >= 1, "{stats:?}");
+    assert_eq!(stats.inconsistent, 0);
+}

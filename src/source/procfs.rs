@@ -30,7 +30,12 @@ pub fn is_gauge(key: &str) -> bool {
 pub fn is_setting(key: &str) -> bool {
     matches!(
         key,
-        "Tcp:MaxConn" | "Tcp:RtoAlgorithm" | "Tcp:RtoMin" | "Tcp:RtoMax" | "Ip:Forwarding" | "Ip:DefaultTTL"
+        "Tcp:MaxConn"
+            | "Tcp:RtoAlgorithm"
+            | "Tcp:RtoMin"
+            | "Tcp:RtoMax"
+            | "Ip:Forwarding"
+            | "Ip:DefaultTTL"
     )
 }
 

@@ -261,13 +261,19 @@ const SOCKET_RCVBUF: usize = 1 << 20;
 
 impl SockDiag {
     pub fn open() -> Result<SockDiag, DiagError> {
+        SockDiag::with_buffer(INITIAL_BUFFER)
+    }
+
+    /// With a receive buffer of `bytes` to start with (it grows when a
+    /// datagram does not fit; tests start small to make it grow).
+    pub fn with_buffer(bytes: usize) -> Result<SockDiag, DiagError> {
         let socket = Socket::new(NETLINK_SOCK_DIAG).map_err(classify_open_error)?;
         // A bigger kernel-side buffer lets the kernel pack full datagrams; a
         // failure only costs speed.
         let _ = socket.set_rx_buf_sz(SOCKET_RCVBUF);
         Ok(SockDiag {
             socket,
-            buffer: Vec::with_capacity(INITIAL_BUFFER),
+            buffer: Vec::with_capacity(bytes),
             seq: 0,
             recording: None,
         })
@@ -306,7 +312,6 @@ impl SockDiag {
             .send_to(&message, &SocketAddr::new(0, 0), 0)
             .map_err(classify_open_error)?;
         let mut interrupted = false;
-        let mut truncated = false;
         loop {
             self.buffer.clear();
             let received = match self.socket.recv(&mut self.buffer, libc::MSG_TRUNC) {
@@ -321,9 +326,12 @@ impl SockDiag {
                 Err(e) => return Err(DiagError::Io(e)),
             };
             if received > self.buffer.capacity() {
-                // The datagram did not fit: grow, finish this dump, redo it.
-                truncated = true;
-                self.buffer.reserve(received.next_power_of_two());
+                // The datagram did not fit, and what was cut may have held
+                // NLMSG_DONE: drop this dump with its socket, grow, redo.
+                let wanted = received.next_power_of_two();
+                self.reopen()?;
+                self.buffer = Vec::with_capacity(wanted.max(self.buffer.capacity()));
+                return Ok(DumpOutcome::Redo);
             }
             if let Some(recording) = self.recording.as_mut() {
                 recording.extend_from_slice(&self.buffer);
@@ -342,7 +350,7 @@ impl SockDiag {
                 }
             }
         }
-        Ok(if interrupted || truncated {
+        Ok(if interrupted {
             DumpOutcome::Redo
         } else {
             DumpOutcome::Complete
