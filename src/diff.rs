@@ -75,8 +75,6 @@ pub struct Tracker {
     listeners: HashSet<(IpAddr, u16)>,
     polls: u64,
     last_poll_ms: u64,
-    /// Whether sources give counters (sock_diag) or states only.
-    pub states_only: bool,
 }
 
 fn identity(sample: &SocketSample) -> u64 {

@@ -42,6 +42,9 @@ impl Emitter<'_> {
 
     fn note(&mut self, fresh: Vec<String>) {
         for note in fresh {
+            if self.notices.contains(&note) {
+                continue;
+            }
             eprintln!("tcpipstat: note: {note}");
             self.notices.push(note);
         }
@@ -112,7 +115,6 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut take_poll = |tracker: &mut Tracker, source: &mut LiveSource| -> anyhow::Result<u64> {
         let snapshot = source.snapshot()?;
         let at = snapshot.taken_at_ms;
-        tracker.states_only = snapshot.source == crate::model::SocketSource::ProcNetTcp;
         tracker.observe(snapshot, &tracker_filter);
         record(config, source, poll_number)?;
         poll_number += 1;

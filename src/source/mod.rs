@@ -110,12 +110,14 @@ impl LiveSource {
     pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
         let taken_at_ms = self.elapsed_ms();
         if self.diag.is_some() {
+            let before = self.stats;
             match self.dump_all() {
                 Ok(snapshot) => {
+                    self.note_damage(&before);
                     return Ok(Snapshot {
                         taken_at_ms,
                         ..snapshot
-                    })
+                    });
                 }
                 Err(err @ DiagError::Unavailable(_)) => self.fall_back(&err),
                 Err(err) => return Err(anyhow::Error::new(err).context("dumping TCP sockets")),
@@ -132,6 +134,22 @@ impl LiveSource {
             SocketSource::ProcNetTcp,
             sockets,
         ))
+    }
+
+    /// Says once per poll what the kernel's answer lacked, if anything.
+    fn note_damage(&mut self, before: &ParseStats) {
+        let malformed = self.stats.malformed - before.malformed;
+        if malformed > 0 {
+            self.notices.push(format!(
+                "{malformed} malformed sock_diag message(s) skipped in this poll; the rest is reported"
+            ));
+        }
+        let inconsistent = self.stats.inconsistent - before.inconsistent;
+        if inconsistent > 0 {
+            self.notices.push(format!(
+                "{inconsistent} socket dump(s) stayed inconsistent (NLM_F_DUMP_INTR) after retries: a socket may be missing or doubled in this poll"
+            ));
+        }
     }
 
     fn dump_all(&mut self) -> Result<Snapshot, DiagError> {
