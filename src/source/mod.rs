@@ -78,8 +78,11 @@ impl LiveSource {
 
     fn fall_back(&mut self, err: &DiagError) {
         self.diag = None;
-        self.notices
-            .push(FALLBACK_NOTICE.replace("{reason}", &err.to_string()));
+        let reason = match err {
+            DiagError::Unavailable(io) => io.to_string(),
+            other => other.to_string(),
+        };
+        self.notices.push(FALLBACK_NOTICE.replace("{reason}", &reason));
     }
 
     /// Notices raised since the last call (each said once).
