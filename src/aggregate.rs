@@ -96,16 +96,27 @@ pub struct Group<'a> {
     pub sample: Option<&'a SocketSample>,
 }
 
-/// Groups rows by `index`. Sockets still present count toward CurrEstab.
-pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -> Vec<Group<'a>> {
-    // Groups live in a Vec and the map holds positions, so a growing map
-    // moves small entries, not groups.
-    let mut positions: FxHashMap<GroupKey, usize> =
-        FxHashMap::with_capacity_and_hasher(rows.size_hint().0, Default::default());
-    let mut groups: Vec<Group<'a>> = Vec::with_capacity(rows.size_hint().0);
-    for row in rows {
-        let key = index.key_of(&row.sample.key);
-        let position = *positions.entry(key).or_insert_with(|| {
+/// Accumulates rows into groups. Groups live in a Vec and the map holds
+/// positions, so a growing map moves small entries, not groups.
+pub struct Grouper<'a> {
+    index: Index,
+    positions: FxHashMap<GroupKey, usize>,
+    groups: Vec<Group<'a>>,
+}
+
+impl<'a> Grouper<'a> {
+    pub fn new(index: Index, expected: usize) -> Grouper<'a> {
+        Grouper {
+            index,
+            positions: FxHashMap::with_capacity_and_hasher(expected, Default::default()),
+            groups: Vec::with_capacity(expected),
+        }
+    }
+
+    fn group_of(&mut self, key: &SocketKey) -> &mut Group<'a> {
+        let key = self.index.key_of(key);
+        let groups = &mut self.groups;
+        let position = *self.positions.entry(key).or_insert_with(|| {
             groups.push(Group {
                 key,
                 counters: Counters::default(),
@@ -115,7 +126,13 @@ pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -
             });
             groups.len() - 1
         });
-        let group = &mut groups[position];
+        &mut self.groups[position]
+    }
+
+    /// Adds a row's counts only: for rows whose sample does not outlive the
+    /// call (streamed dumps); such groups carry no sample for gauges.
+    pub fn add_counts(&mut self, row: &SocketRow<'_>) {
+        let group = self.group_of(&row.sample.key);
         group.counters.add(&row.counters);
         group.counters.mark_present(Counter::CurrEstab);
         if !row.closed && row.sample.state.counts_as_established() {
@@ -125,7 +142,13 @@ pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -
         if row.closed {
             group.closed += 1;
         }
-        if index == Index::Tuple {
+    }
+
+    /// Adds a row; with index=tuple its sample is kept for the gauges.
+    pub fn add(&mut self, row: SocketRow<'a>) {
+        self.add_counts(&row);
+        if self.index == Index::Tuple {
+            let group = self.group_of(&row.sample.key);
             let better = match &group.sample {
                 None => true,
                 // Prefer a present full socket over a closed or mini one.
@@ -136,8 +159,38 @@ pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -
             }
         }
     }
-    sort_by_activity(&mut groups);
-    groups
+
+    /// The groups, busiest first.
+    pub fn finish(mut self) -> Vec<Group<'a>> {
+        sort_by_activity(&mut self.groups);
+        self.groups
+    }
+}
+
+/// Groups rows by `index`. Sockets still present count toward CurrEstab.
+pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -> Vec<Group<'a>> {
+    let mut grouper = Grouper::new(index, rows.size_hint().0);
+    for row in rows {
+        grouper.add(row);
+    }
+    grouper.finish()
+}
+
+/// One socket as its own group (index=tuple), as a streamed snapshot
+/// prints it.
+pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
+    let mut counters = row.counters;
+    counters.mark_present(Counter::CurrEstab);
+    if !row.closed && row.sample.state.counts_as_established() {
+        counters.bump(Counter::CurrEstab, 1);
+    }
+    Group {
+        key: GroupKey::Tuple(row.sample.key),
+        counters,
+        sockets: 1,
+        closed: usize::from(row.closed),
+        sample: Some(row.sample),
+    }
 }
 
 pub fn sort_by_activity(groups: &mut [Group<'_>]) {

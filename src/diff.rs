@@ -356,11 +356,16 @@ pub fn lifetime_rows<'a>(
         .sockets
         .iter()
         .filter(move |s| filter.matches(&s.key))
-        .map(|s| SocketRow {
-            sample: s,
-            counters: cumulative(s).counters,
-            closed: false,
-        })
+        .map(lifetime_row)
+}
+
+/// A socket's counters since its creation, as a row.
+pub fn lifetime_row(sample: &SocketSample) -> SocketRow<'_> {
+    SocketRow {
+        sample,
+        counters: cumulative(sample).counters,
+        closed: false,
+    }
 }
 
 #[cfg(test)]

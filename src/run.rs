@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::aggregate::{self, Group, Index};
+use crate::aggregate::{self, Group, Grouper, Index};
 use crate::cli::{Config, Mode};
-use crate::diff::{self, Tracker};
+use crate::diff::lifetime_row;
+use crate::diff::Tracker;
 use crate::filter::FilterSet;
+use crate::report::ReportWriter;
 use crate::report::{self, RenderOptions, Report, ReportKind};
 use crate::source::procfs::SystemCounters;
 use crate::source::{LiveSource, SourceOptions};
@@ -41,13 +43,7 @@ impl Emitter<'_> {
     }
 
     fn note(&mut self, fresh: Vec<String>) {
-        for note in fresh {
-            if self.notices.contains(&note) {
-                continue;
-            }
-            eprintln!("tcpipstat: note: {note}");
-            self.notices.push(note);
-        }
+        note_into(&mut self.notices, fresh);
     }
 }
 
@@ -82,25 +78,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     }
 
     if config.mode == Mode::Once {
-        let snapshot = source.snapshot()?;
-        record(config, &mut source, 0)?;
-        emitter.note(source.take_notices());
-        let groups = aggregate::group_rows(
-            diff::lifetime_rows(&snapshot, &config.filters),
-            config.index,
-        );
-        emitter.emit(Report {
-            kind: ReportKind::Snapshot,
-            index: config.index,
-            start_ms: snapshot.taken_at_ms,
-            end_ms: snapshot.taken_at_ms,
-            polls: 1,
-            groups,
-            system: None,
-            notices: Vec::new(),
-            filtered: false,
-        })?;
-        return Ok(());
+        return run_once(config, &mut source, &mut emitter);
     }
 
     let tracker_filter = if kernel_filters {
@@ -183,6 +161,74 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Prints new notices on stderr and keeps them for JSON reports.
+fn note_into(notices: &mut Vec<String>, fresh: Vec<String>) {
+    for note in fresh {
+        if notices.contains(&note) {
+            continue;
+        }
+        eprintln!("tcpipstat: note: {note}");
+        notices.push(note);
+    }
+}
+
+/// `--once`: sockets are printed as the dump delivers them (index=tuple) or
+/// summed into groups on the fly, so no snapshot is ever held whole.
+fn run_once(config: &Config, source: &mut LiveSource, emitter: &mut Emitter) -> anyhow::Result<()> {
+    let at = source.elapsed_ms();
+    let mut report = Report {
+        kind: ReportKind::Snapshot,
+        index: config.index,
+        start_ms: at,
+        end_ms: at,
+        polls: 1,
+        groups: Vec::new(),
+        system: None,
+        notices: Vec::new(),
+        filtered: !config.filters.matches_everything(),
+    };
+    let filters = &config.filters;
+    if config.index != Index::Tuple {
+        let mut grouper = Grouper::new(config.index, 64);
+        source.stream(&mut |sample| {
+            if filters.matches(&sample.key) {
+                grouper.add_counts(&lifetime_row(sample));
+            }
+            true
+        })?;
+        record(config, source, 0)?;
+        emitter.note(source.take_notices());
+        report.groups = grouper.finish();
+        return Ok(emitter.emit(report)?);
+    }
+    let options = emitter.options();
+    let mut writer = ReportWriter::begin(&report, options, &mut *emitter.out)?;
+    let mut failure = None;
+    source.stream(&mut |sample| {
+        if !filters.matches(&sample.key) {
+            return true;
+        }
+        match writer.group(
+            &report,
+            &aggregate::single_socket_group(lifetime_row(sample)),
+        ) {
+            Ok(()) => true,
+            Err(err) => {
+                failure = Some(err);
+                false
+            }
+        }
+    })?;
+    if let Some(err) = failure {
+        return Err(err.into());
+    }
+    record(config, source, 0)?;
+    note_into(&mut emitter.notices, source.take_notices());
+    report.notices = emitter.notices.clone();
+    writer.end(&report)?;
+    Ok(emitter.out.flush()?)
 }
 
 #[derive(Default)]

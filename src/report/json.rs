@@ -6,14 +6,16 @@
 //! "sockets","closed","counters":{"Socket":{..},"Tcp":{..}},"approx":[..],
 //! "gauges":{..}}],"system":{"deltas":{..},"unattributed":{..}},"notices"}`.
 
-use std::io::{self, Write};
+use std::io::Write;
 
+#[cfg(test)]
+use super::render;
 use super::{visit_gauges, Gauge, RenderOptions, Report, ReportKind};
 use crate::aggregate::{Group, GroupKey};
 use crate::counters::Section;
 
-pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(64 * 1024);
+/// Everything before the first group.
+pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
     let kind = match report.kind {
         ReportKind::Window => "window",
         ReportKind::Snapshot => "snapshot",
@@ -24,23 +26,25 @@ pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) 
     buf.extend_from_slice(b"\",\"index\":\"");
     buf.extend_from_slice(report.index.name().as_bytes());
     buf.push(b'"');
-    field_u64(&mut buf, "start_ms", report.start_ms);
-    field_u64(&mut buf, "end_ms", report.end_ms);
-    field_u64(&mut buf, "polls", report.polls);
+    field_u64(buf, "start_ms", report.start_ms);
+    field_u64(buf, "end_ms", report.end_ms);
+    field_u64(buf, "polls", report.polls);
     if let ReportKind::Close { unseen_ms } = report.kind {
-        field_u64(&mut buf, "unseen_ms", unseen_ms);
+        field_u64(buf, "unseen_ms", unseen_ms);
     }
     buf.extend_from_slice(b",\"groups\":[");
-    for (i, group) in report.groups.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        write_group(&mut buf, group, options.zeros);
-        if buf.len() > 48 * 1024 {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
+}
+
+/// One group; `index` is its position in the report.
+pub fn group(buf: &mut Vec<u8>, index: usize, group: &Group<'_>, options: RenderOptions) {
+    if index > 0 {
+        buf.push(b',');
     }
+    write_group(buf, group, options.zeros);
+}
+
+/// Everything after the last group.
+pub fn end(report: &Report<'_>, options: RenderOptions, buf: &mut Vec<u8>) {
     buf.push(b']');
     if let Some(system) = &report.system {
         buf.extend_from_slice(b",\"system\":{\"deltas\":{");
@@ -49,16 +53,16 @@ pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) 
             if *value == 0 && !options.zeros {
                 continue;
             }
-            comma(&mut buf, &mut first);
-            string(&mut buf, key);
+            comma(buf, &mut first);
+            string(buf, key);
             buf.push(b':');
             buf.extend_from_slice(itoa::Buffer::new().format(*value).as_bytes());
         }
         buf.extend_from_slice(b"},\"unattributed\":{");
         let mut first = true;
         for r in &system.residuals {
-            comma(&mut buf, &mut first);
-            string(&mut buf, r.counter.name());
+            comma(buf, &mut first);
+            string(buf, r.counter.name());
             buf.extend_from_slice(b":{\"system\":");
             buf.extend_from_slice(itoa::Buffer::new().format(r.system).as_bytes());
             buf.extend_from_slice(b",\"sockets\":");
@@ -72,11 +76,10 @@ pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) 
     buf.extend_from_slice(b",\"notices\":[");
     let mut first = true;
     for note in &report.notices {
-        comma(&mut buf, &mut first);
-        string(&mut buf, note);
+        comma(buf, &mut first);
+        string(buf, note);
     }
     buf.extend_from_slice(b"]}\n");
-    out.write_all(&buf)
 }
 
 fn write_group(buf: &mut Vec<u8>, group: &Group<'_>, zeros: bool) {
@@ -247,7 +250,15 @@ mod tests {
             filtered: false,
         };
         let mut out = Vec::new();
-        render(&report, RenderOptions::default(), &mut out).unwrap();
+        render(
+            &report,
+            RenderOptions {
+                format: crate::report::Format::Json,
+                zeros: false,
+            },
+            &mut out,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["groups"][0]["counters"]["Socket"]["BytesSent"], 100);
         assert_eq!(v["groups"][0]["counters"]["Tcp"]["InSegs"], 7);

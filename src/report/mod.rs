@@ -64,12 +64,75 @@ pub struct RenderOptions {
     pub zeros: bool,
 }
 
-pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    match options.format {
-        Format::Text => text::render(report, options, out),
-        Format::Table => table::render(report, options, out),
-        Format::Json => json::render(report, options, out),
+/// Writes one report group by group, so a snapshot can be printed while it
+/// is read (`--once` keeps no socket longer than its datagram).
+pub struct ReportWriter<'w> {
+    options: RenderOptions,
+    out: &'w mut dyn Write,
+    /// JSON is built here and written in large pieces.
+    buf: Vec<u8>,
+    table_rows: Vec<table::Row>,
+    groups: usize,
+}
+
+const FLUSH_AT: usize = 48 * 1024;
+
+impl<'w> ReportWriter<'w> {
+    pub fn begin(
+        report: &Report<'_>,
+        options: RenderOptions,
+        out: &'w mut dyn Write,
+    ) -> io::Result<Self> {
+        let mut writer = ReportWriter {
+            options,
+            out,
+            buf: Vec::with_capacity(FLUSH_AT + 4096),
+            table_rows: Vec::new(),
+            groups: 0,
+        };
+        match options.format {
+            Format::Text => text::begin(report, writer.out)?,
+            Format::Json => json::begin(report, &mut writer.buf),
+            Format::Table => {}
+        }
+        Ok(writer)
     }
+
+    pub fn group(&mut self, report: &Report<'_>, group: &Group<'_>) -> io::Result<()> {
+        match self.options.format {
+            Format::Text => text::group(report, group, self.options, self.out)?,
+            Format::Json => {
+                json::group(&mut self.buf, self.groups, group, self.options);
+                if self.buf.len() >= FLUSH_AT {
+                    self.out.write_all(&self.buf)?;
+                    self.buf.clear();
+                }
+            }
+            Format::Table => self.table_rows.push(table::row(group)),
+        }
+        self.groups += 1;
+        Ok(())
+    }
+
+    pub fn end(mut self, report: &Report<'_>) -> io::Result<()> {
+        match self.options.format {
+            Format::Text => text::end(report, self.groups, self.options, self.out),
+            Format::Json => {
+                json::end(report, self.options, &mut self.buf);
+                self.out.write_all(&self.buf)
+            }
+            Format::Table => table::end(report, &self.table_rows, self.options, self.out),
+        }
+    }
+}
+
+/// Writes a whole report.
+pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let mut writer = ReportWriter::begin(report, options, out)?;
+    for group in &report.groups {
+        writer.group(report, group)?;
+    }
+    writer.end(report)
 }
 
 /// One gauge value.

@@ -7,35 +7,54 @@ use std::io::{self, Write};
 use tabled::{builder::Builder, settings::Style};
 
 use super::{RenderOptions, Report};
-use crate::counters::Counter;
+use crate::aggregate::Group;
+use crate::counters::{Counter, Counters};
 
-pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+/// A group as the table keeps it until the end (columns depend on all).
+pub struct Row {
+    key: String,
+    sockets: usize,
+    counters: Counters,
+}
+
+pub fn row(group: &Group<'_>) -> Row {
+    Row {
+        key: group.key.value(),
+        sockets: group.sockets,
+        counters: group.counters,
+    }
+}
+
+pub fn end(
+    report: &Report<'_>,
+    rows: &[Row],
+    options: RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let columns: Vec<Counter> = Counter::ALL
         .iter()
         .copied()
         .filter(|c| {
-            report
-                .groups
-                .iter()
-                .any(|g| g.counters.get(*c).is_some_and(|v| v != 0 || options.zeros))
+            rows.iter()
+                .any(|r| r.counters.get(*c).is_some_and(|v| v != 0 || options.zeros))
         })
         .collect();
     let mut builder = Builder::default();
     let mut header = vec![report.index.name().to_string(), "sockets".to_string()];
     header.extend(columns.iter().map(|c| c.name().to_string()));
     builder.push_record(header);
-    for group in &report.groups {
-        let mut row = vec![group.key.value(), group.sockets.to_string()];
+    for r in rows {
+        let mut record = vec![r.key.clone(), r.sockets.to_string()];
         for c in &columns {
-            row.push(match group.counters.get(*c) {
-                Some(v) if group.counters.is_approx(*c) => format!("~{v}"),
+            record.push(match r.counters.get(*c) {
+                Some(v) if r.counters.is_approx(*c) => format!("~{v}"),
                 Some(v) => v.to_string(),
                 None => "-".to_string(),
             });
         }
-        builder.push_record(row);
+        builder.push_record(record);
     }
-    if report.groups.is_empty() {
+    if rows.is_empty() {
         writeln!(out, "(no TCP socket activity)")?;
     } else {
         let mut table = builder.build();

@@ -6,97 +6,113 @@
 use std::io::{self, Write};
 
 use super::{visit_gauges, Gauge, RenderOptions, Report, ReportKind};
+use crate::aggregate::Group;
 use crate::counters::{Counters, Section};
 
 const RULE: &str = "-----------------------------------------";
 
-pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+/// The report's heading.
+pub fn begin(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     match report.kind {
         ReportKind::Window => writeln!(
             out,
-            "\n=== {:.2} s window ({} polls), index={}: {} group(s) ===",
+            "\n=== {:.2} s window ({} polls), index={} ===",
             (report.end_ms.saturating_sub(report.start_ms)) as f64 / 1000.0,
             report.polls,
             report.index.name(),
-            report.groups.len()
-        )?,
+        ),
         ReportKind::Snapshot => writeln!(
             out,
-            "\n=== snapshot: counters since each socket's creation, index={}: {} group(s) ===",
+            "\n=== snapshot: counters since each socket's creation, index={} ===",
             report.index.name(),
-            report.groups.len()
-        )?,
-        ReportKind::Close { .. } => {}
+        ),
+        ReportKind::Close { .. } => Ok(()),
     }
-    // Notices went to stderr when raised; JSON carries them in each report.
-    if report.groups.is_empty() && !matches!(report.kind, ReportKind::Close { .. }) {
+}
+
+pub fn group(
+    report: &Report<'_>,
+    group: &Group<'_>,
+    options: RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(out, "\n{RULE}")?;
+    writeln!(out, "{}", group.key)?;
+    if let ReportKind::Close { unseen_ms } = report.kind {
+        writeln!(
+            out,
+            "closed: lifetime counters as last polled, {unseen_ms} ms or less before the close"
+        )?;
+    } else if group.sockets > 1 || group.closed > 0 {
+        writeln!(out, "sockets: {} ({} closed)", group.sockets, group.closed)?;
+    }
+    writeln!(out, "{RULE}")?;
+    write_counters(out, &group.counters, options.zeros)?;
+    if let Some(sample) = group.sample {
+        let mut line = String::new();
+        visit_gauges(sample, |name, value| {
+            if !line.is_empty() {
+                line.push_str("  ");
+            }
+            match value {
+                Gauge::Int(v) => line.push_str(&format!("{name}={v}")),
+                Gauge::Text(t) => line.push_str(&format!("{name}={t}")),
+            }
+        });
+        writeln!(out, "Gauges:\n\t{line}")?;
+    }
+    Ok(())
+}
+
+/// After the groups: the empty-report line and the `--system` section.
+/// Notices are not repeated here: they went to stderr when raised.
+pub fn end(
+    report: &Report<'_>,
+    groups: usize,
+    options: RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if groups == 0 && !matches!(report.kind, ReportKind::Close { .. }) {
         if report.filtered {
             writeln!(out, "\nNo sockets were accepted by the filters.")?;
         } else {
             writeln!(out, "\nNo TCP socket activity.")?;
         }
     }
-    for group in &report.groups {
-        writeln!(out, "\n{RULE}")?;
-        writeln!(out, "{}", group.key)?;
-        if let ReportKind::Close { unseen_ms } = report.kind {
-            writeln!(
-                out,
-                "closed: lifetime counters as last polled, {unseen_ms} ms or less before the close"
-            )?;
-        } else if group.sockets > 1 || group.closed > 0 {
-            writeln!(out, "sockets: {} ({} closed)", group.sockets, group.closed)?;
+    let Some(system) = &report.system else {
+        return Ok(());
+    };
+    writeln!(out, "\n{RULE}")?;
+    writeln!(
+        out,
+        "System: namespace-wide deltas (/proc/net/snmp, netstat, snmp6)"
+    )?;
+    writeln!(out, "{RULE}")?;
+    let mut section = "";
+    for (key, value) in &system.deltas.values {
+        if *value == 0 && !options.zeros {
+            continue;
         }
-        writeln!(out, "{RULE}")?;
-        write_counters(out, &group.counters, options.zeros)?;
-        if let Some(sample) = &group.sample {
-            writeln!(out, "Gauges:")?;
-            let mut line = String::new();
-            visit_gauges(sample, |name, value| {
-                if !line.is_empty() {
-                    line.push_str("  ");
-                }
-                match value {
-                    Gauge::Int(v) => line.push_str(&format!("{name}={v}")),
-                    Gauge::Text(t) => line.push_str(&format!("{name}={t}")),
-                }
-            });
-            writeln!(out, "\t{line}")?;
+        let (name_section, name) = key.split_once(':').unwrap_or(("", key));
+        if name_section != section {
+            writeln!(out, "{name_section}:")?;
+            section = name_section;
         }
+        writeln!(out, "\t{name} = {value}")?;
     }
-    if let Some(system) = &report.system {
-        writeln!(out, "\n{RULE}")?;
+    writeln!(
+        out,
+        "Unattributed (system delta minus the sockets' deltas):"
+    )?;
+    for r in &system.residuals {
         writeln!(
             out,
-            "System: namespace-wide deltas (/proc/net/snmp, netstat, snmp6)"
+            "\t{} = {} (system {}, sockets {})",
+            r.counter.name(),
+            r.unattributed(),
+            r.system,
+            r.sockets
         )?;
-        writeln!(out, "{RULE}")?;
-        let mut section = "";
-        for (key, value) in &system.deltas.values {
-            if *value == 0 && !options.zeros {
-                continue;
-            }
-            let (name_section, name) = key.split_once(':').unwrap_or(("", key));
-            if name_section != section {
-                writeln!(out, "{name_section}:")?;
-                section = name_section;
-            }
-            writeln!(out, "\t{name} = {value}")?;
-        }
-        writeln!(
-            out,
-            "Unattributed (system delta minus the sockets' deltas):"
-        )?;
-        for r in &system.residuals {
-            writeln!(
-                out,
-                "\t{} = {} (system {}, sockets {})",
-                r.counter.name(),
-                r.unattributed(),
-                r.system,
-                r.sockets
-            )?;
-        }
     }
     Ok(())
 }

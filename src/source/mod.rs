@@ -11,7 +11,7 @@ pub mod tcp_info;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::model::{Snapshot, SocketSample, SocketSource};
+use crate::model::{Snapshot, SocketKey, SocketSample, SocketSource};
 use procfs::SystemCounters;
 use sockdiag::{
     DiagError, DumpRequest, ParseStats, SockDiag, ALL_STATES, EXT_CONG, EXT_INFO, EXT_SKMEMINFO,
@@ -41,6 +41,12 @@ pub struct LiveSource {
     pub stats: ParseStats,
     /// Sockets the last poll returned, to size the next one's buffer.
     last_count: Option<usize>,
+}
+
+/// Where a dump's sockets go.
+enum Sink<'a> {
+    Collect(&'a mut Vec<SocketSample>),
+    Stream(&'a mut dyn FnMut(&SocketSample) -> bool),
 }
 
 const FALLBACK_NOTICE: &str =
@@ -82,7 +88,8 @@ impl LiveSource {
             DiagError::Unavailable(io) => io.to_string(),
             other => other.to_string(),
         };
-        self.notices.push(FALLBACK_NOTICE.replace("{reason}", &reason));
+        self.notices
+            .push(FALLBACK_NOTICE.replace("{reason}", &reason));
     }
 
     /// Notices raised since the last call (each said once).
@@ -165,26 +172,70 @@ impl LiveSource {
             None => 0,
         };
         let mut sockets: Vec<SocketSample> = Vec::with_capacity(expected + 16);
+        let listeners = self.dump_families(&mut Sink::Collect(&mut sockets))?;
+        self.last_count = Some(sockets.len());
+        let mut snapshot = Snapshot::new(0, SocketSource::SockDiag, sockets);
+        snapshot.listeners = listeners;
+        Ok(snapshot)
+    }
+
+    /// One pass over every socket, handing each to `sink` and keeping none
+    /// (`--once`: flat memory). `sink` returns false to stop.
+    pub fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> anyhow::Result<()> {
+        if self.diag.is_some() {
+            let before = self.stats;
+            match self.dump_families(&mut Sink::Stream(sink)) {
+                Ok(_) => {
+                    self.note_damage(&before);
+                    return Ok(());
+                }
+                Err(err @ DiagError::Unavailable(_)) => self.fall_back(&err),
+                Err(err) => return Err(anyhow::Error::new(err).context("dumping TCP sockets")),
+            }
+        }
+        for sample in &self.snapshot()?.sockets {
+            if !sink(sample) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Dumps IPv4 then IPv6 into `sink`; returns the listeners dumped apart.
+    fn dump_families(&mut self, sink: &mut Sink<'_>) -> Result<Vec<SocketKey>, DiagError> {
         let mut listeners = Vec::new();
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-            let request = DumpRequest {
+            let mut request = DumpRequest {
                 family,
                 states: ALL_STATES,
                 extensions: EXT_INFO | EXT_CONG | EXT_SKMEMINFO,
                 bytecode: self.options.bytecode.clone(),
             };
-            let diag = self.diag.as_mut().expect("checked by caller");
-            match diag.dump(&request, &mut sockets, &mut self.stats) {
-                Ok(()) => {}
-                Err(DiagError::Rejected(err)) if request.bytecode.is_some() => {
-                    // The user-space filter still applies; only speed is lost.
-                    self.notices.push(format!(
-                        "the kernel rejected the filter bytecode ({err}); filtering in user space"
-                    ));
-                    self.options.bytecode = None;
-                    return self.dump_all();
+            loop {
+                let diag = self.diag.as_mut().expect("checked by caller");
+                let result = match sink {
+                    Sink::Collect(out) => diag.dump(&request, out, &mut self.stats),
+                    Sink::Stream(f) => diag.dump_streaming(&request, &mut self.stats, &mut **f),
+                };
+                match result {
+                    Ok(()) => break,
+                    // Rejected at once, before any socket: retry unfiltered;
+                    // the user-space filter still applies, only speed is lost.
+                    Err(DiagError::Rejected(err)) if request.bytecode.is_some() => {
+                        self.notices.push(format!(
+                            "the kernel rejected the filter bytecode ({err}); filtering in user space"
+                        ));
+                        self.options.bytecode = None;
+                        request.bytecode = None;
+                    }
+                    Err(DiagError::Unavailable(err)) if family == libc::AF_INET6 as u8 => {
+                        self.notices.push(format!(
+                            "IPv6 sockets cannot be dumped ({err}); reporting IPv4 sockets only"
+                        ));
+                        return Ok(listeners);
+                    }
+                    Err(err) => return Err(err),
                 }
-                Err(err) => return Err(err),
             }
             if self.options.listeners_apart && self.options.bytecode.is_some() {
                 let request = DumpRequest {
@@ -194,14 +245,12 @@ impl LiveSource {
                     bytecode: None,
                 };
                 let mut found = Vec::new();
+                let diag = self.diag.as_mut().expect("checked by caller");
                 diag.dump(&request, &mut found, &mut self.stats)?;
                 listeners.extend(found.into_iter().map(|s| s.key));
             }
         }
-        self.last_count = Some(sockets.len());
-        let mut snapshot = Snapshot::new(0, SocketSource::SockDiag, sockets);
-        snapshot.listeners = listeners;
-        Ok(snapshot)
+        Ok(listeners)
     }
 
     /// The namespace-wide MIB counters, and which files could not be read.

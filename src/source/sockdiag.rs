@@ -288,14 +288,36 @@ impl SockDiag {
     ) -> Result<(), DiagError> {
         for attempt in 1..=MAX_DUMP_ATTEMPTS {
             let start = out.len();
-            match self.dump_once(request, out, stats)? {
+            let recorded = self.recording.as_ref().map(Vec::len);
+            match self.dump_once(request, out, stats, None)? {
                 DumpOutcome::Complete => return Ok(()),
                 DumpOutcome::Redo if attempt < MAX_DUMP_ATTEMPTS => {
                     out.truncate(start);
+                    if let (Some(recording), Some(len)) = (self.recording.as_mut(), recorded) {
+                        recording.truncate(len);
+                    }
                     stats.retries += 1;
                 }
                 DumpOutcome::Redo => stats.inconsistent += 1,
             }
+        }
+        Ok(())
+    }
+
+    /// Runs one dump handing each socket to `sink` as its datagram arrives,
+    /// keeping none: memory stays flat however many sockets there are. A
+    /// dump cannot be redone once handed out, so an inconsistent one
+    /// (NLM_F_DUMP_INTR) is counted, not retried. `sink` returns false to
+    /// stop early.
+    pub fn dump_streaming(
+        &mut self,
+        request: &DumpRequest,
+        stats: &mut ParseStats,
+        sink: &mut dyn FnMut(&SocketSample) -> bool,
+    ) -> Result<(), DiagError> {
+        let mut scratch = Vec::with_capacity(256);
+        if let DumpOutcome::Redo = self.dump_once(request, &mut scratch, stats, Some(sink))? {
+            stats.inconsistent += 1;
         }
         Ok(())
     }
@@ -305,6 +327,7 @@ impl SockDiag {
         request: &DumpRequest,
         out: &mut Vec<SocketSample>,
         stats: &mut ParseStats,
+        mut sink: Option<&mut dyn FnMut(&SocketSample) -> bool>,
     ) -> Result<DumpOutcome, DiagError> {
         self.seq = self.seq.wrapping_add(1);
         let message = request.encode(self.seq);
@@ -336,7 +359,18 @@ impl SockDiag {
             if let Some(recording) = self.recording.as_mut() {
                 recording.extend_from_slice(&self.buffer);
             }
-            match parse_datagram(&self.buffer, Some(self.seq), out, stats, &mut interrupted) {
+            let end = parse_datagram(&self.buffer, Some(self.seq), out, stats, &mut interrupted);
+            if let Some(sink) = sink.as_mut() {
+                for sample in out.iter() {
+                    if !sink(sample) {
+                        // Abandoned: what is left of the dump is ignored
+                        // as stale by the next request's sequence check.
+                        return Ok(DumpOutcome::Complete);
+                    }
+                }
+                out.clear();
+            }
+            match end {
                 DatagramEnd::More => {}
                 DatagramEnd::Done => break,
                 DatagramEnd::Error(errno) => {
