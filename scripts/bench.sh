@@ -107,6 +107,7 @@ ratio() {   # $1 / $2 as "1.23x"
 
 CPU_ROWS=
 WALL_ROWS=
+POLL_ROWS=
 NOTES=
 cpu_busy() {   # % of all CPUs busy over 1 s, from /proc/stat
     local a b
@@ -142,6 +143,15 @@ for n in $SIZES; do
     CPU_ROWS+="| $(ms "${C[nomatch]:-}") | $(ms "${C[bare]:-}") | $(ratio "${C[nomatch]:-}" "${C[bare]:-}") |"$'\n'
     WALL_ROWS+="| $socks | $(ms "${W[json]:-}") | $(ms "${W[ss]:-}") | $(ms "${W[nomatch]:-}") | $(ms "${W[bare]:-}") "
     WALL_ROWS+="| $(mib "${R[json]:-}") | $(mib "${R[ss]:-}") | $(mib "${R[nomatch]:-}") | $(mib "${R[bare]:-}") |"$'\n'
+    # Steady polling: a 3 s window polled every 250 ms, CPU per poll
+    # against the bare dump (what one poll cannot cost less than).
+    if [[ -n ${C[json]:-} ]]; then
+        polls=$(ip netns exec "$NS" "$BIN" --timeout 3s --poll 250ms --format json |
+            sed -n 's/.*"polls":\([0-9]*\).*/\1/p' | head -1)
+        read -r _ poll_cpu _ _ < <(ip netns exec "$NS" "$RUSAGE" "$BIN" --timeout 3s --poll 250ms --format json)
+        per_poll=$(awk -v c="$poll_cpu" -v p="${polls:-0}" 'BEGIN { if (p > 0) printf "%.2f", c / p / 1000 }')
+        POLL_ROWS+="| $socks | ${polls:-n/a} | $(ms "$per_poll") | $(ms "${C[bare]:-}") | $(ratio "$per_poll" "${C[bare]:-}") |"$'\n'
+    fi
     unset C W R
     stop_ns
 done
@@ -159,6 +169,12 @@ report() {
     echo "| sockets | json wall ms | ss wall ms | no-match wall ms | bare wall ms | json RSS MiB | ss RSS MiB | no-match RSS MiB | bare RSS MiB |"
     echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     printf '%s' "$WALL_ROWS"
+    if [[ -n $POLL_ROWS ]]; then
+        echo
+        echo "| sockets | polls in 3 s | tcpipstat CPU ms per poll | bare dump CPU ms | ratio |"
+        echo "|--:|--:|--:|--:|--:|"
+        printf '%s' "$POLL_ROWS"
+    fi
     [[ -z $NOTES ]] || printf '\n%s' "$NOTES"
 }
 report

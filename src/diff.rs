@@ -21,7 +21,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use crate::counters::{cumulative, difference, Counter, Counters, Cumulative};
+use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::{unmap, Snapshot, SocketKey, SocketSample, TcpState};
 
@@ -39,8 +39,8 @@ pub enum Origin {
 /// One socket as tracked across polls.
 #[derive(Debug, Clone)]
 pub struct Tracked {
+    /// The latest sample; its tcp_info holds the cumulative counters.
     pub sample: SocketSample,
-    pub cumulative: Cumulative,
     pub origin: Origin,
     /// What this socket did inside the current window.
     pub window: Counters,
@@ -100,7 +100,7 @@ impl Tracker {
 
     /// Takes in one poll. Sockets the filter rejects are ignored, except
     /// listeners, which decide whether a new socket was accepted.
-    pub fn observe(&mut self, snapshot: Snapshot, filter: &FilterSet) {
+    pub fn observe(&mut self, snapshot: &Snapshot, filter: &FilterSet) {
         self.polls += 1;
         let poll = self.polls;
         let baseline = poll == 1;
@@ -123,36 +123,49 @@ impl Tracker {
             .map(|s| s.key)
             .collect();
         // Tuples present before this poll, to tell a TIME_WAIT successor
-        // from a connection that lived and died between polls.
-        let previous_tuples: HashSet<SocketKey> = if baseline || time_wait.is_empty() {
+        // from a connection that lived and died between polls. A TIME_WAIT
+        // socket keeps its full socket's sock_diag cookie, so this is only
+        // needed for sources without cookies (/proc/net/tcp).
+        let cookieless_time_wait = snapshot
+            .sockets
+            .iter()
+            .any(|s| s.state == TcpState::TimeWait && s.cookie == 0);
+        let previous_tuples: HashSet<SocketKey> = if baseline || !cookieless_time_wait {
             HashSet::default()
         } else {
             self.sockets.values().map(|t| t.sample.key).collect()
         };
+        let tracked_before = self.sockets.len();
+        let mut seen_again = 0usize;
 
-        for sample in snapshot.sockets {
+        for sample in &snapshot.sockets {
             if !filter.matches(&sample.key) {
                 continue;
             }
-            let id = identity(&sample);
-            let reused = matches!(self.sockets.get(&id), Some(t) if t.sample.key != sample.key);
-            if reused {
-                let old = self.sockets.remove(&id).expect("present");
-                self.close_vanished(old, false, elapsed);
-            }
+            let id = identity(sample);
             match self.sockets.get_mut(&id) {
-                Some(tracked) => {
+                Some(tracked) if tracked.sample.key == sample.key => {
+                    seen_again += 1;
                     if let Some(ended) = update(tracked, sample, poll, elapsed) {
                         self.closed.push(ended);
                     }
+                    continue;
                 }
-                None => {
-                    let tracked = self.first_sighting(sample, baseline, poll, &previous_tuples);
-                    self.sockets.insert(id, tracked);
+                Some(_) => {
+                    let old = self.sockets.remove(&id).expect("present");
+                    self.close_vanished(old, false, elapsed);
+                    seen_again += 1;
                 }
+                None => {}
             }
+            let tracked = self.first_sighting(sample, baseline, poll, &previous_tuples);
+            self.sockets.insert(id, tracked);
         }
 
+        if seen_again == tracked_before {
+            // Every socket tracked before this poll is still here.
+            return;
+        }
         let gone: Vec<u64> = self
             .sockets
             .iter()
@@ -193,12 +206,12 @@ impl Tracker {
 
     fn first_sighting(
         &self,
-        sample: SocketSample,
+        sample: &SocketSample,
         baseline: bool,
         poll: u64,
         previous_tuples: &HashSet<SocketKey>,
     ) -> Tracked {
-        let cumulative = cumulative(&sample);
+        let cumulative = cumulative(sample);
         let mut window = Counters::default();
         let origin = if baseline {
             Origin::Baseline
@@ -223,8 +236,7 @@ impl Tracker {
             }
         }
         Tracked {
-            sample,
-            cumulative,
+            sample: sample.clone(),
             origin,
             window,
             last_poll: poll,
@@ -250,7 +262,7 @@ impl Tracker {
             return;
         }
         self.closed.push(Closed {
-            lifetime: tracked.cumulative.counters,
+            lifetime: cumulative(&tracked.sample).counters,
             sample: tracked.sample,
             origin: tracked.origin,
             window,
@@ -310,25 +322,24 @@ fn with_state_presence(mut counters: Counters) -> Counters {
 /// [`Closed`], and the entry goes on as the mini socket.
 fn update(
     tracked: &mut Tracked,
-    sample: SocketSample,
+    sample: &SocketSample,
     poll: u64,
     elapsed_ms: u64,
 ) -> Option<Closed> {
     if sample.state.is_mini_socket() && !tracked.sample.state.is_mini_socket() {
         let ended = Closed {
-            lifetime: tracked.cumulative.counters,
-            sample: std::mem::replace(&mut tracked.sample, sample),
+            lifetime: cumulative(&tracked.sample).counters,
+            sample: std::mem::replace(&mut tracked.sample, sample.clone()),
             origin: tracked.origin,
             window: std::mem::take(&mut tracked.window),
             unseen_ms: elapsed_ms,
         };
-        tracked.cumulative = Cumulative::default();
         tracked.origin = Origin::Other;
         tracked.last_poll = poll;
         return Some(ended);
     }
-    let now = cumulative(&sample);
-    match difference(&now, &tracked.cumulative) {
+    let now = cumulative(sample);
+    match difference(&now, &cumulative(&tracked.sample)) {
         Ok(delta) => tracked.window.add(&delta),
         // Treated as a new socket: its counters start again from zero.
         Err(_) => tracked.window.add(&now.counters),
@@ -341,8 +352,7 @@ fn update(
             tracked.window.bump(Counter::AttemptFails, 1);
         }
     }
-    tracked.cumulative = now;
-    tracked.sample = sample;
+    tracked.sample = sample.clone();
     tracked.last_poll = poll;
     None
 }
@@ -421,7 +431,7 @@ mod tests {
     fn baseline_counts_only_growth() {
         let mut t = Tracker::new();
         t.observe(
-            snap(
+            &snap(
                 0,
                 vec![sock(
                     1,
@@ -437,7 +447,7 @@ mod tests {
         );
         assert_eq!(totals(&t).value(Counter::BytesSent), 0);
         t.observe(
-            snap(
+            &snap(
                 1000,
                 vec![sock(
                     1,
@@ -470,9 +480,9 @@ mod tests {
             TcpState::Listen,
             Some(info(0, 0, 0)),
         );
-        t.observe(snap(0, vec![listener.clone()]), &ANY);
+        t.observe(&snap(0, vec![listener.clone()]), &ANY);
         t.observe(
-            snap(
+            &snap(
                 1000,
                 vec![
                     listener,
@@ -512,7 +522,7 @@ mod tests {
     fn cookie_reused_with_other_tuple_is_another_socket() {
         let mut t = Tracker::new();
         t.observe(
-            snap(
+            &snap(
                 0,
                 vec![sock(
                     5,
@@ -527,7 +537,7 @@ mod tests {
             &ANY,
         );
         t.observe(
-            snap(
+            &snap(
                 1000,
                 vec![sock(
                     5,
@@ -552,7 +562,7 @@ mod tests {
     fn backwards_counter_counts_from_zero() {
         let mut t = Tracker::new();
         t.observe(
-            snap(
+            &snap(
                 0,
                 vec![sock(
                     5,
@@ -567,7 +577,7 @@ mod tests {
             &ANY,
         );
         t.observe(
-            snap(
+            &snap(
                 1000,
                 vec![sock(
                     5,
@@ -588,7 +598,7 @@ mod tests {
     fn wrapped_segment_counter_is_a_small_delta() {
         let mut t = Tracker::new();
         t.observe(
-            snap(
+            &snap(
                 0,
                 vec![sock(
                     5,
@@ -603,7 +613,7 @@ mod tests {
             &ANY,
         );
         t.observe(
-            snap(
+            &snap(
                 1000,
                 vec![sock(
                     5,
@@ -624,7 +634,7 @@ mod tests {
     fn vanished_established_without_time_wait_is_estab_reset() {
         let mut t = Tracker::new();
         t.observe(
-            snap(
+            &snap(
                 0,
                 vec![sock(
                     5,
@@ -638,7 +648,7 @@ mod tests {
             ),
             &ANY,
         );
-        t.observe(snap(1000, vec![]), &ANY);
+        t.observe(&snap(1000, vec![]), &ANY);
         let c = totals(&t);
         assert_eq!(c.get(Counter::EstabResets), Some(1));
         assert!(c.is_approx(Counter::EstabResets));
@@ -665,9 +675,10 @@ mod tests {
             EST,
             Some(info(1, 1, 0)),
         );
-        t.observe(snap(0, vec![a, b]), &ANY);
+        t.observe(&snap(0, vec![a, b]), &ANY);
+        // TIME_WAIT keeps the full socket's cookie.
         let tw = sock(
-            7,
+            5,
             "127.0.0.1",
             40000,
             "127.0.0.1",
@@ -675,18 +686,40 @@ mod tests {
             TcpState::TimeWait,
             None,
         );
-        t.observe(snap(1000, vec![tw]), &ANY);
+        t.observe(&snap(1000, vec![tw]), &ANY);
         let c = totals(&t);
         assert_eq!(c.get(Counter::EstabResets), Some(0));
         assert_eq!(c.get(Counter::ActiveOpens), Some(0));
     }
 
     #[test]
+    fn without_cookies_a_time_wait_on_a_known_tuple_is_no_new_open() {
+        // /proc/net/tcp: no cookies; TIME_WAIT has inode 0.
+        let mut t = Tracker::new();
+        let mut a = sock(0, "127.0.0.1", 40000, "127.0.0.1", 80, EST, None);
+        a.inode = 77;
+        t.observe(&snap(0, vec![a]), &ANY);
+        let tw = sock(
+            0,
+            "127.0.0.1",
+            40000,
+            "127.0.0.1",
+            80,
+            TcpState::TimeWait,
+            None,
+        );
+        t.observe(&snap(1000, vec![tw]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(0));
+        assert_eq!(c.get(Counter::EstabResets), Some(0));
+    }
+
+    #[test]
     fn full_socket_turning_time_wait_with_its_cookie_is_closed_once() {
         let mut t = Tracker::new();
-        t.observe(snap(0, vec![]), &ANY);
+        t.observe(&snap(0, vec![]), &ANY);
         t.observe(
-            snap(
+            &snap(
                 500,
                 vec![sock(
                     5,
@@ -701,7 +734,7 @@ mod tests {
             &ANY,
         );
         t.observe(
-            snap(
+            &snap(
                 1000,
                 vec![sock(
                     5,
@@ -723,7 +756,7 @@ mod tests {
         assert_eq!(c.get(Counter::EstabResets), Some(0));
         t.reset_window();
         t.observe(
-            snap(
+            &snap(
                 1500,
                 vec![sock(
                     5,
@@ -743,7 +776,7 @@ mod tests {
     #[test]
     fn time_wait_without_predecessor_is_a_short_lived_connection() {
         let mut t = Tracker::new();
-        t.observe(snap(0, vec![]), &ANY);
+        t.observe(&snap(0, vec![]), &ANY);
         let tw = sock(
             7,
             "127.0.0.1",
@@ -753,7 +786,7 @@ mod tests {
             TcpState::TimeWait,
             None,
         );
-        t.observe(snap(1000, vec![tw]), &ANY);
+        t.observe(&snap(1000, vec![tw]), &ANY);
         assert_eq!(totals(&t).get(Counter::ActiveOpens), Some(1));
     }
 
@@ -769,7 +802,7 @@ mod tests {
             TcpState::Listen,
             Some(info(0, 0, 0)),
         );
-        t.observe(snap(0, vec![listener.clone()]), &ANY);
+        t.observe(&snap(0, vec![listener.clone()]), &ANY);
         let req = sock(
             4,
             "127.0.0.1",
@@ -779,7 +812,7 @@ mod tests {
             TcpState::NewSynRecv,
             None,
         );
-        t.observe(snap(500, vec![listener.clone(), req]), &ANY);
+        t.observe(&snap(500, vec![listener.clone(), req]), &ANY);
         let child = sock(
             5,
             "127.0.0.1",
@@ -789,7 +822,7 @@ mod tests {
             EST,
             Some(info(1, 0, 0)),
         );
-        t.observe(snap(1000, vec![listener, child]), &ANY);
+        t.observe(&snap(1000, vec![listener, child]), &ANY);
         let c = totals(&t);
         assert_eq!(c.get(Counter::AttemptFails), Some(0));
         assert_eq!(c.get(Counter::PassiveOpens), Some(1));
@@ -798,9 +831,9 @@ mod tests {
     #[test]
     fn syn_sent_that_vanishes_is_attempt_fail() {
         let mut t = Tracker::new();
-        t.observe(snap(0, vec![]), &ANY);
+        t.observe(&snap(0, vec![]), &ANY);
         t.observe(
-            snap(
+            &snap(
                 500,
                 vec![sock(
                     8,
@@ -814,7 +847,7 @@ mod tests {
             ),
             &ANY,
         );
-        t.observe(snap(1000, vec![]), &ANY);
+        t.observe(&snap(1000, vec![]), &ANY);
         let c = totals(&t);
         assert_eq!(c.get(Counter::ActiveOpens), Some(1));
         assert_eq!(c.get(Counter::AttemptFails), Some(1));
@@ -824,7 +857,7 @@ mod tests {
     fn window_reset_keeps_sockets_and_forgets_counts() {
         let mut t = Tracker::new();
         t.observe(
-            snap(
+            &snap(
                 0,
                 vec![sock(
                     1,
@@ -839,7 +872,7 @@ mod tests {
             &ANY,
         );
         t.observe(
-            snap(
+            &snap(
                 1000,
                 vec![sock(
                     1,
@@ -855,7 +888,7 @@ mod tests {
         );
         t.reset_window();
         t.observe(
-            snap(
+            &snap(
                 2000,
                 vec![sock(
                     1,
@@ -876,9 +909,9 @@ mod tests {
     fn filtered_out_sockets_are_not_counted() {
         let filter = FilterSet::parse(&["*:*-*.*.*.*:9"]).unwrap();
         let mut t = Tracker::new();
-        t.observe(snap(0, vec![]), &filter);
+        t.observe(&snap(0, vec![]), &filter);
         t.observe(
-            snap(
+            &snap(
                 1000,
                 vec![
                     sock(1, "10.0.0.1", 1, "10.0.0.2", 9, EST, Some(info(1, 10, 0))),

@@ -93,7 +93,8 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut take_poll = |tracker: &mut Tracker, source: &mut LiveSource| -> anyhow::Result<u64> {
         let snapshot = source.snapshot()?;
         let at = snapshot.taken_at_ms;
-        tracker.observe(snapshot, &tracker_filter);
+        tracker.observe(&snapshot, &tracker_filter);
+        source.recycle(snapshot);
         record(config, source, poll_number)?;
         poll_number += 1;
         Ok(at)

@@ -28,7 +28,7 @@ fn recorded_run_replays_to_the_known_traffic() {
     let none = FilterSet::default();
     for snapshot in snapshots {
         assert!(!snapshot.sockets.is_empty());
-        tracker.observe(snapshot, &none);
+        tracker.observe(&snapshot, &none);
     }
     let groups = group_rows(tracker.rows(), Index::Tuple);
     let get = |k: GroupKey, c: Counter| {

@@ -41,6 +41,9 @@ pub struct LiveSource {
     pub stats: ParseStats,
     /// Sockets the last poll returned, to size the next one's buffer.
     last_count: Option<usize>,
+    /// The last snapshot's storage, reused so that polls do not fault in
+    /// fresh pages each time.
+    spare: Vec<SocketSample>,
 }
 
 /// Where a dump's sockets go.
@@ -68,6 +71,7 @@ impl LiveSource {
             notices: Vec::new(),
             stats: ParseStats::default(),
             last_count: None,
+            spare: Vec::new(),
         };
         if source.options.force_procfs {
             source.notices.push(
@@ -171,7 +175,9 @@ impl LiveSource {
             }
             None => 0,
         };
-        let mut sockets: Vec<SocketSample> = Vec::with_capacity(expected + 16);
+        let mut sockets = std::mem::take(&mut self.spare);
+        sockets.clear();
+        sockets.reserve(expected + 16);
         let listeners = self.dump_families(&mut Sink::Collect(&mut sockets))?;
         self.last_count = Some(sockets.len());
         let mut snapshot = Snapshot::new(0, SocketSource::SockDiag, sockets);
@@ -251,6 +257,11 @@ impl LiveSource {
             }
         }
         Ok(listeners)
+    }
+
+    /// Hands back a snapshot whose sockets are no longer needed.
+    pub fn recycle(&mut self, snapshot: Snapshot) {
+        self.spare = snapshot.sockets;
     }
 
     /// The namespace-wide MIB counters, and which files could not be read.

@@ -88,11 +88,11 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let mut tracker = Tracker::new();
-                tracker.observe(snapshot(0, &first), &none);
+                tracker.observe(&snapshot(0, &first), &none);
                 (tracker, snapshot(1000, &second))
             },
             |(mut tracker, next)| {
-                tracker.observe(next, &none);
+                tracker.observe(&next, &none);
                 tracker
             },
             BatchSize::LargeInput,
