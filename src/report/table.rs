@@ -78,3 +78,61 @@ pub fn end(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{GroupKey, Index};
+    use crate::report::{render, Format, ReportKind};
+
+    #[test]
+    fn one_row_per_group_with_only_nonzero_columns() {
+        let mut busy = Counters::default();
+        busy.set(Counter::BytesSent, 5000, false);
+        busy.set(Counter::InSegs, 4, false);
+        busy.set(Counter::RetransSegs, 0, false);
+        let mut quiet = Counters::default();
+        quiet.set(Counter::BytesSent, 10, false);
+        let group = |port, counters| Group {
+            key: GroupKey::Lport(port),
+            counters,
+            sockets: 2,
+            closed: 0,
+            sample: None,
+        };
+        let report = Report {
+            kind: ReportKind::Window,
+            index: Index::Lport,
+            start_ms: 0,
+            end_ms: 1000,
+            polls: 2,
+            groups: vec![group(80, busy), group(22, quiet)],
+            system: None,
+            notices: Vec::new(),
+            filtered: false,
+        };
+        let mut out = Vec::new();
+        render(
+            &report,
+            RenderOptions {
+                format: Format::Table,
+                zeros: false,
+            },
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains("lport")
+                && lines[1].contains("BytesSent")
+                && lines[1].contains("InSegs")
+        );
+        assert!(
+            !text.contains("RetransSegs"),
+            "all-zero column dropped:\n{text}"
+        );
+        assert!(lines[3].contains("80") && lines[3].contains("5000") && lines[3].contains("~4"));
+        assert!(lines[4].contains("22") && lines[4].contains("10") && lines[4].contains("-"));
+    }
+}

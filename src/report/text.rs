@@ -134,3 +134,92 @@ fn write_counters(out: &mut dyn Write, counters: &Counters, zeros: bool) -> io::
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{GroupKey, Index, Residual, SystemSection};
+    use crate::counters::Counter;
+    use crate::model::{SocketKey, SocketSample, TcpState};
+    use crate::report::{render, Format};
+
+    fn report<'a>(groups: Vec<Group<'a>>, system: Option<SystemSection>) -> Report<'a> {
+        Report {
+            kind: ReportKind::Window,
+            index: Index::Tuple,
+            start_ms: 0,
+            end_ms: 2000,
+            polls: 3,
+            groups,
+            system,
+            notices: vec!["not printed in text".into()],
+            filtered: false,
+        }
+    }
+
+    fn text(report: &Report<'_>, zeros: bool) -> String {
+        let mut out = Vec::new();
+        render(
+            report,
+            RenderOptions {
+                format: Format::Text,
+                zeros,
+            },
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn seed_blocks_with_approximate_marks_and_gauges() {
+        let key = SocketKey::new(
+            "9.47.66.34".parse().unwrap(),
+            22,
+            "9.47.67.150".parse().unwrap(),
+            36570,
+        );
+        let mut counters = Counters::default();
+        counters.set(Counter::BytesSent, 208, false);
+        counters.set(Counter::BytesReceived, 0, false);
+        counters.set(Counter::InSegs, 3, false);
+        counters.set(Counter::OutSegs, 2, false);
+        counters.set(Counter::PassiveOpens, 1, false);
+        let sample = SocketSample::bare(key, 1, TcpState::Established);
+        let group = Group {
+            key: GroupKey::Tuple(key),
+            counters,
+            sockets: 1,
+            closed: 0,
+            sample: Some(&sample),
+        };
+        let expected = "\n=== 2.00 s window (3 polls), index=tuple ===\n\n\
+-----------------------------------------\n\
+9.47.66.34:22 <-> 9.47.67.150:36570\n\
+-----------------------------------------\n\
+Socket:\n\tBytesSent = 208\n\
+Tcp:\n\tPassiveOpens = ~1\n\tInSegs = ~3\n\tOutSegs = 2\n\
+Gauges:\n\tstate=ESTAB  recv_q=0  send_q=0\n";
+        assert_eq!(text(&report(vec![group.clone()], None), false), expected);
+        // --zeros prints the zero counter too.
+        assert!(text(&report(vec![group], None), true).contains("\tBytesReceived = 0\n"));
+    }
+
+    #[test]
+    fn empty_report_and_system_section() {
+        let mut system = SystemSection::default();
+        system.deltas.values.insert("Tcp:OutSegs".into(), 12);
+        system.deltas.values.insert("Tcp:InErrs".into(), 0);
+        system.residuals.push(Residual {
+            counter: Counter::OutSegs,
+            system: 12,
+            sockets: 10,
+        });
+        let out = text(&report(Vec::new(), Some(system)), false);
+        assert!(out.contains("No TCP socket activity."));
+        assert!(out.contains("Tcp:\n\tOutSegs = 12\n"));
+        assert!(!out.contains("InErrs"));
+        assert!(out.contains("\tOutSegs = 2 (system 12, sockets 10)\n"));
+        assert!(!out.contains("not printed"));
+    }
+}
