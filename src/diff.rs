@@ -16,7 +16,7 @@
 //! - Counters wrap at their kernel width; one that goes backwards makes the
 //!   socket count as new (from zero), never a negative delta.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::{FxHashMap, FxHashSet as HashSet};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -68,9 +68,60 @@ pub struct SocketRow<'a> {
     pub closed: bool,
 }
 
+/// Tracked sockets in a dense Vec, with a small id → slot map beside it: a
+/// poll walks the dump in the kernel's (stable) order, so the slots it
+/// touches are mostly sequential, and the map's entries stay cache-sized.
+#[derive(Debug, Default)]
+struct SocketTable {
+    slots: FxHashMap<u64, u32>,
+    entries: Vec<(u64, Tracked)>,
+}
+
+impl SocketTable {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Tracked> {
+        let slot = *self.slots.get(id)? as usize;
+        Some(&mut self.entries[slot].1)
+    }
+
+    fn insert(&mut self, id: u64, tracked: Tracked) {
+        match self.slots.get(&id) {
+            Some(&slot) => self.entries[slot as usize].1 = tracked,
+            None => {
+                self.slots.insert(id, self.entries.len() as u32);
+                self.entries.push((id, tracked));
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &u64) -> Option<Tracked> {
+        let slot = self.slots.remove(id)? as usize;
+        let (_, tracked) = self.entries.swap_remove(slot);
+        if let Some((moved, _)) = self.entries.get(slot) {
+            self.slots.insert(*moved, slot as u32);
+        }
+        Some(tracked)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &Tracked)> {
+        self.entries.iter().map(|(id, t)| (id, t))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Tracked> {
+        self.entries.iter().map(|(_, t)| t)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Tracked> {
+        self.entries.iter_mut().map(|(_, t)| t)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Tracker {
-    sockets: HashMap<u64, Tracked>,
+    sockets: SocketTable,
     closed: Vec<Closed>,
     listeners: HashSet<(IpAddr, u16)>,
     polls: u64,
@@ -851,6 +902,33 @@ mod tests {
         let c = totals(&t);
         assert_eq!(c.get(Counter::ActiveOpens), Some(1));
         assert_eq!(c.get(Counter::AttemptFails), Some(1));
+    }
+
+    #[test]
+    fn sockets_vanishing_anywhere_leave_the_others_tracked() {
+        let socks = |ids: &[u64], bytes: u64| -> Vec<SocketSample> {
+            ids.iter()
+                .map(|&id| {
+                    sock(
+                        id,
+                        "10.0.0.1",
+                        id as u16,
+                        "10.0.0.2",
+                        80,
+                        EST,
+                        Some(info(1, bytes, 0)),
+                    )
+                })
+                .collect()
+        };
+        let mut t = Tracker::new();
+        t.observe(&snap(0, socks(&[1, 2, 3, 4, 5, 6], 100)), &ANY);
+        // First, middle and last go; the rest grow by 50 bytes each.
+        t.observe(&snap(1000, socks(&[2, 3, 5], 150)), &ANY);
+        t.observe(&snap(2000, socks(&[2, 3, 5], 170)), &ANY);
+        assert_eq!(t.socket_count(), 3);
+        assert_eq!(t.closed().len(), 3);
+        assert_eq!(totals(&t).get(Counter::BytesSent), Some(3 * 70));
     }
 
     #[test]
