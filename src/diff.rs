@@ -123,7 +123,8 @@ impl SocketTable {
 pub struct Tracker {
     sockets: SocketTable,
     closed: Vec<Closed>,
-    listeners: HashSet<(IpAddr, u16)>,
+    /// (namespace, address, port) of every listener seen in the run.
+    listeners: HashSet<(u64, IpAddr, u16)>,
     polls: u64,
     last_poll_ms: u64,
 }
@@ -159,12 +160,16 @@ impl Tracker {
         self.last_poll_ms = snapshot.taken_at_ms;
 
         for key in &snapshot.listeners {
-            self.listeners.insert((unmap(key.local), key.local_port));
+            self.listeners
+                .insert((key.netns, unmap(key.local), key.local_port));
         }
         for sample in &snapshot.sockets {
             if sample.state == TcpState::Listen {
-                self.listeners
-                    .insert((unmap(sample.key.local), sample.key.local_port));
+                self.listeners.insert((
+                    sample.key.netns,
+                    unmap(sample.key.local),
+                    sample.key.local_port,
+                ));
             }
         }
         let time_wait: HashSet<SocketKey> = snapshot
@@ -244,15 +249,14 @@ impl Tracker {
     }
 
     fn is_listener_endpoint(&self, key: &SocketKey) -> bool {
-        let port = key.local_port;
-        let local = unmap(key.local);
-        self.listeners.contains(&(local, port))
+        let (ns, port) = (key.netns, key.local_port);
+        self.listeners.contains(&(ns, unmap(key.local), port))
             || self
                 .listeners
-                .contains(&(crate::model::UNSPECIFIED_V4, port))
+                .contains(&(ns, crate::model::UNSPECIFIED_V4, port))
             || self
                 .listeners
-                .contains(&(crate::model::UNSPECIFIED_V6, port))
+                .contains(&(ns, crate::model::UNSPECIFIED_V6, port))
     }
 
     fn first_sighting(

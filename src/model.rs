@@ -5,9 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::source::tcp_info::TcpInfo;
 
-/// The 4-tuple of a TCP socket. Ports are in host order.
+/// The 4-tuple of a TCP socket and the network namespace it lives in (its
+/// inode; 0 for the namespace tcpipstat runs in). Ports are in host order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketKey {
+    pub netns: u64,
     pub local: IpAddr,
     pub local_port: u16,
     pub remote: IpAddr,
@@ -17,6 +19,7 @@ pub struct SocketKey {
 impl SocketKey {
     pub fn new(local: IpAddr, local_port: u16, remote: IpAddr, remote_port: u16) -> Self {
         SocketKey {
+            netns: 0,
             local,
             local_port,
             remote,
@@ -26,7 +29,10 @@ impl SocketKey {
 
     /// The same connection seen from the other end (a loopback peer).
     pub fn reversed(&self) -> SocketKey {
-        SocketKey::new(self.remote, self.remote_port, self.local, self.local_port)
+        SocketKey {
+            netns: self.netns,
+            ..SocketKey::new(self.remote, self.remote_port, self.local, self.local_port)
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! sock_diag is unavailable) and reads the namespace's MIB counters; nothing
 //! downstream knows where a snapshot came from.
 
+pub mod containers;
 pub mod procfs;
 pub mod replay;
 pub mod sockdiag;
