@@ -19,10 +19,20 @@ pub enum Index {
     Raddr,
     Lport,
     Rport,
+    Netns,
+    Container,
 }
 
 impl Index {
-    pub const NAMES: [&'static str; 5] = ["tuple", "laddr", "raddr", "lport", "rport"];
+    pub const NAMES: [&'static str; 7] = [
+        "tuple",
+        "laddr",
+        "raddr",
+        "lport",
+        "rport",
+        "netns",
+        "container",
+    ];
 
     pub fn parse(text: &str) -> Option<Index> {
         Some(match text {
@@ -31,6 +41,8 @@ impl Index {
             "raddr" => Index::Raddr,
             "lport" => Index::Lport,
             "rport" => Index::Rport,
+            "netns" => Index::Netns,
+            "container" => Index::Container,
             _ => return None,
         })
     }
@@ -46,6 +58,9 @@ impl Index {
             Index::Raddr => GroupKey::Raddr(unmap(key.remote)),
             Index::Lport => GroupKey::Lport(key.local_port),
             Index::Rport => GroupKey::Rport(key.remote_port),
+            // Containers are namespaces merged by label afterwards
+            // (merge_by_container).
+            Index::Netns | Index::Container => GroupKey::Netns(key.netns),
         }
     }
 }
@@ -57,6 +72,10 @@ pub enum GroupKey {
     Raddr(IpAddr),
     Lport(u16),
     Rport(u16),
+    /// A namespace by inode; labels live in the report.
+    Netns(u64),
+    /// A container: the inode of one of its namespaces stands for it.
+    Container(u64),
 }
 
 impl std::fmt::Display for GroupKey {
@@ -67,6 +86,8 @@ impl std::fmt::Display for GroupKey {
             GroupKey::Raddr(a) => write!(f, "Remote address: {a}"),
             GroupKey::Lport(p) => write!(f, "Local port: {p}"),
             GroupKey::Rport(p) => write!(f, "Remote port: {p}"),
+            GroupKey::Netns(n) => write!(f, "Network namespace: netns:[{n}]"),
+            GroupKey::Container(n) => write!(f, "Container of netns:[{n}]"),
         }
     }
 }
@@ -82,6 +103,7 @@ impl GroupKey {
             ),
             GroupKey::Laddr(a) | GroupKey::Raddr(a) => a.to_string(),
             GroupKey::Lport(p) | GroupKey::Rport(p) => p.to_string(),
+            GroupKey::Netns(n) | GroupKey::Container(n) => n.to_string(),
         }
     }
 }
@@ -191,6 +213,43 @@ pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
         closed: usize::from(row.closed),
         sample: Some(row.sample),
     }
+}
+
+/// Merges namespace groups whose namespaces carry the same container label
+/// into one group per container; namespaces without one keep their own.
+pub fn merge_by_container<'a>(
+    groups: Vec<Group<'a>>,
+    containers: &std::collections::BTreeMap<u64, String>,
+) -> Vec<Group<'a>> {
+    let mut by_label: std::collections::BTreeMap<String, Group<'a>> = Default::default();
+    for group in groups {
+        let GroupKey::Netns(inode) = group.key else {
+            continue;
+        };
+        let label = containers
+            .get(&inode)
+            .cloned()
+            .unwrap_or_else(|| format!("netns:[{inode}]"));
+        match by_label.get_mut(&label) {
+            Some(merged) => {
+                merged.counters.add(&group.counters);
+                merged.sockets += group.sockets;
+                merged.closed += group.closed;
+            }
+            None => {
+                by_label.insert(
+                    label,
+                    Group {
+                        key: GroupKey::Container(inode),
+                        ..group
+                    },
+                );
+            }
+        }
+    }
+    let mut merged: Vec<Group<'a>> = by_label.into_values().collect();
+    sort_by_activity(&mut merged);
+    merged
 }
 
 pub fn sort_by_activity(groups: &mut [Group<'_>]) {

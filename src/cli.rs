@@ -21,13 +21,24 @@ IPv6 in brackets ([::1]:*-[2001:db8::/32]:443); CIDR (10.0.0.0/8:*-*). Several f
 The seed's spellings work too: index=raddr timeout=60 nozeros=0 onclose=1."
 )]
 struct Args {
-    /// Group by the full 4-tuple or by one element of it
+    /// Group by the full 4-tuple, one element of it, or the socket's network
+    /// namespace or container
     #[arg(
         long,
-        value_name = "tuple|laddr|raddr|lport|rport",
+        value_name = "tuple|laddr|raddr|lport|rport|netns|container",
         default_value = "tuple"
     )]
     index: String,
+
+    /// Sample the network namespace named NAME under /run/netns, the one
+    /// behind a namespace file PATH, or the one of process PID
+    #[arg(long, value_name = "NAME|PATH|PID", conflicts_with = "all_netns")]
+    netns: Option<String>,
+
+    /// Sample every network namespace on the host (found in /run/netns and
+    /// /proc/*/ns/net at each poll), labelling sockets with theirs
+    #[arg(long)]
+    all_netns: bool,
 
     /// Collect for DUR (500ms, 1s, 2m or seconds), print the report, exit
     #[arg(long, value_name = "DUR")]
@@ -105,8 +116,18 @@ pub enum Mode {
     },
 }
 
+/// Which network namespaces are sampled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespaces {
+    /// The one tcpipstat runs in.
+    Current,
+    One(crate::source::netns::Namespace),
+    All,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub namespaces: Namespaces,
     pub index: Index,
     pub mode: Mode,
     pub poll: Duration,
@@ -223,6 +244,17 @@ fn validate(args: Args) -> Result<Config, String> {
             Index::NAMES.join(", ")
         )
     })?;
+    let namespaces = match (&args.netns, args.all_netns) {
+        (Some(spec), _) => Namespaces::One(crate::source::netns::resolve(spec)?),
+        (None, true) => Namespaces::All,
+        (None, false) => Namespaces::Current,
+    };
+    if matches!(index, Index::Netns | Index::Container) && namespaces == Namespaces::Current {
+        return Err(format!(
+            "--index {} needs --netns or --all-netns",
+            index.name()
+        ));
+    }
     let format = Format::parse(&args.format)
         .ok_or_else(|| format!("bad format '{}' (text, table or json)", args.format))?;
     let filters = FilterSet::parse(&args.filters).map_err(|e| e.to_string())?;
@@ -294,6 +326,7 @@ fn validate(args: Args) -> Result<Config, String> {
         (None, _) => ceiling,
     };
     Ok(Config {
+        namespaces,
         index,
         mode,
         poll,

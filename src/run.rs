@@ -3,6 +3,7 @@
 //! or a socket closes (--onclose). Timing lives here; the logic it calls is
 //! pure.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,20 +12,24 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::aggregate::{self, Group, Grouper, Index};
+use crate::cli::Namespaces;
 use crate::cli::{Config, Mode};
-use crate::diff::lifetime_row;
 use crate::diff::Tracker;
+use crate::diff::{self, lifetime_row};
 use crate::filter::FilterSet;
 use crate::report::ReportWriter;
 use crate::report::{self, RenderOptions, Report, ReportKind};
+use crate::source::netns::{NetnsSource, Selection};
 use crate::source::procfs::SystemCounters;
-use crate::source::{LiveSource, SourceOptions};
+use crate::source::{LiveSource, SnapshotSource, SourceOptions};
 
 /// Everything the loop needs to emit a report.
 struct Emitter<'a> {
     config: &'a Config,
     out: &'a mut dyn Write,
     notices: Vec<String>,
+    netns_labels: BTreeMap<u64, String>,
+    container_labels: BTreeMap<u64, String>,
 }
 
 impl Emitter<'_> {
@@ -35,8 +40,25 @@ impl Emitter<'_> {
         }
     }
 
+    /// Names of the namespaces and containers sampled now.
+    fn relabel(&mut self, source: &dyn SnapshotSource) {
+        self.netns_labels = source.namespace_labels();
+        self.container_labels = source.container_labels();
+    }
+
+    /// Groups by namespace become groups by container when asked for.
+    fn finish_groups<'g>(&self, groups: Vec<Group<'g>>) -> Vec<Group<'g>> {
+        if self.config.index == Index::Container {
+            aggregate::merge_by_container(groups, &self.container_labels)
+        } else {
+            groups
+        }
+    }
+
     fn emit(&mut self, mut report: Report<'_>) -> std::io::Result<()> {
         report.notices = self.notices.clone();
+        report.netns_labels = self.netns_labels.clone();
+        report.container_labels = self.container_labels.clone();
         report.filtered = !self.config.filters.matches_everything();
         report::render(&report, self.options(), self.out)?;
         self.out.flush()
@@ -66,11 +88,23 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         net_dir: None,
         force_procfs: config.force_procfs,
     };
-    let mut source = LiveSource::open(source_options);
+    let mut source: Box<dyn SnapshotSource> = match &config.namespaces {
+        Namespaces::Current => Box::new(LiveSource::open(source_options)),
+        Namespaces::One(namespace) => Box::new(
+            NetnsSource::open(Selection::One(namespace.clone()), source_options)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        Namespaces::All => {
+            Box::new(NetnsSource::open(Selection::All, source_options).map_err(anyhow::Error::msg)?)
+        }
+    };
+    let source = source.as_mut();
     let mut emitter = Emitter {
         config,
         out,
         notices: Vec::new(),
+        netns_labels: BTreeMap::new(),
+        container_labels: BTreeMap::new(),
     };
     emitter.note(source.take_notices());
     if config.record.is_some() {
@@ -78,7 +112,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     }
 
     if config.mode == Mode::Once {
-        return run_once(config, &mut source, &mut emitter);
+        return run_once(config, source, &mut emitter);
     }
 
     let tracker_filter = if kernel_filters {
@@ -90,20 +124,21 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut poll_number = 0u64;
     let mut window = WindowState::default();
-    let mut take_poll = |tracker: &mut Tracker, source: &mut LiveSource| -> anyhow::Result<u64> {
-        let snapshot = source.snapshot()?;
-        let at = snapshot.taken_at_ms;
-        tracker.observe(&snapshot, &tracker_filter);
-        source.recycle(snapshot);
-        record(config, source, poll_number)?;
-        poll_number += 1;
-        Ok(at)
-    };
+    let mut take_poll =
+        |tracker: &mut Tracker, source: &mut dyn SnapshotSource| -> anyhow::Result<u64> {
+            let snapshot = source.snapshot()?;
+            let at = snapshot.taken_at_ms;
+            tracker.observe(&snapshot, &tracker_filter);
+            source.recycle(snapshot);
+            record(config, source, poll_number)?;
+            poll_number += 1;
+            Ok(at)
+        };
 
-    window.start_ms = take_poll(&mut tracker, &mut source)?;
+    window.start_ms = take_poll(&mut tracker, source)?;
     window.polls = 1;
     if config.system {
-        window.system_start = Some(read_system(&source, &mut emitter));
+        window.system_start = Some(read_system(source, &mut emitter));
     }
     emitter.note(source.take_notices());
 
@@ -131,7 +166,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         let timed_out = timeout_at.is_some_and(|t| now >= t);
         let report_due = next_report.is_some_and(|t| now >= t);
         if interrupted || timed_out || report_due || now >= next_poll {
-            take_poll(&mut tracker, &mut source)?;
+            take_poll(&mut tracker, source)?;
             window.polls += 1;
             emitter.note(source.take_notices());
             while next_poll <= now {
@@ -139,12 +174,13 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         if config.onclose {
+            emitter.relabel(source);
             emit_closes(&mut emitter, &tracker, &config.filters)?;
             tracker.reset_window();
         }
         let finishing = interrupted || timed_out;
         if (report_due || finishing) && !config.onclose {
-            emit_window(&mut emitter, &tracker, &mut window, &source)?;
+            emit_window(&mut emitter, &tracker, &mut window, source)?;
             tracker.reset_window();
             reports += 1;
             if let (Mode::Interval { every, count, .. }, Some(at)) =
@@ -177,7 +213,11 @@ fn note_into(notices: &mut Vec<String>, fresh: Vec<String>) {
 
 /// `--once`: sockets are printed as the dump delivers them (index=tuple) or
 /// summed into groups on the fly, so no snapshot is ever held whole.
-fn run_once(config: &Config, source: &mut LiveSource, emitter: &mut Emitter) -> anyhow::Result<()> {
+fn run_once(
+    config: &Config,
+    source: &mut dyn SnapshotSource,
+    emitter: &mut Emitter,
+) -> anyhow::Result<()> {
     let at = source.elapsed_ms();
     let mut report = Report {
         kind: ReportKind::Snapshot,
@@ -189,8 +229,22 @@ fn run_once(config: &Config, source: &mut LiveSource, emitter: &mut Emitter) -> 
         system: None,
         notices: Vec::new(),
         filtered: !config.filters.matches_everything(),
+        netns_labels: Default::default(),
+        container_labels: Default::default(),
     };
     let filters = &config.filters;
+    if config.namespaces != Namespaces::Current {
+        // Namespaces are found and named while polling: poll whole, then
+        // label and print.
+        let snapshot = source.snapshot()?;
+        emitter.note(source.take_notices());
+        emitter.relabel(source);
+        report.groups = emitter.finish_groups(aggregate::group_rows(
+            diff::lifetime_rows(&snapshot, filters),
+            config.index,
+        ));
+        return Ok(emitter.emit(report)?);
+    }
     if config.index != Index::Tuple {
         let mut grouper = Grouper::new(config.index, 64);
         source.stream(&mut |sample| {
@@ -201,9 +255,13 @@ fn run_once(config: &Config, source: &mut LiveSource, emitter: &mut Emitter) -> 
         })?;
         record(config, source, 0)?;
         emitter.note(source.take_notices());
-        report.groups = grouper.finish();
+        emitter.relabel(source);
+        report.groups = emitter.finish_groups(grouper.finish());
         return Ok(emitter.emit(report)?);
     }
+    emitter.relabel(source);
+    report.netns_labels = emitter.netns_labels.clone();
+    report.container_labels = emitter.container_labels.clone();
     let options = emitter.options();
     let mut writer = ReportWriter::begin(&report, options, &mut *emitter.out)?;
     let mut failure = None;
@@ -239,7 +297,7 @@ struct WindowState {
     system_start: Option<SystemCounters>,
 }
 
-fn read_system(source: &LiveSource, emitter: &mut Emitter) -> SystemCounters {
+fn read_system(source: &mut dyn SnapshotSource, emitter: &mut Emitter) -> SystemCounters {
     let (counters, missing) = source.system_counters();
     if !missing.is_empty() && !emitter.notices.iter().any(|n| n.starts_with("--system")) {
         emitter.note(vec![format!(
@@ -254,15 +312,16 @@ fn emit_window(
     emitter: &mut Emitter,
     tracker: &Tracker,
     window: &mut WindowState,
-    source: &LiveSource,
+    source: &mut dyn SnapshotSource,
 ) -> anyhow::Result<()> {
     let config = emitter.config;
     let end_ms = source.elapsed_ms();
     let filters = &config.filters;
-    let mut groups: Vec<Group<'_>> = aggregate::group_rows(
+    emitter.relabel(source);
+    let mut groups: Vec<Group<'_>> = emitter.finish_groups(aggregate::group_rows(
         tracker.rows().filter(|r| filters.matches(&r.sample.key)),
         config.index,
-    );
+    ));
     if !config.zeros {
         aggregate::drop_idle(&mut groups);
     }
@@ -288,6 +347,8 @@ fn emit_window(
         system,
         notices: Vec::new(),
         filtered: false,
+        netns_labels: Default::default(),
+        container_labels: Default::default(),
     })?;
     window.start_ms = end_ms;
     window.polls = 0;
@@ -327,6 +388,8 @@ fn emit_closes(
             system: None,
             notices: Vec::new(),
             filtered: false,
+            netns_labels: Default::default(),
+            container_labels: Default::default(),
         })?;
     }
     Ok(())
@@ -343,7 +406,7 @@ fn state_events_of(window: &crate::counters::Counters) -> crate::counters::Count
     events
 }
 
-fn record(config: &Config, source: &mut LiveSource, poll: u64) -> anyhow::Result<()> {
+fn record(config: &Config, source: &mut dyn SnapshotSource, poll: u64) -> anyhow::Result<()> {
     let Some(dir) = &config.record else {
         return Ok(());
     };

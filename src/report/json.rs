@@ -36,11 +36,17 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
 }
 
 /// One group; `index` is its position in the report.
-pub fn group(buf: &mut Vec<u8>, index: usize, group: &Group<'_>, options: RenderOptions) {
+pub fn group(
+    buf: &mut Vec<u8>,
+    report: &Report<'_>,
+    index: usize,
+    group: &Group<'_>,
+    options: RenderOptions,
+) {
     if index > 0 {
         buf.push(b',');
     }
-    write_group(buf, group, options.zeros);
+    write_group(buf, report, group, options.zeros);
 }
 
 /// Everything after the last group.
@@ -82,7 +88,7 @@ pub fn end(report: &Report<'_>, options: RenderOptions, buf: &mut Vec<u8>) {
     buf.extend_from_slice(b"]}\n");
 }
 
-fn write_group(buf: &mut Vec<u8>, group: &Group<'_>, zeros: bool) {
+fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros: bool) {
     buf.extend_from_slice(b"{\"key\":{");
     match group.key {
         GroupKey::Tuple(k) => {
@@ -92,6 +98,22 @@ fn write_group(buf: &mut Vec<u8>, group: &Group<'_>, zeros: bool) {
             buf.extend_from_slice(b",\"raddr\":");
             address(buf, k.remote);
             field_u64(buf, "rport", k.remote_port.into());
+            if k.netns != 0 {
+                netns_fields(buf, report, k.netns);
+            }
+        }
+        GroupKey::Netns(inode) => {
+            buf.extend_from_slice(b"\"netns\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(inode).as_bytes());
+            buf.extend_from_slice(b",\"netns_name\":");
+            string(buf, &report.netns_label(inode));
+        }
+        GroupKey::Container(inode) => {
+            buf.extend_from_slice(b"\"container\":");
+            match report.container_labels.get(&inode) {
+                Some(label) => string(buf, label),
+                None => buf.extend_from_slice(b"null"),
+            }
         }
         GroupKey::Laddr(a) => {
             buf.extend_from_slice(b"\"laddr\":");
@@ -159,6 +181,13 @@ fn write_group(buf: &mut Vec<u8>, group: &Group<'_>, zeros: bool) {
         buf.push(b'}');
     }
     buf.push(b'}');
+}
+
+/// `,"netns":N,"netns_name":"..."` for a socket of a labelled namespace.
+fn netns_fields(buf: &mut Vec<u8>, report: &Report<'_>, inode: u64) {
+    field_u64(buf, "netns", inode);
+    buf.extend_from_slice(b",\"netns_name\":");
+    string(buf, &report.netns_label(inode));
 }
 
 /// An IP address as a JSON string, formatted without a temporary String.
@@ -248,6 +277,8 @@ mod tests {
             system: Some(system),
             notices: vec!["a \"quoted\"\nnote".into()],
             filtered: false,
+            netns_labels: Default::default(),
+            container_labels: Default::default(),
         };
         let mut out = Vec::new();
         render(

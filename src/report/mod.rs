@@ -5,9 +5,10 @@ pub mod json;
 pub mod table;
 pub mod text;
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use crate::aggregate::{Group, Index, SystemSection};
+use crate::aggregate::{Group, GroupKey, Index, SystemSection};
 use crate::model::{SocketSample, TcpState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,58 @@ pub struct Report<'a> {
     pub notices: Vec<String>,
     /// Whether filters restricted the sockets.
     pub filtered: bool,
+    /// Namespace inode → name, when several namespaces are sampled.
+    pub netns_labels: BTreeMap<u64, String>,
+    /// Namespace inode → container label, where known.
+    pub container_labels: BTreeMap<u64, String>,
+}
+
+impl Report<'_> {
+    /// How a namespace is named in this report.
+    pub fn netns_label(&self, inode: u64) -> String {
+        self.netns_labels
+            .get(&inode)
+            .cloned()
+            .unwrap_or_else(|| format!("netns:[{inode}]"))
+    }
+
+    /// A group's heading: the seed's forms, with namespaces and containers
+    /// named from the report's labels.
+    pub fn key_text(&self, key: &GroupKey) -> String {
+        match *key {
+            GroupKey::Tuple(k) if k.netns != 0 => format!("[{}] {k}", self.netns_label(k.netns)),
+            GroupKey::Netns(inode) => {
+                format!(
+                    "Network namespace: {} (inode {inode})",
+                    self.netns_label(inode)
+                )
+            }
+            GroupKey::Container(inode) => format!(
+                "Container: {}",
+                self.container_labels
+                    .get(&inode)
+                    .cloned()
+                    .unwrap_or_else(|| format!("none (netns:[{inode}])"))
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    /// The bare key for a table cell.
+    pub fn key_value(&self, key: &GroupKey) -> String {
+        match *key {
+            GroupKey::Tuple(k) if k.netns != 0 => {
+                format!("[{}] {}", self.netns_label(k.netns), key.value())
+            }
+            GroupKey::Netns(inode) => self.netns_label(inode),
+            GroupKey::Container(inode) => self
+                .container_labels
+                .get(&inode)
+                .cloned()
+                .unwrap_or_else(|| format!("none (netns:[{inode}])")),
+            other => other.value(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,13 +155,13 @@ impl<'w> ReportWriter<'w> {
         match self.options.format {
             Format::Text => text::group(report, group, self.options, self.out)?,
             Format::Json => {
-                json::group(&mut self.buf, self.groups, group, self.options);
+                json::group(&mut self.buf, report, self.groups, group, self.options);
                 if self.buf.len() >= FLUSH_AT {
                     self.out.write_all(&self.buf)?;
                     self.buf.clear();
                 }
             }
-            Format::Table => self.table_rows.push(table::row(group)),
+            Format::Table => self.table_rows.push(table::row(report, group)),
         }
         self.groups += 1;
         Ok(())

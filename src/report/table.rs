@@ -17,9 +17,9 @@ pub struct Row {
     counters: Counters,
 }
 
-pub fn row(group: &Group<'_>) -> Row {
+pub fn row(report: &Report<'_>, group: &Group<'_>) -> Row {
     Row {
-        key: group.key.value(),
+        key: report.key_value(&group.key),
         sockets: group.sockets,
         counters: group.counters,
     }
@@ -110,6 +110,8 @@ mod tests {
             system: None,
             notices: Vec::new(),
             filtered: false,
+            netns_labels: Default::default(),
+            container_labels: Default::default(),
         };
         let mut out = Vec::new();
         render(

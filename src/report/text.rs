@@ -37,7 +37,7 @@ pub fn group(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     writeln!(out, "\n{RULE}")?;
-    writeln!(out, "{}", group.key)?;
+    writeln!(out, "{}", report.key_text(&group.key))?;
     if let ReportKind::Close { unseen_ms } = report.kind {
         writeln!(
             out,
@@ -154,6 +154,8 @@ mod tests {
             system,
             notices: vec!["not printed in text".into()],
             filtered: false,
+            netns_labels: Default::default(),
+            container_labels: Default::default(),
         }
     }
 

@@ -4,11 +4,13 @@
 //! downstream knows where a snapshot came from.
 
 pub mod containers;
+pub mod netns;
 pub mod procfs;
 pub mod replay;
 pub mod sockdiag;
 pub mod tcp_info;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,6 +20,55 @@ use sockdiag::{
     DiagError, DumpRequest, ParseStats, SockDiag, ALL_STATES, EXT_CONG, EXT_INFO, EXT_SKMEMINFO,
     LISTEN_ONLY,
 };
+
+/// What the pipeline needs from wherever snapshots come from: one
+/// namespace polled directly ([`LiveSource`]) or several through agents
+/// ([`netns::NetnsSource`]).
+pub trait SnapshotSource {
+    /// One poll of every socket.
+    fn snapshot(&mut self) -> anyhow::Result<Snapshot>;
+
+    /// One pass handing each socket to `sink` (false stops it); sources that
+    /// cannot stream take a snapshot first.
+    fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> anyhow::Result<()> {
+        for sample in &self.snapshot()?.sockets {
+            if !sink(sample) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The MIB counters of what is sampled, and which files could not be read.
+    fn system_counters(&mut self) -> (SystemCounters, Vec<String>);
+
+    /// Notices raised since the last call.
+    fn take_notices(&mut self) -> Vec<String>;
+
+    /// Milliseconds since the source was opened.
+    fn elapsed_ms(&self) -> u64;
+
+    /// Hands back a snapshot whose sockets are no longer needed.
+    fn recycle(&mut self, _snapshot: Snapshot) {}
+
+    /// Starts keeping the raw datagrams of each poll (--record).
+    fn start_recording(&mut self) {}
+
+    /// The raw datagrams recorded since the last call.
+    fn take_recording(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Namespace inode → how reports name it (several namespaces only).
+    fn namespace_labels(&self) -> BTreeMap<u64, String> {
+        BTreeMap::new()
+    }
+
+    /// Namespace inode → container label, where one was found.
+    fn container_labels(&self) -> BTreeMap<u64, String> {
+        BTreeMap::new()
+    }
+}
 
 /// What the pipeline asks of a source.
 #[derive(Debug, Clone, Default)]
@@ -97,33 +148,8 @@ impl LiveSource {
             .push(FALLBACK_NOTICE.replace("{reason}", &reason));
     }
 
-    /// Notices raised since the last call (each said once).
-    pub fn take_notices(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.notices)
-    }
-
-    pub fn elapsed_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    pub fn start_recording(&mut self) {
-        if let Some(diag) = self.diag.as_mut() {
-            diag.recording = Some(Vec::new());
-        }
-    }
-
-    /// The raw datagrams recorded since the last call.
-    pub fn take_recording(&mut self) -> Option<Vec<u8>> {
-        let diag = self.diag.as_mut()?;
-        let taken = diag.recording.take();
-        if taken.is_some() {
-            diag.recording = Some(Vec::new());
-        }
-        taken
-    }
-
-    pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
-        let taken_at_ms = self.elapsed_ms();
+    fn poll(&mut self) -> anyhow::Result<Snapshot> {
+        let taken_at_ms = self.started.elapsed().as_millis() as u64;
         if self.diag.is_some() {
             let before = self.stats;
             match self.dump_all() {
@@ -188,7 +214,10 @@ impl LiveSource {
 
     /// One pass over every socket, handing each to `sink` and keeping none
     /// (`--once`: flat memory). `sink` returns false to stop.
-    pub fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> anyhow::Result<()> {
+    fn stream_sockets(
+        &mut self,
+        sink: &mut dyn FnMut(&SocketSample) -> bool,
+    ) -> anyhow::Result<()> {
         if self.diag.is_some() {
             let before = self.stats;
             match self.dump_families(&mut Sink::Stream(sink)) {
@@ -200,7 +229,7 @@ impl LiveSource {
                 Err(err) => return Err(anyhow::Error::new(err).context("dumping TCP sockets")),
             }
         }
-        for sample in &self.snapshot()?.sockets {
+        for sample in &self.poll()?.sockets {
             if !sink(sample) {
                 break;
             }
@@ -259,14 +288,45 @@ impl LiveSource {
         }
         Ok(listeners)
     }
+}
 
-    /// Hands back a snapshot whose sockets are no longer needed.
-    pub fn recycle(&mut self, snapshot: Snapshot) {
+impl SnapshotSource for LiveSource {
+    fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+        self.poll()
+    }
+
+    fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> anyhow::Result<()> {
+        self.stream_sockets(sink)
+    }
+
+    fn system_counters(&mut self) -> (SystemCounters, Vec<String>) {
+        procfs::read_system_counters(&self.net_dir)
+    }
+
+    fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn recycle(&mut self, snapshot: Snapshot) {
         self.spare = snapshot.sockets;
     }
 
-    /// The namespace-wide MIB counters, and which files could not be read.
-    pub fn system_counters(&self) -> (SystemCounters, Vec<String>) {
-        procfs::read_system_counters(&self.net_dir)
+    fn start_recording(&mut self) {
+        if let Some(diag) = self.diag.as_mut() {
+            diag.recording = Some(Vec::new());
+        }
+    }
+
+    fn take_recording(&mut self) -> Option<Vec<u8>> {
+        let diag = self.diag.as_mut()?;
+        let taken = diag.recording.take();
+        if taken.is_some() {
+            diag.recording = Some(Vec::new());
+        }
+        taken
     }
 }

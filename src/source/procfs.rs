@@ -96,6 +96,15 @@ impl SystemCounters {
         }
     }
 
+    /// Adds another namespace's counters (gauges and settings included:
+    /// CurrEstab sums; settings are left out of deltas anyway).
+    pub fn add(&mut self, other: &SystemCounters) {
+        for (key, value) in &other.values {
+            let slot = self.values.entry(key.clone()).or_insert(0);
+            *slot = slot.wrapping_add(*value);
+        }
+    }
+
     /// `self - earlier` per name both have; gauges take the newer value.
     pub fn delta_since(&self, earlier: &SystemCounters) -> SystemCounters {
         let values = self

@@ -114,6 +114,8 @@ fn benches(c: &mut Criterion) {
                 system: None,
                 notices: Vec::new(),
                 filtered: false,
+                netns_labels: Default::default(),
+                container_labels: Default::default(),
             };
             render(
                 &report,

@@ -1,0 +1,479 @@
+//! Network namespaces: finding them (/run/netns as `ip netns` names them,
+//! and /proc/PID/ns/net), labelling them (name, container), and sampling each
+//! from its own agent thread that entered it with setns(2). A thread's
+//! namespace, not the process's, is changed; the agent's sock_diag socket,
+//! created inside, stays open across polls, and it reads that namespace's
+//! /proc/net files through /proc/thread-self/net.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use nix::sched::{setns, CloneFlags};
+
+use super::containers::container_label;
+use super::procfs::SystemCounters;
+use super::{LiveSource, SnapshotSource, SourceOptions};
+use crate::model::{Snapshot, SocketSource};
+
+/// One network namespace and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub inode: u64,
+    /// Its name under /run/netns, if it has one.
+    pub name: Option<String>,
+    /// A file that setns(2) accepts.
+    pub path: PathBuf,
+    /// A process inside, when one was seen.
+    pub pid: Option<u32>,
+    /// The container or pod of that process, from its cgroup.
+    pub container: Option<String>,
+}
+
+impl Namespace {
+    /// How reports name it: `name`, else the container, else the inode.
+    pub fn label(&self) -> String {
+        match (&self.name, &self.container) {
+            (Some(name), _) => name.clone(),
+            (None, Some(container)) => container.clone(),
+            (None, None) => format!("netns:[{}]", self.inode),
+        }
+    }
+}
+
+const NETNS_DIR: &str = "/run/netns";
+
+fn inode_of(path: &Path) -> std::io::Result<u64> {
+    Ok(std::fs::metadata(path)?.ino())
+}
+
+/// The namespace this process runs in.
+pub fn own_inode() -> Option<u64> {
+    inode_of(Path::new("/proc/self/ns/net")).ok()
+}
+
+/// Resolves `--netns NAME|PATH|PID`.
+pub fn resolve(spec: &str) -> Result<Namespace, String> {
+    let (path, pid) = if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
+        (
+            PathBuf::from(format!("/proc/{spec}/ns/net")),
+            spec.parse().ok(),
+        )
+    } else if spec.contains('/') {
+        (PathBuf::from(spec), None)
+    } else {
+        (Path::new(NETNS_DIR).join(spec), None)
+    };
+    let inode = inode_of(&path).map_err(|err| match (pid, err.kind()) {
+        (Some(_), std::io::ErrorKind::NotFound) => format!("--netns {spec}: no process {spec}"),
+        (None, std::io::ErrorKind::NotFound) if !spec.contains('/') => {
+            format!("--netns {spec}: no network namespace named '{spec}' in {NETNS_DIR}")
+        }
+        _ => format!("--netns {spec}: cannot read {}: {err}", path.display()),
+    })?;
+    let named = named_namespaces();
+    let container = pid.and_then(container_of_pid);
+    Ok(Namespace {
+        inode,
+        name: named.get(&inode).cloned(),
+        path,
+        pid,
+        container,
+    })
+}
+
+/// inode → name of the namespaces under /run/netns.
+fn named_namespaces() -> BTreeMap<u64, String> {
+    let mut names = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(NETNS_DIR) {
+        for entry in entries.flatten() {
+            if let (Ok(inode), Some(name)) = (inode_of(&entry.path()), entry.file_name().to_str()) {
+                names.entry(inode).or_insert_with(|| name.to_string());
+            }
+        }
+    }
+    names
+}
+
+fn container_of_pid(pid: u32) -> Option<String> {
+    container_label(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
+}
+
+/// Every namespace on the host that can be seen: named ones and those of
+/// processes, deduplicated by inode. Also returns how many processes'
+/// namespaces could not be read (other users' processes, unprivileged).
+pub fn discover() -> (Vec<Namespace>, usize) {
+    let mut found: BTreeMap<u64, Namespace> = BTreeMap::new();
+    for (inode, name) in named_namespaces() {
+        found.insert(
+            inode,
+            Namespace {
+                inode,
+                path: Path::new(NETNS_DIR).join(&name),
+                name: Some(name),
+                pid: None,
+                container: None,
+            },
+        );
+    }
+    let mut unreadable = 0;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let path = entry.path().join("ns/net");
+            let inode = match inode_of(&path) {
+                Ok(inode) => inode,
+                Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                    unreadable += 1;
+                    continue;
+                }
+                Err(_) => continue, // exited meanwhile, or a kernel thread
+            };
+            let ns = found.entry(inode).or_insert_with(|| Namespace {
+                inode,
+                name: None,
+                path,
+                pid: Some(pid),
+                container: None,
+            });
+            if ns.pid.is_none() {
+                ns.pid = Some(pid);
+            }
+        }
+    }
+    for ns in found.values_mut() {
+        if ns.container.is_none() {
+            ns.container = ns.pid.and_then(container_of_pid);
+        }
+    }
+    (found.into_values().collect(), unreadable)
+}
+
+enum Command {
+    Snapshot,
+    System,
+}
+
+enum Reply {
+    Snapshot(Result<Snapshot, String>, Vec<String>),
+    System(SystemCounters, Vec<String>),
+}
+
+/// A thread living in one namespace, answering poll requests.
+struct Agent {
+    namespace: Namespace,
+    commands: Sender<Command>,
+    replies: Receiver<Reply>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Starts the thread; fails (with the reason) when the namespace cannot
+    /// be entered. The current namespace is sampled without setns, so it
+    /// works unprivileged.
+    fn spawn(namespace: Namespace, options: SourceOptions, enter: bool) -> Result<Agent, String> {
+        let (commands, command_rx) = channel::<Command>();
+        let (reply_tx, replies) = channel::<Reply>();
+        let (ready_tx, ready_rx) = channel::<Result<(), String>>();
+        let path = namespace.path.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("netns-{}", namespace.inode))
+            .spawn(move || {
+                if enter {
+                    let entered = File::open(&path)
+                        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+                        .and_then(|file| {
+                            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
+                                format!(
+                                    "cannot enter {}: {e} (needs CAP_SYS_ADMIN)",
+                                    path.display()
+                                )
+                            })
+                        });
+                    if let Err(why) = entered {
+                        let _ = ready_tx.send(Err(why));
+                        return;
+                    }
+                }
+                let net_dir = if enter {
+                    PathBuf::from("/proc/thread-self/net")
+                } else {
+                    PathBuf::from("/proc/net")
+                };
+                let mut source = LiveSource::open(SourceOptions {
+                    net_dir: Some(net_dir),
+                    ..options
+                });
+                let _ = ready_tx.send(Ok(()));
+                for command in command_rx {
+                    let reply = match command {
+                        Command::Snapshot => {
+                            let snapshot = source.snapshot().map_err(|e| format!("{e:#}"));
+                            Reply::Snapshot(snapshot, source.take_notices())
+                        }
+                        Command::System => {
+                            let (counters, missing) = source.system_counters();
+                            Reply::System(counters, missing)
+                        }
+                    };
+                    if reply_tx.send(reply).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Agent {
+                namespace,
+                commands,
+                replies,
+                thread: Some(thread),
+            }),
+            Ok(Err(why)) => {
+                let _ = thread.join();
+                Err(why)
+            }
+            Err(_) => Err("the namespace thread died".to_string()),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Closing the command channel ends the thread, which releases the
+        // namespace (a deleted one then goes away).
+        let (dead, _) = channel();
+        self.commands = dead;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Which namespaces a [`NetnsSource`] samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    One(Namespace),
+    /// Every namespace found at each poll.
+    All,
+}
+
+/// Samples one or every network namespace through agents, merging their
+/// snapshots with each socket labelled by its namespace.
+pub struct NetnsSource {
+    selection: Selection,
+    options: SourceOptions,
+    agents: BTreeMap<u64, Agent>,
+    own: Option<u64>,
+    started: Instant,
+    notices: Vec<String>,
+    /// Namespaces that could not be entered: said once each.
+    refused: BTreeMap<u64, String>,
+    said_unreadable: bool,
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+impl NetnsSource {
+    pub fn open(selection: Selection, options: SourceOptions) -> Result<NetnsSource, String> {
+        let mut source = NetnsSource {
+            selection: selection.clone(),
+            options,
+            agents: BTreeMap::new(),
+            own: own_inode(),
+            started: Instant::now(),
+            notices: Vec::new(),
+            refused: BTreeMap::new(),
+            said_unreadable: false,
+        };
+        if let Selection::One(namespace) = selection {
+            let enter = Some(namespace.inode) != source.own;
+            let agent = Agent::spawn(namespace.clone(), source.options.clone(), enter)
+                .map_err(|why| format!("--netns: {why}"))?;
+            source.agents.insert(namespace.inode, agent);
+        }
+        Ok(source)
+    }
+
+    /// The namespaces sampled now, by inode.
+    pub fn namespaces(&self) -> BTreeMap<u64, Namespace> {
+        self.agents
+            .iter()
+            .map(|(inode, agent)| (*inode, agent.namespace.clone()))
+            .collect()
+    }
+
+    /// --all-netns: start agents for new namespaces, drop vanished ones.
+    fn refresh(&mut self) {
+        let (found, unreadable) = discover();
+        if unreadable > 0 && !self.said_unreadable {
+            self.said_unreadable = true;
+            let why = if running_as_root() {
+                "permission denied"
+            } else {
+                "other users' processes; root can read them"
+            };
+            self.notices.push(format!(
+                "the network namespaces of {unreadable} process(es) could not be read ({why}): namespaces only they are in are not sampled"
+            ));
+        }
+        let live: std::collections::BTreeSet<u64> = found.iter().map(|n| n.inode).collect();
+        self.agents.retain(|inode, _| live.contains(inode));
+        for namespace in found {
+            if self.agents.contains_key(&namespace.inode)
+                || self.refused.contains_key(&namespace.inode)
+            {
+                continue;
+            }
+            let enter = Some(namespace.inode) != self.own;
+            match Agent::spawn(namespace.clone(), self.options.clone(), enter) {
+                Ok(agent) => {
+                    self.agents.insert(namespace.inode, agent);
+                }
+                Err(why) => {
+                    self.notices.push(format!(
+                        "network namespace {}: {why}; not sampled",
+                        namespace.label()
+                    ));
+                    self.refused.insert(namespace.inode, why);
+                }
+            }
+        }
+    }
+}
+
+impl SnapshotSource for NetnsSource {
+    fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+        if self.selection == Selection::All {
+            self.refresh();
+        }
+        // Ask every agent first, then collect: namespaces dump in parallel.
+        let asked: Vec<u64> = self
+            .agents
+            .iter()
+            .filter(|(_, agent)| agent.commands.send(Command::Snapshot).is_ok())
+            .map(|(inode, _)| *inode)
+            .collect();
+        let mut merged = Snapshot::new(self.elapsed_ms(), SocketSource::SockDiag, Vec::new());
+        let mut failed = Vec::new();
+        for inode in asked {
+            let agent = &self.agents[&inode];
+            match agent.replies.recv() {
+                Ok(Reply::Snapshot(Ok(mut snapshot), notes)) => {
+                    let label = agent.namespace.label();
+                    self.notices
+                        .extend(notes.into_iter().map(|n| format!("{label}: {n}")));
+                    for sample in &mut snapshot.sockets {
+                        sample.key.netns = inode;
+                    }
+                    for key in &mut snapshot.listeners {
+                        key.netns = inode;
+                    }
+                    if snapshot.source == SocketSource::ProcNetTcp {
+                        merged.source = SocketSource::ProcNetTcp;
+                    }
+                    merged.sockets.append(&mut snapshot.sockets);
+                    merged.listeners.append(&mut snapshot.listeners);
+                }
+                Ok(Reply::Snapshot(Err(why), _)) => {
+                    self.notices
+                        .push(format!("{}: {why}", agent.namespace.label()));
+                    failed.push(inode);
+                }
+                Ok(Reply::System(..)) | Err(_) => failed.push(inode),
+            }
+        }
+        for inode in failed {
+            self.agents.remove(&inode);
+        }
+        if matches!(self.selection, Selection::One(_)) && self.agents.is_empty() {
+            anyhow::bail!("the selected network namespace can no longer be sampled");
+        }
+        Ok(merged)
+    }
+
+    fn system_counters(&mut self) -> (SystemCounters, Vec<String>) {
+        let mut total = SystemCounters::default();
+        let mut missing = Vec::new();
+        let asked: Vec<u64> = self
+            .agents
+            .iter()
+            .filter(|(_, agent)| agent.commands.send(Command::System).is_ok())
+            .map(|(inode, _)| *inode)
+            .collect();
+        for inode in asked {
+            if let Ok(Reply::System(counters, gaps)) = self.agents[&inode].replies.recv() {
+                total.add(&counters);
+                missing.extend(gaps);
+            }
+        }
+        (total, missing)
+    }
+
+    fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn namespace_labels(&self) -> BTreeMap<u64, String> {
+        self.agents
+            .iter()
+            .map(|(inode, agent)| {
+                let label = match &agent.namespace.name {
+                    None if Some(*inode) == self.own => format!("self (netns:[{inode}])"),
+                    _ => agent.namespace.label(),
+                };
+                (*inode, label)
+            })
+            .collect()
+    }
+
+    fn container_labels(&self) -> BTreeMap<u64, String> {
+        self.agents
+            .iter()
+            .filter_map(|(inode, agent)| Some((*inode, agent.namespace.container.clone()?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_namespace_is_discovered() {
+        let own = own_inode().unwrap();
+        let (found, _) = discover();
+        assert!(found.iter().any(|n| n.inode == own));
+    }
+
+    #[test]
+    fn resolve_names_the_bad_part() {
+        let err = resolve("no-such-namespace-xyz").unwrap_err();
+        assert!(
+            err.contains("no network namespace named 'no-such-namespace-xyz'"),
+            "{err}"
+        );
+        let err = resolve("999999999").unwrap_err();
+        assert!(err.contains("no process 999999999"), "{err}");
+        let own = resolve(&std::process::id().to_string()).unwrap();
+        assert_eq!(Some(own.inode), own_inode());
+    }
+}

@@ -1,0 +1,174 @@
+//! Several network namespaces at once: `--all-netns` attributes each
+//! namespace's bytes exactly, `--netns` selects by name, path and pid, and a
+//! namespace deleted mid-run is dropped without error. Root is needed; without
+//! it each test prints SKIP and its reason.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::{counter, json_reports, run_ok, wait_output, Netns, Pair};
+
+/// Two namespaces joined by a veth pair, 10.77.N.1 <-> 10.77.N.2.
+fn veth_pair(a: &Netns, b: &Netns, subnet: u8) {
+    let (va, vb) = (
+        format!("va{subnet}x{}", std::process::id() % 10000),
+        format!("vb{subnet}x{}", std::process::id() % 10000),
+    );
+    run_ok(Command::new("ip").args([
+        "link", "add", &va, "netns", &a.name, "type", "veth", "peer", "name", &vb, "netns", &b.name,
+    ]));
+    run_ok(Command::new("ip").args([
+        "-n",
+        &a.name,
+        "addr",
+        "add",
+        &format!("10.77.{subnet}.1/24"),
+        "dev",
+        &va,
+    ]));
+    run_ok(Command::new("ip").args([
+        "-n",
+        &b.name,
+        "addr",
+        "add",
+        &format!("10.77.{subnet}.2/24"),
+        "dev",
+        &vb,
+    ]));
+    run_ok(Command::new("ip").args(["-n", &a.name, "link", "set", &va, "up"]));
+    run_ok(Command::new("ip").args(["-n", &b.name, "link", "set", &vb, "up"]));
+}
+
+fn group_of<'a>(report: &'a serde_json::Value, ns: &Netns) -> Option<&'a serde_json::Value> {
+    report["groups"]
+        .as_array()?
+        .iter()
+        .find(|g| g["key"]["netns_name"] == ns.name.as_str())
+}
+
+#[test]
+fn all_netns_attributes_each_namespace_exactly() {
+    skip_unless_root!();
+    let (a, b, c) = (Netns::new("alla"), Netns::new("allb"), Netns::new("allc"));
+    veth_pair(&a, &b, 1);
+    let server = b.listen("10.77.1.2:0");
+    let local = c.listen("127.0.0.1:0");
+    let run = c.spawn_tcpipstat(&[
+        "--all-netns",
+        "--index",
+        "netns",
+        "--timeout",
+        "2500ms",
+        "--poll",
+        "250ms",
+        "--format",
+        "json",
+    ]);
+    sleep(Duration::from_millis(800));
+    let mut across = Pair::open(&a, &server);
+    across.exchange(50_000, 1_234);
+    let mut inside = Pair::open(&c, &local);
+    inside.exchange(3_000, 0);
+    let report = &json_reports(&wait_output(run).stdout)[0];
+    let (ga, gb, gc) = (
+        group_of(report, &a).expect("ns a"),
+        group_of(report, &b).expect("ns b"),
+        group_of(report, &c).expect("ns c"),
+    );
+    assert_eq!(counter(ga, "Socket", "BytesSent"), 50_000);
+    assert_eq!(counter(ga, "Socket", "BytesReceived"), 1_234);
+    assert_eq!(counter(ga, "Tcp", "ActiveOpens"), 1);
+    assert_eq!(counter(gb, "Socket", "BytesReceived"), 50_000);
+    assert_eq!(counter(gb, "Socket", "BytesSent"), 1_234);
+    assert_eq!(counter(gb, "Tcp", "PassiveOpens"), 1);
+    // Both ends of the loopback connection live in c.
+    assert_eq!(counter(gc, "Socket", "BytesSent"), 3_000);
+    assert_eq!(counter(gc, "Socket", "BytesReceived"), 3_000);
+    assert_eq!(counter(gc, "Tcp", "CurrEstab"), 2);
+}
+
+#[test]
+fn netns_selects_by_name_path_and_pid() {
+    skip_unless_root!();
+    let (a, b) = (Netns::new("sela"), Netns::new("selb"));
+    let la = a.listen("127.0.0.1:0");
+    let mut pa = Pair::open(&a, &la);
+    pa.exchange(4_242, 0);
+    let lb = b.listen("127.0.0.1:0");
+    let _pb = Pair::open(&b, &lb);
+    let mut sleeper = a
+        .command("sleep")
+        .arg("30")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(200));
+    let path = format!("/run/netns/{}", a.name);
+    let pid = sleeper.id().to_string();
+    for spec in [a.name.as_str(), path.as_str(), pid.as_str()] {
+        let out = run_ok(
+            Command::new(common::BIN).args(["--netns", spec, "--once", "--format", "json"]),
+        );
+        let report = &json_reports(&out.stdout)[0];
+        let groups = report["groups"].as_array().unwrap();
+        assert_eq!(
+            groups.len(),
+            3,
+            "{spec}: listener and one connection of ns a only: {groups:?}"
+        );
+        assert!(
+            groups
+                .iter()
+                .all(|g| g["key"]["netns_name"] == a.name.as_str()),
+            "{spec}"
+        );
+        let client = common::tuple_group(report, &pa.client_tuple()).expect("client of ns a");
+        assert_eq!(counter(client, "Socket", "BytesSent"), 4_242, "{spec}");
+    }
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
+#[test]
+fn namespace_deleted_mid_run_is_dropped_without_error() {
+    skip_unless_root!();
+    let keep = Netns::new("keep");
+    let doomed = Netns::new("doomed");
+    let l = doomed.listen("127.0.0.1:0");
+    let mut p = Pair::open(&doomed, &l);
+    p.exchange(100, 100);
+    let run = keep.spawn_tcpipstat(&[
+        "--all-netns",
+        "--index",
+        "netns",
+        "--interval",
+        "400ms",
+        "--count",
+        "4",
+        "--format",
+        "json",
+    ]);
+    sleep(Duration::from_millis(600));
+    drop(p);
+    drop(l);
+    drop(doomed);
+    let output = wait_output(run);
+    let reports = json_reports(&output.stdout);
+    assert_eq!(reports.len(), 4);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn unknown_namespace_is_a_usage_error() {
+    let out = Command::new(common::BIN)
+        .args(["--netns", "tis-no-such-ns", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("no network namespace named 'tis-no-such-ns'"));
+}
