@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use crate::counters::{Counter, Counters};
 use crate::diff::SocketRow;
 use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample};
+use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
 
 /// What sockets are grouped by.
@@ -21,10 +22,11 @@ pub enum Index {
     Rport,
     Netns,
     Container,
+    Process,
 }
 
 impl Index {
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "tuple",
         "laddr",
         "raddr",
@@ -32,6 +34,7 @@ impl Index {
         "rport",
         "netns",
         "container",
+        "process",
     ];
 
     pub fn parse(text: &str) -> Option<Index> {
@@ -43,6 +46,7 @@ impl Index {
             "rport" => Index::Rport,
             "netns" => Index::Netns,
             "container" => Index::Container,
+            "process" => Index::Process,
             _ => return None,
         })
     }
@@ -61,6 +65,8 @@ impl Index {
             // Containers are namespaces merged by label afterwards
             // (merge_by_container).
             Index::Netns | Index::Container => GroupKey::Netns(key.netns),
+            // Needs the socket's inode: see Grouper::key_for.
+            Index::Process => GroupKey::Process(0),
         }
     }
 }
@@ -76,6 +82,8 @@ pub enum GroupKey {
     Netns(u64),
     /// A container: the inode of one of its namespaces stands for it.
     Container(u64),
+    /// A process by pid; 0 for sockets whose owner is unknown.
+    Process(u32),
 }
 
 impl std::fmt::Display for GroupKey {
@@ -88,6 +96,8 @@ impl std::fmt::Display for GroupKey {
             GroupKey::Rport(p) => write!(f, "Remote port: {p}"),
             GroupKey::Netns(n) => write!(f, "Network namespace: netns:[{n}]"),
             GroupKey::Container(n) => write!(f, "Container of netns:[{n}]"),
+            GroupKey::Process(0) => write!(f, "Process: ? (owner not readable or gone)"),
+            GroupKey::Process(pid) => write!(f, "Process: {pid}"),
         }
     }
 }
@@ -104,6 +114,8 @@ impl GroupKey {
             GroupKey::Laddr(a) | GroupKey::Raddr(a) => a.to_string(),
             GroupKey::Lport(p) | GroupKey::Rport(p) => p.to_string(),
             GroupKey::Netns(n) | GroupKey::Container(n) => n.to_string(),
+            GroupKey::Process(0) => "?".to_string(),
+            GroupKey::Process(pid) => pid.to_string(),
         }
     }
 }
@@ -116,27 +128,49 @@ pub struct Group<'a> {
     pub closed: usize,
     /// With index=tuple: the newest socket of the tuple, for its gauges.
     pub sample: Option<&'a SocketSample>,
+    /// With --processes and index=tuple: the process holding the socket
+    /// (`command[pid]`, `?` when it cannot be read).
+    pub owner: Option<String>,
 }
 
 /// Accumulates rows into groups. Groups live in a Vec and the map holds
 /// positions, so a growing map moves small entries, not groups.
-pub struct Grouper<'a> {
+pub struct Grouper<'a, 'o> {
     index: Index,
     positions: FxHashMap<GroupKey, usize>,
     groups: Vec<Group<'a>>,
+    owners: Option<&'o ProcessMap>,
 }
 
-impl<'a> Grouper<'a> {
-    pub fn new(index: Index, expected: usize) -> Grouper<'a> {
+impl<'a, 'o> Grouper<'a, 'o> {
+    pub fn new(index: Index, expected: usize) -> Grouper<'a, 'o> {
         Grouper {
             index,
             positions: FxHashMap::with_capacity_and_hasher(expected, Default::default()),
             groups: Vec::with_capacity(expected),
+            owners: None,
         }
     }
 
-    fn group_of(&mut self, key: &SocketKey) -> &mut Group<'a> {
-        let key = self.index.key_of(key);
+    /// Who owns which socket, for index=process and tuple owners.
+    pub fn with_owners(mut self, owners: Option<&'o ProcessMap>) -> Grouper<'a, 'o> {
+        self.owners = owners;
+        self
+    }
+
+    fn key_for(&self, sample: &SocketSample) -> GroupKey {
+        match self.index {
+            Index::Process => GroupKey::Process(
+                self.owners
+                    .and_then(|o| o.owner(sample.inode))
+                    .map_or(0, |o| o.pid),
+            ),
+            index => index.key_of(&sample.key),
+        }
+    }
+
+    fn group_of(&mut self, sample: &SocketSample) -> &mut Group<'a> {
+        let key = self.key_for(sample);
         let groups = &mut self.groups;
         let position = *self.positions.entry(key).or_insert_with(|| {
             groups.push(Group {
@@ -145,6 +179,7 @@ impl<'a> Grouper<'a> {
                 sockets: 0,
                 closed: 0,
                 sample: None,
+                owner: None,
             });
             groups.len() - 1
         });
@@ -154,7 +189,7 @@ impl<'a> Grouper<'a> {
     /// Adds a row's counts only: for rows whose sample does not outlive the
     /// call (streamed dumps); such groups carry no sample for gauges.
     pub fn add_counts(&mut self, row: &SocketRow<'_>) {
-        let group = self.group_of(&row.sample.key);
+        let group = self.group_of(row.sample);
         group.counters.add(&row.counters);
         group.counters.mark_present(Counter::CurrEstab);
         if !row.closed && row.sample.state.counts_as_established() {
@@ -170,7 +205,7 @@ impl<'a> Grouper<'a> {
     pub fn add(&mut self, row: SocketRow<'a>) {
         self.add_counts(&row);
         if self.index == Index::Tuple {
-            let group = self.group_of(&row.sample.key);
+            let group = self.group_of(row.sample);
             let better = match &group.sample {
                 None => true,
                 // Prefer a present full socket over a closed or mini one.
@@ -184,14 +219,36 @@ impl<'a> Grouper<'a> {
 
     /// The groups, busiest first.
     pub fn finish(mut self) -> Vec<Group<'a>> {
+        if let (Some(owners), Index::Tuple) = (self.owners, self.index) {
+            for group in &mut self.groups {
+                group.owner = group.sample.map(|s| owner_label(owners, s.inode));
+            }
+        }
         sort_by_activity(&mut self.groups);
         self.groups
     }
 }
 
+/// `command[pid]` of a socket's owner, `?` when unknown.
+pub fn owner_label(owners: &ProcessMap, inode: u64) -> String {
+    owners
+        .owner(inode)
+        .map_or_else(|| "?".to_string(), |o| o.to_string())
+}
+
 /// Groups rows by `index`. Sockets still present count toward CurrEstab.
 pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -> Vec<Group<'a>> {
-    let mut grouper = Grouper::new(index, rows.size_hint().0);
+    group_rows_owned(rows, index, None)
+}
+
+/// [`group_rows`], knowing who owns which socket (index=process, owners of
+/// tuples).
+pub fn group_rows_owned<'a>(
+    rows: impl Iterator<Item = SocketRow<'a>>,
+    index: Index,
+    owners: Option<&ProcessMap>,
+) -> Vec<Group<'a>> {
+    let mut grouper = Grouper::new(index, rows.size_hint().0).with_owners(owners);
     for row in rows {
         grouper.add(row);
     }
@@ -212,6 +269,7 @@ pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
         sockets: 1,
         closed: usize::from(row.closed),
         sample: Some(row.sample),
+        owner: None,
     }
 }
 

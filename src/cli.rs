@@ -25,7 +25,7 @@ struct Args {
     /// namespace or container
     #[arg(
         long,
-        value_name = "tuple|laddr|raddr|lport|rport|netns|container",
+        value_name = "tuple|laddr|raddr|lport|rport|netns|container|process",
         default_value = "tuple"
     )]
     index: String,
@@ -34,6 +34,11 @@ struct Args {
     /// behind a namespace file PATH, or the one of process PID
     #[arg(long, value_name = "NAME|PATH|PID", conflicts_with = "all_netns")]
     netns: Option<String>,
+
+    /// Name the process holding each socket (from /proc/PID/fd, as ss -p);
+    /// implied by --index process
+    #[arg(short = 'p', long)]
+    processes: bool,
 
     /// Sample every network namespace on the host (found in /run/netns and
     /// /proc/*/ns/net at each poll), labelling sockets with theirs
@@ -137,6 +142,8 @@ pub struct Config {
     pub format: Format,
     pub filters: FilterSet,
     pub record: Option<PathBuf>,
+    /// Look up socket owners (--processes, --index process).
+    pub processes: bool,
     /// Read /proc/net/tcp{,6} instead of sock_diag.
     pub force_procfs: bool,
 }
@@ -336,6 +343,7 @@ fn validate(args: Args) -> Result<Config, String> {
         format,
         filters,
         record: args.record,
+        processes: args.processes || index == Index::Process,
         force_procfs,
     })
 }

@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::aggregate::{self, Group, Grouper, Index};
+use crate::aggregate::{self, Group, GroupKey, Grouper, Index};
 use crate::cli::Namespaces;
 use crate::cli::{Config, Mode};
 use crate::diff::Tracker;
@@ -20,6 +21,7 @@ use crate::filter::FilterSet;
 use crate::report::ReportWriter;
 use crate::report::{self, RenderOptions, Report, ReportKind};
 use crate::source::netns::{NetnsSource, Selection};
+use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
 use crate::source::{LiveSource, SnapshotSource, SourceOptions};
 
@@ -30,6 +32,8 @@ struct Emitter<'a> {
     notices: Vec<String>,
     netns_labels: BTreeMap<u64, String>,
     container_labels: BTreeMap<u64, String>,
+    /// Socket owners, with --processes or index=process.
+    processes: Option<ProcessMap>,
 }
 
 impl Emitter<'_> {
@@ -59,6 +63,16 @@ impl Emitter<'_> {
         report.notices = self.notices.clone();
         report.netns_labels = self.netns_labels.clone();
         report.container_labels = self.container_labels.clone();
+        if let Some(processes) = &self.processes {
+            report.process_names = report
+                .groups
+                .iter()
+                .filter_map(|g| match g.key {
+                    GroupKey::Process(pid) => Some((pid, processes.command_of(pid)?.to_string())),
+                    _ => None,
+                })
+                .collect();
+        }
         report.filtered = !self.config.filters.matches_everything();
         report::render(&report, self.options(), self.out)?;
         self.out.flush()
@@ -66,6 +80,25 @@ impl Emitter<'_> {
 
     fn note(&mut self, fresh: Vec<String>) {
         note_into(&mut self.notices, fresh);
+        let denied = self.processes.as_ref().map_or(0, ProcessMap::denied);
+        if denied > 0
+            && !self
+                .notices
+                .iter()
+                .any(|n| n.contains("/fd could not be read"))
+        {
+            let why = if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+                "permission denied"
+            } else {
+                "other users' processes; root can read them"
+            };
+            note_into(
+                &mut self.notices,
+                vec![format!(
+                    "/proc/PID/fd could not be read for {denied} process(es) ({why}): their sockets show process ?"
+                )],
+            );
+        }
     }
 }
 
@@ -105,6 +138,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         notices: Vec::new(),
         netns_labels: BTreeMap::new(),
         container_labels: BTreeMap::new(),
+        processes: config.processes.then(ProcessMap::new),
     };
     emitter.note(source.take_notices());
     if config.record.is_some() {
@@ -124,18 +158,31 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut poll_number = 0u64;
     let mut window = WindowState::default();
-    let mut take_poll =
-        |tracker: &mut Tracker, source: &mut dyn SnapshotSource| -> anyhow::Result<u64> {
-            let snapshot = source.snapshot()?;
-            let at = snapshot.taken_at_ms;
-            tracker.observe(&snapshot, &tracker_filter);
-            source.recycle(snapshot);
-            record(config, source, poll_number)?;
-            poll_number += 1;
-            Ok(at)
-        };
+    let mut take_poll = |tracker: &mut Tracker,
+                         source: &mut dyn SnapshotSource,
+                         processes: Option<&mut ProcessMap>|
+     -> anyhow::Result<u64> {
+        let snapshot = source.snapshot()?;
+        let at = snapshot.taken_at_ms;
+        tracker.observe(&snapshot, &tracker_filter);
+        if let Some(processes) = processes {
+            // Owners are looked up while the sockets are alive: a
+            // short-lived one's process may be gone by the report.
+            processes.resolve(
+                snapshot
+                    .sockets
+                    .iter()
+                    .filter(|s| !s.state.is_mini_socket() && config.filters.matches(&s.key))
+                    .map(|s| (s.inode, s.uid)),
+            );
+        }
+        source.recycle(snapshot);
+        record(config, source, poll_number)?;
+        poll_number += 1;
+        Ok(at)
+    };
 
-    window.start_ms = take_poll(&mut tracker, source)?;
+    window.start_ms = take_poll(&mut tracker, source, emitter.processes.as_mut())?;
     window.polls = 1;
     if config.system {
         window.system_start = Some(read_system(source, &mut emitter));
@@ -166,7 +213,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         let timed_out = timeout_at.is_some_and(|t| now >= t);
         let report_due = next_report.is_some_and(|t| now >= t);
         if interrupted || timed_out || report_due || now >= next_poll {
-            take_poll(&mut tracker, source)?;
+            take_poll(&mut tracker, source, emitter.processes.as_mut())?;
             window.polls += 1;
             emitter.note(source.take_notices());
             while next_poll <= now {
@@ -231,6 +278,7 @@ fn run_once(
         filtered: !config.filters.matches_everything(),
         netns_labels: Default::default(),
         container_labels: Default::default(),
+        process_names: Default::default(),
     };
     let filters = &config.filters;
     if config.namespaces != Namespaces::Current {
@@ -239,14 +287,22 @@ fn run_once(
         let snapshot = source.snapshot()?;
         emitter.note(source.take_notices());
         emitter.relabel(source);
-        report.groups = emitter.finish_groups(aggregate::group_rows(
+        if let Some(processes) = emitter.processes.as_mut() {
+            processes.scan_all();
+        }
+        report.groups = emitter.finish_groups(aggregate::group_rows_owned(
             diff::lifetime_rows(&snapshot, filters),
             config.index,
+            emitter.processes.as_ref(),
         ));
         return Ok(emitter.emit(report)?);
     }
+    if let Some(processes) = emitter.processes.as_mut() {
+        processes.scan_all();
+        emitter.note(Vec::new());
+    }
     if config.index != Index::Tuple {
-        let mut grouper = Grouper::new(config.index, 64);
+        let mut grouper = Grouper::new(config.index, 64).with_owners(emitter.processes.as_ref());
         source.stream(&mut |sample| {
             if filters.matches(&sample.key) {
                 grouper.add_counts(&lifetime_row(sample));
@@ -254,25 +310,26 @@ fn run_once(
             true
         })?;
         record(config, source, 0)?;
+        let groups = grouper.finish();
         emitter.note(source.take_notices());
         emitter.relabel(source);
-        report.groups = emitter.finish_groups(grouper.finish());
+        report.groups = emitter.finish_groups(groups);
         return Ok(emitter.emit(report)?);
     }
     emitter.relabel(source);
     report.netns_labels = emitter.netns_labels.clone();
     report.container_labels = emitter.container_labels.clone();
     let options = emitter.options();
+    let processes = emitter.processes.as_ref();
     let mut writer = ReportWriter::begin(&report, options, &mut *emitter.out)?;
     let mut failure = None;
     source.stream(&mut |sample| {
         if !filters.matches(&sample.key) {
             return true;
         }
-        match writer.group(
-            &report,
-            &aggregate::single_socket_group(lifetime_row(sample)),
-        ) {
+        let mut group = aggregate::single_socket_group(lifetime_row(sample));
+        group.owner = processes.map(|p| aggregate::owner_label(p, sample.inode));
+        match writer.group(&report, &group) {
             Ok(()) => true,
             Err(err) => {
                 failure = Some(err);
@@ -318,9 +375,10 @@ fn emit_window(
     let end_ms = source.elapsed_ms();
     let filters = &config.filters;
     emitter.relabel(source);
-    let mut groups: Vec<Group<'_>> = emitter.finish_groups(aggregate::group_rows(
+    let mut groups: Vec<Group<'_>> = emitter.finish_groups(aggregate::group_rows_owned(
         tracker.rows().filter(|r| filters.matches(&r.sample.key)),
         config.index,
+        emitter.processes.as_ref(),
     ));
     if !config.zeros {
         aggregate::drop_idle(&mut groups);
@@ -349,6 +407,7 @@ fn emit_window(
         filtered: false,
         netns_labels: Default::default(),
         container_labels: Default::default(),
+        process_names: Default::default(),
     })?;
     window.start_ms = end_ms;
     window.polls = 0;
@@ -375,6 +434,7 @@ fn emit_closes(
             sockets: 1,
             closed: 1,
             sample: Some(&closed.sample),
+            owner: None,
         };
         emitter.emit(Report {
             kind: ReportKind::Close {
@@ -390,6 +450,7 @@ fn emit_closes(
             filtered: false,
             netns_labels: Default::default(),
             container_labels: Default::default(),
+            process_names: Default::default(),
         })?;
     }
     Ok(())

@@ -109,9 +109,8 @@ fn netns_selects_by_name_path_and_pid() {
     let path = format!("/run/netns/{}", a.name);
     let pid = sleeper.id().to_string();
     for spec in [a.name.as_str(), path.as_str(), pid.as_str()] {
-        let out = run_ok(
-            Command::new(common::BIN).args(["--netns", spec, "--once", "--format", "json"]),
-        );
+        let out =
+            run_ok(Command::new(common::BIN).args(["--netns", spec, "--once", "--format", "json"]));
         let report = &json_reports(&out.stdout)[0];
         let groups = report["groups"].as_array().unwrap();
         assert_eq!(
@@ -171,4 +170,94 @@ fn unknown_namespace_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("no network namespace named 'tis-no-such-ns'"));
+}
+
+/// The pid of this test process, as reports name owners `command[pid]`.
+fn own_owner_suffix() -> String {
+    format!("[{}]", std::process::id())
+}
+
+#[test]
+fn processes_name_socket_owners_and_group_by_process() {
+    skip_unless_root!();
+    let ns = Netns::new("procs");
+    let l = ns.listen("127.0.0.1:0");
+    let mut pair = Pair::open(&ns, &l);
+    pair.exchange(777, 0);
+    let out = run_ok(&mut ns.tcpipstat(&["--once", "-p", "--format", "json"]));
+    let report = &json_reports(&out.stdout)[0];
+    let client = common::tuple_group(report, &pair.client_tuple()).unwrap();
+    assert!(
+        client["process"]
+            .as_str()
+            .unwrap()
+            .ends_with(&own_owner_suffix()),
+        "{client}"
+    );
+    let out = run_ok(&mut ns.tcpipstat(&["--once", "--index", "process", "--format", "json"]));
+    let report = &json_reports(&out.stdout)[0];
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["key"]["pid"], std::process::id());
+    assert_eq!(counter(&groups[0], "Socket", "BytesSent"), 777);
+    assert_eq!(groups[0]["sockets"], 3);
+}
+
+#[test]
+fn unprivileged_user_is_told_what_it_cannot_see() {
+    skip_unless_root!();
+    let ns = Netns::new("unpriv");
+    let l = ns.listen("127.0.0.1:0");
+    let mut pair = Pair::open(&ns, &l);
+    pair.exchange(555, 0);
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = ns.command("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            common::BIN,
+        ]);
+        cmd.args(args);
+        cmd.output().unwrap()
+    };
+    // Owners: root's process cannot be read by nobody: '?' and a notice.
+    let out = as_nobody(&["--once", "-p", "--format", "json"]);
+    assert!(out.status.success());
+    let report = &json_reports(&out.stdout)[0];
+    let client = common::tuple_group(report, &pair.client_tuple()).unwrap();
+    assert_eq!(client["process"], "?");
+    assert_eq!(
+        counter(client, "Socket", "BytesSent"),
+        555,
+        "counters still work"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/proc/PID/fd could not be read"),
+        "{stderr}"
+    );
+    // Other namespaces: not enterable, said so; exit 1 with the reason.
+    let other = Netns::new("unpriv2");
+    let out = as_nobody(&["--netns", &other.name, "--once"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs CAP_SYS_ADMIN"), "{stderr}");
+    // --all-netns: what cannot be read is named once, the rest still works.
+    let out = as_nobody(&["--all-netns", "--once", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("could not be read") || stderr.contains("needs CAP_SYS_ADMIN"),
+        "{stderr}"
+    );
+    let report = &json_reports(&out.stdout)[0];
+    assert!(
+        common::tuple_group(report, &pair.client_tuple()).is_some(),
+        "own namespace still sampled"
+    );
 }

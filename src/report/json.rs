@@ -108,6 +108,15 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
             buf.extend_from_slice(b",\"netns_name\":");
             string(buf, &report.netns_label(inode));
         }
+        GroupKey::Process(pid) => {
+            buf.extend_from_slice(b"\"pid\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(pid).as_bytes());
+            buf.extend_from_slice(b",\"command\":");
+            match report.process_names.get(&pid) {
+                Some(command) => string(buf, command),
+                None => buf.extend_from_slice(b"null"),
+            }
+        }
         GroupKey::Container(inode) => {
             buf.extend_from_slice(b"\"container\":");
             match report.container_labels.get(&inode) {
@@ -133,6 +142,10 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
         }
     }
     buf.push(b'}');
+    if let Some(owner) = &group.owner {
+        buf.extend_from_slice(b",\"process\":");
+        string(buf, owner);
+    }
     field_u64(buf, "sockets", group.sockets as u64);
     field_u64(buf, "closed", group.closed as u64);
     buf.extend_from_slice(b",\"counters\":{");
@@ -273,12 +286,14 @@ mod tests {
                 sockets: 1,
                 closed: 0,
                 sample: Some(&sample),
+                owner: None,
             }],
             system: Some(system),
             notices: vec!["a \"quoted\"\nnote".into()],
             filtered: false,
             netns_labels: Default::default(),
             container_labels: Default::default(),
+            process_names: Default::default(),
         };
         let mut out = Vec::new();
         render(

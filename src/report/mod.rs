@@ -41,6 +41,8 @@ pub struct Report<'a> {
     pub netns_labels: BTreeMap<u64, String>,
     /// Namespace inode → container label, where known.
     pub container_labels: BTreeMap<u64, String>,
+    /// pid → command, for index=process.
+    pub process_names: BTreeMap<u32, String>,
 }
 
 impl Report<'_> {
@@ -70,7 +72,15 @@ impl Report<'_> {
                     .cloned()
                     .unwrap_or_else(|| format!("none (netns:[{inode}])"))
             ),
+            GroupKey::Process(pid) if pid != 0 => format!("Process: {}", self.process_value(pid)),
             other => other.to_string(),
+        }
+    }
+
+    fn process_value(&self, pid: u32) -> String {
+        match self.process_names.get(&pid) {
+            Some(command) => format!("{command}[{pid}]"),
+            None => pid.to_string(),
         }
     }
 
@@ -86,6 +96,7 @@ impl Report<'_> {
                 .get(&inode)
                 .cloned()
                 .unwrap_or_else(|| format!("none (netns:[{inode}])")),
+            GroupKey::Process(pid) if pid != 0 => self.process_value(pid),
             other => other.value(),
         }
     }

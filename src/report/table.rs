@@ -13,6 +13,7 @@ use crate::counters::{Counter, Counters};
 /// A group as the table keeps it until the end (columns depend on all).
 pub struct Row {
     key: String,
+    owner: Option<String>,
     sockets: usize,
     counters: Counters,
 }
@@ -20,6 +21,7 @@ pub struct Row {
 pub fn row(report: &Report<'_>, group: &Group<'_>) -> Row {
     Row {
         key: report.key_value(&group.key),
+        owner: group.owner.clone(),
         sockets: group.sockets,
         counters: group.counters,
     }
@@ -40,11 +42,20 @@ pub fn end(
         })
         .collect();
     let mut builder = Builder::default();
-    let mut header = vec![report.index.name().to_string(), "sockets".to_string()];
+    let owners = rows.iter().any(|r| r.owner.is_some());
+    let mut header = vec![report.index.name().to_string()];
+    if owners {
+        header.push("process".to_string());
+    }
+    header.push("sockets".to_string());
     header.extend(columns.iter().map(|c| c.name().to_string()));
     builder.push_record(header);
     for r in rows {
-        let mut record = vec![r.key.clone(), r.sockets.to_string()];
+        let mut record = vec![r.key.clone()];
+        if owners {
+            record.push(r.owner.clone().unwrap_or_default());
+        }
+        record.push(r.sockets.to_string());
         for c in &columns {
             record.push(match r.counters.get(*c) {
                 Some(v) if r.counters.is_approx(*c) => format!("~{v}"),
@@ -99,6 +110,7 @@ mod tests {
             sockets: 2,
             closed: 0,
             sample: None,
+            owner: None,
         };
         let report = Report {
             kind: ReportKind::Window,
@@ -112,6 +124,7 @@ mod tests {
             filtered: false,
             netns_labels: Default::default(),
             container_labels: Default::default(),
+            process_names: Default::default(),
         };
         let mut out = Vec::new();
         render(

@@ -38,6 +38,9 @@ pub fn group(
 ) -> io::Result<()> {
     writeln!(out, "\n{RULE}")?;
     writeln!(out, "{}", report.key_text(&group.key))?;
+    if let Some(owner) = &group.owner {
+        writeln!(out, "process: {owner}")?;
+    }
     if let ReportKind::Close { unseen_ms } = report.kind {
         writeln!(
             out,
@@ -156,6 +159,7 @@ mod tests {
             filtered: false,
             netns_labels: Default::default(),
             container_labels: Default::default(),
+            process_names: Default::default(),
         }
     }
 
@@ -194,6 +198,7 @@ mod tests {
             sockets: 1,
             closed: 0,
             sample: Some(&sample),
+            owner: None,
         };
         let expected = "\n=== 2.00 s window (3 polls), index=tuple ===\n\n\
 -----------------------------------------\n\

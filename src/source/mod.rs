@@ -5,6 +5,7 @@
 
 pub mod containers;
 pub mod netns;
+pub mod processes;
 pub mod procfs;
 pub mod replay;
 pub mod sockdiag;

@@ -333,6 +333,7 @@ impl NetnsSource {
         }
         let live: std::collections::BTreeSet<u64> = found.iter().map(|n| n.inode).collect();
         self.agents.retain(|inode, _| live.contains(inode));
+        let mut refused_now = Vec::new();
         for namespace in found {
             if self.agents.contains_key(&namespace.inode)
                 || self.refused.contains_key(&namespace.inode)
@@ -345,13 +346,23 @@ impl NetnsSource {
                     self.agents.insert(namespace.inode, agent);
                 }
                 Err(why) => {
-                    self.notices.push(format!(
-                        "network namespace {}: {why}; not sampled",
-                        namespace.label()
-                    ));
+                    refused_now.push(format!("{} ({why})", namespace.label()));
                     self.refused.insert(namespace.inode, why);
                 }
             }
+        }
+        if !refused_now.is_empty() {
+            // One line for all: unprivileged, that is every other namespace.
+            let more = refused_now.len().saturating_sub(3);
+            let mut line = format!(
+                "{} network namespace(s) not sampled: {}",
+                refused_now.len(),
+                refused_now[..refused_now.len().min(3)].join("; ")
+            );
+            if more > 0 {
+                line.push_str(&format!("; and {more} more"));
+            }
+            self.notices.push(line);
         }
     }
 }

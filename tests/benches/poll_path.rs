@@ -116,6 +116,7 @@ fn benches(c: &mut Criterion) {
                 filtered: false,
                 netns_labels: Default::default(),
                 container_labels: Default::default(),
+                process_names: Default::default(),
             };
             render(
                 &report,
