@@ -2,7 +2,12 @@
  * sock_diag dump". One SOCK_DIAG_BY_FAMILY (inet_diag_req_v2) dump of all TCP
  * sockets per family (AF_INET, AF_INET6), all states, with INET_DIAG_INFO;
  * walks every message and attribute, sums tcpi_bytes_acked.
- * Prints "sockets=<n> bytes_acked=<sum>". Build: gcc -O2 -o bare-dump bare-dump.c */
+ * Prints "sockets=<n> bytes_acked=<sum>". Build: gcc -O2 -o bare-dump bare-dump.c
+ * With namespace files as arguments (/run/netns/NAME), enters each in turn
+ * (setns) and dumps it: the floor for bench-netns.sh. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -47,12 +52,23 @@ static int dump(int fd, int family, unsigned long *n, unsigned long long *acked)
     }
 }
 
-int main(void) {
+static int dump_here(unsigned long *n, unsigned long long *acked) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), rcv = 1 << 20;
     if (fd < 0) return perror("socket"), 1;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    int failed = dump(fd, AF_INET, n, acked) || dump(fd, AF_INET6, n, acked);
+    return close(fd), failed;
+}
+
+int main(int argc, char **argv) {
     unsigned long n = 0; unsigned long long acked = 0;
-    if (dump(fd, AF_INET, &n, &acked) || dump(fd, AF_INET6, &n, &acked)) return 1;
+    if (argc == 1 && dump_here(&n, &acked)) return 1;
+    for (int i = 1; i < argc; i++) {
+        int ns = open(argv[i], O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) return perror(argv[i]), 1;
+        close(ns);
+        if (dump_here(&n, &acked)) return 1;
+    }
     printf("sockets=%lu bytes_acked=%llu\n", n, acked);
-    return close(fd), 0;
+    return 0;
 }
