@@ -1,7 +1,8 @@
 //! Several network namespaces at once: `--all-netns` attributes each
-//! namespace's bytes exactly, `--netns` selects by name, path and pid, and a
-//! namespace deleted mid-run is dropped without error. Root is needed; without
-//! it each test prints SKIP and its reason.
+//! namespace's bytes exactly, `--netns` selects by name, path and pid, a
+//! namespace deleted mid-run is dropped without error; containers label
+//! namespaces, processes own sockets, and an unprivileged user is told what it
+//! cannot see. Root is needed; without it each test prints SKIP and its reason.
 
 mod common;
 
@@ -260,4 +261,53 @@ fn unprivileged_user_is_told_what_it_cannot_see() {
         common::tuple_group(report, &pair.client_tuple()).is_some(),
         "own namespace still sampled"
     );
+}
+
+#[test]
+fn index_container_labels_a_namespace_by_its_process_cgroup() {
+    skip_unless_root!();
+    // A docker-style cgroup (cgroupfs driver) made by hand on the pids
+    // hierarchy, holding a process that lives in the namespace.
+    let id = format!(
+        "{:064x}",
+        0x3f4e_5a6b_7c8d_u64 + u64::from(std::process::id())
+    );
+    let hierarchy = std::path::Path::new("/sys/fs/cgroup/pids");
+    let cgroup = hierarchy.join("docker").join(&id);
+    if std::fs::create_dir_all(&cgroup).is_err() {
+        eprintln!(
+            "SKIP {}: cannot create a cgroup under {}",
+            module_path!(),
+            hierarchy.display()
+        );
+        return;
+    }
+    let ns = Netns::new("ctr");
+    let l = ns.listen("127.0.0.1:0");
+    let mut pair = Pair::open(&ns, &l);
+    pair.exchange(9_999, 0);
+    let mut sleeper = ns.command("sleep").arg("30").spawn().unwrap();
+    std::fs::write(cgroup.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let out = run_ok(&mut Command::new(common::BIN).args([
+        "--all-netns",
+        "--index",
+        "container",
+        "--once",
+        "--format",
+        "json",
+    ]));
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let _ = std::fs::remove_dir(&cgroup);
+    let _ = std::fs::remove_dir(hierarchy.join("docker"));
+    let report = &json_reports(&out.stdout)[0];
+    let label = format!("docker:{}", &id[..12]);
+    let group = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"]["container"] == label.as_str())
+        .unwrap_or_else(|| panic!("no group for {label}: {report}"));
+    assert_eq!(counter(group, "Socket", "BytesSent"), 9_999);
+    assert_eq!(group["sockets"], 3);
 }
