@@ -288,7 +288,7 @@ fn index_container_labels_a_namespace_by_its_process_cgroup() {
     pair.exchange(9_999, 0);
     let mut sleeper = ns.command("sleep").arg("30").spawn().unwrap();
     std::fs::write(cgroup.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
-    let out = run_ok(&mut Command::new(common::BIN).args([
+    let out = run_ok(Command::new(common::BIN).args([
         "--all-netns",
         "--index",
         "container",
