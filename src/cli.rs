@@ -262,6 +262,9 @@ fn validate(args: Args) -> Result<Config, String> {
             index.name()
         ));
     }
+    if args.record.is_some() && namespaces != Namespaces::Current {
+        return Err("--record records the current namespace only".to_string());
+    }
     let format = Format::parse(&args.format)
         .ok_or_else(|| format!("bad format '{}' (text, table or json)", args.format))?;
     let filters = FilterSet::parse(&args.filters).map_err(|e| e.to_string())?;
