@@ -462,3 +462,27 @@ fn a_too_small_receive_buffer_grows_and_the_dump_is_redone_complete() {
     assert!(stats.retries >= 1, "{stats:?}");
     assert_eq!(stats.inconsistent, 0);
 }
+
+#[test]
+fn output_closed_mid_snapshot_ends_quietly() {
+    skip_unless_root!();
+    use std::io::{BufRead, BufReader};
+    let ns = Netns::new("pipe");
+    let listener = ns.listen("127.0.0.1:0");
+    let _pairs: Vec<Pair> = (0..300).map(|_| Pair::open(&ns, &listener)).collect();
+    for format in ["text", "json"] {
+        // Like `tcpipstat --once | head -3`.
+        let mut child = ns.spawn_tcpipstat(&["--once", "--format", format, "--zeros"]);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let _ = lines.next();
+        drop(lines);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{format}: {:?} {stderr}",
+            output.status
+        );
+        assert!(stderr.is_empty(), "{format}: {stderr}");
+    }
+}

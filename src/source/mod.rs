@@ -251,11 +251,13 @@ impl LiveSource {
             loop {
                 let diag = self.diag.as_mut().expect("checked by caller");
                 let result = match sink {
-                    Sink::Collect(out) => diag.dump(&request, out, &mut self.stats),
+                    Sink::Collect(out) => diag.dump(&request, out, &mut self.stats).map(|()| true),
                     Sink::Stream(f) => diag.dump_streaming(&request, &mut self.stats, &mut **f),
                 };
                 match result {
-                    Ok(()) => break,
+                    Ok(true) => break,
+                    // The consumer is done (its output closed): no more.
+                    Ok(false) => return Ok(listeners),
                     // Rejected at once, before any socket: retry unfiltered;
                     // the user-space filter still applies, only speed is lost.
                     Err(DiagError::Rejected(err)) if request.bytecode.is_some() => {

@@ -290,7 +290,7 @@ impl SockDiag {
             let start = out.len();
             let recorded = self.recording.as_ref().map(Vec::len);
             match self.dump_once(request, out, stats, None)? {
-                DumpOutcome::Complete => return Ok(()),
+                DumpOutcome::Complete | DumpOutcome::Stopped => return Ok(()),
                 DumpOutcome::Redo if attempt < MAX_DUMP_ATTEMPTS => {
                     out.truncate(start);
                     if let (Some(recording), Some(len)) = (self.recording.as_mut(), recorded) {
@@ -308,18 +308,22 @@ impl SockDiag {
     /// keeping none: memory stays flat however many sockets there are. A
     /// dump cannot be redone once handed out, so an inconsistent one
     /// (NLM_F_DUMP_INTR) is counted, not retried. `sink` returns false to
-    /// stop early.
+    /// stop early; the result says whether the dump ran to its end.
     pub fn dump_streaming(
         &mut self,
         request: &DumpRequest,
         stats: &mut ParseStats,
         sink: &mut dyn FnMut(&SocketSample) -> bool,
-    ) -> Result<(), DiagError> {
+    ) -> Result<bool, DiagError> {
         let mut scratch = Vec::with_capacity(256);
-        if let DumpOutcome::Redo = self.dump_once(request, &mut scratch, stats, Some(sink))? {
-            stats.inconsistent += 1;
+        match self.dump_once(request, &mut scratch, stats, Some(sink))? {
+            DumpOutcome::Complete => Ok(true),
+            DumpOutcome::Stopped => Ok(false),
+            DumpOutcome::Redo => {
+                stats.inconsistent += 1;
+                Ok(true)
+            }
         }
-        Ok(())
     }
 
     fn dump_once(
@@ -363,9 +367,11 @@ impl SockDiag {
             if let Some(sink) = sink.as_mut() {
                 for sample in out.iter() {
                     if !sink(sample) {
-                        // Abandoned: what is left of the dump is ignored
-                        // as stale by the next request's sequence check.
-                        return Ok(DumpOutcome::Complete);
+                        // Abandoned: the kernel would refuse the next dump
+                        // on this socket (EBUSY) until this one is drained,
+                        // so the socket goes with it.
+                        self.reopen()?;
+                        return Ok(DumpOutcome::Stopped);
                     }
                 }
                 out.clear();
@@ -373,6 +379,11 @@ impl SockDiag {
             match end {
                 DatagramEnd::More => {}
                 DatagramEnd::Done => break,
+                DatagramEnd::Error(libc::EBUSY) => {
+                    // A dump left unfinished on this socket: start afresh.
+                    self.reopen()?;
+                    return Ok(DumpOutcome::Redo);
+                }
                 DatagramEnd::Error(errno) => {
                     let err = io::Error::from_raw_os_error(errno);
                     return Err(match errno {
@@ -403,6 +414,8 @@ impl SockDiag {
 enum DumpOutcome {
     Complete,
     Redo,
+    /// The consumer stopped it.
+    Stopped,
 }
 
 fn classify_open_error(err: io::Error) -> DiagError {
