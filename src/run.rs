@@ -18,6 +18,7 @@ use crate::cli::{Config, Mode};
 use crate::diff::Tracker;
 use crate::diff::{self, lifetime_row};
 use crate::filter::FilterSet;
+use crate::model::TcpState;
 use crate::report::ReportWriter;
 use crate::report::{self, RenderOptions, Report, ReportKind};
 use crate::source::netns::{NetnsSource, Selection};
@@ -420,7 +421,11 @@ fn emit_closes(
     filters: &FilterSet,
 ) -> anyhow::Result<()> {
     for closed in tracker.closed() {
-        if closed.sample.tcp_info.is_none() && closed.sample.state.is_mini_socket() {
+        // Connections only: a mini socket expiring or a listener closing
+        // is no connection's end.
+        let state = closed.sample.state;
+        if state == TcpState::Listen || (closed.sample.tcp_info.is_none() && state.is_mini_socket())
+        {
             continue;
         }
         if !filters.matches(&closed.sample.key) {
