@@ -159,6 +159,8 @@ pub enum CliOutcome {
 }
 
 const DEFAULT_POLL: Duration = Duration::from_secs(1);
+/// Longer runs are better split; this also keeps deadlines representable.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
     let argv = match translate_seed_spellings(argv) {
@@ -230,11 +232,14 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
 /// DUR: `500ms`, `1s`, `2m`, or a bare (possibly fractional) number of seconds.
 pub fn parse_duration(text: &str, option: &str) -> Result<Duration, String> {
     let parsed = match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
-        Ok(_) => Err(()),
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|_| ()),
         Err(_) => humantime::parse_duration(text).map_err(|_| ()),
     };
     match parsed {
+        Ok(d) if d > MAX_DURATION => Err(format!(
+            "{option} '{text}' is longer than {} days",
+            MAX_DURATION.as_secs() / 86_400
+        )),
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err(format!("{option} '{text}' must be longer than zero")),
         Err(()) => Err(format!(
@@ -413,6 +418,10 @@ mod tests {
         assert!(parse_duration("0", "--poll")
             .unwrap_err()
             .contains("longer than zero"));
+        for huge in ["1e30", "1e300", "1e19", "500000000000y", "-1", "NaN", "inf"] {
+            let err = parse_duration(huge, "--timeout").unwrap_err();
+            assert!(err.contains(huge), "{huge}: {err}");
+        }
     }
 
     #[test]

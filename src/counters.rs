@@ -184,7 +184,11 @@ impl Counters {
         .iter()
         .map(|c| self.value(*c))
         .fold(0u64, u64::saturating_add)
-            + 1000 * (self.value(Counter::ActiveOpens) + self.value(Counter::PassiveOpens))
+        .saturating_add(
+            (self.value(Counter::ActiveOpens))
+                .saturating_add(self.value(Counter::PassiveOpens))
+                .saturating_mul(1000),
+        )
     }
 
     pub fn clear(&mut self) {

@@ -201,7 +201,10 @@ impl Tracker {
             let id = identity(sample);
             match self.sockets.get_mut(&id) {
                 Some(tracked) if tracked.sample.key == sample.key => {
-                    seen_again += 1;
+                    // A socket listed twice (an inconsistent dump) counts once.
+                    if tracked.last_poll != poll {
+                        seen_again += 1;
+                    }
                     if let Some(ended) = update(tracked, sample, poll, elapsed) {
                         self.closed.push(ended);
                     }
@@ -309,7 +312,7 @@ impl Tracker {
             }
         }
         if state.is_mini_socket()
-            && tracked.window.is_all_zero()
+            && window.is_all_zero()
             && tracked.origin != Origin::Active
             && tracked.origin != Origin::Passive
         {
@@ -881,6 +884,43 @@ mod tests {
         let c = totals(&t);
         assert_eq!(c.get(Counter::AttemptFails), Some(0));
         assert_eq!(c.get(Counter::PassiveOpens), Some(1));
+    }
+
+    #[test]
+    fn request_socket_that_vanishes_without_child_is_attempt_fail() {
+        let mut t = Tracker::new();
+        let listener = sock(
+            9,
+            "0.0.0.0",
+            80,
+            "0.0.0.0",
+            0,
+            TcpState::Listen,
+            Some(info(0, 0, 0)),
+        );
+        t.observe(&snap(0, vec![listener.clone()]), &ANY);
+        let req = sock(
+            4,
+            "127.0.0.1",
+            80,
+            "127.0.0.1",
+            40000,
+            TcpState::NewSynRecv,
+            None,
+        );
+        t.observe(&snap(500, vec![listener.clone(), req]), &ANY);
+        t.observe(&snap(1000, vec![listener]), &ANY);
+        assert_eq!(totals(&t).get(Counter::AttemptFails), Some(1));
+    }
+
+    #[test]
+    fn a_socket_listed_twice_does_not_hide_one_that_vanished() {
+        let a = sock(1, "10.0.0.1", 1, "10.0.0.2", 80, EST, Some(info(1, 1, 0)));
+        let b = sock(2, "10.0.0.1", 2, "10.0.0.2", 80, EST, Some(info(1, 1, 0)));
+        let mut t = Tracker::new();
+        t.observe(&snap(0, vec![a.clone(), b]), &ANY);
+        t.observe(&snap(1000, vec![a.clone(), a]), &ANY);
+        assert_eq!(t.closed().len(), 1);
     }
 
     #[test]

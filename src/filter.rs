@@ -291,6 +291,26 @@ impl FilterSet {
         Ok(FilterSet { filters })
     }
 
+    /// These filters plus each one with its sides swapped. The kernel is
+    /// asked for this wider set so that a loopback peer's sockets (whose
+    /// TIME_WAIT tells an orderly close from a reset) reach the tracker;
+    /// the user-space match still decides what is reported.
+    pub fn with_mirrors(&self) -> FilterSet {
+        let mut filters = self.filters.clone();
+        for f in &self.filters {
+            let mirror = Filter {
+                text: format!("mirror of {}", f.text),
+                local: f.remote,
+                remote: f.local,
+            };
+            if !filters.contains(&mirror) && (mirror.local != f.local || mirror.remote != f.remote)
+            {
+                filters.push(mirror);
+            }
+        }
+        FilterSet { filters }
+    }
+
     /// True when no filter restricts anything.
     pub fn matches_everything(&self) -> bool {
         self.filters.is_empty() || self.filters.iter().any(Filter::is_any)
@@ -344,6 +364,11 @@ impl FilterSet {
             })
             .collect();
         let total: usize = block_lens.iter().sum();
+        if total + 8 > usize::from(u16::MAX) {
+            // Offsets and the attribute length are 16-bit: too many filters
+            // for the kernel; user space filters alone.
+            return None;
+        }
         let mut program = Vec::with_capacity(total);
         for (i, conds) in blocks.iter().enumerate() {
             let block_end = program.len() + block_lens[i];
@@ -513,6 +538,29 @@ mod tests {
                 assert_eq!(run_bytecode(&program, k), set.matches(k), "{texts:?} {k}");
             }
         }
+    }
+
+    #[test]
+    fn too_many_filters_for_the_kernel_give_no_bytecode() {
+        let texts: Vec<String> = (0..2500)
+            .map(|i| format!("[2001:db8::{i:x}]:*-*"))
+            .collect();
+        let set = FilterSet::parse(&texts).unwrap();
+        assert!(set.to_bytecode().is_none());
+        let few = FilterSet::parse(&texts[..10]).unwrap();
+        assert!(few.to_bytecode().is_some());
+    }
+
+    #[test]
+    fn mirrors_swap_sides_and_keep_the_originals() {
+        let set = FilterSet::parse(&["*-127.0.0.1:7070"])
+            .unwrap()
+            .with_mirrors();
+        assert_eq!(set.filters.len(), 2);
+        let client = key("127.0.0.1", 40000, "127.0.0.1", 7070);
+        assert!(set.matches(&client) && set.matches(&client.reversed()));
+        let program = set.to_bytecode().unwrap();
+        assert!(run_bytecode(&program, &client.reversed()));
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let kernel_filters = !config.system;
     let source_options = SourceOptions {
         bytecode: if kernel_filters {
-            config.filters.to_bytecode()
+            config.filters.with_mirrors().to_bytecode()
         } else {
             None
         },

@@ -486,3 +486,44 @@ fn output_closed_mid_snapshot_ends_quietly() {
         assert!(stderr.is_empty(), "{format}: {stderr}");
     }
 }
+
+#[test]
+fn filtered_run_still_sees_the_loopback_peer_close_in_order() {
+    skip_unless_root!();
+    let ns = Netns::new("mirror");
+    let listener = ns.listen("127.0.0.1:0");
+    let port = listener.local_addr().unwrap().port();
+    // Only the client side passes the filter; the server closes first, so
+    // its TIME_WAIT (on the reversed tuple) marks the client's close as
+    // orderly, not a reset.
+    let filter = format!("*-127.0.0.1:{port}");
+    let child = ns.spawn_tcpipstat(&[
+        "--timeout",
+        "2500ms",
+        "--poll",
+        "200ms",
+        "--format",
+        "json",
+        &filter,
+    ]);
+    sleep(Duration::from_millis(500));
+    let mut pair = Pair::open(&ns, &listener);
+    pair.exchange(10, 10);
+    let client_tuple = pair.client_tuple();
+    let Pair { client, server } = pair;
+    drop(server);
+    sleep(Duration::from_millis(600));
+    drop(client);
+    let report = &json_reports(&wait_output(child).stdout)[0];
+    let client = tuple_group(report, &client_tuple).expect("client reported");
+    assert_eq!(counter(client, "Tcp", "EstabResets"), 0, "{client}");
+    assert_eq!(counter(client, "Tcp", "ActiveOpens"), 1);
+    assert!(
+        report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["key"]["rport"] == port),
+        "only the filter's sockets are reported"
+    );
+}

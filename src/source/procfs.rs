@@ -199,7 +199,13 @@ pub fn parse_proc_net_tcp<R: std::io::BufRead>(reader: R, out: &mut Vec<SocketSa
         };
     for entry in entries {
         let key = socket_key(entry.local_address, entry.remote_address);
-        let mut sample = SocketSample::bare(key, 0, TcpState::from_kernel(entry.state.to_u8()));
+        let mut state = TcpState::from_kernel(entry.state.to_u8());
+        if state == TcpState::SynRecv && entry.inode == 0 {
+            // /proc shows a request socket (NEW_SYN_RECV) as SYN_RECV with
+            // no inode; a full SYN_RECV socket (Fast Open) has one.
+            state = TcpState::NewSynRecv;
+        }
+        let mut sample = SocketSample::bare(key, 0, state);
         sample.recv_queue = entry.rx_queue;
         sample.send_queue = entry.tx_queue;
         sample.uid = entry.uid;
@@ -250,6 +256,17 @@ mod tests {
         assert_eq!(parse_sockstat_tcp(v4), 12);
         assert_eq!(parse_sockstat_tcp("TCP6: inuse 3\nUDP6: inuse 1\n"), 3);
         assert_eq!(parse_sockstat_tcp("garbage"), 0);
+    }
+
+    #[test]
+    fn proc_request_socket_is_a_mini_socket() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1389 0100007F:9C41 03 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000 20 4 0 10 -1\n   1: 0100007F:1389 0100007F:9C42 01 00000000:00000000 00:00000000 00000000     0        0 1866169 1 00000000773220c7 20 4 30 10 -1\n";
+        let mut out = Vec::new();
+        parse_proc_net_tcp(std::io::Cursor::new(text), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].state, TcpState::NewSynRecv);
+        assert_eq!(out[1].state, TcpState::Established);
+        assert_eq!(out[1].inode, 1866169);
     }
 
     #[test]
