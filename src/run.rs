@@ -176,6 +176,13 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
                     .filter(|s| !s.state.is_mini_socket() && config.filters.matches(&s.key))
                     .map(|s| (s.inode, s.uid)),
             );
+            if poll_number % PRUNE_OWNERS_EVERY == 0 {
+                // Forget owners of sockets gone, so the map does not grow
+                // with every socket ever seen (and a reused inode is not
+                // named after its old owner).
+                let alive = snapshot.sockets.iter().map(|s| s.inode).collect();
+                processes.retain_sockets(&alive);
+            }
         }
         source.recycle(snapshot);
         record(config, source, poll_number)?;
@@ -247,6 +254,9 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
 }
+
+/// Polls between two prunings of the socket-owner map.
+const PRUNE_OWNERS_EVERY: u64 = 30;
 
 /// Prints new notices on stderr and keeps them for JSON reports.
 fn note_into(notices: &mut Vec<String>, fresh: Vec<String>) {
@@ -388,7 +398,7 @@ fn emit_window(
         Some(start) => {
             let now = read_system(source, emitter);
             let section = aggregate::system_section(
-                now.delta_since(&start),
+                now.delta_since(&start).fold_namespaces(),
                 &aggregate::total(tracker.rows()),
             );
             window.system_start = Some(now);

@@ -40,7 +40,9 @@ pub trait SnapshotSource {
         Ok(())
     }
 
-    /// The MIB counters of what is sampled, and which files could not be read.
+    /// The MIB counters of what is sampled (keys may carry a namespace
+    /// prefix: fold them after taking deltas), and which files could not
+    /// be read.
     fn system_counters(&mut self) -> (SystemCounters, Vec<String>);
 
     /// Notices raised since the last call.

@@ -75,6 +75,12 @@ pub fn resolve(spec: &str) -> Result<Namespace, String> {
         }
         _ => format!("--netns {spec}: cannot read {}: {err}", path.display()),
     })?;
+    if !is_network_namespace(&path) {
+        return Err(format!(
+            "--netns {spec}: {} is not a network namespace (want a name under {NETNS_DIR}, a namespace file such as /proc/PID/ns/net, or a pid)",
+            path.display()
+        ));
+    }
     let named = named_namespaces();
     let container = pid.and_then(container_of_pid);
     Ok(Namespace {
@@ -84,6 +90,36 @@ pub fn resolve(spec: &str) -> Result<Namespace, String> {
         pid,
         container,
     })
+}
+
+/// Whether `path` is a network namespace file: it lives on nsfs (the device
+/// of our own /proc/self/ns/net), and when the kernel names the open file
+/// (`type:[inode]`, for /proc/PID/ns/*) the type is `net`. A bind mount
+/// (`ip netns add`) shows its path instead; setns(2) checks it then.
+fn is_network_namespace(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let (Ok(meta), Ok(own)) = (
+        std::fs::metadata(path),
+        std::fs::metadata("/proc/self/ns/net"),
+    ) else {
+        return false;
+    };
+    if meta.dev() != own.dev() {
+        return false;
+    }
+    let Ok(file) = File::open(path) else {
+        return true; // unreadable: setns will say why
+    };
+    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(target) => {
+            let target = target.to_string_lossy();
+            match target.split_once(":[") {
+                Some((kind, _)) if !kind.contains('/') => kind == "net",
+                _ => true,
+            }
+        }
+        Err(_) => true,
+    }
 }
 
 /// inode → name of the namespaces under /run/netns.
@@ -333,6 +369,9 @@ impl NetnsSource {
         }
         let live: std::collections::BTreeSet<u64> = found.iter().map(|n| n.inode).collect();
         self.agents.retain(|inode, _| live.contains(inode));
+        // A refusal is forgotten with its namespace: inode numbers are
+        // reused, and the next namespace with this one deserves a try.
+        self.refused.retain(|inode, _| live.contains(inode));
         let mut refused_now = Vec::new();
         for namespace in found {
             if self.agents.contains_key(&namespace.inode)
@@ -428,7 +467,7 @@ impl SnapshotSource for NetnsSource {
             .collect();
         for inode in asked {
             if let Ok(Reply::System(counters, gaps)) = self.agents[&inode].replies.recv() {
-                total.add(&counters);
+                total.add_namespace(inode, &counters);
                 missing.extend(gaps);
             }
         }
@@ -486,5 +525,12 @@ mod tests {
         assert!(err.contains("no process 999999999"), "{err}");
         let own = resolve(&std::process::id().to_string()).unwrap();
         assert_eq!(Some(own.inode), own_inode());
+        for not_a_netns in ["/", "/etc/hostname", "/proc/self/ns/pid"] {
+            let err = resolve(not_a_netns).unwrap_err();
+            assert!(
+                err.contains("is not a network namespace"),
+                "{not_a_netns}: {err}"
+            );
+        }
     }
 }

@@ -21,15 +21,20 @@ pub struct SystemCounters {
     pub values: BTreeMap<String, i64>,
 }
 
+/// A key without its namespace prefix (`4026531840/Tcp:InSegs`).
+fn unprefixed(key: &str) -> &str {
+    key.rsplit_once('/').map_or(key, |(_, name)| name)
+}
+
 /// Names that are levels, not event counts: their "delta" is the new value.
 pub fn is_gauge(key: &str) -> bool {
-    key == "Tcp:CurrEstab"
+    unprefixed(key) == "Tcp:CurrEstab"
 }
 
 /// Settings the MIB files carry beside counters; they have no delta.
 pub fn is_setting(key: &str) -> bool {
     matches!(
-        key,
+        unprefixed(key),
         "Tcp:MaxConn"
             | "Tcp:RtoAlgorithm"
             | "Tcp:RtoMin"
@@ -96,13 +101,26 @@ impl SystemCounters {
         }
     }
 
-    /// Adds another namespace's counters (gauges and settings included:
-    /// CurrEstab sums; settings are left out of deltas anyway).
-    pub fn add(&mut self, other: &SystemCounters) {
+    /// Adds one namespace's counters under its own prefix, so that deltas
+    /// are taken per namespace: one that appears or vanishes inside a
+    /// window then adds or takes away nothing.
+    pub fn add_namespace(&mut self, inode: u64, other: &SystemCounters) {
         for (key, value) in &other.values {
-            let slot = self.values.entry(key.clone()).or_insert(0);
-            *slot = slot.wrapping_add(*value);
+            self.values.insert(format!("{inode}/{key}"), *value);
         }
+    }
+
+    /// Sums per-namespace keys (after [`SystemCounters::delta_since`]).
+    pub fn fold_namespaces(self) -> SystemCounters {
+        let mut folded = SystemCounters::default();
+        for (key, value) in self.values {
+            let slot = folded
+                .values
+                .entry(unprefixed(&key).to_string())
+                .or_insert(0);
+            *slot = slot.wrapping_add(value);
+        }
+        folded
     }
 
     /// `self - earlier` per name both have; gauges take the newer value.
@@ -267,6 +285,25 @@ mod tests {
         assert_eq!(out[0].state, TcpState::NewSynRecv);
         assert_eq!(out[1].state, TcpState::Established);
         assert_eq!(out[1].inode, 1866169);
+    }
+
+    #[test]
+    fn namespaces_that_come_or_go_add_nothing_to_deltas() {
+        let ns = |v: i64| {
+            let mut c = SystemCounters::default();
+            c.values.insert("Tcp:ActiveOpens".into(), v);
+            c.values.insert("Tcp:CurrEstab".into(), 1);
+            c
+        };
+        let mut before = SystemCounters::default();
+        before.add_namespace(1, &ns(100));
+        before.add_namespace(2, &ns(50)); // vanishes
+        let mut after = SystemCounters::default();
+        after.add_namespace(1, &ns(103));
+        after.add_namespace(3, &ns(70)); // appears
+        let d = after.delta_since(&before).fold_namespaces();
+        assert_eq!(d.get("Tcp:ActiveOpens"), Some(3));
+        assert_eq!(d.get("Tcp:CurrEstab"), Some(1));
     }
 
     #[test]
