@@ -221,6 +221,17 @@ impl Tracker {
             self.sockets.insert(id, tracked);
         }
 
+        if !snapshot.unsampled_netns.is_empty() {
+            // Unread this poll is not closed: such sockets keep their state.
+            for tracked in self.sockets.values_mut() {
+                if tracked.last_poll != poll
+                    && snapshot.unsampled_netns.contains(&tracked.sample.key.netns)
+                {
+                    tracked.last_poll = poll;
+                    seen_again += 1;
+                }
+            }
+        }
         if seen_again == tracked_before {
             // Every socket tracked before this poll is still here.
             return;
@@ -973,6 +984,28 @@ mod tests {
         assert_eq!(t.socket_count(), 3);
         assert_eq!(t.closed().len(), 3);
         assert_eq!(totals(&t).get(Counter::BytesSent), Some(3 * 70));
+    }
+
+    #[test]
+    fn sockets_of_a_namespace_not_read_this_poll_are_not_closed() {
+        let mut a = sock(1, "10.0.0.1", 1, "10.0.0.2", 80, EST, Some(info(1, 10, 0)));
+        a.key.netns = 7;
+        let mut t = Tracker::new();
+        t.observe(&snap(0, vec![a.clone()]), &ANY);
+        let mut missing = snap(1000, vec![]);
+        missing.unsampled_netns.push(7);
+        t.observe(&missing, &ANY);
+        assert!(t.closed().is_empty());
+        let mut grown = a;
+        grown.tcp_info = Some(info(2, 30, 0));
+        t.observe(&snap(2000, vec![grown]), &ANY);
+        let c = totals(&t);
+        assert_eq!(
+            c.get(Counter::BytesSent),
+            Some(20),
+            "growth, not the whole history"
+        );
+        assert_eq!(c.get(Counter::EstabResets), Some(0));
     }
 
     #[test]

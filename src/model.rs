@@ -250,6 +250,9 @@ pub struct Snapshot {
     /// Listening sockets, when the main dump was filtered and they had to be
     /// asked for apart (they decide PassiveOpens).
     pub listeners: Vec<SocketKey>,
+    /// Namespaces whose sockets this poll could not read: their sockets are
+    /// not gone, only unseen this time.
+    pub unsampled_netns: Vec<u64>,
 }
 
 impl Snapshot {
@@ -259,6 +262,7 @@ impl Snapshot {
             source,
             sockets,
             listeners: Vec::new(),
+            unsampled_netns: Vec::new(),
         }
     }
 }

@@ -221,8 +221,12 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         let timed_out = timeout_at.is_some_and(|t| now >= t);
         let report_due = next_report.is_some_and(|t| now >= t);
         if interrupted || timed_out || report_due || now >= next_poll {
-            take_poll(&mut tracker, source, emitter.processes.as_mut())?;
-            window.polls += 1;
+            match take_poll(&mut tracker, source, emitter.processes.as_mut()) {
+                Ok(_) => window.polls += 1,
+                // One failed poll loses nothing: the next one diffs against
+                // the last good one, and the report still comes.
+                Err(err) => emitter.note(vec![format!("a poll failed and was skipped: {err:#}")]),
+            }
             emitter.note(source.take_notices());
             while next_poll <= now {
                 next_poll += config.poll;

@@ -440,9 +440,10 @@ impl SnapshotSource for NetnsSource {
                     merged.listeners.append(&mut snapshot.listeners);
                 }
                 Ok(Reply::Snapshot(Err(why), _)) => {
+                    // Kept: its sockets are unseen this poll, not closed.
                     self.notices
                         .push(format!("{}: {why}", agent.namespace.label()));
-                    failed.push(inode);
+                    merged.unsampled_netns.push(inode);
                 }
                 Ok(Reply::System(..)) | Err(_) => failed.push(inode),
             }
