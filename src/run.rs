@@ -4,7 +4,7 @@
 //! pure.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -196,6 +196,14 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         window.system_start = Some(read_system(source, &mut emitter));
     }
     emitter.note(source.take_notices());
+    if config.mode == (Mode::Window { timeout: None }) && std::io::stderr().is_terminal() {
+        // The seed said what it was doing; a run that waits for Ctrl-C should.
+        eprintln!(
+            "tcpipstat: collecting by {} (polling every {}); Ctrl-C prints the report",
+            config.index.name(),
+            humantime::format_duration(config.poll)
+        );
+    }
 
     let timeout_at = match config.mode {
         Mode::Interval { timeout, .. } | Mode::Window { timeout } => timeout.map(|t| started + t),
