@@ -122,16 +122,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         net_dir: None,
         force_procfs: config.force_procfs,
     };
-    let mut source: Box<dyn SnapshotSource> = match &config.namespaces {
-        Namespaces::Current => Box::new(LiveSource::open(source_options)),
-        Namespaces::One(namespace) => Box::new(
-            NetnsSource::open(Selection::One(namespace.clone()), source_options)
-                .map_err(anyhow::Error::msg)?,
-        ),
-        Namespaces::All => {
-            Box::new(NetnsSource::open(Selection::All, source_options).map_err(anyhow::Error::msg)?)
-        }
-    };
+    let mut source = open_source(&config.namespaces, source_options)?;
     let source = source.as_mut();
     let mut emitter = Emitter {
         config,
@@ -265,6 +256,23 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// The current namespace directly; others through namespace agents.
+fn open_source(
+    namespaces: &Namespaces,
+    options: SourceOptions,
+) -> anyhow::Result<Box<dyn SnapshotSource>> {
+    Ok(match namespaces {
+        Namespaces::Current => Box::new(LiveSource::open(options)),
+        Namespaces::One(namespace) => Box::new(
+            NetnsSource::open(Selection::One(namespace.clone()), options)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        Namespaces::All => {
+            Box::new(NetnsSource::open(Selection::All, options).map_err(anyhow::Error::msg)?)
+        }
+    })
 }
 
 /// Polls between two prunings of the socket-owner map.
