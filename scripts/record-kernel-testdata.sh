@@ -10,13 +10,16 @@
 #   (needs root for `ip netns`; skipped if that directory is also a qemu
 #   target of the same run).
 # Env:  BED=/tmp/tcpipstat-kbed (downloads, initramfs, logs)  BOOT_TIMEOUT=300
+# The qemu/kernel/initramfs part lives in scripts/lib/kernels.sh (shared with
+# scripts/kernel-matrix.sh).
 #
 # Needs: cargo, gcc with static libc, python3 (checks only), and for the qemu
 # kernels: qemu-system-x86_64 + cpio (installed with apt-get if missing) and
 # the Debian archive (bookworm, bookworm-security, bullseye). If the kernels
 # cannot be downloaded it says why, prints SKIP and exits 0.
 #
-# The scenario (see manifest.txt of each kernel): a static helper listens on
+# The scenario (see manifest.txt of each kernel): a static helper
+# (scripts/lib/connhelper.c, without arguments) listens on
 # 127.0.0.1:5001 and [::1]:5002, connects from fixed source ports
 # 40001, 40002 (IPv4) and 40003 (IPv6), sends 1000, 20000 and 300 bytes
 # client->server, reads them fully on the server side, waits until they are
@@ -27,153 +30,30 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/testdata/kernels
-BED=${BED:-/tmp/tcpipstat-kbed}
-BOOT_TIMEOUT=${BOOT_TIMEOUT:-300}
-STATIC_TARGET=${STATIC_TARGET:-/tmp/static-target}
-DIAG_MODULES="inet_diag tcp_diag"
-
-# series -> pinned package (reproducible) and the pattern of its successors
-declare -A PINNED=(
-  [5.10]=linux-image-5.10.0-32-cloud-amd64-unsigned          # bullseye, 5.10.223
-  [6.1]=linux-image-6.1.0-56-cloud-amd64-unsigned            # bookworm-security
-  [6.12]=linux-image-6.12.117+deb12-cloud-amd64-unsigned     # bookworm-security
-)
-declare -A PATTERN=(
-  [5.10]='^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$'
-  [6.1]='^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$'
-  [6.12]='^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$'
-)
+# shellcheck disable=SC2034  # used by lib/kernels.sh
+KERN_NAME=record-kernel-testdata
+# shellcheck source=scripts/lib/kernels.sh
+. "$ROOT/scripts/lib/kernels.sh"   # BED, BOOT_TIMEOUT, STATIC_TARGET, kern_*
 
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(5.10 6.1 6.12 host)
-GUESTS=() ; DO_HOST=0
-declare -A WANT_PKG=()
+DO_HOST=0
 for t in "${TARGETS[@]}"; do
   case $t in
     host) DO_HOST=1 ;;
-    *=*) GUESTS+=("${t%%=*}"); WANT_PKG[${t%%=*}]=${t#*=} ;;
-    5.10|6.1|6.12) GUESTS+=("$t") ;;
-    *) echo "record-kernel-testdata: unknown target '$t' (5.10, 6.1, 6.12, host, SERIES=package)" >&2; exit 2 ;;
+    *) kern_target "$t" || { echo "record-kernel-testdata: unknown target '$t' (5.10, 6.1, 6.12, host, SERIES=package)" >&2; exit 2; } ;;
   esac
 done
+GUESTS=("${KERN_SERIES[@]}")
 
 mkdir -p "$BED" "$OUT"
-log() { echo "record-kernel-testdata: $*" >&2; }
+log() { kern_log "$@"; }
 
-# --- 1. static binaries --------------------------------------------------------
-log "building static tcpipstat in $STATIC_TARGET"
-(cd "$ROOT" && RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR=$STATIC_TARGET \
-   cargo build --release --target x86_64-unknown-linux-gnu)
+# --- 1. static binaries (tcpipstat, scripts/lib/connhelper.c) --------------------
+kern_build "$ROOT" || exit 1
 REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-TCPIPSTAT=$BED/tcpipstat
-cp "$STATIC_TARGET/x86_64-unknown-linux-gnu/release/tcpipstat" "$TCPIPSTAT"
-strip "$TCPIPSTAT" 2>/dev/null || true
-if readelf -l "$TCPIPSTAT" | grep -q 'program interpreter'; then
-  log "$TCPIPSTAT is not static"; exit 1
-fi
-
-cat > "$BED/connhelper.c" <<'EOF'
-/* connhelper: the fixed loopback TCP scenario of testdata/kernels.
- * Listeners 127.0.0.1:5001 and [::1]:5002 (IPV6_V6ONLY); clients bound to
- * fixed source ports (SO_REUSEADDR, bind before connect):
- *   127.0.0.1:40001 -> 127.0.0.1:5001   1000 bytes client->server
- *   127.0.0.1:40002 -> 127.0.0.1:5001  20000 bytes client->server
- *   [::1]:40003     -> [::1]:5002        300 bytes client->server
- * The server side reads every byte; nothing goes server->client. Each client
- * then waits until its bytes are all acked (SIOCOUTQ == 0). Then the helper
- * creates the file argv[1] and keeps every socket open until killed. */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/sockios.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-static void die(const char *what) { perror(what); exit(1); }
-
-static void addr(struct sockaddr_storage *s, socklen_t *l, int v6, int port) {
-  memset(s, 0, sizeof *s);
-  if (v6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)s;
-    a->sin6_family = AF_INET6; a->sin6_port = htons(port); a->sin6_addr = in6addr_loopback;
-    *l = sizeof *a;
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)s;
-    a->sin_family = AF_INET; a->sin_port = htons(port); a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    *l = sizeof *a;
-  }
-}
-
-static int sock_bound(int v6, int port) {
-  struct sockaddr_storage ss; socklen_t len; int one = 1;
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) die("socket");
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) die("SO_REUSEADDR");
-  if (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)) die("IPV6_V6ONLY");
-  addr(&ss, &len, v6, port);
-  if (bind(fd, (struct sockaddr *)&ss, len)) die("bind");
-  return fd;
-}
-
-static int drain(int fd, int flags) {
-  char rb[65536];
-  ssize_t r = recv(fd, rb, sizeof rb, flags);
-  if (r < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-  if (r <= 0) die("recv");
-  return (int)r;
-}
-
-int main(int argc, char **argv) {
-  static const struct { int v6, sport, dport, bytes; } c[3] = {
-      {0, 40001, 5001, 1000}, {0, 40002, 5001, 20000}, {1, 40003, 5002, 300}};
-  static char buf[20000];
-  if (argc != 2) { fprintf(stderr, "usage: connhelper READY_FILE\n"); return 2; }
-  int l4 = sock_bound(0, 5001), l6 = sock_bound(1, 5002);
-  if (listen(l4, 16) || listen(l6, 16)) die("listen");
-  memset(buf, 'x', sizeof buf);
-  for (int i = 0; i < 3; i++) {
-    struct sockaddr_storage peer; socklen_t plen;
-    int fd = sock_bound(c[i].v6, c[i].sport);
-    addr(&peer, &plen, c[i].v6, c[i].dport);
-    if (connect(fd, (struct sockaddr *)&peer, plen)) die("connect");
-    int srv = accept(c[i].v6 ? l6 : l4, NULL, NULL);
-    if (srv < 0) die("accept");
-    int sent = 0, got = 0;
-    while (sent < c[i].bytes) {
-      ssize_t n = send(fd, buf + sent, c[i].bytes - sent, MSG_DONTWAIT);
-      if (n > 0) sent += n;
-      else if (n < 0 && errno != EAGAIN && errno != EINTR) die("send");
-      got += drain(srv, MSG_DONTWAIT);
-    }
-    while (got < c[i].bytes) got += drain(srv, 0);
-    if (got != c[i].bytes) { fprintf(stderr, "conn %d: got %d\n", i, got); return 1; }
-    for (int tries = 0;; tries++) {   /* every sent byte acked */
-      int outq = -1;
-      if (ioctl(fd, SIOCOUTQ, &outq)) die("SIOCOUTQ");
-      if (outq == 0) break;
-      if (tries > 10000) { fprintf(stderr, "conn %d: outq stays %d\n", i, outq); return 1; }
-      struct timespec ts = {0, 1000000};
-      nanosleep(&ts, NULL);
-    }
-    printf("connhelper: %d -> %d: %d bytes sent and read\n", c[i].sport, c[i].dport, got);
-    /* fd and srv stay open */
-  }
-  fflush(stdout);
-  int rf = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (rf < 0) die(argv[1]);
-  close(rf);
-  for (;;) pause();
-}
-EOF
-HELPER=$BED/connhelper
-[ "$HELPER" -nt "$BED/connhelper.c" ] || gcc -static -O2 -Wall -o "$HELPER" "$BED/connhelper.c"
+TCPIPSTAT=$KERN_TCPIPSTAT
+HELPER=$KERN_HELPER
 
 # --- 2. checks and manifest (shared by guest and host recordings) -------------
 # check_and_manifest DIR WHAT: decodes sockdiag-once.nl (kernel truth), checks
@@ -327,132 +207,27 @@ install_dir() {
   check_and_manifest "$dir" "$what" || FAILED+=("$series")
 }
 
-# --- 4. qemu guests --------------------------------------------------------------
-skip() { echo "record-kernel-testdata: SKIP qemu kernels: $*"; }
-
+# --- 4. qemu guests (scripts/lib/kernels.sh) ---------------------------------------
 record_guests() {
   [ ${#GUESTS[@]} -gt 0 ] || return 0
-  if ! command -v qemu-system-x86_64 >/dev/null || ! command -v cpio >/dev/null; then
-    log "installing qemu-system-x86 and cpio"
-    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        qemu-system-x86 cpio xz-utils zstd; } >&2 || { skip "cannot install qemu-system-x86/cpio"; return 0; }
+  if ! kern_prepare; then
+    echo "record-kernel-testdata: SKIP qemu kernels: $KERN_SKIP"; return 0
   fi
-  # private apt configuration from the machine's own Debian sources
-  mkdir -p "$BED"/{apt/lists/partial,apt/cache/archives/partial,debs,k,logs}
-  local K=/usr/share/keyrings/debian-archive-keyring.gpg uris main_uri sec_uri
-  uris=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-         | grep -v '^[[:space:]]*#' | grep -oE '[a-z]+://[^ ]+' || true)
-  main_uri=$(printf '%s\n' "$uris" | grep -E '/debian/?$' | sed -n 1p)
-  sec_uri=$(printf '%s\n' "$uris" | grep -E '/debian-security/?$' | sed -n 1p)
-  if [ -z "$main_uri" ] || [ -z "$sec_uri" ] || [ ! -f "$K" ]; then
-    skip "no Debian archive URI (or keyring $K) in the apt configuration"; return 0
-  fi
-  cat > "$BED/apt/sources.list" <<EOF
-deb [signed-by=$K] $main_uri bookworm main
-deb [signed-by=$K] $sec_uri bookworm-security main
-deb [signed-by=$K] $main_uri bullseye main
-deb [signed-by=$K] $sec_uri bullseye-security main
-EOF
-  cat > "$BED/apt/apt.conf" <<EOF
-Dir::Etc::sourcelist "$BED/apt/sources.list";
-Dir::Etc::sourceparts "/nonexistent";
-Dir::State::Lists "$BED/apt/lists";
-Dir::Cache "$BED/apt/cache";
-Acquire::Languages "none";
-APT::Sandbox::User "root";
-EOF
-  export APT_CONFIG=$BED/apt/apt.conf
-  if [ -z "$(ls "$BED"/apt/lists/*_Packages* 2>/dev/null)" ]; then
-    apt-get update -q >&2 || { skip "apt-get update of the bookworm/bullseye lists failed"; return 0; }
-  fi
-  # apt-get update may exit 0 after failing to fetch: check that lists came
-  if [ -z "$(ls "$BED"/apt/lists/*_Packages* 2>/dev/null)" ]; then
-    skip "apt-get update fetched no package lists (is the Debian archive reachable?)"; return 0
-  fi
-  local series pkg
-  declare -A PKG=()
-  for series in "${GUESTS[@]}"; do
-    pkg=${WANT_PKG[$series]:-${PINNED[$series]}}
-    if [ -z "${WANT_PKG[$series]:-}" ] && ! apt-cache show "$pkg" >/dev/null 2>&1; then
-      pkg=$(apt-cache pkgnames linux-image- | grep -E "${PATTERN[$series]}" | sort -V | tail -1 || true)
-      log "$series: ${PINNED[$series]} is gone, using ${pkg:-nothing}"
-    fi
-    [ -n "$pkg" ] || { skip "no kernel package for $series in the archive"; return 0; }
-    PKG[$series]=$pkg
-  done
-  (cd "$BED/debs" && for p in busybox-static "${PKG[@]}"; do
-     ls "${p}"_*.deb >/dev/null 2>&1 || apt-get download -q "$p" >&2; done) \
-    || { skip "download of busybox-static/${PKG[*]} failed"; return 0; }
-  [ -x "$BED/bb/bin/busybox" ] || dpkg -x "$BED"/debs/busybox-static_*.deb "$BED/bb"
-
-  for series in "${GUESTS[@]}"; do
-    record_guest "$series" "${PKG[$series]}"
-  done
-}
-
-record_guest() {
-  local series=$1 p=$2 kdir vmlinuz kver root m f initrd tmp rc=0 data console
-  kdir=$BED/k/$p
-  [ -d "$kdir/boot" ] || dpkg -x "$BED/debs/${p}"_*.deb "$kdir"
-  vmlinuz=$(ls "$kdir"/boot/vmlinuz-*)
-  kver=${vmlinuz##*/vmlinuz-}
-  root=$(mktemp -d "$BED/initrd.XXXX")
-  mkdir -p "$root"/{bin,proc,sys,dev,tmp,out,lib/modules}
-  cp "$BED/bb/bin/busybox" "$root/bin/"
-  ln -s busybox "$root/bin/sh"
-  cp "$TCPIPSTAT" "$root/tcpipstat"; cp "$HELPER" "$root/connhelper"
-  for m in $DIAG_MODULES; do   # inet_diag/tcp_diag are modules in Debian kernels
-    f=$(find "$kdir/lib/modules" -name "$m.ko*" | head -1)
-    case $f in
-      "") log "$series: no $m module in $p" ;;
-      *.xz)  xz -dc "$f"  > "$root/lib/modules/$m.ko" ;;
-      *.zst) zstd -qdc "$f" > "$root/lib/modules/$m.ko" ;;
-      *)     cp "$f" "$root/lib/modules/$m.ko" ;;
-    esac
-  done
-  printf '#!/bin/sh\nDIAG_MODULES="%s"\n' "$DIAG_MODULES" > "$root/init"
-  cat >> "$root/init" <<'EOF'
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-ip link set lo up
-for m in $DIAG_MODULES; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
-/connhelper /tmp/ready > /out/connhelper.log 2>&1 &
-i=0; while [ ! -e /tmp/ready ] && [ $i -lt 600 ]; do usleep 100000; i=$((i+1)); done
+  local series body tmp
+  body=$BED/record-body.sh
+  cat > "$body" <<'EOF'
+helper connhelper
 /tcpipstat --once --format json --record /out/rec > /out/once.json 2> /out/stderr.txt
 echo $? > /out/tcpipstat.rc
 for f in snmp netstat snmp6 tcp tcp6; do cat /proc/net/$f > /out/$f; done
-uname -r > /out/uname.txt
-dev=/dev/ttyS1; [ -c $dev ] || dev=/dev/console
-{ echo "=====BEGIN-TESTDATA====="; tar -czf - -C /out . | base64; echo "=====END-TESTDATA====="; } > $dev
-sync; sleep 1
-poweroff -f
 EOF
-  chmod +x "$root/init"
-  initrd=$BED/initrd-$kver.cpio.gz
-  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd"
-  rm -rf "$root"
-  console=$BED/logs/console-$kver.log; data=$BED/logs/data-$kver.txt
-  rm -f "$console" "$data"
-  log "$series: booting $p ($kver) under qemu TCG"
-  timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 -accel tcg -m 512 -smp 2 \
-      -kernel "$vmlinuz" -initrd "$initrd" \
-      -append 'console=ttyS0 panic=-1 loglevel=4' \
-      -display none -monitor none -no-reboot -nic none \
-      -serial "file:$console" -serial "file:$data" </dev/null >&2 || rc=$?
-  tmp=$(mktemp -d "$BED/guest.XXXX")
-  local src=$data
-  grep -q '=====END-TESTDATA=====' "$data" 2>/dev/null || src=$console
-  if ! tr -d '\r' < "$src" | sed -n '/=====BEGIN-TESTDATA=====/,/=====END-TESTDATA=====/p' \
-       | grep -v '=====' | base64 -d | tar -xzf - -C "$tmp" 2>/dev/null; then
-    log "$series: no data from the guest (qemu rc=$rc); console: $console"
-    tr -d '\r' < "$console" | tail -20 >&2
-    FAILED+=("$series"); return 0
-  fi
-  log "$series: guest: $(tr '\n' ' ' < "$tmp/connhelper.log") tcpipstat rc=$(cat "$tmp/tcpipstat.rc")"
-  install_dir "$tmp" "$series" "Debian package $p under qemu TCG"
+  for series in "${GUESTS[@]}"; do
+    log "$series: booting ${KERN_PKG[$series]} under qemu TCG"
+    tmp=$(mktemp -d "$BED/guest.XXXX")
+    if ! kern_boot "$series" record "$body" "$tmp"; then FAILED+=("$series"); continue; fi
+    log "$series: guest: $(tr '\n' ' ' < "$tmp/connhelper.log") tcpipstat rc=$(cat "$tmp/tcpipstat.rc")"
+    install_dir "$tmp" "$series" "Debian package ${KERN_PKG[$series]} under qemu TCG"
+  done
 }
 
 record_guests

@@ -233,7 +233,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         if config.onclose {
             emitter.relabel(source);
-            emit_closes(&mut emitter, &tracker, &config.filters)?;
+            emit_closes(&mut emitter, &tracker, &config.filters, source.elapsed_ms())?;
             tracker.reset_window();
         }
         let finishing = interrupted || timed_out;
@@ -449,6 +449,7 @@ fn emit_closes(
     emitter: &mut Emitter,
     tracker: &Tracker,
     filters: &FilterSet,
+    now_ms: u64,
 ) -> anyhow::Result<()> {
     for closed in tracker.closed() {
         // Connections only: a mini socket expiring or a listener closing
@@ -476,8 +477,9 @@ fn emit_closes(
                 unseen_ms: closed.unseen_ms,
             },
             index: Index::Tuple,
-            start_ms: 0,
-            end_ms: 0,
+            // Between its last sighting and the poll that missed it.
+            start_ms: now_ms.saturating_sub(closed.unseen_ms),
+            end_ms: now_ms,
             polls: tracker.polls(),
             groups: vec![group],
             system: None,

@@ -1,0 +1,118 @@
+#!/bin/bash
+# kernel-matrix.sh - run tcpipstat on real Debian kernels (5.10, 6.1, 6.12)
+# under qemu TCG and check what it reports, for CI.
+#
+# Usage: scripts/kernel-matrix.sh [TARGET ...]
+#   TARGET: 5.10 | 6.1 | 6.12 | SERIES=debian-kernel-package  (default: all three)
+# Env:  BED=/tmp/tcpipstat-kbed (downloads, kernels, logs; shared with
+#       record-kernel-testdata.sh)  BOOT_TIMEOUT=120 (seconds per guest)
+#       STATIC_TARGET=/tmp/static-target
+#
+# Builds a static tcpipstat from the tree this script lives in, then boots two
+# guests per kernel (busybox initramfs, scripts/lib/kernels.sh) with the static
+# helper scripts/lib/connhelper.c for loopback connections:
+#   main guest (inet_diag + tcp_diag inserted):
+#     once-bytes    `tcpipstat --once --format json` with 127.0.0.1:40001->:5001
+#                   1000 bytes, 127.0.0.1:40002->:5001 20000, [::1]:40003->:5002
+#                   300: BytesSent on each client tuple, BytesReceived on each
+#                   server tuple, exact
+#     window-opens  `tcpipstat --timeout 3 --poll 250ms --format json` started
+#                   first; 1 s later 127.0.0.1:40011->:5011 sends 4321 bytes and
+#                   [::1]:40012->:5012 1234, both stay open: ActiveOpens 1 on
+#                   each client tuple, PassiveOpens 1 on each server tuple
+#     window-bytes  same window: BytesSent (client) / BytesReceived (server) exact
+#     window-old    same window: the once-bytes connections, open but idle, show
+#                   no opens and no bytes
+#     error-exit    `tcpipstat --index bogus`: exit 2, one stderr line
+#                   "tcpipstat: error: ..."
+#   fallback guest (no diag modules):
+#     fallback      `tcpipstat --once --format json` with the once-bytes
+#                   connections: exit 0, a notice naming /proc/net/tcp on
+#                   stderr, all six tuples listed
+# Prints `RESULT <kernel> <check> PASS|FAIL <detail>` per check and
+# `kernel-matrix: N passed, M failed` last; exits 1 if any check failed.
+# If qemu or the kernels cannot be installed or downloaded: `SKIP: <reason>`,
+# exit 0. Guest console logs: $BED/logs/, guest outputs: $BED/matrix/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck disable=SC2034  # used by lib/kernels.sh
+KERN_NAME=kernel-matrix
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
+# shellcheck source=scripts/lib/kernels.sh
+. "$ROOT/scripts/lib/kernels.sh"
+
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(5.10 6.1 6.12)
+for t in "${TARGETS[@]}"; do
+  kern_target "$t" || { echo "kernel-matrix: unknown target '$t' (5.10, 6.1, 6.12, SERIES=package)" >&2; exit 2; }
+done
+START=$SECONDS
+mkdir -p "$BED"
+
+# the build runs while qemu and the kernels are installed/downloaded
+BUILD_LOG=$BED/matrix-build.log
+( KERN_QUIET=1 kern_build "$ROOT" ) > "$BUILD_LOG" 2>&1 &
+BUILD_PID=$!
+PREP_OK=1
+kern_prepare || PREP_OK=0
+BUILD_RC=0
+wait "$BUILD_PID" || BUILD_RC=$?
+if [ "$PREP_OK" = 0 ]; then
+  echo "SKIP: $KERN_SKIP"; exit 0
+fi
+if [ "$BUILD_RC" != 0 ]; then
+  tail -20 "$BUILD_LOG" >&2
+  echo "kernel-matrix: static build failed (see $BUILD_LOG)"
+  echo "kernel-matrix: 0 passed, 1 failed"; exit 1
+fi
+
+MAIN_BODY=$BED/matrix-main.sh FALLBACK_BODY=$BED/matrix-fallback.sh
+cat > "$MAIN_BODY" <<'EOF'
+t() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> /out/times.txt; }
+# once-bytes
+helper once
+t once
+/tcpipstat --once --format json > /out/once.json 2> /out/once.err
+echo $? > /out/once.rc
+# window-*: new connections 1 s into a 3 s window
+t window-start
+/tcpipstat --timeout 3 --poll 250ms --format json > /out/window.json 2> /out/window.err &
+pid=$!
+sleep 1
+t window-connect
+helper window 4:40011:5011:4321 6:40012:5012:1234
+t window-connected
+wait $pid
+echo $? > /out/window.rc
+t window-end
+# error-exit
+/tcpipstat --index bogus > /out/bogus.out 2> /out/bogus.err
+echo $? > /out/bogus.rc
+EOF
+cat > "$FALLBACK_BODY" <<'EOF'
+helper once
+/tcpipstat --once --format json > /out/fallback.json 2> /out/fallback.err
+echo $? > /out/fallback.rc
+cat /proc/net/tcp /proc/net/tcp6 > /out/proc-net-tcp.txt
+EOF
+
+RESULTS=$BED/matrix/results.txt
+rm -rf "$BED/matrix"; mkdir -p "$BED/matrix"
+for series in "${KERN_SERIES[@]}"; do
+  d=$BED/matrix/$series
+  kern_log "$series: ${KERN_PKG[$series]} ($((SECONDS - START)) s)"
+  # both guests of a kernel at once (2 cores; the main guest mostly sleeps)
+  kern_boot "$series" fallback "$FALLBACK_BODY" "$d/fallback" none &
+  fb_pid=$!
+  kern_boot "$series" matrix "$MAIN_BODY" "$d/main" || true
+  wait "$fb_pid" || true
+  python3 "$ROOT/scripts/lib/kernel-matrix-check.py" "$series" "$d/main" "$d/fallback" | tee -a "$RESULTS"
+done
+
+PASSED=$(grep -c '^RESULT [^ ]* [^ ]* PASS' "$RESULTS" || true)
+FAILED=$(grep -c '^RESULT [^ ]* [^ ]* FAIL' "$RESULTS" || true)
+if [ $((PASSED + FAILED)) = 0 ]; then FAILED=1; fi
+kern_log "done in $((SECONDS - START)) s"
+echo "kernel-matrix: $PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]

@@ -1,0 +1,139 @@
+/* connhelper: loopback TCP connections of known byte counts, for the qemu
+ * guests of scripts/record-kernel-testdata.sh and scripts/kernel-matrix.sh.
+ *
+ *   connhelper READY_FILE [SPEC...]     SPEC = 4|6:SPORT:DPORT:BYTES
+ *
+ * One listener per distinct (family, DPORT), on 127.0.0.1 or [::1]
+ * (IPV6_V6ONLY), in the order the SPECs name them. Then, one after the
+ * other, a client bound to the loopback address and SPORT (SO_REUSEADDR,
+ * bind before connect) connects to DPORT and sends BYTES; the server side
+ * reads every byte; nothing goes server->client. Each client then waits
+ * until its bytes are all acked (SIOCOUTQ == 0). Then the helper creates
+ * READY_FILE and keeps every socket open until killed.
+ *
+ * Without SPECs: the scenario of testdata/kernels:
+ *   127.0.0.1:40001 -> 127.0.0.1:5001   1000 bytes client->server
+ *   127.0.0.1:40002 -> 127.0.0.1:5001  20000 bytes client->server
+ *   [::1]:40003     -> [::1]:5002        300 bytes client->server */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXCONN 16
+
+static void die(const char *what) { perror(what); exit(1); }
+
+static void addr(struct sockaddr_storage *s, socklen_t *l, int v6, int port) {
+  memset(s, 0, sizeof *s);
+  if (v6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)s;
+    a->sin6_family = AF_INET6; a->sin6_port = htons(port); a->sin6_addr = in6addr_loopback;
+    *l = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)s;
+    a->sin_family = AF_INET; a->sin_port = htons(port); a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *l = sizeof *a;
+  }
+}
+
+static int sock_bound(int v6, int port) {
+  struct sockaddr_storage ss; socklen_t len; int one = 1;
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) die("socket");
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) die("SO_REUSEADDR");
+  if (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)) die("IPV6_V6ONLY");
+  addr(&ss, &len, v6, port);
+  if (bind(fd, (struct sockaddr *)&ss, len)) die("bind");
+  return fd;
+}
+
+static int drain(int fd, int flags) {
+  char rb[65536];
+  ssize_t r = recv(fd, rb, sizeof rb, flags);
+  if (r < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+  if (r <= 0) die("recv");
+  return (int)r;
+}
+
+int main(int argc, char **argv) {
+  static struct { int v6, sport, dport, bytes; } c[MAXCONN] = {
+      {0, 40001, 5001, 1000}, {0, 40002, 5001, 20000}, {1, 40003, 5002, 300}};
+  int n = 3;
+  struct { int v6, port, fd; } l[MAXCONN];
+  int nl = 0, maxbytes = 0;
+  if (argc < 2 || argc > 2 + MAXCONN) {
+    fprintf(stderr, "usage: connhelper READY_FILE [4|6:SPORT:DPORT:BYTES ...]\n");
+    return 2;
+  }
+  if (argc > 2) {
+    n = argc - 2;
+    for (int i = 0; i < n; i++) {
+      int fam;
+      if (sscanf(argv[2 + i], "%d:%d:%d:%d", &fam, &c[i].sport, &c[i].dport, &c[i].bytes) != 4
+          || (fam != 4 && fam != 6) || c[i].bytes < 0) {
+        fprintf(stderr, "connhelper: bad spec '%s' (4|6:SPORT:DPORT:BYTES)\n", argv[2 + i]);
+        return 2;
+      }
+      c[i].v6 = fam == 6;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    int j;
+    if (c[i].bytes > maxbytes) maxbytes = c[i].bytes;
+    for (j = 0; j < nl; j++)
+      if (l[j].v6 == c[i].v6 && l[j].port == c[i].dport) break;
+    if (j < nl) continue;
+    l[nl].v6 = c[i].v6; l[nl].port = c[i].dport;
+    l[nl].fd = sock_bound(c[i].v6, c[i].dport);
+    if (listen(l[nl].fd, 16)) die("listen");
+    nl++;
+  }
+  char *buf = malloc(maxbytes + 1);
+  if (!buf) die("malloc");
+  memset(buf, 'x', maxbytes + 1);
+  for (int i = 0; i < n; i++) {
+    struct sockaddr_storage peer; socklen_t plen;
+    int lfd = -1;
+    for (int j = 0; j < nl; j++)
+      if (l[j].v6 == c[i].v6 && l[j].port == c[i].dport) lfd = l[j].fd;
+    int fd = sock_bound(c[i].v6, c[i].sport);
+    addr(&peer, &plen, c[i].v6, c[i].dport);
+    if (connect(fd, (struct sockaddr *)&peer, plen)) die("connect");
+    int srv = accept(lfd, NULL, NULL);
+    if (srv < 0) die("accept");
+    int sent = 0, got = 0;
+    while (sent < c[i].bytes) {
+      ssize_t k = send(fd, buf + sent, c[i].bytes - sent, MSG_DONTWAIT);
+      if (k > 0) sent += k;
+      else if (k < 0 && errno != EAGAIN && errno != EINTR) die("send");
+      got += drain(srv, MSG_DONTWAIT);
+    }
+    while (got < c[i].bytes) got += drain(srv, 0);
+    if (got != c[i].bytes) { fprintf(stderr, "conn %d: got %d\n", i, got); return 1; }
+    for (int tries = 0;; tries++) {   /* every sent byte acked */
+      int outq = -1;
+      if (ioctl(fd, SIOCOUTQ, &outq)) die("SIOCOUTQ");
+      if (outq == 0) break;
+      if (tries > 10000) { fprintf(stderr, "conn %d: outq stays %d\n", i, outq); return 1; }
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+    printf("connhelper: %d -> %d: %d bytes sent and read\n", c[i].sport, c[i].dport, got);
+    /* fd and srv stay open */
+  }
+  fflush(stdout);
+  int rf = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (rf < 0) die(argv[1]);
+  close(rf);
+  for (;;) pause();
+}

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""kernel-matrix-check.py KERNEL MAIN_DIR FALLBACK_DIR
+
+Checks what the guests of scripts/kernel-matrix.sh brought back (their /out)
+and prints one `RESULT KERNEL CHECK PASS|FAIL DETAIL` line per check."""
+import json
+import os
+import sys
+
+kernel, main_dir, fb_dir = sys.argv[1:4]
+
+# (laddr, lport, raddr, rport, client->server bytes) of connhelper's connections
+ONCE = [("127.0.0.1", 40001, "127.0.0.1", 5001, 1000),
+        ("127.0.0.1", 40002, "127.0.0.1", 5001, 20000),
+        ("::1", 40003, "::1", 5002, 300)]
+WINDOW = [("127.0.0.1", 40011, "127.0.0.1", 5011, 4321),
+          ("::1", 40012, "::1", 5012, 1234)]
+
+
+def result(check, ok, detail):
+    detail = " ".join(str(detail).split())
+    if len(detail) > 300:
+        detail = detail[:297] + "..."
+    print(f"RESULT {kernel} {check} {'PASS' if ok else 'FAIL'} {detail}")
+
+
+def read(d, name):
+    try:
+        with open(os.path.join(d, name), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def rc(d, name):
+    s = read(d, name)
+    try:
+        return int(s.strip())
+    except (AttributeError, ValueError):
+        return None
+
+
+def report(d, name):
+    """The last JSON document with "groups" in the file, or an error string."""
+    s = read(d, name)
+    if s is None:
+        return f"no {name} from the guest"
+    dec, i, last = json.JSONDecoder(), 0, None
+    try:
+        while True:
+            while i < len(s) and s[i].isspace():
+                i += 1
+            if i >= len(s):
+                break
+            doc, i = dec.raw_decode(s, i)
+            if isinstance(doc, dict) and "groups" in doc:
+                last = doc
+    except ValueError as e:
+        return f"{name} does not parse ({e}): {s[:120]!r}"
+    return last if last is not None else f"{name} has no report: {s[:120]!r}"
+
+
+def groups(rep):
+    out = {}
+    for g in rep.get("groups", []):
+        k = g.get("key", {})
+        out[(k.get("laddr"), k.get("lport"), k.get("raddr"), k.get("rport"))] = g
+    return out
+
+
+def counter(g, section, name):
+    return (g or {}).get("counters", {}).get(section, {}).get(name, 0)
+
+
+def sides(conns):
+    """(tuple, role, bytes) for the client and the server side of each connection."""
+    for la, lp, ra, rp, n in conns:
+        yield (la, lp, ra, rp), "client", n
+        yield (ra, rp, la, lp), "server", n
+
+
+def tup(t):
+    a = lambda addr, port: f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+    return f"{a(t[0], t[1])}->{a(t[2], t[3])}"
+
+
+def bytes_check(check, rep, conns):
+    bad = []
+    g = groups(rep)
+    for t, role, n in sides(conns):
+        key = "BytesSent" if role == "client" else "BytesReceived"
+        got = counter(g.get(t), "Socket", key)
+        if t not in g:
+            bad.append(f"{tup(t)} missing")
+        elif got != n:
+            bad.append(f"{tup(t)} {key}={got} want {n}")
+    if rep.get("notices"):
+        bad.append(f"notices: {rep['notices']}")
+    result(check, not bad, "; ".join(bad) or
+           f"{len(conns) * 2} tuples exact (" + ", ".join(str(c[4]) for c in conns) + " bytes)")
+
+
+def main():
+    booted = read(main_dir, "uname.txt") is not None
+    # --- once-bytes
+    if not booted:
+        for check in ("once-bytes", "window-opens", "window-bytes", "window-old", "error-exit"):
+            result(check, False, "the guest (diag modules) gave no data; see the console log")
+    else:
+        rep, code = report(main_dir, "once.json"), rc(main_dir, "once.rc")
+        if isinstance(rep, str) or code != 0:
+            result("once-bytes", False, f"exit {code}; {rep if isinstance(rep, str) else ''} "
+                   f"stderr: {read(main_dir, 'once.err')!r}")
+        else:
+            bytes_check("once-bytes", rep, ONCE)
+        # --- window-*
+        rep, code = report(main_dir, "window.json"), rc(main_dir, "window.rc")
+        times = (read(main_dir, "times.txt") or "").split()
+        if isinstance(rep, str) or code != 0:
+            why = (f"exit {code}; {rep if isinstance(rep, str) else ''} "
+                   f"stderr: {read(main_dir, 'window.err')!r}")
+            for check in ("window-opens", "window-bytes", "window-old"):
+                result(check, False, why)
+        else:
+            g, bad = groups(rep), []
+            for t, role, _ in sides(WINDOW):
+                want = {"ActiveOpens": 1 if role == "client" else 0,
+                        "PassiveOpens": 1 if role == "server" else 0}
+                if t not in g:
+                    bad.append(f"{tup(t)} missing")
+                    continue
+                for name, w in want.items():
+                    got = counter(g[t], "Tcp", name)
+                    if got != w:
+                        bad.append(f"{tup(t)} {name}={got} want {w}")
+            if bad:
+                bad.append("guest uptimes: " + " ".join(times))
+            result("window-opens", not bad, "; ".join(bad) or
+                   "ActiveOpens 1 on 2 client tuples, PassiveOpens 1 on 2 server tuples")
+            bytes_check("window-bytes", rep, WINDOW)
+            bad = []
+            for t, role, _ in sides(ONCE):
+                for sec, name in (("Tcp", "ActiveOpens"), ("Tcp", "PassiveOpens"),
+                                  ("Socket", "BytesSent"), ("Socket", "BytesReceived")):
+                    got = counter(g.get(t), sec, name)
+                    if got:
+                        bad.append(f"{tup(t)} {name}={got} want 0")
+            result("window-old", not bad, "; ".join(bad) or
+                   "6 idle pre-existing tuples without opens or bytes")
+        # --- error-exit
+        code, err = rc(main_dir, "bogus.rc"), read(main_dir, "bogus.err") or ""
+        lines = err.splitlines()
+        ok = code == 2 and len(lines) == 1 and lines[0].startswith("tcpipstat: error:")
+        result("error-exit", ok, f"exit {code}, stderr {err.strip()[:150]!r}"
+               + ("" if ok else f" ({len(lines)} lines)"))
+    # --- fallback
+    if read(fb_dir, "uname.txt") is None:
+        result("fallback", False, "the guest (no diag modules) gave no data; see the console log")
+    else:
+        code, err, bad = rc(fb_dir, "fallback.rc"), read(fb_dir, "fallback.err") or "", []
+        rep = report(fb_dir, "fallback.json")
+        if code != 0:
+            bad.append(f"exit {code}")
+        if "/proc/net/tcp" not in err:
+            bad.append(f"no /proc/net/tcp notice on stderr: {err.strip()[:150]!r}")
+        if isinstance(rep, str):
+            bad.append(rep)
+        else:
+            g = groups(rep)
+            missing = [tup(t) for t, _, _ in sides(ONCE) if t not in g]
+            if missing:
+                bad.append("tuples missing: " + ", ".join(missing))
+        modules = read(fb_dir, "modules.txt") or ""
+        if "inet_diag" in modules:
+            bad.append("inet_diag was loaded in the fallback guest")
+        result("fallback", not bad, "; ".join(bad) or
+               f"exit 0, notice {err.strip().splitlines()[0][:100]!r}, 6 tuples from /proc/net/tcp{{,6}}")
+
+
+main()
