@@ -298,18 +298,8 @@ fn run_once(
 ) -> anyhow::Result<()> {
     let at = source.elapsed_ms();
     let mut report = Report {
-        kind: ReportKind::Snapshot,
-        index: config.index,
-        start_ms: at,
-        end_ms: at,
-        polls: 1,
-        groups: Vec::new(),
-        system: None,
-        notices: Vec::new(),
         filtered: !config.filters.matches_everything(),
-        netns_labels: Default::default(),
-        container_labels: Default::default(),
-        process_names: Default::default(),
+        ..Report::new(ReportKind::Snapshot, config.index, (at, at), 1, Vec::new())
     };
     let filters = &config.filters;
     if config.namespaces != Namespaces::Current {
@@ -427,18 +417,14 @@ fn emit_window(
         None => None,
     };
     emitter.emit(Report {
-        kind: ReportKind::Window,
-        index: config.index,
-        start_ms: window.start_ms,
-        end_ms,
-        polls: window.polls,
-        groups,
         system,
-        notices: Vec::new(),
-        filtered: false,
-        netns_labels: Default::default(),
-        container_labels: Default::default(),
-        process_names: Default::default(),
+        ..Report::new(
+            ReportKind::Window,
+            config.index,
+            (window.start_ms, end_ms),
+            window.polls,
+            groups,
+        )
     })?;
     window.start_ms = end_ms;
     window.polls = 0;
@@ -472,23 +458,18 @@ fn emit_closes(
             sample: Some(&closed.sample),
             owner: None,
         };
-        emitter.emit(Report {
-            kind: ReportKind::Close {
-                unseen_ms: closed.unseen_ms,
-            },
-            index: Index::Tuple,
-            // Between its last sighting and the poll that missed it.
-            start_ms: now_ms.saturating_sub(closed.unseen_ms),
-            end_ms: now_ms,
-            polls: tracker.polls(),
-            groups: vec![group],
-            system: None,
-            notices: Vec::new(),
-            filtered: false,
-            netns_labels: Default::default(),
-            container_labels: Default::default(),
-            process_names: Default::default(),
-        })?;
+        let kind = ReportKind::Close {
+            unseen_ms: closed.unseen_ms,
+        };
+        // Between its last sighting and the poll that missed it.
+        let window = (now_ms.saturating_sub(closed.unseen_ms), now_ms);
+        emitter.emit(Report::new(
+            kind,
+            Index::Tuple,
+            window,
+            tracker.polls(),
+            vec![group],
+        ))?;
     }
     Ok(())
 }

@@ -274,26 +274,18 @@ mod tests {
             sockets: 7,
         });
         let sample = SocketSample::bare(key, 1, TcpState::Established);
+        let groups = vec![Group {
+            key: GroupKey::Tuple(key),
+            counters,
+            sockets: 1,
+            closed: 0,
+            sample: Some(&sample),
+            owner: None,
+        }];
         let report = Report {
-            kind: ReportKind::Window,
-            index: Index::Tuple,
-            start_ms: 0,
-            end_ms: 1000,
-            polls: 2,
-            groups: vec![Group {
-                key: GroupKey::Tuple(key),
-                counters,
-                sockets: 1,
-                closed: 0,
-                sample: Some(&sample),
-                owner: None,
-            }],
             system: Some(system),
             notices: vec!["a \"quoted\"\nnote".into()],
-            filtered: false,
-            netns_labels: Default::default(),
-            container_labels: Default::default(),
-            process_names: Default::default(),
+            ..Report::new(ReportKind::Window, Index::Tuple, (0, 1000), 2, groups)
         };
         let mut out = Vec::new();
         render(

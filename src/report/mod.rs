@@ -45,7 +45,32 @@ pub struct Report<'a> {
     pub process_names: BTreeMap<u32, String>,
 }
 
-impl Report<'_> {
+impl<'a> Report<'a> {
+    /// A report of `groups` over `start_ms..end_ms`; notices and labels are
+    /// filled in by whoever emits it.
+    pub fn new(
+        kind: ReportKind,
+        index: Index,
+        (start_ms, end_ms): (u64, u64),
+        polls: u64,
+        groups: Vec<Group<'a>>,
+    ) -> Report<'a> {
+        Report {
+            kind,
+            index,
+            start_ms,
+            end_ms,
+            polls,
+            groups,
+            system: None,
+            notices: Vec::new(),
+            filtered: false,
+            netns_labels: BTreeMap::new(),
+            container_labels: BTreeMap::new(),
+            process_names: BTreeMap::new(),
+        }
+    }
+
     /// How a namespace is named in this report.
     pub fn netns_label(&self, inode: u64) -> String {
         self.netns_labels

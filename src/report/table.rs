@@ -112,20 +112,13 @@ mod tests {
             sample: None,
             owner: None,
         };
-        let report = Report {
-            kind: ReportKind::Window,
-            index: Index::Lport,
-            start_ms: 0,
-            end_ms: 1000,
-            polls: 2,
-            groups: vec![group(80, busy), group(22, quiet)],
-            system: None,
-            notices: Vec::new(),
-            filtered: false,
-            netns_labels: Default::default(),
-            container_labels: Default::default(),
-            process_names: Default::default(),
-        };
+        let report = Report::new(
+            ReportKind::Window,
+            Index::Lport,
+            (0, 1000),
+            2,
+            vec![group(80, busy), group(22, quiet)],
+        );
         let mut out = Vec::new();
         render(
             &report,

@@ -148,18 +148,9 @@ mod tests {
 
     fn report<'a>(groups: Vec<Group<'a>>, system: Option<SystemSection>) -> Report<'a> {
         Report {
-            kind: ReportKind::Window,
-            index: Index::Tuple,
-            start_ms: 0,
-            end_ms: 2000,
-            polls: 3,
-            groups,
             system,
             notices: vec!["not printed in text".into()],
-            filtered: false,
-            netns_labels: Default::default(),
-            container_labels: Default::default(),
-            process_names: Default::default(),
+            ..Report::new(ReportKind::Window, Index::Tuple, (0, 2000), 3, groups)
         }
     }
 

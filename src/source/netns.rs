@@ -157,34 +157,25 @@ pub fn discover() -> (Vec<Namespace>, usize) {
         );
     }
     let mut unreadable = 0;
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+    for (pid, entry) in super::processes::proc_pids() {
+        let path = entry.path().join("ns/net");
+        let inode = match inode_of(&path) {
+            Ok(inode) => inode,
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                unreadable += 1;
                 continue;
-            };
-            let path = entry.path().join("ns/net");
-            let inode = match inode_of(&path) {
-                Ok(inode) => inode,
-                Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
-                    unreadable += 1;
-                    continue;
-                }
-                Err(_) => continue, // exited meanwhile, or a kernel thread
-            };
-            let ns = found.entry(inode).or_insert_with(|| Namespace {
-                inode,
-                name: None,
-                path,
-                pid: Some(pid),
-                container: None,
-            });
-            if ns.pid.is_none() {
-                ns.pid = Some(pid);
             }
+            Err(_) => continue, // exited meanwhile, or a kernel thread
+        };
+        let ns = found.entry(inode).or_insert_with(|| Namespace {
+            inode,
+            name: None,
+            path,
+            pid: Some(pid),
+            container: None,
+        });
+        if ns.pid.is_none() {
+            ns.pid = Some(pid);
         }
     }
     for ns in found.values_mut() {

@@ -88,18 +88,8 @@ impl ProcessMap {
     /// Reads /proc/PID/fd of every process: only new fd numbers, or every
     /// fd of the processes of `reread_uids`.
     fn scan(&mut self, reread_uids: Option<&FxHashSet<u32>>) {
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
-        };
         let mut alive = FxHashSet::default();
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
+        for (pid, entry) in proc_pids() {
             alive.insert(pid);
             let uid = match entry.metadata() {
                 Ok(m) => m.uid(),
@@ -175,6 +165,18 @@ impl ProcessMap {
     pub fn retain_sockets(&mut self, alive: &FxHashSet<u64>) {
         self.owners.retain(|inode, _| alive.contains(inode));
     }
+}
+
+/// Every process directory under /proc, with its pid.
+pub fn proc_pids() -> impl Iterator<Item = (u32, std::fs::DirEntry)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry))
+        })
 }
 
 /// `socket:[12345]` → 12345.

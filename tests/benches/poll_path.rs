@@ -104,20 +104,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             let groups = group_rows(tcpipstat::diff::lifetime_rows(&snap, &none), Index::Tuple);
-            let report = Report {
-                kind: ReportKind::Snapshot,
-                index: Index::Tuple,
-                start_ms: 0,
-                end_ms: 0,
-                polls: 1,
-                groups,
-                system: None,
-                notices: Vec::new(),
-                filtered: false,
-                netns_labels: Default::default(),
-                container_labels: Default::default(),
-                process_names: Default::default(),
-            };
+            let report = Report::new(ReportKind::Snapshot, Index::Tuple, (0, 0), 1, groups);
             render(
                 &report,
                 RenderOptions {
