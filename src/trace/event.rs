@@ -1,0 +1,146 @@
+//! Decoded kernel events: the plain data precision mode hands to
+//! attribution. Nothing here knows about perf, tracefs or byte layouts; the
+//! decoder (`decode.rs`) produces these and `diff.rs` consumes them.
+
+use std::net::IpAddr;
+
+use crate::model::{SocketKey, TcpState};
+
+/// A socket's 4-tuple as an event carries it (ports in host order). Events
+/// carry no network namespace: that is decided when they are attributed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventTuple {
+    pub local: IpAddr,
+    pub local_port: u16,
+    pub remote: IpAddr,
+    pub remote_port: u16,
+}
+
+impl EventTuple {
+    /// The key of this tuple in namespace `netns`.
+    pub fn key(&self, netns: u64) -> SocketKey {
+        SocketKey {
+            netns,
+            local: self.local,
+            local_port: self.local_port,
+            remote: self.remote,
+            remote_port: self.remote_port,
+        }
+    }
+
+    pub fn of_key(key: &SocketKey) -> EventTuple {
+        EventTuple {
+            local: key.local,
+            local_port: key.local_port,
+            remote: key.remote,
+            remote_port: key.remote_port,
+        }
+    }
+
+    /// Whether both ports are known (a socket in SYN_SENT may have no
+    /// local port yet when its state changes).
+    pub fn is_complete(&self) -> bool {
+        self.local_port != 0 && self.remote_port != 0
+    }
+}
+
+/// Where an event came from, for the report's per-counter source line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Probe {
+    Tracepoint,
+    Kprobe,
+}
+
+/// One kernel event that precision mode understands. `sk` is the kernel
+/// address of the socket (0 when the event has none); it identifies a
+/// socket only while that socket lives, and is never printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// sock:inet_sock_set_state, or a kprobe on tcp_set_state.
+    StateChange {
+        sk: u64,
+        tuple: EventTuple,
+        old: TcpState,
+        new: TcpState,
+    },
+    /// tcp:tcp_send_reset, or kprobes on the reset senders. `tuple` is None
+    /// when the reset answered a segment for no socket and the event does
+    /// not say which (old layouts).
+    SendReset {
+        sk: u64,
+        tuple: Option<EventTuple>,
+    },
+    /// tcp:tcp_receive_reset, or a kprobe on tcp_reset. `cookie` is the
+    /// sock_diag cookie where the kernel's event carries it.
+    ReceiveReset {
+        sk: u64,
+        tuple: EventTuple,
+        cookie: Option<u64>,
+    },
+    /// tcp:tcp_retransmit_skb, or a kprobe on tcp_retransmit_skb.
+    Retransmit { sk: u64, tuple: EventTuple },
+    /// tcp:tcp_retransmit_synack: `tuple` is the request's (local = the
+    /// listener's address and port).
+    SynAckRetransmit { listener_sk: u64, tuple: EventTuple },
+    /// One send call on a TCP socket that moved `bytes` (sock_send_length,
+    /// or a kretprobe on tcp_sendmsg). Negative: an error code.
+    Sent {
+        sk: u64,
+        tuple: Option<EventTuple>,
+        bytes: i64,
+    },
+    /// One receive call on a TCP socket (sock_recv_length, or a kretprobe
+    /// on tcp_recvmsg). 0 is end of stream; negative, an error code.
+    Received {
+        sk: u64,
+        tuple: Option<EventTuple>,
+        bytes: i64,
+    },
+    /// skb:kfree_skb with a drop reason (its name from the event's own
+    /// print format). `sk` is the receiving socket (rx_sk) where the
+    /// kernel says, else 0.
+    Drop { reason: DropReason, sk: u64 },
+    /// An event that only tells which socket lives at `sk`
+    /// (tcp:tcp_rcv_space_adjust, tcp:tcp_destroy_sock).
+    Identity {
+        sk: u64,
+        tuple: EventTuple,
+        cookie: Option<u64>,
+    },
+}
+
+/// A drop reason: the kernel's number and, where the event's print format
+/// names it, its name (`TCP_CSUM`, `NO_SOCKET`...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DropReason {
+    pub code: u32,
+    pub name: Option<String>,
+}
+
+impl DropReason {
+    /// Whether the reason is TCP's own (its name says so).
+    pub fn is_tcp(&self) -> bool {
+        self.name.as_deref().is_some_and(|n| n.starts_with("TCP"))
+    }
+
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("reason {}", self.code),
+        }
+    }
+}
+
+/// An event with the time it happened (CLOCK_MONOTONIC, ns) and the probe
+/// that saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timed {
+    pub time_ns: u64,
+    pub probe: Probe,
+    pub event: TraceEvent,
+}
+
+/// Converts an in-kernel state number, as events carry it.
+pub fn state_of(value: i64) -> TcpState {
+    u8::try_from(value).map_or(TcpState::Unknown, TcpState::from_kernel)
+}
