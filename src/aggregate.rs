@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::counters::{Counter, Counters};
 use crate::diff::SocketRow;
-use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample};
+use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample, StateHistory};
 use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
 
@@ -131,6 +131,8 @@ pub struct Group<'a> {
     /// With --processes and index=tuple: the process holding the socket
     /// (`command[pid]`, `?` when it cannot be read).
     pub owner: Option<String>,
+    /// With index=tuple and precision mode: the states kernel events saw.
+    pub history: StateHistory,
 }
 
 /// Accumulates rows into groups. Groups live in a Vec and the map holds
@@ -180,6 +182,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
                 closed: 0,
                 sample: None,
                 owner: None,
+                history: StateHistory::default(),
             });
             groups.len() - 1
         });
@@ -213,6 +216,9 @@ impl<'a, 'o> Grouper<'a, 'o> {
             };
             if better {
                 group.sample = Some(row.sample);
+            }
+            if !row.history.is_empty() {
+                group.history = row.history;
             }
         }
     }
@@ -270,6 +276,7 @@ pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
         closed: usize::from(row.closed),
         sample: Some(row.sample),
         owner: None,
+        history: row.history,
     }
 }
 
@@ -408,6 +415,7 @@ mod tests {
                 sample: s,
                 counters: counters(10 * (i as u64 + 1)),
                 closed: false,
+                history: Default::default(),
             })
         };
         let by_port = group_rows(rows(), Index::Lport);
@@ -435,6 +443,7 @@ mod tests {
             sample: &s,
             counters: counters(1),
             closed: true,
+            history: Default::default(),
         }];
         let groups = group_rows(rows.into_iter(), Index::Tuple);
         assert_eq!(groups[0].counters.get(Counter::CurrEstab), Some(0));

@@ -60,17 +60,25 @@ counters! {
     BytesRetrans, Socket, false;
     DataSegsOut, Socket, false;
     DataSegsIn, Socket, false;
+    MessagesSent, Socket, false;
+    MessagesReceived, Socket, false;
+    MessageBytesSent, Socket, false;
+    MessageBytesReceived, Socket, false;
+    Drops, Socket, false;
     InReceives, Ip, true;
     OutRequests, Ip, true;
-    ActiveOpens, Tcp, true;
-    PassiveOpens, Tcp, true;
-    AttemptFails, Tcp, true;
-    EstabResets, Tcp, true;
+    ActiveOpens, Tcp, false;
+    PassiveOpens, Tcp, false;
+    AttemptFails, Tcp, false;
+    EstabResets, Tcp, false;
+    OutRsts, Tcp, false;
+    InRsts, Tcp, false;
     CurrEstab, Tcp, false;
     InSegs, Tcp, true;
     OutSegs, Tcp, false;
     RetransSegs, Tcp, false;
     TCPTimeouts, TcpExt, false;
+    TCPSynRetrans, TcpExt, false;
     TCPDSACKRecv, TcpExt, true;
     TCPReorderSeen, TcpExt, false;
     TCPOFOQueue, TcpExt, true;
@@ -82,6 +90,21 @@ counters! {
 pub const COUNTER_COUNT: usize = Counter::ALL.len();
 
 impl Counter {
+    /// Counters only kernel events can fill (precision mode).
+    pub fn is_event_only(self) -> bool {
+        matches!(
+            self,
+            Counter::OutRsts
+                | Counter::InRsts
+                | Counter::TCPSynRetrans
+                | Counter::MessagesSent
+                | Counter::MessagesReceived
+                | Counter::MessageBytesSent
+                | Counter::MessageBytesReceived
+                | Counter::Drops
+        )
+    }
+
     /// Counters that come from state changes, not from tcp_info.
     pub fn is_state_event(self) -> bool {
         matches!(
@@ -139,6 +162,13 @@ impl Counters {
         }
     }
 
+    /// Adds `amount` to a counter inferred rather than seen (an open
+    /// guessed from a socket's appearance), marking it approximate.
+    pub fn bump_approx(&mut self, counter: Counter, amount: u64) {
+        let old = self.value(counter);
+        self.set(counter, old.saturating_add(amount), true);
+    }
+
     /// Adds `amount` to a counter, marking it present.
     pub fn bump(&mut self, counter: Counter, amount: u64) {
         let old = self.value(counter);
@@ -151,6 +181,12 @@ impl Counters {
         let value = self.value(counter);
         let approx = self.is_approx(counter);
         self.set(counter, value, approx);
+    }
+
+    /// Marks a counter present and approximate (its value unchanged).
+    pub fn mark_approx(&mut self, counter: Counter) {
+        let value = self.value(counter);
+        self.set(counter, value, true);
     }
 
     pub fn add(&mut self, other: &Counters) {

@@ -197,7 +197,7 @@ impl CongestionName {
 }
 
 /// One socket as one poll saw it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketSample {
     pub key: SocketKey,
     /// The sock_diag cookie; 0 when the source has none (/proc/net/tcp).
@@ -264,5 +264,74 @@ impl Snapshot {
             listeners: Vec::new(),
             unsampled_netns: Vec::new(),
         }
+    }
+}
+
+/// The states a socket went through, as kernel events told (precision
+/// mode): inline, so tracking it allocates nothing. Holds the first
+/// [`StateHistory::CAPACITY`] states; later ones replace the last slot, so
+/// the final state is always kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateHistory {
+    states: [u8; StateHistory::CAPACITY],
+    len: u8,
+    /// Whether states between the kept ones were left out.
+    elided: bool,
+}
+
+impl StateHistory {
+    pub const CAPACITY: usize = 8;
+
+    /// A history starting from `state`.
+    pub fn starting(state: TcpState) -> StateHistory {
+        let mut history = StateHistory::default();
+        history.push(state);
+        history
+    }
+
+    pub fn push(&mut self, state: TcpState) {
+        if self.last() == Some(state) {
+            return;
+        }
+        let len = self.len as usize;
+        if len < Self::CAPACITY {
+            self.states[len] = state as u8;
+            self.len += 1;
+        } else {
+            self.states[Self::CAPACITY - 1] = state as u8;
+            self.elided = true;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn last(&self) -> Option<TcpState> {
+        self.iter().last()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = TcpState> + '_ {
+        self.states[..self.len as usize]
+            .iter()
+            .map(|s| TcpState::from_kernel(*s))
+    }
+
+    pub fn is_elided(&self) -> bool {
+        self.elided
+    }
+
+    /// `SYN-SENT>ESTAB>FIN-WAIT-1>CLOSE` (`..` marks left-out states).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let last = self.len as usize;
+        for (i, state) in self.iter().enumerate() {
+            if i > 0 {
+                out.push_str(if self.elided && i + 1 == last { ">..>" } else { ">" });
+            }
+            // ss's name for Close is UNCONN; a history ends in CLOSE.
+            out.push_str(if state == TcpState::Close { "CLOSE" } else { state.name() });
+        }
+        out
     }
 }

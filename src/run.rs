@@ -457,6 +457,7 @@ fn emit_closes(
             closed: 1,
             sample: Some(&closed.sample),
             owner: None,
+            history: closed.history,
         };
         let kind = ReportKind::Close {
             unseen_ms: closed.unseen_ms,

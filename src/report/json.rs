@@ -281,6 +281,7 @@ mod tests {
             closed: 0,
             sample: Some(&sample),
             owner: None,
+            history: Default::default(),
         }];
         let report = Report {
             system: Some(system),

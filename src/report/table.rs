@@ -111,6 +111,7 @@ mod tests {
             closed: 0,
             sample: None,
             owner: None,
+            history: Default::default(),
         };
         let report = Report::new(
             ReportKind::Window,

@@ -181,7 +181,7 @@ mod tests {
         counters.set(Counter::BytesReceived, 0, false);
         counters.set(Counter::InSegs, 3, false);
         counters.set(Counter::OutSegs, 2, false);
-        counters.set(Counter::PassiveOpens, 1, false);
+        counters.set(Counter::PassiveOpens, 1, true);
         let sample = SocketSample::bare(key, 1, TcpState::Established);
         let group = Group {
             key: GroupKey::Tuple(key),
@@ -190,6 +190,7 @@ mod tests {
             closed: 0,
             sample: Some(&sample),
             owner: None,
+            history: Default::default(),
         };
         let expected = "\n=== 2.00 s window (3 polls), index=tuple ===\n\n\
 -----------------------------------------\n\

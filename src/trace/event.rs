@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::model::{SocketKey, TcpState};
+use crate::model::{SocketKey, SocketSample, TcpState};
 
 /// A socket's 4-tuple as an event carries it (ports in host order). Events
 /// carry no network namespace: that is decided when they are attributed.
@@ -106,6 +106,12 @@ pub enum TraceEvent {
         sk: u64,
         tuple: EventTuple,
         cookie: Option<u64>,
+    },
+    /// The socket's own sample, asked of sock_diag for that one socket as
+    /// it left ESTABLISHED: its counters up to its last moments.
+    LastSample {
+        sk: u64,
+        sample: Box<SocketSample>,
     },
 }
 

@@ -15,6 +15,13 @@
 //!   AttemptFail. All inferred, so marked approximate.
 //! - Counters wrap at their kernel width; one that goes backwards makes the
 //!   socket count as new (from zero), never a negative delta.
+//!
+//! With kernel events (precision mode, [`events`]) state counters come from
+//! the events alone and nothing is inferred; see that module for how events
+//! and polls add up without counting anything twice.
+
+mod events;
+pub use events::EventStats;
 
 use rustc_hash::{FxHashMap, FxHashSet as HashSet};
 use std::collections::hash_map::DefaultHasher;
@@ -23,7 +30,7 @@ use std::net::IpAddr;
 
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
-use crate::model::{unmap, Snapshot, SocketKey, SocketSample, TcpState};
+use crate::model::{unmap, Snapshot, SocketKey, SocketSample, StateHistory, TcpState};
 
 /// How a socket came to be, when it was first seen inside the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +52,36 @@ pub struct Tracked {
     /// What this socket did inside the current window.
     pub window: Counters,
     last_poll: u64,
+    /// Event counts since the socket's last sample that its next sample's
+    /// delta would count again (retransmits): added to the window only if
+    /// no later sample comes.
+    tail: Counters,
+    /// The states kernel events saw it go through.
+    pub history: StateHistory,
+    /// Whether an event has counted this socket's open.
+    opened_by_event: bool,
+}
+
+impl Tracked {
+    fn new(sample: SocketSample, origin: Origin, window: Counters, poll: u64) -> Tracked {
+        Tracked {
+            sample,
+            origin,
+            window,
+            last_poll: poll,
+            tail: Counters::default(),
+            history: StateHistory::default(),
+            opened_by_event: false,
+        }
+    }
+
+    /// Its window with what only events saw since its last sample: what
+    /// it did, when no sample will come any more.
+    fn final_window(&self) -> Counters {
+        let mut window = self.window;
+        window.add(&self.tail);
+        window
+    }
 }
 
 /// A socket that disappeared inside the current window.
@@ -58,6 +95,7 @@ pub struct Closed {
     pub window: Counters,
     /// Milliseconds between its last sighting and the poll that missed it.
     pub unseen_ms: u64,
+    pub history: StateHistory,
 }
 
 /// One socket's contribution to a report.
@@ -66,6 +104,8 @@ pub struct SocketRow<'a> {
     pub sample: &'a SocketSample,
     pub counters: Counters,
     pub closed: bool,
+    /// States seen by kernel events (empty without precision mode).
+    pub history: StateHistory,
 }
 
 /// Tracked sockets in a dense Vec, with a small id → slot map beside it: a
@@ -127,6 +167,8 @@ pub struct Tracker {
     listeners: HashSet<(u64, IpAddr, u16)>,
     polls: u64,
     last_poll_ms: u64,
+    /// Kernel events' bookkeeping, once events are fed in.
+    events: Option<Box<events::EventState>>,
 }
 
 fn identity(sample: &SocketSample) -> u64 {
@@ -192,6 +234,7 @@ impl Tracker {
             self.sockets.values().map(|t| t.sample.key).collect()
         };
         let tracked_before = self.sockets.len();
+        let exact = self.exact_states();
         let mut seen_again = 0usize;
 
         for sample in &snapshot.sockets {
@@ -205,7 +248,7 @@ impl Tracker {
                     if tracked.last_poll != poll {
                         seen_again += 1;
                     }
-                    if let Some(ended) = update(tracked, sample, poll, elapsed) {
+                    if let Some(ended) = update(tracked, sample, poll, elapsed, exact) {
                         self.closed.push(ended);
                     }
                     continue;
@@ -217,9 +260,12 @@ impl Tracker {
                 }
                 None => {}
             }
-            let tracked = self.first_sighting(sample, baseline, poll, &previous_tuples);
+            let mut tracked = self.first_sighting(sample, baseline, poll, &previous_tuples);
+            self.adopt_event_only(&mut tracked, exact);
+            self.remember_tuple(&sample.key, id);
             self.sockets.insert(id, tracked);
         }
+        self.settle_event_only(poll, elapsed);
 
         if !snapshot.unsampled_netns.is_empty() {
             // Unread this poll is not closed: such sockets keep their state.
@@ -295,31 +341,30 @@ impl Tracker {
         if !baseline {
             // Created inside the window: everything it did counts.
             window = cumulative.counters;
+            if self.exact_states() {
+                return Tracked::new(sample.clone(), origin, window, poll);
+            }
             match origin {
-                Origin::Active => window.bump(Counter::ActiveOpens, 1),
-                Origin::Passive => window.bump(Counter::PassiveOpens, 1),
+                Origin::Active => window.bump_approx(Counter::ActiveOpens, 1),
+                Origin::Passive => window.bump_approx(Counter::PassiveOpens, 1),
                 _ => {}
             }
             if sample.state == TcpState::Close && origin != Origin::Other {
-                window.bump(Counter::AttemptFails, 1);
+                window.bump_approx(Counter::AttemptFails, 1);
             }
         }
-        Tracked {
-            sample: sample.clone(),
-            origin,
-            window,
-            last_poll: poll,
-        }
+        Tracked::new(sample.clone(), origin, window, poll)
     }
 
     fn close_vanished(&mut self, tracked: Tracked, succeeded: bool, elapsed_ms: u64) {
-        let mut window = tracked.window;
+        self.forget_tuple(&tracked.sample.key);
+        let mut window = tracked.final_window();
         let state = tracked.sample.state;
-        if !succeeded {
+        if !succeeded && !self.exact_states() {
             if state.counts_as_established() {
-                window.bump(Counter::EstabResets, 1);
+                window.bump_approx(Counter::EstabResets, 1);
             } else if state.is_handshake() {
-                window.bump(Counter::AttemptFails, 1);
+                window.bump_approx(Counter::AttemptFails, 1);
             }
         }
         if state.is_mini_socket()
@@ -336,6 +381,7 @@ impl Tracker {
             origin: tracked.origin,
             window,
             unseen_ms: elapsed_ms,
+            history: tracked.history,
         });
     }
 
@@ -346,18 +392,23 @@ impl Tracker {
 
     /// Every socket with its window counters: those present now, then those
     /// that closed inside the window.
-    pub fn rows(&self) -> impl Iterator<Item = SocketRow<'_>> {
-        let present = self.sockets.values().map(|t| SocketRow {
+    pub fn rows<'a>(&'a self) -> impl Iterator<Item = SocketRow<'a>> + 'a {
+        let exact = self.exact_states();
+        let row = move |t: &'a Tracked| SocketRow {
             sample: &t.sample,
-            counters: with_state_presence(t.window),
+            counters: self.with_event_presence(with_state_presence(t.window, exact)),
             closed: false,
-        });
-        let closed = self.closed.iter().map(|c| SocketRow {
+            history: t.history,
+        };
+        let present = self.sockets.values().map(row);
+        let known_by_events = self.event_only_sockets().map(row);
+        let closed = self.closed.iter().map(move |c| SocketRow {
             sample: &c.sample,
-            counters: with_state_presence(c.window),
+            counters: self.with_event_presence(with_state_presence(c.window, exact)),
             closed: true,
+            history: c.history,
         });
-        present.chain(closed)
+        present.chain(known_by_events).chain(closed)
     }
 
     /// Starts a new window: counts so far are forgotten, sockets are kept.
@@ -365,6 +416,7 @@ impl Tracker {
         for tracked in self.sockets.values_mut() {
             tracked.window.clear();
         }
+        self.reset_event_window();
         self.closed.clear();
     }
 
@@ -373,15 +425,20 @@ impl Tracker {
     }
 }
 
-/// State events are always known in a tracking run, zero or not.
-fn with_state_presence(mut counters: Counters) -> Counters {
+/// State events are always known in a tracking run, zero or not; without
+/// kernel events they are inferred, so approximate.
+fn with_state_presence(mut counters: Counters, exact: bool) -> Counters {
     for c in [
         Counter::ActiveOpens,
         Counter::PassiveOpens,
         Counter::AttemptFails,
         Counter::EstabResets,
     ] {
-        counters.mark_present(c);
+        if exact {
+            counters.mark_present(c);
+        } else {
+            counters.mark_approx(c);
+        }
     }
     counters
 }
@@ -394,19 +451,25 @@ fn update(
     sample: &SocketSample,
     poll: u64,
     elapsed_ms: u64,
+    exact_states: bool,
 ) -> Option<Closed> {
     if sample.state.is_mini_socket() && !tracked.sample.state.is_mini_socket() {
         let ended = Closed {
             lifetime: cumulative(&tracked.sample).counters,
+            window: tracked.final_window(),
             sample: std::mem::replace(&mut tracked.sample, sample.clone()),
             origin: tracked.origin,
-            window: std::mem::take(&mut tracked.window),
             unseen_ms: elapsed_ms,
+            history: std::mem::take(&mut tracked.history),
         };
+        tracked.window.clear();
+        tracked.tail.clear();
         tracked.origin = Origin::Other;
         tracked.last_poll = poll;
         return Some(ended);
     }
+    // A new sample covers what events counted since the last one.
+    tracked.tail.clear();
     let now = cumulative(sample);
     match difference(&now, &cumulative(&tracked.sample)) {
         Ok(delta) => tracked.window.add(&delta),
@@ -414,11 +477,11 @@ fn update(
         Err(_) => tracked.window.add(&now.counters),
     }
     let (old_state, new_state) = (tracked.sample.state, sample.state);
-    if new_state == TcpState::Close && old_state != TcpState::Close {
+    if !exact_states && new_state == TcpState::Close && old_state != TcpState::Close {
         if old_state.counts_as_established() {
-            tracked.window.bump(Counter::EstabResets, 1);
+            tracked.window.bump_approx(Counter::EstabResets, 1);
         } else if old_state.is_handshake() {
-            tracked.window.bump(Counter::AttemptFails, 1);
+            tracked.window.bump_approx(Counter::AttemptFails, 1);
         }
     }
     tracked.sample = sample.clone();
@@ -444,6 +507,7 @@ pub fn lifetime_row(sample: &SocketSample) -> SocketRow<'_> {
         sample,
         counters: cumulative(sample).counters,
         closed: false,
+        history: StateHistory::default(),
     }
 }
 

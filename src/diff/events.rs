@@ -1,0 +1,620 @@
+//! Kernel events onto tracked sockets (precision mode). Pure, like the rest
+//! of `diff`: events and snapshots in, counters out.
+//!
+//! How events and polls add up without counting anything twice:
+//! - State counters (opens, fails, resets) come from state-change events
+//!   alone, counted where the kernel counts its MIB: CLOSE→SYN_SENT is an
+//!   ActiveOpen, a child's LISTEN→SYN_RECV a PassiveOpen (SYN_RECV→ESTABLISHED
+//!   where the probe cannot see the child's birth), SYN_SENT/SYN_RECV→CLOSE
+//!   an AttemptFail, ESTABLISHED/CLOSE_WAIT→CLOSE an EstabReset. Nothing is
+//!   inferred from polls.
+//! - Counters only events see (resets sent and received, messages, drops,
+//!   SYN-ACK retransmits) go straight into the socket's window.
+//! - Counters both see (RetransSegs): a poll's delta is exact for the span it
+//!   covers, so events since a socket's last sample are held apart (its
+//!   tail) and dropped when the next sample comes. They count only for spans
+//!   no sample covers: after the last poll of a socket that then closed, or
+//!   the whole life of a socket no poll saw.
+//! - A socket is found by its kernel address (learned from any event that
+//!   carries both address and tuple) or by its tuple. Events of a socket
+//!   whose tuple is not known yet (a connect's first state change, before
+//!   its port is chosen; a send call, whose event has no tuple) wait under
+//!   the address until an event tells it: every TCP socket's close does.
+//! - A socket no poll has seen yet is kept from its events ("event-only");
+//!   the poll that sees it takes its counts over. Event-only sockets that
+//!   ended, or that [`EVENT_ONLY_GRACE_POLLS`] polls did not see, are closed
+//!   with their counts and state history.
+//! - Events carry no network namespace: a socket known only from events is
+//!   put in the namespace given to [`Tracker::enable_events`].
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::{update, Closed, Origin, SocketTable, Tracked, Tracker};
+use crate::counters::{cumulative, difference, Counter, Counters};
+use crate::filter::FilterSet;
+use crate::model::{SocketKey, SocketSample, TcpState, UNSPECIFIED_V4, UNSPECIFIED_V6};
+use crate::trace::event::{EventTuple, Timed, TraceEvent};
+
+/// Event-only sockets take ids from here up: apart from sock_diag cookies
+/// (small counters) and /proc's hashed ids (bit 63 set).
+const EVENT_ONLY_ID: u64 = 1 << 62;
+/// Polls an event-only socket may go unseen before it is taken as gone (one
+/// for a socket born while a dump ran, one to spare).
+pub const EVENT_ONLY_GRACE_POLLS: u64 = 2;
+/// Addresses with counts waiting for their tuple, at most; past this, new
+/// ones count as unplaced rather than grow without bound.
+const PENDING_LIMIT: usize = 1 << 20;
+
+/// Where a kernel socket address leads.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Tuple(EventTuple),
+    /// A socket the filters reject: its events are not wanted.
+    Ignored,
+}
+
+/// An event-only socket and the poll it was first known at.
+#[derive(Debug)]
+struct EventOnly {
+    tracked: Tracked,
+    since_poll: u64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct EventState {
+    exact_states: bool,
+    /// Counters the running probes fill: present (zero or not) in rows.
+    covered: Counters,
+    netns_for_unknown: u64,
+    by_tuple: FxHashMap<EventTuple, u64>,
+    by_sk: FxHashMap<u64, Place>,
+    pending: FxHashMap<u64, Counters>,
+    event_only: FxHashMap<u64, EventOnly>,
+    next_id: u64,
+    stats: EventStats,
+}
+
+/// What events added that no socket row shows, and how much came in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventStats {
+    /// Counts no socket could be tied to (a reset answering a segment for
+    /// no socket, a TCP drop before any socket), this window.
+    pub unplaced: Counters,
+    /// TCP drops by reason, this window.
+    pub drops_by_reason: BTreeMap<String, u64>,
+    /// Sockets whose last-moment sample was taken in, this window.
+    pub last_samples: u64,
+    /// Events taken in, this window.
+    pub events: u64,
+}
+
+fn is_unspecified(tuple: &EventTuple) -> bool {
+    tuple.local.is_unspecified() && tuple.remote.is_unspecified()
+}
+
+/// The state counters one state change adds, as the kernel counts them.
+fn state_counts(old: TcpState, new: TcpState) -> Counters {
+    let mut counts = Counters::default();
+    if old == TcpState::Close && new == TcpState::SynSent {
+        counts.bump(Counter::ActiveOpens, 1);
+    }
+    if new == TcpState::Close {
+        if matches!(old, TcpState::SynSent | TcpState::SynRecv) {
+            counts.bump(Counter::AttemptFails, 1);
+        } else if old.counts_as_established() {
+            counts.bump(Counter::EstabResets, 1);
+        }
+    }
+    counts
+}
+
+/// One event's counts for the socket's window.
+fn single(counter: Counter, amount: u64) -> Counters {
+    let mut counts = Counters::default();
+    counts.bump(counter, amount);
+    counts
+}
+
+fn entry<'t>(
+    sockets: &'t mut SocketTable,
+    state: &'t mut EventState,
+    id: u64,
+) -> Option<&'t mut Tracked> {
+    if id >= EVENT_ONLY_ID {
+        state.event_only.get_mut(&id).map(|e| &mut e.tracked)
+    } else {
+        sockets.get_mut(&id)
+    }
+}
+
+impl Tracker {
+    /// Turns on event attribution. With `exact_states`, state counters come
+    /// from events only; `covered` lists the counters the running probes
+    /// fill; sockets known only from events are put in `netns_for_unknown`.
+    pub fn enable_events(&mut self, exact_states: bool, covered: &[Counter], netns: u64) {
+        let mut present = Counters::default();
+        for counter in covered {
+            present.mark_present(*counter);
+        }
+        let mut state = Box::new(EventState {
+            exact_states,
+            covered: present,
+            netns_for_unknown: netns,
+            next_id: EVENT_ONLY_ID,
+            ..EventState::default()
+        });
+        for (id, tracked) in self.sockets.iter() {
+            state
+                .by_tuple
+                .insert(EventTuple::of_key(&tracked.sample.key), *id);
+        }
+        self.events = Some(state);
+    }
+
+    pub(super) fn exact_states(&self) -> bool {
+        self.events.as_ref().is_some_and(|e| e.exact_states)
+    }
+
+    /// Marks the counters the probes fill as known (zero or not).
+    pub(super) fn with_event_presence(&self, mut counters: Counters) -> Counters {
+        if let Some(state) = &self.events {
+            for (counter, _) in state.covered.iter() {
+                counters.mark_present(counter);
+            }
+        }
+        counters
+    }
+
+    pub(super) fn event_only_sockets(&self) -> impl Iterator<Item = &Tracked> {
+        self.events
+            .iter()
+            .flat_map(|s| s.event_only.values().map(|e| &e.tracked))
+    }
+
+    pub(super) fn reset_event_window(&mut self) {
+        if let Some(state) = &mut self.events {
+            for e in state.event_only.values_mut() {
+                e.tracked.window.clear();
+            }
+            state.stats = EventStats::default();
+        }
+    }
+
+    pub(super) fn remember_tuple(&mut self, key: &SocketKey, id: u64) {
+        if let Some(state) = &mut self.events {
+            state.by_tuple.insert(EventTuple::of_key(key), id);
+        }
+    }
+
+    pub(super) fn forget_tuple(&mut self, key: &SocketKey) {
+        if let Some(state) = &mut self.events {
+            let tuple = EventTuple::of_key(key);
+            if state
+                .by_tuple
+                .get(&tuple)
+                .is_some_and(|id| *id < EVENT_ONLY_ID)
+            {
+                state.by_tuple.remove(&tuple);
+            }
+        }
+    }
+
+    /// What events added beyond the rows, this window.
+    pub fn event_stats(&self) -> Option<&EventStats> {
+        self.events.as_ref().map(|s| &s.stats)
+    }
+
+    /// Counts waiting for their socket's tuple (sent or received on a
+    /// socket no event has named yet).
+    pub fn unidentified(&self) -> Counters {
+        let mut total = Counters::default();
+        if let Some(state) = &self.events {
+            for counts in state.pending.values() {
+                total.add(counts);
+            }
+        }
+        total
+    }
+
+    /// A socket first seen by a poll takes over the counts of the
+    /// event-only socket with its tuple, if there is one that has not ended.
+    pub(super) fn adopt_event_only(&mut self, tracked: &mut Tracked, exact: bool) {
+        let Some(state) = &mut self.events else {
+            return;
+        };
+        if exact && tracked.sample.state.is_mini_socket() {
+            // A TIME_WAIT or request socket opens nothing of its own.
+            tracked.origin = Origin::Other;
+        }
+        let tuple = EventTuple::of_key(&tracked.sample.key);
+        let Some(&id) = state.by_tuple.get(&tuple) else {
+            return;
+        };
+        if id < EVENT_ONLY_ID {
+            return;
+        }
+        let ended = state
+            .event_only
+            .get(&id)
+            .is_none_or(|e| e.tracked.history.last() == Some(TcpState::Close));
+        if ended || tracked.sample.state.is_mini_socket() {
+            return;
+        }
+        let known = state.event_only.remove(&id).expect("present").tracked;
+        state.by_tuple.remove(&tuple);
+        let mut window = known.window;
+        match &known.sample.tcp_info {
+            // A last-moment sample was taken: count only what came after it.
+            Some(_) => match difference(&cumulative(&tracked.sample), &cumulative(&known.sample)) {
+                Ok(delta) => window.add(&delta),
+                Err(_) => window.add(&cumulative(&tracked.sample).counters),
+            },
+            // The poll's first sample counts from the socket's creation.
+            None => window.add(&tracked.window),
+        }
+        tracked.window = window;
+        tracked.history = known.history;
+        tracked.opened_by_event = known.opened_by_event;
+    }
+
+    /// Closes event-only sockets that ended or that polls keep missing.
+    pub(super) fn settle_event_only(&mut self, poll: u64, elapsed_ms: u64) {
+        let Some(state) = &mut self.events else {
+            return;
+        };
+        let done: Vec<u64> = state
+            .event_only
+            .iter()
+            .filter(|(_, e)| {
+                e.tracked.history.last() == Some(TcpState::Close)
+                    || poll.saturating_sub(e.since_poll) >= EVENT_ONLY_GRACE_POLLS
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            let tracked = state.event_only.remove(&id).expect("present").tracked;
+            let tuple = EventTuple::of_key(&tracked.sample.key);
+            if state.by_tuple.get(&tuple) == Some(&id) {
+                state.by_tuple.remove(&tuple);
+            }
+            self.closed.push(Closed {
+                lifetime: cumulative(&tracked.sample).counters,
+                window: tracked.final_window(),
+                sample: tracked.sample,
+                origin: tracked.origin,
+                unseen_ms: elapsed_ms,
+                history: tracked.history,
+            });
+        }
+    }
+
+    /// Takes in kernel events, in time order, that happened before the next
+    /// snapshot's dump began. `filter` is the one given to [`Tracker::observe`].
+    pub fn apply_events(&mut self, events: &[Timed], filter: &FilterSet) {
+        if self.events.is_none() {
+            return;
+        }
+        for timed in events {
+            self.apply_event(&timed.event, filter);
+        }
+    }
+
+    fn apply_event(&mut self, event: &TraceEvent, filter: &FilterSet) {
+        let poll = self.polls;
+        let state = self.events.as_mut().expect("events enabled");
+        state.stats.events += 1;
+        let mut ctx = Attribution {
+            sockets: &mut self.sockets,
+            state,
+            filter,
+            poll,
+        };
+        match event {
+            TraceEvent::StateChange {
+                sk,
+                tuple,
+                old,
+                new,
+            } => ctx.state_change(*sk, tuple, *old, *new),
+            TraceEvent::SendReset { sk, tuple } => {
+                let counts = single(Counter::OutRsts, 1);
+                if *sk == 0 {
+                    ctx.state.stats.unplaced.add(&counts);
+                } else {
+                    ctx.credit(*sk, tuple.as_ref(), Some(TcpState::Unknown), counts, false);
+                }
+            }
+            TraceEvent::ReceiveReset { sk, tuple, .. } => {
+                let counts = single(Counter::InRsts, 1);
+                ctx.credit(*sk, Some(tuple), Some(TcpState::Unknown), counts, false);
+            }
+            TraceEvent::Retransmit { sk, tuple } => {
+                let counts = single(Counter::RetransSegs, 1);
+                ctx.credit(*sk, Some(tuple), Some(TcpState::Established), counts, true);
+            }
+            TraceEvent::SynAckRetransmit { listener_sk, tuple } => {
+                ctx.synack_retransmit(*listener_sk, tuple)
+            }
+            TraceEvent::Sent { sk, tuple, bytes } | TraceEvent::Received { sk, tuple, bytes } => {
+                if *bytes <= 0 {
+                    return;
+                }
+                let sent = matches!(event, TraceEvent::Sent { .. });
+                let mut counts = Counters::default();
+                let (calls, moved) = if sent {
+                    (Counter::MessagesSent, Counter::MessageBytesSent)
+                } else {
+                    (Counter::MessagesReceived, Counter::MessageBytesReceived)
+                };
+                counts.bump(calls, 1);
+                counts.bump(moved, *bytes as u64);
+                let create = tuple.map(|_| TcpState::Established);
+                ctx.credit(*sk, tuple.as_ref(), create, counts, false);
+            }
+            TraceEvent::Drop { reason, sk } => {
+                let placed = *sk != 0 && ctx.locate(*sk, None).is_some();
+                if placed {
+                    ctx.credit(*sk, None, None, single(Counter::Drops, 1), false);
+                } else if reason.is_tcp() {
+                    ctx.state.stats.unplaced.bump(Counter::Drops, 1);
+                }
+                if placed || reason.is_tcp() {
+                    *ctx.state
+                        .stats
+                        .drops_by_reason
+                        .entry(reason.label())
+                        .or_default() += 1;
+                }
+            }
+            TraceEvent::Identity { sk, tuple, .. } => {
+                ctx.locate(*sk, Some(tuple));
+            }
+            TraceEvent::LastSample { sk, sample } => ctx.last_sample(*sk, sample),
+        }
+    }
+}
+
+/// One event's attribution: the tracker's tables borrowed apart.
+struct Attribution<'t, 'f> {
+    sockets: &'t mut SocketTable,
+    state: &'t mut EventState,
+    filter: &'f FilterSet,
+    poll: u64,
+}
+
+impl Attribution<'_, '_> {
+    /// The id of the socket an event is about, learning its address on the
+    /// way: by address, else by tuple (by ports alone for the `::` tuples
+    /// of IPv6 kprobes). None when unknown or unwanted.
+    fn locate(&mut self, sk: u64, tuple: Option<&EventTuple>) -> Option<u64> {
+        let learned = match self.state.by_sk.get(&sk) {
+            Some(Place::Ignored) if sk != 0 => return None,
+            Some(Place::Tuple(t)) if sk != 0 => Some(*t),
+            _ => None,
+        };
+        let tuple = tuple.copied().filter(EventTuple::is_complete).or(learned)?;
+        let id = match self.state.by_tuple.get(&tuple) {
+            Some(id) => Some(*id),
+            None if is_unspecified(&tuple) => self.by_ports(&tuple),
+            None => None,
+        }?;
+        if entry(self.sockets, self.state, id).is_none() {
+            self.state.by_tuple.remove(&tuple);
+            return None;
+        }
+        if sk != 0 {
+            let key = entry(self.sockets, self.state, id)
+                .map(|t| EventTuple::of_key(&t.sample.key))
+                .unwrap_or(tuple);
+            self.learn(sk, Place::Tuple(key), id);
+        }
+        Some(id)
+    }
+
+    fn by_ports(&self, tuple: &EventTuple) -> Option<u64> {
+        self.state
+            .by_tuple
+            .iter()
+            .find(|(t, _)| {
+                t.local_port == tuple.local_port
+                    && t.remote_port == tuple.remote_port
+                    && t.local.is_ipv6()
+            })
+            .map(|(_, id)| *id)
+    }
+
+    /// Records where `sk` leads and hands over what waited for it.
+    fn learn(&mut self, sk: u64, place: Place, id: u64) {
+        self.state.by_sk.insert(sk, place);
+        if let Some(waiting) = self.state.pending.remove(&sk) {
+            if let Some(tracked) = entry(self.sockets, self.state, id) {
+                tracked.window.add(&waiting);
+                if waiting.value(Counter::ActiveOpens) > 0 {
+                    tracked.opened_by_event = true;
+                    tracked.history.push(TcpState::SynSent);
+                }
+            }
+        }
+    }
+
+    /// A socket known from events only, unless the filters reject it.
+    fn create(&mut self, sk: u64, tuple: &EventTuple, state: TcpState) -> Option<u64> {
+        if !tuple.is_complete() {
+            return None;
+        }
+        let key = tuple.key(self.state.netns_for_unknown);
+        if !self.filter.matches(&key) {
+            if sk != 0 {
+                self.state.by_sk.insert(sk, Place::Ignored);
+                self.state.pending.remove(&sk);
+            }
+            return None;
+        }
+        let id = self.state.next_id;
+        self.state.next_id += 1;
+        let sample = SocketSample::bare(key, 0, state);
+        let tracked = Tracked::new(sample, Origin::Other, Counters::default(), self.poll);
+        self.state.event_only.insert(
+            id,
+            EventOnly {
+                tracked,
+                since_poll: self.poll,
+            },
+        );
+        self.state.by_tuple.insert(*tuple, id);
+        if sk != 0 {
+            self.learn(sk, Place::Tuple(*tuple), id);
+        }
+        Some(id)
+    }
+
+    /// Adds `counts` to the socket's window (or its tail); creates an
+    /// event-only socket in `create_state` when none is known; holds the
+    /// counts under `sk` when the tuple is not known yet.
+    fn credit(
+        &mut self,
+        sk: u64,
+        tuple: Option<&EventTuple>,
+        create_state: Option<TcpState>,
+        counts: Counters,
+        to_tail: bool,
+    ) {
+        if sk != 0 && matches!(self.state.by_sk.get(&sk), Some(Place::Ignored)) {
+            return;
+        }
+        let id = match self.locate(sk, tuple) {
+            Some(id) => Some(id),
+            None => match (tuple, create_state) {
+                (Some(t), Some(state)) if t.is_complete() => self.create(sk, t, state),
+                _ => None,
+            },
+        };
+        match id.and_then(|id| entry(self.sockets, self.state, id)) {
+            Some(tracked) if to_tail => tracked.tail.add(&counts),
+            Some(tracked) => tracked.window.add(&counts),
+            None if sk != 0 && tuple.is_none_or(|t| !t.is_complete()) => self.wait(sk, counts),
+            None => {}
+        }
+    }
+
+    fn wait(&mut self, sk: u64, counts: Counters) {
+        if counts.is_all_zero() {
+            return;
+        }
+        let limit_reached = self.state.pending.len() >= PENDING_LIMIT;
+        match self.state.pending.get_mut(&sk) {
+            Some(waiting) => waiting.add(&counts),
+            None if limit_reached => self.state.stats.unplaced.add(&counts),
+            None => {
+                self.state.pending.insert(sk, counts);
+            }
+        }
+    }
+
+    fn state_change(&mut self, sk: u64, tuple: &EventTuple, old: TcpState, new: TcpState) {
+        let exact = self.state.exact_states;
+        let counts = if exact {
+            state_counts(old, new)
+        } else {
+            Counters::default()
+        };
+        let listener = old == TcpState::Listen && new != TcpState::SynRecv
+            || new == TcpState::Listen;
+        if listener || !tuple.is_complete() {
+            // A listener's own changes open nothing; a connect's first
+            // change waits for the port to be chosen.
+            if sk != 0 {
+                self.wait(sk, counts);
+            }
+        } else {
+            let id = self
+                .locate(sk, Some(tuple))
+                .or_else(|| self.create(sk, tuple, new));
+            if let Some(tracked) = id.and_then(|id| entry(self.sockets, self.state, id)) {
+                let mut counts = counts;
+                let births = old == TcpState::Listen && new == TcpState::SynRecv;
+                let completes = old == TcpState::SynRecv && new == TcpState::Established;
+                if exact
+                    && (births || completes)
+                    && !tracked.opened_by_event
+                    && tracked.origin != Origin::Baseline
+                {
+                    counts.bump(Counter::PassiveOpens, 1);
+                    tracked.opened_by_event = true;
+                }
+                if counts.value(Counter::ActiveOpens) > 0 {
+                    tracked.opened_by_event = true;
+                }
+                tracked.window.add(&counts);
+                if tracked.history.is_empty() {
+                    tracked.history.push(old);
+                }
+                tracked.history.push(new);
+                if tracked.sample.cookie == 0 && tracked.sample.tcp_info.is_none() {
+                    // Event-only: the state is what the events say.
+                    tracked.sample.state = new;
+                }
+            }
+        }
+        if new == TcpState::Close && sk != 0 {
+            // The address may be reused by the next socket.
+            self.state.by_sk.remove(&sk);
+            self.state.pending.remove(&sk);
+        }
+    }
+
+    fn synack_retransmit(&mut self, listener_sk: u64, tuple: &EventTuple) {
+        let counts = single(Counter::TCPSynRetrans, 1);
+        let mut found = self.locate(listener_sk, None);
+        for local in [tuple.local, UNSPECIFIED_V4, UNSPECIFIED_V6] {
+            for remote in [UNSPECIFIED_V4, UNSPECIFIED_V6] {
+                if found.is_some() {
+                    break;
+                }
+                let key = EventTuple {
+                    local,
+                    local_port: tuple.local_port,
+                    remote,
+                    remote_port: 0,
+                };
+                found = self.state.by_tuple.get(&key).copied();
+            }
+        }
+        match found.and_then(|id| entry(self.sockets, self.state, id)) {
+            Some(listener) => listener.window.add(&counts),
+            None => self.state.stats.unplaced.add(&counts),
+        }
+    }
+
+    fn last_sample(&mut self, sk: u64, sample: &SocketSample) {
+        if sample.tcp_info.is_none() {
+            return;
+        }
+        let tuple = EventTuple::of_key(&sample.key);
+        let Some(id) = self.locate(sk, Some(&tuple)) else {
+            return;
+        };
+        let exact = self.state.exact_states;
+        let Some(tracked) = entry(self.sockets, self.state, id) else {
+            return;
+        };
+        let mut sample = sample.clone();
+        // The socket stays in the namespace it was tracked in.
+        sample.key.netns = tracked.sample.key.netns;
+        if tracked.sample.tcp_info.is_none() {
+            // Known from events only: its whole life so far counts.
+            tracked.window.add(&cumulative(&sample).counters);
+            tracked.tail.clear();
+            tracked.sample = sample;
+        } else if tracked.sample.cookie == sample.cookie {
+            let last_poll = tracked.last_poll;
+            update(tracked, &sample, last_poll, 0, exact);
+        } else {
+            return;
+        }
+        self.state.stats.last_samples += 1;
+    }
+}
+
