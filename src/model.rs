@@ -327,10 +327,18 @@ impl StateHistory {
         let last = self.len as usize;
         for (i, state) in self.iter().enumerate() {
             if i > 0 {
-                out.push_str(if self.elided && i + 1 == last { ">..>" } else { ">" });
+                out.push_str(if self.elided && i + 1 == last {
+                    ">..>"
+                } else {
+                    ">"
+                });
             }
             // ss's name for Close is UNCONN; a history ends in CLOSE.
-            out.push_str(if state == TcpState::Close { "CLOSE" } else { state.name() });
+            out.push_str(if state == TcpState::Close {
+                "CLOSE"
+            } else {
+                state.name()
+            });
         }
         out
     }

@@ -520,8 +520,8 @@ impl Attribution<'_, '_> {
         } else {
             Counters::default()
         };
-        let listener = old == TcpState::Listen && new != TcpState::SynRecv
-            || new == TcpState::Listen;
+        let listener =
+            old == TcpState::Listen && new != TcpState::SynRecv || new == TcpState::Listen;
         if listener || !tuple.is_complete() {
             // A listener's own changes open nothing; a connect's first
             // change waits for the port to be chosen.
@@ -618,3 +618,354 @@ impl Attribution<'_, '_> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Snapshot, SocketSource};
+    use crate::source::tcp_info::TcpInfo;
+    use crate::trace::event::{DropReason, Probe};
+
+    const ANY: FilterSet = FilterSet {
+        filters: Vec::new(),
+    };
+
+    fn tuple(l: &str, lp: u16, r: &str, rp: u16) -> EventTuple {
+        EventTuple {
+            local: l.parse().unwrap(),
+            local_port: lp,
+            remote: r.parse().unwrap(),
+            remote_port: rp,
+        }
+    }
+
+    fn at(time_ns: u64, event: TraceEvent) -> Timed {
+        Timed {
+            time_ns,
+            probe: Probe::Tracepoint,
+            event,
+        }
+    }
+
+    fn change(sk: u64, t: EventTuple, old: TcpState, new: TcpState) -> TraceEvent {
+        TraceEvent::StateChange {
+            sk,
+            tuple: t,
+            old,
+            new,
+        }
+    }
+
+    fn info(bytes_sent: u64, total_retrans: u32) -> TcpInfo {
+        let mut raw = vec![0u8; 232];
+        raw[0] = 1;
+        raw[100..104].copy_from_slice(&total_retrans.to_ne_bytes());
+        raw[200..208].copy_from_slice(&bytes_sent.to_ne_bytes());
+        raw[120..128].copy_from_slice(&bytes_sent.to_ne_bytes());
+        TcpInfo::from_bytes(&raw).unwrap()
+    }
+
+    fn sample(cookie: u64, t: EventTuple, state: TcpState, i: Option<TcpInfo>) -> SocketSample {
+        let mut s = SocketSample::bare(t.key(0), cookie, state);
+        s.tcp_info = i;
+        s
+    }
+
+    fn snap(ms: u64, sockets: Vec<SocketSample>) -> Snapshot {
+        Snapshot::new(ms, SocketSource::SockDiag, sockets)
+    }
+
+    fn tracker() -> Tracker {
+        let mut t = Tracker::new();
+        t.enable_events(
+            true,
+            &[Counter::OutRsts, Counter::InRsts, Counter::MessagesSent],
+            0,
+        );
+        t
+    }
+
+    fn totals(t: &Tracker) -> Counters {
+        let mut c = Counters::default();
+        for row in t.rows() {
+            c.add(&row.counters);
+        }
+        c
+    }
+
+    /// The events of one loopback connection that opens and closes
+    /// between two polls, client port `port`.
+    fn short_connection(port: u16, base_sk: u64) -> Vec<Timed> {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", port, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", port);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let (c, s) = (base_sk, base_sk + 1);
+        [
+            change(c, no_port, Close, SynSent),
+            change(s, server, Listen, SynRecv),
+            change(c, client, SynSent, Established),
+            change(s, server, SynRecv, Established),
+            change(c, client, Established, FinWait1),
+            change(s, server, Established, CloseWait),
+            change(c, client, FinWait1, FinWait2),
+            change(s, server, CloseWait, LastAck),
+            change(s, server, LastAck, Close),
+            change(c, client, FinWait2, Close),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| at(i as u64, e))
+        .collect()
+    }
+
+    #[test]
+    fn connections_between_polls_are_counted_exactly_with_their_history() {
+        let mut t = tracker();
+        t.observe(&snap(0, vec![]), &ANY);
+        for i in 0..200u16 {
+            t.apply_events(&short_connection(40000 + i, 0x1000 + 16 * i as u64), &ANY);
+        }
+        t.observe(&snap(1000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(200));
+        assert_eq!(c.get(Counter::PassiveOpens), Some(200));
+        assert_eq!(c.get(Counter::EstabResets), Some(0));
+        assert_eq!(c.get(Counter::AttemptFails), Some(0));
+        assert!(!c.is_approx(Counter::ActiveOpens));
+        let rows: Vec<_> = t.rows().collect();
+        assert_eq!(rows.len(), 400);
+        assert!(rows.iter().all(|r| r.closed));
+        let client = rows
+            .iter()
+            .find(|r| r.sample.key.local_port == 40000)
+            .unwrap();
+        assert_eq!(
+            client.history.render(),
+            "SYN-SENT>ESTAB>FIN-WAIT-1>FIN-WAIT-2>CLOSE"
+        );
+        assert_eq!(t.unidentified(), Counters::default());
+    }
+
+    #[test]
+    fn a_poll_takes_over_an_event_only_socket_without_counting_its_open_twice() {
+        use TcpState::*;
+        let mut t = tracker();
+        t.observe(&snap(0, vec![]), &ANY);
+        let events = short_connection(40000, 0x10);
+        // Up to both ends established.
+        t.apply_events(&events[..4], &ANY);
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        t.observe(
+            &snap(
+                1000,
+                vec![sample(7, client, Established, Some(info(500, 0)))],
+            ),
+            &ANY,
+        );
+        // The rest: the client's by address, after the poll.
+        t.apply_events(&events[4..], &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1));
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1));
+        assert_eq!(c.get(Counter::BytesSent), Some(500));
+        let row = t.rows().find(|r| r.sample.key.local_port == 40000).unwrap();
+        assert_eq!(row.sample.cookie, 7);
+        assert_eq!(row.history.last(), Some(Close));
+    }
+
+    #[test]
+    fn retransmits_seen_by_a_later_poll_are_not_counted_twice() {
+        use TcpState::*;
+        let mut t = tracker();
+        let conn = tuple("10.0.0.1", 5000, "10.0.0.9", 443);
+        t.observe(
+            &snap(0, vec![sample(3, conn, Established, Some(info(0, 10)))]),
+            &ANY,
+        );
+        let retransmit = || {
+            at(
+                1,
+                TraceEvent::Retransmit {
+                    sk: 0x99,
+                    tuple: conn,
+                },
+            )
+        };
+        t.apply_events(&[retransmit(), retransmit()], &ANY);
+        t.observe(
+            &snap(1000, vec![sample(3, conn, Established, Some(info(0, 12)))]),
+            &ANY,
+        );
+        assert_eq!(totals(&t).get(Counter::RetransSegs), Some(2));
+        // Three more, then it is gone before the next poll: they count.
+        t.apply_events(&[retransmit(), retransmit(), retransmit()], &ANY);
+        t.apply_events(&[at(2, change(0x99, conn, Established, Close))], &ANY);
+        t.observe(&snap(2000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::RetransSegs), Some(5));
+        assert_eq!(c.get(Counter::EstabResets), Some(1));
+    }
+
+    #[test]
+    fn resets_count_on_both_ends() {
+        use TcpState::*;
+        let mut t = tracker();
+        t.observe(&snap(0, vec![]), &ANY);
+        let mut events = short_connection(40001, 0x20);
+        events.truncate(4);
+        let client = tuple("10.0.0.1", 40001, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40001);
+        events.push(at(
+            10,
+            TraceEvent::SendReset {
+                sk: 0x20,
+                tuple: Some(client),
+            },
+        ));
+        events.push(at(11, change(0x20, client, Established, Close)));
+        events.push(at(
+            12,
+            TraceEvent::ReceiveReset {
+                sk: 0x21,
+                tuple: server,
+                cookie: None,
+            },
+        ));
+        events.push(at(13, change(0x21, server, Established, Close)));
+        // A reset answering a segment for no socket has nowhere to go.
+        events.push(at(14, TraceEvent::SendReset { sk: 0, tuple: None }));
+        t.apply_events(&events, &ANY);
+        t.observe(&snap(1000, vec![]), &ANY);
+        let rows: Vec<_> = t.rows().collect();
+        let of = |port: u16| {
+            rows.iter()
+                .find(|r| r.sample.key.local_port == port)
+                .unwrap()
+        };
+        assert_eq!(of(40001).counters.get(Counter::OutRsts), Some(1));
+        assert_eq!(of(40001).counters.get(Counter::InRsts), Some(0));
+        assert_eq!(of(80).counters.get(Counter::InRsts), Some(1));
+        assert_eq!(totals(&t).get(Counter::EstabResets), Some(2));
+        assert_eq!(
+            t.event_stats().unwrap().unplaced.get(Counter::OutRsts),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn sends_wait_for_the_socket_address_to_be_named() {
+        use TcpState::*;
+        let mut t = tracker();
+        let conn = tuple("10.0.0.1", 5000, "10.0.0.9", 443);
+        t.observe(
+            &snap(0, vec![sample(3, conn, Established, Some(info(0, 0)))]),
+            &ANY,
+        );
+        let send = |bytes| {
+            at(
+                1,
+                TraceEvent::Sent {
+                    sk: 0x55,
+                    tuple: None,
+                    bytes,
+                },
+            )
+        };
+        t.apply_events(&[send(100), send(-11), send(50)], &ANY);
+        assert_eq!(t.unidentified().get(Counter::MessagesSent), Some(2));
+        t.apply_events(&[at(2, change(0x55, conn, Established, FinWait1))], &ANY);
+        assert_eq!(t.unidentified(), Counters::default());
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::MessagesSent), Some(2));
+        assert_eq!(c.get(Counter::MessageBytesSent), Some(150));
+    }
+
+    #[test]
+    fn a_last_moment_sample_counts_bytes_of_a_socket_no_poll_saw() {
+        use TcpState::*;
+        let mut t = tracker();
+        t.observe(&snap(0, vec![]), &ANY);
+        let mut events = short_connection(40002, 0x30);
+        let client = tuple("10.0.0.1", 40002, "10.0.0.2", 80);
+        events.insert(
+            5,
+            at(
+                4,
+                TraceEvent::LastSample {
+                    sk: 0x30,
+                    sample: Box::new(sample(77, client, FinWait1, Some(info(4096, 0)))),
+                },
+            ),
+        );
+        t.apply_events(&events, &ANY);
+        t.observe(&snap(1000, vec![]), &ANY);
+        assert_eq!(totals(&t).get(Counter::BytesSent), Some(4096));
+        assert_eq!(t.event_stats().unwrap().last_samples, 1);
+    }
+
+    #[test]
+    fn filtered_out_sockets_take_no_events() {
+        let mut t = tracker();
+        let only_other = FilterSet::parse(&["10.9.9.9:*-*"]).unwrap();
+        t.observe(&snap(0, vec![]), &only_other);
+        t.apply_events(&short_connection(40003, 0x40), &only_other);
+        t.observe(&snap(1000, vec![]), &only_other);
+        assert_eq!(t.rows().count(), 0);
+        assert_eq!(t.unidentified(), Counters::default());
+    }
+
+    #[test]
+    fn tcp_drops_by_reason_and_by_socket() {
+        use TcpState::*;
+        let mut t = tracker();
+        let conn = tuple("10.0.0.1", 5000, "10.0.0.9", 443);
+        t.observe(
+            &snap(0, vec![sample(3, conn, Established, Some(info(0, 0)))]),
+            &ANY,
+        );
+        let reason = |code, name: &str| DropReason {
+            code,
+            name: Some(name.to_string()),
+        };
+        t.apply_events(
+            &[
+                at(
+                    1,
+                    TraceEvent::Identity {
+                        sk: 0x77,
+                        tuple: conn,
+                        cookie: Some(3),
+                    },
+                ),
+                at(
+                    2,
+                    TraceEvent::Drop {
+                        reason: reason(10, "TCP_CSUM"),
+                        sk: 0,
+                    },
+                ),
+                at(
+                    3,
+                    TraceEvent::Drop {
+                        reason: reason(6, "SOCKET_RCVBUFF"),
+                        sk: 0x77,
+                    },
+                ),
+                // Not TCP's, and no TCP socket: not counted.
+                at(
+                    4,
+                    TraceEvent::Drop {
+                        reason: reason(11, "UDP_CSUM"),
+                        sk: 0,
+                    },
+                ),
+            ],
+            &ANY,
+        );
+        let stats = t.event_stats().unwrap();
+        assert_eq!(stats.drops_by_reason.get("TCP_CSUM"), Some(&1));
+        assert_eq!(stats.drops_by_reason.get("SOCKET_RCVBUFF"), Some(&1));
+        assert_eq!(stats.drops_by_reason.len(), 2);
+        assert_eq!(totals(&t).get(Counter::Drops), Some(1));
+    }
+}
