@@ -341,12 +341,16 @@ pub fn total<'a>(rows: impl Iterator<Item = SocketRow<'a>>) -> Counters {
 }
 
 /// The counters both a socket and the namespace MIBs have, with the MIB key.
-pub const SHARED_WITH_MIB: [(Counter, &str); 5] = [
+pub const SHARED_WITH_MIB: [(Counter, &str); 9] = [
     (Counter::InSegs, "Tcp:InSegs"),
     (Counter::OutSegs, "Tcp:OutSegs"),
     (Counter::RetransSegs, "Tcp:RetransSegs"),
     (Counter::ActiveOpens, "Tcp:ActiveOpens"),
     (Counter::PassiveOpens, "Tcp:PassiveOpens"),
+    (Counter::AttemptFails, "Tcp:AttemptFails"),
+    (Counter::EstabResets, "Tcp:EstabResets"),
+    (Counter::OutRsts, "Tcp:OutRsts"),
+    (Counter::TCPSynRetrans, "TcpExt:TCPSynRetrans"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -100,6 +100,27 @@ struct Args {
     )]
     source: String,
 
+    /// Precision mode: also read kernel tracepoints (and kprobes where the
+    /// kernel has them) through perf ring buffers, never eBPF, for what polls
+    /// cannot see: exact opens and closes, sockets that live and die between
+    /// polls, resets, messages, drops. Bare --precision is auto
+    #[arg(
+        long,
+        value_name = "auto|tracepoint|kprobe|off",
+        num_args = 0..=1,
+        default_missing_value = "auto"
+    )]
+    precision: Option<String>,
+
+    /// Precision mode: ring buffer size per CPU, in 4 KiB pages (a power of two)
+    #[arg(long, value_name = "N", default_value = "64")]
+    ring_pages: String,
+
+    /// Precision mode: do not ask sock_diag for a socket as it leaves
+    /// ESTABLISHED (for measuring what that recovers)
+    #[arg(long, hide = true)]
+    no_last_moments: bool,
+
     /// Socket filters, OR-ed
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
@@ -146,7 +167,67 @@ pub struct Config {
     pub processes: bool,
     /// Read /proc/net/tcp{,6} instead of sock_diag.
     pub force_procfs: bool,
+    pub precision: Precision,
 }
+
+/// Which kernel probes precision mode uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrecisionMode {
+    Off,
+    /// Tracepoints where they exist, kprobes for the rest; falls back to
+    /// plain polling (saying why) when neither can be had.
+    Auto,
+    /// Tracepoints only: an error when they cannot be opened.
+    Tracepoint,
+    /// Kprobes only: an error when the kernel has none.
+    Kprobe,
+}
+
+impl PrecisionMode {
+    pub const NAMES: [&'static str; 4] = ["auto", "tracepoint", "kprobe", "off"];
+
+    pub fn parse(text: &str) -> Option<PrecisionMode> {
+        Some(match text {
+            "auto" => PrecisionMode::Auto,
+            "tracepoint" => PrecisionMode::Tracepoint,
+            "kprobe" => PrecisionMode::Kprobe,
+            "off" => PrecisionMode::Off,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PrecisionMode::Off => "off",
+            PrecisionMode::Auto => "auto",
+            PrecisionMode::Tracepoint => "tracepoint",
+            PrecisionMode::Kprobe => "kprobe",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Precision {
+    pub mode: PrecisionMode,
+    /// Ring buffer pages per CPU.
+    pub ring_pages: usize,
+    /// Query sock_diag for each socket leaving ESTABLISHED.
+    pub last_moments: bool,
+}
+
+impl Default for Precision {
+    fn default() -> Self {
+        Precision {
+            mode: PrecisionMode::Off,
+            ring_pages: DEFAULT_RING_PAGES,
+            last_moments: true,
+        }
+    }
+}
+
+const DEFAULT_RING_PAGES: usize = 64;
+/// 1 GiB per CPU: past this a ring costs more memory than it can save events.
+const MAX_RING_PAGES: usize = 1 << 18;
 
 /// What parsing ended with, besides a config.
 #[derive(Debug)]
@@ -272,7 +353,39 @@ fn validate(args: Args) -> Result<Config, String> {
     }
     let format = Format::parse(&args.format)
         .ok_or_else(|| format!("bad format '{}' (text, table or json)", args.format))?;
-    let filters = FilterSet::parse(&args.filters).map_err(|e| e.to_string())?;
+    let mut filter_texts = args.filters.clone();
+    let precision_mode = match args.precision.as_deref() {
+        None => PrecisionMode::Off,
+        Some(text) => match PrecisionMode::parse(text) {
+            Some(mode) => mode,
+            // `--precision FILTER`: the bare flag, followed by a filter.
+            None if FilterSet::parse(&[text]).is_ok() => {
+                filter_texts.insert(0, text.to_string());
+                PrecisionMode::Auto
+            }
+            None => {
+                return Err(format!(
+                    "bad --precision '{text}' (one of {})",
+                    PrecisionMode::NAMES.join(", ")
+                ))
+            }
+        },
+    };
+    let ring_pages = match args.ring_pages.parse::<usize>() {
+        Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => n,
+        _ => {
+            return Err(format!(
+                "bad --ring-pages '{}' (a power of two from 1 to {MAX_RING_PAGES})",
+                args.ring_pages
+            ))
+        }
+    };
+    let precision = Precision {
+        mode: precision_mode,
+        ring_pages,
+        last_moments: !args.no_last_moments,
+    };
+    let filters = FilterSet::parse(&filter_texts).map_err(|e| e.to_string())?;
     let force_procfs = match args.source.as_str() {
         "sockdiag" => false,
         "proc" => true,
@@ -309,6 +422,11 @@ fn validate(args: Args) -> Result<Config, String> {
         if args.system {
             return Err(
                 "--system needs a window: use --timeout or --interval, not --once".to_string(),
+            );
+        }
+        if precision.mode != PrecisionMode::Off {
+            return Err(
+                "--precision needs a window: use --timeout or --interval, not --once".to_string(),
             );
         }
         Mode::Once
@@ -353,6 +471,7 @@ fn validate(args: Args) -> Result<Config, String> {
         record: args.record,
         processes: args.processes || index == Index::Process,
         force_procfs,
+        precision,
     })
 }
 
@@ -407,6 +526,20 @@ mod tests {
     }
 
     #[test]
+    fn precision_bare_is_auto_and_takes_no_filter_as_its_value() {
+        assert_eq!(config(&[]).precision.mode, PrecisionMode::Off);
+        assert_eq!(config(&["--precision"]).precision.mode, PrecisionMode::Auto);
+        assert_eq!(
+            config(&["--precision", "kprobe"]).precision.mode,
+            PrecisionMode::Kprobe
+        );
+        let c = config(&["--precision", "10.0.0.1:*-*"]);
+        assert_eq!(c.precision.mode, PrecisionMode::Auto);
+        assert_eq!(c.filters.filters.len(), 1);
+        assert_eq!(config(&["--ring-pages", "256"]).precision.ring_pages, 256);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms", "x"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m", "x"), Ok(Duration::from_secs(120)));
@@ -447,6 +580,9 @@ mod tests {
             (vec!["--bogus"], "--bogus"),
             (vec!["--once", "--timeout", "1s"], "--once"),
             (vec!["--interval", "1s", "--poll", "2s"], "--poll"),
+            (vec!["--precision", "fast"], "bad --precision 'fast'"),
+            (vec!["--ring-pages", "3"], "bad --ring-pages '3'"),
+            (vec!["--once", "--precision"], "--precision needs a window"),
         ] {
             let message = usage(&args);
             assert!(message.contains(needle), "{args:?}: {message}");

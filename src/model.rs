@@ -138,6 +138,16 @@ impl TcpState {
         }
     }
 
+    /// The name in a state history: the kernel's CLOSE rather than ss's
+    /// UNCONN, since a history ends there.
+    pub fn history_name(self) -> &'static str {
+        if self == TcpState::Close {
+            "CLOSE"
+        } else {
+            self.name()
+        }
+    }
+
     /// States the kernel's CurrEstab gauge counts.
     pub fn counts_as_established(self) -> bool {
         matches!(self, TcpState::Established | TcpState::CloseWait)

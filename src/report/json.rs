@@ -10,7 +10,7 @@ use std::io::Write;
 
 #[cfg(test)]
 use super::render;
-use super::{visit_gauges, Gauge, RenderOptions, Report, ReportKind};
+use super::{visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind};
 use crate::aggregate::{Group, GroupKey};
 use crate::counters::Section;
 
@@ -32,7 +32,56 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
     if let ReportKind::Close { unseen_ms } = report.kind {
         field_u64(buf, "unseen_ms", unseen_ms);
     }
+    if let Some(precision) = &report.precision {
+        write_precision(buf, precision);
+    }
     buf.extend_from_slice(b",\"groups\":[");
+}
+
+/// `"precision":{"probes","events","events_lost","last_samples","sources":
+/// {counter: source},"unplaced":{..},"unidentified":{..},"drops_by_reason":{..}}`.
+fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
+    buf.extend_from_slice(b",\"precision\":{\"probes\":");
+    string(buf, &precision.probes);
+    field_u64(buf, "events", precision.events);
+    field_u64(buf, "events_lost", precision.events_lost);
+    field_u64(buf, "last_samples", precision.last_samples);
+    buf.extend_from_slice(b",\"sources\":{");
+    let mut first = true;
+    for (counters, source) in &precision.sources {
+        for counter in counters {
+            comma(buf, &mut first);
+            string(buf, counter.name());
+            buf.push(b':');
+            string(buf, source);
+        }
+    }
+    buf.push(b'}');
+    for (name, counters) in [
+        ("unplaced", &precision.unplaced),
+        ("unidentified", &precision.unidentified),
+    ] {
+        buf.extend_from_slice(b",\"");
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(b"\":{");
+        let mut first = true;
+        for (counter, value) in counters.iter() {
+            comma(buf, &mut first);
+            string(buf, counter.name());
+            buf.push(b':');
+            buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        }
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b",\"drops_by_reason\":{");
+    let mut first = true;
+    for (reason, n) in &precision.drops_by_reason {
+        comma(buf, &mut first);
+        string(buf, reason);
+        buf.push(b':');
+        buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+    }
+    buf.extend_from_slice(b"}}");
 }
 
 /// One group; `index` is its position in the report.
@@ -148,6 +197,15 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
     }
     field_u64(buf, "sockets", group.sockets as u64);
     field_u64(buf, "closed", group.closed as u64);
+    if !group.history.is_empty() {
+        buf.extend_from_slice(b",\"states\":[");
+        let mut first = true;
+        for state in group.history.iter() {
+            comma(buf, &mut first);
+            string(buf, state.history_name());
+        }
+        buf.push(b']');
+    }
     buf.extend_from_slice(b",\"counters\":{");
     let mut first_section = true;
     for section in Section::ALL {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::aggregate::{Group, GroupKey, Index, SystemSection};
+use crate::counters::{Counter, Counters};
 use crate::model::{SocketSample, TcpState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,30 @@ pub struct Report<'a> {
     pub container_labels: BTreeMap<u64, String>,
     /// pid → command, for index=process.
     pub process_names: BTreeMap<u32, String>,
+    /// Precision mode's account: sources, events, losses.
+    pub precision: Option<PrecisionSection>,
+}
+
+/// What precision mode tells in each report: which source filled each
+/// counter, how many events came and were lost, and what events counted
+/// that no socket row shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrecisionSection {
+    /// "tracepoint", "kprobe" or "tracepoint+kprobe".
+    pub probes: String,
+    /// Counters and the probe that filled them (the rest: sock_diag polls).
+    pub sources: Vec<(Vec<Counter>, String)>,
+    pub events: u64,
+    /// PERF_RECORD_LOST counts since the run began: events the kernel
+    /// could not put in a full ring.
+    pub events_lost: u64,
+    /// Counts tied to no socket (a reset answering no socket, a TCP drop).
+    pub unplaced: Counters,
+    /// Counts still waiting for their socket's tuple.
+    pub unidentified: Counters,
+    pub drops_by_reason: BTreeMap<String, u64>,
+    /// Sockets asked for as they left ESTABLISHED whose answer was taken in.
+    pub last_samples: u64,
 }
 
 impl<'a> Report<'a> {
@@ -68,6 +93,7 @@ impl<'a> Report<'a> {
             netns_labels: BTreeMap::new(),
             container_labels: BTreeMap::new(),
             process_names: BTreeMap::new(),
+            precision: None,
         }
     }
 

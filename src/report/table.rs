@@ -33,6 +33,9 @@ pub fn end(
     options: RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    if let Some(precision) = &report.precision {
+        super::text::write_precision(precision, report.kind, out)?;
+    }
     let columns: Vec<Counter> = Counter::ALL
         .iter()
         .copied()

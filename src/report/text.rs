@@ -5,14 +5,22 @@
 
 use std::io::{self, Write};
 
-use super::{visit_gauges, Gauge, RenderOptions, Report, ReportKind};
+use super::{visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind};
 use crate::aggregate::Group;
 use crate::counters::{Counters, Section};
 
 const RULE: &str = "-----------------------------------------";
 
-/// The report's heading.
+/// The report's heading, and precision mode's account.
 pub fn begin(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
+    heading(report, out)?;
+    if let Some(precision) = &report.precision {
+        write_precision(precision, report.kind, out)?;
+    }
+    Ok(())
+}
+
+fn heading(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     match report.kind {
         ReportKind::Window => writeln!(
             out,
@@ -28,6 +36,57 @@ pub fn begin(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
         ),
         ReportKind::Close { .. } => Ok(()),
     }
+}
+
+/// Which probe filled which counter, events in and lost, and what events
+/// counted outside the groups. A close report gets the one loss line.
+pub fn write_precision(
+    precision: &PrecisionSection,
+    kind: ReportKind,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if let ReportKind::Close { .. } = kind {
+        return writeln!(
+            out,
+            "precision: {}; events lost: {}",
+            precision.probes, precision.events_lost
+        );
+    }
+    writeln!(
+        out,
+        "precision: {}; {} events, events lost: {}; {} last-moment samples",
+        precision.probes, precision.events, precision.events_lost, precision.last_samples
+    )?;
+    for (counters, source) in &precision.sources {
+        let names: Vec<&str> = counters.iter().map(|c| c.name()).collect();
+        writeln!(out, "\t{}: {source}", names.join(", "))?;
+    }
+    writeln!(out, "\tother counters: sock_diag polls")?;
+    let listed = |counters: &Counters| {
+        counters
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(c, v)| format!("{} = {v}", c.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let unplaced = listed(&precision.unplaced);
+    if !unplaced.is_empty() {
+        writeln!(out, "\tunplaced (no socket to tie them to): {unplaced}")?;
+    }
+    let waiting = listed(&precision.unidentified);
+    if !waiting.is_empty() {
+        writeln!(out, "\twaiting for their socket to be named: {waiting}")?;
+    }
+    if !precision.drops_by_reason.is_empty() {
+        let drops: Vec<String> = precision
+            .drops_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason} = {n}"))
+            .collect();
+        writeln!(out, "\tTCP drops by reason: {}", drops.join(", "))?;
+    }
+    Ok(())
 }
 
 pub fn group(
@@ -50,6 +109,9 @@ pub fn group(
         writeln!(out, "sockets: {} ({} closed)", group.sockets, group.closed)?;
     }
     writeln!(out, "{RULE}")?;
+    if !group.history.is_empty() {
+        writeln!(out, "states: {}", group.history.render())?;
+    }
     write_counters(out, &group.counters, options.zeros)?;
     if let Some(sample) = group.sample {
         let mut line = String::new();

@@ -94,6 +94,42 @@ impl DumpRequest {
     }
 }
 
+/// INET_DIAG_NOCOOKIE: look a socket up by its tuple alone.
+const NO_COOKIE: u32 = !0;
+
+/// The message asking for one socket by its exact tuple (not a dump): the
+/// kernel answers with that socket, or ENOENT.
+pub fn encode_lookup(key: &SocketKey, extensions: u8, seq: u32) -> Vec<u8> {
+    let total = NLMSG_HDR_LEN + INET_DIAG_REQ_V2_LEN;
+    let family = match key.local {
+        IpAddr::V4(_) => libc::AF_INET as u8,
+        IpAddr::V6(_) => libc::AF_INET6 as u8,
+    };
+    let mut msg = Vec::with_capacity(total);
+    msg.extend_from_slice(&(total as u32).to_ne_bytes());
+    msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    msg.extend_from_slice(&seq.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, extensions, 0]);
+    msg.extend_from_slice(&ALL_STATES.to_ne_bytes());
+    // struct inet_diag_sockid: ports and addresses in network order.
+    msg.extend_from_slice(&key.local_port.to_be_bytes());
+    msg.extend_from_slice(&key.remote_port.to_be_bytes());
+    for addr in [key.local, key.remote] {
+        let mut words = [0u8; 16];
+        match addr {
+            IpAddr::V4(a) => words[..4].copy_from_slice(&a.octets()),
+            IpAddr::V6(a) => words.copy_from_slice(&a.octets()),
+        }
+        msg.extend_from_slice(&words);
+    }
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&NO_COOKIE.to_ne_bytes());
+    msg.extend_from_slice(&NO_COOKIE.to_ne_bytes());
+    msg
+}
+
 fn align4(len: usize) -> usize {
     (len + 3) & !3
 }
@@ -400,6 +436,45 @@ impl SockDiag {
         } else {
             DumpOutcome::Complete
         })
+    }
+
+    /// Asks for the one socket with this exact tuple in this socket's
+    /// namespace: None when there is none (ENOENT).
+    pub fn lookup(
+        &mut self,
+        key: &SocketKey,
+        extensions: u8,
+    ) -> Result<Option<SocketSample>, DiagError> {
+        self.seq = self.seq.wrapping_add(1);
+        let message = encode_lookup(key, extensions, self.seq);
+        self.socket
+            .send_to(&message, &SocketAddr::new(0, 0), 0)
+            .map_err(classify_open_error)?;
+        // The kernel answers within the send: one message or an error.
+        let mut out = Vec::with_capacity(1);
+        let mut stats = ParseStats::default();
+        let mut interrupted = false;
+        loop {
+            self.buffer.clear();
+            match self.socket.recv(&mut self.buffer, 0) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(DiagError::Io(e)),
+            }
+            let end = parse_datagram(&self.buffer, Some(self.seq), &mut out, &mut stats, &mut interrupted);
+            if let Some(sample) = out.pop() {
+                return Ok(Some(sample));
+            }
+            match end {
+                DatagramEnd::Error(libc::ENOENT) | DatagramEnd::Done => return Ok(None),
+                DatagramEnd::Error(errno) => {
+                    return Err(DiagError::Rejected(io::Error::from_raw_os_error(errno)))
+                }
+                // Only stale answers in this datagram: read on.
+                DatagramEnd::More if stats.stale > 0 => stats.stale = 0,
+                DatagramEnd::More => return Ok(None),
+            }
+        }
     }
 
     fn reopen(&mut self) -> Result<(), DiagError> {

@@ -66,10 +66,7 @@ pub enum TraceEvent {
     /// tcp:tcp_send_reset, or kprobes on the reset senders. `tuple` is None
     /// when the reset answered a segment for no socket and the event does
     /// not say which (old layouts).
-    SendReset {
-        sk: u64,
-        tuple: Option<EventTuple>,
-    },
+    SendReset { sk: u64, tuple: Option<EventTuple> },
     /// tcp:tcp_receive_reset, or a kprobe on tcp_reset. `cookie` is the
     /// sock_diag cookie where the kernel's event carries it.
     ReceiveReset {
@@ -109,10 +106,7 @@ pub enum TraceEvent {
     },
     /// The socket's own sample, asked of sock_diag for that one socket as
     /// it left ESTABLISHED: its counters up to its last moments.
-    LastSample {
-        sk: u64,
-        sample: Box<SocketSample>,
-    },
+    LastSample { sk: u64, sample: Box<SocketSample> },
 }
 
 /// A drop reason: the kernel's number and, where the event's print format
