@@ -1,5 +1,6 @@
 //! Entry point: parse the command line, run, and map outcomes to exit codes
-//! (0 done, 1 runtime failure, 2 bad usage). A closed stdout pipe is not an
+//! (0 done, 1 runtime failure, 2 bad usage, or an explicit --precision the
+//! kernel or privileges cannot give). A closed stdout pipe is not an
 //! error.
 
 use std::io::{BufWriter, Write};
@@ -31,6 +32,10 @@ fn main() -> ExitCode {
                 .is_some_and(is_broken_pipe) =>
         {
             ExitCode::SUCCESS
+        }
+        Err(err) if err.downcast_ref::<tcpipstat::run::StartError>().is_some() => {
+            eprintln!("tcpipstat: error: {err:#}");
+            ExitCode::from(2)
         }
         Err(err) => {
             eprintln!("tcpipstat: error: {err:#}");

@@ -25,6 +25,14 @@ use crate::source::netns::{NetnsSource, Selection};
 use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
 use crate::source::{LiveSource, SnapshotSource, SourceOptions};
+use crate::trace::collector::Collector;
+use crate::trace::perf_ring::monotonic_now_ns;
+
+/// A usage error found while starting (an explicit --precision the kernel
+/// or the privileges cannot give): main exits 2 on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
 
 /// Everything the loop needs to emit a report.
 struct Emitter<'a> {
@@ -35,6 +43,8 @@ struct Emitter<'a> {
     container_labels: BTreeMap<u64, String>,
     /// Socket owners, with --processes or index=process.
     processes: Option<ProcessMap>,
+    /// Precision mode's account for the next report.
+    precision: Option<report::PrecisionSection>,
 }
 
 impl Emitter<'_> {
@@ -75,6 +85,7 @@ impl Emitter<'_> {
                 .collect();
         }
         report.filtered = !self.config.filters.matches_everything();
+        report.precision = self.precision.clone();
         report::render(&report, self.options(), self.out)?;
         self.out.flush()
     }
@@ -131,6 +142,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         netns_labels: BTreeMap::new(),
         container_labels: BTreeMap::new(),
         processes: config.processes.then(ProcessMap::new),
+        precision: None,
     };
     emitter.note(source.take_notices());
     if config.record.is_some() {
@@ -147,15 +159,31 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         FilterSet::default()
     };
     let mut tracker = Tracker::new();
+    let mut collector = start_precision(config, &mut emitter)?;
+    if let Some(collector) = &collector {
+        tracker.enable_events(collector.exact_states(), &collector.covered(), 0);
+    }
+    let mut lost_reported = 0u64;
     let started = Instant::now();
     let mut poll_number = 0u64;
     let mut window = WindowState::default();
     let mut take_poll = |tracker: &mut Tracker,
                          source: &mut dyn SnapshotSource,
-                         processes: Option<&mut ProcessMap>|
+                         processes: Option<&mut ProcessMap>,
+                         collector: Option<&mut Collector>|
      -> anyhow::Result<u64> {
+        let dump_began_ns = monotonic_now_ns();
         let snapshot = source.snapshot()?;
         let at = snapshot.taken_at_ms;
+        if let Some(collector) = collector {
+            // Events before the dump began are what the dump's sockets went
+            // through; later ones wait for the next poll.
+            collector.drain();
+            let events = collector.take_before(dump_began_ns);
+            if tracker.polls() > 0 {
+                tracker.apply_events(&events, &tracker_filter);
+            }
+        }
         tracker.observe(&snapshot, &tracker_filter);
         if let Some(processes) = processes {
             // Owners are looked up while the sockets are alive: a
@@ -181,7 +209,12 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         Ok(at)
     };
 
-    window.start_ms = take_poll(&mut tracker, source, emitter.processes.as_mut())?;
+    window.start_ms = take_poll(
+        &mut tracker,
+        source,
+        emitter.processes.as_mut(),
+        collector.as_mut(),
+    )?;
     window.polls = 1;
     if config.system {
         window.system_start = Some(read_system(source, &mut emitter));
@@ -215,12 +248,17 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         if let Some(at) = timeout_at {
             wake = wake.min(at);
         }
-        let interrupted = sleep_until(wake, &stop);
+        let interrupted = sleep_until(wake, &stop, collector.as_mut());
         let now = Instant::now();
         let timed_out = timeout_at.is_some_and(|t| now >= t);
         let report_due = next_report.is_some_and(|t| now >= t);
         if interrupted || timed_out || report_due || now >= next_poll {
-            match take_poll(&mut tracker, source, emitter.processes.as_mut()) {
+            match take_poll(
+                &mut tracker,
+                source,
+                emitter.processes.as_mut(),
+                collector.as_mut(),
+            ) {
                 Ok(_) => window.polls += 1,
                 // One failed poll loses nothing: the next one diffs against
                 // the last good one, and the report still comes.
@@ -229,6 +267,17 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             emitter.note(source.take_notices());
             while next_poll <= now {
                 next_poll += config.poll;
+            }
+        }
+        if let Some(collector) = &collector {
+            emitter.precision = Some(collector.section(&tracker));
+            let lost = collector.lost();
+            if lost > lost_reported {
+                emitter.note(vec![format!(
+                    "precision: {} kernel events lost (rings full): counts from events are low by as much; raise --ring-pages",
+                    lost - lost_reported
+                )]);
+                lost_reported = lost;
             }
         }
         if config.onclose {
@@ -499,7 +548,13 @@ fn record(config: &Config, source: &mut dyn SnapshotSource, poll: u64) -> anyhow
 }
 
 /// Sleeps until `deadline` in short steps; true when a stop signal came.
-fn sleep_until(deadline: Instant, stop: &AtomicBool) -> bool {
+/// In precision mode the steps wait on the event rings instead, which are
+/// read whenever they pass their watermark.
+fn sleep_until(
+    deadline: Instant,
+    stop: &AtomicBool,
+    mut collector: Option<&mut Collector>,
+) -> bool {
     loop {
         if stop.load(Ordering::Relaxed) {
             return true;
@@ -508,6 +563,40 @@ fn sleep_until(deadline: Instant, stop: &AtomicBool) -> bool {
         if now >= deadline {
             return false;
         }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        let step = (deadline - now).min(Duration::from_millis(50));
+        match collector.as_deref_mut() {
+            Some(collector) => collector.pump(step),
+            None => std::thread::sleep(step),
+        }
+    }
+}
+
+/// Opens precision mode as asked. Auto falls back to plain polling with a
+/// one-line notice; an explicit mode that cannot be had is a usage error.
+fn start_precision(config: &Config, emitter: &mut Emitter) -> anyhow::Result<Option<Collector>> {
+    use crate::cli::PrecisionMode;
+    let wanted = config.precision.mode;
+    if wanted == PrecisionMode::Off {
+        return Ok(None);
+    }
+    let last_moments = config.precision.last_moments && config.namespaces == Namespaces::Current;
+    match Collector::start(wanted, config.precision.ring_pages, last_moments) {
+        Ok((collector, notices)) => {
+            emitter.note(notices);
+            if config.namespaces != Namespaces::Current {
+                emitter.note(vec![
+                    "precision: kernel events carry no network namespace: a socket known only from events is shown in none (netns 0)"
+                        .to_string(),
+                ]);
+            }
+            Ok(Some(collector))
+        }
+        Err(why) if wanted == PrecisionMode::Auto => {
+            emitter.note(vec![format!(
+                "precision mode unavailable ({why}): running as plain polling"
+            )]);
+            Ok(None)
+        }
+        Err(err) => Err(StartError(format!("--precision {}: {err}", wanted.name())).into()),
     }
 }

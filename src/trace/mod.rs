@@ -1,17 +1,19 @@
 //! Precision mode: kernel tracepoints and kprobes read through
 //! perf_event_open ring buffers (never eBPF), decoded into [`event`]s that
-//! attribution adds to what polling sees.
+//! attribution (`diff`) adds to what polling sees.
 //!
 //! - `event`: the decoded events (plain data).
-//! - `format`: tracepoint `format` files parsed into field layouts.
-//! - `decode`: raw samples → events, by the layout read at run time.
-//! - `kprobes`: the kprobe definitions used where a tracepoint is missing.
-//! - `tracefs`: finding/mounting tracefs, event ids, kprobe_events.
-//! - `perf`: perf_event_open and the per-CPU ring buffers.
+//! - `layout`: tracepoint `format` files parsed into field layouts.
+//! - `decoder`: raw samples → events, by the layout read at run time.
+//! - `kprobe_defs`: the kprobes used where a tracepoint is missing.
+//! - `tracing_fs`: finding/mounting tracefs, event ids, kprobe_events.
+//! - `perf_ring`: perf_event_open and the per-CPU ring buffers.
+//! - `collector`: picks the probes for this kernel and runs them.
 
-pub mod decode;
+pub mod collector;
+pub mod decoder;
 pub mod event;
-pub mod format;
-pub mod kprobes;
-pub mod perf;
-pub mod tracefs;
+pub mod kprobe_defs;
+pub mod layout;
+pub mod perf_ring;
+pub mod tracing_fs;

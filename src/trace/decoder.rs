@@ -1,0 +1,491 @@
+//! Raw perf samples → [`TraceEvent`]s, by the field layout each event's own
+//! format file gives on the running kernel (see `layout`). Tolerates the
+//! layouts of older kernels: tuples as sport/dport + saddr/daddr(+_v6)
+//! arrays, or as sockaddr-sized arrays (tcp_send_reset since 6.10); with or
+//! without `family`, `sock_cookie`, `reason`, `rx_sk`. A short or garbled
+//! record decodes to nothing, never a panic.
+//!
+//! Kprobe events are tracefs events too: their fields are named by the
+//! fetch arguments in `kprobe_defs`, and decoded here by those names.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rustc_hash::FxHashMap;
+
+use super::event::{state_of, DropReason, EventTuple, TraceEvent};
+use super::layout::{EventFormat, Field, FormatError};
+
+const AF_INET: u64 = 2;
+const AF_INET6: u64 = 10;
+const IPPROTO_TCP: u64 = 6;
+
+/// Every event precision mode can open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    InetSockSetState,
+    TcpSendReset,
+    TcpReceiveReset,
+    TcpRetransmitSkb,
+    TcpRetransmitSynack,
+    SockSendLength,
+    SockRecvLength,
+    KfreeSkb,
+    TcpRcvSpaceAdjust,
+    /// Kprobes (fields named by `kprobe_defs`).
+    KprobeSetState,
+    KprobeSendReset,
+    KprobeActiveReset,
+    KprobeReceiveReset,
+    KprobeRetransmit,
+    KprobeSynAck,
+    KprobeSendmsgEntry,
+    KprobeSendmsgReturn,
+    KprobeRecvmsgEntry,
+    KprobeRecvmsgReturn,
+}
+
+impl EventKind {
+    /// The tracepoint's (group, name), for tracepoint kinds.
+    pub fn tracepoint(self) -> Option<(&'static str, &'static str)> {
+        use EventKind::*;
+        Some(match self {
+            InetSockSetState => ("sock", "inet_sock_set_state"),
+            TcpSendReset => ("tcp", "tcp_send_reset"),
+            TcpReceiveReset => ("tcp", "tcp_receive_reset"),
+            TcpRetransmitSkb => ("tcp", "tcp_retransmit_skb"),
+            TcpRetransmitSynack => ("tcp", "tcp_retransmit_synack"),
+            SockSendLength => ("sock", "sock_send_length"),
+            SockRecvLength => ("sock", "sock_recv_length"),
+            KfreeSkb => ("skb", "kfree_skb"),
+            TcpRcvSpaceAdjust => ("tcp", "tcp_rcv_space_adjust"),
+            _ => return None,
+        })
+    }
+
+    /// Entry or return half of a call whose bytes need both (paired by
+    /// thread in [`CallPairer`]).
+    pub fn is_call_half(self) -> bool {
+        use EventKind::*;
+        matches!(
+            self,
+            KprobeSendmsgEntry | KprobeSendmsgReturn | KprobeRecvmsgEntry | KprobeRecvmsgReturn
+        )
+    }
+}
+
+/// The fields one kind reads, resolved against a format.
+#[derive(Debug, Clone, Default)]
+struct Fields {
+    sk: Option<Field>,
+    other_sk: Option<Field>,
+    family: Option<Field>,
+    sport: Option<Field>,
+    dport: Option<Field>,
+    saddr: Option<Field>,
+    daddr: Option<Field>,
+    saddr_v6: Option<Field>,
+    daddr_v6: Option<Field>,
+    old_state: Option<Field>,
+    new_state: Option<Field>,
+    cookie: Option<Field>,
+    ret: Option<Field>,
+    protocol: Option<Field>,
+    reason: Option<Field>,
+}
+
+/// Decodes one kind of event by the layout its format gave.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    kind: EventKind,
+    fields: Fields,
+    reasons: BTreeMap<u64, String>,
+}
+
+impl Decoder {
+    pub fn new(kind: EventKind, format: &EventFormat) -> Result<Decoder, FormatError> {
+        use EventKind::*;
+        let need = |name: &str, sizes: &[usize]| format.sized(name, sizes).map(Some);
+        let maybe = |name: &str, sizes: &[usize]| format.sized(name, sizes).ok();
+        let ptr = [8usize, 4];
+        let mut f = Fields::default();
+        match kind {
+            InetSockSetState | TcpReceiveReset | TcpRetransmitSkb | TcpRetransmitSynack
+            | TcpRcvSpaceAdjust => {
+                f.sk = need("skaddr", &ptr)?;
+                f.sport = need("sport", &[2])?;
+                f.dport = need("dport", &[2])?;
+                f.saddr = need("saddr", &[4])?;
+                f.daddr = need("daddr", &[4])?;
+                f.saddr_v6 = maybe("saddr_v6", &[16]);
+                f.daddr_v6 = maybe("daddr_v6", &[16]);
+                f.family = maybe("family", &[2]);
+                f.cookie = maybe("sock_cookie", &[8]);
+                if kind == InetSockSetState {
+                    f.old_state = need("oldstate", &[4])?;
+                    f.new_state = need("newstate", &[4])?;
+                    f.protocol = maybe("protocol", &[2, 1]);
+                }
+                if kind == TcpRetransmitSynack {
+                    f.other_sk = maybe("req", &ptr);
+                }
+            }
+            TcpSendReset => {
+                f.sk = need("skaddr", &ptr)?;
+                // 6.10+: sockaddr-sized; before: ports and address arrays.
+                match format.field("saddr").map(|s| s.size) {
+                    Some(28) => {
+                        f.saddr = need("saddr", &[28])?;
+                        f.daddr = need("daddr", &[28])?;
+                    }
+                    _ => {
+                        f.sport = need("sport", &[2])?;
+                        f.dport = need("dport", &[2])?;
+                        f.saddr = need("saddr", &[4])?;
+                        f.daddr = need("daddr", &[4])?;
+                        f.saddr_v6 = maybe("saddr_v6", &[16]);
+                        f.daddr_v6 = maybe("daddr_v6", &[16]);
+                        f.family = maybe("family", &[2]);
+                    }
+                }
+            }
+            SockSendLength | SockRecvLength => {
+                f.sk = need("sk", &ptr)?;
+                f.family = need("family", &[2])?;
+                f.protocol = need("protocol", &[2])?;
+                f.ret = need("ret", &[4])?;
+            }
+            KfreeSkb => {
+                // Without a reason a drop cannot be told from a free.
+                f.reason = need("reason", &[4])?;
+                f.sk = maybe("rx_sk", &ptr);
+            }
+            KprobeSendmsgReturn | KprobeRecvmsgReturn => {
+                f.ret = need("ret", &[8, 4])?;
+            }
+            KprobeSetState | KprobeSendReset | KprobeActiveReset | KprobeReceiveReset
+            | KprobeRetransmit | KprobeSynAck | KprobeSendmsgEntry | KprobeRecvmsgEntry => {
+                f.sk = need("sk", &[8, 4])?;
+                f.family = need("family", &[2])?;
+                f.saddr = need("saddr", &[4])?;
+                f.daddr = need("daddr", &[4])?;
+                f.sport = need("lport", &[2])?;
+                f.dport = need("dport", &[2])?;
+                if kind == KprobeSetState {
+                    f.old_state = need("oldstate", &[1])?;
+                    f.new_state = need("newstate", &[4, 8])?;
+                }
+                if kind == KprobeSynAck {
+                    f.other_sk = need("listener", &[8, 4])?;
+                }
+            }
+        }
+        Ok(Decoder {
+            kind,
+            fields: f,
+            reasons: format.symbols.get("reason").cloned().unwrap_or_default(),
+        })
+    }
+
+    pub fn kind(&self) -> EventKind {
+        self.kind
+    }
+
+    /// The event in a raw sample (PERF_SAMPLE_RAW's data: the record from
+    /// `common_type` on). None for short records, other protocols, and
+    /// the halves of calls (see [`CallPairer`]).
+    pub fn decode(&self, raw: &[u8]) -> Option<TraceEvent> {
+        use EventKind::*;
+        let f = &self.fields;
+        let sk = || f.sk.as_ref().and_then(|x| uint(raw, x));
+        Some(match self.kind {
+            InetSockSetState => {
+                if let Some(p) = &f.protocol {
+                    if uint(raw, p)? != IPPROTO_TCP {
+                        return None;
+                    }
+                }
+                TraceEvent::StateChange {
+                    sk: sk()?,
+                    tuple: self.split_tuple(raw)?,
+                    old: state_of(int(raw, f.old_state.as_ref()?)?),
+                    new: state_of(int(raw, f.new_state.as_ref()?)?),
+                }
+            }
+            TcpReceiveReset => TraceEvent::ReceiveReset {
+                sk: sk()?,
+                tuple: self.split_tuple(raw)?,
+                cookie: f.cookie.as_ref().and_then(|c| uint(raw, c)),
+            },
+            TcpRetransmitSkb => TraceEvent::Retransmit {
+                sk: sk()?,
+                tuple: self.split_tuple(raw)?,
+            },
+            TcpRetransmitSynack => TraceEvent::SynAckRetransmit {
+                listener_sk: sk()?,
+                tuple: self.split_tuple(raw)?,
+            },
+            TcpRcvSpaceAdjust => TraceEvent::Identity {
+                sk: sk()?,
+                tuple: self.split_tuple(raw)?,
+                cookie: f.cookie.as_ref().and_then(|c| uint(raw, c)),
+            },
+            TcpSendReset => {
+                let tuple = if f.saddr.as_ref()?.size == 28 {
+                    sockaddr_tuple(
+                        bytes(raw, f.saddr.as_ref()?)?,
+                        bytes(raw, f.daddr.as_ref()?)?,
+                    )
+                } else {
+                    self.split_tuple(raw)
+                };
+                TraceEvent::SendReset {
+                    sk: sk()?,
+                    tuple: tuple.filter(EventTuple::is_complete),
+                }
+            }
+            SockSendLength | SockRecvLength => {
+                let family = uint(raw, f.family.as_ref()?)?;
+                if uint(raw, f.protocol.as_ref()?)? != IPPROTO_TCP
+                    || !(family == AF_INET || family == AF_INET6)
+                {
+                    return None;
+                }
+                let (sk, bytes) = (sk()?, int(raw, f.ret.as_ref()?)?);
+                if self.kind == SockSendLength {
+                    TraceEvent::Sent {
+                        sk,
+                        tuple: None,
+                        bytes,
+                    }
+                } else {
+                    TraceEvent::Received {
+                        sk,
+                        tuple: None,
+                        bytes,
+                    }
+                }
+            }
+            KfreeSkb => {
+                let code = uint(raw, f.reason.as_ref()?)?;
+                let name = self.reasons.get(&code).cloned();
+                // Not dropped (0) or consumed (1): no drop at all.
+                if code <= 1 || matches!(name.as_deref(), Some("NOT_DROPPED_YET" | "CONSUMED")) {
+                    return None;
+                }
+                TraceEvent::Drop {
+                    reason: DropReason {
+                        code: code as u32,
+                        name,
+                    },
+                    sk: sk().unwrap_or(0),
+                }
+            }
+            KprobeSetState => {
+                let (sk, tuple) = self.kprobe_socket(raw)?;
+                TraceEvent::StateChange {
+                    sk,
+                    tuple: tuple?,
+                    old: state_of(int(raw, f.old_state.as_ref()?)?),
+                    new: state_of(int(raw, f.new_state.as_ref()?)?),
+                }
+            }
+            KprobeSendReset | KprobeActiveReset => {
+                let (sk, tuple) = self.kprobe_socket(raw)?;
+                TraceEvent::SendReset { sk, tuple }
+            }
+            KprobeReceiveReset => {
+                let (sk, tuple) = self.kprobe_socket(raw)?;
+                TraceEvent::ReceiveReset {
+                    sk,
+                    tuple: tuple?,
+                    cookie: None,
+                }
+            }
+            KprobeRetransmit => {
+                let (sk, tuple) = self.kprobe_socket(raw)?;
+                TraceEvent::Retransmit { sk, tuple: tuple? }
+            }
+            KprobeSynAck => {
+                let (_, tuple) = self.kprobe_socket(raw)?;
+                TraceEvent::SynAckRetransmit {
+                    listener_sk: uint(raw, f.other_sk.as_ref()?)?,
+                    tuple: tuple?,
+                }
+            }
+            KprobeSendmsgEntry | KprobeSendmsgReturn | KprobeRecvmsgEntry | KprobeRecvmsgReturn => {
+                return None
+            }
+        })
+    }
+
+    /// sport/dport (host order) with saddr/daddr: IPv4 arrays, or the v6
+    /// ones for an AF_INET6 socket (which hold mapped addresses for IPv4
+    /// peers). Without `family` (4.15), the v6 arrays decide.
+    fn split_tuple(&self, raw: &[u8]) -> Option<EventTuple> {
+        let f = &self.fields;
+        let v6 = match (&f.family, &f.saddr_v6, &f.daddr_v6) {
+            (Some(family), Some(_), Some(_)) => uint(raw, family)? == AF_INET6,
+            (None, Some(s6), Some(_)) => {
+                let a = Ipv6Addr::from(<[u8; 16]>::try_from(bytes(raw, s6)?).ok()?);
+                !a.is_unspecified() && a.to_ipv4_mapped().is_none()
+            }
+            _ => false,
+        };
+        let (local, remote) = if v6 {
+            (
+                v6_at(raw, f.saddr_v6.as_ref()?)?,
+                v6_at(raw, f.daddr_v6.as_ref()?)?,
+            )
+        } else {
+            (
+                v4_at(raw, f.saddr.as_ref()?)?,
+                v4_at(raw, f.daddr.as_ref()?)?,
+            )
+        };
+        Some(EventTuple {
+            local,
+            local_port: uint(raw, f.sport.as_ref()?)? as u16,
+            remote,
+            remote_port: uint(raw, f.dport.as_ref()?)? as u16,
+        })
+    }
+
+    /// A kprobe's socket and tuple from struct sock_common: addresses and
+    /// the remote port as memory holds them (network order), the local
+    /// port in host order. A NULL socket (a reset for no socket) has no
+    /// tuple; an IPv6 socket's addresses are not read (see `kprobe_defs`).
+    fn kprobe_socket(&self, raw: &[u8]) -> Option<(u64, Option<EventTuple>)> {
+        let f = &self.fields;
+        let sk = uint(raw, f.sk.as_ref()?)?;
+        if sk == 0 {
+            return Some((0, None));
+        }
+        let family = uint(raw, f.family.as_ref()?)?;
+        let local_port = uint(raw, f.sport.as_ref()?)? as u16;
+        let dport = bytes(raw, f.dport.as_ref()?)?;
+        let remote_port = u16::from_be_bytes([dport[0], dport[1]]);
+        let (local, remote) = match family {
+            AF_INET => (
+                v4_at(raw, f.saddr.as_ref()?)?,
+                v4_at(raw, f.daddr.as_ref()?)?,
+            ),
+            AF_INET6 => (
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ),
+            _ => return None,
+        };
+        Some((
+            sk,
+            Some(EventTuple {
+                local,
+                local_port,
+                remote,
+                remote_port,
+            }),
+        ))
+    }
+}
+
+/// Pairs the entry and return halves of tcp_sendmsg/tcp_recvmsg kprobes by
+/// thread: the entry knows the socket, the return how many bytes moved.
+#[derive(Debug, Default)]
+pub struct CallPairer {
+    open_calls: FxHashMap<(u32, bool), (u64, Option<EventTuple>)>,
+}
+
+/// Threads with a call open, at most; a return lost in a full ring must not
+/// let the map grow.
+const OPEN_CALLS_LIMIT: usize = 1 << 16;
+
+impl CallPairer {
+    /// Takes one half; a return completes its thread's open call.
+    pub fn feed(&mut self, decoder: &Decoder, tid: u32, raw: &[u8]) -> Option<TraceEvent> {
+        use EventKind::*;
+        let sending = matches!(decoder.kind, KprobeSendmsgEntry | KprobeSendmsgReturn);
+        match decoder.kind {
+            KprobeSendmsgEntry | KprobeRecvmsgEntry => {
+                let socket = decoder.kprobe_socket(raw)?;
+                if self.open_calls.len() >= OPEN_CALLS_LIMIT {
+                    self.open_calls.clear();
+                }
+                self.open_calls.insert((tid, sending), socket);
+                None
+            }
+            KprobeSendmsgReturn | KprobeRecvmsgReturn => {
+                let (sk, tuple) = self.open_calls.remove(&(tid, sending))?;
+                let bytes = int(raw, decoder.fields.ret.as_ref()?)?;
+                Some(if sending {
+                    TraceEvent::Sent { sk, tuple, bytes }
+                } else {
+                    TraceEvent::Received { sk, tuple, bytes }
+                })
+            }
+            _ => decoder.decode(raw),
+        }
+    }
+}
+
+fn bytes<'r>(raw: &'r [u8], field: &Field) -> Option<&'r [u8]> {
+    raw.get(field.offset..field.offset.checked_add(field.size)?)
+}
+
+/// An unsigned field in the machine's byte order.
+fn uint(raw: &[u8], field: &Field) -> Option<u64> {
+    let b = bytes(raw, field)?;
+    Some(match b.len() {
+        1 => u64::from(b[0]),
+        2 => u64::from(u16::from_ne_bytes([b[0], b[1]])),
+        4 => u64::from(u32::from_ne_bytes(b.try_into().ok()?)),
+        8 => u64::from_ne_bytes(b.try_into().ok()?),
+        _ => return None,
+    })
+}
+
+/// A field as a signed value when the format says it is signed.
+fn int(raw: &[u8], field: &Field) -> Option<i64> {
+    let value = uint(raw, field)?;
+    if !field.signed {
+        return Some(value as i64);
+    }
+    Some(match field.size {
+        1 => value as u8 as i8 as i64,
+        2 => value as u16 as i16 as i64,
+        4 => value as u32 as i32 as i64,
+        _ => value as i64,
+    })
+}
+
+fn v4_at(raw: &[u8], field: &Field) -> Option<IpAddr> {
+    let b: [u8; 4] = bytes(raw, field)?.get(..4)?.try_into().ok()?;
+    Some(IpAddr::V4(Ipv4Addr::from(b)))
+}
+
+fn v6_at(raw: &[u8], field: &Field) -> Option<IpAddr> {
+    let b: [u8; 16] = bytes(raw, field)?.get(..16)?.try_into().ok()?;
+    Some(IpAddr::V6(Ipv6Addr::from(b)))
+}
+
+/// A tuple from two sockaddr_in/sockaddr_in6 images (family in host order,
+/// port in network order), as tcp_send_reset stores them since 6.10.
+fn sockaddr_tuple(local: &[u8], remote: &[u8]) -> Option<EventTuple> {
+    let endpoint = |sa: &[u8]| -> Option<(IpAddr, u16)> {
+        let family = u16::from_ne_bytes([*sa.first()?, *sa.get(1)?]);
+        let port = u16::from_be_bytes([*sa.get(2)?, *sa.get(3)?]);
+        let addr = match u64::from(family) {
+            AF_INET => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(sa.get(4..8)?).ok()?)),
+            AF_INET6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(sa.get(8..24)?).ok()?)),
+            _ => return None,
+        };
+        Some((addr, port))
+    };
+    let (local, local_port) = endpoint(local)?;
+    let (remote, remote_port) = endpoint(remote)?;
+    Some(EventTuple {
+        local,
+        local_port,
+        remote,
+        remote_port,
+    })
+}

@@ -1,0 +1,243 @@
+//! tracefs: finding it (mounting it when root and it is not mounted), event
+//! ids and format files, and the kprobes this process creates through
+//! `kprobe_events` (removed again when the run ends, and left-overs of a
+//! killed run removed at the next start).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TracefsError {
+    #[error("tracefs is not mounted (and mounting it needs root)")]
+    NotMounted,
+    #[error("cannot mount tracefs at {path}: {source}")]
+    Mount { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: not a number")]
+    BadId { path: PathBuf },
+}
+
+pub struct Tracefs {
+    root: PathBuf,
+}
+
+const MOUNT_POINT: &str = "/sys/kernel/tracing";
+const CANDIDATES: [&str; 2] = [MOUNT_POINT, "/sys/kernel/debug/tracing"];
+
+impl Tracefs {
+    /// A mounted tracefs; if there is none and `mount_if_root`, mounts one
+    /// at /sys/kernel/tracing (the bool says it did).
+    pub fn locate(mount_if_root: bool) -> Result<(Tracefs, bool), TracefsError> {
+        if let Some(root) = mounted() {
+            return Ok((Tracefs { root }, false));
+        }
+        if !mount_if_root {
+            return Err(TracefsError::NotMounted);
+        }
+        nix::mount::mount(
+            Some("nodev"),
+            MOUNT_POINT,
+            Some("tracefs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|errno| TracefsError::Mount {
+            path: MOUNT_POINT.into(),
+            source: io::Error::from(errno),
+        })?;
+        Ok((Tracefs::at(MOUNT_POINT.into()), true))
+    }
+
+    pub fn at(root: PathBuf) -> Tracefs {
+        Tracefs { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn event_dir(&self, group: &str, name: &str) -> PathBuf {
+        self.root.join("events").join(group).join(name)
+    }
+
+    pub fn has_event(&self, group: &str, name: &str) -> bool {
+        self.event_dir(group, name).join("format").exists()
+    }
+
+    pub fn event_format(&self, group: &str, name: &str) -> Result<String, TracefsError> {
+        let path = self.event_dir(group, name).join("format");
+        fs::read_to_string(&path).map_err(|source| TracefsError::Read { path, source })
+    }
+
+    pub fn event_id(&self, group: &str, name: &str) -> Result<u64, TracefsError> {
+        let path = self.event_dir(group, name).join("id");
+        let text = fs::read_to_string(&path).map_err(|source| TracefsError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        text.trim()
+            .parse()
+            .map_err(|_| TracefsError::BadId { path })
+    }
+
+    fn kprobe_events(&self) -> PathBuf {
+        self.root.join("kprobe_events")
+    }
+
+    /// Whether this kernel has kprobes (CONFIG_KPROBE_EVENTS).
+    pub fn kprobes_supported(&self) -> bool {
+        self.kprobe_events().exists()
+    }
+}
+
+/// A mounted tracefs: the usual places, then /proc/self/mounts.
+fn mounted() -> Option<PathBuf> {
+    let is_tracefs = |p: &Path| p.join("events").is_dir();
+    if let Some(found) = CANDIDATES.iter().map(Path::new).find(|p| is_tracefs(p)) {
+        return Some(found.to_path_buf());
+    }
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (_, point, kind) = (words.next()?, words.next()?, words.next()?);
+            (kind == "tracefs").then(|| PathBuf::from(point))
+        })
+        .find(|p| is_tracefs(p))
+}
+
+/// Kprobes this process created in its own group, removed on drop.
+pub struct KprobeSet {
+    file: PathBuf,
+    group: String,
+    created: Vec<String>,
+}
+
+impl KprobeSet {
+    /// Writes `p:GROUP/NAME DEF` (or `r:` when the bool says a return probe)
+    /// for each definition. Those the kernel refuses (a function it does not
+    /// have, fetch arguments it does not take) come back with the reason;
+    /// the others stay. Groups left by runs that died are removed first.
+    pub fn create(
+        tracefs: &Tracefs,
+        group: &str,
+        defs: &[(String, String, bool)],
+    ) -> (KprobeSet, Vec<(String, String)>) {
+        let file = tracefs.kprobe_events();
+        remove_stale_groups(&file, group);
+        let mut set = KprobeSet {
+            file,
+            group: group.to_string(),
+            created: Vec::new(),
+        };
+        let mut failures = Vec::new();
+        for (name, definition, is_return) in defs {
+            let kind = if *is_return { 'r' } else { 'p' };
+            let line = format!("{kind}:{group}/{name} {definition}\n");
+            match append(&set.file, &line) {
+                Ok(()) => set.created.push(name.clone()),
+                Err(e) => failures.push((name.clone(), e.to_string())),
+            }
+        }
+        (set, failures)
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    pub fn created(&self) -> &[String] {
+        &self.created
+    }
+}
+
+impl Drop for KprobeSet {
+    fn drop(&mut self) {
+        for name in &self.created {
+            let _ = append(&self.file, &format!("-:{}/{name}\n", self.group));
+        }
+    }
+}
+
+fn append(file: &Path, line: &str) -> io::Result<()> {
+    OpenOptions::new()
+        .append(true)
+        .open(file)?
+        .write_all(line.as_bytes())
+}
+
+/// Removes the probes of `tcpipstat_PID` groups whose process is gone.
+fn remove_stale_groups(file: &Path, own_group: &str) {
+    let Ok(text) = fs::read_to_string(file) else {
+        return;
+    };
+    for line in text.lines() {
+        // "p:tcpipstat_123/set_state tcp_set_state ..."
+        let Some(event) = line.split_whitespace().next().and_then(|w| w.get(2..)) else {
+            continue;
+        };
+        let Some((group, _)) = event.split_once('/') else {
+            continue;
+        };
+        let Some(pid) = group.strip_prefix("tcpipstat_") else {
+            continue;
+        };
+        if group != own_group && !Path::new("/proc").join(pid).exists() {
+            let _ = append(file, &format!("-:{event}\n"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_ids_and_formats_are_read_from_the_tree() {
+        let dir = std::env::temp_dir().join(format!("tis-tracefs-{}", std::process::id()));
+        let event = dir.join("events/sock/inet_sock_set_state");
+        fs::create_dir_all(&event).unwrap();
+        fs::write(event.join("id"), "1234\n").unwrap();
+        fs::write(
+            event.join("format"),
+            "name: inet_sock_set_state\nID: 1234\n",
+        )
+        .unwrap();
+        let t = Tracefs::at(dir.clone());
+        assert!(t.has_event("sock", "inet_sock_set_state"));
+        assert!(!t.has_event("tcp", "nope"));
+        assert_eq!(t.event_id("sock", "inet_sock_set_state").unwrap(), 1234);
+        assert!(t
+            .event_format("tcp", "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
+        assert!(!t.kprobes_supported());
+        fs::write(
+            dir.join("kprobe_events"),
+            "p:tcpipstat_999999999/x tcp_reset\n",
+        )
+        .unwrap();
+        assert!(t.kprobes_supported());
+        let defs = [("a".to_string(), "tcp_reset sk=%di:x64".to_string(), false)];
+        let (set, failures) = KprobeSet::create(&t, "tcpipstat_1", &defs);
+        assert!(failures.is_empty());
+        assert_eq!(set.created(), ["a"]);
+        let written = fs::read_to_string(dir.join("kprobe_events")).unwrap();
+        // The dead run's probe is removed, the new one added.
+        assert!(written.contains("-:tcpipstat_999999999/x\n"), "{written}");
+        assert!(
+            written.contains("p:tcpipstat_1/a tcp_reset sk=%di:x64\n"),
+            "{written}"
+        );
+        drop(set);
+        let written = fs::read_to_string(dir.join("kprobe_events")).unwrap();
+        assert!(written.ends_with("-:tcpipstat_1/a\n"), "{written}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,310 @@
+//! Precision mode on this machine's kernel (tracepoints through perf ring
+//! buffers): real connections in private namespaces that open and close
+//! inside one poll period, resets with SO_LINGER 0, checked exactly against
+//! what the test did and against the namespace's own MIB counters. Root is
+//! needed (namespaces, perf tracepoints); without it each test prints SKIP.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::{counter, json_reports, tuple_group, wait_output, Netns, Pair};
+
+/// Why precision tests cannot run here, beyond root.
+fn precision_skip_reason() -> Option<String> {
+    if let Some(reason) = common::skip_reason() {
+        return Some(reason);
+    }
+    let has_event = |root: &str| {
+        Path::new(root)
+            .join("events/sock/inet_sock_set_state")
+            .exists()
+    };
+    if !Path::new("/sys/kernel/tracing").exists()
+        && !Path::new("/sys/kernel/debug/tracing").exists()
+    {
+        return Some("no tracefs mount point".to_string());
+    }
+    // tcpipstat mounts tracefs itself; a kernel without the tracepoint
+    // cannot be helped.
+    let _ = std::process::Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .output();
+    if !has_event("/sys/kernel/tracing") && !has_event("/sys/kernel/debug/tracing") {
+        return Some("kernel has no sock:inet_sock_set_state tracepoint".to_string());
+    }
+    None
+}
+
+macro_rules! skip_unless_precision {
+    () => {
+        if let Some(reason) = precision_skip_reason() {
+            eprintln!("SKIP {}: {reason}", module_path!());
+            return;
+        }
+    };
+}
+
+/// Sum of a counter over every group of a report.
+fn total(report: &serde_json::Value, section: &str, name: &str) -> u64 {
+    report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| counter(g, section, name))
+        .sum()
+}
+
+/// Opens and closes `n` connections to `listener` as fast as it can: the
+/// client closes first (so its end sits in TIME_WAIT, as most clients'
+/// do), the server end reads the EOF and closes.
+fn churn(ns: &Netns, listener: &TcpListener, n: usize) {
+    let addr = listener.local_addr().unwrap();
+    let listener = listener.try_clone().unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::Read;
+        for _ in 0..n {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 64];
+            while s.read(&mut buf).unwrap() > 0 {}
+        }
+    });
+    ns.enter(move || {
+        use std::io::Write;
+        for _ in 0..n {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"ping").unwrap();
+        }
+    });
+    server.join().unwrap();
+}
+
+fn window_report(stdout: &[u8]) -> serde_json::Value {
+    json_reports(stdout)
+        .into_iter()
+        .last()
+        .expect("a window report")
+}
+
+/// The filters that match both ends of connections to `port`.
+fn both_ends(port: u16) -> [String; 2] {
+    [format!("127.0.0.1:{port}-*"), format!("*-127.0.0.1:{port}")]
+}
+
+fn run_churn(precision: &[&str], n: usize) -> (serde_json::Value, String) {
+    let ns = Netns::new("churn");
+    let listener = ns.listen("127.0.0.1:0");
+    let port = listener.local_addr().unwrap().port();
+    let filters = both_ends(port);
+    // One poll at the start, the next after the churn is over: every
+    // connection lives and dies inside one poll period.
+    let mut args = vec![
+        "--timeout",
+        "3s",
+        "--poll",
+        "2800ms",
+        "--format",
+        "json",
+        "--system",
+    ];
+    args.extend_from_slice(precision);
+    args.extend(filters.iter().map(String::as_str));
+    let child = ns.spawn_tcpipstat(&args);
+    sleep(Duration::from_millis(700));
+    churn(&ns, &listener, n);
+    let out = wait_output(child);
+    (
+        window_report(&out.stdout),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn unattributed(report: &serde_json::Value, name: &str) -> i64 {
+    report["system"]["unattributed"][name]["unattributed"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no residual for {name}: {}", report["system"]))
+}
+
+#[test]
+fn connections_inside_one_poll_are_counted_exactly_with_precision() {
+    skip_unless_precision!();
+    let (report, stderr) = run_churn(&["--precision", "tracepoint"], 200);
+    assert_eq!(total(&report, "Tcp", "ActiveOpens"), 200, "{stderr}");
+    assert_eq!(total(&report, "Tcp", "PassiveOpens"), 200, "{stderr}");
+    assert_eq!(total(&report, "Tcp", "EstabResets"), 0);
+    assert_eq!(total(&report, "Tcp", "AttemptFails"), 0);
+    assert_eq!(report["precision"]["events_lost"], 0);
+    assert_eq!(report["precision"]["probes"], "tracepoint");
+    assert_eq!(
+        report["precision"]["sources"]["ActiveOpens"],
+        "tracepoint sock:inet_sock_set_state"
+    );
+    // The namespace's own MIB agrees: nothing left unattributed.
+    assert_eq!(unattributed(&report, "ActiveOpens"), 0);
+    assert_eq!(unattributed(&report, "PassiveOpens"), 0);
+    // Each socket that lived and died unseen by polls has its history.
+    let groups = report["groups"].as_array().unwrap();
+    let server_end = groups
+        .iter()
+        .find(|g| g["key"]["lport"] == report_port(&report) && g["states"].is_array())
+        .expect("a server end with a state history");
+    let states: Vec<&str> = server_end["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(states.first(), Some(&"LISTEN"), "{states:?}");
+    assert_eq!(states.last(), Some(&"CLOSE"), "{states:?}");
+    assert!(states.contains(&"ESTAB"), "{states:?}");
+}
+
+/// The listener's port: the local port most groups share.
+fn report_port(report: &serde_json::Value) -> serde_json::Value {
+    let mut counts = std::collections::HashMap::new();
+    for g in report["groups"].as_array().unwrap() {
+        *counts
+            .entry(g["key"]["lport"].as_u64().unwrap())
+            .or_insert(0) += 1;
+    }
+    let (port, _) = counts.into_iter().max_by_key(|(_, n)| *n).unwrap();
+    serde_json::Value::from(port)
+}
+
+#[test]
+fn polling_alone_sees_fewer_and_says_so_in_the_residual() {
+    skip_unless_precision!();
+    let (report, _) = run_churn(&[], 200);
+    let passive = total(&report, "Tcp", "PassiveOpens");
+    assert!(passive < 200, "polling saw {passive} passive opens");
+    assert_eq!(unattributed(&report, "PassiveOpens"), 200 - passive as i64);
+    assert!(report.get("precision").is_none());
+}
+
+/// Closes with SO_LINGER 0: the kernel sends a reset instead of a FIN.
+fn abort(stream: TcpStream) {
+    use nix::sys::socket::{setsockopt, sockopt::Linger};
+    let linger = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    setsockopt(&stream.as_fd(), Linger, &linger).unwrap();
+    drop(stream);
+}
+
+#[test]
+fn resets_are_counted_exactly_on_both_ends() {
+    skip_unless_precision!();
+    let ns = Netns::new("rst");
+    let listener = ns.listen("127.0.0.1:0");
+    let port = listener.local_addr().unwrap().port();
+    let filters = both_ends(port);
+    let mut args = vec![
+        "--timeout",
+        "3s",
+        "--poll",
+        "2800ms",
+        "--format",
+        "json",
+        "--precision",
+        "--system",
+    ];
+    args.extend(filters.iter().map(String::as_str));
+    let child = ns.spawn_tcpipstat(&args);
+    sleep(Duration::from_millis(700));
+    let mut tuples = Vec::new();
+    for _ in 0..3 {
+        let mut pair = Pair::open(&ns, &listener);
+        pair.exchange(1000, 10);
+        tuples.push((pair.client_tuple(), pair.server_tuple()));
+        let Pair { client, server } = pair;
+        abort(client);
+        // The server end learns of the reset when it next reads.
+        sleep(Duration::from_millis(20));
+        drop(server);
+    }
+    let out = wait_output(child);
+    let report = window_report(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (client, server) in &tuples {
+        let c = tuple_group(&report, client).unwrap_or_else(|| panic!("{client:?}: {stderr}"));
+        let s = tuple_group(&report, server).unwrap_or_else(|| panic!("{server:?}: {stderr}"));
+        assert_eq!(counter(c, "Tcp", "OutRsts"), 1, "{c}");
+        assert_eq!(counter(c, "Tcp", "InRsts"), 0, "{c}");
+        assert_eq!(counter(s, "Tcp", "InRsts"), 1, "{s}");
+        assert_eq!(counter(s, "Tcp", "OutRsts"), 0, "{s}");
+        assert_eq!(counter(c, "Tcp", "EstabResets"), 1, "{c}");
+        assert_eq!(counter(s, "Tcp", "EstabResets"), 1, "{s}");
+    }
+    assert_eq!(total(&report, "Tcp", "OutRsts"), 3);
+    assert_eq!(unattributed(&report, "OutRsts"), 0);
+    assert_eq!(unattributed(&report, "EstabResets"), 0);
+}
+
+#[test]
+fn text_reports_say_which_source_filled_what_and_how_many_events_were_lost() {
+    skip_unless_precision!();
+    let ns = Netns::new("text");
+    let listener = ns.listen("127.0.0.1:0");
+    let child = ns.spawn_tcpipstat(&["--timeout", "1500ms", "--poll", "500ms", "--precision"]);
+    sleep(Duration::from_millis(400));
+    churn(&ns, &listener, 5);
+    let out = wait_output(child);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("precision: tracepoint"), "{text}");
+    assert!(text.contains("events lost: 0"), "{text}");
+    assert!(
+        text.contains("ActiveOpens, PassiveOpens, AttemptFails, EstabResets: tracepoint sock:inet_sock_set_state"),
+        "{text}"
+    );
+    assert!(text.contains("states: SYN-SENT>ESTAB>"), "{text}");
+}
+
+#[test]
+fn unprivileged_auto_falls_back_and_explicit_mode_exits_2() {
+    skip_unless_precision!();
+    let ns = Netns::new("unpriv");
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = ns.command("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            common::BIN,
+        ]);
+        cmd.args(args);
+        cmd.output().unwrap()
+    };
+    let out = as_nobody(&["--timeout", "300ms", "--precision"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("precision mode unavailable ("), "{stderr}");
+    assert!(stderr.contains("running as plain polling"), "{stderr}");
+    assert_eq!(stderr.matches("precision mode unavailable").count(), 1);
+    let out = as_nobody(&["--timeout", "300ms", "--precision", "tracepoint"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--precision tracepoint: "), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn kprobe_mode_without_kprobes_exits_2_naming_what_is_missing() {
+    skip_unless_precision!();
+    if Path::new("/sys/kernel/tracing/kprobe_events").exists() {
+        eprintln!("SKIP: this kernel has kprobes (the kernel matrix covers them)");
+        return;
+    }
+    let ns = Netns::new("nokprobe");
+    let out = ns
+        .tcpipstat(&["--timeout", "300ms", "--precision", "kprobe"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("kprobe"), "{stderr}");
+}
