@@ -170,8 +170,14 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut take_poll = |tracker: &mut Tracker,
                          source: &mut dyn SnapshotSource,
                          processes: Option<&mut ProcessMap>,
-                         collector: Option<&mut Collector>|
+                         collector: Option<&mut Collector>,
+                         system_at_poll: &mut Option<(SystemCounters, Vec<String>)>|
      -> anyhow::Result<u64> {
+        if config.system {
+            // Read at the dump's start, so the namespace's counters and the
+            // sockets' (and the events') cover the same span.
+            *system_at_poll = Some(source.system_counters());
+        }
         let dump_began_ns = monotonic_now_ns();
         let snapshot = source.snapshot()?;
         let at = snapshot.taken_at_ms;
@@ -209,15 +215,17 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         Ok(at)
     };
 
+    let mut system_at_poll = None;
     window.start_ms = take_poll(
         &mut tracker,
         source,
         emitter.processes.as_mut(),
         collector.as_mut(),
+        &mut system_at_poll,
     )?;
     window.polls = 1;
-    if config.system {
-        window.system_start = Some(read_system(source, &mut emitter));
+    if let Some(read) = system_at_poll.take() {
+        window.system_start = Some(note_system(read, &mut emitter));
     }
     emitter.note(source.take_notices());
     if config.mode == (Mode::Window { timeout: None }) && std::io::stderr().is_terminal() {
@@ -258,6 +266,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
                 source,
                 emitter.processes.as_mut(),
                 collector.as_mut(),
+                &mut system_at_poll,
             ) {
                 Ok(_) => window.polls += 1,
                 // One failed poll loses nothing: the next one diffs against
@@ -287,7 +296,13 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         let finishing = interrupted || timed_out;
         if (report_due || finishing) && !config.onclose {
-            emit_window(&mut emitter, &tracker, &mut window, source)?;
+            emit_window(
+                &mut emitter,
+                &tracker,
+                &mut window,
+                source,
+                system_at_poll.take(),
+            )?;
             tracker.reset_window();
             reports += 1;
             if let (Mode::Interval { every, count, .. }, Some(at)) =
@@ -424,8 +439,11 @@ struct WindowState {
     system_start: Option<SystemCounters>,
 }
 
-fn read_system(source: &mut dyn SnapshotSource, emitter: &mut Emitter) -> SystemCounters {
-    let (counters, missing) = source.system_counters();
+/// The namespace counters read at a poll, saying once what could not be read.
+fn note_system(
+    (counters, missing): (SystemCounters, Vec<String>),
+    emitter: &mut Emitter,
+) -> SystemCounters {
     if !missing.is_empty() && !emitter.notices.iter().any(|n| n.starts_with("--system")) {
         emitter.note(vec![format!(
             "--system: cannot read {}; those counters are left out",
@@ -440,6 +458,7 @@ fn emit_window(
     tracker: &Tracker,
     window: &mut WindowState,
     source: &mut dyn SnapshotSource,
+    system_at_poll: Option<(SystemCounters, Vec<String>)>,
 ) -> anyhow::Result<()> {
     let config = emitter.config;
     let end_ms = source.elapsed_ms();
@@ -453,9 +472,9 @@ fn emit_window(
     if !config.zeros {
         aggregate::drop_idle(&mut groups);
     }
-    let system = match window.system_start.take() {
-        Some(start) => {
-            let now = read_system(source, emitter);
+    let system = match (window.system_start.take(), system_at_poll) {
+        (Some(start), Some(read)) => {
+            let now = note_system(read, emitter);
             let section = aggregate::system_section(
                 now.delta_since(&start).fold_namespaces(),
                 &aggregate::total(tracker.rows()),
@@ -463,7 +482,10 @@ fn emit_window(
             window.system_start = Some(now);
             Some(section)
         }
-        None => None,
+        (start, _) => {
+            window.system_start = start;
+            None
+        }
     };
     emitter.emit(Report {
         system,

@@ -24,17 +24,23 @@
 //!   the poll that sees it takes its counts over. Event-only sockets that
 //!   ended, or that [`EVENT_ONLY_GRACE_POLLS`] polls did not see, are closed
 //!   with their counts and state history.
-//! - Events carry no network namespace: a socket known only from events is
-//!   put in the namespace given to [`Tracker::enable_events`].
+//! - Events carry no network namespace. A socket known only from events is
+//!   put in the namespace given to [`Tracker::enable_events`], and kept
+//!   only if something places it in a sampled namespace: a poll sees its
+//!   tuple (its TIME_WAIT, say), a sock_diag lookup in the namespace finds
+//!   it, it is the child of a listener polled there, or its loopback peer
+//!   is placed. The rest are counted apart, as "elsewhere".
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap, FxHashSet as HashSet};
 
 use super::{update, Closed, Origin, SocketTable, Tracked, Tracker};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
-use crate::model::{SocketKey, SocketSample, TcpState, UNSPECIFIED_V4, UNSPECIFIED_V6};
+use crate::model::{unmap, SocketKey, SocketSample, TcpState, UNSPECIFIED_V4, UNSPECIFIED_V6};
 use crate::trace::event::{EventTuple, Timed, TraceEvent};
 
 /// Event-only sockets take ids from here up: apart from sock_diag cookies
@@ -60,6 +66,9 @@ enum Place {
 struct EventOnly {
     tracked: Tracked,
     since_poll: u64,
+    /// Seen to live in a sampled namespace: events carry no namespace,
+    /// so a socket only events know of could be another namespace's.
+    confirmed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +97,20 @@ pub struct EventStats {
     pub last_samples: u64,
     /// Events taken in, this window.
     pub events: u64,
+    /// Sockets known only from events that no poll, lookup, listener or
+    /// peer placed in a sampled namespace (most likely another
+    /// namespace's), and what their events counted: left out of the rows.
+    pub elsewhere_sockets: u64,
+    pub elsewhere: Counters,
+}
+
+fn reversed(tuple: &EventTuple) -> EventTuple {
+    EventTuple {
+        local: tuple.remote,
+        local_port: tuple.remote_port,
+        remote: tuple.local,
+        remote_port: tuple.local_port,
+    }
 }
 
 fn is_unspecified(tuple: &EventTuple) -> bool {
@@ -259,11 +282,37 @@ impl Tracker {
         tracked.opened_by_event = known.opened_by_event;
     }
 
-    /// Closes event-only sockets that ended or that polls keep missing.
+    /// Closes event-only sockets that ended or that polls keep missing;
+    /// those placed in no sampled namespace are counted apart.
     pub(super) fn settle_event_only(&mut self, poll: u64, elapsed_ms: u64) {
         let Some(state) = &mut self.events else {
             return;
         };
+        // A poll that saw the tuple (either way round: a loopback peer)
+        // places the socket; a placed peer places its other end.
+        for _ in 0..2 {
+            let placed: Vec<u64> = state
+                .event_only
+                .iter()
+                .filter(|(_, e)| !e.confirmed)
+                .filter(|(id, e)| {
+                    let tuple = EventTuple::of_key(&e.tracked.sample.key);
+                    [tuple, reversed(&tuple)].iter().any(|t| {
+                        state.by_tuple.get(t).is_some_and(|other| {
+                            *other != **id
+                                && (*other < EVENT_ONLY_ID
+                                    || state.event_only.get(other).is_some_and(|o| o.confirmed))
+                        })
+                    })
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in placed {
+                if let Some(e) = state.event_only.get_mut(&id) {
+                    e.confirmed = true;
+                }
+            }
+        }
         let done: Vec<u64> = state
             .event_only
             .iter()
@@ -274,10 +323,16 @@ impl Tracker {
             .map(|(id, _)| *id)
             .collect();
         for id in done {
-            let tracked = state.event_only.remove(&id).expect("present").tracked;
+            let known = state.event_only.remove(&id).expect("present");
+            let tracked = known.tracked;
             let tuple = EventTuple::of_key(&tracked.sample.key);
             if state.by_tuple.get(&tuple) == Some(&id) {
                 state.by_tuple.remove(&tuple);
+            }
+            if !known.confirmed {
+                state.stats.elsewhere_sockets += 1;
+                state.stats.elsewhere.add(&tracked.final_window());
+                continue;
             }
             self.closed.push(Closed {
                 lifetime: cumulative(&tracked.sample).counters,
@@ -310,6 +365,7 @@ impl Tracker {
             state,
             filter,
             poll,
+            listeners: &self.listeners,
         };
         match event {
             TraceEvent::StateChange {
@@ -382,6 +438,8 @@ struct Attribution<'t, 'f> {
     state: &'t mut EventState,
     filter: &'f FilterSet,
     poll: u64,
+    /// (namespace, address, port) of the listeners polled.
+    listeners: &'t HashSet<(u64, IpAddr, u16)>,
 }
 
 impl Attribution<'_, '_> {
@@ -431,9 +489,15 @@ impl Attribution<'_, '_> {
         if let Some(waiting) = self.state.pending.remove(&sk) {
             if let Some(tracked) = entry(self.sockets, self.state, id) {
                 tracked.window.add(&waiting);
+                // The opens waited with the socket's first states.
                 if waiting.value(Counter::ActiveOpens) > 0 {
                     tracked.opened_by_event = true;
                     tracked.history.push(TcpState::SynSent);
+                }
+                if waiting.value(Counter::PassiveOpens) > 0 {
+                    tracked.opened_by_event = true;
+                    tracked.history.push(TcpState::Listen);
+                    tracked.history.push(TcpState::SynRecv);
                 }
             }
         }
@@ -461,6 +525,7 @@ impl Attribution<'_, '_> {
             EventOnly {
                 tracked,
                 since_poll: self.poll,
+                confirmed: false,
             },
         );
         self.state.by_tuple.insert(*tuple, id);
@@ -515,13 +580,18 @@ impl Attribution<'_, '_> {
 
     fn state_change(&mut self, sk: u64, tuple: &EventTuple, old: TcpState, new: TcpState) {
         let exact = self.state.exact_states;
-        let counts = if exact {
+        let births = old == TcpState::Listen && new == TcpState::SynRecv;
+        let mut counts = if exact {
             state_counts(old, new)
         } else {
             Counters::default()
         };
-        let listener =
-            old == TcpState::Listen && new != TcpState::SynRecv || new == TcpState::Listen;
+        if exact && births {
+            // A child socket is born: the kernel's PassiveOpen. Its peer
+            // address is not set yet, so this waits under its address.
+            counts.bump(Counter::PassiveOpens, 1);
+        }
+        let listener = old == TcpState::Listen && !births || new == TcpState::Listen;
         if listener || !tuple.is_complete() {
             // A listener's own changes open nothing; a connect's first
             // change waits for the port to be chosen.
@@ -534,19 +604,22 @@ impl Attribution<'_, '_> {
                 .or_else(|| self.create(sk, tuple, new));
             if let Some(tracked) = id.and_then(|id| entry(self.sockets, self.state, id)) {
                 let mut counts = counts;
-                let births = old == TcpState::Listen && new == TcpState::SynRecv;
+                // Where the probe cannot see a child's birth (a kprobe on
+                // tcp_set_state), its handshake's end is its open.
                 let completes = old == TcpState::SynRecv && new == TcpState::Established;
                 if exact
-                    && (births || completes)
+                    && completes
                     && !tracked.opened_by_event
                     && tracked.origin != Origin::Baseline
                 {
                     counts.bump(Counter::PassiveOpens, 1);
+                }
+                if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0
+                {
                     tracked.opened_by_event = true;
                 }
-                if counts.value(Counter::ActiveOpens) > 0 {
-                    tracked.opened_by_event = true;
-                }
+                let accepted = old == TcpState::SynRecv
+                    || tracked.history.iter().any(|s| s == TcpState::SynRecv);
                 tracked.window.add(&counts);
                 if tracked.history.is_empty() {
                     tracked.history.push(old);
@@ -555,6 +628,17 @@ impl Attribution<'_, '_> {
                 if tracked.sample.cookie == 0 && tracked.sample.tcp_info.is_none() {
                     // Event-only: the state is what the events say.
                     tracked.sample.state = new;
+                }
+                // Accepted by a listener polled here: it lives here too.
+                let (local, port) = (unmap(tuple.local), tuple.local_port);
+                let child_of_listener = accepted
+                    && self.listeners.iter().any(|(_, addr, p)| {
+                        *p == port && (*addr == local || addr.is_unspecified())
+                    });
+                if child_of_listener {
+                    if let Some(known) = id.and_then(|id| self.state.event_only.get_mut(&id)) {
+                        known.confirmed = true;
+                    }
                 }
             }
         }
@@ -589,13 +673,22 @@ impl Attribution<'_, '_> {
     }
 
     fn last_sample(&mut self, sk: u64, sample: &SocketSample) {
-        if sample.tcp_info.is_none() {
+        // A lookup for a socket already gone can answer with its listener.
+        if sample.state == TcpState::Listen {
             return;
         }
         let tuple = EventTuple::of_key(&sample.key);
         let Some(id) = self.locate(sk, Some(&tuple)) else {
             return;
         };
+        // Found in the namespace: it lives there.
+        if let Some(known) = self.state.event_only.get_mut(&id) {
+            known.confirmed = true;
+        }
+        if sample.tcp_info.is_none() {
+            // Already TIME_WAIT: nothing more to count.
+            return;
+        }
         let exact = self.state.exact_states;
         let Some(tracked) = entry(self.sockets, self.state, id) else {
             return;
@@ -674,6 +767,16 @@ mod tests {
         Snapshot::new(ms, SocketSource::SockDiag, sockets)
     }
 
+    /// The listener the test connections' server ends are accepted from.
+    fn listener() -> SocketSample {
+        sample(
+            1,
+            tuple("10.0.0.2", 80, "0.0.0.0", 0),
+            TcpState::Listen,
+            None,
+        )
+    }
+
     fn tracker() -> Tracker {
         let mut t = Tracker::new();
         t.enable_events(
@@ -699,10 +802,12 @@ mod tests {
         let client = tuple("10.0.0.1", port, "10.0.0.2", 80);
         let server = tuple("10.0.0.2", 80, "10.0.0.1", port);
         let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        // A child is born with its listener's wildcard peer address.
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", port);
         let (c, s) = (base_sk, base_sk + 1);
         [
             change(c, no_port, Close, SynSent),
-            change(s, server, Listen, SynRecv),
+            change(s, newborn, Listen, SynRecv),
             change(c, client, SynSent, Established),
             change(s, server, SynRecv, Established),
             change(c, client, Established, FinWait1),
@@ -721,7 +826,7 @@ mod tests {
     #[test]
     fn connections_between_polls_are_counted_exactly_with_their_history() {
         let mut t = tracker();
-        t.observe(&snap(0, vec![]), &ANY);
+        t.observe(&snap(0, vec![listener()]), &ANY);
         for i in 0..200u16 {
             t.apply_events(&short_connection(40000 + i, 0x1000 + 16 * i as u64), &ANY);
         }
@@ -732,9 +837,11 @@ mod tests {
         assert_eq!(c.get(Counter::EstabResets), Some(0));
         assert_eq!(c.get(Counter::AttemptFails), Some(0));
         assert!(!c.is_approx(Counter::ActiveOpens));
-        let rows: Vec<_> = t.rows().collect();
+        let rows: Vec<_> = t
+            .rows()
+            .filter(|r| r.closed && r.sample.state != TcpState::Listen)
+            .collect();
         assert_eq!(rows.len(), 400);
-        assert!(rows.iter().all(|r| r.closed));
         let client = rows
             .iter()
             .find(|r| r.sample.key.local_port == 40000)
@@ -750,7 +857,7 @@ mod tests {
     fn a_poll_takes_over_an_event_only_socket_without_counting_its_open_twice() {
         use TcpState::*;
         let mut t = tracker();
-        t.observe(&snap(0, vec![]), &ANY);
+        t.observe(&snap(0, vec![listener()]), &ANY);
         let events = short_connection(40000, 0x10);
         // Up to both ends established.
         t.apply_events(&events[..4], &ANY);
@@ -810,7 +917,7 @@ mod tests {
     fn resets_count_on_both_ends() {
         use TcpState::*;
         let mut t = tracker();
-        t.observe(&snap(0, vec![]), &ANY);
+        t.observe(&snap(0, vec![listener()]), &ANY);
         let mut events = short_connection(40001, 0x20);
         events.truncate(4);
         let client = tuple("10.0.0.1", 40001, "10.0.0.2", 80);
@@ -884,7 +991,7 @@ mod tests {
     fn a_last_moment_sample_counts_bytes_of_a_socket_no_poll_saw() {
         use TcpState::*;
         let mut t = tracker();
-        t.observe(&snap(0, vec![]), &ANY);
+        t.observe(&snap(0, vec![listener()]), &ANY);
         let mut events = short_connection(40002, 0x30);
         let client = tuple("10.0.0.1", 40002, "10.0.0.2", 80);
         events.insert(
@@ -901,6 +1008,32 @@ mod tests {
         t.observe(&snap(1000, vec![]), &ANY);
         assert_eq!(totals(&t).get(Counter::BytesSent), Some(4096));
         assert_eq!(t.event_stats().unwrap().last_samples, 1);
+    }
+
+    #[test]
+    fn sockets_no_poll_or_listener_places_are_counted_apart() {
+        let mut t = tracker();
+        // No listener on :80 here: these connections are another
+        // namespace's, as far as this one can tell.
+        t.observe(&snap(0, vec![]), &ANY);
+        t.apply_events(&short_connection(40005, 0x50), &ANY);
+        t.observe(&snap(1000, vec![]), &ANY);
+        assert_eq!(t.rows().count(), 0);
+        let stats = t.event_stats().unwrap();
+        assert_eq!(stats.elsewhere_sockets, 2);
+        assert_eq!(stats.elsewhere.get(Counter::ActiveOpens), Some(1));
+        // A TIME_WAIT seen by the next poll places a connection.
+        let mut t = tracker();
+        t.observe(&snap(0, vec![]), &ANY);
+        t.apply_events(&short_connection(40006, 0x60), &ANY);
+        let client = tuple("10.0.0.1", 40006, "10.0.0.2", 80);
+        t.observe(
+            &snap(1000, vec![sample(9, client, TcpState::TimeWait, None)]),
+            &ANY,
+        );
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1));
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1));
     }
 
     #[test]

@@ -57,9 +57,11 @@ fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
         }
     }
     buf.push(b'}');
+    field_u64(buf, "elsewhere_sockets", precision.elsewhere_sockets);
     for (name, counters) in [
         ("unplaced", &precision.unplaced),
         ("unidentified", &precision.unidentified),
+        ("elsewhere", &precision.elsewhere),
     ] {
         buf.extend_from_slice(b",\"");
         buf.extend_from_slice(name.as_bytes());

@@ -68,6 +68,10 @@ pub struct PrecisionSection {
     pub drops_by_reason: BTreeMap<String, u64>,
     /// Sockets asked for as they left ESTABLISHED whose answer was taken in.
     pub last_samples: u64,
+    /// Sockets only events saw and nothing placed in a sampled namespace
+    /// (another namespace's, most likely), and what they counted.
+    pub elsewhere_sockets: u64,
+    pub elsewhere: Counters,
 }
 
 impl<'a> Report<'a> {

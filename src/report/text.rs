@@ -78,6 +78,14 @@ pub fn write_precision(
     if !waiting.is_empty() {
         writeln!(out, "\twaiting for their socket to be named: {waiting}")?;
     }
+    if precision.elsewhere_sockets > 0 {
+        writeln!(
+            out,
+            "\tleft out: {} sockets only events saw, in no sampled namespace (another's?): {}",
+            precision.elsewhere_sockets,
+            listed(&precision.elsewhere)
+        )?;
+    }
     if !precision.drops_by_reason.is_empty() {
         let drops: Vec<String> = precision
             .drops_by_reason

@@ -461,7 +461,13 @@ impl SockDiag {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(DiagError::Io(e)),
             }
-            let end = parse_datagram(&self.buffer, Some(self.seq), &mut out, &mut stats, &mut interrupted);
+            let end = parse_datagram(
+                &self.buffer,
+                Some(self.seq),
+                &mut out,
+                &mut stats,
+                &mut interrupted,
+            );
             if let Some(sample) = out.pop() {
                 return Ok(Some(sample));
             }

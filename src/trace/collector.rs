@@ -473,6 +473,8 @@ impl Collector {
             unidentified: tracker.unidentified(),
             drops_by_reason: stats.drops_by_reason,
             last_samples: stats.last_samples,
+            elsewhere_sockets: stats.elsewhere_sockets,
+            elsewhere: stats.elsewhere,
         }
     }
 }
@@ -502,6 +504,11 @@ fn ask_last_moments(diag: &mut SockDiag, queue: &mut Vec<Timed>, from: usize) {
     let mut answers = Vec::with_capacity(leaving.len());
     for (at, sk, key, time_ns) in leaving {
         if let Ok(Some(sample)) = diag.lookup(&key, EXT_INFO | EXT_CONG) {
+            // The kernel's lookup falls back to a listener: only the
+            // socket itself will do.
+            if sample.key != key || sample.state == TcpState::Listen {
+                continue;
+            }
             let event = TraceEvent::LastSample {
                 sk,
                 sample: Box::new(sample),

@@ -37,10 +37,16 @@ impl EventTuple {
         }
     }
 
-    /// Whether both ports are known (a socket in SYN_SENT may have no
-    /// local port yet when its state changes).
+    /// Whether the tuple names one connection: a socket in SYN_SENT may
+    /// have no local port yet when its state changes, and a child socket
+    /// born from a listener (LISTEN→SYN_RECV) still has the listener's
+    /// wildcard peer address. (Both addresses `::` is a kprobe's IPv6
+    /// tuple, whose ports are real.)
     pub fn is_complete(&self) -> bool {
-        self.local_port != 0 && self.remote_port != 0
+        let both_unknown = self.local.is_unspecified() && self.remote.is_unspecified();
+        self.local_port != 0
+            && self.remote_port != 0
+            && (both_unknown || !self.remote.is_unspecified())
     }
 }
 

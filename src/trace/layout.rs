@@ -107,7 +107,7 @@ impl EventFormat {
     }
 }
 
-/// `field:const void * skaddr;	offset:8;	size:8;	signed:0;`
+/// `field:const void * skaddr; offset:8; size:8; signed:0;`
 fn parse_field(line: &str) -> Option<Field> {
     let mut declaration = None;
     let mut offset = None;
