@@ -116,6 +116,11 @@ struct Args {
     #[arg(long, value_name = "N", default_value = "64")]
     ring_pages: String,
 
+    /// Precision mode: write each opened event's format file and its first
+    /// raw samples to DIR (for testdata)
+    #[arg(long, value_name = "DIR", hide = true)]
+    record_trace: Option<PathBuf>,
+
     /// Precision mode: do not ask sock_diag for a socket as it leaves
     /// ESTABLISHED (for measuring what that recovers)
     #[arg(long, hide = true)]
@@ -206,13 +211,15 @@ impl PrecisionMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Precision {
     pub mode: PrecisionMode,
     /// Ring buffer pages per CPU.
     pub ring_pages: usize,
     /// Query sock_diag for each socket leaving ESTABLISHED.
     pub last_moments: bool,
+    /// Where to write event formats and raw samples (--record-trace).
+    pub record_trace: Option<PathBuf>,
 }
 
 impl Default for Precision {
@@ -221,6 +228,7 @@ impl Default for Precision {
             mode: PrecisionMode::Off,
             ring_pages: DEFAULT_RING_PAGES,
             last_moments: true,
+            record_trace: None,
         }
     }
 }
@@ -384,6 +392,7 @@ fn validate(args: Args) -> Result<Config, String> {
         mode: precision_mode,
         ring_pages,
         last_moments: !args.no_last_moments,
+        record_trace: args.record_trace.clone(),
     };
     let filters = FilterSet::parse(&filter_texts).map_err(|e| e.to_string())?;
     let force_procfs = match args.source.as_str() {

@@ -602,7 +602,12 @@ fn start_precision(config: &Config, emitter: &mut Emitter) -> anyhow::Result<Opt
         return Ok(None);
     }
     let last_moments = config.precision.last_moments && config.namespaces == Namespaces::Current;
-    match Collector::start(wanted, config.precision.ring_pages, last_moments) {
+    match Collector::start(
+        wanted,
+        config.precision.ring_pages,
+        last_moments,
+        config.precision.record_trace.as_deref(),
+    ) {
         Ok((collector, notices)) => {
             emitter.note(notices);
             if config.namespaces != Namespaces::Current {

@@ -8,6 +8,7 @@
 //! Owns no attribution: the events go to `diff`, which decides what they
 //! count for.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -136,6 +137,9 @@ pub struct Collector {
     sources: Vec<(Vec<Counter>, String)>,
     probes: String,
     undecoded: u64,
+    /// --record-trace: the directory, and per event its file name and how
+    /// many samples were written.
+    recorder: Option<(PathBuf, Vec<(String, u32)>)>,
     /// Kept for their removal when the run ends.
     _kprobes: Option<KprobeSet>,
 }
@@ -154,6 +158,7 @@ impl Collector {
         mode: PrecisionMode,
         ring_pages: usize,
         last_moments: bool,
+        record_to: Option<&Path>,
     ) -> Result<(Collector, Vec<String>), PrecisionError> {
         let mut notices = Vec::new();
         let root = is_root();
@@ -243,6 +248,7 @@ impl Collector {
 
         // Every opened event gets a decoder built from its own format file.
         let mut opened = Vec::new();
+        let mut recorded = Vec::new();
         let mut ring_events = Vec::new();
         let mut sources: Vec<(Role, String)> = Vec::new();
         let mut open = |group: &str,
@@ -269,7 +275,27 @@ impl Collector {
                     return false;
                 }
             };
+            let file_name = format!(
+                "{}__{name}",
+                if probe == Probe::Kprobe {
+                    "kprobes"
+                } else {
+                    group
+                }
+            );
+            if let Some(dir) = record_to {
+                let written = std::fs::create_dir_all(dir).and_then(|()| {
+                    std::fs::write(
+                        dir.join(format!("{file_name}.format")),
+                        &text_of(&tracefs, group, name),
+                    )
+                });
+                if let Err(e) = written {
+                    notices.push(format!("--record-trace: {}: {e}", dir.display()));
+                }
+            }
             ring_events.push((format.id, opened.len() as u32, format!("{group}:{name}")));
+            recorded.push((file_name, 0u32));
             opened.push(Opened {
                 kind,
                 probe,
@@ -383,6 +409,7 @@ impl Collector {
                 sources: labelled,
                 probes: kinds.into_iter().collect::<Vec<_>>().join("+"),
                 undecoded: 0,
+                recorder: record_to.map(|dir| (dir.to_path_buf(), recorded)),
                 _kprobes: kprobe_set,
             },
             notices,
@@ -423,6 +450,7 @@ impl Collector {
             queue,
             diag,
             undecoded,
+            recorder,
             ..
         } = self;
         let before = queue.len();
@@ -431,6 +459,9 @@ impl Collector {
                 *undecoded += 1;
                 return;
             };
+            if let Some((dir, files)) = recorder.as_mut() {
+                record_sample(dir, &mut files[sample.tag as usize], sample.raw);
+            }
             let event = if opened.kind.is_call_half() {
                 pairer.feed(&opened.decoder, sample.tid, sample.raw)
             } else {
@@ -532,6 +563,20 @@ fn ask_last_moments(diag: &mut SockDiag, queue: &mut Vec<Timed>, from: usize) {
             queue.push(answers.next().expect("peeked").1);
         }
     }
+}
+
+/// Samples kept per event by --record-trace.
+const RECORDED_SAMPLES: u32 = 4;
+
+fn record_sample(dir: &Path, (name, written): &mut (String, u32), raw: &[u8]) {
+    if *written < RECORDED_SAMPLES {
+        *written += 1;
+        let _ = std::fs::write(dir.join(format!("{name}-{written}.bin")), raw);
+    }
+}
+
+fn text_of(tracefs: &Tracefs, group: &str, name: &str) -> String {
+    tracefs.event_format(group, name).unwrap_or_default()
 }
 
 fn is_root() -> bool {

@@ -489,3 +489,284 @@ fn sockaddr_tuple(local: &[u8], remote: &[u8]) -> Option<EventTuple> {
         remote_port,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::trace::kprobe_defs;
+
+    fn testdata() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/trace")
+    }
+
+    /// The kind of a recorded event file stem (`sock__inet_sock_set_state`,
+    /// `kprobes__set_state`).
+    fn kind_of(stem: &str) -> Option<EventKind> {
+        let (group, name) = stem.split_once("__")?;
+        if group == "kprobes" {
+            return kprobe_defs::definitions()
+                .into_iter()
+                .find(|d| d.event_name == name)
+                .map(|d| d.kind);
+        }
+        use EventKind::*;
+        [
+            InetSockSetState,
+            TcpSendReset,
+            TcpReceiveReset,
+            TcpRetransmitSkb,
+            TcpRetransmitSynack,
+            SockSendLength,
+            SockRecvLength,
+            KfreeSkb,
+            TcpRcvSpaceAdjust,
+        ]
+        .into_iter()
+        .find(|k| k.tracepoint() == Some((group, name)))
+    }
+
+    /// Every recorded (kernel, mode) directory.
+    fn recorded_dirs() -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        for kernel in std::fs::read_dir(testdata()).expect("testdata/trace") {
+            for mode in std::fs::read_dir(kernel.unwrap().path()).unwrap() {
+                dirs.push(mode.unwrap().path());
+            }
+        }
+        dirs.sort();
+        dirs
+    }
+
+    fn decoders(dir: &Path) -> Vec<(String, Decoder)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "format") {
+                continue;
+            }
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let kind = kind_of(&stem).unwrap_or_else(|| panic!("unknown event {stem}"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let format = EventFormat::parse(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            let decoder = Decoder::new(kind, &format).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            out.push((stem, decoder));
+        }
+        out
+    }
+
+    fn samples(dir: &Path, stem: &str) -> Vec<Vec<u8>> {
+        (1..=4)
+            .map(|i| dir.join(format!("{stem}-{i}.bin")))
+            .filter(|p| p.exists())
+            .map(|p| std::fs::read(p).unwrap())
+            .collect()
+    }
+
+    fn is_loopback(a: IpAddr) -> bool {
+        crate::model::unmap(a).is_loopback() || a.is_unspecified()
+    }
+
+    /// The ports the recorders used (scripts/record-trace-testdata.sh),
+    /// besides ephemeral ones and the closed port 9.
+    fn plausible_port(p: u16) -> bool {
+        p == 9
+            || (21001..=22003).contains(&p)
+            || (31001..=32002).contains(&p)
+            || p >= 32768
+            || (41001..=41003).contains(&p)
+            || p == 51001
+    }
+
+    #[test]
+    fn every_recorded_format_builds_a_decoder_on_every_kernel() {
+        let dirs = recorded_dirs();
+        assert!(dirs.len() >= 7, "{dirs:?}");
+        for dir in dirs {
+            let decoders = decoders(&dir);
+            assert!(decoders.len() >= 5, "{dir:?}: {}", decoders.len());
+        }
+    }
+
+    #[test]
+    fn recorded_samples_decode_to_loopback_tuples_and_sane_states() {
+        let mut decoded = 0;
+        for dir in recorded_dirs() {
+            let mut pairer = CallPairer::default();
+            let decoders = decoders(&dir);
+            for (stem, decoder) in &decoders {
+                for raw in samples(&dir, stem) {
+                    // Any truncation decodes to nothing or something, never a panic.
+                    for cut in 0..raw.len() {
+                        let _ = decoder.decode(&raw[..cut]);
+                    }
+                    let event = if decoder.kind().is_call_half() {
+                        // Entries and returns were recorded in call order.
+                        pairer.feed(decoder, 1, &raw);
+                        continue;
+                    } else {
+                        decoder.decode(&raw)
+                    };
+                    let Some(event) = event else {
+                        // A free that is no drop, or another protocol.
+                        assert!(
+                            matches!(
+                                decoder.kind(),
+                                EventKind::KfreeSkb
+                                    | EventKind::SockSendLength
+                                    | EventKind::SockRecvLength
+                            ),
+                            "{dir:?} {stem}: nothing decoded"
+                        );
+                        continue;
+                    };
+                    decoded += 1;
+                    let tuple = match &event {
+                        TraceEvent::StateChange {
+                            tuple, old, new, ..
+                        } => {
+                            assert!(
+                                *old != TcpState::Unknown && *new != TcpState::Unknown,
+                                "{dir:?} {stem}: {event:?}"
+                            );
+                            assert_ne!(old, new, "{dir:?} {stem}");
+                            Some(*tuple)
+                        }
+                        TraceEvent::ReceiveReset { tuple, .. }
+                        | TraceEvent::Retransmit { tuple, .. }
+                        | TraceEvent::Identity { tuple, .. }
+                        | TraceEvent::SynAckRetransmit { tuple, .. } => Some(*tuple),
+                        TraceEvent::SendReset { tuple, .. } => *tuple,
+                        _ => None,
+                    };
+                    if let Some(t) = tuple {
+                        assert!(
+                            is_loopback(t.local) && is_loopback(t.remote),
+                            "{dir:?} {stem}: {t:?}"
+                        );
+                        assert!(
+                            plausible_port(t.local_port) || plausible_port(t.remote_port),
+                            "{dir:?} {stem}: {t:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(decoded >= 60, "{decoded}");
+    }
+
+    use crate::model::TcpState;
+
+    #[test]
+    fn kprobe_calls_pair_into_messages_with_the_bytes_the_recorder_sent() {
+        for kernel in ["5.10", "6.1", "6.12"] {
+            let dir = testdata().join(kernel).join("kprobe");
+            let decoders = decoders(&dir);
+            let find = |name: &str| &decoders.iter().find(|(s, _)| s == name).unwrap().1;
+            let mut pairer = CallPairer::default();
+            let mut sent = Vec::new();
+            let entries = samples(&dir, "kprobes__sendmsg");
+            let returns = samples(&dir, "kprobes__sendmsg_ret");
+            assert!(!entries.is_empty(), "{kernel}");
+            for (entry, ret) in entries.iter().zip(&returns) {
+                assert_eq!(pairer.feed(find("kprobes__sendmsg"), 7, entry), None);
+                match pairer.feed(find("kprobes__sendmsg_ret"), 7, ret) {
+                    Some(TraceEvent::Sent {
+                        tuple: Some(t),
+                        bytes,
+                        sk,
+                    }) => {
+                        assert_ne!(sk, 0);
+                        sent.push((t.local_port, t.remote_port, bytes));
+                    }
+                    other => panic!("{kernel}: {other:?}"),
+                }
+            }
+            // connhelper's first client sent 3000 bytes from 22001 to 32001
+            // (IPv4, so its tuple is read whole from sock_common).
+            assert!(sent.contains(&(22001, 32001, 3000)), "{kernel}: {sent:?}");
+            // A return with no entry on its thread is no message.
+            assert_eq!(
+                pairer.feed(find("kprobes__sendmsg_ret"), 99, &returns[0]),
+                None
+            );
+        }
+    }
+
+    fn format(text_fields: &str) -> EventFormat {
+        EventFormat::parse(&format!(
+            "name: x\nID: 7\nformat:\n{text_fields}\nprint fmt: \"\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_4_15_send_reset_without_family_decodes_by_its_v6_arrays() {
+        // tcp_send_reset as 4.15 had it: no family field.
+        let f = format(
+            "\tfield:const void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\
+             \tfield:const void * skaddr;\toffset:16;\tsize:8;\tsigned:0;\n\
+             \tfield:__u16 sport;\toffset:24;\tsize:2;\tsigned:0;\n\
+             \tfield:__u16 dport;\toffset:26;\tsize:2;\tsigned:0;\n\
+             \tfield:__u8 saddr[4];\toffset:28;\tsize:4;\tsigned:0;\n\
+             \tfield:__u8 daddr[4];\toffset:32;\tsize:4;\tsigned:0;\n\
+             \tfield:__u8 saddr_v6[16];\toffset:36;\tsize:16;\tsigned:0;\n\
+             \tfield:__u8 daddr_v6[16];\toffset:52;\tsize:16;\tsigned:0;",
+        );
+        let d = Decoder::new(EventKind::TcpSendReset, &f).unwrap();
+        let mut raw = vec![0u8; 68];
+        raw[16..24].copy_from_slice(&0xffff_8880_0000_1000u64.to_ne_bytes());
+        raw[24..26].copy_from_slice(&443u16.to_ne_bytes());
+        raw[26..28].copy_from_slice(&50000u16.to_ne_bytes());
+        raw[28..32].copy_from_slice(&[10, 0, 0, 1]);
+        raw[32..36].copy_from_slice(&[10, 0, 0, 2]);
+        // IPv4 socket: the v6 arrays hold mapped addresses.
+        raw[36..52].copy_from_slice(&Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets());
+        raw[52..68].copy_from_slice(&Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped().octets());
+        match d.decode(&raw) {
+            Some(TraceEvent::SendReset { sk, tuple: Some(t) }) => {
+                assert_eq!(sk, 0xffff_8880_0000_1000);
+                assert_eq!(t.local, IpAddr::from([10, 0, 0, 1]));
+                assert_eq!((t.local_port, t.remote_port), (443, 50000));
+            }
+            other => panic!("{other:?}"),
+        }
+        // An IPv6 socket: the v6 arrays are the addresses.
+        raw[36..52].copy_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        raw[52..68].copy_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        match d.decode(&raw) {
+            Some(TraceEvent::SendReset { tuple: Some(t), .. }) => {
+                assert_eq!(t.remote, "2001:db8::2".parse::<IpAddr>().unwrap())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kfree_skb_without_a_reason_is_refused_naming_the_field() {
+        // Before 5.17 a drop cannot be told from a free.
+        let f = format(
+            "\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\
+             \tfield:void * location;\toffset:16;\tsize:8;\tsigned:0;\n\
+             \tfield:unsigned short protocol;\toffset:24;\tsize:2;\tsigned:0;",
+        );
+        let err = Decoder::new(EventKind::KfreeSkb, &f).unwrap_err();
+        assert!(err.to_string().contains("'reason'"), "{err}");
+    }
+
+    #[test]
+    fn sockaddr_tuples_and_other_protocols() {
+        let mut local = [0u8; 28];
+        local[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+        local[2..4].copy_from_slice(&80u16.to_be_bytes());
+        local[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        let mut remote = local;
+        remote[2..4].copy_from_slice(&40000u16.to_be_bytes());
+        let t = sockaddr_tuple(&local, &remote).unwrap();
+        assert_eq!((t.local_port, t.remote_port), (80, 40000));
+        // An unknown family is no tuple.
+        local[0] = 99;
+        assert_eq!(sockaddr_tuple(&local, &remote), None);
+    }
+}
