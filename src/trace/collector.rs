@@ -287,7 +287,7 @@ impl Collector {
                 let written = std::fs::create_dir_all(dir).and_then(|()| {
                     std::fs::write(
                         dir.join(format!("{file_name}.format")),
-                        &text_of(&tracefs, group, name),
+                        text_of(&tracefs, group, name),
                     )
                 });
                 if let Err(e) = written {
