@@ -25,6 +25,21 @@
 #                   no opens and no bytes
 #     error-exit    `tcpipstat --index bogus`: exit 2, one stderr line
 #                   "tcpipstat: error: ..."
+#     prec-MODE-*   MODE = kprobe, tracepoint, auto: `tcpipstat --timeout 9
+#                   --poll 8500ms --precision=MODE` filtered on one port; 4 s
+#                   in, `connhelper churn` opens 20 connections (700 bytes
+#                   each, client closes first) and a 21st closed with
+#                   SO_LINGER 0, all inside one poll period:
+#                   -opens ActiveOpens = PassiveOpens = 21 (sum), exact
+#                   -rsts  OutRsts 1 on the aborting client's tuple, InRsts 1
+#                          on its server end, none elsewhere
+#                   -lost  events_lost 0, exit 0
+#                   -source sources.ActiveOpens names the kprobe (kprobe) or
+#                          the tracepoint (tracepoint, auto)
+#                   -msgs  MessagesSent 1 and MessageBytesSent 700 on each
+#                          client tuple (kprobe everywhere; tracepoint and
+#                          auto where the kernel has sock:sock_send_length,
+#                          else auto's kprobes)
 #   fallback guest (no diag modules):
 #     fallback      `tcpipstat --once --format json` with the once-bytes
 #                   connections: exit 0, a notice naming /proc/net/tcp on
@@ -89,6 +104,21 @@ t window-end
 # error-exit
 /tcpipstat --index bogus > /out/bogus.out 2> /out/bogus.err
 echo $? > /out/bogus.rc
+# prec-*: 20 connections and a reset inside one 8.5 s poll period, with
+# kprobes and with tracepoints (kprobes take seconds to create under TCG)
+b=41
+for mode in kprobe tracepoint auto; do
+  arg=--precision=$mode
+  /tcpipstat --timeout 9 --poll 8500ms --format json $arg "127.0.0.1:${b}100-*" "*-127.0.0.1:${b}100" \
+      > /out/prec-$mode.json 2> /out/prec-$mode.err &
+  pid=$!
+  sleep 4
+  /connhelper churn 20 ${b}101 ${b}100 700 > /out/churn-$mode.log 2>&1
+  [ -e /sys/kernel/tracing/events/sock/sock_send_length ] && echo yes > /out/send-length-tracepoint
+  wait $pid
+  echo $? > /out/prec-$mode.rc
+  b=$((b+1))
+done
 EOF
 cat > "$FALLBACK_BODY" <<'EOF'
 helper once

@@ -181,6 +181,11 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         let dump_began_ns = monotonic_now_ns();
         let snapshot = source.snapshot()?;
         let at = snapshot.taken_at_ms;
+        if collector.is_some() && poll_number % PRUNE_OWNERS_EVERY == 0 {
+            // With no other namespace on the host, every socket events
+            // tell of is this one's.
+            tracker.set_sole_namespace(sole_namespace(&config.namespaces));
+        }
         if let Some(collector) = collector {
             // Events before the dump began are what the dump's sockets went
             // through; later ones wait for the next poll.
@@ -339,7 +344,17 @@ fn open_source(
     })
 }
 
-/// Polls between two prunings of the socket-owner map.
+/// Whether the namespace sampled is the only one on the host.
+fn sole_namespace(namespaces: &Namespaces) -> bool {
+    if *namespaces != Namespaces::Current {
+        return false;
+    }
+    let (found, unreadable) = crate::source::netns::discover();
+    found.len() <= 1 && unreadable == 0
+}
+
+/// Polls between two prunings of the socket-owner map (and checks for
+/// other namespaces in precision mode).
 const PRUNE_OWNERS_EVERY: u64 = 30;
 
 /// Prints new notices on stderr and keeps them for JSON reports.

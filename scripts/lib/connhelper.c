@@ -14,7 +14,16 @@
  * Without SPECs: the scenario of testdata/kernels:
  *   127.0.0.1:40001 -> 127.0.0.1:5001   1000 bytes client->server
  *   127.0.0.1:40002 -> 127.0.0.1:5001  20000 bytes client->server
- *   [::1]:40003     -> [::1]:5002        300 bytes client->server */
+ *   [::1]:40003     -> [::1]:5002        300 bytes client->server
+ *
+ *   connhelper churn N SPORT DPORT BYTES
+ *
+ * Precision mode's scenario: a listener on 127.0.0.1:DPORT, then N
+ * connections one after the other from 127.0.0.1:SPORT, SPORT+1, ...: each
+ * sends BYTES in one send(2), the server reads them, the client closes
+ * first, the server reads the end and closes. Then one more from SPORT+N
+ * that sends BYTES and closes with SO_LINGER 0 (a reset). Prints one line
+ * per connection and exits. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,7 +74,44 @@ static int drain(int fd, int flags) {
   return (int)r;
 }
 
+static int churn(int n, int sport, int dport, int bytes) {
+  int lfd = sock_bound(0, dport);
+  if (listen(lfd, 64)) die("listen");
+  char *buf = calloc(1, bytes + 1);
+  if (!buf) die("calloc");
+  for (int i = 0; i <= n; i++) {
+    struct sockaddr_storage peer; socklen_t plen;
+    int fd = sock_bound(0, sport + i);
+    addr(&peer, &plen, 0, dport);
+    if (connect(fd, (struct sockaddr *)&peer, plen)) die("connect");
+    int srv = accept(lfd, NULL, NULL);
+    if (srv < 0) die("accept");
+    if (send(fd, buf, bytes, 0) != bytes) die("send");
+    int got = 0;
+    while (got < bytes) got += drain(srv, 0);
+    if (i == n) {
+      struct linger lg = {1, 0};
+      if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg)) die("SO_LINGER");
+      close(fd);
+      char rb[16];
+      recv(srv, rb, sizeof rb, 0);   /* ECONNRESET: the reset arrived */
+      close(srv);
+      printf("connhelper: churn %d -> %d: %d bytes, reset\n", sport + i, dport, got);
+    } else {
+      close(fd);
+      char rb[4096];
+      while (recv(srv, rb, sizeof rb, 0) > 0) {}   /* up to the client's FIN */
+      close(srv);
+      printf("connhelper: churn %d -> %d: %d bytes, closed\n", sport + i, dport, got);
+    }
+  }
+  close(lfd);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 6 && strcmp(argv[1], "churn") == 0)
+    return churn(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
   static struct { int v6, sport, dport, bytes; } c[MAXCONN] = {
       {0, 40001, 5001, 1000}, {0, 40002, 5001, 20000}, {1, 40003, 5002, 300}};
   int n = 3;

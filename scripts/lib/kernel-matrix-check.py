@@ -178,3 +178,57 @@ def main():
 
 
 main()
+
+
+# --- precision mode (prec-MODE-*) ---------------------------------------------
+def groups_by_tuple(rep):
+    return {(g["key"]["laddr"], g["key"]["lport"], g["key"]["raddr"], g["key"]["rport"]): g
+            for g in rep.get("groups", [])}
+
+
+def count(g, section, name):
+    return (g or {}).get("counters", {}).get(section, {}).get(name, 0)
+
+
+send_length_tracepoint = read(main_dir, "send-length-tracepoint") is not None
+for i, mode in enumerate(("kprobe", "tracepoint", "auto")):
+    base = 41100 + 1000 * i
+    rep = report(main_dir, f"prec-{mode}.json")
+    err = (read(main_dir, f"prec-{mode}.err") or "").strip()
+    if isinstance(rep, str):
+        for check in ("opens", "rsts", "lost", "source", "msgs"):
+            result(f"prec-{mode}-{check}", False, f"{rep}; stderr: {err}")
+        continue
+    groups = groups_by_tuple(rep)
+    prec = rep.get("precision", {})
+    total = lambda name: sum(count(g, "Tcp", name) for g in groups.values())
+    opens = (total("ActiveOpens"), total("PassiveOpens"))
+    result(f"prec-{mode}-opens", opens == (21, 21),
+           f"ActiveOpens, PassiveOpens = {opens} (want 21, 21); stderr: {err}")
+    abort = base + 21
+    client = groups.get(("127.0.0.1", abort, "127.0.0.1", base))
+    server = groups.get(("127.0.0.1", base, "127.0.0.1", abort))
+    rsts = (count(client, "Tcp", "OutRsts"), count(server, "Tcp", "InRsts"),
+            total("OutRsts"), total("InRsts"))
+    result(f"prec-{mode}-rsts", rsts == (1, 1, 1, 1),
+           f"client OutRsts, server InRsts, total OutRsts, InRsts = {rsts} (want 1, 1, 1, 1)")
+    lost = prec.get("events_lost")
+    result(f"prec-{mode}-lost", lost == 0 and rc(main_dir, f"prec-{mode}.rc") == 0,
+           f"events_lost {lost}, exit {rc(main_dir, f'prec-{mode}.rc')}")
+    source = prec.get("sources", {}).get("ActiveOpens", "")
+    want = "kprobe" if mode == "kprobe" else "tracepoint"
+    result(f"prec-{mode}-source", source.startswith(want), f"ActiveOpens from {source!r}")
+    msg_source = prec.get("sources", {}).get("MessagesSent", "")
+    if mode == "tracepoint" and not send_length_tracepoint:
+        result(f"prec-{mode}-msgs", msg_source == "",
+               f"n/a: no sock:sock_send_length tracepoint on this kernel (auto uses kprobes); source {msg_source!r}")
+        continue
+    bad = []
+    for port in range(base + 1, base + 22):
+        g = groups.get(("127.0.0.1", port, "127.0.0.1", base))
+        got = (count(g, "Socket", "MessagesSent"), count(g, "Socket", "MessageBytesSent"))
+        if got != (1, 700):
+            bad.append((port, got))
+    result(f"prec-{mode}-msgs", not bad,
+           f"MessagesSent/MessageBytesSent per client from {msg_source!r}: " +
+           (f"wrong: {bad[:4]}" if bad else "21 x (1, 700)"))

@@ -29,7 +29,8 @@
 //!   only if something places it in a sampled namespace: a poll sees its
 //!   tuple (its TIME_WAIT, say), a sock_diag lookup in the namespace finds
 //!   it, it is the child of a listener polled there, or its loopback peer
-//!   is placed. The rest are counted apart, as "elsewhere".
+//!   is placed (or the host has no other namespace). The rest are counted
+//!   apart, as "elsewhere".
 
 use std::collections::BTreeMap;
 
@@ -74,6 +75,9 @@ struct EventOnly {
 #[derive(Debug, Default)]
 pub(super) struct EventState {
     exact_states: bool,
+    /// The sampled namespace is the host's only one: every socket events
+    /// tell of lives in it.
+    sole_namespace: bool,
     /// Counters the running probes fill: present (zero or not) in rows.
     covered: Counters,
     netns_for_unknown: u64,
@@ -224,6 +228,14 @@ impl Tracker {
         }
     }
 
+    /// Says whether the sampled namespace is the only one on the host (then
+    /// no socket events tell of needs placing).
+    pub fn set_sole_namespace(&mut self, sole: bool) {
+        if let Some(state) = &mut self.events {
+            state.sole_namespace = sole;
+        }
+    }
+
     /// What events added beyond the rows, this window.
     pub fn event_stats(&self) -> Option<&EventStats> {
         self.events.as_ref().map(|s| &s.stats)
@@ -288,6 +300,11 @@ impl Tracker {
         let Some(state) = &mut self.events else {
             return;
         };
+        if state.sole_namespace {
+            for e in state.event_only.values_mut() {
+                e.confirmed = true;
+            }
+        }
         // A poll that saw the tuple (either way round: a loopback peer)
         // places the socket; a placed peer places its other end.
         for _ in 0..2 {
