@@ -2,13 +2,18 @@
 # bench.sh - owns the dump benchmark: CPU (user+sys), wall and peak RSS of
 #   A) tcpipstat --once --format json          vs  ss -tin
 #   B) tcpipstat --once --format json NO-MATCH vs  bare-dump.c (bare sock_diag dump)
-# at N established loopback connections (2N sockets) in a private netns.
+# at N established loopback connections (2N sockets) in a private netns, and
+#   C) churn: CPU of polling alone vs --precision tracepoint (with and without
+#      last-moment samples) while churn.py opens and closes RATE conn/s, per
+#      second and per 1,000 conn/s; events lost; and with --system how much of
+#      the unattributed residual (InSegs, OutSegs) each leaves.
 # Helpers: conngen.py (holds the connections), measure.py (alternates runs,
 # medians) + rusage-run.c (times one run), bare-dump.c; the C ones are built
 # here with gcc. Prints two markdown tables, also to $OUT if set.
 #
 # Usage (root):  scripts/bench.sh
 # Env: SIZES="1000 10000 50000" (connections), RUNS=5 (median of), OUT=file,
+#      CHURN_RATES="1000 3000" (conn/s; empty: no case C), CHURN_SECONDS=5,
 #      TCPIPSTAT=path (skip cargo build and use that binary).
 # Leaves nothing behind: the namespace and generator go away on exit, error or ^C.
 set -euo pipefail
@@ -22,6 +27,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 SIZES=${SIZES:-1000 10000 50000}
 RUNS=${RUNS:-5}
+CHURN_RATES=${CHURN_RATES:-1000 3000}
+CHURN_SECONDS=${CHURN_SECONDS:-5}
 FILTER='*.*.*.*:1-*.*.*.*:*'   # local port 1: matches no socket
 NS=tcpipstat-bench-$$
 TMP=$(mktemp -d /tmp/tcpipstat-bench.XXXXXX)
@@ -156,6 +163,79 @@ for n in $SIZES; do
     stop_ns
 done
 
+# --- C) churn: the cost of precision mode ---------------------------------------
+# A steady RATE connections/s (churn.py) for the whole case; tcpipstat runs
+# CHURN_SECONDS windows polling every second, alternating polling alone,
+# --precision tracepoint and --precision tracepoint --no-last-moments; CPU
+# (user+sys, median of RUNS) per second of run, and per 1,000 conn/s. One
+# more untimed run of each with --system gives events lost and the residual
+# (what the namespace's MIB counted that no socket row accounts for).
+CHURN_ROWS=
+RESIDUAL_ROWS=
+CHURN_NOTE=
+churn_case() {
+    local rate=$1 secs=$CHURN_SECONDS variants total out
+    variants=("poll=$(q "$BIN") --timeout ${secs}s --poll 1s --format json"
+              "precision=$(q "$BIN") --timeout ${secs}s --poll 1s --format json --precision tracepoint"
+              "precision-nolm=$(q "$BIN") --timeout ${secs}s --poll 1s --format json --precision tracepoint --no-last-moments")
+    # warm-up + RUNS timed rounds of 3, plus 3 residual runs, plus slack
+    total=$(( (RUNS + 1) * 3 * (secs + 1) + 3 * (secs + 1) + 10 ))
+    ip netns add "$NS"
+    ip -n "$NS" link set lo up
+    ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+    ip netns exec "$NS" python3 "$HERE/churn.py" "$rate" "$total" >"$TMP/churn.out" 2>"$TMP/churn.err" &
+    GEN_PID=$!
+    sleep 1
+    declare -A C=()
+    while read -r label status cpu _ _; do
+        [[ $status == ok ]] && C[$label]=$cpu
+    done < <(ip netns exec "$NS" python3 "$HERE/measure.py" "$RUSAGE" "$RUNS" "${variants[@]}")
+    local per_s=() label
+    for label in poll precision precision-nolm; do
+        per_s+=("$(awk -v c="${C[$label]:-}" -v s="$secs" 'BEGIN { if (c != "") printf "%.1f", c / s }')")
+    done
+    local res=() lost=() flags
+    for flags in "" "--precision tracepoint --no-last-moments" "--precision tracepoint"; do
+        # shellcheck disable=SC2086
+        out=$TMP/residual.json
+        # shellcheck disable=SC2086
+        ip netns exec "$NS" "$BIN" --timeout "${secs}s" --poll 1s --format json --system $flags 2>/dev/null | tail -1 >"$out"
+        res+=("$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1])); u = r.get("system", {}).get("unattributed", {})
+cells = []
+for k in ("InSegs", "OutSegs"):
+    v = u.get(k, {}); s = v.get("system", 0); left = v.get("unattributed", 0)
+    cells.append("%d of %d (%.0f%%)" % (left, s, 100.0 * left / s) if s else "n/a")
+print(" | ".join(cells))' "$out" 2>/dev/null || echo "n/a | n/a")")
+        lost+=("$(grep -o '"events_lost":[0-9]*' "$out" | head -1 | cut -d: -f2 || true)")
+    done
+    kill "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; GEN_PID=
+    ip netns del "$NS"
+    local k=$(( rate / 1000 )); ((k > 0)) || k=1
+    CHURN_ROWS+="| $rate | ${per_s[0]:-n/a} | ${per_s[1]:-n/a} | $(ratio "${per_s[1]:-}" "${per_s[0]:-}") | ${per_s[2]:-n/a} "
+    CHURN_ROWS+="| $(awk -v p="${per_s[0]:-}" -v r="$rate" 'BEGIN { if (p != "") printf "%.1f", p * 1000 / r }') "
+    CHURN_ROWS+="| $(awk -v p="${per_s[1]:-}" -v r="$rate" 'BEGIN { if (p != "") printf "%.1f", p * 1000 / r }') "
+    CHURN_ROWS+="| ${lost[2]:-n/a} |"$'\n'
+    RESIDUAL_ROWS+="| $rate | polling alone | ${res[0]} |"$'\n'
+    RESIDUAL_ROWS+="| $rate | precision, no last-moment samples | ${res[1]} |"$'\n'
+    RESIDUAL_ROWS+="| $rate | precision | ${res[2]} |"$'\n'
+}
+if [[ ! -e /sys/kernel/tracing/events/sock/inet_sock_set_state ]] &&
+    ! mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
+    CHURN_NOTE="SKIP churn case: no tracefs"
+elif [[ ! -e /sys/kernel/tracing/events/sock/inet_sock_set_state ]]; then
+    CHURN_NOTE="SKIP churn case: no sock:inet_sock_set_state tracepoint"
+fi
+if [[ -z $CHURN_NOTE ]]; then
+    for rate in $CHURN_RATES; do
+        log "churn: $rate connections/s, ${CHURN_SECONDS}s windows, ${RUNS}x"
+        churn_case "$rate"
+    done
+else
+    log "$CHURN_NOTE"
+fi
+
 report() {
     echo "## tcpipstat dump benchmark"
     echo
@@ -175,6 +255,22 @@ report() {
         echo "|--:|--:|--:|--:|--:|"
         printf '%s' "$POLL_ROWS"
     fi
+    if [[ -n $CHURN_ROWS ]]; then
+        echo
+        echo "Churn (C): CPU ms per second of run while churn.py opens and closes RATE connections/s"
+        echo "(${CHURN_SECONDS} s windows, poll 1 s, servers close 5 ms after the client; median of $RUNS):"
+        echo
+        echo "| conn/s | polling CPU ms/s | --precision CPU ms/s | ratio | --precision --no-last-moments | polling per 1k conn/s | precision per 1k conn/s | events lost |"
+        echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
+        printf '%s' "$CHURN_ROWS"
+        echo
+        echo "Unattributed residual with --system over one window (namespace MIB delta minus the sockets' deltas):"
+        echo
+        echo "| conn/s | mode | InSegs unattributed | OutSegs unattributed |"
+        echo "|--:|--|--:|--:|"
+        printf '%s' "$RESIDUAL_ROWS"
+    fi
+    [[ -z $CHURN_NOTE ]] || printf '\n- %s\n' "$CHURN_NOTE"
     [[ -z $NOTES ]] || printf '\n%s' "$NOTES"
 }
 report

@@ -600,10 +600,12 @@ fn sleep_until(
         if now >= deadline {
             return false;
         }
-        let step = (deadline - now).min(Duration::from_millis(50));
         match collector.as_deref_mut() {
-            Some(collector) => collector.pump(step),
-            None => std::thread::sleep(step),
+            Some(collector) => {
+                let step = (deadline - now).min(collector.wake_interval());
+                collector.pump(step)
+            }
+            None => std::thread::sleep((deadline - now).min(Duration::from_millis(50))),
         }
     }
 }

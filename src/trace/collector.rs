@@ -431,11 +431,23 @@ impl Collector {
         self.rings.lost()
     }
 
-    /// Waits up to `timeout` for a ring to pass its watermark, then reads.
+    /// How long the loop may wait between two reads of the rings: short
+    /// when sockets leaving ESTABLISHED are asked for (a closing socket
+    /// lingers in FIN_WAIT/CLOSE_WAIT for about a round trip), else long,
+    /// the watermark waking it for bursts.
+    pub fn wake_interval(&self) -> Duration {
+        if self.diag.is_some() {
+            Duration::from_millis(2)
+        } else {
+            Duration::from_millis(50)
+        }
+    }
+
+    /// Waits up to `timeout` for a ring to pass its watermark, then reads
+    /// whatever the rings hold.
     pub fn pump(&mut self, timeout: Duration) {
         match self.rings.wait(timeout) {
-            Ok(true) => self.drain(),
-            Ok(false) => {}
+            Ok(_) => self.drain(),
             // An interrupted wait (a signal) is retried by the caller's loop.
             Err(_) => std::thread::sleep(timeout.min(Duration::from_millis(10))),
         }
