@@ -113,7 +113,7 @@ struct Args {
     precision: Option<String>,
 
     /// Precision mode: ring buffer size per CPU, in 4 KiB pages (a power of two)
-    #[arg(long, value_name = "N", default_value = "64")]
+    #[arg(long, value_name = "N", default_value = "256")]
     ring_pages: String,
 
     /// Precision mode: write each opened event's format file and its first
@@ -233,7 +233,7 @@ impl Default for Precision {
     }
 }
 
-const DEFAULT_RING_PAGES: usize = 64;
+const DEFAULT_RING_PAGES: usize = 256;
 /// 1 GiB per CPU: past this a ring costs more memory than it can save events.
 const MAX_RING_PAGES: usize = 1 << 18;
 
@@ -545,7 +545,7 @@ mod tests {
         let c = config(&["--precision", "10.0.0.1:*-*"]);
         assert_eq!(c.precision.mode, PrecisionMode::Auto);
         assert_eq!(c.filters.filters.len(), 1);
-        assert_eq!(config(&["--ring-pages", "256"]).precision.ring_pages, 256);
+        assert_eq!(config(&["--ring-pages", "512"]).precision.ring_pages, 512);
     }
 
     #[test]
