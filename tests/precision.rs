@@ -313,3 +313,60 @@ fn kprobe_mode_without_kprobes_exits_2_naming_what_is_missing() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("kprobe"), "{stderr}");
 }
+
+#[test]
+fn a_socket_polled_across_the_window_keeps_its_polled_counts_and_gains_its_messages() {
+    skip_unless_precision!();
+    use std::io::{Read, Write};
+    let ns = Netns::new("msgs");
+    let listener = ns.listen("127.0.0.1:0");
+    let pair = Pair::open(&ns, &listener);
+    let (client_tuple, server_tuple) = (pair.client_tuple(), pair.server_tuple());
+    let child = ns.spawn_tcpipstat(&[
+        "--timeout",
+        "3s",
+        "--poll",
+        "500ms",
+        "--format",
+        "json",
+        "--precision",
+    ]);
+    sleep(Duration::from_millis(1200));
+    let Pair {
+        mut client,
+        mut server,
+    } = pair;
+    let mut got = vec![0u8; 1000];
+    for _ in 0..3 {
+        // One send call each; the server reads each whole before the next.
+        client.write_all(&[7u8; 1000]).unwrap();
+        server.read_exact(&mut got).unwrap();
+    }
+    sleep(Duration::from_millis(600));
+    // Their close names the sockets' kernel addresses to the events.
+    drop(client);
+    drop(server);
+    let out = wait_output(child);
+    let report = window_report(&out.stdout);
+    let c = tuple_group(&report, &client_tuple).expect("client");
+    let s = tuple_group(&report, &server_tuple).expect("server");
+    // Polled counts, as without precision mode.
+    assert_eq!(counter(c, "Socket", "BytesSent"), 3000, "{c}");
+    assert_eq!(counter(s, "Socket", "BytesReceived"), 3000, "{s}");
+    // Events: three send calls; the reads moved the same 3000 bytes.
+    assert_eq!(counter(c, "Socket", "MessagesSent"), 3, "{c}");
+    assert_eq!(counter(c, "Socket", "MessageBytesSent"), 3000, "{c}");
+    assert_eq!(counter(s, "Socket", "MessageBytesReceived"), 3000, "{s}");
+    assert_eq!(counter(s, "Socket", "MessagesReceived"), 3, "{s}");
+    // Present before the window: no opens; a normal close: no resets.
+    assert_eq!(counter(c, "Tcp", "ActiveOpens"), 0, "{c}");
+    assert_eq!(counter(c, "Tcp", "EstabResets"), 0, "{c}");
+    assert!(
+        report["precision"]["unidentified"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "{}",
+        report["precision"]
+    );
+}
