@@ -297,7 +297,9 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         if config.onclose {
             emitter.relabel(source);
             emit_closes(&mut emitter, &tracker, &config.filters, source.elapsed_ms())?;
-            tracker.reset_window();
+            // Sockets' windows run on: a lifetime report needs all its
+            // socket's events, not only the last loop's.
+            tracker.clear_closed();
         }
         let finishing = interrupted || timed_out;
         if (report_due || finishing) && !config.onclose {
@@ -561,12 +563,15 @@ fn emit_closes(
     Ok(())
 }
 
-/// The state events (opens, fails, resets) of a window's counters.
+/// What a closed socket's lifetime report takes from its window beside its
+/// tcp_info totals: the state events (opens, fails, resets), exact or not as
+/// counted, and the counters only kernel events fill (precision mode).
 fn state_events_of(window: &crate::counters::Counters) -> crate::counters::Counters {
     let mut events = crate::counters::Counters::default();
     for (counter, value) in window.iter() {
-        if counter.is_state_event() && counter != crate::counters::Counter::CurrEstab {
-            events.set(counter, value, true);
+        let from_events = counter.is_state_event() || counter.is_event_only();
+        if from_events && counter != crate::counters::Counter::CurrEstab {
+            events.set(counter, value, window.is_approx(counter));
         }
     }
     events

@@ -411,6 +411,12 @@ impl Tracker {
         present.chain(known_by_events).chain(closed)
     }
 
+    /// Forgets the sockets that closed (reported already), keeping every
+    /// other socket's window.
+    pub fn clear_closed(&mut self) {
+        self.closed.clear();
+    }
+
     /// Starts a new window: counts so far are forgotten, sockets are kept.
     pub fn reset_window(&mut self) {
         for tracked in self.sockets.values_mut() {
