@@ -42,7 +42,7 @@ use super::{update, Closed, Origin, SocketTable, Tracked, Tracker};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::{unmap, SocketKey, SocketSample, TcpState, UNSPECIFIED_V4, UNSPECIFIED_V6};
-use crate::trace::event::{EventTuple, Timed, TraceEvent};
+use crate::model::event::{EventTuple, Timed, TraceEvent};
 
 /// Event-only sockets take ids from here up: apart from sock_diag cookies
 /// (small counters) and /proc's hashed ids (bit 63 set).
@@ -732,8 +732,8 @@ impl Attribution<'_, '_> {
 mod tests {
     use super::*;
     use crate::model::{Snapshot, SocketSource};
-    use crate::source::tcp_info::TcpInfo;
-    use crate::trace::event::{DropReason, Probe};
+    use crate::model::tcp_info::TcpInfo;
+    use crate::model::event::{DropReason, Probe};
 
     const ANY: FilterSet = FilterSet {
         filters: Vec::new(),

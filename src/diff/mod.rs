@@ -521,7 +521,7 @@ pub fn lifetime_row(sample: &SocketSample) -> SocketRow<'_> {
 mod tests {
     use super::*;
     use crate::model::SocketSource;
-    use crate::source::tcp_info::TcpInfo;
+    use crate::model::tcp_info::TcpInfo;
 
     fn info(segs_out: u32, bytes_sent: u64, bytes_received: u64) -> TcpInfo {
         let mut raw = vec![0u8; 232];

@@ -9,7 +9,6 @@ pub mod processes;
 pub mod procfs;
 pub mod replay;
 pub mod sockdiag;
-pub mod tcp_info;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

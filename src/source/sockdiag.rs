@@ -16,7 +16,7 @@ use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 use thiserror::Error;
 
 use crate::model::{CongestionName, SkMemInfo, SocketKey, SocketSample, TcpState};
-use crate::source::tcp_info::TcpInfo;
+use crate::model::tcp_info::TcpInfo;
 
 const NLMSG_HDR_LEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;

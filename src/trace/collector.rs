@@ -14,7 +14,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::decoder::{CallPairer, Decoder, EventKind};
-use super::event::{Probe, Timed, TraceEvent};
+use crate::model::event::{Probe, Timed, TraceEvent};
 use super::kprobe_defs::{self as kprobes, KprobeDef};
 use super::layout::EventFormat;
 use super::perf_ring::{PerfRings, RingOptions};

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rustc_hash::FxHashMap;
 
-use super::event::{state_of, DropReason, EventTuple, TraceEvent};
+use crate::model::event::{state_of, DropReason, EventTuple, TraceEvent};
 use super::layout::{EventFormat, Field, FormatError};
 
 const AF_INET: u64 = 2;

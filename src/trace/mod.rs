@@ -1,8 +1,8 @@
 //! Precision mode: kernel tracepoints and kprobes read through
-//! perf_event_open ring buffers (never eBPF), decoded into [`event`]s that
-//! attribution (`diff`) adds to what polling sees.
+//! perf_event_open ring buffers (never eBPF), decoded into
+//! [`crate::model::event`]s that attribution (`diff`) adds to what polling
+//! sees. Knows nothing of reports, the command line or attribution.
 //!
-//! - `event`: the decoded events (plain data).
 //! - `layout`: tracepoint `format` files parsed into field layouts.
 //! - `decoder`: raw samples → events, by the layout read at run time.
 //! - `kprobe_defs`: the kprobes used where a tracepoint is missing.
@@ -12,7 +12,6 @@
 
 pub mod collector;
 pub mod decoder;
-pub mod event;
 pub mod kprobe_defs;
 pub mod layout;
 pub mod perf_ring;

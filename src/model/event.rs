@@ -1,6 +1,7 @@
 //! Decoded kernel events: the plain data precision mode hands to
-//! attribution. Nothing here knows about perf, tracefs or byte layouts; the
-//! decoder (`decode.rs`) produces these and `diff.rs` consumes them.
+//! attribution. Nothing here knows about perf, tracefs or byte layouts:
+//! `trace::decoder` produces these and `diff`'s event attribution consumes
+//! them.
 
 use std::net::IpAddr;
 

@@ -1,9 +1,14 @@
 //! Plain data shared by every layer: socket identity, TCP states, one socket's
-//! sample as the kernel gave it, and a whole snapshot. No I/O lives here.
+//! sample as the kernel gave it (with its decoded `tcp_info`), a whole
+//! snapshot, and the kernel events precision mode decodes. No I/O lives
+//! here, and nothing here imports another module of the crate.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::source::tcp_info::TcpInfo;
+pub mod event;
+pub mod tcp_info;
+
+use tcp_info::TcpInfo;
 
 /// The 4-tuple of a TCP socket and the network namespace it lives in (its
 /// inode; 0 for the namespace tcpipstat runs in). Ports are in host order.
