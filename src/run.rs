@@ -161,7 +161,12 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut tracker = Tracker::new();
     let mut collector = start_precision(config, &mut emitter)?;
     if let Some(collector) = &collector {
-        tracker.enable_events(collector.exact_states(), &collector.covered(), 0);
+        let states = if collector.exact_states() {
+            crate::diff::StateCounts::FromEvents
+        } else {
+            crate::diff::StateCounts::Inferred
+        };
+        tracker.enable_events(states, &collector.covered(), 0);
     }
     let mut lost_reported = 0u64;
     let started = Instant::now();
