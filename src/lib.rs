@@ -13,5 +13,6 @@ pub mod filter;
 pub mod model;
 pub mod report;
 pub mod run;
+pub mod session;
 pub mod source;
 pub mod trace;
