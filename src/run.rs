@@ -25,7 +25,7 @@ use crate::source::netns::{NetnsSource, Selection};
 use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
 use crate::source::{LiveSource, SnapshotSource, SourceOptions};
-use crate::trace::collector::Collector;
+use crate::trace::collector::{Collector, ProbeMode, ProbeOptions, ProbeSummary};
 use crate::trace::perf_ring::monotonic_now_ns;
 
 /// A usage error found while starting (an explicit --precision the kernel
@@ -161,7 +161,8 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut tracker = Tracker::new();
     let mut collector = start_precision(config, &mut emitter)?;
     if let Some(collector) = &collector {
-        tracker.enable_events(collector.exact_states(), &collector.covered(), 0);
+        let summary = collector.summary();
+        tracker.enable_events(summary.exact_states, &summary.covered, 0);
     }
     let mut lost_reported = 0u64;
     let started = Instant::now();
@@ -284,7 +285,11 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         if let Some(collector) = &collector {
-            emitter.precision = Some(collector.section(&tracker));
+            emitter.precision = Some(precision_section(
+                collector.summary(),
+                collector.lost(),
+                &tracker,
+            ));
             let lost = collector.lost();
             if lost > lost_reported {
                 emitter.note(vec![format!(
@@ -620,16 +625,19 @@ fn sleep_until(
 fn start_precision(config: &Config, emitter: &mut Emitter) -> anyhow::Result<Option<Collector>> {
     use crate::cli::PrecisionMode;
     let wanted = config.precision.mode;
-    if wanted == PrecisionMode::Off {
-        return Ok(None);
-    }
+    let mode = match wanted {
+        PrecisionMode::Off => return Ok(None),
+        PrecisionMode::Auto => ProbeMode::Auto,
+        PrecisionMode::Tracepoint => ProbeMode::Tracepoint,
+        PrecisionMode::Kprobe => ProbeMode::Kprobe,
+    };
     let last_moments = config.precision.last_moments && config.namespaces == Namespaces::Current;
-    match Collector::start(
-        wanted,
-        config.precision.ring_pages,
+    match Collector::start(&ProbeOptions {
+        mode,
+        ring_pages: config.precision.ring_pages,
         last_moments,
-        config.precision.record_trace.as_deref(),
-    ) {
+        record_to: config.precision.record_trace.clone(),
+    }) {
         Ok((collector, notices)) => {
             emitter.note(notices);
             if config.namespaces != Namespaces::Current {
@@ -647,5 +655,27 @@ fn start_precision(config: &Config, emitter: &mut Emitter) -> anyhow::Result<Opt
             Ok(None)
         }
         Err(err) => Err(StartError(format!("--precision {}: {err}", wanted.name())).into()),
+    }
+}
+
+/// The report's precision section: what the collector opened, with the
+/// tracker's account of the events.
+fn precision_section(
+    summary: &ProbeSummary,
+    lost: u64,
+    tracker: &Tracker,
+) -> report::PrecisionSection {
+    let stats = tracker.event_stats().cloned().unwrap_or_default();
+    report::PrecisionSection {
+        probes: summary.probes.clone(),
+        sources: summary.sources.clone(),
+        events: stats.events,
+        events_lost: lost,
+        unplaced: stats.unplaced,
+        unidentified: tracker.unidentified(),
+        drops_by_reason: stats.drops_by_reason,
+        last_samples: stats.last_samples,
+        elsewhere_sockets: stats.elsewhere_sockets,
+        elsewhere: stats.elsewhere,
     }
 }
