@@ -16,7 +16,7 @@ use crate::session::feed::{EventFeed, LiveFeed};
 use crate::session::Session;
 use crate::source::netns::{NetnsSource, Selection};
 use crate::source::{LiveSource, SnapshotSource, SourceOptions};
-use crate::trace::collector::Collector;
+use crate::trace::collector::{Collector, ProbeMode, ProbeOptions};
 
 /// A usage error found while starting (an explicit --precision the kernel
 /// or the privileges cannot give): main exits 2 on it.
@@ -79,7 +79,11 @@ fn session_options(config: &Config) -> report::RenderOptions {
     }
 }
 
-fn emit(report: &report::Report<'_>, options: &report::RenderOptions, out: &mut dyn Write) -> anyhow::Result<()> {
+fn emit(
+    report: &report::Report<'_>,
+    options: &report::RenderOptions,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     report::render(report, *options, out)?;
     Ok(out.flush()?)
 }
@@ -208,9 +212,9 @@ fn next_boundary(start: Instant, period: Duration, now: Instant) -> Instant {
     }
     let behind = (now - start).as_nanos();
     let period_ns = period.as_nanos().max(1);
-    let steps = behind / period_ns + 1;
-    let step = u32::try_from(steps).unwrap_or(u32::MAX);
-    start + period.saturating_mul(step)
+    let ahead_ns = (behind / period_ns + 1) * period_ns;
+    let ahead = Duration::from_nanos(u64::try_from(ahead_ns).unwrap_or(u64::MAX));
+    start.checked_add(ahead).unwrap_or(now + period)
 }
 
 /// The current namespace directly; others through namespace agents.
@@ -243,16 +247,19 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
 /// notice; an explicit mode that cannot be had is a usage error.
 fn open_feed(config: &Config) -> anyhow::Result<(Option<Box<dyn EventFeed>>, Vec<String>)> {
     let wanted = config.precision.mode;
-    if wanted == PrecisionMode::Off {
-        return Ok((None, Vec::new()));
-    }
+    let mode = match wanted {
+        PrecisionMode::Off => return Ok((None, Vec::new())),
+        PrecisionMode::Auto => ProbeMode::Auto,
+        PrecisionMode::Tracepoint => ProbeMode::Tracepoint,
+        PrecisionMode::Kprobe => ProbeMode::Kprobe,
+    };
     let last_moments = config.precision.last_moments && config.namespaces == Namespaces::Current;
-    match Collector::start(
-        wanted,
-        config.precision.ring_pages,
+    match Collector::start(&ProbeOptions {
+        mode,
+        ring_pages: config.precision.ring_pages,
         last_moments,
-        config.precision.record_trace.as_deref(),
-    ) {
+        record_to: config.precision.record_trace.clone(),
+    }) {
         Ok((collector, mut notices)) => {
             if config.namespaces != Namespaces::Current {
                 notices.push(

@@ -39,9 +39,9 @@ fn counter(report: &Report<'_>, key: &GroupKey, counter: Counter) -> u64 {
         .value(counter)
 }
 
-fn rendered(session: &Session, report: &Report<'_>) -> String {
+fn rendered(options: report::RenderOptions, report: &Report<'_>) -> String {
     let mut out = Vec::new();
-    report::render(report, session.render_options(), &mut out).unwrap();
+    report::render(report, options, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 
@@ -85,20 +85,38 @@ fn a_recorded_run_gives_the_window_report_the_live_run_printed() {
     for _ in 0..polls {
         session.poll().unwrap();
     }
+    let options = session.render_options();
     let report = session.window_report();
     let tuple = |l, r| GroupKey::Tuple(lo(l, r));
     assert_eq!(report.polls, polls);
-    assert_eq!(counter(&report, &tuple(40001, 5001), Counter::BytesSent), 5000);
-    assert_eq!(counter(&report, &tuple(40001, 5001), Counter::BytesReceived), 700);
-    assert_eq!(counter(&report, &tuple(5001, 40001), Counter::BytesReceived), 5000);
-    assert_eq!(counter(&report, &tuple(40002, 5001), Counter::BytesSent), 300);
-    assert_eq!(counter(&report, &tuple(40002, 5001), Counter::ActiveOpens), 1);
-    assert_eq!(counter(&report, &tuple(5001, 40002), Counter::PassiveOpens), 1);
-    let json: serde_json::Value = serde_json::from_str(&rendered(&session, &report)).unwrap();
-    let live: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string("testdata/replay/report.json").unwrap(),
-    )
-    .unwrap();
+    assert_eq!(
+        counter(&report, &tuple(40001, 5001), Counter::BytesSent),
+        5000
+    );
+    assert_eq!(
+        counter(&report, &tuple(40001, 5001), Counter::BytesReceived),
+        700
+    );
+    assert_eq!(
+        counter(&report, &tuple(5001, 40001), Counter::BytesReceived),
+        5000
+    );
+    assert_eq!(
+        counter(&report, &tuple(40002, 5001), Counter::BytesSent),
+        300
+    );
+    assert_eq!(
+        counter(&report, &tuple(40002, 5001), Counter::ActiveOpens),
+        1
+    );
+    assert_eq!(
+        counter(&report, &tuple(5001, 40002), Counter::PassiveOpens),
+        1
+    );
+    let json: serde_json::Value = serde_json::from_str(&rendered(options, &report)).unwrap();
+    let live: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("testdata/replay/report.json").unwrap())
+            .unwrap();
     let bytes_of = |v: &serde_json::Value, lport: u64| {
         v["groups"]
             .as_array()
@@ -115,21 +133,40 @@ fn a_recorded_run_gives_the_window_report_the_live_run_printed() {
 fn windows_start_where_the_last_one_ended() {
     let key = lo(40000, 80);
     let polls = (0..4)
-        .map(|i| snapshot(i * 1000, vec![socket(7, key, TcpState::Established, Some(info(i * 100, 0, 0, 0)))]))
+        .map(|i| {
+            snapshot(
+                i * 1000,
+                vec![socket(
+                    7,
+                    key,
+                    TcpState::Established,
+                    Some(info(i * 100, 0, 0, 0)),
+                )],
+            )
+        })
         .collect();
     let mut session = session(&["--interval", "1s"], ReplaySource::new(polls));
     session.poll().unwrap();
     session.poll().unwrap();
     let first = session.window_report();
     assert_eq!((first.start_ms, first.end_ms), (0, 1000));
-    assert_eq!(counter(&first, &GroupKey::Tuple(key), Counter::BytesSent), 100);
+    assert_eq!(
+        counter(&first, &GroupKey::Tuple(key), Counter::BytesSent),
+        100
+    );
     drop(first);
     session.end_window();
     session.poll().unwrap();
     session.poll().unwrap();
     let second = session.window_report();
-    assert_eq!((second.start_ms, second.end_ms, second.polls), (1000, 3000, 2));
-    assert_eq!(counter(&second, &GroupKey::Tuple(key), Counter::BytesSent), 200);
+    assert_eq!(
+        (second.start_ms, second.end_ms, second.polls),
+        (1000, 3000, 2)
+    );
+    assert_eq!(
+        counter(&second, &GroupKey::Tuple(key), Counter::BytesSent),
+        200
+    );
 }
 
 #[test]
@@ -141,8 +178,18 @@ fn onclose_reports_each_connection_once_with_its_lifetime_counters() {
             ms,
             vec![
                 listener(),
-                socket(2, server, TcpState::Established, Some(info(sent / 2, sent, 5, 6))),
-                socket(3, client, TcpState::Established, Some(info(sent, sent / 2, 6, 5))),
+                socket(
+                    2,
+                    server,
+                    TcpState::Established,
+                    Some(info(sent / 2, sent, 5, 6)),
+                ),
+                socket(
+                    3,
+                    client,
+                    TcpState::Established,
+                    Some(info(sent, sent / 2, 6, 5)),
+                ),
             ],
         )
     };
@@ -150,13 +197,20 @@ fn onclose_reports_each_connection_once_with_its_lifetime_counters() {
         open(0, 1000),
         open(1000, 4000),
         // The client went to TIME_WAIT (same cookie); the server is gone.
-        snapshot(2000, vec![listener(), socket(3, client, TcpState::TimeWait, None)]),
-        snapshot(3000, vec![listener(), socket(3, client, TcpState::TimeWait, None)]),
+        snapshot(
+            2000,
+            vec![listener(), socket(3, client, TcpState::TimeWait, None)],
+        ),
+        snapshot(
+            3000,
+            vec![listener(), socket(3, client, TcpState::TimeWait, None)],
+        ),
     ];
     let mut session = session(&["--onclose"], ReplaySource::new(polls));
     for _ in 0..3 {
         session.poll().unwrap();
     }
+    let options = session.render_options();
     let reports = session.close_reports();
     assert_eq!(reports.len(), 2, "both ends closed");
     for report in &reports {
@@ -168,21 +222,43 @@ fn onclose_reports_each_connection_once_with_its_lifetime_counters() {
         .find(|r| r.groups[0].key == GroupKey::Tuple(client))
         .unwrap();
     // Lifetime counters: since the socket's creation, as last polled.
-    assert_eq!(counter(client_report, &GroupKey::Tuple(client), Counter::BytesSent), 4000);
-    let text = rendered(&session, client_report);
+    assert_eq!(
+        counter(client_report, &GroupKey::Tuple(client), Counter::BytesSent),
+        4000
+    );
+    let text = rendered(options, client_report);
     assert!(text.contains("127.0.0.1:40000 <-> 127.0.0.1:80"), "{text}");
     drop(reports);
     session.forget_closes();
     session.poll().unwrap();
-    assert!(session.close_reports().is_empty(), "each close is reported once");
+    assert!(
+        session.close_reports().is_empty(),
+        "each close is reported once"
+    );
 }
 
 #[test]
 fn system_residual_is_the_namespace_delta_less_what_sockets_did() {
     let key = lo(40000, 80);
     let polls = vec![
-        snapshot(0, vec![socket(7, key, TcpState::Established, Some(info(0, 0, 10, 10)))]),
-        snapshot(1000, vec![socket(7, key, TcpState::Established, Some(info(0, 0, 40, 25)))]),
+        snapshot(
+            0,
+            vec![socket(
+                7,
+                key,
+                TcpState::Established,
+                Some(info(0, 0, 10, 10)),
+            )],
+        ),
+        snapshot(
+            1000,
+            vec![socket(
+                7,
+                key,
+                TcpState::Established,
+                Some(info(0, 0, 40, 25)),
+            )],
+        ),
     ];
     let mib = |out_segs: &str, in_segs: &str| {
         let mut counters = SystemCounters::default();
@@ -191,7 +267,8 @@ fn system_residual_is_the_namespace_delta_less_what_sockets_did() {
         ));
         counters
     };
-    let source = ReplaySource::new(polls).with_system_counters(vec![mib("100", "200"), mib("150", "230")]);
+    let source =
+        ReplaySource::new(polls).with_system_counters(vec![mib("100", "200"), mib("150", "230")]);
     let mut session = session(&["--timeout", "1", "--system"], source);
     session.poll().unwrap();
     session.poll().unwrap();
@@ -227,13 +304,21 @@ fn at(time_ns: u64, event: TraceEvent) -> Timed {
 /// inet_sock_set_state tells it.
 fn short_connection(port: u16, sk: u64) -> Vec<Timed> {
     use TcpState::*;
-    let change = |sk, tuple, old, new| TraceEvent::StateChange { sk, tuple, old, new };
+    let change = |sk, tuple, old, new| TraceEvent::StateChange {
+        sk,
+        tuple,
+        old,
+        new,
+    };
     let (client, server) = (tuple(port, 80), tuple(80, port));
     let newborn = EventTuple {
         remote: "0.0.0.0".parse().unwrap(),
         ..server
     };
-    let no_port = EventTuple { local_port: 0, ..client };
+    let no_port = EventTuple {
+        local_port: 0,
+        ..client
+    };
     [
         change(sk, no_port, Close, SynSent),
         change(sk + 1, newborn, Listen, SynRecv),
@@ -259,7 +344,10 @@ fn probe_summary() -> ProbeSummary {
     ];
     ProbeSummary {
         probes: "tracepoint".to_string(),
-        sources: vec![(states.clone(), "tracepoint sock:inet_sock_set_state".to_string())],
+        sources: vec![(
+            states.clone(),
+            "tracepoint sock:inet_sock_set_state".to_string(),
+        )],
         exact_states: true,
         covered: states,
     }
@@ -267,20 +355,34 @@ fn probe_summary() -> ProbeSummary {
 
 #[test]
 fn precision_counts_connections_between_polls_and_accounts_for_its_events() {
-    let polls = (0..3).map(|i| snapshot(i * 1000, vec![listener()])).collect();
-    let events: Vec<Timed> = (0..20).flat_map(|i| short_connection(41000 + i, 1000 + 2 * u64::from(i))).collect();
+    let polls = (0..3)
+        .map(|i| snapshot(i * 1000, vec![listener()]))
+        .collect();
+    let events: Vec<Timed> = (0..20)
+        .flat_map(|i| short_connection(41000 + i, 1000 + 2 * u64::from(i)))
+        .collect();
     let event_count = events.len() as u64;
     // Before the baseline (not counted), between polls 1 and 2, none after.
     let feed = ReplayFeed::new(probe_summary(), vec![Vec::new(), events, Vec::new()]).with_lost(3);
     let config = config(&["--timeout", "2", "--precision", "--index", "lport"]);
-    let mut session = Session::new(&config, Box::new(ReplaySource::new(polls)), Some(Box::new(feed)));
+    let mut session = Session::new(
+        &config,
+        Box::new(ReplaySource::new(polls)),
+        Some(Box::new(feed)),
+    );
     for _ in 0..3 {
         session.poll().unwrap();
     }
     let notices = session.take_fresh_notices();
-    assert!(notices.iter().any(|n| n.contains("3 kernel events lost")), "{notices:?}");
+    assert!(
+        notices.iter().any(|n| n.contains("3 kernel events lost")),
+        "{notices:?}"
+    );
     let report = session.window_report();
-    assert_eq!(counter(&report, &GroupKey::Lport(80), Counter::PassiveOpens), 20);
+    assert_eq!(
+        counter(&report, &GroupKey::Lport(80), Counter::PassiveOpens),
+        20
+    );
     let clients: u64 = report
         .groups
         .iter()
@@ -288,7 +390,10 @@ fn precision_counts_connections_between_polls_and_accounts_for_its_events() {
         .map(|g| g.counters.value(Counter::ActiveOpens))
         .sum();
     assert_eq!(clients, 20);
-    assert_eq!(counter(&report, &GroupKey::Lport(80), Counter::EstabResets), 0);
+    assert_eq!(
+        counter(&report, &GroupKey::Lport(80), Counter::EstabResets),
+        0
+    );
     let precision = report.precision.as_ref().expect("a precision section");
     assert_eq!(precision.events, event_count);
     assert_eq!(precision.events_lost, 3);
@@ -303,12 +408,25 @@ fn counter_is_approx(report: &Report<'_>, counter: Counter) -> bool {
 #[test]
 fn a_failed_poll_after_the_baseline_is_noted_and_skipped() {
     let key = lo(40000, 80);
-    let polls = vec![snapshot(0, vec![socket(7, key, TcpState::Established, Some(info(0, 0, 0, 0)))])];
+    let polls = vec![snapshot(
+        0,
+        vec![socket(
+            7,
+            key,
+            TcpState::Established,
+            Some(info(0, 0, 0, 0)),
+        )],
+    )];
     let mut session = session(&["--timeout", "1"], ReplaySource::new(polls));
     session.poll().unwrap();
     session.poll().expect("a later failure is not the run's");
     let notices = session.take_fresh_notices();
-    assert!(notices.iter().any(|n| n.starts_with("a poll failed and was skipped")), "{notices:?}");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.starts_with("a poll failed and was skipped")),
+        "{notices:?}"
+    );
     let report = session.window_report();
     assert_eq!(report.polls, 1);
 }

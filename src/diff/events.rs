@@ -32,7 +32,6 @@
 //!   is placed (or the host has no other namespace). The rest are counted
 //!   apart, as "elsewhere".
 
-
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
@@ -213,9 +212,9 @@ impl EventAttribution {
     }
 
     pub(super) fn event_only_sockets(&self) -> impl Iterator<Item = (&Tracked, StateHistory)> {
-        self.event_only.iter().map(|(n, e)| {
-            (&e.tracked, self.history_of(&SocketId::EventOnly(*n)))
-        })
+        self.event_only
+            .iter()
+            .map(|(n, e)| (&e.tracked, self.history_of(&SocketId::EventOnly(*n))))
     }
 
     pub(super) fn reset_window(&mut self) {
@@ -344,9 +343,11 @@ impl EventAttribution {
                 .filter(|(_, e)| !e.confirmed)
                 .filter(|(n, e)| {
                     let tuple = EventTuple::of_key(&e.tracked.sample.key);
-                    [tuple, reversed(&tuple)]
-                        .iter()
-                        .any(|t| self.by_tuple.get(t).is_some_and(|other| self.places(other, **n)))
+                    [tuple, reversed(&tuple)].iter().any(|t| {
+                        self.by_tuple
+                            .get(t)
+                            .is_some_and(|other| self.places(other, **n))
+                    })
                 })
                 .map(|(n, _)| *n)
                 .collect();
@@ -442,9 +443,13 @@ impl Attribution<'_, '_> {
             TraceEvent::SynAckRetransmit { listener_sk, tuple } => {
                 self.synack_retransmit(*listener_sk, tuple)
             }
-            TraceEvent::Sent { sk, tuple, bytes } => {
-                self.call(*sk, tuple.as_ref(), *bytes, Counter::MessagesSent, Counter::MessageBytesSent)
-            }
+            TraceEvent::Sent { sk, tuple, bytes } => self.call(
+                *sk,
+                tuple.as_ref(),
+                *bytes,
+                Counter::MessagesSent,
+                Counter::MessageBytesSent,
+            ),
             TraceEvent::Received { sk, tuple, bytes } => self.call(
                 *sk,
                 tuple.as_ref(),
@@ -477,7 +482,14 @@ impl Attribution<'_, '_> {
 
     /// One send or receive call that moved `bytes` (nothing, or an error,
     /// when not positive).
-    fn call(&mut self, sk: u64, tuple: Option<&EventTuple>, bytes: i64, calls: Counter, moved: Counter) {
+    fn call(
+        &mut self,
+        sk: u64,
+        tuple: Option<&EventTuple>,
+        bytes: i64,
+        calls: Counter,
+        moved: Counter,
+    ) {
         if bytes <= 0 {
             return;
         }
@@ -707,7 +719,8 @@ impl Attribution<'_, '_> {
         if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0 {
             marks.opened_by_event = true;
         }
-        let accepted = old == TcpState::SynRecv || marks.history.iter().any(|s| s == TcpState::SynRecv);
+        let accepted =
+            old == TcpState::SynRecv || marks.history.iter().any(|s| s == TcpState::SynRecv);
         if marks.history.is_empty() {
             marks.history.push(old);
         }
@@ -800,9 +813,9 @@ impl Attribution<'_, '_> {
 mod tests {
     use super::super::Tracker;
     use super::*;
-    use crate::model::{Snapshot, SocketSource};
-    use crate::model::tcp_info::TcpInfo;
     use crate::model::event::{DropReason, Probe};
+    use crate::model::tcp_info::TcpInfo;
+    use crate::model::{Snapshot, SocketSource};
 
     const ANY: FilterSet = FilterSet {
         filters: Vec::new(),

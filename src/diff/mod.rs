@@ -184,7 +184,12 @@ impl Tracker {
     /// Turns on event attribution: state counters come from `states`,
     /// `covered` lists the counters the running probes fill, and sockets
     /// known only from events are put in namespace `netns_for_unknown`.
-    pub fn enable_events(&mut self, states: StateCounts, covered: &[Counter], netns_for_unknown: u64) {
+    pub fn enable_events(
+        &mut self,
+        states: StateCounts,
+        covered: &[Counter],
+        netns_for_unknown: u64,
+    ) {
         self.states = states;
         let mut part = EventAttribution::new(covered, netns_for_unknown);
         for (id, tracked) in self.sockets.iter() {
@@ -262,7 +267,10 @@ impl Tracker {
     }
 
     fn learn_listeners(&mut self, snapshot: &Snapshot) {
-        let listening = snapshot.sockets.iter().filter(|s| s.state == TcpState::Listen);
+        let listening = snapshot
+            .sockets
+            .iter()
+            .filter(|s| s.state == TcpState::Listen);
         for key in snapshot.listeners.iter().chain(listening.map(|s| &s.key)) {
             self.listeners
                 .insert((key.netns, unmap(key.local), key.local_port));
@@ -347,12 +355,12 @@ impl Tracker {
             .filter(|s| s.state == TcpState::TimeWait)
             .map(|s| s.key)
             .collect();
-        let present: HashSet<SocketKey> =
-            if gone.iter().any(|(_, t)| t.sample.state.is_handshake()) {
-                self.sockets.values().map(|t| t.sample.key).collect()
-            } else {
-                HashSet::default()
-            };
+        let present: HashSet<SocketKey> = if gone.iter().any(|(_, t)| t.sample.state.is_handshake())
+        {
+            self.sockets.values().map(|t| t.sample.key).collect()
+        } else {
+            HashSet::default()
+        };
         for (id, tracked) in gone {
             let key = tracked.sample.key;
             let succeeded = time_wait.contains(&key)
@@ -438,15 +446,16 @@ impl Tracker {
             closed: false,
             history: events.map(|e| e.history_of(id)).unwrap_or_default(),
         });
-        let known_by_events = events
-            .into_iter()
-            .flat_map(|e| e.event_only_sockets())
-            .map(move |(t, history)| SocketRow {
-                sample: &t.sample,
-                counters: self.with_presence(t.window),
-                closed: false,
-                history,
-            });
+        let known_by_events =
+            events
+                .into_iter()
+                .flat_map(|e| e.event_only_sockets())
+                .map(move |(t, history)| SocketRow {
+                    sample: &t.sample,
+                    counters: self.with_presence(t.window),
+                    closed: false,
+                    history,
+                });
         let closed = self.closed.iter().map(move |c| SocketRow {
             sample: &c.sample,
             counters: self.with_presence(c.window),
@@ -529,7 +538,9 @@ fn update(
         Err(_) => tracked.window.add(&now.counters),
     }
     let (old_state, new_state) = (tracked.sample.state, sample.state);
-    if states == StateCounts::Inferred && new_state == TcpState::Close && old_state != TcpState::Close
+    if states == StateCounts::Inferred
+        && new_state == TcpState::Close
+        && old_state != TcpState::Close
     {
         if old_state.counts_as_established() {
             tracked.window.bump_approx(Counter::EstabResets, 1);
@@ -567,8 +578,8 @@ pub fn lifetime_row(sample: &SocketSample) -> SocketRow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SocketSource;
     use crate::model::tcp_info::TcpInfo;
+    use crate::model::SocketSource;
 
     fn info(segs_out: u32, bytes_sent: u64, bytes_received: u64) -> TcpInfo {
         let mut raw = vec![0u8; 232];

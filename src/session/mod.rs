@@ -259,7 +259,10 @@ impl Session {
 
     /// The namespace counters read at a poll, saying once what could not
     /// be read.
-    fn note_system(&mut self, (counters, missing): (SystemCounters, Vec<String>)) -> SystemCounters {
+    fn note_system(
+        &mut self,
+        (counters, missing): (SystemCounters, Vec<String>),
+    ) -> SystemCounters {
         if !missing.is_empty() && !self.notices.system_missing_said {
             self.notices.system_missing_said = true;
             self.note(vec![format!(
@@ -377,7 +380,9 @@ impl Session {
         let this = &*self;
         let filters = &this.config.filters;
         let mut groups = this.finish_groups(aggregate::group_rows_owned(
-            this.tracker.rows().filter(|r| filters.matches(&r.sample.key)),
+            this.tracker
+                .rows()
+                .filter(|r| filters.matches(&r.sample.key)),
             this.config.index,
             this.owner_lookup(),
         ));
@@ -442,8 +447,13 @@ impl Session {
                 };
                 // Between its last sighting and the poll that missed it.
                 let window = (now_ms.saturating_sub(closed.unseen_ms), now_ms);
-                let mut report =
-                    Report::new(kind, Index::Tuple, window, this.tracker.polls(), vec![group]);
+                let mut report = Report::new(
+                    kind,
+                    Index::Tuple,
+                    window,
+                    this.tracker.polls(),
+                    vec![group],
+                );
                 this.decorate(&mut report);
                 report
             })
@@ -475,7 +485,13 @@ impl Session {
 
     fn once_report<'g>(&self) -> Report<'g> {
         let at = self.source.elapsed_ms();
-        Report::new(ReportKind::Snapshot, self.config.index, (at, at), 1, Vec::new())
+        Report::new(
+            ReportKind::Snapshot,
+            self.config.index,
+            (at, at),
+            1,
+            Vec::new(),
+        )
     }
 
     /// Namespaces are found and named while polling: poll whole, then

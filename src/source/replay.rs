@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::model::{Snapshot, SocketSource};
 use crate::source::procfs::SystemCounters;
-use crate::source::SnapshotSource;
 use crate::source::sockdiag::{parse_datagram, DatagramEnd, ParseStats};
+use crate::source::SnapshotSource;
 
 /// Parses every netlink message in `recording` (datagrams back to back, as
 /// `--record` writes them, any sequence numbers).

@@ -5,8 +5,10 @@
 //! socket leaves ESTABLISHED it asks sock_diag for that one socket, so its
 //! last moments' counters are caught before it goes.
 //!
-//! Owns no attribution: the events go to `diff`, which decides what they
-//! count for.
+//! Owns its options ([`ProbeOptions`]), its errors ([`PrecisionError`]) and
+//! the plain account of what it opened ([`ProbeSummary`]). Owns no
+//! attribution and no report: whoever takes the events decides what they
+//! count for, and builds any report from the summary.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,16 +16,13 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::decoder::{CallPairer, Decoder, EventKind};
-use crate::model::event::{Probe, Timed, TraceEvent};
 use super::kprobe_defs::{self as kprobes, KprobeDef};
 use super::layout::EventFormat;
-use super::perf_ring::{PerfRings, RingOptions};
-use super::tracing_fs::{KprobeSet, Tracefs};
-use crate::cli::PrecisionMode;
+use super::perf_ring::{PerfError, PerfRings, RingOptions};
+use super::tracing_fs::{KprobeSet, Tracefs, TracefsError};
 use crate::counters::Counter;
-use crate::diff::Tracker;
+use crate::model::event::{Probe, Timed, TraceEvent};
 use crate::model::TcpState;
-use crate::report::PrecisionSection;
 use crate::source::sockdiag::{SockDiag, EXT_CONG, EXT_INFO};
 
 /// What precision mode asks of the kernel, by what it is for.
@@ -110,11 +109,83 @@ fn kprobe_role(kind: EventKind) -> Option<Role> {
     })
 }
 
+/// Which kind of probe precision mode may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// Tracepoints where they exist, kprobes for the rest.
+    Auto,
+    /// Tracepoints only.
+    Tracepoint,
+    /// Kprobes only: an error when the kernel has none.
+    Kprobe,
+}
+
+impl ProbeMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeMode::Auto => "auto",
+            ProbeMode::Tracepoint => "tracepoint",
+            ProbeMode::Kprobe => "kprobe",
+        }
+    }
+}
+
+/// What [`Collector::start`] is asked to open, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeOptions {
+    pub mode: ProbeMode,
+    /// Ring buffer data pages per CPU.
+    pub ring_pages: usize,
+    /// Ask sock_diag for each socket as it leaves ESTABLISHED.
+    pub last_moments: bool,
+    /// Where to write each event's format file and its first raw samples.
+    pub record_to: Option<PathBuf>,
+}
+
+/// What was opened, as plain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeSummary {
+    /// The kinds of probe opened, sorted and joined by '+': "tracepoint",
+    /// "kprobe" or "kprobe+tracepoint".
+    pub probes: String,
+    /// Counters and the probes that fill them (the rest: sock_diag polls).
+    pub sources: Vec<(Vec<Counter>, String)>,
+    /// Whether state counters come from events (so nothing is inferred).
+    pub exact_states: bool,
+    /// The counters the opened probes fill.
+    pub covered: Vec<Counter>,
+}
+
+/// Why precision mode cannot start (or not in the mode asked).
 #[derive(Debug, Error)]
 pub enum PrecisionError {
-    /// Nothing could be opened: no privilege, no tracefs, no probes.
+    /// No tracefs found, nor mountable though running as root.
+    #[error("tracefs: {0}")]
+    NoTracefs(TracefsError),
+    /// No tracefs found, and not privileged enough to mount or read one.
+    #[error("tracefs: {0} (root or CAP_PERFMON with tracefs access needed)")]
+    NoTracefsAccess(TracefsError),
+    /// Kprobe mode on a kernel (or architecture) without kprobes.
+    #[error("this kernel has no kprobes (no kprobe_events in tracefs: CONFIG_KPROBES off?) or this architecture has no kprobe definitions")]
+    NoKprobes,
+    /// Not one event could be opened; `missing` names the roles this
+    /// kernel has no probe for.
+    #[error("no probe could be opened{}", missing_list(.missing))]
+    NothingOpened { missing: Vec<String> },
+    /// Kprobe mode, but the kernel refused every kprobe.
+    #[error("no kprobe could be created")]
+    NoKprobeCreated,
+    /// The perf rings could not be opened or enabled.
     #[error("{0}")]
-    Unavailable(String),
+    Rings(PerfError),
+}
+
+fn missing_list(missing: &[String]) -> String {
+    if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" (missing: {})", missing.join(", "))
+    }
 }
 
 /// One opened probe.
@@ -132,10 +203,7 @@ pub struct Collector {
     queue: Vec<Timed>,
     /// For last-moment samples (the namespace tcpipstat runs in only).
     diag: Option<SockDiag>,
-    exact_states: bool,
-    covered: Vec<Counter>,
-    sources: Vec<(Vec<Counter>, String)>,
-    probes: String,
+    summary: ProbeSummary,
     undecoded: u64,
     /// --record-trace: the directory, and per event its file name and how
     /// many samples were written.
@@ -151,252 +219,37 @@ fn watermark(pages: usize) -> u32 {
 }
 
 impl Collector {
-    /// Opens the probes `mode` asks for; the notices say what was mounted,
-    /// left out or substituted. Errors only when nothing can be opened (or
-    /// an explicit mode cannot be had at all).
-    pub fn start(
-        mode: PrecisionMode,
-        ring_pages: usize,
-        last_moments: bool,
-        record_to: Option<&Path>,
-    ) -> Result<(Collector, Vec<String>), PrecisionError> {
+    /// Opens the probes `options.mode` asks for; the notices say what was
+    /// mounted, left out or substituted. Errors only when nothing can be
+    /// opened (or an explicit mode cannot be had at all).
+    pub fn start(options: &ProbeOptions) -> Result<(Collector, Vec<String>), PrecisionError> {
+        let mode = options.mode;
         let mut notices = Vec::new();
-        let root = is_root();
-        let (tracefs, mounted) = Tracefs::locate(root).map_err(|e| {
-            PrecisionError::Unavailable(if root {
-                format!("tracefs: {e}")
-            } else {
-                format!("tracefs: {e} (root or CAP_PERFMON with tracefs access needed)")
-            })
-        })?;
-        if mounted {
-            notices.push(format!(
-                "precision: mounted tracefs at {}",
-                tracefs.root().display()
-            ));
-        }
-        let use_tracepoints = mode != PrecisionMode::Kprobe;
-        let use_kprobes = mode != PrecisionMode::Tracepoint;
-        let kprobe_defs = if use_kprobes && tracefs.kprobes_supported() {
-            kprobes::definitions()
-        } else {
-            Vec::new()
-        };
-        if mode == PrecisionMode::Kprobe && kprobe_defs.is_empty() {
-            return Err(PrecisionError::Unavailable(
-                "this kernel has no kprobes (no kprobe_events in tracefs: CONFIG_KPROBES off?) or this architecture has no kprobe definitions".to_string(),
-            ));
-        }
+        let tracefs = locate_tracefs(&mut notices)?;
+        let kprobe_defs = usable_kprobes(mode, &tracefs)?;
+        let choice = choose_probes(mode, &tracefs, &kprobe_defs);
+        let (kprobe_set, kprobe_events) = create_kprobes(&tracefs, choice.kprobes, &mut notices);
 
-        let mut wanted_tracepoints: Vec<(Role, EventKind)> = Vec::new();
-        let mut wanted_kprobes: Vec<(Role, KprobeDef)> = Vec::new();
-        let mut missing: Vec<String> = Vec::new();
-        for role in Role::ALL {
-            let tracepoint = use_tracepoints
-                .then(|| {
-                    role.tracepoints().iter().copied().find(|kind| {
-                        let (group, name) = kind.tracepoint().expect("a tracepoint kind");
-                        tracefs.has_event(group, name)
-                    })
-                })
-                .flatten();
-            if let Some(kind) = tracepoint {
-                wanted_tracepoints.push((role, kind));
-                continue;
-            }
-            let defs: Vec<KprobeDef> = kprobe_defs
-                .iter()
-                .filter(|d| role.kprobe_serves(d))
-                .cloned()
-                .collect();
-            if !defs.is_empty() {
-                wanted_kprobes.extend(defs.into_iter().map(|d| (role, d)));
-            } else if role != Role::Names {
-                missing.push(format!("{role:?}"));
-            }
+        let mut opening = Opening::new(&tracefs, options.record_to.as_deref());
+        let mut sources = opening.open_tracepoints(&choice.tracepoints, &mut notices);
+        if let Some(set) = &kprobe_set {
+            opening.open_kprobes(set.group(), &kprobe_events, &mut sources, &mut notices);
         }
-        // Names only help the send/receive tracepoints, which lack tuples.
-        let sends_by_tracepoint = wanted_tracepoints
-            .iter()
-            .any(|(r, _)| matches!(r, Role::Sends | Role::Receives));
-        if !sends_by_tracepoint {
-            wanted_tracepoints.retain(|(r, _)| *r != Role::Names);
-        }
-
-        let mut kprobe_set = None;
-        let mut kprobe_events: Vec<(Role, KprobeDef)> = Vec::new();
-        if !wanted_kprobes.is_empty() {
-            let group = format!("tcpipstat_{}", std::process::id());
-            let lines: Vec<(String, String, bool)> = wanted_kprobes
-                .iter()
-                .map(|(_, d)| (d.event_name.to_string(), d.definition(), d.is_return))
-                .collect();
-            let (set, failures) = KprobeSet::create(&tracefs, &group, &lines);
-            for (name, why) in &failures {
-                notices.push(format!(
-                    "precision: kprobe {name} refused by the kernel: {why}"
-                ));
-            }
-            let created: Vec<String> = set.created().to_vec();
-            for (role, def) in wanted_kprobes {
-                if created.iter().any(|c| c == def.event_name) {
-                    kprobe_events.push((role, def));
-                }
-            }
-            kprobe_set = Some(set);
-        }
-
-        // Every opened event gets a decoder built from its own format file.
-        let mut opened = Vec::new();
-        let mut recorded = Vec::new();
-        let mut ring_events = Vec::new();
-        let mut sources: Vec<(Role, String)> = Vec::new();
-        let mut open = |group: &str,
-                        name: &str,
-                        kind: EventKind,
-                        probe: Probe,
-                        notices: &mut Vec<String>|
-         -> bool {
-            let format = match tracefs
-                .event_format(group, name)
-                .map_err(|e| e.to_string())
-                .and_then(|text| EventFormat::parse(&text).map_err(|e| e.to_string()))
-            {
-                Ok(format) => format,
-                Err(why) => {
-                    notices.push(format!("precision: {group}:{name} left out: {why}"));
-                    return false;
-                }
-            };
-            let decoder = match Decoder::new(kind, &format) {
-                Ok(decoder) => decoder,
-                Err(why) => {
-                    notices.push(format!("precision: {group}:{name} left out: {why}"));
-                    return false;
-                }
-            };
-            let file_name = format!(
-                "{}__{name}",
-                if probe == Probe::Kprobe {
-                    "kprobes"
-                } else {
-                    group
-                }
-            );
-            if let Some(dir) = record_to {
-                let written = std::fs::create_dir_all(dir).and_then(|()| {
-                    std::fs::write(
-                        dir.join(format!("{file_name}.format")),
-                        text_of(&tracefs, group, name),
-                    )
-                });
-                if let Err(e) = written {
-                    notices.push(format!("--record-trace: {}: {e}", dir.display()));
-                }
-            }
-            ring_events.push((format.id, opened.len() as u32, format!("{group}:{name}")));
-            recorded.push((file_name, 0u32));
-            opened.push(Opened {
-                kind,
-                probe,
-                decoder,
-            });
-            true
-        };
-        for (role, kind) in &wanted_tracepoints {
-            let (group, name) = kind.tracepoint().expect("a tracepoint kind");
-            if open(group, name, *kind, Probe::Tracepoint, &mut notices) {
-                sources.push((*role, format!("tracepoint {group}:{name}")));
-            }
-        }
-        let kprobe_group = kprobe_set.as_ref().map(|s| s.group().to_string());
-        for (role, def) in &kprobe_events {
-            let group = kprobe_group.as_deref().expect("kprobes created");
-            if open(group, def.event_name, def.kind, Probe::Kprobe, &mut notices) {
-                let label = format!("kprobe {}", def.function);
-                match sources
-                    .iter_mut()
-                    .find(|(r, s)| r == role && s.starts_with("kprobe"))
-                {
-                    Some((_, existing)) if !existing.contains(def.function) => {
-                        existing.push('+');
-                        existing.push_str(def.function);
-                    }
-                    Some(_) => {}
-                    None => sources.push((*role, label)),
-                }
-            }
-        }
-        if opened.is_empty() {
-            return Err(PrecisionError::Unavailable(format!(
-                "no probe could be opened{}",
-                if missing.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (missing: {})", missing.join(", "))
-                }
-            )));
-        }
-        if mode == PrecisionMode::Kprobe && !opened.iter().any(|o| o.probe == Probe::Kprobe) {
-            return Err(PrecisionError::Unavailable(
-                "no kprobe could be created".to_string(),
-            ));
-        }
-        if !missing.is_empty() {
+        check_opened(mode, &opening.opened, &choice.missing)?;
+        if !choice.missing.is_empty() {
             notices.push(format!(
                 "precision: this kernel cannot give {} in {} mode: those counters stay as polls give them",
-                missing.join(", "),
+                choice.missing.join(", "),
                 mode.name()
             ));
         }
 
-        let rings = PerfRings::open(
-            &ring_events,
-            RingOptions {
-                pages_per_cpu: ring_pages,
-                watermark_bytes: watermark(ring_pages),
-            },
-        )
-        .map_err(|e| PrecisionError::Unavailable(e.to_string()))?;
-        rings
-            .enable()
-            .map_err(|e| PrecisionError::Unavailable(e.to_string()))?;
-
-        let states_opened = sources.iter().any(|(r, _)| *r == Role::States);
-        let mut covered = Vec::new();
-        let mut labelled = Vec::new();
-        for (role, label) in &sources {
-            covered.extend_from_slice(role.counters());
-            if !role.counters().is_empty() {
-                labelled.push((role.counters().to_vec(), label.clone()));
-            }
-        }
-        let kinds: std::collections::BTreeSet<&str> = opened
-            .iter()
-            .map(|o| match o.probe {
-                Probe::Tracepoint => "tracepoint",
-                Probe::Kprobe => "kprobe",
-            })
-            .collect();
-        let diag = if last_moments && states_opened {
-            match SockDiag::open() {
-                Ok(diag) => Some(diag),
-                Err(e) => {
-                    notices.push(format!(
-                        "precision: no last-moment samples (sock_diag: {e})"
-                    ));
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        // Retransmits from events count only after a socket's last poll.
-        for (counters, label) in &mut labelled {
-            if counters.contains(&Counter::RetransSegs) {
-                *label = format!("sock_diag polls; {label} after a socket's last poll");
-            }
-        }
+        let rings = open_rings(&opening.ring_events, options.ring_pages)?;
+        let summary = summarize(&sources, &opening.opened);
+        let diag = last_moment_diag(options.last_moments && summary.exact_states, &mut notices);
+        let Opening {
+            opened, recorded, ..
+        } = opening;
         Ok((
             Collector {
                 rings,
@@ -404,26 +257,19 @@ impl Collector {
                 pairer: CallPairer::default(),
                 queue: Vec::new(),
                 diag,
-                exact_states: states_opened,
-                covered,
-                sources: labelled,
-                probes: kinds.into_iter().collect::<Vec<_>>().join("+"),
+                summary,
                 undecoded: 0,
-                recorder: record_to.map(|dir| (dir.to_path_buf(), recorded)),
+                recorder: options.record_to.clone().map(|dir| (dir, recorded)),
                 _kprobes: kprobe_set,
             },
             notices,
         ))
     }
 
-    /// Whether state counters come from events (so nothing is inferred).
-    pub fn exact_states(&self) -> bool {
-        self.exact_states
-    }
-
-    /// The counters the opened probes fill.
-    pub fn covered(&self) -> Vec<Counter> {
-        self.covered.clone()
+    /// What was opened: the kinds of probe, which counters they fill and
+    /// by what.
+    pub fn summary(&self) -> &ProbeSummary {
+        &self.summary
     }
 
     /// Events the kernel could not put in a full ring, since the start.
@@ -503,21 +349,327 @@ impl Collector {
         let later = self.queue.split_off(split);
         std::mem::replace(&mut self.queue, later)
     }
+}
 
-    /// The report's precision section, with the tracker's account.
-    pub fn section(&self, tracker: &Tracker) -> PrecisionSection {
-        let stats = tracker.event_stats().cloned().unwrap_or_default();
-        PrecisionSection {
-            probes: self.probes.clone(),
-            sources: self.sources.clone(),
-            events: stats.events,
-            events_lost: self.lost(),
-            unplaced: stats.unplaced,
-            unidentified: tracker.unidentified(),
-            drops_by_reason: stats.drops_by_reason,
-            last_samples: stats.last_samples,
-            elsewhere_sockets: stats.elsewhere_sockets,
-            elsewhere: stats.elsewhere,
+/// A mounted tracefs, mounting one when root and there is none.
+fn locate_tracefs(notices: &mut Vec<String>) -> Result<Tracefs, PrecisionError> {
+    let root = is_root();
+    let (tracefs, mounted) = Tracefs::locate(root).map_err(|e| {
+        if root {
+            PrecisionError::NoTracefs(e)
+        } else {
+            PrecisionError::NoTracefsAccess(e)
+        }
+    })?;
+    if mounted {
+        notices.push(format!(
+            "precision: mounted tracefs at {}",
+            tracefs.root().display()
+        ));
+    }
+    Ok(tracefs)
+}
+
+/// The kprobe definitions `mode` may use on this kernel: none in
+/// tracepoint mode or without kprobe_events, an error if kprobe mode then
+/// has none.
+fn usable_kprobes(mode: ProbeMode, tracefs: &Tracefs) -> Result<Vec<KprobeDef>, PrecisionError> {
+    let defs = if mode != ProbeMode::Tracepoint && tracefs.kprobes_supported() {
+        kprobes::definitions()
+    } else {
+        Vec::new()
+    };
+    if mode == ProbeMode::Kprobe && defs.is_empty() {
+        return Err(PrecisionError::NoKprobes);
+    }
+    Ok(defs)
+}
+
+/// The probes chosen for each role, before any is opened.
+struct Choice {
+    tracepoints: Vec<(Role, EventKind)>,
+    kprobes: Vec<(Role, KprobeDef)>,
+    /// The roles (but Names) that nothing on this kernel fills.
+    missing: Vec<String>,
+}
+
+/// Per role, the first tracepoint this kernel has (unless kprobe mode),
+/// else every kprobe that serves it.
+fn choose_probes(mode: ProbeMode, tracefs: &Tracefs, kprobe_defs: &[KprobeDef]) -> Choice {
+    let use_tracepoints = mode != ProbeMode::Kprobe;
+    let mut choice = Choice {
+        tracepoints: Vec::new(),
+        kprobes: Vec::new(),
+        missing: Vec::new(),
+    };
+    for role in Role::ALL {
+        let tracepoint = use_tracepoints
+            .then(|| {
+                role.tracepoints().iter().copied().find(|kind| {
+                    let (group, name) = kind.tracepoint().expect("a tracepoint kind");
+                    tracefs.has_event(group, name)
+                })
+            })
+            .flatten();
+        if let Some(kind) = tracepoint {
+            choice.tracepoints.push((role, kind));
+            continue;
+        }
+        let defs: Vec<KprobeDef> = kprobe_defs
+            .iter()
+            .filter(|d| role.kprobe_serves(d))
+            .cloned()
+            .collect();
+        if !defs.is_empty() {
+            choice.kprobes.extend(defs.into_iter().map(|d| (role, d)));
+        } else if role != Role::Names {
+            choice.missing.push(format!("{role:?}"));
+        }
+    }
+    // Names only help the send/receive tracepoints, which lack tuples.
+    let sends_by_tracepoint = choice
+        .tracepoints
+        .iter()
+        .any(|(r, _)| matches!(r, Role::Sends | Role::Receives));
+    if !sends_by_tracepoint {
+        choice.tracepoints.retain(|(r, _)| *r != Role::Names);
+    }
+    choice
+}
+
+/// Creates the `wanted` kprobes in this process's own group; those the
+/// kernel refuses are left out with a notice. The set (None when nothing
+/// was wanted) removes its probes when dropped.
+fn create_kprobes(
+    tracefs: &Tracefs,
+    wanted: Vec<(Role, KprobeDef)>,
+    notices: &mut Vec<String>,
+) -> (Option<KprobeSet>, Vec<(Role, KprobeDef)>) {
+    if wanted.is_empty() {
+        return (None, Vec::new());
+    }
+    let group = format!("tcpipstat_{}", std::process::id());
+    let lines: Vec<(String, String, bool)> = wanted
+        .iter()
+        .map(|(_, d)| (d.event_name.to_string(), d.definition(), d.is_return))
+        .collect();
+    let (set, failures) = KprobeSet::create(tracefs, &group, &lines);
+    for (name, why) in &failures {
+        notices.push(format!(
+            "precision: kprobe {name} refused by the kernel: {why}"
+        ));
+    }
+    let created = set.created();
+    let events = wanted
+        .into_iter()
+        .filter(|(_, def)| created.iter().any(|c| c == def.event_name))
+        .collect();
+    (Some(set), events)
+}
+
+/// The events opened so far, with what the rings and the recorder need of
+/// each: every event gets a decoder built from its own format file.
+struct Opening<'a> {
+    tracefs: &'a Tracefs,
+    record_to: Option<&'a Path>,
+    opened: Vec<Opened>,
+    /// Per event: its recording's file name, and samples written (none yet).
+    recorded: Vec<(String, u32)>,
+    /// Per event: (tracepoint id, tag, "group:name") for the rings.
+    ring_events: Vec<(u64, u32, String)>,
+}
+
+impl<'a> Opening<'a> {
+    fn new(tracefs: &'a Tracefs, record_to: Option<&'a Path>) -> Opening<'a> {
+        Opening {
+            tracefs,
+            record_to,
+            opened: Vec::new(),
+            recorded: Vec::new(),
+            ring_events: Vec::new(),
+        }
+    }
+
+    /// Opens the chosen tracepoints; says by which tracepoint each role is
+    /// filled.
+    fn open_tracepoints(
+        &mut self,
+        tracepoints: &[(Role, EventKind)],
+        notices: &mut Vec<String>,
+    ) -> Vec<(Role, String)> {
+        let mut sources = Vec::new();
+        for (role, kind) in tracepoints {
+            let (group, name) = kind.tracepoint().expect("a tracepoint kind");
+            if self.open(group, name, *kind, Probe::Tracepoint, notices) {
+                sources.push((*role, format!("tracepoint {group}:{name}")));
+            }
+        }
+        sources
+    }
+
+    /// Opens the created kprobes of `group`; a role's kprobe functions are
+    /// named in one source, joined by '+'.
+    fn open_kprobes(
+        &mut self,
+        group: &str,
+        kprobes: &[(Role, KprobeDef)],
+        sources: &mut Vec<(Role, String)>,
+        notices: &mut Vec<String>,
+    ) {
+        for (role, def) in kprobes {
+            if !self.open(group, def.event_name, def.kind, Probe::Kprobe, notices) {
+                continue;
+            }
+            match sources
+                .iter_mut()
+                .find(|(r, s)| r == role && s.starts_with("kprobe"))
+            {
+                Some((_, existing)) if !existing.contains(def.function) => {
+                    existing.push('+');
+                    existing.push_str(def.function);
+                }
+                Some(_) => {}
+                None => sources.push((*role, format!("kprobe {}", def.function))),
+            }
+        }
+    }
+
+    /// Readies one event for the rings (and records its format when asked);
+    /// false, with a notice, when its format will not decode.
+    fn open(
+        &mut self,
+        group: &str,
+        name: &str,
+        kind: EventKind,
+        probe: Probe,
+        notices: &mut Vec<String>,
+    ) -> bool {
+        let (text, id, decoder) = match self.decoder_for(group, name, kind) {
+            Ok(found) => found,
+            Err(why) => {
+                notices.push(format!("precision: {group}:{name} left out: {why}"));
+                return false;
+            }
+        };
+        let file_name = format!(
+            "{}__{name}",
+            if probe == Probe::Kprobe {
+                "kprobes"
+            } else {
+                group
+            }
+        );
+        if let Some(dir) = self.record_to {
+            let written = std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(dir.join(format!("{file_name}.format")), text));
+            if let Err(e) = written {
+                notices.push(format!("--record-trace: {}: {e}", dir.display()));
+            }
+        }
+        let tag = self.opened.len() as u32;
+        self.ring_events.push((id, tag, format!("{group}:{name}")));
+        self.recorded.push((file_name, 0));
+        self.opened.push(Opened {
+            kind,
+            probe,
+            decoder,
+        });
+        true
+    }
+
+    /// An event's format file, its id and a decoder built from it.
+    fn decoder_for(
+        &self,
+        group: &str,
+        name: &str,
+        kind: EventKind,
+    ) -> Result<(String, u64, Decoder), String> {
+        let text = self
+            .tracefs
+            .event_format(group, name)
+            .map_err(|e| e.to_string())?;
+        let format = EventFormat::parse(&text).map_err(|e| e.to_string())?;
+        let decoder = Decoder::new(kind, &format).map_err(|e| e.to_string())?;
+        Ok((text, format.id, decoder))
+    }
+}
+
+/// An error unless something was opened, and, in kprobe mode, a kprobe.
+fn check_opened(
+    mode: ProbeMode,
+    opened: &[Opened],
+    missing: &[String],
+) -> Result<(), PrecisionError> {
+    if opened.is_empty() {
+        return Err(PrecisionError::NothingOpened {
+            missing: missing.to_vec(),
+        });
+    }
+    if mode == ProbeMode::Kprobe && !opened.iter().any(|o| o.probe == Probe::Kprobe) {
+        return Err(PrecisionError::NoKprobeCreated);
+    }
+    Ok(())
+}
+
+/// One ring per CPU for every opened event, enabled.
+fn open_rings(events: &[(u64, u32, String)], pages: usize) -> Result<PerfRings, PrecisionError> {
+    let rings = PerfRings::open(
+        events,
+        RingOptions {
+            pages_per_cpu: pages,
+            watermark_bytes: watermark(pages),
+        },
+    )
+    .map_err(PrecisionError::Rings)?;
+    rings.enable().map_err(PrecisionError::Rings)?;
+    Ok(rings)
+}
+
+/// The summary of what was opened, from each role's source.
+fn summarize(sources: &[(Role, String)], opened: &[Opened]) -> ProbeSummary {
+    let mut covered = Vec::new();
+    let mut labelled = Vec::new();
+    for (role, label) in sources {
+        covered.extend_from_slice(role.counters());
+        if role.counters().is_empty() {
+            continue;
+        }
+        // Retransmits from events count only after a socket's last poll.
+        let label = if role.counters().contains(&Counter::RetransSegs) {
+            format!("sock_diag polls; {label} after a socket's last poll")
+        } else {
+            label.clone()
+        };
+        labelled.push((role.counters().to_vec(), label));
+    }
+    let kinds: std::collections::BTreeSet<&str> = opened
+        .iter()
+        .map(|o| match o.probe {
+            Probe::Tracepoint => "tracepoint",
+            Probe::Kprobe => "kprobe",
+        })
+        .collect();
+    ProbeSummary {
+        probes: kinds.into_iter().collect::<Vec<_>>().join("+"),
+        sources: labelled,
+        exact_states: sources.iter().any(|(r, _)| *r == Role::States),
+        covered,
+    }
+}
+
+/// A sock_diag socket for last-moment lookups, when `wanted` (a notice
+/// instead when it cannot be opened).
+fn last_moment_diag(wanted: bool, notices: &mut Vec<String>) -> Option<SockDiag> {
+    if !wanted {
+        return None;
+    }
+    match SockDiag::open() {
+        Ok(diag) => Some(diag),
+        Err(e) => {
+            notices.push(format!(
+                "precision: no last-moment samples (sock_diag: {e})"
+            ));
+            None
         }
     }
 }
@@ -585,10 +737,6 @@ fn record_sample(dir: &Path, (name, written): &mut (String, u32), raw: &[u8]) {
         *written += 1;
         let _ = std::fs::write(dir.join(format!("{name}-{written}.bin")), raw);
     }
-}
-
-fn text_of(tracefs: &Tracefs, group: &str, name: &str) -> String {
-    tracefs.event_format(group, name).unwrap_or_default()
 }
 
 fn is_root() -> bool {

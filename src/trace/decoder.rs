@@ -13,8 +13,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rustc_hash::FxHashMap;
 
-use crate::model::event::{state_of, DropReason, EventTuple, TraceEvent};
 use super::layout::{EventFormat, Field, FormatError};
+use crate::model::event::{state_of, DropReason, EventTuple, TraceEvent};
 
 const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
