@@ -3,6 +3,8 @@
 
 pub mod json;
 pub mod table;
+#[cfg(test)]
+mod test_fixtures;
 pub mod text;
 
 use std::collections::BTreeMap;
