@@ -22,6 +22,65 @@ pub fn render_to_string(report: &Report<'_>, format: Format, zeros: bool) -> Str
     String::from_utf8(out).expect("reports are UTF-8")
 }
 
+/// The JSON renderer's one line with a line break and indent after each `{`,
+/// `[` and `,` and before each `}` and `]` outside strings, and a space after
+/// each `:`, so a snapshot reads like the document. Keys keep the renderer's
+/// order (serde_json's pretty printer would sort them) and strings are left
+/// byte for byte as written.
+pub fn indent_json(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    let mut chars = line.trim_end_matches('\n').chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                if let Some(close @ ('}' | ']')) = chars.peek().copied() {
+                    out.push(close);
+                    chars.next();
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
+}
+
 // ---- building blocks -------------------------------------------------------
 
 fn key(local: &str, local_port: u16, remote: &str, remote_port: u16) -> SocketKey {
