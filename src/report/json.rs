@@ -316,57 +316,159 @@ fn string(buf: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{Index, Residual, SystemSection};
-    use crate::counters::{Counter, Counters};
-    use crate::model::{SocketKey, SocketSample, TcpState};
+    use crate::report::test_fixtures::{self as fixtures, indent_json};
+    use crate::report::Format;
+
+    /// The renderer's line.
+    fn raw(report: &Report<'_>, zeros: bool) -> String {
+        let mut out = Vec::new();
+        let options = RenderOptions {
+            format: Format::Json,
+            zeros,
+        };
+        render(report, options, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The report as JSON, checked to be one line that parses, and indented
+    /// for its snapshot.
+    fn json(report: &Report<'_>, zeros: bool) -> String {
+        let line = raw(report, zeros);
+        assert!(line.ends_with("}\n"), "{line}");
+        assert_eq!(line.matches('\n').count(), 1, "one line per report");
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        let indented = indent_json(&line);
+        // Indenting adds whitespace only.
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&indented).unwrap(),
+            parsed
+        );
+        indented
+    }
+
+    fn value(report: &Report<'_>, zeros: bool) -> serde_json::Value {
+        serde_json::from_str(&raw(report, zeros)).unwrap()
+    }
 
     #[test]
-    fn output_is_valid_json_with_approx_list() {
-        let key = SocketKey::new("::1".parse().unwrap(), 80, "::1".parse().unwrap(), 5000);
-        let mut counters = Counters::default();
-        counters.set(Counter::BytesSent, 100, false);
-        counters.set(Counter::InSegs, 7, false);
-        let mut system = SystemSection::default();
-        system.deltas.values.insert("Tcp:InSegs".into(), 9);
-        system.residuals.push(Residual {
-            counter: Counter::InSegs,
-            system: 9,
-            sockets: 7,
-        });
-        let sample = SocketSample::bare(key, 1, TcpState::Established);
-        let groups = vec![Group {
-            key: GroupKey::Tuple(key),
-            counters,
-            sockets: 1,
-            closed: 0,
-            sample: Some(&sample),
-            owner: None,
-            history: Default::default(),
-        }];
-        let report = Report {
-            system: Some(system),
-            notices: vec!["a \"quoted\"\nnote".into()],
-            ..Report::new(ReportKind::Window, Index::Tuple, (0, 1000), 2, groups)
-        };
-        let mut out = Vec::new();
-        render(
-            &report,
-            RenderOptions {
-                format: crate::report::Format::Json,
-                zeros: false,
-            },
-            &mut out,
-        )
-        .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["groups"][0]["counters"]["Socket"]["BytesSent"], 100);
-        assert_eq!(v["groups"][0]["counters"]["Tcp"]["InSegs"], 7);
-        assert_eq!(v["groups"][0]["approx"][0], "InSegs");
-        assert_eq!(v["groups"][0]["key"]["laddr"], "::1");
-        assert_eq!(v["groups"][0]["gauges"]["state"], "ESTAB");
-        assert_eq!(v["system"]["unattributed"]["InSegs"]["unattributed"], 2);
-        assert_eq!(v["notices"][0], "a \"quoted\"\nnote");
-        assert!(out.ends_with(b"}\n"));
-        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+    fn window_tuple_ipv4_and_ipv6_with_gauges_owners_and_notices() {
+        insta::assert_snapshot!("window_tuple", json(&fixtures::window_tuple(), false));
+    }
+
+    #[test]
+    fn window_tuple_with_zeros() {
+        insta::assert_snapshot!("window_tuple_zeros", json(&fixtures::window_tuple(), true));
+    }
+
+    #[test]
+    fn notices_with_quotes_and_control_characters_round_trip() {
+        let report = fixtures::window_tuple();
+        let v = value(&report, false);
+        let notices: Vec<&str> = v["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert_eq!(notices, report.notices);
+    }
+
+    #[test]
+    fn zero_counters_and_their_approx_marks_show_only_with_zeros() {
+        let report = fixtures::window_tuple();
+        let (hidden, shown) = (value(&report, false), value(&report, true));
+        let v4 = |v: &serde_json::Value| v["groups"][0].clone();
+        assert!(v4(&hidden)["counters"]["TcpExt"]
+            .get("TCPDSACKRecv")
+            .is_none());
+        assert!(!v4(&hidden)["approx"]
+            .as_array()
+            .unwrap()
+            .contains(&"TCPDSACKRecv".into()));
+        assert_eq!(v4(&shown)["counters"]["TcpExt"]["TCPDSACKRecv"], 0);
+        assert!(v4(&shown)["approx"]
+            .as_array()
+            .unwrap()
+            .contains(&"TCPDSACKRecv".into()));
+    }
+
+    #[test]
+    fn lport_groups_with_closed_sockets() {
+        insta::assert_snapshot!("lport_groups", json(&fixtures::lport_groups(), false));
+    }
+
+    #[test]
+    fn close_report() {
+        insta::assert_snapshot!("close", json(&fixtures::close(), false));
+    }
+
+    #[test]
+    fn close_report_with_precision() {
+        insta::assert_snapshot!(
+            "close_with_precision",
+            json(&fixtures::close_with_precision(), false)
+        );
+    }
+
+    #[test]
+    fn system_section_and_residuals() {
+        insta::assert_snapshot!("system", json(&fixtures::system(), false));
+    }
+
+    #[test]
+    fn system_section_with_zeros() {
+        insta::assert_snapshot!("system_zeros", json(&fixtures::system(), true));
+    }
+
+    #[test]
+    fn precision_window() {
+        insta::assert_snapshot!(
+            "precision_window",
+            json(&fixtures::precision_window(), false)
+        );
+    }
+
+    #[test]
+    fn namespaces_tuple() {
+        insta::assert_snapshot!(
+            "namespaces_tuple",
+            json(&fixtures::namespaces_tuple(), false)
+        );
+    }
+
+    #[test]
+    fn by_netns() {
+        insta::assert_snapshot!("by_netns", json(&fixtures::by_netns(), false));
+    }
+
+    #[test]
+    fn by_container() {
+        insta::assert_snapshot!("by_container", json(&fixtures::by_container(), false));
+    }
+
+    #[test]
+    fn by_process() {
+        insta::assert_snapshot!("by_process", json(&fixtures::by_process(), false));
+    }
+
+    #[test]
+    fn snapshot_with_listener() {
+        insta::assert_snapshot!(
+            "snapshot_listener",
+            json(&fixtures::snapshot_listener(), false)
+        );
+    }
+
+    #[test]
+    fn snapshot_filtered_empty() {
+        insta::assert_snapshot!(
+            "snapshot_filtered_empty",
+            json(&fixtures::snapshot_filtered_empty(), false)
+        );
+    }
+
+    #[test]
+    fn window_empty() {
+        insta::assert_snapshot!("window_empty", json(&fixtures::window_empty(), false));
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod json;
 pub mod table;
+#[cfg(test)]
+mod test_fixtures;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -323,4 +325,575 @@ pub fn visit_gauges<'a>(sample: &'a SocketSample, mut visit: impl FnMut(&'static
 /// Writes to stdout; a closed pipe (`| head`) ends the program quietly.
 pub fn is_broken_pipe(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::BrokenPipe
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::model::tcp_info::TcpInfo;
+    use crate::model::{CongestionName, SkMemInfo, SocketKey};
+
+    const BLUE: u64 = 4026532281;
+    const PLAIN: u64 = 4026532500;
+    const DOCKER: u64 = 4026532600;
+
+    fn v4() -> SocketKey {
+        SocketKey::new(
+            "10.0.0.1".parse().unwrap(),
+            443,
+            "192.0.2.7".parse().unwrap(),
+            51000,
+        )
+    }
+
+    fn v6() -> SocketKey {
+        SocketKey::new(
+            "2001:db8::1".parse().unwrap(),
+            22,
+            "2001:db8::2".parse().unwrap(),
+            40022,
+        )
+    }
+
+    fn in_netns(netns: u64) -> SocketKey {
+        SocketKey { netns, ..v4() }
+    }
+
+    fn bare_report() -> Report<'static> {
+        Report::new(ReportKind::Window, Index::Tuple, (0, 1000), 1, Vec::new())
+    }
+
+    /// A report that knows one namespace name, one container and one
+    /// process command.
+    fn labelled_report() -> Report<'static> {
+        Report {
+            netns_labels: BTreeMap::from([(BLUE, "blue".to_string())]),
+            container_labels: BTreeMap::from([(DOCKER, "docker:3f4e5a6b7c8d".to_string())]),
+            process_names: BTreeMap::from([(812, "nginx".to_string()), (0, "ghost".to_string())]),
+            ..bare_report()
+        }
+    }
+
+    // ---- Report::new ----------------------------------------------------
+
+    #[test]
+    fn new_report_has_no_extras_until_the_emitter_fills_them() {
+        let report = Report::new(
+            ReportKind::Close { unseen_ms: 7 },
+            Index::Lport,
+            (100, 250),
+            3,
+            Vec::new(),
+        );
+        assert_eq!(report.kind, ReportKind::Close { unseen_ms: 7 });
+        assert_eq!(report.index, Index::Lport);
+        assert_eq!(
+            (report.start_ms, report.end_ms, report.polls),
+            (100, 250, 3)
+        );
+        assert!(report.groups.is_empty());
+        assert!(report.system.is_none());
+        assert!(report.notices.is_empty());
+        assert!(!report.filtered);
+        assert!(report.netns_labels.is_empty());
+        assert!(report.container_labels.is_empty());
+        assert!(report.process_names.is_empty());
+        assert!(report.precision.is_none());
+    }
+
+    // ---- netns_label ----------------------------------------------------
+
+    #[test]
+    fn netns_label_uses_the_reports_name_for_a_known_namespace() {
+        assert_eq!(labelled_report().netns_label(BLUE), "blue");
+    }
+
+    #[test]
+    fn netns_label_falls_back_to_the_inode_form_ip_netns_prints() {
+        assert_eq!(labelled_report().netns_label(PLAIN), "netns:[4026532500]");
+        assert_eq!(bare_report().netns_label(BLUE), "netns:[4026532281]");
+    }
+
+    // ---- key_text: the text renderer's group heading ---------------------
+
+    #[test]
+    fn key_text_tuple_in_the_current_namespace_is_the_bare_tuple() {
+        let report = labelled_report();
+        assert_eq!(
+            report.key_text(&GroupKey::Tuple(v4())),
+            "10.0.0.1:443 <-> 192.0.2.7:51000"
+        );
+        assert_eq!(
+            report.key_text(&GroupKey::Tuple(v6())),
+            "[2001:db8::1]:22 <-> [2001:db8::2]:40022"
+        );
+    }
+
+    #[test]
+    fn key_text_tuple_of_another_namespace_is_prefixed_with_its_label() {
+        let key = GroupKey::Tuple(in_netns(BLUE));
+        assert_eq!(
+            labelled_report().key_text(&key),
+            "[blue] 10.0.0.1:443 <-> 192.0.2.7:51000"
+        );
+        assert_eq!(
+            bare_report().key_text(&key),
+            "[netns:[4026532281]] 10.0.0.1:443 <-> 192.0.2.7:51000"
+        );
+    }
+
+    #[test]
+    fn key_text_addresses_and_ports_say_which_end() {
+        let report = labelled_report();
+        let cases = [
+            (
+                GroupKey::Laddr("10.0.0.1".parse().unwrap()),
+                "Local address: 10.0.0.1",
+            ),
+            (
+                GroupKey::Raddr("2001:db8::2".parse().unwrap()),
+                "Remote address: 2001:db8::2",
+            ),
+            (GroupKey::Lport(443), "Local port: 443"),
+            (GroupKey::Rport(51000), "Remote port: 51000"),
+        ];
+        for (key, text) in cases {
+            assert_eq!(report.key_text(&key), text);
+        }
+    }
+
+    #[test]
+    fn key_text_netns_names_the_namespace_and_keeps_its_inode() {
+        assert_eq!(
+            labelled_report().key_text(&GroupKey::Netns(BLUE)),
+            "Network namespace: blue (inode 4026532281)"
+        );
+        assert_eq!(
+            labelled_report().key_text(&GroupKey::Netns(PLAIN)),
+            "Network namespace: netns:[4026532500] (inode 4026532500)"
+        );
+    }
+
+    #[test]
+    fn key_text_container_uses_its_label_or_says_none_with_the_namespace() {
+        assert_eq!(
+            labelled_report().key_text(&GroupKey::Container(DOCKER)),
+            "Container: docker:3f4e5a6b7c8d"
+        );
+        // A namespace name is no container label.
+        assert_eq!(
+            labelled_report().key_text(&GroupKey::Container(BLUE)),
+            "Container: none (netns:[4026532281])"
+        );
+    }
+
+    #[test]
+    fn key_text_process_shows_command_and_pid_when_the_command_is_known() {
+        let report = labelled_report();
+        assert_eq!(
+            report.key_text(&GroupKey::Process(812)),
+            "Process: nginx[812]"
+        );
+        assert_eq!(report.key_text(&GroupKey::Process(4242)), "Process: 4242");
+    }
+
+    #[test]
+    fn key_text_process_zero_is_the_unknown_owner_whatever_the_names() {
+        // pid 0 stands for "owner not readable"; a name for it is ignored.
+        assert_eq!(
+            labelled_report().key_text(&GroupKey::Process(0)),
+            "Process: ? (owner not readable or gone)"
+        );
+    }
+
+    // ---- key_value: the table's key cell ----------------------------------
+
+    #[test]
+    fn key_value_is_the_bare_value_with_labels_applied() {
+        let report = labelled_report();
+        let cases = [
+            (GroupKey::Tuple(v4()), "10.0.0.1:443 192.0.2.7:51000"),
+            (
+                GroupKey::Tuple(v6()),
+                "[2001:db8::1]:22 [2001:db8::2]:40022",
+            ),
+            (
+                GroupKey::Tuple(in_netns(BLUE)),
+                "[blue] 10.0.0.1:443 192.0.2.7:51000",
+            ),
+            (
+                GroupKey::Tuple(in_netns(PLAIN)),
+                "[netns:[4026532500]] 10.0.0.1:443 192.0.2.7:51000",
+            ),
+            (GroupKey::Laddr("10.0.0.1".parse().unwrap()), "10.0.0.1"),
+            (
+                GroupKey::Raddr("2001:db8::2".parse().unwrap()),
+                "2001:db8::2",
+            ),
+            (GroupKey::Lport(443), "443"),
+            (GroupKey::Rport(51000), "51000"),
+            (GroupKey::Netns(BLUE), "blue"),
+            (GroupKey::Netns(PLAIN), "netns:[4026532500]"),
+            (GroupKey::Container(DOCKER), "docker:3f4e5a6b7c8d"),
+            (GroupKey::Container(PLAIN), "none (netns:[4026532500])"),
+            (GroupKey::Process(812), "nginx[812]"),
+            (GroupKey::Process(4242), "4242"),
+            (GroupKey::Process(0), "?"),
+        ];
+        for (key, value) in cases {
+            assert_eq!(report.key_value(&key), value, "{key:?}");
+        }
+    }
+
+    // ---- Format and RenderOptions --------------------------------------
+
+    #[test]
+    fn format_parses_the_three_cli_names_exactly() {
+        assert_eq!(Format::parse("text"), Some(Format::Text));
+        assert_eq!(Format::parse("table"), Some(Format::Table));
+        assert_eq!(Format::parse("json"), Some(Format::Json));
+        for other in ["JSON", "Text", "csv", "", " json"] {
+            assert_eq!(Format::parse(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn default_rendering_is_text_without_zeros() {
+        assert_eq!(
+            RenderOptions::default(),
+            RenderOptions {
+                format: Format::Text,
+                zeros: false
+            }
+        );
+    }
+
+    // ---- visit_gauges ----------------------------------------------------
+
+    /// tcp_info offsets (include/uapi/linux/tcp.h) of the gauges set here.
+    const RTT: usize = 68;
+    const SND_SSTHRESH: usize = 76;
+    const SND_CWND: usize = 80;
+    const PACING_RATE: usize = 104;
+    const DELIVERY_RATE: usize = 160;
+
+    fn info(len: usize, u32s: &[(usize, u32)], u64s: &[(usize, u64)]) -> TcpInfo {
+        let mut raw = vec![0u8; len];
+        for &(at, v) in u32s {
+            raw[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        for &(at, v) in u64s {
+            raw[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+        TcpInfo::from_bytes(&raw).unwrap()
+    }
+
+    fn gauges(sample: &SocketSample) -> Vec<(&'static str, String)> {
+        let mut seen = Vec::new();
+        visit_gauges(sample, |name, value| {
+            seen.push((
+                name,
+                match value {
+                    Gauge::Int(v) => v.to_string(),
+                    Gauge::Text(t) => t.to_string(),
+                },
+            ))
+        });
+        seen
+    }
+
+    fn names(sample: &SocketSample) -> Vec<&'static str> {
+        gauges(sample).into_iter().map(|(name, _)| name).collect()
+    }
+
+    fn gauge(sample: &SocketSample, name: &str) -> Option<String> {
+        gauges(sample)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    fn sample(state: TcpState) -> SocketSample {
+        SocketSample {
+            recv_queue: 3,
+            send_queue: 4096,
+            ..SocketSample::bare(v4(), 1, state)
+        }
+    }
+
+    #[test]
+    fn a_bare_sample_has_only_state_and_queues() {
+        let s = sample(TcpState::Established);
+        assert_eq!(
+            gauges(&s),
+            [
+                ("state", "ESTAB".to_string()),
+                ("recv_q", "3".to_string()),
+                ("send_q", "4096".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_listeners_queues_are_its_accept_queue_and_limit() {
+        let with_info = SocketSample {
+            tcp_info: Some(info(248, &[(RTT, 77), (SND_CWND, 10)], &[])),
+            ..sample(TcpState::Listen)
+        };
+        // tcp_info's connection gauges mean nothing for a listener.
+        assert_eq!(
+            names(&with_info),
+            ["state", "accept_queue", "accept_queue_limit"]
+        );
+        assert_eq!(gauge(&with_info, "accept_queue").as_deref(), Some("3"));
+        assert_eq!(
+            gauge(&with_info, "accept_queue_limit").as_deref(),
+            Some("4096")
+        );
+    }
+
+    #[test]
+    fn a_listener_from_proc_net_tcp_has_no_accept_queue_limit() {
+        // /proc/net/tcp's tx_queue is no backlog.
+        assert_eq!(names(&sample(TcpState::Listen)), ["state", "accept_queue"]);
+    }
+
+    #[test]
+    fn gauges_come_in_a_fixed_order_congestion_before_tcp_info_before_memory() {
+        let s = SocketSample {
+            tcp_info: Some(info(
+                248,
+                &[(RTT, 1500), (SND_SSTHRESH, 20), (SND_CWND, 10)],
+                &[(PACING_RATE, 2_000_000), (DELIVERY_RATE, 1_000_000)],
+            )),
+            congestion: CongestionName::from_bytes(b"cubic"),
+            skmem: Some(SkMemInfo {
+                rmem_alloc: 11,
+                rcvbuf: 0,
+                wmem_alloc: 22,
+                sndbuf: 0,
+                drops: None,
+            }),
+            ..sample(TcpState::Established)
+        };
+        assert_eq!(
+            names(&s),
+            [
+                "state",
+                "recv_q",
+                "send_q",
+                "congestion",
+                "rtt_us",
+                "rttvar_us",
+                "min_rtt_us",
+                "rto_us",
+                "mss",
+                "cwnd",
+                "ssthresh",
+                "snd_wnd",
+                "rcv_wnd",
+                "unacked",
+                "lost",
+                "retrans_out",
+                "notsent_bytes",
+                "delivery_rate",
+                "pacing_rate",
+                "rmem_alloc",
+                "wmem_alloc",
+            ]
+        );
+        assert_eq!(gauge(&s, "congestion").as_deref(), Some("cubic"));
+        assert_eq!(gauge(&s, "rtt_us").as_deref(), Some("1500"));
+        assert_eq!(gauge(&s, "cwnd").as_deref(), Some("10"));
+        assert_eq!(gauge(&s, "ssthresh").as_deref(), Some("20"));
+        assert_eq!(gauge(&s, "pacing_rate").as_deref(), Some("2000000"));
+        assert_eq!(gauge(&s, "delivery_rate").as_deref(), Some("1000000"));
+        assert_eq!(gauge(&s, "rmem_alloc").as_deref(), Some("11"));
+        assert_eq!(gauge(&s, "wmem_alloc").as_deref(), Some("22"));
+    }
+
+    #[test]
+    fn infinite_ssthresh_and_unlimited_pacing_are_left_out() {
+        let s = SocketSample {
+            tcp_info: Some(info(
+                248,
+                &[(SND_SSTHRESH, 0x7fff_ffff)],
+                &[(PACING_RATE, u64::MAX)],
+            )),
+            ..sample(TcpState::Established)
+        };
+        assert_eq!(gauge(&s, "ssthresh"), None);
+        assert_eq!(gauge(&s, "pacing_rate"), None);
+        // One below is a real threshold.
+        let s = SocketSample {
+            tcp_info: Some(info(248, &[(SND_SSTHRESH, 0x7fff_fffe)], &[])),
+            ..sample(TcpState::Established)
+        };
+        assert_eq!(gauge(&s, "ssthresh").as_deref(), Some("2147483646"));
+    }
+
+    #[test]
+    fn an_old_kernels_short_tcp_info_gives_only_the_gauges_it_covers() {
+        // 104 bytes (2.6): no pacing, delivery rate, min_rtt nor windows.
+        let s = SocketSample {
+            tcp_info: Some(info(104, &[(RTT, 900)], &[])),
+            ..sample(TcpState::Established)
+        };
+        let names = names(&s);
+        for present in ["rtt_us", "cwnd", "ssthresh", "unacked"] {
+            assert!(names.contains(&present), "{present}");
+        }
+        for absent in [
+            "min_rtt_us",
+            "notsent_bytes",
+            "snd_wnd",
+            "rcv_wnd",
+            "delivery_rate",
+            "pacing_rate",
+        ] {
+            assert!(!names.contains(&absent), "{absent}");
+        }
+    }
+
+    // ---- ReportWriter: what is written when ------------------------------
+
+    /// A writer whose bytes can be read while a ReportWriter holds it.
+    #[derive(Clone, Default)]
+    struct Shared(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn len(&self) -> usize {
+            self.0.borrow().len()
+        }
+        fn text(&self) -> String {
+            String::from_utf8(self.0.borrow().clone()).unwrap()
+        }
+    }
+
+    fn port_group(port: u16) -> Group<'static> {
+        let mut counters = Counters::default();
+        counters.set(Counter::BytesSent, u64::from(port) * 10, false);
+        counters.set(Counter::OutSegs, u64::from(port), false);
+        Group {
+            key: GroupKey::Lport(port),
+            counters,
+            sockets: 1,
+            closed: 0,
+            sample: None,
+            owner: None,
+            history: Default::default(),
+        }
+    }
+
+    fn lport_report(groups: usize) -> Report<'static> {
+        Report::new(
+            ReportKind::Snapshot,
+            Index::Lport,
+            (0, 0),
+            1,
+            (1..=groups as u16).map(port_group).collect(),
+        )
+    }
+
+    fn options(format: Format) -> RenderOptions {
+        RenderOptions {
+            format,
+            zeros: false,
+        }
+    }
+
+    #[test]
+    fn text_streams_the_heading_and_each_group_as_it_comes() {
+        let report = lport_report(2);
+        let sink = Shared::default();
+        let mut out = sink.clone();
+        let mut writer = ReportWriter::begin(&report, options(Format::Text), &mut out).unwrap();
+        assert!(sink.text().contains("=== snapshot"));
+        writer.group(&report, &report.groups[0]).unwrap();
+        assert!(sink.text().contains("Local port: 1\n"));
+        writer.group(&report, &report.groups[1]).unwrap();
+        assert!(sink.text().contains("Local port: 2\n"));
+        writer.end(&report).unwrap();
+        assert!(!sink.text().contains("No TCP socket activity"));
+    }
+
+    #[test]
+    fn table_writes_nothing_until_the_end_since_columns_depend_on_every_row() {
+        let report = lport_report(2);
+        let sink = Shared::default();
+        let mut out = sink.clone();
+        let mut writer = ReportWriter::begin(&report, options(Format::Table), &mut out).unwrap();
+        for group in &report.groups {
+            writer.group(&report, group).unwrap();
+        }
+        assert_eq!(sink.len(), 0);
+        writer.end(&report).unwrap();
+        assert!(sink.text().contains("BytesSent"));
+    }
+
+    #[test]
+    fn json_is_buffered_and_flushed_in_large_pieces_that_join_into_one_document() {
+        // Enough groups to pass the flush threshold a few times.
+        let report = lport_report(2000);
+        let sink = Shared::default();
+        let mut out = sink.clone();
+        let mut writer = ReportWriter::begin(&report, options(Format::Json), &mut out).unwrap();
+        assert_eq!(sink.len(), 0, "nothing written before the first group");
+        let mut flushes = Vec::new();
+        for group in &report.groups {
+            writer.group(&report, group).unwrap();
+            if flushes.last() != Some(&sink.len()) && sink.len() > 0 {
+                flushes.push(sink.len());
+            }
+        }
+        assert!(flushes.len() >= 2, "flushed along the way: {flushes:?}");
+        assert!(flushes[0] >= FLUSH_AT, "no small writes: {flushes:?}");
+        writer.end(&report).unwrap();
+        let text = sink.text();
+        assert_eq!(text.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let groups = v["groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 2000);
+        for (i, group) in groups.iter().enumerate() {
+            assert_eq!(group["key"]["lport"], i + 1);
+        }
+    }
+
+    #[test]
+    fn render_equals_writing_group_by_group() {
+        let report = lport_report(3);
+        for format in [Format::Text, Format::Table, Format::Json] {
+            let mut whole = Vec::new();
+            render(&report, options(format), &mut whole).unwrap();
+            let mut streamed = Vec::new();
+            let mut writer = ReportWriter::begin(&report, options(format), &mut streamed).unwrap();
+            for group in &report.groups {
+                writer.group(&report, group).unwrap();
+            }
+            writer.end(&report).unwrap();
+            assert_eq!(whole, streamed, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_broken_pipe_counts_as_the_reader_gone() {
+        assert!(is_broken_pipe(&io::Error::from(io::ErrorKind::BrokenPipe)));
+        assert!(!is_broken_pipe(&io::Error::from(
+            io::ErrorKind::PermissionDenied
+        )));
+        assert!(!is_broken_pipe(&io::Error::other("disk full")));
+    }
 }

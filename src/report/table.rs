@@ -95,56 +95,137 @@ pub fn end(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::aggregate::{GroupKey, Index};
-    use crate::report::{render, Format, ReportKind};
+    use crate::report::test_fixtures::{self as fixtures, render_to_string};
+    use crate::report::{Format, Report};
+
+    fn table(report: &Report<'_>, zeros: bool) -> String {
+        render_to_string(report, Format::Table, zeros)
+    }
+
+    /// The header row's cells.
+    fn header(out: &str) -> Vec<String> {
+        out.lines()
+            .nth(1)
+            .expect("a header row")
+            .split('│')
+            .map(|cell| cell.trim().to_string())
+            .filter(|cell| !cell.is_empty())
+            .collect()
+    }
 
     #[test]
-    fn one_row_per_group_with_only_nonzero_columns() {
-        let mut busy = Counters::default();
-        busy.set(Counter::BytesSent, 5000, false);
-        busy.set(Counter::InSegs, 4, false);
-        busy.set(Counter::RetransSegs, 0, false);
-        let mut quiet = Counters::default();
-        quiet.set(Counter::BytesSent, 10, false);
-        let group = |port, counters| Group {
-            key: GroupKey::Lport(port),
-            counters,
-            sockets: 2,
-            closed: 0,
-            sample: None,
-            owner: None,
-            history: Default::default(),
-        };
-        let report = Report::new(
-            ReportKind::Window,
-            Index::Lport,
-            (0, 1000),
-            2,
-            vec![group(80, busy), group(22, quiet)],
+    fn window_tuple_ipv4_and_ipv6_with_owners() {
+        insta::assert_snapshot!("window_tuple", table(&fixtures::window_tuple(), false));
+    }
+
+    #[test]
+    fn window_tuple_with_zeros() {
+        insta::assert_snapshot!("window_tuple_zeros", table(&fixtures::window_tuple(), true));
+    }
+
+    #[test]
+    fn all_zero_columns_show_only_with_zeros() {
+        let report = fixtures::window_tuple();
+        let (hidden, shown) = (
+            header(&table(&report, false)),
+            header(&table(&report, true)),
         );
-        let mut out = Vec::new();
-        render(
-            &report,
-            RenderOptions {
-                format: Format::Table,
-                zeros: false,
-            },
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert!(
-            lines[1].contains("lport")
-                && lines[1].contains("BytesSent")
-                && lines[1].contains("InSegs")
+        for column in ["TCPTimeouts", "TCPDSACKRecv", "TCPReorderSeen"] {
+            assert!(
+                !hidden.iter().any(|c| c == column),
+                "{column} without --zeros"
+            );
+            assert!(shown.iter().any(|c| c == column), "{column} with --zeros");
+        }
+        // BytesSent is zero for one socket only: the column stays.
+        assert!(hidden.iter().any(|c| c == "BytesSent"));
+    }
+
+    #[test]
+    fn columns_start_with_index_owner_and_sockets() {
+        let cells = header(&table(&fixtures::window_tuple(), false));
+        assert_eq!(cells[..4], ["tuple", "process", "sockets", "BytesSent"]);
+        let cells = header(&table(&fixtures::lport_groups(), false));
+        assert_eq!(cells[..3], ["lport", "sockets", "BytesSent"]);
+    }
+
+    #[test]
+    fn lport_groups_with_closed_sockets() {
+        insta::assert_snapshot!("lport_groups", table(&fixtures::lport_groups(), false));
+    }
+
+    #[test]
+    fn close_report() {
+        insta::assert_snapshot!("close", table(&fixtures::close(), false));
+    }
+
+    #[test]
+    fn close_report_with_precision() {
+        insta::assert_snapshot!(
+            "close_with_precision",
+            table(&fixtures::close_with_precision(), false)
         );
-        assert!(
-            !text.contains("RetransSegs"),
-            "all-zero column dropped:\n{text}"
+    }
+
+    #[test]
+    fn system_residuals() {
+        insta::assert_snapshot!("system", table(&fixtures::system(), false));
+    }
+
+    #[test]
+    fn system_residuals_with_zeros() {
+        insta::assert_snapshot!("system_zeros", table(&fixtures::system(), true));
+    }
+
+    #[test]
+    fn precision_window() {
+        insta::assert_snapshot!(
+            "precision_window",
+            table(&fixtures::precision_window(), false)
         );
-        assert!(lines[3].contains("80") && lines[3].contains("5000") && lines[3].contains("~4"));
-        assert!(lines[4].contains("22") && lines[4].contains("10") && lines[4].contains("-"));
+    }
+
+    #[test]
+    fn namespaces_tuple() {
+        insta::assert_snapshot!(
+            "namespaces_tuple",
+            table(&fixtures::namespaces_tuple(), false)
+        );
+    }
+
+    #[test]
+    fn by_netns() {
+        insta::assert_snapshot!("by_netns", table(&fixtures::by_netns(), false));
+    }
+
+    #[test]
+    fn by_container() {
+        insta::assert_snapshot!("by_container", table(&fixtures::by_container(), false));
+    }
+
+    #[test]
+    fn by_process() {
+        insta::assert_snapshot!("by_process", table(&fixtures::by_process(), false));
+    }
+
+    #[test]
+    fn snapshot_with_listener() {
+        insta::assert_snapshot!(
+            "snapshot_listener",
+            table(&fixtures::snapshot_listener(), false)
+        );
+    }
+
+    #[test]
+    fn snapshot_filtered_empty() {
+        insta::assert_snapshot!(
+            "snapshot_filtered_empty",
+            table(&fixtures::snapshot_filtered_empty(), false)
+        );
+    }
+
+    #[test]
+    fn window_empty() {
+        insta::assert_snapshot!("window_empty", table(&fixtures::window_empty(), false));
     }
 }

@@ -210,85 +210,121 @@ fn write_counters(out: &mut dyn Write, counters: &Counters, zeros: bool) -> io::
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::aggregate::{GroupKey, Index, Residual, SystemSection};
-    use crate::counters::Counter;
-    use crate::model::{SocketKey, SocketSample, TcpState};
-    use crate::report::{render, Format};
+    use crate::report::test_fixtures::{self as fixtures, render_to_string};
+    use crate::report::{Format, Report};
 
-    fn report<'a>(groups: Vec<Group<'a>>, system: Option<SystemSection>) -> Report<'a> {
-        Report {
-            system,
-            notices: vec!["not printed in text".into()],
-            ..Report::new(ReportKind::Window, Index::Tuple, (0, 2000), 3, groups)
+    fn text(report: &Report<'_>, zeros: bool) -> String {
+        render_to_string(report, Format::Text, zeros)
+    }
+
+    #[test]
+    fn window_tuple_ipv4_and_ipv6_with_gauges_and_owners() {
+        insta::assert_snapshot!("window_tuple", text(&fixtures::window_tuple(), false));
+    }
+
+    #[test]
+    fn window_tuple_with_zeros() {
+        insta::assert_snapshot!("window_tuple_zeros", text(&fixtures::window_tuple(), true));
+    }
+
+    #[test]
+    fn zero_counters_show_only_with_zeros() {
+        let report = fixtures::window_tuple();
+        let (hidden, shown) = (text(&report, false), text(&report, true));
+        for line in [
+            "\tBytesSent = 0\n",
+            "\tTCPTimeouts = 0\n",
+            "\tTCPDSACKRecv = ~0\n",
+        ] {
+            assert!(!hidden.contains(line), "{line:?} without --zeros");
+            assert!(shown.contains(line), "{line:?} with --zeros");
         }
     }
 
-    fn text(report: &Report<'_>, zeros: bool) -> String {
-        let mut out = Vec::new();
-        render(
-            report,
-            RenderOptions {
-                format: Format::Text,
-                zeros,
-            },
-            &mut out,
-        )
-        .unwrap();
-        String::from_utf8(out).unwrap()
+    #[test]
+    fn notices_are_not_repeated_in_text() {
+        // They went to stderr when raised.
+        let out = text(&fixtures::window_tuple(), true);
+        assert!(!out.contains("not sampled") && !out.contains("record-trace"));
     }
 
     #[test]
-    fn seed_blocks_with_approximate_marks_and_gauges() {
-        let key = SocketKey::new(
-            "9.47.66.34".parse().unwrap(),
-            22,
-            "9.47.67.150".parse().unwrap(),
-            36570,
+    fn lport_groups_with_closed_sockets() {
+        insta::assert_snapshot!("lport_groups", text(&fixtures::lport_groups(), false));
+    }
+
+    #[test]
+    fn close_report() {
+        insta::assert_snapshot!("close", text(&fixtures::close(), false));
+    }
+
+    #[test]
+    fn close_report_with_precision() {
+        insta::assert_snapshot!(
+            "close_with_precision",
+            text(&fixtures::close_with_precision(), false)
         );
-        let mut counters = Counters::default();
-        counters.set(Counter::BytesSent, 208, false);
-        counters.set(Counter::BytesReceived, 0, false);
-        counters.set(Counter::InSegs, 3, false);
-        counters.set(Counter::OutSegs, 2, false);
-        counters.set(Counter::PassiveOpens, 1, true);
-        let sample = SocketSample::bare(key, 1, TcpState::Established);
-        let group = Group {
-            key: GroupKey::Tuple(key),
-            counters,
-            sockets: 1,
-            closed: 0,
-            sample: Some(&sample),
-            owner: None,
-            history: Default::default(),
-        };
-        let expected = "\n=== 2.00 s window (3 polls), index=tuple ===\n\n\
------------------------------------------\n\
-9.47.66.34:22 <-> 9.47.67.150:36570\n\
------------------------------------------\n\
-Socket:\n\tBytesSent = 208\n\
-Tcp:\n\tPassiveOpens = ~1\n\tInSegs = ~3\n\tOutSegs = 2\n\
-Gauges:\n\tstate=ESTAB  recv_q=0  send_q=0\n";
-        assert_eq!(text(&report(vec![group.clone()], None), false), expected);
-        // --zeros prints the zero counter too.
-        assert!(text(&report(vec![group], None), true).contains("\tBytesReceived = 0\n"));
     }
 
     #[test]
-    fn empty_report_and_system_section() {
-        let mut system = SystemSection::default();
-        system.deltas.values.insert("Tcp:OutSegs".into(), 12);
-        system.deltas.values.insert("Tcp:InErrs".into(), 0);
-        system.residuals.push(Residual {
-            counter: Counter::OutSegs,
-            system: 12,
-            sockets: 10,
-        });
-        let out = text(&report(Vec::new(), Some(system)), false);
-        assert!(out.contains("No TCP socket activity."));
-        assert!(out.contains("Tcp:\n\tOutSegs = 12\n"));
-        assert!(!out.contains("InErrs"));
-        assert!(out.contains("\tOutSegs = 2 (system 12, sockets 10)\n"));
-        assert!(!out.contains("not printed"));
+    fn system_section_and_residuals() {
+        insta::assert_snapshot!("system", text(&fixtures::system(), false));
+    }
+
+    #[test]
+    fn system_section_with_zeros() {
+        insta::assert_snapshot!("system_zeros", text(&fixtures::system(), true));
+    }
+
+    #[test]
+    fn precision_window() {
+        insta::assert_snapshot!(
+            "precision_window",
+            text(&fixtures::precision_window(), false)
+        );
+    }
+
+    #[test]
+    fn namespaces_tuple() {
+        insta::assert_snapshot!(
+            "namespaces_tuple",
+            text(&fixtures::namespaces_tuple(), false)
+        );
+    }
+
+    #[test]
+    fn by_netns() {
+        insta::assert_snapshot!("by_netns", text(&fixtures::by_netns(), false));
+    }
+
+    #[test]
+    fn by_container() {
+        insta::assert_snapshot!("by_container", text(&fixtures::by_container(), false));
+    }
+
+    #[test]
+    fn by_process() {
+        insta::assert_snapshot!("by_process", text(&fixtures::by_process(), false));
+    }
+
+    #[test]
+    fn snapshot_with_listener() {
+        insta::assert_snapshot!(
+            "snapshot_listener",
+            text(&fixtures::snapshot_listener(), false)
+        );
+    }
+
+    #[test]
+    fn snapshot_filtered_empty() {
+        insta::assert_snapshot!(
+            "snapshot_filtered_empty",
+            text(&fixtures::snapshot_filtered_empty(), false)
+        );
+    }
+
+    #[test]
+    fn window_empty() {
+        insta::assert_snapshot!("window_empty", text(&fixtures::window_empty(), false));
     }
 }
