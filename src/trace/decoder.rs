@@ -188,10 +188,6 @@ impl Decoder {
         })
     }
 
-    pub fn kind(&self) -> EventKind {
-        self.kind
-    }
-
     /// The event in a raw sample (PERF_SAMPLE_RAW's data: the record from
     /// `common_type` on). None for short records, other protocols, and
     /// the halves of calls (see [`CallPairer`]).
@@ -644,7 +640,7 @@ mod tests {
                     for cut in 0..raw.len() {
                         let _ = decoder.decode(&raw[..cut]);
                     }
-                    let event = if decoder.kind().is_call_half() {
+                    let event = if decoder.kind.is_call_half() {
                         // Entries and returns were recorded in call order.
                         pairer.feed(decoder, 1, &raw);
                         continue;
@@ -655,7 +651,7 @@ mod tests {
                         // A free that is no drop, or another protocol.
                         assert!(
                             matches!(
-                                decoder.kind(),
+                                decoder.kind,
                                 EventKind::KfreeSkb
                                     | EventKind::SockSendLength
                                     | EventKind::SockRecvLength
