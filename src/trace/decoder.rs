@@ -1,12 +1,17 @@
-//! Raw perf samples → [`TraceEvent`]s, by the field layout each event's own
-//! format file gives on the running kernel (see `layout`). Tolerates the
-//! layouts of older kernels: tuples as sport/dport + saddr/daddr(+_v6)
-//! arrays, or as sockaddr-sized arrays (tcp_send_reset since 6.10); with or
-//! without `family`, `sock_cookie`, `reason`, `rx_sk`. A short or garbled
-//! record decodes to nothing, never a panic.
+//! Raw perf samples → [`TraceEvent`]s (defined in [`crate::model::event`]),
+//! by the field layout each event's own format file gives on the running
+//! kernel (see `layout`). Owns [`EventKind`] (every event precision mode
+//! can open), [`Decoder`] and [`CallPairer`].
+//!
+//! Tolerates the layouts of older kernels: tuples as sport/dport +
+//! saddr/daddr(+_v6) arrays, or as sockaddr-sized arrays (tcp_send_reset
+//! since 6.10); with or without `family`, `sock_cookie`, `reason`, `rx_sk`.
+//! A short or garbled record decodes to nothing, never a panic.
 //!
 //! Kprobe events are tracefs events too: their fields are named by the
-//! fetch arguments in `kprobe_defs`, and decoded here by those names.
+//! fetch arguments in `kprobe_defs`, and decoded here by those names. The
+//! entry and return halves of tcp_sendmsg/tcp_recvmsg are paired by thread
+//! in [`CallPairer`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,7 +1,7 @@
-//! tracefs: finding it (mounting it when root and it is not mounted), event
-//! ids and format files, and the kprobes this process creates through
-//! `kprobe_events` (removed again when the run ends, and left-overs of a
-//! killed run removed at the next start).
+//! tracefs: finding it (mounting it when root and it is not mounted), which
+//! events it has and their format files, and the kprobes this process
+//! creates through `kprobe_events` (removed again when the run ends, and
+//! left-overs of a killed run removed at the next start).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
