@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use crate::counters::{Counter, Counters};
 use crate::diff::SocketRow;
 use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample, StateHistory};
-use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
 
 /// What sockets are grouped by.
@@ -141,7 +140,7 @@ pub struct Grouper<'a, 'o> {
     index: Index,
     positions: FxHashMap<GroupKey, usize>,
     groups: Vec<Group<'a>>,
-    owners: Option<&'o ProcessMap>,
+    owners: Option<&'o dyn OwnerLookup>,
 }
 
 impl<'a, 'o> Grouper<'a, 'o> {
@@ -155,7 +154,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
     }
 
     /// Who owns which socket, for index=process and tuple owners.
-    pub fn with_owners(mut self, owners: Option<&'o ProcessMap>) -> Grouper<'a, 'o> {
+    pub fn with_owners(mut self, owners: Option<&'o dyn OwnerLookup>) -> Grouper<'a, 'o> {
         self.owners = owners;
         self
     }
@@ -164,8 +163,8 @@ impl<'a, 'o> Grouper<'a, 'o> {
         match self.index {
             Index::Process => GroupKey::Process(
                 self.owners
-                    .and_then(|o| o.owner(sample.inode))
-                    .map_or(0, |o| o.pid),
+                    .and_then(|o| o.pid_of(sample.inode))
+                    .unwrap_or(0),
             ),
             index => index.key_of(&sample.key),
         }
@@ -235,11 +234,20 @@ impl<'a, 'o> Grouper<'a, 'o> {
     }
 }
 
+/// Who holds which socket, as the groups ask it; where the answer comes
+/// from (/proc/PID/fd, a test's table) is not their business.
+pub trait OwnerLookup {
+    /// The pid of the process holding socket `inode`.
+    fn pid_of(&self, inode: u64) -> Option<u32>;
+    /// `command[pid]` of the process holding socket `inode`.
+    fn label_of(&self, inode: u64) -> Option<String>;
+    /// The command of process `pid`.
+    fn command_of(&self, pid: u32) -> Option<&str>;
+}
+
 /// `command[pid]` of a socket's owner, `?` when unknown.
-pub fn owner_label(owners: &ProcessMap, inode: u64) -> String {
-    owners
-        .owner(inode)
-        .map_or_else(|| "?".to_string(), |o| o.to_string())
+pub fn owner_label(owners: &dyn OwnerLookup, inode: u64) -> String {
+    owners.label_of(inode).unwrap_or_else(|| "?".to_string())
 }
 
 /// Groups rows by `index`. Sockets still present count toward CurrEstab.
@@ -252,7 +260,7 @@ pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -
 pub fn group_rows_owned<'a>(
     rows: impl Iterator<Item = SocketRow<'a>>,
     index: Index,
-    owners: Option<&ProcessMap>,
+    owners: Option<&dyn OwnerLookup>,
 ) -> Vec<Group<'a>> {
     let mut grouper = Grouper::new(index, rows.size_hint().0).with_owners(owners);
     for row in rows {

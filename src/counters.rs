@@ -117,9 +117,14 @@ impl Counter {
         )
     }
 
-    pub fn from_name(name: &str) -> Option<Counter> {
-        Counter::ALL.iter().copied().find(|c| c.name() == name)
-    }
+    /// The counters a socket's opening and closing add (CurrEstab, a
+    /// gauge, aside).
+    pub const STATE_EVENTS: [Counter; 4] = [
+        Counter::ActiveOpens,
+        Counter::PassiveOpens,
+        Counter::AttemptFails,
+        Counter::EstabResets,
+    ];
 }
 
 /// Values of every counter with which are present and which approximate.

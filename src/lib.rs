@@ -1,9 +1,11 @@
-//! tcpipstat: per-socket TCP/IP statistics from sock_diag and /proc.
+//! tcpipstat: per-socket TCP/IP statistics from sock_diag and /proc, and
+//! kernel tracepoints or kprobes through perf rings (never eBPF).
 //!
-//! Data flows one way: `source` (the only kernel I/O) fills a
-//! [`model::Snapshot`]; `diff` attributes deltas and state events to sockets;
-//! `aggregate` groups them; `report` renders. `run` drives the loop and
-//! `cli` turns arguments into a typed configuration.
+//! Data flows one way and each module imports only those before it here:
+//! `model` (plain data) ← `counters`, `filter` ← `source` (polling input),
+//! `trace` (kernel events) ← `diff` (attribution) ← `aggregate` (groups) ←
+//! `report` (formats) ← `cli` (typed configuration) ← `session` (one run's
+//! polls, events and reports) ← `run` (time and signals).
 
 pub mod aggregate;
 pub mod cli;
@@ -13,5 +15,6 @@ pub mod filter;
 pub mod model;
 pub mod report;
 pub mod run;
+pub mod session;
 pub mod source;
 pub mod trace;

@@ -8,10 +8,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use tcpipstat::counters::{cumulative, Counter};
+use tcpipstat::model::tcp_info::TcpInfo;
 use tcpipstat::model::{SocketKey, SocketSample, TcpState};
 use tcpipstat::source::procfs::{parse_proc_net_tcp, SystemCounters};
 use tcpipstat::source::replay::snapshot_from_recording;
-use tcpipstat::model::tcp_info::TcpInfo;
 
 /// (kernel, tcp_info length it sends)
 const KERNELS: [(&str, usize); 4] = [("5.10", 232), ("6.1", 232), ("6.12", 248), ("6.18", 280)];

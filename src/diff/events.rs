@@ -25,7 +25,7 @@
 //!   ended, or that [`EVENT_ONLY_GRACE_POLLS`] polls did not see, are closed
 //!   with their counts and state history.
 //! - Events carry no network namespace. A socket known only from events is
-//!   put in the namespace given to [`Tracker::enable_events`], and kept
+//!   put in the namespace given to `Tracker::enable_events`, and kept
 //!   only if something places it in a sampled namespace: a poll sees its
 //!   tuple (its TIME_WAIT, say), a sock_diag lookup in the namespace finds
 //!   it, it is the child of a listener polled there, or its loopback peer
@@ -34,19 +34,15 @@
 
 use std::collections::BTreeMap;
 
-use std::net::IpAddr;
+use rustc_hash::FxHashMap;
 
-use rustc_hash::{FxHashMap, FxHashSet as HashSet};
-
-use super::{update, Closed, Origin, SocketTable, Tracked, Tracker};
+use super::table::SocketTable;
+use super::{Closed, Listeners, Origin, SocketId, StateCounts, Tracked};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
-use crate::model::{unmap, SocketKey, SocketSample, TcpState, UNSPECIFIED_V4, UNSPECIFIED_V6};
 use crate::model::event::{EventTuple, Timed, TraceEvent};
+use crate::model::{unmap, SocketSample, StateHistory, TcpState, UNSPECIFIED_V4, UNSPECIFIED_V6};
 
-/// Event-only sockets take ids from here up: apart from sock_diag cookies
-/// (small counters) and /proc's hashed ids (bit 63 set).
-const EVENT_ONLY_ID: u64 = 1 << 62;
 /// Polls an event-only socket may go unseen before it is taken as gone (one
 /// for a socket born while a dump ran, one to spare).
 pub const EVENT_ONLY_GRACE_POLLS: u64 = 2;
@@ -72,19 +68,38 @@ struct EventOnly {
     confirmed: bool,
 }
 
+/// What events tell of one socket beyond its counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct Marks {
+    /// Event counts since the socket's last sample that its next sample's
+    /// delta would count again (retransmits): they count only if no later
+    /// sample comes.
+    tail: Counters,
+    /// The socket's last poll when the tail was counted; a later sample
+    /// makes the tail stale.
+    tail_after_poll: u64,
+    /// The states kernel events saw it go through.
+    history: StateHistory,
+    /// Whether an event has counted this socket's open.
+    opened_by_event: bool,
+}
+
+/// The event part of the tracker: which kernel address and tuple lead to
+/// which socket, what events told of each, the sockets only events know,
+/// and the window's account of what no row shows.
 #[derive(Debug, Default)]
-pub(super) struct EventState {
-    exact_states: bool,
+pub(super) struct EventAttribution {
     /// The sampled namespace is the host's only one: every socket events
     /// tell of lives in it.
     sole_namespace: bool,
     /// Counters the running probes fill: present (zero or not) in rows.
     covered: Counters,
     netns_for_unknown: u64,
-    by_tuple: FxHashMap<EventTuple, u64>,
+    by_tuple: FxHashMap<EventTuple, SocketId>,
     by_sk: FxHashMap<u64, Place>,
     pending: FxHashMap<u64, Counters>,
     event_only: FxHashMap<u64, EventOnly>,
+    marks: FxHashMap<SocketId, Marks>,
     next_id: u64,
     stats: EventStats,
 }
@@ -144,141 +159,99 @@ fn single(counter: Counter, amount: u64) -> Counters {
     counts
 }
 
-fn entry<'t>(
-    sockets: &'t mut SocketTable,
-    state: &'t mut EventState,
-    id: u64,
-) -> Option<&'t mut Tracked> {
-    if id >= EVENT_ONLY_ID {
-        state.event_only.get_mut(&id).map(|e| &mut e.tracked)
-    } else {
-        sockets.get_mut(&id)
+impl Marks {
+    /// The tail, if no sample came after it was counted.
+    fn live_tail(&self, last_poll: u64) -> Counters {
+        if self.tail_after_poll == last_poll {
+            self.tail
+        } else {
+            Counters::default()
+        }
     }
 }
 
-impl Tracker {
-    /// Turns on event attribution. With `exact_states`, state counters come
-    /// from events only; `covered` lists the counters the running probes
-    /// fill; sockets known only from events are put in `netns_for_unknown`.
-    pub fn enable_events(&mut self, exact_states: bool, covered: &[Counter], netns: u64) {
+/// The hooks the polling tracker calls.
+impl EventAttribution {
+    pub(super) fn new(covered: &[Counter], netns_for_unknown: u64) -> EventAttribution {
         let mut present = Counters::default();
         for counter in covered {
             present.mark_present(*counter);
         }
-        let mut state = Box::new(EventState {
-            exact_states,
+        EventAttribution {
             covered: present,
-            netns_for_unknown: netns,
-            next_id: EVENT_ONLY_ID,
-            ..EventState::default()
-        });
-        for (id, tracked) in self.sockets.iter() {
-            state
-                .by_tuple
-                .insert(EventTuple::of_key(&tracked.sample.key), *id);
-        }
-        self.events = Some(state);
-    }
-
-    pub(super) fn exact_states(&self) -> bool {
-        self.events.as_ref().is_some_and(|e| e.exact_states)
-    }
-
-    /// Marks the counters the probes fill as known (zero or not).
-    pub(super) fn with_event_presence(&self, mut counters: Counters) -> Counters {
-        if let Some(state) = &self.events {
-            for (counter, _) in state.covered.iter() {
-                counters.mark_present(counter);
-            }
-        }
-        counters
-    }
-
-    pub(super) fn event_only_sockets(&self) -> impl Iterator<Item = &Tracked> {
-        self.events
-            .iter()
-            .flat_map(|s| s.event_only.values().map(|e| &e.tracked))
-    }
-
-    pub(super) fn reset_event_window(&mut self) {
-        if let Some(state) = &mut self.events {
-            for e in state.event_only.values_mut() {
-                e.tracked.window.clear();
-            }
-            state.stats = EventStats::default();
+            netns_for_unknown,
+            ..EventAttribution::default()
         }
     }
 
-    pub(super) fn remember_tuple(&mut self, key: &SocketKey, id: u64) {
-        if let Some(state) = &mut self.events {
-            state.by_tuple.insert(EventTuple::of_key(key), id);
-        }
+    pub(super) fn set_sole_namespace(&mut self, sole: bool) {
+        self.sole_namespace = sole;
     }
 
-    pub(super) fn forget_tuple(&mut self, key: &SocketKey) {
-        if let Some(state) = &mut self.events {
-            let tuple = EventTuple::of_key(key);
-            if state
-                .by_tuple
-                .get(&tuple)
-                .is_some_and(|id| *id < EVENT_ONLY_ID)
-            {
-                state.by_tuple.remove(&tuple);
-            }
-        }
+    pub(super) fn stats(&self) -> &EventStats {
+        &self.stats
     }
 
-    /// Says whether the sampled namespace is the only one on the host (then
-    /// no socket events tell of needs placing).
-    pub fn set_sole_namespace(&mut self, sole: bool) {
-        if let Some(state) = &mut self.events {
-            state.sole_namespace = sole;
-        }
-    }
-
-    /// What events added beyond the rows, this window.
-    pub fn event_stats(&self) -> Option<&EventStats> {
-        self.events.as_ref().map(|s| &s.stats)
-    }
-
-    /// Counts waiting for their socket's tuple (sent or received on a
-    /// socket no event has named yet).
-    pub fn unidentified(&self) -> Counters {
+    pub(super) fn unidentified(&self) -> Counters {
         let mut total = Counters::default();
-        if let Some(state) = &self.events {
-            for counts in state.pending.values() {
-                total.add(counts);
-            }
+        for counts in self.pending.values() {
+            total.add(counts);
         }
         total
     }
 
-    /// A socket first seen by a poll takes over the counts of the
-    /// event-only socket with its tuple, if there is one that has not ended.
-    pub(super) fn adopt_event_only(&mut self, tracked: &mut Tracked, exact: bool) {
-        let Some(state) = &mut self.events else {
-            return;
-        };
-        if exact && tracked.sample.state.is_mini_socket() {
+    /// Marks the counters the probes fill as known (zero or not).
+    pub(super) fn mark_covered(&self, counters: &mut Counters) {
+        for (counter, _) in self.covered.iter() {
+            counters.mark_present(counter);
+        }
+    }
+
+    pub(super) fn history_of(&self, id: &SocketId) -> StateHistory {
+        self.marks.get(id).map(|m| m.history).unwrap_or_default()
+    }
+
+    pub(super) fn event_only_sockets(&self) -> impl Iterator<Item = (&Tracked, StateHistory)> {
+        self.event_only
+            .iter()
+            .map(|(n, e)| (&e.tracked, self.history_of(&SocketId::EventOnly(*n))))
+    }
+
+    pub(super) fn reset_window(&mut self) {
+        for e in self.event_only.values_mut() {
+            e.tracked.window.clear();
+        }
+        self.stats = EventStats::default();
+    }
+
+    /// Events may find this polled socket by its tuple.
+    pub(super) fn remember(&mut self, id: SocketId, key: &crate::model::SocketKey) {
+        self.by_tuple.insert(EventTuple::of_key(key), id);
+    }
+
+    /// A socket a poll sees for the first time: events may find it by its
+    /// tuple from now on, and it takes over the counts of the event-only
+    /// socket with its tuple, if there is one that has not ended.
+    pub(super) fn first_seen(&mut self, id: SocketId, tracked: &mut Tracked, states: StateCounts) {
+        if states == StateCounts::FromEvents && tracked.sample.state.is_mini_socket() {
             // A TIME_WAIT or request socket opens nothing of its own.
             tracked.origin = Origin::Other;
         }
         let tuple = EventTuple::of_key(&tracked.sample.key);
-        let Some(&id) = state.by_tuple.get(&tuple) else {
-            return;
-        };
-        if id < EVENT_ONLY_ID {
-            return;
+        if let Some(&SocketId::EventOnly(n)) = self.by_tuple.get(&tuple) {
+            let ended = self
+                .event_only
+                .get(&n)
+                .is_none_or(|e| e.tracked.history_ended(&self.marks, n));
+            if !ended && !tracked.sample.state.is_mini_socket() {
+                let known = self.event_only.remove(&n).expect("present").tracked;
+                self.adopt(known, SocketId::EventOnly(n), id, tracked);
+            }
         }
-        let ended = state
-            .event_only
-            .get(&id)
-            .is_none_or(|e| e.tracked.history.last() == Some(TcpState::Close));
-        if ended || tracked.sample.state.is_mini_socket() {
-            return;
-        }
-        let known = state.event_only.remove(&id).expect("present").tracked;
-        state.by_tuple.remove(&tuple);
+        self.by_tuple.insert(tuple, id);
+    }
+
+    fn adopt(&mut self, known: Tracked, known_id: SocketId, id: SocketId, tracked: &mut Tracked) {
         let mut window = known.window;
         match &known.sample.tcp_info {
             // A last-moment sample was taken: count only what came after it.
@@ -290,151 +263,210 @@ impl Tracker {
             None => window.add(&tracked.window),
         }
         tracked.window = window;
-        tracked.history = known.history;
-        tracked.opened_by_event = known.opened_by_event;
+        if let Some(mut marks) = self.marks.remove(&known_id) {
+            // The poll's sample covers what the tail counted.
+            marks.tail.clear();
+            self.marks.insert(id, marks);
+        }
+    }
+
+    /// A socket's full life ended (it went on as a TIME_WAIT socket): the
+    /// closed life takes its history and what events counted after its
+    /// last sample.
+    pub(super) fn life_ended(&mut self, id: SocketId, last_poll: u64, closed: &mut Closed) {
+        if let Some(marks) = self.marks.remove(&id) {
+            closed.window.add(&marks.live_tail(last_poll));
+            closed.history = marks.history;
+        }
+    }
+
+    /// A socket the polls no longer see: events no longer lead to it.
+    pub(super) fn vanished(&mut self, id: SocketId, last_poll: u64, closed: &mut Closed) {
+        let tuple = EventTuple::of_key(&closed.sample.key);
+        if self.by_tuple.get(&tuple) == Some(&id) {
+            self.by_tuple.remove(&tuple);
+        }
+        self.life_ended(id, last_poll, closed);
     }
 
     /// Closes event-only sockets that ended or that polls keep missing;
     /// those placed in no sampled namespace are counted apart.
-    pub(super) fn settle_event_only(&mut self, poll: u64, elapsed_ms: u64) {
-        let Some(state) = &mut self.events else {
-            return;
-        };
-        if state.sole_namespace {
-            for e in state.event_only.values_mut() {
+    pub(super) fn settle(&mut self, poll: u64, elapsed_ms: u64, closed: &mut Vec<Closed>) {
+        self.place_event_only();
+        let done: Vec<u64> = self
+            .event_only
+            .iter()
+            .filter(|(n, e)| {
+                e.tracked.history_ended(&self.marks, **n)
+                    || poll.saturating_sub(e.since_poll) >= EVENT_ONLY_GRACE_POLLS
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for n in done {
+            let id = SocketId::EventOnly(n);
+            let known = self.event_only.remove(&n).expect("present");
+            let tracked = known.tracked;
+            let tuple = EventTuple::of_key(&tracked.sample.key);
+            if self.by_tuple.get(&tuple) == Some(&id) {
+                self.by_tuple.remove(&tuple);
+            }
+            let mut ended = Closed {
+                lifetime: cumulative(&tracked.sample).counters,
+                window: tracked.window,
+                sample: tracked.sample,
+                unseen_ms: elapsed_ms,
+                history: StateHistory::default(),
+            };
+            self.life_ended(id, tracked.last_poll, &mut ended);
+            if known.confirmed {
+                closed.push(ended);
+            } else {
+                self.stats.elsewhere_sockets += 1;
+                self.stats.elsewhere.add(&ended.window);
+            }
+        }
+    }
+
+    /// Confirms the event-only sockets that something places in a sampled
+    /// namespace: a poll that saw the tuple (either way round: a loopback
+    /// peer), or a placed peer's other end.
+    fn place_event_only(&mut self) {
+        if self.sole_namespace {
+            for e in self.event_only.values_mut() {
                 e.confirmed = true;
             }
         }
-        // A poll that saw the tuple (either way round: a loopback peer)
-        // places the socket; a placed peer places its other end.
         for _ in 0..2 {
-            let placed: Vec<u64> = state
+            let placed: Vec<u64> = self
                 .event_only
                 .iter()
                 .filter(|(_, e)| !e.confirmed)
-                .filter(|(id, e)| {
+                .filter(|(n, e)| {
                     let tuple = EventTuple::of_key(&e.tracked.sample.key);
                     [tuple, reversed(&tuple)].iter().any(|t| {
-                        state.by_tuple.get(t).is_some_and(|other| {
-                            *other != **id
-                                && (*other < EVENT_ONLY_ID
-                                    || state.event_only.get(other).is_some_and(|o| o.confirmed))
-                        })
+                        self.by_tuple
+                            .get(t)
+                            .is_some_and(|other| self.places(other, **n))
                     })
                 })
-                .map(|(id, _)| *id)
+                .map(|(n, _)| *n)
                 .collect();
-            for id in placed {
-                if let Some(e) = state.event_only.get_mut(&id) {
+            for n in placed {
+                if let Some(e) = self.event_only.get_mut(&n) {
                     e.confirmed = true;
                 }
             }
         }
-        let done: Vec<u64> = state
-            .event_only
-            .iter()
-            .filter(|(_, e)| {
-                e.tracked.history.last() == Some(TcpState::Close)
-                    || poll.saturating_sub(e.since_poll) >= EVENT_ONLY_GRACE_POLLS
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            let known = state.event_only.remove(&id).expect("present");
-            let tracked = known.tracked;
-            let tuple = EventTuple::of_key(&tracked.sample.key);
-            if state.by_tuple.get(&tuple) == Some(&id) {
-                state.by_tuple.remove(&tuple);
-            }
-            if !known.confirmed {
-                state.stats.elsewhere_sockets += 1;
-                state.stats.elsewhere.add(&tracked.final_window());
-                continue;
-            }
-            self.closed.push(Closed {
-                lifetime: cumulative(&tracked.sample).counters,
-                window: tracked.final_window(),
-                sample: tracked.sample,
-                origin: tracked.origin,
-                unseen_ms: elapsed_ms,
-                history: tracked.history,
-            });
+    }
+
+    /// Whether `other` (found by event-only socket `n`'s tuple) puts `n` in
+    /// a sampled namespace.
+    fn places(&self, other: &SocketId, n: u64) -> bool {
+        match other {
+            SocketId::EventOnly(m) if *m == n => false,
+            SocketId::EventOnly(m) => self.event_only.get(m).is_some_and(|o| o.confirmed),
+            _ => true,
         }
     }
 
     /// Takes in kernel events, in time order, that happened before the next
-    /// snapshot's dump began. `filter` is the one given to [`Tracker::observe`].
-    pub fn apply_events(&mut self, events: &[Timed], filter: &FilterSet) {
-        if self.events.is_none() {
-            return;
-        }
-        for timed in events {
-            self.apply_event(&timed.event, filter);
-        }
-    }
-
-    fn apply_event(&mut self, event: &TraceEvent, filter: &FilterSet) {
-        let poll = self.polls;
-        let state = self.events.as_mut().expect("events enabled");
-        state.stats.events += 1;
+    /// snapshot's dump began.
+    pub(super) fn apply(
+        &mut self,
+        events: &[Timed],
+        sockets: &mut SocketTable,
+        listeners: &Listeners,
+        poll: u64,
+        states: StateCounts,
+        filter: &FilterSet,
+    ) {
         let mut ctx = Attribution {
-            sockets: &mut self.sockets,
-            state,
+            sockets,
+            part: self,
             filter,
             poll,
-            listeners: &self.listeners,
+            listeners,
+            states,
         };
+        for timed in events {
+            ctx.part.stats.events += 1;
+            ctx.apply_event(&timed.event);
+        }
+    }
+}
+
+impl Tracked {
+    /// Whether events saw this event-only socket (number `n`) close.
+    fn history_ended(&self, marks: &FxHashMap<SocketId, Marks>, n: u64) -> bool {
+        marks
+            .get(&SocketId::EventOnly(n))
+            .is_some_and(|m| m.history.last() == Some(TcpState::Close))
+    }
+}
+
+/// One batch's attribution: the tracker's tables borrowed apart.
+struct Attribution<'t, 'f> {
+    sockets: &'t mut SocketTable,
+    part: &'t mut EventAttribution,
+    filter: &'f FilterSet,
+    poll: u64,
+    /// (namespace, address, port) of the listeners polled.
+    listeners: &'t Listeners,
+    states: StateCounts,
+}
+
+impl Attribution<'_, '_> {
+    fn apply_event(&mut self, event: &TraceEvent) {
         match event {
             TraceEvent::StateChange {
                 sk,
                 tuple,
                 old,
                 new,
-            } => ctx.state_change(*sk, tuple, *old, *new),
+            } => self.state_change(*sk, tuple, *old, *new),
             TraceEvent::SendReset { sk, tuple } => {
                 let counts = single(Counter::OutRsts, 1);
                 if *sk == 0 {
-                    ctx.state.stats.unplaced.add(&counts);
+                    self.part.stats.unplaced.add(&counts);
                 } else {
-                    ctx.credit(*sk, tuple.as_ref(), Some(TcpState::Unknown), counts, false);
+                    self.credit(*sk, tuple.as_ref(), Some(TcpState::Unknown), counts, false);
                 }
             }
             TraceEvent::ReceiveReset { sk, tuple, .. } => {
                 let counts = single(Counter::InRsts, 1);
-                ctx.credit(*sk, Some(tuple), Some(TcpState::Unknown), counts, false);
+                self.credit(*sk, Some(tuple), Some(TcpState::Unknown), counts, false);
             }
             TraceEvent::Retransmit { sk, tuple } => {
                 let counts = single(Counter::RetransSegs, 1);
-                ctx.credit(*sk, Some(tuple), Some(TcpState::Established), counts, true);
+                self.credit(*sk, Some(tuple), Some(TcpState::Established), counts, true);
             }
             TraceEvent::SynAckRetransmit { listener_sk, tuple } => {
-                ctx.synack_retransmit(*listener_sk, tuple)
+                self.synack_retransmit(*listener_sk, tuple)
             }
-            TraceEvent::Sent { sk, tuple, bytes } | TraceEvent::Received { sk, tuple, bytes } => {
-                if *bytes <= 0 {
-                    return;
-                }
-                let sent = matches!(event, TraceEvent::Sent { .. });
-                let mut counts = Counters::default();
-                let (calls, moved) = if sent {
-                    (Counter::MessagesSent, Counter::MessageBytesSent)
-                } else {
-                    (Counter::MessagesReceived, Counter::MessageBytesReceived)
-                };
-                counts.bump(calls, 1);
-                counts.bump(moved, *bytes as u64);
-                let create = tuple.map(|_| TcpState::Established);
-                ctx.credit(*sk, tuple.as_ref(), create, counts, false);
-            }
+            TraceEvent::Sent { sk, tuple, bytes } => self.call(
+                *sk,
+                tuple.as_ref(),
+                *bytes,
+                Counter::MessagesSent,
+                Counter::MessageBytesSent,
+            ),
+            TraceEvent::Received { sk, tuple, bytes } => self.call(
+                *sk,
+                tuple.as_ref(),
+                *bytes,
+                Counter::MessagesReceived,
+                Counter::MessageBytesReceived,
+            ),
             TraceEvent::Drop { reason, sk } => {
-                let placed = *sk != 0 && ctx.locate(*sk, None).is_some();
+                let placed = *sk != 0 && self.locate(*sk, None).is_some();
                 if placed {
-                    ctx.credit(*sk, None, None, single(Counter::Drops, 1), false);
+                    self.credit(*sk, None, None, single(Counter::Drops, 1), false);
                 } else if reason.is_tcp() {
-                    ctx.state.stats.unplaced.bump(Counter::Drops, 1);
+                    self.part.stats.unplaced.bump(Counter::Drops, 1);
                 }
                 if placed || reason.is_tcp() {
-                    *ctx.state
+                    *self
+                        .part
                         .stats
                         .drops_by_reason
                         .entry(reason.label())
@@ -442,54 +474,67 @@ impl Tracker {
                 }
             }
             TraceEvent::Identity { sk, tuple, .. } => {
-                ctx.locate(*sk, Some(tuple));
+                self.locate(*sk, Some(tuple));
             }
-            TraceEvent::LastSample { sk, sample } => ctx.last_sample(*sk, sample),
+            TraceEvent::LastSample { sk, sample } => self.last_sample(*sk, sample),
         }
     }
-}
 
-/// One event's attribution: the tracker's tables borrowed apart.
-struct Attribution<'t, 'f> {
-    sockets: &'t mut SocketTable,
-    state: &'t mut EventState,
-    filter: &'f FilterSet,
-    poll: u64,
-    /// (namespace, address, port) of the listeners polled.
-    listeners: &'t HashSet<(u64, IpAddr, u16)>,
-}
+    /// One send or receive call that moved `bytes` (nothing, or an error,
+    /// when not positive).
+    fn call(
+        &mut self,
+        sk: u64,
+        tuple: Option<&EventTuple>,
+        bytes: i64,
+        calls: Counter,
+        moved: Counter,
+    ) {
+        if bytes <= 0 {
+            return;
+        }
+        let mut counts = Counters::default();
+        counts.bump(calls, 1);
+        counts.bump(moved, bytes as u64);
+        let create = tuple.map(|_| TcpState::Established);
+        self.credit(sk, tuple, create, counts, false);
+    }
 
-impl Attribution<'_, '_> {
+    fn entry(&mut self, id: SocketId) -> Option<&mut Tracked> {
+        match id {
+            SocketId::EventOnly(n) => self.part.event_only.get_mut(&n).map(|e| &mut e.tracked),
+            polled => self.sockets.get_mut(&polled),
+        }
+    }
+
     /// The id of the socket an event is about, learning its address on the
     /// way: by address, else by tuple (by ports alone for the `::` tuples
     /// of IPv6 kprobes). None when unknown or unwanted.
-    fn locate(&mut self, sk: u64, tuple: Option<&EventTuple>) -> Option<u64> {
-        let learned = match self.state.by_sk.get(&sk) {
+    fn locate(&mut self, sk: u64, tuple: Option<&EventTuple>) -> Option<SocketId> {
+        let learned = match self.part.by_sk.get(&sk) {
             Some(Place::Ignored) if sk != 0 => return None,
             Some(Place::Tuple(t)) if sk != 0 => Some(*t),
             _ => None,
         };
         let tuple = tuple.copied().filter(EventTuple::is_complete).or(learned)?;
-        let id = match self.state.by_tuple.get(&tuple) {
+        let id = match self.part.by_tuple.get(&tuple) {
             Some(id) => Some(*id),
             None if is_unspecified(&tuple) => self.by_ports(&tuple),
             None => None,
         }?;
-        if entry(self.sockets, self.state, id).is_none() {
-            self.state.by_tuple.remove(&tuple);
+        let Some(tracked) = self.entry(id) else {
+            self.part.by_tuple.remove(&tuple);
             return None;
-        }
+        };
+        let key = EventTuple::of_key(&tracked.sample.key);
         if sk != 0 {
-            let key = entry(self.sockets, self.state, id)
-                .map(|t| EventTuple::of_key(&t.sample.key))
-                .unwrap_or(tuple);
             self.learn(sk, Place::Tuple(key), id);
         }
         Some(id)
     }
 
-    fn by_ports(&self, tuple: &EventTuple) -> Option<u64> {
-        self.state
+    fn by_ports(&self, tuple: &EventTuple) -> Option<SocketId> {
+        self.part
             .by_tuple
             .iter()
             .find(|(t, _)| {
@@ -501,51 +546,55 @@ impl Attribution<'_, '_> {
     }
 
     /// Records where `sk` leads and hands over what waited for it.
-    fn learn(&mut self, sk: u64, place: Place, id: u64) {
-        self.state.by_sk.insert(sk, place);
-        if let Some(waiting) = self.state.pending.remove(&sk) {
-            if let Some(tracked) = entry(self.sockets, self.state, id) {
-                tracked.window.add(&waiting);
-                // The opens waited with the socket's first states.
-                if waiting.value(Counter::ActiveOpens) > 0 {
-                    tracked.opened_by_event = true;
-                    tracked.history.push(TcpState::SynSent);
-                }
-                if waiting.value(Counter::PassiveOpens) > 0 {
-                    tracked.opened_by_event = true;
-                    tracked.history.push(TcpState::Listen);
-                    tracked.history.push(TcpState::SynRecv);
-                }
-            }
+    fn learn(&mut self, sk: u64, place: Place, id: SocketId) {
+        self.part.by_sk.insert(sk, place);
+        let Some(waiting) = self.part.pending.remove(&sk) else {
+            return;
+        };
+        let Some(tracked) = self.entry(id) else {
+            return;
+        };
+        tracked.window.add(&waiting);
+        let marks = self.part.marks.entry(id).or_default();
+        // The opens waited with the socket's first states.
+        if waiting.value(Counter::ActiveOpens) > 0 {
+            marks.opened_by_event = true;
+            marks.history.push(TcpState::SynSent);
+        }
+        if waiting.value(Counter::PassiveOpens) > 0 {
+            marks.opened_by_event = true;
+            marks.history.push(TcpState::Listen);
+            marks.history.push(TcpState::SynRecv);
         }
     }
 
     /// A socket known from events only, unless the filters reject it.
-    fn create(&mut self, sk: u64, tuple: &EventTuple, state: TcpState) -> Option<u64> {
+    fn create(&mut self, sk: u64, tuple: &EventTuple, state: TcpState) -> Option<SocketId> {
         if !tuple.is_complete() {
             return None;
         }
-        let key = tuple.key(self.state.netns_for_unknown);
+        let key = tuple.key(self.part.netns_for_unknown);
         if !self.filter.matches(&key) {
             if sk != 0 {
-                self.state.by_sk.insert(sk, Place::Ignored);
-                self.state.pending.remove(&sk);
+                self.part.by_sk.insert(sk, Place::Ignored);
+                self.part.pending.remove(&sk);
             }
             return None;
         }
-        let id = self.state.next_id;
-        self.state.next_id += 1;
+        let n = self.part.next_id;
+        self.part.next_id += 1;
         let sample = SocketSample::bare(key, 0, state);
         let tracked = Tracked::new(sample, Origin::Other, Counters::default(), self.poll);
-        self.state.event_only.insert(
-            id,
+        self.part.event_only.insert(
+            n,
             EventOnly {
                 tracked,
                 since_poll: self.poll,
                 confirmed: false,
             },
         );
-        self.state.by_tuple.insert(*tuple, id);
+        let id = SocketId::EventOnly(n);
+        self.part.by_tuple.insert(*tuple, id);
         if sk != 0 {
             self.learn(sk, Place::Tuple(*tuple), id);
         }
@@ -563,7 +612,7 @@ impl Attribution<'_, '_> {
         counts: Counters,
         to_tail: bool,
     ) {
-        if sk != 0 && matches!(self.state.by_sk.get(&sk), Some(Place::Ignored)) {
+        if sk != 0 && matches!(self.part.by_sk.get(&sk), Some(Place::Ignored)) {
             return;
         }
         let id = match self.locate(sk, tuple) {
@@ -573,9 +622,21 @@ impl Attribution<'_, '_> {
                 _ => None,
             },
         };
-        match id.and_then(|id| entry(self.sockets, self.state, id)) {
-            Some(tracked) if to_tail => tracked.tail.add(&counts),
-            Some(tracked) => tracked.window.add(&counts),
+        let found = id.and_then(|id| Some((id, self.entry(id)?.last_poll)));
+        match found {
+            Some((id, last_poll)) if to_tail => {
+                let marks = self.part.marks.entry(id).or_default();
+                if marks.tail_after_poll != last_poll {
+                    marks.tail.clear();
+                    marks.tail_after_poll = last_poll;
+                }
+                marks.tail.add(&counts);
+            }
+            Some((id, _)) => {
+                if let Some(tracked) = self.entry(id) {
+                    tracked.window.add(&counts);
+                }
+            }
             None if sk != 0 && tuple.is_none_or(|t| !t.is_complete()) => self.wait(sk, counts),
             None => {}
         }
@@ -585,18 +646,18 @@ impl Attribution<'_, '_> {
         if counts.is_all_zero() {
             return;
         }
-        let limit_reached = self.state.pending.len() >= PENDING_LIMIT;
-        match self.state.pending.get_mut(&sk) {
+        let limit_reached = self.part.pending.len() >= PENDING_LIMIT;
+        match self.part.pending.get_mut(&sk) {
             Some(waiting) => waiting.add(&counts),
-            None if limit_reached => self.state.stats.unplaced.add(&counts),
+            None if limit_reached => self.part.stats.unplaced.add(&counts),
             None => {
-                self.state.pending.insert(sk, counts);
+                self.part.pending.insert(sk, counts);
             }
         }
     }
 
     fn state_change(&mut self, sk: u64, tuple: &EventTuple, old: TcpState, new: TcpState) {
-        let exact = self.state.exact_states;
+        let exact = self.states == StateCounts::FromEvents;
         let births = old == TcpState::Listen && new == TcpState::SynRecv;
         let mut counts = if exact {
             state_counts(old, new)
@@ -619,50 +680,65 @@ impl Attribution<'_, '_> {
             let id = self
                 .locate(sk, Some(tuple))
                 .or_else(|| self.create(sk, tuple, new));
-            if let Some(tracked) = id.and_then(|id| entry(self.sockets, self.state, id)) {
-                let mut counts = counts;
-                // Where the probe cannot see a child's birth (a kprobe on
-                // tcp_set_state), its handshake's end is its open.
-                let completes = old == TcpState::SynRecv && new == TcpState::Established;
-                if exact
-                    && completes
-                    && !tracked.opened_by_event
-                    && tracked.origin != Origin::Baseline
-                {
-                    counts.bump(Counter::PassiveOpens, 1);
-                }
-                if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0
-                {
-                    tracked.opened_by_event = true;
-                }
-                let accepted = old == TcpState::SynRecv
-                    || tracked.history.iter().any(|s| s == TcpState::SynRecv);
-                tracked.window.add(&counts);
-                if tracked.history.is_empty() {
-                    tracked.history.push(old);
-                }
-                tracked.history.push(new);
-                if tracked.sample.cookie == 0 && tracked.sample.tcp_info.is_none() {
-                    // Event-only: the state is what the events say.
-                    tracked.sample.state = new;
-                }
-                // Accepted by a listener polled here: it lives here too.
-                let (local, port) = (unmap(tuple.local), tuple.local_port);
-                let child_of_listener = accepted
-                    && self.listeners.iter().any(|(_, addr, p)| {
-                        *p == port && (*addr == local || addr.is_unspecified())
-                    });
-                if child_of_listener {
-                    if let Some(known) = id.and_then(|id| self.state.event_only.get_mut(&id)) {
-                        known.confirmed = true;
-                    }
-                }
+            if let Some(id) = id {
+                self.socket_state_change(id, tuple, old, new, counts);
             }
         }
         if new == TcpState::Close && sk != 0 {
             // The address may be reused by the next socket.
-            self.state.by_sk.remove(&sk);
-            self.state.pending.remove(&sk);
+            self.part.by_sk.remove(&sk);
+            self.part.pending.remove(&sk);
+        }
+    }
+
+    /// A state change of a known socket: its counts, history and place.
+    fn socket_state_change(
+        &mut self,
+        id: SocketId,
+        tuple: &EventTuple,
+        old: TcpState,
+        new: TcpState,
+        mut counts: Counters,
+    ) {
+        let exact = self.states == StateCounts::FromEvents;
+        let Some(tracked) = self.entry(id) else {
+            return;
+        };
+        let baseline = tracked.origin == Origin::Baseline;
+        if tracked.sample.cookie == 0 && tracked.sample.tcp_info.is_none() {
+            // Event-only: the state is what the events say.
+            tracked.sample.state = new;
+        }
+        let marks = self.part.marks.entry(id).or_default();
+        // Where the probe cannot see a child's birth (a kprobe on
+        // tcp_set_state), its handshake's end is its open.
+        let completes = old == TcpState::SynRecv && new == TcpState::Established;
+        if exact && completes && !marks.opened_by_event && !baseline {
+            counts.bump(Counter::PassiveOpens, 1);
+        }
+        if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0 {
+            marks.opened_by_event = true;
+        }
+        let accepted =
+            old == TcpState::SynRecv || marks.history.iter().any(|s| s == TcpState::SynRecv);
+        if marks.history.is_empty() {
+            marks.history.push(old);
+        }
+        marks.history.push(new);
+        if let Some(tracked) = self.entry(id) {
+            tracked.window.add(&counts);
+        }
+        // Accepted by a listener polled here: it lives here too.
+        let (local, port) = (unmap(tuple.local), tuple.local_port);
+        let child_of_listener = accepted
+            && self
+                .listeners
+                .iter()
+                .any(|(_, addr, p)| *p == port && (*addr == local || addr.is_unspecified()));
+        if let (true, SocketId::EventOnly(n)) = (child_of_listener, id) {
+            if let Some(known) = self.part.event_only.get_mut(&n) {
+                known.confirmed = true;
+            }
         }
     }
 
@@ -680,12 +756,12 @@ impl Attribution<'_, '_> {
                     remote,
                     remote_port: 0,
                 };
-                found = self.state.by_tuple.get(&key).copied();
+                found = self.part.by_tuple.get(&key).copied();
             }
         }
-        match found.and_then(|id| entry(self.sockets, self.state, id)) {
+        match found.and_then(|id| self.entry(id)) {
             Some(listener) => listener.window.add(&counts),
-            None => self.state.stats.unplaced.add(&counts),
+            None => self.part.stats.unplaced.add(&counts),
         }
     }
 
@@ -699,15 +775,17 @@ impl Attribution<'_, '_> {
             return;
         };
         // Found in the namespace: it lives there.
-        if let Some(known) = self.state.event_only.get_mut(&id) {
-            known.confirmed = true;
+        if let SocketId::EventOnly(n) = id {
+            if let Some(known) = self.part.event_only.get_mut(&n) {
+                known.confirmed = true;
+            }
         }
         if sample.tcp_info.is_none() {
             // Already TIME_WAIT: nothing more to count.
             return;
         }
-        let exact = self.state.exact_states;
-        let Some(tracked) = entry(self.sockets, self.state, id) else {
+        let states = self.states;
+        let Some(tracked) = self.entry(id) else {
             return;
         };
         let mut sample = sample.clone();
@@ -716,24 +794,28 @@ impl Attribution<'_, '_> {
         if tracked.sample.tcp_info.is_none() {
             // Known from events only: its whole life so far counts.
             tracked.window.add(&cumulative(&sample).counters);
-            tracked.tail.clear();
             tracked.sample = sample;
         } else if tracked.sample.cookie == sample.cookie {
             let last_poll = tracked.last_poll;
-            update(tracked, &sample, last_poll, 0, exact);
+            super::update(tracked, &sample, last_poll, 0, states);
         } else {
             return;
         }
-        self.state.stats.last_samples += 1;
+        // The sample covers what the tail counted.
+        if let Some(marks) = self.part.marks.get_mut(&id) {
+            marks.tail.clear();
+        }
+        self.part.stats.last_samples += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Tracker;
     use super::*;
-    use crate::model::{Snapshot, SocketSource};
-    use crate::model::tcp_info::TcpInfo;
     use crate::model::event::{DropReason, Probe};
+    use crate::model::tcp_info::TcpInfo;
+    use crate::model::{Snapshot, SocketSource};
 
     const ANY: FilterSet = FilterSet {
         filters: Vec::new(),
@@ -797,7 +879,7 @@ mod tests {
     fn tracker() -> Tracker {
         let mut t = Tracker::new();
         t.enable_events(
-            true,
+            StateCounts::FromEvents,
             &[Counter::OutRsts, Counter::InRsts, Counter::MessagesSent],
             0,
         );

@@ -16,21 +16,62 @@
 //! - Counters wrap at their kernel width; one that goes backwards makes the
 //!   socket count as new (from zero), never a negative delta.
 //!
-//! With kernel events (precision mode, [`events`]) state counters come from
-//! the events alone and nothing is inferred; see that module for how events
-//! and polls add up without counting anything twice.
+//! The [`Tracker`] owns the socket table and these polling rules. Kernel
+//! events (precision mode) are an optional part, [`events`], that the
+//! tracker calls at a few points of a socket's life (first seen, life
+//! ended, vanished, settle); with it, state counters come from the events
+//! alone ([`StateCounts::FromEvents`]) and nothing is inferred.
 
 mod events;
-pub use events::EventStats;
+mod table;
+pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS};
 
-use rustc_hash::{FxHashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashSet as HashSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
+use crate::model::event::Timed;
 use crate::model::{unmap, Snapshot, SocketKey, SocketSample, StateHistory, TcpState};
+use events::EventAttribution;
+use table::SocketTable;
+
+/// Who a tracked socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketId {
+    /// Its sock_diag cookie.
+    Cookie(u64),
+    /// /proc/net/tcp has no cookie: a hash of its tuple, inode and kind.
+    Proc(u64),
+    /// A socket only kernel events know of: a number of this run's.
+    EventOnly(u64),
+}
+
+impl SocketId {
+    /// The identity of a polled socket.
+    pub fn of(sample: &SocketSample) -> SocketId {
+        if sample.cookie != 0 {
+            return SocketId::Cookie(sample.cookie);
+        }
+        let mut h = DefaultHasher::new();
+        sample.key.hash(&mut h);
+        sample.inode.hash(&mut h);
+        sample.state.is_mini_socket().hash(&mut h);
+        SocketId::Proc(h.finish())
+    }
+}
+
+/// Where a run's state counters (opens, fails, resets) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateCounts {
+    /// Inferred from what polls see appear and vanish: approximate.
+    #[default]
+    Inferred,
+    /// From kernel state-change events only: exact.
+    FromEvents,
+}
 
 /// How a socket came to be, when it was first seen inside the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,15 +92,8 @@ pub struct Tracked {
     pub origin: Origin,
     /// What this socket did inside the current window.
     pub window: Counters,
+    /// The poll that last saw it.
     last_poll: u64,
-    /// Event counts since the socket's last sample that its next sample's
-    /// delta would count again (retransmits): added to the window only if
-    /// no later sample comes.
-    tail: Counters,
-    /// The states kernel events saw it go through.
-    pub history: StateHistory,
-    /// Whether an event has counted this socket's open.
-    opened_by_event: bool,
 }
 
 impl Tracked {
@@ -69,33 +103,48 @@ impl Tracked {
             origin,
             window,
             last_poll: poll,
-            tail: Counters::default(),
-            history: StateHistory::default(),
-            opened_by_event: false,
         }
-    }
-
-    /// Its window with what only events saw since its last sample: what
-    /// it did, when no sample will come any more.
-    fn final_window(&self) -> Counters {
-        let mut window = self.window;
-        window.add(&self.tail);
-        window
     }
 }
 
-/// A socket that disappeared inside the current window.
+/// A socket (or a socket's full life, before its TIME_WAIT) that ended
+/// inside the current window.
 #[derive(Debug, Clone)]
 pub struct Closed {
     pub sample: SocketSample,
     /// Its cumulative counters when last seen: its lifetime totals up to
     /// then (tcp_info counts from the socket's creation).
     pub lifetime: Counters,
-    pub origin: Origin,
     pub window: Counters,
     /// Milliseconds between its last sighting and the poll that missed it.
     pub unseen_ms: u64,
+    /// The states kernel events saw it go through.
     pub history: StateHistory,
+}
+
+impl Closed {
+    /// What a lifetime report counts: the socket's tcp_info totals, with
+    /// the state events (opens, fails, resets) and the counters only
+    /// kernel events fill taken from its window.
+    pub fn lifetime_counters(&self) -> Counters {
+        let mut events = Counters::default();
+        for (counter, value) in self.window.iter() {
+            let from_events = counter.is_state_event() || counter.is_event_only();
+            if from_events && counter != Counter::CurrEstab {
+                events.set(counter, value, self.window.is_approx(counter));
+            }
+        }
+        let mut counters = self.lifetime;
+        counters.add(&events);
+        counters
+    }
+
+    /// Whether this is a connection's end: a mini socket expiring or a
+    /// listener closing is none.
+    pub fn is_connection(&self) -> bool {
+        let state = self.sample.state;
+        state != TcpState::Listen && !(self.sample.tcp_info.is_none() && state.is_mini_socket())
+    }
 }
 
 /// One socket's contribution to a report.
@@ -108,79 +157,19 @@ pub struct SocketRow<'a> {
     pub history: StateHistory,
 }
 
-/// Tracked sockets in a dense Vec, with a small id → slot map beside it: a
-/// poll walks the dump in the kernel's (stable) order, so the slots it
-/// touches are mostly sequential, and the map's entries stay cache-sized.
-#[derive(Debug, Default)]
-struct SocketTable {
-    slots: FxHashMap<u64, u32>,
-    entries: Vec<(u64, Tracked)>,
-}
-
-impl SocketTable {
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn get_mut(&mut self, id: &u64) -> Option<&mut Tracked> {
-        let slot = *self.slots.get(id)? as usize;
-        Some(&mut self.entries[slot].1)
-    }
-
-    fn insert(&mut self, id: u64, tracked: Tracked) {
-        match self.slots.get(&id) {
-            Some(&slot) => self.entries[slot as usize].1 = tracked,
-            None => {
-                self.slots.insert(id, self.entries.len() as u32);
-                self.entries.push((id, tracked));
-            }
-        }
-    }
-
-    fn remove(&mut self, id: &u64) -> Option<Tracked> {
-        let slot = self.slots.remove(id)? as usize;
-        let (_, tracked) = self.entries.swap_remove(slot);
-        if let Some((moved, _)) = self.entries.get(slot) {
-            self.slots.insert(*moved, slot as u32);
-        }
-        Some(tracked)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&u64, &Tracked)> {
-        self.entries.iter().map(|(id, t)| (id, t))
-    }
-
-    fn values(&self) -> impl Iterator<Item = &Tracked> {
-        self.entries.iter().map(|(_, t)| t)
-    }
-
-    fn values_mut(&mut self) -> impl Iterator<Item = &mut Tracked> {
-        self.entries.iter_mut().map(|(_, t)| t)
-    }
-}
+/// (namespace, address, port) of every listener seen in the run.
+pub(crate) type Listeners = HashSet<(u64, IpAddr, u16)>;
 
 #[derive(Debug, Default)]
 pub struct Tracker {
     sockets: SocketTable,
     closed: Vec<Closed>,
-    /// (namespace, address, port) of every listener seen in the run.
-    listeners: HashSet<(u64, IpAddr, u16)>,
+    listeners: Listeners,
     polls: u64,
     last_poll_ms: u64,
-    /// Kernel events' bookkeeping, once events are fed in.
-    events: Option<Box<events::EventState>>,
-}
-
-fn identity(sample: &SocketSample) -> u64 {
-    if sample.cookie != 0 {
-        return sample.cookie;
-    }
-    // /proc/net/tcp has no cookie: the tuple and inode stand in.
-    let mut h = DefaultHasher::new();
-    sample.key.hash(&mut h);
-    sample.inode.hash(&mut h);
-    sample.state.is_mini_socket().hash(&mut h);
-    h.finish() | (1 << 63)
+    states: StateCounts,
+    /// Kernel events' part, once events are fed in.
+    events: Option<Box<EventAttribution>>,
 }
 
 impl Tracker {
@@ -192,81 +181,73 @@ impl Tracker {
         self.polls
     }
 
+    /// Turns on event attribution: state counters come from `states`,
+    /// `covered` lists the counters the running probes fill, and sockets
+    /// known only from events are put in namespace `netns_for_unknown`.
+    pub fn enable_events(
+        &mut self,
+        states: StateCounts,
+        covered: &[Counter],
+        netns_for_unknown: u64,
+    ) {
+        self.states = states;
+        let mut part = EventAttribution::new(covered, netns_for_unknown);
+        for (id, tracked) in self.sockets.iter() {
+            part.remember(*id, &tracked.sample.key);
+        }
+        self.events = Some(Box::new(part));
+    }
+
+    /// Says whether the sampled namespace is the only one on the host (then
+    /// no socket events tell of needs placing).
+    pub fn set_sole_namespace(&mut self, sole: bool) {
+        if let Some(events) = &mut self.events {
+            events.set_sole_namespace(sole);
+        }
+    }
+
+    /// What events added beyond the rows, this window.
+    pub fn event_stats(&self) -> Option<&EventStats> {
+        self.events.as_deref().map(EventAttribution::stats)
+    }
+
+    /// Counts waiting for their socket's tuple (sent or received on a
+    /// socket no event has named yet).
+    pub fn unidentified(&self) -> Counters {
+        self.events
+            .as_deref()
+            .map(EventAttribution::unidentified)
+            .unwrap_or_default()
+    }
+
+    /// Takes in kernel events, in time order, that happened before the next
+    /// snapshot's dump began. `filter` is the one given to [`Tracker::observe`].
+    pub fn apply_events(&mut self, events: &[Timed], filter: &FilterSet) {
+        if let Some(part) = &mut self.events {
+            part.apply(
+                events,
+                &mut self.sockets,
+                &self.listeners,
+                self.polls,
+                self.states,
+                filter,
+            );
+        }
+    }
+
     /// Takes in one poll. Sockets the filter rejects are ignored, except
     /// listeners, which decide whether a new socket was accepted.
     pub fn observe(&mut self, snapshot: &Snapshot, filter: &FilterSet) {
         self.polls += 1;
         let poll = self.polls;
-        let baseline = poll == 1;
         let elapsed = snapshot.taken_at_ms.saturating_sub(self.last_poll_ms);
         self.last_poll_ms = snapshot.taken_at_ms;
-
-        for key in &snapshot.listeners {
-            self.listeners
-                .insert((key.netns, unmap(key.local), key.local_port));
-        }
-        for sample in &snapshot.sockets {
-            if sample.state == TcpState::Listen {
-                self.listeners.insert((
-                    sample.key.netns,
-                    unmap(sample.key.local),
-                    sample.key.local_port,
-                ));
-            }
-        }
-        let time_wait: HashSet<SocketKey> = snapshot
-            .sockets
-            .iter()
-            .filter(|s| s.state == TcpState::TimeWait)
-            .map(|s| s.key)
-            .collect();
-        // Tuples present before this poll, to tell a TIME_WAIT successor
-        // from a connection that lived and died between polls. A TIME_WAIT
-        // socket keeps its full socket's sock_diag cookie, so this is only
-        // needed for sources without cookies (/proc/net/tcp).
-        let cookieless_time_wait = snapshot
-            .sockets
-            .iter()
-            .any(|s| s.state == TcpState::TimeWait && s.cookie == 0);
-        let previous_tuples: HashSet<SocketKey> = if baseline || !cookieless_time_wait {
-            HashSet::default()
-        } else {
-            self.sockets.values().map(|t| t.sample.key).collect()
-        };
+        self.learn_listeners(snapshot);
         let tracked_before = self.sockets.len();
-        let exact = self.exact_states();
-        let mut seen_again = 0usize;
-
-        for sample in &snapshot.sockets {
-            if !filter.matches(&sample.key) {
-                continue;
-            }
-            let id = identity(sample);
-            match self.sockets.get_mut(&id) {
-                Some(tracked) if tracked.sample.key == sample.key => {
-                    // A socket listed twice (an inconsistent dump) counts once.
-                    if tracked.last_poll != poll {
-                        seen_again += 1;
-                    }
-                    if let Some(ended) = update(tracked, sample, poll, elapsed, exact) {
-                        self.closed.push(ended);
-                    }
-                    continue;
-                }
-                Some(_) => {
-                    let old = self.sockets.remove(&id).expect("present");
-                    self.close_vanished(old, false, elapsed);
-                    seen_again += 1;
-                }
-                None => {}
-            }
-            let mut tracked = self.first_sighting(sample, baseline, poll, &previous_tuples);
-            self.adopt_event_only(&mut tracked, exact);
-            self.remember_tuple(&sample.key, id);
-            self.sockets.insert(id, tracked);
+        let mut seen_again = self.take_samples(snapshot, filter, elapsed);
+        if let Some(events) = &mut self.events {
+            events.settle(poll, elapsed, &mut self.closed);
         }
-        self.settle_event_only(poll, elapsed);
-
         if !snapshot.unsampled_netns.is_empty() {
             // Unread this poll is not closed: such sockets keep their state.
             for tracked in self.sockets.values_mut() {
@@ -278,72 +259,139 @@ impl Tracker {
                 }
             }
         }
-        if seen_again == tracked_before {
-            // Every socket tracked before this poll is still here.
-            return;
+        // When every socket tracked before this poll is still here, nothing
+        // vanished and the scan is skipped.
+        if seen_again != tracked_before {
+            self.close_all_vanished(snapshot, elapsed);
         }
-        let gone: Vec<u64> = self
+    }
+
+    fn learn_listeners(&mut self, snapshot: &Snapshot) {
+        let listening = snapshot
+            .sockets
+            .iter()
+            .filter(|s| s.state == TcpState::Listen);
+        for key in snapshot.listeners.iter().chain(listening.map(|s| &s.key)) {
+            self.listeners
+                .insert((key.netns, unmap(key.local), key.local_port));
+        }
+    }
+
+    /// Updates or starts tracking each sample; returns how many sockets
+    /// tracked before this poll it saw again.
+    fn take_samples(&mut self, snapshot: &Snapshot, filter: &FilterSet, elapsed: u64) -> usize {
+        let poll = self.polls;
+        let previous_tuples = self.tuples_for_time_wait(snapshot);
+        let mut seen_again = 0usize;
+        for sample in &snapshot.sockets {
+            if !filter.matches(&sample.key) {
+                continue;
+            }
+            let id = SocketId::of(sample);
+            match self.sockets.get_mut(&id) {
+                Some(tracked) if tracked.sample.key == sample.key => {
+                    // A socket listed twice (an inconsistent dump) counts once.
+                    if tracked.last_poll != poll {
+                        seen_again += 1;
+                    }
+                    let last_poll = tracked.last_poll;
+                    if let Some(mut ended) = update(tracked, sample, poll, elapsed, self.states) {
+                        if let Some(events) = &mut self.events {
+                            events.life_ended(id, last_poll, &mut ended);
+                        }
+                        self.closed.push(ended);
+                    }
+                    continue;
+                }
+                Some(_) => {
+                    let old = self.sockets.remove(&id).expect("present");
+                    self.close_vanished(id, old, false, elapsed);
+                    seen_again += 1;
+                }
+                None => {}
+            }
+            let mut tracked = self.first_sighting(sample, poll, &previous_tuples);
+            if let Some(events) = &mut self.events {
+                events.first_seen(id, &mut tracked, self.states);
+            }
+            self.sockets.insert(id, tracked);
+        }
+        seen_again
+    }
+
+    /// Tuples present before this poll, to tell a TIME_WAIT successor from
+    /// a connection that lived and died between polls. A TIME_WAIT socket
+    /// keeps its full socket's sock_diag cookie, so this is only needed for
+    /// sources without cookies (/proc/net/tcp).
+    fn tuples_for_time_wait(&self, snapshot: &Snapshot) -> HashSet<SocketKey> {
+        let cookieless_time_wait = snapshot
+            .sockets
+            .iter()
+            .any(|s| s.state == TcpState::TimeWait && s.cookie == 0);
+        if self.polls == 1 || !cookieless_time_wait {
+            return HashSet::default();
+        }
+        self.sockets.values().map(|t| t.sample.key).collect()
+    }
+
+    /// Closes the sockets this poll did not see. A vanished request socket
+    /// whose child is present, or a connection whose tuple (either way
+    /// round) sits in TIME_WAIT, ended normally.
+    fn close_all_vanished(&mut self, snapshot: &Snapshot, elapsed: u64) {
+        let poll = self.polls;
+        let gone: Vec<SocketId> = self
             .sockets
             .iter()
             .filter(|(_, t)| t.last_poll != poll)
             .map(|(id, _)| *id)
             .collect();
-        let gone: Vec<Tracked> = gone
+        let gone: Vec<(SocketId, Tracked)> = gone
             .into_iter()
-            .filter_map(|id| self.sockets.remove(&id))
+            .filter_map(|id| Some((id, self.sockets.remove(&id)?)))
             .collect();
-        // A vanished request socket whose child is present, or a connection
-        // whose tuple (either way round) sits in TIME_WAIT, ended normally.
-        let present: HashSet<SocketKey> = if gone.iter().any(|t| t.sample.state.is_handshake()) {
+        let time_wait: HashSet<SocketKey> = snapshot
+            .sockets
+            .iter()
+            .filter(|s| s.state == TcpState::TimeWait)
+            .map(|s| s.key)
+            .collect();
+        let present: HashSet<SocketKey> = if gone.iter().any(|(_, t)| t.sample.state.is_handshake())
+        {
             self.sockets.values().map(|t| t.sample.key).collect()
         } else {
             HashSet::default()
         };
-        for tracked in gone {
+        for (id, tracked) in gone {
             let key = tracked.sample.key;
             let succeeded = time_wait.contains(&key)
                 || time_wait.contains(&key.reversed())
                 || present.contains(&key);
-            self.close_vanished(tracked, succeeded, elapsed);
+            self.close_vanished(id, tracked, succeeded, elapsed);
         }
     }
 
     fn is_listener_endpoint(&self, key: &SocketKey) -> bool {
-        let (ns, port) = (key.netns, key.local_port);
-        self.listeners.contains(&(ns, unmap(key.local), port))
-            || self
-                .listeners
-                .contains(&(ns, crate::model::UNSPECIFIED_V4, port))
-            || self
-                .listeners
-                .contains(&(ns, crate::model::UNSPECIFIED_V6, port))
+        is_listener_endpoint(&self.listeners, key)
     }
 
     fn first_sighting(
         &self,
         sample: &SocketSample,
-        baseline: bool,
         poll: u64,
         previous_tuples: &HashSet<SocketKey>,
     ) -> Tracked {
-        let cumulative = cumulative(sample);
-        let mut window = Counters::default();
-        let origin = if baseline {
-            Origin::Baseline
-        } else {
-            match sample.state {
-                TcpState::Listen | TcpState::NewSynRecv | TcpState::BoundInactive => Origin::Other,
-                TcpState::TimeWait if previous_tuples.contains(&sample.key) => Origin::Other,
-                _ if self.is_listener_endpoint(&sample.key) => Origin::Passive,
-                _ => Origin::Active,
-            }
+        if poll == 1 {
+            return Tracked::new(sample.clone(), Origin::Baseline, Counters::default(), poll);
+        }
+        let origin = match sample.state {
+            TcpState::Listen | TcpState::NewSynRecv | TcpState::BoundInactive => Origin::Other,
+            TcpState::TimeWait if previous_tuples.contains(&sample.key) => Origin::Other,
+            _ if self.is_listener_endpoint(&sample.key) => Origin::Passive,
+            _ => Origin::Active,
         };
-        if !baseline {
-            // Created inside the window: everything it did counts.
-            window = cumulative.counters;
-            if self.exact_states() {
-                return Tracked::new(sample.clone(), origin, window, poll);
-            }
+        // Created inside the window: everything it did counts.
+        let mut window = cumulative(sample).counters;
+        if self.states == StateCounts::Inferred {
             match origin {
                 Origin::Active => window.bump_approx(Counter::ActiveOpens, 1),
                 Origin::Passive => window.bump_approx(Counter::PassiveOpens, 1),
@@ -356,33 +404,31 @@ impl Tracker {
         Tracked::new(sample.clone(), origin, window, poll)
     }
 
-    fn close_vanished(&mut self, tracked: Tracked, succeeded: bool, elapsed_ms: u64) {
-        self.forget_tuple(&tracked.sample.key);
-        let mut window = tracked.final_window();
-        let state = tracked.sample.state;
-        if !succeeded && !self.exact_states() {
+    fn close_vanished(&mut self, id: SocketId, tracked: Tracked, succeeded: bool, elapsed_ms: u64) {
+        let mut closed = Closed {
+            lifetime: cumulative(&tracked.sample).counters,
+            window: tracked.window,
+            sample: tracked.sample,
+            unseen_ms: elapsed_ms,
+            history: StateHistory::default(),
+        };
+        if let Some(events) = &mut self.events {
+            events.vanished(id, tracked.last_poll, &mut closed);
+        }
+        let state = closed.sample.state;
+        if !succeeded && self.states == StateCounts::Inferred {
             if state.counts_as_established() {
-                window.bump_approx(Counter::EstabResets, 1);
+                closed.window.bump_approx(Counter::EstabResets, 1);
             } else if state.is_handshake() {
-                window.bump_approx(Counter::AttemptFails, 1);
+                closed.window.bump_approx(Counter::AttemptFails, 1);
             }
         }
-        if state.is_mini_socket()
-            && window.is_all_zero()
-            && tracked.origin != Origin::Active
-            && tracked.origin != Origin::Passive
-        {
+        let opened_here = matches!(tracked.origin, Origin::Active | Origin::Passive);
+        if state.is_mini_socket() && closed.window.is_all_zero() && !opened_here {
             // An expiring TIME_WAIT or request socket: nothing to report.
             return;
         }
-        self.closed.push(Closed {
-            lifetime: cumulative(&tracked.sample).counters,
-            sample: tracked.sample,
-            origin: tracked.origin,
-            window,
-            unseen_ms: elapsed_ms,
-            history: tracked.history,
-        });
+        self.closed.push(closed);
     }
 
     /// Sockets that closed in the current window.
@@ -391,24 +437,48 @@ impl Tracker {
     }
 
     /// Every socket with its window counters: those present now, then those
-    /// that closed inside the window.
+    /// only events know of, then those that closed inside the window.
     pub fn rows<'a>(&'a self) -> impl Iterator<Item = SocketRow<'a>> + 'a {
-        let exact = self.exact_states();
-        let row = move |t: &'a Tracked| SocketRow {
+        let events = self.events.as_deref();
+        let present = self.sockets.iter().map(move |(id, t)| SocketRow {
             sample: &t.sample,
-            counters: self.with_event_presence(with_state_presence(t.window, exact)),
+            counters: self.with_presence(t.window),
             closed: false,
-            history: t.history,
-        };
-        let present = self.sockets.values().map(row);
-        let known_by_events = self.event_only_sockets().map(row);
+            history: events.map(|e| e.history_of(id)).unwrap_or_default(),
+        });
+        let known_by_events =
+            events
+                .into_iter()
+                .flat_map(|e| e.event_only_sockets())
+                .map(move |(t, history)| SocketRow {
+                    sample: &t.sample,
+                    counters: self.with_presence(t.window),
+                    closed: false,
+                    history,
+                });
         let closed = self.closed.iter().map(move |c| SocketRow {
             sample: &c.sample,
-            counters: self.with_event_presence(with_state_presence(c.window, exact)),
+            counters: self.with_presence(c.window),
             closed: true,
             history: c.history,
         });
         present.chain(known_by_events).chain(closed)
+    }
+
+    /// State events are always known in a tracking run, zero or not;
+    /// inferred ones are approximate. The counters the probes fill are known
+    /// too.
+    fn with_presence(&self, mut counters: Counters) -> Counters {
+        for c in Counter::STATE_EVENTS {
+            match self.states {
+                StateCounts::FromEvents => counters.mark_present(c),
+                StateCounts::Inferred => counters.mark_approx(c),
+            }
+        }
+        if let Some(events) = &self.events {
+            events.mark_covered(&mut counters);
+        }
+        counters
     }
 
     /// Forgets the sockets that closed (reported already), keeping every
@@ -422,31 +492,20 @@ impl Tracker {
         for tracked in self.sockets.values_mut() {
             tracked.window.clear();
         }
-        self.reset_event_window();
+        if let Some(events) = &mut self.events {
+            events.reset_window();
+        }
         self.closed.clear();
-    }
-
-    pub fn socket_count(&self) -> usize {
-        self.sockets.len()
     }
 }
 
-/// State events are always known in a tracking run, zero or not; without
-/// kernel events they are inferred, so approximate.
-fn with_state_presence(mut counters: Counters, exact: bool) -> Counters {
-    for c in [
-        Counter::ActiveOpens,
-        Counter::PassiveOpens,
-        Counter::AttemptFails,
-        Counter::EstabResets,
-    ] {
-        if exact {
-            counters.mark_present(c);
-        } else {
-            counters.mark_approx(c);
-        }
-    }
-    counters
+/// Whether `key`'s local endpoint is a listener's (its own address or a
+/// wildcard one, same port and namespace).
+pub(crate) fn is_listener_endpoint(listeners: &Listeners, key: &SocketKey) -> bool {
+    let (ns, port) = (key.netns, key.local_port);
+    listeners.contains(&(ns, unmap(key.local), port))
+        || listeners.contains(&(ns, crate::model::UNSPECIFIED_V4, port))
+        || listeners.contains(&(ns, crate::model::UNSPECIFIED_V6, port))
 }
 
 /// Takes in a socket's new sample. A full socket that became TIME_WAIT
@@ -457,25 +516,21 @@ fn update(
     sample: &SocketSample,
     poll: u64,
     elapsed_ms: u64,
-    exact_states: bool,
+    states: StateCounts,
 ) -> Option<Closed> {
     if sample.state.is_mini_socket() && !tracked.sample.state.is_mini_socket() {
         let ended = Closed {
             lifetime: cumulative(&tracked.sample).counters,
-            window: tracked.final_window(),
+            window: tracked.window,
             sample: std::mem::replace(&mut tracked.sample, sample.clone()),
-            origin: tracked.origin,
             unseen_ms: elapsed_ms,
-            history: std::mem::take(&mut tracked.history),
+            history: StateHistory::default(),
         };
         tracked.window.clear();
-        tracked.tail.clear();
         tracked.origin = Origin::Other;
         tracked.last_poll = poll;
         return Some(ended);
     }
-    // A new sample covers what events counted since the last one.
-    tracked.tail.clear();
     let now = cumulative(sample);
     match difference(&now, &cumulative(&tracked.sample)) {
         Ok(delta) => tracked.window.add(&delta),
@@ -483,7 +538,10 @@ fn update(
         Err(_) => tracked.window.add(&now.counters),
     }
     let (old_state, new_state) = (tracked.sample.state, sample.state);
-    if !exact_states && new_state == TcpState::Close && old_state != TcpState::Close {
+    if states == StateCounts::Inferred
+        && new_state == TcpState::Close
+        && old_state != TcpState::Close
+    {
         if old_state.counts_as_established() {
             tracked.window.bump_approx(Counter::EstabResets, 1);
         } else if old_state.is_handshake() {
@@ -520,8 +578,8 @@ pub fn lifetime_row(sample: &SocketSample) -> SocketRow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SocketSource;
     use crate::model::tcp_info::TcpInfo;
+    use crate::model::SocketSource;
 
     fn info(segs_out: u32, bytes_sent: u64, bytes_received: u64) -> TcpInfo {
         let mut raw = vec![0u8; 232];
@@ -1051,7 +1109,7 @@ mod tests {
         // First, middle and last go; the rest grow by 50 bytes each.
         t.observe(&snap(1000, socks(&[2, 3, 5], 150)), &ANY);
         t.observe(&snap(2000, socks(&[2, 3, 5], 170)), &ANY);
-        assert_eq!(t.socket_count(), 3);
+        assert_eq!(t.rows().filter(|r| !r.closed).count(), 3);
         assert_eq!(t.closed().len(), 3);
         assert_eq!(totals(&t).get(Counter::BytesSent), Some(3 * 70));
     }

@@ -297,13 +297,6 @@ pub struct StateHistory {
 impl StateHistory {
     pub const CAPACITY: usize = 8;
 
-    /// A history starting from `state`.
-    pub fn starting(state: TcpState) -> StateHistory {
-        let mut history = StateHistory::default();
-        history.push(state);
-        history
-    }
-
     pub fn push(&mut self, state: TcpState) {
         if self.last() == Some(state) {
             return;
@@ -330,10 +323,6 @@ impl StateHistory {
         self.states[..self.len as usize]
             .iter()
             .map(|s| TcpState::from_kernel(*s))
-    }
-
-    pub fn is_elided(&self) -> bool {
-        self.elided
     }
 
     /// `SYN-SENT>ESTAB>FIN-WAIT-1>CLOSE` (`..` marks left-out states).

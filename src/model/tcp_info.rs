@@ -133,11 +133,6 @@ impl TcpInfo {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-
-    /// The bytes this code kept, for recording.
-    pub fn kept_bytes(&self) -> &[u8] {
-        &self.raw[..self.len().min(KNOWN_LEN)]
-    }
 }
 
 #[cfg(test)]

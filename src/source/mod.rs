@@ -70,6 +70,12 @@ pub trait SnapshotSource {
     fn container_labels(&self) -> BTreeMap<u64, String> {
         BTreeMap::new()
     }
+
+    /// Whether what is sampled is the host's only network namespace (then
+    /// every socket kernel events tell of lives in it).
+    fn only_namespace_on_host(&self) -> bool {
+        false
+    }
 }
 
 /// What the pipeline asks of a source.
@@ -295,6 +301,11 @@ impl LiveSource {
 }
 
 impl SnapshotSource for LiveSource {
+    fn only_namespace_on_host(&self) -> bool {
+        let (found, unreadable) = netns::discover();
+        found.len() <= 1 && unreadable == 0
+    }
+
     fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
         self.poll()
     }

@@ -1,11 +1,14 @@
 //! Snapshots from recorded sock_diag datagrams (`--record`, testdata/): the
 //! same parser as a live poll, fed from bytes instead of a socket, so tests
-//! can drive the whole pipeline with what a real kernel once said.
+//! can drive the whole pipeline with what a real kernel once said; and
+//! [`ReplaySource`], a snapshot source over such (or built) snapshots.
 
 use std::path::Path;
 
 use crate::model::{Snapshot, SocketSource};
+use crate::source::procfs::SystemCounters;
 use crate::source::sockdiag::{parse_datagram, DatagramEnd, ParseStats};
+use crate::source::SnapshotSource;
 
 /// Parses every netlink message in `recording` (datagrams back to back, as
 /// `--record` writes them, any sequence numbers).
@@ -66,4 +69,66 @@ pub fn read_recording_dir(dir: &Path, poll_ms: u64) -> std::io::Result<Vec<Snaps
         .enumerate()
         .map(|(i, path)| Ok(snapshot_from_recording(&std::fs::read(path)?, i as u64 * poll_ms).0))
         .collect()
+}
+
+/// Recorded snapshots handed out in order, with the namespace counters of
+/// each poll where given: a session runs on it exactly as on a live
+/// namespace, without a kernel.
+#[derive(Debug, Default)]
+pub struct ReplaySource {
+    snapshots: std::collections::VecDeque<Snapshot>,
+    system: std::collections::VecDeque<SystemCounters>,
+    elapsed_ms: u64,
+    notices: Vec<String>,
+}
+
+impl ReplaySource {
+    pub fn new(snapshots: Vec<Snapshot>) -> ReplaySource {
+        ReplaySource {
+            snapshots: snapshots.into(),
+            ..ReplaySource::default()
+        }
+    }
+
+    /// The `poll-NNNN.nl` files of a recording directory, `poll_ms` apart.
+    pub fn from_dir(dir: &Path, poll_ms: u64) -> std::io::Result<ReplaySource> {
+        Ok(ReplaySource::new(read_recording_dir(dir, poll_ms)?))
+    }
+
+    /// The namespace counters read at each poll's start (--system), in
+    /// poll order.
+    pub fn with_system_counters(mut self, per_poll: Vec<SystemCounters>) -> ReplaySource {
+        self.system = per_poll.into();
+        self
+    }
+}
+
+impl SnapshotSource for ReplaySource {
+    fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+        let snapshot = self
+            .snapshots
+            .pop_front()
+            .ok_or_else(|| anyhow::anyhow!("the recording has no more polls"))?;
+        self.elapsed_ms = snapshot.taken_at_ms;
+        Ok(snapshot)
+    }
+
+    fn system_counters(&mut self) -> (SystemCounters, Vec<String>) {
+        match self.system.pop_front() {
+            Some(counters) => (counters, Vec::new()),
+            None => (SystemCounters::default(), vec!["the recording".to_string()]),
+        }
+    }
+
+    fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.elapsed_ms
+    }
+
+    fn only_namespace_on_host(&self) -> bool {
+        true
+    }
 }

@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 use thiserror::Error;
 
-use crate::model::{CongestionName, SkMemInfo, SocketKey, SocketSample, TcpState};
 use crate::model::tcp_info::TcpInfo;
+use crate::model::{CongestionName, SkMemInfo, SocketKey, SocketSample, TcpState};
 
 const NLMSG_HDR_LEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;

@@ -1,0 +1,575 @@
+//! One run between the kernel and its reports: a [`Session`] owns a snapshot
+//! source, an optional kernel event feed, the tracker and the socket
+//! owners, takes polls in order with the events, and builds the reports a
+//! window, a close or a one-shot snapshot calls for. It keeps no clock and
+//! handles no signal: the loop in `run` decides when; a session built on a
+//! replayed source and feed is tested without a kernel.
+
+pub mod feed;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::aggregate::{self, Group, GroupKey, Grouper, Index, OwnerLookup};
+use crate::cli::{Config, Namespaces};
+use crate::diff::{self, lifetime_row, StateCounts, Tracker};
+use crate::filter::FilterSet;
+use crate::report::{self, PrecisionSection, RenderOptions, Report, ReportKind, ReportWriter};
+use crate::source::processes::ProcessMap;
+use crate::source::procfs::SystemCounters;
+use crate::source::SnapshotSource;
+use feed::EventFeed;
+
+/// Polls between two prunings of the socket-owner map (and checks for
+/// other namespaces in precision mode).
+const PRUNE_OWNERS_EVERY: u64 = 30;
+/// Notices kept for reports, at most; later ones are counted.
+const NOTICE_LIMIT: usize = 64;
+
+impl OwnerLookup for ProcessMap {
+    fn pid_of(&self, inode: u64) -> Option<u32> {
+        self.owner(inode).map(|o| o.pid)
+    }
+
+    fn label_of(&self, inode: u64) -> Option<String> {
+        self.owner(inode).map(|o| o.to_string())
+    }
+
+    fn command_of(&self, pid: u32) -> Option<&str> {
+        ProcessMap::command_of(self, pid)
+    }
+}
+
+/// Notices for stderr (each once, as it comes) and for reports.
+#[derive(Debug, Default)]
+struct Notices {
+    all: Vec<String>,
+    fresh: Vec<String>,
+    dropped: u64,
+    /// Which one-time notices were given.
+    owners_denied_said: bool,
+    system_missing_said: bool,
+}
+
+impl Notices {
+    fn add(&mut self, notices: Vec<String>) {
+        for note in notices {
+            if self.all.contains(&note) {
+                continue;
+            }
+            if self.all.len() >= NOTICE_LIMIT {
+                self.dropped += 1;
+                continue;
+            }
+            self.fresh.push(note.clone());
+            self.all.push(note);
+        }
+    }
+
+    fn for_report(&self) -> Vec<String> {
+        let mut notes = self.all.clone();
+        if self.dropped > 0 {
+            notes.push(format!("{} more notices left out", self.dropped));
+        }
+        notes
+    }
+}
+
+/// The current window's bounds and namespace counters.
+#[derive(Debug, Default)]
+struct Window {
+    start_ms: u64,
+    polls: u64,
+    system_start: Option<SystemCounters>,
+}
+
+pub struct Session {
+    config: Config,
+    source: Box<dyn SnapshotSource>,
+    feed: Option<Box<dyn EventFeed>>,
+    owners: Option<ProcessMap>,
+    tracker: Tracker,
+    /// What the tracker keeps: with --system every socket (the residual
+    /// needs them all), the filters then apply when grouping.
+    tracker_filter: FilterSet,
+    notices: Notices,
+    netns_labels: BTreeMap<u64, String>,
+    container_labels: BTreeMap<u64, String>,
+    window: Window,
+    /// The namespace counters read at the latest poll's start (--system).
+    system_at_poll: Option<SystemCounters>,
+    polls_taken: u64,
+    events_lost_noted: u64,
+}
+
+impl Session {
+    /// A session over `source`, with kernel events from `feed` when given
+    /// and socket owners looked up when the config asks.
+    pub fn new(
+        config: &Config,
+        mut source: Box<dyn SnapshotSource>,
+        feed: Option<Box<dyn EventFeed>>,
+    ) -> Session {
+        let mut tracker = Tracker::new();
+        if let Some(feed) = &feed {
+            let summary = feed.summary();
+            let states = if summary.exact_states {
+                StateCounts::FromEvents
+            } else {
+                StateCounts::Inferred
+            };
+            tracker.enable_events(states, &summary.covered, 0);
+        }
+        let mut notices = Notices::default();
+        notices.add(source.take_notices());
+        if config.record.is_some() {
+            source.start_recording();
+        }
+        Session {
+            tracker_filter: if config.system {
+                FilterSet::default()
+            } else {
+                config.filters.clone()
+            },
+            config: config.clone(),
+            source,
+            feed,
+            owners: config.processes.then(ProcessMap::new),
+            tracker,
+            notices,
+            netns_labels: BTreeMap::new(),
+            container_labels: BTreeMap::new(),
+            window: Window::default(),
+            system_at_poll: None,
+            polls_taken: 0,
+            events_lost_noted: 0,
+        }
+    }
+
+    /// Adds notices for stderr and reports.
+    pub fn note(&mut self, notices: Vec<String>) {
+        self.notices.add(notices);
+    }
+
+    /// Notices raised since the last call, for stderr.
+    pub fn take_fresh_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices.fresh)
+    }
+
+    pub fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            format: self.config.format,
+            zeros: self.config.zeros,
+        }
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// The longest the loop may wait before reading kernel events.
+    pub fn wait(&mut self, timeout: std::time::Duration) {
+        match &mut self.feed {
+            Some(feed) => feed.wait(timeout.min(feed.wake_interval())),
+            None => std::thread::sleep(timeout.min(std::time::Duration::from_millis(50))),
+        }
+    }
+
+    /// Takes one poll with the events that came before it. The baseline
+    /// poll's failure is the run's; a later one is noted and skipped: the
+    /// next poll diffs against the last good one.
+    pub fn poll(&mut self) -> anyhow::Result<()> {
+        let result = self.take_poll();
+        self.notices.add(self.source.take_notices());
+        self.note_owners_denied();
+        self.note_events_lost();
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) if self.polls_taken > 0 => {
+                self.note(vec![format!("a poll failed and was skipped: {err:#}")]);
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn take_poll(&mut self) -> anyhow::Result<()> {
+        if self.config.system {
+            // Read at the dump's start, so the namespace's counters and the
+            // sockets' (and the events') cover the same span.
+            let read = self.source.system_counters();
+            self.system_at_poll = Some(self.note_system(read));
+        }
+        let mark = self.feed.as_mut().map(|feed| feed.dump_mark());
+        let snapshot = self.source.snapshot()?;
+        if self.feed.is_some() && self.polls_taken % PRUNE_OWNERS_EVERY == 0 {
+            // With no other namespace on the host, every socket events
+            // tell of is this one's.
+            let sole = self.source.only_namespace_on_host();
+            self.tracker.set_sole_namespace(sole);
+        }
+        if let (Some(feed), Some(mark)) = (self.feed.as_mut(), mark) {
+            // Events before the dump began are what the dump's sockets went
+            // through; later ones wait for the next poll.
+            feed.drain();
+            let events = feed.take_before(mark);
+            if self.tracker.polls() > 0 {
+                self.tracker.apply_events(&events, &self.tracker_filter);
+            }
+        }
+        self.tracker.observe(&snapshot, &self.tracker_filter);
+        self.resolve_owners(&snapshot);
+        let taken_at_ms = snapshot.taken_at_ms;
+        self.source.recycle(snapshot);
+        self.record(self.polls_taken)?;
+        self.polls_taken += 1;
+        self.window.polls += 1;
+        if self.polls_taken == 1 {
+            self.window.start_ms = taken_at_ms;
+            self.window.system_start = self.system_at_poll.take();
+        }
+        Ok(())
+    }
+
+    /// Owners are looked up while the sockets are alive: a short-lived
+    /// one's process may be gone by the report.
+    fn resolve_owners(&mut self, snapshot: &crate::model::Snapshot) {
+        let Some(owners) = self.owners.as_mut() else {
+            return;
+        };
+        let filters = &self.config.filters;
+        owners.resolve(
+            snapshot
+                .sockets
+                .iter()
+                .filter(|s| !s.state.is_mini_socket() && filters.matches(&s.key))
+                .map(|s| (s.inode, s.uid)),
+        );
+        if self.polls_taken % PRUNE_OWNERS_EVERY == 0 {
+            // Forget owners of sockets gone, so the map does not grow with
+            // every socket ever seen (and a reused inode is not named after
+            // its old owner).
+            let alive = snapshot.sockets.iter().map(|s| s.inode).collect();
+            owners.retain_sockets(&alive);
+        }
+    }
+
+    /// The namespace counters read at a poll, saying once what could not
+    /// be read.
+    fn note_system(
+        &mut self,
+        (counters, missing): (SystemCounters, Vec<String>),
+    ) -> SystemCounters {
+        if !missing.is_empty() && !self.notices.system_missing_said {
+            self.notices.system_missing_said = true;
+            self.note(vec![format!(
+                "--system: cannot read {}; those counters are left out",
+                missing.join(", ")
+            )]);
+        }
+        counters
+    }
+
+    fn note_owners_denied(&mut self) {
+        let denied = self.owners.as_ref().map_or(0, ProcessMap::denied);
+        if denied == 0 || self.notices.owners_denied_said {
+            return;
+        }
+        self.notices.owners_denied_said = true;
+        let why = if is_root() {
+            "permission denied"
+        } else {
+            "other users' processes; root can read them"
+        };
+        self.note(vec![format!(
+            "/proc/PID/fd could not be read for {denied} process(es) ({why}): their sockets show process ?"
+        )]);
+    }
+
+    fn note_events_lost(&mut self) {
+        let Some(lost) = self.feed.as_ref().map(|f| f.lost()) else {
+            return;
+        };
+        if lost > self.events_lost_noted {
+            self.note(vec![format!(
+                "precision: {} kernel events lost (rings full): counts from events are low by as much; raise --ring-pages",
+                lost - self.events_lost_noted
+            )]);
+            self.events_lost_noted = lost;
+        }
+    }
+
+    fn record(&mut self, poll: u64) -> anyhow::Result<()> {
+        let Some(dir) = &self.config.record else {
+            return Ok(());
+        };
+        if let Some(bytes) = self.source.take_recording() {
+            write_recording(dir, poll, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Names of the namespaces and containers sampled now.
+    fn relabel(&mut self) {
+        self.netns_labels = self.source.namespace_labels();
+        self.container_labels = self.source.container_labels();
+    }
+
+    /// Groups by namespace become groups by container when asked for.
+    fn finish_groups<'g>(&self, groups: Vec<Group<'g>>) -> Vec<Group<'g>> {
+        if self.config.index == Index::Container {
+            aggregate::merge_by_container(groups, &self.container_labels)
+        } else {
+            groups
+        }
+    }
+
+    fn owner_lookup(&self) -> Option<&dyn OwnerLookup> {
+        self.owners.as_ref().map(|o| o as &dyn OwnerLookup)
+    }
+
+    /// Fills what every report of this session carries: notices, labels,
+    /// process names, whether filtered, precision mode's account.
+    fn decorate(&self, report: &mut Report<'_>) {
+        report.notices = self.notices.for_report();
+        report.netns_labels = self.netns_labels.clone();
+        report.container_labels = self.container_labels.clone();
+        if let Some(owners) = self.owner_lookup() {
+            report.process_names = report
+                .groups
+                .iter()
+                .filter_map(|g| match g.key {
+                    GroupKey::Process(pid) => Some((pid, owners.command_of(pid)?.to_string())),
+                    _ => None,
+                })
+                .collect();
+        }
+        report.filtered = !self.config.filters.matches_everything();
+        report.precision = self.precision_section();
+    }
+
+    /// Precision mode's account for a report: the feed's sources and
+    /// losses, the tracker's counts of what no row shows.
+    pub fn precision_section(&self) -> Option<PrecisionSection> {
+        let feed = self.feed.as_ref()?;
+        let summary = feed.summary();
+        let stats = self.tracker.event_stats().cloned().unwrap_or_default();
+        Some(PrecisionSection {
+            probes: summary.probes.clone(),
+            sources: summary.sources.clone(),
+            events: stats.events,
+            events_lost: feed.lost(),
+            unplaced: stats.unplaced,
+            unidentified: self.tracker.unidentified(),
+            drops_by_reason: stats.drops_by_reason,
+            last_samples: stats.last_samples,
+            elsewhere_sockets: stats.elsewhere_sockets,
+            elsewhere: stats.elsewhere,
+        })
+    }
+
+    /// The report of the window since the last one (or the start). Call
+    /// [`Session::end_window`] once it is written.
+    pub fn window_report(&mut self) -> Report<'_> {
+        self.relabel();
+        let system = self.system_section();
+        let end_ms = self.source.elapsed_ms();
+        let this = &*self;
+        let filters = &this.config.filters;
+        let mut groups = this.finish_groups(aggregate::group_rows_owned(
+            this.tracker
+                .rows()
+                .filter(|r| filters.matches(&r.sample.key)),
+            this.config.index,
+            this.owner_lookup(),
+        ));
+        if !this.config.zeros {
+            aggregate::drop_idle(&mut groups);
+        }
+        let mut report = Report {
+            system,
+            ..Report::new(
+                ReportKind::Window,
+                this.config.index,
+                (this.window.start_ms, end_ms),
+                this.window.polls,
+                groups,
+            )
+        };
+        this.decorate(&mut report);
+        report
+    }
+
+    /// With --system: the namespace's deltas over the window against what
+    /// the sockets account for; the next window starts from this poll's.
+    fn system_section(&mut self) -> Option<aggregate::SystemSection> {
+        let now = self.system_at_poll.take()?;
+        let start = self.window.system_start.replace(now.clone())?;
+        Some(aggregate::system_section(
+            now.delta_since(&start).fold_namespaces(),
+            &aggregate::total(self.tracker.rows()),
+        ))
+    }
+
+    /// Starts the next window: counts so far are forgotten.
+    pub fn end_window(&mut self) {
+        self.tracker.reset_window();
+        self.window.start_ms = self.source.elapsed_ms();
+        self.window.polls = 0;
+    }
+
+    /// One lifetime report per connection that closed since the last call
+    /// (--onclose). Call [`Session::forget_closes`] once they are written.
+    pub fn close_reports(&mut self) -> Vec<Report<'_>> {
+        self.relabel();
+        let now_ms = self.source.elapsed_ms();
+        let this = &*self;
+        let filters = &this.config.filters;
+        this.tracker
+            .closed()
+            .iter()
+            .filter(|closed| closed.is_connection() && filters.matches(&closed.sample.key))
+            .map(|closed| {
+                let group = Group {
+                    key: Index::Tuple.key_of(&closed.sample.key),
+                    counters: closed.lifetime_counters(),
+                    sockets: 1,
+                    closed: 1,
+                    sample: Some(&closed.sample),
+                    owner: None,
+                    history: closed.history,
+                };
+                let kind = ReportKind::Close {
+                    unseen_ms: closed.unseen_ms,
+                };
+                // Between its last sighting and the poll that missed it.
+                let window = (now_ms.saturating_sub(closed.unseen_ms), now_ms);
+                let mut report = Report::new(
+                    kind,
+                    Index::Tuple,
+                    window,
+                    this.tracker.polls(),
+                    vec![group],
+                );
+                this.decorate(&mut report);
+                report
+            })
+            .collect()
+    }
+
+    /// Forgets the closes reported. Sockets' windows run on: a lifetime
+    /// report needs all its socket's events, not only the last loop's.
+    pub fn forget_closes(&mut self) {
+        self.tracker.clear_closed();
+    }
+
+    /// `--once`: every socket's counters since its creation. Sockets are
+    /// printed (index=tuple) or summed into groups as the dump delivers
+    /// them, so no snapshot is held whole.
+    pub fn write_once(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
+        if let Some(owners) = self.owners.as_mut() {
+            owners.scan_all();
+        }
+        self.note_owners_denied();
+        if self.config.namespaces != Namespaces::Current {
+            return self.write_once_whole(out);
+        }
+        if self.config.index != Index::Tuple {
+            return self.write_once_grouped(out);
+        }
+        self.write_once_streamed(out)
+    }
+
+    fn once_report<'g>(&self) -> Report<'g> {
+        let at = self.source.elapsed_ms();
+        Report::new(
+            ReportKind::Snapshot,
+            self.config.index,
+            (at, at),
+            1,
+            Vec::new(),
+        )
+    }
+
+    /// Namespaces are found and named while polling: poll whole, then
+    /// label and print.
+    fn write_once_whole(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let mut report = self.once_report();
+        let snapshot = self.source.snapshot()?;
+        self.notices.add(self.source.take_notices());
+        self.relabel();
+        report.groups = self.finish_groups(aggregate::group_rows_owned(
+            diff::lifetime_rows(&snapshot, &self.config.filters),
+            self.config.index,
+            self.owner_lookup(),
+        ));
+        self.decorate(&mut report);
+        Ok(report::render(&report, self.render_options(), out)?)
+    }
+
+    fn write_once_grouped(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let mut report = self.once_report();
+        let owners = self.owners.as_ref().map(|o| o as &dyn OwnerLookup);
+        let mut grouper = Grouper::new(self.config.index, 64).with_owners(owners);
+        let filters = &self.config.filters;
+        self.source.stream(&mut |sample| {
+            if filters.matches(&sample.key) {
+                grouper.add_counts(&lifetime_row(sample));
+            }
+            true
+        })?;
+        let groups = grouper.finish();
+        self.record(0)?;
+        self.notices.add(self.source.take_notices());
+        self.relabel();
+        report.groups = self.finish_groups(groups);
+        self.decorate(&mut report);
+        Ok(report::render(&report, self.render_options(), out)?)
+    }
+
+    fn write_once_streamed(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let mut report = self.once_report();
+        self.relabel();
+        self.decorate(&mut report);
+        let options = self.render_options();
+        let owners = self.owners.as_ref().map(|o| o as &dyn OwnerLookup);
+        let filters = &self.config.filters;
+        let mut writer = ReportWriter::begin(&report, options, &mut *out)?;
+        let mut failure = None;
+        self.source.stream(&mut |sample| {
+            if !filters.matches(&sample.key) {
+                return true;
+            }
+            let mut group = aggregate::single_socket_group(lifetime_row(sample));
+            group.owner = owners.map(|o| aggregate::owner_label(o, sample.inode));
+            match writer.group(&report, &group) {
+                Ok(()) => true,
+                Err(err) => {
+                    failure = Some(err);
+                    false
+                }
+            }
+        })?;
+        if let Some(err) = failure {
+            return Err(err.into());
+        }
+        self.record(0)?;
+        self.notices.add(self.source.take_notices());
+        report.notices = self.notices.for_report();
+        Ok(writer.end(&report)?)
+    }
+}
+
+fn write_recording(dir: &Path, poll: u64, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("poll-{poll:04}.nl"));
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}

@@ -1,0 +1,432 @@
+//! The session, driven without a kernel: recorded dumps (testdata/replay)
+//! and built snapshots through a replay source, built kernel events through
+//! a replay feed. Window reports, --onclose reports, --system residuals and
+//! precision sections are checked here as an ordinary user can run them.
+
+use std::path::Path;
+
+use tcpipstat::aggregate::GroupKey;
+use tcpipstat::cli::{self, CliOutcome, Config};
+use tcpipstat::counters::Counter;
+use tcpipstat::model::event::{EventTuple, Probe, Timed, TraceEvent};
+use tcpipstat::model::tcp_info::TcpInfo;
+use tcpipstat::model::{Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
+use tcpipstat::report::{self, Report};
+use tcpipstat::session::feed::{ProbeSummary, ReplayFeed};
+use tcpipstat::session::Session;
+use tcpipstat::source::procfs::SystemCounters;
+use tcpipstat::source::replay::ReplaySource;
+
+fn config(args: &[&str]) -> Config {
+    let argv = std::iter::once("tcpipstat").chain(args.iter().copied());
+    match cli::parse(argv.map(String::from)) {
+        CliOutcome::Run(config) => *config,
+        _ => panic!("bad test arguments {args:?}"),
+    }
+}
+
+fn session(args: &[&str], source: ReplaySource) -> Session {
+    Session::new(&config(args), Box::new(source), None)
+}
+
+fn counter(report: &Report<'_>, key: &GroupKey, counter: Counter) -> u64 {
+    report
+        .groups
+        .iter()
+        .find(|g| g.key == *key)
+        .unwrap_or_else(|| panic!("no group {key}"))
+        .counters
+        .value(counter)
+}
+
+fn rendered(options: report::RenderOptions, report: &Report<'_>) -> String {
+    let mut out = Vec::new();
+    report::render(report, options, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn lo(lport: u16, rport: u16) -> SocketKey {
+    let lo = "127.0.0.1".parse().unwrap();
+    SocketKey::new(lo, lport, lo, rport)
+}
+
+/// tcp_info (4.19+ layout) with the counters these tests use.
+fn info(bytes_sent: u64, bytes_received: u64, segs_out: u32, segs_in: u32) -> TcpInfo {
+    let mut raw = vec![0u8; 232];
+    raw[0] = TcpState::Established as u8;
+    raw[120..128].copy_from_slice(&bytes_sent.to_ne_bytes()); // bytes_acked
+    raw[128..136].copy_from_slice(&bytes_received.to_ne_bytes());
+    raw[136..140].copy_from_slice(&segs_out.to_ne_bytes());
+    raw[140..144].copy_from_slice(&segs_in.to_ne_bytes());
+    raw[200..208].copy_from_slice(&bytes_sent.to_ne_bytes());
+    TcpInfo::from_bytes(&raw).unwrap()
+}
+
+fn socket(cookie: u64, key: SocketKey, state: TcpState, info: Option<TcpInfo>) -> SocketSample {
+    let mut sample = SocketSample::bare(key, cookie, state);
+    sample.tcp_info = info;
+    sample
+}
+
+fn listener() -> SocketSample {
+    let any = "0.0.0.0".parse().unwrap();
+    socket(1, SocketKey::new(any, 80, any, 0), TcpState::Listen, None)
+}
+
+fn snapshot(ms: u64, sockets: Vec<SocketSample>) -> Snapshot {
+    Snapshot::new(ms, SocketSource::SockDiag, sockets)
+}
+
+#[test]
+fn a_recorded_run_gives_the_window_report_the_live_run_printed() {
+    let source = ReplaySource::from_dir(Path::new("testdata/replay"), 400).unwrap();
+    let polls = 5;
+    let mut session = session(&["--timeout", "2", "--format", "json"], source);
+    for _ in 0..polls {
+        session.poll().unwrap();
+    }
+    let options = session.render_options();
+    let report = session.window_report();
+    let tuple = |l, r| GroupKey::Tuple(lo(l, r));
+    assert_eq!(report.polls, polls);
+    assert_eq!(
+        counter(&report, &tuple(40001, 5001), Counter::BytesSent),
+        5000
+    );
+    assert_eq!(
+        counter(&report, &tuple(40001, 5001), Counter::BytesReceived),
+        700
+    );
+    assert_eq!(
+        counter(&report, &tuple(5001, 40001), Counter::BytesReceived),
+        5000
+    );
+    assert_eq!(
+        counter(&report, &tuple(40002, 5001), Counter::BytesSent),
+        300
+    );
+    assert_eq!(
+        counter(&report, &tuple(40002, 5001), Counter::ActiveOpens),
+        1
+    );
+    assert_eq!(
+        counter(&report, &tuple(5001, 40002), Counter::PassiveOpens),
+        1
+    );
+    let json: serde_json::Value = serde_json::from_str(&rendered(options, &report)).unwrap();
+    let live: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("testdata/replay/report.json").unwrap())
+            .unwrap();
+    let bytes_of = |v: &serde_json::Value, lport: u64| {
+        v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"]["lport"] == lport)
+            .map(|g| g["counters"]["Socket"]["BytesSent"].clone())
+    };
+    assert_eq!(bytes_of(&json, 40002), bytes_of(&live, 40002));
+    assert_eq!(bytes_of(&json, 40001), bytes_of(&live, 40001));
+}
+
+#[test]
+fn windows_start_where_the_last_one_ended() {
+    let key = lo(40000, 80);
+    let polls = (0..4)
+        .map(|i| {
+            snapshot(
+                i * 1000,
+                vec![socket(
+                    7,
+                    key,
+                    TcpState::Established,
+                    Some(info(i * 100, 0, 0, 0)),
+                )],
+            )
+        })
+        .collect();
+    let mut session = session(&["--interval", "1s"], ReplaySource::new(polls));
+    session.poll().unwrap();
+    session.poll().unwrap();
+    let first = session.window_report();
+    assert_eq!((first.start_ms, first.end_ms), (0, 1000));
+    assert_eq!(
+        counter(&first, &GroupKey::Tuple(key), Counter::BytesSent),
+        100
+    );
+    drop(first);
+    session.end_window();
+    session.poll().unwrap();
+    session.poll().unwrap();
+    let second = session.window_report();
+    assert_eq!(
+        (second.start_ms, second.end_ms, second.polls),
+        (1000, 3000, 2)
+    );
+    assert_eq!(
+        counter(&second, &GroupKey::Tuple(key), Counter::BytesSent),
+        200
+    );
+}
+
+#[test]
+fn onclose_reports_each_connection_once_with_its_lifetime_counters() {
+    let server = lo(80, 40000);
+    let client = lo(40000, 80);
+    let open = |ms, sent| {
+        snapshot(
+            ms,
+            vec![
+                listener(),
+                socket(
+                    2,
+                    server,
+                    TcpState::Established,
+                    Some(info(sent / 2, sent, 5, 6)),
+                ),
+                socket(
+                    3,
+                    client,
+                    TcpState::Established,
+                    Some(info(sent, sent / 2, 6, 5)),
+                ),
+            ],
+        )
+    };
+    let polls = vec![
+        open(0, 1000),
+        open(1000, 4000),
+        // The client went to TIME_WAIT (same cookie); the server is gone.
+        snapshot(
+            2000,
+            vec![listener(), socket(3, client, TcpState::TimeWait, None)],
+        ),
+        snapshot(
+            3000,
+            vec![listener(), socket(3, client, TcpState::TimeWait, None)],
+        ),
+    ];
+    let mut session = session(&["--onclose"], ReplaySource::new(polls));
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let options = session.render_options();
+    let reports = session.close_reports();
+    assert_eq!(reports.len(), 2, "both ends closed");
+    for report in &reports {
+        assert_eq!(report.groups.len(), 1);
+        assert_eq!(report.groups[0].closed, 1);
+    }
+    let client_report = reports
+        .iter()
+        .find(|r| r.groups[0].key == GroupKey::Tuple(client))
+        .unwrap();
+    // Lifetime counters: since the socket's creation, as last polled.
+    assert_eq!(
+        counter(client_report, &GroupKey::Tuple(client), Counter::BytesSent),
+        4000
+    );
+    let text = rendered(options, client_report);
+    assert!(text.contains("127.0.0.1:40000 <-> 127.0.0.1:80"), "{text}");
+    drop(reports);
+    session.forget_closes();
+    session.poll().unwrap();
+    assert!(
+        session.close_reports().is_empty(),
+        "each close is reported once"
+    );
+}
+
+#[test]
+fn system_residual_is_the_namespace_delta_less_what_sockets_did() {
+    let key = lo(40000, 80);
+    let polls = vec![
+        snapshot(
+            0,
+            vec![socket(
+                7,
+                key,
+                TcpState::Established,
+                Some(info(0, 0, 10, 10)),
+            )],
+        ),
+        snapshot(
+            1000,
+            vec![socket(
+                7,
+                key,
+                TcpState::Established,
+                Some(info(0, 0, 40, 25)),
+            )],
+        ),
+    ];
+    let mib = |out_segs: &str, in_segs: &str| {
+        let mut counters = SystemCounters::default();
+        counters.add_header_value_pairs(&format!(
+            "Tcp: InSegs OutSegs CurrEstab\nTcp: {in_segs} {out_segs} 1\n"
+        ));
+        counters
+    };
+    let source =
+        ReplaySource::new(polls).with_system_counters(vec![mib("100", "200"), mib("150", "230")]);
+    let mut session = session(&["--timeout", "1", "--system"], source);
+    session.poll().unwrap();
+    session.poll().unwrap();
+    let report = session.window_report();
+    let system = report.system.as_ref().expect("a system section");
+    let residual = |counter: Counter| {
+        system
+            .residuals
+            .iter()
+            .find(|r| r.counter == counter)
+            .unwrap_or_else(|| panic!("no residual {counter:?}: {system:?}"))
+    };
+    // The namespace sent 50 segments, the socket 30: 20 unattributed.
+    assert_eq!(residual(Counter::OutSegs).system, 50);
+    assert_eq!(residual(Counter::OutSegs).unattributed(), 20);
+    assert_eq!(residual(Counter::InSegs).unattributed(), 15);
+    assert_eq!(system.deltas.get("Tcp:OutSegs"), Some(50));
+}
+
+fn tuple(lport: u16, rport: u16) -> EventTuple {
+    EventTuple::of_key(&lo(lport, rport))
+}
+
+fn at(time_ns: u64, event: TraceEvent) -> Timed {
+    Timed {
+        time_ns,
+        probe: Probe::Tracepoint,
+        event,
+    }
+}
+
+/// A connection to :80 that opens and closes between two polls, as
+/// inet_sock_set_state tells it.
+fn short_connection(port: u16, sk: u64) -> Vec<Timed> {
+    use TcpState::*;
+    let change = |sk, tuple, old, new| TraceEvent::StateChange {
+        sk,
+        tuple,
+        old,
+        new,
+    };
+    let (client, server) = (tuple(port, 80), tuple(80, port));
+    let newborn = EventTuple {
+        remote: "0.0.0.0".parse().unwrap(),
+        ..server
+    };
+    let no_port = EventTuple {
+        local_port: 0,
+        ..client
+    };
+    [
+        change(sk, no_port, Close, SynSent),
+        change(sk + 1, newborn, Listen, SynRecv),
+        change(sk, client, SynSent, Established),
+        change(sk + 1, server, SynRecv, Established),
+        change(sk, client, Established, FinWait1),
+        change(sk + 1, server, Established, CloseWait),
+        change(sk + 1, server, LastAck, Close),
+        change(sk, client, FinWait2, Close),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, e)| at(i as u64, e))
+    .collect()
+}
+
+fn probe_summary() -> ProbeSummary {
+    let states = vec![
+        Counter::ActiveOpens,
+        Counter::PassiveOpens,
+        Counter::AttemptFails,
+        Counter::EstabResets,
+    ];
+    ProbeSummary {
+        probes: "tracepoint".to_string(),
+        sources: vec![(
+            states.clone(),
+            "tracepoint sock:inet_sock_set_state".to_string(),
+        )],
+        exact_states: true,
+        covered: states,
+    }
+}
+
+#[test]
+fn precision_counts_connections_between_polls_and_accounts_for_its_events() {
+    let polls = (0..3)
+        .map(|i| snapshot(i * 1000, vec![listener()]))
+        .collect();
+    let events: Vec<Timed> = (0..20)
+        .flat_map(|i| short_connection(41000 + i, 1000 + 2 * u64::from(i)))
+        .collect();
+    let event_count = events.len() as u64;
+    // Before the baseline (not counted), between polls 1 and 2, none after.
+    let feed = ReplayFeed::new(probe_summary(), vec![Vec::new(), events, Vec::new()]).with_lost(3);
+    let config = config(&["--timeout", "2", "--precision", "--index", "lport"]);
+    let mut session = Session::new(
+        &config,
+        Box::new(ReplaySource::new(polls)),
+        Some(Box::new(feed)),
+    );
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let notices = session.take_fresh_notices();
+    assert!(
+        notices.iter().any(|n| n.contains("3 kernel events lost")),
+        "{notices:?}"
+    );
+    let report = session.window_report();
+    assert_eq!(
+        counter(&report, &GroupKey::Lport(80), Counter::PassiveOpens),
+        20
+    );
+    let clients: u64 = report
+        .groups
+        .iter()
+        .filter(|g| g.key != GroupKey::Lport(80))
+        .map(|g| g.counters.value(Counter::ActiveOpens))
+        .sum();
+    assert_eq!(clients, 20);
+    assert_eq!(
+        counter(&report, &GroupKey::Lport(80), Counter::EstabResets),
+        0
+    );
+    let precision = report.precision.as_ref().expect("a precision section");
+    assert_eq!(precision.events, event_count);
+    assert_eq!(precision.events_lost, 3);
+    assert_eq!(precision.probes, "tracepoint");
+    assert!(!counter_is_approx(&report, Counter::PassiveOpens));
+}
+
+fn counter_is_approx(report: &Report<'_>, counter: Counter) -> bool {
+    report.groups.iter().any(|g| g.counters.is_approx(counter))
+}
+
+#[test]
+fn a_failed_poll_after_the_baseline_is_noted_and_skipped() {
+    let key = lo(40000, 80);
+    let polls = vec![snapshot(
+        0,
+        vec![socket(
+            7,
+            key,
+            TcpState::Established,
+            Some(info(0, 0, 0, 0)),
+        )],
+    )];
+    let mut session = session(&["--timeout", "1"], ReplaySource::new(polls));
+    session.poll().unwrap();
+    session.poll().expect("a later failure is not the run's");
+    let notices = session.take_fresh_notices();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.starts_with("a poll failed and was skipped")),
+        "{notices:?}"
+    );
+    let report = session.window_report();
+    assert_eq!(report.polls, 1);
+}
