@@ -1,12 +1,17 @@
-//! Raw perf samples → [`TraceEvent`]s, by the field layout each event's own
-//! format file gives on the running kernel (see `layout`). Tolerates the
-//! layouts of older kernels: tuples as sport/dport + saddr/daddr(+_v6)
-//! arrays, or as sockaddr-sized arrays (tcp_send_reset since 6.10); with or
-//! without `family`, `sock_cookie`, `reason`, `rx_sk`. A short or garbled
-//! record decodes to nothing, never a panic.
+//! Raw perf samples → [`TraceEvent`]s (defined in [`crate::model::event`]),
+//! by the field layout each event's own format file gives on the running
+//! kernel (see `layout`). Owns [`EventKind`] (every event precision mode
+//! can open), [`Decoder`] and [`CallPairer`].
+//!
+//! Tolerates the layouts of older kernels: tuples as sport/dport +
+//! saddr/daddr(+_v6) arrays, or as sockaddr-sized arrays (tcp_send_reset
+//! since 6.10); with or without `family`, `sock_cookie`, `reason`, `rx_sk`.
+//! A short or garbled record decodes to nothing, never a panic.
 //!
 //! Kprobe events are tracefs events too: their fields are named by the
-//! fetch arguments in `kprobe_defs`, and decoded here by those names.
+//! fetch arguments in `kprobe_defs`, and decoded here by those names. The
+//! entry and return halves of tcp_sendmsg/tcp_recvmsg are paired by thread
+//! in [`CallPairer`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -15,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 use super::layout::{EventFormat, Field, FormatError};
 use crate::model::event::{state_of, DropReason, EventTuple, TraceEvent};
+use crate::model::TcpState;
 
 const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
@@ -187,135 +193,173 @@ impl Decoder {
         })
     }
 
-    pub fn kind(&self) -> EventKind {
-        self.kind
-    }
-
     /// The event in a raw sample (PERF_SAMPLE_RAW's data: the record from
     /// `common_type` on). None for short records, other protocols, and
     /// the halves of calls (see [`CallPairer`]).
     pub fn decode(&self, raw: &[u8]) -> Option<TraceEvent> {
         use EventKind::*;
-        let f = &self.fields;
-        let sk = || f.sk.as_ref().and_then(|x| uint(raw, x));
-        Some(match self.kind {
-            InetSockSetState => {
-                if let Some(p) = &f.protocol {
-                    if uint(raw, p)? != IPPROTO_TCP {
-                        return None;
-                    }
-                }
-                TraceEvent::StateChange {
-                    sk: sk()?,
-                    tuple: self.split_tuple(raw)?,
-                    old: state_of(int(raw, f.old_state.as_ref()?)?),
-                    new: state_of(int(raw, f.new_state.as_ref()?)?),
-                }
+        match self.kind {
+            InetSockSetState => self.set_state(raw),
+            TcpReceiveReset | TcpRetransmitSkb | TcpRetransmitSynack | TcpRcvSpaceAdjust => {
+                self.tcp_socket_event(raw)
             }
-            TcpReceiveReset => TraceEvent::ReceiveReset {
-                sk: sk()?,
-                tuple: self.split_tuple(raw)?,
-                cookie: f.cookie.as_ref().and_then(|c| uint(raw, c)),
-            },
-            TcpRetransmitSkb => TraceEvent::Retransmit {
-                sk: sk()?,
-                tuple: self.split_tuple(raw)?,
-            },
-            TcpRetransmitSynack => TraceEvent::SynAckRetransmit {
-                listener_sk: sk()?,
-                tuple: self.split_tuple(raw)?,
-            },
-            TcpRcvSpaceAdjust => TraceEvent::Identity {
-                sk: sk()?,
-                tuple: self.split_tuple(raw)?,
-                cookie: f.cookie.as_ref().and_then(|c| uint(raw, c)),
-            },
-            TcpSendReset => {
-                let tuple = if f.saddr.as_ref()?.size == 28 {
-                    sockaddr_tuple(
-                        bytes(raw, f.saddr.as_ref()?)?,
-                        bytes(raw, f.daddr.as_ref()?)?,
-                    )
-                } else {
-                    self.split_tuple(raw)
-                };
-                TraceEvent::SendReset {
-                    sk: sk()?,
-                    tuple: tuple.filter(EventTuple::is_complete),
-                }
-            }
-            SockSendLength | SockRecvLength => {
-                let family = uint(raw, f.family.as_ref()?)?;
-                if uint(raw, f.protocol.as_ref()?)? != IPPROTO_TCP
-                    || !(family == AF_INET || family == AF_INET6)
-                {
-                    return None;
-                }
-                let (sk, bytes) = (sk()?, int(raw, f.ret.as_ref()?)?);
-                if self.kind == SockSendLength {
-                    TraceEvent::Sent {
-                        sk,
-                        tuple: None,
-                        bytes,
-                    }
-                } else {
-                    TraceEvent::Received {
-                        sk,
-                        tuple: None,
-                        bytes,
-                    }
-                }
-            }
-            KfreeSkb => {
-                let code = uint(raw, f.reason.as_ref()?)?;
-                let name = self.reasons.get(&code).cloned();
-                // Not dropped (0) or consumed (1): no drop at all.
-                if code <= 1 || matches!(name.as_deref(), Some("NOT_DROPPED_YET" | "CONSUMED")) {
-                    return None;
-                }
-                TraceEvent::Drop {
-                    reason: DropReason {
-                        code: code as u32,
-                        name,
-                    },
-                    sk: sk().unwrap_or(0),
-                }
-            }
-            KprobeSetState => {
-                let (sk, tuple) = self.kprobe_socket(raw)?;
-                TraceEvent::StateChange {
-                    sk,
-                    tuple: tuple?,
-                    old: state_of(int(raw, f.old_state.as_ref()?)?),
-                    new: state_of(int(raw, f.new_state.as_ref()?)?),
-                }
-            }
-            KprobeSendReset | KprobeActiveReset => {
-                let (sk, tuple) = self.kprobe_socket(raw)?;
-                TraceEvent::SendReset { sk, tuple }
-            }
-            KprobeReceiveReset => {
-                let (sk, tuple) = self.kprobe_socket(raw)?;
-                TraceEvent::ReceiveReset {
-                    sk,
-                    tuple: tuple?,
-                    cookie: None,
-                }
-            }
-            KprobeRetransmit => {
-                let (sk, tuple) = self.kprobe_socket(raw)?;
-                TraceEvent::Retransmit { sk, tuple: tuple? }
-            }
-            KprobeSynAck => {
-                let (_, tuple) = self.kprobe_socket(raw)?;
-                TraceEvent::SynAckRetransmit {
-                    listener_sk: uint(raw, f.other_sk.as_ref()?)?,
-                    tuple: tuple?,
-                }
-            }
+            TcpSendReset => self.send_reset(raw),
+            SockSendLength | SockRecvLength => self.message_length(raw),
+            KfreeSkb => self.kfree_skb(raw),
+            KprobeSetState | KprobeSendReset | KprobeActiveReset | KprobeReceiveReset
+            | KprobeRetransmit | KprobeSynAck => self.kprobe_event(raw),
             KprobeSendmsgEntry | KprobeSendmsgReturn | KprobeRecvmsgEntry | KprobeRecvmsgReturn => {
-                return None
+                None
             }
+        }
+    }
+
+    fn sk(&self, raw: &[u8]) -> Option<u64> {
+        uint(raw, self.fields.sk.as_ref()?)
+    }
+
+    fn cookie(&self, raw: &[u8]) -> Option<u64> {
+        self.fields.cookie.as_ref().and_then(|c| uint(raw, c))
+    }
+
+    /// The (old, new) states of a state change.
+    fn states(&self, raw: &[u8]) -> Option<(TcpState, TcpState)> {
+        let f = &self.fields;
+        Some((
+            state_of(int(raw, f.old_state.as_ref()?)?),
+            state_of(int(raw, f.new_state.as_ref()?)?),
+        ))
+    }
+
+    /// inet_sock_set_state, for TCP sockets only (when it says the
+    /// protocol).
+    fn set_state(&self, raw: &[u8]) -> Option<TraceEvent> {
+        if let Some(p) = &self.fields.protocol {
+            if uint(raw, p)? != IPPROTO_TCP {
+                return None;
+            }
+        }
+        let (old, new) = self.states(raw)?;
+        Some(TraceEvent::StateChange {
+            sk: self.sk(raw)?,
+            tuple: self.split_tuple(raw)?,
+            old,
+            new,
+        })
+    }
+
+    /// The tcp tracepoints that carry a socket and its split tuple.
+    fn tcp_socket_event(&self, raw: &[u8]) -> Option<TraceEvent> {
+        let sk = self.sk(raw)?;
+        let tuple = self.split_tuple(raw)?;
+        Some(match self.kind {
+            EventKind::TcpReceiveReset => TraceEvent::ReceiveReset {
+                sk,
+                tuple,
+                cookie: self.cookie(raw),
+            },
+            EventKind::TcpRetransmitSkb => TraceEvent::Retransmit { sk, tuple },
+            EventKind::TcpRetransmitSynack => TraceEvent::SynAckRetransmit {
+                listener_sk: sk,
+                tuple,
+            },
+            EventKind::TcpRcvSpaceAdjust => TraceEvent::Identity {
+                sk,
+                tuple,
+                cookie: self.cookie(raw),
+            },
+            _ => return None,
+        })
+    }
+
+    /// tcp_send_reset: sockaddr-sized addresses since 6.10, split ones
+    /// before; an incomplete tuple (a reset for no socket) is none.
+    fn send_reset(&self, raw: &[u8]) -> Option<TraceEvent> {
+        let f = &self.fields;
+        let tuple = if f.saddr.as_ref()?.size == 28 {
+            sockaddr_tuple(
+                bytes(raw, f.saddr.as_ref()?)?,
+                bytes(raw, f.daddr.as_ref()?)?,
+            )
+        } else {
+            self.split_tuple(raw)
+        };
+        Some(TraceEvent::SendReset {
+            sk: self.sk(raw)?,
+            tuple: tuple.filter(EventTuple::is_complete),
+        })
+    }
+
+    /// sock_send_length/sock_recv_length, for TCP over IPv4 or IPv6 only;
+    /// they name no tuple.
+    fn message_length(&self, raw: &[u8]) -> Option<TraceEvent> {
+        let f = &self.fields;
+        let family = uint(raw, f.family.as_ref()?)?;
+        if uint(raw, f.protocol.as_ref()?)? != IPPROTO_TCP
+            || !(family == AF_INET || family == AF_INET6)
+        {
+            return None;
+        }
+        let (sk, bytes) = (self.sk(raw)?, int(raw, f.ret.as_ref()?)?);
+        Some(if self.kind == EventKind::SockSendLength {
+            TraceEvent::Sent {
+                sk,
+                tuple: None,
+                bytes,
+            }
+        } else {
+            TraceEvent::Received {
+                sk,
+                tuple: None,
+                bytes,
+            }
+        })
+    }
+
+    /// kfree_skb with a drop reason; a free that is no drop is none.
+    fn kfree_skb(&self, raw: &[u8]) -> Option<TraceEvent> {
+        let code = uint(raw, self.fields.reason.as_ref()?)?;
+        let name = self.reasons.get(&code).cloned();
+        // Not dropped (0) or consumed (1): no drop at all.
+        if code <= 1 || matches!(name.as_deref(), Some("NOT_DROPPED_YET" | "CONSUMED")) {
+            return None;
+        }
+        Some(TraceEvent::Drop {
+            reason: DropReason {
+                code: code as u32,
+                name,
+            },
+            sk: self.sk(raw).unwrap_or(0),
+        })
+    }
+
+    /// The kprobes that stand for one tracepoint each (not the call
+    /// halves): a socket and, read from sock_common, its tuple.
+    fn kprobe_event(&self, raw: &[u8]) -> Option<TraceEvent> {
+        use EventKind::*;
+        let (sk, tuple) = self.kprobe_socket(raw)?;
+        Some(match self.kind {
+            KprobeSetState => {
+                let (old, new) = self.states(raw)?;
+                TraceEvent::StateChange {
+                    sk,
+                    tuple: tuple?,
+                    old,
+                    new,
+                }
+            }
+            KprobeSendReset | KprobeActiveReset => TraceEvent::SendReset { sk, tuple },
+            KprobeReceiveReset => TraceEvent::ReceiveReset {
+                sk,
+                tuple: tuple?,
+                cookie: None,
+            },
+            KprobeRetransmit => TraceEvent::Retransmit { sk, tuple: tuple? },
+            KprobeSynAck => TraceEvent::SynAckRetransmit {
+                listener_sk: uint(raw, self.fields.other_sk.as_ref()?)?,
+                tuple: tuple?,
+            },
+            _ => return None,
         })
     }
 
@@ -601,7 +645,7 @@ mod tests {
                     for cut in 0..raw.len() {
                         let _ = decoder.decode(&raw[..cut]);
                     }
-                    let event = if decoder.kind().is_call_half() {
+                    let event = if decoder.kind.is_call_half() {
                         // Entries and returns were recorded in call order.
                         pairer.feed(decoder, 1, &raw);
                         continue;
@@ -612,7 +656,7 @@ mod tests {
                         // A free that is no drop, or another protocol.
                         assert!(
                             matches!(
-                                decoder.kind(),
+                                decoder.kind,
                                 EventKind::KfreeSkb
                                     | EventKind::SockSendLength
                                     | EventKind::SockRecvLength

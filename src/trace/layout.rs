@@ -1,6 +1,7 @@
-//! Tracepoint `format` files (tracefs `events/GROUP/NAME/format`) parsed into
-//! field layouts, so every event is decoded by the offsets the running
-//! kernel states rather than by offsets compiled in. Also reads the
+//! Event `format` files (tracefs `events/GROUP/NAME/format`, tracepoints and
+//! this process's kprobes alike) parsed into the event's id and field
+//! layouts, so every event is decoded by the offsets the running kernel
+//! states rather than by offsets compiled in. Also reads the
 //! `__print_symbolic` tables of the print format (drop reason names).
 
 use std::collections::BTreeMap;

@@ -1,14 +1,23 @@
 //! Precision mode: kernel tracepoints and kprobes read through
-//! perf_event_open ring buffers (never eBPF), decoded into
-//! [`crate::model::event`]s that attribution (`diff`) adds to what polling
-//! sees. Knows nothing of reports, the command line or attribution.
+//! perf_event_open ring buffers (never eBPF), decoded into the events of
+//! [`crate::model::event`] (`TraceEvent`, `Timed`, `Probe`, `EventTuple`),
+//! which live there, not here, so whoever attributes them needs nothing of
+//! this module but [`Collector`].
 //!
-//! - `layout`: tracepoint `format` files parsed into field layouts.
-//! - `decoder`: raw samples → events, by the layout read at run time.
+//! The lowest layer but `model`: it imports only `crate::model`,
+//! `crate::counters` and `crate::source::sockdiag` (for last-moment
+//! lookups), never the command line, attribution, reports or the run loop.
+//! Its options ([`ProbeOptions`]) and its account of what it opened
+//! ([`ProbeSummary`]) are its own plain types.
+//!
+//! - `layout`: event `format` files parsed into field layouts.
+//! - `decoder`: raw samples → events, by the layout read at run time; the
+//!   kinds of event that can be opened; kprobe call halves paired.
 //! - `kprobe_defs`: the kprobes used where a tracepoint is missing.
-//! - `tracing_fs`: finding/mounting tracefs, event ids, kprobe_events.
-//! - `perf_ring`: perf_event_open and the per-CPU ring buffers.
-//! - `collector`: picks the probes for this kernel and runs them.
+//! - `tracing_fs`: finding/mounting tracefs, format files, kprobe_events.
+//! - `perf_ring`: perf_event_open, the per-CPU ring buffers, and the
+//!   CLOCK_MONOTONIC reading their timestamps compare with.
+//! - `collector`: picks the probes for this kernel, opens and runs them.
 
 pub mod collector;
 pub mod decoder;
@@ -16,3 +25,5 @@ pub mod kprobe_defs;
 pub mod layout;
 pub mod perf_ring;
 pub mod tracing_fs;
+
+pub use collector::{Collector, PrecisionError, ProbeMode, ProbeOptions, ProbeSummary};

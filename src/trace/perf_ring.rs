@@ -9,7 +9,8 @@
 //! sample, PERF_RECORD_LOST counted, and CLOCK_MONOTONIC timestamps that
 //! compare with the poll loop's clock. The record walk is a pure function
 //! over the ring's bytes ([`walk`]) and is tested without a kernel; the
-//! syscalls sit in this module alone, each `unsafe` with its reason.
+//! unsafe syscalls of `trace` sit in this module alone, each `unsafe` with
+//! its reason (a `// SAFETY:` line).
 
 use std::fs;
 use std::io;

@@ -1,7 +1,7 @@
-//! tracefs: finding it (mounting it when root and it is not mounted), event
-//! ids and format files, and the kprobes this process creates through
-//! `kprobe_events` (removed again when the run ends, and left-overs of a
-//! killed run removed at the next start).
+//! tracefs: finding it (mounting it when root and it is not mounted), which
+//! events it has and their format files, and the kprobes this process
+//! creates through `kprobe_events` (removed again when the run ends, and
+//! left-overs of a killed run removed at the next start).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -17,8 +17,6 @@ pub enum TracefsError {
     Mount { path: PathBuf, source: io::Error },
     #[error("{path}: {source}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("{path}: not a number")]
-    BadId { path: PathBuf },
 }
 
 pub struct Tracefs {
@@ -71,17 +69,6 @@ impl Tracefs {
     pub fn event_format(&self, group: &str, name: &str) -> Result<String, TracefsError> {
         let path = self.event_dir(group, name).join("format");
         fs::read_to_string(&path).map_err(|source| TracefsError::Read { path, source })
-    }
-
-    pub fn event_id(&self, group: &str, name: &str) -> Result<u64, TracefsError> {
-        let path = self.event_dir(group, name).join("id");
-        let text = fs::read_to_string(&path).map_err(|source| TracefsError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        text.trim()
-            .parse()
-            .map_err(|_| TracefsError::BadId { path })
     }
 
     fn kprobe_events(&self) -> PathBuf {
@@ -198,11 +185,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_ids_and_formats_are_read_from_the_tree() {
+    fn events_and_formats_are_read_from_the_tree() {
         let dir = std::env::temp_dir().join(format!("tis-tracefs-{}", std::process::id()));
         let event = dir.join("events/sock/inet_sock_set_state");
         fs::create_dir_all(&event).unwrap();
-        fs::write(event.join("id"), "1234\n").unwrap();
         fs::write(
             event.join("format"),
             "name: inet_sock_set_state\nID: 1234\n",
@@ -211,7 +197,6 @@ mod tests {
         let t = Tracefs::at(dir.clone());
         assert!(t.has_event("sock", "inet_sock_set_state"));
         assert!(!t.has_event("tcp", "nope"));
-        assert_eq!(t.event_id("sock", "inet_sock_set_state").unwrap(), 1234);
         assert!(t
             .event_format("tcp", "nope")
             .unwrap_err()
