@@ -243,9 +243,12 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
     })
 }
 
+/// Notices to print and keep for reports.
+type Notices = Vec<String>;
+
 /// Opens precision mode as asked. Auto falls back to plain polling with a
 /// notice; an explicit mode that cannot be had is a usage error.
-fn open_feed(config: &Config) -> anyhow::Result<(Option<Box<dyn EventFeed>>, Vec<String>)> {
+fn open_feed(config: &Config) -> anyhow::Result<(Option<Box<dyn EventFeed>>, Notices)> {
     let wanted = config.precision.mode;
     let mode = match wanted {
         PrecisionMode::Off => return Ok((None, Vec::new())),

@@ -55,7 +55,7 @@ pub struct Report<'a> {
 /// that no socket row shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrecisionSection {
-    /// "tracepoint", "kprobe" or "tracepoint+kprobe".
+    /// "tracepoint", "kprobe" or "kprobe+tracepoint".
     pub probes: String,
     /// Counters and the probe that filled them (the rest: sock_diag polls).
     pub sources: Vec<(Vec<Counter>, String)>,
