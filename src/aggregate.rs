@@ -12,7 +12,7 @@ use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
 
 /// What sockets are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Index {
     #[default]
     Tuple,
@@ -36,20 +36,6 @@ impl Index {
         "container",
         "process",
     ];
-
-    pub fn parse(text: &str) -> Option<Index> {
-        Some(match text {
-            "tuple" => Index::Tuple,
-            "laddr" => Index::Laddr,
-            "raddr" => Index::Raddr,
-            "lport" => Index::Lport,
-            "rport" => Index::Rport,
-            "netns" => Index::Netns,
-            "container" => Index::Container,
-            "process" => Index::Process,
-            _ => return None,
-        })
-    }
 
     pub fn name(self) -> &'static str {
         Index::NAMES[self as usize]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use crate::aggregate::Index;
 use crate::filter::FilterSet;
@@ -23,12 +23,8 @@ The seed's spellings work too: index=raddr timeout=60 nozeros=0 onclose=1."
 struct Args {
     /// Group by the full 4-tuple, one element of it, or the socket's network
     /// namespace or container
-    #[arg(
-        long,
-        value_name = "tuple|laddr|raddr|lport|rport|netns|container|process",
-        default_value = "tuple"
-    )]
-    index: String,
+    #[arg(long, value_enum, default_value_t = Index::Tuple)]
+    index: Index,
 
     /// Sample the network namespace named NAME under /run/netns, the one
     /// behind a namespace file PATH, or the one of process PID
@@ -83,8 +79,8 @@ struct Args {
     system: bool,
 
     /// Output format
-    #[arg(long, value_name = "text|table|json", default_value = "text")]
-    format: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 
     /// Write each poll's raw sock_diag datagrams to DIR (for testdata)
     #[arg(long, value_name = "DIR", hide = true)]
@@ -92,13 +88,8 @@ struct Args {
 
     /// Where sockets come from: sock_diag (default) or /proc/net/tcp (the
     /// fallback, forced; for comparisons and tests)
-    #[arg(
-        long,
-        value_name = "sockdiag|proc",
-        hide = true,
-        default_value = "sockdiag"
-    )]
-    source: String,
+    #[arg(long, value_enum, hide = true, default_value_t = Source::Sockdiag)]
+    source: Source,
 
     /// Precision mode: also read kernel tracepoints (and kprobes where the
     /// kernel has them) through perf ring buffers, never eBPF, for what polls
@@ -129,6 +120,13 @@ struct Args {
     /// Socket filters, OR-ed
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
+}
+
+/// Where sockets come from (`--source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Source {
+    Sockdiag,
+    Proc,
 }
 
 /// How long the run lasts and when it reports.
@@ -264,13 +262,26 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                     CliOutcome::Display(err.render().to_string())
                 }
-                _ => CliOutcome::Usage(first_line(&err.render().to_string())),
+                _ => CliOutcome::Usage(clap_error_line(&err)),
             };
         }
     };
     match validate(args) {
         Ok(config) => CliOutcome::Run(Box::new(config)),
         Err(message) => CliOutcome::Usage(message),
+    }
+}
+
+/// Clap's first line, plus the values it would have taken: clap lists them
+/// on later lines, and a usage error is one line.
+fn clap_error_line(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let line = first_line(&err.render().to_string());
+    match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(values)) if !values.is_empty() => {
+            format!("{line} (one of {})", values.join(", "))
+        }
+        _ => line,
     }
 }
 
@@ -338,13 +349,7 @@ pub fn parse_duration(text: &str, option: &str) -> Result<Duration, String> {
 }
 
 fn validate(args: Args) -> Result<Config, String> {
-    let index = Index::parse(&args.index).ok_or_else(|| {
-        format!(
-            "bad index '{}' (one of {})",
-            args.index,
-            Index::NAMES.join(", ")
-        )
-    })?;
+    let index = args.index;
     let namespaces = match (&args.netns, args.all_netns) {
         (Some(spec), _) => Namespaces::One(crate::source::netns::resolve(spec)?),
         (None, true) => Namespaces::All,
@@ -359,8 +364,6 @@ fn validate(args: Args) -> Result<Config, String> {
     if args.record.is_some() && namespaces != Namespaces::Current {
         return Err("--record records the current namespace only".to_string());
     }
-    let format = Format::parse(&args.format)
-        .ok_or_else(|| format!("bad format '{}' (text, table or json)", args.format))?;
     let mut filter_texts = args.filters.clone();
     let precision_mode = match args.precision.as_deref() {
         None => PrecisionMode::Off,
@@ -395,11 +398,7 @@ fn validate(args: Args) -> Result<Config, String> {
         record_trace: args.record_trace.clone(),
     };
     let filters = FilterSet::parse(&filter_texts).map_err(|e| e.to_string())?;
-    let force_procfs = match args.source.as_str() {
-        "sockdiag" => false,
-        "proc" => true,
-        other => return Err(format!("bad source '{other}' (sockdiag or proc)")),
-    };
+    let force_procfs = args.source == Source::Proc;
     let timeout = args
         .timeout
         .as_deref()
@@ -475,7 +474,7 @@ fn validate(args: Args) -> Result<Config, String> {
         zeros: args.zeros && !args.nozeros,
         onclose: args.onclose,
         system: args.system,
-        format,
+        format: args.format,
         filters,
         record: args.record,
         processes: args.processes || index == Index::Process,
@@ -579,8 +578,8 @@ mod tests {
     #[test]
     fn bad_input_is_one_line_naming_it() {
         for (args, needle) in [
-            (vec!["--index", "port"], "bad index 'port'"),
-            (vec!["--format", "xml"], "bad format 'xml'"),
+            (vec!["--index", "port"], "invalid value 'port' for '--index"),
+            (vec!["--format", "xml"], "invalid value 'xml' for '--format"),
             (vec!["--timeout", "1x"], "'1x'"),
             (vec!["1.2.3.4:99999-*"], "99999"),
             (vec!["--count", "3"], "--count needs --interval"),
