@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
 use clap::{Parser, ValueEnum};
 
 use crate::aggregate::Index;
@@ -97,11 +98,12 @@ struct Args {
     /// polls, resets, messages, drops. Bare --precision is auto
     #[arg(
         long,
-        value_name = "auto|tracepoint|kprobe|off",
+        value_name = "MODE",
         num_args = 0..=1,
-        default_missing_value = "auto"
+        default_missing_value = "auto",
+        value_parser = PrecisionArgParser
     )]
-    precision: Option<String>,
+    precision: Option<PrecisionArg>,
 
     /// Precision mode: ring buffer size per CPU, in 4 KiB pages (a power of two)
     #[arg(long, value_name = "N", default_value = "256")]
@@ -174,8 +176,9 @@ pub struct Config {
 }
 
 /// Which kernel probes precision mode uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionMode {
+    /// Polls only: no kernel events.
     Off,
     /// Tracepoints where they exist, kprobes for the rest; falls back to
     /// plain polling (saying why) when neither can be had.
@@ -187,18 +190,6 @@ pub enum PrecisionMode {
 }
 
 impl PrecisionMode {
-    pub const NAMES: [&'static str; 4] = ["auto", "tracepoint", "kprobe", "off"];
-
-    pub fn parse(text: &str) -> Option<PrecisionMode> {
-        Some(match text {
-            "auto" => PrecisionMode::Auto,
-            "tracepoint" => PrecisionMode::Tracepoint,
-            "kprobe" => PrecisionMode::Kprobe,
-            "off" => PrecisionMode::Off,
-            _ => return None,
-        })
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             PrecisionMode::Off => "off",
@@ -206,6 +197,46 @@ impl PrecisionMode {
             PrecisionMode::Tracepoint => "tracepoint",
             PrecisionMode::Kprobe => "kprobe",
         }
+    }
+}
+
+/// What `--precision` was given. Its value is optional, so clap takes a
+/// filter right after the bare flag (`--precision '*:80-*'`) for its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PrecisionArg {
+    Mode(PrecisionMode),
+    /// The bare flag (auto), then this filter.
+    BareThenFilter(String),
+}
+
+/// A [`PrecisionMode`] as clap parses any ValueEnum (same errors, same
+/// help), or else a valid filter, taken as [`PrecisionArg::BareThenFilter`].
+#[derive(Debug, Clone, Copy)]
+struct PrecisionArgParser;
+
+impl TypedValueParser for PrecisionArgParser {
+    type Value = PrecisionArg;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<PrecisionArg, clap::Error> {
+        match EnumValueParser::<PrecisionMode>::new().parse_ref(cmd, arg, value) {
+            Ok(mode) => Ok(PrecisionArg::Mode(mode)),
+            Err(err) => match value.to_str() {
+                Some(text) if FilterSet::parse(&[text]).is_ok() => {
+                    Ok(PrecisionArg::BareThenFilter(text.to_string()))
+                }
+                _ => Err(err),
+            },
+        }
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        let modes = PrecisionMode::value_variants().iter();
+        Some(Box::new(modes.filter_map(ValueEnum::to_possible_value)))
     }
 }
 
@@ -365,22 +396,13 @@ fn validate(args: Args) -> Result<Config, String> {
         return Err("--record records the current namespace only".to_string());
     }
     let mut filter_texts = args.filters.clone();
-    let precision_mode = match args.precision.as_deref() {
+    let precision_mode = match args.precision {
         None => PrecisionMode::Off,
-        Some(text) => match PrecisionMode::parse(text) {
-            Some(mode) => mode,
-            // `--precision FILTER`: the bare flag, followed by a filter.
-            None if FilterSet::parse(&[text]).is_ok() => {
-                filter_texts.insert(0, text.to_string());
-                PrecisionMode::Auto
-            }
-            None => {
-                return Err(format!(
-                    "bad --precision '{text}' (one of {})",
-                    PrecisionMode::NAMES.join(", ")
-                ))
-            }
-        },
+        Some(PrecisionArg::Mode(mode)) => mode,
+        Some(PrecisionArg::BareThenFilter(filter)) => {
+            filter_texts.insert(0, filter);
+            PrecisionMode::Auto
+        }
     };
     let ring_pages = match args.ring_pages.parse::<usize>() {
         Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => n,
@@ -588,7 +610,10 @@ mod tests {
             (vec!["--bogus"], "--bogus"),
             (vec!["--once", "--timeout", "1s"], "--once"),
             (vec!["--interval", "1s", "--poll", "2s"], "--poll"),
-            (vec!["--precision", "fast"], "bad --precision 'fast'"),
+            (
+                vec!["--precision", "fast"],
+                "invalid value 'fast' for '--precision",
+            ),
             (vec!["--ring-pages", "3"], "bad --ring-pages '3'"),
             (vec!["--once", "--precision"], "--precision needs a window"),
         ] {
