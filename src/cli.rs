@@ -9,7 +9,7 @@ use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
 use clap::{Parser, ValueEnum};
 
 use crate::aggregate::Index;
-use crate::filter::FilterSet;
+use crate::filter::{FilterError, FilterSet};
 use crate::report::Format;
 
 #[derive(Debug, Parser)]
@@ -273,7 +273,56 @@ pub enum CliOutcome {
     /// --help or --version: print and exit 0.
     Display(String),
     /// A usage error: one line, exit 2.
-    Usage(String),
+    Usage(UsageError),
+}
+
+/// A bad command line. Its Display is one line naming the bad part, printed
+/// after `tcpipstat: error: `.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// What clap refused: the first line of its message.
+    #[error("{0}")]
+    Clap(String),
+    #[error("unknown option '{0}'")]
+    UnknownSeedOption(String),
+    #[error("bad value '{value}' in '{arg}' (want 0 or 1)")]
+    SeedFlagValue { arg: String, value: String },
+    #[error("bad duration '{text}' for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)")]
+    BadDuration { option: String, text: String },
+    #[error("{option} '{text}' must be longer than zero")]
+    ZeroDuration { option: String, text: String },
+    #[error("{option} '{text}' is longer than {} days", MAX_DURATION.as_secs() / 86_400)]
+    DurationTooLong { option: String, text: String },
+    #[error("bad --ring-pages '{0}' (a power of two from 1 to {MAX_RING_PAGES})")]
+    RingPages(String),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// `--netns` names no namespace that can be opened.
+    #[error("{0}")]
+    Namespace(String),
+    #[error("--index {} needs --netns or --all-netns", .0.name())]
+    IndexNeedsNamespaces(Index),
+    #[error("--record records the current namespace only")]
+    RecordOtherNamespace,
+    #[error("onclose must be used with index=tuple")]
+    OncloseNeedsTuple,
+    #[error("--onclose reports at each close: it takes no --interval")]
+    OncloseWithInterval,
+    #[error("--count must be at least 1")]
+    ZeroCount,
+    #[error("--count needs --interval")]
+    CountNeedsInterval,
+    #[error("--once takes no --timeout, --interval, --poll or --onclose")]
+    OnceWithWindowOptions,
+    /// `--system` or `--precision` with `--once`.
+    #[error("{0} needs a window: use --timeout or --interval, not --once")]
+    NeedsWindow(&'static str),
+    #[error(
+        "--poll ({}) must not be longer than --interval ({})",
+        humantime::format_duration(*poll),
+        humantime::format_duration(*interval)
+    )]
+    PollLongerThanInterval { poll: Duration, interval: Duration },
 }
 
 const DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -283,7 +332,7 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
     let argv = match translate_seed_spellings(argv) {
         Ok(argv) => argv,
-        Err(message) => return CliOutcome::Usage(message),
+        Err(error) => return CliOutcome::Usage(error),
     };
     let args = match Args::try_parse_from(argv) {
         Ok(args) => args,
@@ -299,21 +348,21 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
     };
     match validate(args) {
         Ok(config) => CliOutcome::Run(Box::new(config)),
-        Err(message) => CliOutcome::Usage(message),
+        Err(error) => CliOutcome::Usage(error),
     }
 }
 
 /// Clap's first line, plus the values it would have taken: clap lists them
 /// on later lines, and a usage error is one line.
-fn clap_error_line(err: &clap::Error) -> String {
+fn clap_error_line(err: &clap::Error) -> UsageError {
     use clap::error::{ContextKind, ContextValue};
     let line = first_line(&err.render().to_string());
-    match err.get(ContextKind::ValidValue) {
+    UsageError::Clap(match err.get(ContextKind::ValidValue) {
         Some(ContextValue::Strings(values)) if !values.is_empty() => {
             format!("{line} (one of {})", values.join(", "))
         }
         _ => line,
-    }
+    })
 }
 
 fn first_line(rendered: &str) -> String {
@@ -328,7 +377,7 @@ fn first_line(rendered: &str) -> String {
 /// `index=raddr` → `--index raddr`, and so on for the seed's options.
 fn translate_seed_spellings<I: IntoIterator<Item = String>>(
     argv: I,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, UsageError> {
     let mut out = Vec::new();
     for (position, arg) in argv.into_iter().enumerate() {
         let seed = (position > 0 && !arg.starts_with('-'))
@@ -341,7 +390,10 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
         let flag = |v: &str| match v {
             "0" => Ok(false),
             "1" => Ok(true),
-            other => Err(format!("bad value '{other}' in '{arg}' (want 0 or 1)")),
+            other => Err(UsageError::SeedFlagValue {
+                arg: arg.clone(),
+                value: other.to_string(),
+            }),
         };
         match name {
             "index" | "timeout" => {
@@ -354,46 +406,42 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
                     out.push("--onclose".to_string());
                 }
             }
-            _ => return Err(format!("unknown option '{arg}'")),
+            _ => return Err(UsageError::UnknownSeedOption(arg)),
         }
     }
     Ok(out)
 }
 
 /// DUR: `500ms`, `1s`, `2m`, or a bare (possibly fractional) number of seconds.
-pub fn parse_duration(text: &str, option: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str, option: &str) -> Result<Duration, UsageError> {
     let parsed = match text.parse::<f64>() {
         Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|_| ()),
         Err(_) => humantime::parse_duration(text).map_err(|_| ()),
     };
+    let (option, text) = (option.to_string(), text.to_string());
     match parsed {
-        Ok(d) if d > MAX_DURATION => Err(format!(
-            "{option} '{text}' is longer than {} days",
-            MAX_DURATION.as_secs() / 86_400
-        )),
+        Ok(d) if d > MAX_DURATION => Err(UsageError::DurationTooLong { option, text }),
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(format!("{option} '{text}' must be longer than zero")),
-        Err(()) => Err(format!(
-            "bad duration '{text}' for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)"
-        )),
+        Ok(_) => Err(UsageError::ZeroDuration { option, text }),
+        Err(()) => Err(UsageError::BadDuration { option, text }),
     }
 }
 
-fn validate(args: Args) -> Result<Config, String> {
+fn validate(args: Args) -> Result<Config, UsageError> {
     let index = args.index;
     let namespaces = match (&args.netns, args.all_netns) {
-        (Some(spec), _) => Namespaces::One(crate::source::netns::resolve(spec)?),
+        (Some(spec), _) => Namespaces::One(
+            crate::source::netns::resolve(spec)
+                .map_err(|e| UsageError::Namespace(e.to_string()))?,
+        ),
         (None, true) => Namespaces::All,
         (None, false) => Namespaces::Current,
     };
     if matches!(index, Index::Netns | Index::Container) && namespaces == Namespaces::Current {
-        return Err(format!(
-            "--index {} needs --netns or --all-netns",
-            index.name()
-        ));
+        return Err(UsageError::IndexNeedsNamespaces(index));
     }
     if args.record.is_some() && namespaces != Namespaces::Current {
-        return Err("--record records the current namespace only".to_string());
+        return Err(UsageError::RecordOtherNamespace);
     }
     let mut filter_texts = args.filters.clone();
     let precision_mode = match args.precision {
@@ -406,12 +454,7 @@ fn validate(args: Args) -> Result<Config, String> {
     };
     let ring_pages = match args.ring_pages.parse::<usize>() {
         Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => n,
-        _ => {
-            return Err(format!(
-                "bad --ring-pages '{}' (a power of two from 1 to {MAX_RING_PAGES})",
-                args.ring_pages
-            ))
-        }
+        _ => return Err(UsageError::RingPages(args.ring_pages)),
     };
     let precision = Precision {
         mode: precision_mode,
@@ -419,7 +462,7 @@ fn validate(args: Args) -> Result<Config, String> {
         last_moments: !args.no_last_moments,
         record_trace: args.record_trace.clone(),
     };
-    let filters = FilterSet::parse(&filter_texts).map_err(|e| e.to_string())?;
+    let filters = FilterSet::parse(&filter_texts)?;
     let force_procfs = args.source == Source::Proc;
     let timeout = args
         .timeout
@@ -437,32 +480,28 @@ fn validate(args: Args) -> Result<Config, String> {
         .map(|t| parse_duration(t, "--poll"))
         .transpose()?;
     if args.onclose && index != Index::Tuple {
-        return Err("onclose must be used with index=tuple".to_string());
+        return Err(UsageError::OncloseNeedsTuple);
     }
     if args.count == Some(0) {
-        return Err("--count must be at least 1".to_string());
+        return Err(UsageError::ZeroCount);
     }
     if args.count.is_some() && interval.is_none() {
-        return Err("--count needs --interval".to_string());
+        return Err(UsageError::CountNeedsInterval);
     }
     let mode = if args.once {
         if timeout.is_some() || interval.is_some() || args.onclose || poll.is_some() {
-            return Err("--once takes no --timeout, --interval, --poll or --onclose".to_string());
+            return Err(UsageError::OnceWithWindowOptions);
         }
         if args.system {
-            return Err(
-                "--system needs a window: use --timeout or --interval, not --once".to_string(),
-            );
+            return Err(UsageError::NeedsWindow("--system"));
         }
         if precision.mode != PrecisionMode::Off {
-            return Err(
-                "--precision needs a window: use --timeout or --interval, not --once".to_string(),
-            );
+            return Err(UsageError::NeedsWindow("--precision"));
         }
         Mode::Once
     } else if let Some(every) = interval {
         if args.onclose {
-            return Err("--onclose reports at each close: it takes no --interval".to_string());
+            return Err(UsageError::OncloseWithInterval);
         }
         Mode::Interval {
             every,
@@ -479,11 +518,10 @@ fn validate(args: Args) -> Result<Config, String> {
     };
     let poll = match (poll, mode) {
         (Some(p), Mode::Interval { every, .. }) if p > every => {
-            return Err(format!(
-                "--poll ({}) must not be longer than --interval ({})",
-                humantime::format_duration(p),
-                humantime::format_duration(every)
-            ))
+            return Err(UsageError::PollLongerThanInterval {
+                poll: p,
+                interval: every,
+            })
         }
         (Some(p), _) => p,
         (None, _) => ceiling,
@@ -522,7 +560,7 @@ mod tests {
 
     fn usage(args: &[&str]) -> String {
         match run(args) {
-            CliOutcome::Usage(m) => m,
+            CliOutcome::Usage(error) => error.to_string(),
             other => panic!("{args:?}: {other:?}"),
         }
     }
@@ -577,12 +615,14 @@ mod tests {
         assert_eq!(parse_duration("0.25", "x"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("soon", "--timeout")
             .unwrap_err()
+            .to_string()
             .contains("'soon'"));
         assert!(parse_duration("0", "--poll")
             .unwrap_err()
+            .to_string()
             .contains("longer than zero"));
         for huge in ["1e30", "1e300", "1e19", "500000000000y", "-1", "NaN", "inf"] {
-            let err = parse_duration(huge, "--timeout").unwrap_err();
+            let err = parse_duration(huge, "--timeout").unwrap_err().to_string();
             assert!(err.contains(huge), "{huge}: {err}");
         }
     }
