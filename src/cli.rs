@@ -209,6 +209,15 @@ enum PrecisionArg {
     BareThenFilter(String),
 }
 
+impl PrecisionArg {
+    fn mode(&self) -> PrecisionMode {
+        match self {
+            PrecisionArg::Mode(mode) => *mode,
+            PrecisionArg::BareThenFilter(_) => PrecisionMode::Auto,
+        }
+    }
+}
+
 /// A [`PrecisionMode`] as clap parses any ValueEnum (same errors, same
 /// help), or else a valid filter, taken as [`PrecisionArg::BareThenFilter`].
 #[derive(Debug, Clone, Copy)]
@@ -336,15 +345,10 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
     };
     let args = match Args::try_parse_from(argv) {
         Ok(args) => args,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            return match err.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    CliOutcome::Display(err.render().to_string())
-                }
-                _ => CliOutcome::Usage(clap_error_line(&err)),
-            };
+        Err(err) if is_help_or_version(&err) => {
+            return CliOutcome::Display(err.render().to_string())
         }
+        Err(err) => return CliOutcome::Usage(UsageError::from_clap(&err)),
     };
     match validate(args) {
         Ok(config) => CliOutcome::Run(Box::new(config)),
@@ -352,19 +356,31 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
     }
 }
 
-/// Clap's first line, plus the values it would have taken: clap lists them
-/// on later lines, and a usage error is one line.
-fn clap_error_line(err: &clap::Error) -> UsageError {
-    use clap::error::{ContextKind, ContextValue};
-    let line = first_line(&err.render().to_string());
-    UsageError::Clap(match err.get(ContextKind::ValidValue) {
-        Some(ContextValue::Strings(values)) if !values.is_empty() => {
-            format!("{line} (one of {})", values.join(", "))
-        }
-        _ => line,
-    })
+/// Clap reports `--help` and `--version` as errors; they are not.
+fn is_help_or_version(err: &clap::Error) -> bool {
+    use clap::error::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    )
 }
 
+impl UsageError {
+    /// Clap's first line, plus the values it would have taken: clap lists
+    /// those on later lines, and a usage error is one line.
+    fn from_clap(err: &clap::Error) -> UsageError {
+        use clap::error::{ContextKind, ContextValue};
+        let line = first_line(&err.render().to_string());
+        UsageError::Clap(match err.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(values)) if !values.is_empty() => {
+                format!("{line} (one of {})", values.join(", "))
+            }
+            _ => line,
+        })
+    }
+}
+
+/// The first non-blank line of clap's message, without its `error: `.
 fn first_line(rendered: &str) -> String {
     rendered
         .lines()
@@ -387,22 +403,17 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
             out.push(arg);
             continue;
         };
-        let flag = |v: &str| match v {
-            "0" => Ok(false),
-            "1" => Ok(true),
-            other => Err(UsageError::SeedFlagValue {
-                arg: arg.clone(),
-                value: other.to_string(),
-            }),
-        };
         match name {
             "index" | "timeout" => {
                 out.push(format!("--{name}"));
                 out.push(value.to_string());
             }
-            "nozeros" => out.push(if flag(value)? { "--nozeros" } else { "--zeros" }.to_string()),
+            "nozeros" => {
+                let nozeros = seed_flag(&arg, value)?;
+                out.push(if nozeros { "--nozeros" } else { "--zeros" }.to_string());
+            }
             "onclose" => {
-                if flag(value)? {
+                if seed_flag(&arg, value)? {
                     out.push("--onclose".to_string());
                 }
             }
@@ -410,6 +421,18 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
         }
     }
     Ok(out)
+}
+
+/// A seed flag's value in `arg` (`nozeros=0`): 0 or 1.
+fn seed_flag(arg: &str, value: &str) -> Result<bool, UsageError> {
+    match value {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(UsageError::SeedFlagValue {
+            arg: arg.to_string(),
+            value: value.to_string(),
+        }),
+    }
 }
 
 /// DUR: `500ms`, `1s`, `2m`, or a bare (possibly fractional) number of seconds.
@@ -427,108 +450,21 @@ pub fn parse_duration(text: &str, option: &str) -> Result<Duration, UsageError> 
     }
 }
 
+/// Checks what clap cannot (how options combine, durations, filters) and
+/// builds the config. The first refusal wins, in this order.
 fn validate(args: Args) -> Result<Config, UsageError> {
-    let index = args.index;
-    let namespaces = match (&args.netns, args.all_netns) {
-        (Some(spec), _) => Namespaces::One(
-            crate::source::netns::resolve(spec)
-                .map_err(|e| UsageError::Namespace(e.to_string()))?,
-        ),
-        (None, true) => Namespaces::All,
-        (None, false) => Namespaces::Current,
-    };
-    if matches!(index, Index::Netns | Index::Container) && namespaces == Namespaces::Current {
-        return Err(UsageError::IndexNeedsNamespaces(index));
-    }
-    if args.record.is_some() && namespaces != Namespaces::Current {
-        return Err(UsageError::RecordOtherNamespace);
-    }
-    let mut filter_texts = args.filters.clone();
-    let precision_mode = match args.precision {
-        None => PrecisionMode::Off,
-        Some(PrecisionArg::Mode(mode)) => mode,
-        Some(PrecisionArg::BareThenFilter(filter)) => {
-            filter_texts.insert(0, filter);
-            PrecisionMode::Auto
-        }
-    };
-    let ring_pages = match args.ring_pages.parse::<usize>() {
-        Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => n,
-        _ => return Err(UsageError::RingPages(args.ring_pages)),
-    };
-    let precision = Precision {
-        mode: precision_mode,
-        ring_pages,
-        last_moments: !args.no_last_moments,
-        record_trace: args.record_trace.clone(),
-    };
-    let filters = FilterSet::parse(&filter_texts)?;
-    let force_procfs = args.source == Source::Proc;
-    let timeout = args
-        .timeout
-        .as_deref()
-        .map(|t| parse_duration(t, "--timeout"))
-        .transpose()?;
-    let interval = args
-        .interval
-        .as_deref()
-        .map(|t| parse_duration(t, "--interval"))
-        .transpose()?;
-    let poll = args
-        .poll
-        .as_deref()
-        .map(|t| parse_duration(t, "--poll"))
-        .transpose()?;
-    if args.onclose && index != Index::Tuple {
+    let namespaces = namespaces(&args)?;
+    let precision = precision(&args)?;
+    let filters = filters(&args)?;
+    let durations = Durations::parse(&args)?;
+    if args.onclose && args.index != Index::Tuple {
         return Err(UsageError::OncloseNeedsTuple);
     }
-    if args.count == Some(0) {
-        return Err(UsageError::ZeroCount);
-    }
-    if args.count.is_some() && interval.is_none() {
-        return Err(UsageError::CountNeedsInterval);
-    }
-    let mode = if args.once {
-        if timeout.is_some() || interval.is_some() || args.onclose || poll.is_some() {
-            return Err(UsageError::OnceWithWindowOptions);
-        }
-        if args.system {
-            return Err(UsageError::NeedsWindow("--system"));
-        }
-        if precision.mode != PrecisionMode::Off {
-            return Err(UsageError::NeedsWindow("--precision"));
-        }
-        Mode::Once
-    } else if let Some(every) = interval {
-        if args.onclose {
-            return Err(UsageError::OncloseWithInterval);
-        }
-        Mode::Interval {
-            every,
-            count: args.count,
-            timeout,
-        }
-    } else {
-        Mode::Window { timeout }
-    };
-    let ceiling = match mode {
-        Mode::Interval { every, .. } => every.min(DEFAULT_POLL),
-        Mode::Window { timeout: Some(t) } => t.min(DEFAULT_POLL),
-        _ => DEFAULT_POLL,
-    };
-    let poll = match (poll, mode) {
-        (Some(p), Mode::Interval { every, .. }) if p > every => {
-            return Err(UsageError::PollLongerThanInterval {
-                poll: p,
-                interval: every,
-            })
-        }
-        (Some(p), _) => p,
-        (None, _) => ceiling,
-    };
+    let mode = mode(&args, &durations, precision.mode)?;
+    let poll = poll_period(durations.poll, mode)?;
     Ok(Config {
         namespaces,
-        index,
+        index: args.index,
         mode,
         poll,
         zeros: args.zeros && !args.nozeros,
@@ -537,10 +473,149 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         format: args.format,
         filters,
         record: args.record,
-        processes: args.processes || index == Index::Process,
-        force_procfs,
+        processes: args.processes || args.index == Index::Process,
+        force_procfs: args.source == Source::Proc,
         precision,
     })
+}
+
+/// `--netns`, `--all-netns` or the current one, and the options that need
+/// one or the other.
+fn namespaces(args: &Args) -> Result<Namespaces, UsageError> {
+    let namespaces = match (&args.netns, args.all_netns) {
+        (Some(spec), _) => Namespaces::One(
+            crate::source::netns::resolve(spec)
+                .map_err(|e| UsageError::Namespace(e.to_string()))?,
+        ),
+        (None, true) => Namespaces::All,
+        (None, false) => Namespaces::Current,
+    };
+    let by_namespace = matches!(args.index, Index::Netns | Index::Container);
+    if by_namespace && namespaces == Namespaces::Current {
+        return Err(UsageError::IndexNeedsNamespaces(args.index));
+    }
+    if args.record.is_some() && namespaces != Namespaces::Current {
+        return Err(UsageError::RecordOtherNamespace);
+    }
+    Ok(namespaces)
+}
+
+/// `--precision` (absent: off) and the options that tune it.
+fn precision(args: &Args) -> Result<Precision, UsageError> {
+    Ok(Precision {
+        mode: args
+            .precision
+            .as_ref()
+            .map_or(PrecisionMode::Off, PrecisionArg::mode),
+        ring_pages: ring_pages(&args.ring_pages)?,
+        last_moments: !args.no_last_moments,
+        record_trace: args.record_trace.clone(),
+    })
+}
+
+/// `--ring-pages N`: a power of two, at most [`MAX_RING_PAGES`].
+fn ring_pages(text: &str) -> Result<usize, UsageError> {
+    match text.parse::<usize>() {
+        Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => Ok(n),
+        _ => Err(UsageError::RingPages(text.to_string())),
+    }
+}
+
+/// The FILTER arguments, after the one clap took for `--precision`'s value.
+fn filters(args: &Args) -> Result<FilterSet, UsageError> {
+    let after_precision = match &args.precision {
+        Some(PrecisionArg::BareThenFilter(filter)) => Some(filter),
+        _ => None,
+    };
+    let texts: Vec<&String> = after_precision.into_iter().chain(&args.filters).collect();
+    Ok(FilterSet::parse(&texts)?)
+}
+
+/// The DUR options, parsed.
+struct Durations {
+    timeout: Option<Duration>,
+    interval: Option<Duration>,
+    poll: Option<Duration>,
+}
+
+impl Durations {
+    fn parse(args: &Args) -> Result<Durations, UsageError> {
+        let parse = |text: &Option<String>, option| {
+            text.as_deref()
+                .map(|t| parse_duration(t, option))
+                .transpose()
+        };
+        Ok(Durations {
+            timeout: parse(&args.timeout, "--timeout")?,
+            interval: parse(&args.interval, "--interval")?,
+            poll: parse(&args.poll, "--poll")?,
+        })
+    }
+}
+
+/// `--once`, `--interval` or one window, and what each refuses.
+fn mode(args: &Args, durations: &Durations, precision: PrecisionMode) -> Result<Mode, UsageError> {
+    if args.count == Some(0) {
+        return Err(UsageError::ZeroCount);
+    }
+    if args.count.is_some() && durations.interval.is_none() {
+        return Err(UsageError::CountNeedsInterval);
+    }
+    if args.once {
+        check_once(args, durations, precision)?;
+        return Ok(Mode::Once);
+    }
+    match durations.interval {
+        Some(_) if args.onclose => Err(UsageError::OncloseWithInterval),
+        Some(every) => Ok(Mode::Interval {
+            every,
+            count: args.count,
+            timeout: durations.timeout,
+        }),
+        None => Ok(Mode::Window {
+            timeout: durations.timeout,
+        }),
+    }
+}
+
+/// `--once` is a snapshot: nothing that needs a window goes with it.
+fn check_once(
+    args: &Args,
+    durations: &Durations,
+    precision: PrecisionMode,
+) -> Result<(), UsageError> {
+    let Durations {
+        timeout,
+        interval,
+        poll,
+    } = durations;
+    if timeout.is_some() || interval.is_some() || poll.is_some() || args.onclose {
+        return Err(UsageError::OnceWithWindowOptions);
+    }
+    if args.system {
+        return Err(UsageError::NeedsWindow("--system"));
+    }
+    if precision != PrecisionMode::Off {
+        return Err(UsageError::NeedsWindow("--precision"));
+    }
+    Ok(())
+}
+
+/// `--poll`, at most the interval; by default the interval or the timeout,
+/// at most [`DEFAULT_POLL`].
+fn poll_period(poll: Option<Duration>, mode: Mode) -> Result<Duration, UsageError> {
+    match (poll, mode) {
+        (Some(poll), Mode::Interval { every, .. }) if poll > every => {
+            Err(UsageError::PollLongerThanInterval {
+                poll,
+                interval: every,
+            })
+        }
+        (Some(poll), _) => Ok(poll),
+        (None, Mode::Interval { every, .. }) => Ok(every.min(DEFAULT_POLL)),
+        (None, Mode::Window { timeout: Some(t) }) => Ok(t.min(DEFAULT_POLL)),
+        (None, _) => Ok(DEFAULT_POLL),
+    }
 }
 
 #[cfg(test)]
