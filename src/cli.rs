@@ -633,11 +633,23 @@ mod tests {
         }
     }
 
-    fn usage(args: &[&str]) -> String {
+    fn usage_error(args: &[&str]) -> UsageError {
         match run(args) {
-            CliOutcome::Usage(error) => error.to_string(),
+            CliOutcome::Usage(error) => error,
             other => panic!("{args:?}: {other:?}"),
         }
+    }
+
+    fn usage(args: &[&str]) -> String {
+        usage_error(args).to_string()
+    }
+
+    fn names<E: ValueEnum>() -> Vec<(E, String)> {
+        let name = |v: &E| v.to_possible_value().unwrap().get_name().to_string();
+        E::value_variants()
+            .iter()
+            .map(|v| (v.clone(), name(v)))
+            .collect()
     }
 
     #[test]
@@ -662,6 +674,35 @@ mod tests {
     }
 
     #[test]
+    fn seed_spellings_mix_with_flags_and_filters_in_any_order() {
+        let c = config(&["--format", "json", "index=raddr", "*:80-*", "timeout=1"]);
+        assert_eq!(c.index, Index::Raddr);
+        assert_eq!(c.format, Format::Json);
+        assert_eq!(
+            c.mode,
+            Mode::Window {
+                timeout: Some(Duration::from_secs(1))
+            }
+        );
+        assert_eq!(c.filters.filters[0].text, "*:80-*");
+        assert!(!config(&["nozeros=1"]).zeros);
+        assert!(config(&["--interval", "1", "nozeros=0"]).zeros);
+    }
+
+    #[test]
+    fn seed_values_are_checked_like_their_flags() {
+        assert!(usage(&["index=bogus"]).contains("invalid value 'bogus' for '--index"));
+        assert!(usage(&["timeout=soon"]).contains("bad duration 'soon' for --timeout"));
+        assert_eq!(
+            usage_error(&["onclose=yes"]),
+            UsageError::SeedFlagValue {
+                arg: "onclose=yes".to_string(),
+                value: "yes".to_string()
+            }
+        );
+    }
+
+    #[test]
     fn seed_onclose_with_other_index_is_refused() {
         assert!(
             usage(&["index=lport", "onclose=1"]).contains("onclose must be used with index=tuple")
@@ -669,7 +710,7 @@ mod tests {
     }
 
     #[test]
-    fn precision_bare_is_auto_and_takes_no_filter_as_its_value() {
+    fn precision_is_off_unless_given_and_auto_when_bare() {
         assert_eq!(config(&[]).precision.mode, PrecisionMode::Off);
         assert_eq!(config(&["--precision"]).precision.mode, PrecisionMode::Auto);
         assert_eq!(
@@ -683,7 +724,94 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
+    fn precision_bare_then_filter_is_auto_plus_that_filter() {
+        for args in [
+            &["--precision", "*:80-*", "10.0.0.1:*-*"][..],
+            &["--precision=*:80-*", "10.0.0.1:*-*"],
+            &["10.0.0.1:*-*", "--precision", "*:80-*"],
+        ] {
+            let c = config(args);
+            assert_eq!(c.precision.mode, PrecisionMode::Auto, "{args:?}");
+            let mut texts: Vec<&str> = c.filters.filters.iter().map(|f| &*f.text).collect();
+            texts.sort_unstable();
+            assert_eq!(texts, ["*:80-*", "10.0.0.1:*-*"], "{args:?}");
+        }
+        let c = config(&["--precision", "--timeout", "1"]);
+        assert_eq!(c.precision.mode, PrecisionMode::Auto);
+        assert!(c.filters.filters.is_empty());
+    }
+
+    #[test]
+    fn precision_value_neither_mode_nor_filter_is_refused_as_a_mode() {
+        let message = usage(&["--precision", "10.0.0.0/40:*-*"]);
+        assert!(
+            message.contains("invalid value '10.0.0.0/40:*-*' for '--precision"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("(one of off, auto, tracepoint, kprobe)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_value_enum_name_is_accepted() {
+        for (index, name) in names::<Index>() {
+            assert_eq!(config(&["--all-netns", "--index", &name]).index, index);
+        }
+        for (format, name) in names::<Format>() {
+            assert_eq!(config(&["--format", &name]).format, format);
+        }
+        for (mode, name) in names::<PrecisionMode>() {
+            assert_eq!(config(&["--precision", &name]).precision.mode, mode);
+            assert_eq!(mode.name(), name);
+        }
+        assert!(config(&["--source", "proc"]).force_procfs);
+        assert!(!config(&["--source", "sockdiag"]).force_procfs);
+    }
+
+    #[test]
+    fn bad_value_enum_value_is_one_line_naming_it_and_the_choices() {
+        for (args, line) in [
+            (
+                ["--index", "port"],
+                "invalid value 'port' for '--index <INDEX>' \
+                 (one of tuple, laddr, raddr, lport, rport, netns, container, process)",
+            ),
+            (
+                ["--format", "yaml"],
+                "invalid value 'yaml' for '--format <FORMAT>' (one of text, table, json)",
+            ),
+            (
+                ["--source", "nl"],
+                "invalid value 'nl' for '--source <SOURCE>' (one of sockdiag, proc)",
+            ),
+            (
+                ["--precision", "fast"],
+                "invalid value 'fast' for '--precision [<MODE>]' \
+                 (one of off, auto, tracepoint, kprobe)",
+            ),
+        ] {
+            assert_eq!(usage_error(&args), UsageError::Clap(line.to_string()));
+        }
+    }
+
+    #[test]
+    fn help_lists_each_value_enum_choices() {
+        let CliOutcome::Display(help) = run(&["-h"]) else {
+            panic!("-h is not help")
+        };
+        for values in [
+            "[possible values: tuple, laddr, raddr, lport, rport, netns, container, process]",
+            "[possible values: text, table, json]",
+            "[possible values: off, auto, tracepoint, kprobe]",
+        ] {
+            assert!(help.contains(values), "{values}: {help}");
+        }
+    }
+
+    #[test]
+    fn durations_take_units_or_seconds_and_refuse_zero_huge_or_garbage() {
         assert_eq!(parse_duration("500ms", "x"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m", "x"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3", "x"), Ok(Duration::from_secs(3)));
@@ -710,6 +838,31 @@ mod tests {
         );
         assert_eq!(config(&["--interval", "5s"]).poll, Duration::from_secs(1));
         assert_eq!(config(&[]).poll, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        assert_eq!(
+            usage_error(&["--count", "3"]),
+            UsageError::CountNeedsInterval
+        );
+        assert_eq!(
+            usage_error(&["--index", "netns"]),
+            UsageError::IndexNeedsNamespaces(Index::Netns)
+        );
+        assert_eq!(
+            usage_error(&["--once", "--system"]),
+            UsageError::NeedsWindow("--system")
+        );
+        assert_eq!(
+            usage_error(&["--interval", "1s", "--poll", "2s"]),
+            UsageError::PollLongerThanInterval {
+                poll: Duration::from_secs(2),
+                interval: Duration::from_secs(1)
+            }
+        );
+        assert!(matches!(usage_error(&["*:x-*"]), UsageError::Filter(_)));
+        assert!(matches!(usage_error(&["--bogus"]), UsageError::Clap(_)));
     }
 
     #[test]
