@@ -1,6 +1,9 @@
-//! Command line: clap's definitions, the seed's `key=value` spellings
-//! (`index=raddr timeout=60 nozeros=0 onclose=1`), and validation into a
-//! typed [`Config`]. Every error is one line naming the bad part.
+//! Command line: the flags (clap's definitions, enumerated values as
+//! `ValueEnum`s), the seed's `key=value` spellings (`index=raddr timeout=60
+//! nozeros=0 onclose=1`), and the checks of how options combine, ending in
+//! a typed [`Config`] or a [`UsageError`]: one line naming the bad part,
+//! which main prints and exits 2 on. Nothing here reads the system except
+//! looking up the namespace `--netns` names.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use crate::aggregate::Index;
 use crate::filter::{FilterError, FilterSet};
 use crate::report::Format;
 
+/// The flags as clap parses them; [`validate`] turns them into a [`Config`].
 #[derive(Debug, Parser)]
 #[command(
     name = "tcpipstat",
@@ -156,6 +160,7 @@ pub enum Namespaces {
     All,
 }
 
+/// What a run does, every option checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub namespaces: Namespaces,
