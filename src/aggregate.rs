@@ -11,7 +11,7 @@ use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample, StateHistory
 use crate::source::procfs::SystemCounters;
 
 /// What sockets are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Index {
     #[default]
     Tuple,
@@ -35,20 +35,6 @@ impl Index {
         "container",
         "process",
     ];
-
-    pub fn parse(text: &str) -> Option<Index> {
-        Some(match text {
-            "tuple" => Index::Tuple,
-            "laddr" => Index::Laddr,
-            "raddr" => Index::Raddr,
-            "lport" => Index::Lport,
-            "rport" => Index::Rport,
-            "netns" => Index::Netns,
-            "container" => Index::Container,
-            "process" => Index::Process,
-            _ => return None,
-        })
-    }
 
     pub fn name(self) -> &'static str {
         Index::NAMES[self as usize]

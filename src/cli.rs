@@ -1,16 +1,21 @@
-//! Command line: clap's definitions, the seed's `key=value` spellings
-//! (`index=raddr timeout=60 nozeros=0 onclose=1`), and validation into a
-//! typed [`Config`]. Every error is one line naming the bad part.
+//! Command line: the flags (clap's definitions, enumerated values as
+//! `ValueEnum`s), the seed's `key=value` spellings (`index=raddr timeout=60
+//! nozeros=0 onclose=1`), and the checks of how options combine, ending in
+//! a typed [`Config`] or a [`UsageError`]: one line naming the bad part,
+//! which main prints and exits 2 on. Nothing here reads the system except
+//! looking up the namespace `--netns` names.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
+use clap::{Parser, ValueEnum};
 
 use crate::aggregate::Index;
-use crate::filter::FilterSet;
+use crate::filter::{FilterError, FilterSet};
 use crate::report::Format;
 
+/// The flags as clap parses them; [`validate`] turns them into a [`Config`].
 #[derive(Debug, Parser)]
 #[command(
     name = "tcpipstat",
@@ -23,12 +28,8 @@ The seed's spellings work too: index=raddr timeout=60 nozeros=0 onclose=1."
 struct Args {
     /// Group by the full 4-tuple, one element of it, or the socket's network
     /// namespace or container
-    #[arg(
-        long,
-        value_name = "tuple|laddr|raddr|lport|rport|netns|container|process",
-        default_value = "tuple"
-    )]
-    index: String,
+    #[arg(long, value_enum, default_value_t = Index::Tuple)]
+    index: Index,
 
     /// Sample the network namespace named NAME under /run/netns, the one
     /// behind a namespace file PATH, or the one of process PID
@@ -83,8 +84,8 @@ struct Args {
     system: bool,
 
     /// Output format
-    #[arg(long, value_name = "text|table|json", default_value = "text")]
-    format: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 
     /// Write each poll's raw sock_diag datagrams to DIR (for testdata)
     #[arg(long, value_name = "DIR", hide = true)]
@@ -92,13 +93,8 @@ struct Args {
 
     /// Where sockets come from: sock_diag (default) or /proc/net/tcp (the
     /// fallback, forced; for comparisons and tests)
-    #[arg(
-        long,
-        value_name = "sockdiag|proc",
-        hide = true,
-        default_value = "sockdiag"
-    )]
-    source: String,
+    #[arg(long, value_enum, hide = true, default_value_t = Source::Sockdiag)]
+    source: Source,
 
     /// Precision mode: also read kernel tracepoints (and kprobes where the
     /// kernel has them) through perf ring buffers, never eBPF, for what polls
@@ -106,11 +102,12 @@ struct Args {
     /// polls, resets, messages, drops. Bare --precision is auto
     #[arg(
         long,
-        value_name = "auto|tracepoint|kprobe|off",
+        value_name = "MODE",
         num_args = 0..=1,
-        default_missing_value = "auto"
+        default_missing_value = "auto",
+        value_parser = PrecisionArgParser
     )]
-    precision: Option<String>,
+    precision: Option<PrecisionArg>,
 
     /// Precision mode: ring buffer size per CPU, in 4 KiB pages (a power of two)
     #[arg(long, value_name = "N", default_value = "256")]
@@ -129,6 +126,13 @@ struct Args {
     /// Socket filters, OR-ed
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
+}
+
+/// Where sockets come from (`--source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Source {
+    Sockdiag,
+    Proc,
 }
 
 /// How long the run lasts and when it reports.
@@ -156,6 +160,7 @@ pub enum Namespaces {
     All,
 }
 
+/// What a run does, every option checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub namespaces: Namespaces,
@@ -176,8 +181,9 @@ pub struct Config {
 }
 
 /// Which kernel probes precision mode uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionMode {
+    /// Polls only: no kernel events.
     Off,
     /// Tracepoints where they exist, kprobes for the rest; falls back to
     /// plain polling (saying why) when neither can be had.
@@ -189,18 +195,6 @@ pub enum PrecisionMode {
 }
 
 impl PrecisionMode {
-    pub const NAMES: [&'static str; 4] = ["auto", "tracepoint", "kprobe", "off"];
-
-    pub fn parse(text: &str) -> Option<PrecisionMode> {
-        Some(match text {
-            "auto" => PrecisionMode::Auto,
-            "tracepoint" => PrecisionMode::Tracepoint,
-            "kprobe" => PrecisionMode::Kprobe,
-            "off" => PrecisionMode::Off,
-            _ => return None,
-        })
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             PrecisionMode::Off => "off",
@@ -208,6 +202,55 @@ impl PrecisionMode {
             PrecisionMode::Tracepoint => "tracepoint",
             PrecisionMode::Kprobe => "kprobe",
         }
+    }
+}
+
+/// What `--precision` was given. Its value is optional, so clap takes a
+/// filter right after the bare flag (`--precision '*:80-*'`) for its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PrecisionArg {
+    Mode(PrecisionMode),
+    /// The bare flag (auto), then this filter.
+    BareThenFilter(String),
+}
+
+impl PrecisionArg {
+    fn mode(&self) -> PrecisionMode {
+        match self {
+            PrecisionArg::Mode(mode) => *mode,
+            PrecisionArg::BareThenFilter(_) => PrecisionMode::Auto,
+        }
+    }
+}
+
+/// A [`PrecisionMode`] as clap parses any ValueEnum (same errors, same
+/// help), or else a valid filter, taken as [`PrecisionArg::BareThenFilter`].
+#[derive(Debug, Clone, Copy)]
+struct PrecisionArgParser;
+
+impl TypedValueParser for PrecisionArgParser {
+    type Value = PrecisionArg;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<PrecisionArg, clap::Error> {
+        match EnumValueParser::<PrecisionMode>::new().parse_ref(cmd, arg, value) {
+            Ok(mode) => Ok(PrecisionArg::Mode(mode)),
+            Err(err) => match value.to_str() {
+                Some(text) if FilterSet::parse(&[text]).is_ok() => {
+                    Ok(PrecisionArg::BareThenFilter(text.to_string()))
+                }
+                _ => Err(err),
+            },
+        }
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        let modes = PrecisionMode::value_variants().iter();
+        Some(Box::new(modes.filter_map(ValueEnum::to_possible_value)))
     }
 }
 
@@ -244,7 +287,56 @@ pub enum CliOutcome {
     /// --help or --version: print and exit 0.
     Display(String),
     /// A usage error: one line, exit 2.
-    Usage(String),
+    Usage(UsageError),
+}
+
+/// A bad command line. Its Display is one line naming the bad part, printed
+/// after `tcpipstat: error: `.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// What clap refused: the first line of its message.
+    #[error("{0}")]
+    Clap(String),
+    #[error("unknown option '{0}'")]
+    UnknownSeedOption(String),
+    #[error("bad value '{value}' in '{arg}' (want 0 or 1)")]
+    SeedFlagValue { arg: String, value: String },
+    #[error("bad duration '{text}' for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)")]
+    BadDuration { option: String, text: String },
+    #[error("{option} '{text}' must be longer than zero")]
+    ZeroDuration { option: String, text: String },
+    #[error("{option} '{text}' is longer than {} days", MAX_DURATION.as_secs() / 86_400)]
+    DurationTooLong { option: String, text: String },
+    #[error("bad --ring-pages '{0}' (a power of two from 1 to {MAX_RING_PAGES})")]
+    RingPages(String),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// `--netns` names no namespace that can be opened.
+    #[error("{0}")]
+    Namespace(String),
+    #[error("--index {} needs --netns or --all-netns", .0.name())]
+    IndexNeedsNamespaces(Index),
+    #[error("--record records the current namespace only")]
+    RecordOtherNamespace,
+    #[error("onclose must be used with index=tuple")]
+    OncloseNeedsTuple,
+    #[error("--onclose reports at each close: it takes no --interval")]
+    OncloseWithInterval,
+    #[error("--count must be at least 1")]
+    ZeroCount,
+    #[error("--count needs --interval")]
+    CountNeedsInterval,
+    #[error("--once takes no --timeout, --interval, --poll or --onclose")]
+    OnceWithWindowOptions,
+    /// `--system` or `--precision` with `--once`.
+    #[error("{0} needs a window: use --timeout or --interval, not --once")]
+    NeedsWindow(&'static str),
+    #[error(
+        "--poll ({}) must not be longer than --interval ({})",
+        humantime::format_duration(*poll),
+        humantime::format_duration(*interval)
+    )]
+    PollLongerThanInterval { poll: Duration, interval: Duration },
 }
 
 const DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -254,26 +346,46 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
     let argv = match translate_seed_spellings(argv) {
         Ok(argv) => argv,
-        Err(message) => return CliOutcome::Usage(message),
+        Err(error) => return CliOutcome::Usage(error),
     };
     let args = match Args::try_parse_from(argv) {
         Ok(args) => args,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            return match err.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    CliOutcome::Display(err.render().to_string())
-                }
-                _ => CliOutcome::Usage(first_line(&err.render().to_string())),
-            };
+        Err(err) if is_help_or_version(&err) => {
+            return CliOutcome::Display(err.render().to_string())
         }
+        Err(err) => return CliOutcome::Usage(UsageError::from_clap(&err)),
     };
     match validate(args) {
         Ok(config) => CliOutcome::Run(Box::new(config)),
-        Err(message) => CliOutcome::Usage(message),
+        Err(error) => CliOutcome::Usage(error),
     }
 }
 
+/// Clap reports `--help` and `--version` as errors; they are not.
+fn is_help_or_version(err: &clap::Error) -> bool {
+    use clap::error::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    )
+}
+
+impl UsageError {
+    /// Clap's first line, plus the values it would have taken: clap lists
+    /// those on later lines, and a usage error is one line.
+    fn from_clap(err: &clap::Error) -> UsageError {
+        use clap::error::{ContextKind, ContextValue};
+        let line = first_line(&err.render().to_string());
+        UsageError::Clap(match err.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(values)) if !values.is_empty() => {
+                format!("{line} (one of {})", values.join(", "))
+            }
+            _ => line,
+        })
+    }
+}
+
+/// The first non-blank line of clap's message, without its `error: `.
 fn first_line(rendered: &str) -> String {
     rendered
         .lines()
@@ -286,7 +398,7 @@ fn first_line(rendered: &str) -> String {
 /// `index=raddr` → `--index raddr`, and so on for the seed's options.
 fn translate_seed_spellings<I: IntoIterator<Item = String>>(
     argv: I,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, UsageError> {
     let mut out = Vec::new();
     for (position, arg) in argv.into_iter().enumerate() {
         let seed = (position > 0 && !arg.starts_with('-'))
@@ -296,192 +408,219 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
             out.push(arg);
             continue;
         };
-        let flag = |v: &str| match v {
-            "0" => Ok(false),
-            "1" => Ok(true),
-            other => Err(format!("bad value '{other}' in '{arg}' (want 0 or 1)")),
-        };
         match name {
             "index" | "timeout" => {
                 out.push(format!("--{name}"));
                 out.push(value.to_string());
             }
-            "nozeros" => out.push(if flag(value)? { "--nozeros" } else { "--zeros" }.to_string()),
+            "nozeros" => {
+                let nozeros = seed_flag(&arg, value)?;
+                out.push(if nozeros { "--nozeros" } else { "--zeros" }.to_string());
+            }
             "onclose" => {
-                if flag(value)? {
+                if seed_flag(&arg, value)? {
                     out.push("--onclose".to_string());
                 }
             }
-            _ => return Err(format!("unknown option '{arg}'")),
+            _ => return Err(UsageError::UnknownSeedOption(arg)),
         }
     }
     Ok(out)
 }
 
+/// A seed flag's value in `arg` (`nozeros=0`): 0 or 1.
+fn seed_flag(arg: &str, value: &str) -> Result<bool, UsageError> {
+    match value {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(UsageError::SeedFlagValue {
+            arg: arg.to_string(),
+            value: value.to_string(),
+        }),
+    }
+}
+
 /// DUR: `500ms`, `1s`, `2m`, or a bare (possibly fractional) number of seconds.
-pub fn parse_duration(text: &str, option: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str, option: &str) -> Result<Duration, UsageError> {
     let parsed = match text.parse::<f64>() {
         Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|_| ()),
         Err(_) => humantime::parse_duration(text).map_err(|_| ()),
     };
+    let (option, text) = (option.to_string(), text.to_string());
     match parsed {
-        Ok(d) if d > MAX_DURATION => Err(format!(
-            "{option} '{text}' is longer than {} days",
-            MAX_DURATION.as_secs() / 86_400
-        )),
+        Ok(d) if d > MAX_DURATION => Err(UsageError::DurationTooLong { option, text }),
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(format!("{option} '{text}' must be longer than zero")),
-        Err(()) => Err(format!(
-            "bad duration '{text}' for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)"
-        )),
+        Ok(_) => Err(UsageError::ZeroDuration { option, text }),
+        Err(()) => Err(UsageError::BadDuration { option, text }),
     }
 }
 
-fn validate(args: Args) -> Result<Config, String> {
-    let index = Index::parse(&args.index).ok_or_else(|| {
-        format!(
-            "bad index '{}' (one of {})",
-            args.index,
-            Index::NAMES.join(", ")
-        )
-    })?;
-    let namespaces = match (&args.netns, args.all_netns) {
-        (Some(spec), _) => Namespaces::One(crate::source::netns::resolve(spec)?),
-        (None, true) => Namespaces::All,
-        (None, false) => Namespaces::Current,
-    };
-    if matches!(index, Index::Netns | Index::Container) && namespaces == Namespaces::Current {
-        return Err(format!(
-            "--index {} needs --netns or --all-netns",
-            index.name()
-        ));
+/// Checks what clap cannot (how options combine, durations, filters) and
+/// builds the config. The first refusal wins, in this order.
+fn validate(args: Args) -> Result<Config, UsageError> {
+    let namespaces = namespaces(&args)?;
+    let precision = precision(&args)?;
+    let filters = filters(&args)?;
+    let durations = Durations::parse(&args)?;
+    if args.onclose && args.index != Index::Tuple {
+        return Err(UsageError::OncloseNeedsTuple);
     }
-    if args.record.is_some() && namespaces != Namespaces::Current {
-        return Err("--record records the current namespace only".to_string());
-    }
-    let format = Format::parse(&args.format)
-        .ok_or_else(|| format!("bad format '{}' (text, table or json)", args.format))?;
-    let mut filter_texts = args.filters.clone();
-    let precision_mode = match args.precision.as_deref() {
-        None => PrecisionMode::Off,
-        Some(text) => match PrecisionMode::parse(text) {
-            Some(mode) => mode,
-            // `--precision FILTER`: the bare flag, followed by a filter.
-            None if FilterSet::parse(&[text]).is_ok() => {
-                filter_texts.insert(0, text.to_string());
-                PrecisionMode::Auto
-            }
-            None => {
-                return Err(format!(
-                    "bad --precision '{text}' (one of {})",
-                    PrecisionMode::NAMES.join(", ")
-                ))
-            }
-        },
-    };
-    let ring_pages = match args.ring_pages.parse::<usize>() {
-        Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => n,
-        _ => {
-            return Err(format!(
-                "bad --ring-pages '{}' (a power of two from 1 to {MAX_RING_PAGES})",
-                args.ring_pages
-            ))
-        }
-    };
-    let precision = Precision {
-        mode: precision_mode,
-        ring_pages,
-        last_moments: !args.no_last_moments,
-        record_trace: args.record_trace.clone(),
-    };
-    let filters = FilterSet::parse(&filter_texts).map_err(|e| e.to_string())?;
-    let force_procfs = match args.source.as_str() {
-        "sockdiag" => false,
-        "proc" => true,
-        other => return Err(format!("bad source '{other}' (sockdiag or proc)")),
-    };
-    let timeout = args
-        .timeout
-        .as_deref()
-        .map(|t| parse_duration(t, "--timeout"))
-        .transpose()?;
-    let interval = args
-        .interval
-        .as_deref()
-        .map(|t| parse_duration(t, "--interval"))
-        .transpose()?;
-    let poll = args
-        .poll
-        .as_deref()
-        .map(|t| parse_duration(t, "--poll"))
-        .transpose()?;
-    if args.onclose && index != Index::Tuple {
-        return Err("onclose must be used with index=tuple".to_string());
-    }
-    if args.count == Some(0) {
-        return Err("--count must be at least 1".to_string());
-    }
-    if args.count.is_some() && interval.is_none() {
-        return Err("--count needs --interval".to_string());
-    }
-    let mode = if args.once {
-        if timeout.is_some() || interval.is_some() || args.onclose || poll.is_some() {
-            return Err("--once takes no --timeout, --interval, --poll or --onclose".to_string());
-        }
-        if args.system {
-            return Err(
-                "--system needs a window: use --timeout or --interval, not --once".to_string(),
-            );
-        }
-        if precision.mode != PrecisionMode::Off {
-            return Err(
-                "--precision needs a window: use --timeout or --interval, not --once".to_string(),
-            );
-        }
-        Mode::Once
-    } else if let Some(every) = interval {
-        if args.onclose {
-            return Err("--onclose reports at each close: it takes no --interval".to_string());
-        }
-        Mode::Interval {
-            every,
-            count: args.count,
-            timeout,
-        }
-    } else {
-        Mode::Window { timeout }
-    };
-    let ceiling = match mode {
-        Mode::Interval { every, .. } => every.min(DEFAULT_POLL),
-        Mode::Window { timeout: Some(t) } => t.min(DEFAULT_POLL),
-        _ => DEFAULT_POLL,
-    };
-    let poll = match (poll, mode) {
-        (Some(p), Mode::Interval { every, .. }) if p > every => {
-            return Err(format!(
-                "--poll ({}) must not be longer than --interval ({})",
-                humantime::format_duration(p),
-                humantime::format_duration(every)
-            ))
-        }
-        (Some(p), _) => p,
-        (None, _) => ceiling,
-    };
+    let mode = mode(&args, &durations, precision.mode)?;
+    let poll = poll_period(durations.poll, mode)?;
     Ok(Config {
         namespaces,
-        index,
+        index: args.index,
         mode,
         poll,
         zeros: args.zeros && !args.nozeros,
         onclose: args.onclose,
         system: args.system,
-        format,
+        format: args.format,
         filters,
         record: args.record,
-        processes: args.processes || index == Index::Process,
-        force_procfs,
+        processes: args.processes || args.index == Index::Process,
+        force_procfs: args.source == Source::Proc,
         precision,
     })
+}
+
+/// `--netns`, `--all-netns` or the current one, and the options that need
+/// one or the other.
+fn namespaces(args: &Args) -> Result<Namespaces, UsageError> {
+    let namespaces = match (&args.netns, args.all_netns) {
+        (Some(spec), _) => Namespaces::One(
+            crate::source::netns::resolve(spec)
+                .map_err(|e| UsageError::Namespace(e.to_string()))?,
+        ),
+        (None, true) => Namespaces::All,
+        (None, false) => Namespaces::Current,
+    };
+    let by_namespace = matches!(args.index, Index::Netns | Index::Container);
+    if by_namespace && namespaces == Namespaces::Current {
+        return Err(UsageError::IndexNeedsNamespaces(args.index));
+    }
+    if args.record.is_some() && namespaces != Namespaces::Current {
+        return Err(UsageError::RecordOtherNamespace);
+    }
+    Ok(namespaces)
+}
+
+/// `--precision` (absent: off) and the options that tune it.
+fn precision(args: &Args) -> Result<Precision, UsageError> {
+    Ok(Precision {
+        mode: args
+            .precision
+            .as_ref()
+            .map_or(PrecisionMode::Off, PrecisionArg::mode),
+        ring_pages: ring_pages(&args.ring_pages)?,
+        last_moments: !args.no_last_moments,
+        record_trace: args.record_trace.clone(),
+    })
+}
+
+/// `--ring-pages N`: a power of two, at most [`MAX_RING_PAGES`].
+fn ring_pages(text: &str) -> Result<usize, UsageError> {
+    match text.parse::<usize>() {
+        Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => Ok(n),
+        _ => Err(UsageError::RingPages(text.to_string())),
+    }
+}
+
+/// The FILTER arguments, after the one clap took for `--precision`'s value.
+fn filters(args: &Args) -> Result<FilterSet, UsageError> {
+    let after_precision = match &args.precision {
+        Some(PrecisionArg::BareThenFilter(filter)) => Some(filter),
+        _ => None,
+    };
+    let texts: Vec<&String> = after_precision.into_iter().chain(&args.filters).collect();
+    Ok(FilterSet::parse(&texts)?)
+}
+
+/// The DUR options, parsed.
+struct Durations {
+    timeout: Option<Duration>,
+    interval: Option<Duration>,
+    poll: Option<Duration>,
+}
+
+impl Durations {
+    fn parse(args: &Args) -> Result<Durations, UsageError> {
+        let parse = |text: &Option<String>, option| {
+            text.as_deref()
+                .map(|t| parse_duration(t, option))
+                .transpose()
+        };
+        Ok(Durations {
+            timeout: parse(&args.timeout, "--timeout")?,
+            interval: parse(&args.interval, "--interval")?,
+            poll: parse(&args.poll, "--poll")?,
+        })
+    }
+}
+
+/// `--once`, `--interval` or one window, and what each refuses.
+fn mode(args: &Args, durations: &Durations, precision: PrecisionMode) -> Result<Mode, UsageError> {
+    if args.count == Some(0) {
+        return Err(UsageError::ZeroCount);
+    }
+    if args.count.is_some() && durations.interval.is_none() {
+        return Err(UsageError::CountNeedsInterval);
+    }
+    if args.once {
+        check_once(args, durations, precision)?;
+        return Ok(Mode::Once);
+    }
+    match durations.interval {
+        Some(_) if args.onclose => Err(UsageError::OncloseWithInterval),
+        Some(every) => Ok(Mode::Interval {
+            every,
+            count: args.count,
+            timeout: durations.timeout,
+        }),
+        None => Ok(Mode::Window {
+            timeout: durations.timeout,
+        }),
+    }
+}
+
+/// `--once` is a snapshot: nothing that needs a window goes with it.
+fn check_once(
+    args: &Args,
+    durations: &Durations,
+    precision: PrecisionMode,
+) -> Result<(), UsageError> {
+    let Durations {
+        timeout,
+        interval,
+        poll,
+    } = durations;
+    if timeout.is_some() || interval.is_some() || poll.is_some() || args.onclose {
+        return Err(UsageError::OnceWithWindowOptions);
+    }
+    if args.system {
+        return Err(UsageError::NeedsWindow("--system"));
+    }
+    if precision != PrecisionMode::Off {
+        return Err(UsageError::NeedsWindow("--precision"));
+    }
+    Ok(())
+}
+
+/// `--poll`, at most the interval; by default the interval or the timeout,
+/// at most [`DEFAULT_POLL`].
+fn poll_period(poll: Option<Duration>, mode: Mode) -> Result<Duration, UsageError> {
+    match (poll, mode) {
+        (Some(poll), Mode::Interval { every, .. }) if poll > every => {
+            Err(UsageError::PollLongerThanInterval {
+                poll,
+                interval: every,
+            })
+        }
+        (Some(poll), _) => Ok(poll),
+        (None, Mode::Interval { every, .. }) => Ok(every.min(DEFAULT_POLL)),
+        (None, Mode::Window { timeout: Some(t) }) => Ok(t.min(DEFAULT_POLL)),
+        (None, _) => Ok(DEFAULT_POLL),
+    }
 }
 
 #[cfg(test)]
@@ -499,11 +638,23 @@ mod tests {
         }
     }
 
-    fn usage(args: &[&str]) -> String {
+    fn usage_error(args: &[&str]) -> UsageError {
         match run(args) {
-            CliOutcome::Usage(m) => m,
+            CliOutcome::Usage(error) => error,
             other => panic!("{args:?}: {other:?}"),
         }
+    }
+
+    fn usage(args: &[&str]) -> String {
+        usage_error(args).to_string()
+    }
+
+    fn names<E: ValueEnum>() -> Vec<(E, String)> {
+        let name = |v: &E| v.to_possible_value().unwrap().get_name().to_string();
+        E::value_variants()
+            .iter()
+            .map(|v| (v.clone(), name(v)))
+            .collect()
     }
 
     #[test]
@@ -528,6 +679,35 @@ mod tests {
     }
 
     #[test]
+    fn seed_spellings_mix_with_flags_and_filters_in_any_order() {
+        let c = config(&["--format", "json", "index=raddr", "*:80-*", "timeout=1"]);
+        assert_eq!(c.index, Index::Raddr);
+        assert_eq!(c.format, Format::Json);
+        assert_eq!(
+            c.mode,
+            Mode::Window {
+                timeout: Some(Duration::from_secs(1))
+            }
+        );
+        assert_eq!(c.filters.filters[0].text, "*:80-*");
+        assert!(!config(&["nozeros=1"]).zeros);
+        assert!(config(&["--interval", "1", "nozeros=0"]).zeros);
+    }
+
+    #[test]
+    fn seed_values_are_checked_like_their_flags() {
+        assert!(usage(&["index=bogus"]).contains("invalid value 'bogus' for '--index"));
+        assert!(usage(&["timeout=soon"]).contains("bad duration 'soon' for --timeout"));
+        assert_eq!(
+            usage_error(&["onclose=yes"]),
+            UsageError::SeedFlagValue {
+                arg: "onclose=yes".to_string(),
+                value: "yes".to_string()
+            }
+        );
+    }
+
+    #[test]
     fn seed_onclose_with_other_index_is_refused() {
         assert!(
             usage(&["index=lport", "onclose=1"]).contains("onclose must be used with index=tuple")
@@ -535,7 +715,7 @@ mod tests {
     }
 
     #[test]
-    fn precision_bare_is_auto_and_takes_no_filter_as_its_value() {
+    fn precision_is_off_unless_given_and_auto_when_bare() {
         assert_eq!(config(&[]).precision.mode, PrecisionMode::Off);
         assert_eq!(config(&["--precision"]).precision.mode, PrecisionMode::Auto);
         assert_eq!(
@@ -549,19 +729,108 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
+    fn precision_bare_then_filter_is_auto_plus_that_filter() {
+        for args in [
+            &["--precision", "*:80-*", "10.0.0.1:*-*"][..],
+            &["--precision=*:80-*", "10.0.0.1:*-*"],
+            &["10.0.0.1:*-*", "--precision", "*:80-*"],
+        ] {
+            let c = config(args);
+            assert_eq!(c.precision.mode, PrecisionMode::Auto, "{args:?}");
+            let mut texts: Vec<&str> = c.filters.filters.iter().map(|f| &*f.text).collect();
+            texts.sort_unstable();
+            assert_eq!(texts, ["*:80-*", "10.0.0.1:*-*"], "{args:?}");
+        }
+        let c = config(&["--precision", "--timeout", "1"]);
+        assert_eq!(c.precision.mode, PrecisionMode::Auto);
+        assert!(c.filters.filters.is_empty());
+    }
+
+    #[test]
+    fn precision_value_neither_mode_nor_filter_is_refused_as_a_mode() {
+        let message = usage(&["--precision", "10.0.0.0/40:*-*"]);
+        assert!(
+            message.contains("invalid value '10.0.0.0/40:*-*' for '--precision"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("(one of off, auto, tracepoint, kprobe)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_value_enum_name_is_accepted() {
+        for (index, name) in names::<Index>() {
+            assert_eq!(config(&["--all-netns", "--index", &name]).index, index);
+        }
+        for (format, name) in names::<Format>() {
+            assert_eq!(config(&["--format", &name]).format, format);
+        }
+        for (mode, name) in names::<PrecisionMode>() {
+            assert_eq!(config(&["--precision", &name]).precision.mode, mode);
+            assert_eq!(mode.name(), name);
+        }
+        assert!(config(&["--source", "proc"]).force_procfs);
+        assert!(!config(&["--source", "sockdiag"]).force_procfs);
+    }
+
+    #[test]
+    fn bad_value_enum_value_is_one_line_naming_it_and_the_choices() {
+        for (args, line) in [
+            (
+                ["--index", "port"],
+                "invalid value 'port' for '--index <INDEX>' \
+                 (one of tuple, laddr, raddr, lport, rport, netns, container, process)",
+            ),
+            (
+                ["--format", "yaml"],
+                "invalid value 'yaml' for '--format <FORMAT>' (one of text, table, json)",
+            ),
+            (
+                ["--source", "nl"],
+                "invalid value 'nl' for '--source <SOURCE>' (one of sockdiag, proc)",
+            ),
+            (
+                ["--precision", "fast"],
+                "invalid value 'fast' for '--precision [<MODE>]' \
+                 (one of off, auto, tracepoint, kprobe)",
+            ),
+        ] {
+            assert_eq!(usage_error(&args), UsageError::Clap(line.to_string()));
+        }
+    }
+
+    #[test]
+    fn help_lists_each_value_enum_choices() {
+        let CliOutcome::Display(help) = run(&["-h"]) else {
+            panic!("-h is not help")
+        };
+        for values in [
+            "[possible values: tuple, laddr, raddr, lport, rport, netns, container, process]",
+            "[possible values: text, table, json]",
+            "[possible values: off, auto, tracepoint, kprobe]",
+        ] {
+            assert!(help.contains(values), "{values}: {help}");
+        }
+    }
+
+    #[test]
+    fn durations_take_units_or_seconds_and_refuse_zero_huge_or_garbage() {
         assert_eq!(parse_duration("500ms", "x"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m", "x"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3", "x"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("0.25", "x"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("soon", "--timeout")
             .unwrap_err()
+            .to_string()
             .contains("'soon'"));
         assert!(parse_duration("0", "--poll")
             .unwrap_err()
+            .to_string()
             .contains("longer than zero"));
         for huge in ["1e30", "1e300", "1e19", "500000000000y", "-1", "NaN", "inf"] {
-            let err = parse_duration(huge, "--timeout").unwrap_err();
+            let err = parse_duration(huge, "--timeout").unwrap_err().to_string();
             assert!(err.contains(huge), "{huge}: {err}");
         }
     }
@@ -577,10 +846,35 @@ mod tests {
     }
 
     #[test]
+    fn refusals_are_typed() {
+        assert_eq!(
+            usage_error(&["--count", "3"]),
+            UsageError::CountNeedsInterval
+        );
+        assert_eq!(
+            usage_error(&["--index", "netns"]),
+            UsageError::IndexNeedsNamespaces(Index::Netns)
+        );
+        assert_eq!(
+            usage_error(&["--once", "--system"]),
+            UsageError::NeedsWindow("--system")
+        );
+        assert_eq!(
+            usage_error(&["--interval", "1s", "--poll", "2s"]),
+            UsageError::PollLongerThanInterval {
+                poll: Duration::from_secs(2),
+                interval: Duration::from_secs(1)
+            }
+        );
+        assert!(matches!(usage_error(&["*:x-*"]), UsageError::Filter(_)));
+        assert!(matches!(usage_error(&["--bogus"]), UsageError::Clap(_)));
+    }
+
+    #[test]
     fn bad_input_is_one_line_naming_it() {
         for (args, needle) in [
-            (vec!["--index", "port"], "bad index 'port'"),
-            (vec!["--format", "xml"], "bad format 'xml'"),
+            (vec!["--index", "port"], "invalid value 'port' for '--index"),
+            (vec!["--format", "xml"], "invalid value 'xml' for '--format"),
             (vec!["--timeout", "1x"], "'1x'"),
             (vec!["1.2.3.4:99999-*"], "99999"),
             (vec!["--count", "3"], "--count needs --interval"),
@@ -589,7 +883,10 @@ mod tests {
             (vec!["--bogus"], "--bogus"),
             (vec!["--once", "--timeout", "1s"], "--once"),
             (vec!["--interval", "1s", "--poll", "2s"], "--poll"),
-            (vec!["--precision", "fast"], "bad --precision 'fast'"),
+            (
+                vec!["--precision", "fast"],
+                "invalid value 'fast' for '--precision",
+            ),
             (vec!["--ring-pages", "3"], "bad --ring-pages '3'"),
             (vec!["--once", "--precision"], "--precision needs a window"),
         ] {

@@ -10,6 +10,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_tcpipstat");
 fn usage_errors_are_one_line_and_exit_2() {
     for args in [
         vec!["--index", "bogus"],
+        vec!["--format", "yaml"],
+        vec!["--precision", "bogus"],
+        vec!["index=bogus"],
         vec!["index=lport", "onclose=1"],
         vec!["--interval", "fast"],
         vec!["10.0.0.0/40:*-*"],
@@ -33,6 +36,19 @@ fn usage_errors_are_one_line_and_exit_2() {
 }
 
 #[test]
+fn bad_enum_value_error_names_it_and_the_choices() {
+    let out = Command::new(BIN)
+        .args(["--index", "bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "tcpipstat: error: invalid value 'bogus' for '--index <INDEX>' \
+         (one of tuple, laddr, raddr, lport, rport, netns, container, process)\n"
+    );
+}
+
+#[test]
 fn help_exits_zero() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
@@ -53,6 +69,28 @@ fn once_works_in_the_current_namespace_as_json() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["type"], "snapshot");
     assert!(report["groups"].is_array());
+}
+
+#[test]
+fn seed_spellings_run() {
+    let out = Command::new(BIN)
+        .args([
+            "index=raddr",
+            "timeout=0.2",
+            "nozeros=0",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["type"], "window");
+    assert_eq!(report["index"], "raddr");
 }
 
 #[test]

@@ -159,23 +159,12 @@ impl<'a> Report<'a> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]
     Text,
     Table,
     Json,
-}
-
-impl Format {
-    pub fn parse(text: &str) -> Option<Format> {
-        Some(match text {
-            "text" => Format::Text,
-            "table" => Format::Table,
-            "json" => Format::Json,
-            _ => return None,
-        })
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
