@@ -98,7 +98,7 @@ pub struct LiveSource {
     net_dir: PathBuf,
     started: Instant,
     notices: Vec<String>,
-    pub stats: ParseStats,
+    stats: ParseStats,
     /// Sockets the last poll returned, to size the next one's buffer.
     last_count: Option<usize>,
     /// The last snapshot's storage, reused so that polls do not fault in

@@ -5,7 +5,7 @@
 //! created inside, stays open across polls, and it reads that namespace's
 //! /proc/net files through /proc/thread-self/net.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ fn inode_of(path: &Path) -> std::io::Result<u64> {
 }
 
 /// The namespace this process runs in.
-pub fn own_inode() -> Option<u64> {
+fn own_inode() -> Option<u64> {
     inode_of(Path::new("/proc/self/ns/net")).ok()
 }
 
@@ -305,7 +305,7 @@ pub struct NetnsSource {
     started: Instant,
     notices: Vec<String>,
     /// Namespaces that could not be entered: said once each.
-    refused: BTreeMap<u64, String>,
+    refused: BTreeSet<u64>,
     said_unreadable: bool,
 }
 
@@ -324,7 +324,7 @@ impl NetnsSource {
             own: own_inode(),
             started: Instant::now(),
             notices: Vec::new(),
-            refused: BTreeMap::new(),
+            refused: BTreeSet::new(),
             said_unreadable: false,
         };
         if let Selection::One(namespace) = selection {
@@ -334,14 +334,6 @@ impl NetnsSource {
             source.agents.insert(namespace.inode, agent);
         }
         Ok(source)
-    }
-
-    /// The namespaces sampled now, by inode.
-    pub fn namespaces(&self) -> BTreeMap<u64, Namespace> {
-        self.agents
-            .iter()
-            .map(|(inode, agent)| (*inode, agent.namespace.clone()))
-            .collect()
     }
 
     /// --all-netns: start agents for new namespaces, drop vanished ones.
@@ -358,15 +350,14 @@ impl NetnsSource {
                 "the network namespaces of {unreadable} process(es) could not be read ({why}): namespaces only they are in are not sampled"
             ));
         }
-        let live: std::collections::BTreeSet<u64> = found.iter().map(|n| n.inode).collect();
+        let live: BTreeSet<u64> = found.iter().map(|n| n.inode).collect();
         self.agents.retain(|inode, _| live.contains(inode));
         // A refusal is forgotten with its namespace: inode numbers are
         // reused, and the next namespace with this one deserves a try.
-        self.refused.retain(|inode, _| live.contains(inode));
+        self.refused.retain(|inode| live.contains(inode));
         let mut refused_now = Vec::new();
         for namespace in found {
-            if self.agents.contains_key(&namespace.inode)
-                || self.refused.contains_key(&namespace.inode)
+            if self.agents.contains_key(&namespace.inode) || self.refused.contains(&namespace.inode)
             {
                 continue;
             }
@@ -377,7 +368,7 @@ impl NetnsSource {
                 }
                 Err(why) => {
                     refused_now.push(format!("{} ({why})", namespace.label()));
-                    self.refused.insert(namespace.inode, why);
+                    self.refused.insert(namespace.inode);
                 }
             }
         }

@@ -37,7 +37,7 @@ pub struct ProcessMap {
     processes: FxHashMap<u32, ProcessFds>,
     /// Processes whose fd directory could not be read.
     denied: FxHashSet<u32>,
-    /// fd links read so far (for the tests and the benchmark).
+    /// fd links read so far (the tests check that known sockets cost none).
     pub links_read: u64,
 }
 
@@ -168,7 +168,7 @@ impl ProcessMap {
 }
 
 /// Every process directory under /proc, with its pid.
-pub fn proc_pids() -> impl Iterator<Item = (u32, std::fs::DirEntry)> {
+pub(crate) fn proc_pids() -> impl Iterator<Item = (u32, std::fs::DirEntry)> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -180,7 +180,7 @@ pub fn proc_pids() -> impl Iterator<Item = (u32, std::fs::DirEntry)> {
 }
 
 /// `socket:[12345]` → 12345.
-pub fn socket_inode(link: &str) -> Option<u64> {
+fn socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?
         .strip_suffix(']')?
         .parse()

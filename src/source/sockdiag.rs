@@ -70,7 +70,7 @@ pub struct DumpRequest {
 
 impl DumpRequest {
     /// The bytes of the netlink message, header included.
-    pub fn encode(&self, seq: u32) -> Vec<u8> {
+    fn encode(&self, seq: u32) -> Vec<u8> {
         let attr_len = self.bytecode.as_ref().map_or(0, |bc| 4 + align4(bc.len()));
         let total = NLMSG_HDR_LEN + INET_DIAG_REQ_V2_LEN + attr_len;
         let mut msg = Vec::with_capacity(total);
@@ -99,7 +99,7 @@ const NO_COOKIE: u32 = !0;
 
 /// The message asking for one socket by its exact tuple (not a dump): the
 /// kernel answers with that socket, or ENOENT.
-pub fn encode_lookup(key: &SocketKey, extensions: u8, seq: u32) -> Vec<u8> {
+fn encode_lookup(key: &SocketKey, extensions: u8, seq: u32) -> Vec<u8> {
     let total = NLMSG_HDR_LEN + INET_DIAG_REQ_V2_LEN;
     let family = match key.local {
         IpAddr::V4(_) => libc::AF_INET as u8,
@@ -137,7 +137,6 @@ fn align4(len: usize) -> usize {
 /// Counts of what a parse met, so damage is reported, not hidden.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ParseStats {
-    pub sockets: usize,
     /// Messages too short or with a bad length: skipped.
     pub malformed: usize,
     /// Messages of another request (stale sequence numbers): ignored.
@@ -201,10 +200,7 @@ pub fn parse_datagram(
                 }
             }
             SOCK_DIAG_BY_FAMILY => match parse_inet_diag_msg(payload) {
-                Some(sample) => {
-                    stats.sockets += 1;
-                    out.push(sample);
-                }
+                Some(sample) => out.push(sample),
                 None => stats.malformed += 1,
             },
             _ => {}
@@ -225,7 +221,7 @@ fn u32_at(bytes: &[u8], offset: usize) -> u32 {
 /// One `struct inet_diag_msg` and its attributes. `None` only when the fixed
 /// header is incomplete; a damaged attribute stops the walk, keeping what
 /// was read before it.
-pub fn parse_inet_diag_msg(payload: &[u8]) -> Option<SocketSample> {
+fn parse_inet_diag_msg(payload: &[u8]) -> Option<SocketSample> {
     if payload.len() < INET_DIAG_MSG_LEN {
         return None;
     }
