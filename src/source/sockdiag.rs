@@ -47,6 +47,8 @@ pub const LISTEN_ONLY: u32 = 1 << TcpState::Listen as u32;
 
 const MAX_DUMP_ATTEMPTS: usize = 4;
 
+/// Why a sock_diag conversation failed. Each message includes its cause's
+/// text, so none has a `source()`: chains (`{:#}`) would repeat it.
 #[derive(Debug, Error)]
 pub enum DiagError {
     /// The kernel has no sock_diag handler for TCP (tcp_diag not loaded) or
@@ -56,7 +58,7 @@ pub enum DiagError {
     #[error("sock_diag request rejected by the kernel: {0}")]
     Rejected(io::Error),
     #[error("sock_diag I/O failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
 }
 
 /// What one dump asks the kernel for.
