@@ -11,8 +11,11 @@ pub mod replay;
 pub mod sockdiag;
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
+
+use thiserror::Error;
 
 use crate::model::{Snapshot, SocketKey, SocketSample, SocketSource};
 use procfs::SystemCounters;
@@ -21,16 +24,35 @@ use sockdiag::{
     LISTEN_ONLY,
 };
 
+/// Why a poll produced no snapshot. Each message includes its cause's text,
+/// so none has a `source()` (a chain printed with `{:#}` would repeat it).
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// sock_diag failed in a way that falling back to /proc/net/tcp would
+    /// not cure (unavailability falls back instead).
+    #[error("dumping TCP sockets: {0}")]
+    Dump(DiagError),
+    /// Neither sock_diag nor the /proc/net/tcp{,6} fallback could be read.
+    #[error("cannot read {}/tcp or tcp6 either: {err}", .net_dir.display())]
+    ProcNet { net_dir: PathBuf, err: io::Error },
+    /// `--netns`: the agent of the one namespace selected is gone.
+    #[error("the selected network namespace can no longer be sampled")]
+    NamespaceGone,
+    /// A [`replay::ReplaySource`] was polled past its last recorded poll.
+    #[error("the recording has no more polls")]
+    RecordingEnded,
+}
+
 /// What the pipeline needs from wherever snapshots come from: one
 /// namespace polled directly ([`LiveSource`]) or several through agents
 /// ([`netns::NetnsSource`]).
 pub trait SnapshotSource {
     /// One poll of every socket.
-    fn snapshot(&mut self) -> anyhow::Result<Snapshot>;
+    fn snapshot(&mut self) -> Result<Snapshot, SourceError>;
 
     /// One pass handing each socket to `sink` (false stops it); sources that
     /// cannot stream take a snapshot first.
-    fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> anyhow::Result<()> {
+    fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> Result<(), SourceError> {
         for sample in &self.snapshot()?.sockets {
             if !sink(sample) {
                 break;
@@ -156,7 +178,7 @@ impl LiveSource {
             .push(FALLBACK_NOTICE.replace("{reason}", &reason));
     }
 
-    fn poll(&mut self) -> anyhow::Result<Snapshot> {
+    fn poll(&mut self) -> Result<Snapshot, SourceError> {
         let taken_at_ms = self.started.elapsed().as_millis() as u64;
         if self.diag.is_some() {
             let before = self.stats;
@@ -169,15 +191,14 @@ impl LiveSource {
                     });
                 }
                 Err(err @ DiagError::Unavailable(_)) => self.fall_back(&err),
-                Err(err) => return Err(anyhow::Error::new(err).context("dumping TCP sockets")),
+                Err(err) => return Err(SourceError::Dump(err)),
             }
         }
-        let sockets = procfs::read_proc_net_tcp(&self.net_dir).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read {}/tcp or tcp6 either: {e}",
-                self.net_dir.display()
-            )
-        })?;
+        let sockets =
+            procfs::read_proc_net_tcp(&self.net_dir).map_err(|err| SourceError::ProcNet {
+                net_dir: self.net_dir.clone(),
+                err,
+            })?;
         Ok(Snapshot::new(
             taken_at_ms,
             SocketSource::ProcNetTcp,
@@ -225,7 +246,7 @@ impl LiveSource {
     fn stream_sockets(
         &mut self,
         sink: &mut dyn FnMut(&SocketSample) -> bool,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), SourceError> {
         if self.diag.is_some() {
             let before = self.stats;
             match self.dump_families(&mut Sink::Stream(sink)) {
@@ -234,7 +255,7 @@ impl LiveSource {
                     return Ok(());
                 }
                 Err(err @ DiagError::Unavailable(_)) => self.fall_back(&err),
-                Err(err) => return Err(anyhow::Error::new(err).context("dumping TCP sockets")),
+                Err(err) => return Err(SourceError::Dump(err)),
             }
         }
         for sample in &self.poll()?.sockets {
@@ -306,11 +327,11 @@ impl SnapshotSource for LiveSource {
         found.len() <= 1 && unreadable == 0
     }
 
-    fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+    fn snapshot(&mut self) -> Result<Snapshot, SourceError> {
         self.poll()
     }
 
-    fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> anyhow::Result<()> {
+    fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> Result<(), SourceError> {
         self.stream_sockets(sink)
     }
 
@@ -343,5 +364,41 @@ impl SnapshotSource for LiveSource {
             diag.recording = Some(Vec::new());
         }
         taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_their_cause_once() {
+        let err = SourceError::Dump(DiagError::Io(io::Error::from_raw_os_error(libc::EBADF)));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("dumping TCP sockets: sock_diag I/O failed: "),
+            "{text}"
+        );
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(
+            SourceError::NamespaceGone.to_string(),
+            "the selected network namespace can no longer be sampled"
+        );
+    }
+
+    #[test]
+    fn unreadable_proc_net_names_the_directory() {
+        let mut source = LiveSource::open(SourceOptions {
+            net_dir: Some(PathBuf::from("/nonexistent-tcpipstat")),
+            force_procfs: true,
+            ..SourceOptions::default()
+        });
+        let err = source.snapshot().unwrap_err();
+        assert!(matches!(err, SourceError::ProcNet { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot read /nonexistent-tcpipstat/tcp or tcp6 either: "),
+            "{err}"
+        );
     }
 }

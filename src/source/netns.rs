@@ -17,7 +17,7 @@ use nix::sched::{setns, CloneFlags};
 
 use super::containers::container_label;
 use super::procfs::SystemCounters;
-use super::{LiveSource, SnapshotSource, SourceOptions};
+use super::{LiveSource, SnapshotSource, SourceError, SourceOptions};
 use crate::model::{Snapshot, SocketSource};
 
 /// One network namespace and how to reach it.
@@ -192,7 +192,7 @@ enum Command {
 }
 
 enum Reply {
-    Snapshot(Result<Snapshot, String>, Vec<String>),
+    Snapshot(Result<Snapshot, SourceError>, Vec<String>),
     System(SystemCounters, Vec<String>),
 }
 
@@ -245,7 +245,7 @@ impl Agent {
                 for command in command_rx {
                     let reply = match command {
                         Command::Snapshot => {
-                            let snapshot = source.snapshot().map_err(|e| format!("{e:#}"));
+                            let snapshot = source.snapshot();
                             Reply::Snapshot(snapshot, source.take_notices())
                         }
                         Command::System => {
@@ -389,7 +389,7 @@ impl NetnsSource {
 }
 
 impl SnapshotSource for NetnsSource {
-    fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+    fn snapshot(&mut self) -> Result<Snapshot, SourceError> {
         if self.selection == Selection::All {
             self.refresh();
         }
@@ -434,7 +434,7 @@ impl SnapshotSource for NetnsSource {
             self.agents.remove(&inode);
         }
         if matches!(self.selection, Selection::One(_)) && self.agents.is_empty() {
-            anyhow::bail!("the selected network namespace can no longer be sampled");
+            return Err(SourceError::NamespaceGone);
         }
         Ok(merged)
     }

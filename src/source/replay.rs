@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::model::{Snapshot, SocketSource};
 use crate::source::procfs::SystemCounters;
 use crate::source::sockdiag::{parse_datagram, DatagramEnd, ParseStats};
-use crate::source::SnapshotSource;
+use crate::source::{SnapshotSource, SourceError};
 
 /// Parses every netlink message in `recording` (datagrams back to back, as
 /// `--record` writes them, any sequence numbers).
@@ -104,11 +104,11 @@ impl ReplaySource {
 }
 
 impl SnapshotSource for ReplaySource {
-    fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+    fn snapshot(&mut self) -> Result<Snapshot, SourceError> {
         let snapshot = self
             .snapshots
             .pop_front()
-            .ok_or_else(|| anyhow::anyhow!("the recording has no more polls"))?;
+            .ok_or(SourceError::RecordingEnded)?;
         self.elapsed_ms = snapshot.taken_at_ms;
         Ok(snapshot)
     }
