@@ -13,7 +13,9 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
+use thiserror::Error;
 
 use super::containers::container_label;
 use super::procfs::SystemCounters;
@@ -47,6 +49,44 @@ impl Namespace {
 
 const NETNS_DIR: &str = "/run/netns";
 
+/// Why `--netns` cannot be sampled. Messages include their cause's text, so
+/// none has a `source()`.
+#[derive(Debug, Error)]
+pub enum NetnsError {
+    #[error("--netns {spec}: no process {spec}")]
+    NoProcess { spec: String },
+    #[error("--netns {spec}: no network namespace named '{spec}' in {dir}", dir = NETNS_DIR)]
+    NoSuchName { spec: String },
+    #[error("--netns {spec}: cannot read {}: {err}", .path.display())]
+    Unreadable {
+        spec: String,
+        path: PathBuf,
+        err: std::io::Error,
+    },
+    #[error(
+        "--netns {spec}: {} is not a network namespace (want a name under {dir}, a namespace file such as /proc/PID/ns/net, or a pid)",
+        .path.display(),
+        dir = NETNS_DIR
+    )]
+    NotNetwork { spec: String, path: PathBuf },
+    /// The namespace resolved but its agent could not start in it.
+    #[error("--netns: {0}")]
+    Agent(AgentError),
+}
+
+/// Why an agent could not start sampling a namespace.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("cannot open {}: {err}", .path.display())]
+    Open { path: PathBuf, err: std::io::Error },
+    #[error("cannot enter {}: {err} (needs CAP_SYS_ADMIN)", .path.display())]
+    Enter { path: PathBuf, err: Errno },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the namespace thread died")]
+    Died,
+}
+
 fn inode_of(path: &Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(path)?.ino())
 }
@@ -57,7 +97,7 @@ fn own_inode() -> Option<u64> {
 }
 
 /// Resolves `--netns NAME|PATH|PID`.
-pub fn resolve(spec: &str) -> Result<Namespace, String> {
+pub fn resolve(spec: &str) -> Result<Namespace, NetnsError> {
     let (path, pid) = if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
         (
             PathBuf::from(format!("/proc/{spec}/ns/net")),
@@ -69,17 +109,23 @@ pub fn resolve(spec: &str) -> Result<Namespace, String> {
         (Path::new(NETNS_DIR).join(spec), None)
     };
     let inode = inode_of(&path).map_err(|err| match (pid, err.kind()) {
-        (Some(_), std::io::ErrorKind::NotFound) => format!("--netns {spec}: no process {spec}"),
-        (None, std::io::ErrorKind::NotFound) if !spec.contains('/') => {
-            format!("--netns {spec}: no network namespace named '{spec}' in {NETNS_DIR}")
-        }
-        _ => format!("--netns {spec}: cannot read {}: {err}", path.display()),
+        (Some(_), std::io::ErrorKind::NotFound) => NetnsError::NoProcess {
+            spec: spec.to_string(),
+        },
+        (None, std::io::ErrorKind::NotFound) if !spec.contains('/') => NetnsError::NoSuchName {
+            spec: spec.to_string(),
+        },
+        _ => NetnsError::Unreadable {
+            spec: spec.to_string(),
+            path: path.clone(),
+            err,
+        },
     })?;
     if !is_network_namespace(&path) {
-        return Err(format!(
-            "--netns {spec}: {} is not a network namespace (want a name under {NETNS_DIR}, a namespace file such as /proc/PID/ns/net, or a pid)",
-            path.display()
-        ));
+        return Err(NetnsError::NotNetwork {
+            spec: spec.to_string(),
+            path,
+        });
     }
     let named = named_namespaces();
     let container = pid.and_then(container_of_pid);
@@ -192,7 +238,11 @@ enum Command {
 }
 
 enum Reply {
-    Snapshot(Result<Snapshot, SourceError>, Vec<String>),
+    /// A poll's outcome and the notices the poll raised.
+    Snapshot {
+        polled: Result<Snapshot, SourceError>,
+        notices: Vec<String>,
+    },
     System(SystemCounters, Vec<String>),
 }
 
@@ -208,23 +258,30 @@ impl Agent {
     /// Starts the thread; fails (with the reason) when the namespace cannot
     /// be entered. The current namespace is sampled without setns, so it
     /// works unprivileged.
-    fn spawn(namespace: Namespace, options: SourceOptions, enter: bool) -> Result<Agent, String> {
+    fn spawn(
+        namespace: Namespace,
+        options: SourceOptions,
+        enter: bool,
+    ) -> Result<Agent, AgentError> {
         let (commands, command_rx) = channel::<Command>();
         let (reply_tx, replies) = channel::<Reply>();
-        let (ready_tx, ready_rx) = channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = channel::<Result<(), AgentError>>();
         let path = namespace.path.clone();
         let thread = std::thread::Builder::new()
             .name(format!("netns-{}", namespace.inode))
             .spawn(move || {
                 if enter {
                     let entered = File::open(&path)
-                        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+                        .map_err(|err| AgentError::Open {
+                            path: path.clone(),
+                            err,
+                        })
                         .and_then(|file| {
-                            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
-                                format!(
-                                    "cannot enter {}: {e} (needs CAP_SYS_ADMIN)",
-                                    path.display()
-                                )
+                            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|err| {
+                                AgentError::Enter {
+                                    path: path.clone(),
+                                    err,
+                                }
                             })
                         });
                     if let Err(why) = entered {
@@ -245,8 +302,11 @@ impl Agent {
                 for command in command_rx {
                     let reply = match command {
                         Command::Snapshot => {
-                            let snapshot = source.snapshot();
-                            Reply::Snapshot(snapshot, source.take_notices())
+                            let polled = source.snapshot();
+                            Reply::Snapshot {
+                                polled,
+                                notices: source.take_notices(),
+                            }
                         }
                         Command::System => {
                             let (counters, missing) = source.system_counters();
@@ -258,7 +318,7 @@ impl Agent {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
+            .map_err(AgentError::Thread)?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Agent {
                 namespace,
@@ -270,7 +330,7 @@ impl Agent {
                 let _ = thread.join();
                 Err(why)
             }
-            Err(_) => Err("the namespace thread died".to_string()),
+            Err(_) => Err(AgentError::Died),
         }
     }
 }
@@ -316,7 +376,7 @@ fn running_as_root() -> bool {
 }
 
 impl NetnsSource {
-    pub fn open(selection: Selection, options: SourceOptions) -> Result<NetnsSource, String> {
+    pub fn open(selection: Selection, options: SourceOptions) -> Result<NetnsSource, NetnsError> {
         let mut source = NetnsSource {
             selection: selection.clone(),
             options,
@@ -330,7 +390,7 @@ impl NetnsSource {
         if let Selection::One(namespace) = selection {
             let enter = Some(namespace.inode) != source.own;
             let agent = Agent::spawn(namespace.clone(), source.options.clone(), enter)
-                .map_err(|why| format!("--netns: {why}"))?;
+                .map_err(NetnsError::Agent)?;
             source.agents.insert(namespace.inode, agent);
         }
         Ok(source)
@@ -405,7 +465,10 @@ impl SnapshotSource for NetnsSource {
         for inode in asked {
             let agent = &self.agents[&inode];
             match agent.replies.recv() {
-                Ok(Reply::Snapshot(Ok(mut snapshot), notes)) => {
+                Ok(Reply::Snapshot {
+                    polled: Ok(mut snapshot),
+                    notices: notes,
+                }) => {
                     let label = agent.namespace.label();
                     self.notices
                         .extend(notes.into_iter().map(|n| format!("{label}: {n}")));
@@ -421,7 +484,9 @@ impl SnapshotSource for NetnsSource {
                     merged.sockets.append(&mut snapshot.sockets);
                     merged.listeners.append(&mut snapshot.listeners);
                 }
-                Ok(Reply::Snapshot(Err(why), _)) => {
+                Ok(Reply::Snapshot {
+                    polled: Err(why), ..
+                }) => {
                     // Kept: its sockets are unseen this poll, not closed.
                     self.notices
                         .push(format!("{}: {why}", agent.namespace.label()));
@@ -499,21 +564,46 @@ mod tests {
 
     #[test]
     fn resolve_names_the_bad_part() {
-        let err = resolve("no-such-namespace-xyz").unwrap_err();
+        assert!(matches!(
+            resolve("no-such-namespace-xyz"),
+            Err(NetnsError::NoSuchName { .. })
+        ));
+        assert_eq!(
+            resolve("no-such-namespace-xyz").unwrap_err().to_string(),
+            "--netns no-such-namespace-xyz: no network namespace named 'no-such-namespace-xyz' in /run/netns"
+        );
+        let err = resolve("no-such-namespace-xyz").unwrap_err().to_string();
         assert!(
             err.contains("no network namespace named 'no-such-namespace-xyz'"),
             "{err}"
         );
-        let err = resolve("999999999").unwrap_err();
+        let err = resolve("999999999").unwrap_err().to_string();
         assert!(err.contains("no process 999999999"), "{err}");
         let own = resolve(&std::process::id().to_string()).unwrap();
         assert_eq!(Some(own.inode), own_inode());
         for not_a_netns in ["/", "/etc/hostname", "/proc/self/ns/pid"] {
             let err = resolve(not_a_netns).unwrap_err();
+            assert!(matches!(err, NetnsError::NotNetwork { .. }), "{err:?}");
+            let err = err.to_string();
             assert!(
                 err.contains("is not a network namespace"),
                 "{not_a_netns}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_refused_agent_says_what_it_needs() {
+        let err = NetnsError::Agent(AgentError::Enter {
+            path: PathBuf::from("/run/netns/blue"),
+            err: Errno::EPERM,
+        });
+        let text = err.to_string();
+        assert!(
+            text.starts_with("--netns: cannot enter /run/netns/blue: "),
+            "{text}"
+        );
+        assert!(text.ends_with(" (needs CAP_SYS_ADMIN)"), "{text}");
+        assert!(std::error::Error::source(&err).is_none());
     }
 }
