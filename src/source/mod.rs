@@ -1,7 +1,25 @@
-//! The only code that talks to the kernel. A [`LiveSource`] fills a
-//! [`Snapshot`] per poll from sock_diag (falling back to /proc/net/tcp when
-//! sock_diag is unavailable) and reads the namespace's MIB counters; nothing
-//! downstream knows where a snapshot came from.
+//! Polling input: everything a poll reads from the system. A [`LiveSource`]
+//! fills a [`Snapshot`] per poll from sock_diag (falling back to
+//! /proc/net/tcp{,6} when sock_diag is unavailable, or with `--source proc`)
+//! and reads the namespace's MIB counters; a [`netns::NetnsSource`] does the
+//! same in one or every network namespace through agent threads; a
+//! [`replay::ReplaySource`] hands out recorded snapshots, without a kernel.
+//! Nothing downstream knows where a snapshot came from.
+//!
+//! - `sockdiag`: the netlink sock_diag conversation and its parser.
+//! - `procfs`: /proc/net MIB counters and the /proc/net/tcp fallback.
+//! - `netns`: finding, labelling and sampling network namespaces.
+//! - `processes`: socket inode → owning process, from /proc/PID/fd.
+//! - `containers`: container labels from /proc/PID/cgroup text.
+//! - `replay`: snapshots from recorded sock_diag datagrams (`--record`).
+//!
+//! Socket owners ([`processes::ProcessMap`]) and container labels are read
+//! here too, but asked for by the session, not carried in a snapshot.
+//!
+//! Precision mode's kernel input (perf_event_open rings, tracefs) is not
+//! here but in `trace`, which borrows [`sockdiag::SockDiag`] for its
+//! last-moment lookups. Errors at this module's edges are typed
+//! ([`SourceError`], [`netns::NetnsError`], [`sockdiag::DiagError`]).
 
 pub mod containers;
 pub mod netns;
@@ -44,8 +62,9 @@ pub enum SourceError {
 }
 
 /// What the pipeline needs from wherever snapshots come from: one
-/// namespace polled directly ([`LiveSource`]) or several through agents
-/// ([`netns::NetnsSource`]).
+/// namespace polled directly ([`LiveSource`]), one or several through
+/// agents ([`netns::NetnsSource`]), or a recording
+/// ([`replay::ReplaySource`]).
 pub trait SnapshotSource {
     /// One poll of every socket.
     fn snapshot(&mut self) -> Result<Snapshot, SourceError>;

@@ -3,7 +3,9 @@
 //! from its own agent thread that entered it with setns(2). A thread's
 //! namespace, not the process's, is changed; the agent's sock_diag socket,
 //! created inside, stays open across polls, and it reads that namespace's
-//! /proc/net files through /proc/thread-self/net.
+//! /proc/net files through /proc/thread-self/net. The agent of the
+//! process's own namespace enters nothing (so it works unprivileged) and
+//! reads /proc/net.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;

@@ -1,7 +1,8 @@
 //! Socket inode → owning process, from /proc/PID/fd links (`socket:[N]`), as
-//! `ss -p` finds them, but incrementally: a lookup reads only the fd numbers
-//! of each process not seen before, and reads a process's fds again only
-//! when a socket of its user is still unknown (an fd number reused). Sockets
+//! `ss -p` finds them, but incrementally: a lookup lists every process's fd
+//! directory but reads the links of only the fd numbers not seen before, and
+//! reads all of a process's links again only when a socket of its user is
+//! still unknown (an fd number reused). Sockets
 //! whose owner cannot be read (other users' processes when unprivileged, or
 //! a process that already closed them) have no owner: reports say `?`.
 
@@ -46,6 +47,7 @@ impl ProcessMap {
         ProcessMap::default()
     }
 
+    /// The process holding socket `inode`, once a lookup has found it.
     pub fn owner(&self, inode: u64) -> Option<&Owner> {
         self.owners.get(&inode)
     }

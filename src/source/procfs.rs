@@ -1,7 +1,8 @@
 //! The namespace-wide counters of /proc/net/snmp, /proc/net/netstat and
 //! /proc/net/snmp6, parsed by name (kernels add, drop and reorder fields, so
-//! nothing is positional), and the /proc/net/tcp{,6} fallback used when
-//! sock_diag is unavailable.
+//! nothing is positional); the /proc/net/tcp{,6} fallback used when
+//! sock_diag is unavailable or `--source proc` asks for it; and the
+//! /proc/net/sockstat{,6} socket count that sizes a dump's buffer.
 //!
 //! The snmp/netstat parser is ours because the procfs crate reads snmp and
 //! snmp6 into fixed structs that fail on a missing field and has no netstat;
@@ -145,8 +146,9 @@ impl SystemCounters {
     }
 }
 
-/// Reads the three files under `net_dir` (normally /proc/net or
-/// /proc/PID/net). Files that cannot be read are listed in the error part.
+/// Reads the three files under `net_dir` (/proc/net, or a namespace
+/// agent's /proc/thread-self/net). Files that cannot be read are listed in
+/// the second part, with why.
 pub fn read_system_counters(net_dir: &Path) -> (SystemCounters, Vec<String>) {
     let mut counters = SystemCounters::default();
     let mut missing = Vec::new();
