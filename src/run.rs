@@ -233,13 +233,11 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
     };
     Ok(match &config.namespaces {
         Namespaces::Current => Box::new(LiveSource::open(options)),
-        Namespaces::One(namespace) => Box::new(
-            NetnsSource::open(Selection::One(namespace.clone()), options)
-                .map_err(anyhow::Error::msg)?,
-        ),
-        Namespaces::All => {
-            Box::new(NetnsSource::open(Selection::All, options).map_err(anyhow::Error::msg)?)
-        }
+        Namespaces::One(namespace) => Box::new(NetnsSource::open(
+            Selection::One(namespace.clone()),
+            options,
+        )?),
+        Namespaces::All => Box::new(NetnsSource::open(Selection::All, options)?),
     })
 }
 
