@@ -14,6 +14,7 @@ use crate::cli::{Config, Mode, Namespaces, PrecisionMode};
 use crate::report;
 use crate::session::feed::{EventFeed, LiveFeed};
 use crate::session::Session;
+use crate::source::closes::DEFAULT_CLOSE_BUFFER;
 use crate::source::netns::{NetnsSource, Selection};
 use crate::source::{LiveSource, SnapshotSource, SourceOptions};
 use crate::trace::collector::{Collector, ProbeMode, ProbeOptions};
@@ -230,6 +231,8 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
         listeners_apart: config.mode != Mode::Once,
         net_dir: None,
         force_procfs: config.force_procfs,
+        // A one-shot snapshot has no window for closes to fall in.
+        close_buffer: (config.mode != Mode::Once).then_some(DEFAULT_CLOSE_BUFFER),
     };
     Ok(match &config.namespaces {
         Namespaces::Current => Box::new(LiveSource::open(options)),

@@ -122,6 +122,15 @@ impl TcpState {
         }
     }
 
+    /// Whether a socket in this state has received its peer's FIN, which
+    /// tcp_info's `bytes_received` counts as one byte.
+    pub fn peer_fin_received(self) -> bool {
+        matches!(
+            self,
+            TcpState::CloseWait | TcpState::LastAck | TcpState::Closing | TcpState::TimeWait
+        )
+    }
+
     /// The name `ss` prints.
     pub fn name(self) -> &'static str {
         use TcpState::*;
@@ -268,6 +277,12 @@ pub struct Snapshot {
     /// Namespaces whose sockets this poll could not read: their sockets are
     /// not gone, only unseen this time.
     pub unsampled_netns: Vec<u64>,
+    /// Sockets the kernel destroyed, from its close notices read by the end
+    /// of this poll's dump (state CLOSE, final counters).
+    pub closed: Vec<SocketSample>,
+    /// Whether close notices are read (then every connection's end has
+    /// one, and TIME_WAIT sockets are not dumped).
+    pub closes_watched: bool,
 }
 
 impl Snapshot {
@@ -278,6 +293,8 @@ impl Snapshot {
             sockets,
             listeners: Vec::new(),
             unsampled_netns: Vec::new(),
+            closed: Vec::new(),
+            closes_watched: false,
         }
     }
 }

@@ -21,6 +21,7 @@
 //! last-moment lookups. Errors at this module's edges are typed
 //! ([`SourceError`], [`netns::NetnsError`], [`sockdiag::DiagError`]).
 
+pub mod closes;
 pub mod containers;
 pub mod netns;
 pub mod processes;
@@ -35,7 +36,8 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use crate::model::{Snapshot, SocketKey, SocketSample, SocketSource};
+use crate::model::{Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
+use closes::CloseListener;
 use procfs::SystemCounters;
 use sockdiag::{
     DiagError, DumpRequest, ParseStats, SockDiag, ALL_STATES, EXT_CONG, EXT_INFO, EXT_SKMEMINFO,
@@ -117,6 +119,15 @@ pub trait SnapshotSource {
     fn only_namespace_on_host(&self) -> bool {
         false
     }
+
+    /// Reads close notices waiting in the kernel, so its buffer does not
+    /// fill between polls (called as often as the loop wakes).
+    fn read_closes(&mut self) {}
+
+    /// Close notices lost since the start; None when none are read.
+    fn closes_lost(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What the pipeline asks of a source.
@@ -131,6 +142,9 @@ pub struct SourceOptions {
     pub net_dir: Option<PathBuf>,
     /// Skip sock_diag and read /proc/net/tcp{,6}.
     pub force_procfs: bool,
+    /// Read the kernel's close notices, with this receive buffer (bytes);
+    /// None: do not.
+    pub close_buffer: Option<usize>,
 }
 
 pub struct LiveSource {
@@ -145,6 +159,8 @@ pub struct LiveSource {
     /// The last snapshot's storage, reused so that polls do not fault in
     /// fresh pages each time.
     spare: Vec<SocketSample>,
+    /// Close notices of this namespace, when they can be had.
+    closes: Option<CloseListener>,
 }
 
 /// Where a dump's sockets go.
@@ -173,6 +189,7 @@ impl LiveSource {
             stats: ParseStats::default(),
             last_count: None,
             spare: Vec::new(),
+            closes: None,
         };
         if source.options.force_procfs {
             source.notices.push(
@@ -184,7 +201,22 @@ impl LiveSource {
             Ok(diag) => source.diag = Some(diag),
             Err(err) => source.fall_back(&err),
         }
+        if let (Some(bytes), Some(_)) = (source.options.close_buffer, &source.diag) {
+            source.closes = source.open_closes(bytes);
+        }
         source
+    }
+
+    fn open_closes(&mut self, buffer_bytes: usize) -> Option<CloseListener> {
+        match CloseListener::open(buffer_bytes) {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                self.notices.push(format!(
+                    "close notices unavailable ({err}): a connection that opens and closes between two polls is seen only through its TIME_WAIT"
+                ));
+                None
+            }
+        }
     }
 
     fn fall_back(&mut self, err: &DiagError) {
@@ -204,8 +236,14 @@ impl LiveSource {
             match self.dump_all() {
                 Ok(snapshot) => {
                     self.note_damage(&before);
+                    let (closed, closes_watched) = match &mut self.closes {
+                        Some(closes) => (closes.take(), true),
+                        None => (Vec::new(), false),
+                    };
                     return Ok(Snapshot {
                         taken_at_ms,
+                        closed,
+                        closes_watched,
                         ..snapshot
                     });
                 }
@@ -288,10 +326,17 @@ impl LiveSource {
     /// Dumps IPv4 then IPv6 into `sink`; returns the listeners dumped apart.
     fn dump_families(&mut self, sink: &mut Sink<'_>) -> Result<Vec<SocketKey>, DiagError> {
         let mut listeners = Vec::new();
+        // With close notices, a TIME_WAIT socket tells nothing a notice has
+        // not told: it is not asked for.
+        let states = if self.closes.is_some() {
+            ALL_STATES & !(1 << TcpState::TimeWait as u32)
+        } else {
+            ALL_STATES
+        };
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
             let mut request = DumpRequest {
                 family,
-                states: ALL_STATES,
+                states,
                 extensions: EXT_INFO | EXT_CONG | EXT_SKMEMINFO,
                 bytecode: self.options.bytecode.clone(),
             };
@@ -341,6 +386,16 @@ impl LiveSource {
 }
 
 impl SnapshotSource for LiveSource {
+    fn read_closes(&mut self) {
+        if let Some(closes) = &mut self.closes {
+            closes.drain();
+        }
+    }
+
+    fn closes_lost(&self) -> Option<u64> {
+        self.closes.as_ref().map(CloseListener::lost)
+    }
+
     fn only_namespace_on_host(&self) -> bool {
         let (found, unreadable) = netns::discover();
         found.len() <= 1 && unreadable == 0

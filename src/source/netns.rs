@@ -480,6 +480,11 @@ impl SnapshotSource for NetnsSource {
                     for key in &mut snapshot.listeners {
                         key.netns = inode;
                     }
+                    for sample in &mut snapshot.closed {
+                        sample.key.netns = inode;
+                    }
+                    merged.closes_watched |= snapshot.closes_watched;
+                    merged.closed.append(&mut snapshot.closed);
                     if snapshot.source == SocketSource::ProcNetTcp {
                         merged.source = SocketSource::ProcNetTcp;
                     }
