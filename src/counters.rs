@@ -280,7 +280,13 @@ pub fn cumulative(sample: &SocketSample) -> Cumulative {
             None => put(Counter::BytesSent, info.bytes_acked(), true),
         }
         put(Counter::BytesAcked, info.bytes_acked(), false);
-        put(Counter::BytesReceived, info.bytes_received(), false);
+        // The peer's FIN takes a sequence number that bytes_received counts.
+        let fin = u64::from(sample.state.peer_fin_received());
+        put(
+            Counter::BytesReceived,
+            info.bytes_received().map(|b| b.saturating_sub(fin)),
+            false,
+        );
         put(Counter::BytesRetrans, info.bytes_retrans(), false);
         put(
             Counter::DataSegsOut,

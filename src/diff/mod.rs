@@ -22,8 +22,10 @@
 //! ended, vanished, settle); with it, state counters come from the events
 //! alone ([`StateCounts::FromEvents`]) and nothing is inferred.
 
+mod closes;
 mod events;
 mod table;
+pub use closes::Ending;
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS};
 
 use rustc_hash::FxHashSet as HashSet;
@@ -69,6 +71,10 @@ pub enum StateCounts {
     /// Inferred from what polls see appear and vanish: approximate.
     #[default]
     Inferred,
+    /// From polls and the kernel's close notices, which name every
+    /// connection's end: exact, but for endings the counters leave
+    /// ambiguous (marked so).
+    Notified,
     /// From kernel state-change events only: exact.
     FromEvents,
 }
@@ -143,7 +149,9 @@ impl Closed {
     /// listener closing is none.
     pub fn is_connection(&self) -> bool {
         let state = self.sample.state;
-        state != TcpState::Listen && !(self.sample.tcp_info.is_none() && state.is_mini_socket())
+        state != TcpState::Listen
+            && self.sample.key.remote_port != 0
+            && !(self.sample.tcp_info.is_none() && state.is_mini_socket())
     }
 }
 
@@ -243,8 +251,13 @@ impl Tracker {
         let elapsed = snapshot.taken_at_ms.saturating_sub(self.last_poll_ms);
         self.last_poll_ms = snapshot.taken_at_ms;
         self.learn_listeners(snapshot);
+        if snapshot.closes_watched && self.states == StateCounts::Inferred {
+            self.states = StateCounts::Notified;
+        }
         let tracked_before = self.sockets.len();
         let mut seen_again = self.take_samples(snapshot, filter, elapsed);
+        // A socket a notice closed before this poll saw it is not missing.
+        seen_again += self.take_close_notices(&snapshot.closed, filter, elapsed);
         if let Some(events) = &mut self.events {
             events.settle(poll, elapsed, &mut self.closed);
         }
@@ -339,10 +352,14 @@ impl Tracker {
     /// round) sits in TIME_WAIT, ended normally.
     fn close_all_vanished(&mut self, snapshot: &Snapshot, elapsed: u64) {
         let poll = self.polls;
+        let notified = self.states == StateCounts::Notified;
         let gone: Vec<SocketId> = self
             .sockets
             .iter()
             .filter(|(_, t)| t.last_poll != poll)
+            // With notices, a connection that vanished gets one poll for
+            // its notice to come (the kernel sends it from a workqueue).
+            .filter(|(_, t)| !(notified && awaits_notice(t, poll)))
             .map(|(id, _)| *id)
             .collect();
         let gone: Vec<(SocketId, Tracked)> = gone
@@ -391,15 +408,24 @@ impl Tracker {
         };
         // Created inside the window: everything it did counts.
         let mut window = cumulative(sample).counters;
-        if self.states == StateCounts::Inferred {
-            match origin {
-                Origin::Active => window.bump_approx(Counter::ActiveOpens, 1),
-                Origin::Passive => window.bump_approx(Counter::PassiveOpens, 1),
-                _ => {}
+        match (self.states, origin) {
+            (StateCounts::Inferred, Origin::Active) => window.bump_approx(Counter::ActiveOpens, 1),
+            (StateCounts::Inferred, Origin::Passive) => {
+                window.bump_approx(Counter::PassiveOpens, 1)
             }
-            if sample.state == TcpState::Close && origin != Origin::Other {
-                window.bump_approx(Counter::AttemptFails, 1);
-            }
+            // Notices name every close, so a socket new to a poll is new.
+            (StateCounts::Notified, Origin::Active) => window.bump(Counter::ActiveOpens, 1),
+            (StateCounts::Notified, Origin::Passive) => window.bump(Counter::PassiveOpens, 1),
+            _ => {}
+        }
+        if origin == Origin::Passive {
+            add_syn_ack(&mut window);
+        }
+        if self.states == StateCounts::Inferred
+            && sample.state == TcpState::Close
+            && origin != Origin::Other
+        {
+            window.bump_approx(Counter::AttemptFails, 1);
         }
         Tracked::new(sample.clone(), origin, window, poll)
     }
@@ -416,7 +442,7 @@ impl Tracker {
             events.vanished(id, tracked.last_poll, &mut closed);
         }
         let state = closed.sample.state;
-        if !succeeded && self.states == StateCounts::Inferred {
+        if !succeeded && self.states != StateCounts::FromEvents {
             if state.counts_as_established() {
                 closed.window.bump_approx(Counter::EstabResets, 1);
             } else if state.is_handshake() {
@@ -471,7 +497,7 @@ impl Tracker {
     fn with_presence(&self, mut counters: Counters) -> Counters {
         for c in Counter::STATE_EVENTS {
             match self.states {
-                StateCounts::FromEvents => counters.mark_present(c),
+                StateCounts::FromEvents | StateCounts::Notified => counters.mark_present(c),
                 StateCounts::Inferred => counters.mark_approx(c),
             }
         }
@@ -497,6 +523,24 @@ impl Tracker {
         }
         self.closed.clear();
     }
+}
+
+/// An accepted socket's handshake sent a SYN-ACK from its listener's
+/// request socket, which the namespace counts and the child's own
+/// `segs_out` does not (its `segs_in` does count the SYN).
+pub(crate) fn add_syn_ack(window: &mut Counters) {
+    for counter in [Counter::OutSegs, Counter::OutRequests] {
+        if let Some(sent) = window.get(counter) {
+            window.set(counter, sent + 1, window.is_approx(counter));
+        }
+    }
+}
+
+/// Whether a vanished socket may still get its close notice: a connection
+/// (not a listener or mini socket) unseen for one poll only.
+fn awaits_notice(tracked: &Tracked, poll: u64) -> bool {
+    let state = tracked.sample.state;
+    tracked.last_poll + 1 == poll && state != TcpState::Listen && !state.is_mini_socket()
 }
 
 /// Whether `key`'s local endpoint is a listener's (its own address or a

@@ -32,6 +32,9 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
     if let ReportKind::Close { unseen_ms } = report.kind {
         field_u64(buf, "unseen_ms", unseen_ms);
     }
+    if let Some(lost) = report.closes_lost {
+        field_u64(buf, "closes_lost", lost);
+    }
     if let Some(precision) = &report.precision {
         write_precision(buf, precision);
     }

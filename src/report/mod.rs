@@ -48,6 +48,9 @@ pub struct Report<'a> {
     pub process_names: BTreeMap<u32, String>,
     /// Precision mode's account: sources, events, losses.
     pub precision: Option<PrecisionSection>,
+    /// Close notices the kernel could not deliver since the run began;
+    /// None when they are not read.
+    pub closes_lost: Option<u64>,
 }
 
 /// What precision mode tells in each report: which source filled each
@@ -100,6 +103,7 @@ impl<'a> Report<'a> {
             container_labels: BTreeMap::new(),
             process_names: BTreeMap::new(),
             precision: None,
+            closes_lost: None,
         }
     }
 

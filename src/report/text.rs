@@ -14,6 +14,11 @@ const RULE: &str = "-----------------------------------------";
 /// The report's heading, and precision mode's account.
 pub fn begin(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     heading(report, out)?;
+    if let Some(lost) = report.closes_lost {
+        if report.kind == ReportKind::Window || lost > 0 {
+            writeln!(out, "close notices lost: {lost}")?;
+        }
+    }
     if let Some(precision) = &report.precision {
         write_precision(precision, report.kind, out)?;
     }

@@ -103,6 +103,7 @@ pub struct Session {
     system_at_poll: Option<SystemCounters>,
     polls_taken: u64,
     events_lost_noted: u64,
+    closes_lost_noted: u64,
 }
 
 impl Session {
@@ -146,6 +147,7 @@ impl Session {
             system_at_poll: None,
             polls_taken: 0,
             events_lost_noted: 0,
+            closes_lost_noted: 0,
         }
     }
 
@@ -170,8 +172,10 @@ impl Session {
         &self.tracker
     }
 
-    /// The longest the loop may wait before reading kernel events.
+    /// Waits up to `timeout` (at most a short step), reading the kernel's
+    /// events and close notices so that its buffers do not fill.
     pub fn wait(&mut self, timeout: std::time::Duration) {
+        self.source.read_closes();
         match &mut self.feed {
             Some(feed) => feed.wait(timeout.min(feed.wake_interval())),
             None => std::thread::sleep(timeout.min(std::time::Duration::from_millis(50))),
@@ -186,6 +190,7 @@ impl Session {
         self.notices.add(self.source.take_notices());
         self.note_owners_denied();
         self.note_events_lost();
+        self.note_closes_lost();
         match result {
             Ok(()) => Ok(()),
             Err(err) if self.polls_taken > 0 => {
@@ -302,6 +307,17 @@ impl Session {
         }
     }
 
+    fn note_closes_lost(&mut self) {
+        let lost = self.source.closes_lost().unwrap_or(0);
+        if lost > self.closes_lost_noted {
+            self.note(vec![format!(
+                "{} close notices lost (the kernel's buffer was full): connections that opened and closed between two polls in that span are missing",
+                lost - self.closes_lost_noted
+            )]);
+            self.closes_lost_noted = lost;
+        }
+    }
+
     fn record(&mut self, poll: u64) -> anyhow::Result<()> {
         let Some(dir) = &self.config.record else {
             return Ok(());
@@ -349,6 +365,7 @@ impl Session {
         }
         report.filtered = !self.config.filters.matches_everything();
         report.precision = self.precision_section();
+        report.closes_lost = self.source.closes_lost();
     }
 
     /// Precision mode's account for a report: the feed's sources and

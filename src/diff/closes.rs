@@ -1,0 +1,220 @@
+//! Close notifications onto tracked sockets. A notice is a socket's last
+//! sample, taken by the kernel as it destroyed the socket: a socket polled
+//! before counts its delta since that poll, one no poll saw counts its
+//! whole life (an open, active or passive by the listener rule, and a
+//! close). How it ended is read from its final counters:
+//! - counters zeroed and peer port 0: `tcp_disconnect` (SO_LINGER 0, an
+//!   abort) cleared them: the last polled values stand and the socket sent
+//!   a reset (an EstabReset when it was established);
+//! - a connecting socket with nothing acknowledged (`bytes_acked` 0): the
+//!   handshake never completed, an AttemptFail;
+//! - our FIN acknowledged (`bytes_acked` beyond the bytes sent, less those
+//!   sent again, and beyond the SYN a connecting socket's count includes):
+//!   an orderly close;
+//! - else (no FIN acknowledged): most likely a reset, marked approximate.
+//!
+//! Pure, like the rest of `diff`.
+
+use super::{Closed, Origin, SocketId, StateCounts, Tracked, Tracker};
+use crate::counters::{cumulative, Counter, Counters};
+use crate::filter::FilterSet;
+use crate::model::{SocketSample, StateHistory, TcpState};
+
+/// How a notified socket ended, as far as its final counters tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Its FIN was acknowledged.
+    Orderly,
+    /// The handshake never completed.
+    NeverEstablished,
+    /// Cleared by an abort: it sent a reset.
+    Aborted,
+    /// Established, and no FIN of its acknowledged: a reset, most likely.
+    LikelyReset,
+    /// The kernel's tcp_info is too old to tell (before 4.19).
+    Unknown,
+    /// No connection: a listener, or a socket that never connected.
+    NotConnected,
+}
+
+impl Ending {
+    /// How the socket of `notice` ended; `passive` when it was accepted by
+    /// a listener (its `bytes_acked` then starts after the handshake, a
+    /// connecting socket's counts its SYN).
+    pub fn of(notice: &SocketSample, passive: bool) -> Ending {
+        let Some(info) = &notice.tcp_info else {
+            return Ending::Unknown;
+        };
+        let acked = info.bytes_acked().unwrap_or(0);
+        let zeroed = acked == 0
+            && info.bytes_received().unwrap_or(0) == 0
+            && info.segs_out().unwrap_or(0) == 0
+            && info.segs_in().unwrap_or(0) == 0;
+        if notice.key.remote_port == 0 {
+            // An abort keeps the peer's address and clears its port.
+            return if zeroed && !notice.key.remote.is_unspecified() {
+                Ending::Aborted
+            } else {
+                Ending::NotConnected
+            };
+        }
+        if acked == 0 && !passive {
+            return Ending::NeverEstablished;
+        }
+        let syn = u64::from(!passive);
+        match (info.bytes_sent(), info.bytes_retrans()) {
+            (Some(sent), Some(retrans)) if acked > sent.saturating_sub(retrans) + syn => {
+                Ending::Orderly
+            }
+            (Some(_), Some(_)) => Ending::LikelyReset,
+            _ => Ending::Unknown,
+        }
+    }
+
+    /// The state counters this ending adds for a socket last known in
+    /// `last_state` (None: never polled).
+    fn state_counts(self, last_state: Option<TcpState>) -> Counters {
+        let mut counts = Counters::default();
+        let established = last_state.is_none_or(TcpState::counts_as_established);
+        match self {
+            Ending::Aborted if last_state.is_some_and(TcpState::is_handshake) => {
+                counts.bump(Counter::AttemptFails, 1)
+            }
+            Ending::Aborted if established => counts.bump(Counter::EstabResets, 1),
+            Ending::NeverEstablished => counts.bump(Counter::AttemptFails, 1),
+            Ending::LikelyReset if established => counts.bump_approx(Counter::EstabResets, 1),
+            Ending::Unknown => counts.mark_approx(Counter::EstabResets),
+            _ => {}
+        }
+        counts
+    }
+}
+
+/// An orderly close received its peer's FIN, which the final
+/// `bytes_received` counts as one byte: it is no data.
+fn drop_fin(counters: &mut Counters) {
+    if let Some(received) = counters.get(Counter::BytesReceived).filter(|b| *b > 0) {
+        let approx = counters.is_approx(Counter::BytesReceived);
+        counters.set(Counter::BytesReceived, received - 1, approx);
+    }
+}
+
+impl Tracker {
+    /// Takes in the close notices read by the end of this poll's dump: the
+    /// sockets they name end now, with their final counters. Returns how
+    /// many tracked sockets it closed that this poll's dump did not list.
+    pub(super) fn take_close_notices(
+        &mut self,
+        notices: &[SocketSample],
+        filter: &FilterSet,
+        elapsed: u64,
+    ) -> usize {
+        if self.polls <= 1 {
+            // Closes before the baseline are before the run's window.
+            return 0;
+        }
+        let mut unlisted = 0;
+        for notice in notices {
+            let id = SocketId::Cookie(notice.cookie);
+            let tracked = self.sockets.remove(&id);
+            let passive = match tracked.as_ref().map(|t| t.origin) {
+                Some(Origin::Passive) => true,
+                Some(Origin::Active) => false,
+                _ => self.is_listener_endpoint(&notice.key),
+            };
+            let ending = Ending::of(notice, passive);
+            match tracked {
+                Some(tracked) => {
+                    unlisted += usize::from(tracked.last_poll != self.polls);
+                    self.close_notified(id, tracked, notice, ending, elapsed)
+                }
+                None if filter.matches(&notice.key) && ending != Ending::NotConnected => {
+                    self.close_unseen(notice, ending, elapsed)
+                }
+                None => {}
+            }
+        }
+        unlisted
+    }
+
+    /// A socket polled before: its delta since then, and its ending.
+    fn close_notified(
+        &mut self,
+        id: SocketId,
+        mut tracked: Tracked,
+        notice: &SocketSample,
+        ending: Ending,
+        elapsed: u64,
+    ) {
+        let last_state = tracked.sample.state;
+        let last_poll = tracked.last_poll;
+        if ending != Ending::Aborted && tracked.sample.tcp_info.is_some() {
+            let mut last = notice.clone();
+            // The socket stays where it was tracked; its tuple as polled.
+            last.key = tracked.sample.key;
+            // Its state counters are the ending's, not a poll's inference.
+            super::update(
+                &mut tracked,
+                &last,
+                self.polls,
+                elapsed,
+                StateCounts::FromEvents,
+            );
+        }
+        let mut closed = Closed {
+            lifetime: cumulative(&tracked.sample).counters,
+            window: tracked.window,
+            sample: tracked.sample,
+            unseen_ms: 0,
+            history: StateHistory::default(),
+        };
+        closed.sample.state = TcpState::Close;
+        if ending == Ending::Orderly {
+            drop_fin(&mut closed.window);
+            drop_fin(&mut closed.lifetime);
+        }
+        if self.states != StateCounts::FromEvents {
+            closed.window.add(&ending.state_counts(Some(last_state)));
+        }
+        if let Some(events) = &mut self.events {
+            events.vanished(id, last_poll, &mut closed);
+        }
+        self.closed.push(closed);
+    }
+
+    /// A connection no poll saw: its whole life counts, its open too.
+    fn close_unseen(&mut self, notice: &SocketSample, ending: Ending, elapsed: u64) {
+        if self.events.is_some() {
+            // Precision mode knows it from its events (an event-only
+            // socket); joining the two is left to those events.
+            return;
+        }
+        let mut window = cumulative(notice).counters;
+        {
+            let open = if self.is_listener_endpoint(&notice.key) {
+                Counter::PassiveOpens
+            } else {
+                Counter::ActiveOpens
+            };
+            if ending != Ending::NeverEstablished || open == Counter::ActiveOpens {
+                window.bump(open, 1);
+            }
+            if open == Counter::PassiveOpens {
+                super::add_syn_ack(&mut window);
+            }
+            window.add(&ending.state_counts(None));
+        }
+        let mut lifetime = cumulative(notice).counters;
+        if ending == Ending::Orderly {
+            drop_fin(&mut window);
+            drop_fin(&mut lifetime);
+        }
+        self.closed.push(Closed {
+            lifetime,
+            window,
+            sample: notice.clone(),
+            unseen_ms: elapsed,
+            history: StateHistory::default(),
+        });
+    }
+}

@@ -1,0 +1,293 @@
+//! Close notifications in polling mode: connections that open and close
+//! between two polls, in a private namespace, counted exactly from the
+//! kernel's destroy messages — graceful ones with no reset, aborted ones
+//! with theirs — checked against the known traffic and the namespace's own
+//! MIB counters over the same window.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Output;
+use std::thread::{sleep, JoinHandle};
+use std::time::Duration;
+
+use common::{counter, json_reports, wait_output, Netns};
+
+const CONNECTIONS: usize = 300;
+const UP: usize = 10_000;
+const DOWN: usize = 5_000;
+
+/// Runs `f` on its own thread inside namespace `name`.
+fn in_namespace<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
+    let path = format!("/run/netns/{name}");
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).expect("open netns file");
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+}
+
+/// Serves `count` connections: reads UP bytes, answers DOWN, then reads
+/// to the end and closes (the client closes first).
+fn serve(listener: TcpListener, count: usize) {
+    for _ in 0..count {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = vec![0u8; UP];
+        if conn.read_exact(&mut got).is_err() {
+            continue;
+        }
+        let _ = conn.write_all(&vec![0x33; DOWN]);
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
+    }
+}
+
+/// Makes `count` connections; with `abort`, each ends with SO_LINGER 0 (a
+/// reset) after the exchange instead of a FIN.
+fn clients(to: SocketAddr, count: usize, abort: bool) {
+    for _ in 0..count {
+        let mut conn = TcpStream::connect(to).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(&vec![0x5a; UP]).unwrap();
+        let mut got = vec![0u8; DOWN];
+        conn.read_exact(&mut got).unwrap();
+        if abort {
+            let linger = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::Linger, &linger)
+                .unwrap();
+        }
+    }
+}
+
+/// Starts tcpipstat with `args`, then `count` connections to a fresh
+/// listener on `port` inside the window; returns its output.
+fn run_with_traffic(ns: &Netns, args: &[&str], port: u16, count: usize, abort: bool) -> Output {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listener = ns.listen(&addr.to_string());
+    let child = ns.spawn_tcpipstat(args);
+    sleep(Duration::from_millis(700));
+    let server = in_namespace(&ns.name, move || serve(listener, count));
+    in_namespace(&ns.name, move || clients(addr, count, abort))
+        .join()
+        .unwrap();
+    server.join().unwrap();
+    wait_output(child)
+}
+
+fn groups(report: &serde_json::Value) -> &Vec<serde_json::Value> {
+    report["groups"].as_array().expect("groups")
+}
+
+fn lport_group(report: &serde_json::Value, port: u16) -> &serde_json::Value {
+    groups(report)
+        .iter()
+        .find(|g| g["key"]["lport"] == port)
+        .unwrap_or_else(|| panic!("no group for port {port}: {report}"))
+}
+
+/// A counter summed over every group but the listener port's.
+fn clients_total(report: &serde_json::Value, port: u16, section: &str, name: &str) -> u64 {
+    groups(report)
+        .iter()
+        .filter(|g| g["key"]["lport"] != port)
+        .map(|g| counter(g, section, name))
+        .sum()
+}
+
+fn residual(report: &serde_json::Value, name: &str) -> (i64, i64) {
+    let line = &report["system"]["unattributed"][name];
+    assert!(line.is_object(), "no residual {name}: {}", report["system"]);
+    (
+        line["system"].as_i64().unwrap(),
+        line["sockets"].as_i64().unwrap(),
+    )
+}
+
+#[test]
+fn short_graceful_connections_count_exactly_with_no_resets() {
+    skip_unless_root!();
+    let ns = Netns::new("closes");
+    let port = 7600;
+    let args = [
+        "--timeout",
+        "3",
+        "--index",
+        "lport",
+        "--system",
+        "--format",
+        "json",
+    ];
+    let output = run_with_traffic(&ns, &args, port, CONNECTIONS, false);
+    let reports = json_reports(&output.stdout);
+    let report = reports.last().expect("a report");
+    let server = lport_group(report, port);
+    let n = CONNECTIONS as u64;
+    assert_eq!(
+        counter(server, "Socket", "BytesReceived"),
+        n * UP as u64,
+        "{server}"
+    );
+    assert_eq!(
+        counter(server, "Socket", "BytesSent"),
+        n * DOWN as u64,
+        "{server}"
+    );
+    assert_eq!(counter(server, "Tcp", "PassiveOpens"), n, "{server}");
+    assert_eq!(counter(server, "Tcp", "EstabResets"), 0, "{server}");
+    assert_eq!(
+        clients_total(report, port, "Socket", "BytesSent"),
+        n * UP as u64
+    );
+    assert_eq!(clients_total(report, port, "Tcp", "ActiveOpens"), n);
+    assert_eq!(clients_total(report, port, "Tcp", "EstabResets"), 0);
+    assert_eq!(report["closes_lost"], 0, "{report}");
+    for name in ["InSegs", "OutSegs"] {
+        let (system, sockets) = residual(report, name);
+        let unattributed = (system - sockets).unsigned_abs();
+        assert!(
+            unattributed * 20 <= system.unsigned_abs(),
+            "{name}: namespace {system}, sockets {sockets}"
+        );
+    }
+}
+
+#[test]
+fn onclose_prints_every_short_connection_with_its_bytes() {
+    skip_unless_root!();
+    let ns = Netns::new("onclose-short");
+    let port = 7601;
+    let filter = format!("127.0.0.1:{port}-*");
+    let args = [
+        "--onclose",
+        "--timeout",
+        "3",
+        "--format",
+        "json",
+        filter.as_str(),
+    ];
+    let output = run_with_traffic(&ns, &args, port, CONNECTIONS, false);
+    let closes: Vec<_> = json_reports(&output.stdout)
+        .into_iter()
+        .filter(|r| r["type"] == "close")
+        .collect();
+    let mut keys: Vec<String> = closes
+        .iter()
+        .map(|c| c["groups"][0]["key"].to_string())
+        .collect();
+    keys.sort();
+    let repeated: Vec<_> = keys.windows(2).filter(|w| w[0] == w[1]).collect();
+    assert!(repeated.is_empty(), "reported twice: {repeated:?}");
+    let odd: Vec<_> = closes
+        .iter()
+        .filter(|c| counter(&c["groups"][0], "Socket", "BytesReceived") != UP as u64)
+        .collect();
+    assert_eq!(
+        closes.len(),
+        CONNECTIONS,
+        "one close per server socket: {odd:?}"
+    );
+    for close in &closes {
+        let group = &close["groups"][0];
+        assert_eq!(
+            counter(group, "Socket", "BytesReceived"),
+            UP as u64,
+            "{close}"
+        );
+        assert_eq!(
+            counter(group, "Socket", "BytesSent"),
+            DOWN as u64,
+            "{close}"
+        );
+    }
+}
+
+#[test]
+fn an_unprivileged_run_counts_the_same_bytes() {
+    skip_unless_root!();
+    let ns = Netns::new("closes-nobody");
+    let port = 7602;
+    let args = [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        common::BIN,
+        "--timeout",
+        "3",
+        "--index",
+        "lport",
+        "--format",
+        "json",
+    ];
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listener = ns.listen(&addr.to_string());
+    let child = ns
+        .command("setpriv")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(700));
+    let server = in_namespace(&ns.name, move || serve(listener, CONNECTIONS));
+    in_namespace(&ns.name, move || clients(addr, CONNECTIONS, false))
+        .join()
+        .unwrap();
+    server.join().unwrap();
+    let output = wait_output(child);
+    let report = json_reports(&output.stdout).pop().expect("a report");
+    let server = lport_group(&report, port);
+    let n = CONNECTIONS as u64;
+    assert_eq!(
+        counter(server, "Socket", "BytesReceived"),
+        n * UP as u64,
+        "{server}"
+    );
+    assert_eq!(counter(server, "Tcp", "PassiveOpens"), n);
+    assert_eq!(
+        clients_total(&report, port, "Socket", "BytesSent"),
+        n * UP as u64
+    );
+}
+
+#[test]
+fn aborted_connections_count_their_resets_as_the_namespace_does() {
+    skip_unless_root!();
+    let ns = Netns::new("closes-abort");
+    let port = 7603;
+    let count = 50;
+    let args = [
+        "--timeout",
+        "3",
+        "--index",
+        "lport",
+        "--system",
+        "--format",
+        "json",
+    ];
+    let output = run_with_traffic(&ns, &args, port, count, true);
+    let report = json_reports(&output.stdout).pop().expect("a report");
+    let total = |name| {
+        counter(lport_group(&report, port), "Tcp", name) + clients_total(&report, port, "Tcp", name)
+    };
+    let (system_resets, _) = residual(&report, "EstabResets");
+    assert_eq!(system_resets, 2 * count as i64, "both ends of each reset");
+    assert_eq!(total("EstabResets"), 2 * count as u64, "{report}");
+    assert_eq!(total("ActiveOpens"), count as u64);
+    assert_eq!(total("PassiveOpens"), count as u64);
+    // The server ends' bytes are exact; the aborted clients keep what the
+    // polls saw of them (their counters were cleared by the abort).
+    assert_eq!(
+        counter(lport_group(&report, port), "Socket", "BytesReceived"),
+        (count * UP) as u64
+    );
+}
