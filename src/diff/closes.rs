@@ -92,7 +92,7 @@ impl Ending {
 
 /// An orderly close received its peer's FIN, which the final
 /// `bytes_received` counts as one byte: it is no data.
-fn drop_fin(counters: &mut Counters) {
+pub(super) fn drop_fin(counters: &mut Counters) {
     if let Some(received) = counters.get(Counter::BytesReceived).filter(|b| *b > 0) {
         let approx = counters.is_approx(Counter::BytesReceived);
         counters.set(Counter::BytesReceived, received - 1, approx);
@@ -184,14 +184,17 @@ impl Tracker {
 
     /// A connection no poll saw: its whole life counts, its open too.
     fn close_unseen(&mut self, notice: &SocketSample, ending: Ending, elapsed: u64) {
-        if self.events.is_some() {
-            // Precision mode knows it from its events (an event-only
-            // socket); joining the two is left to those events.
+        let passive = self.is_listener_endpoint(&notice.key);
+        if let Some(events) = &mut self.events {
+            // Precision mode knows it from its events: the notice joins the
+            // socket they describe (a notice whose socket events already
+            // closed is left out rather than counted twice).
+            events.absorb_notice(notice, ending == Ending::Orderly, passive);
             return;
         }
         let mut window = cumulative(notice).counters;
         {
-            let open = if self.is_listener_endpoint(&notice.key) {
+            let open = if passive {
                 Counter::PassiveOpens
             } else {
                 Counter::ActiveOpens
@@ -216,5 +219,101 @@ impl Tracker {
             unseen_ms: elapsed,
             history: StateHistory::default(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tcp_info::TcpInfo;
+    use crate::model::SocketKey;
+
+    /// A notice with these final counters (4.19+ tcp_info).
+    fn notice(remote: &str, rport: u16, acked: u64, sent: u64, received: u64) -> SocketSample {
+        let mut raw = vec![0u8; 232];
+        raw[0] = TcpState::Close as u8;
+        raw[120..128].copy_from_slice(&acked.to_ne_bytes());
+        raw[128..136].copy_from_slice(&received.to_ne_bytes());
+        let segs = u32::from(acked + received > 0);
+        raw[136..140].copy_from_slice(&segs.to_ne_bytes());
+        raw[140..144].copy_from_slice(&segs.to_ne_bytes());
+        raw[200..208].copy_from_slice(&sent.to_ne_bytes());
+        let key = SocketKey::new(
+            "127.0.0.1".parse().unwrap(),
+            80,
+            remote.parse().unwrap(),
+            rport,
+        );
+        let mut sample = SocketSample::bare(key, 9, TcpState::Close);
+        sample.tcp_info = TcpInfo::from_bytes(&raw);
+        sample
+    }
+
+    #[test]
+    fn an_acknowledged_fin_is_an_orderly_close_on_either_side() {
+        // Client: SYN + 700 data + FIN acknowledged.
+        assert_eq!(
+            Ending::of(&notice("10.0.0.2", 5000, 702, 700, 501), false),
+            Ending::Orderly
+        );
+        // Server: 500 data + FIN acknowledged (its SYN-ACK is not counted).
+        assert_eq!(
+            Ending::of(&notice("10.0.0.2", 5000, 501, 500, 701), true),
+            Ending::Orderly
+        );
+    }
+
+    #[test]
+    fn an_unacknowledged_fin_is_a_likely_reset() {
+        assert_eq!(
+            Ending::of(&notice("10.0.0.2", 5000, 500, 500, 1000), true),
+            Ending::LikelyReset
+        );
+        assert_eq!(
+            Ending::of(&notice("10.0.0.2", 5000, 701, 700, 0), false),
+            Ending::LikelyReset
+        );
+        let counts = Ending::LikelyReset.state_counts(Some(TcpState::Established));
+        assert_eq!(counts.value(Counter::EstabResets), 1);
+        assert!(counts.is_approx(Counter::EstabResets));
+    }
+
+    #[test]
+    fn cleared_counters_with_the_peer_port_gone_are_an_abort() {
+        let aborted = notice("10.0.0.2", 0, 0, 0, 0);
+        assert_eq!(Ending::of(&aborted, false), Ending::Aborted);
+        let counts = Ending::Aborted.state_counts(Some(TcpState::Established));
+        assert_eq!(counts.value(Counter::EstabResets), 1);
+        assert!(!counts.is_approx(Counter::EstabResets));
+        let from_handshake = Ending::Aborted.state_counts(Some(TcpState::SynSent));
+        assert_eq!(from_handshake.value(Counter::AttemptFails), 1);
+    }
+
+    #[test]
+    fn a_listener_or_unconnected_socket_is_no_connection() {
+        assert_eq!(
+            Ending::of(&notice("0.0.0.0", 0, 0, 0, 0), true),
+            Ending::NotConnected
+        );
+    }
+
+    #[test]
+    fn a_connect_with_nothing_acknowledged_never_established() {
+        let failed = notice("10.0.0.2", 5000, 0, 0, 0);
+        assert_eq!(Ending::of(&failed, false), Ending::NeverEstablished);
+        assert_eq!(
+            Ending::NeverEstablished
+                .state_counts(None)
+                .value(Counter::AttemptFails),
+            1
+        );
+    }
+
+    #[test]
+    fn the_peer_fin_is_no_data_byte() {
+        let mut counters = Counters::default();
+        counters.set(Counter::BytesReceived, 1001, false);
+        drop_fin(&mut counters);
+        assert_eq!(counters.get(Counter::BytesReceived), Some(1000));
     }
 }

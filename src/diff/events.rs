@@ -289,6 +289,49 @@ impl EventAttribution {
         self.life_ended(id, last_poll, closed);
     }
 
+    /// A close notice of a socket only events know: its final counters
+    /// (bytes and segments, which events do not give) join that socket, and
+    /// the notice, read in a sampled namespace, places it there. False when
+    /// no such socket is known.
+    pub(super) fn absorb_notice(
+        &mut self,
+        notice: &SocketSample,
+        orderly: bool,
+        passive: bool,
+    ) -> bool {
+        let tuple = EventTuple::of_key(&notice.key);
+        let Some(SocketId::EventOnly(n)) = self.by_tuple.get(&tuple).copied() else {
+            return false;
+        };
+        let Some(known) = self.event_only.get_mut(&n) else {
+            return false;
+        };
+        let tracked = &mut known.tracked;
+        let last = tracked
+            .sample
+            .tcp_info
+            .is_some()
+            .then(|| cumulative(&tracked.sample));
+        let fin_counted = tracked.sample.state.peer_fin_received();
+        let mut delta = match last {
+            // A last-moment sample was taken: only what came after it.
+            Some(last) => difference(&cumulative(notice), &last)
+                .unwrap_or_else(|_| cumulative(notice).counters),
+            None => cumulative(notice).counters,
+        };
+        if orderly && !fin_counted {
+            super::closes::drop_fin(&mut delta);
+        }
+        if passive && last.is_none() {
+            super::add_syn_ack(&mut delta);
+        }
+        tracked.window.add(&delta);
+        tracked.sample.tcp_info = notice.tcp_info;
+        tracked.sample.key.netns = notice.key.netns;
+        known.confirmed = true;
+        true
+    }
+
     /// Closes event-only sockets that ended or that polls keep missing;
     /// those placed in no sampled namespace are counted apart.
     pub(super) fn settle(&mut self, poll: u64, elapsed_ms: u64, closed: &mut Vec<Closed>) {
@@ -785,6 +828,7 @@ impl Attribution<'_, '_> {
             return;
         }
         let states = self.states;
+        let passive = super::is_listener_endpoint(self.listeners, &sample.key);
         let Some(tracked) = self.entry(id) else {
             return;
         };
@@ -793,7 +837,11 @@ impl Attribution<'_, '_> {
         sample.key.netns = tracked.sample.key.netns;
         if tracked.sample.tcp_info.is_none() {
             // Known from events only: its whole life so far counts.
-            tracked.window.add(&cumulative(&sample).counters);
+            let mut life = cumulative(&sample).counters;
+            if passive {
+                super::add_syn_ack(&mut life);
+            }
+            tracked.window.add(&life);
             tracked.sample = sample;
         } else if tracked.sample.cookie == sample.cookie {
             let last_poll = tracked.last_poll;
