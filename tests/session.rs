@@ -430,3 +430,50 @@ fn a_failed_poll_after_the_baseline_is_noted_and_skipped() {
     let report = session.window_report();
     assert_eq!(report.polls, 1);
 }
+
+#[test]
+fn close_notices_count_short_connections_and_the_namespace_bounds_their_resets() {
+    let server = lo(80, 40000);
+    let client = lo(40000, 80);
+    let mut baseline = snapshot(0, vec![listener()]);
+    baseline.closes_watched = true;
+    let mut next = snapshot(1000, vec![listener()]);
+    next.closes_watched = true;
+    // Lived and died between the polls: the client's FIN acknowledged
+    // (bytes_acked = SYN + 300 + FIN); the server's not (it looks reset).
+    let mut client_end = socket(3, client, TcpState::Close, Some(info(300, 201, 4, 4)));
+    client_end.tcp_info = Some(info_acked(300, 201, 302));
+    let server_end = socket(2, server, TcpState::Close, Some(info_acked(200, 300, 200)));
+    next.closed = vec![client_end, server_end];
+    let mib = |resets: &str| {
+        let mut counters = SystemCounters::default();
+        counters.add_header_value_pairs(&format!("Tcp: EstabResets\nTcp: {resets}\n"));
+        counters
+    };
+    let source =
+        ReplaySource::new(vec![baseline, next]).with_system_counters(vec![mib("7"), mib("7")]);
+    let mut session = session(&["--timeout", "1", "--system"], source);
+    session.poll().unwrap();
+    session.poll().unwrap();
+    let report = session.window_report();
+    let (c, s) = (GroupKey::Tuple(client), GroupKey::Tuple(server));
+    assert_eq!(counter(&report, &c, Counter::ActiveOpens), 1);
+    assert_eq!(counter(&report, &s, Counter::PassiveOpens), 1);
+    // The peer's FIN is no data byte.
+    assert_eq!(counter(&report, &c, Counter::BytesReceived), 200);
+    assert_eq!(counter(&report, &s, Counter::BytesReceived), 300);
+    // The server end looked reset, but the namespace counted none.
+    assert_eq!(counter(&report, &s, Counter::EstabResets), 0);
+}
+
+/// tcp_info with bytes_acked set apart from bytes sent.
+fn info_acked(sent: u64, received: u64, acked: u64) -> TcpInfo {
+    let mut raw = vec![0u8; 232];
+    raw[0] = TcpState::Close as u8;
+    raw[120..128].copy_from_slice(&acked.to_ne_bytes());
+    raw[128..136].copy_from_slice(&received.to_ne_bytes());
+    raw[136..140].copy_from_slice(&4u32.to_ne_bytes());
+    raw[140..144].copy_from_slice(&4u32.to_ne_bytes());
+    raw[200..208].copy_from_slice(&sent.to_ne_bytes());
+    TcpInfo::from_bytes(&raw).unwrap()
+}

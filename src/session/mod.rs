@@ -15,6 +15,7 @@ use anyhow::Context;
 
 use crate::aggregate::{self, Group, GroupKey, Grouper, Index, OwnerLookup};
 use crate::cli::{Config, Namespaces};
+use crate::counters::Counter;
 use crate::diff::{self, lifetime_row, StateCounts, Tracker};
 use crate::filter::FilterSet;
 use crate::report::{self, PrecisionSection, RenderOptions, Report, ReportKind, ReportWriter};
@@ -26,6 +27,8 @@ use feed::EventFeed;
 /// Polls between two prunings of the socket-owner map (and checks for
 /// other namespaces in precision mode).
 const PRUNE_OWNERS_EVERY: u64 = 30;
+/// The namespace counter that bounds the sockets' resets.
+const ESTAB_RESETS: &str = "Tcp:EstabResets";
 /// Notices kept for reports, at most; later ones are counted.
 const NOTICE_LIMIT: usize = 64;
 
@@ -104,6 +107,9 @@ pub struct Session {
     polls_taken: u64,
     events_lost_noted: u64,
     closes_lost_noted: u64,
+    /// The namespace's EstabResets when the window began (without
+    /// --system, which keeps all its counters).
+    resets_at_window_start: Option<i64>,
 }
 
 impl Session {
@@ -148,6 +154,7 @@ impl Session {
             polls_taken: 0,
             events_lost_noted: 0,
             closes_lost_noted: 0,
+            resets_at_window_start: None,
         }
     }
 
@@ -235,6 +242,9 @@ impl Session {
         if self.polls_taken == 1 {
             self.window.start_ms = taken_at_ms;
             self.window.system_start = self.system_at_poll.take();
+            if !self.config.system {
+                self.resets_at_window_start = self.read_namespace_resets();
+            }
         }
         Ok(())
     }
@@ -392,7 +402,21 @@ impl Session {
     /// [`Session::end_window`] once it is written.
     pub fn window_report(&mut self) -> Report<'_> {
         self.relabel();
-        let system = self.system_section();
+        let mut system = self.system_section();
+        let namespace_resets = match &system {
+            Some(section) => section.deltas.get(ESTAB_RESETS),
+            None => self.namespace_resets_since_window_start(),
+        };
+        // A window in which the namespace counted no reset has none in any
+        // socket, whatever an ending looked like.
+        let deny_resets = namespace_resets == Some(0);
+        if let (true, Some(section)) = (deny_resets, system.as_mut()) {
+            for residual in &mut section.residuals {
+                if residual.counter == Counter::EstabResets {
+                    residual.sockets = 0;
+                }
+            }
+        }
         let end_ms = self.source.elapsed_ms();
         let this = &*self;
         let filters = &this.config.filters;
@@ -403,6 +427,13 @@ impl Session {
             this.config.index,
             this.owner_lookup(),
         ));
+        if deny_resets {
+            for group in &mut groups {
+                if group.counters.get(Counter::EstabResets).is_some() {
+                    group.counters.set(Counter::EstabResets, 0, false);
+                }
+            }
+        }
         if !this.config.zeros {
             aggregate::drop_idle(&mut groups);
         }
@@ -418,6 +449,19 @@ impl Session {
         };
         this.decorate(&mut report);
         report
+    }
+
+    /// The namespace's own EstabResets since the window began (read at its
+    /// start and now), where the namespace counters can be read.
+    fn namespace_resets_since_window_start(&mut self) -> Option<i64> {
+        let now = self.read_namespace_resets();
+        let start = std::mem::replace(&mut self.resets_at_window_start, now);
+        Some(now? - start?)
+    }
+
+    fn read_namespace_resets(&mut self) -> Option<i64> {
+        let (counters, _) = self.source.system_counters();
+        counters.fold_namespaces().get(ESTAB_RESETS)
     }
 
     /// With --system: the namespace's deltas over the window against what
