@@ -72,9 +72,25 @@ fn clients(to: SocketAddr, count: usize, abort: bool) {
 /// Starts tcpipstat with `args`, then `count` connections to a fresh
 /// listener on `port` inside the window; returns its output.
 fn run_with_traffic(ns: &Netns, args: &[&str], port: u16, count: usize, abort: bool) -> Output {
+    let mut command = ns.tcpipstat(args);
+    run_command_with_traffic(ns, &mut command, port, count, abort)
+}
+
+/// [`run_with_traffic`] for a prepared command (another user, say).
+fn run_command_with_traffic(
+    ns: &Netns,
+    command: &mut std::process::Command,
+    port: u16,
+    count: usize,
+    abort: bool,
+) -> Output {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let listener = ns.listen(&addr.to_string());
-    let child = ns.spawn_tcpipstat(args);
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tcpipstat");
     sleep(Duration::from_millis(700));
     let server = in_namespace(&ns.name, move || serve(listener, count));
     in_namespace(&ns.name, move || clients(addr, count, abort))
@@ -228,22 +244,9 @@ fn an_unprivileged_run_counts_the_same_bytes() {
         "--format",
         "json",
     ];
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let listener = ns.listen(&addr.to_string());
-    let child = ns
-        .command("setpriv")
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    sleep(Duration::from_millis(700));
-    let server = in_namespace(&ns.name, move || serve(listener, CONNECTIONS));
-    in_namespace(&ns.name, move || clients(addr, CONNECTIONS, false))
-        .join()
-        .unwrap();
-    server.join().unwrap();
-    let output = wait_output(child);
+    let mut command = ns.command("setpriv");
+    command.args(args);
+    let output = run_command_with_traffic(&ns, &mut command, port, CONNECTIONS, false);
     let report = json_reports(&output.stdout).pop().expect("a report");
     let server = lport_group(&report, port);
     let n = CONNECTIONS as u64;
