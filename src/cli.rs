@@ -119,7 +119,8 @@ struct Args {
     record_trace: Option<PathBuf>,
 
     /// Precision mode: do not ask sock_diag for a socket as it leaves
-    /// ESTABLISHED (for measuring what that recovers)
+    /// ESTABLISHED (for measuring what that recovers; never asked when
+    /// close notices are read)
     #[arg(long, hide = true)]
     no_last_moments: bool,
 

@@ -32,7 +32,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             .context("installing the SIGINT/SIGTERM handler")?;
     }
     let source = open_source(config)?;
-    let (feed, notices) = open_feed(config)?;
+    let (feed, notices) = open_feed(config, source.closes_lost().is_some())?;
     let mut session = Session::new(config, source, feed);
     session.note(notices);
     print_notices(&mut session);
@@ -248,8 +248,15 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
 type Notices = Vec<String>;
 
 /// Opens precision mode as asked. Auto falls back to plain polling with a
-/// notice; an explicit mode that cannot be had is a usage error.
-fn open_feed(config: &Config) -> anyhow::Result<(Option<Box<dyn EventFeed>>, Notices)> {
+/// notice; an explicit mode that cannot be had is a usage error. With
+/// close notices read, sockets are not asked for as they leave
+/// ESTABLISHED: their notices carry the same counters, later and exactly,
+/// and in their own namespace (a lookup by tuple may find another
+/// namespace's twin).
+fn open_feed(
+    config: &Config,
+    closes_watched: bool,
+) -> anyhow::Result<(Option<Box<dyn EventFeed>>, Notices)> {
     let wanted = config.precision.mode;
     let mode = match wanted {
         PrecisionMode::Off => return Ok((None, Vec::new())),
@@ -257,7 +264,9 @@ fn open_feed(config: &Config) -> anyhow::Result<(Option<Box<dyn EventFeed>>, Not
         PrecisionMode::Tracepoint => ProbeMode::Tracepoint,
         PrecisionMode::Kprobe => ProbeMode::Kprobe,
     };
-    let last_moments = config.precision.last_moments && config.namespaces == Namespaces::Current;
+    let last_moments = config.precision.last_moments
+        && config.namespaces == Namespaces::Current
+        && !closes_watched;
     match Collector::start(&ProbeOptions {
         mode,
         ring_pages: config.precision.ring_pages,

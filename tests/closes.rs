@@ -6,68 +6,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::process::Output;
-use std::thread::{sleep, JoinHandle};
+use std::thread::sleep;
 use std::time::Duration;
 
+use common::traffic::{clients, in_namespace, serve, DOWN, UP};
 use common::{counter, json_reports, wait_output, Netns};
 
 const CONNECTIONS: usize = 300;
-const UP: usize = 10_000;
-const DOWN: usize = 5_000;
-
-/// Runs `f` on its own thread inside namespace `name`.
-fn in_namespace<T: Send + 'static>(
-    name: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> JoinHandle<T> {
-    let path = format!("/run/netns/{name}");
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path).expect("open netns file");
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-}
-
-/// Serves `count` connections: reads UP bytes, answers DOWN, then reads
-/// to the end and closes (the client closes first).
-fn serve(listener: TcpListener, count: usize) {
-    for _ in 0..count {
-        let (mut conn, _) = listener.accept().expect("accept");
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut got = vec![0u8; UP];
-        if conn.read_exact(&mut got).is_err() {
-            continue;
-        }
-        let _ = conn.write_all(&vec![0x33; DOWN]);
-        let mut rest = Vec::new();
-        let _ = conn.read_to_end(&mut rest);
-    }
-}
-
-/// Makes `count` connections; with `abort`, each ends with SO_LINGER 0 (a
-/// reset) after the exchange instead of a FIN.
-fn clients(to: SocketAddr, count: usize, abort: bool) {
-    for _ in 0..count {
-        let mut conn = TcpStream::connect(to).expect("connect");
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        conn.write_all(&vec![0x5a; UP]).unwrap();
-        let mut got = vec![0u8; DOWN];
-        conn.read_exact(&mut got).unwrap();
-        if abort {
-            let linger = nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::Linger, &linger)
-                .unwrap();
-        }
-    }
-}
 
 /// Starts tcpipstat with `args`, then `count` connections to a fresh
 /// listener on `port` inside the window; returns its output.

@@ -372,3 +372,114 @@ fn a_socket_polled_across_the_window_keeps_its_polled_counts_and_gains_its_messa
         report["precision"]
     );
 }
+
+/// Sum of a counter over the groups whose key has `port` at `end`
+/// ("lport" for server ends, "rport" for client ends).
+fn port_total(report: &serde_json::Value, end: &str, port: u16, name: &str) -> u64 {
+    report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["key"][end] == port)
+        .map(|g| counter(g, "Tcp", name))
+        .sum()
+}
+
+/// Graceful connections to :7100 and aborted ones to :7101, in namespace
+/// `ns`, on threads; joined by the caller.
+fn graceful_and_aborted(
+    ns: &Netns,
+    graceful: usize,
+    aborted: usize,
+) -> Vec<std::thread::JoinHandle<()>> {
+    use common::traffic::{clients, in_namespace, serve};
+    let mut threads = Vec::new();
+    for (port, count, abort) in [(7100u16, graceful, false), (7101, aborted, true)] {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let listener = ns.listen(&addr.to_string());
+        threads.push(in_namespace(&ns.name, move || serve(listener, count)));
+        threads.push(in_namespace(&ns.name, move || clients(addr, count, abort)));
+    }
+    threads
+}
+
+#[test]
+fn precision_counts_only_its_own_namespace_when_another_makes_the_same_traffic() {
+    skip_unless_precision!();
+    let p = Netns::new("place-p");
+    let q = Netns::new("place-q");
+    let child = p.spawn_tcpipstat(&[
+        "--timeout",
+        "5s",
+        "--poll",
+        "4800ms",
+        "--format",
+        "json",
+        "--precision",
+        "--system",
+        "*:7100-*",
+        "*-*:7100",
+        "*:7101-*",
+        "*-*:7101",
+    ]);
+    sleep(Duration::from_millis(1200));
+    let mut threads = graceful_and_aborted(&p, 200, 50);
+    threads.extend(graceful_and_aborted(&q, 120, 30));
+    for t in threads {
+        t.join().unwrap();
+    }
+    let out = wait_output(child);
+    let report = window_report(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let context = format!("{stderr}\n{}", report["precision"]);
+    assert_eq!(
+        port_total(&report, "lport", 7100, "PassiveOpens"),
+        200,
+        "{context}"
+    );
+    assert_eq!(
+        port_total(&report, "rport", 7100, "ActiveOpens"),
+        200,
+        "{context}"
+    );
+    assert_eq!(
+        port_total(&report, "lport", 7100, "EstabResets"),
+        0,
+        "{context}"
+    );
+    assert_eq!(
+        port_total(&report, "rport", 7100, "EstabResets"),
+        0,
+        "{context}"
+    );
+    assert_eq!(
+        port_total(&report, "lport", 7101, "PassiveOpens"),
+        50,
+        "{context}"
+    );
+    assert_eq!(
+        port_total(&report, "rport", 7101, "ActiveOpens"),
+        50,
+        "{context}"
+    );
+    assert_eq!(
+        port_total(&report, "rport", 7101, "OutRsts"),
+        50,
+        "{context}"
+    );
+    assert_eq!(
+        port_total(&report, "lport", 7101, "InRsts"),
+        50,
+        "{context}"
+    );
+    assert_eq!(total(&report, "Tcp", "OutRsts"), 50, "{context}");
+    assert_eq!(total(&report, "Tcp", "InRsts"), 50, "{context}");
+    for name in ["ActiveOpens", "PassiveOpens", "EstabResets", "OutRsts"] {
+        assert_eq!(
+            unattributed(&report, name),
+            0,
+            "{name}: {}",
+            report["system"]
+        );
+    }
+}

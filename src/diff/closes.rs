@@ -128,10 +128,7 @@ impl Tracker {
                     unlisted += usize::from(tracked.last_poll != self.polls);
                     self.close_notified(id, tracked, notice, ending, elapsed)
                 }
-                None if filter.matches(&notice.key) && ending != Ending::NotConnected => {
-                    self.close_unseen(notice, ending, elapsed)
-                }
-                None => {}
+                None => self.close_unseen(notice, ending, filter, elapsed),
             }
         }
         unlisted
@@ -182,16 +179,54 @@ impl Tracker {
         self.closed.push(closed);
     }
 
-    /// A connection no poll saw: its whole life counts, its open too.
-    fn close_unseen(&mut self, notice: &SocketSample, ending: Ending, elapsed: u64) {
-        let passive = self.is_listener_endpoint(&notice.key);
-        if let Some(events) = &mut self.events {
-            // Precision mode knows it from its events: the notice joins the
-            // socket they describe (a notice whose socket events already
-            // closed is left out rather than counted twice).
-            events.absorb_notice(notice, ending == Ending::Orderly, passive);
+    /// A connection no poll saw. In precision mode the notice joins the
+    /// socket its events describe (now or after the next batch of events);
+    /// else its whole life counts here, its open too.
+    fn close_unseen(
+        &mut self,
+        notice: &SocketSample,
+        ending: Ending,
+        filter: &FilterSet,
+        elapsed: u64,
+    ) {
+        if ending == Ending::NotConnected {
             return;
         }
+        let passive = self.is_listener_endpoint(&notice.key);
+        let poll = self.polls;
+        if let Some(events) = &mut self.events {
+            if events.offer_notice(notice, ending == Ending::Orderly, passive, poll) {
+                return;
+            }
+        }
+        if filter.matches(&notice.key) {
+            self.count_notice_alone(notice, ending, passive, elapsed);
+        }
+    }
+
+    /// Precision mode: notices held for a batch of events that no socket
+    /// of theirs claimed (their events were lost, say) count on their own.
+    pub(super) fn take_unclaimed_notices(&mut self, filter: &FilterSet, elapsed: u64) {
+        let Some(events) = &mut self.events else {
+            return;
+        };
+        for notice in events.retry_held_notices(self.polls) {
+            let passive = self.is_listener_endpoint(&notice.key);
+            if filter.matches(&notice.key) {
+                let ending = Ending::of(&notice, passive);
+                self.count_notice_alone(&notice, ending, passive, elapsed);
+            }
+        }
+    }
+
+    /// A connection known from its notice alone: its whole life and open.
+    fn count_notice_alone(
+        &mut self,
+        notice: &SocketSample,
+        ending: Ending,
+        passive: bool,
+        elapsed: u64,
+    ) {
         let mut window = cumulative(notice).counters;
         {
             let open = if passive {

@@ -49,11 +49,22 @@ pub const EVENT_ONLY_GRACE_POLLS: u64 = 2;
 /// Addresses with counts waiting for their tuple, at most; past this, new
 /// ones count as unplaced rather than grow without bound.
 const PENDING_LIMIT: usize = 1 << 20;
+/// Polls an event-only socket that ended (or whose notice came) waits for
+/// its close notice (or its end) when notices are read.
+pub const NOTICE_GRACE_POLLS: u64 = 2;
+/// Close notices held for the next batch of events, at most; past this a
+/// notice is counted on its own at once.
+const HELD_NOTICES_LIMIT: usize = 1 << 16;
+/// Sockets between their CLOSE and their destruction event, at most, and
+/// for how many polls (an application may hold a closed socket).
+const CLOSING_LIMIT: usize = 1 << 16;
+const CLOSING_POLLS: u64 = 64;
 
-/// Where a kernel socket address leads.
+/// Where a kernel socket address leads: the socket, and its tuple to find
+/// it again once a poll took it over.
 #[derive(Debug, Clone, Copy)]
 enum Place {
-    Tuple(EventTuple),
+    Socket(SocketId, EventTuple),
     /// A socket the filters reject: its events are not wanted.
     Ignored,
 }
@@ -62,10 +73,41 @@ enum Place {
 #[derive(Debug)]
 struct EventOnly {
     tracked: Tracked,
+    /// The kernel address its first event gave (0: none): another address
+    /// with the same tuple is another socket (another namespace's).
+    sk: u64,
     since_poll: u64,
     /// Seen to live in a sampled namespace: events carry no namespace,
     /// so a socket only events know of could be another namespace's.
     confirmed: bool,
+    /// Its sock_diag cookie, once an event told it (its destruction does).
+    cookie: Option<u64>,
+    /// Its close notice was taken in.
+    noticed: bool,
+    /// Its destruction event came: later events with its address or tuple
+    /// are another socket's.
+    destroyed: bool,
+    /// The poll at which it ended or its notice came, whichever first:
+    /// from then it waits a few polls for the other.
+    closing_since: Option<u64>,
+}
+
+/// Who a close notice belongs to.
+enum Claim {
+    /// Event-only socket number n.
+    Socket(u64),
+    /// A socket settled (and reported) before its notice came.
+    Counted,
+}
+
+/// A close notice that no event-only socket claimed yet: its socket's
+/// events (its destruction, with its cookie) may come with the next batch.
+#[derive(Debug)]
+struct HeldNotice {
+    notice: SocketSample,
+    orderly: bool,
+    passive: bool,
+    poll: u64,
 }
 
 /// What events tell of one socket beyond its counters.
@@ -92,6 +134,18 @@ pub(super) struct EventAttribution {
     /// The sampled namespace is the host's only one: every socket events
     /// tell of lives in it.
     sole_namespace: bool,
+    /// Close notices are read in every sampled namespace: an event-only
+    /// socket is placed by its notice (or a poll, or a lookup), never by
+    /// its listener's or peer's tuple, which another namespace may share.
+    placed_by_notices: bool,
+    by_cookie: FxHashMap<u64, u64>,
+    /// Sockets whose CLOSE events saw, until their destruction event:
+    /// address → (socket, poll).
+    closing: FxHashMap<u64, (SocketId, u64)>,
+    held_notices: Vec<HeldNotice>,
+    /// Cookies of event-only sockets destroyed after they were settled
+    /// (reported): their late notices are already counted. Cookie → poll.
+    settled_cookies: FxHashMap<u64, u64>,
     /// Counters the running probes fill: present (zero or not) in rows.
     covered: Counters,
     netns_for_unknown: u64,
@@ -121,6 +175,12 @@ pub struct EventStats {
     /// namespace's), and what their events counted: left out of the rows.
     pub elsewhere_sockets: u64,
     pub elsewhere: Counters,
+    /// Event-only sockets that ended and wait for their close notice to
+    /// place them (counted in the window it comes), now.
+    pub awaiting_notice: u64,
+    /// Close notices that could not be held for their events (the bound
+    /// was reached) and were counted on their own.
+    pub notices_unheld: u64,
 }
 
 fn reversed(tuple: &EventTuple) -> EventTuple {
@@ -188,6 +248,16 @@ impl EventAttribution {
         self.sole_namespace = sole;
     }
 
+    pub(super) fn set_placed_by_notices(&mut self, watched: bool) {
+        self.placed_by_notices = watched;
+    }
+
+    /// Whether an event-only socket is shown in the rows now: with notices
+    /// read, only once something placed it in a sampled namespace.
+    fn shown(&self, e: &EventOnly) -> bool {
+        e.confirmed || !self.placed_by_notices
+    }
+
     pub(super) fn stats(&self) -> &EventStats {
         &self.stats
     }
@@ -214,14 +284,24 @@ impl EventAttribution {
     pub(super) fn event_only_sockets(&self) -> impl Iterator<Item = (&Tracked, StateHistory)> {
         self.event_only
             .iter()
+            .filter(|(_, e)| self.shown(e))
             .map(|(n, e)| (&e.tracked, self.history_of(&SocketId::EventOnly(*n))))
     }
 
+    /// A new window: what the rows showed is forgotten; a socket not shown
+    /// yet keeps its counts for the window that places it.
     pub(super) fn reset_window(&mut self) {
+        let placed_by_notices = self.placed_by_notices;
         for e in self.event_only.values_mut() {
-            e.tracked.window.clear();
+            if e.confirmed || !placed_by_notices {
+                e.tracked.window.clear();
+            }
         }
-        self.stats = EventStats::default();
+        let awaiting_notice = self.stats.awaiting_notice;
+        self.stats = EventStats {
+            awaiting_notice,
+            ..EventStats::default()
+        };
     }
 
     /// Events may find this polled socket by its tuple.
@@ -239,13 +319,18 @@ impl EventAttribution {
         }
         let tuple = EventTuple::of_key(&tracked.sample.key);
         if let Some(&SocketId::EventOnly(n)) = self.by_tuple.get(&tuple) {
-            let ended = self
-                .event_only
-                .get(&n)
-                .is_none_or(|e| e.tracked.history_ended(&self.marks, n));
-            if !ended && !tracked.sample.state.is_mini_socket() {
-                let known = self.event_only.remove(&n).expect("present").tracked;
-                self.adopt(known, SocketId::EventOnly(n), id, tracked);
+            // Not the same socket when its events named another cookie.
+            let cookie = tracked.sample.cookie;
+            let adoptable = self.event_only.get(&n).is_some_and(|e| {
+                !e.tracked.history_ended(&self.marks, n)
+                    && e.cookie.is_none_or(|c| c == cookie || cookie == 0)
+            });
+            if adoptable && !tracked.sample.state.is_mini_socket() {
+                let known = self.event_only.remove(&n).expect("present");
+                if let Some(c) = known.cookie {
+                    self.by_cookie.remove(&c);
+                }
+                self.adopt(known.tracked, SocketId::EventOnly(n), id, tracked);
             }
         }
         self.by_tuple.insert(tuple, id);
@@ -289,22 +374,92 @@ impl EventAttribution {
         self.life_ended(id, last_poll, closed);
     }
 
-    /// A close notice of a socket only events know: its final counters
-    /// (bytes and segments, which events do not give) join that socket, and
-    /// the notice, read in a sampled namespace, places it there. False when
-    /// no such socket is known.
-    pub(super) fn absorb_notice(
+    /// A close notice of a socket no poll tracked, in precision mode: it
+    /// joins the event-only socket it closes (found by cookie, or by tuple
+    /// where events named no cookie), or waits for the next batch of
+    /// events, which may bring that socket's destruction. False when it
+    /// can be neither (the bound on held notices): count it on its own.
+    pub(super) fn offer_notice(
         &mut self,
         notice: &SocketSample,
         orderly: bool,
         passive: bool,
+        poll: u64,
     ) -> bool {
+        match self.claimant(notice, false) {
+            Some(Claim::Socket(n)) => {
+                self.join_notice(n, notice, orderly, passive);
+                return true;
+            }
+            Some(Claim::Counted) => return true,
+            None => {}
+        }
+        if self.held_notices.len() >= HELD_NOTICES_LIMIT {
+            self.stats.notices_unheld += 1;
+            return false;
+        }
+        self.held_notices.push(HeldNotice {
+            notice: notice.clone(),
+            orderly,
+            passive,
+            poll,
+        });
+        true
+    }
+
+    /// Offers the notices held since an earlier poll once more, now that
+    /// another batch of events came; returns those no socket claims (a
+    /// connection events missed: count them on their own).
+    pub(super) fn retry_held_notices(&mut self, poll: u64) -> Vec<SocketSample> {
+        let held = std::mem::take(&mut self.held_notices);
+        let mut unclaimed = Vec::new();
+        for h in held {
+            if h.poll == poll {
+                self.held_notices.push(h);
+                continue;
+            }
+            match self.claimant(&h.notice, true) {
+                Some(Claim::Socket(n)) => self.join_notice(n, &h.notice, h.orderly, h.passive),
+                Some(Claim::Counted) => {}
+                None => unclaimed.push(h.notice),
+            }
+        }
+        unclaimed
+    }
+
+    /// The event-only socket a notice closes: the one with its cookie (and
+    /// its tuple, whose peer port an abort cleared); else, on a `last_try`,
+    /// the one with its tuple whose events named no cookie.
+    fn claimant(&self, notice: &SocketSample, last_try: bool) -> Option<Claim> {
         let tuple = EventTuple::of_key(&notice.key);
+        if self.settled_cookies.contains_key(&notice.cookie) {
+            return Some(Claim::Counted);
+        }
+        if let Some(&n) = self.by_cookie.get(&notice.cookie) {
+            let e = self.event_only.get(&n)?;
+            let known = EventTuple::of_key(&e.tracked.sample.key);
+            // An abort clears the peer port, and the local address of a
+            // socket not bound to one.
+            let same = known == tuple
+                || (tuple.remote_port == 0
+                    && (known.local == tuple.local || tuple.local.is_unspecified())
+                    && known.local_port == tuple.local_port
+                    && known.remote == tuple.remote);
+            return same.then_some(Claim::Socket(n));
+        }
         let Some(SocketId::EventOnly(n)) = self.by_tuple.get(&tuple).copied() else {
-            return false;
+            return None;
         };
+        let e = self.event_only.get(&n)?;
+        (last_try && e.cookie.is_none() && !e.noticed).then_some(Claim::Socket(n))
+    }
+
+    /// The notice's final counters (bytes and segments, which events do
+    /// not give) join socket `n`, and the notice, read in a sampled
+    /// namespace, places it there.
+    fn join_notice(&mut self, n: u64, notice: &SocketSample, orderly: bool, passive: bool) {
         let Some(known) = self.event_only.get_mut(&n) else {
-            return false;
+            return;
         };
         let tracked = &mut known.tracked;
         let last = tracked
@@ -313,7 +468,10 @@ impl EventAttribution {
             .is_some()
             .then(|| cumulative(&tracked.sample));
         let fin_counted = tracked.sample.state.peer_fin_received();
+        let aborted = notice.key.remote_port == 0;
         let mut delta = match last {
+            // An abort cleared the counters: what was sampled stands.
+            _ if aborted => Counters::default(),
             // A last-moment sample was taken: only what came after it.
             Some(last) => difference(&cumulative(notice), &last)
                 .unwrap_or_else(|_| cumulative(notice).counters),
@@ -322,32 +480,57 @@ impl EventAttribution {
         if orderly && !fin_counted {
             super::closes::drop_fin(&mut delta);
         }
-        if passive && last.is_none() {
+        if passive && last.is_none() && !aborted {
             super::add_syn_ack(&mut delta);
         }
         tracked.window.add(&delta);
-        tracked.sample.tcp_info = notice.tcp_info;
+        if !aborted {
+            tracked.sample.tcp_info = notice.tcp_info;
+        }
         tracked.sample.key.netns = notice.key.netns;
         known.confirmed = true;
-        true
+        known.noticed = true;
+        known.cookie = Some(notice.cookie);
+        self.by_cookie.insert(notice.cookie, n);
     }
 
     /// Closes event-only sockets that ended or that polls keep missing;
-    /// those placed in no sampled namespace are counted apart.
+    /// those placed in no sampled namespace are counted apart. With
+    /// notices read, one that ended waits a few polls for its notice (and
+    /// one noticed for its end), so that both its counters and its place
+    /// come from the kernel.
     pub(super) fn settle(&mut self, poll: u64, elapsed_ms: u64, closed: &mut Vec<Closed>) {
         self.place_event_only();
-        let done: Vec<u64> = self
-            .event_only
-            .iter()
-            .filter(|(n, e)| {
-                e.tracked.history_ended(&self.marks, **n)
-                    || poll.saturating_sub(e.since_poll) >= EVENT_ONLY_GRACE_POLLS
-            })
-            .map(|(n, _)| *n)
-            .collect();
+        self.closing
+            .retain(|_, (_, since)| poll.saturating_sub(*since) <= CLOSING_POLLS);
+        self.settled_cookies
+            .retain(|_, since| poll.saturating_sub(*since) <= NOTICE_GRACE_POLLS);
+        let placed_by_notices = self.placed_by_notices;
+        let mut done = Vec::new();
+        for (n, e) in self.event_only.iter_mut() {
+            let ended = e.tracked.history_ended(&self.marks, *n);
+            let finished = if !placed_by_notices {
+                ended
+            } else {
+                if (ended || e.noticed) && e.closing_since.is_none() {
+                    e.closing_since = Some(poll);
+                }
+                (ended && e.noticed)
+                    || e.closing_since
+                        .is_some_and(|since| poll.saturating_sub(since) >= NOTICE_GRACE_POLLS)
+            };
+            let unseen = e.closing_since.is_none()
+                && poll.saturating_sub(e.since_poll) >= EVENT_ONLY_GRACE_POLLS;
+            if finished || unseen {
+                done.push(*n);
+            }
+        }
         for n in done {
             let id = SocketId::EventOnly(n);
             let known = self.event_only.remove(&n).expect("present");
+            if let Some(c) = known.cookie {
+                self.by_cookie.remove(&c);
+            }
             let tracked = known.tracked;
             let tuple = EventTuple::of_key(&tracked.sample.key);
             if self.by_tuple.get(&tuple) == Some(&id) {
@@ -368,6 +551,11 @@ impl EventAttribution {
                 self.stats.elsewhere.add(&ended.window);
             }
         }
+        self.stats.awaiting_notice = self
+            .event_only
+            .values()
+            .filter(|e| !self.shown(e) && e.closing_since.is_some())
+            .count() as u64;
     }
 
     /// Confirms the event-only sockets that something places in a sampled
@@ -378,6 +566,11 @@ impl EventAttribution {
             for e in self.event_only.values_mut() {
                 e.confirmed = true;
             }
+        }
+        if self.placed_by_notices {
+            // Notices place sockets exactly; a tuple may be another
+            // namespace's too.
+            return;
         }
         for _ in 0..2 {
             let placed: Vec<u64> = self
@@ -475,9 +668,13 @@ impl Attribution<'_, '_> {
                     self.credit(*sk, tuple.as_ref(), Some(TcpState::Unknown), counts, false);
                 }
             }
-            TraceEvent::ReceiveReset { sk, tuple, .. } => {
+            TraceEvent::ReceiveReset { sk, tuple, cookie } => {
+                if self.names_other_socket(*sk, Some(tuple), *cookie) {
+                    return;
+                }
                 let counts = single(Counter::InRsts, 1);
                 self.credit(*sk, Some(tuple), Some(TcpState::Unknown), counts, false);
+                self.note_cookie(*sk, Some(tuple), *cookie);
             }
             TraceEvent::Retransmit { sk, tuple } => {
                 let counts = single(Counter::RetransSegs, 1);
@@ -516,8 +713,27 @@ impl Attribution<'_, '_> {
                         .or_default() += 1;
                 }
             }
-            TraceEvent::Identity { sk, tuple, .. } => {
-                self.locate(*sk, Some(tuple));
+            TraceEvent::Identity { sk, tuple, cookie } => {
+                if !self.names_other_socket(*sk, Some(tuple), *cookie) {
+                    self.note_cookie(*sk, Some(tuple), *cookie);
+                }
+            }
+            TraceEvent::Destroyed { sk, tuple, cookie } => {
+                let id = match self.part.closing.remove(sk) {
+                    Some((id, _)) => Some(id),
+                    None => self.locate(*sk, Some(tuple)),
+                };
+                if let (Some(SocketId::EventOnly(n)), Some(cookie)) = (id, *cookie) {
+                    if let Some(e) = self.part.event_only.get_mut(&n) {
+                        e.destroyed = true;
+                        self.name_event_only(n, cookie);
+                    } else if self.part.settled_cookies.len() < CLOSING_LIMIT {
+                        self.part.settled_cookies.insert(cookie, self.poll);
+                    }
+                }
+                // The address is free for the next socket.
+                self.part.by_sk.remove(sk);
+                self.part.pending.remove(sk);
             }
             TraceEvent::LastSample { sk, sample } => self.last_sample(*sk, sample),
         }
@@ -543,6 +759,47 @@ impl Attribution<'_, '_> {
         self.credit(sk, tuple, create, counts, false);
     }
 
+    /// Whether an event's cookie says its socket is not the polled one
+    /// with its tuple (another namespace's socket with the same tuple):
+    /// then that address is not followed.
+    fn names_other_socket(
+        &mut self,
+        sk: u64,
+        tuple: Option<&EventTuple>,
+        cookie: Option<u64>,
+    ) -> bool {
+        let (Some(cookie), Some(tuple)) = (cookie, tuple) else {
+            return false;
+        };
+        let polled = match self.part.by_tuple.get(tuple) {
+            Some(SocketId::Cookie(c)) => Some(*c),
+            _ => None,
+        };
+        let other = polled.is_some_and(|c| c != 0 && c != cookie);
+        if other && sk != 0 {
+            self.part.by_sk.insert(sk, Place::Ignored);
+            self.part.pending.remove(&sk);
+        }
+        other
+    }
+
+    /// Records the cookie an event gave for the event-only socket it names.
+    fn note_cookie(&mut self, sk: u64, tuple: Option<&EventTuple>, cookie: Option<u64>) {
+        let Some(cookie) = cookie else {
+            return;
+        };
+        if let Some(SocketId::EventOnly(n)) = self.locate(sk, tuple) {
+            self.name_event_only(n, cookie);
+        }
+    }
+
+    fn name_event_only(&mut self, n: u64, cookie: u64) {
+        if let Some(e) = self.part.event_only.get_mut(&n) {
+            e.cookie = Some(cookie);
+            self.part.by_cookie.insert(cookie, n);
+        }
+    }
+
     fn entry(&mut self, id: SocketId) -> Option<&mut Tracked> {
         match id {
             SocketId::EventOnly(n) => self.part.event_only.get_mut(&n).map(|e| &mut e.tracked),
@@ -556,22 +813,48 @@ impl Attribution<'_, '_> {
     fn locate(&mut self, sk: u64, tuple: Option<&EventTuple>) -> Option<SocketId> {
         let learned = match self.part.by_sk.get(&sk) {
             Some(Place::Ignored) if sk != 0 => return None,
-            Some(Place::Tuple(t)) if sk != 0 => Some(*t),
+            Some(Place::Socket(id, t)) if sk != 0 => Some((*id, *t)),
             _ => None,
         };
-        let tuple = tuple.copied().filter(EventTuple::is_complete).or(learned)?;
+        if let Some((id, known)) = learned {
+            let renamed = tuple.is_some_and(|t| t.is_complete() && *t != known);
+            if renamed {
+                // Another tuple at this address: the socket that was there
+                // is gone (a kernel without destruction events).
+                self.part.by_sk.remove(&sk);
+            } else if self.entry(id).is_some() {
+                return Some(id);
+            }
+            // Taken over by a poll: found again by its tuple.
+        }
+        let tuple = tuple
+            .copied()
+            .filter(EventTuple::is_complete)
+            .or(learned.map(|(_, t)| t))?;
         let id = match self.part.by_tuple.get(&tuple) {
             Some(id) => Some(*id),
             None if is_unspecified(&tuple) => self.by_ports(&tuple),
             None => None,
         }?;
+        if let SocketId::EventOnly(n) = id {
+            let (owner, destroyed) = self
+                .part
+                .event_only
+                .get(&n)
+                .map_or((0, false), |e| (e.sk, e.destroyed));
+            if destroyed || (sk != 0 && owner != 0 && owner != sk) {
+                // Another socket with the same tuple (another namespace's,
+                // or the next at its address).
+                return None;
+            }
+        }
         let Some(tracked) = self.entry(id) else {
             self.part.by_tuple.remove(&tuple);
             return None;
         };
         let key = EventTuple::of_key(&tracked.sample.key);
         if sk != 0 {
-            self.learn(sk, Place::Tuple(key), id);
+            self.learn(sk, Place::Socket(id, key), id);
         }
         Some(id)
     }
@@ -632,14 +915,19 @@ impl Attribution<'_, '_> {
             n,
             EventOnly {
                 tracked,
+                sk,
                 since_poll: self.poll,
                 confirmed: false,
+                cookie: None,
+                noticed: false,
+                destroyed: false,
+                closing_since: None,
             },
         );
         let id = SocketId::EventOnly(n);
         self.part.by_tuple.insert(*tuple, id);
         if sk != 0 {
-            self.learn(sk, Place::Tuple(*tuple), id);
+            self.learn(sk, Place::Socket(id, *tuple), id);
         }
         Some(id)
     }
@@ -728,6 +1016,12 @@ impl Attribution<'_, '_> {
             }
         }
         if new == TcpState::Close && sk != 0 {
+            // Its destruction event, next, may have lost the peer port.
+            if let Some(Place::Socket(id, _)) = self.part.by_sk.get(&sk) {
+                if self.part.closing.len() < CLOSING_LIMIT {
+                    self.part.closing.insert(sk, (*id, self.poll));
+                }
+            }
             // The address may be reused by the next socket.
             self.part.by_sk.remove(&sk);
             self.part.pending.remove(&sk);
@@ -774,6 +1068,7 @@ impl Attribution<'_, '_> {
         // Accepted by a listener polled here: it lives here too.
         let (local, port) = (unmap(tuple.local), tuple.local_port);
         let child_of_listener = accepted
+            && !self.part.placed_by_notices
             && self
                 .listeners
                 .iter()
@@ -968,6 +1263,99 @@ mod tests {
         .enumerate()
         .map(|(i, e)| at(i as u64, e))
         .collect()
+    }
+
+    /// A connection aborted by its client (SO_LINGER 0), server socket
+    /// `base_sk + 1`: both ends' events to their destruction, with cookies
+    /// `cookie` (client) and `cookie + 1` (server).
+    fn aborted_connection(port: u16, base_sk: u64, cookie: u64) -> Vec<Timed> {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", port, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", port);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let cleared = tuple("10.0.0.1", port, "10.0.0.2", 0);
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", port);
+        let (c, s) = (base_sk, base_sk + 1);
+        [
+            change(c, no_port, Close, SynSent),
+            change(s, newborn, Listen, SynRecv),
+            change(c, client, SynSent, Established),
+            change(s, server, SynRecv, Established),
+            change(c, client, Established, Close),
+            TraceEvent::SendReset {
+                sk: c,
+                tuple: Some(client),
+            },
+            TraceEvent::Destroyed {
+                sk: c,
+                tuple: cleared,
+                cookie: Some(cookie),
+            },
+            TraceEvent::ReceiveReset {
+                sk: s,
+                tuple: server,
+                cookie: Some(cookie + 1),
+            },
+            change(s, server, Established, Close),
+            TraceEvent::Destroyed {
+                sk: s,
+                tuple: server,
+                cookie: Some(cookie + 1),
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| at(i as u64, e))
+        .collect()
+    }
+
+    /// A snapshot whose close notices are read, with these notices.
+    fn noticed(ms: u64, notices: Vec<SocketSample>) -> Snapshot {
+        let mut s = snap(ms, vec![]);
+        s.closes_watched = true;
+        s.closed = notices;
+        s
+    }
+
+    #[test]
+    fn notices_place_event_only_sockets_and_leave_another_namespaces_out() {
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        // Ours (cookies 100, 101) and another namespace's with the very
+        // same tuples (cookies 200, 201), at other kernel addresses.
+        t.apply_events(&aborted_connection(40000, 0x1000, 100), &ANY);
+        t.apply_events(&aborted_connection(40000, 0x2000, 200), &ANY);
+        let mut client = sample(
+            100,
+            tuple("10.0.0.1", 40000, "10.0.0.2", 0),
+            TcpState::Close,
+            None,
+        );
+        client.tcp_info = Some(info(0, 0));
+        let mut server = sample(
+            101,
+            tuple("10.0.0.2", 80, "10.0.0.1", 40000),
+            TcpState::Close,
+            None,
+        );
+        server.tcp_info = Some(info(500, 0));
+        t.observe(&noticed(1000, vec![client, server]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1));
+        assert_eq!(c.get(Counter::OutRsts), Some(1));
+        assert_eq!(c.get(Counter::InRsts), Some(1));
+        assert_eq!(c.get(Counter::EstabResets), Some(2));
+        // The other namespace's pair waits for a notice that never comes,
+        // then is left out.
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(3000, vec![]), &ANY);
+        let stats = t.event_stats().unwrap();
+        assert_eq!(stats.elsewhere_sockets, 2, "{stats:?}");
+        assert_eq!(stats.elsewhere.get(Counter::OutRsts), Some(1));
+        assert_eq!(totals(&t).get(Counter::PassiveOpens), Some(1));
     }
 
     #[test]

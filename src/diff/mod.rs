@@ -258,7 +258,9 @@ impl Tracker {
         let mut seen_again = self.take_samples(snapshot, filter, elapsed);
         // A socket a notice closed before this poll saw it is not missing.
         seen_again += self.take_close_notices(&snapshot.closed, filter, elapsed);
+        self.take_unclaimed_notices(filter, elapsed);
         if let Some(events) = &mut self.events {
+            events.set_placed_by_notices(snapshot.closes_watched);
             events.settle(poll, elapsed, &mut self.closed);
         }
         if !snapshot.unsampled_netns.is_empty() {

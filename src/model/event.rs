@@ -105,8 +105,16 @@ pub enum TraceEvent {
     /// kernel says, else 0.
     Drop { reason: DropReason, sk: u64 },
     /// An event that only tells which socket lives at `sk`
-    /// (tcp:tcp_rcv_space_adjust, tcp:tcp_destroy_sock).
+    /// (tcp:tcp_rcv_space_adjust).
     Identity {
+        sk: u64,
+        tuple: EventTuple,
+        cookie: Option<u64>,
+    },
+    /// tcp:tcp_destroy_sock: the socket at `sk` is being destroyed; its
+    /// close notice (with `cookie`) follows. An aborted socket's `tuple`
+    /// has lost its peer port.
+    Destroyed {
         sk: u64,
         tuple: EventTuple,
         cookie: Option<u64>,

@@ -42,7 +42,8 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
 }
 
 /// `"precision":{"probes","events","events_lost","last_samples","sources":
-/// {counter: source},"unplaced":{..},"unidentified":{..},"drops_by_reason":{..}}`.
+/// {counter: source},"elsewhere_sockets","awaiting_notice","notices_unheld",
+/// "unplaced":{..},"unidentified":{..},"elsewhere":{..},"drops_by_reason":{..}}`.
 fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
     buf.extend_from_slice(b",\"precision\":{\"probes\":");
     string(buf, &precision.probes);
@@ -61,6 +62,8 @@ fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
     }
     buf.push(b'}');
     field_u64(buf, "elsewhere_sockets", precision.elsewhere_sockets);
+    field_u64(buf, "awaiting_notice", precision.awaiting_notice);
+    field_u64(buf, "notices_unheld", precision.notices_unheld);
     for (name, counters) in [
         ("unplaced", &precision.unplaced),
         ("unidentified", &precision.unidentified),

@@ -77,6 +77,12 @@ pub struct PrecisionSection {
     /// (another namespace's, most likely), and what they counted.
     pub elsewhere_sockets: u64,
     pub elsewhere: Counters,
+    /// Event-only sockets that ended and wait for their close notice to
+    /// place them: counted in the window it comes.
+    pub awaiting_notice: u64,
+    /// Close notices counted on their own because too many waited for
+    /// their events.
+    pub notices_unheld: u64,
 }
 
 impl<'a> Report<'a> {

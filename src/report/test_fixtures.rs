@@ -703,6 +703,8 @@ pub fn precision_section() -> PrecisionSection {
         last_samples: 2,
         elsewhere_sockets: 4,
         elsewhere: counters(&[(MessagesSent, 6, false), (MessageBytesSent, 9_000, false)]),
+        awaiting_notice: 2,
+        notices_unheld: 0,
     }
 }
 

@@ -91,6 +91,20 @@ pub fn write_precision(
             listed(&precision.elsewhere)
         )?;
     }
+    if precision.awaiting_notice > 0 {
+        writeln!(
+            out,
+            "\tawaiting their close notice to place them: {} sockets (counted when it comes)",
+            precision.awaiting_notice
+        )?;
+    }
+    if precision.notices_unheld > 0 {
+        writeln!(
+            out,
+            "\tclose notices counted without their events (too many waiting): {}",
+            precision.notices_unheld
+        )?;
+    }
     if !precision.drops_by_reason.is_empty() {
         let drops: Vec<String> = precision
             .drops_by_reason

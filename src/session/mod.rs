@@ -395,6 +395,8 @@ impl Session {
             last_samples: stats.last_samples,
             elsewhere_sockets: stats.elsewhere_sockets,
             elsewhere: stats.elsewhere,
+            awaiting_notice: stats.awaiting_notice,
+            notices_unheld: stats.notices_unheld,
         })
     }
 

@@ -39,10 +39,13 @@ pub enum Role {
     /// Events that only name a socket's address, so sends and receives on
     /// long-lived sockets are attributed sooner.
     Names,
+    /// A socket's destruction with its address and cookie: joins the
+    /// events of a socket to its close notice, which names the namespace.
+    Destroys,
 }
 
 impl Role {
-    const ALL: [Role; 9] = [
+    const ALL: [Role; 10] = [
         Role::States,
         Role::SentResets,
         Role::ReceivedResets,
@@ -52,6 +55,7 @@ impl Role {
         Role::Receives,
         Role::Drops,
         Role::Names,
+        Role::Destroys,
     ];
 
     /// The counters this role fills.
@@ -70,7 +74,7 @@ impl Role {
             Role::Sends => &[Counter::MessagesSent, Counter::MessageBytesSent],
             Role::Receives => &[Counter::MessagesReceived, Counter::MessageBytesReceived],
             Role::Drops => &[Counter::Drops],
-            Role::Names => &[],
+            Role::Names | Role::Destroys => &[],
         }
     }
 
@@ -86,6 +90,7 @@ impl Role {
             Role::Receives => &[EventKind::SockRecvLength],
             Role::Drops => &[EventKind::KfreeSkb],
             Role::Names => &[EventKind::TcpRcvSpaceAdjust],
+            Role::Destroys => &[EventKind::TcpDestroySock],
         }
     }
 
@@ -389,7 +394,7 @@ fn usable_kprobes(mode: ProbeMode, tracefs: &Tracefs) -> Result<Vec<KprobeDef>, 
 struct Choice {
     tracepoints: Vec<(Role, EventKind)>,
     kprobes: Vec<(Role, KprobeDef)>,
-    /// The roles (but Names) that nothing on this kernel fills.
+    /// The roles (but Names and Destroys) that nothing on this kernel fills.
     missing: Vec<String>,
 }
 
@@ -422,7 +427,7 @@ fn choose_probes(mode: ProbeMode, tracefs: &Tracefs, kprobe_defs: &[KprobeDef]) 
             .collect();
         if !defs.is_empty() {
             choice.kprobes.extend(defs.into_iter().map(|d| (role, d)));
-        } else if role != Role::Names {
+        } else if !matches!(role, Role::Names | Role::Destroys) {
             choice.missing.push(format!("{role:?}"));
         }
     }

@@ -38,6 +38,7 @@ pub enum EventKind {
     SockRecvLength,
     KfreeSkb,
     TcpRcvSpaceAdjust,
+    TcpDestroySock,
     /// Kprobes (fields named by `kprobe_defs`).
     KprobeSetState,
     KprobeSendReset,
@@ -65,6 +66,7 @@ impl EventKind {
             SockRecvLength => ("sock", "sock_recv_length"),
             KfreeSkb => ("skb", "kfree_skb"),
             TcpRcvSpaceAdjust => ("tcp", "tcp_rcv_space_adjust"),
+            TcpDestroySock => ("tcp", "tcp_destroy_sock"),
             _ => return None,
         })
     }
@@ -117,7 +119,7 @@ impl Decoder {
         let mut f = Fields::default();
         match kind {
             InetSockSetState | TcpReceiveReset | TcpRetransmitSkb | TcpRetransmitSynack
-            | TcpRcvSpaceAdjust => {
+            | TcpRcvSpaceAdjust | TcpDestroySock => {
                 f.sk = need("skaddr", &ptr)?;
                 f.sport = need("sport", &[2])?;
                 f.dport = need("dport", &[2])?;
@@ -200,9 +202,8 @@ impl Decoder {
         use EventKind::*;
         match self.kind {
             InetSockSetState => self.set_state(raw),
-            TcpReceiveReset | TcpRetransmitSkb | TcpRetransmitSynack | TcpRcvSpaceAdjust => {
-                self.tcp_socket_event(raw)
-            }
+            TcpReceiveReset | TcpRetransmitSkb | TcpRetransmitSynack | TcpRcvSpaceAdjust
+            | TcpDestroySock => self.tcp_socket_event(raw),
             TcpSendReset => self.send_reset(raw),
             SockSendLength | SockRecvLength => self.message_length(raw),
             KfreeSkb => self.kfree_skb(raw),
@@ -264,6 +265,11 @@ impl Decoder {
                 tuple,
             },
             EventKind::TcpRcvSpaceAdjust => TraceEvent::Identity {
+                sk,
+                tuple,
+                cookie: self.cookie(raw),
+            },
+            EventKind::TcpDestroySock => TraceEvent::Destroyed {
                 sk,
                 tuple,
                 cookie: self.cookie(raw),
@@ -566,6 +572,7 @@ mod tests {
             SockRecvLength,
             KfreeSkb,
             TcpRcvSpaceAdjust,
+            TcpDestroySock,
         ]
         .into_iter()
         .find(|k| k.tracepoint() == Some((group, name)))
@@ -680,6 +687,7 @@ mod tests {
                         TraceEvent::ReceiveReset { tuple, .. }
                         | TraceEvent::Retransmit { tuple, .. }
                         | TraceEvent::Identity { tuple, .. }
+                        | TraceEvent::Destroyed { tuple, .. }
                         | TraceEvent::SynAckRetransmit { tuple, .. } => Some(*tuple),
                         TraceEvent::SendReset { tuple, .. } => *tuple,
                         _ => None,

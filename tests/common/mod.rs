@@ -5,14 +5,13 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use nix::sched::{setns, CloneFlags};
+pub mod traffic;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tcpipstat");
 
@@ -60,14 +59,9 @@ impl Netns {
     /// Runs `f` on a thread that entered this namespace: sockets it creates
     /// live in the namespace.
     pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let ns = File::open(&path).expect("open netns file");
-            setns(&ns, CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("namespace thread panicked")
+        traffic::in_namespace(&self.name, f)
+            .join()
+            .expect("namespace thread panicked")
     }
 
     pub fn command(&self, program: &str) -> Command {
