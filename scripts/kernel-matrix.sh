@@ -40,6 +40,16 @@
 #                          client tuple (kprobe everywhere; tracepoint and
 #                          auto where the kernel has sock:sock_send_length,
 #                          else auto's kprobes)
+#     closes-*      the same churn (client ports 44101.., server :44100)
+#                   in plain polling mode (`--timeout 7 --poll 6500ms`),
+#                   inside one poll period: counted from close notices alone
+#                   -opens ActiveOpens = PassiveOpens = 21, exact
+#                   -bytes BytesSent 700 on each graceful client tuple,
+#                          BytesReceived 700 on each server tuple
+#                   -resets EstabResets: 1 on the aborting client (its
+#                          notice has cleared counters), 0 on every graceful
+#                          connection's ends
+#                   -lost  closes_lost 0, exit 0
 #   fallback guest (no diag modules):
 #     fallback      `tcpipstat --once --format json` with the once-bytes
 #                   connections: exit 0, a notice naming /proc/net/tcp on
@@ -119,6 +129,15 @@ for mode in kprobe tracepoint auto; do
   echo $? > /out/prec-$mode.rc
   b=$((b+1))
 done
+# closes-*: the same churn in plain polling mode, inside one poll period:
+# only the kernel's close notices can count it
+/tcpipstat --timeout 7 --poll 6500ms --format json "127.0.0.1:44100-*" "*-127.0.0.1:44100" \
+    > /out/closes.json 2> /out/closes.err &
+pid=$!
+sleep 3
+/connhelper churn 20 44101 44100 700 > /out/churn-closes.log 2>&1
+wait $pid
+echo $? > /out/closes.rc
 EOF
 cat > "$FALLBACK_BODY" <<'EOF'
 helper once

@@ -316,8 +316,25 @@ impl FilterSet {
         self.filters.is_empty() || self.filters.iter().any(Filter::is_any)
     }
 
+    /// Whether a socket's key passes. A key with a peer address but no
+    /// peer port is what an abort leaves of one (`tcp_disconnect` clears
+    /// the port, and the local address of a socket not bound to one): the
+    /// parts it lost match any filter, the rest must match.
     pub fn matches(&self, key: &SocketKey) -> bool {
+        if key.remote_port == 0 && !key.remote.is_unspecified() {
+            return self.matches_aborted(key);
+        }
         self.filters.is_empty() || self.filters.iter().any(|f| f.matches(key))
+    }
+
+    fn matches_aborted(&self, key: &SocketKey) -> bool {
+        self.filters.is_empty()
+            || self.filters.iter().any(|f| {
+                let local_addr = key.local.is_unspecified() || f.local.addr.matches(key.local);
+                local_addr
+                    && f.local.port.is_none_or(|p| p == key.local_port)
+                    && f.remote.addr.matches(key.remote)
+            })
     }
 
     /// INET_DIAG_REQ_BYTECODE program accepting a superset of what
@@ -571,5 +588,24 @@ mod tests {
         assert!(run_bytecode(&program, &key("9.9.9.9", 80, "1.1.1.1", 1)));
         assert!(!set.matches(&key("9.9.9.9", 80, "1.1.1.1", 1)));
         assert!(set.matches(&key("9.1.9.9", 80, "1.1.1.1", 1)));
+    }
+
+    #[test]
+    fn an_aborted_key_matches_on_what_the_abort_left() {
+        let set = FilterSet::parse(&["*-127.0.0.1:44100", "10.0.0.1:80-*"]).unwrap();
+        let cleared = SocketKey::new(
+            "0.0.0.0".parse().unwrap(),
+            44121,
+            "127.0.0.1".parse().unwrap(),
+            0,
+        );
+        assert!(set.matches(&cleared));
+        let elsewhere = SocketKey::new(
+            "0.0.0.0".parse().unwrap(),
+            44121,
+            "10.9.9.9".parse().unwrap(),
+            0,
+        );
+        assert!(!set.matches(&elsewhere));
     }
 }

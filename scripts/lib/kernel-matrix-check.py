@@ -232,3 +232,42 @@ for i, mode in enumerate(("kprobe", "tracepoint", "auto")):
     result(f"prec-{mode}-msgs", not bad,
            f"MessagesSent/MessageBytesSent per client from {msg_source!r}: " +
            (f"wrong: {bad[:4]}" if bad else "21 x (1, 700)"))
+
+
+# --- close notices in plain polling mode (closes-*) ---------------------------
+def check_closes():
+    base = 44100
+    rep = report(main_dir, "closes.json")
+    err = (read(main_dir, "closes.err") or "").strip()
+    if isinstance(rep, str):
+        for check in ("opens", "bytes", "resets", "lost"):
+            result(f"closes-{check}", False, f"{rep}; stderr: {err}")
+        return
+    groups = groups_by_tuple(rep)
+    total = lambda name: sum(count(g, "Tcp", name) for g in groups.values())
+    opens = (total("ActiveOpens"), total("PassiveOpens"))
+    result("closes-opens", opens == (21, 21),
+           f"ActiveOpens, PassiveOpens = {opens} (want 21, 21); stderr: {err}")
+    bad = []
+    for port in range(base + 1, base + 21):
+        client = groups.get(("127.0.0.1", port, "127.0.0.1", base))
+        server = groups.get(("127.0.0.1", base, "127.0.0.1", port))
+        got = (count(client, "Socket", "BytesSent"), count(server, "Socket", "BytesReceived"))
+        if got != (700, 700):
+            bad.append((port, got))
+    result("closes-bytes", not bad,
+           "BytesSent/BytesReceived per connection: " + (f"wrong: {bad[:4]}" if bad else "20 x (700, 700)"))
+    graceful_resets = sum(
+        count(g, "Tcp", "EstabResets") for (la, lp, ra, rp), g in groups.items()
+        if base + 1 <= lp <= base + 20 or base + 1 <= rp <= base + 20)
+    # The aborted client's notice lost its peer port: it is keyed without it.
+    aborted = sum(count(g, "Tcp", "EstabResets") for (la, lp, ra, rp), g in groups.items()
+                  if lp == base + 21)
+    result("closes-resets", (graceful_resets, aborted) == (0, 1),
+           f"EstabResets on graceful ends, on the aborting client = {(graceful_resets, aborted)} (want 0, 1)")
+    lost = rep.get("closes_lost")
+    result("closes-lost", lost == 0 and rc(main_dir, "closes.rc") == 0,
+           f"closes_lost {lost}, exit {rc(main_dir, 'closes.rc')}")
+
+
+check_closes()

@@ -212,8 +212,8 @@ impl Tracker {
         };
         for notice in events.retry_held_notices(self.polls) {
             let passive = self.is_listener_endpoint(&notice.key);
+            let ending = Ending::of(&notice, passive);
             if filter.matches(&notice.key) {
-                let ending = Ending::of(&notice, passive);
                 self.count_notice_alone(&notice, ending, passive, elapsed);
             }
         }

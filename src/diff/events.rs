@@ -192,6 +192,17 @@ fn reversed(tuple: &EventTuple) -> EventTuple {
     }
 }
 
+/// Whether a close notice's tuple is that of socket `known`: the same, or
+/// what an abort leaves of it (no peer port, and no local address for a
+/// socket not bound to one).
+fn same_connection(known: &EventTuple, notice: &EventTuple) -> bool {
+    known == notice
+        || (notice.remote_port == 0
+            && (known.local == notice.local || notice.local.is_unspecified())
+            && known.local_port == notice.local_port
+            && known.remote == notice.remote)
+}
+
 fn is_unspecified(tuple: &EventTuple) -> bool {
     tuple.local.is_unspecified() && tuple.remote.is_unspecified()
 }
@@ -437,21 +448,35 @@ impl EventAttribution {
         }
         if let Some(&n) = self.by_cookie.get(&notice.cookie) {
             let e = self.event_only.get(&n)?;
-            let known = EventTuple::of_key(&e.tracked.sample.key);
-            // An abort clears the peer port, and the local address of a
-            // socket not bound to one.
-            let same = known == tuple
-                || (tuple.remote_port == 0
-                    && (known.local == tuple.local || tuple.local.is_unspecified())
-                    && known.local_port == tuple.local_port
-                    && known.remote == tuple.remote);
+            let same = same_connection(&EventTuple::of_key(&e.tracked.sample.key), &tuple);
             return same.then_some(Claim::Socket(n));
         }
-        let Some(SocketId::EventOnly(n)) = self.by_tuple.get(&tuple).copied() else {
+        if !last_try {
             return None;
-        };
-        let e = self.event_only.get(&n)?;
-        (last_try && e.cookie.is_none() && !e.noticed).then_some(Claim::Socket(n))
+        }
+        // No event named this socket's cookie (a kernel without it, or
+        // without the destruction tracepoint): the one socket with its
+        // tuple that no notice claimed yet.
+        let unnamed = |e: &&EventOnly| e.cookie.is_none() && !e.noticed;
+        if tuple.remote_port != 0 {
+            let Some(SocketId::EventOnly(n)) = self.by_tuple.get(&tuple).copied() else {
+                return None;
+            };
+            return self
+                .event_only
+                .get(&n)
+                .filter(unnamed)
+                .map(|_| Claim::Socket(n));
+        }
+        // An aborted socket's tuple lost its peer port: found by the rest,
+        // if only one matches.
+        let mut matching = self.event_only.iter().filter(|(_, e)| {
+            unnamed(e) && same_connection(&EventTuple::of_key(&e.tracked.sample.key), &tuple)
+        });
+        match (matching.next(), matching.next()) {
+            (Some((n, _)), None) => Some(Claim::Socket(*n)),
+            _ => None,
+        }
     }
 
     /// The notice's final counters (bytes and segments, which events do
@@ -1267,8 +1292,9 @@ mod tests {
 
     /// A connection aborted by its client (SO_LINGER 0), server socket
     /// `base_sk + 1`: both ends' events to their destruction, with cookies
-    /// `cookie` (client) and `cookie + 1` (server).
-    fn aborted_connection(port: u16, base_sk: u64, cookie: u64) -> Vec<Timed> {
+    /// `cookie` (client) and `cookie + 1` (server); without them, as a
+    /// kernel with no destruction tracepoint tells it.
+    fn aborted_connection(port: u16, base_sk: u64, cookie: Option<u64>) -> Vec<Timed> {
         use TcpState::*;
         let client = tuple("10.0.0.1", port, "10.0.0.2", 80);
         let server = tuple("10.0.0.2", 80, "10.0.0.1", port);
@@ -1289,21 +1315,22 @@ mod tests {
             TraceEvent::Destroyed {
                 sk: c,
                 tuple: cleared,
-                cookie: Some(cookie),
+                cookie,
             },
             TraceEvent::ReceiveReset {
                 sk: s,
                 tuple: server,
-                cookie: Some(cookie + 1),
+                cookie: cookie.map(|c| c + 1),
             },
             change(s, server, Established, Close),
             TraceEvent::Destroyed {
                 sk: s,
                 tuple: server,
-                cookie: Some(cookie + 1),
+                cookie: cookie.map(|c| c + 1),
             },
         ]
         .into_iter()
+        .filter(|e| cookie.is_some() || !matches!(e, TraceEvent::Destroyed { .. }))
         .enumerate()
         .map(|(i, e)| at(i as u64, e))
         .collect()
@@ -1317,14 +1344,8 @@ mod tests {
         s
     }
 
-    #[test]
-    fn notices_place_event_only_sockets_and_leave_another_namespaces_out() {
-        let mut t = tracker();
-        t.observe(&noticed(0, vec![]), &ANY);
-        // Ours (cookies 100, 101) and another namespace's with the very
-        // same tuples (cookies 200, 201), at other kernel addresses.
-        t.apply_events(&aborted_connection(40000, 0x1000, 100), &ANY);
-        t.apply_events(&aborted_connection(40000, 0x2000, 200), &ANY);
+    /// Our aborted connection's close notices (cookies 100, 101).
+    fn aborted_notices() -> Vec<SocketSample> {
         let mut client = sample(
             100,
             tuple("10.0.0.1", 40000, "10.0.0.2", 0),
@@ -1339,7 +1360,18 @@ mod tests {
             None,
         );
         server.tcp_info = Some(info(500, 0));
-        t.observe(&noticed(1000, vec![client, server]), &ANY);
+        vec![client, server]
+    }
+
+    #[test]
+    fn notices_place_event_only_sockets_and_leave_another_namespaces_out() {
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        // Ours (cookies 100, 101) and another namespace's with the very
+        // same tuples (cookies 200, 201), at other kernel addresses.
+        t.apply_events(&aborted_connection(40000, 0x1000, Some(100)), &ANY);
+        t.apply_events(&aborted_connection(40000, 0x2000, Some(200)), &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
         let c = totals(&t);
         assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
         assert_eq!(c.get(Counter::PassiveOpens), Some(1));
@@ -1356,6 +1388,24 @@ mod tests {
         assert_eq!(stats.elsewhere_sockets, 2, "{stats:?}");
         assert_eq!(stats.elsewhere.get(Counter::OutRsts), Some(1));
         assert_eq!(totals(&t).get(Counter::PassiveOpens), Some(1));
+    }
+
+    #[test]
+    fn without_cookies_a_notice_joins_its_tuple_after_one_more_batch() {
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.apply_events(&aborted_connection(40000, 0x1000, None), &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        // Held: the next batch might name the sockets' cookies.
+        assert_eq!(totals(&t).value(Counter::ActiveOpens), 0);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1));
+        assert_eq!(c.get(Counter::OutRsts), Some(1));
+        assert_eq!(c.get(Counter::EstabResets), Some(2));
+        assert_eq!(t.event_stats().unwrap().elsewhere_sockets, 0);
     }
 
     #[test]

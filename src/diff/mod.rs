@@ -146,11 +146,13 @@ impl Closed {
     }
 
     /// Whether this is a connection's end: a mini socket expiring or a
-    /// listener closing is none.
+    /// listener closing is none (an aborted connection keeps its peer
+    /// address, not its port).
     pub fn is_connection(&self) -> bool {
         let state = self.sample.state;
+        let key = &self.sample.key;
         state != TcpState::Listen
-            && self.sample.key.remote_port != 0
+            && (key.remote_port != 0 || !key.remote.is_unspecified())
             && !(self.sample.tcp_info.is_none() && state.is_mini_socket())
     }
 }
