@@ -311,3 +311,49 @@ fn index_container_labels_a_namespace_by_its_process_cgroup() {
     assert_eq!(counter(group, "Socket", "BytesSent"), 9_999);
     assert_eq!(group["sockets"], 3);
 }
+
+#[test]
+fn a_process_that_closed_its_connection_and_exited_keeps_its_name_in_the_report() {
+    skip_unless_root!();
+    let ns = Netns::new("procs-gone");
+    let l = ns.listen("127.0.0.1:0");
+    let port = l.local_addr().unwrap().port();
+    // Many polls (owners are pruned every 30), a connection from a shell
+    // that sends 1234 bytes, closes and exits in the middle (the shell's
+    // builtins write; `sleep` does not inherit the socket).
+    let child = ns.spawn_tcpipstat(&[
+        "--index",
+        "process",
+        "--timeout",
+        "4",
+        "--poll",
+        "40ms",
+        "--format",
+        "json",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port}; printf '%1234s' '' >&3; sleep 0.5 3>&-; exec 3>&-"
+    );
+    let shell = ns.command("bash").args(["-c", &script]).spawn().unwrap();
+    let (mut conn, _) = l.accept().unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut got).unwrap();
+    assert_eq!(got.len(), 1234);
+    let pid = shell.id();
+    let status = { shell }.wait().unwrap();
+    assert!(status.success());
+    let out = common::wait_output(child);
+    let report = json_reports(&out.stdout).pop().expect("a report");
+    let groups = report["groups"].as_array().unwrap();
+    let shell_group = groups
+        .iter()
+        .find(|g| g["key"]["pid"] == pid)
+        .unwrap_or_else(|| panic!("no group for the shell [{pid}]: {groups:?}"));
+    assert_eq!(shell_group["key"]["command"], "bash", "{shell_group}");
+    assert_eq!(
+        counter(shell_group, "Socket", "BytesSent"),
+        1234,
+        "{shell_group}"
+    );
+}

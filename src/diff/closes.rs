@@ -16,7 +16,7 @@
 //! Pure, like the rest of `diff`.
 
 use super::{Closed, Origin, SocketId, StateCounts, Tracked, Tracker};
-use crate::counters::{cumulative, Counter, Counters};
+use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::{SocketSample, StateHistory, TcpState};
 
@@ -113,6 +113,17 @@ impl Tracker {
             // Closes before the baseline are before the run's window.
             return 0;
         }
+        // A listener that lived and died between two polls is known from
+        // its own notice (state CLOSE by then, no peer): its children's are
+        // passive opens.
+        let listener = |n: &&SocketSample| {
+            n.key.remote_port == 0 && n.key.remote.is_unspecified() && n.key.local_port != 0
+        };
+        for notice in notices.iter().filter(listener) {
+            let key = &notice.key;
+            self.listeners
+                .insert((key.netns, crate::model::unmap(key.local), key.local_port));
+        }
         let mut unlisted = 0;
         for notice in notices {
             let id = SocketId::Cookie(notice.cookie);
@@ -124,6 +135,12 @@ impl Tracker {
             };
             let ending = Ending::of(notice, passive);
             match tracked {
+                Some(tracked) if tracked.sample.is_mini_socket() => {
+                    // Its life ended when a poll saw its TIME_WAIT (or
+                    // FIN_WAIT2) successor, which stays tracked.
+                    self.sockets.insert(id, tracked);
+                    self.complete_ended_life(notice, ending);
+                }
                 Some(tracked) => {
                     unlisted += usize::from(tracked.last_poll != self.polls);
                     self.close_notified(id, tracked, notice, ending, elapsed)
@@ -132,6 +149,29 @@ impl Tracker {
             }
         }
         unlisted
+    }
+
+    /// A notice of a life a poll ended already (its successor was seen):
+    /// what the socket did after that poll's sample is added to it, if it
+    /// is still in this window.
+    fn complete_ended_life(&mut self, notice: &SocketSample, ending: Ending) {
+        let Some(closed) = self
+            .closed
+            .iter_mut()
+            .rev()
+            .find(|c| c.sample.cookie == notice.cookie && !c.sample.is_mini_socket())
+        else {
+            return;
+        };
+        let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) else {
+            return;
+        };
+        if ending == Ending::Orderly && !closed.sample.state.peer_fin_received() {
+            drop_fin(&mut delta);
+        }
+        closed.window.add(&delta);
+        closed.lifetime.add(&delta);
+        closed.sample.tcp_info = notice.tcp_info;
     }
 
     /// A socket polled before: its delta since then, and its ending.
@@ -147,8 +187,11 @@ impl Tracker {
         let last_poll = tracked.last_poll;
         if ending != Ending::Aborted && tracked.sample.tcp_info.is_some() {
             let mut last = notice.clone();
-            // The socket stays where it was tracked; its tuple as polled.
+            // The socket stays where it was tracked; its tuple as polled,
+            // and its owner's inode (an orphan's notice has none).
             last.key = tracked.sample.key;
+            last.inode = tracked.sample.inode;
+            last.uid = tracked.sample.uid;
             // Its state counters are the ending's, not a poll's inference.
             super::update(
                 &mut tracked,

@@ -324,7 +324,7 @@ impl EventAttribution {
     /// tuple from now on, and it takes over the counts of the event-only
     /// socket with its tuple, if there is one that has not ended.
     pub(super) fn first_seen(&mut self, id: SocketId, tracked: &mut Tracked, states: StateCounts) {
-        if states == StateCounts::FromEvents && tracked.sample.state.is_mini_socket() {
+        if states == StateCounts::FromEvents && tracked.sample.is_mini_socket() {
             // A TIME_WAIT or request socket opens nothing of its own.
             tracked.origin = Origin::Other;
         }
@@ -336,7 +336,7 @@ impl EventAttribution {
                 !e.tracked.history_ended(&self.marks, n)
                     && e.cookie.is_none_or(|c| c == cookie || cookie == 0)
             });
-            if adoptable && !tracked.sample.state.is_mini_socket() {
+            if adoptable && !tracked.sample.is_mini_socket() {
                 let known = self.event_only.remove(&n).expect("present");
                 if let Some(c) = known.cookie {
                     self.by_cookie.remove(&c);

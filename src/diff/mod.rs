@@ -153,7 +153,7 @@ impl Closed {
         let key = &self.sample.key;
         state != TcpState::Listen
             && (key.remote_port != 0 || !key.remote.is_unspecified())
-            && !(self.sample.tcp_info.is_none() && state.is_mini_socket())
+            && !(self.sample.tcp_info.is_none() && self.sample.is_mini_socket())
     }
 }
 
@@ -407,6 +407,8 @@ impl Tracker {
         let origin = match sample.state {
             TcpState::Listen | TcpState::NewSynRecv | TcpState::BoundInactive => Origin::Other,
             TcpState::TimeWait if previous_tuples.contains(&sample.key) => Origin::Other,
+            // Its full socket's notice counted the connection.
+            _ if self.states == StateCounts::Notified && sample.is_mini_socket() => Origin::Other,
             _ if self.is_listener_endpoint(&sample.key) => Origin::Passive,
             _ => Origin::Active,
         };
@@ -454,7 +456,7 @@ impl Tracker {
             }
         }
         let opened_here = matches!(tracked.origin, Origin::Active | Origin::Passive);
-        if state.is_mini_socket() && closed.window.is_all_zero() && !opened_here {
+        if closed.sample.is_mini_socket() && closed.window.is_all_zero() && !opened_here {
             // An expiring TIME_WAIT or request socket: nothing to report.
             return;
         }
@@ -544,7 +546,7 @@ pub(crate) fn add_syn_ack(window: &mut Counters) {
 /// (not a listener or mini socket) unseen for one poll only.
 fn awaits_notice(tracked: &Tracked, poll: u64) -> bool {
     let state = tracked.sample.state;
-    tracked.last_poll + 1 == poll && state != TcpState::Listen && !state.is_mini_socket()
+    tracked.last_poll + 1 == poll && state != TcpState::Listen && !tracked.sample.is_mini_socket()
 }
 
 /// Whether `key`'s local endpoint is a listener's (its own address or a
@@ -566,7 +568,7 @@ fn update(
     elapsed_ms: u64,
     states: StateCounts,
 ) -> Option<Closed> {
-    if sample.state.is_mini_socket() && !tracked.sample.state.is_mini_socket() {
+    if sample.is_mini_socket() && !tracked.sample.is_mini_socket() {
         let ended = Closed {
             lifetime: cumulative(&tracked.sample).counters,
             window: tracked.window,
@@ -596,7 +598,13 @@ fn update(
             tracked.window.bump_approx(Counter::AttemptFails, 1);
         }
     }
+    // A socket its process closed is an orphan with no inode: it stays
+    // its last owner's.
+    let owner_inode = tracked.sample.inode;
     tracked.sample = sample.clone();
+    if sample.inode == 0 {
+        tracked.sample.inode = owner_inode;
+    }
     tracked.last_poll = poll;
     None
 }

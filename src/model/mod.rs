@@ -239,6 +239,16 @@ pub struct SocketSample {
 }
 
 impl SocketSample {
+    /// Whether this is a mini socket (TIME_WAIT, a request): one that
+    /// carries no counters of its own. sock_diag gives tcp_info for every
+    /// full socket, so a FIN_WAIT2 sample of it without one is a timewait
+    /// socket in its FIN_WAIT2 substate (an orphan waiting out
+    /// tcp_fin_timeout), whose full socket is gone.
+    pub fn is_mini_socket(&self) -> bool {
+        self.state.is_mini_socket()
+            || (self.state == TcpState::FinWait2 && self.cookie != 0 && self.tcp_info.is_none())
+    }
+
     /// A sample with identity and state only, as /proc/net/tcp or a mini
     /// socket gives it.
     pub fn bare(key: SocketKey, cookie: u64, state: TcpState) -> SocketSample {

@@ -260,14 +260,16 @@ impl Session {
             snapshot
                 .sockets
                 .iter()
-                .filter(|s| !s.state.is_mini_socket() && filters.matches(&s.key))
+                .filter(|s| !s.is_mini_socket() && filters.matches(&s.key))
                 .map(|s| (s.inode, s.uid)),
         );
         if self.polls_taken % PRUNE_OWNERS_EVERY == 0 {
             // Forget owners of sockets gone, so the map does not grow with
             // every socket ever seen (and a reused inode is not named after
-            // its old owner).
-            let alive = snapshot.sockets.iter().map(|s| s.inode).collect();
+            // its old owner). The tracker's sockets keep their owner's inode
+            // when orphaned, and those that closed in this window wait for
+            // its report.
+            let alive = self.tracker.rows().map(|r| r.sample.inode).collect();
             owners.retain_sockets(&alive);
         }
     }

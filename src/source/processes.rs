@@ -105,7 +105,11 @@ impl ProcessMap {
         }
         if reread_uids.is_none() {
             self.processes.retain(|pid, _| alive.contains(pid));
-            self.commands.retain(|pid, _| alive.contains(pid));
+            // An exited process keeps its name while a socket it owned is
+            // still to be reported.
+            let owning: FxHashSet<u32> = self.owners.values().map(|o| o.pid).collect();
+            self.commands
+                .retain(|pid, _| alive.contains(pid) || owning.contains(pid));
             self.denied.retain(|pid| alive.contains(pid));
         }
     }
@@ -166,6 +170,10 @@ impl ProcessMap {
     /// Forgets sockets that are gone, so the map does not grow forever.
     pub fn retain_sockets(&mut self, alive: &FxHashSet<u64>) {
         self.owners.retain(|inode, _| alive.contains(inode));
+        let owning: FxHashSet<u32> = self.owners.values().map(|o| o.pid).collect();
+        let processes = &self.processes;
+        self.commands
+            .retain(|pid, _| processes.contains_key(pid) || owning.contains(pid));
     }
 }
 
