@@ -359,6 +359,20 @@ impl Residual {
     pub fn unattributed(&self) -> i64 {
         self.system - self.sockets
     }
+
+    /// Why the sockets can count more than the namespace, where the two
+    /// count differently: said when the residual is below zero.
+    pub fn why_below_zero(&self) -> Option<&'static str> {
+        if self.unattributed() >= 0 {
+            return None;
+        }
+        match self.counter {
+            Counter::InSegs => Some(
+                "the namespace counts a GRO-merged packet once, a socket each segment it carried",
+            ),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -457,5 +471,21 @@ mod tests {
         let section = system_section(deltas, &sockets);
         assert_eq!(section.residuals.len(), 1);
         assert_eq!(section.residuals[0].unattributed(), 20);
+    }
+
+    #[test]
+    fn a_residual_below_zero_says_why_where_the_counts_differ() {
+        let gro = Residual {
+            counter: Counter::InSegs,
+            system: 88,
+            sockets: 751,
+        };
+        assert!(gro.why_below_zero().unwrap().contains("GRO"));
+        let exact = Residual {
+            counter: Counter::InSegs,
+            system: 751,
+            sockets: 751,
+        };
+        assert_eq!(exact.why_below_zero(), None);
     }
 }

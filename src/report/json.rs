@@ -132,6 +132,10 @@ pub fn end(report: &Report<'_>, options: RenderOptions, buf: &mut Vec<u8>) {
             buf.extend_from_slice(itoa::Buffer::new().format(r.sockets).as_bytes());
             buf.extend_from_slice(b",\"unattributed\":");
             buf.extend_from_slice(itoa::Buffer::new().format(r.unattributed()).as_bytes());
+            if let Some(why) = r.why_below_zero() {
+                buf.extend_from_slice(b",\"why_below_zero\":");
+                string(buf, why);
+            }
             buf.push(b'}');
         }
         buf.extend_from_slice(b"}}");

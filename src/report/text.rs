@@ -205,6 +205,9 @@ pub fn end(
             r.system,
             r.sockets
         )?;
+        if let Some(why) = r.why_below_zero() {
+            writeln!(out, "\t\t(below zero: {why})")?;
+        }
     }
     Ok(())
 }

@@ -237,6 +237,8 @@ pub fn discover() -> (Vec<Namespace>, usize) {
 enum Command {
     Snapshot,
     System,
+    /// Read the close notices waiting in the kernel (no reply).
+    ReadCloses,
 }
 
 enum Reply {
@@ -244,6 +246,9 @@ enum Reply {
     Snapshot {
         polled: Result<Snapshot, SourceError>,
         notices: Vec<String>,
+        /// Close notices lost in this namespace since the start; None when
+        /// they are not read.
+        closes_lost: Option<u64>,
     },
     System(SystemCounters, Vec<String>),
 }
@@ -308,7 +313,12 @@ impl Agent {
                             Reply::Snapshot {
                                 polled,
                                 notices: source.take_notices(),
+                                closes_lost: source.closes_lost(),
                             }
+                        }
+                        Command::ReadCloses => {
+                            source.read_closes();
+                            continue;
                         }
                         Command::System => {
                             let (counters, missing) = source.system_counters();
@@ -369,6 +379,10 @@ pub struct NetnsSource {
     /// Namespaces that could not be entered: said once each.
     refused: BTreeSet<u64>,
     said_unreadable: bool,
+    /// Close notices lost per sampled namespace (as its last poll said),
+    /// and by namespaces gone since.
+    closes_lost: BTreeMap<u64, u64>,
+    closes_lost_gone: u64,
 }
 
 fn running_as_root() -> bool {
@@ -388,7 +402,14 @@ impl NetnsSource {
             notices: Vec::new(),
             refused: BTreeSet::new(),
             said_unreadable: false,
+            closes_lost: BTreeMap::new(),
+            closes_lost_gone: 0,
         };
+        if selection == Selection::All {
+            // Agents from the start, so that the first poll's namespace
+            // counters (--system, read before the dump) are there.
+            source.refresh();
+        }
         if let Selection::One(namespace) = selection {
             let enter = Some(namespace.inode) != source.own;
             let agent = Agent::spawn(namespace.clone(), source.options.clone(), enter)
@@ -450,7 +471,34 @@ impl NetnsSource {
     }
 }
 
+impl NetnsSource {
+    /// Keeps the close notices lost by namespaces no longer sampled.
+    fn forget_gone_agents(&mut self) {
+        let agents = &self.agents;
+        let mut gone = 0;
+        self.closes_lost.retain(|inode, lost| {
+            let keep = agents.contains_key(inode);
+            if !keep {
+                gone += *lost;
+            }
+            keep
+        });
+        self.closes_lost_gone += gone;
+    }
+}
+
 impl SnapshotSource for NetnsSource {
+    fn read_closes(&mut self) {
+        for agent in self.agents.values() {
+            let _ = agent.commands.send(Command::ReadCloses);
+        }
+    }
+
+    fn closes_lost(&self) -> Option<u64> {
+        let watched = self.options.close_buffer.is_some();
+        watched.then(|| self.closes_lost.values().sum::<u64>() + self.closes_lost_gone)
+    }
+
     fn snapshot(&mut self) -> Result<Snapshot, SourceError> {
         if self.selection == Selection::All {
             self.refresh();
@@ -470,7 +518,11 @@ impl SnapshotSource for NetnsSource {
                 Ok(Reply::Snapshot {
                     polled: Ok(mut snapshot),
                     notices: notes,
+                    closes_lost,
                 }) => {
+                    if let Some(lost) = closes_lost {
+                        self.closes_lost.insert(inode, lost);
+                    }
                     let label = agent.namespace.label();
                     self.notices
                         .extend(notes.into_iter().map(|n| format!("{label}: {n}")));
@@ -505,6 +557,7 @@ impl SnapshotSource for NetnsSource {
         for inode in failed {
             self.agents.remove(&inode);
         }
+        self.forget_gone_agents();
         if matches!(self.selection, Selection::One(_)) && self.agents.is_empty() {
             return Err(SourceError::NamespaceGone);
         }
