@@ -3,10 +3,15 @@
 #   A) tcpipstat --once --format json          vs  ss -tin
 #   B) tcpipstat --once --format json NO-MATCH vs  bare-dump.c (bare sock_diag dump)
 # at N established loopback connections (2N sockets) in a private netns, and
-#   C) churn: CPU of polling alone vs --precision tracepoint (with and without
+#   C) churn: CPU of polling without close notices (--close-buffer 0), polling
+#      alone (notices read) vs --precision tracepoint (with and without
 #      last-moment samples) while churn.py opens and closes RATE conn/s, per
 #      second and per 1,000 conn/s; events lost; and with --system how much of
-#      the unattributed residual (InSegs, OutSegs) each leaves.
+#      the unattributed residual (InSegs, OutSegs) each leaves;
+#   D) TIME_WAIT: CPU per steady poll with TW_SOCKETS TIME_WAIT sockets in
+#      the namespace, close notices read (TIME_WAIT not dumped) against
+#      --close-buffer 0 (TIME_WAIT dumped, as before notices), and the bare
+#      dump of every socket.
 # Helpers: conngen.py (holds the connections), measure.py (alternates runs,
 # medians) + rusage-run.c (times one run), bare-dump.c; the C ones are built
 # here with gcc. Prints two markdown tables, also to $OUT if set.
@@ -14,7 +19,8 @@
 # Usage (root):  scripts/bench.sh
 # Env: SIZES="1000 10000 50000" (connections), RUNS=5 (median of), OUT=file,
 #      CHURN_RATES="1000 3000" (conn/s; empty: no case C), CHURN_SECONDS=5,
-#      TCPIPSTAT=path (skip cargo build and use that binary).
+#      TCPIPSTAT=path (skip cargo build and use that binary),
+#      TW_SOCKETS=50000 (TIME_WAIT sockets for case D; empty: no case D).
 # Leaves nothing behind: the namespace and generator go away on exit, error or ^C.
 set -euo pipefail
 
@@ -29,6 +35,7 @@ SIZES=${SIZES:-1000 10000 50000}
 RUNS=${RUNS:-5}
 CHURN_RATES=${CHURN_RATES:-1000 3000}
 CHURN_SECONDS=${CHURN_SECONDS:-5}
+TW_SOCKETS=${TW_SOCKETS-50000}
 FILTER='*.*.*.*:1-*.*.*.*:*'   # local port 1: matches no socket
 NS=tcpipstat-bench-$$
 TMP=$(mktemp -d /tmp/tcpipstat-bench.XXXXXX)
@@ -176,10 +183,11 @@ CHURN_NOTE=
 churn_case() {
     local rate=$1 secs=$CHURN_SECONDS variants total out
     variants=("poll=$(q "$BIN") --timeout ${secs}s --poll 1s --format json"
+              "poll-nonotices=$(q "$BIN") --timeout ${secs}s --poll 1s --format json --close-buffer 0"
               "precision=$(q "$BIN") --timeout ${secs}s --poll 1s --format json --precision tracepoint"
               "precision-nolm=$(q "$BIN") --timeout ${secs}s --poll 1s --format json --precision tracepoint --no-last-moments")
     # warm-up + RUNS timed rounds of 3, plus 3 residual runs, plus slack
-    total=$(( (RUNS + 1) * 3 * (secs + 1) + 3 * (secs + 1) + 10 ))
+    total=$(( (RUNS + 1) * 4 * (secs + 1) + 3 * (secs + 1) + 10 ))
     ip netns add "$NS"
     ip -n "$NS" link set lo up
     ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
@@ -191,7 +199,7 @@ churn_case() {
         [[ $status == ok ]] && C[$label]=$cpu
     done < <(ip netns exec "$NS" python3 "$HERE/measure.py" "$RUSAGE" "$RUNS" "${variants[@]}")
     local per_s=() label
-    for label in poll precision precision-nolm; do
+    for label in poll precision precision-nolm poll-nonotices; do
         per_s+=("$(awk -v c="${C[$label]:-}" -v s="$secs" 'BEGIN { if (c != "") printf "%.1f", c / s }')")
     done
     local res=() lost=() flags
@@ -213,7 +221,7 @@ print(" | ".join(cells))' "$out" 2>/dev/null || echo "n/a | n/a")")
     kill "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; GEN_PID=
     ip netns del "$NS"
     local k=$(( rate / 1000 )); ((k > 0)) || k=1
-    CHURN_ROWS+="| $rate | ${per_s[0]:-n/a} | ${per_s[1]:-n/a} | $(ratio "${per_s[1]:-}" "${per_s[0]:-}") | ${per_s[2]:-n/a} "
+    CHURN_ROWS+="| $rate | ${per_s[3]:-n/a} | ${per_s[0]:-n/a} | ${per_s[1]:-n/a} | $(ratio "${per_s[1]:-}" "${per_s[0]:-}") | ${per_s[2]:-n/a} "
     CHURN_ROWS+="| $(awk -v p="${per_s[0]:-}" -v r="$rate" 'BEGIN { if (p != "") printf "%.1f", p * 1000 / r }') "
     CHURN_ROWS+="| $(awk -v p="${per_s[1]:-}" -v r="$rate" 'BEGIN { if (p != "") printf "%.1f", p * 1000 / r }') "
     CHURN_ROWS+="| ${lost[2]:-n/a} |"$'\n'
@@ -234,6 +242,46 @@ if [[ -z $CHURN_NOTE ]]; then
     done
 else
     log "$CHURN_NOTE"
+fi
+
+# --- D) TIME_WAIT: what close notices save a poll ------------------------------
+# TW_SOCKETS connections opened and closed client first (each client end
+# stays in TIME_WAIT for 60 s); then steady polling (3 s, every 250 ms) with
+# close notices (the dump asks for no TIME_WAIT) and without.
+TW_ROWS=
+tw_case() {
+    local n=$1 tw polls
+    ip netns add "$NS"
+    ip -n "$NS" link set lo up
+    ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" \
+        net.ipv4.tcp_max_tw_buckets=$((n * 2))
+    ip netns exec "$NS" python3 -c '
+import socket, sys
+n = int(sys.argv[1])
+l = socket.socket(); l.bind(("127.0.0.1", 7999)); l.listen(1024)
+for _ in range(n):
+    c = socket.create_connection(("127.0.0.1", 7999)); s, _ = l.accept()
+    c.close(); s.close()
+' "$n"
+    tw=$(ip netns exec "$NS" ss -Htan state time-wait | wc -l)
+    polls=$(ip netns exec "$NS" "$BIN" --timeout 3s --poll 250ms --format json |
+        sed -n 's/.*"polls":\([0-9]*\).*/\1/p' | head -1)
+    declare -A C=()
+    while read -r label status cpu _ _; do
+        [[ $status == ok ]] && C[$label]=$cpu
+    done < <(ip netns exec "$NS" python3 "$HERE/measure.py" "$RUSAGE" "$RUNS" \
+        "notices=$(q "$BIN") --timeout 3s --poll 250ms --format json" \
+        "nonotices=$(q "$BIN") --timeout 3s --poll 250ms --format json --close-buffer 0" \
+        "bare=$(q "$BARE")")
+    ip netns del "$NS"
+    local with without
+    with=$(awk -v c="${C[notices]:-}" -v p="${polls:-0}" 'BEGIN { if (c != "" && p > 0) printf "%.2f", c / p }')
+    without=$(awk -v c="${C[nonotices]:-}" -v p="${polls:-0}" 'BEGIN { if (c != "" && p > 0) printf "%.2f", c / p }')
+    TW_ROWS+="| $tw | ${polls:-n/a} | $(ms "$with") | $(ms "$without") | $(ratio "$with" "$without") | $(ms "${C[bare]:-}") |"$'\n'
+}
+if [[ -n $TW_SOCKETS ]]; then
+    log "TIME_WAIT: $TW_SOCKETS sockets, ${RUNS}x"
+    tw_case "$TW_SOCKETS"
 fi
 
 report() {
@@ -260,8 +308,8 @@ report() {
         echo "Churn (C): CPU ms per second of run while churn.py opens and closes RATE connections/s"
         echo "(${CHURN_SECONDS} s windows, poll 1 s, servers close 5 ms after the client; median of $RUNS):"
         echo
-        echo "| conn/s | polling CPU ms/s | --precision CPU ms/s | ratio | --precision --no-last-moments | polling per 1k conn/s | precision per 1k conn/s | events lost |"
-        echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
+        echo "| conn/s | polling, --close-buffer 0 CPU ms/s | polling CPU ms/s | --precision CPU ms/s | ratio | --precision --no-last-moments | polling per 1k conn/s | precision per 1k conn/s | events lost |"
+        echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         printf '%s' "$CHURN_ROWS"
         echo
         echo "Unattributed residual with --system over one window (namespace MIB delta minus the sockets' deltas):"
@@ -269,6 +317,15 @@ report() {
         echo "| conn/s | mode | InSegs unattributed | OutSegs unattributed |"
         echo "|--:|--|--:|--:|"
         printf '%s' "$RESIDUAL_ROWS"
+    fi
+    if [[ -n $TW_ROWS ]]; then
+        echo
+        echo "TIME_WAIT (D): CPU ms per poll (3 s, poll 250 ms) with close notices (no TIME_WAIT asked for)"
+        echo "and with --close-buffer 0 (every TIME_WAIT dumped); bare dump of all sockets for reference:"
+        echo
+        echo "| TIME_WAIT sockets | polls | with notices ms/poll | without ms/poll | ratio | bare dump ms |"
+        echo "|--:|--:|--:|--:|--:|--:|"
+        printf '%s' "$TW_ROWS"
     fi
     [[ -z $CHURN_NOTE ]] || printf '\n- %s\n' "$CHURN_NOTE"
     [[ -z $NOTES ]] || printf '\n%s' "$NOTES"

@@ -118,6 +118,12 @@ struct Args {
     #[arg(long, value_name = "DIR", hide = true)]
     record_trace: Option<PathBuf>,
 
+    /// Receive buffer for the kernel's close notices, in bytes (suffix K,
+    /// M: KiB, MiB; up to 1G); 0 reads none (closes are then seen only
+    /// through TIME_WAIT sockets, as on kernels before 4.9)
+    #[arg(long, value_name = "SIZE", default_value = "8M")]
+    close_buffer: String,
+
     /// Precision mode: do not ask sock_diag for a socket as it leaves
     /// ESTABLISHED (for measuring what that recovers; never asked when
     /// close notices are read)
@@ -178,6 +184,8 @@ pub struct Config {
     pub processes: bool,
     /// Read /proc/net/tcp{,6} instead of sock_diag.
     pub force_procfs: bool,
+    /// Receive buffer for close notices in bytes; 0: none read.
+    pub close_buffer: usize,
     pub precision: Precision,
 }
 
@@ -310,6 +318,8 @@ pub enum UsageError {
     DurationTooLong { option: String, text: String },
     #[error("bad --ring-pages '{0}' (a power of two from 1 to {MAX_RING_PAGES})")]
     RingPages(String),
+    #[error("bad --close-buffer '{0}' (bytes, or with K or M, from 0 to 1G)")]
+    CloseBuffer(String),
     #[error(transparent)]
     Filter(#[from] FilterError),
     /// `--netns` names no namespace that can be opened.
@@ -481,6 +491,7 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         record: args.record,
         processes: args.processes || args.index == Index::Process,
         force_procfs: args.source == Source::Proc,
+        close_buffer: close_buffer(&args.close_buffer)?,
         precision,
     })
 }
@@ -525,6 +536,30 @@ fn ring_pages(text: &str) -> Result<usize, UsageError> {
         Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => Ok(n),
         _ => Err(UsageError::RingPages(text.to_string())),
     }
+}
+
+/// The largest close-notice buffer asked for: a kernel charge this run
+/// makes whether or not it is used.
+const MAX_CLOSE_BUFFER: usize = 1 << 30;
+
+/// `--close-buffer SIZE`: bytes, `K`/`M`/`G` meaning KiB/MiB/GiB.
+fn close_buffer(text: &str) -> Result<usize, UsageError> {
+    let bad = || UsageError::CloseBuffer(text.to_string());
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale: usize = match unit {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" | "m" => 1 << 20,
+        "G" | "g" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let n: usize = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(scale)
+        .filter(|&b| b <= MAX_CLOSE_BUFFER)
+        .ok_or_else(bad)
 }
 
 /// The FILTER arguments, after the one clap took for `--precision`'s value.
@@ -894,6 +929,21 @@ mod tests {
             let message = usage(&args);
             assert!(message.contains(needle), "{args:?}: {message}");
             assert!(!message.contains('\n'), "{args:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn close_buffer_sizes_parse_with_units_and_a_bound() {
+        assert_eq!(
+            close_buffer("8M").unwrap(),
+            crate::source::closes::DEFAULT_CLOSE_BUFFER
+        );
+        assert_eq!(close_buffer("0").unwrap(), 0);
+        assert_eq!(close_buffer("64K").unwrap(), 65536);
+        assert_eq!(close_buffer("1G").unwrap(), 1 << 30);
+        for bad in ["2G", "-1", "8MB", "", "M", "99999999999999999999"] {
+            let err = close_buffer(bad).unwrap_err().to_string();
+            assert!(err.contains("--close-buffer"), "{bad}: {err}");
         }
     }
 }

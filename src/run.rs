@@ -14,7 +14,6 @@ use crate::cli::{Config, Mode, Namespaces, PrecisionMode};
 use crate::report;
 use crate::session::feed::{EventFeed, LiveFeed};
 use crate::session::Session;
-use crate::source::closes::DEFAULT_CLOSE_BUFFER;
 use crate::source::netns::{NetnsSource, Selection};
 use crate::source::{LiveSource, SnapshotSource, SourceOptions};
 use crate::trace::collector::{Collector, ProbeMode, ProbeOptions};
@@ -232,7 +231,8 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
         net_dir: None,
         force_procfs: config.force_procfs,
         // A one-shot snapshot has no window for closes to fall in.
-        close_buffer: (config.mode != Mode::Once).then_some(DEFAULT_CLOSE_BUFFER),
+        close_buffer: (config.mode != Mode::Once && config.close_buffer > 0)
+            .then_some(config.close_buffer),
     };
     Ok(match &config.namespaces {
         Namespaces::Current => Box::new(LiveSource::open(options)),
