@@ -183,7 +183,12 @@ impl<'a, 'o> Grouper<'a, 'o> {
         if !row.closed && row.sample.state.counts_as_established() {
             group.counters.bump(Counter::CurrEstab, 1);
         }
-        group.sockets += 1;
+        // A TIME_WAIT that follows a socket is that connection's tail, not
+        // another socket: only one that counted something is one.
+        let tail = row.sample.is_mini_socket() && !row.closed && row.counters.is_all_zero();
+        if !tail {
+            group.sockets += 1;
+        }
         if row.closed {
             group.closed += 1;
         }
@@ -194,10 +199,15 @@ impl<'a, 'o> Grouper<'a, 'o> {
         self.add_counts(&row);
         if self.index == Index::Tuple {
             let group = self.group_of(row.sample);
+            // Prefer a present full socket, then a closed one (which has
+            // counters and an owner), then a mini socket.
+            let rank = |full: bool, present: bool| u8::from(full) * 2 + u8::from(full && present);
             let better = match &group.sample {
                 None => true,
-                // Prefer a present full socket over a closed or mini one.
-                Some(_) => !row.closed && row.sample.tcp_info.is_some(),
+                Some(kept) => {
+                    rank(row.sample.tcp_info.is_some(), !row.closed)
+                        > rank(kept.tcp_info.is_some(), false)
+                }
             };
             if better {
                 group.sample = Some(row.sample);
@@ -487,5 +497,33 @@ mod tests {
             sockets: 751,
         };
         assert_eq!(exact.why_below_zero(), None);
+    }
+
+    #[test]
+    fn a_time_wait_after_its_connection_is_not_another_socket() {
+        let mut full = sample("10.0.0.1", 5000, "10.0.0.2", 80);
+        full.tcp_info = crate::model::tcp_info::TcpInfo::from_bytes(&[0u8; 232]);
+        full.inode = 77;
+        let mut tail = sample("10.0.0.1", 5000, "10.0.0.2", 80);
+        tail.state = TcpState::TimeWait;
+        let rows = [
+            SocketRow {
+                sample: &tail,
+                counters: Counters::default(),
+                closed: false,
+                history: Default::default(),
+            },
+            SocketRow {
+                sample: &full,
+                counters: counters(100),
+                closed: true,
+                history: Default::default(),
+            },
+        ];
+        let groups = group_rows(rows.into_iter(), Index::Tuple);
+        assert_eq!(groups.len(), 1);
+        assert_eq!((groups[0].sockets, groups[0].closed), (1, 1));
+        // The closed full socket is the one shown (it has an owner).
+        assert_eq!(groups[0].sample.map(|s| s.inode), Some(77));
     }
 }
