@@ -483,3 +483,65 @@ fn precision_counts_only_its_own_namespace_when_another_makes_the_same_traffic()
         );
     }
 }
+
+#[test]
+fn a_sender_polled_before_the_run_counts_its_sends_in_the_window_they_happen() {
+    skip_unless_precision!();
+    use std::io::{Read, Write};
+    let ns = Netns::new("sender");
+    let listener = ns.listen("127.0.0.1:0");
+    let pair = Pair::open(&ns, &listener);
+    let client_tuple = pair.client_tuple();
+    let Pair {
+        mut client,
+        mut server,
+    } = pair;
+    let reader = std::thread::spawn(move || {
+        let mut sink = vec![0u8; 65536];
+        let mut total = 0;
+        while let Ok(n) = server.read(&mut sink) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    let child = ns.spawn_tcpipstat(&[
+        "--interval",
+        "1s",
+        "--count",
+        "4",
+        "--format",
+        "json",
+        "--precision",
+    ]);
+    sleep(Duration::from_millis(1200));
+    // A steady stream: 10 sends of 10,000 bytes a second, for 3.5 s.
+    for _ in 0..35 {
+        client.write_all(&[7u8; 10_000]).unwrap();
+        sleep(Duration::from_millis(100));
+    }
+    let out = wait_output(child);
+    drop(client);
+    assert_eq!(reader.join().unwrap(), 350_000);
+    let reports = json_reports(&out.stdout);
+    // The windows while it sent, before it closed: each shows its sends.
+    let middle: Vec<u64> = reports[1..3]
+        .iter()
+        .map(|r| {
+            tuple_group(r, &client_tuple).map_or(0, |g| counter(g, "Socket", "MessageBytesSent"))
+        })
+        .collect();
+    for (window, bytes) in middle.iter().enumerate() {
+        assert!(
+            (50_000..=150_000).contains(bytes),
+            "window {}: {bytes} bytes sent by calls; {:?}",
+            window + 1,
+            reports
+                .iter()
+                .map(|r| r["precision"]["unidentified"].clone())
+                .collect::<Vec<_>>()
+        );
+    }
+}

@@ -739,9 +739,20 @@ impl Attribution<'_, '_> {
                 }
             }
             TraceEvent::Identity { sk, tuple, cookie } => {
-                if !self.names_other_socket(*sk, Some(tuple), *cookie) {
-                    self.note_cookie(*sk, Some(tuple), *cookie);
+                if self.names_other_socket(*sk, Some(tuple), *cookie) {
+                    return;
                 }
+                if self.locate(*sk, Some(tuple)).is_none() && *sk != 0 {
+                    // Named, and no socket of ours or wanted: what waited
+                    // under its address belongs nowhere here.
+                    if let Some(waiting) = self.part.pending.remove(sk) {
+                        self.part.stats.elsewhere_sockets += 1;
+                        self.part.stats.elsewhere.add(&waiting);
+                    }
+                    self.part.by_sk.insert(*sk, Place::Ignored);
+                    return;
+                }
+                self.note_cookie(*sk, Some(tuple), *cookie);
             }
             TraceEvent::Destroyed { sk, tuple, cookie } => {
                 let id = match self.part.closing.remove(sk) {

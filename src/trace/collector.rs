@@ -42,10 +42,14 @@ pub enum Role {
     /// A socket's destruction with its address and cookie: joins the
     /// events of a socket to its close notice, which names the namespace.
     Destroys,
+    /// tcp_probe, off until sends wait for a socket's name, then filtered
+    /// to those sockets' addresses (a sender receives only ACKs, which no
+    /// other event with an address and a tuple sees).
+    Namer,
 }
 
 impl Role {
-    const ALL: [Role; 10] = [
+    const ALL: [Role; 11] = [
         Role::States,
         Role::SentResets,
         Role::ReceivedResets,
@@ -56,6 +60,7 @@ impl Role {
         Role::Drops,
         Role::Names,
         Role::Destroys,
+        Role::Namer,
     ];
 
     /// The counters this role fills.
@@ -74,7 +79,7 @@ impl Role {
             Role::Sends => &[Counter::MessagesSent, Counter::MessageBytesSent],
             Role::Receives => &[Counter::MessagesReceived, Counter::MessageBytesReceived],
             Role::Drops => &[Counter::Drops],
-            Role::Names | Role::Destroys => &[],
+            Role::Names | Role::Destroys | Role::Namer => &[],
         }
     }
 
@@ -91,7 +96,14 @@ impl Role {
             Role::Drops => &[EventKind::KfreeSkb],
             Role::Names => &[EventKind::TcpRcvSpaceAdjust],
             Role::Destroys => &[EventKind::TcpDestroySock],
+            Role::Namer => &[EventKind::TcpProbe],
         }
+    }
+
+    /// Roles that fill no counter, only help attribution: left out without
+    /// a word where the kernel lacks them.
+    fn is_helper(self) -> bool {
+        matches!(self, Role::Names | Role::Destroys | Role::Namer)
     }
 
     /// Whether a kprobe definition serves this role.
@@ -215,6 +227,64 @@ pub struct Collector {
     recorder: Option<(PathBuf, Vec<(String, u32)>)>,
     /// Kept for their removal when the run ends.
     _kprobes: Option<KprobeSet>,
+    /// The on-demand tcp_probe's tag, the addresses it is filtered to, and
+    /// which addresses events have named.
+    namer: Option<u32>,
+    naming: Vec<u64>,
+    names: Names,
+}
+
+/// Socket addresses tcp_probe is filtered to at once, at most.
+const NAMED_AT_ONCE: usize = 64;
+/// Named addresses remembered, at most (forgotten all at once past it:
+/// a forgotten one is named again by its next send's tcp_probe).
+const NAMES_LIMIT: usize = 1 << 16;
+
+/// Which socket addresses events named (with a tuple), and which send or
+/// receive with no event having named them: those tcp_probe is asked for.
+#[derive(Debug, Default)]
+struct Names {
+    named: rustc_hash::FxHashSet<u64>,
+    waiting: rustc_hash::FxHashSet<u64>,
+}
+
+impl Names {
+    fn observe(&mut self, event: &TraceEvent) {
+        let named = match event {
+            TraceEvent::Sent {
+                sk, tuple: None, ..
+            }
+            | TraceEvent::Received {
+                sk, tuple: None, ..
+            } => {
+                if !self.named.contains(sk) && self.waiting.len() < NAMED_AT_ONCE {
+                    self.waiting.insert(*sk);
+                }
+                return;
+            }
+            TraceEvent::StateChange { sk, new, .. } if *new == TcpState::Close => {
+                // The address may be the next socket's.
+                self.named.remove(sk);
+                self.waiting.remove(sk);
+                return;
+            }
+            TraceEvent::Destroyed { sk, .. } => {
+                self.named.remove(sk);
+                self.waiting.remove(sk);
+                return;
+            }
+            TraceEvent::StateChange { sk, tuple, .. } if tuple.is_complete() => *sk,
+            TraceEvent::Identity { sk, .. }
+            | TraceEvent::ReceiveReset { sk, .. }
+            | TraceEvent::Retransmit { sk, .. } => *sk,
+            _ => return,
+        };
+        if self.named.len() >= NAMES_LIMIT {
+            self.named.clear();
+        }
+        self.named.insert(named);
+        self.waiting.remove(&named);
+    }
 }
 
 /// The ring's wakeup watermark: a quarter of it, so a burst is read before
@@ -249,7 +319,12 @@ impl Collector {
             ));
         }
 
-        let rings = open_rings(&opening.ring_events, options.ring_pages)?;
+        let namer = opening
+            .opened
+            .iter()
+            .position(|o| o.kind == EventKind::TcpProbe)
+            .map(|tag| tag as u32);
+        let rings = open_rings(&opening.ring_events, options.ring_pages, namer)?;
         let summary = summarize(&sources, &opening.opened);
         let diag = last_moment_diag(options.last_moments && summary.exact_states, &mut notices);
         let Opening {
@@ -266,6 +341,9 @@ impl Collector {
                 undecoded: 0,
                 recorder: options.record_to.clone().map(|dir| (dir, recorded)),
                 _kprobes: kprobe_set,
+                namer,
+                naming: Vec::new(),
+                names: Names::default(),
             },
             notices,
         ))
@@ -275,6 +353,40 @@ impl Collector {
     /// by what.
     pub fn summary(&self) -> &ProbeSummary {
         &self.summary
+    }
+
+    /// Points the on-demand tcp_probe at the addresses whose sends wait
+    /// for a name, or turns it off when there are none. A kernel that
+    /// refuses the filter loses the helper, nothing else.
+    fn ask_names(&mut self) {
+        let Some(tag) = self.namer else {
+            return;
+        };
+        let mut wanted: Vec<u64> = self
+            .names
+            .waiting
+            .iter()
+            .copied()
+            .filter(|a| *a != 0)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted.truncate(NAMED_AT_ONCE);
+        if wanted == self.naming {
+            return;
+        }
+        let filter = (!wanted.is_empty()).then(|| {
+            wanted
+                .iter()
+                .map(|a| format!("skaddr == 0x{a:x}"))
+                .collect::<Vec<_>>()
+                .join(" || ")
+        });
+        if self.rings.filter_tag(tag, filter.as_deref()).is_err() {
+            let _ = self.rings.filter_tag(tag, None);
+            self.namer = None;
+        }
+        self.naming = wanted;
     }
 
     /// Events the kernel could not put in a full ring, since the start.
@@ -343,6 +455,12 @@ impl Collector {
         if let Some(diag) = diag {
             ask_last_moments(diag, queue, before);
         }
+        if self.namer.is_some() {
+            for timed in &self.queue[before..] {
+                self.names.observe(&timed.event);
+            }
+            self.ask_names();
+        }
     }
 
     /// The events that happened before `time_ns`, oldest first; later ones
@@ -394,7 +512,7 @@ fn usable_kprobes(mode: ProbeMode, tracefs: &Tracefs) -> Result<Vec<KprobeDef>, 
 struct Choice {
     tracepoints: Vec<(Role, EventKind)>,
     kprobes: Vec<(Role, KprobeDef)>,
-    /// The roles (but Names and Destroys) that nothing on this kernel fills.
+    /// The roles (but the helpers) that nothing on this kernel fills.
     missing: Vec<String>,
 }
 
@@ -427,7 +545,7 @@ fn choose_probes(mode: ProbeMode, tracefs: &Tracefs, kprobe_defs: &[KprobeDef]) 
             .collect();
         if !defs.is_empty() {
             choice.kprobes.extend(defs.into_iter().map(|d| (role, d)));
-        } else if !matches!(role, Role::Names | Role::Destroys) {
+        } else if !role.is_helper() {
             choice.missing.push(format!("{role:?}"));
         }
     }
@@ -437,7 +555,9 @@ fn choose_probes(mode: ProbeMode, tracefs: &Tracefs, kprobe_defs: &[KprobeDef]) 
         .iter()
         .any(|(r, _)| matches!(r, Role::Sends | Role::Receives));
     if !sends_by_tracepoint {
-        choice.tracepoints.retain(|(r, _)| *r != Role::Names);
+        choice
+            .tracepoints
+            .retain(|(r, _)| !matches!(r, Role::Names | Role::Namer));
     }
     choice
 }
@@ -505,7 +625,15 @@ impl<'a> Opening<'a> {
         let mut sources = Vec::new();
         for (role, kind) in tracepoints {
             let (group, name) = kind.tracepoint().expect("a tracepoint kind");
-            if self.open(group, name, *kind, Probe::Tracepoint, notices) {
+            // A helper this kernel's event cannot serve (tcp_probe without
+            // skaddr, say) is left out quietly.
+            let mut quiet = Vec::new();
+            let said = if role.is_helper() {
+                &mut quiet
+            } else {
+                &mut *notices
+            };
+            if self.open(group, name, *kind, Probe::Tracepoint, said) {
                 sources.push((*role, format!("tracepoint {group}:{name}")));
             }
         }
@@ -617,8 +745,12 @@ fn check_opened(
 }
 
 /// One ring per CPU for every opened event, enabled.
-fn open_rings(events: &[(u64, u32, String)], pages: usize) -> Result<PerfRings, PrecisionError> {
-    let rings = PerfRings::open(
+fn open_rings(
+    events: &[(u64, u32, String)],
+    pages: usize,
+    deferred: Option<u32>,
+) -> Result<PerfRings, PrecisionError> {
+    let mut rings = PerfRings::open(
         events,
         RingOptions {
             pages_per_cpu: pages,
@@ -626,6 +758,9 @@ fn open_rings(events: &[(u64, u32, String)], pages: usize) -> Result<PerfRings, 
         },
     )
     .map_err(PrecisionError::Rings)?;
+    if let Some(tag) = deferred {
+        rings.defer(tag);
+    }
     rings.enable().map_err(PrecisionError::Rings)?;
     Ok(rings)
 }
@@ -747,4 +882,57 @@ fn record_sample(dir: &Path, (name, written): &mut (String, u32), raw: &[u8]) {
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::event::EventTuple;
+
+    fn tuple() -> EventTuple {
+        EventTuple {
+            local: "127.0.0.1".parse().unwrap(),
+            local_port: 40000,
+            remote: "127.0.0.1".parse().unwrap(),
+            remote_port: 80,
+        }
+    }
+
+    #[test]
+    fn only_senders_no_event_named_are_asked_for() {
+        let mut names = Names::default();
+        let sent = |sk| TraceEvent::Sent {
+            sk,
+            tuple: None,
+            bytes: 10,
+        };
+        names.observe(&sent(1));
+        names.observe(&TraceEvent::Identity {
+            sk: 2,
+            tuple: tuple(),
+            cookie: None,
+        });
+        names.observe(&sent(2));
+        assert_eq!(names.waiting.iter().copied().collect::<Vec<_>>(), vec![1]);
+        // Named by tcp_probe: no longer asked for.
+        names.observe(&TraceEvent::Identity {
+            sk: 1,
+            tuple: tuple(),
+            cookie: None,
+        });
+        assert!(names.waiting.is_empty());
+        // Closed: the address is forgotten, and may be the next socket's.
+        names.observe(&TraceEvent::StateChange {
+            sk: 1,
+            tuple: tuple(),
+            old: TcpState::Established,
+            new: TcpState::Close,
+        });
+        names.observe(&sent(1));
+        assert!(names.waiting.contains(&1));
+        for sk in 100..300 {
+            names.observe(&sent(sk));
+        }
+        assert_eq!(names.waiting.len(), NAMED_AT_ONCE);
+    }
 }

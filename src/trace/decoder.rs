@@ -39,6 +39,9 @@ pub enum EventKind {
     KfreeSkb,
     TcpRcvSpaceAdjust,
     TcpDestroySock,
+    /// tcp:tcp_probe (skaddr since 6.?): opened on demand, filtered to the
+    /// addresses whose sends wait for a name.
+    TcpProbe,
     /// Kprobes (fields named by `kprobe_defs`).
     KprobeSetState,
     KprobeSendReset,
@@ -67,6 +70,7 @@ impl EventKind {
             KfreeSkb => ("skb", "kfree_skb"),
             TcpRcvSpaceAdjust => ("tcp", "tcp_rcv_space_adjust"),
             TcpDestroySock => ("tcp", "tcp_destroy_sock"),
+            TcpProbe => ("tcp", "tcp_probe"),
             _ => return None,
         })
     }
@@ -157,6 +161,12 @@ impl Decoder {
                     }
                 }
             }
+            TcpProbe => {
+                f.sk = need("skaddr", &ptr)?;
+                f.saddr = need("saddr", &[28])?;
+                f.daddr = need("daddr", &[28])?;
+                f.cookie = maybe("sock_cookie", &[8]);
+            }
             SockSendLength | SockRecvLength => {
                 f.sk = need("sk", &ptr)?;
                 f.family = need("family", &[2])?;
@@ -205,6 +215,7 @@ impl Decoder {
             TcpReceiveReset | TcpRetransmitSkb | TcpRetransmitSynack | TcpRcvSpaceAdjust
             | TcpDestroySock => self.tcp_socket_event(raw),
             TcpSendReset => self.send_reset(raw),
+            TcpProbe => self.probe_identity(raw),
             SockSendLength | SockRecvLength => self.message_length(raw),
             KfreeSkb => self.kfree_skb(raw),
             KprobeSetState | KprobeSendReset | KprobeActiveReset | KprobeReceiveReset
@@ -293,6 +304,20 @@ impl Decoder {
         Some(TraceEvent::SendReset {
             sk: self.sk(raw)?,
             tuple: tuple.filter(EventTuple::is_complete),
+        })
+    }
+
+    /// tcp_probe: which socket lives at `skaddr` (its sockaddr-sized tuple).
+    fn probe_identity(&self, raw: &[u8]) -> Option<TraceEvent> {
+        let f = &self.fields;
+        let tuple = sockaddr_tuple(
+            bytes(raw, f.saddr.as_ref()?)?,
+            bytes(raw, f.daddr.as_ref()?)?,
+        )?;
+        Some(TraceEvent::Identity {
+            sk: self.sk(raw)?,
+            tuple,
+            cookie: self.cookie(raw),
         })
     }
 
@@ -573,6 +598,7 @@ mod tests {
             KfreeSkb,
             TcpRcvSpaceAdjust,
             TcpDestroySock,
+            TcpProbe,
         ]
         .into_iter()
         .find(|k| k.tracepoint() == Some((group, name)))

@@ -65,6 +65,8 @@ const FLAG_WATERMARK: u64 = 1 << 14;
 const FLAG_USE_CLOCKID: u64 = 1 << 25;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 const IOC_ENABLE: libc::c_ulong = 0x2400;
+const IOC_DISABLE: libc::c_ulong = 0x2401;
+const IOC_SET_FILTER: libc::c_ulong = 0x4008_2406;
 const IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
 const IOC_ID: libc::c_ulong = 0x8008_2407;
 const RECORD_LOST: u32 = 2;
@@ -113,6 +115,11 @@ struct Ring {
 pub struct PerfRings {
     rings: Vec<Ring>,
     fds: Vec<OwnedFd>,
+    /// The tag of each fd in `fds`.
+    fd_tags: Vec<u32>,
+    /// Tags [`PerfRings::enable`] leaves off: turned on by
+    /// [`PerfRings::filter_tag`] when wanted.
+    deferred: rustc_hash::FxHashSet<u32>,
     epoll: OwnedFd,
     tags: FxHashMap<u64, u32>,
     lost: u64,
@@ -185,7 +192,7 @@ fn ioctl(
     what: &str,
 ) -> Result<(), PerfError> {
     // SAFETY: fd is an open perf event; the requests used take an integer
-    // argument (ENABLE, SET_OUTPUT).
+    // argument (ENABLE, DISABLE, SET_OUTPUT).
     let rc = unsafe { libc::ioctl(fd, request as _, arg) };
     if rc < 0 {
         return Err(PerfError::Io {
@@ -219,6 +226,8 @@ impl PerfRings {
         let mut rings_out = PerfRings {
             rings: Vec::new(),
             fds: Vec::new(),
+            fd_tags: Vec::new(),
+            deferred: Default::default(),
             epoll,
             tags: FxHashMap::default(),
             lost: 0,
@@ -283,6 +292,7 @@ impl PerfRings {
                     }
                 }
                 rings_out.fds.push(fd);
+                rings_out.fd_tags.push(*tag);
             }
         }
         Ok(rings_out)
@@ -339,10 +349,53 @@ impl PerfRings {
         Ok(())
     }
 
-    /// Starts every event.
+    /// Starts every event but the deferred ones.
     pub fn enable(&self) -> Result<(), PerfError> {
-        for fd in &self.fds {
-            ioctl(fd.as_raw_fd(), IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")?;
+        for (fd, tag) in self.fds.iter().zip(&self.fd_tags) {
+            if !self.deferred.contains(tag) {
+                ioctl(fd.as_raw_fd(), IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves event `tag` off at [`PerfRings::enable`].
+    pub fn defer(&mut self, tag: u32) {
+        self.deferred.insert(tag);
+    }
+
+    /// Turns event `tag` on with the tracefs filter expression `filter`,
+    /// or off (None), on every CPU.
+    pub fn filter_tag(&self, tag: u32, filter: Option<&str>) -> Result<(), PerfError> {
+        let expression = match filter {
+            Some(f) => Some(std::ffi::CString::new(f).map_err(|_| PerfError::Io {
+                what: "PERF_EVENT_IOC_SET_FILTER".into(),
+                source: io::Error::from(io::ErrorKind::InvalidInput),
+            })?),
+            None => None,
+        };
+        for (fd, _) in self
+            .fds
+            .iter()
+            .zip(&self.fd_tags)
+            .filter(|(_, t)| **t == tag)
+        {
+            let raw = fd.as_raw_fd();
+            match &expression {
+                Some(text) => {
+                    // SAFETY: SET_FILTER reads a NUL-terminated string from
+                    // the pointer, which `text` keeps alive for the call.
+                    let rc = unsafe { libc::ioctl(raw, IOC_SET_FILTER as _, text.as_ptr()) };
+                    if rc < 0 {
+                        return Err(PerfError::Io {
+                            what: "PERF_EVENT_IOC_SET_FILTER".into(),
+                            source: io::Error::last_os_error(),
+                        });
+                    }
+                    ioctl(raw, IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")?;
+                }
+                None => ioctl(raw, IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE")?,
+            }
         }
         Ok(())
     }
