@@ -286,8 +286,11 @@ impl Default for Precision {
 }
 
 const DEFAULT_RING_PAGES: usize = 256;
-/// 1 GiB per CPU: past this a ring costs more memory than it can save events.
-const MAX_RING_PAGES: usize = 1 << 18;
+/// 32 MiB per CPU: the kernel locks each ring in memory (against the
+/// user's RLIMIT_MEMLOCK and perf_event_mlock_kb), and 256 pages lost no
+/// event at 3,000 connections/s.
+const MAX_RING_PAGES: usize = 1 << 13;
+const RING_MIB_MAX: usize = MAX_RING_PAGES * 4 / 1024;
 
 /// What parsing ended with, besides a config.
 #[derive(Debug)]
@@ -306,6 +309,8 @@ pub enum UsageError {
     /// What clap refused: the first line of its message.
     #[error("{0}")]
     Clap(String),
+    #[error("argument {0} is not valid UTF-8")]
+    NotUtf8(String),
     #[error("unknown option '{0}'")]
     UnknownSeedOption(String),
     #[error("bad value '{value}' in '{arg}' (want 0 or 1)")]
@@ -316,7 +321,7 @@ pub enum UsageError {
     ZeroDuration { option: String, text: String },
     #[error("{option} '{text}' is longer than {} days", MAX_DURATION.as_secs() / 86_400)]
     DurationTooLong { option: String, text: String },
-    #[error("bad --ring-pages '{0}' (a power of two from 1 to {MAX_RING_PAGES})")]
+    #[error("bad --ring-pages '{0}' (a power of two from 1 to {MAX_RING_PAGES}: each CPU's ring is locked in memory, {RING_MIB_MAX} MiB at most)")]
     RingPages(String),
     #[error("bad --close-buffer '{0}' (bytes, or with K or M, from 0 to 1G)")]
     CloseBuffer(String),
@@ -354,8 +359,22 @@ const DEFAULT_POLL: Duration = Duration::from_secs(1);
 /// Longer runs are better split; this also keeps deadlines representable.
 const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
-pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> CliOutcome {
-    let argv = match translate_seed_spellings(argv) {
+pub fn parse<I, T>(argv: I) -> CliOutcome
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString>,
+{
+    let mut texts = Vec::new();
+    for arg in argv {
+        match arg.into().into_string() {
+            Ok(text) => texts.push(text),
+            Err(raw) => {
+                let shown = quoted(&raw.to_string_lossy());
+                return CliOutcome::Usage(UsageError::NotUtf8(shown));
+            }
+        }
+    }
+    let argv = match translate_seed_spellings(texts) {
         Ok(argv) => argv,
         Err(error) => return CliOutcome::Usage(error),
     };
@@ -536,6 +555,20 @@ fn ring_pages(text: &str) -> Result<usize, UsageError> {
         Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => Ok(n),
         _ => Err(UsageError::RingPages(text.to_string())),
     }
+}
+
+/// `text` in single quotes for an error line, cut to its first and last
+/// 40 characters when long: an error names the bad part, it does not echo
+/// a megabyte back.
+pub fn quoted(text: &str) -> String {
+    const KEEP: usize = 40;
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 2 * KEEP + 10 {
+        return format!("'{text}'");
+    }
+    let head: String = chars[..KEEP].iter().collect();
+    let tail: String = chars[chars.len() - KEEP..].iter().collect();
+    format!("'{head}…{tail}' ({} characters)", chars.len())
 }
 
 /// The largest close-notice buffer asked for: a kernel charge this run

@@ -1,7 +1,8 @@
 //! Entry point: parse the command line, run, and map outcomes to exit codes
 //! (0 done, 1 runtime failure, 2 bad usage, or an explicit --precision the
-//! kernel or privileges cannot give). A closed stdout pipe is not an
-//! error.
+//! kernel or privileges cannot give). Output that cannot be written never
+//! panics: a closed stdout pipe ends the run quietly with 0, any other
+//! write error with one line on stderr (if stderr works) and 1.
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
@@ -10,14 +11,20 @@ use tcpipstat::cli::{self, CliOutcome};
 use tcpipstat::report::is_broken_pipe;
 
 fn main() -> ExitCode {
-    let config = match cli::parse(std::env::args()) {
+    let config = match cli::parse(std::env::args_os()) {
         CliOutcome::Run(config) => config,
         CliOutcome::Display(text) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
+            let mut stdout = std::io::stdout().lock();
+            let written = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush());
+            return match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => output_failed(&err.into()),
+            };
         }
         CliOutcome::Usage(message) => {
-            eprintln!("tcpipstat: error: {message}");
+            say(&format!("tcpipstat: error: {message}"));
             return ExitCode::from(2);
         }
     };
@@ -26,20 +33,31 @@ fn main() -> ExitCode {
     let result = tcpipstat::run::run(&config, &mut out).and_then(|()| Ok(out.flush()?));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err)
-            if err
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(is_broken_pipe) =>
-        {
-            ExitCode::SUCCESS
-        }
+        Err(err) if err.downcast_ref::<std::io::Error>().is_some() => output_failed(&err),
         Err(err) if err.downcast_ref::<tcpipstat::run::StartError>().is_some() => {
-            eprintln!("tcpipstat: error: {err:#}");
+            say(&format!("tcpipstat: error: {err:#}"));
             ExitCode::from(2)
         }
         Err(err) => {
-            eprintln!("tcpipstat: error: {err:#}");
+            say(&format!("tcpipstat: error: {err:#}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// Stdout could not be written: a reader that went away is no failure.
+fn output_failed(err: &anyhow::Error) -> ExitCode {
+    match err.downcast_ref::<std::io::Error>() {
+        Some(io) if is_broken_pipe(io) => ExitCode::SUCCESS,
+        _ => {
+            say(&format!("tcpipstat: error: writing the output: {err:#}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One line on stderr, if stderr can take it.
+fn say(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{line}");
 }

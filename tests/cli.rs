@@ -107,3 +107,92 @@ fn closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?} {stderr}", out.status);
 }
+
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let arg = std::ffi::OsStr::from_bytes(b"\xff\xfe:*-*");
+    let out = Command::new(BIN).arg(arg).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+}
+
+/// Runs the binary with stdout or stderr on /dev/full (no space left).
+fn onto_full_device(args: &[&str], stderr_full: bool) -> std::process::Output {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    if stderr_full {
+        cmd.stderr(full()).stdout(Stdio::null());
+    } else {
+        cmd.stdout(full()).stderr(Stdio::piped());
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn output_that_cannot_be_written_ends_with_one_line_and_exit_1_never_a_panic() {
+    for args in [vec!["--help"], vec!["--version"], vec!["--once"]] {
+        let out = onto_full_device(&args, false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains("writing the output"), "{args:?}: {stderr}");
+    }
+    // An error message that cannot be written: still exit 2, no panic.
+    let out = onto_full_device(&["--index", "bogus"], true);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_into_a_closed_pipe_exits_0() {
+    let mut child = Command::new(BIN)
+        .arg("--help")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn a_ring_too_large_to_lock_is_refused_with_the_reason() {
+    let out = Command::new(BIN)
+        .args(["--ring-pages", "262144", "--precision"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("locked in memory"), "{stderr}");
+}
+
+#[test]
+fn a_period_shorter_than_a_poll_runs_back_to_back_without_spinning() {
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args(["--poll", "1ns", "--timeout", "1", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args(["--interval", "1ns", "--count", "5", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+}
