@@ -477,3 +477,32 @@ fn info_acked(sent: u64, received: u64, acked: u64) -> TcpInfo {
     raw[200..208].copy_from_slice(&sent.to_ne_bytes());
     TcpInfo::from_bytes(&raw).unwrap()
 }
+
+#[test]
+fn a_report_carries_the_notices_of_its_own_window_only() {
+    let polls = (0..4)
+        .map(|i| snapshot(i * 1000, vec![listener()]))
+        .collect();
+    let feed = ReplayFeed::new(probe_summary(), vec![Vec::new(); 4]).with_lost(3);
+    let config = config(&["--interval", "1", "--precision"]);
+    let mut session = Session::new(
+        &config,
+        Box::new(ReplaySource::new(polls)),
+        Some(Box::new(feed)),
+    );
+    session.poll().unwrap();
+    session.poll().unwrap();
+    let first = session.window_report().notices.clone();
+    session.end_window();
+    assert!(
+        first.iter().any(|n| n.contains("3 kernel events lost")),
+        "{first:?}"
+    );
+    session.poll().unwrap();
+    let second = session.window_report().notices.clone();
+    session.end_window();
+    assert!(
+        second.is_empty(),
+        "repeated from an earlier window: {second:?}"
+    );
+}

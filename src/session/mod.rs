@@ -49,8 +49,14 @@ impl OwnerLookup for ProcessMap {
 /// Notices for stderr (each once, as it comes) and for reports.
 #[derive(Debug, Default)]
 struct Notices {
-    all: Vec<String>,
+    /// The latest notices said (each is said once while remembered), at
+    /// most NOTICE_LIMIT.
+    said: std::collections::VecDeque<String>,
+    /// Those raised in the current window: what its report carries.
+    window: Vec<String>,
+    /// Not yet printed on stderr.
     fresh: Vec<String>,
+    /// Notices past the bound, in this window.
     dropped: u64,
     /// Which one-time notices were given.
     owners_denied_said: bool,
@@ -60,24 +66,34 @@ struct Notices {
 impl Notices {
     fn add(&mut self, notices: Vec<String>) {
         for note in notices {
-            if self.all.contains(&note) {
+            if self.said.contains(&note) {
                 continue;
             }
-            if self.all.len() >= NOTICE_LIMIT {
+            if self.window.len() >= NOTICE_LIMIT {
                 self.dropped += 1;
                 continue;
             }
+            if self.said.len() >= NOTICE_LIMIT {
+                self.said.pop_front();
+            }
             self.fresh.push(note.clone());
-            self.all.push(note);
+            self.window.push(note.clone());
+            self.said.push_back(note);
         }
     }
 
     fn for_report(&self) -> Vec<String> {
-        let mut notes = self.all.clone();
+        let mut notes = self.window.clone();
         if self.dropped > 0 {
             notes.push(format!("{} more notices left out", self.dropped));
         }
         notes
+    }
+
+    /// A new window: its report carries only what is raised in it.
+    fn end_window(&mut self) {
+        self.window.clear();
+        self.dropped = 0;
     }
 }
 
@@ -481,6 +497,7 @@ impl Session {
 
     /// Starts the next window: counts so far are forgotten.
     pub fn end_window(&mut self) {
+        self.notices.end_window();
         self.tracker.reset_window();
         self.window.start_ms = self.source.elapsed_ms();
         self.window.polls = 0;

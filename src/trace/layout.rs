@@ -168,7 +168,8 @@ fn parse_symbols(print_fmt: &str) -> BTreeMap<String, BTreeMap<u64, String>> {
                 _ => {}
             }
         }
-        let body = &rest[comma + 1..end];
+        // A ')' before the first ',' (no table there) gives an empty body.
+        let body = rest.get(comma + 1..end).unwrap_or("");
         let mut table = BTreeMap::new();
         for entry in body.split('{').skip(1) {
             let entry = entry.split('}').next().unwrap_or("");
@@ -254,5 +255,13 @@ print fmt: \"skbaddr=%p state=%s\", REC->skbaddr, REC->state ? __print_symbolic(
             f.sized("state", &[8]),
             Err(FormatError::FieldSize { .. })
         ));
+    }
+
+    #[test]
+    fn a_symbol_table_closed_before_its_first_comma_is_no_panic() {
+        let tables = parse_symbols("\"x\", __print_symbolic(REC->f) , { 1, \"A\" }");
+        assert!(tables.get("f)").is_none_or(|t| t.is_empty()), "{tables:?}");
+        let tables = parse_symbols("__print_symbolic(REC->reason, { 2, \"NO_SOCKET\" })");
+        assert_eq!(tables["reason"][&2], "NO_SOCKET");
     }
 }
