@@ -12,7 +12,7 @@ use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
 use clap::{Parser, ValueEnum};
 
 use crate::aggregate::Index;
-use crate::filter::{FilterError, FilterSet};
+use crate::filter::{quoted, FilterError, FilterSet};
 use crate::report::Format;
 
 /// The flags as clap parses them; [`validate`] turns them into a [`Config`].
@@ -555,20 +555,6 @@ fn ring_pages(text: &str) -> Result<usize, UsageError> {
         Ok(n) if n.is_power_of_two() && n <= MAX_RING_PAGES => Ok(n),
         _ => Err(UsageError::RingPages(text.to_string())),
     }
-}
-
-/// `text` in single quotes for an error line, cut to its first and last
-/// 40 characters when long: an error names the bad part, it does not echo
-/// a megabyte back.
-pub fn quoted(text: &str) -> String {
-    const KEEP: usize = 40;
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= 2 * KEEP + 10 {
-        return format!("'{text}'");
-    }
-    let head: String = chars[..KEEP].iter().collect();
-    let tail: String = chars[chars.len() - KEEP..].iter().collect();
-    format!("'{head}…{tail}' ({} characters)", chars.len())
 }
 
 /// The largest close-notice buffer asked for: a kernel charge this run

@@ -14,8 +14,10 @@ use thiserror::Error;
 
 use crate::model::{unmap, SocketKey};
 
+/// A bad filter: `filter` is the whole text (cut when long), `reason`
+/// quotes the bad part.
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("bad filter '{filter}': {reason}")]
+#[error("bad filter {filter}: {reason}")]
 pub struct FilterError {
     pub filter: String,
     pub reason: String,
@@ -125,10 +127,48 @@ pub struct Filter {
     pub remote: EndpointMatch,
 }
 
+/// `text` in single quotes for an error line, cut to its first and last
+/// 40 characters when long: an error names the bad part, it does not echo
+/// a megabyte back.
+pub fn quoted(text: &str) -> String {
+    const KEEP: usize = 40;
+    let count = text.chars().count();
+    if count <= 2 * KEEP + 10 {
+        return format!("'{text}'");
+    }
+    let head: String = text.chars().take(KEEP).collect();
+    let tail: String = text.chars().skip(count - KEEP).collect();
+    format!("'{head}…{tail}' ({count} characters)")
+}
+
+/// Where a filter's local side ends: the '-' after its port (or after a
+/// lone `*`). A '-' elsewhere (`/-1`, `:-1`) is part of a bad side.
+fn side_separator(text: &str) -> Result<usize, String> {
+    let dashes: Vec<usize> = text.match_indices('-').map(|(i, _)| i).collect();
+    let after_port = |i: &&usize| {
+        let left = &text[..**i];
+        left == "*"
+            || left.rsplit_once(':').is_some_and(|(_, port)| {
+                port == "*" || (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+            })
+    };
+    let candidates: Vec<usize> = dashes.iter().filter(after_port).copied().collect();
+    match (candidates.as_slice(), dashes.as_slice()) {
+        ([one], _) => Ok(*one),
+        (_, [only]) => Ok(*only),
+        ([], []) => Err("expected <local addr>:<port>-<remote addr>:<port>".to_string()),
+        ([], _) => Err(
+            "cannot tell the two sides apart: '-' separates them, and a port is 0-65535 or *"
+                .to_string(),
+        ),
+        _ => Err("more than one '-' between the sides".to_string()),
+    }
+}
+
 impl Filter {
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
         let error = |reason: String| FilterError {
-            filter: text.to_string(),
+            filter: quoted(text),
             reason,
         };
         if text == "*" {
@@ -138,18 +178,17 @@ impl Filter {
                 remote: EndpointMatch::ANY,
             });
         }
-        let (local, remote) = text.split_once('-').ok_or_else(|| {
-            error("expected <local addr>:<port>-<remote addr>:<port>".to_string())
-        })?;
+        let at = side_separator(text).map_err(error)?;
+        let (local, remote) = (&text[..at], &text[at + 1..]);
         if remote.contains('-') {
-            return Err(error("more than one '-'".to_string()));
+            return Err(error("more than one '-' between the sides".to_string()));
         }
         Ok(Filter {
             text: text.to_string(),
             local: parse_endpoint(local)
-                .map_err(|r| error(format!("local side '{local}': {r}")))?,
+                .map_err(|r| error(format!("local side {}: {r}", quoted(local))))?,
             remote: parse_endpoint(remote)
-                .map_err(|r| error(format!("remote side '{remote}': {r}")))?,
+                .map_err(|r| error(format!("remote side {}: {r}", quoted(remote))))?,
         })
     }
 
@@ -189,7 +228,9 @@ fn parse_endpoint(text: &str) -> Result<EndpointMatch, String> {
         digits => Some(
             digits
                 .parse::<u16>()
-                .map_err(|_| format!("bad port '{digits}' (0-65535 or *)"))?,
+                .ok()
+                .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| format!("bad port {} (0-65535 or *)", quoted(digits)))?,
         ),
     };
     Ok(EndpointMatch { addr, port })
@@ -456,6 +497,14 @@ mod tests {
     }
 
     #[test]
+    fn a_long_bad_filter_is_quoted_cut_not_echoed_whole() {
+        let long = format!("1.2.3.4:{}-*", "9".repeat(120_000));
+        let err = Filter::parse(&long).unwrap_err().to_string();
+        assert!(err.len() < 1_000, "{} bytes", err.len());
+        assert!(err.contains("120010 characters"), "{err}");
+    }
+
+    #[test]
     fn bad_filters_name_the_bad_part() {
         for (text, needle) in [
             ("1.2.3.4:80", "expected"),
@@ -467,6 +516,10 @@ mod tests {
             ("[fe80::zz]:1-*", "bad IPv6 address"),
             ("::1:80-*", "brackets"),
             ("*-*-*", "more than one"),
+            ("[::/-1]:*-*", "bad prefix length '/-1'"),
+            ("10.0.0.0/-1:*-*", "bad prefix length '/-1'"),
+            ("127.0.0.1:-1-*", "a port is 0-65535 or *"),
+            ("*:+80-*", "bad port '+80'"),
         ] {
             let err = Filter::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

@@ -236,10 +236,13 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
     };
     Ok(match &config.namespaces {
         Namespaces::Current => Box::new(LiveSource::open(options)),
-        Namespaces::One(namespace) => Box::new(NetnsSource::open(
-            Selection::One(namespace.clone()),
-            options,
-        )?),
+        // A namespace the user named that cannot be entered is what this
+        // run was asked for and cannot give: exit 2, as for a PID whose
+        // namespace cannot be read.
+        Namespaces::One(namespace) => Box::new(
+            NetnsSource::open(Selection::One(namespace.clone()), options)
+                .map_err(|err| StartError(err.to_string()))?,
+        ),
         Namespaces::All => Box::new(NetnsSource::open(Selection::All, options)?),
     })
 }

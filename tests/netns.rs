@@ -357,3 +357,16 @@ fn a_process_that_closed_its_connection_and_exited_keeps_its_name_in_the_report(
         "{shell_group}"
     );
 }
+
+#[test]
+fn an_unprivileged_netns_by_name_or_by_pid_is_the_same_usage_error() {
+    skip_unless_root!();
+    let ns = Netns::new("unpriv-name");
+    let as_nobody = |spec: &str| common::run_as_nobody(&["--once", "--netns", spec]);
+    for spec in [ns.name.as_str(), "1"] {
+        let out = as_nobody(spec);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{spec}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{spec}: {stderr}");
+    }
+}

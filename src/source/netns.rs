@@ -100,11 +100,14 @@ fn own_inode() -> Option<u64> {
 
 /// Resolves `--netns NAME|PATH|PID`.
 pub fn resolve(spec: &str) -> Result<Namespace, NetnsError> {
-    let (path, pid) = if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
-        (
-            PathBuf::from(format!("/proc/{spec}/ns/net")),
-            spec.parse().ok(),
-        )
+    let digits = !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit());
+    let (path, pid) = if digits {
+        // A pid, however written (leading zeros, beyond any pid).
+        let pid = spec
+            .trim_start_matches('0')
+            .parse::<u64>()
+            .unwrap_or(u64::MAX);
+        (PathBuf::from(format!("/proc/{pid}/ns/net")), Some(pid))
     } else if spec.contains('/') {
         (PathBuf::from(spec), None)
     } else {
@@ -130,6 +133,7 @@ pub fn resolve(spec: &str) -> Result<Namespace, NetnsError> {
         });
     }
     let named = named_namespaces();
+    let pid = pid.and_then(|p| u32::try_from(p).ok());
     let container = pid.and_then(container_of_pid);
     Ok(Namespace {
         inode,
@@ -639,6 +643,14 @@ mod tests {
         );
         let err = resolve("999999999").unwrap_err().to_string();
         assert!(err.contains("no process 999999999"), "{err}");
+        let err = resolve("4294967296").unwrap_err().to_string();
+        assert!(err.contains("no process 4294967296"), "{err}");
+        // Leading zeros name the same process.
+        let own = std::process::id();
+        assert_eq!(
+            resolve(&format!("000{own}")).unwrap().inode,
+            resolve(&own.to_string()).unwrap().inode
+        );
         let own = resolve(&std::process::id().to_string()).unwrap();
         assert_eq!(Some(own.inode), own_inode());
         for not_a_netns in ["/", "/etc/hostname", "/proc/self/ns/pid"] {

@@ -102,6 +102,15 @@ impl Drop for Netns {
     }
 }
 
+/// Runs the binary as user nobody (setpriv), outside any test namespace.
+pub fn run_as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(args)
+        .output()
+        .expect("run setpriv")
+}
+
 pub fn run_ok(cmd: &mut Command) -> Output {
     let output = cmd.output().expect("run command");
     assert!(
