@@ -238,10 +238,10 @@ fn unprivileged_user_is_told_what_it_cannot_see() {
         stderr.contains("/proc/PID/fd could not be read"),
         "{stderr}"
     );
-    // Other namespaces: not enterable, said so; exit 1 with the reason.
+    // Other namespaces: not enterable, said so; exit 2 with the reason.
     let other = Netns::new("unpriv2");
     let out = as_nobody(&["--netns", &other.name, "--once"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs CAP_SYS_ADMIN"), "{stderr}");
     // --all-netns: what cannot be read is named once, the rest still works.
