@@ -545,3 +545,45 @@ fn a_sender_polled_before_the_run_counts_its_sends_in_the_window_they_happen() {
         );
     }
 }
+
+#[test]
+fn tracefs_mounted_by_a_run_is_unmounted_at_its_end() {
+    skip_unless_precision!();
+    // A private mount namespace without tracefs: the run mounts it, and
+    // must leave none behind.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         grep -c ' tracefs ' /proc/self/mounts; {} --precision --timeout 300ms >/dev/null; \
+         echo rc=$?; grep -c ' tracefs ' /proc/self/mounts",
+        common::BIN
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, ["0", "rc=0", "0"], "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unmounted at exit"), "{stderr}");
+}
+
+#[test]
+fn unreadable_tracefs_is_named_for_what_it_is() {
+    skip_unless_precision!();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/sys/kernel/tracing")
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
+    if mode & 0o005 != 0 {
+        eprintln!("SKIP: tracefs is readable by others here (mode {mode:o})");
+        return;
+    }
+    let out = common::run_as_nobody(&["--precision", "tracepoint", "--timeout", "300ms"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("mounted at /sys/kernel/tracing but cannot be read"),
+        "{stderr}"
+    );
+}

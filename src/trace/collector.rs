@@ -19,7 +19,7 @@ use super::decoder::{CallPairer, Decoder, EventKind};
 use super::kprobe_defs::{self as kprobes, KprobeDef};
 use super::layout::EventFormat;
 use super::perf_ring::{PerfError, PerfRings, RingOptions};
-use super::tracing_fs::{KprobeSet, Tracefs, TracefsError};
+use super::tracing_fs::{KprobeSet, MountedHere, Tracefs, TracefsError};
 use crate::counters::Counter;
 use crate::model::event::{Probe, Timed, TraceEvent};
 use crate::model::TcpState;
@@ -227,6 +227,8 @@ pub struct Collector {
     recorder: Option<(PathBuf, Vec<(String, u32)>)>,
     /// Kept for their removal when the run ends.
     _kprobes: Option<KprobeSet>,
+    /// Dropped after the kprobes (their removal needs the mount).
+    _mounted_here: Option<MountedHere>,
     /// The on-demand tcp_probe's tag, the addresses it is filtered to, and
     /// which addresses events have named.
     namer: Option<u32>,
@@ -300,7 +302,7 @@ impl Collector {
     pub fn start(options: &ProbeOptions) -> Result<(Collector, Vec<String>), PrecisionError> {
         let mode = options.mode;
         let mut notices = Vec::new();
-        let tracefs = locate_tracefs(&mut notices)?;
+        let (tracefs, mounted_here) = locate_tracefs(&mut notices)?;
         let kprobe_defs = usable_kprobes(mode, &tracefs)?;
         let choice = choose_probes(mode, &tracefs, &kprobe_defs);
         let (kprobe_set, kprobe_events) = create_kprobes(&tracefs, choice.kprobes, &mut notices);
@@ -341,6 +343,7 @@ impl Collector {
                 undecoded: 0,
                 recorder: options.record_to.clone().map(|dir| (dir, recorded)),
                 _kprobes: kprobe_set,
+                _mounted_here: mounted_here,
                 namer,
                 naming: Vec::new(),
                 names: Names::default(),
@@ -474,8 +477,11 @@ impl Collector {
     }
 }
 
-/// A mounted tracefs, mounting one when root and there is none.
-fn locate_tracefs(notices: &mut Vec<String>) -> Result<Tracefs, PrecisionError> {
+/// A mounted tracefs, mounting one when root and there is none (and
+/// then the mount to undo at the end).
+fn locate_tracefs(
+    notices: &mut Vec<String>,
+) -> Result<(Tracefs, Option<MountedHere>), PrecisionError> {
     let root = is_root();
     let (tracefs, mounted) = Tracefs::locate(root).map_err(|e| {
         if root {
@@ -484,13 +490,14 @@ fn locate_tracefs(notices: &mut Vec<String>) -> Result<Tracefs, PrecisionError> 
             PrecisionError::NoTracefsAccess(e)
         }
     })?;
-    if mounted {
+    let mount = mounted.then(|| {
         notices.push(format!(
-            "precision: mounted tracefs at {}",
+            "precision: mounted tracefs at {} (unmounted at exit)",
             tracefs.root().display()
         ));
-    }
-    Ok(tracefs)
+        MountedHere::new(tracefs.root())
+    });
+    Ok((tracefs, mount))
 }
 
 /// The kprobe definitions `mode` may use on this kernel: none in

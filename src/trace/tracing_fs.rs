@@ -13,6 +13,8 @@ use thiserror::Error;
 pub enum TracefsError {
     #[error("tracefs is not mounted (and mounting it needs root)")]
     NotMounted,
+    #[error("tracefs is mounted at {path} but cannot be read: {source}")]
+    Unreadable { path: PathBuf, source: io::Error },
     #[error("cannot mount tracefs at {path}: {source}")]
     Mount { path: PathBuf, source: io::Error },
     #[error("{path}: {source}")]
@@ -30,8 +32,12 @@ impl Tracefs {
     /// A mounted tracefs; if there is none and `mount_if_root`, mounts one
     /// at /sys/kernel/tracing (the bool says it did).
     pub fn locate(mount_if_root: bool) -> Result<(Tracefs, bool), TracefsError> {
-        if let Some(root) = mounted() {
-            return Ok((Tracefs { root }, false));
+        match mounted() {
+            Mounted::Readable(root) => return Ok((Tracefs { root }, false)),
+            Mounted::Unreadable(path, source) => {
+                return Err(TracefsError::Unreadable { path, source })
+            }
+            Mounted::Nowhere => {}
         }
         if !mount_if_root {
             return Err(TracefsError::NotMounted);
@@ -82,20 +88,56 @@ impl Tracefs {
 }
 
 /// A mounted tracefs: the usual places, then /proc/self/mounts.
-fn mounted() -> Option<PathBuf> {
+/// Where tracefs is, as far as this process can tell.
+enum Mounted {
+    Readable(PathBuf),
+    /// Mounted, but this user cannot read it (mode 0700 for non-root).
+    Unreadable(PathBuf, io::Error),
+    Nowhere,
+}
+
+fn mounted() -> Mounted {
     let is_tracefs = |p: &Path| p.join("events").is_dir();
     if let Some(found) = CANDIDATES.iter().map(Path::new).find(|p| is_tracefs(p)) {
-        return Some(found.to_path_buf());
+        return Mounted::Readable(found.to_path_buf());
     }
-    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts
+    let points: Vec<PathBuf> = fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
         .lines()
         .filter_map(|l| {
             let mut words = l.split_whitespace();
             let (_, point, kind) = (words.next()?, words.next()?, words.next()?);
             (kind == "tracefs").then(|| PathBuf::from(point))
         })
-        .find(|p| is_tracefs(p))
+        .collect();
+    if let Some(found) = points.iter().find(|p| is_tracefs(p)) {
+        return Mounted::Readable(found.clone());
+    }
+    match points.into_iter().next() {
+        Some(point) => {
+            let why = fs::read_dir(point.join("events"))
+                .err()
+                .unwrap_or_else(|| io::Error::from(io::ErrorKind::PermissionDenied));
+            Mounted::Unreadable(point, why)
+        }
+        None => Mounted::Nowhere,
+    }
+}
+
+/// The tracefs mount this run made, undone (lazily) when dropped: a run
+/// leaves the system as it found it.
+pub struct MountedHere(PathBuf);
+
+impl MountedHere {
+    pub fn new(point: &Path) -> MountedHere {
+        MountedHere(point.to_path_buf())
+    }
+}
+
+impl Drop for MountedHere {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
 }
 
 /// Kprobes this process created in its own group, removed on drop.
