@@ -1198,6 +1198,7 @@ mod tests {
 
     const ANY: FilterSet = FilterSet {
         filters: Vec::new(),
+        index: None,
     };
 
     fn tuple(l: &str, lp: u16, r: &str, rp: u16) -> EventTuple {

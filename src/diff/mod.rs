@@ -678,6 +678,7 @@ mod tests {
     const EST: TcpState = TcpState::Established;
     const ANY: FilterSet = FilterSet {
         filters: Vec::new(),
+        index: None,
     };
 
     #[test]

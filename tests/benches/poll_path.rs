@@ -119,9 +119,37 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// Matching 10k sockets against 10,000 filters (ports and addresses), as
+/// the tracker does each poll: the index makes it cost about what a few
+/// filters cost.
+fn filter_benches(c: &mut Criterion) {
+    let texts: Vec<String> = (0..10_000u32)
+        .map(|i| match i % 3 {
+            0 => format!("*:{}-*", 1 + i),
+            1 => format!("10.{}.{}.0/24:*-*", (i >> 8) & 255, i & 255),
+            _ => format!("*-192.168.{}.{}:443", (i >> 8) & 255, i & 255),
+        })
+        .collect();
+    let many = FilterSet::parse(&texts).unwrap();
+    let few = FilterSet::parse(&["*:80-*", "10.0.0.0/8:*-*"]).unwrap();
+    let keys: Vec<_> = snapshot(1, &datagrams(1_000_000))
+        .sockets
+        .iter()
+        .map(|s| s.key)
+        .collect();
+    let mut group = c.benchmark_group("filters");
+    group.throughput(Throughput::Elements(keys.len() as u64));
+    for (name, set) in [("match_10k_filters", &many), ("match_2_filters", &few)] {
+        group.bench_function(name, |b| {
+            b.iter(|| keys.iter().filter(|k| set.matches(k)).count())
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = poll_path;
     config = Criterion::default().sample_size(20);
-    targets = benches
+    targets = benches, filter_benches
 }
 criterion_main!(poll_path);

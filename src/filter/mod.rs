@@ -24,7 +24,7 @@ pub struct FilterError {
 }
 
 /// What an address part of a filter accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddrMatch {
     Any,
     /// IPv4 address under a mask; the mask is a prefix for CIDR and may have
@@ -98,7 +98,7 @@ fn prefix_mask_32(prefix_len: u8) -> u32 {
 }
 
 /// One side (local or remote) of a filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EndpointMatch {
     pub addr: AddrMatch,
     pub port: Option<u16>,
@@ -312,11 +312,26 @@ fn parse_v6(text: &str) -> Result<AddrMatch, String> {
     })
 }
 
+mod index;
+
+/// Filters at most matched one by one; past this, through an index.
+const LINEAR_FILTERS: usize = 8;
+
 /// Several filters, OR-ed; an empty set matches everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct FilterSet {
     pub filters: Vec<Filter>,
+    /// Built by [`FilterSet::new`] for many filters.
+    pub(crate) index: Option<std::sync::Arc<index::FilterIndex>>,
 }
+
+impl PartialEq for FilterSet {
+    fn eq(&self, other: &FilterSet) -> bool {
+        self.filters == other.filters
+    }
+}
+
+impl Eq for FilterSet {}
 
 // inet_diag bytecode opcodes (include/uapi/linux/inet_diag.h).
 const BC_JMP: u8 = 1;
@@ -324,12 +339,19 @@ const BC_S_COND: u8 = 7;
 const BC_D_COND: u8 = 8;
 
 impl FilterSet {
+    /// The set of `filters`, indexed when there are many.
+    pub fn new(filters: Vec<Filter>) -> FilterSet {
+        let index = (filters.len() > LINEAR_FILTERS)
+            .then(|| std::sync::Arc::new(index::FilterIndex::new(&filters)));
+        FilterSet { filters, index }
+    }
+
     pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<FilterSet, FilterError> {
         let filters = texts
             .iter()
             .map(|t| Filter::parse(t.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(FilterSet { filters })
+        Ok(FilterSet::new(filters))
     }
 
     /// These filters plus each one with its sides swapped. The kernel is
@@ -338,18 +360,18 @@ impl FilterSet {
     /// the user-space match still decides what is reported.
     pub fn with_mirrors(&self) -> FilterSet {
         let mut filters = self.filters.clone();
+        let mut sides: std::collections::HashSet<(EndpointMatch, EndpointMatch)> =
+            filters.iter().map(|f| (f.local, f.remote)).collect();
         for f in &self.filters {
-            let mirror = Filter {
-                text: format!("mirror of {}", f.text),
-                local: f.remote,
-                remote: f.local,
-            };
-            if !filters.contains(&mirror) && (mirror.local != f.local || mirror.remote != f.remote)
-            {
-                filters.push(mirror);
+            if sides.insert((f.remote, f.local)) {
+                filters.push(Filter {
+                    text: format!("mirror of {}", f.text),
+                    local: f.remote,
+                    remote: f.local,
+                });
             }
         }
-        FilterSet { filters }
+        FilterSet::new(filters)
     }
 
     /// True when no filter restricts anything.
@@ -365,7 +387,10 @@ impl FilterSet {
         if key.remote_port == 0 && !key.remote.is_unspecified() {
             return self.matches_aborted(key);
         }
-        self.filters.is_empty() || self.filters.iter().any(|f| f.matches(key))
+        match &self.index {
+            Some(index) => index.matches(&self.filters, key),
+            None => self.filters.is_empty() || self.filters.iter().any(|f| f.matches(key)),
+        }
     }
 
     fn matches_aborted(&self, key: &SocketKey) -> bool {
