@@ -162,9 +162,11 @@ for n in $SIZES; do
     if [[ -n ${C[json]:-} ]]; then
         polls=$(ip netns exec "$NS" "$BIN" --timeout 3s --poll 250ms --format json |
             sed -n 's/.*"polls":\([0-9]*\).*/\1/p' | head -1)
-        read -r _ poll_cpu _ _ < <(ip netns exec "$NS" "$RUSAGE" "$BIN" --timeout 3s --poll 250ms --format json)
+        read -r _ poll_cpu _ poll_rss < <(ip netns exec "$NS" "$RUSAGE" "$BIN" --timeout 3s --poll 250ms --format json)
         per_poll=$(awk -v c="$poll_cpu" -v p="${polls:-0}" 'BEGIN { if (p > 0) printf "%.2f", c / p / 1000 }')
-        POLL_ROWS+="| $socks | ${polls:-n/a} | $(ms "$per_poll") | $(ms "${C[bare]:-}") | $(ratio "$per_poll" "${C[bare]:-}") |"$'\n'
+        per_socket=$(awk -v r="${poll_rss:-0}" -v n="${socks:-0}" 'BEGIN { if (n > 0) printf "%.0f", r * 1024 / n }')
+        POLL_ROWS+="| $socks | ${polls:-n/a} | $(ms "$per_poll") | $(ms "${C[bare]:-}") | $(ratio "$per_poll" "${C[bare]:-}") "
+        POLL_ROWS+="| $(mib "${poll_rss:-}") | ${per_socket:-n/a} |"$'\n'
     fi
     unset C W R
     stop_ns
@@ -299,8 +301,8 @@ report() {
     printf '%s' "$WALL_ROWS"
     if [[ -n $POLL_ROWS ]]; then
         echo
-        echo "| sockets | polls in 3 s | tcpipstat CPU ms per poll | bare dump CPU ms | ratio |"
-        echo "|--:|--:|--:|--:|--:|"
+        echo "| sockets | polls in 3 s | tcpipstat CPU ms per poll | bare dump CPU ms | ratio | peak RSS MiB | RSS bytes per socket |"
+        echo "|--:|--:|--:|--:|--:|--:|--:|"
         printf '%s' "$POLL_ROWS"
     fi
     if [[ -n $CHURN_ROWS ]]; then

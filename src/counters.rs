@@ -137,6 +137,62 @@ pub struct Counters {
 
 const _: () = assert!(COUNTER_COUNT <= 32);
 
+/// [`Counters`] that take 16 bytes while every value is zero (an idle
+/// socket's window: most of a large host's), their values boxed once one
+/// is not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactCounters {
+    present: u32,
+    approx: u32,
+    values: Option<Box<[u64; COUNTER_COUNT]>>,
+}
+
+impl CompactCounters {
+    pub fn counts(&self) -> Counters {
+        Counters {
+            values: self
+                .values
+                .as_deref()
+                .copied()
+                .unwrap_or([0; COUNTER_COUNT]),
+            present: self.present,
+            approx: self.approx,
+        }
+    }
+
+    pub fn add(&mut self, other: &Counters) {
+        self.present |= other.present;
+        self.approx |= other.approx;
+        if other.values.iter().all(|v| *v == 0) {
+            return;
+        }
+        let values = self
+            .values
+            .get_or_insert_with(|| Box::new([0; COUNTER_COUNT]));
+        for (mine, theirs) in values.iter_mut().zip(other.values.iter()) {
+            *mine = mine.saturating_add(*theirs);
+        }
+    }
+
+    pub fn bump_approx(&mut self, counter: Counter, amount: u64) {
+        let mut one = Counters::default();
+        one.bump_approx(counter, amount);
+        self.add(&one);
+    }
+
+    pub fn clear(&mut self) {
+        *self = CompactCounters::default();
+    }
+}
+
+impl From<Counters> for CompactCounters {
+    fn from(counters: Counters) -> CompactCounters {
+        let mut compact = CompactCounters::default();
+        compact.add(&counters);
+        compact
+    }
+}
+
 impl Counters {
     fn bit(counter: Counter) -> u32 {
         1 << counter as u32

@@ -203,7 +203,7 @@ impl Tracker {
         }
         let mut closed = Closed {
             lifetime: cumulative(&tracked.sample).counters,
-            window: tracked.window,
+            window: tracked.window.counts(),
             sample: tracked.sample,
             unseen_ms: 0,
             history: StateHistory::default(),

@@ -356,7 +356,7 @@ impl EventAttribution {
                 Err(_) => window.add(&cumulative(&tracked.sample).counters),
             },
             // The poll's first sample counts from the socket's creation.
-            None => window.add(&tracked.window),
+            None => window.add(&tracked.window.counts()),
         }
         tracked.window = window;
         if let Some(mut marks) = self.marks.remove(&known_id) {
@@ -563,7 +563,7 @@ impl EventAttribution {
             }
             let mut ended = Closed {
                 lifetime: cumulative(&tracked.sample).counters,
-                window: tracked.window,
+                window: tracked.window.counts(),
                 sample: tracked.sample,
                 unseen_ms: elapsed_ms,
                 history: StateHistory::default(),

@@ -33,7 +33,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use crate::counters::{cumulative, difference, Counter, Counters};
+use crate::counters::{cumulative, difference, CompactCounters, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::event::Timed;
 use crate::model::{unmap, Snapshot, SocketKey, SocketSample, StateHistory, TcpState};
@@ -96,8 +96,9 @@ pub struct Tracked {
     /// The latest sample; its tcp_info holds the cumulative counters.
     pub sample: SocketSample,
     pub origin: Origin,
-    /// What this socket did inside the current window.
-    pub window: Counters,
+    /// What this socket did inside the current window (16 bytes while
+    /// nothing moved).
+    pub window: CompactCounters,
     /// The poll that last saw it.
     last_poll: u64,
 }
@@ -107,7 +108,7 @@ impl Tracked {
         Tracked {
             sample,
             origin,
-            window,
+            window: window.into(),
             last_poll: poll,
         }
     }
@@ -439,7 +440,7 @@ impl Tracker {
     fn close_vanished(&mut self, id: SocketId, tracked: Tracked, succeeded: bool, elapsed_ms: u64) {
         let mut closed = Closed {
             lifetime: cumulative(&tracked.sample).counters,
-            window: tracked.window,
+            window: tracked.window.counts(),
             sample: tracked.sample,
             unseen_ms: elapsed_ms,
             history: StateHistory::default(),
@@ -474,7 +475,7 @@ impl Tracker {
         let events = self.events.as_deref();
         let present = self.sockets.iter().map(move |(id, t)| SocketRow {
             sample: &t.sample,
-            counters: self.with_presence(t.window),
+            counters: self.with_presence(t.window.counts()),
             closed: false,
             history: events.map(|e| e.history_of(id)).unwrap_or_default(),
         });
@@ -484,7 +485,7 @@ impl Tracker {
                 .flat_map(|e| e.event_only_sockets())
                 .map(move |(t, history)| SocketRow {
                     sample: &t.sample,
-                    counters: self.with_presence(t.window),
+                    counters: self.with_presence(t.window.counts()),
                     closed: false,
                     history,
                 });
@@ -571,7 +572,7 @@ fn update(
     if sample.is_mini_socket() && !tracked.sample.is_mini_socket() {
         let ended = Closed {
             lifetime: cumulative(&tracked.sample).counters,
-            window: tracked.window,
+            window: tracked.window.counts(),
             sample: std::mem::replace(&mut tracked.sample, sample.clone()),
             unseen_ms: elapsed_ms,
             history: StateHistory::default(),

@@ -27,6 +27,11 @@ impl SocketTable {
         match self.slots.get(&id) {
             Some(&slot) => self.entries[slot as usize].1 = tracked,
             None => {
+                if self.entries.len() == self.entries.capacity() {
+                    // Grown by an eighth, not doubled: at 100k sockets a
+                    // doubling would hold tens of MiB for nothing.
+                    self.entries.reserve_exact(self.entries.len() / 8 + 64);
+                }
                 self.slots.insert(id, self.entries.len() as u32);
                 self.entries.push((id, tracked));
             }
