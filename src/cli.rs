@@ -391,6 +391,25 @@ where
     }
 }
 
+/// A usage error as the one line printed: control characters from the
+/// command line (a newline in an argument) are shown escaped.
+pub fn error_line(err: &UsageError) -> String {
+    let text = err.to_string();
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text
+    }
+}
+
 /// Clap reports `--help` and `--version` as errors; they are not.
 fn is_help_or_version(err: &clap::Error) -> bool {
     use clap::error::ErrorKind;

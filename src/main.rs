@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             };
         }
         CliOutcome::Usage(message) => {
-            say(&format!("tcpipstat: error: {message}"));
+            say(&format!("tcpipstat: error: {}", cli::error_line(&message)));
             return ExitCode::from(2);
         }
     };

@@ -132,6 +132,13 @@ pub struct Filter {
 /// a megabyte back.
 pub fn quoted(text: &str) -> String {
     const KEEP: usize = 40;
+    let escaped;
+    let text = if text.chars().any(char::is_control) {
+        escaped = text.escape_debug().to_string();
+        escaped.as_str()
+    } else {
+        text
+    };
     let count = text.chars().count();
     if count <= 2 * KEEP + 10 {
         return format!("'{text}'");
@@ -243,12 +250,11 @@ fn parse_v4(text: &str) -> Result<AddrMatch, String> {
     if let Some((addr, len)) = text.split_once('/') {
         let addr: Ipv4Addr = addr
             .parse()
-            .map_err(|_| format!("bad IPv4 address '{addr}'"))?;
-        let len: u8 = len
-            .parse()
-            .ok()
-            .filter(|l| *l <= 32)
-            .ok_or_else(|| format!("bad prefix length '/{len}' (0-32)"))?;
+            .map_err(|_| format!("bad IPv4 address {}", quoted(addr)))?;
+        let len: u8 =
+            len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| {
+                format!("bad prefix length {} (0-32)", quoted(&format!("/{len}")))
+            })?;
         let mask = prefix_mask_32(len);
         return Ok(AddrMatch::V4 {
             addr: u32::from(addr) & mask,
@@ -258,7 +264,8 @@ fn parse_v4(text: &str) -> Result<AddrMatch, String> {
     let octets: Vec<&str> = text.split('.').collect();
     if octets.len() != 4 {
         return Err(format!(
-            "bad IPv4 address '{text}' (want a.b.c.d, * per octet)"
+            "bad IPv4 address {} (want a.b.c.d, * per octet)",
+            quoted(text)
         ));
     }
     let (mut addr, mut mask) = (0u32, 0u32);
@@ -268,7 +275,7 @@ fn parse_v4(text: &str) -> Result<AddrMatch, String> {
         if octet != "*" {
             let value: u8 = octet
                 .parse()
-                .map_err(|_| format!("bad octet '{octet}' in '{text}'"))?;
+                .map_err(|_| format!("bad octet {} in {}", quoted(octet), quoted(text)))?;
             addr |= u32::from(value);
             mask |= 0xff;
         }
@@ -289,13 +296,15 @@ fn parse_v6(text: &str) -> Result<AddrMatch, String> {
             len.parse::<u8>()
                 .ok()
                 .filter(|l| *l <= 128)
-                .ok_or_else(|| format!("bad prefix length '/{len}' (0-128)"))?,
+                .ok_or_else(|| {
+                    format!("bad prefix length {} (0-128)", quoted(&format!("/{len}")))
+                })?,
         ),
         None => (text, 128),
     };
     let addr: Ipv6Addr = addr
         .parse()
-        .map_err(|_| format!("bad IPv6 address '{addr}'"))?;
+        .map_err(|_| format!("bad IPv6 address {}", quoted(addr)))?;
     if let Some(v4) = addr.to_ipv4_mapped() {
         // A mapped address stands for its IPv4 one, as sockets are unmapped.
         let v4_len = len.saturating_sub(96);

@@ -56,6 +56,30 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::InetSockSetState,
+        EventKind::TcpSendReset,
+        EventKind::TcpReceiveReset,
+        EventKind::TcpRetransmitSkb,
+        EventKind::TcpRetransmitSynack,
+        EventKind::SockSendLength,
+        EventKind::SockRecvLength,
+        EventKind::KfreeSkb,
+        EventKind::TcpRcvSpaceAdjust,
+        EventKind::TcpDestroySock,
+        EventKind::TcpProbe,
+        EventKind::KprobeSetState,
+        EventKind::KprobeSendReset,
+        EventKind::KprobeActiveReset,
+        EventKind::KprobeReceiveReset,
+        EventKind::KprobeRetransmit,
+        EventKind::KprobeSynAck,
+        EventKind::KprobeSendmsgEntry,
+        EventKind::KprobeSendmsgReturn,
+        EventKind::KprobeRecvmsgEntry,
+        EventKind::KprobeRecvmsgReturn,
+    ];
+
     /// The tracepoint's (group, name), for tracepoint kinds.
     pub fn tracepoint(self) -> Option<(&'static str, &'static str)> {
         use EventKind::*;
@@ -586,22 +610,10 @@ mod tests {
                 .find(|d| d.event_name == name)
                 .map(|d| d.kind);
         }
-        use EventKind::*;
-        [
-            InetSockSetState,
-            TcpSendReset,
-            TcpReceiveReset,
-            TcpRetransmitSkb,
-            TcpRetransmitSynack,
-            SockSendLength,
-            SockRecvLength,
-            KfreeSkb,
-            TcpRcvSpaceAdjust,
-            TcpDestroySock,
-            TcpProbe,
-        ]
-        .into_iter()
-        .find(|k| k.tracepoint() == Some((group, name)))
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.tracepoint() == Some((group, name)))
     }
 
     /// Every recorded (kernel, mode) directory.
