@@ -121,8 +121,10 @@ impl Tracker {
         };
         for notice in notices.iter().filter(listener) {
             let key = &notice.key;
-            self.listeners
-                .insert((key.netns, crate::model::unmap(key.local), key.local_port));
+            self.listeners.insert(
+                (key.netns, crate::model::unmap(key.local), key.local_port),
+                self.polls,
+            );
         }
         let mut unlisted = 0;
         for notice in notices {

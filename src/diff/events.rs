@@ -1107,7 +1107,7 @@ impl Attribution<'_, '_> {
             && !self.part.placed_by_notices
             && self
                 .listeners
-                .iter()
+                .keys()
                 .any(|(_, addr, p)| *p == port && (*addr == local || addr.is_unspecified()));
         if let (true, SocketId::EventOnly(n)) = (child_of_listener, id) {
             if let Some(known) = self.part.event_only.get_mut(&n) {

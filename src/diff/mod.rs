@@ -28,7 +28,7 @@ mod table;
 pub use closes::Ending;
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS};
 
-use rustc_hash::FxHashSet as HashSet;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -169,7 +169,12 @@ pub struct SocketRow<'a> {
 }
 
 /// (namespace, address, port) of every listener seen in the run.
-pub(crate) type Listeners = HashSet<(u64, IpAddr, u16)>;
+/// (namespace, address, port) of each listener seen, with the poll that
+/// last saw it: forgotten [`LISTENER_POLLS`] polls after.
+pub(crate) type Listeners = HashMap<(u64, IpAddr, u16), u64>;
+/// Polls a listener no longer seen is remembered for (its children's
+/// notices may come a little after it closed).
+const LISTENER_POLLS: u64 = 64;
 
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -289,9 +294,14 @@ impl Tracker {
             .sockets
             .iter()
             .filter(|s| s.state == TcpState::Listen);
+        let poll = self.polls;
         for key in snapshot.listeners.iter().chain(listening.map(|s| &s.key)) {
             self.listeners
-                .insert((key.netns, unmap(key.local), key.local_port));
+                .insert((key.netns, unmap(key.local), key.local_port), poll);
+        }
+        if poll % LISTENER_POLLS == 0 {
+            self.listeners
+                .retain(|_, seen| poll.saturating_sub(*seen) <= LISTENER_POLLS);
         }
     }
 
@@ -554,9 +564,9 @@ fn awaits_notice(tracked: &Tracked, poll: u64) -> bool {
 /// wildcard one, same port and namespace).
 pub(crate) fn is_listener_endpoint(listeners: &Listeners, key: &SocketKey) -> bool {
     let (ns, port) = (key.netns, key.local_port);
-    listeners.contains(&(ns, unmap(key.local), port))
-        || listeners.contains(&(ns, crate::model::UNSPECIFIED_V4, port))
-        || listeners.contains(&(ns, crate::model::UNSPECIFIED_V6, port))
+    listeners.contains_key(&(ns, unmap(key.local), port))
+        || listeners.contains_key(&(ns, crate::model::UNSPECIFIED_V4, port))
+        || listeners.contains_key(&(ns, crate::model::UNSPECIFIED_V6, port))
 }
 
 /// Takes in a socket's new sample. A full socket that became TIME_WAIT
@@ -1244,6 +1254,24 @@ mod tests {
             &ANY,
         );
         assert_eq!(totals(&t).get(Counter::BytesSent), Some(5));
+    }
+
+    #[test]
+    fn listeners_gone_for_long_are_forgotten() {
+        let mut t = Tracker::new();
+        let listener = sock(1, "10.0.0.1", 80, "0.0.0.0", 0, TcpState::Listen, None);
+        let child_key = SocketKey::new(
+            "10.0.0.1".parse().unwrap(),
+            80,
+            "10.0.0.9".parse().unwrap(),
+            5,
+        );
+        t.observe(&snap(0, vec![listener]), &FilterSet::default());
+        assert!(t.is_listener_endpoint(&child_key));
+        for poll in 1..=2 * LISTENER_POLLS {
+            t.observe(&snap(poll * 1000, vec![]), &FilterSet::default());
+        }
+        assert!(!t.is_listener_endpoint(&child_key));
     }
 
     #[test]
