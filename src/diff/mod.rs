@@ -180,6 +180,9 @@ const LISTENER_POLLS: u64 = 64;
 pub struct Tracker {
     sockets: SocketTable,
     closed: Vec<Closed>,
+    /// Closed sockets of this window past [`CLOSED_LIMIT`]: counted here,
+    /// not kept one by one.
+    folded: Folded,
     listeners: Listeners,
     polls: u64,
     last_poll_ms: u64,
@@ -188,9 +191,38 @@ pub struct Tracker {
     events: Option<Box<EventAttribution>>,
 }
 
+/// Closed sockets a window keeps one by one, at most (~1 KiB each): a
+/// window of an hour at 3,000 connections/s would otherwise hold gigabytes.
+pub const CLOSED_LIMIT: usize = 1 << 18;
+
+/// What the closed sockets folded away in this window counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folded {
+    pub sockets: u64,
+    pub counters: Counters,
+}
+
 impl Tracker {
     pub fn new() -> Tracker {
         Tracker::default()
+    }
+
+    /// Closed sockets of this window folded into totals past the bound.
+    pub fn folded(&self) -> &Folded {
+        &self.folded
+    }
+
+    /// Keeps the newest `limit` closed sockets; the oldest are
+    /// added to the window's folded totals.
+    fn bound_closed(&mut self, limit: usize) {
+        let excess = self.closed.len().saturating_sub(limit);
+        if excess == 0 {
+            return;
+        }
+        for closed in self.closed.drain(..excess) {
+            self.folded.sockets += 1;
+            self.folded.counters.add(&closed.window);
+        }
     }
 
     pub fn polls(&self) -> u64 {
@@ -287,6 +319,7 @@ impl Tracker {
         if seen_again != tracked_before {
             self.close_all_vanished(snapshot, elapsed);
         }
+        self.bound_closed(CLOSED_LIMIT);
     }
 
     fn learn_listeners(&mut self, snapshot: &Snapshot) {
@@ -539,6 +572,7 @@ impl Tracker {
             events.reset_window();
         }
         self.closed.clear();
+        self.folded = Folded::default();
     }
 }
 
@@ -1254,6 +1288,47 @@ mod tests {
             &ANY,
         );
         assert_eq!(totals(&t).get(Counter::BytesSent), Some(5));
+    }
+
+    #[test]
+    fn closed_sockets_past_the_bound_are_folded_into_counts() {
+        let mut t = Tracker::new();
+        let first: Vec<SocketSample> = (0..10u16)
+            .map(|i| {
+                sock(
+                    100 + u64::from(i),
+                    "10.0.0.1",
+                    1000 + i,
+                    "10.0.0.2",
+                    80,
+                    TcpState::Established,
+                    Some(info(1, 10, 0)),
+                )
+            })
+            .collect();
+        t.observe(&snap(0, first), &FilterSet::default());
+        let grown: Vec<SocketSample> = (0..10u16)
+            .map(|i| {
+                sock(
+                    100 + u64::from(i),
+                    "10.0.0.1",
+                    1000 + i,
+                    "10.0.0.2",
+                    80,
+                    TcpState::Established,
+                    Some(info(2, 30, 0)),
+                )
+            })
+            .collect();
+        t.observe(&snap(1000, grown), &FilterSet::default());
+        t.observe(&snap(2000, vec![]), &FilterSet::default());
+        assert_eq!(t.closed().len(), 10);
+        t.bound_closed(4);
+        assert_eq!(t.closed().len(), 4);
+        assert_eq!(t.folded().sockets, 6);
+        assert_eq!(t.folded().counters.get(Counter::BytesSent), Some(6 * 20));
+        t.reset_window();
+        assert_eq!(t.folded().sockets, 0);
     }
 
     #[test]

@@ -472,6 +472,14 @@ impl Session {
             )
         };
         this.decorate(&mut report);
+        let folded = this.tracker.folded();
+        if folded.sockets > 0 {
+            report.notices.push(format!(
+                "{} sockets that closed in this window are not listed (more than {} closed): their counts are in the --system totals only",
+                folded.sockets,
+                diff::CLOSED_LIMIT
+            ));
+        }
         report
     }
 
@@ -495,7 +503,12 @@ impl Session {
         let start = self.window.system_start.replace(now.clone())?;
         Some(aggregate::system_section(
             now.delta_since(&start).fold_namespaces(),
-            &aggregate::total(self.tracker.rows()),
+            &{
+                // Closed sockets folded past the bound count in the totals.
+                let mut total = aggregate::total(self.tracker.rows());
+                total.add(&self.tracker.folded().counters);
+                total
+            },
         ))
     }
 
