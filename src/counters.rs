@@ -9,18 +9,16 @@ use crate::model::{SocketSample, TcpState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     Socket,
-    Ip,
     Tcp,
     TcpExt,
 }
 
 impl Section {
-    pub const ALL: [Section; 4] = [Section::Socket, Section::Ip, Section::Tcp, Section::TcpExt];
+    pub const ALL: [Section; 3] = [Section::Socket, Section::Tcp, Section::TcpExt];
 
     pub fn name(self) -> &'static str {
         match self {
             Section::Socket => "Socket",
-            Section::Ip => "Ip",
             Section::Tcp => "Tcp",
             Section::TcpExt => "TcpExt",
         }
@@ -65,8 +63,6 @@ counters! {
     MessageBytesSent, Socket, false;
     MessageBytesReceived, Socket, false;
     Drops, Socket, false;
-    InReceives, Ip, true;
-    OutRequests, Ip, true;
     ActiveOpens, Tcp, false;
     PassiveOpens, Tcp, false;
     AttemptFails, Tcp, false;
@@ -356,8 +352,6 @@ pub fn cumulative(sample: &SocketSample) -> Cumulative {
         );
         let segs_in = info.segs_in().map(u64::from);
         let segs_out = info.segs_out().map(u64::from);
-        put(Counter::InReceives, segs_in, true);
-        put(Counter::OutRequests, segs_out, true);
         put(Counter::InSegs, segs_in, true);
         put(Counter::OutSegs, segs_out, false);
         put(

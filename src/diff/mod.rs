@@ -580,10 +580,8 @@ impl Tracker {
 /// request socket, which the namespace counts and the child's own
 /// `segs_out` does not (its `segs_in` does count the SYN).
 pub(crate) fn add_syn_ack(window: &mut Counters) {
-    for counter in [Counter::OutSegs, Counter::OutRequests] {
-        if let Some(sent) = window.get(counter) {
-            window.set(counter, sent + 1, window.is_approx(counter));
-        }
+    if let Some(sent) = window.get(Counter::OutSegs) {
+        window.set(Counter::OutSegs, sent + 1, window.is_approx(Counter::OutSegs));
     }
 }
 

@@ -38,6 +38,8 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
     if let Some(precision) = &report.precision {
         write_precision(buf, precision);
     }
+    buf.extend_from_slice(b",\"approx_means\":");
+    string(buf, super::APPROX_LEGEND);
     buf.extend_from_slice(b",\"groups\":[");
 }
 

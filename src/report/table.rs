@@ -44,6 +44,14 @@ pub fn end(
                 .any(|r| r.counters.get(*c).is_some_and(|v| v != 0 || options.zeros))
         })
         .collect();
+    let approx_shown = rows.iter().any(|r| {
+        columns
+            .iter()
+            .any(|c| r.counters.is_approx(*c) && r.counters.value(*c) != 0)
+    });
+    if approx_shown {
+        writeln!(out, "({})", super::APPROX_LEGEND)?;
+    }
     let mut builder = Builder::default();
     let owners = rows.iter().any(|r| r.owner.is_some());
     let mut header = vec![report.index.name().to_string()];
@@ -61,7 +69,7 @@ pub fn end(
         record.push(r.sockets.to_string());
         for c in &columns {
             record.push(match r.counters.get(*c) {
-                Some(v) if r.counters.is_approx(*c) => format!("~{v}"),
+                Some(v) if v != 0 && r.counters.is_approx(*c) => format!("~{v}"),
                 Some(v) => v.to_string(),
                 None => "-".to_string(),
             });
@@ -102,9 +110,10 @@ mod tests {
         render_to_string(report, Format::Table, zeros)
     }
 
-    /// The header row's cells.
+    /// The header row's cells (the line after the table's top border).
     fn header(out: &str) -> Vec<String> {
         out.lines()
+            .skip_while(|l| !l.starts_with('┌'))
             .nth(1)
             .expect("a header row")
             .split('│')
@@ -139,6 +148,13 @@ mod tests {
         }
         // BytesSent is zero for one socket only: the column stays.
         assert!(hidden.iter().any(|c| c == "BytesSent"));
+    }
+
+    #[test]
+    fn the_approximate_mark_is_explained_above_the_table() {
+        let out = table(&fixtures::window_tuple(), false);
+        assert!(out.contains("~9"), "{out}");
+        assert!(out.starts_with("(~ marks a count inferred"), "{out}");
     }
 
     #[test]

@@ -417,8 +417,6 @@ pub fn window_tuple() -> Report<'static> {
                 (BytesRetrans, 1_448, false),
                 (DataSegsOut, 10, false),
                 (DataSegsIn, 1, false),
-                (InReceives, 9, false),
-                (OutRequests, 12, false),
                 (CurrEstab, 1, false),
                 (InSegs, 9, false),
                 (OutSegs, 12, false),

@@ -39,8 +39,9 @@ fn heading(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
             "\n=== snapshot: counters since each socket's creation, index={} ===",
             report.index.name(),
         ),
-        ReportKind::Close { .. } => Ok(()),
-    }
+        ReportKind::Close { .. } => return Ok(()),
+    }?;
+    writeln!(out, "({})", super::APPROX_LEGEND)
 }
 
 /// Which probe filled which counter, events in and lost, and what events
@@ -223,7 +224,11 @@ fn write_counters(out: &mut dyn Write, counters: &Counters, zeros: bool) -> io::
                 writeln!(out, "{}:", section.name())?;
                 wrote_header = true;
             }
-            let approx = if counters.is_approx(counter) { "~" } else { "" };
+            let approx = if counters.is_approx(counter) && value != 0 {
+                "~"
+            } else {
+                ""
+            };
             writeln!(out, "\t{} = {approx}{value}", counter.name())?;
         }
     }
@@ -256,7 +261,8 @@ mod tests {
         for line in [
             "\tBytesSent = 0\n",
             "\tTCPTimeouts = 0\n",
-            "\tTCPDSACKRecv = ~0\n",
+            // A zero is 0, approximate or not.
+            "\tTCPDSACKRecv = 0\n",
         ] {
             assert!(!hidden.contains(line), "{line:?} without --zeros");
             assert!(shown.contains(line), "{line:?} with --zeros");
