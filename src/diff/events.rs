@@ -24,13 +24,15 @@
 //!   the poll that sees it takes its counts over. Event-only sockets that
 //!   ended, or that [`EVENT_ONLY_GRACE_POLLS`] polls did not see, are closed
 //!   with their counts and state history.
-//! - Events carry no network namespace. A socket known only from events is
-//!   put in the namespace given to `Tracker::enable_events`, and kept
-//!   only if something places it in a sampled namespace: a poll sees its
-//!   tuple (its TIME_WAIT, say), a sock_diag lookup in the namespace finds
-//!   it, it is the child of a listener polled there, or its loopback peer
-//!   is placed (or the host has no other namespace). The rest are counted
-//!   apart, as "elsewhere".
+//! - Events carry no network namespace; close notices do. With notices read,
+//!   an event-only socket is placed by its own notice, joined by the cookie
+//!   its destruction event names (or, without one, by its tuple after one
+//!   more batch of events), or by a poll that lists it. It is bound to one
+//!   kernel address, so another namespace's socket with the same tuple is
+//!   another socket. Without notices, it is kept if a poll sees its tuple, a
+//!   sock_diag lookup in the namespace finds it, it is the child of a
+//!   listener polled there, or its loopback peer is placed (or the host has
+//!   no other namespace). The rest are counted apart, as "elsewhere".
 
 use std::collections::BTreeMap;
 
