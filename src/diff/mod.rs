@@ -581,7 +581,11 @@ impl Tracker {
 /// `segs_out` does not (its `segs_in` does count the SYN).
 pub(crate) fn add_syn_ack(window: &mut Counters) {
     if let Some(sent) = window.get(Counter::OutSegs) {
-        window.set(Counter::OutSegs, sent + 1, window.is_approx(Counter::OutSegs));
+        window.set(
+            Counter::OutSegs,
+            sent + 1,
+            window.is_approx(Counter::OutSegs),
+        );
     }
 }
 
