@@ -1295,33 +1295,26 @@ mod tests {
     #[test]
     fn closed_sockets_past_the_bound_are_folded_into_counts() {
         let mut t = Tracker::new();
-        let first: Vec<SocketSample> = (0..10u16)
-            .map(|i| {
-                sock(
-                    100 + u64::from(i),
-                    "10.0.0.1",
-                    1000 + i,
-                    "10.0.0.2",
-                    80,
-                    TcpState::Established,
-                    Some(info(1, 10, 0)),
-                )
-            })
-            .collect();
-        t.observe(&snap(0, first), &FilterSet::default());
-        let grown: Vec<SocketSample> = (0..10u16)
-            .map(|i| {
-                sock(
-                    100 + u64::from(i),
-                    "10.0.0.1",
-                    1000 + i,
-                    "10.0.0.2",
-                    80,
-                    TcpState::Established,
-                    Some(info(2, 30, 0)),
-                )
-            })
-            .collect();
+        // Ten connections that have sent `sent` bytes so far.
+        let connections = |sent: u64| -> Vec<SocketSample> {
+            (0..10u16)
+                .map(|i| {
+                    let (cookie, port) = (100 + u64::from(i), 1000 + i);
+                    let info = Some(info(1, sent, 0));
+                    sock(
+                        cookie,
+                        "10.0.0.1",
+                        port,
+                        "10.0.0.2",
+                        80,
+                        TcpState::Established,
+                        info,
+                    )
+                })
+                .collect()
+        };
+        t.observe(&snap(0, connections(10)), &FilterSet::default());
+        let grown = connections(30);
         t.observe(&snap(1000, grown), &FilterSet::default());
         t.observe(&snap(2000, vec![]), &FilterSet::default());
         assert_eq!(t.closed().len(), 10);
