@@ -351,7 +351,12 @@ pub fn cumulative(sample: &SocketSample) -> Cumulative {
             false,
         );
         let segs_in = info.segs_in().map(u64::from);
-        let segs_out = info.segs_out().map(u64::from);
+        // The MIB's OutSegs leaves retransmitted segments out; a socket's
+        // segs_out counts them (and total_retrans counts them apart).
+        let segs_out = match (info.segs_out(), info.total_retrans()) {
+            (Some(out), Some(again)) => Some(u64::from(out.wrapping_sub(again))),
+            (out, _) => out.map(u64::from),
+        };
         put(Counter::InSegs, segs_in, true);
         put(Counter::OutSegs, segs_out, false);
         put(

@@ -370,3 +370,57 @@ fn an_unprivileged_netns_by_name_or_by_pid_is_the_same_usage_error() {
         assert_eq!(stderr.lines().count(), 1, "{spec}: {stderr}");
     }
 }
+
+#[test]
+fn a_lossy_path_counts_out_segments_and_retransmits_as_the_namespace_does() {
+    skip_unless_root!();
+    // a — m — b, routed, with a token bucket on m's way to b that drops
+    // what it cannot queue: a bulk transfer from a retransmits.
+    let (a, m, b) = (
+        Netns::new("lossa"),
+        Netns::new("lossm"),
+        Netns::new("lossb"),
+    );
+    veth_pair(&a, &m, 21);
+    veth_pair(&m, &b, 22);
+    let ip = |ns: &Netns, args: &[&str]| {
+        run_ok(Command::new("ip").arg("-n").arg(&ns.name).args(args));
+    };
+    ip(&a, &["route", "add", "default", "via", "10.77.21.2"]);
+    ip(&b, &["route", "add", "default", "via", "10.77.22.1"]);
+    run_ok(m.command("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]));
+    // veth_pair's name for m's end of the m—b link.
+    let towards_b = format!("va22x{}", std::process::id() % 10000);
+    run_ok(m.command("tc").args([
+        "qdisc", "add", "dev", &towards_b, "root", "tbf", "rate", "20mbit", "burst", "16kb",
+        "limit", "20kb",
+    ]));
+    let listener = b.listen("10.77.22.2:9000");
+    let receiver = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut sink = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut sink).unwrap();
+        sink.len()
+    });
+    let child = a.spawn_tcpipstat(&["--timeout", "5", "--system", "--format", "json"]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    a.enter(|| {
+        let mut conn = std::net::TcpStream::connect("10.77.22.2:9000").unwrap();
+        std::io::Write::write_all(&mut conn, &vec![7u8; 3_000_000]).unwrap();
+    });
+    assert_eq!(receiver.join().unwrap(), 3_000_000);
+    let out = common::wait_output(child);
+    let report = json_reports(&out.stdout).pop().expect("a report");
+    let residual = |name: &str| report["system"]["unattributed"][name].clone();
+    let retrans = residual("RetransSegs");
+    assert!(
+        retrans["system"].as_i64().unwrap() > 0,
+        "no loss: {retrans}"
+    );
+    assert_eq!(retrans["unattributed"], 0, "{retrans}");
+    // The MIB's OutSegs leaves retransmissions out; so must the sockets'.
+    // What may remain: an ACK from the TIME_WAIT socket.
+    let out_segs = residual("OutSegs");
+    let left = out_segs["unattributed"].as_i64().unwrap();
+    assert!((0..=2).contains(&left), "{out_segs}");
+}

@@ -1233,6 +1233,8 @@ mod tests {
         let mut raw = vec![0u8; 232];
         raw[0] = 1;
         raw[100..104].copy_from_slice(&total_retrans.to_ne_bytes());
+        // segs_out counts the retransmitted segments too.
+        raw[136..140].copy_from_slice(&total_retrans.to_ne_bytes());
         raw[200..208].copy_from_slice(&bytes_sent.to_ne_bytes());
         raw[120..128].copy_from_slice(&bytes_sent.to_ne_bytes());
         TcpInfo::from_bytes(&raw).unwrap()
