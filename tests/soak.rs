@@ -28,7 +28,8 @@ fn soak_seconds() -> u64 {
 }
 
 /// One client thread's share of the rate for `seconds`: connect, send
-/// PAYLOAD, read PAYLOAD back, close first. Returns connections made.
+/// PAYLOAD and shut down its side, read PAYLOAD back to the server's
+/// close. Returns connections made.
 fn paced_clients(to: SocketAddr, per_second: u64, seconds: u64) -> u64 {
     let start = Instant::now();
     let total = per_second * seconds;
@@ -39,8 +40,13 @@ fn paced_clients(to: SocketAddr, per_second: u64, seconds: u64) -> u64 {
         }
         let mut conn = TcpStream::connect(to).expect("connect");
         conn.write_all(&[1u8; PAYLOAD]).unwrap();
-        let mut back = [0u8; PAYLOAD];
-        conn.read_exact(&mut back).unwrap();
+        // Both FINs are exchanged before either socket is destroyed: each
+        // notice then carries its peer's FIN, which a socket destroyed in
+        // its FIN_WAIT2 does not (README, limits).
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        conn.read_to_end(&mut back).unwrap();
+        assert_eq!(back.len(), PAYLOAD);
     }
     total
 }
