@@ -389,6 +389,8 @@ impl Residual {
 pub struct SystemSection {
     pub deltas: SystemCounters,
     pub residuals: Vec<Residual>,
+    /// Namespaces whose deltas are summed here (--all-netns).
+    pub namespaces: usize,
 }
 
 pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> SystemSection {
@@ -402,7 +404,11 @@ pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> Syste
             })
         })
         .collect();
-    SystemSection { deltas, residuals }
+    SystemSection {
+        deltas,
+        residuals,
+        namespaces: 1,
+    }
 }
 
 #[cfg(test)]

@@ -424,3 +424,47 @@ fn a_lossy_path_counts_out_segments_and_retransmits_as_the_namespace_does() {
     let left = out_segs["unattributed"].as_i64().unwrap();
     assert!((0..=2).contains(&left), "{out_segs}");
 }
+
+#[test]
+fn all_netns_system_sums_every_namespace_and_says_how_many() {
+    skip_unless_root!();
+    let (a, b) = (Netns::new("sysa"), Netns::new("sysb"));
+    veth_pair(&a, &b, 31);
+    let listener = b.listen("10.77.31.2:9100");
+    let child = common::BIN;
+    let mut cmd = std::process::Command::new(child);
+    cmd.args([
+        "--all-netns",
+        "--system",
+        "--timeout",
+        "2",
+        "--format",
+        "json",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let run = cmd.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut sink = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut sink).unwrap();
+        sink.len()
+    });
+    a.enter(|| {
+        let mut conn = std::net::TcpStream::connect("10.77.31.2:9100").unwrap();
+        std::io::Write::write_all(&mut conn, &[1u8; 5000]).unwrap();
+    });
+    assert_eq!(server.join().unwrap(), 5000);
+    let out = common::wait_output(run);
+    let report = json_reports(&out.stdout).pop().expect("a report");
+    let system = &report["system"];
+    assert!(system["namespaces"].as_u64().unwrap() >= 2, "{system}");
+    // The first window has its deltas (the agents were there from the start).
+    let opens = system["deltas"]["Tcp:ActiveOpens"].as_i64().unwrap_or(0);
+    assert!(opens >= 1, "{system}");
+    assert_eq!(
+        system["unattributed"]["PassiveOpens"]["unattributed"], 0,
+        "{system}"
+    );
+}

@@ -112,7 +112,9 @@ pub fn group(
 pub fn end(report: &Report<'_>, options: RenderOptions, buf: &mut Vec<u8>) {
     buf.push(b']');
     if let Some(system) = &report.system {
-        buf.extend_from_slice(b",\"system\":{\"deltas\":{");
+        buf.extend_from_slice(b",\"system\":{\"namespaces\":");
+        buf.extend_from_slice(itoa::Buffer::new().format(system.namespaces).as_bytes());
+        buf.extend_from_slice(b",\"deltas\":{");
         let mut first = true;
         for (key, value) in &system.deltas.values {
             if *value == 0 && !options.zeros {

@@ -84,6 +84,13 @@ pub fn end(
         writeln!(out, "{table}")?;
     }
     if let Some(system) = &report.system {
+        if system.namespaces > 1 {
+            writeln!(
+                out,
+                "(system: summed over {} namespaces)",
+                system.namespaces
+            )?;
+        }
         let mut builder = Builder::default();
         builder.push_record(["counter", "system", "sockets", "unattributed"]);
         for r in &system.residuals {

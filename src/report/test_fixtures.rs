@@ -617,7 +617,10 @@ pub fn system() -> Report<'static> {
             0,
         ),
     ];
-    let mut section = SystemSection::default();
+    let mut section = SystemSection {
+        namespaces: 1,
+        ..SystemSection::default()
+    };
     for (name, value) in [
         ("Ip6:InReceives", 6),
         ("Ip6:OutRequests", 5),

@@ -176,10 +176,16 @@ pub fn end(
         return Ok(());
     };
     writeln!(out, "\n{RULE}")?;
-    writeln!(
-        out,
-        "System: namespace-wide deltas (/proc/net/snmp, netstat, snmp6)"
-    )?;
+    match system.namespaces {
+        0 | 1 => writeln!(
+            out,
+            "System: namespace-wide deltas (/proc/net/snmp, netstat, snmp6)"
+        )?,
+        n => writeln!(
+            out,
+            "System: deltas summed over {n} namespaces, each taken on its own (/proc/net/snmp, netstat, snmp6)"
+        )?,
+    }
     writeln!(out, "{RULE}")?;
     let mut section = "";
     for (key, value) in &system.deltas.values {

@@ -501,15 +501,14 @@ impl Session {
     fn system_section(&mut self) -> Option<aggregate::SystemSection> {
         let now = self.system_at_poll.take()?;
         let start = self.window.system_start.replace(now.clone())?;
-        Some(aggregate::system_section(
-            now.delta_since(&start).fold_namespaces(),
-            &{
-                // Closed sockets folded past the bound count in the totals.
-                let mut total = aggregate::total(self.tracker.rows());
-                total.add(&self.tracker.folded().counters);
-                total
-            },
-        ))
+        let deltas = now.delta_since(&start);
+        let namespaces = deltas.namespace_count();
+        // Closed sockets folded past the bound count in the totals.
+        let mut sockets = aggregate::total(self.tracker.rows());
+        sockets.add(&self.tracker.folded().counters);
+        let mut section = aggregate::system_section(deltas.fold_namespaces(), &sockets);
+        section.namespaces = namespaces;
+        Some(section)
     }
 
     /// Starts the next window: counts so far are forgotten.

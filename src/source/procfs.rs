@@ -111,6 +111,16 @@ impl SystemCounters {
         }
     }
 
+    /// How many namespaces' counters these are (1 without prefixes).
+    pub fn namespace_count(&self) -> usize {
+        let prefixes: std::collections::BTreeSet<&str> = self
+            .values
+            .keys()
+            .filter_map(|k| k.split_once('/').map(|(ns, _)| ns))
+            .collect();
+        prefixes.len().max(1)
+    }
+
     /// Sums per-namespace keys (after [`SystemCounters::delta_since`]).
     pub fn fold_namespaces(self) -> SystemCounters {
         let mut folded = SystemCounters::default();
