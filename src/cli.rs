@@ -47,11 +47,11 @@ struct Args {
     all_netns: bool,
 
     /// Collect for DUR (500ms, 1s, 2m or seconds), print the report, exit
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     timeout: Option<String>,
 
     /// Print a delta report every DUR, groups sorted by activity
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     interval: Option<String>,
 
     /// With --interval: stop after N reports
@@ -59,15 +59,15 @@ struct Args {
     count: Option<u64>,
 
     /// How often sockets are sampled (default: the interval, at most 1s)
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     poll: Option<String>,
 
     /// Print zero counters (and groups where nothing happened) too
-    #[arg(long, overrides_with = "nozeros")]
+    #[arg(long, conflicts_with = "nozeros")]
     zeros: bool,
 
     /// Do not print zero counters (the default)
-    #[arg(long, overrides_with = "zeros")]
+    #[arg(long)]
     nozeros: bool,
 
     /// Print each socket's lifetime report when it closes (index=tuple only)
@@ -983,5 +983,15 @@ mod tests {
             let err = close_buffer(bad).unwrap_err().to_string();
             assert!(err.contains("--close-buffer"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_negative_duration_is_a_duration_error_and_contradictions_are_refused() {
+        for option in ["--interval", "--poll", "--timeout"] {
+            let err = usage(&[option, "-1s"]);
+            assert!(err.contains("bad duration '-1s'"), "{option}: {err}");
+        }
+        let err = usage(&["--zeros", "--nozeros"]);
+        assert!(err.contains("--nozeros"), "{err}");
     }
 }
