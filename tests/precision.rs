@@ -432,46 +432,20 @@ fn precision_counts_only_its_own_namespace_when_another_makes_the_same_traffic()
     let report = window_report(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let context = format!("{stderr}\n{}", report["precision"]);
-    assert_eq!(
-        port_total(&report, "lport", 7100, "PassiveOpens"),
-        200,
-        "{context}"
-    );
-    assert_eq!(
-        port_total(&report, "rport", 7100, "ActiveOpens"),
-        200,
-        "{context}"
-    );
-    assert_eq!(
-        port_total(&report, "lport", 7100, "EstabResets"),
-        0,
-        "{context}"
-    );
-    assert_eq!(
-        port_total(&report, "rport", 7100, "EstabResets"),
-        0,
-        "{context}"
-    );
-    assert_eq!(
-        port_total(&report, "lport", 7101, "PassiveOpens"),
-        50,
-        "{context}"
-    );
-    assert_eq!(
-        port_total(&report, "rport", 7101, "ActiveOpens"),
-        50,
-        "{context}"
-    );
-    assert_eq!(
-        port_total(&report, "rport", 7101, "OutRsts"),
-        50,
-        "{context}"
-    );
-    assert_eq!(
-        port_total(&report, "lport", 7101, "InRsts"),
-        50,
-        "{context}"
-    );
+    // (which end, port, counter, P's own count)
+    for (end, port, name, want) in [
+        ("lport", 7100, "PassiveOpens", 200),
+        ("rport", 7100, "ActiveOpens", 200),
+        ("lport", 7100, "EstabResets", 0),
+        ("rport", 7100, "EstabResets", 0),
+        ("lport", 7101, "PassiveOpens", 50),
+        ("rport", 7101, "ActiveOpens", 50),
+        ("rport", 7101, "OutRsts", 50),
+        ("lport", 7101, "InRsts", 50),
+    ] {
+        let got = port_total(&report, end, port, name);
+        assert_eq!(got, want, "{end} {port} {name}: {context}");
+    }
     assert_eq!(total(&report, "Tcp", "OutRsts"), 50, "{context}");
     assert_eq!(total(&report, "Tcp", "InRsts"), 50, "{context}");
     for name in ["ActiveOpens", "PassiveOpens", "EstabResets", "OutRsts"] {
