@@ -345,7 +345,7 @@ pub fn total<'a>(rows: impl Iterator<Item = SocketRow<'a>>) -> Counters {
 }
 
 /// The counters both a socket and the namespace MIBs have, with the MIB key.
-pub const SHARED_WITH_MIB: [(Counter, &str); 9] = [
+pub const SHARED_WITH_MIB: [(Counter, &str); 12] = [
     (Counter::InSegs, "Tcp:InSegs"),
     (Counter::OutSegs, "Tcp:OutSegs"),
     (Counter::RetransSegs, "Tcp:RetransSegs"),
@@ -355,6 +355,9 @@ pub const SHARED_WITH_MIB: [(Counter, &str); 9] = [
     (Counter::EstabResets, "Tcp:EstabResets"),
     (Counter::OutRsts, "Tcp:OutRsts"),
     (Counter::TCPSynRetrans, "TcpExt:TCPSynRetrans"),
+    (Counter::ListenDrops, "TcpExt:ListenDrops"),
+    (Counter::ListenOverflows, "TcpExt:ListenOverflows"),
+    (Counter::DelayedACKs, "TcpExt:DelayedACKs"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

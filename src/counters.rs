@@ -81,6 +81,8 @@ counters! {
     TCPDelivered, TcpExt, false;
     TCPDeliveredCE, TcpExt, false;
     ListenDrops, TcpExt, false;
+    ListenOverflows, TcpExt, false;
+    DelayedACKs, TcpExt, true;
 }
 
 pub const COUNTER_COUNT: usize = Counter::ALL.len();
@@ -98,6 +100,7 @@ impl Counter {
                 | Counter::MessageBytesSent
                 | Counter::MessageBytesReceived
                 | Counter::Drops
+                | Counter::DelayedACKs
         )
     }
 

@@ -439,6 +439,88 @@ fn listen_drops_of_a_full_accept_queue_match_the_namespace_counter() {
     drop(pending);
 }
 
+/// A listener with a backlog of 1 that never accepts, and `clients`
+/// non-blocking connects to it (kept open: they retry their SYNs).
+fn full_listener(ns: &Netns, clients: usize) -> (std::net::TcpListener, Vec<std::os::fd::OwnedFd>) {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let listener = ns.enter(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsFd::as_fd(&l);
+        nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(1).unwrap()).unwrap();
+        l
+    });
+    let port = listener.local_addr().unwrap().port();
+    let pending = ns.enter(move || {
+        (0..clients)
+            .map(|_| {
+                let fd = socket(
+                    AddressFamily::Inet,
+                    SockType::Stream,
+                    SockFlag::SOCK_NONBLOCK,
+                    None,
+                )
+                .unwrap();
+                let _ = connect(
+                    std::os::fd::AsRawFd::as_raw_fd(&fd),
+                    &SockaddrIn::new(127, 0, 0, 1, port),
+                );
+                fd
+            })
+            .collect::<Vec<_>>()
+    });
+    (listener, pending)
+}
+
+fn namespace_mib(ns: &Netns, name: &str) -> i64 {
+    let netstat =
+        String::from_utf8(run_ok(ns.command("cat").arg("/proc/net/netstat")).stdout).unwrap();
+    let mut mib = tcpipstat::source::procfs::SystemCounters::default();
+    mib.add_header_value_pairs(&netstat);
+    mib.get(name).expect("the namespace counter")
+}
+
+#[test]
+fn listen_overflows_of_two_full_listeners_match_the_namespace_counter() {
+    skip_unless_root!();
+    let ns = Netns::new("overflows");
+    let tool = ns.spawn_tcpipstat(&["--timeout", "3s", "--format", "json"]);
+    sleep(Duration::from_millis(500));
+    let before = namespace_mib(&ns, "TcpExt:ListenOverflows");
+    let (busy, busy_clients) = full_listener(&ns, 20);
+    let (quiet, quiet_clients) = full_listener(&ns, 5);
+    sleep(Duration::from_millis(1500));
+    // Closed SYN_SENT sockets retry no more: the namespace's count is final.
+    drop((busy_clients, quiet_clients));
+    let overflows = namespace_mib(&ns, "TcpExt:ListenOverflows") - before;
+    let out = wait_output(tool);
+    let report = &json_reports(&out.stdout)[0];
+    let of = |listener: &std::net::TcpListener| {
+        let port = listener.local_addr().unwrap().port();
+        let group = tuple_group(report, &("127.0.0.1".into(), port, "0.0.0.0".into(), 0))
+            .unwrap_or_else(|| panic!("listener :{port} in {report}"));
+        (
+            counter(group, "TcpExt", "ListenOverflows"),
+            counter(group, "TcpExt", "ListenDrops"),
+            group["approx"]
+                .as_array()
+                .unwrap()
+                .contains(&"ListenOverflows".into()),
+        )
+    };
+    let (busy_overflows, busy_drops, busy_approx) = of(&busy);
+    let (quiet_overflows, _, quiet_approx) = of(&quiet);
+    assert!(overflows > 0, "the full queues overflowed: {report}");
+    assert!(busy_overflows > 0 && quiet_overflows > 0, "{report}");
+    assert_eq!(
+        busy_overflows as i64 + quiet_overflows as i64,
+        overflows,
+        "{report}"
+    );
+    assert!(busy_overflows <= busy_drops);
+    // Every drop of a SYN on a full queue is an overflow: exact, not shared.
+    assert!(!busy_approx && !quiet_approx, "{report}");
+}
+
 #[test]
 fn a_too_small_receive_buffer_grows_and_the_dump_is_redone_complete() {
     skip_unless_root!();

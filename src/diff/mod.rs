@@ -24,9 +24,11 @@
 
 mod closes;
 mod events;
+mod overflows;
 mod table;
 pub use closes::Ending;
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS};
+pub use overflows::{share_listen_overflows, ListenerDrops, OverflowShare};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::hash_map::DefaultHasher;
@@ -168,7 +170,6 @@ pub struct SocketRow<'a> {
     pub history: StateHistory,
 }
 
-/// (namespace, address, port) of every listener seen in the run.
 /// (namespace, address, port) of each listener seen, with the poll that
 /// last saw it: forgotten [`LISTENER_POLLS`] polls after.
 pub(crate) type Listeners = HashMap<(u64, IpAddr, u16), u64>;

@@ -123,9 +123,9 @@ pub struct Session {
     polls_taken: u64,
     events_lost_noted: u64,
     closes_lost_noted: u64,
-    /// The namespace's EstabResets when the window began (without
-    /// --system, which keeps all its counters).
-    resets_at_window_start: Option<i64>,
+    /// The namespace counters when the window began (without --system,
+    /// which keeps its own): for resets and listen overflows.
+    namespace_at_window_start: Option<SystemCounters>,
 }
 
 impl Session {
@@ -170,7 +170,7 @@ impl Session {
             polls_taken: 0,
             events_lost_noted: 0,
             closes_lost_noted: 0,
-            resets_at_window_start: None,
+            namespace_at_window_start: None,
         }
     }
 
@@ -259,7 +259,7 @@ impl Session {
             self.window.start_ms = taken_at_ms;
             self.window.system_start = self.system_at_poll.take();
             if !self.config.system {
-                self.resets_at_window_start = self.read_namespace_resets();
+                self.namespace_at_window_start = Some(self.source.system_counters().0);
             }
         }
         Ok(())
@@ -422,11 +422,12 @@ impl Session {
     /// [`Session::end_window`] once it is written.
     pub fn window_report(&mut self) -> Report<'_> {
         self.relabel();
-        let mut system = self.system_section();
-        let namespace_resets = match &system {
-            Some(section) => section.deltas.get(ESTAB_RESETS),
-            None => self.namespace_resets_since_window_start(),
-        };
+        let namespace_deltas = self.namespace_deltas();
+        let mut system = self.system_section(namespace_deltas.as_ref());
+        let namespace_resets = namespace_deltas
+            .as_ref()
+            .and_then(|d| d.clone().fold_namespaces().get(ESTAB_RESETS));
+        let overflows = self.listen_overflows(namespace_deltas.as_ref());
         // A window in which the namespace counted no reset has none in any
         // socket, whatever an ending looked like.
         let deny_resets = namespace_resets == Some(0);
@@ -446,6 +447,13 @@ impl Session {
         let mut groups = this.finish_groups(aggregate::group_rows_owned(
             this.tracker
                 .rows()
+                .map(|mut row| {
+                    if let Some(share) = overflows.get(&row.sample.key) {
+                        let counters = &mut row.counters;
+                        counters.set(Counter::ListenOverflows, share.overflows, share.approx);
+                    }
+                    row
+                })
                 .filter(|r| !(skip_idle && r.counters.is_all_zero()))
                 .filter(|r| filters.matches(&r.sample.key)),
             this.config.index,
@@ -483,32 +491,69 @@ impl Session {
         report
     }
 
-    /// The namespace's own EstabResets since the window began (read at its
-    /// start and now), where the namespace counters can be read.
-    fn namespace_resets_since_window_start(&mut self) -> Option<i64> {
-        let now = self.read_namespace_resets();
-        let start = std::mem::replace(&mut self.resets_at_window_start, now);
-        Some(now? - start?)
-    }
-
-    fn read_namespace_resets(&mut self) -> Option<i64> {
-        let (counters, _) = self.source.system_counters();
-        counters.fold_namespaces().get(ESTAB_RESETS)
+    /// Each sampled namespace's counter deltas over the window (keys
+    /// prefixed by namespace where several are sampled): the --system
+    /// readings, else the namespace counters read at the window's start
+    /// and now.
+    fn namespace_deltas(&mut self) -> Option<SystemCounters> {
+        if self.config.system {
+            let now = self.system_at_poll.take()?;
+            let start = self.window.system_start.replace(now.clone())?;
+            return Some(now.delta_since(&start));
+        }
+        let (now, _) = self.source.system_counters();
+        let start = std::mem::replace(&mut self.namespace_at_window_start, Some(now.clone()))?;
+        Some(now.delta_since(&start))
     }
 
     /// With --system: the namespace's deltas over the window against what
-    /// the sockets account for; the next window starts from this poll's.
-    fn system_section(&mut self) -> Option<aggregate::SystemSection> {
-        let now = self.system_at_poll.take()?;
-        let start = self.window.system_start.replace(now.clone())?;
-        let deltas = now.delta_since(&start);
+    /// the sockets account for.
+    fn system_section(&self, deltas: Option<&SystemCounters>) -> Option<aggregate::SystemSection> {
+        if !self.config.system {
+            return None;
+        }
+        let deltas = deltas?;
         let namespaces = deltas.namespace_count();
         // Closed sockets folded past the bound count in the totals.
         let mut sockets = aggregate::total(self.tracker.rows());
         sockets.add(&self.tracker.folded().counters);
-        let mut section = aggregate::system_section(deltas.fold_namespaces(), &sockets);
+        let listeners = self.listen_overflows(Some(deltas));
+        for share in listeners.values() {
+            sockets.bump(Counter::ListenOverflows, share.overflows);
+        }
+        let mut section = aggregate::system_section(deltas.clone().fold_namespaces(), &sockets);
         section.namespaces = namespaces;
         Some(section)
+    }
+
+    /// The namespaces' ListenOverflows shared among their listeners by the
+    /// drops each had in the window (see `diff::share_listen_overflows`).
+    fn listen_overflows(
+        &self,
+        deltas: Option<&SystemCounters>,
+    ) -> rustc_hash::FxHashMap<crate::model::SocketKey, diff::OverflowShare> {
+        let Some(deltas) = deltas else {
+            return Default::default();
+        };
+        let listeners: Vec<diff::ListenerDrops> = self
+            .tracker
+            .rows()
+            // Only listeners have drops counted (a closed one's last
+            // sample says CLOSE).
+            .filter_map(|r| {
+                Some(diff::ListenerDrops {
+                    key: r.sample.key,
+                    drops: r.counters.get(Counter::ListenDrops)?,
+                })
+            })
+            .collect();
+        // A filtered dump hides listeners that may have dropped too.
+        let every_listener_seen = self.config.system || self.config.filters.matches_everything();
+        diff::share_listen_overflows(
+            &listeners,
+            &deltas.per_namespace("TcpExt:ListenOverflows"),
+            every_listener_seen,
+        )
     }
 
     /// Starts the next window: counts so far are forgotten.

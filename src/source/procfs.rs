@@ -111,6 +111,19 @@ impl SystemCounters {
         }
     }
 
+    /// One counter's value in each namespace: `None` for a value read
+    /// without a prefix (the only namespace sampled).
+    pub fn per_namespace(&self, name: &str) -> Vec<(Option<u64>, i64)> {
+        self.values
+            .iter()
+            .filter_map(|(key, value)| match key.split_once('/') {
+                Some((ns, rest)) if rest == name => Some((Some(ns.parse().ok()?), *value)),
+                None if key == name => Some((None, *value)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// How many namespaces' counters these are (1 without prefixes).
     pub fn namespace_count(&self) -> usize {
         let prefixes: std::collections::BTreeSet<&str> = self
