@@ -502,7 +502,7 @@ impl Session {
             return Some(now.delta_since(&start));
         }
         let (now, _) = self.source.system_counters();
-        let start = std::mem::replace(&mut self.namespace_at_window_start, Some(now.clone()))?;
+        let start = self.namespace_at_window_start.replace(now.clone())?;
         Some(now.delta_since(&start))
     }
 
