@@ -222,6 +222,12 @@ impl Counters {
         }
     }
 
+    /// Sets a counter, its approximation mark to `approx` whatever it was.
+    pub fn replace(&mut self, counter: Counter, value: u64, approx: bool) {
+        self.approx &= !Self::bit(counter);
+        self.set(counter, value, approx);
+    }
+
     /// Adds `amount` to a counter inferred rather than seen (an open
     /// guessed from a socket's appearance), marking it approximate.
     pub fn bump_approx(&mut self, counter: Counter, amount: u64) {
@@ -396,7 +402,9 @@ pub fn cumulative(sample: &SocketSample) -> Cumulative {
     }
     if sample.state == TcpState::Listen {
         if let Some(drops) = sample.skmem.and_then(|m| m.drops) {
-            c.set(Counter::ListenDrops, u64::from(drops), false);
+            // sk_drops: an overflow at the third ACK counts twice there,
+            // once in the MIB (windows take the namespace's count instead).
+            c.set(Counter::ListenDrops, u64::from(drops), true);
         }
     }
     Cumulative { counters: c }

@@ -483,16 +483,18 @@ fn namespace_mib(ns: &Netns, name: &str) -> i64 {
 fn listen_overflows_of_two_full_listeners_match_the_namespace_counter() {
     skip_unless_root!();
     let ns = Netns::new("overflows");
-    let tool = ns.spawn_tcpipstat(&["--timeout", "3s", "--format", "json"]);
-    sleep(Duration::from_millis(500));
     let before = namespace_mib(&ns, "TcpExt:ListenOverflows");
+    let tool = ns.spawn_tcpipstat(&["--timeout", "5s", "--format", "json"]);
+    // Past the tool's baseline poll, even on a loaded machine.
+    sleep(Duration::from_millis(1500));
     let (busy, busy_clients) = full_listener(&ns, 20);
     let (quiet, quiet_clients) = full_listener(&ns, 5);
     sleep(Duration::from_millis(1500));
-    // Closed SYN_SENT sockets retry no more: the namespace's count is final.
+    // Closed SYN_SENT sockets retry no more: the namespace's count is final
+    // before the tool's last poll.
     drop((busy_clients, quiet_clients));
-    let overflows = namespace_mib(&ns, "TcpExt:ListenOverflows") - before;
     let out = wait_output(tool);
+    let overflows = namespace_mib(&ns, "TcpExt:ListenOverflows") - before;
     let report = &json_reports(&out.stdout)[0];
     let of = |listener: &std::net::TcpListener| {
         let port = listener.local_addr().unwrap().port();

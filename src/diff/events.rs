@@ -773,6 +773,9 @@ impl Attribution<'_, '_> {
                 self.part.by_sk.remove(sk);
                 self.part.pending.remove(sk);
             }
+            TraceEvent::DelayedAck { sk } => {
+                self.credit(*sk, None, None, single(Counter::DelayedACKs, 1), false)
+            }
             TraceEvent::LastSample { sk, sample } => self.last_sample(*sk, sample),
         }
     }

@@ -28,7 +28,7 @@ mod overflows;
 mod table;
 pub use closes::Ending;
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS};
-pub use overflows::{share_listen_overflows, ListenerDrops, OverflowShare};
+pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::hash_map::DefaultHasher;

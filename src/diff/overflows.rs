@@ -1,11 +1,13 @@
-//! ListenOverflows per listener. The kernel counts an accept-queue
-//! overflow only in its namespace's MIB, in a branch no tracepoint sees
-//! (the SYN is consumed, not dropped with a reason), but every overflow
-//! also counts as a drop of the listener it happened on (`tcp_listendrop`,
-//! the listener's `sk_drops`, which sock_diag reports). So a namespace's
-//! overflows belong to the listeners whose drops moved in the same window:
-//! exactly when that is one listener, or when every drop was an overflow;
-//! shared in proportion to the drops otherwise, marked approximate.
+//! ListenOverflows and ListenDrops per listener. The kernel counts an
+//! accept-queue overflow only in its namespace's MIB, in a branch no
+//! tracepoint sees before 6.15 (the SYN is consumed, not dropped with a
+//! reason), but every overflow and every listen drop also counts on the
+//! listener it happened on (`tcp_listendrop` bumps its `sk_drops`, which
+//! sock_diag reports; an overflow at the third ACK bumps it twice, so
+//! `sk_drops` alone overcounts ListenDrops). So a namespace's count
+//! belongs to the listeners whose `sk_drops` moved in the same window:
+//! exactly when that is one listener, or when the count equals their
+//! drops; shared in proportion to the drops otherwise, marked approximate.
 
 use rustc_hash::FxHashMap;
 
@@ -18,25 +20,25 @@ pub struct ListenerDrops {
     pub drops: u64,
 }
 
-/// The overflows given to one listener, and whether that is a share
-/// rather than a count.
+/// The count given to one listener, and whether that is a share rather
+/// than a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OverflowShare {
-    pub overflows: u64,
+pub struct ListenerShare {
+    pub count: u64,
     pub approx: bool,
 }
 
-/// Shares each namespace's overflows (`None`: the one namespace sampled)
-/// among its listeners. `every_listener_seen` is false when the dump was
+/// Shares each namespace's count (`None`: the one namespace sampled)
+/// among its listeners by their `sk_drops` moves. `every_listener_seen` is false when the dump was
 /// filtered, so that a listener the run does not see may have dropped too.
-/// Listeners of a namespace whose overflows are unknown get nothing.
-pub fn share_listen_overflows(
+/// Listeners of a namespace whose count is unknown get nothing.
+pub fn share_among_listeners(
     listeners: &[ListenerDrops],
-    overflows: &[(Option<u64>, i64)],
+    counts: &[(Option<u64>, i64)],
     every_listener_seen: bool,
-) -> FxHashMap<SocketKey, OverflowShare> {
+) -> FxHashMap<SocketKey, ListenerShare> {
     let mut shares = FxHashMap::default();
-    for &(netns, count) in overflows {
+    for &(netns, count) in counts {
         let in_namespace: Vec<&ListenerDrops> = listeners
             .iter()
             .filter(|l| netns.is_none_or(|ns| l.key.netns == ns))
@@ -53,14 +55,14 @@ pub fn share_listen_overflows(
     shares
 }
 
-/// `count` overflows split over `listeners` (same order).
+/// `count` split over `listeners` (same order).
 fn split(
     listeners: &[&ListenerDrops],
     count: u64,
     every_listener_seen: bool,
-) -> Vec<OverflowShare> {
-    let exact = |overflows| OverflowShare {
-        overflows,
+) -> Vec<ListenerShare> {
+    let exact = |count| ListenerShare {
+        count,
         approx: false,
     };
     let dropped = listeners.iter().filter(|l| l.drops > 0).count();
@@ -101,8 +103,8 @@ fn split(
     }
     shares
         .into_iter()
-        .map(|(overflows, _)| OverflowShare {
-            overflows,
+        .map(|(count, _)| ListenerShare {
+            count,
             approx: true,
         })
         .collect()
@@ -123,9 +125,9 @@ mod tests {
         ListenerDrops { key, drops }
     }
 
-    fn share(shares: &FxHashMap<SocketKey, OverflowShare>, l: &ListenerDrops) -> (u64, bool) {
+    fn share(shares: &FxHashMap<SocketKey, ListenerShare>, l: &ListenerDrops) -> (u64, bool) {
         let s = shares[&l.key];
-        (s.overflows, s.approx)
+        (s.count, s.approx)
     }
 
     #[test]
@@ -134,7 +136,7 @@ mod tests {
         // segment's own drop): more drops than overflows.
         let busy = listener(1, 80, 9);
         let idle = listener(1, 443, 0);
-        let shares = share_listen_overflows(&[busy, idle], &[(Some(1), 5)], true);
+        let shares = share_among_listeners(&[busy, idle], &[(Some(1), 5)], true);
         assert_eq!(share(&shares, &busy), (5, false));
         assert_eq!(share(&shares, &idle), (0, false));
     }
@@ -143,7 +145,7 @@ mod tests {
     fn when_every_drop_was_an_overflow_each_listener_keeps_its_own() {
         let a = listener(1, 80, 3);
         let b = listener(1, 81, 4);
-        let shares = share_listen_overflows(&[a, b], &[(Some(1), 7)], true);
+        let shares = share_among_listeners(&[a, b], &[(Some(1), 7)], true);
         assert_eq!(share(&shares, &a), (3, false));
         assert_eq!(share(&shares, &b), (4, false));
     }
@@ -152,7 +154,7 @@ mod tests {
     fn otherwise_overflows_are_shared_by_drops_and_marked() {
         let a = listener(1, 80, 1);
         let b = listener(1, 81, 2);
-        let shares = share_listen_overflows(&[a, b], &[(Some(1), 2)], true);
+        let shares = share_among_listeners(&[a, b], &[(Some(1), 2)], true);
         assert_eq!(share(&shares, &a).0 + share(&shares, &b).0, 2);
         assert!(share(&shares, &a).1 && share(&shares, &b).1);
         assert_eq!(share(&shares, &b).0, 1);
@@ -161,7 +163,7 @@ mod tests {
     #[test]
     fn a_filtered_dump_makes_even_a_sole_dropper_approximate() {
         let a = listener(1, 80, 4);
-        let shares = share_listen_overflows(&[a], &[(Some(1), 4)], false);
+        let shares = share_among_listeners(&[a], &[(Some(1), 4)], false);
         assert_eq!(share(&shares, &a), (4, true));
     }
 
@@ -169,14 +171,14 @@ mod tests {
     fn namespaces_are_shared_apart_and_none_means_the_only_one() {
         let a = listener(1, 80, 2);
         let b = listener(2, 80, 5);
-        let shares = share_listen_overflows(&[a, b], &[(Some(1), 2), (Some(2), 0)], true);
+        let shares = share_among_listeners(&[a, b], &[(Some(1), 2), (Some(2), 0)], true);
         assert_eq!(share(&shares, &a), (2, false));
         assert_eq!(share(&shares, &b), (0, false));
-        let shares = share_listen_overflows(&[a], &[(None, 1)], true);
+        let shares = share_among_listeners(&[a], &[(None, 1)], true);
         assert_eq!(share(&shares, &a), (1, false));
         // No namespace count, no share; a negative count (a wrap) is none.
-        assert!(share_listen_overflows(&[a], &[], true).is_empty());
-        let shares = share_listen_overflows(&[a], &[(None, -3)], true);
+        assert!(share_among_listeners(&[a], &[], true).is_empty());
+        let shares = share_among_listeners(&[a], &[(None, -3)], true);
         assert_eq!(share(&shares, &a), (0, false));
     }
 
@@ -184,7 +186,7 @@ mod tests {
     fn more_overflows_than_drops_seen_gives_the_drops_and_marks_them() {
         // A listener that closed in the window took some with it.
         let a = listener(1, 80, 2);
-        let shares = share_listen_overflows(&[a], &[(Some(1), 5)], true);
+        let shares = share_among_listeners(&[a], &[(Some(1), 5)], true);
         assert_eq!(share(&shares, &a), (2, true));
     }
 }

@@ -27,6 +27,11 @@ pub trait EventFeed {
     fn wake_interval(&self) -> Duration;
     /// Events the kernel could not deliver, since the start.
     fn lost(&self) -> u64;
+    /// Events the kernel counted that never arrived, with no word of a
+    /// loss (a kernel's perf path dropping them).
+    fn undelivered(&self) -> u64 {
+        0
+    }
     fn summary(&self) -> &ProbeSummary;
 }
 
@@ -64,6 +69,10 @@ impl EventFeed for LiveFeed {
 
     fn lost(&self) -> u64 {
         self.collector.lost()
+    }
+
+    fn undelivered(&self) -> u64 {
+        self.collector.undelivered()
     }
 
     fn summary(&self) -> &ProbeSummary {

@@ -122,6 +122,7 @@ pub struct Session {
     system_at_poll: Option<SystemCounters>,
     polls_taken: u64,
     events_lost_noted: u64,
+    events_undelivered_noted: u64,
     closes_lost_noted: u64,
     /// The namespace counters when the window began (without --system,
     /// which keeps its own): for resets and listen overflows.
@@ -169,6 +170,7 @@ impl Session {
             system_at_poll: None,
             polls_taken: 0,
             events_lost_noted: 0,
+            events_undelivered_noted: 0,
             closes_lost_noted: 0,
             namespace_at_window_start: None,
         }
@@ -323,7 +325,8 @@ impl Session {
     }
 
     fn note_events_lost(&mut self) {
-        let Some(lost) = self.feed.as_ref().map(|f| f.lost()) else {
+        let Some((lost, undelivered)) = self.feed.as_ref().map(|f| (f.lost(), f.undelivered()))
+        else {
             return;
         };
         if lost > self.events_lost_noted {
@@ -332,6 +335,13 @@ impl Session {
                 lost - self.events_lost_noted
             )]);
             self.events_lost_noted = lost;
+        }
+        if undelivered > self.events_undelivered_noted {
+            self.note(vec![format!(
+                "precision: {} kernel events were counted by the kernel but never delivered to the rings (this kernel's perf drops some events raised on idle CPUs): counts from events are low by as much",
+                undelivered - self.events_undelivered_noted
+            )]);
+            self.events_undelivered_noted = undelivered;
         }
     }
 
@@ -406,7 +416,7 @@ impl Session {
             probes: summary.probes.clone(),
             sources: summary.sources.clone(),
             events: stats.events,
-            events_lost: feed.lost(),
+            events_lost: feed.lost() + feed.undelivered(),
             unplaced: stats.unplaced,
             unidentified: self.tracker.unidentified(),
             drops_by_reason: stats.drops_by_reason,
@@ -427,7 +437,7 @@ impl Session {
         let namespace_resets = namespace_deltas
             .as_ref()
             .and_then(|d| d.clone().fold_namespaces().get(ESTAB_RESETS));
-        let overflows = self.listen_overflows(namespace_deltas.as_ref());
+        let shares = self.listener_shares(namespace_deltas.as_ref());
         // A window in which the namespace counted no reset has none in any
         // socket, whatever an ending looked like.
         let deny_resets = namespace_resets == Some(0);
@@ -447,13 +457,7 @@ impl Session {
         let mut groups = this.finish_groups(aggregate::group_rows_owned(
             this.tracker
                 .rows()
-                .map(|mut row| {
-                    if let Some(share) = overflows.get(&row.sample.key) {
-                        let counters = &mut row.counters;
-                        counters.set(Counter::ListenOverflows, share.overflows, share.approx);
-                    }
-                    row
-                })
+                .map(|row| shares.apply(row))
                 .filter(|r| !(skip_idle && r.counters.is_all_zero()))
                 .filter(|r| filters.matches(&r.sample.key)),
             this.config.index,
@@ -515,25 +519,20 @@ impl Session {
         let deltas = deltas?;
         let namespaces = deltas.namespace_count();
         // Closed sockets folded past the bound count in the totals.
-        let mut sockets = aggregate::total(self.tracker.rows());
+        let shares = self.listener_shares(Some(deltas));
+        let mut sockets = aggregate::total(self.tracker.rows().map(|row| shares.apply(row)));
         sockets.add(&self.tracker.folded().counters);
-        let listeners = self.listen_overflows(Some(deltas));
-        for share in listeners.values() {
-            sockets.bump(Counter::ListenOverflows, share.overflows);
-        }
         let mut section = aggregate::system_section(deltas.clone().fold_namespaces(), &sockets);
         section.namespaces = namespaces;
         Some(section)
     }
 
-    /// The namespaces' ListenOverflows shared among their listeners by the
-    /// drops each had in the window (see `diff::share_listen_overflows`).
-    fn listen_overflows(
-        &self,
-        deltas: Option<&SystemCounters>,
-    ) -> rustc_hash::FxHashMap<crate::model::SocketKey, diff::OverflowShare> {
+    /// The namespaces' ListenDrops and ListenOverflows shared among their
+    /// listeners by the drops each had in the window (see
+    /// `diff::share_among_listeners`).
+    fn listener_shares(&self, deltas: Option<&SystemCounters>) -> ListenerShares {
         let Some(deltas) = deltas else {
-            return Default::default();
+            return ListenerShares::default();
         };
         let listeners: Vec<diff::ListenerDrops> = self
             .tracker
@@ -547,13 +546,22 @@ impl Session {
                 })
             })
             .collect();
+        if listeners.is_empty() {
+            return ListenerShares::default();
+        }
         // A filtered dump hides listeners that may have dropped too.
         let every_listener_seen = self.config.system || self.config.filters.matches_everything();
-        diff::share_listen_overflows(
-            &listeners,
-            &deltas.per_namespace("TcpExt:ListenOverflows"),
-            every_listener_seen,
-        )
+        let share = |name| {
+            diff::share_among_listeners(
+                &listeners,
+                &deltas.per_namespace(name),
+                every_listener_seen,
+            )
+        };
+        ListenerShares {
+            drops: share("TcpExt:ListenDrops"),
+            overflows: share("TcpExt:ListenOverflows"),
+        }
     }
 
     /// Starts the next window: counts so far are forgotten.
@@ -715,4 +723,27 @@ fn write_recording(dir: &Path, poll: u64, bytes: &[u8]) -> anyhow::Result<()> {
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Per listener, its share of the namespace's ListenDrops and
+/// ListenOverflows over the window.
+#[derive(Default)]
+struct ListenerShares {
+    drops: rustc_hash::FxHashMap<crate::model::SocketKey, diff::ListenerShare>,
+    overflows: rustc_hash::FxHashMap<crate::model::SocketKey, diff::ListenerShare>,
+}
+
+impl ListenerShares {
+    /// The row with its listener counters taken from the namespace's.
+    fn apply<'a>(&self, mut row: diff::SocketRow<'a>) -> diff::SocketRow<'a> {
+        for (counter, shares) in [
+            (Counter::ListenDrops, &self.drops),
+            (Counter::ListenOverflows, &self.overflows),
+        ] {
+            if let Some(share) = shares.get(&row.sample.key) {
+                row.counters.replace(counter, share.count, share.approx);
+            }
+        }
+        row
+    }
 }

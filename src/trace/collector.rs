@@ -16,6 +16,8 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::decoder::{CallPairer, Decoder, EventKind};
+use super::ftrace_pipe::{self, FtracePipe};
+use super::kernel_facts::{self, DelackTimer};
 use super::kprobe_defs::{self as kprobes, KprobeDef};
 use super::layout::EventFormat;
 use super::perf_ring::{PerfError, PerfRings, RingOptions};
@@ -36,6 +38,7 @@ pub enum Role {
     Sends,
     Receives,
     Drops,
+    DelayedAcks,
     /// Events that only name a socket's address, so sends and receives on
     /// long-lived sockets are attributed sooner.
     Names,
@@ -49,7 +52,7 @@ pub enum Role {
 }
 
 impl Role {
-    const ALL: [Role; 11] = [
+    const ALL: [Role; 12] = [
         Role::States,
         Role::SentResets,
         Role::ReceivedResets,
@@ -58,6 +61,7 @@ impl Role {
         Role::Sends,
         Role::Receives,
         Role::Drops,
+        Role::DelayedAcks,
         Role::Names,
         Role::Destroys,
         Role::Namer,
@@ -79,6 +83,7 @@ impl Role {
             Role::Sends => &[Counter::MessagesSent, Counter::MessageBytesSent],
             Role::Receives => &[Counter::MessagesReceived, Counter::MessageBytesReceived],
             Role::Drops => &[Counter::Drops],
+            Role::DelayedAcks => &[Counter::DelayedACKs],
             Role::Names | Role::Destroys | Role::Namer => &[],
         }
     }
@@ -94,6 +99,7 @@ impl Role {
             Role::Sends => &[EventKind::SockSendLength],
             Role::Receives => &[EventKind::SockRecvLength],
             Role::Drops => &[EventKind::KfreeSkb],
+            Role::DelayedAcks => &[EventKind::TimerExpireEntry],
             Role::Names => &[EventKind::TcpRcvSpaceAdjust],
             Role::Destroys => &[EventKind::TcpDestroySock],
             Role::Namer => &[EventKind::TcpProbe],
@@ -225,6 +231,12 @@ pub struct Collector {
     /// --record-trace: the directory, and per event its file name and how
     /// many samples were written.
     recorder: Option<(PathBuf, Vec<(String, u32)>)>,
+    /// Drains so far: every [`DELIVERY_CHECK_EVERY`]th checks that what
+    /// the kernel counted arrived.
+    drains: u64,
+    /// The delayed-ACK timer's expiries, read from an ftrace instance
+    /// (removed before the mount goes).
+    timer_pipe: Option<(FtracePipe, DelackTimer)>,
     /// Kept for their removal when the run ends.
     _kprobes: Option<KprobeSet>,
     /// Dropped after the kprobes (their removal needs the mount).
@@ -235,6 +247,10 @@ pub struct Collector {
     naming: Vec<u64>,
     names: Names,
 }
+
+/// Drains between two checks that every event counted was delivered (a
+/// read per event and CPU).
+const DELIVERY_CHECK_EVERY: u64 = 8;
 
 /// Socket addresses tcp_probe is filtered to at once, at most.
 const NAMED_AT_ONCE: usize = 64;
@@ -258,7 +274,8 @@ impl Names {
             }
             | TraceEvent::Received {
                 sk, tuple: None, ..
-            } => {
+            }
+            | TraceEvent::DelayedAck { sk } => {
                 if !self.named.contains(sk) && self.waiting.len() < NAMED_AT_ONCE {
                     self.waiting.insert(*sk);
                 }
@@ -304,15 +321,27 @@ impl Collector {
         let mut notices = Vec::new();
         let (tracefs, mounted_here) = locate_tracefs(&mut notices)?;
         let kprobe_defs = usable_kprobes(mode, &tracefs)?;
-        let choice = choose_probes(mode, &tracefs, &kprobe_defs);
+        let mut choice = choose_probes(mode, &tracefs, &kprobe_defs);
+        let delack = delack_timer_for(&mut choice, &mut notices);
+        let timer_pipe =
+            delack.and_then(|timer| open_timer_pipe(&tracefs, timer, &mut choice, &mut notices));
         let (kprobe_set, kprobe_events) = create_kprobes(&tracefs, choice.kprobes, &mut notices);
 
         let mut opening = Opening::new(&tracefs, options.record_to.as_deref());
+        opening.delack = delack;
         let mut sources = opening.open_tracepoints(&choice.tracepoints, &mut notices);
+        if timer_pipe.is_some() {
+            sources.push((
+                Role::DelayedAcks,
+                DELACK_SOURCE.replace("{via}", "ftrace instance"),
+            ));
+        }
         if let Some(set) = &kprobe_set {
             opening.open_kprobes(set.group(), &kprobe_events, &mut sources, &mut notices);
         }
-        check_opened(mode, &opening.opened, &choice.missing)?;
+        if timer_pipe.is_none() {
+            check_opened(mode, &opening.opened, &choice.missing)?;
+        }
         if !choice.missing.is_empty() {
             notices.push(format!(
                 "precision: this kernel cannot give {} in {} mode: those counters stay as polls give them",
@@ -326,7 +355,8 @@ impl Collector {
             .iter()
             .position(|o| o.kind == EventKind::TcpProbe)
             .map(|tag| tag as u32);
-        let rings = open_rings(&opening.ring_events, options.ring_pages, namer)?;
+        let mut rings = open_rings(&opening.ring_events, options.ring_pages, namer)?;
+        filter_timers(&mut rings, &opening, &mut notices);
         let summary = summarize(&sources, &opening.opened);
         let diag = last_moment_diag(options.last_moments && summary.exact_states, &mut notices);
         let Opening {
@@ -347,6 +377,8 @@ impl Collector {
                 namer,
                 naming: Vec::new(),
                 names: Names::default(),
+                timer_pipe,
+                drains: 0,
             },
             notices,
         ))
@@ -392,9 +424,20 @@ impl Collector {
         self.naming = wanted;
     }
 
-    /// Events the kernel could not put in a full ring, since the start.
+    /// Events the kernel could not put in a full ring (or the timer
+    /// instance's full buffer), since the start.
     pub fn lost(&self) -> u64 {
-        self.rings.lost()
+        let timers = self
+            .timer_pipe
+            .as_ref()
+            .map_or(0, |(pipe, _)| pipe.dropped());
+        self.rings.lost() + timers
+    }
+
+    /// Events the kernel counted that never reached a ring, with no lost
+    /// record either (see [`PerfRings::check_delivery`]).
+    pub fn undelivered(&self) -> u64 {
+        self.rings.undelivered()
     }
 
     /// How long the loop may wait between two reads of the rings: short
@@ -429,9 +472,12 @@ impl Collector {
             diag,
             undecoded,
             recorder,
+            drains,
             ..
         } = self;
         let before = queue.len();
+        *drains += 1;
+        let counted = (*drains % DELIVERY_CHECK_EVERY == 0).then(|| rings.counted());
         rings.drain(&mut |sample| {
             let Some(opened) = opened.get(sample.tag as usize) else {
                 *undecoded += 1;
@@ -455,6 +501,26 @@ impl Collector {
                 None => {}
             }
         });
+        if let Some(counted) = counted {
+            rings.check_delivery(counted);
+        }
+        if let Some((pipe, delack)) = self.timer_pipe.as_mut() {
+            pipe.read_lines(|line| {
+                let Some((time_ns, timer, function)) = ftrace_pipe::timer_expiry(line) else {
+                    return;
+                };
+                if function != "tcp_delack_timer" || timer <= delack.offset {
+                    return;
+                }
+                queue.push(Timed {
+                    time_ns,
+                    probe: Probe::Tracepoint,
+                    event: TraceEvent::DelayedAck {
+                        sk: timer - delack.offset,
+                    },
+                });
+            });
+        }
         if let Some(diag) = diag {
             ask_last_moments(diag, queue, before);
         }
@@ -599,10 +665,80 @@ fn create_kprobes(
     (Some(set), events)
 }
 
+/// The delayed-ACK timer of this kernel when the DelayedAcks role was
+/// chosen; the role is left out, saying why, when it cannot be known.
+fn delack_timer_for(choice: &mut Choice, notices: &mut Vec<String>) -> Option<DelackTimer> {
+    if !choice
+        .tracepoints
+        .iter()
+        .any(|(r, _)| *r == Role::DelayedAcks)
+    {
+        return None;
+    }
+    match kernel_facts::delack_timer() {
+        Ok(timer) => Some(timer),
+        Err(why) => {
+            choice.tracepoints.retain(|(r, _)| *r != Role::DelayedAcks);
+            notices.push(format!("precision: DelayedACKs left out: {why}"));
+            None
+        }
+    }
+}
+
+/// How DelayedACKs are counted, `{via}` the transport.
+const DELACK_SOURCE: &str = "{via} timer:timer_expire_entry of tcp_delack_timer (~: a timer that finds its ACK already sent counts too)";
+
+/// The delayed-ACK timer's expiries through an ftrace instance of the
+/// run's own, the perf event then not opened (see `ftrace_pipe` for why);
+/// where the instance cannot be had, perf it is, said once.
+fn open_timer_pipe(
+    tracefs: &Tracefs,
+    delack: DelackTimer,
+    choice: &mut Choice,
+    notices: &mut Vec<String>,
+) -> Option<(FtracePipe, DelackTimer)> {
+    let filter = format!("function == 0x{:x}", delack.function);
+    match FtracePipe::open(tracefs.root(), "timer", "timer_expire_entry", &filter) {
+        Ok(pipe) => {
+            choice.tracepoints.retain(|(r, _)| *r != Role::DelayedAcks);
+            Some((pipe, delack))
+        }
+        Err(why) => {
+            notices.push(format!(
+                "precision: DelayedACKs through perf, which can miss timer expiries on idle CPUs (no ftrace instance: {why})"
+            ));
+            None
+        }
+    }
+}
+
+/// Lets the kernel pass only delayed-ACK timers' expiries (every timer of
+/// the host fires this event). Without the filter the decoder still keeps
+/// only those, at more cost: said once.
+fn filter_timers(rings: &mut PerfRings, opening: &Opening, notices: &mut Vec<String>) {
+    let (Some(delack), Some(tag)) = (
+        opening.delack,
+        opening
+            .opened
+            .iter()
+            .position(|o| o.kind == EventKind::TimerExpireEntry),
+    ) else {
+        return;
+    };
+    let filter = format!("function == 0x{:x}", delack.function);
+    if let Err(e) = rings.filter_tag(tag as u32, Some(&filter)) {
+        notices.push(format!(
+            "precision: the kernel refused the timer filter ({e}): every timer expiry is read and sorted here"
+        ));
+    }
+}
+
 /// The events opened so far, with what the rings and the recorder need of
 /// each: every event gets a decoder built from its own format file.
 struct Opening<'a> {
     tracefs: &'a Tracefs,
+    /// Which timers are delayed-ACK timers (for the timer event).
+    delack: Option<DelackTimer>,
     record_to: Option<&'a Path>,
     opened: Vec<Opened>,
     /// Per event: its recording's file name, and samples written (none yet).
@@ -615,6 +751,7 @@ impl<'a> Opening<'a> {
     fn new(tracefs: &'a Tracefs, record_to: Option<&'a Path>) -> Opening<'a> {
         Opening {
             tracefs,
+            delack: None,
             record_to,
             opened: Vec::new(),
             recorded: Vec::new(),
@@ -641,7 +778,11 @@ impl<'a> Opening<'a> {
                 &mut *notices
             };
             if self.open(group, name, *kind, Probe::Tracepoint, said) {
-                sources.push((*role, format!("tracepoint {group}:{name}")));
+                let label = match kind {
+                    EventKind::TimerExpireEntry => DELACK_SOURCE.replace("{via}", "tracepoint"),
+                    _ => format!("tracepoint {group}:{name}"),
+                };
+                sources.push((*role, label));
             }
         }
         sources
@@ -729,7 +870,11 @@ impl<'a> Opening<'a> {
             .event_format(group, name)
             .map_err(|e| e.to_string())?;
         let format = EventFormat::parse(&text).map_err(|e| e.to_string())?;
-        let decoder = Decoder::new(kind, &format).map_err(|e| e.to_string())?;
+        let mut decoder = Decoder::new(kind, &format).map_err(|e| e.to_string())?;
+        if kind == EventKind::TimerExpireEntry {
+            let delack = self.delack.ok_or("the delayed-ACK timer is unknown")?;
+            decoder = decoder.with_delack(delack);
+        }
         Ok((text, format.id, decoder))
     }
 }

@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rustc_hash::FxHashMap;
 
+use super::kernel_facts::DelackTimer;
 use super::layout::{EventFormat, Field, FormatError};
 use crate::model::event::{state_of, DropReason, EventTuple, TraceEvent};
 use crate::model::TcpState;
@@ -42,6 +43,8 @@ pub enum EventKind {
     /// tcp:tcp_probe (skaddr since 6.?): opened on demand, filtered to the
     /// addresses whose sends wait for a name.
     TcpProbe,
+    /// timer:timer_expire_entry, filtered to the delayed-ACK callback.
+    TimerExpireEntry,
     /// Kprobes (fields named by `kprobe_defs`).
     KprobeSetState,
     KprobeSendReset,
@@ -68,6 +71,7 @@ impl EventKind {
         EventKind::TcpRcvSpaceAdjust,
         EventKind::TcpDestroySock,
         EventKind::TcpProbe,
+        EventKind::TimerExpireEntry,
         EventKind::KprobeSetState,
         EventKind::KprobeSendReset,
         EventKind::KprobeActiveReset,
@@ -95,6 +99,7 @@ impl EventKind {
             TcpRcvSpaceAdjust => ("tcp", "tcp_rcv_space_adjust"),
             TcpDestroySock => ("tcp", "tcp_destroy_sock"),
             TcpProbe => ("tcp", "tcp_probe"),
+            TimerExpireEntry => ("timer", "timer_expire_entry"),
             _ => return None,
         })
     }
@@ -136,6 +141,8 @@ pub struct Decoder {
     kind: EventKind,
     fields: Fields,
     reasons: BTreeMap<u64, String>,
+    /// For timer events: which timers are sockets' delayed-ACK timers.
+    delack: Option<DelackTimer>,
 }
 
 impl Decoder {
@@ -185,6 +192,10 @@ impl Decoder {
                     }
                 }
             }
+            TimerExpireEntry => {
+                f.sk = need("timer", &ptr)?;
+                f.other_sk = need("function", &ptr)?;
+            }
             TcpProbe => {
                 f.sk = need("skaddr", &ptr)?;
                 f.saddr = need("saddr", &[28])?;
@@ -226,7 +237,15 @@ impl Decoder {
             kind,
             fields: f,
             reasons: format.symbols.get("reason").cloned().unwrap_or_default(),
+            delack: None,
         })
+    }
+
+    /// Tells a timer decoder which timers are delayed-ACK timers (without
+    /// it, timer events decode to nothing).
+    pub fn with_delack(mut self, delack: DelackTimer) -> Decoder {
+        self.delack = Some(delack);
+        self
     }
 
     /// The event in a raw sample (PERF_SAMPLE_RAW's data: the record from
@@ -240,6 +259,7 @@ impl Decoder {
             | TcpDestroySock => self.tcp_socket_event(raw),
             TcpSendReset => self.send_reset(raw),
             TcpProbe => self.probe_identity(raw),
+            TimerExpireEntry => self.delayed_ack(raw),
             SockSendLength | SockRecvLength => self.message_length(raw),
             KfreeSkb => self.kfree_skb(raw),
             KprobeSetState | KprobeSendReset | KprobeActiveReset | KprobeReceiveReset
@@ -248,6 +268,13 @@ impl Decoder {
                 None
             }
         }
+    }
+
+    /// A delayed-ACK timer that fired, as its socket's delayed ACK.
+    fn delayed_ack(&self, raw: &[u8]) -> Option<TraceEvent> {
+        let function = uint(raw, self.fields.other_sk.as_ref()?)?;
+        let sk = self.delack?.socket_of(self.sk(raw)?, function)?;
+        Some(TraceEvent::DelayedAck { sk })
     }
 
     fn sk(&self, raw: &[u8]) -> Option<u64> {

@@ -14,6 +14,10 @@
 //! - `decoder`: raw samples → events, by the layout read at run time; the
 //!   kinds of event that can be opened; kprobe call halves paired.
 //! - `kprobe_defs`: the kprobes used where a tracepoint is missing.
+//! - `ftrace_pipe`: a private ftrace instance read as text, for the
+//!   delayed-ACK timer (perf rings miss timer expiries on idle CPUs).
+//! - `kernel_facts`: symbol addresses and struct offsets of the running
+//!   kernel (kallsyms, BTF), for the delayed-ACK timer.
 //! - `tracing_fs`: finding/mounting tracefs, format files, kprobe_events.
 //! - `perf_ring`: perf_event_open, the per-CPU ring buffers, and the
 //!   CLOCK_MONOTONIC reading their timestamps compare with.
@@ -21,6 +25,8 @@
 
 pub mod collector;
 pub mod decoder;
+pub mod ftrace_pipe;
+pub mod kernel_facts;
 pub mod kprobe_defs;
 pub mod layout;
 pub mod perf_ring;

@@ -124,6 +124,11 @@ pub struct PerfRings {
     tags: FxHashMap<u64, u32>,
     lost: u64,
     malformed: u64,
+    /// Samples read since the start.
+    samples: u64,
+    /// The most events the kernel counted that no ring ever held (see
+    /// [`PerfRings::check_delivery`]).
+    undelivered: u64,
     scratch: Vec<u8>,
 }
 
@@ -232,6 +237,8 @@ impl PerfRings {
             tags: FxHashMap::default(),
             lost: 0,
             malformed: 0,
+            samples: 0,
+            undelivered: 0,
             scratch: Vec::new(),
         };
         for cpu in online_cpus() {
@@ -456,12 +463,43 @@ impl PerfRings {
             tail_ref.store(head, Ordering::Release);
             let _ = ring.owner;
         }
+        self.samples += samples as u64;
         samples
     }
 
     /// Events the kernel dropped for a full ring, since the start.
     pub fn lost(&self) -> u64 {
         self.lost
+    }
+
+    /// Every event counts on its perf event as it fires, whether or not a
+    /// sample of it then reaches the ring (some kernels drop samples of
+    /// events raised on an idle CPU with no lost record). Call with
+    /// `counted` read before a drain: what the kernel counted then and no
+    /// drain since has read, nor a lost record told of, never arrived.
+    pub fn check_delivery(&mut self, counted: u64) {
+        let missing = counted.saturating_sub(self.samples.saturating_add(self.lost));
+        self.undelivered = self.undelivered.max(missing);
+    }
+
+    /// The events counted by the kernel so far, over every event and CPU.
+    pub fn counted(&self) -> u64 {
+        self.fds
+            .iter()
+            .filter_map(|fd| {
+                let mut value = [0u8; 8];
+                // SAFETY: read(2) into an 8-byte buffer we own; a counting
+                // read of a perf event without read_format fills one u64.
+                let n = unsafe { libc::read(fd.as_raw_fd(), value.as_mut_ptr().cast(), 8) };
+                (n == 8).then(|| u64::from_ne_bytes(value))
+            })
+            .sum()
+    }
+
+    /// Events the kernel counted but no ring received (and no lost
+    /// record told of): the largest shortfall seen.
+    pub fn undelivered(&self) -> u64 {
+        self.undelivered
     }
 
     /// Records that could not be read (and were skipped).

@@ -1,0 +1,145 @@
+//! Facts about the running kernel that an event cannot tell by itself:
+//! where `tcp_delack_timer` is (/proc/kallsyms), and where the delayed-ACK
+//! timer sits inside a socket (`struct inet_connection_sock`'s
+//! `icsk_delack_timer`, read from the kernel's own BTF at
+//! /sys/kernel/btf/vmlinux with the btf-rs crate). Together they turn a
+//! `timer:timer_expire_entry` event into "the delayed-ACK timer of the
+//! socket at address X fired".
+
+use std::path::Path;
+
+/// The delayed-ACK timer: its callback's address, and its offset in the
+/// socket (a TCP socket starts with its `inet_connection_sock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelackTimer {
+    pub function: u64,
+    pub offset: u64,
+}
+
+impl DelackTimer {
+    /// The socket whose timer is at `timer`, when `function` is the
+    /// delayed-ACK callback.
+    pub fn socket_of(&self, timer: u64, function: u64) -> Option<u64> {
+        (function == self.function && timer > self.offset).then(|| timer - self.offset)
+    }
+}
+
+const KALLSYMS: &str = "/proc/kallsyms";
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The running kernel's delayed-ACK timer, or why it cannot be known.
+pub fn delack_timer() -> Result<DelackTimer, String> {
+    let symbols = std::fs::read_to_string(KALLSYMS).map_err(|e| format!("{KALLSYMS}: {e}"))?;
+    let function = symbol_address(&symbols, "tcp_delack_timer").ok_or_else(|| {
+        format!("{KALLSYMS} has no address for tcp_delack_timer (hidden by kernel.kptr_restrict, or not root?)")
+    })?;
+    let offset = member_offset(
+        Path::new(VMLINUX_BTF),
+        "inet_connection_sock",
+        "icsk_delack_timer",
+    )?;
+    Ok(DelackTimer { function, offset })
+}
+
+/// The address of a text symbol in kallsyms' text (`ADDR t NAME [module]`);
+/// none when absent or shown as zero (addresses hidden from this user).
+pub fn symbol_address(kallsyms: &str, name: &str) -> Option<u64> {
+    kallsyms.lines().find_map(|line| {
+        let mut parts = line.split_ascii_whitespace();
+        let address = parts.next()?;
+        let kind = parts.next()?;
+        let symbol = parts.next()?;
+        let text = matches!(kind, "t" | "T");
+        if symbol != name || !text {
+            return None;
+        }
+        u64::from_str_radix(address, 16).ok().filter(|a| *a != 0)
+    })
+}
+
+/// A struct member's byte offset, from a BTF file.
+pub fn member_offset(btf_path: &Path, structure: &str, member: &str) -> Result<u64, String> {
+    let say = |e: &dyn std::fmt::Display| format!("{}: {e}", btf_path.display());
+    if !btf_path.exists() {
+        return Err(format!(
+            "{} is absent (a kernel built without CONFIG_DEBUG_INFO_BTF)",
+            btf_path.display()
+        ));
+    }
+    let btf = btf_rs::Btf::from_file(btf_path).map_err(|e| say(&e))?;
+    let types = btf.resolve_types_by_name(structure).map_err(|e| say(&e))?;
+    for found in types {
+        let btf_rs::Type::Struct(s) = found else {
+            continue;
+        };
+        for m in &s.members {
+            if btf.resolve_name(m).is_ok_and(|n| n == member) {
+                return Ok(u64::from(m.bit_offset() / 8));
+            }
+        }
+    }
+    Err(format!(
+        "{}: no member {member} in struct {structure}",
+        btf_path.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_symbols_are_found_and_hidden_ones_are_none() {
+        let text = "ffffffff8202b9c0 T tcp_delack_timer_handler\n\
+                    ffffffff8202bae0 t tcp_delack_timer\n\
+                    ffffffffc0001000 t tcp_delack_timer\t[some_module]\n";
+        assert_eq!(
+            symbol_address(text, "tcp_delack_timer"),
+            Some(0xffffffff8202bae0)
+        );
+        let hidden = "0000000000000000 t tcp_delack_timer\n";
+        assert_eq!(symbol_address(hidden, "tcp_delack_timer"), None);
+        assert_eq!(
+            symbol_address("garbage\n\nff x\n", "tcp_delack_timer"),
+            None
+        );
+        // A data symbol of the same name is not the function.
+        assert_eq!(
+            symbol_address("ffff0000 d tcp_delack_timer\n", "tcp_delack_timer"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_timer_belongs_to_a_socket_only_for_the_delack_callback() {
+        let timer = DelackTimer {
+            function: 0xffffffff8202bae0,
+            offset: 0x3a0,
+        };
+        assert_eq!(
+            timer.socket_of(0xffff8880000013a0, 0xffffffff8202bae0),
+            Some(0xffff888000001000)
+        );
+        assert_eq!(
+            timer.socket_of(0xffff8880000013a0, 0xffffffff81000000),
+            None
+        );
+        assert_eq!(timer.socket_of(0x10, 0xffffffff8202bae0), None);
+    }
+
+    #[test]
+    fn the_running_kernels_btf_gives_the_delack_timer_offset_when_present() {
+        let path = Path::new(VMLINUX_BTF);
+        if !path.exists() {
+            eprintln!("skipped: {VMLINUX_BTF} absent");
+            return;
+        }
+        let offset = member_offset(path, "inet_connection_sock", "icsk_delack_timer").unwrap();
+        // Past struct sock and inet_sock, well inside a TCP socket.
+        assert!((512..4096).contains(&offset), "offset {offset}");
+        assert!(member_offset(path, "inet_connection_sock", "no_such_member").is_err());
+        assert!(member_offset(Path::new("/nonexistent/btf"), "a", "b")
+            .unwrap_err()
+            .contains("absent"));
+    }
+}
