@@ -257,8 +257,9 @@ fn text_reports_say_which_source_filled_what_and_how_many_events_were_lost() {
     skip_unless_precision!();
     let ns = Netns::new("text");
     let listener = ns.listen("127.0.0.1:0");
-    let child = ns.spawn_tcpipstat(&["--timeout", "1500ms", "--poll", "500ms", "--precision"]);
-    sleep(Duration::from_millis(400));
+    let child = ns.spawn_tcpipstat(&["--timeout", "2500ms", "--poll", "500ms", "--precision"]);
+    // Past the start (tracefs, BTF, the rings) and the baseline poll.
+    sleep(Duration::from_millis(1000));
     churn(&ns, &listener, 5);
     let out = wait_output(child);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -560,4 +561,53 @@ fn unreadable_tracefs_is_named_for_what_it_is() {
         stderr.contains("mounted at /sys/kernel/tracing but cannot be read"),
         "{stderr}"
     );
+}
+
+#[test]
+fn delayed_acks_of_a_receiver_that_reads_late_match_the_namespace_counter() {
+    skip_unless_precision!();
+    let ns = Netns::new("delack");
+    let listener = ns.listen("127.0.0.1:0");
+    let tool = ns.spawn_tcpipstat(&[
+        "--precision",
+        "--system",
+        "--timeout",
+        "6s",
+        "--format",
+        "json",
+    ]);
+    sleep(Duration::from_millis(1500));
+    let mut pair = Pair::open(&ns, &listener);
+    // 30 small segments 100 ms apart, none answered nor read until the end:
+    // each is ACKed by the receiver's delayed-ACK timer (quick ACKs aside).
+    for _ in 0..30 {
+        std::io::Write::write_all(&mut pair.client, &[0x5a; 10]).unwrap();
+        sleep(Duration::from_millis(100));
+    }
+    let mut got = [0u8; 300];
+    std::io::Read::read_exact(&mut pair.server, &mut got).unwrap();
+    let instance = format!("/sys/kernel/tracing/instances/tcpipstat-{}", tool.id());
+    let out = wait_output(tool);
+    let report = window_report(&out.stdout);
+    let ours = total(&report, "TcpExt", "DelayedACKs");
+    let namespace = report["system"]["deltas"]["TcpExt:DelayedACKs"]
+        .as_i64()
+        .expect("the namespace's DelayedACKs");
+    assert!(
+        namespace >= 10,
+        "the timer acknowledged most segments: {report}"
+    );
+    let off = (ours as i64 - namespace).abs();
+    assert!(
+        off * 10 <= namespace,
+        "sockets {ours} against the namespace's {namespace}: {report}"
+    );
+    let server = tuple_group(&report, &pair.server_tuple()).expect("the receiver");
+    assert!(counter(server, "TcpExt", "DelayedACKs") > 0);
+    let source = report["precision"]["sources"]["DelayedACKs"]
+        .as_str()
+        .unwrap();
+    assert!(source.contains("tcp_delack_timer"), "{source}");
+    // The run's ftrace instance is gone with it.
+    assert!(!Path::new(&instance).exists(), "{instance} was left behind");
 }

@@ -66,7 +66,12 @@ pub fn member_offset(btf_path: &Path, structure: &str, member: &str) -> Result<u
             btf_path.display()
         ));
     }
-    let btf = btf_rs::Btf::from_file(btf_path).map_err(|e| say(&e))?;
+    // Mapped, only the types asked for are parsed (parsing every type of
+    // vmlinux takes a debug build half a second); older kernels cannot
+    // map the file, so it is read whole there.
+    let btf = btf_rs::Btf::from_file_with_backend(btf_path, btf_rs::Backend::Mmap)
+        .or_else(|_| btf_rs::Btf::from_file(btf_path))
+        .map_err(|e| say(&e))?;
     let types = btf.resolve_types_by_name(structure).map_err(|e| say(&e))?;
     for found in types {
         let btf_rs::Type::Struct(s) = found else {
