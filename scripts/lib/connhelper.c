@@ -23,7 +23,20 @@
  * sends BYTES in one send(2), the server reads them, the client closes
  * first, the server reads the end and closes. Then one more from SPORT+N
  * that sends BYTES and closes with SO_LINGER 0 (a reset). Prints one line
- * per connection and exits. */
+ * per connection and exits.
+ *
+ *   connhelper overflow N DPORT MS
+ *
+ * A listener on 127.0.0.1:DPORT with a backlog of 1 that never accepts,
+ * N non-blocking connects to it, MS milliseconds of their SYN retries
+ * (accept-queue overflows), then the clients close and the listener stays
+ * MS more (so no overflow happens after the helper exits).
+ *
+ *   connhelper delack N DPORT
+ *
+ * One connection to 127.0.0.1:DPORT whose client sends N segments of 10
+ * bytes 100 ms apart; the server reads nothing until the end, so the
+ * segments are acknowledged by its delayed-ACK timer. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -109,7 +122,60 @@ static int churn(int n, int sport, int dport, int bytes) {
   return 0;
 }
 
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int overflow(int n, int dport, int ms) {
+  int lfd = sock_bound(0, dport);
+  if (listen(lfd, 1)) die("listen");
+  int fds[256];
+  if (n > 256) n = 256;
+  for (int i = 0; i < n; i++) {
+    struct sockaddr_storage peer; socklen_t plen;
+    fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fds[i] < 0) die("socket");
+    addr(&peer, &plen, 0, dport);
+    connect(fds[i], (struct sockaddr *)&peer, plen);   /* EINPROGRESS */
+  }
+  sleep_ms(ms);
+  for (int i = 0; i < n; i++) close(fds[i]);
+  sleep_ms(ms);
+  close(lfd);
+  printf("connhelper: overflow %d connects to a backlog of 1 on %d\n", n, dport);
+  return 0;
+}
+
+static int delack(int n, int dport) {
+  int lfd = sock_bound(0, dport);
+  if (listen(lfd, 4)) die("listen");
+  struct sockaddr_storage peer; socklen_t plen;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) die("socket");
+  addr(&peer, &plen, 0, dport);
+  if (connect(fd, (struct sockaddr *)&peer, plen)) die("connect");
+  int srv = accept(lfd, NULL, NULL);
+  if (srv < 0) die("accept");
+  char buf[10] = {0};
+  for (int i = 0; i < n; i++) {
+    if (send(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) die("send");
+    sleep_ms(100);
+  }
+  int got = 0;
+  while (got < n * 10) got += drain(srv, 0);
+  close(fd);
+  close(srv);
+  close(lfd);
+  printf("connhelper: delack %d segments, %d bytes read late\n", n, got);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "overflow") == 0)
+    return overflow(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+  if (argc == 4 && strcmp(argv[1], "delack") == 0)
+    return delack(atoi(argv[2]), atoi(argv[3]));
   if (argc == 6 && strcmp(argv[1], "churn") == 0)
     return churn(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
   static struct { int v6, sport, dport, bytes; } c[MAXCONN] = {

@@ -270,4 +270,29 @@ def check_closes():
            f"closes_lost {lost}, exit {rc(main_dir, 'closes.rc')}")
 
 
+# --- the seed's last counters (seed-*) ----------------------------------------
+def check_seed():
+    rep = report(main_dir, "seed.json")
+    err = (read(main_dir, "seed.err") or "").strip()
+    if isinstance(rep, str):
+        for check in ("overflows", "delacks"):
+            result(f"seed-{check}", False, f"{rep}; stderr: {err}")
+        return
+    groups = groups_by_tuple(rep)
+    deltas = (rep.get("system") or {}).get("deltas", {})
+    listener = groups.get(("127.0.0.1", 45100, "0.0.0.0", 0))
+    ours = count(listener, "TcpExt", "ListenOverflows")
+    mib = deltas.get("TcpExt:ListenOverflows")
+    result("seed-overflows", listener is not None and mib is not None and mib > 0 and ours == mib,
+           f"listener ListenOverflows {ours}, namespace {mib}; stderr: {err}")
+    delacks = sum(count(g, "TcpExt", "DelayedACKs") for g in groups.values())
+    mib = deltas.get("TcpExt:DelayedACKs")
+    source = (rep.get("precision") or {}).get("sources", {}).get("DelayedACKs", "")
+    ok = mib is not None and mib >= 10 and abs(delacks - mib) * 10 <= mib
+    result("seed-delacks", ok and rc(main_dir, "seed.rc") == 0,
+           f"sockets' DelayedACKs {delacks}, namespace {mib} (within 10%), from {source!r}; "
+           f"exit {rc(main_dir, 'seed.rc')}; stderr: {err}")
+
+
 check_closes()
+check_seed()

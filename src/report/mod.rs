@@ -248,7 +248,7 @@ impl<'w> ReportWriter<'w> {
 
 /// What `~` (text, table) and a group's `approx` list (JSON) mean, said in
 /// every report.
-pub const APPROX_LEGEND: &str = "~ marks a count inferred rather than seen (an open or reset guessed from a socket's appearance or end), or one the socket counts differently from the namespace counter of that name (InSegs: each segment of a GRO packet)";
+pub const APPROX_LEGEND: &str = "~ marks a count inferred rather than seen (an open or reset guessed from a socket's appearance or end; listen drops or overflows shared among listeners), or one the socket counts differently from the namespace counter of that name (InSegs: each segment of a GRO packet; DelayedACKs: a timer that found its ACK already sent)";
 
 /// Writes a whole report.
 pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {

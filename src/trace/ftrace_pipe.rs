@@ -62,6 +62,13 @@ impl FtracePipe {
         if !hash_ptr.exists() {
             return Err("this kernel's trace text hashes pointers (no options/hash-ptr)".into());
         }
+        // Recording task names hooks sched_switch for names never
+        // printed here; instances of some kernels have no say in it (the
+        // option is the top level's only).
+        let record_cmd = dir.join("options/record-cmd");
+        if record_cmd.exists() {
+            fs::write(&record_cmd, "0").map_err(|e| say(&record_cmd, e))?;
+        }
         let settings: [(PathBuf, String); 5] = [
             (hash_ptr, "0".into()),
             (dir.join("trace_clock"), "mono".into()),
