@@ -392,34 +392,10 @@ fn unprivileged_user_sees_every_socket_with_counters() {
 #[test]
 fn listen_drops_of_a_full_accept_queue_match_the_namespace_counter() {
     skip_unless_root!();
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
     let ns = Netns::new("drops");
     // A backlog of 1 that nobody accepts from: further SYNs are dropped.
-    let listener = ns.enter(|| {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let fd = std::os::fd::AsFd::as_fd(&l);
-        nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(1).unwrap()).unwrap();
-        l
-    });
+    let (listener, pending) = full_listener(&ns, 6);
     let port = listener.local_addr().unwrap().port();
-    let pending = ns.enter(move || {
-        (0..6)
-            .map(|_| {
-                let fd = socket(
-                    AddressFamily::Inet,
-                    SockType::Stream,
-                    SockFlag::SOCK_NONBLOCK,
-                    None,
-                )
-                .unwrap();
-                let _ = connect(
-                    std::os::fd::AsRawFd::as_raw_fd(&fd),
-                    &SockaddrIn::new(127, 0, 0, 1, port),
-                );
-                fd
-            })
-            .collect::<Vec<_>>()
-    });
     sleep(Duration::from_millis(300));
     let out = run_ok(&mut ns.tcpipstat(&["--once", "--format", "json", &format!("*:{port}-*")]));
     let report = &json_reports(&out.stdout)[0];
@@ -430,12 +406,8 @@ fn listen_drops_of_a_full_accept_queue_match_the_namespace_counter() {
         .find(|g| g["gauges"]["state"] == "LISTEN")
         .expect("listener");
     let ours = counter(listen, "TcpExt", "ListenDrops");
-    let netstat =
-        String::from_utf8(run_ok(ns.command("cat").arg("/proc/net/netstat")).stdout).unwrap();
-    let mut mib = tcpipstat::source::procfs::SystemCounters::default();
-    mib.add_header_value_pairs(&netstat);
     assert!(ours > 0, "the full queue dropped SYNs: {listen}");
-    assert_eq!(Some(ours as i64), mib.get("TcpExt:ListenDrops"));
+    assert_eq!(ours as i64, namespace_mib(&ns, "TcpExt:ListenDrops"));
     drop(pending);
 }
 
