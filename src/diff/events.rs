@@ -774,7 +774,12 @@ impl Attribution<'_, '_> {
                 self.part.pending.remove(sk);
             }
             TraceEvent::DelayedAck { sk } => {
-                self.credit(*sk, None, None, single(Counter::DelayedACKs, 1), false)
+                // Every socket of the host has its timer: one no event has
+                // named is not waited for (it is most likely another
+                // namespace's, and would fill the unidentified counts).
+                if self.locate(*sk, None).is_some() {
+                    self.credit(*sk, None, None, single(Counter::DelayedACKs, 1), false)
+                }
             }
             TraceEvent::LastSample { sk, sample } => self.last_sample(*sk, sample),
         }

@@ -274,8 +274,7 @@ impl Names {
             }
             | TraceEvent::Received {
                 sk, tuple: None, ..
-            }
-            | TraceEvent::DelayedAck { sk } => {
+            } => {
                 if !self.named.contains(sk) && self.waiting.len() < NAMED_AT_ONCE {
                     self.waiting.insert(*sk);
                 }
