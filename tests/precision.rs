@@ -12,7 +12,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::{counter, json_reports, tuple_group, wait_output, Netns, Pair};
+use common::{counter, json_reports, total, tuple_group, wait_output, window_report, Netns, Pair};
 
 /// Why precision tests cannot run here, beyond root.
 fn precision_skip_reason() -> Option<String> {
@@ -49,16 +49,6 @@ macro_rules! skip_unless_precision {
     };
 }
 
-/// Sum of a counter over every group of a report.
-fn total(report: &serde_json::Value, section: &str, name: &str) -> u64 {
-    report["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| counter(g, section, name))
-        .sum()
-}
-
 /// Opens and closes `n` connections to `listener` as fast as it can: the
 /// client closes first (so its end sits in TIME_WAIT, as most clients'
 /// do), the server end reads the EOF and closes.
@@ -81,13 +71,6 @@ fn churn(ns: &Netns, listener: &TcpListener, n: usize) {
         }
     });
     server.join().unwrap();
-}
-
-fn window_report(stdout: &[u8]) -> serde_json::Value {
-    json_reports(stdout)
-        .into_iter()
-        .last()
-        .expect("a window report")
 }
 
 /// The filters that match both ends of connections to `port`.
@@ -515,7 +498,10 @@ fn a_sender_polled_before_the_run_counts_its_sends_in_the_window_they_happen() {
             window + 1,
             reports
                 .iter()
-                .map(|r| r["precision"]["unidentified"].clone())
+                .map(|r| (
+                    r["precision"]["unidentified"].clone(),
+                    r["precision"]["events_undelivered"].clone()
+                ))
                 .collect::<Vec<_>>()
         );
     }

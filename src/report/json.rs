@@ -43,7 +43,7 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
     buf.extend_from_slice(b",\"groups\":[");
 }
 
-/// `"precision":{"probes","events","events_lost","last_samples","sources":
+/// `"precision":{"probes","events","events_lost","events_undelivered","last_samples","sources":
 /// {counter: source},"elsewhere_sockets","awaiting_notice","notices_unheld",
 /// "unplaced":{..},"unidentified":{..},"elsewhere":{..},"drops_by_reason":{..}}`.
 fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
@@ -51,6 +51,7 @@ fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
     string(buf, &precision.probes);
     field_u64(buf, "events", precision.events);
     field_u64(buf, "events_lost", precision.events_lost);
+    field_u64(buf, "events_undelivered", precision.events_undelivered);
     field_u64(buf, "last_samples", precision.last_samples);
     buf.extend_from_slice(b",\"sources\":{");
     let mut first = true;

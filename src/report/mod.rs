@@ -66,6 +66,10 @@ pub struct PrecisionSection {
     /// PERF_RECORD_LOST counts since the run began: events the kernel
     /// could not put in a full ring.
     pub events_lost: u64,
+    /// Events the kernel counted that never reached a ring, with no lost
+    /// record: some kernels' perf drops events raised on idle CPUs. They
+    /// may be any namespace's: what this run watches lost at most as many.
+    pub events_undelivered: u64,
     /// Counts tied to no socket (a reset answering no socket, a TCP drop).
     pub unplaced: Counters,
     /// Counts still waiting for their socket's tuple.

@@ -691,6 +691,7 @@ pub fn precision_section() -> PrecisionSection {
         ],
         events: 1_234,
         events_lost: 5,
+        events_undelivered: 2,
         unplaced: counters(&[(OutRsts, 3, false), (InRsts, 0, false), (Drops, 2, false)]),
         unidentified: counters(&[
             (MessagesReceived, 1, false),

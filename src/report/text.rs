@@ -58,11 +58,19 @@ pub fn write_precision(
             precision.probes, precision.events_lost
         );
     }
-    writeln!(
+    write!(
         out,
-        "precision: {}; {} events, events lost: {}; {} last-moment samples",
-        precision.probes, precision.events, precision.events_lost, precision.last_samples
+        "precision: {}; {} events, events lost: {}",
+        precision.probes, precision.events, precision.events_lost
     )?;
+    if precision.events_undelivered > 0 {
+        write!(
+            out,
+            ", counted but undelivered: {}",
+            precision.events_undelivered
+        )?;
+    }
+    writeln!(out, "; {} last-moment samples", precision.last_samples)?;
     for (counters, source) in &precision.sources {
         let names: Vec<&str> = counters.iter().map(|c| c.name()).collect();
         writeln!(out, "\t{}: {source}", names.join(", "))?;

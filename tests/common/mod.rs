@@ -196,6 +196,24 @@ pub fn counter(group: &serde_json::Value, section: &str, name: &str) -> u64 {
     group["counters"][section][name].as_u64().unwrap_or(0)
 }
 
+/// Sum of a counter over every group of a report.
+pub fn total(report: &serde_json::Value, section: &str, name: &str) -> u64 {
+    report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| counter(g, section, name))
+        .sum()
+}
+
+/// The last report of a run (a window's, for --timeout runs).
+pub fn window_report(stdout: &[u8]) -> serde_json::Value {
+    json_reports(stdout)
+        .into_iter()
+        .last()
+        .expect("a window report")
+}
+
 pub fn wait_output(child: Child) -> Output {
     let output = child.wait_with_output().expect("wait tcpipstat");
     assert!(
