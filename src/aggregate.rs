@@ -82,6 +82,10 @@ impl std::fmt::Display for GroupKey {
             GroupKey::Netns(n) => write!(f, "Network namespace: netns:[{n}]"),
             GroupKey::Container(n) => write!(f, "Container of netns:[{n}]"),
             GroupKey::Process(0) => write!(f, "Process: ? (owner not readable or gone)"),
+            GroupKey::Process(NO_OWNER) => write!(
+                f,
+                "Process: - (none holds them: TIME_WAIT, orphaned or half-open sockets)"
+            ),
             GroupKey::Process(pid) => write!(f, "Process: {pid}"),
         }
     }
@@ -100,6 +104,7 @@ impl GroupKey {
             GroupKey::Lport(p) | GroupKey::Rport(p) => p.to_string(),
             GroupKey::Netns(n) | GroupKey::Container(n) => n.to_string(),
             GroupKey::Process(0) => "?".to_string(),
+            GroupKey::Process(NO_OWNER) => "-".to_string(),
             GroupKey::Process(pid) => pid.to_string(),
         }
     }
@@ -147,6 +152,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
 
     fn key_for(&self, sample: &SocketSample) -> GroupKey {
         match self.index {
+            Index::Process if sample.inode == 0 => GroupKey::Process(NO_OWNER),
             Index::Process => GroupKey::Process(
                 self.owners
                     .and_then(|o| o.pid_of(sample.inode))
@@ -241,10 +247,17 @@ pub trait OwnerLookup {
     fn command_of(&self, pid: u32) -> Option<&str>;
 }
 
-/// `command[pid]` of a socket's owner, `?` when unknown.
+/// `command[pid]` of a socket's owner, `?` when unknown, `-` when no
+/// process holds it (inode 0: TIME_WAIT, orphaned and half-open sockets).
 pub fn owner_label(owners: &dyn OwnerLookup, inode: u64) -> String {
+    if inode == 0 {
+        return "-".to_string();
+    }
     owners.label_of(inode).unwrap_or_else(|| "?".to_string())
 }
+
+/// The process key of sockets no process holds (no pid is this large).
+pub const NO_OWNER: u32 = u32::MAX;
 
 /// Groups rows by `index`. Sockets still present count toward CurrEstab.
 pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -> Vec<Group<'a>> {
@@ -418,6 +431,40 @@ pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> Syste
 mod tests {
     use super::*;
     use crate::model::TcpState;
+
+    /// Socket 7 is nginx's (pid 812); every other is unreadable.
+    struct OneOwner;
+
+    impl OwnerLookup for OneOwner {
+        fn pid_of(&self, inode: u64) -> Option<u32> {
+            (inode == 7).then_some(812)
+        }
+        fn label_of(&self, inode: u64) -> Option<String> {
+            (inode == 7).then(|| "nginx[812]".to_string())
+        }
+        fn command_of(&self, pid: u32) -> Option<&str> {
+            (pid == 812).then_some("nginx")
+        }
+    }
+
+    #[test]
+    fn sockets_no_process_holds_are_told_from_unreadable_owners() {
+        assert_eq!(owner_label(&OneOwner, 7), "nginx[812]");
+        assert_eq!(owner_label(&OneOwner, 9), "?");
+        // TIME_WAIT and orphaned sockets have inode 0: no holder at all.
+        assert_eq!(owner_label(&OneOwner, 0), "-");
+        let mut held = sample("10.0.0.1", 80, "10.0.0.2", 1000);
+        held.inode = 7;
+        let mut time_wait = sample("10.0.0.1", 80, "10.0.0.2", 1001);
+        time_wait.inode = 0;
+        let mut unreadable = sample("10.0.0.1", 80, "10.0.0.2", 1002);
+        unreadable.inode = 9;
+        let grouper = Grouper::new(Index::Process, 4).with_owners(Some(&OneOwner));
+        assert_eq!(grouper.key_for(&held), GroupKey::Process(812));
+        assert_eq!(grouper.key_for(&time_wait), GroupKey::Process(NO_OWNER));
+        assert_eq!(grouper.key_for(&unreadable), GroupKey::Process(0));
+        assert_eq!(GroupKey::Process(NO_OWNER).value(), "-");
+    }
 
     fn sample(l: &str, lp: u16, r: &str, rp: u16) -> SocketSample {
         SocketSample::bare(

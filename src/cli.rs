@@ -127,7 +127,7 @@ struct Args {
     /// Precision mode: do not ask sock_diag for a socket as it leaves
     /// ESTABLISHED (for measuring what that recovers; never asked when
     /// close notices are read)
-    #[arg(long, hide = true)]
+    #[arg(long)]
     no_last_moments: bool,
 
     /// Socket filters, OR-ed

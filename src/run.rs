@@ -43,6 +43,13 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     session.poll()?;
     print_notices(&mut session);
     say_collecting(config);
+    if config.onclose && config.format == report::Format::Text {
+        // Close reports follow one another: what fills which counter is
+        // said once, here.
+        if let Some(precision) = session.precision_section() {
+            report::text::write_precision_sources(&precision, out)?;
+        }
+    }
     let mut schedule = Schedule::new(config, Instant::now());
     loop {
         let interrupted = wait_until(&mut session, schedule.next_wake(), &stop);

@@ -256,6 +256,26 @@ fn text_reports_say_which_source_filled_what_and_how_many_events_were_lost() {
 }
 
 #[test]
+fn onclose_text_says_its_sources_once_not_before_every_close() {
+    skip_unless_precision!();
+    let ns = Netns::new("onclose-sources");
+    let listener = ns.listen("127.0.0.1:0");
+    let child = ns.spawn_tcpipstat(&["--onclose", "--precision", "--timeout", "2500ms"]);
+    sleep(Duration::from_millis(1000));
+    churn(&ns, &listener, 3);
+    let out = wait_output(child);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("counters from:").count(), 1, "{text}");
+    assert!(text.starts_with("precision: tracepoint"), "{text}");
+    assert_eq!(
+        text.matches("\nstates: ").count(),
+        6,
+        "three connections, both ends: {text}"
+    );
+    assert!(!text.contains("events lost"), "{text}");
+}
+
+#[test]
 fn unprivileged_auto_falls_back_and_explicit_mode_exits_2() {
     skip_unless_precision!();
     let ns = Netns::new("unpriv");

@@ -4,8 +4,9 @@
 //!
 //! Shape: `{"type","index","start_ms","end_ms","polls","groups":[{"key",
 //! "sockets","closed","counters":{"Socket":{..},"Tcp":{..}},"approx":[..],
-//! "gauges":{..}}],"system":{"deltas":{..},"unattributed":{..}},"notices"}`.
+//! "gauges":{..}}],"system":{"deltas":{..},"gauges":{..},"unattributed":{..}},"notices"}`.
 
+use crate::source::procfs::is_gauge;
 use std::io::Write;
 
 #[cfg(test)]
@@ -115,18 +116,24 @@ pub fn end(report: &Report<'_>, options: RenderOptions, buf: &mut Vec<u8>) {
     if let Some(system) = &report.system {
         buf.extend_from_slice(b",\"system\":{\"namespaces\":");
         buf.extend_from_slice(itoa::Buffer::new().format(system.namespaces).as_bytes());
-        buf.extend_from_slice(b",\"deltas\":{");
-        let mut first = true;
-        for (key, value) in &system.deltas.values {
-            if *value == 0 && !options.zeros {
-                continue;
+        // Gauges (CurrEstab) are levels at the window's end, not deltas.
+        for (name, gauges) in [("deltas", false), ("gauges", true)] {
+            buf.extend_from_slice(b",\"");
+            buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(b"\":{");
+            let mut first = true;
+            for (key, value) in &system.deltas.values {
+                if is_gauge(key) != gauges || (*value == 0 && !options.zeros) {
+                    continue;
+                }
+                comma(buf, &mut first);
+                string(buf, key);
+                buf.push(b':');
+                buf.extend_from_slice(itoa::Buffer::new().format(*value).as_bytes());
             }
-            comma(buf, &mut first);
-            string(buf, key);
-            buf.push(b':');
-            buf.extend_from_slice(itoa::Buffer::new().format(*value).as_bytes());
+            buf.push(b'}');
         }
-        buf.extend_from_slice(b"},\"unattributed\":{");
+        buf.extend_from_slice(b",\"unattributed\":{");
         let mut first = true;
         for r in &system.residuals {
             comma(buf, &mut first);
@@ -173,6 +180,10 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
             buf.extend_from_slice(itoa::Buffer::new().format(inode).as_bytes());
             buf.extend_from_slice(b",\"netns_name\":");
             string(buf, &report.netns_label(inode));
+        }
+        GroupKey::Process(crate::aggregate::NO_OWNER) => {
+            // No process holds these sockets (TIME_WAIT, orphans).
+            buf.extend_from_slice(b"\"pid\":null,\"command\":\"-\"");
         }
         GroupKey::Process(pid) => {
             buf.extend_from_slice(b"\"pid\":");

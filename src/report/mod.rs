@@ -141,9 +141,11 @@ impl<'a> Report<'a> {
                 self.container_labels
                     .get(&inode)
                     .cloned()
-                    .unwrap_or_else(|| format!("none (netns:[{inode}])"))
+                    .unwrap_or_else(|| format!("none ({})", self.netns_label(inode)))
             ),
-            GroupKey::Process(pid) if pid != 0 => format!("Process: {}", self.process_value(pid)),
+            GroupKey::Process(pid) if pid != 0 && pid != crate::aggregate::NO_OWNER => {
+                format!("Process: {}", self.process_value(pid))
+            }
             other => other.to_string(),
         }
     }
@@ -166,8 +168,10 @@ impl<'a> Report<'a> {
                 .container_labels
                 .get(&inode)
                 .cloned()
-                .unwrap_or_else(|| format!("none (netns:[{inode}])")),
-            GroupKey::Process(pid) if pid != 0 => self.process_value(pid),
+                .unwrap_or_else(|| format!("none ({})", self.netns_label(inode))),
+            GroupKey::Process(pid) if pid != 0 && pid != crate::aggregate::NO_OWNER => {
+                self.process_value(pid)
+            }
             other => other.value(),
         }
     }
@@ -490,10 +494,10 @@ mod tests {
             labelled_report().key_text(&GroupKey::Container(DOCKER)),
             "Container: docker:3f4e5a6b7c8d"
         );
-        // A namespace name is no container label.
+        // A namespace name is no container label, but names the namespace.
         assert_eq!(
             labelled_report().key_text(&GroupKey::Container(BLUE)),
-            "Container: none (netns:[4026532281])"
+            "Container: none (blue)"
         );
     }
 
@@ -546,9 +550,12 @@ mod tests {
             (GroupKey::Netns(PLAIN), "netns:[4026532500]"),
             (GroupKey::Container(DOCKER), "docker:3f4e5a6b7c8d"),
             (GroupKey::Container(PLAIN), "none (netns:[4026532500])"),
+            // A namespace `ip netns` names is named in its container key.
+            (GroupKey::Container(BLUE), "none (blue)"),
             (GroupKey::Process(812), "nginx[812]"),
             (GroupKey::Process(4242), "4242"),
             (GroupKey::Process(0), "?"),
+            (GroupKey::Process(crate::aggregate::NO_OWNER), "-"),
         ];
         for (key, value) in cases {
             assert_eq!(report.key_value(&key), value, "{key:?}");

@@ -3,6 +3,7 @@
 //! before approximate values), gauges for single sockets, and the `--system`
 //! section with the unattributed residual.
 
+use crate::source::procfs::is_gauge;
 use std::io::{self, Write};
 
 use super::{visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind};
@@ -29,9 +30,10 @@ fn heading(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     match report.kind {
         ReportKind::Window => writeln!(
             out,
-            "\n=== {:.2} s window ({} polls), index={} ===",
+            "\n=== {:.2} s window ({} poll{}), index={} ===",
             (report.end_ms.saturating_sub(report.start_ms)) as f64 / 1000.0,
             report.polls,
+            if report.polls == 1 { "" } else { "s" },
             report.index.name(),
         ),
         ReportKind::Snapshot => writeln!(
@@ -44,6 +46,24 @@ fn heading(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "({})", super::APPROX_LEGEND)
 }
 
+/// Which probe fills which counter, one line each (the rest: polls).
+fn write_sources(precision: &PrecisionSection, out: &mut dyn Write) -> io::Result<()> {
+    for (counters, source) in &precision.sources {
+        let names: Vec<&str> = counters.iter().map(|c| c.name()).collect();
+        writeln!(out, "\t{}: {source}", names.join(", "))?;
+    }
+    writeln!(out, "\tother counters: sock_diag polls")
+}
+
+/// `--onclose`: what fills which counter, said once before the closes.
+pub fn write_precision_sources(
+    precision: &PrecisionSection,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(out, "precision: {}; counters from:", precision.probes)?;
+    write_sources(precision, out)
+}
+
 /// Which probe filled which counter, events in and lost, and what events
 /// counted outside the groups. A close report gets the one loss line.
 pub fn write_precision(
@@ -52,10 +72,15 @@ pub fn write_precision(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     if let ReportKind::Close { .. } = kind {
+        // One close after another: the sources are said once, at the
+        // start; a close says only that events were lost, when they were.
+        if precision.events_lost == 0 && precision.events_undelivered == 0 {
+            return Ok(());
+        }
         return writeln!(
             out,
-            "precision: {}; events lost: {}",
-            precision.probes, precision.events_lost
+            "precision: {}; events lost: {}, counted but undelivered: {}",
+            precision.probes, precision.events_lost, precision.events_undelivered
         );
     }
     write!(
@@ -71,11 +96,7 @@ pub fn write_precision(
         )?;
     }
     writeln!(out, "; {} last-moment samples", precision.last_samples)?;
-    for (counters, source) in &precision.sources {
-        let names: Vec<&str> = counters.iter().map(|c| c.name()).collect();
-        writeln!(out, "\t{}: {source}", names.join(", "))?;
-    }
-    writeln!(out, "\tother counters: sock_diag polls")?;
+    write_sources(precision, out)?;
     let listed = |counters: &Counters| {
         counters
             .iter()
@@ -197,7 +218,7 @@ pub fn end(
     writeln!(out, "{RULE}")?;
     let mut section = "";
     for (key, value) in &system.deltas.values {
-        if *value == 0 && !options.zeros {
+        if is_gauge(key) || (*value == 0 && !options.zeros) {
             continue;
         }
         let (name_section, name) = key.split_once(':').unwrap_or(("", key));
@@ -206,6 +227,17 @@ pub fn end(
             section = name_section;
         }
         writeln!(out, "\t{name} = {value}")?;
+    }
+    // Gauges are levels at the window's end, not deltas.
+    let gauges: Vec<String> = system
+        .deltas
+        .values
+        .iter()
+        .filter(|(key, value)| is_gauge(key) && (**value != 0 || options.zeros))
+        .map(|(key, value)| format!("{key} = {value}"))
+        .collect();
+    if !gauges.is_empty() {
+        writeln!(out, "Gauges (at the window's end): {}", gauges.join(", "))?;
     }
     writeln!(
         out,

@@ -398,7 +398,7 @@ impl SnapshotSource for LiveSource {
 
     fn only_namespace_on_host(&self) -> bool {
         let (found, unreadable) = netns::discover();
-        found.len() <= 1 && unreadable == 0
+        found.len() <= 1 && unreadable.is_empty()
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, SourceError> {

@@ -192,9 +192,9 @@ fn container_of_pid(pid: u32) -> Option<String> {
 }
 
 /// Every namespace on the host that can be seen: named ones and those of
-/// processes, deduplicated by inode. Also returns how many processes'
+/// processes, deduplicated by inode. Also returns the processes whose
 /// namespaces could not be read (other users' processes, unprivileged).
-pub fn discover() -> (Vec<Namespace>, usize) {
+pub fn discover() -> (Vec<Namespace>, Vec<u32>) {
     let mut found: BTreeMap<u64, Namespace> = BTreeMap::new();
     for (inode, name) in named_namespaces() {
         found.insert(
@@ -208,13 +208,13 @@ pub fn discover() -> (Vec<Namespace>, usize) {
             },
         );
     }
-    let mut unreadable = 0;
+    let mut unreadable = Vec::new();
     for (pid, entry) in super::processes::proc_pids() {
         let path = entry.path().join("ns/net");
         let inode = match inode_of(&path) {
             Ok(inode) => inode,
             Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
-                unreadable += 1;
+                unreadable.push(pid);
                 continue;
             }
             Err(_) => continue, // exited meanwhile, or a kernel thread
@@ -236,6 +236,25 @@ pub fn discover() -> (Vec<Namespace>, usize) {
         }
     }
     (found.into_values().collect(), unreadable)
+}
+
+/// The first few of `pids` as `pid (command)`, and how many more.
+fn name_processes(pids: &[u32]) -> String {
+    const NAMED: usize = 3;
+    let mut named: Vec<String> = pids
+        .iter()
+        .take(NAMED)
+        .map(|pid| {
+            let command = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim_end().to_string())
+                .unwrap_or_else(|_| "?".to_string());
+            format!("{pid} ({})", crate::filter::quoted(&command))
+        })
+        .collect();
+    if pids.len() > NAMED {
+        named.push(format!("{} more", pids.len() - NAMED));
+    }
+    named.join(", ")
 }
 
 enum Command {
@@ -426,7 +445,7 @@ impl NetnsSource {
     /// --all-netns: start agents for new namespaces, drop vanished ones.
     fn refresh(&mut self) {
         let (found, unreadable) = discover();
-        if unreadable > 0 && !self.said_unreadable {
+        if !unreadable.is_empty() && !self.said_unreadable {
             self.said_unreadable = true;
             let why = if running_as_root() {
                 "permission denied"
@@ -434,7 +453,9 @@ impl NetnsSource {
                 "other users' processes; root can read them"
             };
             self.notices.push(format!(
-                "the network namespaces of {unreadable} process(es) could not be read ({why}): namespaces only they are in are not sampled"
+                "the network namespaces of {} process(es) could not be read ({why}): {}; namespaces only they are in are not sampled",
+                unreadable.len(),
+                name_processes(&unreadable)
             ));
         }
         let live: BTreeSet<u64> = found.iter().map(|n| n.inode).collect();
