@@ -583,3 +583,36 @@ fn filtered_run_still_sees_the_loopback_peer_close_in_order() {
         "only the filter's sockets are reported"
     );
 }
+
+#[test]
+fn every_json_report_of_an_interval_run_carries_its_wall_clock_window() {
+    skip_unless_root!();
+    let ns = Netns::new("clock");
+    let before = std::time::SystemTime::now();
+    let out = run_ok(&mut ns.tcpipstat(&["--interval", "1s", "--count", "2", "--format", "json"]));
+    let after = std::time::SystemTime::now();
+    let reports = json_reports(&out.stdout);
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let mut previous_end = before - Duration::from_secs(1);
+    for report in &reports {
+        let at = |field: &str| {
+            humantime::parse_rfc3339(
+                report[field]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{field} in {report}")),
+            )
+            .unwrap()
+        };
+        let (start, end) = (at("start_time"), at("end_time"));
+        assert!(start >= previous_end - Duration::from_millis(5), "{report}");
+        assert!(
+            end > start && end <= after + Duration::from_millis(5),
+            "{report}"
+        );
+        let seconds = end.duration_since(start).unwrap().as_secs_f64();
+        assert!((0.9..1.5).contains(&seconds), "a 1 s window: {seconds} s");
+        previous_end = end;
+    }
+    // Piped output carries no terminal escape codes.
+    assert!(!out.stdout.contains(&0x1b));
+}

@@ -2,7 +2,8 @@
 //! reused buffer because `--once --format json` over 100k sockets is on the
 //! benchmark's path; serde_json is used in tests to check the output parses.
 //!
-//! Shape: `{"type","index","start_ms","end_ms","polls","groups":[{"key",
+//! Shape: `{"type","index","start_ms","end_ms","start_time","end_time"
+//! (RFC 3339, when the run's start is known),"polls","groups":[{"key",
 //! "sockets","closed","counters":{"Socket":{..},"Tcp":{..}},"approx":[..],
 //! "gauges":{..}}],"system":{"deltas":{..},"gauges":{..},"unattributed":{..}},"notices"}`.
 
@@ -29,6 +30,12 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
     buf.push(b'"');
     field_u64(buf, "start_ms", report.start_ms);
     field_u64(buf, "end_ms", report.end_ms);
+    if let Some((start, end)) = report.clock_times() {
+        buf.extend_from_slice(b",\"start_time\":");
+        string(buf, &start);
+        buf.extend_from_slice(b",\"end_time\":");
+        string(buf, &end);
+    }
     field_u64(buf, "polls", report.polls);
     if let ReportKind::Close { unseen_ms } = report.kind {
         field_u64(buf, "unseen_ms", unseen_ms);

@@ -51,6 +51,9 @@ pub struct Report<'a> {
     /// Close notices the kernel could not deliver since the run began;
     /// None when they are not read.
     pub closes_lost: Option<u64>,
+    /// The wall clock when the run started (ms 0): reports then say when
+    /// their window began and ended.
+    pub run_started: Option<std::time::SystemTime>,
 }
 
 /// What precision mode tells in each report: which source filled each
@@ -114,7 +117,19 @@ impl<'a> Report<'a> {
             process_names: BTreeMap::new(),
             precision: None,
             closes_lost: None,
+            run_started: None,
         }
+    }
+
+    /// The window's start and end on the wall clock, RFC 3339 in UTC with
+    /// milliseconds, when the run's start is known.
+    pub fn clock_times(&self) -> Option<(String, String)> {
+        let started = self.run_started?;
+        let at = |ms: u64| {
+            humantime::format_rfc3339_millis(started + std::time::Duration::from_millis(ms))
+                .to_string()
+        };
+        Some((at(self.start_ms), at(self.end_ms)))
     }
 
     /// How a namespace is named in this report.
@@ -257,6 +272,11 @@ impl<'w> ReportWriter<'w> {
 /// What `~` (text, table) and a group's `approx` list (JSON) mean, said in
 /// every report.
 pub const APPROX_LEGEND: &str = "~ marks a count inferred rather than seen (an open or reset guessed from a socket's appearance or end; listen drops or overflows shared among listeners), or one the socket counts differently from the namespace counter of that name (InSegs: each segment of a GRO packet; DelayedACKs: a timer that found its ACK already sent)";
+
+/// "1 poll", "4 polls".
+pub fn polls_text(polls: u64) -> String {
+    format!("{polls} poll{}", if polls == 1 { "" } else { "s" })
+}
 
 /// Writes a whole report.
 pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
@@ -560,6 +580,43 @@ mod tests {
         for (key, value) in cases {
             assert_eq!(report.key_value(&key), value, "{key:?}");
         }
+    }
+
+    // ---- wall clock ------------------------------------------------------
+
+    #[test]
+    fn reports_say_their_window_on_the_wall_clock_in_every_format() {
+        let mut report = bare_report();
+        report.start_ms = 1_000;
+        report.end_ms = 2_500;
+        report.polls = 1;
+        // 2026-11-29T06:00:00Z, the run's ms 0.
+        report.run_started =
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_932_000));
+        let (start, end) = report.clock_times().unwrap();
+        assert_eq!(start, "2026-11-29T06:00:01.000Z");
+        assert_eq!(end, "2026-11-29T06:00:02.500Z");
+        let render_as = |report: &Report<'_>, format| {
+            let mut out = Vec::new();
+            let options = RenderOptions {
+                format,
+                zeros: false,
+            };
+            super::render(report, options, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let render = |format| render_as(&report, format);
+        assert!(render(Format::Text).contains(
+            "=== 2026-11-29T06:00:01.000Z to 2026-11-29T06:00:02.500Z: 1.50 s window (1 poll)"
+        ));
+        assert!(render(Format::Table)
+            .contains("2026-11-29T06:00:01.000Z to 2026-11-29T06:00:02.500Z (1 poll)"));
+        let json: serde_json::Value = serde_json::from_str(&render(Format::Json)).unwrap();
+        assert_eq!(json["start_time"], "2026-11-29T06:00:01.000Z");
+        assert_eq!(json["end_time"], "2026-11-29T06:00:02.500Z");
+        // Without a known start (recorded data), no clock is claimed.
+        report.run_started = None;
+        assert!(!render_as(&report, Format::Json).contains("start_time"));
     }
 
     // ---- Format and RenderOptions --------------------------------------

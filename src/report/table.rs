@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use tabled::{builder::Builder, settings::Style};
 
-use super::{RenderOptions, Report};
+use super::{RenderOptions, Report, ReportKind};
 use crate::aggregate::Group;
 use crate::counters::{Counter, Counters};
 
@@ -33,6 +33,16 @@ pub fn end(
     options: RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    if let (Some((start, end)), false) = (
+        report.clock_times(),
+        matches!(report.kind, ReportKind::Close { .. }),
+    ) {
+        writeln!(
+            out,
+            "{start} to {end} ({})",
+            super::polls_text(report.polls)
+        )?;
+    }
     if let Some(precision) = &report.precision {
         super::text::write_precision(precision, report.kind, out)?;
     }

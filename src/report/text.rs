@@ -27,21 +27,31 @@ pub fn begin(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
 }
 
 fn heading(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
-    match report.kind {
-        ReportKind::Window => writeln!(
+    let polls = super::polls_text(report.polls);
+    let seconds = (report.end_ms.saturating_sub(report.start_ms)) as f64 / 1000.0;
+    let clock = report.clock_times();
+    match (report.kind, clock) {
+        (ReportKind::Window, Some((start, end))) => writeln!(
             out,
-            "\n=== {:.2} s window ({} poll{}), index={} ===",
-            (report.end_ms.saturating_sub(report.start_ms)) as f64 / 1000.0,
-            report.polls,
-            if report.polls == 1 { "" } else { "s" },
+            "\n=== {start} to {end}: {seconds:.2} s window ({polls}), index={} ===",
             report.index.name(),
         ),
-        ReportKind::Snapshot => writeln!(
+        (ReportKind::Window, None) => writeln!(
+            out,
+            "\n=== {seconds:.2} s window ({polls}), index={} ===",
+            report.index.name(),
+        ),
+        (ReportKind::Snapshot, Some((_, at))) => writeln!(
+            out,
+            "\n=== snapshot at {at}: counters since each socket's creation, index={} ===",
+            report.index.name(),
+        ),
+        (ReportKind::Snapshot, None) => writeln!(
             out,
             "\n=== snapshot: counters since each socket's creation, index={} ===",
             report.index.name(),
         ),
-        ReportKind::Close { .. } => return Ok(()),
+        (ReportKind::Close { .. }, _) => return Ok(()),
     }?;
     writeln!(out, "({})", super::APPROX_LEGEND)
 }

@@ -404,6 +404,7 @@ impl Session {
         report.filtered = !self.config.filters.matches_everything();
         report.precision = self.precision_section();
         report.closes_lost = self.source.closes_lost();
+        report.run_started = self.source.opened_at();
     }
 
     /// Precision mode's account for a report: the feed's sources and

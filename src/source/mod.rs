@@ -93,6 +93,12 @@ pub trait SnapshotSource {
     /// Milliseconds since the source was opened.
     fn elapsed_ms(&self) -> u64;
 
+    /// The wall clock when the source was opened (its ms 0), for a live
+    /// source; recorded ones have none.
+    fn opened_at(&self) -> Option<std::time::SystemTime> {
+        None
+    }
+
     /// Hands back a snapshot whose sockets are no longer needed.
     fn recycle(&mut self, _snapshot: Snapshot) {}
 
@@ -415,6 +421,10 @@ impl SnapshotSource for LiveSource {
 
     fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
+    }
+
+    fn opened_at(&self) -> Option<std::time::SystemTime> {
+        std::time::SystemTime::now().checked_sub(self.started.elapsed())
     }
 
     fn elapsed_ms(&self) -> u64 {

@@ -611,6 +611,10 @@ impl SnapshotSource for NetnsSource {
         std::mem::take(&mut self.notices)
     }
 
+    fn opened_at(&self) -> Option<std::time::SystemTime> {
+        std::time::SystemTime::now().checked_sub(self.started.elapsed())
+    }
+
     fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
