@@ -23,7 +23,17 @@ use crate::report::Format;
     about = "Per-socket TCP/IP statistics: netstat -s on steroids, from sock_diag and /proc (no eBPF)",
     after_help = "FILTER is <laddr>:<lport>-<raddr>:<rport>, '*' for any octet, address, port or side; \
 IPv6 in brackets ([::1]:*-[2001:db8::/32]:443); CIDR (10.0.0.0/8:*-*). Several filters are OR-ed.\n\
-The seed's spellings work too: index=raddr timeout=60 nozeros=0 onclose=1."
+The seed's spellings work too: index=raddr timeout=60 nozeros=0 onclose=1.\n\
+\n\
+Examples:\n\
+  tcpipstat --interval 1s                        every second, what each connection did\n\
+  tcpipstat --once '*:443-*'                     every socket of local port 443, since its creation\n\
+  tcpipstat --timeout 60 --index lport --system  a minute per local port, against the namespace's MIB\n\
+  tcpipstat --interval 5s --index raddr '*-10.0.0.0/8:*'   per remote address in 10/8\n\
+  tcpipstat --onclose '*:8080-*'                 each connection to :8080 as it closes\n\
+  sudo tcpipstat --precision --timeout 10s       exact opens, closes and resets from kernel tracepoints\n\
+  sudo tcpipstat --all-netns --index container --interval 2s   per container\n\
+  tcpipstat --generate man | man -l -            this manual"
 )]
 struct Args {
     /// Group by the full 4-tuple, one element of it, or the socket's network
@@ -130,9 +140,41 @@ struct Args {
     #[arg(long)]
     no_last_moments: bool,
 
+    /// Print the manual page (roff) or a shell's completion script, exit
+    #[arg(long, value_enum, value_name = "WHAT")]
+    generate: Option<Generate>,
+
     /// Socket filters, OR-ed
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
+}
+
+/// What `--generate` prints (ripgrep's spelling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Generate {
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+}
+
+/// The manual page or completion script `what` names.
+fn generated(what: Generate) -> String {
+    use clap::CommandFactory;
+    let mut command = Args::command();
+    let mut out = Vec::new();
+    let shell = match what {
+        Generate::Man => {
+            // Writing to a Vec cannot fail.
+            let _ = clap_mangen::Man::new(command).render(&mut out);
+            return String::from_utf8_lossy(&out).into_owned();
+        }
+        Generate::CompleteBash => clap_complete::Shell::Bash,
+        Generate::CompleteZsh => clap_complete::Shell::Zsh,
+        Generate::CompleteFish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut command, "tcpipstat", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Where sockets come from (`--source`).
@@ -385,6 +427,9 @@ where
         }
         Err(err) => return CliOutcome::Usage(UsageError::from_clap(&err)),
     };
+    if let Some(what) = args.generate {
+        return CliOutcome::Display(generated(what));
+    }
     match validate(args) {
         Ok(config) => CliOutcome::Run(Box::new(config)),
         Err(error) => CliOutcome::Usage(error),

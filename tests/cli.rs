@@ -52,7 +52,77 @@ fn bad_enum_value_error_names_it_and_the_choices() {
 fn help_exits_zero() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--index"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--index"));
+    assert!(
+        help.contains("Examples:") && help.contains("tcpipstat --interval 1s"),
+        "{help}"
+    );
+}
+
+#[test]
+fn the_generated_manual_renders_with_man() {
+    let page = Command::new(BIN)
+        .args(["--generate", "man"])
+        .output()
+        .unwrap();
+    assert!(page.status.success());
+    if Command::new("man").arg("--version").output().is_err() {
+        eprintln!("SKIP rendering: no man(1) here; the roff was generated");
+        return;
+    }
+    let mut man = Command::new("man")
+        .args(["-l", "-"])
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut man.stdin.take().unwrap(), &page.stdout).unwrap();
+    let rendered = man.wait_with_output().unwrap();
+    assert!(rendered.status.success());
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        text.contains("NAME") && text.contains("--precision"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_bash_completion_completes_index_values() {
+    let script = Command::new(BIN)
+        .args(["--generate", "complete-bash"])
+        .output()
+        .unwrap();
+    assert!(script.status.success());
+    let path = std::env::temp_dir().join(format!("tcpipstat-completion-{}", std::process::id()));
+    std::fs::write(&path, &script.stdout).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(tcpipstat --index ''); COMP_CWORD=2; \
+             COMP_LINE='tcpipstat --index '; COMP_POINT=${{#COMP_LINE}}; \
+             _tcpipstat tcpipstat '' --index; echo \"${{COMPREPLY[@]}}\"",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let words = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        words.trim(),
+        "tuple laddr raddr lport rport netns container process",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shell in ["complete-zsh", "complete-fish"] {
+        let out = Command::new(BIN)
+            .args(["--generate", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
 }
 
 #[test]
