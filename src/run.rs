@@ -42,7 +42,10 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     session.poll()?;
     print_notices(&mut session);
-    say_collecting(config);
+    let mut status = StatusLine::wanted(config).then(|| StatusLine::new(Instant::now()));
+    if status.is_none() {
+        say_collecting(config);
+    }
     if config.onclose && config.format == report::Format::Text {
         // Close reports follow one another: what fills which counter is
         // said once, here.
@@ -59,8 +62,16 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             session.poll()?;
             schedule.polled(now);
         }
-        print_notices(&mut session);
+        print_notices_over(&mut session, status.as_mut());
         let finishing = interrupted || due.timed_out;
+        if let Some(status) = status.as_mut() {
+            // Erased before a report, rewritten while collecting.
+            if due.report || finishing {
+                status.clear();
+            } else {
+                status.show(&session, &schedule, now);
+            }
+        }
         if config.onclose {
             for closed in session.close_reports() {
                 emit(&closed, &session_options(config), out)?;
@@ -97,10 +108,115 @@ fn emit(
 
 /// Prints the session's new notices on stderr (nothing if stderr is gone).
 fn print_notices(session: &mut Session) {
+    print_notices_over(session, None);
+}
+
+/// Notices on stderr, the status line erased first when one is shown.
+fn print_notices_over(session: &mut Session, status: Option<&mut StatusLine>) {
+    let notes = session.take_fresh_notices();
+    if notes.is_empty() {
+        return;
+    }
+    if let Some(status) = status {
+        status.clear();
+    }
     let mut stderr = std::io::stderr().lock();
-    for note in session.take_fresh_notices() {
+    for note in notes {
         let _ = writeln!(stderr, "tcpipstat: note: {note}");
     }
+}
+
+/// A one-line status on a terminal's stderr while a window collects
+/// (elapsed and left, polls, sockets), rewritten in place and erased
+/// before a report is printed.
+struct StatusLine {
+    started: Instant,
+    shown: bool,
+    last: Option<Instant>,
+}
+
+impl StatusLine {
+    /// On a terminal, for runs that wait for a timeout, a count of
+    /// reports or Ctrl-C before they print.
+    fn wanted(config: &Config) -> bool {
+        let waits = matches!(config.mode, Mode::Window { .. } | Mode::Interval { .. });
+        waits && !config.onclose && std::io::stderr().is_terminal()
+    }
+
+    fn new(started: Instant) -> StatusLine {
+        StatusLine {
+            started,
+            shown: false,
+            last: None,
+        }
+    }
+
+    /// Rewrites the line, at most every 200 ms.
+    fn show(&mut self, session: &Session, schedule: &Schedule, now: Instant) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(now);
+        let line = status_text(
+            now.duration_since(self.started),
+            schedule
+                .timeout_at
+                .map(|t| t.saturating_duration_since(now)),
+            schedule.reports_left,
+            session.tracker().polls(),
+            session.tracker().tracked(),
+        );
+        let mut err = std::io::stderr().lock();
+        // \r and erase-line: the line is rewritten in place.
+        if write!(err, "\r\x1b[K{line}")
+            .and_then(|()| err.flush())
+            .is_ok()
+        {
+            self.shown = true;
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K").and_then(|()| err.flush());
+            self.shown = false;
+            self.last = None;
+        }
+    }
+}
+
+impl Drop for StatusLine {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// `tcpipstat: 12s elapsed, 48s left, 13 polls, 1204 sockets (Ctrl-C reports now)`.
+fn status_text(
+    elapsed: Duration,
+    left: Option<Duration>,
+    reports_left: Option<u64>,
+    polls: u64,
+    sockets: usize,
+) -> String {
+    let seconds = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+    let mut parts = vec![format!("{} elapsed", seconds(elapsed))];
+    if let Some(left) = left {
+        parts.push(format!(
+            "{} left",
+            seconds(left + Duration::from_millis(999))
+        ));
+    }
+    if let Some(n) = reports_left {
+        parts.push(format!("{n} report{} to go", if n == 1 { "" } else { "s" }));
+    }
+    parts.push(crate::report::polls_text(polls));
+    parts.push(format!("{sockets} sockets"));
+    format!("tcpipstat: {} (Ctrl-C reports now)", parts.join(", "))
 }
 
 /// The seed said what it was doing; a run that waits for Ctrl-C should.
@@ -305,6 +421,26 @@ fn open_feed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_line_says_elapsed_left_polls_and_sockets() {
+        let line = status_text(
+            Duration::from_millis(12_400),
+            Some(Duration::from_millis(47_600)),
+            None,
+            13,
+            1204,
+        );
+        assert_eq!(
+            line,
+            "tcpipstat: 12s elapsed, 48s left, 13 polls, 1204 sockets (Ctrl-C reports now)"
+        );
+        let line = status_text(Duration::from_secs(3), None, Some(1), 1, 0);
+        assert_eq!(
+            line,
+            "tcpipstat: 3s elapsed, 1 report to go, 1 poll, 0 sockets (Ctrl-C reports now)"
+        );
+    }
 
     #[test]
     fn a_late_poll_skips_missed_periods_instead_of_catching_up() {

@@ -230,6 +230,11 @@ impl Tracker {
         self.polls
     }
 
+    /// Sockets the last poll saw (and those kept for their last report).
+    pub fn tracked(&self) -> usize {
+        self.sockets.len()
+    }
+
     /// Turns on event attribution: state counters come from `states`,
     /// `covered` lists the counters the running probes fill, and sockets
     /// known only from events are put in namespace `netns_for_unknown`.
