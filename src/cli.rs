@@ -93,9 +93,10 @@ struct Args {
     #[arg(long)]
     system: bool,
 
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    /// Output format (text when not given; an --interval run on a terminal
+    /// without --format opens the live view instead)
+    #[arg(long, value_enum)]
+    format: Option<Format>,
 
     /// Write each poll's raw sock_diag datagrams to DIR (for testdata)
     #[arg(long, value_name = "DIR", hide = true)]
@@ -220,6 +221,9 @@ pub struct Config {
     pub onclose: bool,
     pub system: bool,
     pub format: Format,
+    /// An --interval run with no --format: the live view when stdout is a
+    /// terminal (decided at run time), text reports otherwise.
+    pub live_view: bool,
     pub filters: FilterSet,
     pub record: Option<PathBuf>,
     /// Look up socket owners (--processes, --index process).
@@ -569,7 +573,11 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         zeros: args.zeros && !args.nozeros,
         onclose: args.onclose,
         system: args.system,
-        format: args.format,
+        format: args.format.unwrap_or(Format::Text),
+        live_view: args.format.is_none()
+            && !args.onclose
+            && matches!(mode, Mode::Interval { .. })
+            && args.record.is_none(),
         filters,
         record: args.record,
         processes: args.processes || args.index == Index::Process,

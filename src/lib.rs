@@ -5,13 +5,15 @@
 //! `model` (plain data) ← `counters`, `filter` ← `source` (polling input),
 //! `trace` (kernel events) ← `diff` (attribution) ← `aggregate` (groups) ←
 //! `report` (formats) ← `cli` (typed configuration) ← `session` (one run's
-//! polls, events and reports) ← `run` (time and signals).
+//! polls, events and reports) ← `live` (the terminal view) ← `run` (time
+//! and signals).
 
 pub mod aggregate;
 pub mod cli;
 pub mod counters;
 pub mod diff;
 pub mod filter;
+pub mod live;
 pub mod model;
 pub mod report;
 pub mod run;

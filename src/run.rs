@@ -42,6 +42,9 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     session.poll()?;
     print_notices(&mut session);
+    if config.live_view && std::io::stdout().is_terminal() {
+        return crate::live::run(&mut session, config, &stop);
+    }
     let mut status = StatusLine::wanted(config).then(|| StatusLine::new(Instant::now()));
     if status.is_none() {
         say_collecting(config);

@@ -127,6 +127,8 @@ pub struct Session {
     /// The namespace counters when the window began (without --system,
     /// which keeps its own): for resets and listen overflows.
     namespace_at_window_start: Option<SystemCounters>,
+    /// The live view's own filter, on top of the run's.
+    view_filter: Option<FilterSet>,
 }
 
 impl Session {
@@ -173,7 +175,27 @@ impl Session {
             events_undelivered_noted: 0,
             closes_lost_noted: 0,
             namespace_at_window_start: None,
+            view_filter: None,
         }
+    }
+
+    /// Groups by `index` from the next report on (the live view's `i`);
+    /// owners are looked up from the next poll when it is `process`.
+    pub fn set_index(&mut self, index: Index) {
+        self.config.index = index;
+        if index == Index::Process && self.owners.is_none() {
+            self.owners = Some(ProcessMap::new());
+        }
+    }
+
+    pub fn index(&self) -> Index {
+        self.config.index
+    }
+
+    /// Reports keep only the sockets `filter` also matches (the live
+    /// view's `/`); None lifts it. The run's own filters still apply.
+    pub fn set_view_filter(&mut self, filter: Option<FilterSet>) {
+        self.view_filter = filter;
     }
 
     /// Adds notices for stderr and reports.
@@ -453,6 +475,7 @@ impl Session {
         let end_ms = self.source.elapsed_ms();
         let this = &*self;
         let filters = &this.config.filters;
+        let view = this.view_filter.as_ref();
         // One group per tuple: an idle socket's would be dropped below, so
         // it is not built (40,000 idle sockets would hold ~35 MiB of groups).
         let skip_idle = !this.config.zeros && this.config.index == Index::Tuple;
@@ -461,7 +484,8 @@ impl Session {
                 .rows()
                 .map(|row| shares.apply(row))
                 .filter(|r| !(skip_idle && r.counters.is_all_zero()))
-                .filter(|r| filters.matches(&r.sample.key)),
+                .filter(|r| filters.matches(&r.sample.key))
+                .filter(|r| view.is_none_or(|v| v.matches(&r.sample.key))),
             this.config.index,
             this.owner_lookup(),
         ));
