@@ -88,6 +88,11 @@ struct Args {
     #[arg(long)]
     once: bool,
 
+    /// With --once on a terminal: list every group (by default the 20
+    /// busiest are shown, and how many more there are)
+    #[arg(long)]
+    all: bool,
+
     /// Also report the namespace's /proc/net/{snmp,netstat,snmp6} deltas and
     /// what the sockets seen do not account for
     #[arg(long)]
@@ -224,6 +229,8 @@ pub struct Config {
     /// An --interval run with no --format: the live view when stdout is a
     /// terminal (decided at run time), text reports otherwise.
     pub live_view: bool,
+    /// --all: --once lists every group even on a terminal.
+    pub all_groups: bool,
     pub filters: FilterSet,
     pub record: Option<PathBuf>,
     /// Look up socket owners (--processes, --index process).
@@ -574,6 +581,7 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         onclose: args.onclose,
         system: args.system,
         format: args.format.unwrap_or(Format::Text),
+        all_groups: args.all,
         live_view: args.format.is_none()
             && !args.onclose
             && matches!(mode, Mode::Interval { .. })

@@ -36,6 +36,11 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     session.note(notices);
     print_notices(&mut session);
     if config.mode == Mode::Once {
+        let for_people = config.format != report::Format::Json && std::io::stdout().is_terminal();
+        if for_people && !config.all_groups {
+            session.limit_once(Some(ONCE_ON_A_TERMINAL));
+        }
+        session.fit_width(terminal_width());
         let written = session.write_once(out);
         print_notices(&mut session);
         return written.and_then(|()| Ok(out.flush()?));
@@ -57,6 +62,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
     let mut schedule = Schedule::new(config, Instant::now());
+    let mut columns_seen = 0u32;
     loop {
         let interrupted = wait_until(&mut session, schedule.next_wake(), &stop);
         let now = Instant::now();
@@ -81,7 +87,15 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             }
             session.forget_closes();
         } else if due.report || finishing {
-            emit(&session.window_report(), &session_options(config), out)?;
+            let report = session.window_report();
+            // Table columns stay once shown, so reports line up.
+            columns_seen |= report.counter_columns(config.zeros);
+            let options = report::RenderOptions {
+                sticky_columns: columns_seen,
+                width: terminal_width(),
+                ..session_options(config)
+            };
+            emit(&report, &options, out)?;
             session.end_window();
             if schedule.reported(now) {
                 return Ok(());
@@ -97,7 +111,19 @@ fn session_options(config: &Config) -> report::RenderOptions {
     report::RenderOptions {
         format: config.format,
         zeros: config.zeros,
+        ..Default::default()
     }
+}
+
+/// Groups a --once report shows on a terminal without --all.
+const ONCE_ON_A_TERMINAL: usize = 20;
+
+/// The width of the terminal stdout is, if it is one.
+fn terminal_width() -> Option<u16> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    ratatui::crossterm::terminal::size().ok().map(|(w, _)| w)
 }
 
 fn emit(

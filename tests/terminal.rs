@@ -187,3 +187,33 @@ fn piped_interval_output_has_no_escape_codes_and_stays_text() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("s window (").count(), 2, "{text}");
 }
+
+#[test]
+fn a_snapshot_on_a_terminal_shows_the_busiest_groups_and_says_how_many_more() {
+    let Some(tmux) = Tmux::start("once", 160, 60) else {
+        return;
+    };
+    // 25 listeners of this test's own on loopback, all quiet.
+    let listeners: Vec<std::net::TcpListener> = (0..25)
+        .map(|_| std::net::TcpListener::bind("127.0.0.2:0").unwrap())
+        .collect();
+    let filter = "'127.0.0.2:*-*'";
+    tmux.keys(&[
+        &format!("{BIN} --once --format table --index lport {filter}; echo DONE-$?"),
+        "Enter",
+    ]);
+    let screen = tmux.wait_for("DONE-0", Duration::from_secs(5));
+    assert!(
+        screen.contains("5 quieter groups not shown: --all lists every one"),
+        "{screen}"
+    );
+    tmux.keys(&["clear", "Enter"]);
+    tmux.keys(&[
+        &format!("{BIN} --once --format table --index lport --all {filter}; echo SECOND-$?"),
+        "Enter",
+    ]);
+    let screen = tmux.wait_for("SECOND-0", Duration::from_secs(5));
+    assert!(screen.contains("│ total │ 25 "), "{screen}");
+    assert!(!screen.contains("not shown"), "{screen}");
+    drop(listeners);
+}

@@ -15,7 +15,7 @@ use ratatui::Frame;
 use crate::aggregate::Index;
 use crate::counters::{Counter, Counters};
 use crate::filter::FilterSet;
-use crate::report::Report;
+use crate::report::{human_rate, Report};
 
 /// Windows of the selected group's rates kept for its sparkline.
 pub const HISTORY: usize = 240;
@@ -655,22 +655,6 @@ fn draw_help(frame: &mut Frame, area: Rect) {
             .block(Block::new().borders(Borders::ALL).title("keys")),
         popup,
     );
-}
-
-/// Bytes per second in human units: `0 B/s`, `950 B/s`, `1.2 kB/s`, `3.4 MB/s`.
-pub fn human_rate(bytes_per_s: f64) -> String {
-    const UNITS: [&str; 5] = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
-    let mut value = bytes_per_s.max(0.0);
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{value:.0} {}", UNITS[0])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 fn percent(value: Option<f64>) -> String {

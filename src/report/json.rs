@@ -14,7 +14,7 @@ use std::io::Write;
 use super::render;
 use super::{visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind};
 use crate::aggregate::{Group, GroupKey};
-use crate::counters::Section;
+use crate::counters::{Counters, Section};
 
 /// Everything before the first group.
 pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
@@ -117,9 +117,42 @@ pub fn group(
     write_group(buf, report, group, options.zeros);
 }
 
+/// `{"Socket":{..},"Tcp":{..},"TcpExt":{..}}`.
+fn counters_object(buf: &mut Vec<u8>, counters: &Counters, zeros: bool) {
+    buf.push(b'{');
+    let mut first_section = true;
+    for section in Section::ALL {
+        let mut opened = false;
+        for (counter, value) in counters.iter() {
+            if counter.section() != section || (value == 0 && !zeros) {
+                continue;
+            }
+            if !opened {
+                comma(buf, &mut first_section);
+                string(buf, section.name());
+                buf.extend_from_slice(b":{");
+                opened = true;
+            } else {
+                buf.push(b',');
+            }
+            key(buf, counter.name());
+            buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        }
+        if opened {
+            buf.push(b'}');
+        }
+    }
+    buf.push(b'}');
+}
+
 /// Everything after the last group.
-pub fn end(report: &Report<'_>, options: RenderOptions, buf: &mut Vec<u8>) {
+pub fn end(report: &Report<'_>, totals: &Counters, options: RenderOptions, buf: &mut Vec<u8>) {
     buf.push(b']');
+    if report.hidden_groups > 0 {
+        field_u64(buf, "hidden_groups", report.hidden_groups as u64);
+    }
+    buf.extend_from_slice(b",\"totals\":");
+    counters_object(buf, totals, options.zeros);
     if let Some(system) = &report.system {
         buf.extend_from_slice(b",\"system\":{\"namespaces\":");
         buf.extend_from_slice(itoa::Buffer::new().format(system.namespaces).as_bytes());
@@ -241,30 +274,9 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
         }
         buf.push(b']');
     }
-    buf.extend_from_slice(b",\"counters\":{");
-    let mut first_section = true;
-    for section in Section::ALL {
-        let mut opened = false;
-        for (counter, value) in group.counters.iter() {
-            if counter.section() != section || (value == 0 && !zeros) {
-                continue;
-            }
-            if !opened {
-                comma(buf, &mut first_section);
-                string(buf, section.name());
-                buf.extend_from_slice(b":{");
-                opened = true;
-            } else {
-                buf.push(b',');
-            }
-            key(buf, counter.name());
-            buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        }
-        if opened {
-            buf.push(b'}');
-        }
-    }
-    buf.extend_from_slice(b"},\"approx\":[");
+    buf.extend_from_slice(b",\"counters\":");
+    counters_object(buf, &group.counters, zeros);
+    buf.extend_from_slice(b",\"approx\":[");
     let mut first = true;
     for (counter, value) in group.counters.iter() {
         if group.counters.is_approx(counter) && (value != 0 || zeros) {
@@ -358,6 +370,7 @@ mod tests {
         let options = RenderOptions {
             format: Format::Json,
             zeros,
+            ..Default::default()
         };
         render(report, options, &mut out).unwrap();
         String::from_utf8(out).unwrap()

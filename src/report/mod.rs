@@ -54,6 +54,8 @@ pub struct Report<'a> {
     /// The wall clock when the run started (ms 0): reports then say when
     /// their window began and ended.
     pub run_started: Option<std::time::SystemTime>,
+    /// Quieter groups left out of this report (a snapshot on a terminal).
+    pub hidden_groups: usize,
 }
 
 /// What precision mode tells in each report: which source filled each
@@ -118,7 +120,28 @@ impl<'a> Report<'a> {
             precision: None,
             closes_lost: None,
             run_started: None,
+            hidden_groups: 0,
         }
+    }
+
+    /// The counters some group shows (bit = `Counter as u32`).
+    pub fn counter_columns(&self, zeros: bool) -> u32 {
+        let mut bits = 0;
+        for group in &self.groups {
+            for (counter, value) in group.counters.iter() {
+                if value != 0 || zeros {
+                    bits |= 1 << counter as u32;
+                }
+            }
+        }
+        bits
+    }
+
+    /// A window's length in seconds, for per-second rates (none for
+    /// snapshots and lifetimes, and for an empty window).
+    pub fn window_seconds(&self) -> Option<f64> {
+        let ms = self.end_ms.saturating_sub(self.start_ms);
+        (self.kind == ReportKind::Window && ms > 0).then(|| ms as f64 / 1000.0)
     }
 
     /// The window's start and end on the wall clock, RFC 3339 in UTC with
@@ -205,6 +228,12 @@ pub struct RenderOptions {
     pub format: Format,
     /// Print zero-valued counters too.
     pub zeros: bool,
+    /// Table: counters (bit = `Counter as u32`) that earlier reports of
+    /// the run showed, kept as columns so they do not come and go.
+    pub sticky_columns: u32,
+    /// Table: the terminal's width, when printing to one; columns that do
+    /// not fit are left out and counted.
+    pub width: Option<u16>,
 }
 
 /// Writes one report group by group, so a snapshot can be printed while it
@@ -216,6 +245,8 @@ pub struct ReportWriter<'w> {
     buf: Vec<u8>,
     table_rows: Vec<table::Row>,
     groups: usize,
+    /// Every group's counters added up, for the totals line.
+    totals: Counters,
 }
 
 const FLUSH_AT: usize = 48 * 1024;
@@ -232,6 +263,7 @@ impl<'w> ReportWriter<'w> {
             buf: Vec::with_capacity(FLUSH_AT + 4096),
             table_rows: Vec::new(),
             groups: 0,
+            totals: Counters::default(),
         };
         match options.format {
             Format::Text => text::begin(report, writer.out)?,
@@ -254,17 +286,24 @@ impl<'w> ReportWriter<'w> {
             Format::Table => self.table_rows.push(table::row(report, group)),
         }
         self.groups += 1;
+        self.totals.add(&group.counters);
         Ok(())
     }
 
     pub fn end(mut self, report: &Report<'_>) -> io::Result<()> {
         match self.options.format {
-            Format::Text => text::end(report, self.groups, self.options, self.out),
+            Format::Text => text::end(report, self.groups, &self.totals, self.options, self.out),
             Format::Json => {
-                json::end(report, self.options, &mut self.buf);
+                json::end(report, &self.totals, self.options, &mut self.buf);
                 self.out.write_all(&self.buf)
             }
-            Format::Table => table::end(report, &self.table_rows, self.options, self.out),
+            Format::Table => table::end(
+                report,
+                &self.table_rows,
+                &self.totals,
+                self.options,
+                self.out,
+            ),
         }
     }
 }
@@ -272,6 +311,30 @@ impl<'w> ReportWriter<'w> {
 /// What `~` (text, table) and a group's `approx` list (JSON) mean, said in
 /// every report.
 pub const APPROX_LEGEND: &str = "~ marks a count inferred rather than seen (an open or reset guessed from a socket's appearance or end; listen drops or overflows shared among listeners), or one the socket counts differently from the namespace counter of that name (InSegs: each segment of a GRO packet; DelayedACKs: a timer that found its ACK already sent)";
+
+/// Bytes per second in human units: `0 B/s`, `950 B/s`, `1.2 kB/s`, `3.4 MB/s`.
+pub fn human_rate(bytes_per_s: f64) -> String {
+    const UNITS: [&str; 5] = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
+    let mut value = bytes_per_s.max(0.0);
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", UNITS[0])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// What a snapshot on a terminal left out.
+pub fn hidden_text(hidden: usize) -> String {
+    format!(
+        "{hidden} quieter group{} not shown: --all lists every one",
+        if hidden == 1 { "" } else { "s" }
+    )
+}
 
 /// "1 poll", "4 polls".
 pub fn polls_text(polls: u64) -> String {
@@ -601,6 +664,7 @@ mod tests {
             let options = RenderOptions {
                 format,
                 zeros: false,
+                ..Default::default()
             };
             super::render(report, options, &mut out).unwrap();
             String::from_utf8(out).unwrap()
@@ -639,7 +703,8 @@ mod tests {
             RenderOptions::default(),
             RenderOptions {
                 format: Format::Text,
-                zeros: false
+                zeros: false,
+                ..Default::default()
             }
         );
     }
@@ -885,6 +950,7 @@ mod tests {
         RenderOptions {
             format,
             zeros: false,
+            ..Default::default()
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use tabled::{builder::Builder, settings::Style};
+use tabled::{builder::Builder, settings::Style, Table};
 
 use super::{RenderOptions, Report, ReportKind};
 use crate::aggregate::Group;
@@ -27,31 +27,62 @@ pub fn row(report: &Report<'_>, group: &Group<'_>) -> Row {
     }
 }
 
+/// The table of `rows` (and a total row) with these counter columns.
+fn build(report: &Report<'_>, rows: &[Row], total: Option<&Row>, columns: &[Counter]) -> Table {
+    let mut builder = Builder::default();
+    let owners = rows.iter().any(|r| r.owner.is_some());
+    let mut header = vec![report.index.name().to_string()];
+    if owners {
+        header.push("process".to_string());
+    }
+    header.push("sockets".to_string());
+    header.extend(columns.iter().map(|c| c.name().to_string()));
+    builder.push_record(header);
+    for r in rows.iter().chain(total) {
+        let mut record = vec![r.key.clone()];
+        if owners {
+            record.push(r.owner.clone().unwrap_or_default());
+        }
+        record.push(r.sockets.to_string());
+        for c in columns {
+            record.push(match r.counters.get(*c) {
+                Some(v) if v != 0 && r.counters.is_approx(*c) => format!("~{v}"),
+                Some(v) => v.to_string(),
+                None => "-".to_string(),
+            });
+        }
+        builder.push_record(record);
+    }
+    builder.build()
+}
+
 pub fn end(
     report: &Report<'_>,
     rows: &[Row],
+    totals: &Counters,
     options: RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    if let (Some((start, end)), false) = (
-        report.clock_times(),
-        matches!(report.kind, ReportKind::Close { .. }),
-    ) {
-        writeln!(
+    match (report.clock_times(), report.kind) {
+        (Some((start, end)), ReportKind::Window) => writeln!(
             out,
             "{start} to {end} ({})",
             super::polls_text(report.polls)
-        )?;
+        )?,
+        (Some((_, at)), ReportKind::Snapshot) => writeln!(out, "snapshot at {at}")?,
+        _ => {}
     }
     if let Some(precision) = &report.precision {
         super::text::write_precision(precision, report.kind, out)?;
     }
-    let columns: Vec<Counter> = Counter::ALL
+    let mut columns: Vec<Counter> = Counter::ALL
         .iter()
         .copied()
         .filter(|c| {
-            rows.iter()
-                .any(|r| r.counters.get(*c).is_some_and(|v| v != 0 || options.zeros))
+            options.sticky_columns & (1 << *c as u32) != 0
+                || rows
+                    .iter()
+                    .any(|r| r.counters.get(*c).is_some_and(|v| v != 0 || options.zeros))
         })
         .collect();
     let approx_shown = rows.iter().any(|r| {
@@ -62,36 +93,40 @@ pub fn end(
     if approx_shown {
         writeln!(out, "({})", super::APPROX_LEGEND)?;
     }
-    let mut builder = Builder::default();
-    let owners = rows.iter().any(|r| r.owner.is_some());
-    let mut header = vec![report.index.name().to_string()];
-    if owners {
-        header.push("process".to_string());
-    }
-    header.push("sockets".to_string());
-    header.extend(columns.iter().map(|c| c.name().to_string()));
-    builder.push_record(header);
-    for r in rows {
-        let mut record = vec![r.key.clone()];
-        if owners {
-            record.push(r.owner.clone().unwrap_or_default());
-        }
-        record.push(r.sockets.to_string());
-        for c in &columns {
-            record.push(match r.counters.get(*c) {
-                Some(v) if v != 0 && r.counters.is_approx(*c) => format!("~{v}"),
-                Some(v) => v.to_string(),
-                None => "-".to_string(),
-            });
-        }
-        builder.push_record(record);
-    }
+    let total = (rows.len() > 1).then(|| Row {
+        key: "total".to_string(),
+        owner: None,
+        sockets: rows.iter().map(|r| r.sockets).sum(),
+        counters: *totals,
+    });
     if rows.is_empty() {
         writeln!(out, "(no TCP socket activity)")?;
     } else {
-        let mut table = builder.build();
-        table.with(Style::sharp());
+        // Columns past the terminal's width are left out, rightmost first.
+        let mut left_out = 0;
+        let table = loop {
+            let mut table = build(report, rows, total.as_ref(), &columns);
+            table.with(Style::sharp());
+            let fits = options
+                .width
+                .is_none_or(|w| table.total_width() <= usize::from(w));
+            if fits || columns.len() <= 1 {
+                break table;
+            }
+            columns.pop();
+            left_out += 1;
+        };
         writeln!(out, "{table}")?;
+        if report.hidden_groups > 0 {
+            writeln!(out, "({})", super::hidden_text(report.hidden_groups))?;
+        }
+        if left_out > 0 {
+            writeln!(
+                out,
+                "({left_out} more counter column{} do not fit this terminal: widen it, or use --format text or json)",
+                if left_out == 1 { "" } else { "s" }
+            )?;
+        }
     }
     if let Some(system) = &report.system {
         if system.namespaces > 1 {
@@ -125,6 +160,46 @@ mod tests {
 
     fn table(report: &Report<'_>, zeros: bool) -> String {
         render_to_string(report, Format::Table, zeros)
+    }
+
+    fn table_with(report: &Report<'_>, options: crate::report::RenderOptions) -> String {
+        let mut out = Vec::new();
+        crate::report::render(report, options, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn columns_shown_before_stay_and_a_narrow_terminal_loses_the_rightmost() {
+        use crate::counters::Counter;
+        let report = fixtures::window_tuple();
+        let options = crate::report::RenderOptions {
+            format: Format::Table,
+            sticky_columns: 1 << Counter::OutRsts as u32,
+            ..Default::default()
+        };
+        let wide = table_with(&report, options);
+        assert!(header(&wide).contains(&"OutRsts".to_string()), "{wide}");
+        // Two groups: a total row.
+        assert!(wide.lines().any(|l| l.starts_with("│ total ")), "{wide}");
+        let narrow = table_with(
+            &report,
+            crate::report::RenderOptions {
+                width: Some(80),
+                ..options
+            },
+        );
+        let table_lines = narrow
+            .lines()
+            .filter(|l| l.starts_with(['┌', '│', '├', '└']));
+        assert!(table_lines.clone().count() > 3);
+        assert!(
+            table_lines.clone().all(|l| l.chars().count() <= 80),
+            "{narrow}"
+        );
+        assert!(
+            narrow.contains("more counter columns do not fit this terminal"),
+            "{narrow}"
+        );
     }
 
     /// The header row's cells (the line after the table's top border).

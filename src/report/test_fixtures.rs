@@ -18,7 +18,16 @@ use crate::model::{CongestionName, SkMemInfo, SocketKey, SocketSample, StateHist
 /// Renders a whole report to a string.
 pub fn render_to_string(report: &Report<'_>, format: Format, zeros: bool) -> String {
     let mut out = Vec::new();
-    render(report, RenderOptions { format, zeros }, &mut out).expect("writing to a Vec");
+    render(
+        report,
+        RenderOptions {
+            format,
+            zeros,
+            ..Default::default()
+        },
+        &mut out,
+    )
+    .expect("writing to a Vec");
     String::from_utf8(out).expect("reports are UTF-8")
 }
 

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use super::{visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind};
 use crate::aggregate::Group;
-use crate::counters::{Counters, Section};
+use crate::counters::{Counter, Counters, Section};
 
 const RULE: &str = "-----------------------------------------";
 
@@ -179,7 +179,7 @@ pub fn group(
     if !group.history.is_empty() {
         writeln!(out, "states: {}", group.history.render())?;
     }
-    write_counters(out, &group.counters, options.zeros)?;
+    write_counters(out, &group.counters, options.zeros, report.window_seconds())?;
     if let Some(sample) = group.sample {
         let mut line = String::new();
         visit_gauges(sample, |name, value| {
@@ -201,6 +201,7 @@ pub fn group(
 pub fn end(
     report: &Report<'_>,
     groups: usize,
+    totals: &Counters,
     options: RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -210,6 +211,13 @@ pub fn end(
         } else {
             writeln!(out, "\nNo TCP socket activity.")?;
         }
+    }
+    if report.hidden_groups > 0 {
+        writeln!(out, "\n({})", super::hidden_text(report.hidden_groups))?;
+    }
+    if groups > 1 {
+        writeln!(out, "\n{RULE}\nTotal of the {groups} groups above\n{RULE}")?;
+        write_counters(out, totals, options.zeros, report.window_seconds())?;
     }
     let Some(system) = &report.system else {
         return Ok(());
@@ -269,7 +277,22 @@ pub fn end(
     Ok(())
 }
 
-fn write_counters(out: &mut dyn Write, counters: &Counters, zeros: bool) -> io::Result<()> {
+/// `  (1.2 kB/s)` for byte counters, `  (35.0/s)` for the others.
+fn rate_text(counter: Counter, per_second: f64) -> String {
+    if counter.name().contains("Bytes") {
+        format!("  ({})", super::human_rate(per_second))
+    } else {
+        format!("  ({per_second:.1}/s)")
+    }
+}
+
+/// Counters by section; in a window, each with its rate per second.
+fn write_counters(
+    out: &mut dyn Write,
+    counters: &Counters,
+    zeros: bool,
+    seconds: Option<f64>,
+) -> io::Result<()> {
     for section in Section::ALL {
         let mut wrote_header = false;
         for (counter, value) in counters.iter().filter(|(c, _)| c.section() == section) {
@@ -285,7 +308,13 @@ fn write_counters(out: &mut dyn Write, counters: &Counters, zeros: bool) -> io::
             } else {
                 ""
             };
-            writeln!(out, "\t{} = {approx}{value}", counter.name())?;
+            let rate = match seconds {
+                Some(s) if value != 0 && counter != Counter::CurrEstab => {
+                    rate_text(counter, value as f64 / s)
+                }
+                _ => String::new(),
+            };
+            writeln!(out, "\t{} = {approx}{value}{rate}", counter.name())?;
         }
     }
     Ok(())

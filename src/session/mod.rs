@@ -129,6 +129,9 @@ pub struct Session {
     namespace_at_window_start: Option<SystemCounters>,
     /// The live view's own filter, on top of the run's.
     view_filter: Option<FilterSet>,
+    /// --once on a terminal: the busiest groups shown, at most.
+    once_limit: Option<usize>,
+    render_width: Option<u16>,
 }
 
 impl Session {
@@ -176,7 +179,20 @@ impl Session {
             closes_lost_noted: 0,
             namespace_at_window_start: None,
             view_filter: None,
+            once_limit: None,
+            render_width: None,
         }
+    }
+
+    /// --once shows only the `limit` busiest groups (saying how many
+    /// more there are); None shows all, streamed as they are read.
+    pub fn limit_once(&mut self, limit: Option<usize>) {
+        self.once_limit = limit;
+    }
+
+    /// Tables fit this width (a terminal's), leaving out what does not.
+    pub fn fit_width(&mut self, width: Option<u16>) {
+        self.render_width = width;
     }
 
     /// Groups by `index` from the next report on (the live view's `i`);
@@ -212,6 +228,8 @@ impl Session {
         RenderOptions {
             format: self.config.format,
             zeros: self.config.zeros,
+            width: self.render_width,
+            ..Default::default()
         }
     }
 
@@ -651,13 +669,22 @@ impl Session {
             owners.scan_all();
         }
         self.note_owners_denied();
-        if self.config.namespaces != Namespaces::Current {
+        if self.config.namespaces != Namespaces::Current || self.once_limit.is_some() {
             return self.write_once_whole(out);
         }
         if self.config.index != Index::Tuple {
             return self.write_once_grouped(out);
         }
         self.write_once_streamed(out)
+    }
+
+    /// Keeps the busiest groups (they come sorted by activity) when a
+    /// limit is set.
+    fn limit_groups(&self, report: &mut Report<'_>) {
+        if let Some(limit) = self.once_limit {
+            report.hidden_groups = report.groups.len().saturating_sub(limit);
+            report.groups.truncate(limit);
+        }
     }
 
     fn once_report<'g>(&self) -> Report<'g> {
@@ -683,6 +710,7 @@ impl Session {
             self.config.index,
             self.owner_lookup(),
         ));
+        self.limit_groups(&mut report);
         self.decorate(&mut report);
         Ok(report::render(&report, self.render_options(), out)?)
     }
@@ -703,6 +731,7 @@ impl Session {
         self.notices.add(self.source.take_notices());
         self.relabel();
         report.groups = self.finish_groups(groups);
+        self.limit_groups(&mut report);
         self.decorate(&mut report);
         Ok(report::render(&report, self.render_options(), out)?)
     }

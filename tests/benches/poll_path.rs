@@ -110,6 +110,7 @@ fn benches(c: &mut Criterion) {
                 RenderOptions {
                     format: Format::Json,
                     zeros: false,
+                    ..Default::default()
                 },
                 &mut out,
             )
