@@ -146,6 +146,21 @@ struct Args {
     #[arg(long)]
     no_last_moments: bool,
 
+    /// Serve Prometheus metrics on ADDR:PORT (:PORT is loopback's): GET
+    /// /metrics gives each group's totals since the start; runs until
+    /// SIGTERM/Ctrl-C (or --timeout), polling every --poll
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["once", "interval", "onclose", "count"])]
+    listen: Option<String>,
+
+    /// With --listen: group series kept one by one; new groups past it are
+    /// summed into one `other` series
+    #[arg(long, value_name = "N", default_value = "5000", requires = "listen")]
+    max_series: usize,
+
+    /// With --listen: a group series no poll touched for DUR is forgotten
+    #[arg(long, value_name = "DUR", default_value = "15m", requires = "listen")]
+    series_expiry: String,
+
     /// Print the manual page (roff) or a shell's completion script, exit
     #[arg(long, value_enum, value_name = "WHAT")]
     generate: Option<Generate>,
@@ -231,6 +246,8 @@ pub struct Config {
     pub live_view: bool,
     /// --all: --once lists every group even on a terminal.
     pub all_groups: bool,
+    /// --listen: the exporter's address and limits.
+    pub listen: Option<(std::net::SocketAddr, crate::export::Limits)>,
     pub filters: FilterSet,
     pub record: Option<PathBuf>,
     /// Look up socket owners (--processes, --index process).
@@ -362,6 +379,9 @@ pub enum UsageError {
     /// What clap refused: the first line of its message.
     #[error("{0}")]
     Clap(String),
+    /// A bad --listen address or exporter limit.
+    #[error("{0}")]
+    Listen(String),
     #[error("argument {0} is not valid UTF-8")]
     NotUtf8(String),
     #[error("unknown option '{0}'")]
@@ -582,6 +602,7 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         system: args.system,
         format: args.format.unwrap_or(Format::Text),
         all_groups: args.all,
+        listen: listen(&args)?,
         live_view: args.format.is_none()
             && !args.onclose
             && matches!(mode, Mode::Interval { .. })
@@ -691,6 +712,27 @@ impl Durations {
             poll: parse(&args.poll, "--poll")?,
         })
     }
+}
+
+/// --listen's address and the exporter's limits.
+fn listen(
+    args: &Args,
+) -> Result<Option<(std::net::SocketAddr, crate::export::Limits)>, UsageError> {
+    let Some(spec) = &args.listen else {
+        return Ok(None);
+    };
+    let addr = crate::export::http::listen_address(spec).map_err(UsageError::Listen)?;
+    if args.max_series == 0 {
+        return Err(UsageError::Listen("--max-series must be at least 1".into()));
+    }
+    let idle_expiry = parse_duration(&args.series_expiry, "--series-expiry")?;
+    Ok(Some((
+        addr,
+        crate::export::Limits {
+            max_series: args.max_series,
+            idle_expiry,
+        },
+    )))
 }
 
 /// `--once`, `--interval` or one window, and what each refuses.

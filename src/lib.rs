@@ -4,7 +4,8 @@
 //! Data flows one way and each module imports only those before it here:
 //! `model` (plain data) ← `counters`, `filter` ← `source` (polling input),
 //! `trace` (kernel events) ← `diff` (attribution) ← `aggregate` (groups) ←
-//! `report` (formats) ← `cli` (typed configuration) ← `session` (one run's
+//! `report` (formats) ← `export` (the Prometheus exporter's state and its
+//! HTTP edge) ← `cli` (typed configuration) ← `session` (one run's
 //! polls, events and reports) ← `live` (the terminal view) ← `run` (time
 //! and signals).
 
@@ -12,6 +13,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod counters;
 pub mod diff;
+pub mod export;
 pub mod filter;
 pub mod live;
 pub mod model;

@@ -13,7 +13,7 @@ use anyhow::Context;
 use crate::cli::{Config, Mode, Namespaces, PrecisionMode};
 use crate::report;
 use crate::session::feed::{EventFeed, LiveFeed};
-use crate::session::Session;
+use crate::session::{next_boundary, Session};
 use crate::source::netns::{NetnsSource, Selection};
 use crate::source::{LiveSource, SnapshotSource, SourceOptions};
 use crate::trace::collector::{Collector, ProbeMode, ProbeOptions};
@@ -49,6 +49,9 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     print_notices(&mut session);
     if config.live_view && std::io::stdout().is_terminal() {
         return crate::live::run(&mut session, config, &stop);
+    }
+    if let Some((addr, limits)) = config.listen {
+        return serve_metrics(&mut session, config, addr, limits, &stop);
     }
     let mut status = StatusLine::wanted(config).then(|| StatusLine::new(Instant::now()));
     if status.is_none() {
@@ -112,6 +115,72 @@ fn session_options(config: &Config) -> report::RenderOptions {
         format: config.format,
         zeros: config.zeros,
         ..Default::default()
+    }
+}
+
+/// --listen: polls on the run's cadence, each poll a window added to the
+/// exporter's totals; scrapes are answered on the server's threads from
+/// the latest state and never trigger a dump.
+fn serve_metrics(
+    session: &mut Session,
+    config: &Config,
+    addr: std::net::SocketAddr,
+    limits: crate::export::Limits,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    use crate::export::{http, Exporter, SelfStats};
+    let shared = Arc::new(http::Shared {
+        exporter: std::sync::Mutex::new(Exporter::new(limits)),
+        ..Default::default()
+    });
+    let bound =
+        http::serve(addr, Arc::clone(&shared)).with_context(|| format!("--listen {addr}"))?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "tcpipstat: serving metrics on http://{bound}/metrics (polling every {})",
+        humantime::format_duration(config.poll)
+    );
+    let started = Instant::now();
+    let ends_at = match config.mode {
+        Mode::Window { timeout } => timeout.map(|t| started + t),
+        _ => None,
+    };
+    let mut next_poll = started + config.poll;
+    let mut polls = 1u64;
+    loop {
+        let deadline = ends_at.map_or(next_poll, |end| end.min(next_poll));
+        if wait_until(session, deadline, stop) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if ends_at.is_some_and(|end| now >= end) {
+            return Ok(());
+        }
+        let began = Instant::now();
+        session.poll()?;
+        let poll_seconds = began.elapsed().as_secs_f64();
+        polls += 1;
+        next_poll = next_boundary(next_poll, config.poll, now);
+        print_notices(session);
+        let states = session.sockets_by_state();
+        let tracked = session.tracker().tracked() as u64;
+        let report = session.window_report();
+        let precision = report.precision.as_ref();
+        let stats = SelfStats {
+            polls,
+            poll_seconds,
+            sockets_tracked: tracked,
+            events_lost: precision.map_or(0, |p| p.events_lost),
+            events_undelivered: precision.map_or(0, |p| p.events_undelivered),
+            close_notices_lost: report.closes_lost.unwrap_or(0),
+        };
+        if let Ok(mut exporter) = shared.exporter.lock() {
+            exporter.add_window(&report, report.end_ms);
+            exporter.set_states(states);
+            exporter.set_stats(stats);
+        }
+        drop(report);
+        session.end_window();
     }
 }
 
@@ -355,18 +424,6 @@ impl Schedule {
         }
         false
     }
-}
-
-/// The first `start + k·period` after `now` (k ≥ 1 when `start <= now`).
-fn next_boundary(start: Instant, period: Duration, now: Instant) -> Instant {
-    if start > now {
-        return start;
-    }
-    let behind = (now - start).as_nanos();
-    let period_ns = period.as_nanos().max(1);
-    let ahead_ns = (behind / period_ns + 1) * period_ns;
-    let ahead = Duration::from_nanos(u64::try_from(ahead_ns).unwrap_or(u64::MAX));
-    start.checked_add(ahead).unwrap_or(now + period)
 }
 
 /// The current namespace directly; others through namespace agents.

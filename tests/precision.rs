@@ -40,12 +40,22 @@ fn precision_skip_reason() -> Option<String> {
     None
 }
 
+/// Precision runs see the whole host's kernel events: two tests' runs at
+/// once would see each other's traffic (a sender waiting for its name in
+/// one shows as `unidentified` in the other, and their sockets' events
+/// meet in both). Each test holds this for its whole length; the test of
+/// two namespaces at once makes its concurrency itself.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Skips with the reason when precision mode cannot run here; else holds
+/// [`ONE_AT_A_TIME`] until the test ends.
 macro_rules! skip_unless_precision {
     () => {
         if let Some(reason) = precision_skip_reason() {
             eprintln!("SKIP {}: {reason}", module_path!());
             return;
         }
+        let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     };
 }
 

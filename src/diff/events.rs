@@ -774,11 +774,26 @@ impl Attribution<'_, '_> {
                 self.part.pending.remove(sk);
             }
             TraceEvent::DelayedAck { sk } => {
-                // Every socket of the host has its timer: one no event has
-                // named is not waited for (it is most likely another
-                // namespace's, and would fill the unidentified counts).
-                if self.locate(*sk, None).is_some() {
-                    self.credit(*sk, None, None, single(Counter::DelayedACKs, 1), false)
+                // Every socket of the host has its timer: only a socket an
+                // event placed at this address counts it, looked up
+                // without the tuple fallbacks of `locate` (which tidy the
+                // tables as they go: these events are too many, and most
+                // are other namespaces').
+                let placed = match self.part.by_sk.get(sk) {
+                    Some(Place::Socket(id, tuple)) if *sk != 0 => Some((*id, *tuple)),
+                    _ => None,
+                };
+                let Some((id, tuple)) = placed else { return };
+                // Taken over by a poll since: the same tuple's socket.
+                let id = match self.entry(id) {
+                    Some(_) => id,
+                    None => match self.part.by_tuple.get(&tuple) {
+                        Some(polled @ SocketId::Cookie(_)) => *polled,
+                        _ => return,
+                    },
+                };
+                if let Some(tracked) = self.entry(id) {
+                    tracked.window.add(&single(Counter::DelayedACKs, 1));
                 }
             }
             TraceEvent::LastSample { sk, sample } => self.last_sample(*sk, sample),

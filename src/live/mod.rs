@@ -14,7 +14,7 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use ratatui::DefaultTerminal;
 
 use crate::cli::{Config, Mode};
-use crate::session::Session;
+use crate::session::{next_boundary, Session};
 use view::{Action, LiveData, ViewState};
 
 /// Longest wait between two looks at the keyboard.
@@ -76,7 +76,7 @@ fn live_loop(
         let now = Instant::now();
         if now >= next_poll {
             session.poll()?;
-            next_poll = next_after(next_poll, config.poll, now);
+            next_poll = next_boundary(next_poll, config.poll, now);
         }
         // Notices reach the view through the reports; stderr would tear
         // the screen.
@@ -88,7 +88,7 @@ fn live_loop(
             view.update(data);
             redraw = true;
             reports += 1;
-            next_report = next_after(next_report, every, now);
+            next_report = next_boundary(next_report, every, now);
             if count.is_some_and(|n| reports >= n) || finishing {
                 terminal.draw(|f| view.draw(f))?;
                 return Ok(());
@@ -108,14 +108,4 @@ fn live_loop(
 fn current(session: &mut Session) -> LiveData {
     let tracked = session.tracker().tracked();
     LiveData::of(&session.window_report(), tracked)
-}
-
-/// The first period boundary after `now` (missed ones are skipped).
-fn next_after(previous: Instant, period: Duration, now: Instant) -> Instant {
-    let mut next = previous + period;
-    if next <= now {
-        let behind = now.duration_since(next).as_nanos() / period.as_nanos().max(1);
-        next += period * (behind as u32 + 1);
-    }
-    next
 }

@@ -208,6 +208,15 @@ impl Session {
         self.config.index
     }
 
+    /// Sockets the run holds by state (those closed in the window aside).
+    pub fn sockets_by_state(&self) -> BTreeMap<&'static str, u64> {
+        let mut states = BTreeMap::new();
+        for row in self.tracker.rows().filter(|r| !r.closed) {
+            *states.entry(row.sample.state.name()).or_default() += 1;
+        }
+        states
+    }
+
     /// Reports keep only the sockets `filter` also matches (the live
     /// view's `/`); None lifts it. The run's own filters still apply.
     pub fn set_view_filter(&mut self, filter: Option<FilterSet>) {
@@ -801,4 +810,20 @@ impl ListenerShares {
         }
         row
     }
+}
+
+/// The first `start + k·period` after `now` (k ≥ 1 when `start <= now`).
+pub fn next_boundary(
+    start: std::time::Instant,
+    period: std::time::Duration,
+    now: std::time::Instant,
+) -> std::time::Instant {
+    if start > now {
+        return start;
+    }
+    let behind = (now - start).as_nanos();
+    let period_ns = period.as_nanos().max(1);
+    let ahead_ns = (behind / period_ns + 1) * period_ns;
+    let ahead = std::time::Duration::from_nanos(u64::try_from(ahead_ns).unwrap_or(u64::MAX));
+    start.checked_add(ahead).unwrap_or(now + period)
 }
