@@ -501,12 +501,24 @@ impl UsageError {
     fn from_clap(err: &clap::Error) -> UsageError {
         use clap::error::{ContextKind, ContextValue};
         let line = first_line(&err.render().to_string());
-        UsageError::Clap(match err.get(ContextKind::ValidValue) {
-            Some(ContextValue::Strings(values)) if !values.is_empty() => {
-                format!("{line} (one of {})", values.join(", "))
-            }
-            _ => line,
-        })
+        UsageError::Clap(
+            match (
+                err.get(ContextKind::ValidValue),
+                err.get(ContextKind::InvalidArg),
+            ) {
+                (Some(ContextValue::Strings(values)), _) if !values.is_empty() => {
+                    format!("{line} (one of {})", values.join(", "))
+                }
+                // "the following required arguments were not provided:"
+                // names them on the lines after.
+                (_, Some(ContextValue::Strings(missing)))
+                    if err.kind() == clap::error::ErrorKind::MissingRequiredArgument =>
+                {
+                    format!("{} {}", line.trim_end_matches(':'), missing.join(", "))
+                }
+                _ => line,
+            },
+        )
     }
 }
 

@@ -17,6 +17,11 @@ fn usage_errors_are_one_line_and_exit_2() {
         vec!["--interval", "fast"],
         vec!["10.0.0.0/40:*-*"],
         vec!["--no-such-flag"],
+        vec!["--listen", "9977"],
+        vec!["--listen", ":9977", "--once"],
+        vec!["--listen", ":9977", "--max-series", "0"],
+        vec!["--listen", ":9977", "--series-expiry", "soon"],
+        vec!["--max-series", "5"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -33,6 +38,14 @@ fn usage_errors_are_one_line_and_exit_2() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("onclose must be used with index=tuple"));
+    let out = Command::new(BIN)
+        .args(["--max-series", "5"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--listen"),
+        "the missing option is named"
+    );
 }
 
 #[test]
