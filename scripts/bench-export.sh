@@ -1,8 +1,9 @@
 #!/bin/bash
-# bench-export.sh - the Prometheus exporter at scale: N established loopback
-# connections (2N sockets, default N=10000) in a private namespace,
-# `tcpipstat --listen --index tuple --poll 5s` with a series limit below and
-# above the socket count, and for each: the exporter's CPU per second of
+# bench-export.sh - the Prometheus exporter at scale: N loopback connections
+# (2N sockets, default N=10000) opened in a private namespace after
+# `tcpipstat --listen --index tuple --poll 5s` started, so every socket is a
+# series (its opens and bytes), with a series limit below and above the
+# socket count, and for each: the exporter's CPU per second of
 # wall time (utime+stime from /proc/PID/stat over the run), the scrape
 # latency (median and max of curl's time_total over SCRAPES scrapes, one a
 # second) and the exposition's size. Root (namespaces). Prints one line per
@@ -28,16 +29,17 @@ trap cleanup EXIT
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 mkfifo "$TMP/hold"
-(ip netns exec "$NS" python3 "$HERE/conngen.py" "$N" --tune < "$TMP/hold" > "$TMP/gen.out" 2> "$TMP/gen.err" &)
-exec 7>"$TMP/hold"
-for _ in $(seq 600); do grep -q READY "$TMP/gen.out" 2>/dev/null && break; sleep 0.5; done
-grep -q READY "$TMP/gen.out" || { echo "conngen failed: $(cat "$TMP/gen.err")" >&2; exit 1; }
 ticks=$(getconf CLK_TCK)
 port=9977
 for limit in $((N)) $((4 * N)); do
   ip netns exec "$NS" "$BIN" --listen ":$port" --index tuple --poll 5s --max-series "$limit" 2>/dev/null &
   pid=$!
-  sleep 6   # a baseline and one window
+  sleep 1
+  (ip netns exec "$NS" python3 "$HERE/conngen.py" "$N" --tune < "$TMP/hold" > "$TMP/gen.out" 2> "$TMP/gen.err" &)
+  exec 7>"$TMP/hold"
+  for _ in $(seq 600); do grep -q READY "$TMP/gen.out" 2>/dev/null && break; sleep 0.5; done
+  grep -q READY "$TMP/gen.out" || { echo "conngen failed: $(cat "$TMP/gen.err")" >&2; exit 1; }
+  sleep 11   # two windows with every connection in them
   start=$(date +%s.%N)
   cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   : > "$TMP/times"
@@ -48,6 +50,9 @@ for limit in $((N)) $((4 * N)); do
   cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   end=$(date +%s.%N)
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  exec 7>&-   # conngen ends with its stdin
+  sleep 2
+  : > "$TMP/gen.out"
   series=$(grep -c '^tcpipstat_' "$TMP/body" || true)
   folded=$(awk '/^tcpipstat_series_folded_total/ {print $2}' "$TMP/body")
   sort -n "$TMP/times" > "$TMP/sorted"
