@@ -182,6 +182,18 @@ impl CompactCounters {
     pub fn clear(&mut self) {
         *self = CompactCounters::default();
     }
+
+    /// Whether any value is not zero.
+    pub fn has_values(&self) -> bool {
+        self.values.is_some()
+    }
+
+    /// Adds counters with these marks (present, approximate) and only zero
+    /// values.
+    pub fn add_marks(&mut self, (present, approx): (u32, u32)) {
+        self.present |= present;
+        self.approx |= approx;
+    }
 }
 
 impl From<Counters> for CompactCounters {
@@ -195,6 +207,11 @@ impl From<Counters> for CompactCounters {
 impl Counters {
     fn bit(counter: Counter) -> u32 {
         1 << counter as u32
+    }
+
+    /// Which counters are present and which approximate, as bit sets.
+    pub fn marks(&self) -> (u32, u32) {
+        (self.present, self.approx)
     }
 
     pub fn get(&self, counter: Counter) -> Option<u64> {

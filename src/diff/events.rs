@@ -515,6 +515,7 @@ impl EventAttribution {
             tracked.sample.tcp_info = notice.tcp_info;
         }
         tracked.sample.key.netns = notice.key.netns;
+        tracked.forget_diff();
         known.confirmed = true;
         known.noticed = true;
         known.cookie = Some(notice.cookie);
@@ -1106,6 +1107,7 @@ impl Attribution<'_, '_> {
         if tracked.sample.cookie == 0 && tracked.sample.tcp_info.is_none() {
             // Event-only: the state is what the events say.
             tracked.sample.state = new;
+            tracked.forget_diff();
         }
         let marks = self.part.marks.entry(id).or_default();
         // Where the probe cannot see a child's birth (a kprobe on
@@ -1199,6 +1201,7 @@ impl Attribution<'_, '_> {
             }
             tracked.window.add(&life);
             tracked.sample = sample;
+            tracked.forget_diff();
         } else if tracked.sample.cookie == sample.cookie {
             let last_poll = tracked.last_poll;
             super::update(tracked, &sample, last_poll, 0, states);

@@ -103,7 +103,13 @@ pub struct Tracked {
     pub window: CompactCounters,
     /// The poll that last saw it.
     last_poll: u64,
+    /// The marks (present, approximate) a zero difference from `sample`
+    /// adds to the window.
+    diffed: (u32, u32),
 }
+
+/// Marks no window covers: the next poll takes the full path.
+const NOT_DIFFED: (u32, u32) = (u32::MAX, u32::MAX);
 
 impl Tracked {
     fn new(sample: SocketSample, origin: Origin, window: Counters, poll: u64) -> Tracked {
@@ -112,7 +118,13 @@ impl Tracked {
             origin,
             window: window.into(),
             last_poll: poll,
+            diffed: NOT_DIFFED,
         }
+    }
+
+    /// Its sample was changed by other than a poll: the next poll diffs.
+    fn forget_diff(&mut self) {
+        self.diffed = NOT_DIFFED;
     }
 }
 
@@ -521,13 +533,31 @@ impl Tracker {
     /// Every socket with its window counters: those present now, then those
     /// only events know of, then those that closed inside the window.
     pub fn rows<'a>(&'a self) -> impl Iterator<Item = SocketRow<'a>> + 'a {
+        self.rows_but_idle(false)
+    }
+
+    /// [`Tracker::rows`], leaving out, with `skip_idle`, present sockets
+    /// whose window counted nothing, listeners aside (their drops are
+    /// shared later): a report of a large quiet host builds no row for
+    /// most of its sockets.
+    pub fn rows_but_idle<'a>(
+        &'a self,
+        skip_idle: bool,
+    ) -> impl Iterator<Item = SocketRow<'a>> + 'a {
         let events = self.events.as_deref();
-        let present = self.sockets.iter().map(move |(id, t)| SocketRow {
-            sample: &t.sample,
-            counters: self.with_presence(t.window.counts()),
-            closed: false,
-            history: events.map(|e| e.history_of(id)).unwrap_or_default(),
-        });
+        let moved = move |t: &Tracked| {
+            !skip_idle || t.window.has_values() || t.sample.state == TcpState::Listen
+        };
+        let present = self
+            .sockets
+            .iter()
+            .filter(move |(_, t)| moved(t))
+            .map(move |(id, t)| SocketRow {
+                sample: &t.sample,
+                counters: self.with_presence(t.window.counts()),
+                closed: false,
+                history: events.map(|e| e.history_of(id)).unwrap_or_default(),
+            });
         let known_by_events =
             events
                 .into_iter()
@@ -621,6 +651,12 @@ fn update(
     elapsed_ms: u64,
     states: StateCounts,
 ) -> Option<Closed> {
+    // Most sockets of a large host are idle: nothing to diff or copy.
+    if tracked.diffed != NOT_DIFFED && tracked.sample.unchanged_in(sample) {
+        tracked.window.add_marks(tracked.diffed);
+        tracked.last_poll = poll;
+        return None;
+    }
     if sample.is_mini_socket() && !tracked.sample.is_mini_socket() {
         let ended = Closed {
             lifetime: cumulative(&tracked.sample).counters,
@@ -635,11 +671,15 @@ fn update(
         return Some(ended);
     }
     let now = cumulative(sample);
-    match difference(&now, &cumulative(&tracked.sample)) {
-        Ok(delta) => tracked.window.add(&delta),
+    // What a zero difference from this sample would mark next poll.
+    let next_marks = now.counters.marks();
+    let added = match difference(&now, &cumulative(&tracked.sample)) {
+        Ok(delta) => delta,
         // Treated as a new socket: its counters start again from zero.
-        Err(_) => tracked.window.add(&now.counters),
-    }
+        Err(_) => now.counters,
+    };
+    tracked.window.add(&added);
+    tracked.diffed = next_marks;
     let (old_state, new_state) = (tracked.sample.state, sample.state);
     if states == StateCounts::Inferred
         && new_state == TcpState::Close
@@ -1296,6 +1336,93 @@ mod tests {
             &ANY,
         );
         assert_eq!(totals(&t).get(Counter::BytesSent), Some(5));
+    }
+
+    /// `info` with the idle clocks (ms since the last data and ACK) set.
+    fn clocked(segs_out: u32, bytes_sent: u64, bytes_received: u64, ms: u32) -> TcpInfo {
+        let plain = info(segs_out, bytes_sent, bytes_received);
+        let mut raw = vec![0u8; plain.len()];
+        // Rebuilt from the accessors the test sets, plus the clocks.
+        raw[0] = 1;
+        raw[136..140].copy_from_slice(&segs_out.to_ne_bytes());
+        raw[140..144].copy_from_slice(&segs_out.to_ne_bytes());
+        raw[200..208].copy_from_slice(&bytes_sent.to_ne_bytes());
+        raw[120..128].copy_from_slice(&bytes_sent.to_ne_bytes());
+        raw[128..136].copy_from_slice(&bytes_received.to_ne_bytes());
+        for at in [44, 48, 52, 56] {
+            raw[at..at + 4].copy_from_slice(&ms.to_ne_bytes());
+        }
+        let with = TcpInfo::from_bytes(&raw).unwrap();
+        assert!(with.same_but_idle_clocks(&plain));
+        with
+    }
+
+    #[test]
+    fn an_idle_socket_keeps_its_counters_present_in_every_window() {
+        let mut t = Tracker::new();
+        let at = |ms: u32, (segs, sent, recv): (u32, u64, u64)| {
+            let mut s = sock(
+                1,
+                "10.0.0.1",
+                1,
+                "10.0.0.2",
+                2,
+                EST,
+                Some(clocked(segs, sent, recv, ms)),
+            );
+            s.inode = if ms < 3000 { 7 } else { 0 };
+            snap(u64::from(ms), vec![s])
+        };
+        t.observe(&at(0, (1, 10, 0)), &ANY);
+        t.observe(&at(1000, (1, 10, 0)), &ANY);
+        // A window in which nothing moved, polled twice (the second time
+        // orphaned: inode 0), still says its counters are known zeros.
+        t.reset_window();
+        t.observe(&at(2000, (1, 10, 0)), &ANY);
+        t.observe(&at(3000, (1, 10, 0)), &ANY);
+        let rows: Vec<_> = t.rows().collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].counters.get(Counter::BytesSent), Some(0));
+        assert_eq!(rows[0].counters.get(Counter::OutSegs), Some(0));
+        assert_eq!(rows[0].sample.inode, 7, "an orphan stays its owner's");
+        // Then it moves: the delta since the last sample that differed.
+        t.observe(&at(4000, (3, 25, 4)), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::BytesSent), Some(15));
+        assert_eq!(c.get(Counter::BytesReceived), Some(4));
+        assert_eq!(c.get(Counter::OutSegs), Some(2));
+    }
+
+    proptest::proptest! {
+        /// Whatever mix of idle polls (clocks only), moves and window
+        /// resets, a window's counts are its last sample minus the sample
+        /// that opened it, as if every poll were diffed in full.
+        #[test]
+        fn windows_count_last_minus_first_however_idle_the_polls(
+            steps in proptest::collection::vec((0u32..3, 0u64..1000, 0u32..5000, proptest::bool::ANY), 1..40)
+        ) {
+            let mut t = Tracker::new();
+            let (mut sent, mut segs) = (100u64, 10u32);
+            let sample = |ms: u32, sent: u64, segs: u32| {
+                sock(1, "10.0.0.1", 1, "10.0.0.2", 2, EST, Some(clocked(segs, sent, 0, ms)))
+            };
+            t.observe(&snap(0, vec![sample(0, sent, segs)]), &ANY);
+            let (mut start_sent, mut start_segs) = (sent, segs);
+            for (i, (moved, more, clock, reset)) in steps.into_iter().enumerate() {
+                if reset {
+                    t.reset_window();
+                    (start_sent, start_segs) = (sent, segs);
+                }
+                if moved == 0 {
+                    sent += more;
+                    segs += (more % 7) as u32;
+                }
+                t.observe(&snap(1000 * (i as u64 + 1), vec![sample(clock, sent, segs)]), &ANY);
+                let c = totals(&t);
+                proptest::prop_assert_eq!(c.get(Counter::BytesSent), Some(sent - start_sent));
+                proptest::prop_assert_eq!(c.get(Counter::OutSegs), Some(u64::from(segs - start_segs)));
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The tracker's socket table: tracked sockets in a dense Vec, with a small
 //! id → slot map beside it. A poll walks the dump in the kernel's (stable)
 //! order, so the slots it touches are mostly sequential, and the map's
-//! entries stay cache-sized.
+//! entries stay cache-sized. A lookup tries the slot after the previous one
+//! first: at 100k sockets the map's probe was a cache miss per socket (8% of
+//! a poll's CPU in `perf record`), and in a stable dump that guess is right
+//! for nearly every socket.
 
 use rustc_hash::FxHashMap;
 
@@ -11,6 +14,9 @@ use super::{SocketId, Tracked};
 pub(super) struct SocketTable {
     slots: FxHashMap<SocketId, u32>,
     entries: Vec<(SocketId, Tracked)>,
+    /// The slot after the one last looked up: where the next lookup of a
+    /// poll walking the dump in the same order will be.
+    next: usize,
 }
 
 impl SocketTable {
@@ -19,7 +25,11 @@ impl SocketTable {
     }
 
     pub(super) fn get_mut(&mut self, id: &SocketId) -> Option<&mut Tracked> {
-        let slot = *self.slots.get(id)? as usize;
+        let slot = match self.entries.get(self.next) {
+            Some((guess, _)) if guess == id => self.next,
+            _ => *self.slots.get(id)? as usize,
+        };
+        self.next = slot + 1;
         Some(&mut self.entries[slot].1)
     }
 
@@ -57,5 +67,55 @@ impl SocketTable {
 
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Tracked> {
         self.entries.iter_mut().map(|(_, t)| t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counters;
+    use crate::diff::Origin;
+    use crate::model::{SocketKey, SocketSample, TcpState};
+
+    fn tracked(port: u16) -> Tracked {
+        let key = SocketKey::new(
+            "10.0.0.1".parse().unwrap(),
+            port,
+            "10.0.0.2".parse().unwrap(),
+            80,
+        );
+        let sample = SocketSample::bare(key, u64::from(port), TcpState::Established);
+        Tracked::new(sample, Origin::Other, Counters::default(), 0)
+    }
+
+    fn port_of(table: &mut SocketTable, cookie: u64) -> Option<u16> {
+        table
+            .get_mut(&SocketId::Cookie(cookie))
+            .map(|t| t.sample.key.local_port)
+    }
+
+    #[test]
+    fn lookups_in_any_order_find_their_socket_after_removals() {
+        let mut table = SocketTable::default();
+        for port in 1..=6 {
+            table.insert(SocketId::Cookie(u64::from(port)), tracked(port));
+        }
+        // In insertion order (the guess is right), backwards, and skipping.
+        for cookie in [1, 2, 3, 4, 5, 6, 6, 5, 4, 1, 3, 2] {
+            assert_eq!(port_of(&mut table, cookie), Some(cookie as u16));
+        }
+        // A removal moves the last socket into the hole; a guess at the
+        // moved slot must not answer for another id.
+        assert!(table.remove(&SocketId::Cookie(2)).is_some());
+        assert_eq!(port_of(&mut table, 1), Some(1));
+        assert_eq!(port_of(&mut table, 6), Some(6));
+        assert_eq!(port_of(&mut table, 2), None);
+        assert_eq!(port_of(&mut table, 3), Some(3));
+        table.insert(SocketId::Cookie(9), tracked(9));
+        for cookie in [9, 1, 3, 4, 5, 6] {
+            assert_eq!(port_of(&mut table, cookie), Some(cookie as u16));
+        }
+        assert_eq!(port_of(&mut table, 7), None);
+        assert_eq!(table.len(), 6);
     }
 }

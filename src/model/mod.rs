@@ -249,6 +249,27 @@ impl SocketSample {
             || (self.state == TcpState::FinWait2 && self.cookie != 0 && self.tcp_info.is_none())
     }
 
+    /// Whether `newer`, a later sample of this socket, tells nothing new:
+    /// the same state, queues, owner and counters, only tcp_info's idle
+    /// clocks moved. An orphan's sample (inode 0) keeps its owner's inode.
+    pub fn unchanged_in(&self, newer: &SocketSample) -> bool {
+        let tcp_info_same = match (&self.tcp_info, &newer.tcp_info) {
+            (Some(old), Some(new)) => old.same_but_idle_clocks(new),
+            (None, None) => true,
+            _ => false,
+        };
+        tcp_info_same
+            && self.key == newer.key
+            && self.cookie == newer.cookie
+            && self.state == newer.state
+            && (self.inode == newer.inode || newer.inode == 0)
+            && self.uid == newer.uid
+            && self.recv_queue == newer.recv_queue
+            && self.send_queue == newer.send_queue
+            && self.congestion == newer.congestion
+            && self.skmem == newer.skmem
+    }
+
     /// A sample with identity and state only, as /proc/net/tcp or a mini
     /// socket gives it.
     pub fn bare(key: SocketKey, cookie: u64, state: TcpState) -> SocketSample {

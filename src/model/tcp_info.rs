@@ -125,6 +125,33 @@ impl TcpInfo {
         })
     }
 
+    /// Whether `other` is this same tcp_info but for the clocks that tick
+    /// on an idle socket (ms since the last data and ACK, bytes 44..60):
+    /// nothing a counter or a gauge reads moved.
+    pub fn same_but_idle_clocks(&self, other: &TcpInfo) -> bool {
+        const CLOCKS: std::ops::Range<usize> = 44..60;
+        self.len == other.len
+            && self.raw[..CLOCKS.start] == other.raw[..CLOCKS.start]
+            && self.raw[CLOCKS.end..] == other.raw[CLOCKS.end..]
+    }
+
+    /// Sets `slot` to the tcp_info in `payload`, as [`TcpInfo::from_bytes`]
+    /// would, but in place: a dump of 100k sockets copies each one once.
+    pub fn read_into(slot: &mut Option<TcpInfo>, payload: &[u8]) {
+        if payload.is_empty() {
+            *slot = None;
+            return;
+        }
+        let info = slot.get_or_insert(TcpInfo {
+            raw: [0; KNOWN_LEN],
+            len: 0,
+        });
+        let kept = payload.len().min(KNOWN_LEN);
+        info.raw[..kept].copy_from_slice(&payload[..kept]);
+        info.raw[kept..].fill(0);
+        info.len = payload.len().min(u16::MAX as usize) as u16;
+    }
+
     /// The payload length the kernel sent.
     pub fn len(&self) -> usize {
         self.len as usize
@@ -199,5 +226,31 @@ mod tests {
                 let _ = (info.bytes_retrans(), info.total_rto(), info.rcv_wnd());
             }
         }
+    }
+
+    #[test]
+    fn read_into_gives_what_from_bytes_gives_over_any_earlier_value() {
+        for len in [0usize, 1, 10, 104, 232, 248, 280] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            for earlier in [None, TcpInfo::from_bytes(&[0xff; 280])] {
+                let mut slot = earlier;
+                TcpInfo::read_into(&mut slot, &bytes);
+                assert_eq!(slot, TcpInfo::from_bytes(&bytes), "len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_idle_clocks_may_differ_for_the_same_but_idle_clocks() {
+        let base: Vec<u8> = (0..232).map(|i| i as u8).collect();
+        let info = TcpInfo::from_bytes(&base).unwrap();
+        for at in 0..232 {
+            let mut other = base.clone();
+            other[at] ^= 1;
+            let same = info.same_but_idle_clocks(&TcpInfo::from_bytes(&other).unwrap());
+            assert_eq!(same, (44..60).contains(&at), "byte {at}");
+        }
+        let shorter = TcpInfo::from_bytes(&base[..200]).unwrap();
+        assert!(!info.same_but_idle_clocks(&shorter));
     }
 }

@@ -508,7 +508,7 @@ impl Session {
         let skip_idle = !this.config.zeros && this.config.index == Index::Tuple;
         let mut groups = this.finish_groups(aggregate::group_rows_owned(
             this.tracker
-                .rows()
+                .rows_but_idle(skip_idle)
                 .map(|row| shares.apply(row))
                 .filter(|r| !(skip_idle && r.counters.is_all_zero()))
                 .filter(|r| filters.matches(&r.sample.key))
@@ -800,6 +800,9 @@ struct ListenerShares {
 impl ListenerShares {
     /// The row with its listener counters taken from the namespace's.
     fn apply<'a>(&self, mut row: diff::SocketRow<'a>) -> diff::SocketRow<'a> {
+        if self.drops.is_empty() && self.overflows.is_empty() {
+            return row;
+        }
         for (counter, shares) in [
             (Counter::ListenDrops, &self.drops),
             (Counter::ListenOverflows, &self.overflows),

@@ -203,10 +203,7 @@ pub fn parse_datagram(
                     return DatagramEnd::Error(errno);
                 }
             }
-            SOCK_DIAG_BY_FAMILY => match parse_inet_diag_msg(payload) {
-                Some(sample) => out.push(sample),
-                None => stats.malformed += 1,
-            },
+            SOCK_DIAG_BY_FAMILY if !push_inet_diag_msg(payload, out) => stats.malformed += 1,
             _ => {}
         }
     }
@@ -222,12 +219,22 @@ fn u32_at(bytes: &[u8], offset: usize) -> u32 {
     ])
 }
 
-/// One `struct inet_diag_msg` and its attributes. `None` only when the fixed
-/// header is incomplete; a damaged attribute stops the walk, keeping what
-/// was read before it.
+/// One message as one sample, for tests.
+#[cfg(test)]
 fn parse_inet_diag_msg(payload: &[u8]) -> Option<SocketSample> {
+    let mut one = Vec::with_capacity(1);
+    push_inet_diag_msg(payload, &mut one);
+    one.pop()
+}
+
+/// One `struct inet_diag_msg` and its attributes, appended to `out` and
+/// filled where it lies (a dump of 100k sockets copies each once). False,
+/// with nothing appended, only when the fixed header is incomplete or of an
+/// unknown family; a damaged attribute stops the walk, keeping what was
+/// read before it.
+fn push_inet_diag_msg(payload: &[u8], out: &mut Vec<SocketSample>) -> bool {
     if payload.len() < INET_DIAG_MSG_LEN {
-        return None;
+        return false;
     }
     let family = payload[0] as i32;
     let state = TcpState::from_kernel(payload[1]);
@@ -245,9 +252,15 @@ fn parse_inet_diag_msg(payload: &[u8]) -> Option<SocketSample> {
             _ => None,
         }
     };
-    let key = SocketKey::new(address(8)?, local_port, address(24)?, remote_port);
+    let (Some(local), Some(remote)) = (address(8), address(24)) else {
+        return false;
+    };
+    let key = SocketKey::new(local, local_port, remote, remote_port);
     let cookie = u64::from(u32_at(payload, 44)) | (u64::from(u32_at(payload, 48)) << 32);
-    let mut sample = SocketSample::bare(key, cookie, state);
+    out.push(SocketSample::bare(key, cookie, state));
+    let Some(sample) = out.last_mut() else {
+        return false;
+    };
     sample.recv_queue = u32_at(payload, 56);
     sample.send_queue = u32_at(payload, 60);
     sample.uid = u32_at(payload, 64);
@@ -262,14 +275,14 @@ fn parse_inet_diag_msg(payload: &[u8]) -> Option<SocketSample> {
         }
         let value = &attrs[4..attr_len];
         match attr_type {
-            INET_DIAG_INFO => sample.tcp_info = TcpInfo::from_bytes(value),
+            INET_DIAG_INFO => TcpInfo::read_into(&mut sample.tcp_info, value),
             INET_DIAG_CONG => sample.congestion = CongestionName::from_bytes(value),
             INET_DIAG_SKMEMINFO => sample.skmem = parse_skmeminfo(value),
             _ => {}
         }
         attrs = &attrs[align4(attr_len).min(attrs.len())..];
     }
-    Some(sample)
+    true
 }
 
 fn parse_skmeminfo(value: &[u8]) -> Option<SkMemInfo> {
