@@ -157,16 +157,39 @@ for n in $SIZES; do
     CPU_ROWS+="| $(ms "${C[nomatch]:-}") | $(ms "${C[bare]:-}") | $(ratio "${C[nomatch]:-}" "${C[bare]:-}") |"$'\n'
     WALL_ROWS+="| $socks | $(ms "${W[json]:-}") | $(ms "${W[ss]:-}") | $(ms "${W[nomatch]:-}") | $(ms "${W[bare]:-}") "
     WALL_ROWS+="| $(mib "${R[json]:-}") | $(mib "${R[ss]:-}") | $(mib "${R[nomatch]:-}") | $(mib "${R[bare]:-}") |"$'\n'
-    # Steady polling: a 3 s window polled every 250 ms, CPU per poll
-    # against the bare dump (what one poll cannot cost less than).
+    # Steady polling: one window polled every 250 ms for 3 s and for 9 s,
+    # alternated, median of RUNS. Per poll with start-up (the 3 s run's CPU
+    # over its polls) and steady: what 6 s more of polling cost, over the
+    # polls they added, against the bare dump (what one poll cannot cost
+    # less than). The default report (by tuple: the dump asks for each
+    # socket's memory and congestion control) and --index lport (a lean
+    # dump: tcp_info, and listeners' memory for their drops).
     if [[ -n ${C[json]:-} ]]; then
-        polls=$(ip netns exec "$NS" "$BIN" --timeout 3s --poll 250ms --format json |
-            sed -n 's/.*"polls":\([0-9]*\).*/\1/p' | head -1)
-        read -r _ poll_cpu _ poll_rss < <(ip netns exec "$NS" "$RUSAGE" "$BIN" --timeout 3s --poll 250ms --format json)
-        per_poll=$(awk -v c="$poll_cpu" -v p="${polls:-0}" 'BEGIN { if (p > 0) printf "%.2f", c / p / 1000 }')
-        per_socket=$(awk -v r="${poll_rss:-0}" -v n="${socks:-0}" 'BEGIN { if (n > 0) printf "%.0f", r * 1024 / n }')
-        POLL_ROWS+="| $socks | ${polls:-n/a} | $(ms "$per_poll") | $(ms "${C[bare]:-}") | $(ratio "$per_poll" "${C[bare]:-}") "
-        POLL_ROWS+="| $(mib "${poll_rss:-}") | ${per_socket:-n/a} |"$'\n'
+        polls_in() {   # $1 seconds: polls of one run
+            ip netns exec "$NS" "$BIN" --timeout "$1s" --poll 250ms --format json |
+                sed -n 's/.*"polls":\([0-9]*\).*/\1/p' | head -1
+        }
+        p3=$(polls_in 3); p9=$(polls_in 9)
+        declare -A P=() M=()
+        while read -r label status cpu _ rss; do
+            [[ $status == ok ]] && P[$label]=$cpu M[$label]=$rss
+        done < <(ip netns exec "$NS" python3 "$HERE/measure.py" "$RUSAGE" "$RUNS" \
+            "t3=$(q "$BIN") --timeout 3s --poll 250ms --format json" \
+            "t9=$(q "$BIN") --timeout 9s --poll 250ms --format json" \
+            "l3=$(q "$BIN") --timeout 3s --poll 250ms --format json --index lport" \
+            "l9=$(q "$BIN") --timeout 9s --poll 250ms --format json --index lport")
+        steady() {   # $1 $2 = CPU µs of the short and long run
+            awk -v a="${1:-}" -v b="${2:-}" -v p="${p3:-0}" -v q="${p9:-0}" \
+                'BEGIN { if (a != "" && b != "" && q > p) printf "%.2f", (b - a) / (q - p) / 1000 }'
+        }
+        per_poll=$(awk -v c="${P[t3]:-}" -v p="${p3:-0}" 'BEGIN { if (c != "" && p > 0) printf "%.2f", c / p / 1000 }')
+        tuple_steady=$(steady "${P[t3]:-}" "${P[t9]:-}")
+        lean_steady=$(steady "${P[l3]:-}" "${P[l9]:-}")
+        per_socket=$(awk -v r="${M[t9]:-0}" -v n="${socks:-0}" 'BEGIN { if (n > 0) printf "%.0f", r * 1024 / n }')
+        POLL_ROWS+="| $socks | ${p3:-n/a} / ${p9:-n/a} | $(ms "$per_poll") | $(ms "$tuple_steady") | $(ms "$lean_steady") "
+        POLL_ROWS+="| $(ms "${C[bare]:-}") | $(ratio "$tuple_steady" "${C[bare]:-}") | $(ratio "$lean_steady" "${C[bare]:-}") "
+        POLL_ROWS+="| $(mib "${M[t9]:-}") | ${per_socket:-n/a} |"$'\n'
+        unset P M
     fi
     unset C W R
     stop_ns
@@ -301,8 +324,11 @@ report() {
     printf '%s' "$WALL_ROWS"
     if [[ -n $POLL_ROWS ]]; then
         echo
-        echo "| sockets | polls in 3 s | tcpipstat CPU ms per poll | bare dump CPU ms | ratio | peak RSS MiB | RSS bytes per socket |"
-        echo "|--:|--:|--:|--:|--:|--:|--:|"
+        echo "Steady polling (poll 250 ms, median of $RUNS): CPU ms per poll with start-up (3 s run), and steady,"
+        echo "i.e. (CPU of 9 s - CPU of 3 s) / (polls of 9 s - polls of 3 s), by tuple and with --index lport:"
+        echo
+        echo "| sockets | polls 3 s / 9 s | per poll with start-up ms | steady ms | steady lport ms | bare dump CPU ms | steady ratio | lport ratio | peak RSS MiB | RSS bytes per socket |"
+        echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         printf '%s' "$POLL_ROWS"
     fi
     if [[ -n $CHURN_ROWS ]]; then

@@ -259,6 +259,19 @@ pub struct Config {
     pub precision: Precision,
 }
 
+impl Config {
+    /// Whether a report may list a socket's congestion control and memory
+    /// (text and JSON reports by tuple, and recordings, which may be
+    /// replayed into one). Otherwise the dump need not ask for them.
+    pub fn shows_socket_gauges(&self, live_view_on_terminal: bool) -> bool {
+        self.record.is_some()
+            || (self.index == Index::Tuple
+                && self.format != Format::Table
+                && self.listen.is_none()
+                && !live_view_on_terminal)
+    }
+}
+
 /// Which kernel probes precision mode uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionMode {

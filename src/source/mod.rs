@@ -151,6 +151,11 @@ pub struct SourceOptions {
     /// Read the kernel's close notices, with this receive buffer (bytes);
     /// None: do not.
     pub close_buffer: Option<usize>,
+    /// Ask only for what the counters need: tcp_info, and a listener's
+    /// memory info for its drops; no socket's congestion control name or
+    /// memory, which only a report listing sockets shows (the kernel then
+    /// fills ~5% less per socket).
+    pub lean_dump: bool,
 }
 
 pub struct LiveSource {
@@ -339,39 +344,20 @@ impl LiveSource {
         } else {
             ALL_STATES
         };
+        // A lean dump asks for listeners apart: the kernel walks only its
+        // listening table for them, and only its established one for the rest.
+        let parts = if self.options.lean_dump {
+            vec![
+                (states & LISTEN_ONLY, EXT_INFO | EXT_SKMEMINFO),
+                (states & !LISTEN_ONLY, EXT_INFO),
+            ]
+        } else {
+            vec![(states, EXT_INFO | EXT_CONG | EXT_SKMEMINFO)]
+        };
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-            let mut request = DumpRequest {
-                family,
-                states,
-                extensions: EXT_INFO | EXT_CONG | EXT_SKMEMINFO,
-                bytecode: self.options.bytecode.clone(),
-            };
-            loop {
-                let diag = self.diag.as_mut().expect("checked by caller");
-                let result = match sink {
-                    Sink::Collect(out) => diag.dump(&request, out, &mut self.stats).map(|()| true),
-                    Sink::Stream(f) => diag.dump_streaming(&request, &mut self.stats, &mut **f),
-                };
-                match result {
-                    Ok(true) => break,
-                    // The consumer is done (its output closed): no more.
-                    Ok(false) => return Ok(listeners),
-                    // Rejected at once, before any socket: retry unfiltered;
-                    // the user-space filter still applies, only speed is lost.
-                    Err(DiagError::Rejected(err)) if request.bytecode.is_some() => {
-                        self.notices.push(format!(
-                            "the kernel rejected the filter bytecode ({err}); filtering in user space"
-                        ));
-                        self.options.bytecode = None;
-                        request.bytecode = None;
-                    }
-                    Err(DiagError::Unavailable(err)) if family == libc::AF_INET6 as u8 => {
-                        self.notices.push(format!(
-                            "IPv6 sockets cannot be dumped ({err}); reporting IPv4 sockets only"
-                        ));
-                        return Ok(listeners);
-                    }
-                    Err(err) => return Err(err),
+            for &(states, extensions) in &parts {
+                if !self.dump_part(family, states, extensions, sink)? {
+                    return Ok(listeners);
                 }
             }
             if self.options.listeners_apart && self.options.bytecode.is_some() {
@@ -388,6 +374,51 @@ impl LiveSource {
             }
         }
         Ok(listeners)
+    }
+
+    /// One dump request of one family into `sink`; false when no more is
+    /// wanted (the consumer is done, or the family cannot be dumped).
+    fn dump_part(
+        &mut self,
+        family: u8,
+        states: u32,
+        extensions: u8,
+        sink: &mut Sink<'_>,
+    ) -> Result<bool, DiagError> {
+        let mut request = DumpRequest {
+            family,
+            states,
+            extensions,
+            bytecode: self.options.bytecode.clone(),
+        };
+        loop {
+            let diag = self.diag.as_mut().expect("checked by caller");
+            let result = match sink {
+                Sink::Collect(out) => diag.dump(&request, out, &mut self.stats).map(|()| true),
+                Sink::Stream(f) => diag.dump_streaming(&request, &mut self.stats, &mut **f),
+            };
+            match result {
+                Ok(true) => return Ok(true),
+                // The consumer is done (its output closed): no more.
+                Ok(false) => return Ok(false),
+                // Rejected at once, before any socket: retry unfiltered;
+                // the user-space filter still applies, only speed is lost.
+                Err(DiagError::Rejected(err)) if request.bytecode.is_some() => {
+                    self.notices.push(format!(
+                        "the kernel rejected the filter bytecode ({err}); filtering in user space"
+                    ));
+                    self.options.bytecode = None;
+                    request.bytecode = None;
+                }
+                Err(DiagError::Unavailable(err)) if family == libc::AF_INET6 as u8 => {
+                    self.notices.push(format!(
+                        "IPv6 sockets cannot be dumped ({err}); reporting IPv4 sockets only"
+                    ));
+                    return Ok(false);
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 }
 
