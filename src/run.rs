@@ -437,9 +437,7 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
             config.filters.with_mirrors().to_bytecode()
         },
         listeners_apart: config.mode != Mode::Once,
-        lean_dump: !config.shows_socket_gauges(
-            config.live_view && std::io::stdout().is_terminal(),
-        ),
+        lean_dump: !config.shows_socket_gauges(config.live_view && std::io::stdout().is_terminal()),
         net_dir: None,
         force_procfs: config.force_procfs,
         // A one-shot snapshot has no window for closes to fall in.

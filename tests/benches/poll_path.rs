@@ -18,7 +18,9 @@ const SOCKETS: usize = 100_000;
 
 /// A fixed pseudo-random sequence (no dependency, the same every run).
 fn spread(i: usize, salt: u64) -> u64 {
-    let mut x = (i as u64).wrapping_add(salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut x = (i as u64)
+        .wrapping_add(salt)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 29;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^ (x >> 32)
@@ -121,7 +123,10 @@ fn benches(c: &mut Criterion) {
     let none = FilterSet::default();
     let polls = [
         ("track_idle_poll", datagrams(1010, |_| false)),
-        ("track_tenth_moved", datagrams(1010, |i| spread(i, 5) % 10 == 0)),
+        (
+            "track_tenth_moved",
+            datagrams(1010, |i| spread(i, 5) % 10 == 0),
+        ),
         ("track_all_moved", datagrams(1010, |_| true)),
     ];
     for (name, second) in &polls {
