@@ -1,7 +1,8 @@
 //! A lookup structure over many filters, so that matching a socket costs
 //! about the same with 10,000 filters as with one: each filter is filed
 //! under its most selective exact part — local port, remote port, or an
-//! address under its mask — and a socket looks up only the filters filed
+//! address under its mask, whichever the fewest filters share — and a
+//! socket looks up only the filters filed
 //! under its own ports and masked addresses, then checks them whole.
 //! Filters with no such part (a wildcard side and a port range of `*`)
 //! are checked one by one, as before.
@@ -37,32 +38,37 @@ pub struct FilterIndex {
     unfiled: Vec<u32>,
 }
 
-fn bucket_of(filter: &Filter) -> Option<Bucket> {
-    let side = |s: Side| match s {
-        Side::Local => &filter.local,
-        Side::Remote => &filter.remote,
-    };
-    for s in [Side::Local, Side::Remote] {
-        if let Some(port) = side(s).port {
-            return Some(Bucket::Port(s, port));
+/// Every bucket a filter could be filed under: its exact ports, and its
+/// addresses under their masks.
+fn buckets_of(filter: &Filter) -> Vec<Bucket> {
+    let mut buckets = Vec::with_capacity(4);
+    for (s, side) in [(Side::Local, &filter.local), (Side::Remote, &filter.remote)] {
+        if let Some(port) = side.port {
+            buckets.push(Bucket::Port(s, port));
         }
-    }
-    for s in [Side::Local, Side::Remote] {
-        match side(s).addr {
-            AddrMatch::V4 { addr, mask } => return Some(Bucket::V4(s, mask, addr)),
-            AddrMatch::V6 { addr, prefix_len } => return Some(Bucket::V6(s, prefix_len, addr)),
+        match side.addr {
+            AddrMatch::V4 { addr, mask } => buckets.push(Bucket::V4(s, mask, addr)),
+            AddrMatch::V6 { addr, prefix_len } => buckets.push(Bucket::V6(s, prefix_len, addr)),
             AddrMatch::Any => {}
         }
     }
-    None
+    buckets
 }
 
 impl FilterIndex {
     pub fn new(filters: &[Filter]) -> FilterIndex {
         let mut index = FilterIndex::default();
-        for (i, filter) in filters.iter().enumerate() {
+        let candidates: Vec<Vec<Bucket>> = filters.iter().map(buckets_of).collect();
+        // Each filter goes where the fewest others could go: 3,000 filters
+        // on port 443 with an address each are filed by address, so a
+        // socket on 443 checks one, not all of them.
+        let mut sharing: FxHashMap<Bucket, u32> = FxHashMap::default();
+        for bucket in candidates.iter().flatten() {
+            *sharing.entry(*bucket).or_default() += 1;
+        }
+        for (i, buckets) in candidates.iter().enumerate() {
             let i = i as u32;
-            match bucket_of(filter) {
+            match buckets.iter().min_by_key(|b| sharing[*b]).copied() {
                 Some(bucket) => {
                     match bucket {
                         Bucket::Port(side, _) => index.ports[side as usize] = true,
