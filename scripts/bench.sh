@@ -2,23 +2,27 @@
 # bench.sh - owns the dump benchmark: CPU (user+sys), wall and peak RSS of
 #   A) tcpipstat --once --format json          vs  ss -tin
 #   B) tcpipstat --once --format json NO-MATCH vs  bare-dump.c (bare sock_diag dump)
-# at N established loopback connections (2N sockets) in a private netns, and
-#   C) churn: CPU of polling without close notices (--close-buffer 0), polling
-#      alone (notices read) vs --precision tracepoint (with and without
-#      last-moment samples) while churn.py opens and closes RATE conn/s, per
-#      second and per 1,000 conn/s; events lost; and with --system how much of
-#      the unattributed residual (InSegs, OutSegs) each leaves;
+# at N established loopback connections (2N sockets) in a private netns;
+# steady polling there (CPU per poll of 6 s more polling) against the bare
+# dump, by tuple and with --index lport (a lean dump); and
+#   C) churn: steady CPU per second of polling without close notices
+#      (--close-buffer 0), polling alone (notices read) and --precision
+#      tracepoint while churn.py opens and closes RATE conn/s, per 1,000
+#      conn/s and precision over polling; events lost and undelivered; and
+#      with --system how much of the unattributed residual (InSegs,
+#      OutSegs) each leaves;
 #   D) TIME_WAIT: CPU per steady poll with TW_SOCKETS TIME_WAIT sockets in
 #      the namespace, close notices read (TIME_WAIT not dumped) against
 #      --close-buffer 0 (TIME_WAIT dumped, as before notices), and the bare
 #      dump of every socket.
 # Helpers: conngen.py (holds the connections), measure.py (alternates runs,
 # medians) + rusage-run.c (times one run), bare-dump.c; the C ones are built
-# here with gcc. Prints two markdown tables, also to $OUT if set.
+# here with gcc. Prints markdown tables, also to $OUT if set.
 #
 # Usage (root):  scripts/bench.sh
 # Env: SIZES="1000 10000 50000" (connections), RUNS=5 (median of), OUT=file,
-#      CHURN_RATES="1000 3000" (conn/s; empty: no case C), CHURN_SECONDS=5,
+#      CHURN_RATES="1000 3000" (conn/s; empty: no case C), CHURN_SECONDS=7 and
+#      CHURN_SHORT=2 (the long and short runs whose difference is measured),
 #      TCPIPSTAT=path (skip cargo build and use that binary),
 #      TW_SOCKETS=50000 (TIME_WAIT sockets for case D; empty: no case D).
 # Leaves nothing behind: the namespace and generator go away on exit, error or ^C.
@@ -31,10 +35,11 @@ fi
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
-SIZES=${SIZES:-1000 10000 50000}
+SIZES=${SIZES-1000 10000 50000}
 RUNS=${RUNS:-5}
-CHURN_RATES=${CHURN_RATES:-1000 3000}
-CHURN_SECONDS=${CHURN_SECONDS:-5}
+CHURN_RATES=${CHURN_RATES-1000 3000}
+CHURN_SECONDS=${CHURN_SECONDS:-7}
+CHURN_SHORT=${CHURN_SHORT:-2}
 TW_SOCKETS=${TW_SOCKETS-50000}
 FILTER='*.*.*.*:1-*.*.*.*:*'   # local port 1: matches no socket
 NS=tcpipstat-bench-$$
@@ -180,9 +185,9 @@ for n in $SIZES; do
             "l9=$(q "$BIN") --timeout 9s --poll 250ms --format json --index lport")
         steady() {   # $1 $2 = CPU µs of the short and long run
             awk -v a="${1:-}" -v b="${2:-}" -v p="${p3:-0}" -v q="${p9:-0}" \
-                'BEGIN { if (a != "" && b != "" && q > p) printf "%.2f", (b - a) / (q - p) / 1000 }'
+                'BEGIN { if (a != "" && b != "" && q > p) printf "%.2f", (b - a) / (q - p) }'
         }
-        per_poll=$(awk -v c="${P[t3]:-}" -v p="${p3:-0}" 'BEGIN { if (c != "" && p > 0) printf "%.2f", c / p / 1000 }')
+        per_poll=$(awk -v c="${P[t3]:-}" -v p="${p3:-0}" 'BEGIN { if (c != "" && p > 0) printf "%.2f", c / p }')
         tuple_steady=$(steady "${P[t3]:-}" "${P[t9]:-}")
         lean_steady=$(steady "${P[l3]:-}" "${P[l9]:-}")
         per_socket=$(awk -v r="${M[t9]:-0}" -v n="${socks:-0}" 'BEGIN { if (n > 0) printf "%.0f", r * 1024 / n }')
@@ -197,22 +202,28 @@ done
 
 # --- C) churn: the cost of precision mode ---------------------------------------
 # A steady RATE connections/s (churn.py) for the whole case; tcpipstat runs
-# CHURN_SECONDS windows polling every second, alternating polling alone,
-# --precision tracepoint and --precision tracepoint --no-last-moments; CPU
-# (user+sys, median of RUNS) per second of run, and per 1,000 conn/s. One
-# more untimed run of each with --system gives events lost and the residual
-# (what the namespace's MIB counted that no socket row accounts for).
+# one window polling every second, for CHURN_SHORT and for CHURN_SECONDS
+# seconds, alternating polling alone, polling with --close-buffer 0 and
+# --precision tracepoint. CPU (user+sys, median of RUNS) per second is the
+# steady cost: (CPU of the long run - CPU of the short one) / the seconds
+# between them, so start-up (tracefs, /proc/kallsyms, BTF) and the final
+# report cancel out; then per 1,000 conn/s, and precision over polling
+# alone. One more untimed run of each with --system gives events lost and
+# undelivered, and the residual (what the namespace's MIB counted that no
+# socket row accounts for).
 CHURN_ROWS=
 RESIDUAL_ROWS=
 CHURN_NOTE=
 churn_case() {
-    local rate=$1 secs=$CHURN_SECONDS variants total out
-    variants=("poll=$(q "$BIN") --timeout ${secs}s --poll 1s --format json"
-              "poll-nonotices=$(q "$BIN") --timeout ${secs}s --poll 1s --format json --close-buffer 0"
-              "precision=$(q "$BIN") --timeout ${secs}s --poll 1s --format json --precision tracepoint"
-              "precision-nolm=$(q "$BIN") --timeout ${secs}s --poll 1s --format json --precision tracepoint --no-last-moments")
-    # warm-up + RUNS timed rounds of 3, plus 3 residual runs, plus slack
-    total=$(( (RUNS + 1) * 4 * (secs + 1) + 3 * (secs + 1) + 10 ))
+    local rate=$1 long=$CHURN_SECONDS short=$CHURN_SHORT variants=() total out mode flags
+    local -A FLAGS=([poll]="" [nonotices]="--close-buffer 0" [precision]="--precision tracepoint")
+    for mode in poll nonotices precision; do
+        for secs in "$short" "$long"; do
+            variants+=("$mode-$secs=$(q "$BIN") --timeout ${secs}s --poll 1s --format json ${FLAGS[$mode]}")
+        done
+    done
+    # warm-up + RUNS timed rounds, plus 2 residual runs, plus slack
+    total=$(( (RUNS + 1) * 3 * (short + long + 2) + 2 * (long + 1) + 10 ))
     ip netns add "$NS"
     ip -n "$NS" link set lo up
     ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
@@ -223,16 +234,16 @@ churn_case() {
     while read -r label status cpu _ _; do
         [[ $status == ok ]] && C[$label]=$cpu
     done < <(ip netns exec "$NS" python3 "$HERE/measure.py" "$RUSAGE" "$RUNS" "${variants[@]}")
-    local per_s=() label
-    for label in poll precision precision-nolm poll-nonotices; do
-        per_s+=("$(awk -v c="${C[$label]:-}" -v s="$secs" 'BEGIN { if (c != "") printf "%.1f", c / s }')")
+    local -A per_s=()
+    for mode in poll nonotices precision; do
+        per_s[$mode]=$(awk -v a="${C[$mode-$short]:-}" -v b="${C[$mode-$long]:-}" -v s="$short" -v l="$long" \
+            'BEGIN { if (a != "" && b != "" && l > s) printf "%.1f", (b - a) / (l - s) }')
     done
-    local res=() lost=() flags
-    for flags in "" "--precision tracepoint --no-last-moments" "--precision tracepoint"; do
-        # shellcheck disable=SC2086
+    local res=() lost=() undelivered=() opens=()
+    for flags in "" "--precision tracepoint"; do
         out=$TMP/residual.json
         # shellcheck disable=SC2086
-        ip netns exec "$NS" "$BIN" --timeout "${secs}s" --poll 1s --format json --system $flags 2>/dev/null | tail -1 >"$out"
+        ip netns exec "$NS" "$BIN" --timeout "${long}s" --poll 1s --format json --system $flags 2>/dev/null | tail -1 >"$out"
         res+=("$(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1])); u = r.get("system", {}).get("unattributed", {})
@@ -242,17 +253,22 @@ for k in ("InSegs", "OutSegs"):
     cells.append("%d of %d (%.0f%%)" % (left, s, 100.0 * left / s) if s else "n/a")
 print(" | ".join(cells))' "$out" 2>/dev/null || echo "n/a | n/a")")
         lost+=("$(grep -o '"events_lost":[0-9]*' "$out" | head -1 | cut -d: -f2 || true)")
+        undelivered+=("$(grep -o '"events_undelivered":[0-9]*' "$out" | head -1 | cut -d: -f2 || true)")
+        opens+=("$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1])); a = r.get("system", {}).get("unattributed", {}).get("ActiveOpens", {})
+print("%.0f" % (a.get("system", 0) / float(sys.argv[2])))' "$out" "$long" 2>/dev/null || echo n/a)")
     done
     kill "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; GEN_PID=
     ip netns del "$NS"
-    local k=$(( rate / 1000 )); ((k > 0)) || k=1
-    CHURN_ROWS+="| $rate | ${per_s[3]:-n/a} | ${per_s[0]:-n/a} | ${per_s[1]:-n/a} | $(ratio "${per_s[1]:-}" "${per_s[0]:-}") | ${per_s[2]:-n/a} "
-    CHURN_ROWS+="| $(awk -v p="${per_s[0]:-}" -v r="$rate" 'BEGIN { if (p != "") printf "%.1f", p * 1000 / r }') "
-    CHURN_ROWS+="| $(awk -v p="${per_s[1]:-}" -v r="$rate" 'BEGIN { if (p != "") printf "%.1f", p * 1000 / r }') "
-    CHURN_ROWS+="| ${lost[2]:-n/a} |"$'\n'
+    per_k() { awk -v p="${1:-}" -v r="$rate" 'BEGIN { if (p != "") printf "%.1f", p * 1000 / r }'; }
+    local over
+    over=$(awk -v a="${per_s[precision]:-}" -v b="${per_s[poll]:-}" 'BEGIN { if (a != "" && b != "") printf "%.1f", a - b }')
+    CHURN_ROWS+="| $rate | ${opens[1]:-n/a} | ${per_s[nonotices]:-n/a} | ${per_s[poll]:-n/a} | ${per_s[precision]:-n/a} "
+    CHURN_ROWS+="| $(ratio "${per_s[precision]:-}" "${per_s[poll]:-}") | $(per_k "${per_s[poll]:-}") | $(per_k "$over") "
+    CHURN_ROWS+="| ${lost[1]:-n/a} | ${undelivered[1]:-n/a} |"$'\n'
     RESIDUAL_ROWS+="| $rate | polling alone | ${res[0]} |"$'\n'
-    RESIDUAL_ROWS+="| $rate | precision, no last-moment samples | ${res[1]} |"$'\n'
-    RESIDUAL_ROWS+="| $rate | precision | ${res[2]} |"$'\n'
+    RESIDUAL_ROWS+="| $rate | precision | ${res[1]} |"$'\n'
 }
 if [[ ! -e /sys/kernel/tracing/events/sock/inet_sock_set_state ]] &&
     ! mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
@@ -262,7 +278,7 @@ elif [[ ! -e /sys/kernel/tracing/events/sock/inet_sock_set_state ]]; then
 fi
 if [[ -z $CHURN_NOTE ]]; then
     for rate in $CHURN_RATES; do
-        log "churn: $rate connections/s, ${CHURN_SECONDS}s windows, ${RUNS}x"
+        log "churn: $rate connections/s, ${CHURN_SHORT}s and ${CHURN_SECONDS}s runs, ${RUNS}x"
         churn_case "$rate"
     done
 else
@@ -333,11 +349,12 @@ report() {
     fi
     if [[ -n $CHURN_ROWS ]]; then
         echo
-        echo "Churn (C): CPU ms per second of run while churn.py opens and closes RATE connections/s"
-        echo "(${CHURN_SECONDS} s windows, poll 1 s, servers close 5 ms after the client; median of $RUNS):"
+        echo "Churn (C): steady CPU ms per second, (CPU of a ${CHURN_SECONDS} s run - CPU of a ${CHURN_SHORT} s run) / $((CHURN_SECONDS - CHURN_SHORT)) s,"
+        echo "while churn.py opens and closes RATE connections/s (poll 1 s, servers close 5 ms after the client;"
+        echo "median of $RUNS; 'measured' is the namespace's ActiveOpens per second in the --precision --system run):"
         echo
-        echo "| conn/s | polling, --close-buffer 0 CPU ms/s | polling CPU ms/s | --precision CPU ms/s | ratio | --precision --no-last-moments | polling per 1k conn/s | precision per 1k conn/s | events lost |"
-        echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        echo "| conn/s | measured conn/s | polling, --close-buffer 0 ms/s | polling ms/s | --precision ms/s | ratio | polling per 1k conn/s | precision over polling per 1k conn/s | events lost | undelivered |"
+        echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         printf '%s' "$CHURN_ROWS"
         echo
         echo "Unattributed residual with --system over one window (namespace MIB delta minus the sockets' deltas):"

@@ -236,7 +236,8 @@ pub struct Collector {
     drains: u64,
     /// The delayed-ACK timer's expiries, read from an ftrace instance
     /// (removed before the mount goes).
-    timer_pipe: Option<(FtracePipe, DelackTimer)>,
+    /// The timer instance, and the delayed-ACK timer's offset in a socket.
+    timer_pipe: Option<(FtracePipe, u64)>,
     /// Kept for their removal when the run ends.
     _kprobes: Option<KprobeSet>,
     /// Dropped after the kprobes (their removal needs the mount).
@@ -321,9 +322,14 @@ impl Collector {
         let (tracefs, mounted_here) = locate_tracefs(&mut notices)?;
         let kprobe_defs = usable_kprobes(mode, &tracefs)?;
         let mut choice = choose_probes(mode, &tracefs, &kprobe_defs);
-        let delack = delack_timer_for(&mut choice, &mut notices);
-        let timer_pipe =
-            delack.and_then(|timer| open_timer_pipe(&tracefs, timer, &mut choice, &mut notices));
+        let delack_offset = delack_offset_for(&mut choice, &mut notices);
+        let timer_pipe = delack_offset
+            .and_then(|offset| open_timer_pipe(&tracefs, offset, &mut choice, &mut notices));
+        // Through perf, the decoder tells delayed-ACK timers by address.
+        let delack = match (delack_offset, &timer_pipe) {
+            (Some(offset), None) => delack_address_for(offset, &mut choice, &mut notices),
+            _ => None,
+        };
         let (kprobe_set, kprobe_events) = create_kprobes(&tracefs, choice.kprobes, &mut notices);
 
         let mut opening = Opening::new(&tracefs, options.record_to.as_deref());
@@ -503,19 +509,19 @@ impl Collector {
         if let Some(counted) = counted {
             rings.check_delivery(counted);
         }
-        if let Some((pipe, delack)) = self.timer_pipe.as_mut() {
+        if let Some((pipe, offset)) = self.timer_pipe.as_mut() {
             pipe.read_lines(|line| {
                 let Some((time_ns, timer, function)) = ftrace_pipe::timer_expiry(line) else {
                     return;
                 };
-                if function != "tcp_delack_timer" || timer <= delack.offset {
+                if function != "tcp_delack_timer" || timer <= *offset {
                     return;
                 }
                 queue.push(Timed {
                     time_ns,
                     probe: Probe::Tracepoint,
                     event: TraceEvent::DelayedAck {
-                        sk: timer - delack.offset,
+                        sk: timer - *offset,
                     },
                 });
             });
@@ -664,9 +670,9 @@ fn create_kprobes(
     (Some(set), events)
 }
 
-/// The delayed-ACK timer of this kernel when the DelayedAcks role was
-/// chosen; the role is left out, saying why, when it cannot be known.
-fn delack_timer_for(choice: &mut Choice, notices: &mut Vec<String>) -> Option<DelackTimer> {
+/// Where the delayed-ACK timer sits in a socket, when the DelayedAcks role
+/// was chosen; the role is left out, saying why, when it cannot be known.
+fn delack_offset_for(choice: &mut Choice, notices: &mut Vec<String>) -> Option<u64> {
     if !choice
         .tracepoints
         .iter()
@@ -674,14 +680,30 @@ fn delack_timer_for(choice: &mut Choice, notices: &mut Vec<String>) -> Option<De
     {
         return None;
     }
-    match kernel_facts::delack_timer() {
-        Ok(timer) => Some(timer),
+    kernel_facts::delack_offset()
+        .map_err(|why| leave_out_delayed_acks(choice, notices, &why))
+        .ok()
+}
+
+/// The delayed-ACK timer with its callback's address (/proc/kallsyms), for
+/// the perf transport; the role is left out, saying why, without one.
+fn delack_address_for(
+    offset: u64,
+    choice: &mut Choice,
+    notices: &mut Vec<String>,
+) -> Option<DelackTimer> {
+    match kernel_facts::delack_function() {
+        Ok(function) => Some(DelackTimer { function, offset }),
         Err(why) => {
-            choice.tracepoints.retain(|(r, _)| *r != Role::DelayedAcks);
-            notices.push(format!("precision: DelayedACKs left out: {why}"));
+            leave_out_delayed_acks(choice, notices, &why);
             None
         }
     }
+}
+
+fn leave_out_delayed_acks(choice: &mut Choice, notices: &mut Vec<String>, why: &str) {
+    choice.tracepoints.retain(|(r, _)| *r != Role::DelayedAcks);
+    notices.push(format!("precision: DelayedACKs left out: {why}"));
 }
 
 /// How DelayedACKs are counted, `{via}` the transport.
@@ -692,15 +714,23 @@ const DELACK_SOURCE: &str = "{via} timer:timer_expire_entry of tcp_delack_timer 
 /// where the instance cannot be had, perf it is, said once.
 fn open_timer_pipe(
     tracefs: &Tracefs,
-    delack: DelackTimer,
+    offset: u64,
     choice: &mut Choice,
     notices: &mut Vec<String>,
-) -> Option<(FtracePipe, DelackTimer)> {
-    let filter = format!("function == 0x{:x}", delack.function);
-    match FtracePipe::open(tracefs.root(), "timer", "timer_expire_entry", &filter) {
+) -> Option<(FtracePipe, u64)> {
+    // Kernels whose filters take a function pointer's name spare the read
+    // of /proc/kallsyms (a one-time ~50 ms of CPU); others take its address.
+    let mut filters = [
+        Box::new(|| Ok("function.function == tcp_delack_timer".to_string()))
+            as Box<dyn FnOnce() -> Result<String, String>>,
+        Box::new(|| kernel_facts::delack_function().map(|a| format!("function == 0x{a:x}"))),
+    ]
+    .into_iter()
+    .map(|make| make());
+    match FtracePipe::open(tracefs.root(), "timer", "timer_expire_entry", &mut filters) {
         Ok(pipe) => {
             choice.tracepoints.retain(|(r, _)| *r != Role::DelayedAcks);
-            Some((pipe, delack))
+            Some((pipe, offset))
         }
         Err(why) => {
             notices.push(format!(

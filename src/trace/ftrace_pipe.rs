@@ -36,12 +36,13 @@ pub struct FtracePipe {
 
 impl FtracePipe {
     /// Opens instance `instances/tcpipstat-PID` with one event enabled
-    /// under `filter`.
+    /// under the first of `filters` the kernel takes (each made only if
+    /// the ones before it were refused).
     pub fn open(
         tracefs: &Path,
         group: &str,
         name: &str,
-        filter: &str,
+        filters: &mut dyn Iterator<Item = Result<String, String>>,
     ) -> Result<FtracePipe, String> {
         let dir = tracefs
             .join("instances")
@@ -69,15 +70,28 @@ impl FtracePipe {
         if record_cmd.exists() {
             fs::write(&record_cmd, "0").map_err(|e| say(&record_cmd, e))?;
         }
-        let settings: [(PathBuf, String); 5] = [
+        let settings: [(PathBuf, String); 4] = [
             (hash_ptr, "0".into()),
             (dir.join("trace_clock"), "mono".into()),
             (dir.join("options/overwrite"), "0".into()),
             (dir.join("buffer_size_kb"), BUFFER_KB.to_string()),
-            (event_dir.join("filter"), filter.into()),
         ];
         for (path, value) in &settings {
             fs::write(path, value).map_err(|e| say(path, e))?;
+        }
+        let filter_path = event_dir.join("filter");
+        let mut refused = Some("no filter to set".to_string());
+        for filter in filters {
+            match fs::write(&filter_path, filter?) {
+                Ok(()) => {
+                    refused = None;
+                    break;
+                }
+                Err(e) => refused = Some(say(&filter_path, e)),
+            }
+        }
+        if let Some(why) = refused {
+            return Err(why);
         }
         opened.pipe = fs::OpenOptions::new()
             .read(true)
@@ -207,5 +221,45 @@ mod tests {
         let stats = "entries: 0\noverrun: 0\ncommit overrun: 0\nbytes: 0\noldest event ts: 0.0\nnow ts: 1.0\ndropped events: 17\nread events: 3\n";
         assert_eq!(dropped_in_stats(stats), 17);
         assert_eq!(dropped_in_stats("garbage"), 0);
+    }
+
+    #[test]
+    fn a_refused_filter_gives_way_to_the_next_and_none_taken_is_an_error() {
+        let tracefs = Path::new("/sys/kernel/tracing");
+        if !tracefs.join("instances").is_dir() || !tracefs.join("options/hash-ptr").exists() {
+            eprintln!(
+                "skipped: no tracefs with instances and hash-ptr at {}",
+                tracefs.display()
+            );
+            return;
+        }
+        let filters = |texts: &[&str]| -> Vec<Result<String, String>> {
+            texts.iter().map(|t| Ok(t.to_string())).collect()
+        };
+        let open = |list: Vec<Result<String, String>>| {
+            FtracePipe::open(
+                tracefs,
+                "timer",
+                "timer_expire_entry",
+                &mut list.into_iter(),
+            )
+        };
+        let pipe = match open(filters(&["no_such_field == 1", "function == 0x1"])) {
+            Ok(pipe) => pipe,
+            Err(why) if why.contains("Permission denied") || why.contains("Read-only") => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+            Err(why) => panic!("{why}"),
+        };
+        let filter = fs::read_to_string(pipe.event_dir.join("filter")).unwrap();
+        assert_eq!(filter.trim(), "function == 0x1");
+        let dir = pipe.dir.clone();
+        drop(pipe);
+        assert!(!dir.exists(), "the instance is removed");
+        assert!(open(filters(&["no_such_field == 1"])).is_err());
+        let why = open(vec![Err("kallsyms hidden".into())]).err();
+        assert_eq!(why.as_deref(), Some("kallsyms hidden"));
+        assert!(open(Vec::new()).is_err());
     }
 }

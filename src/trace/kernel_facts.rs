@@ -1,5 +1,6 @@
 //! Facts about the running kernel that an event cannot tell by itself:
-//! where `tcp_delack_timer` is (/proc/kallsyms), and where the delayed-ACK
+//! where `tcp_delack_timer` is (/proc/kallsyms; not needed where the
+//! kernel's event filter takes the function's name), and where the delayed-ACK
 //! timer sits inside a socket (`struct inet_connection_sock`'s
 //! `icsk_delack_timer`, read from the kernel's own BTF at
 //! /sys/kernel/btf/vmlinux with the btf-rs crate). Together they turn a
@@ -29,20 +30,43 @@ const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// The running kernel's delayed-ACK timer, or why it cannot be known.
 pub fn delack_timer() -> Result<DelackTimer, String> {
-    let symbols = std::fs::read_to_string(KALLSYMS).map_err(|e| format!("{KALLSYMS}: {e}"))?;
-    let function = symbol_address(&symbols, "tcp_delack_timer").ok_or_else(|| {
-        format!("{KALLSYMS} has no address for tcp_delack_timer (hidden by kernel.kptr_restrict, or not root?)")
-    })?;
-    let offset = member_offset(
+    let offset = delack_offset()?;
+    Ok(DelackTimer {
+        function: delack_function()?,
+        offset,
+    })
+}
+
+/// Where the delayed-ACK timer sits in a TCP socket (BTF, mapped: cheap).
+pub fn delack_offset() -> Result<u64, String> {
+    member_offset(
         Path::new(VMLINUX_BTF),
         "inet_connection_sock",
         "icsk_delack_timer",
-    )?;
-    Ok(DelackTimer { function, offset })
+    )
 }
 
-/// The address of a text symbol in kallsyms' text (`ADDR t NAME [module]`);
-/// none when absent or shown as zero (addresses hidden from this user).
+/// The address of `tcp_delack_timer`. /proc/kallsyms costs ~30 ms of the
+/// kernel's CPU to read whole, so the read stops at the symbol.
+pub fn delack_function() -> Result<u64, String> {
+    let file = std::fs::File::open(KALLSYMS).map_err(|e| format!("{KALLSYMS}: {e}"))?;
+    let mut lines = std::io::BufReader::with_capacity(256 * 1024, file);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match std::io::BufRead::read_line(&mut lines, &mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                if let Some(address) = symbol_address(&line, "tcp_delack_timer") {
+                    return Ok(address);
+                }
+            }
+            Err(e) => return Err(format!("{KALLSYMS}: {e}")),
+        }
+    }
+    Err(format!("{KALLSYMS} has no address for tcp_delack_timer (hidden by kernel.kptr_restrict, or not root?)"))
+}
+
 pub fn symbol_address(kallsyms: &str, name: &str) -> Option<u64> {
     kallsyms.lines().find_map(|line| {
         let mut parts = line.split_ascii_whitespace();
