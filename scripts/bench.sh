@@ -331,13 +331,15 @@ report() {
     echo "$(uname -sr), $(nproc) CPUs; loopback connections (2 sockets each) in a private netns;"
     echo "median of $RUNS runs, commands alternated, stdout to /dev/null; CPU = user+sys."
     echo
-    echo "| sockets | tcpipstat json CPU ms | ss -tin CPU ms | ratio | tcpipstat no-match CPU ms | bare dump CPU ms | ratio |"
-    echo "|--:|--:|--:|--:|--:|--:|--:|"
-    printf '%s' "$CPU_ROWS"
-    echo
-    echo "| sockets | json wall ms | ss wall ms | no-match wall ms | bare wall ms | json RSS MiB | ss RSS MiB | no-match RSS MiB | bare RSS MiB |"
-    echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-    printf '%s' "$WALL_ROWS"
+    if [[ -n $CPU_ROWS ]]; then
+        echo "| sockets | tcpipstat json CPU ms | ss -tin CPU ms | ratio | tcpipstat no-match CPU ms | bare dump CPU ms | ratio |"
+        echo "|--:|--:|--:|--:|--:|--:|--:|"
+        printf '%s' "$CPU_ROWS"
+        echo
+        echo "| sockets | json wall ms | ss wall ms | no-match wall ms | bare wall ms | json RSS MiB | ss RSS MiB | no-match RSS MiB | bare RSS MiB |"
+        echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        printf '%s' "$WALL_ROWS"
+    fi
     if [[ -n $POLL_ROWS ]]; then
         echo
         echo "Steady polling (poll 250 ms, median of $RUNS): CPU ms per poll with start-up (3 s run), and steady,"
