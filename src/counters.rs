@@ -463,6 +463,15 @@ fn modular(new: u64, old: u64, bits: u32) -> Result<u64, WentBackwards> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn counters_are_listed_section_by_section_in_section_order() {
+        let order: Vec<usize> = Counter::ALL
+            .iter()
+            .map(|c| Section::ALL.iter().position(|s| *s == c.section()).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    }
+
     fn cum(pairs: &[(Counter, u64)]) -> Cumulative {
         let mut c = Counters::default();
         for (k, v) in pairs {

@@ -120,27 +120,30 @@ pub fn group(
 /// `{"Socket":{..},"Tcp":{..},"TcpExt":{..}}`.
 fn counters_object(buf: &mut Vec<u8>, counters: &Counters, zeros: bool) {
     buf.push(b'{');
-    let mut first_section = true;
-    for section in Section::ALL {
-        let mut opened = false;
-        for (counter, value) in counters.iter() {
-            if counter.section() != section || (value == 0 && !zeros) {
-                continue;
-            }
-            if !opened {
-                comma(buf, &mut first_section);
-                string(buf, section.name());
-                buf.extend_from_slice(b":{");
-                opened = true;
-            } else {
-                buf.push(b',');
-            }
-            key(buf, counter.name());
-            buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    // Counter::ALL lists each section's counters together and in
+    // Section::ALL's order (a test holds it to that): one pass opens each
+    // section once.
+    let mut open: Option<Section> = None;
+    for (counter, value) in counters.iter() {
+        if value == 0 && !zeros {
+            continue;
         }
-        if opened {
-            buf.push(b'}');
+        let section = counter.section();
+        if open == Some(section) {
+            buf.push(b',');
+        } else {
+            if open.is_some() {
+                buf.extend_from_slice(b"},");
+            }
+            string(buf, section.name());
+            buf.extend_from_slice(b":{");
+            open = Some(section);
         }
+        key(buf, counter.name());
+        buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+    if open.is_some() {
+        buf.push(b'}');
     }
     buf.push(b'}');
 }
@@ -311,7 +314,20 @@ fn netns_fields(buf: &mut Vec<u8>, report: &Report<'_>, inode: u64) {
 /// An IP address as a JSON string, formatted without a temporary String.
 fn address(buf: &mut Vec<u8>, addr: std::net::IpAddr) {
     buf.push(b'"');
-    let _ = write!(buf, "{addr}");
+    match addr {
+        // Without fmt: a snapshot of 100k sockets writes 200k of them.
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'.');
+                }
+                buf.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+            }
+        }
+        std::net::IpAddr::V6(_) => {
+            let _ = write!(buf, "{addr}");
+        }
+    }
     buf.push(b'"');
 }
 
