@@ -71,7 +71,8 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         let now = Instant::now();
         let due = schedule.due(now);
         if interrupted || due.any() {
-            session.poll()?;
+            let report_follows = config.onclose || interrupted || due.report || due.timed_out;
+            session.poll_before_report(report_follows)?;
             schedule.polled(now);
         }
         print_notices_over(&mut session, status.as_mut());

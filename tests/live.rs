@@ -616,3 +616,54 @@ fn every_json_report_of_an_interval_run_carries_its_wall_clock_window() {
     // Piped output carries no terminal escape codes.
     assert!(!out.stdout.contains(&0x1b));
 }
+
+/// Polls between reports ask the kernel for no socket memory or congestion
+/// control; the poll before each report does, so every report by tuple
+/// shows them, and the counts are the same as with every poll full.
+#[test]
+fn reports_by_tuple_show_memory_and_congestion_after_lean_polls() {
+    skip_unless_root!();
+    let ns = Netns::new("lean");
+    let listener = ns.listen("127.0.0.1:0");
+    let mut pair = Pair::open(&ns, &listener);
+    let client_tuple = pair.client_tuple();
+    let child = ns.spawn_tcpipstat(&[
+        "--interval",
+        "1s",
+        "--count",
+        "2",
+        "--poll",
+        "200ms",
+        "--format",
+        "json",
+    ]);
+    // Traffic in both windows, between polls.
+    let mut sent = 0;
+    for _ in 0..12 {
+        sleep(Duration::from_millis(150));
+        pair.exchange(1000, 0);
+        sent += 1000;
+    }
+    let out = wait_output(child);
+    let reports = json_reports(&out.stdout);
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let mut counted = 0;
+    for report in &reports {
+        let group = tuple_group(report, &client_tuple)
+            .unwrap_or_else(|| panic!("no group for {client_tuple:?} in {report}"));
+        let gauges = &group["gauges"];
+        assert!(
+            gauges["congestion"].as_str().is_some_and(|c| !c.is_empty()),
+            "{gauges}"
+        );
+        assert!(gauges["rmem_alloc"].is_u64(), "{gauges}");
+        assert!(gauges["wmem_alloc"].is_u64(), "{gauges}");
+        assert!(gauges["rtt_us"].is_u64(), "{gauges}");
+        counted += counter(group, "Socket", "BytesSent");
+    }
+    // Sends after the last poll of the second window fall outside it.
+    assert!(
+        counted <= sent && counted + 2000 >= sent,
+        "{counted} of {sent}"
+    );
+}

@@ -693,10 +693,21 @@ fn update(
     }
     // A socket its process closed is an orphan with no inode: it stays
     // its last owner's.
-    let owner_inode = tracked.sample.inode;
+    let (owner_inode, congestion, skmem) = (
+        tracked.sample.inode,
+        tracked.sample.congestion,
+        tracked.sample.skmem,
+    );
     tracked.sample = sample.clone();
     if sample.inode == 0 {
         tracked.sample.inode = owner_inode;
+    }
+    // A lean poll between two reports does not ask for these.
+    if sample.congestion.is_none() {
+        tracked.sample.congestion = congestion;
+    }
+    if sample.skmem.is_none() {
+        tracked.sample.skmem = skmem;
     }
     tracked.last_poll = poll;
     None
@@ -1391,6 +1402,53 @@ mod tests {
         assert_eq!(c.get(Counter::BytesSent), Some(15));
         assert_eq!(c.get(Counter::BytesReceived), Some(4));
         assert_eq!(c.get(Counter::OutSegs), Some(2));
+    }
+
+    #[test]
+    fn a_lean_poll_keeps_the_last_memory_and_congestion_control_known() {
+        let mut t = Tracker::new();
+        let full = |segs: u32, sent: u64| {
+            let mut s = sock(
+                1,
+                "10.0.0.1",
+                1,
+                "10.0.0.2",
+                2,
+                EST,
+                Some(info(segs, sent, 0)),
+            );
+            s.congestion = crate::model::CongestionName::from_bytes(b"cubic");
+            s.skmem = Some(crate::model::SkMemInfo {
+                rmem_alloc: 7,
+                ..Default::default()
+            });
+            s
+        };
+        let lean = |segs: u32, sent: u64| {
+            sock(
+                1,
+                "10.0.0.1",
+                1,
+                "10.0.0.2",
+                2,
+                EST,
+                Some(info(segs, sent, 0)),
+            )
+        };
+        t.observe(&snap(0, vec![full(1, 10)]), &ANY);
+        // Idle, then moved: the lean samples take neither path's gauges away.
+        t.observe(&snap(1000, vec![lean(1, 10)]), &ANY);
+        t.observe(&snap(2000, vec![lean(2, 30)]), &ANY);
+        let row = t.rows().next().unwrap();
+        assert_eq!(
+            row.sample
+                .congestion
+                .map(|c| c.as_str().to_string())
+                .as_deref(),
+            Some("cubic")
+        );
+        assert_eq!(row.sample.skmem.map(|m| m.rmem_alloc), Some(7));
+        assert_eq!(row.counters.get(Counter::BytesSent), Some(20));
     }
 
     proptest::proptest! {

@@ -251,7 +251,8 @@ impl SocketSample {
 
     /// Whether `newer`, a later sample of this socket, tells nothing new:
     /// the same state, queues, owner and counters, only tcp_info's idle
-    /// clocks moved. An orphan's sample (inode 0) keeps its owner's inode.
+    /// clocks moved. An orphan's sample (inode 0) keeps its owner's inode,
+    /// and a lean poll's (no memory or congestion control) the last known.
     pub fn unchanged_in(&self, newer: &SocketSample) -> bool {
         let tcp_info_same = match (&self.tcp_info, &newer.tcp_info) {
             (Some(old), Some(new)) => old.same_but_idle_clocks(new),
@@ -266,8 +267,8 @@ impl SocketSample {
             && self.uid == newer.uid
             && self.recv_queue == newer.recv_queue
             && self.send_queue == newer.send_queue
-            && self.congestion == newer.congestion
-            && self.skmem == newer.skmem
+            && (self.congestion == newer.congestion || newer.congestion.is_none())
+            && (self.skmem == newer.skmem || newer.skmem.is_none())
     }
 
     /// A sample with identity and state only, as /proc/net/tcp or a mini

@@ -259,6 +259,15 @@ impl Session {
     /// Takes one poll with the events that came before it. The baseline
     /// poll's failure is the run's; a later one is noted and skipped: the
     /// next poll diffs against the last good one.
+    /// [`Session::poll`] when a report follows (`true`) or not: polls no
+    /// report follows leave out what only reports show.
+    pub fn poll_before_report(&mut self, report_follows: bool) -> anyhow::Result<()> {
+        self.source.want_gauges(report_follows);
+        let polled = self.poll();
+        self.source.want_gauges(true);
+        polled
+    }
+
     pub fn poll(&mut self) -> anyhow::Result<()> {
         let result = self.take_poll();
         self.notices.add(self.source.take_notices());
