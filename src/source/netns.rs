@@ -262,6 +262,9 @@ enum Command {
     System,
     /// Read the close notices waiting in the kernel (no reply).
     ReadCloses,
+    /// Whether the next polls list socket memory and congestion control
+    /// (no reply).
+    WantGauges(bool),
 }
 
 enum Reply {
@@ -338,6 +341,10 @@ impl Agent {
                                 notices: source.take_notices(),
                                 closes_lost: source.closes_lost(),
                             }
+                        }
+                        Command::WantGauges(wanted) => {
+                            source.want_gauges(wanted);
+                            continue;
                         }
                         Command::ReadCloses => {
                             source.read_closes();
@@ -516,6 +523,12 @@ impl SnapshotSource for NetnsSource {
     fn read_closes(&mut self) {
         for agent in self.agents.values() {
             let _ = agent.commands.send(Command::ReadCloses);
+        }
+    }
+
+    fn want_gauges(&mut self, wanted: bool) {
+        for agent in self.agents.values() {
+            let _ = agent.commands.send(Command::WantGauges(wanted));
         }
     }
 
