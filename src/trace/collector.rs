@@ -250,17 +250,22 @@ const NAMED_AT_ONCE: usize = 64;
 /// Named addresses remembered, at most (forgotten all at once past it:
 /// a forgotten one is named again by its next send's tcp_probe).
 const NAMES_LIMIT: usize = 1 << 16;
+/// How long an address is asked for before it gives way: one whose socket
+/// closed before its send was read (the rings of two CPUs are read one
+/// after the other) is never named, and would hold its place for good.
+const NAME_WAIT_NS: u64 = 1_000_000_000;
 
 /// Which socket addresses events named (with a tuple), and which send or
 /// receive with no event having named them: those tcp_probe is asked for.
 #[derive(Debug, Default)]
 struct Names {
     named: rustc_hash::FxHashSet<u64>,
-    waiting: rustc_hash::FxHashSet<u64>,
+    /// Address → when it was first asked for (monotonic ns).
+    waiting: rustc_hash::FxHashMap<u64, u64>,
 }
 
 impl Names {
-    fn observe(&mut self, event: &TraceEvent) {
+    fn observe(&mut self, event: &TraceEvent, time_ns: u64) {
         let named = match event {
             TraceEvent::Sent {
                 sk, tuple: None, ..
@@ -269,7 +274,7 @@ impl Names {
                 sk, tuple: None, ..
             } => {
                 if !self.named.contains(sk) && self.waiting.len() < NAMED_AT_ONCE {
-                    self.waiting.insert(*sk);
+                    self.waiting.entry(*sk).or_insert(time_ns);
                 }
                 return;
             }
@@ -295,6 +300,13 @@ impl Names {
         }
         self.named.insert(named);
         self.waiting.remove(&named);
+    }
+
+    /// Forgets the addresses asked for longer than [`NAME_WAIT_NS`]; a live
+    /// socket's next send or receive asks again.
+    fn expire(&mut self, now_ns: u64) {
+        self.waiting
+            .retain(|_, since| now_ns.saturating_sub(*since) < NAME_WAIT_NS);
     }
 }
 
@@ -394,10 +406,11 @@ impl Collector {
         let Some(tag) = self.namer else {
             return;
         };
+        self.names.expire(super::perf_ring::monotonic_now_ns());
         let mut wanted: Vec<u64> = self
             .names
             .waiting
-            .iter()
+            .keys()
             .copied()
             .filter(|a| *a != 0)
             .collect();
@@ -529,8 +542,13 @@ impl Collector {
             ask_last_moments(diag, queue, before);
         }
         if self.namer.is_some() {
+            // The rings of different CPUs are read one after the other: in
+            // their order a socket's close can come before its last send,
+            // which would then wait for a name that never comes. (Stable:
+            // what follows its state change at the same time stays after it.)
+            self.queue[before..].sort_by_key(|t| t.time_ns);
             for timed in &self.queue[before..] {
-                self.names.observe(&timed.event);
+                self.names.observe(&timed.event, timed.time_ns);
             }
             self.ask_names();
         }
@@ -1111,33 +1129,50 @@ mod tests {
             tuple: None,
             bytes: 10,
         };
-        names.observe(&sent(1));
-        names.observe(&TraceEvent::Identity {
-            sk: 2,
-            tuple: tuple(),
-            cookie: None,
-        });
-        names.observe(&sent(2));
-        assert_eq!(names.waiting.iter().copied().collect::<Vec<_>>(), vec![1]);
+        names.observe(&sent(1), 0);
+        names.observe(
+            &TraceEvent::Identity {
+                sk: 2,
+                tuple: tuple(),
+                cookie: None,
+            },
+            0,
+        );
+        names.observe(&sent(2), 0);
+        assert_eq!(names.waiting.keys().copied().collect::<Vec<_>>(), vec![1]);
         // Named by tcp_probe: no longer asked for.
-        names.observe(&TraceEvent::Identity {
-            sk: 1,
-            tuple: tuple(),
-            cookie: None,
-        });
+        names.observe(
+            &TraceEvent::Identity {
+                sk: 1,
+                tuple: tuple(),
+                cookie: None,
+            },
+            0,
+        );
         assert!(names.waiting.is_empty());
         // Closed: the address is forgotten, and may be the next socket's.
-        names.observe(&TraceEvent::StateChange {
-            sk: 1,
-            tuple: tuple(),
-            old: TcpState::Established,
-            new: TcpState::Close,
-        });
-        names.observe(&sent(1));
-        assert!(names.waiting.contains(&1));
+        names.observe(
+            &TraceEvent::StateChange {
+                sk: 1,
+                tuple: tuple(),
+                old: TcpState::Established,
+                new: TcpState::Close,
+            },
+            0,
+        );
+        names.observe(&sent(1), 0);
+        assert!(names.waiting.contains_key(&1));
         for sk in 100..300 {
-            names.observe(&sent(sk));
+            names.observe(&sent(sk), 0);
         }
         assert_eq!(names.waiting.len(), NAMED_AT_ONCE);
+        // Addresses never named (their socket closed before the send was
+        // read) give way after a while, and new ones are asked for.
+        names.expire(NAME_WAIT_NS - 1);
+        assert_eq!(names.waiting.len(), NAMED_AT_ONCE);
+        names.expire(NAME_WAIT_NS);
+        assert!(names.waiting.is_empty());
+        names.observe(&sent(7), NAME_WAIT_NS);
+        assert!(names.waiting.contains_key(&7));
     }
 }
