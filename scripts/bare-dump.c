@@ -4,7 +4,9 @@
  * walks every message and attribute, sums tcpi_bytes_acked.
  * Prints "sockets=<n> bytes_acked=<sum>". Build: gcc -O2 -o bare-dump bare-dump.c
  * With namespace files as arguments (/run/netns/NAME), enters each in turn
- * (setns) and dumps it: the floor for bench-netns.sh. */
+ * (setns) and dumps it: the floor for bench-netns.sh. With BARE_REPEAT=N
+ * (and BARE_INTERVAL_MS=M) it dumps N times, M ms apart: the floor of a
+ * steady poll, for bench.sh. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
@@ -15,6 +17,7 @@
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -62,7 +65,16 @@ static int dump_here(unsigned long *n, unsigned long long *acked) {
 
 int main(int argc, char **argv) {
     unsigned long n = 0; unsigned long long acked = 0;
-    if (argc == 1 && dump_here(&n, &acked)) return 1;
+    /* BARE_REPEAT=N BARE_INTERVAL_MS=M: N dumps M ms apart, as a poller
+     * makes them (CPU per dump = the run's CPU / N); prints per-dump counts. */
+    const char *rep = getenv("BARE_REPEAT"), *gap = getenv("BARE_INTERVAL_MS");
+    int repeat = rep ? atoi(rep) : 1, interval_ms = gap ? atoi(gap) : 0;
+    if (repeat < 1) repeat = 1;
+    for (int r = 0; argc == 1 && r < repeat; r++) {
+        if (r > 0 && interval_ms > 0) usleep(interval_ms * 1000);
+        if (dump_here(&n, &acked)) return 1;
+    }
+    if (argc == 1) n /= repeat, acked /= repeat;
     for (int i = 1; i < argc; i++) {
         int ns = open(argv[i], O_RDONLY | O_CLOEXEC);
         if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) return perror(argv[i]), 1;

@@ -4,7 +4,8 @@
 #   B) tcpipstat --once --format json NO-MATCH vs  bare-dump.c (bare sock_diag dump)
 # at N established loopback connections (2N sockets) in a private netns;
 # steady polling there (CPU per poll of 6 s more polling) against the bare
-# dump, by tuple and with --index lport (a lean dump); and
+# dump (24 dumps 250 ms apart, as a poller makes them), by tuple and with
+# --index lport (a lean dump); and
 #   C) churn: steady CPU per second of polling without close notices
 #      (--close-buffer 0), polling alone (notices read) and --precision
 #      tracepoint while churn.py opens and closes RATE conn/s, per 1,000
@@ -182,7 +183,8 @@ for n in $SIZES; do
             "t3=$(q "$BIN") --timeout 3s --poll 250ms --format json" \
             "t9=$(q "$BIN") --timeout 9s --poll 250ms --format json" \
             "l3=$(q "$BIN") --timeout 3s --poll 250ms --format json --index lport" \
-            "l9=$(q "$BIN") --timeout 9s --poll 250ms --format json --index lport")
+            "l9=$(q "$BIN") --timeout 9s --poll 250ms --format json --index lport" \
+            "bare24=env BARE_REPEAT=24 BARE_INTERVAL_MS=250 $(q "$BARE")")
         steady() {   # $1 $2 = CPU µs of the short and long run
             awk -v a="${1:-}" -v b="${2:-}" -v p="${p3:-0}" -v q="${p9:-0}" \
                 'BEGIN { if (a != "" && b != "" && q > p) printf "%.2f", (b - a) / (q - p) }'
@@ -190,9 +192,10 @@ for n in $SIZES; do
         per_poll=$(awk -v c="${P[t3]:-}" -v p="${p3:-0}" 'BEGIN { if (c != "" && p > 0) printf "%.2f", c / p }')
         tuple_steady=$(steady "${P[t3]:-}" "${P[t9]:-}")
         lean_steady=$(steady "${P[l3]:-}" "${P[l9]:-}")
+        bare_steady=$(awk -v c="${P[bare24]:-}" 'BEGIN { if (c != "") printf "%.2f", c / 24 }')
         per_socket=$(awk -v r="${M[t9]:-0}" -v n="${socks:-0}" 'BEGIN { if (n > 0) printf "%.0f", r * 1024 / n }')
         POLL_ROWS+="| $socks | ${p3:-n/a} / ${p9:-n/a} | $(ms "$per_poll") | $(ms "$tuple_steady") | $(ms "$lean_steady") "
-        POLL_ROWS+="| $(ms "${C[bare]:-}") | $(ratio "$tuple_steady" "${C[bare]:-}") | $(ratio "$lean_steady" "${C[bare]:-}") "
+        POLL_ROWS+="| $(ms "${C[bare]:-}") | $(ms "$bare_steady") | $(ratio "$tuple_steady" "$bare_steady") | $(ratio "$lean_steady" "$bare_steady") "
         POLL_ROWS+="| $(mib "${M[t9]:-}") | ${per_socket:-n/a} |"$'\n'
         unset P M
     fi
@@ -343,10 +346,11 @@ report() {
     if [[ -n $POLL_ROWS ]]; then
         echo
         echo "Steady polling (poll 250 ms, median of $RUNS): CPU ms per poll with start-up (3 s run), and steady,"
-        echo "i.e. (CPU of 9 s - CPU of 3 s) / (polls of 9 s - polls of 3 s), by tuple and with --index lport:"
+        echo "i.e. (CPU of 9 s - CPU of 3 s) / (polls of 9 s - polls of 3 s), by tuple and with --index lport;"
+        echo "against the bare dump once, and steady (24 dumps 250 ms apart, CPU / 24; the ratios' reference):"
         echo
-        echo "| sockets | polls 3 s / 9 s | per poll with start-up ms | steady ms | steady lport ms | bare dump CPU ms | steady ratio | lport ratio | peak RSS MiB | RSS bytes per socket |"
-        echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        echo "| sockets | polls 3 s / 9 s | per poll with start-up ms | steady ms | steady lport ms | bare dump once ms | bare dump steady ms | steady ratio | lport ratio | peak RSS MiB | RSS bytes per socket |"
+        echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         printf '%s' "$POLL_ROWS"
     fi
     if [[ -n $CHURN_ROWS ]]; then

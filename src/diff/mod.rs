@@ -38,7 +38,9 @@ use std::net::IpAddr;
 use crate::counters::{cumulative, difference, CompactCounters, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::event::Timed;
-use crate::model::{unmap, Snapshot, SocketKey, SocketSample, StateHistory, TcpState};
+use crate::model::{
+    unmap, Snapshot, SocketKey, SocketSample, SocketSource, StateHistory, TcpState,
+};
 use events::EventAttribution;
 use table::SocketTable;
 
@@ -403,11 +405,15 @@ impl Tracker {
     /// keeps its full socket's sock_diag cookie, so this is only needed for
     /// sources without cookies (/proc/net/tcp).
     fn tuples_for_time_wait(&self, snapshot: &Snapshot) -> HashSet<SocketKey> {
+        // sock_diag gives every socket its cookie: no pass over its sockets.
+        if self.polls == 1 || snapshot.source != SocketSource::ProcNetTcp {
+            return HashSet::default();
+        }
         let cookieless_time_wait = snapshot
             .sockets
             .iter()
             .any(|s| s.state == TcpState::TimeWait && s.cookie == 0);
-        if self.polls == 1 || !cookieless_time_wait {
+        if !cookieless_time_wait {
             return HashSet::default();
         }
         self.sockets.values().map(|t| t.sample.key).collect()
@@ -739,7 +745,6 @@ pub fn lifetime_row(sample: &SocketSample) -> SocketRow<'_> {
 mod tests {
     use super::*;
     use crate::model::tcp_info::TcpInfo;
-    use crate::model::SocketSource;
 
     fn info(segs_out: u32, bytes_sent: u64, bytes_received: u64) -> TcpInfo {
         let mut raw = vec![0u8; 232];
@@ -1054,9 +1059,12 @@ mod tests {
     fn without_cookies_a_time_wait_on_a_known_tuple_is_no_new_open() {
         // /proc/net/tcp: no cookies; TIME_WAIT has inode 0.
         let mut t = Tracker::new();
+        let proc_net = |ms: u64, sockets: Vec<SocketSample>| {
+            Snapshot::new(ms, SocketSource::ProcNetTcp, sockets)
+        };
         let mut a = sock(0, "127.0.0.1", 40000, "127.0.0.1", 80, EST, None);
         a.inode = 77;
-        t.observe(&snap(0, vec![a]), &ANY);
+        t.observe(&proc_net(0, vec![a]), &ANY);
         let tw = sock(
             0,
             "127.0.0.1",
@@ -1066,7 +1074,7 @@ mod tests {
             TcpState::TimeWait,
             None,
         );
-        t.observe(&snap(1000, vec![tw]), &ANY);
+        t.observe(&proc_net(1000, vec![tw]), &ANY);
         let c = totals(&t);
         assert_eq!(c.get(Counter::ActiveOpens), Some(0));
         assert_eq!(c.get(Counter::EstabResets), Some(0));
