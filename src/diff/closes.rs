@@ -147,6 +147,9 @@ impl Tracker {
                     unlisted += usize::from(tracked.last_poll != self.polls);
                     self.close_notified(id, tracked, notice, ending, elapsed)
                 }
+                None if self.vanished_unnoticed.remove(&notice.cookie).is_some() => {
+                    self.complete_vanished_life(notice, ending);
+                }
                 None => self.close_unseen(notice, ending, filter, elapsed),
             }
         }
@@ -174,6 +177,40 @@ impl Tracker {
         closed.window.add(&delta);
         closed.lifetime.add(&delta);
         closed.sample.tcp_info = notice.tcp_info;
+    }
+
+    /// A late notice of a socket closed as vanished: what it did after its
+    /// last poll is added, and its ending replaces the one guessed. Once
+    /// its window was reported, the notice counts nothing (no connection
+    /// counts twice).
+    fn complete_vanished_life(&mut self, notice: &SocketSample, ending: Ending) {
+        let Some(closed) = self
+            .closed
+            .iter_mut()
+            .rev()
+            .find(|c| c.sample.cookie == notice.cookie)
+        else {
+            return;
+        };
+        if ending != Ending::Aborted && closed.sample.tcp_info.is_some() {
+            if let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) {
+                if ending == Ending::Orderly && !closed.sample.state.peer_fin_received() {
+                    drop_fin(&mut delta);
+                }
+                closed.window.add(&delta);
+                closed.lifetime.add(&delta);
+                closed.sample.tcp_info = notice.tcp_info;
+            }
+        }
+        for guessed in [Counter::EstabResets, Counter::AttemptFails] {
+            if closed.window.is_approx(guessed) {
+                closed.window.replace(guessed, 0, false);
+            }
+        }
+        closed
+            .window
+            .add(&ending.state_counts(Some(closed.sample.state)));
+        closed.sample.state = TcpState::Close;
     }
 
     /// A socket polled before: its delta since then, and its ending.
@@ -306,7 +343,7 @@ impl Tracker {
 mod tests {
     use super::*;
     use crate::model::tcp_info::TcpInfo;
-    use crate::model::SocketKey;
+    use crate::model::{Snapshot, SocketKey, SocketSource};
 
     /// A notice with these final counters (4.19+ tcp_info).
     fn notice(remote: &str, rport: u16, acked: u64, sent: u64, received: u64) -> SocketSample {
@@ -327,6 +364,58 @@ mod tests {
         let mut sample = SocketSample::bare(key, 9, TcpState::Close);
         sample.tcp_info = TcpInfo::from_bytes(&raw);
         sample
+    }
+
+    /// A server socket a poll saw, gone for two polls with no notice (so
+    /// closed as vanished, a reset guessed), then its notice late: one
+    /// connection, its bytes whole, and the close it really was.
+    #[test]
+    fn a_notice_later_than_its_grace_completes_the_vanished_life() {
+        let filter = FilterSet::default();
+        let listener = {
+            let key = SocketKey::new(
+                "127.0.0.1".parse().unwrap(),
+                80,
+                "0.0.0.0".parse().unwrap(),
+                0,
+            );
+            SocketSample::bare(key, 1, TcpState::Listen)
+        };
+        let poll = |ms: u64, mut sockets: Vec<SocketSample>, closed: Vec<SocketSample>| {
+            sockets.insert(0, listener.clone());
+            let mut snapshot = Snapshot::new(ms, SocketSource::SockDiag, sockets);
+            snapshot.closes_watched = true;
+            snapshot.closed = closed;
+            snapshot
+        };
+        let mut alive = notice("10.0.0.2", 5000, 301, 300, 201);
+        alive.state = TcpState::Established;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![alive], vec![]), &filter);
+        t.observe(&poll(2000, vec![], vec![]), &filter);
+        t.observe(&poll(3000, vec![], vec![]), &filter);
+        let guessed: u64 = t
+            .rows()
+            .map(|r| r.counters.value(Counter::EstabResets))
+            .sum();
+        assert_eq!(guessed, 1, "closed as vanished, a reset guessed");
+        // Server: 500 data + FIN acknowledged, 700 and the FIN received.
+        let late = notice("10.0.0.2", 5000, 501, 500, 701);
+        t.observe(&poll(4000, vec![], vec![late.clone()]), &filter);
+        let mut total = Counters::default();
+        for row in t.rows() {
+            total.add(&row.counters);
+        }
+        assert_eq!(total.value(Counter::PassiveOpens), 1);
+        assert_eq!(total.value(Counter::ActiveOpens), 0);
+        assert_eq!(total.value(Counter::EstabResets), 0);
+        assert!(!total.is_approx(Counter::EstabResets));
+        assert_eq!(total.value(Counter::BytesSent), 500);
+        assert_eq!(total.value(Counter::BytesReceived), 700);
+        // A second copy of the notice is another connection's business no
+        // more: the life is complete.
+        assert_eq!(t.rows().filter(|r| r.closed).count(), 1);
     }
 
     #[test]

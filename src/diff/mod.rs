@@ -199,12 +199,21 @@ pub struct Tracker {
     /// not kept one by one.
     folded: Folded,
     listeners: Listeners,
+    /// Sockets closed as vanished while notices are read, whose notice had
+    /// not come (cookie → poll): a late notice completes that life rather
+    /// than counting a connection of its own.
+    vanished_unnoticed: rustc_hash::FxHashMap<u64, u64>,
     polls: u64,
     last_poll_ms: u64,
     states: StateCounts,
     /// Kernel events' part, once events are fed in.
     events: Option<Box<EventAttribution>>,
 }
+
+/// Polls a late notice may still join the vanished socket it belongs to.
+const LATE_NOTICE_POLLS: u64 = 32;
+/// Vanished sockets waiting for a late notice, at most.
+const LATE_NOTICE_LIMIT: usize = 1 << 16;
 
 /// Closed sockets a window keeps one by one, at most (~1 KiB each): a
 /// window of an hour at 3,000 connections/s would otherwise hold gigabytes.
@@ -340,6 +349,10 @@ impl Tracker {
             self.close_all_vanished(snapshot, elapsed);
         }
         self.bound_closed(CLOSED_LIMIT);
+        if poll % LATE_NOTICE_POLLS == 0 {
+            self.vanished_unnoticed
+                .retain(|_, since| poll.saturating_sub(*since) < LATE_NOTICE_POLLS);
+        }
     }
 
     fn learn_listeners(&mut self, snapshot: &Snapshot) {
@@ -528,7 +541,24 @@ impl Tracker {
             // An expiring TIME_WAIT or request socket: nothing to report.
             return;
         }
+        if self.states == StateCounts::Notified && closed.sample.cookie != 0 {
+            self.expect_late_notice(closed.sample.cookie);
+        }
         self.closed.push(closed);
+    }
+
+    /// Its notice may still come (the kernel sends notices from a
+    /// workqueue, which a loaded host can hold past a poll).
+    fn expect_late_notice(&mut self, cookie: u64) {
+        let poll = self.polls;
+        if self.vanished_unnoticed.len() >= LATE_NOTICE_LIMIT {
+            self.vanished_unnoticed
+                .retain(|_, since| poll.saturating_sub(*since) < LATE_NOTICE_POLLS);
+            if self.vanished_unnoticed.len() >= LATE_NOTICE_LIMIT {
+                return;
+            }
+        }
+        self.vanished_unnoticed.insert(cookie, poll);
     }
 
     /// Sockets that closed in the current window.
