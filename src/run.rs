@@ -71,7 +71,13 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         let now = Instant::now();
         let due = schedule.due(now);
         if interrupted || due.any() {
-            let report_follows = config.onclose || interrupted || due.report || due.timed_out;
+            // A recording keeps every poll whole: it may be replayed into
+            // reports of any kind.
+            let report_follows = config.record.is_some()
+                || config.onclose
+                || interrupted
+                || due.report
+                || due.timed_out;
             session.poll_before_report(report_follows)?;
             schedule.polled(now);
         }

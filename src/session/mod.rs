@@ -256,9 +256,6 @@ impl Session {
         }
     }
 
-    /// Takes one poll with the events that came before it. The baseline
-    /// poll's failure is the run's; a later one is noted and skipped: the
-    /// next poll diffs against the last good one.
     /// [`Session::poll`] when a report follows (`true`) or not: polls no
     /// report follows leave out what only reports show.
     pub fn poll_before_report(&mut self, report_follows: bool) -> anyhow::Result<()> {
@@ -268,6 +265,9 @@ impl Session {
         polled
     }
 
+    /// Takes one poll with the events that came before it. The baseline
+    /// poll's failure is the run's; a later one is noted and skipped: the
+    /// next poll diffs against the last good one.
     pub fn poll(&mut self) -> anyhow::Result<()> {
         let result = self.take_poll();
         self.notices.add(self.source.take_notices());
