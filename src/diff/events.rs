@@ -878,6 +878,11 @@ impl Attribution<'_, '_> {
             Some(Place::Socket(id, t)) if sk != 0 => Some((*id, *t)),
             _ => None,
         };
+        if learned.is_none() && sk != 0 {
+            if let Some(id) = self.closing_socket(sk, tuple) {
+                return Some(id);
+            }
+        }
         if let Some((id, known)) = learned {
             let renamed = tuple.is_some_and(|t| t.is_complete() && *t != known);
             if renamed {
@@ -917,6 +922,27 @@ impl Attribution<'_, '_> {
         let key = EventTuple::of_key(&tracked.sample.key);
         if sk != 0 {
             self.learn(sk, Place::Socket(id, key), id);
+        }
+        Some(id)
+    }
+
+    /// The socket at `sk` between its CLOSE and its destruction: events
+    /// after its CLOSE (an abort's reset, sent after tcp_disconnect set
+    /// CLOSE) are its own, even when another namespace's socket with the
+    /// same tuple took over the tuple's place meanwhile. Not when the
+    /// event names another tuple: a kernel without destruction events
+    /// gave the address to the next socket.
+    fn closing_socket(&mut self, sk: u64, tuple: Option<&EventTuple>) -> Option<SocketId> {
+        let (id, _) = *self.part.closing.get(&sk)?;
+        let Some(tracked) = self.entry(id) else {
+            self.part.closing.remove(&sk);
+            return None;
+        };
+        let known = EventTuple::of_key(&tracked.sample.key);
+        let same = tuple.is_none_or(|t| !t.is_complete() || same_connection(&known, t));
+        if !same {
+            self.part.closing.remove(&sk);
+            return None;
         }
         Some(id)
     }
@@ -1430,6 +1456,34 @@ mod tests {
         assert_eq!(stats.elsewhere_sockets, 2, "{stats:?}");
         assert_eq!(stats.elsewhere.get(Counter::OutRsts), Some(1));
         assert_eq!(totals(&t).get(Counter::PassiveOpens), Some(1));
+    }
+
+    #[test]
+    fn a_reset_after_its_close_stays_with_its_socket_when_another_namespace_reuses_the_tuple() {
+        // The other namespace's client picks the same port while ours is
+        // up (ephemeral ports are hashed without the namespace), and ours
+        // sends its abort's reset after its CLOSE (tcp_disconnect's order).
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        let ours = aborted_connection(40000, 0x1000, Some(100));
+        let theirs = aborted_connection(40000, 0x2000, Some(200));
+        let mut events: Vec<Timed> = ours[..4].to_vec();
+        events.extend_from_slice(&theirs[..4]);
+        events.extend_from_slice(&ours[4..]);
+        events.extend_from_slice(&theirs[4..]);
+        t.apply_events(&events, &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::OutRsts), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::InRsts), Some(1), "{c:?}");
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(3000, vec![]), &ANY);
+        let stats = t.event_stats().unwrap();
+        assert_eq!(stats.elsewhere_sockets, 2, "{stats:?}");
+        assert_eq!(stats.elsewhere.get(Counter::OutRsts), Some(1), "{stats:?}");
     }
 
     #[test]
