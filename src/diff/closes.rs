@@ -137,6 +137,12 @@ impl Tracker {
             };
             let ending = Ending::of(notice, passive);
             match tracked {
+                Some(request) if request.sample.grew_into(notice) => {
+                    // Its child, with its cookie, lived and died between
+                    // two polls: the whole connection is the notice's.
+                    unlisted += usize::from(request.last_poll != self.polls);
+                    self.close_unseen(notice, ending, filter, elapsed);
+                }
                 Some(tracked) if tracked.sample.is_mini_socket() => {
                     // Its life ended when a poll saw its TIME_WAIT (or
                     // FIN_WAIT2) successor, which stays tracked.
@@ -366,28 +372,102 @@ mod tests {
         sample
     }
 
+    /// A poll of a listener on 127.0.0.1:80 and `sockets`, with these
+    /// close notices.
+    fn poll(ms: u64, mut sockets: Vec<SocketSample>, closed: Vec<SocketSample>) -> Snapshot {
+        let key = SocketKey::new(
+            "127.0.0.1".parse().unwrap(),
+            80,
+            "0.0.0.0".parse().unwrap(),
+            0,
+        );
+        sockets.insert(0, SocketSample::bare(key, 1, TcpState::Listen));
+        let mut snapshot = Snapshot::new(ms, SocketSource::SockDiag, sockets);
+        snapshot.closes_watched = true;
+        snapshot.closed = closed;
+        snapshot
+    }
+
+    fn totals(t: &Tracker) -> Counters {
+        let mut total = Counters::default();
+        for row in t.rows() {
+            total.add(&row.counters);
+        }
+        total
+    }
+
+    /// A request socket (as a dump lists it: no tcp_info) for the server
+    /// end of `notice`'s connection, with `cookie`.
+    fn request_of(notice: &SocketSample, cookie: u64) -> SocketSample {
+        SocketSample::bare(notice.key, cookie, TcpState::NewSynRecv)
+    }
+
+    /// Server: 500 data + FIN acknowledged, 700 and the FIN received.
+    fn served() -> SocketSample {
+        notice("10.0.0.2", 5000, 501, 500, 701)
+    }
+
+    fn assert_one_served_connection(total: &Counters) {
+        assert_eq!(total.value(Counter::PassiveOpens), 1, "{total:?}");
+        assert_eq!(total.value(Counter::ActiveOpens), 0);
+        assert_eq!(total.value(Counter::EstabResets), 0);
+        assert_eq!(total.value(Counter::AttemptFails), 0);
+        assert_eq!(total.value(Counter::BytesSent), 500);
+        assert_eq!(total.value(Counter::BytesReceived), 700);
+    }
+
+    /// A poll that lists a request socket, whose child (with its cookie)
+    /// lives and dies before the next: one connection, from the notice.
+    #[test]
+    fn a_request_socket_whose_child_closed_unseen_is_one_connection() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![request_of(&served(), 9)], vec![]), &filter);
+        assert_eq!(totals(&t).value(Counter::PassiveOpens), 0);
+        t.observe(&poll(2000, vec![], vec![served()]), &filter);
+        t.observe(&poll(3000, vec![], vec![]), &filter);
+        assert_one_served_connection(&totals(&t));
+    }
+
+    /// The same child seen by a poll before its notice.
+    #[test]
+    fn a_request_socket_whose_child_a_poll_sees_is_one_connection() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![request_of(&served(), 9)], vec![]), &filter);
+        let mut child = notice("10.0.0.2", 5000, 101, 100, 100);
+        child.state = TcpState::Established;
+        t.observe(&poll(2000, vec![child], vec![]), &filter);
+        assert_eq!(totals(&t).value(Counter::PassiveOpens), 1);
+        t.observe(&poll(3000, vec![], vec![served()]), &filter);
+        assert_one_served_connection(&totals(&t));
+    }
+
+    /// A request socket whose cookie its child did not get (the dump gave
+    /// it one after the child was made): the request vanishes, opening
+    /// nothing, and the child's notice counts the connection.
+    #[test]
+    fn a_request_socket_of_another_cookie_opens_nothing() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(
+            &poll(1000, vec![request_of(&served(), 8)], vec![served()]),
+            &filter,
+        );
+        t.observe(&poll(2000, vec![], vec![]), &filter);
+        t.observe(&poll(3000, vec![], vec![]), &filter);
+        assert_one_served_connection(&totals(&t));
+    }
+
     /// A server socket a poll saw, gone for two polls with no notice (so
     /// closed as vanished, a reset guessed), then its notice late: one
     /// connection, its bytes whole, and the close it really was.
     #[test]
     fn a_notice_later_than_its_grace_completes_the_vanished_life() {
         let filter = FilterSet::default();
-        let listener = {
-            let key = SocketKey::new(
-                "127.0.0.1".parse().unwrap(),
-                80,
-                "0.0.0.0".parse().unwrap(),
-                0,
-            );
-            SocketSample::bare(key, 1, TcpState::Listen)
-        };
-        let poll = |ms: u64, mut sockets: Vec<SocketSample>, closed: Vec<SocketSample>| {
-            sockets.insert(0, listener.clone());
-            let mut snapshot = Snapshot::new(ms, SocketSource::SockDiag, sockets);
-            snapshot.closes_watched = true;
-            snapshot.closed = closed;
-            snapshot
-        };
         let mut alive = notice("10.0.0.2", 5000, 301, 300, 201);
         alive.state = TcpState::Established;
         let mut t = Tracker::new();
@@ -400,19 +480,10 @@ mod tests {
             .map(|r| r.counters.value(Counter::EstabResets))
             .sum();
         assert_eq!(guessed, 1, "closed as vanished, a reset guessed");
-        // Server: 500 data + FIN acknowledged, 700 and the FIN received.
-        let late = notice("10.0.0.2", 5000, 501, 500, 701);
-        t.observe(&poll(4000, vec![], vec![late.clone()]), &filter);
-        let mut total = Counters::default();
-        for row in t.rows() {
-            total.add(&row.counters);
-        }
-        assert_eq!(total.value(Counter::PassiveOpens), 1);
-        assert_eq!(total.value(Counter::ActiveOpens), 0);
-        assert_eq!(total.value(Counter::EstabResets), 0);
+        t.observe(&poll(4000, vec![], vec![served()]), &filter);
+        let total = totals(&t);
+        assert_one_served_connection(&total);
         assert!(!total.is_approx(Counter::EstabResets));
-        assert_eq!(total.value(Counter::BytesSent), 500);
-        assert_eq!(total.value(Counter::BytesReceived), 700);
         // A second copy of the notice is another connection's business no
         // more: the life is complete.
         assert_eq!(t.rows().filter(|r| r.closed).count(), 1);

@@ -330,6 +330,11 @@ impl EventAttribution {
             // A TIME_WAIT or request socket opens nothing of its own.
             tracked.origin = Origin::Other;
         }
+        if tracked.sample.state == TcpState::NewSynRecv {
+            // Its child's events are the child's, an event-only socket
+            // until a poll sees it (its notice, or a poll, places it).
+            return;
+        }
         let tuple = EventTuple::of_key(&tracked.sample.key);
         if let Some(&SocketId::EventOnly(n)) = self.by_tuple.get(&tuple) {
             // Not the same socket when its events named another cookie.
@@ -1484,6 +1489,29 @@ mod tests {
         let stats = t.event_stats().unwrap();
         assert_eq!(stats.elsewhere_sockets, 2, "{stats:?}");
         assert_eq!(stats.elsewhere.get(Counter::OutRsts), Some(1), "{stats:?}");
+    }
+
+    #[test]
+    fn a_polled_request_socket_leaves_its_childs_events_and_notice_together() {
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        // A poll lists the server end as a request socket, with the cookie
+        // its child will have.
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let mut with_request = noticed(500, vec![]);
+        with_request.sockets = vec![sample(101, server, TcpState::NewSynRecv, None)];
+        t.observe(&with_request, &ANY);
+        t.apply_events(&aborted_connection(40000, 0x1000, Some(100)), &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::InRsts), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::EstabResets), Some(2), "{c:?}");
+        assert_eq!(c.get(Counter::BytesSent), Some(500), "{c:?}");
+        assert_eq!(t.event_stats().unwrap().elsewhere_sockets, 0);
     }
 
     #[test]

@@ -383,6 +383,12 @@ impl Tracker {
             }
             let id = SocketId::of(sample);
             match self.sockets.get_mut(&id) {
+                Some(tracked) if tracked.sample.grew_into(sample) => {
+                    // A request socket's child (its cookie, once a dump
+                    // gave the request one): the connection opens now.
+                    self.sockets.remove(&id);
+                    seen_again += 1;
+                }
                 Some(tracked) if tracked.sample.key == sample.key => {
                     // A socket listed twice (an inconsistent dump) counts once.
                     if tracked.last_poll != poll {
@@ -529,10 +535,13 @@ impl Tracker {
             events.vanished(id, tracked.last_poll, &mut closed);
         }
         let state = closed.sample.state;
+        let notified = self.states == StateCounts::Notified;
         if !succeeded && self.states != StateCounts::FromEvents {
             if state.counts_as_established() {
                 closed.window.bump_approx(Counter::EstabResets, 1);
-            } else if state.is_handshake() {
+            } else if state.is_handshake() && !(notified && closed.sample.is_mini_socket()) {
+                // With notices, a request socket that vanished most likely
+                // became a child, whose notice tells how it went.
                 closed.window.bump_approx(Counter::AttemptFails, 1);
             }
         }

@@ -249,6 +249,13 @@ impl SocketSample {
             || (self.state == TcpState::FinWait2 && self.cookie != 0 && self.tcp_info.is_none())
     }
 
+    /// Whether `newer`, a sample or close notice with this socket's cookie,
+    /// is the full socket this request socket became: the kernel gives the
+    /// child the cookie its request had, if a dump asked for one.
+    pub fn grew_into(&self, newer: &SocketSample) -> bool {
+        self.state == TcpState::NewSynRecv && !newer.is_mini_socket()
+    }
+
     /// Whether `newer`, a later sample of this socket, tells nothing new:
     /// the same state, queues, owner and counters, only tcp_info's idle
     /// clocks moved. An orphan's sample (inode 0) keeps its owner's inode,

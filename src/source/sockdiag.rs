@@ -282,6 +282,13 @@ fn push_inet_diag_msg(payload: &[u8], out: &mut Vec<SocketSample>) -> bool {
         }
         attrs = &attrs[align4(attr_len).min(attrs.len())..];
     }
+    if sample.state == TcpState::SynRecv && sample.tcp_info.is_none() {
+        // The kernel reports a request socket (TCP_NEW_SYN_RECV) as
+        // SYN_RECV, with no tcp_info; every dump asks for tcp_info, which
+        // a full SYN_RECV socket (Fast Open) has. Its child, another socket
+        // with another cookie, opens the connection.
+        sample.state = TcpState::NewSynRecv;
+    }
     true
 }
 
@@ -595,6 +602,17 @@ mod tests {
         assert_eq!(s.state, TcpState::Established);
         assert_eq!(s.tcp_info.unwrap().len(), 104);
         assert_eq!(s.congestion.unwrap().as_str(), "cubic");
+    }
+
+    #[test]
+    fn a_syn_recv_without_tcp_info_is_a_request_socket() {
+        let request = parse_inet_diag_msg(&diag_msg(3, 80, 5555, &[])).unwrap();
+        assert_eq!(request.state, TcpState::NewSynRecv);
+        assert!(request.is_mini_socket());
+        // A Fast Open child is a full socket in SYN_RECV, with tcp_info.
+        let child = parse_inet_diag_msg(&diag_msg(3, 80, 5555, &[(2, vec![3u8; 104])])).unwrap();
+        assert_eq!(child.state, TcpState::SynRecv);
+        assert!(!child.is_mini_socket());
     }
 
     #[test]
