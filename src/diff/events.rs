@@ -490,6 +490,12 @@ impl EventAttribution {
     /// not give) join socket `n`, and the notice, read in a sampled
     /// namespace, places it there.
     fn join_notice(&mut self, n: u64, notice: &SocketSample, orderly: bool, passive: bool) {
+        let marks = self.marks.entry(SocketId::EventOnly(n)).or_default();
+        // Its open's event went missing (the kernel counted events it
+        // never delivered): the notice tells there was a connection, and
+        // no poll saw it before this window, so it opened in it.
+        let open_missed = !marks.opened_by_event;
+        marks.opened_by_event = true;
         let Some(known) = self.event_only.get_mut(&n) else {
             return;
         };
@@ -514,6 +520,14 @@ impl EventAttribution {
         }
         if passive && last.is_none() && !aborted {
             super::add_syn_ack(&mut delta);
+        }
+        if open_missed {
+            let open = if passive {
+                Counter::PassiveOpens
+            } else {
+                Counter::ActiveOpens
+            };
+            delta.bump(open, 1);
         }
         tracked.window.add(&delta);
         if !aborted {
@@ -1512,6 +1526,39 @@ mod tests {
         assert_eq!(c.get(Counter::EstabResets), Some(2), "{c:?}");
         assert_eq!(c.get(Counter::BytesSent), Some(500), "{c:?}");
         assert_eq!(t.event_stats().unwrap().elsewhere_sockets, 0);
+    }
+
+    #[test]
+    fn a_notice_counts_the_open_whose_event_never_came() {
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        // The client's first state change and the child's birth were
+        // counted by the kernel and never delivered.
+        let events: Vec<Timed> = aborted_connection(40000, 0x1000, Some(100))
+            .into_iter()
+            .filter(|e| {
+                !matches!(
+                    e.event,
+                    TraceEvent::StateChange {
+                        old: TcpState::Close | TcpState::Listen,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        t.apply_events(&events, &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1), "{c:?}");
+        // Delivered, they count once.
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.apply_events(&aborted_connection(40000, 0x1000, Some(100)), &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1), "{c:?}");
     }
 
     #[test]
