@@ -11,7 +11,7 @@ use std::process::Output;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::traffic::{clients, in_namespace, serve, DOWN, UP};
+use common::traffic::{clients, deferred_connections, in_namespace, serve, DOWN, UP};
 use common::{counter, json_reports, wait_output, Netns};
 
 const CONNECTIONS: usize = 300;
@@ -247,39 +247,11 @@ fn aborted_connections_count_their_resets_as_the_namespace_does() {
     );
 }
 
-/// Keeps each accepted connection a request socket (TCP_NEW_SYN_RECV)
-/// until its first data arrives, for up to `seconds`.
-fn defer_accept(listener: &std::net::TcpListener, seconds: i32) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket descriptor and a pointer to an int that
-    // outlives the call, with its size.
-    let rc = unsafe {
-        nix::libc::setsockopt(
-            listener.as_raw_fd(),
-            nix::libc::IPPROTO_TCP,
-            nix::libc::TCP_DEFER_ACCEPT,
-            (&seconds as *const i32).cast(),
-            std::mem::size_of::<i32>() as nix::libc::socklen_t,
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "TCP_DEFER_ACCEPT: {}",
-        std::io::Error::last_os_error()
-    );
-}
-
 #[test]
 fn request_sockets_that_polls_see_open_nothing_of_their_own() {
     skip_unless_root!();
-    use std::io::{Read, Write};
     let ns = Netns::new("closes-request");
     let port = 7604;
-    let count = 5;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let listener = ns.listen(&addr.to_string());
-    defer_accept(&listener, 10);
     let child = ns.spawn_tcpipstat(&[
         "--timeout",
         "4",
@@ -292,25 +264,9 @@ fn request_sockets_that_polls_see_open_nothing_of_their_own() {
         "json",
     ]);
     sleep(Duration::from_millis(700));
-    // The clients' handshakes complete; the server's ends stay request
-    // sockets, listed by several polls, until the clients send.
-    let conns: Vec<std::net::TcpStream> = (0..count).map(|_| ns.connect(addr)).collect();
-    sleep(Duration::from_millis(1000));
-    let listed = ns
-        .command("ss")
-        .args(["-Htn", "state", "syn-recv"])
-        .output()
-        .expect("ss");
-    let requests = String::from_utf8_lossy(&listed.stdout).lines().count();
-    assert_eq!(requests, count, "the premise: request sockets held");
-    let server = in_namespace(&ns.name, move || serve(listener, count));
-    // Each client closes after its exchange: the server reads to its end.
-    for mut conn in conns {
-        conn.write_all(&vec![0x5a; UP]).unwrap();
-        let mut got = vec![0u8; DOWN];
-        conn.read_exact(&mut got).unwrap();
-    }
-    server.join().unwrap();
+    let count = 5;
+    let held = deferred_connections(&ns, port, count, Duration::from_millis(1000));
+    assert_eq!(held, count, "the premise: request sockets held");
     let report = json_reports(&wait_output(child).stdout)
         .pop()
         .expect("a report");

@@ -578,3 +578,50 @@ fn unreadable_tracefs_is_named_for_what_it_is() {
         "{stderr}"
     );
 }
+
+#[test]
+fn request_sockets_a_poll_sees_leave_their_childrens_counts_whole() {
+    skip_unless_precision!();
+    use common::traffic::{deferred_connections, UP};
+    let ns = Netns::new("request");
+    let port = 7105;
+    let child = ns.spawn_tcpipstat(&[
+        "--timeout",
+        "4s",
+        "--poll",
+        "200ms",
+        "--format",
+        "json",
+        "--precision",
+        "tracepoint",
+        "--system",
+    ]);
+    sleep(Duration::from_millis(1200));
+    let count = 5;
+    let held = deferred_connections(&ns, port, count, Duration::from_millis(1000));
+    assert_eq!(held, count, "the premise: request sockets held");
+    let out = wait_output(child);
+    let report = window_report(&out.stdout);
+    let context = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        report["precision"]
+    );
+    let n = count as u64;
+    assert_eq!(
+        port_total(&report, "lport", port, "PassiveOpens"),
+        n,
+        "{context}"
+    );
+    assert_eq!(port_total(&report, "rport", port, "ActiveOpens"), n);
+    assert_eq!(port_total(&report, "lport", port, "AttemptFails"), 0);
+    let received: u64 = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["key"]["lport"] == port)
+        .map(|g| counter(g, "Socket", "BytesReceived"))
+        .sum();
+    assert_eq!(received, n * UP as u64, "{report}");
+    assert_eq!(unattributed(&report, "PassiveOpens"), 0);
+}

@@ -61,3 +61,54 @@ pub fn clients(to: SocketAddr, count: usize, abort: bool) {
         }
     }
 }
+
+/// Keeps each connection `listener` accepts a request socket
+/// (TCP_NEW_SYN_RECV) until its first data arrives, for up to `seconds`.
+fn defer_accept(listener: &TcpListener, seconds: i32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor, and a pointer to an int that
+    // outlives the call, with its size.
+    let rc = unsafe {
+        nix::libc::setsockopt(
+            listener.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const i32).cast(),
+            std::mem::size_of::<i32>() as nix::libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "TCP_DEFER_ACCEPT: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// `count` connections to a listener on 127.0.0.1:`port` in `ns` whose
+/// server ends stay request sockets for `held` (the clients' handshakes
+/// are done, the server waits for data: TCP_DEFER_ACCEPT), then move UP
+/// and DOWN bytes and close, client first. Returns how many request
+/// sockets `ss` listed meanwhile.
+pub fn deferred_connections(ns: &super::Netns, port: u16, count: usize, held: Duration) -> usize {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listener = ns.listen(&addr.to_string());
+    defer_accept(&listener, 10);
+    let conns: Vec<TcpStream> = (0..count).map(|_| ns.connect(addr)).collect();
+    std::thread::sleep(held);
+    let listed = ns
+        .command("ss")
+        .args(["-Htn", "state", "syn-recv"])
+        .output()
+        .expect("ss");
+    let requests = String::from_utf8_lossy(&listed.stdout).lines().count();
+    let server = in_namespace(&ns.name, move || serve(listener, count));
+    // Each client closes after its exchange: the server reads to its end.
+    for mut conn in conns {
+        conn.write_all(&vec![0x5a; UP]).unwrap();
+        let mut got = vec![0u8; DOWN];
+        conn.read_exact(&mut got).unwrap();
+    }
+    server.join().unwrap();
+    requests
+}
