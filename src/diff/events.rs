@@ -352,6 +352,29 @@ impl EventAttribution {
             }
         }
         self.by_tuple.insert(tuple, id);
+        if states == StateCounts::FromEvents {
+            self.count_open_not_seen(id, tracked);
+        }
+    }
+
+    /// A socket new to the polls (born in the window) whose open no event
+    /// has counted by its first poll: its open's event went missing (the
+    /// kernel counted it and never delivered it), or waits under its
+    /// address for a tuple (a connect still in SYN_SENT), or comes with
+    /// the next batch (a dump that began before it). The open counts now,
+    /// and the event, if it comes, counts it no more.
+    fn count_open_not_seen(&mut self, id: SocketId, tracked: &mut Tracked) {
+        let open = match tracked.origin {
+            Origin::Active => Counter::ActiveOpens,
+            Origin::Passive => Counter::PassiveOpens,
+            Origin::Baseline | Origin::Other => return,
+        };
+        let marks = self.marks.entry(id).or_default();
+        if marks.opened_by_event {
+            return;
+        }
+        marks.opened_by_event = true;
+        tracked.window.add(&single(open, 1));
     }
 
     fn adopt(&mut self, known: Tracked, known_id: SocketId, id: SocketId, tracked: &mut Tracked) {
@@ -723,9 +746,20 @@ impl Attribution<'_, '_> {
                 self.credit(*sk, Some(tuple), Some(TcpState::Unknown), counts, false);
                 self.note_cookie(*sk, Some(tuple), *cookie);
             }
-            TraceEvent::Retransmit { sk, tuple } => {
+            TraceEvent::Retransmit { sk, tuple, syn } => {
                 let counts = single(Counter::RetransSegs, 1);
-                self.credit(*sk, Some(tuple), Some(TcpState::Established), counts, true);
+                let state = if *syn {
+                    TcpState::SynSent
+                } else {
+                    TcpState::Established
+                };
+                self.credit(*sk, Some(tuple), Some(state), counts, true);
+                if *syn {
+                    // A connect's SYN sent again: TCPSynRetrans, which no
+                    // poll gives.
+                    let counts = single(Counter::TCPSynRetrans, 1);
+                    self.credit(*sk, Some(tuple), Some(state), counts, false);
+                }
             }
             TraceEvent::SynAckRetransmit { listener_sk, tuple } => {
                 self.synack_retransmit(*listener_sk, tuple)
@@ -981,9 +1015,20 @@ impl Attribution<'_, '_> {
     /// Records where `sk` leads and hands over what waited for it.
     fn learn(&mut self, sk: u64, place: Place, id: SocketId) {
         self.part.by_sk.insert(sk, place);
-        let Some(waiting) = self.part.pending.remove(&sk) else {
+        let Some(mut waiting) = self.part.pending.remove(&sk) else {
             return;
         };
+        let opened = self.part.marks.get(&id).is_some_and(|m| m.opened_by_event);
+        if opened {
+            // A poll that saw the socket first counted its open (a connect
+            // still in SYN_SENT, or a socket listed by a dump that began
+            // before its open's event): once.
+            for open in [Counter::ActiveOpens, Counter::PassiveOpens] {
+                if waiting.value(open) > 0 {
+                    waiting.set(open, 0, false);
+                }
+            }
+        }
         let Some(tracked) = self.entry(id) else {
             return;
         };
@@ -1561,6 +1606,90 @@ mod tests {
         assert_eq!(c.get(Counter::PassiveOpens), Some(1), "{c:?}");
     }
 
+    /// Both ends of a connection, as a poll lists them.
+    fn polled_pair(port: u16, state: TcpState) -> Vec<SocketSample> {
+        let client = tuple("10.0.0.1", port, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", port);
+        vec![
+            listener(),
+            sample(50, client, state, Some(info(0, 0))),
+            sample(51, server, TcpState::Established, Some(info(0, 0))),
+        ]
+    }
+
+    #[test]
+    fn a_poll_counts_the_opens_no_event_counted_once() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", 40000);
+        let opens = |t: &Tracker| {
+            let c = totals(t);
+            (
+                c.value(Counter::ActiveOpens),
+                c.value(Counter::PassiveOpens),
+            )
+        };
+        // Their open events never came (counted, undelivered).
+        let mut t = tracker();
+        t.observe(&snap(0, vec![listener()]), &ANY);
+        t.observe(&snap(1000, polled_pair(40000, Established)), &ANY);
+        assert_eq!(opens(&t), (1, 1));
+        // The connect still in SYN_SENT (its first change waits for its
+        // port), and a dump that began before the child's birth: their
+        // events come after the poll.
+        let mut t = tracker();
+        t.observe(&snap(0, vec![listener()]), &ANY);
+        t.apply_events(&[at(1, change(0x10, no_port, Close, SynSent))], &ANY);
+        t.observe(&snap(1000, polled_pair(40000, SynSent)), &ANY);
+        assert_eq!(opens(&t), (1, 1));
+        let later = [
+            change(0x11, newborn, Listen, SynRecv),
+            change(0x10, client, SynSent, Established),
+            change(0x11, server, SynRecv, Established),
+        ];
+        let later: Vec<Timed> = later.into_iter().map(|e| at(2, e)).collect();
+        t.apply_events(&later, &ANY);
+        t.observe(&snap(2000, polled_pair(40000, Established)), &ANY);
+        assert_eq!(opens(&t), (1, 1));
+    }
+
+    #[test]
+    fn a_connect_that_sends_its_syn_again_counts_syn_retransmits() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let mut t = tracker();
+        t.set_sole_namespace(true);
+        t.observe(&snap(0, vec![]), &ANY);
+        let syn_again = |i| {
+            at(
+                i,
+                TraceEvent::Retransmit {
+                    sk: 0x10,
+                    tuple: client,
+                    syn: true,
+                },
+            )
+        };
+        t.apply_events(
+            &[
+                at(0, change(0x10, no_port, Close, SynSent)),
+                syn_again(1),
+                syn_again(2),
+                at(3, change(0x10, client, SynSent, Close)),
+            ],
+            &ANY,
+        );
+        t.observe(&snap(1000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::TCPSynRetrans), Some(2), "{c:?}");
+        assert_eq!(c.get(Counter::RetransSegs), Some(2), "{c:?}");
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
+    }
+
     #[test]
     fn without_cookies_a_notice_joins_its_tuple_after_one_more_batch() {
         let mut t = tracker();
@@ -1651,6 +1780,7 @@ mod tests {
                 TraceEvent::Retransmit {
                     sk: 0x99,
                     tuple: conn,
+                    syn: false,
                 },
             )
         };

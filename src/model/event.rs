@@ -81,8 +81,15 @@ pub enum TraceEvent {
         tuple: EventTuple,
         cookie: Option<u64>,
     },
-    /// tcp:tcp_retransmit_skb, or a kprobe on tcp_retransmit_skb.
-    Retransmit { sk: u64, tuple: EventTuple },
+    /// tcp:tcp_retransmit_skb, or a kprobe on tcp_retransmit_skb. `syn`:
+    /// the socket was in SYN_SENT, so the segment sent again was its SYN
+    /// (the kernel counts it in TCPSynRetrans too); false where the event
+    /// has no state.
+    Retransmit {
+        sk: u64,
+        tuple: EventTuple,
+        syn: bool,
+    },
     /// tcp:tcp_retransmit_synack: `tuple` is the request's (local = the
     /// listener's address and port).
     SynAckRetransmit { listener_sk: u64, tuple: EventTuple },

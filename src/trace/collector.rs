@@ -990,6 +990,7 @@ fn open_rings(
 
 /// The summary of what was opened, from each role's source.
 fn summarize(sources: &[(Role, String)], opened: &[Opened]) -> ProbeSummary {
+    let syn_retransmits_told = opened.iter().any(|o| o.decoder.tells_syn_retransmits());
     let mut covered = Vec::new();
     let mut labelled = Vec::new();
     for (role, label) in sources {
@@ -1000,6 +1001,8 @@ fn summarize(sources: &[(Role, String)], opened: &[Opened]) -> ProbeSummary {
         // Retransmits from events count only after a socket's last poll.
         let label = if role.counters().contains(&Counter::RetransSegs) {
             format!("sock_diag polls; {label} after a socket's last poll")
+        } else if *role == Role::SynAckRetransmits && syn_retransmits_told {
+            format!("{label}; tracepoint tcp:tcp_retransmit_skb of SYN_SENT sockets")
         } else {
             label.clone()
         };

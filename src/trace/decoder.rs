@@ -172,6 +172,10 @@ impl Decoder {
                 if kind == TcpRetransmitSynack {
                     f.other_sk = maybe("req", &ptr);
                 }
+                if kind == TcpRetransmitSkb {
+                    // The socket's state (4.16+): a SYN_SENT one sent its SYN again.
+                    f.new_state = maybe("state", &[4]);
+                }
             }
             TcpSendReset => {
                 f.sk = need("skaddr", &ptr)?;
@@ -251,6 +255,12 @@ impl Decoder {
     /// The event in a raw sample (PERF_SAMPLE_RAW's data: the record from
     /// `common_type` on). None for short records, other protocols, and
     /// the halves of calls (see [`CallPairer`]).
+    /// Whether its retransmit events tell a connect's SYN sent again (the
+    /// tracepoint has the socket's state).
+    pub fn tells_syn_retransmits(&self) -> bool {
+        self.kind == EventKind::TcpRetransmitSkb && self.fields.new_state.is_some()
+    }
+
     pub fn decode(&self, raw: &[u8]) -> Option<TraceEvent> {
         use EventKind::*;
         match self.kind {
@@ -321,7 +331,12 @@ impl Decoder {
                 tuple,
                 cookie: self.cookie(raw),
             },
-            EventKind::TcpRetransmitSkb => TraceEvent::Retransmit { sk, tuple },
+            EventKind::TcpRetransmitSkb => TraceEvent::Retransmit {
+                sk,
+                tuple,
+                syn: self.fields.new_state.as_ref().and_then(|f| uint(raw, f))
+                    == Some(TcpState::SynSent as u64),
+            },
             EventKind::TcpRetransmitSynack => TraceEvent::SynAckRetransmit {
                 listener_sk: sk,
                 tuple,
@@ -436,7 +451,11 @@ impl Decoder {
                 tuple: tuple?,
                 cookie: None,
             },
-            KprobeRetransmit => TraceEvent::Retransmit { sk, tuple: tuple? },
+            KprobeRetransmit => TraceEvent::Retransmit {
+                sk,
+                tuple: tuple?,
+                syn: false,
+            },
             KprobeSynAck => TraceEvent::SynAckRetransmit {
                 listener_sk: uint(raw, self.fields.other_sk.as_ref()?)?,
                 tuple: tuple?,
@@ -858,6 +877,54 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_retransmit_of_a_syn_sent_socket_is_its_syn_on_every_recorded_kernel() {
+        let mut checked = 0;
+        for dir in recorded_dirs() {
+            let path = dir.join("tcp__tcp_retransmit_skb.format");
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let format = EventFormat::parse(&text).unwrap();
+            let decoder = Decoder::new(EventKind::TcpRetransmitSkb, &format).unwrap();
+            assert!(decoder.tells_syn_retransmits(), "{path:?}");
+            let put = |raw: &mut Vec<u8>, name: &str, value: &[u8]| {
+                let f = format
+                    .field(name)
+                    .unwrap_or_else(|| panic!("{path:?}: {name}"));
+                raw[f.offset..f.offset + value.len()].copy_from_slice(value);
+            };
+            let mut raw = vec![0u8; 128];
+            put(&mut raw, "skaddr", &0x1234u64.to_ne_bytes());
+            put(&mut raw, "sport", &40000u16.to_ne_bytes());
+            put(&mut raw, "dport", &80u16.to_ne_bytes());
+            if format.field("family").is_some() {
+                put(&mut raw, "family", &2u16.to_ne_bytes());
+            }
+            put(&mut raw, "saddr", &[127, 0, 0, 1]);
+            put(&mut raw, "daddr", &[127, 0, 0, 1]);
+            for (state, syn) in [(TcpState::SynSent, true), (TcpState::Established, false)] {
+                put(&mut raw, "state", &(state as u32).to_ne_bytes());
+                match decoder.decode(&raw) {
+                    Some(TraceEvent::Retransmit {
+                        sk,
+                        tuple,
+                        syn: told,
+                    }) => {
+                        assert_eq!(
+                            (sk, tuple.local_port, told),
+                            (0x1234, 40000, syn),
+                            "{path:?}"
+                        )
+                    }
+                    other => panic!("{path:?}: {other:?}"),
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 4, "retransmit formats checked: {checked}");
     }
 
     #[test]
