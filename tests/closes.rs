@@ -11,7 +11,9 @@ use std::process::Output;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::traffic::{clients, deferred_connections, in_namespace, serve, DOWN, UP};
+use common::traffic::{
+    clients, deferred_connections, failed_connects, in_namespace, serve, unanswered_route, DOWN, UP,
+};
 use common::{counter, json_reports, wait_output, Netns};
 
 const CONNECTIONS: usize = 300;
@@ -282,4 +284,24 @@ fn request_sockets_that_polls_see_open_nothing_of_their_own() {
     assert_eq!(clients_total(&report, port, "Tcp", "ActiveOpens"), n);
     let (system, sockets) = residual(&report, "PassiveOpens");
     assert_eq!((system, sockets), (n as i64, n as i64));
+}
+
+#[test]
+fn connects_that_never_complete_fail_as_the_kernel_counts_them() {
+    skip_unless_root!();
+    let ns = Netns::new("closes-fails");
+    unanswered_route(&ns);
+    let child = ns.spawn_tcpipstat(&["--timeout", "6", "--system", "--format", "json"]);
+    sleep(Duration::from_millis(700));
+    // A refused connect no poll saw looks like an abort to its notice
+    // (the failed connect's tcp_disconnect cleared it): README, limits.
+    failed_connects(&ns, false);
+    let report = json_reports(&wait_output(child).stdout)
+        .pop()
+        .expect("a report");
+    // Given up; the abandoned one is no failed attempt.
+    let (system, sockets) = residual(&report, "AttemptFails");
+    assert_eq!((system, sockets), (1, 1), "{report}");
+    let (system, sockets) = residual(&report, "ActiveOpens");
+    assert_eq!((system, sockets), (2, 2), "{report}");
 }

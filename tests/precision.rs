@@ -625,3 +625,28 @@ fn request_sockets_a_poll_sees_leave_their_childrens_counts_whole() {
     assert_eq!(received, n * UP as u64, "{report}");
     assert_eq!(unattributed(&report, "PassiveOpens"), 0);
 }
+
+#[test]
+fn connects_that_never_complete_fail_exactly_as_the_kernel_counts_them() {
+    skip_unless_precision!();
+    let ns = Netns::new("fails");
+    common::traffic::unanswered_route(&ns);
+    let child = ns.spawn_tcpipstat(&[
+        "--timeout",
+        "7s",
+        "--format",
+        "json",
+        "--precision",
+        "tracepoint",
+        "--system",
+    ]);
+    sleep(Duration::from_millis(1200));
+    common::traffic::failed_connects(&ns, true);
+    let out = wait_output(child);
+    let report = window_report(&out.stdout);
+    // Refused and given up; the abandoned one is no failed attempt.
+    assert_eq!(total(&report, "Tcp", "AttemptFails"), 2, "{report}");
+    assert_eq!(unattributed(&report, "AttemptFails"), 0, "{report}");
+    assert_eq!(unattributed(&report, "ActiveOpens"), 0, "{report}");
+    assert_eq!(total(&report, "Tcp", "EstabResets"), 0, "{report}");
+}

@@ -309,6 +309,7 @@ fn short_connection(port: u16, sk: u64) -> Vec<Timed> {
         tuple,
         old,
         new,
+        in_softirq: None,
     };
     let (client, server) = (tuple(port, 80), tuple(80, port));
     let newborn = EventTuple {
@@ -350,6 +351,7 @@ fn probe_summary() -> ProbeSummary {
         )],
         exact_states: true,
         covered: states,
+        syn_retransmits_told: false,
     }
 }
 

@@ -25,8 +25,19 @@ use crate::model::{SocketSample, StateHistory, TcpState};
 pub enum Ending {
     /// Its FIN was acknowledged.
     Orderly,
-    /// The handshake never completed.
-    NeverEstablished,
+    /// The handshake never completed, and something answered the SYN (a
+    /// reset: the connection was refused): the kernel's AttemptFail.
+    Refused,
+    /// The handshake never completed, no answer came, and the SYN was sent
+    /// again as often as the namespace's `tcp_syn_retries` allows: the
+    /// kernel gave up, an AttemptFail (`~`: a socket's own TCP_SYNCNT may
+    /// differ).
+    GaveUp,
+    /// The handshake never completed, no answer came, and retries were
+    /// left: the application closed it, which the kernel does not count
+    /// as a failed attempt (`~`: an ICMP error would have ended it too,
+    /// and that counts).
+    Abandoned,
     /// Cleared by an abort: it sent a reset.
     Aborted,
     /// Established, and no FIN of its acknowledged: a reset, most likely.
@@ -40,8 +51,9 @@ pub enum Ending {
 impl Ending {
     /// How the socket of `notice` ended; `passive` when it was accepted by
     /// a listener (its `bytes_acked` then starts after the handshake, a
-    /// connecting socket's counts its SYN).
-    pub fn of(notice: &SocketSample, passive: bool) -> Ending {
+    /// connecting socket's counts its SYN); `syn_retries`, the namespace's
+    /// `net.ipv4.tcp_syn_retries`.
+    pub fn of(notice: &SocketSample, passive: bool, syn_retries: u32) -> Ending {
         let Some(info) = &notice.tcp_info else {
             return Ending::Unknown;
         };
@@ -59,7 +71,13 @@ impl Ending {
             };
         }
         if acked == 0 && !passive {
-            return Ending::NeverEstablished;
+            // Every segment that reached the socket counts in segs_in (a
+            // reset too); a SYN sent again counts in total_retrans.
+            return match (info.segs_in(), info.total_retrans()) {
+                (Some(0), Some(again)) if again < syn_retries => Ending::Abandoned,
+                (Some(0), _) | (None, _) => Ending::GaveUp,
+                (Some(_), _) => Ending::Refused,
+            };
         }
         let syn = u64::from(!passive);
         match (info.bytes_sent(), info.bytes_retrans()) {
@@ -71,9 +89,14 @@ impl Ending {
         }
     }
 
+    /// Whether the handshake never completed.
+    pub fn never_established(self) -> bool {
+        matches!(self, Ending::Refused | Ending::GaveUp | Ending::Abandoned)
+    }
+
     /// The state counters this ending adds for a socket last known in
     /// `last_state` (None: never polled).
-    fn state_counts(self, last_state: Option<TcpState>) -> Counters {
+    pub(super) fn state_counts(self, last_state: Option<TcpState>) -> Counters {
         let mut counts = Counters::default();
         let established = last_state.is_none_or(TcpState::counts_as_established);
         match self {
@@ -81,7 +104,9 @@ impl Ending {
                 counts.bump(Counter::AttemptFails, 1)
             }
             Ending::Aborted if established => counts.bump(Counter::EstabResets, 1),
-            Ending::NeverEstablished => counts.bump(Counter::AttemptFails, 1),
+            Ending::Refused => counts.bump(Counter::AttemptFails, 1),
+            Ending::GaveUp => counts.bump_approx(Counter::AttemptFails, 1),
+            Ending::Abandoned => counts.mark_approx(Counter::AttemptFails),
             Ending::LikelyReset if established => counts.bump_approx(Counter::EstabResets, 1),
             Ending::Unknown => counts.mark_approx(Counter::EstabResets),
             _ => {}
@@ -135,7 +160,7 @@ impl Tracker {
                 Some(Origin::Active) => false,
                 _ => self.is_listener_endpoint(&notice.key),
             };
-            let ending = Ending::of(notice, passive);
+            let ending = Ending::of(notice, passive, self.syn_retries());
             match tracked {
                 Some(request) if request.sample.grew_into(notice) => {
                     // Its child, with its cookie, lived and died between
@@ -258,7 +283,13 @@ impl Tracker {
             drop_fin(&mut closed.window);
             drop_fin(&mut closed.lifetime);
         }
-        if self.states != StateCounts::FromEvents {
+        // With events, their CLOSE counted the ending; one the kernel never
+        // delivered (a timer's on an idle CPU, say) leaves it to the notice.
+        let close_seen = self
+            .events
+            .as_ref()
+            .is_some_and(|events| events.history_of(&id).last() == Some(TcpState::Close));
+        if self.states != StateCounts::FromEvents || !close_seen {
             closed.window.add(&ending.state_counts(Some(last_state)));
         }
         if let Some(events) = &mut self.events {
@@ -283,7 +314,7 @@ impl Tracker {
         let passive = self.is_listener_endpoint(&notice.key);
         let poll = self.polls;
         if let Some(events) = &mut self.events {
-            if events.offer_notice(notice, ending == Ending::Orderly, passive, poll) {
+            if events.offer_notice(notice, ending, passive, poll) {
                 return;
             }
         }
@@ -300,7 +331,7 @@ impl Tracker {
         };
         for notice in events.retry_held_notices(self.polls) {
             let passive = self.is_listener_endpoint(&notice.key);
-            let ending = Ending::of(&notice, passive);
+            let ending = Ending::of(&notice, passive, self.syn_retries());
             if filter.matches(&notice.key) {
                 self.count_notice_alone(&notice, ending, passive, elapsed);
             }
@@ -322,7 +353,7 @@ impl Tracker {
             } else {
                 Counter::ActiveOpens
             };
-            if ending != Ending::NeverEstablished || open == Counter::ActiveOpens {
+            if !ending.never_established() || open == Counter::ActiveOpens {
                 window.bump(open, 1);
             }
             if open == Counter::PassiveOpens {
@@ -350,6 +381,8 @@ mod tests {
     use super::*;
     use crate::model::tcp_info::TcpInfo;
     use crate::model::{Snapshot, SocketKey, SocketSource};
+
+    const SYN_RETRIES: u32 = 6;
 
     /// A notice with these final counters (4.19+ tcp_info).
     fn notice(remote: &str, rport: u16, acked: u64, sent: u64, received: u64) -> SocketSample {
@@ -493,12 +526,12 @@ mod tests {
     fn an_acknowledged_fin_is_an_orderly_close_on_either_side() {
         // Client: SYN + 700 data + FIN acknowledged.
         assert_eq!(
-            Ending::of(&notice("10.0.0.2", 5000, 702, 700, 501), false),
+            Ending::of(&notice("10.0.0.2", 5000, 702, 700, 501), false, SYN_RETRIES),
             Ending::Orderly
         );
         // Server: 500 data + FIN acknowledged (its SYN-ACK is not counted).
         assert_eq!(
-            Ending::of(&notice("10.0.0.2", 5000, 501, 500, 701), true),
+            Ending::of(&notice("10.0.0.2", 5000, 501, 500, 701), true, SYN_RETRIES),
             Ending::Orderly
         );
     }
@@ -506,11 +539,11 @@ mod tests {
     #[test]
     fn an_unacknowledged_fin_is_a_likely_reset() {
         assert_eq!(
-            Ending::of(&notice("10.0.0.2", 5000, 500, 500, 1000), true),
+            Ending::of(&notice("10.0.0.2", 5000, 500, 500, 1000), true, SYN_RETRIES),
             Ending::LikelyReset
         );
         assert_eq!(
-            Ending::of(&notice("10.0.0.2", 5000, 701, 700, 0), false),
+            Ending::of(&notice("10.0.0.2", 5000, 701, 700, 0), false, SYN_RETRIES),
             Ending::LikelyReset
         );
         let counts = Ending::LikelyReset.state_counts(Some(TcpState::Established));
@@ -521,7 +554,7 @@ mod tests {
     #[test]
     fn cleared_counters_with_the_peer_port_gone_are_an_abort() {
         let aborted = notice("10.0.0.2", 0, 0, 0, 0);
-        assert_eq!(Ending::of(&aborted, false), Ending::Aborted);
+        assert_eq!(Ending::of(&aborted, false, SYN_RETRIES), Ending::Aborted);
         let counts = Ending::Aborted.state_counts(Some(TcpState::Established));
         assert_eq!(counts.value(Counter::EstabResets), 1);
         assert!(!counts.is_approx(Counter::EstabResets));
@@ -532,21 +565,37 @@ mod tests {
     #[test]
     fn a_listener_or_unconnected_socket_is_no_connection() {
         assert_eq!(
-            Ending::of(&notice("0.0.0.0", 0, 0, 0, 0), true),
+            Ending::of(&notice("0.0.0.0", 0, 0, 0, 0), true, SYN_RETRIES),
             Ending::NotConnected
         );
     }
 
     #[test]
-    fn a_connect_with_nothing_acknowledged_never_established() {
-        let failed = notice("10.0.0.2", 5000, 0, 0, 0);
-        assert_eq!(Ending::of(&failed, false), Ending::NeverEstablished);
-        assert_eq!(
-            Ending::NeverEstablished
-                .state_counts(None)
-                .value(Counter::AttemptFails),
-            1
-        );
+    fn a_connect_that_never_completed_failed_as_the_kernel_counts_it() {
+        // (segments that reached it, SYNs sent again) → its ending, and
+        // the AttemptFails it adds (value, approximate).
+        for (segs_in, again, ending, fails) in [
+            // A reset answered: refused, tcp_done counts it.
+            (1u32, 0u32, Ending::Refused, (1, false)),
+            // No answer, every retry spent: the kernel gave up.
+            (0, SYN_RETRIES, Ending::GaveUp, (1, true)),
+            // No answer, retries left: the application closed it.
+            (0, 2, Ending::Abandoned, (0, true)),
+        ] {
+            let mut failed = notice("10.0.0.2", 5000, 0, 0, 0);
+            let mut raw = vec![0u8; 232];
+            raw[0] = TcpState::Close as u8;
+            raw[100..104].copy_from_slice(&again.to_ne_bytes());
+            raw[140..144].copy_from_slice(&segs_in.to_ne_bytes());
+            failed.tcp_info = TcpInfo::from_bytes(&raw);
+            assert_eq!(Ending::of(&failed, false, SYN_RETRIES), ending);
+            let counts = ending.state_counts(None);
+            let got = (
+                counts.value(Counter::AttemptFails),
+                counts.is_approx(Counter::AttemptFails),
+            );
+            assert_eq!(got, fails, "{ending:?}");
+        }
     }
 
     #[test]

@@ -38,6 +38,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
+use super::closes::Ending;
 use super::table::SocketTable;
 use super::{Closed, Listeners, Origin, SocketId, StateCounts, Tracked};
 use crate::counters::{cumulative, difference, Counter, Counters};
@@ -107,7 +108,7 @@ enum Claim {
 #[derive(Debug)]
 struct HeldNotice {
     notice: SocketSample,
-    orderly: bool,
+    ending: Ending,
     passive: bool,
     poll: u64,
 }
@@ -126,6 +127,10 @@ struct Marks {
     history: StateHistory,
     /// Whether an event has counted this socket's open.
     opened_by_event: bool,
+    /// A reset came to it (a connect it ended was refused).
+    reset_received: bool,
+    /// Its SYN sent again, so far.
+    syn_retransmits: u32,
 }
 
 /// The event part of the tracker: which kernel address and tuple lead to
@@ -151,6 +156,10 @@ pub(super) struct EventAttribution {
     /// Counters the running probes fill: present (zero or not) in rows.
     covered: Counters,
     netns_for_unknown: u64,
+    /// The namespace's `net.ipv4.tcp_syn_retries`.
+    syn_retries: u32,
+    /// Retransmit events say whether the segment was a connect's SYN.
+    syn_retransmits_told: bool,
     by_tuple: FxHashMap<EventTuple, SocketId>,
     by_sk: FxHashMap<u64, Place>,
     pending: FxHashMap<u64, Counters>,
@@ -255,6 +264,14 @@ impl EventAttribution {
             netns_for_unknown,
             ..EventAttribution::default()
         }
+    }
+
+    pub(super) fn set_syn_retries(&mut self, retries: u32) {
+        self.syn_retries = retries;
+    }
+
+    pub(super) fn set_syn_retransmits_told(&mut self, told: bool) {
+        self.syn_retransmits_told = told;
     }
 
     pub(super) fn set_sole_namespace(&mut self, sole: bool) {
@@ -423,13 +440,13 @@ impl EventAttribution {
     pub(super) fn offer_notice(
         &mut self,
         notice: &SocketSample,
-        orderly: bool,
+        ending: Ending,
         passive: bool,
         poll: u64,
     ) -> bool {
         match self.claimant(notice, false) {
             Some(Claim::Socket(n)) => {
-                self.join_notice(n, notice, orderly, passive);
+                self.join_notice(n, notice, ending, passive);
                 return true;
             }
             Some(Claim::Counted) => return true,
@@ -441,7 +458,7 @@ impl EventAttribution {
         }
         self.held_notices.push(HeldNotice {
             notice: notice.clone(),
-            orderly,
+            ending,
             passive,
             poll,
         });
@@ -460,7 +477,7 @@ impl EventAttribution {
                 continue;
             }
             match self.claimant(&h.notice, true) {
-                Some(Claim::Socket(n)) => self.join_notice(n, &h.notice, h.orderly, h.passive),
+                Some(Claim::Socket(n)) => self.join_notice(n, &h.notice, h.ending, h.passive),
                 Some(Claim::Counted) => {}
                 None => unclaimed.push(h.notice),
             }
@@ -512,8 +529,11 @@ impl EventAttribution {
     /// The notice's final counters (bytes and segments, which events do
     /// not give) join socket `n`, and the notice, read in a sampled
     /// namespace, places it there.
-    fn join_notice(&mut self, n: u64, notice: &SocketSample, orderly: bool, passive: bool) {
+    fn join_notice(&mut self, n: u64, notice: &SocketSample, ending: Ending, passive: bool) {
         let marks = self.marks.entry(SocketId::EventOnly(n)).or_default();
+        // Its CLOSE event never came (the kernel counted it and never
+        // delivered it): the notice's ending counts in its place.
+        let close_missed = marks.history.last() != Some(TcpState::Close);
         // Its open's event went missing (the kernel counted events it
         // never delivered): the notice tells there was a connection, and
         // no poll saw it before this window, so it opened in it.
@@ -538,7 +558,7 @@ impl EventAttribution {
                 .unwrap_or_else(|_| cumulative(notice).counters),
             None => cumulative(notice).counters,
         };
-        if orderly && !fin_counted {
+        if ending == Ending::Orderly && !fin_counted {
             super::closes::drop_fin(&mut delta);
         }
         if passive && last.is_none() && !aborted {
@@ -551,6 +571,9 @@ impl EventAttribution {
                 Counter::ActiveOpens
             };
             delta.bump(open, 1);
+        }
+        if close_missed {
+            delta.add(&ending.state_counts(Some(tracked.sample.state)));
         }
         tracked.window.add(&delta);
         if !aborted {
@@ -710,6 +733,14 @@ impl Tracked {
     }
 }
 
+/// A state change as [`TraceEvent::StateChange`] tells it.
+#[derive(Debug, Clone, Copy)]
+struct StateChangeOf {
+    old: TcpState,
+    new: TcpState,
+    in_softirq: Option<bool>,
+}
+
 /// One batch's attribution: the tracker's tables borrowed apart.
 struct Attribution<'t, 'f> {
     sockets: &'t mut SocketTable,
@@ -729,7 +760,8 @@ impl Attribution<'_, '_> {
                 tuple,
                 old,
                 new,
-            } => self.state_change(*sk, tuple, *old, *new),
+                in_softirq,
+            } => self.state_change(*sk, tuple, (*old, *new), *in_softirq),
             TraceEvent::SendReset { sk, tuple } => {
                 let counts = single(Counter::OutRsts, 1);
                 if *sk == 0 {
@@ -745,6 +777,7 @@ impl Attribution<'_, '_> {
                 let counts = single(Counter::InRsts, 1);
                 self.credit(*sk, Some(tuple), Some(TcpState::Unknown), counts, false);
                 self.note_cookie(*sk, Some(tuple), *cookie);
+                self.mark(*sk, tuple, |m| m.reset_received = true);
             }
             TraceEvent::Retransmit { sk, tuple, syn } => {
                 let counts = single(Counter::RetransSegs, 1);
@@ -759,6 +792,7 @@ impl Attribution<'_, '_> {
                     // poll gives.
                     let counts = single(Counter::TCPSynRetrans, 1);
                     self.credit(*sk, Some(tuple), Some(state), counts, false);
+                    self.mark(*sk, tuple, |m| m.syn_retransmits += 1);
                 }
             }
             TraceEvent::SynAckRetransmit { listener_sk, tuple } => {
@@ -896,6 +930,13 @@ impl Attribution<'_, '_> {
             self.part.pending.remove(&sk);
         }
         other
+    }
+
+    /// Notes what an event told of the socket it is about, if known.
+    fn mark(&mut self, sk: u64, tuple: &EventTuple, note: impl FnOnce(&mut Marks)) {
+        if let Some(id) = self.locate(sk, Some(tuple)) {
+            note(self.part.marks.entry(id).or_default());
+        }
     }
 
     /// Records the cookie an event gave for the event-only socket it names.
@@ -1139,7 +1180,13 @@ impl Attribution<'_, '_> {
         }
     }
 
-    fn state_change(&mut self, sk: u64, tuple: &EventTuple, old: TcpState, new: TcpState) {
+    fn state_change(
+        &mut self,
+        sk: u64,
+        tuple: &EventTuple,
+        (old, new): (TcpState, TcpState),
+        in_softirq: Option<bool>,
+    ) {
         let exact = self.states == StateCounts::FromEvents;
         let births = old == TcpState::Listen && new == TcpState::SynRecv;
         let mut counts = if exact {
@@ -1164,7 +1211,12 @@ impl Attribution<'_, '_> {
                 .locate(sk, Some(tuple))
                 .or_else(|| self.create(sk, tuple, new));
             if let Some(id) = id {
-                self.socket_state_change(id, tuple, old, new, counts);
+                let change = StateChangeOf {
+                    old,
+                    new,
+                    in_softirq,
+                };
+                self.socket_state_change(id, tuple, change, counts);
             }
         }
         if new == TcpState::Close && sk != 0 {
@@ -1185,10 +1237,14 @@ impl Attribution<'_, '_> {
         &mut self,
         id: SocketId,
         tuple: &EventTuple,
-        old: TcpState,
-        new: TcpState,
+        change: StateChangeOf,
         mut counts: Counters,
     ) {
+        let StateChangeOf {
+            old,
+            new,
+            in_softirq,
+        } = change;
         let exact = self.states == StateCounts::FromEvents;
         let Some(tracked) = self.entry(id) else {
             return;
@@ -1199,12 +1255,39 @@ impl Attribution<'_, '_> {
             tracked.sample.state = new;
             tracked.forget_diff();
         }
+        // A connect the application closed unanswered, retries left, is
+        // no failed attempt to the kernel (only tcp_done counts one);
+        // unless syn retransmits are told, every retry counts as spent.
+        let syn_retries = if self.part.syn_retransmits_told {
+            self.part.syn_retries
+        } else {
+            0
+        };
         let marks = self.part.marks.entry(id).or_default();
         // Where the probe cannot see a child's birth (a kprobe on
         // tcp_set_state), its handshake's end is its open.
         let completes = old == TcpState::SynRecv && new == TcpState::Established;
         if exact && completes && !marks.opened_by_event && !baseline {
             counts.bump(Counter::PassiveOpens, 1);
+        }
+        let unanswered =
+            old == TcpState::SynSent && new == TcpState::Close && !marks.reset_received;
+        if exact && unanswered {
+            match in_softirq {
+                // No reset refused it. The kernel's own doing (a timer that
+                // gave up, an ICMP error) is tcp_done, an AttemptFail; a
+                // system call's (the application closed it) is none.
+                Some(by_kernel) => {
+                    counts.replace(Counter::AttemptFails, u64::from(by_kernel), false)
+                }
+                // Where the record does not say: the kernel gave up if every
+                // retry was spent. `~`: a socket's TCP_SYNCNT or an ICMP
+                // error may say otherwise.
+                None => {
+                    let gave_up = marks.syn_retransmits >= syn_retries;
+                    counts.replace(Counter::AttemptFails, u64::from(gave_up), true);
+                }
+            }
         }
         if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0 {
             marks.opened_by_event = true;
@@ -1342,6 +1425,7 @@ mod tests {
             tuple: t,
             old,
             new,
+            in_softirq: None,
         }
     }
 
@@ -1688,6 +1772,119 @@ mod tests {
         assert_eq!(c.get(Counter::RetransSegs), Some(2), "{c:?}");
         assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
         assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
+    }
+
+    #[test]
+    fn an_unanswered_connect_fails_only_if_refused_or_given_up_by_the_kernel() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        // (SYNs sent again, a reset came, the close's context) →
+        // AttemptFails (value, approximate)
+        for (again, refused, in_softirq, fails) in [
+            (0, true, None, (1, false)),
+            (0, true, Some(false), (1, false)),
+            // A timer gave up, or an ICMP error: the kernel's tcp_done.
+            (0, false, Some(true), (1, false)),
+            // The application closed it.
+            (3, false, Some(false), (0, false)),
+            // Unknown context: the kernel gave up if every retry was spent.
+            (2, false, None, (0, true)),
+            (3, false, None, (1, true)),
+        ] {
+            let mut t = tracker();
+            t.set_sole_namespace(true);
+            t.set_syn_retransmits_told(true);
+            t.set_syn_retries(3);
+            t.observe(&snap(0, vec![]), &ANY);
+            let mut events = vec![at(0, change(0x10, no_port, Close, SynSent))];
+            for i in 0..again {
+                let syn = TraceEvent::Retransmit {
+                    sk: 0x10,
+                    tuple: client,
+                    syn: true,
+                };
+                events.push(at(1 + i, syn));
+            }
+            if refused {
+                let reset = TraceEvent::ReceiveReset {
+                    sk: 0x10,
+                    tuple: client,
+                    cookie: None,
+                };
+                events.push(at(10, reset));
+            }
+            let close = TraceEvent::StateChange {
+                sk: 0x10,
+                tuple: client,
+                old: SynSent,
+                new: Close,
+                in_softirq,
+            };
+            events.push(at(11, close));
+            t.apply_events(&events, &ANY);
+            t.observe(&snap(1000, vec![]), &ANY);
+            let c = totals(&t);
+            let got = (
+                c.value(Counter::AttemptFails),
+                c.is_approx(Counter::AttemptFails),
+            );
+            assert_eq!(
+                got, fails,
+                "{again} again, refused {refused}, {in_softirq:?}"
+            );
+            assert_eq!(c.value(Counter::ActiveOpens), 1);
+        }
+    }
+
+    #[test]
+    fn a_close_whose_event_never_came_counts_from_its_notice() {
+        // A connect polled in SYN_SENT that the kernel gave up on: the
+        // timer's CLOSE event was never delivered, its notice came (the
+        // failed connect's tcp_disconnect cleared it).
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let cleared = tuple("10.0.0.1", 40000, "10.0.0.2", 0);
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        let mut connecting = noticed(1000, vec![]);
+        connecting.sockets = vec![sample(50, client, TcpState::SynSent, Some(info(0, 0)))];
+        t.observe(&connecting, &ANY);
+        let notice = sample(50, cleared, TcpState::Close, Some(info(0, 0)));
+        t.observe(&noticed(2000, vec![notice]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::EstabResets), Some(0), "{c:?}");
+    }
+
+    #[test]
+    fn a_notice_counts_the_ending_whose_close_event_never_came() {
+        use TcpState::*;
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        // The client's abort: its CLOSE was counted by the kernel and
+        // never delivered; its notice says it was cleared by an abort.
+        let events: Vec<Timed> = aborted_connection(40000, 0x1000, Some(100))
+            .into_iter()
+            .filter(|e| {
+                !matches!(
+                    e.event,
+                    TraceEvent::StateChange {
+                        sk: 0x1000,
+                        new: Close,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        t.apply_events(&events, &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::EstabResets), Some(2), "{c:?}");
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::OutRsts), Some(1), "{c:?}");
     }
 
     #[test]

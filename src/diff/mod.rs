@@ -206,9 +206,15 @@ pub struct Tracker {
     polls: u64,
     last_poll_ms: u64,
     states: StateCounts,
+    /// The namespace's `net.ipv4.tcp_syn_retries`, when it was read.
+    syn_retries: Option<u32>,
     /// Kernel events' part, once events are fed in.
     events: Option<Box<EventAttribution>>,
 }
+
+/// The kernel's default `net.ipv4.tcp_syn_retries`: a connect sends its
+/// SYN again this many times before the kernel gives up.
+pub const DEFAULT_SYN_RETRIES: u32 = 6;
 
 /// Polls a late notice may still join the vanished socket it belongs to.
 const LATE_NOTICE_POLLS: u64 = 32;
@@ -253,6 +259,29 @@ impl Tracker {
         self.polls
     }
 
+    /// Says the sampled namespace's `net.ipv4.tcp_syn_retries`: a connect
+    /// that ended unanswered with fewer SYNs sent again was closed by its
+    /// application (no AttemptFail), not given up by the kernel.
+    pub fn set_syn_retries(&mut self, retries: u32) {
+        self.syn_retries = Some(retries);
+        if let Some(events) = &mut self.events {
+            events.set_syn_retries(retries);
+        }
+    }
+
+    /// Says whether the retransmit events tell a connect's SYN sent again
+    /// (without, an unanswered connect's end counts as the kernel giving
+    /// up).
+    pub fn set_syn_retransmits_told(&mut self, told: bool) {
+        if let Some(events) = &mut self.events {
+            events.set_syn_retransmits_told(told);
+        }
+    }
+
+    fn syn_retries(&self) -> u32 {
+        self.syn_retries.unwrap_or(DEFAULT_SYN_RETRIES)
+    }
+
     /// Sockets the last poll saw (and those kept for their last report).
     pub fn tracked(&self) -> usize {
         self.sockets.len()
@@ -269,6 +298,7 @@ impl Tracker {
     ) {
         self.states = states;
         let mut part = EventAttribution::new(covered, netns_for_unknown);
+        part.set_syn_retries(self.syn_retries());
         for (id, tracked) in self.sockets.iter() {
             part.remember(*id, &tracked.sample.key);
         }

@@ -64,11 +64,15 @@ pub enum Probe {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceEvent {
     /// sock:inet_sock_set_state, or a kprobe on tcp_set_state.
+    /// `in_softirq`: whether the change ran in softirq context (or with
+    /// bottom halves off), as the kernel's own doing (a segment, a timer)
+    /// rather than a system call's; None where the record does not say.
     StateChange {
         sk: u64,
         tuple: EventTuple,
         old: TcpState,
         new: TcpState,
+        in_softirq: Option<bool>,
     },
     /// tcp:tcp_send_reset, or kprobes on the reset senders. `tuple` is None
     /// when the reset answered a segment for no socket and the event does

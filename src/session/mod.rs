@@ -151,6 +151,10 @@ impl Session {
                 StateCounts::Inferred
             };
             tracker.enable_events(states, &summary.covered, 0);
+            tracker.set_syn_retransmits_told(summary.syn_retransmits_told);
+        }
+        if let Some(retries) = source.syn_retries() {
+            tracker.set_syn_retries(retries);
         }
         let mut notices = Notices::default();
         notices.add(source.take_notices());

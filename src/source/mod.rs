@@ -31,7 +31,7 @@ pub mod sockdiag;
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use thiserror::Error;
@@ -129,6 +129,12 @@ pub trait SnapshotSource {
     /// every socket kernel events tell of lives in it).
     fn only_namespace_on_host(&self) -> bool {
         false
+    }
+
+    /// The sampled namespace's `net.ipv4.tcp_syn_retries`, where it can be
+    /// read (the run's own namespace).
+    fn syn_retries(&self) -> Option<u32> {
+        None
     }
 
     /// Reads close notices waiting in the kernel, so its buffer does not
@@ -445,6 +451,15 @@ impl SnapshotSource for LiveSource {
     fn only_namespace_on_host(&self) -> bool {
         let (found, unreadable) = netns::discover();
         found.len() <= 1 && unreadable.is_empty()
+    }
+
+    fn syn_retries(&self) -> Option<u32> {
+        // /proc/sys/net is the reader's namespace: the sampled one unless
+        // another's /proc/PID/net is read.
+        if self.options.net_dir.is_some() {
+            return None;
+        }
+        procfs::sysctl_u32(Path::new("/proc/sys/net/ipv4/tcp_syn_retries"))
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, SourceError> {

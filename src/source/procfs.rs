@@ -185,6 +185,11 @@ pub fn read_system_counters(net_dir: &Path) -> (SystemCounters, Vec<String>) {
     (counters, missing)
 }
 
+/// A sysctl holding one unsigned number; None when unreadable or not one.
+pub fn sysctl_u32(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// TCP sockets of the namespace (`inuse` + `tw` of /proc/net/sockstat and
 /// sockstat6), a cheap estimate of a dump's size.
 pub fn tcp_sockets_in_use(net_dir: &Path) -> Option<usize> {

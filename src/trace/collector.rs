@@ -177,6 +177,9 @@ pub struct ProbeSummary {
     pub exact_states: bool,
     /// The counters the opened probes fill.
     pub covered: Vec<Counter>,
+    /// Retransmit events say whether the segment was a connect's SYN (the
+    /// tracepoint has the socket's state).
+    pub syn_retransmits_told: bool,
 }
 
 /// Why precision mode cannot start (or not in the mode asked).
@@ -1020,6 +1023,7 @@ fn summarize(sources: &[(Role, String)], opened: &[Opened]) -> ProbeSummary {
         sources: labelled,
         exact_states: sources.iter().any(|(r, _)| *r == Role::States),
         covered,
+        syn_retransmits_told,
     }
 }
 
@@ -1053,6 +1057,7 @@ fn ask_last_moments(diag: &mut SockDiag, queue: &mut Vec<Timed>, from: usize) {
                 tuple,
                 old: TcpState::Established,
                 new: TcpState::FinWait1 | TcpState::CloseWait,
+                ..
             } if tuple.is_complete() && !tuple.local.is_unspecified() => {
                 Some((from + i, *sk, tuple.key(0), t.time_ns))
             }
@@ -1160,6 +1165,7 @@ mod tests {
                 tuple: tuple(),
                 old: TcpState::Established,
                 new: TcpState::Close,
+                in_softirq: None,
             },
             0,
         );

@@ -133,6 +133,8 @@ struct Fields {
     ret: Option<Field>,
     protocol: Option<Field>,
     reason: Option<Field>,
+    /// The common header's trace flags.
+    flags: Option<Field>,
 }
 
 /// Decodes one kind of event by the layout its format gave.
@@ -151,7 +153,10 @@ impl Decoder {
         let need = |name: &str, sizes: &[usize]| format.sized(name, sizes).map(Some);
         let maybe = |name: &str, sizes: &[usize]| format.sized(name, sizes).ok();
         let ptr = [8usize, 4];
-        let mut f = Fields::default();
+        let mut f = Fields {
+            flags: maybe("common_flags", &[1]),
+            ..Fields::default()
+        };
         match kind {
             InetSockSetState | TcpReceiveReset | TcpRetransmitSkb | TcpRetransmitSynack
             | TcpRcvSpaceAdjust | TcpDestroySock => {
@@ -318,7 +323,19 @@ impl Decoder {
             tuple: self.split_tuple(raw)?,
             old,
             new,
+            in_softirq: self.in_softirq(raw),
         })
+    }
+
+    /// Whether the record was made in softirq context or with bottom
+    /// halves off (the trace flags of its common header): a segment or a
+    /// timer the kernel handled, not a system call.
+    fn in_softirq(&self, raw: &[u8]) -> Option<bool> {
+        // TRACE_FLAG_HARDIRQ, TRACE_FLAG_SOFTIRQ, TRACE_FLAG_BH_OFF (5.18+;
+        // before, SOFTIRQ said bottom halves were off too).
+        const KERNEL_CONTEXT: u64 = 0x08 | 0x10 | 0x80;
+        let flags = uint(raw, self.fields.flags.as_ref()?)?;
+        Some(flags & KERNEL_CONTEXT != 0)
     }
 
     /// The tcp tracepoints that carry a socket and its split tuple.
@@ -443,6 +460,7 @@ impl Decoder {
                     tuple: tuple?,
                     old,
                     new,
+                    in_softirq: self.in_softirq(raw),
                 }
             }
             KprobeSendReset | KprobeActiveReset => TraceEvent::SendReset { sk, tuple },
@@ -925,6 +943,40 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 4, "retransmit formats checked: {checked}");
+    }
+
+    #[test]
+    fn recorded_state_changes_say_whether_a_system_call_made_them() {
+        let mut told = 0;
+        for dir in recorded_dirs() {
+            for (stem, decoder) in decoders(&dir) {
+                for raw in samples(&dir, &stem) {
+                    if let Some(TraceEvent::StateChange { in_softirq, .. }) = decoder.decode(&raw) {
+                        assert!(in_softirq.is_some(), "{dir:?} {stem}");
+                        told += 1;
+                    }
+                }
+            }
+        }
+        assert!(told >= 4, "state changes decoded: {told}");
+        // The flags byte of the common header: a softirq's or a system call's.
+        let text = std::fs::read_to_string(
+            testdata().join("6.18/tracepoint/sock__inet_sock_set_state.format"),
+        )
+        .unwrap();
+        let format = EventFormat::parse(&text).unwrap();
+        let decoder = Decoder::new(EventKind::InetSockSetState, &format).unwrap();
+        let dir = testdata().join("6.18/tracepoint");
+        let mut raw = samples(&dir, "sock__inet_sock_set_state").remove(0);
+        for (flags, kernel) in [(0x10u8, true), (0x80, true), (0x01, false), (0, false)] {
+            raw[2] = flags;
+            match decoder.decode(&raw) {
+                Some(TraceEvent::StateChange { in_softirq, .. }) => {
+                    assert_eq!(in_softirq, Some(kernel), "flags {flags:#x}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -112,3 +112,58 @@ pub fn deferred_connections(ns: &super::Netns, port: u16, count: usize, held: Du
     server.join().unwrap();
     requests
 }
+
+/// Sets namespace `ns` up for [`failed_connects`] (before a run starts,
+/// so that it reads `tcp_syn_retries` as the connects meet it): SYNs to
+/// 10.9.9.2 go unanswered (a veth whose peer is down, its neighbour entry
+/// set: an unresolved one would report the host unreachable), and are
+/// sent again once (`tcp_syn_retries` 1: given up after ~3 s).
+pub fn unanswered_route(ns: &super::Netns) {
+    for args in [
+        &["sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"][..],
+        &[
+            "ip", "link", "add", "void0", "type", "veth", "peer", "name", "void1",
+        ],
+        &["ip", "addr", "add", "10.9.9.1/24", "dev", "void0"],
+        &["ip", "link", "set", "void0", "up"],
+        &[
+            "ip",
+            "neigh",
+            "add",
+            "10.9.9.2",
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            "void0",
+            "nud",
+            "permanent",
+        ],
+    ] {
+        super::run_ok(ns.command(args[0]).args(&args[1..]));
+    }
+}
+
+/// Connects that never complete, in `ns` (set up by [`unanswered_route`]),
+/// one of each way the kernel ends them: refused (a closed port answers
+/// with a reset; with `refused`), given up (unanswered, its retries spent)
+/// and abandoned (unanswered, closed by the application after 300 ms).
+/// The kernel counts an AttemptFail for the first two only.
+pub fn failed_connects(ns: &super::Netns, refused: bool) {
+    let closed: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let void: SocketAddr = "10.9.9.2:80".parse().unwrap();
+    in_namespace(&ns.name, move || {
+        if refused {
+            let refused = TcpStream::connect(closed).expect_err("refused");
+            assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+        let abandoned = TcpStream::connect_timeout(&void, Duration::from_millis(300));
+        assert_eq!(
+            abandoned.expect_err("abandoned").kind(),
+            std::io::ErrorKind::TimedOut
+        );
+        let gave_up = TcpStream::connect(void).expect_err("given up");
+        assert_eq!(gave_up.kind(), std::io::ErrorKind::TimedOut);
+    })
+    .join()
+    .unwrap();
+}
