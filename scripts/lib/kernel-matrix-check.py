@@ -275,7 +275,7 @@ def check_seed():
     rep = report(main_dir, "seed.json")
     err = (read(main_dir, "seed.err") or "").strip()
     if isinstance(rep, str):
-        for check in ("overflows", "delacks"):
+        for check in ("overflows", "delacks", "fails"):
             result(f"seed-{check}", False, f"{rep}; stderr: {err}")
         return
     groups = groups_by_tuple(rep)
@@ -292,6 +292,17 @@ def check_seed():
     result("seed-delacks", ok and rc(main_dir, "seed.rc") == 0,
            f"sockets' DelayedACKs {delacks}, namespace {mib} (within 10%), from {source!r}; "
            f"exit {rc(main_dir, 'seed.rc')}; stderr: {err}")
+    # The overflow's clients that never got through were closed by the
+    # helper: no failed attempt to the kernel (only tcp_done counts one).
+    residuals = (rep.get("system") or {}).get("unattributed", {})
+    fails = residuals.get("AttemptFails") or {}
+    opens = residuals.get("ActiveOpens") or {}
+    synretrans = residuals.get("TCPSynRetrans") or {}
+    ok = fails.get("system") is not None and fails.get("unattributed") == 0
+    result("seed-fails", ok and opens.get("unattributed") == 0,
+           f"AttemptFails sockets {fails.get('sockets')}, namespace {fails.get('system')}; "
+           f"ActiveOpens sockets {opens.get('sockets')}, namespace {opens.get('system')}; "
+           f"TCPSynRetrans sockets {synretrans.get('sockets')}, namespace {synretrans.get('system')}")
 
 
 check_closes()
