@@ -254,8 +254,15 @@ impl Tracker {
         elapsed: u64,
     ) {
         let last_state = tracked.sample.state;
-        let last_poll = tracked.last_poll;
-        if ending != Ending::Aborted && tracked.sample.tcp_info.is_some() {
+        let notice_taken = ending != Ending::Aborted && tracked.sample.tcp_info.is_some();
+        // Events since the last poll (retransmits) count only where no
+        // later sample covers them: the notice's final counters do.
+        let tail_after = if notice_taken {
+            self.polls
+        } else {
+            tracked.last_poll
+        };
+        if notice_taken {
             let mut last = notice.clone();
             // The socket stays where it was tracked; its tuple as polled,
             // and its owner's inode (an orphan's notice has none).
@@ -293,7 +300,7 @@ impl Tracker {
             closed.window.add(&ending.state_counts(Some(last_state)));
         }
         if let Some(events) = &mut self.events {
-            events.vanished(id, last_poll, &mut closed);
+            events.vanished(id, tail_after, &mut closed);
         }
         self.closed.push(closed);
     }

@@ -530,7 +530,12 @@ impl EventAttribution {
     /// not give) join socket `n`, and the notice, read in a sampled
     /// namespace, places it there.
     fn join_notice(&mut self, n: u64, notice: &SocketSample, ending: Ending, passive: bool) {
+        let aborted = notice.key.remote_port == 0;
         let marks = self.marks.entry(SocketId::EventOnly(n)).or_default();
+        if !aborted {
+            // The notice's counters cover the retransmits events counted.
+            marks.tail = Counters::default();
+        }
         // Its CLOSE event never came (the kernel counted it and never
         // delivered it): the notice's ending counts in its place.
         let close_missed = marks.history.last() != Some(TcpState::Close);
@@ -549,7 +554,6 @@ impl EventAttribution {
             .is_some()
             .then(|| cumulative(&tracked.sample));
         let fin_counted = tracked.sample.state.peer_fin_received();
-        let aborted = notice.key.remote_port == 0;
         let mut delta = match last {
             // An abort cleared the counters: what was sampled stands.
             _ if aborted => Counters::default(),
@@ -1994,6 +1998,46 @@ mod tests {
         let c = totals(&t);
         assert_eq!(c.get(Counter::RetransSegs), Some(5));
         assert_eq!(c.get(Counter::EstabResets), Some(1));
+    }
+
+    #[test]
+    fn retransmits_a_close_notice_covers_are_not_counted_twice() {
+        use TcpState::*;
+        let conn = tuple("10.0.0.1", 5000, "10.0.0.9", 443);
+        let retransmit = || {
+            at(
+                1,
+                TraceEvent::Retransmit {
+                    sk: 0x99,
+                    tuple: conn,
+                    syn: false,
+                },
+            )
+        };
+        // New to a poll with 10, three more after its last poll, then its
+        // notice with 13: 13, not 16.
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        let mut polled = noticed(1000, vec![]);
+        polled.sockets = vec![sample(3, conn, Established, Some(info(0, 10)))];
+        t.observe(&polled, &ANY);
+        t.apply_events(&[retransmit(), retransmit(), retransmit()], &ANY);
+        t.apply_events(&[at(2, change(0x99, conn, Established, Close))], &ANY);
+        let notice = sample(3, conn, Close, Some(info(0, 13)));
+        t.observe(&noticed(2000, vec![notice]), &ANY);
+        assert_eq!(totals(&t).get(Counter::RetransSegs), Some(13));
+        // Known from events only: its notice's whole life, once.
+        let mut t = tracker();
+        t.set_sole_namespace(true);
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.apply_events(&[at(0, change(0x99, conn, SynSent, Established))], &ANY);
+        t.apply_events(&[retransmit(), retransmit()], &ANY);
+        t.apply_events(&[at(2, change(0x99, conn, Established, Close))], &ANY);
+        let notice = sample(3, conn, Close, Some(info(0, 2)));
+        t.observe(&noticed(1000, vec![notice]), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        assert_eq!(totals(&t).get(Counter::RetransSegs), Some(2));
     }
 
     #[test]
