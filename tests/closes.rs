@@ -293,15 +293,19 @@ fn connects_that_never_complete_fail_as_the_kernel_counts_them() {
     unanswered_route(&ns);
     let child = ns.spawn_tcpipstat(&["--timeout", "6", "--system", "--format", "json"]);
     sleep(Duration::from_millis(700));
-    // A refused connect no poll saw looks like an abort to its notice
-    // (the failed connect's tcp_disconnect cleared it): README, limits.
-    failed_connects(&ns, false);
+    failed_connects(&ns);
     let report = json_reports(&wait_output(child).stdout)
         .pop()
         .expect("a report");
-    // Given up; the abandoned one is no failed attempt.
+    // Refused and given up; the abandoned one is no failed attempt. The
+    // refused one, cleared by its failed connect(), is no reset either.
     let (system, sockets) = residual(&report, "AttemptFails");
-    assert_eq!((system, sockets), (1, 1), "{report}");
-    let (system, sockets) = residual(&report, "ActiveOpens");
     assert_eq!((system, sockets), (2, 2), "{report}");
+    let (system, sockets) = residual(&report, "ActiveOpens");
+    assert_eq!((system, sockets), (3, 3), "{report}");
+    let resets: u64 = groups(&report)
+        .iter()
+        .map(|g| counter(g, "Tcp", "EstabResets"))
+        .sum();
+    assert_eq!(resets, 0, "{report}");
 }

@@ -641,7 +641,7 @@ fn connects_that_never_complete_fail_exactly_as_the_kernel_counts_them() {
         "--system",
     ]);
     sleep(Duration::from_millis(1200));
-    common::traffic::failed_connects(&ns, true);
+    common::traffic::failed_connects(&ns);
     let out = wait_output(child);
     let report = window_report(&out.stdout);
     // Refused and given up; the abandoned one is no failed attempt.

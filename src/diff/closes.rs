@@ -40,6 +40,12 @@ pub enum Ending {
     Abandoned,
     /// Cleared by an abort: it sent a reset.
     Aborted,
+    /// Cleared by `tcp_disconnect` before any SYN-ACK came (`snd_wnd`,
+    /// which only the peer sets and the clearing leaves, is 0): the failed
+    /// `connect()` of a refused or given-up attempt, an AttemptFail (`~`:
+    /// an application's SO_LINGER 0 close of a connecting socket counts
+    /// none).
+    ConnectAborted,
     /// Established, and no FIN of its acknowledged: a reset, most likely.
     LikelyReset,
     /// The kernel's tcp_info is too old to tell (before 4.19).
@@ -64,10 +70,12 @@ impl Ending {
             && info.segs_in().unwrap_or(0) == 0;
         if notice.key.remote_port == 0 {
             // An abort keeps the peer's address and clears its port.
-            return if zeroed && !notice.key.remote.is_unspecified() {
-                Ending::Aborted
-            } else {
+            return if !zeroed || notice.key.remote.is_unspecified() {
                 Ending::NotConnected
+            } else if !passive && info.snd_wnd() == Some(0) {
+                Ending::ConnectAborted
+            } else {
+                Ending::Aborted
             };
         }
         if acked == 0 && !passive {
@@ -91,7 +99,16 @@ impl Ending {
 
     /// Whether the handshake never completed.
     pub fn never_established(self) -> bool {
-        matches!(self, Ending::Refused | Ending::GaveUp | Ending::Abandoned)
+        matches!(
+            self,
+            Ending::Refused | Ending::GaveUp | Ending::Abandoned | Ending::ConnectAborted
+        )
+    }
+
+    /// Whether `tcp_disconnect` cleared the final counters: what was
+    /// sampled before stands.
+    pub fn cleared(self) -> bool {
+        matches!(self, Ending::Aborted | Ending::ConnectAborted)
     }
 
     /// The state counters this ending adds for a socket last known in
@@ -104,6 +121,10 @@ impl Ending {
                 counts.bump(Counter::AttemptFails, 1)
             }
             Ending::Aborted if established => counts.bump(Counter::EstabResets, 1),
+            Ending::ConnectAborted if last_state.is_some_and(TcpState::is_handshake) => {
+                counts.bump(Counter::AttemptFails, 1)
+            }
+            Ending::ConnectAborted => counts.bump_approx(Counter::AttemptFails, 1),
             Ending::Refused => counts.bump(Counter::AttemptFails, 1),
             Ending::GaveUp => counts.bump_approx(Counter::AttemptFails, 1),
             Ending::Abandoned => counts.mark_approx(Counter::AttemptFails),
@@ -223,7 +244,7 @@ impl Tracker {
         else {
             return;
         };
-        if ending != Ending::Aborted && closed.sample.tcp_info.is_some() {
+        if !ending.cleared() && closed.sample.tcp_info.is_some() {
             if let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) {
                 if ending == Ending::Orderly && !closed.sample.state.peer_fin_received() {
                     drop_fin(&mut delta);
@@ -254,7 +275,7 @@ impl Tracker {
         elapsed: u64,
     ) {
         let last_state = tracked.sample.state;
-        let notice_taken = ending != Ending::Aborted && tracked.sample.tcp_info.is_some();
+        let notice_taken = !ending.cleared() && tracked.sample.tcp_info.is_some();
         // Events since the last poll (retransmits) count only where no
         // later sample covers them: the notice's final counters do.
         let tail_after = if notice_taken {
@@ -393,8 +414,21 @@ mod tests {
 
     /// A notice with these final counters (4.19+ tcp_info).
     fn notice(remote: &str, rport: u16, acked: u64, sent: u64, received: u64) -> SocketSample {
+        notice_with(remote, rport, acked, sent, received, 65535)
+    }
+
+    /// [`notice`] with the peer's window `snd_wnd` (0: no SYN-ACK came).
+    fn notice_with(
+        remote: &str,
+        rport: u16,
+        acked: u64,
+        sent: u64,
+        received: u64,
+        snd_wnd: u32,
+    ) -> SocketSample {
         let mut raw = vec![0u8; 232];
         raw[0] = TcpState::Close as u8;
+        raw[228..232].copy_from_slice(&snd_wnd.to_ne_bytes());
         raw[120..128].copy_from_slice(&acked.to_ne_bytes());
         raw[128..136].copy_from_slice(&received.to_ne_bytes());
         let segs = u32::from(acked + received > 0);
@@ -567,6 +601,25 @@ mod tests {
         assert!(!counts.is_approx(Counter::EstabResets));
         let from_handshake = Ending::Aborted.state_counts(Some(TcpState::SynSent));
         assert_eq!(from_handshake.value(Counter::AttemptFails), 1);
+    }
+
+    /// A refused connect's failed `connect()` runs `tcp_disconnect` too:
+    /// cleared, but no SYN-ACK ever set its peer window.
+    #[test]
+    fn cleared_counters_without_a_peer_window_are_a_failed_connect() {
+        let failed = notice_with("10.0.0.2", 0, 0, 0, 0, 0);
+        assert_eq!(
+            Ending::of(&failed, false, SYN_RETRIES),
+            Ending::ConnectAborted
+        );
+        let unseen = Ending::ConnectAborted.state_counts(None);
+        assert_eq!(unseen.value(Counter::AttemptFails), 1);
+        assert!(unseen.is_approx(Counter::AttemptFails));
+        assert_eq!(unseen.value(Counter::EstabResets), 0);
+        let polled = Ending::ConnectAborted.state_counts(Some(TcpState::SynSent));
+        assert!(!polled.is_approx(Counter::AttemptFails));
+        // An accepted socket's peer window came with the SYN: an abort.
+        assert_eq!(Ending::of(&failed, true, SYN_RETRIES), Ending::Aborted);
     }
 
     #[test]

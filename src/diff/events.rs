@@ -1441,6 +1441,8 @@ mod tests {
         raw[136..140].copy_from_slice(&total_retrans.to_ne_bytes());
         raw[200..208].copy_from_slice(&bytes_sent.to_ne_bytes());
         raw[120..128].copy_from_slice(&bytes_sent.to_ne_bytes());
+        // The peer's window: a SYN-ACK came.
+        raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
         TcpInfo::from_bytes(&raw).unwrap()
     }
 

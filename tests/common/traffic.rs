@@ -145,17 +145,15 @@ pub fn unanswered_route(ns: &super::Netns) {
 
 /// Connects that never complete, in `ns` (set up by [`unanswered_route`]),
 /// one of each way the kernel ends them: refused (a closed port answers
-/// with a reset; with `refused`), given up (unanswered, its retries spent)
+/// with a reset), given up (unanswered, its retries spent)
 /// and abandoned (unanswered, closed by the application after 300 ms).
 /// The kernel counts an AttemptFail for the first two only.
-pub fn failed_connects(ns: &super::Netns, refused: bool) {
+pub fn failed_connects(ns: &super::Netns) {
     let closed: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let void: SocketAddr = "10.9.9.2:80".parse().unwrap();
     in_namespace(&ns.name, move || {
-        if refused {
-            let refused = TcpStream::connect(closed).expect_err("refused");
-            assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
-        }
+        let refused = TcpStream::connect(closed).expect_err("refused");
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
         let abandoned = TcpStream::connect_timeout(&void, Duration::from_millis(300));
         assert_eq!(
             abandoned.expect_err("abandoned").kind(),
