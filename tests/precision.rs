@@ -585,18 +585,7 @@ fn request_sockets_a_poll_sees_leave_their_childrens_counts_whole() {
     use common::traffic::{deferred_connections, UP};
     let ns = Netns::new("request");
     let port = 7105;
-    let child = ns.spawn_tcpipstat(&[
-        "--timeout",
-        "4s",
-        "--poll",
-        "200ms",
-        "--format",
-        "json",
-        "--precision",
-        "tracepoint",
-        "--system",
-    ]);
-    sleep(Duration::from_millis(1200));
+    let child = spawn_precise(&ns, &["--timeout", "4s", "--poll", "200ms"]);
     let count = 5;
     let held = deferred_connections(&ns, port, count, Duration::from_millis(1000));
     assert_eq!(held, count, "the premise: request sockets held");
@@ -631,16 +620,7 @@ fn connects_that_never_complete_fail_exactly_as_the_kernel_counts_them() {
     skip_unless_precision!();
     let ns = Netns::new("fails");
     common::traffic::unanswered_route(&ns);
-    let child = ns.spawn_tcpipstat(&[
-        "--timeout",
-        "7s",
-        "--format",
-        "json",
-        "--precision",
-        "tracepoint",
-        "--system",
-    ]);
-    sleep(Duration::from_millis(1200));
+    let child = spawn_precise(&ns, &["--timeout", "7s"]);
     common::traffic::failed_connects(&ns);
     let out = wait_output(child);
     let report = window_report(&out.stdout);
@@ -649,4 +629,14 @@ fn connects_that_never_complete_fail_exactly_as_the_kernel_counts_them() {
     assert_eq!(unattributed(&report, "AttemptFails"), 0, "{report}");
     assert_eq!(unattributed(&report, "ActiveOpens"), 0, "{report}");
     assert_eq!(total(&report, "Tcp", "EstabResets"), 0, "{report}");
+}
+
+/// A JSON run in `ns` with tracepoints and the namespace's own counters,
+/// `window` (its --timeout, --poll) as given, once its probes are open.
+fn spawn_precise(ns: &Netns, window: &[&str]) -> std::process::Child {
+    let mut args = window.to_vec();
+    args.extend(["--format", "json", "--precision", "tracepoint", "--system"]);
+    let child = ns.spawn_tcpipstat(&args);
+    sleep(Duration::from_millis(1200));
+    child
 }
