@@ -1423,6 +1423,11 @@ mod tests {
         }
     }
 
+    /// A retransmit event of socket `sk` at `time_ns` (`syn`: its SYN).
+    fn retransmit_of(sk: u64, tuple: EventTuple, syn: bool, time_ns: u64) -> Timed {
+        at(time_ns, TraceEvent::Retransmit { sk, tuple, syn })
+    }
+
     fn change(sk: u64, t: EventTuple, old: TcpState, new: TcpState) -> TraceEvent {
         TraceEvent::StateChange {
             sk,
@@ -1755,16 +1760,7 @@ mod tests {
         let mut t = tracker();
         t.set_sole_namespace(true);
         t.observe(&snap(0, vec![]), &ANY);
-        let syn_again = |i| {
-            at(
-                i,
-                TraceEvent::Retransmit {
-                    sk: 0x10,
-                    tuple: client,
-                    syn: true,
-                },
-            )
-        };
+        let syn_again = |i| retransmit_of(0x10, client, true, i);
         t.apply_events(
             &[
                 at(0, change(0x10, no_port, Close, SynSent)),
@@ -1807,12 +1803,7 @@ mod tests {
             t.observe(&snap(0, vec![]), &ANY);
             let mut events = vec![at(0, change(0x10, no_port, Close, SynSent))];
             for i in 0..again {
-                let syn = TraceEvent::Retransmit {
-                    sk: 0x10,
-                    tuple: client,
-                    syn: true,
-                };
-                events.push(at(1 + i, syn));
+                events.push(retransmit_of(0x10, client, true, 1 + i));
             }
             if refused {
                 let reset = TraceEvent::ReceiveReset {
@@ -1968,16 +1959,7 @@ mod tests {
             &snap(0, vec![sample(3, conn, Established, Some(info(0, 10)))]),
             &ANY,
         );
-        let retransmit = || {
-            at(
-                1,
-                TraceEvent::Retransmit {
-                    sk: 0x99,
-                    tuple: conn,
-                    syn: false,
-                },
-            )
-        };
+        let retransmit = || retransmit_of(0x99, conn, false, 1);
         t.apply_events(&[retransmit(), retransmit()], &ANY);
         t.observe(
             &snap(1000, vec![sample(3, conn, Established, Some(info(0, 12)))]),
@@ -1997,16 +1979,7 @@ mod tests {
     fn retransmits_a_close_notice_covers_are_not_counted_twice() {
         use TcpState::*;
         let conn = tuple("10.0.0.1", 5000, "10.0.0.9", 443);
-        let retransmit = || {
-            at(
-                1,
-                TraceEvent::Retransmit {
-                    sk: 0x99,
-                    tuple: conn,
-                    syn: false,
-                },
-            )
-        };
+        let retransmit = || retransmit_of(0x99, conn, false, 1);
         // New to a poll with 10, three more after its last poll, then its
         // notice with 13: 13, not 16.
         let mut t = tracker();
