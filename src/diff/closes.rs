@@ -159,19 +159,6 @@ impl Tracker {
             // Closes before the baseline are before the run's window.
             return 0;
         }
-        // A listener that lived and died between two polls is known from
-        // its own notice (state CLOSE by then, no peer): its children's are
-        // passive opens.
-        let listener = |n: &&SocketSample| {
-            n.key.remote_port == 0 && n.key.remote.is_unspecified() && n.key.local_port != 0
-        };
-        for notice in notices.iter().filter(listener) {
-            let key = &notice.key;
-            self.listeners.insert(
-                (key.netns, crate::model::unmap(key.local), key.local_port),
-                self.polls,
-            );
-        }
         let mut unlisted = 0;
         for notice in notices {
             let id = SocketId::Cookie(notice.cookie);
@@ -620,6 +607,28 @@ mod tests {
         assert!(!polled.is_approx(Counter::AttemptFails));
         // An accepted socket's peer window came with the SYN: an abort.
         assert_eq!(Ending::of(&failed, true, SYN_RETRIES), Ending::Aborted);
+    }
+
+    /// A listener that lived less than a poll: the poll that first sees its
+    /// accepted child also brings the listener's notice.
+    #[test]
+    fn a_child_whose_listener_closed_before_any_poll_is_a_passive_open() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        let mut baseline = Snapshot::new(0, SocketSource::SockDiag, vec![]);
+        baseline.closes_watched = true;
+        t.observe(&baseline, &filter);
+        let mut child = notice("10.0.0.2", 5000, 101, 100, 100);
+        child.state = TcpState::Established;
+        child.cookie = 11;
+        let listener_gone = notice("0.0.0.0", 0, 0, 0, 0);
+        let mut next = Snapshot::new(1000, SocketSource::SockDiag, vec![child]);
+        next.closes_watched = true;
+        next.closed = vec![listener_gone];
+        t.observe(&next, &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::PassiveOpens), 1, "{total:?}");
+        assert_eq!(total.value(Counter::ActiveOpens), 0, "{total:?}");
     }
 
     #[test]

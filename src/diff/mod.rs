@@ -391,7 +391,14 @@ impl Tracker {
             .iter()
             .filter(|s| s.state == TcpState::Listen);
         let poll = self.polls;
-        for key in snapshot.listeners.iter().chain(listening.map(|s| &s.key)) {
+        // A listener that lived and died between two polls is known from
+        // its own notice (state CLOSE by then, no peer). Learnt before the
+        // poll's samples: its children this poll sees first are passive.
+        let listener_ended = snapshot.closed.iter().filter(|n| {
+            n.key.remote_port == 0 && n.key.remote.is_unspecified() && n.key.local_port != 0
+        });
+        let keys = snapshot.listeners.iter().chain(listening.map(|s| &s.key));
+        for key in keys.chain(listener_ended.map(|s| &s.key)) {
             self.listeners
                 .insert((key.netns, unmap(key.local), key.local_port), poll);
         }
