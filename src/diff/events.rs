@@ -35,6 +35,7 @@
 //!   no other namespace). The rest are counted apart, as "elsewhere".
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
@@ -55,6 +56,8 @@ const PENDING_LIMIT: usize = 1 << 20;
 /// Polls an event-only socket that ended (or whose notice came) waits for
 /// its close notice (or its end) when notices are read.
 pub const NOTICE_GRACE_POLLS: u64 = 2;
+/// Listeners' endpoints remembered as just closed, at most.
+const STOPPED_LISTENERS_LIMIT: usize = 1024;
 /// Close notices held for the next batch of events, at most; past this a
 /// notice is counted on its own at once.
 const HELD_NOTICES_LIMIT: usize = 1 << 16;
@@ -146,6 +149,11 @@ pub(super) struct EventAttribution {
     /// its listener's or peer's tuple, which another namespace may share.
     placed_by_notices: bool,
     by_cookie: FxHashMap<u64, u64>,
+    /// Local endpoints of listeners events saw close, with the poll: a
+    /// listener's close resets its pending children right after
+    /// (`inet_csk_listen_stop`, bottom halves off), which is no tcp_done.
+    /// Bounded by [`STOPPED_LISTENERS_LIMIT`], forgotten a poll later.
+    stopped_listeners: FxHashMap<(IpAddr, u16), u64>,
     /// Sockets whose CLOSE events saw, until their destruction event:
     /// address → (socket, poll).
     closing: FxHashMap<u64, (SocketId, u64)>,
@@ -232,6 +240,39 @@ fn state_counts(old: TcpState, new: TcpState) -> Counters {
         }
     }
     counts
+}
+
+/// The AttemptFails of an accepted socket's end from `old`, as the kernel
+/// counts them, where the plain rule (a handshake state left for CLOSE is
+/// one) does not hold; None where it does. `history` is the states seen
+/// before this change.
+/// - A system call's close (`in_softirq` false: the listener closed and
+///   `tcp_disconnect` reset its children, or the application closed one
+///   with unread data) is no tcp_done: none.
+/// - A Fast Open child (born in SYN_RECV, never ESTABLISHED: its request
+///   still pending) that a reset ends: `tcp_check_req` counts one for the
+///   reset, and `tcp_done` another when it was still in SYN_RECV (one in
+///   FIN_WAIT1, its application having closed it before the handshake's
+///   ACK).
+fn embryonic_close_fails(
+    history: &StateHistory,
+    old: TcpState,
+    reset_received: bool,
+    in_softirq: Option<bool>,
+) -> Option<u64> {
+    let accepted = old == TcpState::SynRecv || history.iter().any(|s| s == TcpState::SynRecv);
+    let connected = history
+        .iter()
+        .any(|s| s == TcpState::SynSent || s == TcpState::Established);
+    if !accepted || connected {
+        return None;
+    }
+    match (old, in_softirq) {
+        (TcpState::SynRecv, Some(false)) => Some(0),
+        (TcpState::SynRecv, _) if reset_received => Some(2),
+        (TcpState::FinWait1, Some(true) | None) if reset_received => Some(1),
+        _ => None,
+    }
 }
 
 /// One event's counts for the socket's window.
@@ -1204,6 +1245,9 @@ impl Attribution<'_, '_> {
             counts.bump(Counter::PassiveOpens, 1);
         }
         let listener = old == TcpState::Listen && !births || new == TcpState::Listen;
+        if old == TcpState::Listen && new == TcpState::Close {
+            self.note_stopped_listener(tuple);
+        }
         if listener || !tuple.is_complete() {
             // A listener's own changes open nothing; a connect's first
             // change waits for the port to be chosen.
@@ -1234,6 +1278,25 @@ impl Attribution<'_, '_> {
             self.part.by_sk.remove(&sk);
             self.part.pending.remove(&sk);
         }
+    }
+
+    fn note_stopped_listener(&mut self, tuple: &EventTuple) {
+        let stopped = &mut self.part.stopped_listeners;
+        let poll = self.poll;
+        stopped.retain(|_, at| poll.saturating_sub(*at) <= 1);
+        if stopped.len() < STOPPED_LISTENERS_LIMIT {
+            stopped.insert((unmap(tuple.local), tuple.local_port), poll);
+        }
+    }
+
+    /// Whether a listener on `tuple`'s local endpoint closed in this poll or
+    /// the one before.
+    fn listener_stopped_for(&self, tuple: &EventTuple) -> bool {
+        let stopped = &self.part.stopped_listeners;
+        let port = tuple.local_port;
+        [unmap(tuple.local), UNSPECIFIED_V4, UNSPECIFIED_V6]
+            .iter()
+            .any(|local| stopped.contains_key(&(*local, port)))
     }
 
     /// A state change of a known socket: its counts, history and place.
@@ -1267,6 +1330,12 @@ impl Attribution<'_, '_> {
         } else {
             0
         };
+        let stopped_listener = !self
+            .part
+            .marks
+            .get(&id)
+            .is_some_and(|m| m.reset_received)
+            && self.listener_stopped_for(tuple);
         let marks = self.part.marks.entry(id).or_default();
         // Where the probe cannot see a child's birth (a kprobe on
         // tcp_set_state), its handshake's end is its open.
@@ -1291,6 +1360,18 @@ impl Attribution<'_, '_> {
                     let gave_up = marks.syn_retransmits >= syn_retries;
                     counts.replace(Counter::AttemptFails, u64::from(gave_up), true);
                 }
+            }
+        }
+        if exact && new == TcpState::Close {
+            // A child its listener's close reset came from a system call.
+            let in_softirq = if old == TcpState::SynRecv && stopped_listener {
+                Some(false)
+            } else {
+                in_softirq
+            };
+            let fails = embryonic_close_fails(&marks.history, old, marks.reset_received, in_softirq);
+            if let Some(fails) = fails {
+                counts.replace(Counter::AttemptFails, fails, false);
             }
         }
         if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0 {
