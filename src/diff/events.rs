@@ -168,6 +168,9 @@ pub(super) struct EventAttribution {
     syn_retries: u32,
     /// Retransmit events say whether the segment was a connect's SYN.
     syn_retransmits_told: bool,
+    /// Destruction events (with their cookie) have come: a socket that
+    /// ended without one is still held by its application.
+    destructions_told: bool,
     by_tuple: FxHashMap<EventTuple, SocketId>,
     by_sk: FxHashMap<u64, Place>,
     pending: FxHashMap<u64, Counters>,
@@ -644,7 +647,9 @@ impl EventAttribution {
         self.settled_cookies
             .retain(|_, since| poll.saturating_sub(*since) <= NOTICE_GRACE_POLLS);
         let placed_by_notices = self.placed_by_notices;
+        let destructions_told = self.destructions_told;
         let mut done = Vec::new();
+        let mut held = 0usize;
         for (n, e) in self.event_only.iter_mut() {
             let ended = e.tracked.history_ended(&self.marks, *n);
             let finished = if !placed_by_notices {
@@ -653,9 +658,20 @@ impl EventAttribution {
                 if (ended || e.noticed) && e.closing_since.is_none() {
                     e.closing_since = Some(poll);
                 }
+                // Ended (a reset, a timeout) but not destroyed: its
+                // application still holds it, and its notice comes when
+                // it lets go; a socket another namespace's is destroyed
+                // and settles as soon as ever.
+                let held_open = ended && !e.noticed && !e.destroyed && destructions_told;
+                held += usize::from(held_open);
+                let grace = if held_open && held <= CLOSING_LIMIT {
+                    CLOSING_POLLS
+                } else {
+                    NOTICE_GRACE_POLLS
+                };
                 (ended && e.noticed)
                     || e.closing_since
-                        .is_some_and(|since| poll.saturating_sub(since) >= NOTICE_GRACE_POLLS)
+                        .is_some_and(|since| poll.saturating_sub(since) >= grace)
             };
             let unseen = e.closing_since.is_none()
                 && poll.saturating_sub(e.since_poll) >= EVENT_ONLY_GRACE_POLLS;
@@ -894,6 +910,7 @@ impl Attribution<'_, '_> {
                     Some((id, _)) => Some(id),
                     None => self.locate(*sk, Some(tuple)),
                 };
+                self.part.destructions_told |= cookie.is_some();
                 if let (Some(SocketId::EventOnly(n)), Some(cookie)) = (id, *cookie) {
                     if let Some(e) = self.part.event_only.get_mut(&n) {
                         e.destroyed = true;
@@ -1330,11 +1347,7 @@ impl Attribution<'_, '_> {
         } else {
             0
         };
-        let stopped_listener = !self
-            .part
-            .marks
-            .get(&id)
-            .is_some_and(|m| m.reset_received)
+        let stopped_listener = !self.part.marks.get(&id).is_some_and(|m| m.reset_received)
             && self.listener_stopped_for(tuple);
         let marks = self.part.marks.entry(id).or_default();
         // Where the probe cannot see a child's birth (a kprobe on
@@ -1369,7 +1382,8 @@ impl Attribution<'_, '_> {
             } else {
                 in_softirq
             };
-            let fails = embryonic_close_fails(&marks.history, old, marks.reset_received, in_softirq);
+            let fails =
+                embryonic_close_fails(&marks.history, old, marks.reset_received, in_softirq);
             if let Some(fails) = fails {
                 counts.replace(Counter::AttemptFails, fails, false);
             }
@@ -1857,6 +1871,148 @@ mod tests {
         assert_eq!(c.get(Counter::RetransSegs), Some(2), "{c:?}");
         assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
         assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
+    }
+
+    /// How a Fast Open child (born in SYN_RECV with its data, its request
+    /// pending until the handshake's ACK) ends, in its events after birth:
+    /// (events, AttemptFails as the kernel counts them).
+    fn fast_open_child_ends() -> Vec<(&'static str, Vec<TraceEvent>, u64)> {
+        use TcpState::*;
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let listener = tuple("10.0.0.2", 80, "0.0.0.0", 0);
+        let reset = TraceEvent::ReceiveReset {
+            sk: 0x20,
+            tuple: server,
+            cookie: None,
+        };
+        let softirq = |old, new, kernel| TraceEvent::StateChange {
+            sk: 0x20,
+            tuple: server,
+            old,
+            new,
+            in_softirq: Some(kernel),
+        };
+        vec![
+            // tcp_check_req counts the reset, then tcp_done.
+            (
+                "reset in SYN_RECV",
+                vec![reset.clone(), softirq(SynRecv, Close, true)],
+                2,
+            ),
+            // Closed by its application before the ACK: tcp_check_req
+            // only (tcp_done in FIN_WAIT1 counts none).
+            (
+                "reset in FIN_WAIT1",
+                vec![
+                    softirq(SynRecv, FinWait1, false),
+                    reset,
+                    softirq(FinWait1, Close, true),
+                ],
+                1,
+            ),
+            // Closed with unread data: tcp_close, no tcp_done.
+            (
+                "closed by its application",
+                vec![softirq(SynRecv, Close, false)],
+                0,
+            ),
+            // Its listener's close resets it (bottom halves off): no
+            // tcp_done either.
+            (
+                "reset by its listener's close",
+                vec![
+                    TraceEvent::StateChange {
+                        sk: 0x30,
+                        tuple: listener,
+                        old: Listen,
+                        new: Close,
+                        in_softirq: Some(false),
+                    },
+                    softirq(SynRecv, Close, true),
+                ],
+                0,
+            ),
+            // The SYN-ACK retransmits ran out: tcp_done.
+            ("given up", vec![softirq(SynRecv, Close, true)], 1),
+        ]
+    }
+
+    #[test]
+    fn a_fast_open_childs_end_fails_as_often_as_the_kernel_counts() {
+        use TcpState::*;
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", 40000);
+        for (case, ending, fails) in fast_open_child_ends() {
+            let mut t = tracker();
+            t.set_sole_namespace(true);
+            t.observe(&snap(0, vec![listener()]), &ANY);
+            let mut events = vec![at(0, change(0x20, newborn, Listen, SynRecv))];
+            events.extend(
+                ending
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| at(1 + i as u64, e)),
+            );
+            t.apply_events(&events, &ANY);
+            t.observe(&snap(1000, vec![]), &ANY);
+            let c = totals(&t);
+            assert_eq!(c.get(Counter::PassiveOpens), Some(1), "{case}: {c:?}");
+            assert_eq!(c.value(Counter::AttemptFails), fails, "{case}: {c:?}");
+            assert!(!c.is_approx(Counter::AttemptFails), "{case}");
+        }
+    }
+
+    /// A connection reset while its application holds it: no notice comes
+    /// until it lets go, polls later.
+    #[test]
+    fn a_reset_socket_its_application_holds_counts_when_its_notice_comes() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        // Another socket's destruction: this kernel tells them.
+        let other = tuple("10.0.0.9", 5000, "10.0.0.8", 80);
+        let destroyed = TraceEvent::Destroyed {
+            sk: 0x99,
+            tuple: other,
+            cookie: Some(9),
+        };
+        let reset = TraceEvent::ReceiveReset {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(100),
+        };
+        let events = [
+            at(0, destroyed),
+            at(1, change(0x10, no_port, Close, SynSent)),
+            at(2, change(0x10, client, SynSent, Established)),
+            at(3, reset),
+            at(4, change(0x10, client, Established, Close)),
+        ];
+        t.apply_events(&events, &ANY);
+        for poll in 1..=(NOTICE_GRACE_POLLS + 3) {
+            t.observe(&noticed(poll * 1000, vec![]), &ANY);
+        }
+        let mut notice = sample(100, client, Close, Some(info(0, 0)));
+        notice.key.remote_port = 80;
+        let end = (NOTICE_GRACE_POLLS + 4) * 1000;
+        t.apply_events(
+            &[at(
+                end,
+                TraceEvent::Destroyed {
+                    sk: 0x10,
+                    tuple: client,
+                    cookie: Some(100),
+                },
+            )],
+            &ANY,
+        );
+        t.observe(&noticed(end, vec![notice]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::EstabResets), Some(1), "{c:?}");
+        let elsewhere = &t.event_stats().unwrap().elsewhere;
+        assert_eq!(elsewhere.value(Counter::EstabResets), 0, "{elsewhere:?}");
     }
 
     #[test]
