@@ -508,3 +508,154 @@ fn a_report_carries_the_notices_of_its_own_window_only() {
         "repeated from an earlier window: {second:?}"
     );
 }
+
+/// Polls 0, 1000 and 2000 ms of a host with a listener on :80, and 10
+/// loopback connections to it that opened and closed (gracefully) before
+/// each poll after the baseline, known from their close notices; with the
+/// namespace's counters saying as much.
+fn short_connections_between_polls() -> ReplaySource {
+    let mut polls = Vec::new();
+    let mut mibs = Vec::new();
+    for poll in 0..3u16 {
+        let mut next = snapshot(u64::from(poll) * 1000, vec![listener()]);
+        next.closes_watched = true;
+        if poll > 0 {
+            for i in 0..10 {
+                let port = 40000 + poll * 100 + i;
+                let cookie = u64::from(port) * 2;
+                let client = socket(
+                    cookie,
+                    lo(port, 80),
+                    TcpState::Close,
+                    Some(info_acked(300, 201, 302)),
+                );
+                let server = socket(
+                    cookie + 1,
+                    lo(80, port),
+                    TcpState::Close,
+                    Some(info_acked(200, 301, 201)),
+                );
+                next.closed.extend([client, server]);
+            }
+        }
+        polls.push(next);
+        let opens = u64::from(poll) * 10;
+        let mut mib = SystemCounters::default();
+        mib.add_header_value_pairs(&format!(
+            "Tcp: ActiveOpens PassiveOpens EstabResets\nTcp: {opens} {opens} 0\n"
+        ));
+        mibs.push(mib);
+    }
+    ReplaySource::new(polls).with_system_counters(mibs)
+}
+
+fn totals(report: &Report<'_>) -> tcpipstat::counters::Counters {
+    let mut sum = tcpipstat::counters::Counters::default();
+    for group in &report.groups {
+        sum.add(&group.counters);
+    }
+    sum
+}
+
+fn sockets_residual(report: &Report<'_>, counter: Counter) -> (i64, i64) {
+    let system = report.system.as_ref().expect("a system section");
+    let r = system
+        .residuals
+        .iter()
+        .find(|r| r.counter == counter)
+        .unwrap_or_else(|| panic!("no residual {counter:?}"));
+    (r.system, r.sockets)
+}
+
+#[test]
+fn a_window_past_the_listing_bound_keeps_its_port_groups_and_totals_whole() {
+    let args = [
+        "--timeout",
+        "2",
+        "--system",
+        "--index",
+        "lport",
+        "--closed-limit",
+        "4",
+    ];
+    let mut session = session(&args, short_connections_between_polls());
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let report = session.window_report();
+    let sum = totals(&report);
+    // 20 connections: 40 closed sockets, of which 36 past the bound.
+    assert_eq!(sum.value(Counter::ActiveOpens), 20);
+    assert_eq!(sum.value(Counter::PassiveOpens), 20);
+    assert_eq!(sum.value(Counter::BytesSent), 20 * (300 + 200));
+    assert_eq!(
+        sockets_residual(&report, Counter::ActiveOpens),
+        (20, 20),
+        "the --system sum and the groups agree"
+    );
+    // Every server socket is in port 80's group, listed or not.
+    assert_eq!(
+        counter(&report, &GroupKey::Lport(80), Counter::PassiveOpens),
+        20
+    );
+    assert!(report.groups.iter().all(|g| g.key != GroupKey::Unlisted));
+    let note = report
+        .notices
+        .iter()
+        .find(|n| n.contains("not listed one by one"))
+        .expect("the bound is said");
+    assert!(
+        note.contains("36 sockets") && note.contains("in their groups"),
+        "{note}"
+    );
+    // JSON's totals are the same.
+    let json = rendered(
+        report::RenderOptions {
+            format: report::Format::Json,
+            ..Default::default()
+        },
+        &report,
+    );
+    let value: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(value["totals"]["Tcp"]["ActiveOpens"], 20, "{json}");
+}
+
+#[test]
+fn a_window_past_the_listing_bound_by_tuple_counts_the_rest_in_one_unlisted_row() {
+    let args = ["--timeout", "2", "--system", "--closed-limit", "4"];
+    let mut session = session(&args, short_connections_between_polls());
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let report = session.window_report();
+    let sum = totals(&report);
+    assert_eq!(sum.value(Counter::ActiveOpens), 20);
+    assert_eq!(sum.value(Counter::PassiveOpens), 20);
+    let unlisted = report
+        .groups
+        .iter()
+        .find(|g| g.key == GroupKey::Unlisted)
+        .expect("an unlisted row");
+    assert_eq!((unlisted.sockets, unlisted.closed), (36, 36));
+    let text = rendered(report::RenderOptions::default(), &report);
+    assert!(
+        text.contains("Closed sockets not listed one by one"),
+        "{text}"
+    );
+    let table = rendered(
+        report::RenderOptions {
+            format: report::Format::Table,
+            ..Default::default()
+        },
+        &report,
+    );
+    assert!(table.contains("(closed, unlisted)"), "{table}");
+    session.end_window();
+    // The next window starts with nothing folded.
+    session.poll().unwrap_or(());
+    assert!(session
+        .window_report()
+        .groups
+        .iter()
+        .all(|g| g.key != GroupKey::Unlisted));
+}

@@ -260,6 +260,10 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
             buf.extend_from_slice(b"\"rport\":");
             buf.extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
         }
+        GroupKey::Unlisted => {
+            // Closed sockets past the listing bound, counted but not keyed.
+            buf.extend_from_slice(b"\"unlisted\":true");
+        }
     }
     buf.push(b'}');
     if let Some(owner) = &group.owner {
