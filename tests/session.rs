@@ -10,7 +10,7 @@ use tcpipstat::cli::{self, CliOutcome, Config};
 use tcpipstat::counters::Counter;
 use tcpipstat::model::event::{EventTuple, Probe, Timed, TraceEvent};
 use tcpipstat::model::tcp_info::TcpInfo;
-use tcpipstat::model::{Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
+use tcpipstat::model::{CloseLoss, Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
 use tcpipstat::report::{self, Report};
 use tcpipstat::session::feed::{ProbeSummary, ReplayFeed};
 use tcpipstat::session::Session;
@@ -658,4 +658,98 @@ fn a_window_past_the_listing_bound_by_tuple_counts_the_rest_in_one_unlisted_row(
         .groups
         .iter()
         .all(|g| g.key != GroupKey::Unlisted));
+}
+
+#[test]
+fn lost_close_notices_are_said_in_every_window_they_happen_in_their_unit() {
+    // Each window loses 101 notices in one overflow of the kernel's buffer:
+    // the same count each time, said each time.
+    let polls = (0..4)
+        .map(|i| snapshot(i * 1000, vec![listener()]))
+        .collect();
+    let lost = |notices, overflows| CloseLoss {
+        notices,
+        overflows,
+        exact: true,
+    };
+    let source = ReplaySource::new(polls).with_closes_lost(vec![
+        lost(0, 0),
+        lost(101, 1),
+        lost(202, 2),
+        lost(303, 3),
+    ]);
+    // --zeros: the listener's group shows its (zero) opens, and their mark.
+    let mut session = session(&["--interval", "1", "--format", "json", "--zeros"], source);
+    session.poll().unwrap();
+    let mut said_on_stderr = Vec::new();
+    for window in 1..=3u64 {
+        session.poll().unwrap();
+        said_on_stderr.extend(session.take_fresh_notices());
+        let report = session.window_report();
+        let window_loss = report.closes_lost_window.expect("notices are read");
+        assert_eq!(window_loss.notices, 101, "window {window}");
+        assert_eq!(report.closes_lost.unwrap().notices, 101 * window);
+        assert!(
+            report
+                .notices
+                .iter()
+                .any(|n| n.starts_with("101 close notices lost in this window")),
+            "window {window}: {:?}",
+            report.notices
+        );
+        assert!(
+            counter_is_approx(&report, Counter::PassiveOpens),
+            "window {window}: opens are not exact when notices were lost"
+        );
+        let json = rendered(
+            report::RenderOptions {
+                format: report::Format::Json,
+                ..Default::default()
+            },
+            &report,
+        );
+        let value: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        let loss = &value["close_notices_lost"];
+        assert_eq!(loss["unit"], "notices");
+        assert_eq!(loss["window"], 101);
+        assert_eq!(loss["since_start"], 101 * window);
+        assert_eq!(loss["buffer_overflows_window"], 1);
+        assert_eq!(value["closes_lost"], 101 * window);
+        drop(report);
+        session.end_window();
+    }
+    let on_stderr = said_on_stderr
+        .iter()
+        .filter(|n| n.starts_with("101 close notices lost since the last poll"))
+        .count();
+    assert_eq!(on_stderr, 3, "{said_on_stderr:?}");
+}
+
+#[test]
+fn a_kernel_that_does_not_count_lost_notices_gets_a_lower_bound_said_as_such() {
+    let polls = (0..2)
+        .map(|i| snapshot(i * 1000, vec![listener()]))
+        .collect();
+    let overflowed = CloseLoss {
+        notices: 2,
+        overflows: 2,
+        exact: false,
+    };
+    let source =
+        ReplaySource::new(polls).with_closes_lost(vec![CloseLoss::none(false), overflowed]);
+    let mut session = session(&["--timeout", "1"], source);
+    session.poll().unwrap();
+    session.poll().unwrap();
+    let report = session.window_report();
+    let text = rendered(report::RenderOptions::default(), &report);
+    assert!(
+        text.contains("close notices lost: at least 2 in this window (2 overflows)"),
+        "{text}"
+    );
+    // Notices go to stderr and JSON, not into the text report.
+    let notices = report.notices.join("\n");
+    assert!(
+        notices.contains("an unknown number of notices"),
+        "{notices}"
+    );
 }

@@ -18,6 +18,7 @@ use crate::cli::{Config, Namespaces};
 use crate::counters::Counter;
 use crate::diff::{self, lifetime_row, StateCounts, Tracker};
 use crate::filter::FilterSet;
+use crate::model::CloseLoss;
 use crate::report::{self, PrecisionSection, RenderOptions, Report, ReportKind, ReportWriter};
 use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
@@ -82,6 +83,12 @@ impl Notices {
         }
     }
 
+    /// Says `note` on stderr now, even if said before: for events that
+    /// recur (a loss each time), not for a state that persists.
+    fn say_now(&mut self, note: String) {
+        self.fresh.push(note);
+    }
+
     fn for_report(&self) -> Vec<String> {
         let mut notes = self.window.clone();
         if self.dropped > 0 {
@@ -133,7 +140,10 @@ pub struct Session {
     polls_taken: u64,
     events_lost_noted: u64,
     events_undelivered_noted: u64,
-    closes_lost_noted: u64,
+    /// Close notices lost as last said on stderr, and at the window's
+    /// start.
+    closes_lost_noted: CloseLoss,
+    closes_lost_at_window_start: CloseLoss,
     /// The namespace counters when the window began (without --system,
     /// which keeps its own): for resets and listen overflows.
     namespace_at_window_start: Option<SystemCounters>,
@@ -194,7 +204,8 @@ impl Session {
             polls_taken: 0,
             events_lost_noted: 0,
             events_undelivered_noted: 0,
-            closes_lost_noted: 0,
+            closes_lost_noted: CloseLoss::default(),
+            closes_lost_at_window_start: CloseLoss::default(),
             namespace_at_window_start: None,
             view_filter: None,
             once_limit: None,
@@ -447,15 +458,25 @@ impl Session {
         }
     }
 
+    /// Says on stderr, as it happens, each poll's loss of close notices
+    /// (every time: the same count twice is two losses). Each window's
+    /// report says its own, see [`Session::closes_lost_notice`].
     fn note_closes_lost(&mut self) {
-        let lost = self.source.closes_lost().unwrap_or(0);
-        if lost > self.closes_lost_noted {
-            self.note(vec![format!(
-                "{} close notices lost (the kernel's buffer was full): connections that opened and closed between two polls in that span are missing",
-                lost - self.closes_lost_noted
-            )]);
+        let Some(lost) = self.source.closes_lost() else {
+            return;
+        };
+        let new = lost.since(&self.closes_lost_noted);
+        if new.notices > 0 || new.overflows > 0 {
+            self.notices
+                .say_now(close_loss_note(&new, "since the last poll"));
             self.closes_lost_noted = lost;
         }
+    }
+
+    /// Close notices lost in the current window.
+    fn closes_lost_window(&self) -> Option<CloseLoss> {
+        let lost = self.source.closes_lost()?;
+        Some(lost.since(&self.closes_lost_at_window_start))
     }
 
     fn record(&mut self, poll: u64) -> anyhow::Result<()> {
@@ -506,6 +527,7 @@ impl Session {
         report.filtered = !self.config.filters.matches_everything();
         report.precision = self.precision_section();
         report.closes_lost = self.source.closes_lost();
+        report.closes_lost_window = self.closes_lost_window();
         report.run_started = self.source.opened_at();
     }
 
@@ -593,6 +615,21 @@ impl Session {
         this.decorate(&mut report);
         if let Some(note) = this.folded_notice() {
             report.notices.push(note);
+        }
+        if let Some(lost) = report.closes_lost_window.filter(|l| l.notices > 0) {
+            report
+                .notices
+                .push(close_loss_note(&lost, "in this window"));
+            if this.feed.is_none() {
+                // The connections whose notices were lost are missing from
+                // every group, uncounted: no group's opens, fails or
+                // resets can be taken as exact.
+                for group in &mut report.groups {
+                    for counter in Counter::STATE_EVENTS {
+                        group.counters.mark_approx(counter);
+                    }
+                }
+            }
         }
         report
     }
@@ -716,6 +753,9 @@ impl Session {
     pub fn end_window(&mut self) {
         self.notices.end_window();
         self.tracker.reset_window();
+        if let Some(lost) = self.source.closes_lost() {
+            self.closes_lost_at_window_start = lost;
+        }
         self.folded.reset(self.config.index);
         self.folded_everywhere = Default::default();
         self.folded_everywhere_sockets = 0;
@@ -874,6 +914,28 @@ impl Session {
         report.notices = self.notices.for_report();
         Ok(writer.end(&report)?)
     }
+}
+
+/// A notice of close notices lost `when`, in the unit counted.
+fn close_loss_note(lost: &CloseLoss, when: &str) -> String {
+    let overflows = match lost.overflows {
+        1 => "once".to_string(),
+        n => format!("{n} times"),
+    };
+    let what = if lost.exact {
+        format!(
+            "{} close notices lost {when} (the kernel's buffer was full {overflows}: each time it drops every notice until the buffer is read empty)",
+            lost.notices
+        )
+    } else {
+        format!(
+            "close notices lost {when}: the kernel's buffer was full {overflows}, each time dropping an unknown number of notices (this kernel does not count them; at least {})",
+            lost.notices
+        )
+    };
+    format!(
+        "{what}: connections that opened and closed between two polls then are missing from every count, and opens, fails and resets are marked ~; raise --close-buffer"
+    )
 }
 
 fn write_recording(dir: &Path, poll: u64, bytes: &[u8]) -> anyhow::Result<()> {
