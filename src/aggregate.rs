@@ -69,6 +69,10 @@ pub enum GroupKey {
     Container(u64),
     /// A process by pid; 0 for sockets whose owner is unknown.
     Process(u32),
+    /// Closed sockets of a window past the bound of those kept one by one,
+    /// whose own group cannot be kept (index=tuple, or past the bound of
+    /// folded groups): counted here so that totals stay whole.
+    Unlisted,
 }
 
 impl std::fmt::Display for GroupKey {
@@ -87,6 +91,10 @@ impl std::fmt::Display for GroupKey {
                 "Process: - (none holds them: TIME_WAIT, orphaned or half-open sockets)"
             ),
             GroupKey::Process(pid) => write!(f, "Process: {pid}"),
+            GroupKey::Unlisted => write!(
+                f,
+                "Closed sockets not listed one by one (past this window's bound): counted here"
+            ),
         }
     }
 }
@@ -106,9 +114,13 @@ impl GroupKey {
             GroupKey::Process(0) => "?".to_string(),
             GroupKey::Process(NO_OWNER) => "-".to_string(),
             GroupKey::Process(pid) => pid.to_string(),
+            GroupKey::Unlisted => UNLISTED_VALUE.to_string(),
         }
     }
 }
+
+/// The unlisted group's key in tables and exporter labels.
+pub const UNLISTED_VALUE: &str = "(closed, unlisted)";
 
 #[derive(Debug, Clone)]
 pub struct Group<'a> {
@@ -150,7 +162,8 @@ impl<'a, 'o> Grouper<'a, 'o> {
         self
     }
 
-    fn key_for(&self, sample: &SocketSample) -> GroupKey {
+    /// The group a socket belongs to.
+    pub fn key_for(&self, sample: &SocketSample) -> GroupKey {
         match self.index {
             Index::Process if sample.inode == 0 => GroupKey::Process(NO_OWNER),
             Index::Process => GroupKey::Process(
@@ -164,6 +177,10 @@ impl<'a, 'o> Grouper<'a, 'o> {
 
     fn group_of(&mut self, sample: &SocketSample) -> &mut Group<'a> {
         let key = self.key_for(sample);
+        self.group_at(key)
+    }
+
+    fn group_at(&mut self, key: GroupKey) -> &mut Group<'a> {
         let groups = &mut self.groups;
         let position = *self.positions.entry(key).or_insert_with(|| {
             groups.push(Group {
@@ -224,6 +241,21 @@ impl<'a, 'o> Grouper<'a, 'o> {
         }
     }
 
+    /// Adds the closed sockets folded past the bound into the groups they
+    /// belong to (all of them into [`GroupKey::Unlisted`] when they were
+    /// folded by another index than this grouper's).
+    pub fn add_folded(&mut self, folded: &FoldedClosed) {
+        let same_index = folded.index == self.index;
+        for (key, counts) in folded.groups.iter() {
+            let key = if same_index { *key } else { GroupKey::Unlisted };
+            let group = self.group_at(key);
+            group.counters.add(&counts.counters);
+            group.counters.mark_present(Counter::CurrEstab);
+            group.sockets += counts.sockets;
+            group.closed += counts.sockets;
+        }
+    }
+
     /// The groups, busiest first.
     pub fn finish(mut self) -> Vec<Group<'a>> {
         if let (Some(owners), Index::Tuple) = (self.owners, self.index) {
@@ -278,6 +310,22 @@ pub fn group_rows_owned<'a>(
     grouper.finish()
 }
 
+/// [`group_rows_owned`], with the closed sockets folded past the bound
+/// added to their groups.
+pub fn group_rows_and_folded<'a>(
+    rows: impl Iterator<Item = SocketRow<'a>>,
+    folded: &FoldedClosed,
+    index: Index,
+    owners: Option<&dyn OwnerLookup>,
+) -> Vec<Group<'a>> {
+    let mut grouper = Grouper::new(index, rows.size_hint().0).with_owners(owners);
+    for row in rows {
+        grouper.add(row);
+    }
+    grouper.add_folded(folded);
+    grouper.finish()
+}
+
 /// One socket as its own group (index=tuple), as a streamed snapshot
 /// prints it.
 pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
@@ -297,6 +345,97 @@ pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
     }
 }
 
+/// Folded groups a window keeps, at most (~0.3 KiB each): past this,
+/// closed sockets fold into [`GroupKey::Unlisted`].
+pub const FOLDED_GROUP_LIMIT: usize = 1 << 16;
+
+/// What one folded group's closed sockets counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoldedCounts {
+    pub counters: Counters,
+    pub sockets: usize,
+}
+
+/// Closed sockets past the bound of those a window keeps one by one,
+/// summed into the group each belongs to, so that a bound on *listing*
+/// never changes a group's count or the totals. With index=tuple every
+/// group is one socket, so they all go to [`GroupKey::Unlisted`]; with
+/// another index, so do those past [`FOLDED_GROUP_LIMIT`] groups. Memory
+/// stays bounded either way.
+#[derive(Debug, Clone)]
+pub struct FoldedClosed {
+    index: Index,
+    group_limit: usize,
+    groups: FxHashMap<GroupKey, FoldedCounts>,
+    sockets: u64,
+    unlisted: u64,
+    counters: Counters,
+}
+
+impl FoldedClosed {
+    pub fn new(index: Index) -> FoldedClosed {
+        FoldedClosed::with_group_limit(index, FOLDED_GROUP_LIMIT)
+    }
+
+    /// Keeps at most `group_limit` groups (tests use a small one).
+    pub fn with_group_limit(index: Index, group_limit: usize) -> FoldedClosed {
+        FoldedClosed {
+            index,
+            group_limit,
+            groups: FxHashMap::default(),
+            sockets: 0,
+            unlisted: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Folds one closed socket's row into the group `key` (as a
+    /// [`Grouper`] of the same index would key it).
+    pub fn fold(&mut self, key: GroupKey, row: &SocketRow<'_>) {
+        let kept = self.index != Index::Tuple
+            && (self.groups.contains_key(&key) || self.groups.len() < self.group_limit);
+        let key = if kept { key } else { GroupKey::Unlisted };
+        if key == GroupKey::Unlisted {
+            self.unlisted += 1;
+        }
+        let counts = self.groups.entry(key).or_default();
+        counts.counters.add(&row.counters);
+        counts.sockets += 1;
+        self.counters.add(&row.counters);
+        self.sockets += 1;
+    }
+
+    /// The index the sockets were folded by.
+    pub fn index(&self) -> Index {
+        self.index
+    }
+
+    /// Closed sockets folded, in all.
+    pub fn sockets(&self) -> u64 {
+        self.sockets
+    }
+
+    /// Of those, the ones in [`GroupKey::Unlisted`] rather than in their
+    /// own group.
+    pub fn unlisted(&self) -> u64 {
+        self.unlisted
+    }
+
+    /// What every folded socket counted.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Empties it for a new window grouped by `index`.
+    pub fn reset(&mut self, index: Index) {
+        self.index = index;
+        self.groups.clear();
+        self.sockets = 0;
+        self.unlisted = 0;
+        self.counters = Counters::default();
+    }
+}
+
 /// Merges namespace groups whose namespaces carry the same container label
 /// into one group per container; namespaces without one keep their own.
 pub fn merge_by_container<'a>(
@@ -304,8 +443,11 @@ pub fn merge_by_container<'a>(
     containers: &std::collections::BTreeMap<u64, String>,
 ) -> Vec<Group<'a>> {
     let mut by_label: std::collections::BTreeMap<String, Group<'a>> = Default::default();
+    // Groups of no namespace (the unlisted closed sockets) stay as they are.
+    let mut others = Vec::new();
     for group in groups {
         let GroupKey::Netns(inode) = group.key else {
+            others.push(group);
             continue;
         };
         let label = containers
@@ -330,6 +472,7 @@ pub fn merge_by_container<'a>(
         }
     }
     let mut merged: Vec<Group<'a>> = by_label.into_values().collect();
+    merged.append(&mut others);
     sort_by_activity(&mut merged);
     merged
 }
@@ -526,6 +669,122 @@ mod tests {
         let groups = group_rows(rows.into_iter(), Index::Tuple);
         assert_eq!(groups[0].counters.get(Counter::CurrEstab), Some(0));
         assert_eq!(groups[0].closed, 1);
+    }
+
+    /// Ten closed sockets to ports 80 and 22, and what each sent.
+    fn closed_to_two_ports() -> Vec<(SocketSample, u64)> {
+        (0..10u16)
+            .map(|i| {
+                let port = if i % 3 == 0 { 22 } else { 80 };
+                let s = sample("10.0.0.1", port, "10.0.0.2", 40000 + i);
+                (s, 100 + u64::from(i))
+            })
+            .collect()
+    }
+
+    fn closed_row(s: &(SocketSample, u64)) -> SocketRow<'_> {
+        SocketRow {
+            sample: &s.0,
+            counters: counters(s.1),
+            closed: true,
+            history: Default::default(),
+        }
+    }
+
+    /// Groups `closed` with all but the newest `kept` folded, as a window
+    /// past its bound does.
+    fn grouped_past_a_bound(
+        closed: &[(SocketSample, u64)],
+        kept: usize,
+        folded: &mut FoldedClosed,
+    ) -> Vec<Group<'static>> {
+        let (past, listed) = closed.split_at(closed.len() - kept);
+        let keys = Grouper::new(folded.index(), 0);
+        for s in past {
+            folded.fold(keys.key_for(&s.0), &closed_row(s));
+        }
+        let groups =
+            group_rows_and_folded(listed.iter().map(closed_row), folded, folded.index(), None);
+        // Owned copies: the test compares counts, not samples.
+        groups
+            .into_iter()
+            .map(|g| Group { sample: None, ..g })
+            .collect()
+    }
+
+    fn sent_and_sockets(groups: &[Group<'_>], key: GroupKey) -> (u64, usize, usize) {
+        let g = groups.iter().find(|g| g.key == key).expect("group");
+        (g.counters.value(Counter::BytesSent), g.sockets, g.closed)
+    }
+
+    #[test]
+    fn closed_sockets_folded_past_the_bound_still_count_in_their_port_group() {
+        let closed = closed_to_two_ports();
+        let whole = group_rows(closed.iter().map(closed_row), Index::Lport);
+        let mut folded = FoldedClosed::new(Index::Lport);
+        let bounded = grouped_past_a_bound(&closed, 3, &mut folded);
+        assert_eq!(folded.sockets(), 7);
+        assert_eq!(folded.unlisted(), 0);
+        assert_eq!(bounded.len(), 2, "no unlisted group: each went to its port");
+        for port in [80, 22] {
+            let key = GroupKey::Lport(port);
+            assert_eq!(
+                sent_and_sockets(&bounded, key),
+                sent_and_sockets(&whole, key)
+            );
+        }
+        let total = |gs: &[Group<'_>]| {
+            let mut t = Counters::default();
+            gs.iter().for_each(|g| t.add(&g.counters));
+            t.value(Counter::BytesSent)
+        };
+        assert_eq!(total(&bounded), total(&whole));
+        assert_eq!(total(&whole), (100..110).sum::<u64>());
+    }
+
+    #[test]
+    fn closed_tuples_past_the_bound_count_in_one_unlisted_group() {
+        let closed = closed_to_two_ports();
+        let mut folded = FoldedClosed::new(Index::Tuple);
+        let bounded = grouped_past_a_bound(&closed, 4, &mut folded);
+        assert_eq!((folded.sockets(), folded.unlisted()), (6, 6));
+        // Four listed one by one, and the unlisted six in one group.
+        assert_eq!(bounded.len(), 5);
+        let sent: u64 = closed[..6].iter().map(|s| s.1).sum();
+        assert_eq!(sent_and_sockets(&bounded, GroupKey::Unlisted), (sent, 6, 6));
+        assert_eq!(folded.counters().value(Counter::BytesSent), sent);
+    }
+
+    #[test]
+    fn folded_groups_past_their_own_bound_go_to_the_unlisted_group() {
+        let closed = closed_to_two_ports();
+        // Room for one folded group: port 22's sockets (the first) keep
+        // theirs, port 80's go to the unlisted group; totals stay whole.
+        let mut folded = FoldedClosed::with_group_limit(Index::Lport, 1);
+        let bounded = grouped_past_a_bound(&closed, 0, &mut folded);
+        assert_eq!(folded.unlisted(), 6);
+        let (sent_22, sockets_22, _) = sent_and_sockets(&bounded, GroupKey::Lport(22));
+        let (sent_unlisted, sockets_unlisted, _) = sent_and_sockets(&bounded, GroupKey::Unlisted);
+        assert_eq!((sockets_22, sockets_unlisted), (4, 6));
+        assert_eq!(sent_22 + sent_unlisted, (100..110).sum::<u64>());
+        // Folded by another index than the report's: all in the unlisted group.
+        let regrouped = group_rows_and_folded(std::iter::empty(), &folded, Index::Rport, None);
+        assert_eq!(regrouped.len(), 1);
+        assert_eq!(regrouped[0].key, GroupKey::Unlisted);
+        assert_eq!(regrouped[0].sockets, 10);
+        folded.reset(Index::Rport);
+        assert_eq!((folded.sockets(), folded.unlisted()), (0, 0));
+    }
+
+    #[test]
+    fn the_unlisted_group_survives_merging_by_container() {
+        let mut folded = FoldedClosed::new(Index::Container);
+        let s = sample("10.0.0.1", 80, "10.0.0.2", 1000);
+        folded.fold(GroupKey::Unlisted, &closed_row(&(s, 5)));
+        let groups = group_rows_and_folded(std::iter::empty(), &folded, Index::Container, None);
+        let merged = merge_by_container(groups, &Default::default());
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].key, GroupKey::Unlisted);
     }
 
     #[test]

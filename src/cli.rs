@@ -140,6 +140,11 @@ struct Args {
     #[arg(long, value_name = "SIZE", default_value = "8M")]
     close_buffer: String,
 
+    /// Closed sockets a window lists one by one (the rest are counted in
+    /// their groups and totals, not listed): for tests of that bound
+    #[arg(long, value_name = "N", hide = true, default_value_t = crate::diff::CLOSED_LIMIT)]
+    closed_limit: usize,
+
     /// Precision mode: do not ask sock_diag for a socket as it leaves
     /// ESTABLISHED (for measuring what that recovers; never asked when
     /// close notices are read)
@@ -256,6 +261,9 @@ pub struct Config {
     pub force_procfs: bool,
     /// Receive buffer for close notices in bytes; 0: none read.
     pub close_buffer: usize,
+    /// Closed sockets a window lists one by one; past it they are folded
+    /// into their groups (hidden --closed-limit, for tests).
+    pub closed_limit: usize,
     pub precision: Precision,
 }
 
@@ -637,6 +645,7 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         processes: args.processes || args.index == Index::Process,
         force_procfs: args.source == Source::Proc,
         close_buffer: close_buffer(&args.close_buffer)?,
+        closed_limit: args.closed_limit.clamp(1, crate::diff::CLOSED_LIMIT),
         precision,
     })
 }

@@ -179,7 +179,7 @@ fn serve_metrics(
             sockets_tracked: tracked,
             events_lost: precision.map_or(0, |p| p.events_lost),
             events_undelivered: precision.map_or(0, |p| p.events_undelivered),
-            close_notices_lost: report.closes_lost.unwrap_or(0),
+            close_notices_lost: report.closes_lost.map_or(0, |lost| lost.notices),
         };
         if let Ok(mut exporter) = shared.exporter.lock() {
             exporter.add_window(&report, report.end_ms);

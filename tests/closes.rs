@@ -309,3 +309,125 @@ fn connects_that_never_complete_fail_as_the_kernel_counts_them() {
         .sum();
     assert_eq!(resets, 0, "{report}");
 }
+
+/// Tcp counter summed over every group (what JSON `totals` adds up).
+fn all_groups_total(report: &serde_json::Value, name: &str) -> u64 {
+    groups(report).iter().map(|g| counter(g, "Tcp", name)).sum()
+}
+
+#[test]
+fn a_window_past_the_listing_bound_keeps_groups_and_totals_equal_to_the_namespace() {
+    skip_unless_root!();
+    let ns = Netns::new("bound");
+    let port = 7640;
+    // 300 connections close 600 sockets: 550 past a bound of 50.
+    let args = [
+        "--timeout",
+        "3",
+        "--index",
+        "lport",
+        "--system",
+        "--format",
+        "json",
+        "--closed-limit",
+        "50",
+    ];
+    let output = run_with_traffic(&ns, &args, port, CONNECTIONS, false);
+    let reports = json_reports(&output.stdout);
+    let report = reports.last().expect("a report");
+    assert_eq!(report["closes_lost"], 0, "{report}");
+    let n = CONNECTIONS as u64;
+    let server = lport_group(report, port);
+    assert_eq!(counter(server, "Tcp", "PassiveOpens"), n, "{server}");
+    assert_eq!(counter(server, "Socket", "BytesReceived"), n * UP as u64);
+    assert_eq!(clients_total(report, port, "Tcp", "ActiveOpens"), n);
+    for name in ["ActiveOpens", "PassiveOpens"] {
+        let (system, sockets) = residual(report, name);
+        assert_eq!(system, n as i64, "{name}");
+        assert_eq!(sockets, system, "{name}: the --system sum");
+        assert_eq!(all_groups_total(report, name), n, "{name}: the groups");
+        assert_eq!(report["totals"]["Tcp"][name], n, "{name}: JSON totals");
+    }
+    let notices = report["notices"].to_string();
+    assert!(notices.contains("not listed one by one"), "{notices}");
+}
+
+#[test]
+fn lost_close_notices_are_counted_one_by_one_and_said_in_every_window_they_happen() {
+    skip_unless_root!();
+    let ns = Netns::new("lostnotices");
+    let port = 7660;
+    let count = 3000;
+    // A buffer of a few notices, read every 50 ms, under a burst of
+    // connections: the kernel drops most of them.
+    let args = [
+        "--interval",
+        "1",
+        "--count",
+        "4",
+        "--index",
+        "lport",
+        "--system",
+        "--format",
+        "json",
+        "--close-buffer",
+        "4K",
+    ];
+    let output = run_with_traffic(&ns, &args, port, count, false);
+    let reports = json_reports(&output.stdout);
+    assert!(
+        !reports.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut lost_in_windows = 0;
+    let mut missing_opens = 0i64;
+    for report in &reports {
+        let loss = &report["close_notices_lost"];
+        assert_eq!(loss["unit"], "notices", "{loss}");
+        assert_eq!(loss["counted"], "each notice", "{loss}");
+        let lost = loss["window"].as_u64().expect("window");
+        lost_in_windows += lost;
+        let notices = report["notices"].to_string();
+        if lost > 0 {
+            assert!(
+                notices.contains(&format!("{lost} close notices lost in this window")),
+                "a window's loss is said in its own report: {notices}"
+            );
+            assert!(
+                report["approx"].to_string().contains("PassiveOpens")
+                    || groups(report)
+                        .iter()
+                        .any(|g| g["approx"].to_string().contains("PassiveOpens")),
+                "opens are marked ~ where notices were lost: {report}"
+            );
+        }
+        // (The first window of an --interval run has no namespace delta.)
+        for name in ["ActiveOpens", "PassiveOpens"] {
+            let line = &report["system"]["unattributed"][name];
+            if let (Some(system), Some(sockets)) =
+                (line["system"].as_i64(), line["sockets"].as_i64())
+            {
+                missing_opens += system - sockets;
+            }
+        }
+        eprintln!(
+            "window: {lost} notices lost in {} overflows; opens missing so far {missing_opens}",
+            loss["buffer_overflows_window"]
+        );
+    }
+    let last = reports.last().unwrap();
+    assert_eq!(last["close_notices_lost"]["since_start"], lost_in_windows);
+    assert!(lost_in_windows > 0, "the buffer overflowed: {last}");
+    // Every open the sockets miss is a connection whose notice was lost
+    // (those a poll saw keep their open): the count covers them, not
+    // merely the overflows.
+    assert!(
+        missing_opens <= lost_in_windows as i64,
+        "{missing_opens} opens missing, {lost_in_windows} notices said lost"
+    );
+    assert!(
+        lost_in_windows <= 2 * count as u64,
+        "{lost_in_windows} lost of {count} connections"
+    );
+}

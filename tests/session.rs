@@ -10,7 +10,7 @@ use tcpipstat::cli::{self, CliOutcome, Config};
 use tcpipstat::counters::Counter;
 use tcpipstat::model::event::{EventTuple, Probe, Timed, TraceEvent};
 use tcpipstat::model::tcp_info::TcpInfo;
-use tcpipstat::model::{Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
+use tcpipstat::model::{CloseLoss, Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
 use tcpipstat::report::{self, Report};
 use tcpipstat::session::feed::{ProbeSummary, ReplayFeed};
 use tcpipstat::session::Session;
@@ -506,5 +506,250 @@ fn a_report_carries_the_notices_of_its_own_window_only() {
     assert!(
         second.is_empty(),
         "repeated from an earlier window: {second:?}"
+    );
+}
+
+/// Polls 0, 1000 and 2000 ms of a host with a listener on :80, and 10
+/// loopback connections to it that opened and closed (gracefully) before
+/// each poll after the baseline, known from their close notices; with the
+/// namespace's counters saying as much.
+fn short_connections_between_polls() -> ReplaySource {
+    let mut polls = Vec::new();
+    let mut mibs = Vec::new();
+    for poll in 0..3u16 {
+        let mut next = snapshot(u64::from(poll) * 1000, vec![listener()]);
+        next.closes_watched = true;
+        if poll > 0 {
+            for i in 0..10 {
+                let port = 40000 + poll * 100 + i;
+                let cookie = u64::from(port) * 2;
+                let client = socket(
+                    cookie,
+                    lo(port, 80),
+                    TcpState::Close,
+                    Some(info_acked(300, 201, 302)),
+                );
+                let server = socket(
+                    cookie + 1,
+                    lo(80, port),
+                    TcpState::Close,
+                    Some(info_acked(200, 301, 201)),
+                );
+                next.closed.extend([client, server]);
+            }
+        }
+        polls.push(next);
+        let opens = u64::from(poll) * 10;
+        let mut mib = SystemCounters::default();
+        mib.add_header_value_pairs(&format!(
+            "Tcp: ActiveOpens PassiveOpens EstabResets\nTcp: {opens} {opens} 0\n"
+        ));
+        mibs.push(mib);
+    }
+    ReplaySource::new(polls).with_system_counters(mibs)
+}
+
+fn totals(report: &Report<'_>) -> tcpipstat::counters::Counters {
+    let mut sum = tcpipstat::counters::Counters::default();
+    for group in &report.groups {
+        sum.add(&group.counters);
+    }
+    sum
+}
+
+fn sockets_residual(report: &Report<'_>, counter: Counter) -> (i64, i64) {
+    let system = report.system.as_ref().expect("a system section");
+    let r = system
+        .residuals
+        .iter()
+        .find(|r| r.counter == counter)
+        .unwrap_or_else(|| panic!("no residual {counter:?}"));
+    (r.system, r.sockets)
+}
+
+#[test]
+fn a_window_past_the_listing_bound_keeps_its_port_groups_and_totals_whole() {
+    let args = [
+        "--timeout",
+        "2",
+        "--system",
+        "--index",
+        "lport",
+        "--closed-limit",
+        "4",
+    ];
+    let mut session = session(&args, short_connections_between_polls());
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let report = session.window_report();
+    let sum = totals(&report);
+    // 20 connections: 40 closed sockets, of which 36 past the bound.
+    assert_eq!(sum.value(Counter::ActiveOpens), 20);
+    assert_eq!(sum.value(Counter::PassiveOpens), 20);
+    assert_eq!(sum.value(Counter::BytesSent), 20 * (300 + 200));
+    assert_eq!(
+        sockets_residual(&report, Counter::ActiveOpens),
+        (20, 20),
+        "the --system sum and the groups agree"
+    );
+    // Every server socket is in port 80's group, listed or not.
+    assert_eq!(
+        counter(&report, &GroupKey::Lport(80), Counter::PassiveOpens),
+        20
+    );
+    assert!(report.groups.iter().all(|g| g.key != GroupKey::Unlisted));
+    let note = report
+        .notices
+        .iter()
+        .find(|n| n.contains("not listed one by one"))
+        .expect("the bound is said");
+    assert!(
+        note.contains("36 sockets") && note.contains("in their groups"),
+        "{note}"
+    );
+    // JSON's totals are the same.
+    let json = rendered(
+        report::RenderOptions {
+            format: report::Format::Json,
+            ..Default::default()
+        },
+        &report,
+    );
+    let value: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(value["totals"]["Tcp"]["ActiveOpens"], 20, "{json}");
+}
+
+#[test]
+fn a_window_past_the_listing_bound_by_tuple_counts_the_rest_in_one_unlisted_row() {
+    let args = ["--timeout", "2", "--system", "--closed-limit", "4"];
+    let mut session = session(&args, short_connections_between_polls());
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let report = session.window_report();
+    let sum = totals(&report);
+    assert_eq!(sum.value(Counter::ActiveOpens), 20);
+    assert_eq!(sum.value(Counter::PassiveOpens), 20);
+    let unlisted = report
+        .groups
+        .iter()
+        .find(|g| g.key == GroupKey::Unlisted)
+        .expect("an unlisted row");
+    assert_eq!((unlisted.sockets, unlisted.closed), (36, 36));
+    let text = rendered(report::RenderOptions::default(), &report);
+    assert!(
+        text.contains("Closed sockets not listed one by one"),
+        "{text}"
+    );
+    let table = rendered(
+        report::RenderOptions {
+            format: report::Format::Table,
+            ..Default::default()
+        },
+        &report,
+    );
+    assert!(table.contains("(closed, unlisted)"), "{table}");
+    session.end_window();
+    // The next window starts with nothing folded.
+    session.poll().unwrap_or(());
+    assert!(session
+        .window_report()
+        .groups
+        .iter()
+        .all(|g| g.key != GroupKey::Unlisted));
+}
+
+#[test]
+fn lost_close_notices_are_said_in_every_window_they_happen_in_their_unit() {
+    // Each window loses 101 notices in one overflow of the kernel's buffer:
+    // the same count each time, said each time.
+    let polls = (0..4)
+        .map(|i| snapshot(i * 1000, vec![listener()]))
+        .collect();
+    let lost = |notices, overflows| CloseLoss {
+        notices,
+        overflows,
+        exact: true,
+    };
+    let source = ReplaySource::new(polls).with_closes_lost(vec![
+        lost(0, 0),
+        lost(101, 1),
+        lost(202, 2),
+        lost(303, 3),
+    ]);
+    // --zeros: the listener's group shows its (zero) opens, and their mark.
+    let mut session = session(&["--interval", "1", "--format", "json", "--zeros"], source);
+    session.poll().unwrap();
+    let mut said_on_stderr = Vec::new();
+    for window in 1..=3u64 {
+        session.poll().unwrap();
+        said_on_stderr.extend(session.take_fresh_notices());
+        let report = session.window_report();
+        let window_loss = report.closes_lost_window.expect("notices are read");
+        assert_eq!(window_loss.notices, 101, "window {window}");
+        assert_eq!(report.closes_lost.unwrap().notices, 101 * window);
+        assert!(
+            report
+                .notices
+                .iter()
+                .any(|n| n.starts_with("101 close notices lost in this window")),
+            "window {window}: {:?}",
+            report.notices
+        );
+        assert!(
+            counter_is_approx(&report, Counter::PassiveOpens),
+            "window {window}: opens are not exact when notices were lost"
+        );
+        let json = rendered(
+            report::RenderOptions {
+                format: report::Format::Json,
+                ..Default::default()
+            },
+            &report,
+        );
+        let value: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        let loss = &value["close_notices_lost"];
+        assert_eq!(loss["unit"], "notices");
+        assert_eq!(loss["window"], 101);
+        assert_eq!(loss["since_start"], 101 * window);
+        assert_eq!(loss["buffer_overflows_window"], 1);
+        assert_eq!(value["closes_lost"], 101 * window);
+        drop(report);
+        session.end_window();
+    }
+    let on_stderr = said_on_stderr
+        .iter()
+        .filter(|n| n.starts_with("101 close notices lost since the last poll"))
+        .count();
+    assert_eq!(on_stderr, 3, "{said_on_stderr:?}");
+}
+
+#[test]
+fn a_kernel_that_does_not_count_lost_notices_gets_a_lower_bound_said_as_such() {
+    let polls = (0..2)
+        .map(|i| snapshot(i * 1000, vec![listener()]))
+        .collect();
+    let overflowed = CloseLoss {
+        notices: 2,
+        overflows: 2,
+        exact: false,
+    };
+    let source =
+        ReplaySource::new(polls).with_closes_lost(vec![CloseLoss::none(false), overflowed]);
+    let mut session = session(&["--timeout", "1"], source);
+    session.poll().unwrap();
+    session.poll().unwrap();
+    let report = session.window_report();
+    let text = rendered(report::RenderOptions::default(), &report);
+    assert!(
+        text.contains("close notices lost: at least 2 in this window (2 overflows)"),
+        "{text}"
+    );
+    // Notices go to stderr and JSON, not into the text report.
+    let notices = report.notices.join("\n");
+    assert!(
+        notices.contains("an unknown number of notices"),
+        "{notices}"
     );
 }

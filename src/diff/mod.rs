@@ -194,10 +194,10 @@ const LISTENER_POLLS: u64 = 64;
 #[derive(Debug, Default)]
 pub struct Tracker {
     sockets: SocketTable,
+    /// Closed sockets of this window, oldest first. Unbounded here: its
+    /// owner bounds them with [`Tracker::fold_closed_past`], folding the
+    /// oldest into the groups it reports.
     closed: Vec<Closed>,
-    /// Closed sockets of this window past [`CLOSED_LIMIT`]: counted here,
-    /// not kept one by one.
-    folded: Folded,
     listeners: Listeners,
     /// Sockets closed as vanished while notices are read, whose notice had
     /// not come (cookie → poll): a late notice completes that life rather
@@ -225,34 +225,29 @@ const LATE_NOTICE_LIMIT: usize = 1 << 16;
 /// window of an hour at 3,000 connections/s would otherwise hold gigabytes.
 pub const CLOSED_LIMIT: usize = 1 << 18;
 
-/// What the closed sockets folded away in this window counted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Folded {
-    pub sockets: u64,
-    pub counters: Counters,
-}
-
 impl Tracker {
     pub fn new() -> Tracker {
         Tracker::default()
     }
 
-    /// Closed sockets of this window folded into totals past the bound.
-    pub fn folded(&self) -> &Folded {
-        &self.folded
-    }
-
-    /// Keeps the newest `limit` closed sockets; the oldest are
-    /// added to the window's folded totals.
-    fn bound_closed(&mut self, limit: usize) {
+    /// Keeps the newest `limit` closed sockets of the window; each older
+    /// one's row is handed to `fold` (which must count it: a bound on
+    /// listing sockets must not change a total) and forgotten.
+    pub fn fold_closed_past(&mut self, limit: usize, mut fold: impl FnMut(SocketRow<'_>)) {
         let excess = self.closed.len().saturating_sub(limit);
         if excess == 0 {
             return;
         }
-        for closed in self.closed.drain(..excess) {
-            self.folded.sockets += 1;
-            self.folded.counters.add(&closed.window);
+        let mut closed = std::mem::take(&mut self.closed);
+        for c in closed.drain(..excess) {
+            fold(SocketRow {
+                sample: &c.sample,
+                counters: self.with_presence(c.window),
+                closed: true,
+                history: c.history,
+            });
         }
+        self.closed = closed;
     }
 
     pub fn polls(&self) -> u64 {
@@ -378,7 +373,6 @@ impl Tracker {
         if seen_again != tracked_before {
             self.close_all_vanished(snapshot, elapsed);
         }
-        self.bound_closed(CLOSED_LIMIT);
         if poll % LATE_NOTICE_POLLS == 0 {
             self.vanished_unnoticed
                 .retain(|_, since| poll.saturating_sub(*since) < LATE_NOTICE_POLLS);
@@ -690,7 +684,6 @@ impl Tracker {
             events.reset_window();
         }
         self.closed.clear();
-        self.folded = Folded::default();
     }
 }
 
@@ -1557,7 +1550,7 @@ mod tests {
     }
 
     #[test]
-    fn closed_sockets_past_the_bound_are_folded_into_counts() {
+    fn closed_sockets_past_the_bound_are_handed_over_with_their_counts() {
         let mut t = Tracker::new();
         // Ten connections that have sent `sent` bytes so far.
         let connections = |sent: u64| -> Vec<SocketSample> {
@@ -1582,12 +1575,18 @@ mod tests {
         t.observe(&snap(1000, grown), &FilterSet::default());
         t.observe(&snap(2000, vec![]), &FilterSet::default());
         assert_eq!(t.closed().len(), 10);
-        t.bound_closed(4);
+        let (mut sockets, mut folded) = (Vec::new(), Counters::default());
+        t.fold_closed_past(4, |row| {
+            assert!(row.closed);
+            sockets.push(row.sample.key.local_port);
+            folded.add(&row.counters);
+        });
         assert_eq!(t.closed().len(), 4);
-        assert_eq!(t.folded().sockets, 6);
-        assert_eq!(t.folded().counters.get(Counter::BytesSent), Some(6 * 20));
-        t.reset_window();
-        assert_eq!(t.folded().sockets, 0);
+        // The oldest go, each with its own tuple, counts and presence marks.
+        assert_eq!(sockets, (1000..1006).collect::<Vec<u16>>());
+        assert_eq!(folded.get(Counter::BytesSent), Some(6 * 20));
+        assert!(folded.get(Counter::ActiveOpens).is_some());
+        t.fold_closed_past(4, |_| panic!("nothing past the bound"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::aggregate::{GroupKey, NO_OWNER};
+use crate::aggregate::{GroupKey, Index, NO_OWNER};
 use crate::counters::{Counter, Counters};
 use crate::report::Report;
 
@@ -144,6 +144,24 @@ fn labels_of(report: &Report<'_>, key: &GroupKey) -> Labels {
         GroupKey::Container(_) => vec![("container", report.key_value(key))],
         GroupKey::Process(NO_OWNER) => vec![("process", "none".to_string())],
         GroupKey::Process(_) => vec![("process", report.key_value(key))],
+        GroupKey::Unlisted => label_names(report.index)
+            .iter()
+            .map(|name| (*name, crate::aggregate::UNLISTED_VALUE.to_string()))
+            .collect(),
+    }
+}
+
+/// The label names of an index's series.
+fn label_names(index: Index) -> &'static [&'static str] {
+    match index {
+        Index::Tuple => &["laddr", "lport", "raddr", "rport"],
+        Index::Laddr => &["laddr"],
+        Index::Raddr => &["raddr"],
+        Index::Lport => &["lport"],
+        Index::Rport => &["rport"],
+        Index::Netns => &["netns"],
+        Index::Container => &["container"],
+        Index::Process => &["process"],
     }
 }
 

@@ -126,7 +126,7 @@ impl LiveData {
             tracked,
             index: report.index,
             precision,
-            closes_lost: report.closes_lost,
+            closes_lost: report.closes_lost.map(|lost| lost.notices),
             totals: rates("total".into(), sockets, &totals, seconds),
             rows,
             rows_dropped,

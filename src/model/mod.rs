@@ -181,6 +181,48 @@ impl TcpState {
     }
 }
 
+/// Close notices the kernel could not deliver (or the reader could not
+/// keep), over some span.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CloseLoss {
+    /// Notices lost: each one, where `exact`; else only the overflows
+    /// below, a lower bound.
+    pub notices: u64,
+    /// Times the kernel said the receive buffer was full (ENOBUFS): once
+    /// per overflow, which loses every notice until the buffer is read
+    /// empty, any number of them.
+    pub overflows: u64,
+    /// Whether `notices` counts every lost notice (the kernel's drop count
+    /// of the socket, SO_MEMINFO, 4.12+).
+    pub exact: bool,
+}
+
+impl CloseLoss {
+    /// Nothing lost yet, counted exactly or not.
+    pub fn none(exact: bool) -> CloseLoss {
+        CloseLoss {
+            exact,
+            ..CloseLoss::default()
+        }
+    }
+
+    /// Adds another listener's (another namespace's) losses.
+    pub fn add(&mut self, other: &CloseLoss) {
+        self.notices += other.notices;
+        self.overflows += other.overflows;
+        self.exact &= other.exact;
+    }
+
+    /// What was lost after `earlier` (counts only grow).
+    pub fn since(&self, earlier: &CloseLoss) -> CloseLoss {
+        CloseLoss {
+            notices: self.notices.saturating_sub(earlier.notices),
+            overflows: self.overflows.saturating_sub(earlier.overflows),
+            exact: self.exact,
+        }
+    }
+}
+
 /// A few fields of the kernel's `sk_meminfo` array (INET_DIAG_SKMEMINFO).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SkMemInfo {

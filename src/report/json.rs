@@ -41,7 +41,19 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
         field_u64(buf, "unseen_ms", unseen_ms);
     }
     if let Some(lost) = report.closes_lost {
-        field_u64(buf, "closes_lost", lost);
+        // Notices, since the run began (the field's meaning from the start).
+        field_u64(buf, "closes_lost", lost.notices);
+        let window = report.closes_lost_window.unwrap_or(lost);
+        buf.extend_from_slice(b",\"close_notices_lost\":{\"unit\":\"notices\"");
+        field_u64(buf, "window", window.notices);
+        field_u64(buf, "since_start", lost.notices);
+        field_u64(buf, "buffer_overflows_window", window.overflows);
+        field_u64(buf, "buffer_overflows_since_start", lost.overflows);
+        buf.extend_from_slice(if lost.exact {
+            b",\"counted\":\"each notice\"}"
+        } else {
+            b",\"counted\":\"at least: one per overflow (this kernel does not count the notices)\"}"
+        });
     }
     if let Some(precision) = &report.precision {
         write_precision(buf, precision);
@@ -259,6 +271,10 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
         GroupKey::Rport(p) => {
             buf.extend_from_slice(b"\"rport\":");
             buf.extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
+        }
+        GroupKey::Unlisted => {
+            // Closed sockets past the listing bound, counted but not keyed.
+            buf.extend_from_slice(b"\"unlisted\":true");
         }
     }
     buf.push(b'}');

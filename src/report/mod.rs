@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use crate::aggregate::{Group, GroupKey, Index, SystemSection};
 use crate::counters::{Counter, Counters};
-use crate::model::{SocketSample, TcpState};
+use crate::model::{CloseLoss, SocketSample, TcpState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportKind {
@@ -50,7 +50,9 @@ pub struct Report<'a> {
     pub precision: Option<PrecisionSection>,
     /// Close notices the kernel could not deliver since the run began;
     /// None when they are not read.
-    pub closes_lost: Option<u64>,
+    pub closes_lost: Option<CloseLoss>,
+    /// Those lost in this report's window.
+    pub closes_lost_window: Option<CloseLoss>,
     /// The wall clock when the run started (ms 0): reports then say when
     /// their window began and ended.
     pub run_started: Option<std::time::SystemTime>,
@@ -119,6 +121,7 @@ impl<'a> Report<'a> {
             process_names: BTreeMap::new(),
             precision: None,
             closes_lost: None,
+            closes_lost_window: None,
             run_started: None,
             hidden_groups: 0,
         }

@@ -16,14 +16,37 @@ const RULE: &str = "-----------------------------------------";
 pub fn begin(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     heading(report, out)?;
     if let Some(lost) = report.closes_lost {
-        if report.kind == ReportKind::Window || lost > 0 {
-            writeln!(out, "close notices lost: {lost}")?;
+        if report.kind == ReportKind::Window || lost.notices > 0 {
+            writeln!(out, "close notices lost: {}", close_loss_text(report, lost))?;
         }
     }
     if let Some(precision) = &report.precision {
         write_precision(precision, report.kind, out)?;
     }
     Ok(())
+}
+
+/// `N in this window, M since the start (in K overflows of the kernel's
+/// buffer)`, saying when the notices are only a lower bound.
+fn close_loss_text(report: &Report<'_>, since_start: crate::model::CloseLoss) -> String {
+    let at_least = if since_start.exact { "" } else { "at least " };
+    let overflows = |n: u64| match n {
+        1 => "1 overflow".to_string(),
+        n => format!("{n} overflows"),
+    };
+    match report.closes_lost_window {
+        Some(window) if report.kind == ReportKind::Window => format!(
+            "{at_least}{} in this window ({}), {at_least}{} since the start",
+            window.notices,
+            overflows(window.overflows),
+            since_start.notices
+        ),
+        _ => format!(
+            "{at_least}{} since the start ({})",
+            since_start.notices,
+            overflows(since_start.overflows)
+        ),
+    }
 }
 
 fn heading(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {

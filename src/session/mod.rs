@@ -18,6 +18,7 @@ use crate::cli::{Config, Namespaces};
 use crate::counters::Counter;
 use crate::diff::{self, lifetime_row, StateCounts, Tracker};
 use crate::filter::FilterSet;
+use crate::model::CloseLoss;
 use crate::report::{self, PrecisionSection, RenderOptions, Report, ReportKind, ReportWriter};
 use crate::source::processes::ProcessMap;
 use crate::source::procfs::SystemCounters;
@@ -82,6 +83,12 @@ impl Notices {
         }
     }
 
+    /// Says `note` on stderr now, even if said before: for events that
+    /// recur (a loss each time), not for a state that persists.
+    fn say_now(&mut self, note: String) {
+        self.fresh.push(note);
+    }
+
     fn for_report(&self) -> Vec<String> {
         let mut notes = self.window.clone();
         if self.dropped > 0 {
@@ -111,6 +118,16 @@ pub struct Session {
     feed: Option<Box<dyn EventFeed>>,
     owners: Option<ProcessMap>,
     tracker: Tracker,
+    /// Closed sockets of this window past `closed_limit`, folded into the
+    /// groups they belong to (what the filters let through).
+    folded: aggregate::FoldedClosed,
+    /// What every folded socket counted, filtered out or not (--system's
+    /// residual is the namespace's less every socket's).
+    folded_everywhere: crate::counters::Counters,
+    folded_everywhere_sockets: u64,
+    /// Closed sockets a window keeps one by one (`diff::CLOSED_LIMIT`
+    /// unless a test asks for fewer).
+    closed_limit: usize,
     /// What the tracker keeps: with --system every socket (the residual
     /// needs them all), the filters then apply when grouping.
     tracker_filter: FilterSet,
@@ -123,7 +140,10 @@ pub struct Session {
     polls_taken: u64,
     events_lost_noted: u64,
     events_undelivered_noted: u64,
-    closes_lost_noted: u64,
+    /// Close notices lost as last said on stderr, and at the window's
+    /// start.
+    closes_lost_noted: CloseLoss,
+    closes_lost_at_window_start: CloseLoss,
     /// The namespace counters when the window began (without --system,
     /// which keeps its own): for resets and listen overflows.
     namespace_at_window_start: Option<SystemCounters>,
@@ -172,6 +192,10 @@ impl Session {
             feed,
             owners: config.processes.then(ProcessMap::new),
             tracker,
+            folded: aggregate::FoldedClosed::new(config.index),
+            folded_everywhere: Default::default(),
+            folded_everywhere_sockets: 0,
+            closed_limit: config.closed_limit,
             notices,
             netns_labels: BTreeMap::new(),
             container_labels: BTreeMap::new(),
@@ -180,7 +204,8 @@ impl Session {
             polls_taken: 0,
             events_lost_noted: 0,
             events_undelivered_noted: 0,
-            closes_lost_noted: 0,
+            closes_lost_noted: CloseLoss::default(),
+            closes_lost_at_window_start: CloseLoss::default(),
             namespace_at_window_start: None,
             view_filter: None,
             once_limit: None,
@@ -314,6 +339,7 @@ impl Session {
         }
         self.tracker.observe(&snapshot, &self.tracker_filter);
         self.resolve_owners(&snapshot);
+        self.fold_closed_past_limit();
         let taken_at_ms = snapshot.taken_at_ms;
         self.source.recycle(snapshot);
         self.record(self.polls_taken)?;
@@ -327,6 +353,31 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Bounds the closed sockets the window keeps one by one: the oldest
+    /// past the limit are folded into the groups they belong to, as this
+    /// window's report will group them, and into the --system sum.
+    fn fold_closed_past_limit(&mut self) {
+        let owners = self.owners.as_ref().map(|o| o as &dyn OwnerLookup);
+        let keys = Grouper::new(self.config.index, 0).with_owners(owners);
+        let filters = &self.config.filters;
+        let view = self.view_filter.as_ref();
+        // Rows a listing would leave out as idle (index=tuple) are left out
+        // here too.
+        let skip_idle = !self.config.zeros && self.config.index == Index::Tuple;
+        let (folded, everywhere) = (&mut self.folded, &mut self.folded_everywhere);
+        let everywhere_sockets = &mut self.folded_everywhere_sockets;
+        self.tracker.fold_closed_past(self.closed_limit, |row| {
+            everywhere.add(&row.counters);
+            *everywhere_sockets += 1;
+            let listed = filters.matches(&row.sample.key)
+                && view.is_none_or(|v| v.matches(&row.sample.key))
+                && !(skip_idle && row.counters.is_all_zero());
+            if listed {
+                folded.fold(keys.key_for(row.sample), &row);
+            }
+        });
     }
 
     /// Owners are looked up while the sockets are alive: a short-lived
@@ -407,15 +458,25 @@ impl Session {
         }
     }
 
+    /// Says on stderr, as it happens, each poll's loss of close notices
+    /// (every time: the same count twice is two losses). Each window's
+    /// report says its own, see [`Session::closes_lost_notice`].
     fn note_closes_lost(&mut self) {
-        let lost = self.source.closes_lost().unwrap_or(0);
-        if lost > self.closes_lost_noted {
-            self.note(vec![format!(
-                "{} close notices lost (the kernel's buffer was full): connections that opened and closed between two polls in that span are missing",
-                lost - self.closes_lost_noted
-            )]);
+        let Some(lost) = self.source.closes_lost() else {
+            return;
+        };
+        let new = lost.since(&self.closes_lost_noted);
+        if new.notices > 0 || new.overflows > 0 {
+            self.notices
+                .say_now(close_loss_note(&new, "since the last poll"));
             self.closes_lost_noted = lost;
         }
+    }
+
+    /// Close notices lost in the current window.
+    fn closes_lost_window(&self) -> Option<CloseLoss> {
+        let lost = self.source.closes_lost()?;
+        Some(lost.since(&self.closes_lost_at_window_start))
     }
 
     fn record(&mut self, poll: u64) -> anyhow::Result<()> {
@@ -466,6 +527,7 @@ impl Session {
         report.filtered = !self.config.filters.matches_everything();
         report.precision = self.precision_section();
         report.closes_lost = self.source.closes_lost();
+        report.closes_lost_window = self.closes_lost_window();
         report.run_started = self.source.opened_at();
     }
 
@@ -519,13 +581,14 @@ impl Session {
         // One group per tuple: an idle socket's would be dropped below, so
         // it is not built (40,000 idle sockets would hold ~35 MiB of groups).
         let skip_idle = !this.config.zeros && this.config.index == Index::Tuple;
-        let mut groups = this.finish_groups(aggregate::group_rows_owned(
+        let mut groups = this.finish_groups(aggregate::group_rows_and_folded(
             this.tracker
                 .rows_but_idle(skip_idle)
                 .map(|row| shares.apply(row))
                 .filter(|r| !(skip_idle && r.counters.is_all_zero()))
                 .filter(|r| filters.matches(&r.sample.key))
                 .filter(|r| view.is_none_or(|v| v.matches(&r.sample.key))),
+            &this.folded,
             this.config.index,
             this.owner_lookup(),
         ));
@@ -550,15 +613,71 @@ impl Session {
             )
         };
         this.decorate(&mut report);
-        let folded = this.tracker.folded();
-        if folded.sockets > 0 {
-            report.notices.push(format!(
-                "{} sockets that closed in this window are not listed (more than {} closed): their counts are in the --system totals only",
-                folded.sockets,
-                diff::CLOSED_LIMIT
-            ));
+        if let Some(note) = this.folded_notice() {
+            report.notices.push(note);
+        }
+        if let Some(lost) = report.closes_lost_window.filter(|l| l.notices > 0) {
+            report
+                .notices
+                .push(close_loss_note(&lost, "in this window"));
+            if this.feed.is_none() {
+                // The connections whose notices were lost are missing from
+                // every group, uncounted: no group's opens, fails or
+                // resets can be taken as exact.
+                for group in &mut report.groups {
+                    for counter in Counter::STATE_EVENTS {
+                        group.counters.mark_approx(counter);
+                    }
+                }
+            }
         }
         report
+    }
+
+    /// Says how many closed sockets were folded past the bound, and where
+    /// their counts are.
+    fn folded_notice(&self) -> Option<String> {
+        let folded = &self.folded;
+        let total = self.folded_everywhere_sockets;
+        if total == 0 {
+            return None;
+        }
+        let limit = self.closed_limit;
+        let unlisted = folded.unlisted();
+        let grouped = folded.sockets() - unlisted;
+        let mut note = format!(
+            "{total} sockets that closed in this window are not listed one by one (more than {limit} closed)"
+        );
+        if folded.index() != self.config.index {
+            note.push_str(&format!(
+                ": the index changed in this window, so {} of them are counted in the group \"{}\" (and in the totals)",
+                folded.sockets(),
+                aggregate::UNLISTED_VALUE
+            ));
+        } else if folded.index() == Index::Tuple {
+            note.push_str(&format!(
+                ": {unlisted} of them are counted in the group \"{}\" (and in the totals)",
+                aggregate::UNLISTED_VALUE
+            ));
+        } else {
+            note.push_str(&format!(
+                ": {grouped} of them are counted in their groups (and in the totals)"
+            ));
+            if unlisted > 0 {
+                note.push_str(&format!(
+                    ", {unlisted} in the group \"{}\" (more than {} groups of them)",
+                    aggregate::UNLISTED_VALUE,
+                    aggregate::FOLDED_GROUP_LIMIT
+                ));
+            }
+        }
+        let filtered_out = total - folded.sockets();
+        if filtered_out > 0 {
+            note.push_str(&format!(
+                "; {filtered_out} that the filters leave out or that counted nothing are in no group"
+            ));
+        }
+        Some(note)
     }
 
     /// Each sampled namespace's counter deltas over the window (keys
@@ -587,7 +706,7 @@ impl Session {
         // Closed sockets folded past the bound count in the totals.
         let shares = self.listener_shares(Some(deltas));
         let mut sockets = aggregate::total(self.tracker.rows().map(|row| shares.apply(row)));
-        sockets.add(&self.tracker.folded().counters);
+        sockets.add(&self.folded_everywhere);
         let mut section = aggregate::system_section(deltas.clone().fold_namespaces(), &sockets);
         section.namespaces = namespaces;
         Some(section)
@@ -634,6 +753,12 @@ impl Session {
     pub fn end_window(&mut self) {
         self.notices.end_window();
         self.tracker.reset_window();
+        if let Some(lost) = self.source.closes_lost() {
+            self.closes_lost_at_window_start = lost;
+        }
+        self.folded.reset(self.config.index);
+        self.folded_everywhere = Default::default();
+        self.folded_everywhere_sockets = 0;
         self.window.start_ms = self.source.elapsed_ms();
         self.window.polls = 0;
     }
@@ -789,6 +914,28 @@ impl Session {
         report.notices = self.notices.for_report();
         Ok(writer.end(&report)?)
     }
+}
+
+/// A notice of close notices lost `when`, in the unit counted.
+fn close_loss_note(lost: &CloseLoss, when: &str) -> String {
+    let overflows = match lost.overflows {
+        1 => "once".to_string(),
+        n => format!("{n} times"),
+    };
+    let what = if lost.exact {
+        format!(
+            "{} close notices lost {when} (the kernel's buffer was full {overflows}: each time it drops every notice until the buffer is read empty)",
+            lost.notices
+        )
+    } else {
+        format!(
+            "close notices lost {when}: the kernel's buffer was full {overflows}, each time dropping an unknown number of notices (this kernel does not count them; at least {})",
+            lost.notices
+        )
+    };
+    format!(
+        "{what}: connections that opened and closed between two polls then are missing from every count, and opens, fails and resets are marked ~; raise --close-buffer"
+    )
 }
 
 fn write_recording(dir: &Path, poll: u64, bytes: &[u8]) -> anyhow::Result<()> {

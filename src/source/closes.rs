@@ -6,15 +6,19 @@
 //! polls are counted whole, unprivileged and without tracefs.
 //!
 //! The listener is read without blocking, between polls as often as the
-//! loop wakes, into a bounded queue; a full kernel buffer (ENOBUFS) or a
-//! full queue is counted, never silent.
+//! loop wakes, into a bounded queue; a full kernel buffer or a full queue
+//! is counted, never silent. The kernel says a full buffer (ENOBUFS) once
+//! per overflow, however many notices it then drops, so the notices lost
+//! are counted from the socket's own drop count (SO_MEMINFO's
+//! SK_MEMINFO_DROPS, which the kernel raises for each one); where that
+//! cannot be read (before 4.12), only the overflows are, as a lower bound.
 
 use std::io;
 
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
 
 use super::sockdiag::{parse_datagram, DiagError, ParseStats};
-use crate::model::SocketSample;
+use crate::model::{CloseLoss, SocketSample};
 
 /// Multicast groups of NETLINK_SOCK_DIAG (include/uapi/linux/sock_diag.h).
 const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
@@ -27,16 +31,28 @@ pub const DEFAULT_CLOSE_BUFFER: usize = 8 << 20;
 /// lost.
 const QUEUE_LIMIT: usize = 1 << 20;
 const DATAGRAM_BUFFER: usize = 64 * 1024;
+/// getsockopt(SOL_SOCKET, SO_MEMINFO) (asm-generic/socket.h; the libc
+/// crate does not name it for every architecture): the socket's
+/// `sk_meminfo` array, SK_MEMINFO_DROPS among them.
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_MEMINFO: libc::c_int = 55;
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_MEMINFO: libc::c_int = 0x39;
 
 /// A socket subscribed to the destroy groups of its namespace.
 pub struct CloseListener {
     socket: Socket,
     buffer: Vec<u8>,
     queue: Vec<SocketSample>,
-    /// Notices the kernel or the queue dropped (ENOBUFS counts as one: the
-    /// kernel does not say how many).
-    lost: u64,
-    /// Times the kernel reported a full buffer.
+    /// Notices the queue dropped.
+    queue_lost: u64,
+    /// Notices the kernel dropped, from its drop count (None: it cannot be
+    /// read here).
+    kernel_lost: Option<u64>,
+    /// The drop count last read (a 32-bit counter, so its growth is added
+    /// up rather than read whole).
+    kernel_drops_read: u32,
+    /// Times the kernel reported a full buffer (ENOBUFS).
     overflows: u64,
     stats: ParseStats,
 }
@@ -53,11 +69,14 @@ impl CloseListener {
         }
         socket.set_non_blocking(true).map_err(DiagError::Io)?;
         set_receive_buffer(&socket, buffer_bytes);
+        let drops = kernel_drops(&socket);
         Ok(CloseListener {
             socket,
             buffer: Vec::with_capacity(DATAGRAM_BUFFER),
             queue: Vec::new(),
-            lost: 0,
+            queue_lost: 0,
+            kernel_lost: drops.map(|_| 0),
+            kernel_drops_read: drops.unwrap_or(0),
             overflows: 0,
             stats: ParseStats::default(),
         })
@@ -72,12 +91,11 @@ impl CloseListener {
                 Ok(_) => {}
                 Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => {
                     self.overflows += 1;
-                    self.lost += 1;
                     continue;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 // EAGAIN: nothing more; any other error ends this read.
-                Err(_) => return,
+                Err(_) => break,
             }
             let before = self.queue.len();
             parse_datagram(
@@ -88,10 +106,21 @@ impl CloseListener {
                 &mut interrupted,
             );
             if self.queue.len() > QUEUE_LIMIT {
-                self.lost += (self.queue.len() - QUEUE_LIMIT.max(before)) as u64;
+                self.queue_lost += (self.queue.len() - QUEUE_LIMIT.max(before)) as u64;
                 self.queue.truncate(QUEUE_LIMIT.max(before));
             }
         }
+        self.read_kernel_drops();
+    }
+
+    /// Adds the kernel's drops since the last read.
+    fn read_kernel_drops(&mut self) {
+        let (Some(lost), Some(now)) = (self.kernel_lost.as_mut(), kernel_drops(&self.socket))
+        else {
+            return;
+        };
+        *lost += u64::from(now.wrapping_sub(self.kernel_drops_read));
+        self.kernel_drops_read = now;
     }
 
     /// The closes read since the last call, oldest first.
@@ -100,16 +129,49 @@ impl CloseListener {
         std::mem::take(&mut self.queue)
     }
 
-    /// Notices lost since the listener opened (a lower bound: a full kernel
-    /// buffer counts once per report of it).
-    pub fn lost(&self) -> u64 {
-        self.lost
+    /// Notices lost since the listener opened: each one where the kernel's
+    /// drop count can be read, else one per overflow (a lower bound).
+    pub fn loss(&self) -> CloseLoss {
+        close_loss(self.kernel_lost, self.overflows, self.queue_lost)
     }
 
     /// Malformed notices skipped.
     pub fn malformed(&self) -> usize {
         self.stats.malformed
     }
+}
+
+/// What a listener lost: the kernel's drops (None: not countable, then
+/// each overflow counts as one, a lower bound) and the queue's.
+fn close_loss(kernel_lost: Option<u64>, overflows: u64, queue_lost: u64) -> CloseLoss {
+    CloseLoss {
+        notices: kernel_lost.unwrap_or(overflows) + queue_lost,
+        overflows,
+        exact: kernel_lost.is_some(),
+    }
+}
+
+/// The socket's SK_MEMINFO_DROPS (the kernel counts each message it could
+/// not queue), None where SO_MEMINFO is missing (before 4.12).
+fn kernel_drops(socket: &Socket) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    const VARS: usize = libc::SK_MEMINFO_DROPS as usize + 1;
+    let mut meminfo = [0u32; VARS];
+    let mut len = std::mem::size_of_val(&meminfo) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `meminfo`, which
+    // is that large and lives across the call; the fd belongs to `socket`.
+    let result = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            meminfo.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    // An older kernel's shorter array has no drop count.
+    let whole = len as usize >= std::mem::size_of_val(&meminfo);
+    (result == 0 && whole).then_some(meminfo[libc::SK_MEMINFO_DROPS as usize])
 }
 
 fn membership_error(err: io::Error) -> DiagError {
@@ -141,5 +203,40 @@ fn set_receive_buffer(socket: &Socket, bytes: usize) {
         if result == 0 {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_notices_are_counted_from_the_kernel_drops_not_from_overflows() {
+        // Three overflows that dropped 4,000 notices, and 2 the queue dropped.
+        let loss = close_loss(Some(4000), 3, 2);
+        assert_eq!(loss.notices, 4002);
+        assert_eq!(loss.overflows, 3);
+        assert!(loss.exact);
+    }
+
+    #[test]
+    fn without_the_kernel_drop_count_lost_notices_are_a_lower_bound() {
+        let loss = close_loss(None, 3, 0);
+        assert_eq!(loss.notices, 3);
+        assert!(!loss.exact);
+    }
+
+    #[test]
+    fn a_close_listener_reads_the_kernels_drop_count() {
+        // Needs only a netlink socket of one's own (no privilege); a
+        // kernel without sock_diag's destroy groups has nothing to read.
+        let Ok(mut listener) = CloseListener::open(0) else {
+            return;
+        };
+        // SO_MEMINFO with SK_MEMINFO_DROPS: every kernel the project
+        // supports with notices but 4.9-4.11 has it.
+        assert!(listener.kernel_lost.is_some());
+        listener.drain();
+        assert_eq!(listener.loss(), CloseLoss::none(true));
     }
 }

@@ -142,7 +142,7 @@ pub trait SnapshotSource {
     fn read_closes(&mut self) {}
 
     /// Close notices lost since the start; None when none are read.
-    fn closes_lost(&self) -> Option<u64> {
+    fn closes_lost(&self) -> Option<crate::model::CloseLoss> {
         None
     }
 }
@@ -444,8 +444,8 @@ impl SnapshotSource for LiveSource {
         }
     }
 
-    fn closes_lost(&self) -> Option<u64> {
-        self.closes.as_ref().map(CloseListener::lost)
+    fn closes_lost(&self) -> Option<crate::model::CloseLoss> {
+        self.closes.as_ref().map(CloseListener::loss)
     }
 
     fn only_namespace_on_host(&self) -> bool {

@@ -22,7 +22,7 @@ use thiserror::Error;
 use super::containers::container_label;
 use super::procfs::SystemCounters;
 use super::{LiveSource, SnapshotSource, SourceError, SourceOptions};
-use crate::model::{Snapshot, SocketSource};
+use crate::model::{CloseLoss, Snapshot, SocketSource};
 
 /// One network namespace and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,7 +274,7 @@ enum Reply {
         notices: Vec<String>,
         /// Close notices lost in this namespace since the start; None when
         /// they are not read.
-        closes_lost: Option<u64>,
+        closes_lost: Option<CloseLoss>,
     },
     System(SystemCounters, Vec<String>),
 }
@@ -411,8 +411,8 @@ pub struct NetnsSource {
     said_unreadable: bool,
     /// Close notices lost per sampled namespace (as its last poll said),
     /// and by namespaces gone since.
-    closes_lost: BTreeMap<u64, u64>,
-    closes_lost_gone: u64,
+    closes_lost: BTreeMap<u64, CloseLoss>,
+    closes_lost_gone: CloseLoss,
 }
 
 fn running_as_root() -> bool {
@@ -433,7 +433,7 @@ impl NetnsSource {
             refused: BTreeSet::new(),
             said_unreadable: false,
             closes_lost: BTreeMap::new(),
-            closes_lost_gone: 0,
+            closes_lost_gone: CloseLoss::none(true),
         };
         if selection == Selection::All {
             // Agents from the start, so that the first poll's namespace
@@ -507,15 +507,14 @@ impl NetnsSource {
     /// Keeps the close notices lost by namespaces no longer sampled.
     fn forget_gone_agents(&mut self) {
         let agents = &self.agents;
-        let mut gone = 0;
+        let gone = &mut self.closes_lost_gone;
         self.closes_lost.retain(|inode, lost| {
             let keep = agents.contains_key(inode);
             if !keep {
-                gone += *lost;
+                gone.add(lost);
             }
             keep
         });
-        self.closes_lost_gone += gone;
     }
 }
 
@@ -532,9 +531,13 @@ impl SnapshotSource for NetnsSource {
         }
     }
 
-    fn closes_lost(&self) -> Option<u64> {
+    fn closes_lost(&self) -> Option<CloseLoss> {
         let watched = self.options.close_buffer.is_some();
-        watched.then(|| self.closes_lost.values().sum::<u64>() + self.closes_lost_gone)
+        watched.then(|| {
+            let mut sum = self.closes_lost_gone;
+            self.closes_lost.values().for_each(|lost| sum.add(lost));
+            sum
+        })
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, SourceError> {

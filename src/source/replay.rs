@@ -80,6 +80,10 @@ pub struct ReplaySource {
     system: std::collections::VecDeque<SystemCounters>,
     elapsed_ms: u64,
     notices: Vec<String>,
+    /// Close notices lost by the end of each poll, in poll order (None:
+    /// notices are not read).
+    closes_lost: std::collections::VecDeque<crate::model::CloseLoss>,
+    closes_lost_now: Option<crate::model::CloseLoss>,
 }
 
 impl ReplaySource {
@@ -101,6 +105,13 @@ impl ReplaySource {
         self.system = per_poll.into();
         self
     }
+
+    /// The close notices lost since the start as of each poll, in poll
+    /// order.
+    pub fn with_closes_lost(mut self, per_poll: Vec<crate::model::CloseLoss>) -> ReplaySource {
+        self.closes_lost = per_poll.into();
+        self
+    }
 }
 
 impl SnapshotSource for ReplaySource {
@@ -110,7 +121,14 @@ impl SnapshotSource for ReplaySource {
             .pop_front()
             .ok_or(SourceError::RecordingEnded)?;
         self.elapsed_ms = snapshot.taken_at_ms;
+        if let Some(lost) = self.closes_lost.pop_front() {
+            self.closes_lost_now = Some(lost);
+        }
         Ok(snapshot)
+    }
+
+    fn closes_lost(&self) -> Option<crate::model::CloseLoss> {
+        self.closes_lost_now
     }
 
     fn system_counters(&mut self) -> (SystemCounters, Vec<String>) {
