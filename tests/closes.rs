@@ -309,3 +309,112 @@ fn connects_that_never_complete_fail_as_the_kernel_counts_them() {
         .sum();
     assert_eq!(resets, 0, "{report}");
 }
+
+/// `ss -tn` in namespace `name`; whether it ran.
+fn ss_dump(name: &str) -> bool {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", name, "ss", "-tn"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Clients that connect to `to`, send `bytes`, wait 200 ms and close,
+/// 20 ms apart, while the server holds its ends open: each client socket
+/// ends orphaned in FIN_WAIT2 and becomes a mini socket at once. Returns
+/// the server's ends, to keep until the run is over.
+fn orphaned_clients(
+    ns: &Netns,
+    to: SocketAddr,
+    count: usize,
+    bytes: usize,
+) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    let listener = ns.listen(&to.to_string());
+    let server = std::thread::spawn(move || {
+        (0..count)
+            .map(|_| listener.accept().expect("accept").0)
+            .collect::<Vec<_>>()
+    });
+    let clients: Vec<_> = (0..count)
+        .map(|_| {
+            let client = in_namespace(&ns.name, move || {
+                let mut conn = std::net::TcpStream::connect(to).expect("connect");
+                conn.write_all(&vec![0x5a; bytes]).unwrap();
+                sleep(Duration::from_millis(200));
+            });
+            sleep(Duration::from_millis(20));
+            client
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    server.join().unwrap()
+}
+
+/// `ss -tn` beside the run gives each client socket its sock_diag cookie
+/// (the kernel makes one when a dump first lists a socket), which the
+/// socket's FIN_WAIT2 successor inherits: a poll then sees a successor
+/// with the cookie of a close notice for a socket it never saw. That
+/// notice is the whole connection, in both modes.
+#[test]
+fn another_sock_diag_reader_beside_the_run_loses_no_orphaned_connection() {
+    skip_unless_root!();
+    for (mode, port) in [("polling", 7610u16), ("precision", 7611)] {
+        let ns = Netns::new("closes-reader");
+        if !ss_dump(&ns.name) {
+            eprintln!("SKIP another_sock_diag_reader...: needs iproute2's `ss`");
+            return;
+        }
+        let count = 60;
+        let bytes = 500;
+        let mut args = vec!["--timeout", "4", "--index", "lport", "--format", "json"];
+        if mode == "precision" {
+            args.push("--precision");
+        }
+        let child = ns.spawn_tcpipstat(&args);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (name, stop) = (ns.name.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut dumps = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    dumps += usize::from(ss_dump(&name));
+                    sleep(Duration::from_millis(100));
+                }
+                dumps
+            })
+        };
+        sleep(Duration::from_millis(700));
+        let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let held = orphaned_clients(&ns, to, count, bytes);
+        let output = wait_output(child);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let dumps = reader.join().unwrap();
+        drop(held);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if mode == "precision" && stderr.contains("precision mode unavailable") {
+            eprintln!("SKIP precision half: {stderr}");
+            continue;
+        }
+        assert!(dumps >= 10, "the ss loop ran {dumps} times");
+        let report = json_reports(&output.stdout).pop().expect("a report");
+        let n = count as u64;
+        assert_eq!(report["closes_lost"], 0, "{mode}: {report}");
+        assert_eq!(
+            clients_total(&report, port, "Tcp", "ActiveOpens"),
+            n,
+            "{mode}: {report}"
+        );
+        assert_eq!(
+            clients_total(&report, port, "Socket", "BytesSent"),
+            n * bytes as u64,
+            "{mode}: {report}"
+        );
+        assert_eq!(
+            clients_total(&report, port, "Tcp", "EstabResets"),
+            0,
+            "{mode}"
+        );
+    }
+}

@@ -384,7 +384,7 @@ impl EventAttribution {
         let open = match tracked.origin {
             Origin::Active => Counter::ActiveOpens,
             Origin::Passive => Counter::PassiveOpens,
-            Origin::Baseline | Origin::Other => return,
+            Origin::Baseline | Origin::Other | Origin::Successor => return,
         };
         let marks = self.marks.entry(id).or_default();
         if marks.opened_by_event {

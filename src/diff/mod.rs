@@ -92,6 +92,10 @@ pub enum Origin {
     Passive,
     /// A mini socket (TIME_WAIT, request) or listener: no open of its own.
     Other,
+    /// The TIME_WAIT (or FIN_WAIT2) socket a polled full socket became:
+    /// that life was counted from polls, so its close notice only
+    /// completes it.
+    Successor,
 }
 
 /// One socket as tracked across polls.
@@ -741,7 +745,7 @@ fn update(
             history: StateHistory::default(),
         };
         tracked.window.clear();
-        tracked.origin = Origin::Other;
+        tracked.origin = Origin::Successor;
         tracked.last_poll = poll;
         return Some(ended);
     }
