@@ -360,9 +360,7 @@ impl Tracker {
                 return;
             }
         }
-        if filter.matches(&notice.key) {
-            self.count_notice_alone(notice, ending, passive, elapsed);
-        }
+        self.count_notice_alone(notice, ending, passive, filter, elapsed);
     }
 
     /// Precision mode: notices held for a batch of events that no socket
@@ -374,20 +372,26 @@ impl Tracker {
         for notice in events.retry_held_notices(self.polls) {
             let passive = self.is_listener_endpoint(&notice.key);
             let ending = Ending::of(&notice, passive, self.syn_retries());
-            if filter.matches(&notice.key) {
-                self.count_notice_alone(&notice, ending, passive, elapsed);
-            }
+            self.count_notice_alone(&notice, ending, passive, filter, elapsed);
         }
     }
 
-    /// A connection known from its notice alone: its whole life and open.
+    /// A connection known from its notice alone: its whole life and open,
+    /// if the filters take its tuple in. An abort's tuple lost its peer
+    /// port, and no poll or event saw the real one: where the filters test
+    /// what it lost, it is counted apart, as a close they cannot place.
     fn count_notice_alone(
         &mut self,
         notice: &SocketSample,
         ending: Ending,
         passive: bool,
+        filter: &FilterSet,
         elapsed: u64,
     ) {
+        let placed = filter.matches(&notice.key);
+        if !placed && !filter.cannot_tell(&notice.key) {
+            return;
+        }
         let mut window = cumulative(notice).counters;
         {
             let open = if passive {
@@ -407,6 +411,11 @@ impl Tracker {
         if ending == Ending::Orderly {
             drop_fin(&mut window);
             drop_fin(&mut lifetime);
+        }
+        if !placed {
+            self.unplaced_by_filters.sockets += 1;
+            self.unplaced_by_filters.counters.add(&window);
+            return;
         }
         self.closed.push(Closed {
             lifetime,
@@ -653,6 +662,31 @@ mod tests {
         );
         assert_eq!(totals(&t).value(Counter::ActiveOpens), 0);
         assert_eq!(totals(&t).value(Counter::BytesSent), 0);
+    }
+
+    /// An abort no poll saw, under a filter on the peer port its notice
+    /// lost: in no row, counted apart as one the filters cannot place.
+    #[test]
+    fn an_unseen_abort_under_a_remote_port_filter_is_counted_apart() {
+        let filter = FilterSet::parse(&["*-*:5000"]).unwrap();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        let aborted = notice("10.0.0.2", 0, 0, 0, 0);
+        t.observe(&poll(1000, vec![], vec![aborted]), &filter);
+        assert_eq!(t.rows().count(), 0);
+        let apart = t.unplaced_by_filters();
+        assert_eq!(apart.sockets, 1);
+        assert_eq!(apart.counters.value(Counter::EstabResets), 1);
+        // A filter that tests nothing the abort lost takes it in.
+        let mut t = Tracker::new();
+        let wide = FilterSet::parse(&["*-10.0.0.2:*"]).unwrap();
+        t.observe(&poll(0, vec![], vec![]), &wide);
+        t.observe(
+            &poll(1000, vec![], vec![notice("10.0.0.2", 0, 0, 0, 0)]),
+            &wide,
+        );
+        assert_eq!(totals(&t).value(Counter::EstabResets), 1);
+        assert_eq!(t.unplaced_by_filters().sockets, 0);
     }
 
     #[test]

@@ -202,6 +202,10 @@ pub struct Tracker {
     /// Closed sockets of this window past [`CLOSED_LIMIT`]: counted here,
     /// not kept one by one.
     folded: Folded,
+    /// Connections of this window known from a notice alone whose tuple
+    /// lost what the filters test (an abort's peer port): counted here, in
+    /// no group (see [`FilterSet::cannot_tell`]).
+    unplaced_by_filters: Folded,
     listeners: Listeners,
     /// Sockets closed as vanished while notices are read, whose notice had
     /// not come (cookie → poll): a late notice completes that life rather
@@ -244,6 +248,12 @@ impl Tracker {
     /// Closed sockets of this window folded into totals past the bound.
     pub fn folded(&self) -> &Folded {
         &self.folded
+    }
+
+    /// Connections of this window the filters cannot place (an abort no
+    /// poll or event saw, whose notice lost the peer port they test).
+    pub fn unplaced_by_filters(&self) -> &Folded {
+        &self.unplaced_by_filters
     }
 
     /// Keeps the newest `limit` closed sockets; the oldest are
@@ -688,6 +698,7 @@ impl Tracker {
         }
         self.closed.clear();
         self.folded = Folded::default();
+        self.unplaced_by_filters = Folded::default();
     }
 }
 
