@@ -177,10 +177,24 @@ impl Tracker {
                     self.close_unseen(notice, ending, filter, elapsed);
                 }
                 Some(tracked) if tracked.sample.is_mini_socket() => {
-                    // Its life ended when a poll saw its TIME_WAIT (or
-                    // FIN_WAIT2) successor, which stays tracked.
+                    // Its TIME_WAIT (or FIN_WAIT2) successor, which keeps
+                    // its cookie, is tracked and stays so.
+                    let origin = tracked.origin;
                     self.sockets.insert(id, tracked);
-                    self.complete_ended_life(notice, ending);
+                    match origin {
+                        // A poll saw the full socket become it: that life
+                        // was counted, the notice completes it.
+                        Origin::Successor => self.complete_ended_life(notice, ending),
+                        // No poll saw the full socket, only its successor:
+                        // the kernel gives a socket its cookie when a dump
+                        // first lists it, and another reader's dump (`ss`,
+                        // another tcpipstat, precision mode's lookups) did,
+                        // so the successor inherited it. The notice is a
+                        // whole life no poll saw.
+                        Origin::Other => self.close_unseen(notice, ending, filter, elapsed),
+                        // Gone before the run's first poll, or not a life.
+                        Origin::Baseline | Origin::Active | Origin::Passive => {}
+                    }
                 }
                 Some(tracked) => {
                     unlisted += usize::from(tracked.last_poll != self.polls);
@@ -333,9 +347,7 @@ impl Tracker {
                 return;
             }
         }
-        if filter.matches(&notice.key) {
-            self.count_notice_alone(notice, ending, passive, elapsed);
-        }
+        self.count_notice_alone(notice, ending, passive, filter, elapsed);
     }
 
     /// Precision mode: notices held for a batch of events that no socket
@@ -347,20 +359,26 @@ impl Tracker {
         for notice in events.retry_held_notices(self.polls) {
             let passive = self.is_listener_endpoint(&notice.key);
             let ending = Ending::of(&notice, passive, self.syn_retries());
-            if filter.matches(&notice.key) {
-                self.count_notice_alone(&notice, ending, passive, elapsed);
-            }
+            self.count_notice_alone(&notice, ending, passive, filter, elapsed);
         }
     }
 
-    /// A connection known from its notice alone: its whole life and open.
+    /// A connection known from its notice alone: its whole life and open,
+    /// if the filters take its tuple in. An abort's tuple lost its peer
+    /// port, and no poll or event saw the real one: where the filters test
+    /// what it lost, it is counted apart, as a close they cannot place.
     fn count_notice_alone(
         &mut self,
         notice: &SocketSample,
         ending: Ending,
         passive: bool,
+        filter: &FilterSet,
         elapsed: u64,
     ) {
+        let placed = filter.matches(&notice.key);
+        if !placed && !filter.cannot_tell(&notice.key) {
+            return;
+        }
         let mut window = cumulative(notice).counters;
         {
             let open = if passive {
@@ -380,6 +398,11 @@ impl Tracker {
         if ending == Ending::Orderly {
             drop_fin(&mut window);
             drop_fin(&mut lifetime);
+        }
+        if !placed {
+            self.unplaced_by_filters.sockets += 1;
+            self.unplaced_by_filters.counters.add(&window);
+            return;
         }
         self.closed.push(Closed {
             lifetime,
@@ -548,6 +571,109 @@ mod tests {
         // A second copy of the notice is another connection's business no
         // more: the life is complete.
         assert_eq!(t.rows().filter(|r| r.closed).count(), 1);
+    }
+
+    /// A client's notice (local 127.0.0.1:40000 to 10.0.0.2:80): SYN, 500
+    /// data and FIN acknowledged, cookie 9.
+    fn client_closed() -> SocketSample {
+        let mut closed = notice("10.0.0.2", 80, 502, 500, 0);
+        closed.key.local_port = 40000;
+        closed
+    }
+
+    /// The FIN_WAIT2 mini socket the client's full socket became: the
+    /// same tuple and cookie, no tcp_info.
+    fn orphan_successor() -> SocketSample {
+        SocketSample::bare(client_closed().key, 9, TcpState::FinWait2)
+    }
+
+    fn assert_one_client_connection(total: &Counters) {
+        assert_eq!(total.value(Counter::ActiveOpens), 1, "{total:?}");
+        assert_eq!(total.value(Counter::PassiveOpens), 0);
+        assert_eq!(total.value(Counter::EstabResets), 0);
+        assert_eq!(total.value(Counter::BytesSent), 500);
+    }
+
+    /// Another sock_diag reader (`ss -tn`) listed the client while it
+    /// lived, which gave it its cookie; its FIN_WAIT2 successor inherited
+    /// it. Our polls saw only the successor, with the notice in the same
+    /// poll or the next: the notice is the whole connection.
+    #[test]
+    fn a_notice_whose_successor_another_reader_gave_its_cookie_counts_the_connection() {
+        for notice_poll in [1000, 2000] {
+            let filter = FilterSet::default();
+            let mut t = Tracker::new();
+            t.observe(&poll(0, vec![], vec![]), &filter);
+            let at = |ms| {
+                (ms == notice_poll)
+                    .then(client_closed)
+                    .into_iter()
+                    .collect()
+            };
+            t.observe(&poll(1000, vec![orphan_successor()], at(1000)), &filter);
+            t.observe(&poll(2000, vec![orphan_successor()], at(2000)), &filter);
+            t.observe(&poll(3000, vec![orphan_successor()], vec![]), &filter);
+            assert_one_client_connection(&totals(&t));
+        }
+    }
+
+    /// The same successor when our own poll saw the full socket: the
+    /// notice completes the life the polls counted, once.
+    #[test]
+    fn a_notice_after_a_polled_socket_became_its_successor_counts_it_once() {
+        let filter = FilterSet::default();
+        let mut alive = client_closed();
+        alive.state = TcpState::Established;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![alive], vec![]), &filter);
+        t.observe(&poll(2000, vec![orphan_successor()], vec![]), &filter);
+        t.observe(
+            &poll(3000, vec![orphan_successor()], vec![client_closed()]),
+            &filter,
+        );
+        assert_one_client_connection(&totals(&t));
+    }
+
+    /// A successor present at the first poll: its full socket closed before
+    /// the run, and a notice of it arriving late is no connection of the
+    /// window's.
+    #[test]
+    fn a_late_notice_of_a_successor_from_before_the_run_counts_nothing() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![orphan_successor()], vec![]), &filter);
+        t.observe(
+            &poll(1000, vec![orphan_successor()], vec![client_closed()]),
+            &filter,
+        );
+        assert_eq!(totals(&t).value(Counter::ActiveOpens), 0);
+        assert_eq!(totals(&t).value(Counter::BytesSent), 0);
+    }
+
+    /// An abort no poll saw, under a filter on the peer port its notice
+    /// lost: in no row, counted apart as one the filters cannot place.
+    #[test]
+    fn an_unseen_abort_under_a_remote_port_filter_is_counted_apart() {
+        let filter = FilterSet::parse(&["*-*:5000"]).unwrap();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        let aborted = notice("10.0.0.2", 0, 0, 0, 0);
+        t.observe(&poll(1000, vec![], vec![aborted]), &filter);
+        assert_eq!(t.rows().count(), 0);
+        let apart = t.unplaced_by_filters();
+        assert_eq!(apart.sockets, 1);
+        assert_eq!(apart.counters.value(Counter::EstabResets), 1);
+        // A filter that tests nothing the abort lost takes it in.
+        let mut t = Tracker::new();
+        let wide = FilterSet::parse(&["*-10.0.0.2:*"]).unwrap();
+        t.observe(&poll(0, vec![], vec![]), &wide);
+        t.observe(
+            &poll(1000, vec![], vec![notice("10.0.0.2", 0, 0, 0, 0)]),
+            &wide,
+        );
+        assert_eq!(totals(&t).value(Counter::EstabResets), 1);
+        assert_eq!(t.unplaced_by_filters().sockets, 0);
     }
 
     #[test]

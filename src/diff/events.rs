@@ -71,8 +71,12 @@ const CLOSING_POLLS: u64 = 64;
 #[derive(Debug, Clone, Copy)]
 enum Place {
     Socket(SocketId, EventTuple),
-    /// A socket the filters reject: its events are not wanted.
+    /// A socket whose events are not wanted (another namespace's).
     Ignored,
+    /// A socket the filters reject on its tuple: its events are not
+    /// wanted, and its close notice, which may have lost the peer port the
+    /// filters test, counts nothing.
+    Rejected,
 }
 
 /// An event-only socket and the poll it was first known at.
@@ -158,8 +162,10 @@ pub(super) struct EventAttribution {
     /// address → (socket, poll).
     closing: FxHashMap<u64, (SocketId, u64)>,
     held_notices: Vec<HeldNotice>,
-    /// Cookies of event-only sockets destroyed after they were settled
-    /// (reported): their late notices are already counted. Cookie → poll.
+    /// Cookies whose notices count nothing: of event-only sockets
+    /// destroyed after they were settled (reported), already counted, and
+    /// of sockets the filters reject on the tuple events gave (an abort's
+    /// notice has lost the peer port they test). Cookie → poll.
     settled_cookies: FxHashMap<u64, u64>,
     /// Counters the running probes fill: present (zero or not) in rows.
     covered: Counters,
@@ -428,7 +434,7 @@ impl EventAttribution {
         let open = match tracked.origin {
             Origin::Active => Counter::ActiveOpens,
             Origin::Passive => Counter::PassiveOpens,
-            Origin::Baseline | Origin::Other => return,
+            Origin::Baseline | Origin::Other | Origin::Successor => return,
         };
         let marks = self.marks.entry(id).or_default();
         if marks.opened_by_event {
@@ -906,6 +912,12 @@ impl Attribution<'_, '_> {
                 self.note_cookie(*sk, Some(tuple), *cookie);
             }
             TraceEvent::Destroyed { sk, tuple, cookie } => {
+                let rejected = matches!(self.part.by_sk.get(sk), Some(Place::Rejected));
+                if let (true, Some(cookie)) = (rejected, *cookie) {
+                    if self.part.settled_cookies.len() < CLOSING_LIMIT {
+                        self.part.settled_cookies.insert(cookie, self.poll);
+                    }
+                }
                 let id = match self.part.closing.remove(sk) {
                     Some((id, _)) => Some(id),
                     None => self.locate(*sk, Some(tuple)),
@@ -1030,7 +1042,7 @@ impl Attribution<'_, '_> {
     /// of IPv6 kprobes). None when unknown or unwanted.
     fn locate(&mut self, sk: u64, tuple: Option<&EventTuple>) -> Option<SocketId> {
         let learned = match self.part.by_sk.get(&sk) {
-            Some(Place::Ignored) if sk != 0 => return None,
+            Some(Place::Ignored | Place::Rejected) if sk != 0 => return None,
             Some(Place::Socket(id, t)) if sk != 0 => Some((*id, *t)),
             _ => None,
         };
@@ -1157,7 +1169,7 @@ impl Attribution<'_, '_> {
         let key = tuple.key(self.part.netns_for_unknown);
         if !self.filter.matches(&key) {
             if sk != 0 {
-                self.part.by_sk.insert(sk, Place::Ignored);
+                self.part.by_sk.insert(sk, Place::Rejected);
                 self.part.pending.remove(&sk);
             }
             return None;
@@ -1198,7 +1210,12 @@ impl Attribution<'_, '_> {
         counts: Counters,
         to_tail: bool,
     ) {
-        if sk != 0 && matches!(self.part.by_sk.get(&sk), Some(Place::Ignored)) {
+        if sk != 0
+            && matches!(
+                self.part.by_sk.get(&sk),
+                Some(Place::Ignored | Place::Rejected)
+            )
+        {
             return;
         }
         let id = match self.locate(sk, tuple) {

@@ -92,6 +92,10 @@ pub enum Origin {
     Passive,
     /// A mini socket (TIME_WAIT, request) or listener: no open of its own.
     Other,
+    /// The TIME_WAIT (or FIN_WAIT2) socket a polled full socket became:
+    /// that life was counted from polls, so its close notice only
+    /// completes it.
+    Successor,
 }
 
 /// One socket as tracked across polls.
@@ -198,6 +202,10 @@ pub struct Tracker {
     /// owner bounds them with [`Tracker::fold_closed_past`], folding the
     /// oldest into the groups it reports.
     closed: Vec<Closed>,
+    /// Connections of this window known from a notice alone whose tuple
+    /// lost what the filters test (an abort's peer port): counted here, in
+    /// no group (see [`FilterSet::cannot_tell`]).
+    unplaced_by_filters: Folded,
     listeners: Listeners,
     /// Sockets closed as vanished while notices are read, whose notice had
     /// not come (cookie → poll): a late notice completes that life rather
@@ -225,9 +233,22 @@ const LATE_NOTICE_LIMIT: usize = 1 << 16;
 /// window of an hour at 3,000 connections/s would otherwise hold gigabytes.
 pub const CLOSED_LIMIT: usize = 1 << 18;
 
+/// Sockets counted together rather than one by one, and what they counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folded {
+    pub sockets: u64,
+    pub counters: Counters,
+}
+
 impl Tracker {
     pub fn new() -> Tracker {
         Tracker::default()
+    }
+
+    /// Connections of this window the filters cannot place (an abort no
+    /// poll or event saw, whose notice lost the peer port they test).
+    pub fn unplaced_by_filters(&self) -> &Folded {
+        &self.unplaced_by_filters
     }
 
     /// Keeps the newest `limit` closed sockets of the window; each older
@@ -684,6 +705,7 @@ impl Tracker {
             events.reset_window();
         }
         self.closed.clear();
+        self.unplaced_by_filters = Folded::default();
     }
 }
 
@@ -741,7 +763,7 @@ fn update(
             history: StateHistory::default(),
         };
         tracked.window.clear();
-        tracked.origin = Origin::Other;
+        tracked.origin = Origin::Successor;
         tracked.last_poll = poll;
         return Some(ended);
     }

@@ -209,6 +209,11 @@ impl Filter {
     }
 }
 
+/// What an abort leaves of a key: a peer address with no peer port.
+fn is_incomplete(key: &SocketKey) -> bool {
+    key.remote_port == 0 && !key.remote.is_unspecified()
+}
+
 fn parse_endpoint(text: &str) -> Result<EndpointMatch, String> {
     if text == "*" {
         return Ok(EndpointMatch::ANY);
@@ -394,11 +399,12 @@ impl FilterSet {
 
     /// Whether a socket's key passes. A key with a peer address but no
     /// peer port is what an abort leaves of one (`tcp_disconnect` clears
-    /// the port, and the local address of a socket not bound to one): the
-    /// parts it lost match any filter, the rest must match.
+    /// the port, and the local address of a socket not bound to one): it
+    /// passes only a filter that tests none of the parts it lost, since
+    /// nothing tells what they were (see [`FilterSet::cannot_tell`]).
     pub fn matches(&self, key: &SocketKey) -> bool {
-        if key.remote_port == 0 && !key.remote.is_unspecified() {
-            return self.matches_aborted(key);
+        if is_incomplete(key) {
+            return self.judge_incomplete(key) == Some(true);
         }
         match &self.index {
             Some(index) => index.matches(&self.filters, key),
@@ -406,14 +412,35 @@ impl FilterSet {
         }
     }
 
-    fn matches_aborted(&self, key: &SocketKey) -> bool {
-        self.filters.is_empty()
-            || self.filters.iter().any(|f| {
-                let local_addr = key.local.is_unspecified() || f.local.addr.matches(key.local);
-                local_addr
-                    && f.local.port.is_none_or(|p| p == key.local_port)
-                    && f.remote.addr.matches(key.remote)
-            })
+    /// Whether an incomplete key (an abort's) could pass only on the parts
+    /// it lost: whether it matches cannot be told from it. Its counts
+    /// belong in no group; a report says how many such sockets there were.
+    pub fn cannot_tell(&self, key: &SocketKey) -> bool {
+        is_incomplete(key) && self.judge_incomplete(key).is_none()
+    }
+
+    /// Some(true): a filter passes it whatever it lost; Some(false): none
+    /// passes it on what it kept; None: only on what it lost.
+    fn judge_incomplete(&self, key: &SocketKey) -> Option<bool> {
+        if self.filters.is_empty() {
+            return Some(true);
+        }
+        let mut maybe = false;
+        for f in &self.filters {
+            let kept_match = (key.local.is_unspecified() || f.local.addr.matches(key.local))
+                && f.local.port.is_none_or(|p| p == key.local_port)
+                && f.remote.addr.matches(key.remote);
+            if !kept_match {
+                continue;
+            }
+            let tests_lost = f.remote.port.is_some()
+                || (key.local.is_unspecified() && f.local.addr != AddrMatch::Any);
+            if !tests_lost {
+                return Some(true);
+            }
+            maybe = true;
+        }
+        (!maybe).then_some(false)
     }
 
     /// INET_DIAG_REQ_BYTECODE program accepting a superset of what
@@ -838,7 +865,7 @@ mod tests {
 
     #[test]
     fn an_aborted_key_matches_on_what_the_abort_left() {
-        let set = FilterSet::parse(&["*-127.0.0.1:44100", "10.0.0.1:80-*"]).unwrap();
+        let set = FilterSet::parse(&["*-127.0.0.1:*", "10.0.0.1:80-*"]).unwrap();
         let cleared = SocketKey::new(
             "0.0.0.0".parse().unwrap(),
             44121,
@@ -846,6 +873,7 @@ mod tests {
             0,
         );
         assert!(set.matches(&cleared));
+        assert!(!set.cannot_tell(&cleared));
         let elsewhere = SocketKey::new(
             "0.0.0.0".parse().unwrap(),
             44121,
@@ -853,5 +881,31 @@ mod tests {
             0,
         );
         assert!(!set.matches(&elsewhere));
+        assert!(!set.cannot_tell(&elsewhere));
+    }
+
+    /// An abort's notice has lost its peer port: a filter on that port
+    /// cannot tell whether it was one of its connections, so it does not
+    /// take it in (it is counted apart as unknown), nor rejects it for sure.
+    #[test]
+    fn a_filter_on_remote_port_keeps_out_aborts_whose_port_is_lost() {
+        let set = FilterSet::parse(&["*-*:30001"]).unwrap();
+        let cleared = key("127.0.0.1", 45000, "127.0.0.1", 0);
+        assert!(!set.matches(&cleared));
+        assert!(set.cannot_tell(&cleared));
+        // What it kept can still rule it out, and a complete key is judged
+        // as ever.
+        let local = FilterSet::parse(&["*:80-*:30001"]).unwrap();
+        assert!(!local.cannot_tell(&cleared));
+        assert!(set.matches(&key("127.0.0.1", 45000, "127.0.0.1", 30001)));
+        assert!(!set.cannot_tell(&key("127.0.0.1", 45000, "127.0.0.1", 30002)));
+        // One filter that tests nothing it lost takes it in.
+        let wide = FilterSet::parse(&["*-*:30001", "*-127.0.0.1:*"]).unwrap();
+        assert!(wide.matches(&cleared));
+        // An unbound socket lost its local address too.
+        let unbound = key("0.0.0.0", 45000, "127.0.0.1", 0);
+        let on_address = FilterSet::parse(&["127.0.0.1:*-*"]).unwrap();
+        assert!(!on_address.matches(&unbound));
+        assert!(on_address.cannot_tell(&unbound));
     }
 }

@@ -3,7 +3,9 @@
 //! benchmark's path; serde_json is used in tests to check the output parses.
 //!
 //! Shape: `{"type","index","start_ms","end_ms","start_time","end_time"
-//! (RFC 3339, when the run's start is known),"polls","groups":[{"key",
+//! (RFC 3339, when the run's start is known),"polls","closes_lost",
+//! "precision","unplaced_by_filters":{"sockets","counters"} (a filtered
+//! window's aborts its filters cannot place),"groups":[{"key",
 //! "sockets","closed","counters":{"Socket":{..},"Tcp":{..}},"approx":[..],
 //! "gauges":{..}}],"system":{"deltas":{..},"gauges":{..},"unattributed":{..}},"notices"}`.
 
@@ -57,6 +59,13 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
     }
     if let Some(precision) = &report.precision {
         write_precision(buf, precision);
+    }
+    if let Some((sockets, counters)) = &report.unplaced_by_filters {
+        buf.extend_from_slice(b",\"unplaced_by_filters\":{\"sockets\":");
+        buf.extend_from_slice(itoa::Buffer::new().format(*sockets).as_bytes());
+        buf.extend_from_slice(b",\"counters\":");
+        counters_object(buf, counters, false);
+        buf.push(b'}');
     }
     buf.extend_from_slice(b",\"approx_means\":");
     string(buf, super::APPROX_LEGEND);

@@ -58,6 +58,10 @@ pub struct Report<'a> {
     pub run_started: Option<std::time::SystemTime>,
     /// Quieter groups left out of this report (a snapshot on a terminal).
     pub hidden_groups: usize,
+    /// A filtered window's connections the filters cannot place: aborts
+    /// no poll or event saw, whose close notice lost the peer port the
+    /// filters test (how many, and what they counted); in no group.
+    pub unplaced_by_filters: Option<(u64, Counters)>,
 }
 
 /// What precision mode tells in each report: which source filled each
@@ -124,6 +128,7 @@ impl<'a> Report<'a> {
             closes_lost_window: None,
             run_started: None,
             hidden_groups: 0,
+            unplaced_by_filters: None,
         }
     }
 

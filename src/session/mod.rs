@@ -631,6 +631,27 @@ impl Session {
                 }
             }
         }
+        // The tracker keeps these apart under the filters; with --system
+        // it keeps every socket, and those the filters cannot place are
+        // among the closed ones.
+        let mut unplaced = this.tracker.unplaced_by_filters().clone();
+        if report.filtered {
+            let closed = this.tracker.closed().iter();
+            for c in closed.filter(|c| filters.cannot_tell(&c.sample.key)) {
+                unplaced.sockets += 1;
+                unplaced.counters.add(&c.window);
+            }
+            report.unplaced_by_filters = Some((unplaced.sockets, unplaced.counters));
+        }
+        if unplaced.sockets > 0 {
+            report.notices.push(format!(
+                "{} aborted connections that closed in this window are in no group: their close notices lost the peer port the filters test, and no poll or event saw it (ActiveOpens {}, PassiveOpens {}, EstabResets {})",
+                unplaced.sockets,
+                unplaced.counters.value(Counter::ActiveOpens),
+                unplaced.counters.value(Counter::PassiveOpens),
+                unplaced.counters.value(Counter::EstabResets),
+            ));
+        }
         report
     }
 
