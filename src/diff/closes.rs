@@ -117,18 +117,27 @@ impl Ending {
         let mut counts = Counters::default();
         let established = last_state.is_none_or(TcpState::counts_as_established);
         match self {
+            // Its peer's window is set (a SYN-ACK came, or the SYN): the
+            // handshake most likely completed after the last poll, and
+            // the abort reset an established connection. Not sure: it may
+            // have moved on (FIN_WAIT1) or been aborted in SYN_RECV.
             Ending::Aborted if last_state.is_some_and(TcpState::is_handshake) => {
-                counts.bump(Counter::AttemptFails, 1)
+                counts.bump_approx(Counter::EstabResets, 1)
             }
             Ending::Aborted if established => counts.bump(Counter::EstabResets, 1),
-            Ending::ConnectAborted if last_state.is_some_and(TcpState::is_handshake) => {
-                counts.bump(Counter::AttemptFails, 1)
-            }
+            // Polled in SYN_SENT or not: an application's SO_LINGER 0
+            // close of the connecting socket leaves the same notice.
             Ending::ConnectAborted => counts.bump_approx(Counter::AttemptFails, 1),
             Ending::Refused => counts.bump(Counter::AttemptFails, 1),
             Ending::GaveUp => counts.bump_approx(Counter::AttemptFails, 1),
             Ending::Abandoned => counts.mark_approx(Counter::AttemptFails),
-            Ending::LikelyReset if established => counts.bump_approx(Counter::EstabResets, 1),
+            // Something it sent was acknowledged: a handshake the last
+            // poll saw under way completed since.
+            Ending::LikelyReset
+                if established || last_state.is_some_and(TcpState::is_handshake) =>
+            {
+                counts.bump_approx(Counter::EstabResets, 1)
+            }
             Ending::Unknown => counts.mark_approx(Counter::EstabResets),
             _ => {}
         }
@@ -145,6 +154,16 @@ pub(super) fn drop_fin(counters: &mut Counters) {
     }
 }
 
+/// `tcp_disconnect` cleared the counters `notice` would have ended with:
+/// what the socket did after its last poll (its reset, at least) is not
+/// known, so the counters its tcp_info gives are approximate (present too:
+/// a socket no poll saw move has no count of its own to show).
+pub(super) fn mark_cleared(counters: &mut Counters, notice: &SocketSample) {
+    for (counter, _) in cumulative(notice).counters.iter() {
+        counters.mark_approx(counter);
+    }
+}
+
 impl Tracker {
     /// Takes in the close notices read by the end of this poll's dump: the
     /// sockets they name end now, with their final counters. Returns how
@@ -155,13 +174,14 @@ impl Tracker {
         filter: &FilterSet,
         elapsed: u64,
     ) -> usize {
-        if self.polls <= 1 {
-            // Closes before the baseline are before the run's window.
-            return 0;
-        }
         let mut unlisted = 0;
         for notice in notices {
             let id = SocketId::Cookie(notice.cookie);
+            if self.polls <= 1 && self.sockets.get_mut(&id).is_none() {
+                // Closes before the baseline are before the run's window;
+                // one of a socket this first dump listed came after it.
+                continue;
+            }
             let tracked = self.sockets.remove(&id);
             let passive = match tracked.as_ref().map(|t| t.origin) {
                 Some(Origin::Passive) => true,
@@ -224,7 +244,10 @@ impl Tracker {
         let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) else {
             return;
         };
-        if ending == Ending::Orderly && !closed.sample.state.peer_fin_received() {
+        // The notice (state CLOSE) counts the peer's FIN; a last sample
+        // that had it counts it no more (`cumulative`): the FIN is in the
+        // delta either way.
+        if ending == Ending::Orderly {
             drop_fin(&mut delta);
         }
         closed.window.add(&delta);
@@ -245,9 +268,13 @@ impl Tracker {
         else {
             return;
         };
-        if !ending.cleared() && closed.sample.tcp_info.is_some() {
+        if ending.cleared() {
+            mark_cleared(&mut closed.window, notice);
+            mark_cleared(&mut closed.lifetime, notice);
+        } else if closed.sample.tcp_info.is_some() {
             if let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) {
-                if ending == Ending::Orderly && !closed.sample.state.peer_fin_received() {
+                // The peer's FIN is in the delta, whatever the last state.
+                if ending == Ending::Orderly {
                     drop_fin(&mut delta);
                 }
                 closed.window.add(&delta);
@@ -311,6 +338,10 @@ impl Tracker {
         if ending == Ending::Orderly {
             drop_fin(&mut closed.window);
             drop_fin(&mut closed.lifetime);
+        }
+        if ending.cleared() {
+            mark_cleared(&mut closed.window, notice);
+            mark_cleared(&mut closed.lifetime, notice);
         }
         // With events, their CLOSE counted the ending; one the kernel never
         // delivered (a timer's on an idle CPU, say) leaves it to the notice.
@@ -398,6 +429,10 @@ impl Tracker {
         if ending == Ending::Orderly {
             drop_fin(&mut window);
             drop_fin(&mut lifetime);
+        }
+        if ending.cleared() {
+            mark_cleared(&mut window, notice);
+            mark_cleared(&mut lifetime, notice);
         }
         if !placed {
             self.unplaced_by_filters.sockets += 1;
@@ -512,6 +547,29 @@ mod tests {
         t.observe(&poll(2000, vec![], vec![served()]), &filter);
         t.observe(&poll(3000, vec![], vec![]), &filter);
         assert_one_served_connection(&totals(&t));
+    }
+
+    /// A socket the first dump listed and destroyed before that poll's
+    /// notices were read: its close is inside the window.
+    #[test]
+    fn a_notice_read_with_the_first_poll_of_a_socket_it_listed_counts_its_close() {
+        let filter = FilterSet::default();
+        let mut alive = notice("10.0.0.2", 5000, 301, 300, 200);
+        alive.state = TcpState::Established;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![alive], vec![served()]), &filter);
+        t.observe(&poll(1000, vec![], vec![]), &filter);
+        t.observe(&poll(2000, vec![], vec![]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::BytesSent), 200, "{total:?}");
+        assert_eq!(total.value(Counter::BytesReceived), 500, "{total:?}");
+        assert_eq!(total.value(Counter::EstabResets), 0, "{total:?}");
+        assert!(!total.is_approx(Counter::EstabResets));
+        // Another's notice in the first poll is of a close before the run.
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![served()]), &filter);
+        t.observe(&poll(1000, vec![], vec![]), &filter);
+        assert_eq!(totals(&t).value(Counter::PassiveOpens), 0);
     }
 
     /// The same child seen by a poll before its notice.
@@ -676,6 +734,28 @@ mod tests {
         assert_eq!(t.unplaced_by_filters().sockets, 0);
     }
 
+    /// A socket polled in CLOSE_WAIT (the peer's FIN in, not counted as
+    /// data), vanished, then its notice late: the FIN the notice counts is
+    /// still no data byte.
+    #[test]
+    fn a_late_notice_after_close_wait_counts_the_peer_fin_as_no_data() {
+        let filter = FilterSet::default();
+        let mut closing = notice("10.0.0.2", 5000, 300, 300, 201);
+        closing.state = TcpState::CloseWait;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![closing], vec![]), &filter);
+        t.observe(&poll(2000, vec![], vec![]), &filter);
+        t.observe(&poll(3000, vec![], vec![]), &filter);
+        t.observe(
+            &poll(4000, vec![], vec![notice("10.0.0.2", 5000, 301, 300, 201)]),
+            &filter,
+        );
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::BytesReceived), 200, "{total:?}");
+        assert_eq!(total.value(Counter::BytesSent), 300, "{total:?}");
+    }
+
     #[test]
     fn an_acknowledged_fin_is_an_orderly_close_on_either_side() {
         // Client: SYN + 700 data + FIN acknowledged.
@@ -688,6 +768,26 @@ mod tests {
             Ending::of(&notice("10.0.0.2", 5000, 501, 500, 701), true, SYN_RETRIES),
             Ending::Orderly
         );
+    }
+
+    /// A connect polled in SYN_SENT, established and reset by its peer
+    /// before the next poll: its SYN acknowledged, its FIN never sent.
+    #[test]
+    fn a_reset_after_a_handshake_the_last_poll_saw_under_way_is_an_estab_reset() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        let mut connecting = notice_with("10.0.0.2", 5000, 0, 0, 0, 0);
+        connecting.key.local_port = 40000;
+        connecting.state = TcpState::SynSent;
+        t.observe(&poll(1000, vec![connecting], vec![]), &filter);
+        let mut reset = notice("10.0.0.2", 5000, 1, 0, 0);
+        reset.key.local_port = 40000;
+        t.observe(&poll(2000, vec![], vec![reset]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::AttemptFails), 0, "{total:?}");
+        assert_eq!(total.value(Counter::EstabResets), 1, "{total:?}");
+        assert!(total.is_approx(Counter::EstabResets));
     }
 
     #[test]
@@ -712,8 +812,48 @@ mod tests {
         let counts = Ending::Aborted.state_counts(Some(TcpState::Established));
         assert_eq!(counts.value(Counter::EstabResets), 1);
         assert!(!counts.is_approx(Counter::EstabResets));
-        let from_handshake = Ending::Aborted.state_counts(Some(TcpState::SynSent));
-        assert_eq!(from_handshake.value(Counter::AttemptFails), 1);
+    }
+
+    /// A connect polled in SYN_SENT that its application closed with
+    /// SO_LINGER 0 (no failed attempt for the kernel) leaves the notice a
+    /// failed blocking connect leaves (one): the failure is a guess.
+    #[test]
+    fn a_cleared_notice_of_a_polled_connect_is_an_approximate_failure() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        let mut connecting = notice_with("10.0.0.2", 5000, 0, 0, 0, 0);
+        connecting.key.local_port = 40000;
+        connecting.state = TcpState::SynSent;
+        t.observe(&poll(1000, vec![connecting], vec![]), &filter);
+        let mut cleared = notice_with("10.0.0.2", 0, 0, 0, 0, 0);
+        cleared.key.local_port = 40000;
+        t.observe(&poll(2000, vec![], vec![cleared]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::AttemptFails), 1, "{total:?}");
+        assert!(total.is_approx(Counter::AttemptFails), "{total:?}");
+    }
+
+    /// A connect polled in SYN_SENT, then established and aborted before
+    /// the next poll: its cleared notice keeps the peer's window, which
+    /// only a SYN-ACK sets. The abort reset an established connection (the
+    /// kernel's EstabResets), not a failed attempt.
+    #[test]
+    fn an_abort_after_a_syn_ack_the_last_poll_missed_is_an_estab_reset() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        let mut connecting = notice_with("10.0.0.2", 5000, 0, 0, 0, 0);
+        connecting.key.local_port = 40000;
+        connecting.state = TcpState::SynSent;
+        t.observe(&poll(1000, vec![connecting], vec![]), &filter);
+        let mut aborted = notice("10.0.0.2", 0, 0, 0, 0);
+        aborted.key.local_port = 40000;
+        t.observe(&poll(2000, vec![], vec![aborted]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::ActiveOpens), 1, "{total:?}");
+        assert_eq!(total.value(Counter::AttemptFails), 0, "{total:?}");
+        assert_eq!(total.value(Counter::EstabResets), 1, "{total:?}");
     }
 
     /// A refused connect's failed `connect()` runs `tcp_disconnect` too:
@@ -730,7 +870,7 @@ mod tests {
         assert!(unseen.is_approx(Counter::AttemptFails));
         assert_eq!(unseen.value(Counter::EstabResets), 0);
         let polled = Ending::ConnectAborted.state_counts(Some(TcpState::SynSent));
-        assert!(!polled.is_approx(Counter::AttemptFails));
+        assert_eq!(polled.value(Counter::AttemptFails), 1);
         // An accepted socket's peer window came with the SYN: an abort.
         assert_eq!(Ending::of(&failed, true, SYN_RETRIES), Ending::Aborted);
     }
@@ -755,6 +895,34 @@ mod tests {
         let total = totals(&t);
         assert_eq!(total.value(Counter::PassiveOpens), 1, "{total:?}");
         assert_eq!(total.value(Counter::ActiveOpens), 0, "{total:?}");
+    }
+
+    /// An abort's notice comes with its counters cleared: the bytes the
+    /// last poll saw stand, but what went after (the reset, data since
+    /// that poll) is unknown, and the report says so.
+    #[test]
+    fn an_abort_leaves_the_counters_it_cleared_approximate() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        let mut alive = notice("10.0.0.2", 5000, 101, 100, 0);
+        alive.state = TcpState::Established;
+        t.observe(&poll(1000, vec![alive], vec![]), &filter);
+        let aborted = notice("10.0.0.2", 0, 0, 0, 0);
+        t.observe(&poll(2000, vec![], vec![aborted.clone()]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::BytesSent), 100);
+        assert!(total.is_approx(Counter::BytesSent), "{total:?}");
+        assert!(!total.is_approx(Counter::EstabResets));
+        // Never polled: its whole life is unknown but for its reset.
+        let mut unseen = aborted;
+        unseen.cookie = 12;
+        t.reset_window();
+        t.observe(&poll(3000, vec![], vec![unseen]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::EstabResets), 1);
+        assert!(total.is_approx(Counter::BytesSent), "{total:?}");
+        assert!(total.is_approx(Counter::BytesReceived), "{total:?}");
     }
 
     #[test]

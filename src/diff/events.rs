@@ -2102,7 +2102,10 @@ mod tests {
         let mut connecting = noticed(1000, vec![]);
         connecting.sockets = vec![sample(50, client, TcpState::SynSent, Some(info(0, 0)))];
         t.observe(&connecting, &ANY);
-        let notice = sample(50, cleared, TcpState::Close, Some(info(0, 0)));
+        // Cleared, and no SYN-ACK ever set its peer window.
+        let mut raw = vec![0u8; 232];
+        raw[0] = TcpState::Close as u8;
+        let notice = sample(50, cleared, TcpState::Close, TcpInfo::from_bytes(&raw));
         t.observe(&noticed(2000, vec![notice]), &ANY);
         let c = totals(&t);
         assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
