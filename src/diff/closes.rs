@@ -50,8 +50,39 @@ pub enum Ending {
     LikelyReset,
     /// The kernel's tcp_info is too old to tell (before 4.19).
     Unknown,
+    /// A Fast Open child (born in SYN_RECV with the data its SYN carried)
+    /// whose handshake's ACK never came, and the AttemptFails the kernel
+    /// counted for its end: a reset received in SYN_RECV counts twice
+    /// (`tcp_check_req`, then `tcp_done`), in FIN_WAIT1 once; an ICMP
+    /// error or the SYN-ACK's last retry once (`tcp_done`); a close by its
+    /// application none.
+    FastOpenUnacked(u8),
     /// No connection: a listener, or a socket that never connected.
     NotConnected,
+}
+
+/// tcp_info's `tcpi_options` bit for a SYN that carried data the peer
+/// took (TCPI_OPT_SYN_DATA): on an accepted socket, a Fast Open child.
+const TCPI_OPT_SYN_DATA: u8 = 0x20;
+
+/// How an accepted Fast Open child whose handshake never completed ended,
+/// from what it received and sent beyond data: a segment in that is no
+/// data is the reset (an ACK would have completed the handshake), and one
+/// out is its FIN or reset (its SYN-ACK went out as the request's).
+fn fast_open_unacked(info: &crate::model::tcp_info::TcpInfo) -> Option<Ending> {
+    let options = info.options()?;
+    if options & TCPI_OPT_SYN_DATA == 0 || info.bytes_acked()? != 0 {
+        return None;
+    }
+    let reset_in = info.segs_in()? > info.data_segs_in()?;
+    let fin_or_reset_out = info.segs_out()? > info.data_segs_out()?;
+    let fails = match (reset_in, fin_or_reset_out) {
+        (true, false) => 2,
+        (true, true) => 1,
+        (false, true) => 0,
+        (false, false) => 1,
+    };
+    Some(Ending::FastOpenUnacked(fails))
 }
 
 impl Ending {
@@ -78,6 +109,11 @@ impl Ending {
                 Ending::Aborted
             };
         }
+        if passive {
+            if let Some(ending) = fast_open_unacked(info) {
+                return ending;
+            }
+        }
         if acked == 0 && !passive {
             // Every segment that reached the socket counts in segs_in (a
             // reset too); a SYN sent again counts in total_retrans.
@@ -97,7 +133,9 @@ impl Ending {
         }
     }
 
-    /// Whether the handshake never completed.
+    /// Whether the handshake never completed and opened nothing (a Fast
+    /// Open child whose handshake never completed was opened: the kernel
+    /// counts a PassiveOpen as it is born).
     pub fn never_established(self) -> bool {
         matches!(
             self,
@@ -129,6 +167,10 @@ impl Ending {
             // close of the connecting socket leaves the same notice.
             Ending::ConnectAborted => counts.bump_approx(Counter::AttemptFails, 1),
             Ending::Refused => counts.bump(Counter::AttemptFails, 1),
+            Ending::FastOpenUnacked(fails) => {
+                counts.bump(Counter::AttemptFails, u64::from(fails));
+                counts.mark_present(Counter::AttemptFails);
+            }
             Ending::GaveUp => counts.bump_approx(Counter::AttemptFails, 1),
             Ending::Abandoned => counts.mark_approx(Counter::AttemptFails),
             // Something it sent was acknowledged: a handshake the last
@@ -923,6 +965,61 @@ mod tests {
         assert_eq!(total.value(Counter::EstabResets), 1);
         assert!(total.is_approx(Counter::BytesSent), "{total:?}");
         assert!(total.is_approx(Counter::BytesReceived), "{total:?}");
+    }
+
+    /// The final counters of a Fast Open child whose handshake's ACK never
+    /// came, as notices showed them (packetdrill's fastopen/server
+    /// scripts on 6.18), and the AttemptFails the namespace counted.
+    #[test]
+    fn a_fast_open_childs_unacked_end_fails_as_the_kernel_counts() {
+        // (segs_in, data_segs_in, segs_out, data_segs_out) -> fails
+        for (counts, fails, case) in [
+            (
+                (2, 1, 0, 0),
+                2,
+                "reset before accept: tcp_check_req and tcp_done",
+            ),
+            (
+                (2, 1, 2, 1),
+                1,
+                "reset in FIN_WAIT1, after its data and FIN",
+            ),
+            ((1, 1, 1, 0), 0, "closed with unread data: reset sent"),
+            ((1, 1, 0, 0), 1, "an ICMP error: tcp_done"),
+        ] {
+            let (segs_in, data_in, segs_out, data_out) = counts;
+            let mut raw = vec![0u8; 232];
+            raw[0] = TcpState::Close as u8;
+            raw[5] = TCPI_OPT_SYN_DATA | 0x2;
+            raw[128..136].copy_from_slice(&10u64.to_ne_bytes());
+            raw[136..140].copy_from_slice(&(segs_out as u32).to_ne_bytes());
+            raw[140..144].copy_from_slice(&(segs_in as u32).to_ne_bytes());
+            raw[152..156].copy_from_slice(&(data_in as u32).to_ne_bytes());
+            raw[156..160].copy_from_slice(&(data_out as u32).to_ne_bytes());
+            let mut child = notice("10.0.0.2", 5000, 0, 0, 0);
+            child.tcp_info = TcpInfo::from_bytes(&raw);
+            let ending = Ending::of(&child, true, SYN_RETRIES);
+            assert_eq!(ending, Ending::FastOpenUnacked(fails), "{case}");
+            let counts = ending.state_counts(None);
+            assert_eq!(
+                counts.get(Counter::AttemptFails),
+                Some(u64::from(fails)),
+                "{case}"
+            );
+            assert_eq!(counts.value(Counter::EstabResets), 0, "{case}");
+            // Born a full socket: an open, whichever way it ended.
+            let filter = FilterSet::default();
+            let mut t = Tracker::new();
+            t.observe(&poll(0, vec![], vec![]), &filter);
+            t.observe(&poll(1000, vec![], vec![child]), &filter);
+            let total = totals(&t);
+            assert_eq!(total.value(Counter::PassiveOpens), 1, "{case}: {total:?}");
+            assert_eq!(
+                total.value(Counter::AttemptFails),
+                u64::from(fails),
+                "{case}"
+            );
+        }
     }
 
     #[test]
