@@ -57,6 +57,10 @@ pub enum Ending {
     /// error or the SYN-ACK's last retry once (`tcp_done`); a close by its
     /// application none.
     FastOpenUnacked(u8),
+    /// A connecting socket that never sent its SYN (a Fast Open connect
+    /// deferred to a first write that never came): `tcp_connect`, where
+    /// the kernel counts an ActiveOpen, never ran. No open, no failure.
+    NeverSent,
     /// No connection: a listener, or a socket that never connected.
     NotConnected,
 }
@@ -113,6 +117,9 @@ impl Ending {
             if let Some(ending) = fast_open_unacked(info) {
                 return ending;
             }
+        }
+        if !passive && info.segs_out() == Some(0) && info.segs_in() == Some(0) {
+            return Ending::NeverSent;
         }
         if acked == 0 && !passive {
             // Every segment that reached the socket counts in segs_in (a
@@ -184,6 +191,20 @@ impl Ending {
             _ => {}
         }
         counts
+    }
+}
+
+/// A connect that never sent its SYN opened nothing: the ActiveOpen its
+/// first sighting (or its CLOSE→SYN_SENT event) counted in this window is
+/// taken back. One counted in an earlier window stays (reports are out).
+pub(super) fn retract_open(window: &mut Counters) {
+    if window.value(Counter::ActiveOpens) > 0 {
+        let approx = window.is_approx(Counter::ActiveOpens);
+        window.set(
+            Counter::ActiveOpens,
+            window.value(Counter::ActiveOpens) - 1,
+            approx,
+        );
     }
 }
 
@@ -324,14 +345,22 @@ impl Tracker {
                 closed.sample.tcp_info = notice.tcp_info;
             }
         }
-        for guessed in [Counter::EstabResets, Counter::AttemptFails] {
-            if closed.window.is_approx(guessed) {
-                closed.window.replace(guessed, 0, false);
+        // With events, their CLOSE counted the ending already.
+        let close_seen = self.states == StateCounts::FromEvents
+            && closed.history.last() == Some(TcpState::Close);
+        if !close_seen {
+            for guessed in [Counter::EstabResets, Counter::AttemptFails] {
+                if closed.window.is_approx(guessed) {
+                    closed.window.replace(guessed, 0, false);
+                }
             }
+            closed
+                .window
+                .add(&ending.state_counts(Some(closed.sample.state)));
         }
-        closed
-            .window
-            .add(&ending.state_counts(Some(closed.sample.state)));
+        if ending == Ending::NeverSent {
+            retract_open(&mut closed.window);
+        }
         closed.sample.state = TcpState::Close;
     }
 
@@ -393,6 +422,9 @@ impl Tracker {
             .is_some_and(|events| events.history_of(&id).last() == Some(TcpState::Close));
         if self.states != StateCounts::FromEvents || !close_seen {
             closed.window.add(&ending.state_counts(Some(last_state)));
+        }
+        if ending == Ending::NeverSent {
+            retract_open(&mut closed.window);
         }
         if let Some(events) = &mut self.events {
             events.vanished(id, tail_after, &mut closed);
@@ -459,7 +491,8 @@ impl Tracker {
             } else {
                 Counter::ActiveOpens
             };
-            if !ending.never_established() || open == Counter::ActiveOpens {
+            let opened = !ending.never_established() || open == Counter::ActiveOpens;
+            if opened && ending != Ending::NeverSent {
                 window.bump(open, 1);
             }
             if open == Counter::PassiveOpens {
@@ -1022,6 +1055,31 @@ mod tests {
         }
     }
 
+    /// TCP_FASTOPEN_CONNECT defers the SYN to the first write: a socket
+    /// closed before one sent nothing and opened nothing.
+    #[test]
+    fn a_connect_that_never_sent_its_syn_opens_nothing() {
+        let mut deferred = notice("10.0.0.2", 5000, 0, 0, 0);
+        let mut raw = vec![0u8; 232];
+        raw[0] = TcpState::Close as u8;
+        deferred.tcp_info = TcpInfo::from_bytes(&raw);
+        assert_eq!(Ending::of(&deferred, false, SYN_RETRIES), Ending::NeverSent);
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        // Polled in SYN_SENT with nothing sent, then closed.
+        let mut connecting = deferred.clone();
+        connecting.state = TcpState::SynSent;
+        t.observe(&poll(1000, vec![connecting], vec![]), &filter);
+        t.observe(&poll(2000, vec![], vec![deferred.clone()]), &filter);
+        let mut unseen = deferred;
+        unseen.cookie = 10;
+        t.observe(&poll(3000, vec![], vec![unseen]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::ActiveOpens), 0, "{total:?}");
+        assert_eq!(total.value(Counter::AttemptFails), 0, "{total:?}");
+    }
+
     #[test]
     fn a_listener_or_unconnected_socket_is_no_connection() {
         assert_eq!(
@@ -1046,6 +1104,8 @@ mod tests {
             let mut raw = vec![0u8; 232];
             raw[0] = TcpState::Close as u8;
             raw[100..104].copy_from_slice(&again.to_ne_bytes());
+            // Its SYN, and each time it was sent again.
+            raw[136..140].copy_from_slice(&(1 + again).to_ne_bytes());
             raw[140..144].copy_from_slice(&segs_in.to_ne_bytes());
             failed.tcp_info = TcpInfo::from_bytes(&raw);
             assert_eq!(Ending::of(&failed, false, SYN_RETRIES), ending);

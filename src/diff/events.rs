@@ -630,6 +630,11 @@ impl EventAttribution {
             delta.add(&ending.state_counts(Some(tracked.sample.state)));
         }
         tracked.window.add(&delta);
+        if ending == Ending::NeverSent {
+            let mut window = tracked.window.counts();
+            super::closes::retract_open(&mut window);
+            tracked.window = window.into();
+        }
         if !aborted {
             tracked.sample.tcp_info = notice.tcp_info;
         }
@@ -1954,6 +1959,47 @@ mod tests {
         ]
     }
 
+    /// A connect a poll saw, given up by the kernel while its application
+    /// holds it: the dumps lose it at once, its notice comes polls later.
+    #[test]
+    fn a_polled_socket_held_after_its_close_counts_once_when_its_notice_comes() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.apply_events(&[at(0, change(0x10, no_port, Close, SynSent))], &ANY);
+        let mut polled = noticed(1000, vec![]);
+        polled.sockets = vec![sample(100, client, SynSent, Some(info(0, 1)))];
+        t.observe(&polled, &ANY);
+        let gave_up = TraceEvent::StateChange {
+            sk: 0x10,
+            tuple: client,
+            old: SynSent,
+            new: Close,
+            in_softirq: Some(true),
+        };
+        t.apply_events(
+            &[retransmit_of(0x10, client, true, 1), at(2, gave_up)],
+            &ANY,
+        );
+        for poll in 2..6 {
+            t.observe(&noticed(poll * 1000, vec![]), &ANY);
+        }
+        let destroyed = TraceEvent::Destroyed {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(100),
+        };
+        t.apply_events(&[at(5, destroyed)], &ANY);
+        let notice = sample(100, client, Close, Some(info(0, 2)));
+        t.observe(&noticed(6000, vec![notice]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
+        assert_eq!(t.rows().filter(|r| r.closed).count(), 1);
+    }
+
     #[test]
     fn a_fast_open_childs_end_fails_as_often_as_the_kernel_counts() {
         use TcpState::*;
@@ -2010,7 +2056,7 @@ mod tests {
         for poll in 1..=(NOTICE_GRACE_POLLS + 3) {
             t.observe(&noticed(poll * 1000, vec![]), &ANY);
         }
-        let mut notice = sample(100, client, Close, Some(info(0, 0)));
+        let mut notice = sample(100, client, Close, Some(info(0, 2)));
         notice.key.remote_port = 80;
         let end = (NOTICE_GRACE_POLLS + 4) * 1000;
         t.apply_events(

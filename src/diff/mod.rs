@@ -212,6 +212,8 @@ pub struct Tracker {
     /// than counting a connection of its own.
     vanished_unnoticed: rustc_hash::FxHashMap<u64, u64>,
     polls: u64,
+    /// The last poll came with close notices read.
+    notices_read: bool,
     last_poll_ms: u64,
     states: StateCounts,
     /// The namespace's `net.ipv4.tcp_syn_retries`, when it was read.
@@ -366,6 +368,7 @@ impl Tracker {
         let elapsed = snapshot.taken_at_ms.saturating_sub(self.last_poll_ms);
         self.last_poll_ms = snapshot.taken_at_ms;
         self.learn_listeners(snapshot);
+        self.notices_read = snapshot.closes_watched;
         if snapshot.closes_watched && self.states == StateCounts::Inferred {
             self.states = StateCounts::Notified;
         }
@@ -602,7 +605,9 @@ impl Tracker {
             // An expiring TIME_WAIT or request socket: nothing to report.
             return;
         }
-        if self.states == StateCounts::Notified && closed.sample.cookie != 0 {
+        // Precision mode reads notices too: a socket its application holds
+        // after its CLOSE leaves the dumps long before its notice comes.
+        if self.notices_read && closed.sample.cookie != 0 {
             self.expect_late_notice(closed.sample.cookie);
         }
         self.closed.push(closed);
