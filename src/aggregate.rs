@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 use crate::counters::{Counter, Counters};
-use crate::diff::SocketRow;
+use crate::diff::{Holder, SocketRow};
 use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample, StateHistory};
 use crate::source::procfs::SystemCounters;
 
@@ -67,7 +67,9 @@ pub enum GroupKey {
     Netns(u64),
     /// A container: the inode of one of its namespaces stands for it.
     Container(u64),
-    /// A process by pid; 0 for sockets whose owner is unknown.
+    /// A process by pid; 0 for sockets whose owner is unknown,
+    /// [`NO_OWNER`] for those no process holds, [`UNSEEN_OWNER`] for those
+    /// that closed before any poll saw them.
     Process(u32),
     /// Closed sockets of a window past the bound of those kept one by one,
     /// whose own group cannot be kept (index=tuple, or past the bound of
@@ -90,6 +92,7 @@ impl std::fmt::Display for GroupKey {
                 f,
                 "Process: - (none holds them: TIME_WAIT, orphaned or half-open sockets)"
             ),
+            GroupKey::Process(UNSEEN_OWNER) => write!(f, "Process: {UNSEEN_OWNER_VALUE}"),
             GroupKey::Process(pid) => write!(f, "Process: {pid}"),
             GroupKey::Unlisted => write!(
                 f,
@@ -113,6 +116,7 @@ impl GroupKey {
             GroupKey::Netns(n) | GroupKey::Container(n) => n.to_string(),
             GroupKey::Process(0) => "?".to_string(),
             GroupKey::Process(NO_OWNER) => "-".to_string(),
+            GroupKey::Process(UNSEEN_OWNER) => UNSEEN_OWNER_VALUE.to_string(),
             GroupKey::Process(pid) => pid.to_string(),
             GroupKey::Unlisted => UNLISTED_VALUE.to_string(),
         }
@@ -163,20 +167,17 @@ impl<'a, 'o> Grouper<'a, 'o> {
     }
 
     /// The group a socket belongs to.
-    pub fn key_for(&self, sample: &SocketSample) -> GroupKey {
+    pub fn key_for(&self, row: &SocketRow<'_>) -> GroupKey {
         match self.index {
-            Index::Process if sample.inode == 0 => GroupKey::Process(NO_OWNER),
-            Index::Process => GroupKey::Process(
-                self.owners
-                    .and_then(|o| o.pid_of(sample.inode))
-                    .unwrap_or(0),
-            ),
-            index => index.key_of(&sample.key),
+            Index::Process => {
+                GroupKey::Process(owner_pid(self.owners, row.sample.inode, row.holder))
+            }
+            index => index.key_of(&row.sample.key),
         }
     }
 
-    fn group_of(&mut self, sample: &SocketSample) -> &mut Group<'a> {
-        let key = self.key_for(sample);
+    fn group_of(&mut self, row: &SocketRow<'_>) -> &mut Group<'a> {
+        let key = self.key_for(row);
         self.group_at(key)
     }
 
@@ -200,7 +201,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
     /// Adds a row's counts only: for rows whose sample does not outlive the
     /// call (streamed dumps); such groups carry no sample for gauges.
     pub fn add_counts(&mut self, row: &SocketRow<'_>) {
-        let group = self.group_of(row.sample);
+        let group = self.group_of(row);
         group.counters.add(&row.counters);
         group.counters.mark_present(Counter::CurrEstab);
         if !row.closed && row.sample.state.counts_as_established() {
@@ -221,7 +222,8 @@ impl<'a, 'o> Grouper<'a, 'o> {
     pub fn add(&mut self, row: SocketRow<'a>) {
         self.add_counts(&row);
         if self.index == Index::Tuple {
-            let group = self.group_of(row.sample);
+            let owners = self.owners;
+            let group = self.group_of(&row);
             // Prefer a present full socket, then a closed one (which has
             // counters and an owner), then a mini socket.
             let rank = |full: bool, present: bool| u8::from(full) * 2 + u8::from(full && present);
@@ -234,6 +236,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
             };
             if better {
                 group.sample = Some(row.sample);
+                group.owner = owners.map(|o| owner_label(o, row.sample.inode, row.holder));
             }
             if !row.history.is_empty() {
                 group.history = row.history;
@@ -258,11 +261,6 @@ impl<'a, 'o> Grouper<'a, 'o> {
 
     /// The groups, busiest first.
     pub fn finish(mut self) -> Vec<Group<'a>> {
-        if let (Some(owners), Index::Tuple) = (self.owners, self.index) {
-            for group in &mut self.groups {
-                group.owner = group.sample.map(|s| owner_label(owners, s.inode));
-            }
-        }
         sort_by_activity(&mut self.groups);
         self.groups
     }
@@ -279,17 +277,50 @@ pub trait OwnerLookup {
     fn command_of(&self, pid: u32) -> Option<&str>;
 }
 
-/// `command[pid]` of a socket's owner, `?` when unknown, `-` when no
-/// process holds it (inode 0: TIME_WAIT, orphaned and half-open sockets).
-pub fn owner_label(owners: &dyn OwnerLookup, inode: u64) -> String {
-    if inode == 0 {
-        return "-".to_string();
+/// The pid a socket's group is keyed by: the process a poll found holding
+/// its inode; else the one its system calls' events ran in; else 0 (`?`)
+/// for an inode whose holder could not be read, [`UNSEEN_OWNER`] for a
+/// socket no poll saw alive, [`NO_OWNER`] for one a poll saw held by no
+/// process (inode 0: TIME_WAIT, orphaned and half-open sockets).
+pub fn owner_pid(owners: Option<&dyn OwnerLookup>, inode: u64, holder: Holder) -> u32 {
+    let polled = (inode != 0).then(|| owners.and_then(|o| o.pid_of(inode)));
+    match (polled, holder.pid) {
+        (Some(Some(pid)), _) | (_, Some(pid)) => pid,
+        (Some(None), None) => 0,
+        (None, None) if holder.unpolled => UNSEEN_OWNER,
+        (None, None) => NO_OWNER,
     }
-    owners.label_of(inode).unwrap_or_else(|| "?".to_string())
+}
+
+/// `command[pid]` of a socket's owner (found as [`owner_pid`] finds it),
+/// the bare pid when its name was not read, `?` when unknown, `-` when no
+/// process holds it, and
+/// [`UNSEEN_OWNER_VALUE`] when it closed before any poll saw it.
+pub fn owner_label(owners: &dyn OwnerLookup, inode: u64, holder: Holder) -> String {
+    match owner_pid(Some(owners), inode, holder) {
+        0 => "?".to_string(),
+        NO_OWNER => "-".to_string(),
+        UNSEEN_OWNER => UNSEEN_OWNER_VALUE.to_string(),
+        pid => owners
+            .label_of(inode)
+            .or_else(|| Some(format!("{}[{pid}]", owners.command_of(pid)?)))
+            .unwrap_or_else(|| pid.to_string()),
+    }
 }
 
 /// The process key of sockets no process holds (no pid is this large).
 pub const NO_OWNER: u32 = u32::MAX;
+/// The process key of sockets that opened and closed between two polls
+/// and whose events (if any) named no process: no poll read their owner,
+/// which is not to say that none held them.
+pub const UNSEEN_OWNER: u32 = u32::MAX - 1;
+/// Whether a process key is a real pid (not `?`, `-` or unseen).
+pub fn is_pid(pid: u32) -> bool {
+    pid != 0 && pid != NO_OWNER && pid != UNSEEN_OWNER
+}
+
+/// How [`UNSEEN_OWNER`] is shown.
+pub const UNSEEN_OWNER_VALUE: &str = "- (closed before any poll saw its owner)";
 
 /// Groups rows by `index`. Sockets still present count toward CurrEstab.
 pub fn group_rows<'a>(rows: impl Iterator<Item = SocketRow<'a>>, index: Index) -> Vec<Group<'a>> {
@@ -592,10 +623,11 @@ mod tests {
 
     #[test]
     fn sockets_no_process_holds_are_told_from_unreadable_owners() {
-        assert_eq!(owner_label(&OneOwner, 7), "nginx[812]");
-        assert_eq!(owner_label(&OneOwner, 9), "?");
+        let polled = Holder::default();
+        assert_eq!(owner_label(&OneOwner, 7, polled), "nginx[812]");
+        assert_eq!(owner_label(&OneOwner, 9, polled), "?");
         // TIME_WAIT and orphaned sockets have inode 0: no holder at all.
-        assert_eq!(owner_label(&OneOwner, 0), "-");
+        assert_eq!(owner_label(&OneOwner, 0, polled), "-");
         let mut held = sample("10.0.0.1", 80, "10.0.0.2", 1000);
         held.inode = 7;
         let mut time_wait = sample("10.0.0.1", 80, "10.0.0.2", 1001);
@@ -603,10 +635,83 @@ mod tests {
         let mut unreadable = sample("10.0.0.1", 80, "10.0.0.2", 1002);
         unreadable.inode = 9;
         let grouper = Grouper::new(Index::Process, 4).with_owners(Some(&OneOwner));
-        assert_eq!(grouper.key_for(&held), GroupKey::Process(812));
-        assert_eq!(grouper.key_for(&time_wait), GroupKey::Process(NO_OWNER));
-        assert_eq!(grouper.key_for(&unreadable), GroupKey::Process(0));
+        let key = |s| grouper.key_for(&row_of(s, polled));
+        assert_eq!(key(&held), GroupKey::Process(812));
+        assert_eq!(key(&time_wait), GroupKey::Process(NO_OWNER));
+        assert_eq!(key(&unreadable), GroupKey::Process(0));
         assert_eq!(GroupKey::Process(NO_OWNER).value(), "-");
+    }
+
+    fn row_of(sample: &SocketSample, holder: Holder) -> SocketRow<'_> {
+        SocketRow {
+            sample,
+            counters: counters(1),
+            closed: true,
+            history: Default::default(),
+            holder,
+        }
+    }
+
+    #[test]
+    fn a_socket_closed_before_any_poll_is_not_told_as_time_wait() {
+        let mut notice_only = sample("10.0.0.1", 80, "10.0.0.2", 1000);
+        notice_only.inode = 0;
+        let time_wait = notice_only.clone();
+        let grouper = Grouper::new(Index::Process, 4).with_owners(Some(&OneOwner));
+        let unseen = grouper.key_for(&row_of(&notice_only, Holder::unpolled(None)));
+        assert_eq!(unseen, GroupKey::Process(UNSEEN_OWNER));
+        assert_eq!(
+            unseen.to_string(),
+            "Process: - (closed before any poll saw its owner)"
+        );
+        assert!(!unseen.to_string().contains("TIME_WAIT"));
+        assert_eq!(unseen.value(), UNSEEN_OWNER_VALUE);
+        // A socket a poll saw with no holder keeps the TIME_WAIT reason.
+        let held_by_none = grouper.key_for(&row_of(&time_wait, Holder::default()));
+        assert_eq!(held_by_none, GroupKey::Process(NO_OWNER));
+        assert!(held_by_none.to_string().contains("TIME_WAIT"));
+        assert_eq!(
+            owner_label(&OneOwner, 0, Holder::unpolled(None)),
+            UNSEEN_OWNER_VALUE
+        );
+        assert_eq!(owner_label(&OneOwner, 0, Holder::default()), "-");
+        assert!(!is_pid(UNSEEN_OWNER) && !is_pid(NO_OWNER) && !is_pid(0) && is_pid(812));
+    }
+
+    #[test]
+    fn a_socket_whose_events_named_its_process_is_that_process() {
+        let mut unseen = sample("10.0.0.1", 80, "10.0.0.2", 1000);
+        unseen.inode = 0;
+        let mut unreadable = sample("10.0.0.1", 80, "10.0.0.2", 1001);
+        unreadable.inode = 9;
+        let mut held = sample("10.0.0.1", 80, "10.0.0.2", 1002);
+        held.inode = 7;
+        let by_events = |pid| Holder {
+            pid: Some(pid),
+            unpolled: false,
+        };
+        let grouper = Grouper::new(Index::Process, 4).with_owners(Some(&OneOwner));
+        // Closed between polls, or its fd closed: its calls' process.
+        let key = grouper.key_for(&row_of(&unseen, Holder::unpolled(Some(812))));
+        assert_eq!(key, GroupKey::Process(812));
+        assert_eq!(
+            grouper.key_for(&row_of(&unreadable, by_events(4242))),
+            GroupKey::Process(4242)
+        );
+        // The holder a poll found comes first.
+        assert_eq!(
+            grouper.key_for(&row_of(&held, by_events(4242))),
+            GroupKey::Process(812)
+        );
+        // Tuples' owners say the same, named when the name was read.
+        assert_eq!(
+            owner_label(&OneOwner, 0, Holder::unpolled(Some(812))),
+            "nginx[812]"
+        );
+        assert_eq!(owner_label(&OneOwner, 9, by_events(4242)), "4242");
+        let rows = [row_of(&unseen, Holder::unpolled(Some(812)))];
+        let groups = group_rows_owned(rows.into_iter(), Index::Tuple, Some(&OneOwner));
+        assert_eq!(groups[0].owner.as_deref(), Some("nginx[812]"));
     }
 
     fn sample(l: &str, lp: u16, r: &str, rp: u16) -> SocketSample {
@@ -637,6 +742,7 @@ mod tests {
                 counters: counters(10 * (i as u64 + 1)),
                 closed: false,
                 history: Default::default(),
+                holder: Default::default(),
             })
         };
         let by_port = group_rows(rows(), Index::Lport);
@@ -665,6 +771,7 @@ mod tests {
             counters: counters(1),
             closed: true,
             history: Default::default(),
+            holder: Default::default(),
         }];
         let groups = group_rows(rows.into_iter(), Index::Tuple);
         assert_eq!(groups[0].counters.get(Counter::CurrEstab), Some(0));
@@ -688,6 +795,7 @@ mod tests {
             counters: counters(s.1),
             closed: true,
             history: Default::default(),
+            holder: Default::default(),
         }
     }
 
@@ -701,7 +809,7 @@ mod tests {
         let (past, listed) = closed.split_at(closed.len() - kept);
         let keys = Grouper::new(folded.index(), 0);
         for s in past {
-            folded.fold(keys.key_for(&s.0), &closed_row(s));
+            folded.fold(keys.key_for(&closed_row(s)), &closed_row(s));
         }
         let groups =
             group_rows_and_folded(listed.iter().map(closed_row), folded, folded.index(), None);
@@ -827,12 +935,14 @@ mod tests {
                 counters: Counters::default(),
                 closed: false,
                 history: Default::default(),
+                holder: Default::default(),
             },
             SocketRow {
                 sample: &full,
                 counters: counters(100),
                 closed: true,
                 history: Default::default(),
+                holder: Default::default(),
             },
         ];
         let groups = group_rows(rows.into_iter(), Index::Tuple);

@@ -297,6 +297,7 @@ fn at(time_ns: u64, event: TraceEvent) -> Timed {
         time_ns,
         probe: Probe::Tracepoint,
         event,
+        pid: None,
     }
 }
 
@@ -752,4 +753,128 @@ fn a_kernel_that_does_not_count_lost_notices_gets_a_lower_bound_said_as_such() {
         notices.contains("an unknown number of notices"),
         "{notices}"
     );
+}
+
+/// [`short_connection`] as its processes' system calls tell it too: the
+/// client's connect and close run in `client`, the server's reads in
+/// `server` (both with the address a send or receive carries, no tuple).
+fn short_connection_of(port: u16, sk: u64, client: u32, server: u32) -> Vec<Timed> {
+    let mut events = short_connection(port, sk);
+    for timed in &mut events {
+        if let TraceEvent::StateChange {
+            sk: at,
+            in_softirq,
+            old,
+            ..
+        } = &mut timed.event
+        {
+            // The connect's and the close's changes are system calls'.
+            let by_call = *at == sk && matches!(old, TcpState::Close | TcpState::Established);
+            *in_softirq = Some(!by_call);
+            timed.pid = by_call.then_some(client);
+        }
+    }
+    let read = |bytes| TraceEvent::Received {
+        sk: sk + 1,
+        tuple: None,
+        bytes,
+    };
+    events.insert(
+        4,
+        Timed {
+            pid: Some(server),
+            ..at(3, read(100))
+        },
+    );
+    events.push(Timed {
+        pid: Some(server),
+        ..at(9, read(0))
+    });
+    events
+}
+
+#[test]
+fn precision_names_the_process_whose_calls_made_connections_between_polls() {
+    let polls = (0..3)
+        .map(|i| snapshot(i * 1000, vec![listener()]))
+        .collect();
+    let events: Vec<Timed> = (0..20)
+        .flat_map(|i| short_connection_of(41000 + i, 1000 + 2 * u64::from(i), 4242, 812))
+        .collect();
+    // The client exited before the report: its name was read in time.
+    let feed = ReplayFeed::new(probe_summary(), vec![Vec::new(), events, Vec::new()])
+        .with_process_names(vec![(4242, "curl".to_string()), (812, "nginx".to_string())]);
+    let config = config(&["--timeout", "2", "--precision", "--index", "process"]);
+    let mut session = Session::new(
+        &config,
+        Box::new(ReplaySource::new(polls)),
+        Some(Box::new(feed)),
+    );
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let options = session.render_options();
+    let report = session.window_report();
+    let client = GroupKey::Process(4242);
+    let server = GroupKey::Process(812);
+    assert_eq!(counter(&report, &client, Counter::ActiveOpens), 20);
+    assert_eq!(counter(&report, &server, Counter::PassiveOpens), 20);
+    assert_eq!(
+        counter(&report, &server, Counter::MessageBytesReceived),
+        2000
+    );
+    let unowned: Vec<_> = report
+        .groups
+        .iter()
+        .filter(|g| g.key != client && g.key != server)
+        .filter(|g| {
+            g.counters.value(Counter::ActiveOpens) + g.counters.value(Counter::PassiveOpens) > 0
+        })
+        .map(|g| g.key.to_string())
+        .collect();
+    assert!(unowned.is_empty(), "{unowned:?}");
+    let text = rendered(options, &report);
+    assert!(text.contains("Process: curl[4242]"), "{text}");
+    assert!(text.contains("Process: nginx[812]"), "{text}");
+}
+
+#[test]
+fn connections_known_only_from_notices_are_closed_before_any_poll_not_time_wait() {
+    let orphan = lo(40001, 80);
+    let (client, server) = (lo(40000, 80), lo(80, 40000));
+    // An orphan polled twice (its process closed it: inode 0), moving
+    // bytes: truly held by no process.
+    let polled_orphan = |sent| {
+        let mut s = socket(9, orphan, TcpState::FinWait1, Some(info(sent, 0, 1, 1)));
+        s.inode = 0;
+        s
+    };
+    let mut baseline = snapshot(0, vec![listener(), polled_orphan(100)]);
+    baseline.closes_watched = true;
+    let mut next = snapshot(1000, vec![listener(), polled_orphan(150)]);
+    next.closes_watched = true;
+    // A connection that lived and died between the polls: its notices.
+    let mut client_end = socket(3, client, TcpState::Close, None);
+    client_end.tcp_info = Some(info_acked(300, 201, 302));
+    let mut server_end = socket(2, server, TcpState::Close, None);
+    server_end.tcp_info = Some(info_acked(200, 300, 202));
+    next.closed = vec![client_end, server_end];
+    let source = ReplaySource::new(vec![baseline, next]);
+    let mut session = session(&["--timeout", "1", "--index", "process"], source);
+    session.poll().unwrap();
+    session.poll().unwrap();
+    let options = session.render_options();
+    let report = session.window_report();
+    let unseen = GroupKey::Process(tcpipstat::aggregate::UNSEEN_OWNER);
+    let none = GroupKey::Process(tcpipstat::aggregate::NO_OWNER);
+    assert_eq!(counter(&report, &unseen, Counter::ActiveOpens), 1);
+    assert_eq!(counter(&report, &unseen, Counter::PassiveOpens), 1);
+    assert_eq!(counter(&report, &none, Counter::BytesSent), 50);
+    assert_eq!(counter(&report, &none, Counter::ActiveOpens), 0);
+    let text = rendered(options, &report);
+    assert!(
+        text.contains("Process: - (closed before any poll saw its owner)"),
+        "{text}"
+    );
+    assert!(text.contains("TIME_WAIT, orphaned or half-open"), "{text}");
 }

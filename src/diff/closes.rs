@@ -15,7 +15,7 @@
 //!
 //! Pure, like the rest of `diff`.
 
-use super::{Closed, Origin, SocketId, StateCounts, Tracked, Tracker};
+use super::{Closed, Holder, Origin, SocketId, StateCounts, Tracked, Tracker};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::{SocketSample, StateHistory, TcpState};
@@ -404,6 +404,7 @@ impl Tracker {
             sample: tracked.sample,
             unseen_ms: 0,
             history: StateHistory::default(),
+            holder: Holder::default(),
         };
         closed.sample.state = TcpState::Close;
         if ending == Ending::Orderly {
@@ -520,6 +521,8 @@ impl Tracker {
             sample: notice.clone(),
             unseen_ms: elapsed,
             history: StateHistory::default(),
+            // Known from its notice alone: no poll saw it, or its owner.
+            holder: Holder::unpolled(None),
         });
     }
 }

@@ -41,7 +41,7 @@ use rustc_hash::FxHashMap;
 
 use super::closes::Ending;
 use super::table::SocketTable;
-use super::{Closed, Listeners, Origin, SocketId, StateCounts, Tracked};
+use super::{Closed, Holder, Listeners, Origin, SocketId, StateCounts, Tracked};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::event::{EventTuple, Timed, TraceEvent};
@@ -65,6 +65,9 @@ const HELD_NOTICES_LIMIT: usize = 1 << 16;
 /// for how many polls (an application may hold a closed socket).
 const CLOSING_LIMIT: usize = 1 << 16;
 const CLOSING_POLLS: u64 = 64;
+/// Addresses whose owner's pid waits for their socket to be known, at
+/// most; past this an owner is not kept (and counted).
+const PENDING_OWNERS_LIMIT: usize = 1 << 16;
 
 /// Where a kernel socket address leads: the socket, and its tuple to find
 /// it again once a poll took it over.
@@ -138,6 +141,8 @@ struct Marks {
     reset_received: bool,
     /// Its SYN sent again, so far.
     syn_retransmits: u32,
+    /// The process its latest system call's event ran in.
+    owner: Option<u32>,
 }
 
 /// The event part of the tracker: which kernel address and tuple lead to
@@ -180,6 +185,11 @@ pub(super) struct EventAttribution {
     by_tuple: FxHashMap<EventTuple, SocketId>,
     by_sk: FxHashMap<u64, Place>,
     pending: FxHashMap<u64, Counters>,
+    /// Owners (pids) of addresses whose socket is not known yet (a
+    /// connect's first state change, before its port is chosen), with the
+    /// poll: forgotten [`EVENT_ONLY_GRACE_POLLS`] later (the address may be
+    /// another socket's by then; a live socket's next call tells again).
+    pending_owners: FxHashMap<u64, (u32, u64)>,
     event_only: FxHashMap<u64, EventOnly>,
     marks: FxHashMap<SocketId, Marks>,
     next_id: u64,
@@ -209,6 +219,9 @@ pub struct EventStats {
     /// Close notices that could not be held for their events (the bound
     /// was reached) and were counted on their own.
     pub notices_unheld: u64,
+    /// Owners of sockets not known yet that could not be held (the bound
+    /// was reached): those sockets show no owner from events, this window.
+    pub owners_unkept: u64,
 }
 
 fn reversed(tuple: &EventTuple) -> EventTuple {
@@ -361,11 +374,21 @@ impl EventAttribution {
         self.marks.get(id).map(|m| m.history).unwrap_or_default()
     }
 
-    pub(super) fn event_only_sockets(&self) -> impl Iterator<Item = (&Tracked, StateHistory)> {
+    /// The process the socket's system calls ran in, as events saw.
+    pub(super) fn owner_of(&self, id: &SocketId) -> Option<u32> {
+        self.marks.get(id).and_then(|m| m.owner)
+    }
+
+    pub(super) fn event_only_sockets(
+        &self,
+    ) -> impl Iterator<Item = (&Tracked, StateHistory, Option<u32>)> {
         self.event_only
             .iter()
             .filter(|(_, e)| self.shown(e))
-            .map(|(n, e)| (&e.tracked, self.history_of(&SocketId::EventOnly(*n))))
+            .map(|(n, e)| {
+                let id = SocketId::EventOnly(*n);
+                (&e.tracked, self.history_of(&id), self.owner_of(&id))
+            })
     }
 
     /// A new window: what the rows showed is forgotten; a socket not shown
@@ -470,6 +493,7 @@ impl EventAttribution {
         if let Some(marks) = self.marks.remove(&id) {
             closed.window.add(&marks.live_tail(last_poll));
             closed.history = marks.history;
+            closed.holder.pid = marks.owner;
         }
     }
 
@@ -657,6 +681,8 @@ impl EventAttribution {
             .retain(|_, (_, since)| poll.saturating_sub(*since) <= CLOSING_POLLS);
         self.settled_cookies
             .retain(|_, since| poll.saturating_sub(*since) <= NOTICE_GRACE_POLLS);
+        self.pending_owners
+            .retain(|_, (_, since)| poll.saturating_sub(*since) < EVENT_ONLY_GRACE_POLLS);
         let placed_by_notices = self.placed_by_notices;
         let destructions_told = self.destructions_told;
         let mut done = Vec::new();
@@ -707,6 +733,7 @@ impl EventAttribution {
                 sample: tracked.sample,
                 unseen_ms: elapsed_ms,
                 history: StateHistory::default(),
+                holder: Holder::unpolled(None),
             };
             self.life_ended(id, tracked.last_poll, &mut ended);
             if known.confirmed {
@@ -792,6 +819,9 @@ impl EventAttribution {
         for timed in events {
             ctx.part.stats.events += 1;
             ctx.apply_event(&timed.event);
+            if let Some(pid) = timed.pid {
+                ctx.note_owner(timed.event.socket_address(), pid);
+            }
         }
     }
 }
@@ -939,6 +969,7 @@ impl Attribution<'_, '_> {
                 // The address is free for the next socket.
                 self.part.by_sk.remove(sk);
                 self.part.pending.remove(sk);
+                self.part.pending_owners.remove(sk);
             }
             TraceEvent::DelayedAck { sk } => {
                 // Every socket of the host has its timer: only a socket an
@@ -1009,6 +1040,29 @@ impl Attribution<'_, '_> {
             self.part.pending.remove(&sk);
         }
         other
+    }
+
+    /// Notes the process an event of the socket at `sk` ran in: on its
+    /// socket if known, else under the address until it is.
+    fn note_owner(&mut self, sk: u64, pid: u32) {
+        if sk == 0
+            || matches!(
+                self.part.by_sk.get(&sk),
+                Some(Place::Ignored | Place::Rejected)
+            )
+        {
+            return;
+        }
+        if let Some(id) = self.locate(sk, None) {
+            self.part.marks.entry(id).or_default().owner = Some(pid);
+            return;
+        }
+        let owners = &mut self.part.pending_owners;
+        if owners.len() >= PENDING_OWNERS_LIMIT && !owners.contains_key(&sk) {
+            self.part.stats.owners_unkept += 1;
+            return;
+        }
+        owners.insert(sk, (pid, self.poll));
     }
 
     /// Notes what an event told of the socket it is about, if known.
@@ -1135,6 +1189,10 @@ impl Attribution<'_, '_> {
     /// Records where `sk` leads and hands over what waited for it.
     fn learn(&mut self, sk: u64, place: Place, id: SocketId) {
         self.part.by_sk.insert(sk, place);
+        if let Some((pid, _)) = self.part.pending_owners.remove(&sk) {
+            let marks = self.part.marks.entry(id).or_default();
+            marks.owner = marks.owner.or(Some(pid));
+        }
         let Some(mut waiting) = self.part.pending.remove(&sk) else {
             return;
         };
@@ -1537,6 +1595,7 @@ mod tests {
             time_ns,
             probe: Probe::Tracepoint,
             event,
+            pid: None,
         }
     }
 

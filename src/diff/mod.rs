@@ -147,6 +147,8 @@ pub struct Closed {
     pub unseen_ms: u64,
     /// The states kernel events saw it go through.
     pub history: StateHistory,
+    /// Who held it, where its inode does not tell.
+    pub holder: Holder,
 }
 
 impl Closed {
@@ -178,6 +180,29 @@ impl Closed {
     }
 }
 
+/// What is known of the process that held a socket besides its inode,
+/// which is 0 for a socket no poll saw held: a TIME_WAIT or orphan, and a
+/// socket known only from its close notice or its events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Holder {
+    /// The process its system calls (connect, sends, receives, close) ran
+    /// in, the latest one kernel events saw (precision mode).
+    pub pid: Option<u32>,
+    /// No poll saw it alive: it opened and closed between two polls (its
+    /// close notice or its events tell of it), so no inode was read.
+    pub unpolled: bool,
+}
+
+impl Holder {
+    /// A socket no poll saw alive, whose events ran in `pid` if known.
+    pub fn unpolled(pid: Option<u32>) -> Holder {
+        Holder {
+            pid,
+            unpolled: true,
+        }
+    }
+}
+
 /// One socket's contribution to a report.
 #[derive(Debug, Clone, Copy)]
 pub struct SocketRow<'a> {
@@ -186,6 +211,8 @@ pub struct SocketRow<'a> {
     pub closed: bool,
     /// States seen by kernel events (empty without precision mode).
     pub history: StateHistory,
+    /// Who held it, where its inode does not tell.
+    pub holder: Holder,
 }
 
 /// (namespace, address, port) of each listener seen, with the poll that
@@ -268,6 +295,7 @@ impl Tracker {
                 counters: self.with_presence(c.window),
                 closed: true,
                 history: c.history,
+                holder: c.holder,
             });
         }
         self.closed = closed;
@@ -585,6 +613,7 @@ impl Tracker {
             sample: tracked.sample,
             unseen_ms: elapsed_ms,
             history: StateHistory::default(),
+            holder: Holder::default(),
         };
         if let Some(events) = &mut self.events {
             events.vanished(id, tracked.last_poll, &mut closed);
@@ -659,22 +688,26 @@ impl Tracker {
                 counters: self.with_presence(t.window.counts()),
                 closed: false,
                 history: events.map(|e| e.history_of(id)).unwrap_or_default(),
+                holder: Holder {
+                    pid: events.and_then(|e| e.owner_of(id)),
+                    unpolled: false,
+                },
             });
-        let known_by_events =
-            events
-                .into_iter()
-                .flat_map(|e| e.event_only_sockets())
-                .map(move |(t, history)| SocketRow {
-                    sample: &t.sample,
-                    counters: self.with_presence(t.window.counts()),
-                    closed: false,
-                    history,
-                });
+        let known_by_events = events.into_iter().flat_map(|e| e.event_only_sockets()).map(
+            move |(t, history, pid)| SocketRow {
+                sample: &t.sample,
+                counters: self.with_presence(t.window.counts()),
+                closed: false,
+                history,
+                holder: Holder::unpolled(pid),
+            },
+        );
         let closed = self.closed.iter().map(move |c| SocketRow {
             sample: &c.sample,
             counters: self.with_presence(c.window),
             closed: true,
             history: c.history,
+            holder: c.holder,
         });
         present.chain(known_by_events).chain(closed)
     }
@@ -766,6 +799,7 @@ fn update(
             sample: std::mem::replace(&mut tracked.sample, sample.clone()),
             unseen_ms: elapsed_ms,
             history: StateHistory::default(),
+            holder: Holder::default(),
         };
         tracked.window.clear();
         tracked.origin = Origin::Successor;
@@ -834,6 +868,7 @@ pub fn lifetime_row(sample: &SocketSample) -> SocketRow<'_> {
         counters: cumulative(sample).counters,
         closed: false,
         history: StateHistory::default(),
+        holder: Holder::default(),
     }
 }
 

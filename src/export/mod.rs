@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::aggregate::{GroupKey, Index, NO_OWNER};
+use crate::aggregate::{GroupKey, Index, NO_OWNER, UNSEEN_OWNER};
 use crate::counters::{Counter, Counters};
 use crate::report::Report;
 
@@ -143,6 +143,7 @@ fn labels_of(report: &Report<'_>, key: &GroupKey) -> Labels {
         GroupKey::Netns(_) => vec![("netns", report.key_value(key))],
         GroupKey::Container(_) => vec![("container", report.key_value(key))],
         GroupKey::Process(NO_OWNER) => vec![("process", "none".to_string())],
+        GroupKey::Process(UNSEEN_OWNER) => vec![("process", "unseen".to_string())],
         GroupKey::Process(_) => vec![("process", report.key_value(key))],
         GroupKey::Unlisted => label_names(report.index)
             .iter()
@@ -530,6 +531,17 @@ mod tests {
             })
             .collect();
         Report::new(ReportKind::Window, Index::Lport, (0, end_ms), 1, groups)
+    }
+
+    #[test]
+    fn process_series_tell_sockets_closed_before_any_poll_from_those_none_holds() {
+        let mut report = window(&[], 1000);
+        report.index = Index::Process;
+        report.process_names.insert(812, "nginx".to_string());
+        let label = |pid| labels_of(&report, &GroupKey::Process(pid));
+        assert_eq!(label(812), vec![("process", "nginx[812]".to_string())]);
+        assert_eq!(label(NO_OWNER), vec![("process", "none".to_string())]);
+        assert_eq!(label(UNSEEN_OWNER), vec![("process", "unseen".to_string())]);
     }
 
     fn value(text: &str, series: &str) -> Option<u64> {

@@ -168,6 +168,43 @@ pub struct Timed {
     pub time_ns: u64,
     pub probe: Probe,
     pub event: TraceEvent,
+    /// The process the event ran in, for events that run in their
+    /// socket's owner's context (see [`TraceEvent::runs_in_owner_context`]);
+    /// None for the others, whose current process is whichever one a
+    /// segment or timer interrupted.
+    pub pid: Option<u32>,
+}
+
+impl TraceEvent {
+    /// Whether the event runs in the context of the process holding its
+    /// socket: a send or receive call, or a state change a system call
+    /// made (a connect's SYN_SENT, a close's FIN_WAIT1), not one made in
+    /// softirq for a segment or a timer (or one whose record cannot tell).
+    pub fn runs_in_owner_context(&self) -> bool {
+        match self {
+            TraceEvent::Sent { .. } | TraceEvent::Received { .. } => true,
+            TraceEvent::StateChange { in_softirq, .. } => *in_softirq == Some(false),
+            _ => false,
+        }
+    }
+
+    /// The kernel address of the socket the event is about (0: none).
+    pub fn socket_address(&self) -> u64 {
+        match self {
+            TraceEvent::StateChange { sk, .. }
+            | TraceEvent::SendReset { sk, .. }
+            | TraceEvent::ReceiveReset { sk, .. }
+            | TraceEvent::Retransmit { sk, .. }
+            | TraceEvent::Sent { sk, .. }
+            | TraceEvent::Received { sk, .. }
+            | TraceEvent::Drop { sk, .. }
+            | TraceEvent::Identity { sk, .. }
+            | TraceEvent::Destroyed { sk, .. }
+            | TraceEvent::DelayedAck { sk }
+            | TraceEvent::LastSample { sk, .. } => *sk,
+            TraceEvent::SynAckRetransmit { listener_sk, .. } => *listener_sk,
+        }
+    }
 }
 
 /// Converts an in-kernel state number, as events carry it.

@@ -249,6 +249,11 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
             // No process holds these sockets (TIME_WAIT, orphans).
             buf.extend_from_slice(b"\"pid\":null,\"command\":\"-\"");
         }
+        GroupKey::Process(crate::aggregate::UNSEEN_OWNER) => {
+            // Closed between two polls, and no event named a process.
+            buf.extend_from_slice(b"\"pid\":null,\"command\":\"-\",\"owner\":");
+            string(buf, "closed before any poll saw it");
+        }
         GroupKey::Process(pid) => {
             buf.extend_from_slice(b"\"pid\":");
             buf.extend_from_slice(itoa::Buffer::new().format(pid).as_bytes());

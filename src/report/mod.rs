@@ -189,7 +189,7 @@ impl<'a> Report<'a> {
                     .cloned()
                     .unwrap_or_else(|| format!("none ({})", self.netns_label(inode)))
             ),
-            GroupKey::Process(pid) if pid != 0 && pid != crate::aggregate::NO_OWNER => {
+            GroupKey::Process(pid) if crate::aggregate::is_pid(pid) => {
                 format!("Process: {}", self.process_value(pid))
             }
             other => other.to_string(),
@@ -215,9 +215,7 @@ impl<'a> Report<'a> {
                 .get(&inode)
                 .cloned()
                 .unwrap_or_else(|| format!("none ({})", self.netns_label(inode))),
-            GroupKey::Process(pid) if pid != 0 && pid != crate::aggregate::NO_OWNER => {
-                self.process_value(pid)
-            }
+            GroupKey::Process(pid) if crate::aggregate::is_pid(pid) => self.process_value(pid),
             other => other.value(),
         }
     }
@@ -611,6 +609,15 @@ mod tests {
         );
     }
 
+    #[test]
+    fn key_text_of_sockets_closed_before_any_poll_says_so_not_time_wait() {
+        let report = labelled_report();
+        let unseen = report.key_text(&GroupKey::Process(crate::aggregate::UNSEEN_OWNER));
+        assert_eq!(unseen, "Process: - (closed before any poll saw its owner)");
+        let held_by_none = report.key_text(&GroupKey::Process(crate::aggregate::NO_OWNER));
+        assert!(held_by_none.contains("TIME_WAIT"), "{held_by_none}");
+    }
+
     // ---- key_value: the table's key cell ----------------------------------
 
     #[test]
@@ -647,6 +654,10 @@ mod tests {
             (GroupKey::Process(4242), "4242"),
             (GroupKey::Process(0), "?"),
             (GroupKey::Process(crate::aggregate::NO_OWNER), "-"),
+            (
+                GroupKey::Process(crate::aggregate::UNSEEN_OWNER),
+                "- (closed before any poll saw its owner)",
+            ),
         ];
         for (key, value) in cases {
             assert_eq!(report.key_value(&key), value, "{key:?}");

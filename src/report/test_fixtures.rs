@@ -907,7 +907,8 @@ pub fn by_container() -> Report<'static> {
 }
 
 /// index=process: a process with its command read, one whose command is
-/// gone, and the sockets whose owner could not be read.
+/// gone, the sockets whose owner could not be read, those that closed
+/// before any poll saw them, and those no process holds.
 pub fn by_process() -> Report<'static> {
     use Counter::*;
     Report {
@@ -935,6 +936,18 @@ pub fn by_process() -> Report<'static> {
                     &[(CurrEstab, 0, false), (BytesSent, 64, false)],
                     2,
                     2,
+                ),
+                group(
+                    GroupKey::Process(crate::aggregate::UNSEEN_OWNER),
+                    &[(CurrEstab, 0, false), (BytesSent, 50, false)],
+                    5,
+                    5,
+                ),
+                group(
+                    GroupKey::Process(crate::aggregate::NO_OWNER),
+                    &[(CurrEstab, 0, false), (BytesSent, 8, false)],
+                    1,
+                    0,
                 ),
             ],
         )

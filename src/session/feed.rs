@@ -33,6 +33,17 @@ pub trait EventFeed {
         0
     }
     fn summary(&self) -> &ProbeSummary;
+    /// Reads the names of the processes events run in from now on
+    /// (`true`), as their events are read, or stops.
+    fn want_process_names(&mut self, _wanted: bool) {}
+    /// The names of processes events ran in, read since the last call.
+    fn take_process_names(&mut self) -> Vec<(u32, String)> {
+        Vec::new()
+    }
+    /// Processes left unnamed by the bound on names read, since the start.
+    fn process_names_unkept(&self) -> u64 {
+        0
+    }
 }
 
 /// Precision mode's collector as a feed.
@@ -78,6 +89,18 @@ impl EventFeed for LiveFeed {
     fn summary(&self) -> &ProbeSummary {
         self.collector.summary()
     }
+
+    fn want_process_names(&mut self, wanted: bool) {
+        self.collector.want_process_names(wanted);
+    }
+
+    fn take_process_names(&mut self) -> Vec<(u32, String)> {
+        self.collector.take_process_names()
+    }
+
+    fn process_names_unkept(&self) -> u64 {
+        self.collector.process_names_unkept()
+    }
 }
 
 /// Recorded or built events, handed out one batch per dump: batch `k` is
@@ -91,6 +114,13 @@ pub struct ReplayFeed {
     taken: u64,
     lost: u64,
     summary: ProbeSummary,
+    /// Names of the processes the events ran in, handed out with the
+    /// first batch of events once asked for, as a live feed reads them
+    /// with their events.
+    process_names: Vec<(u32, String)>,
+    process_names_wanted: bool,
+    /// The last batch handed out had events.
+    events_handed: bool,
 }
 
 impl ReplayFeed {
@@ -101,7 +131,16 @@ impl ReplayFeed {
             taken: 0,
             lost: 0,
             summary,
+            process_names: Vec::new(),
+            process_names_wanted: false,
+            events_handed: false,
         }
+    }
+
+    /// The names the processes of the events' pids had when they ran.
+    pub fn with_process_names(mut self, names: Vec<(u32, String)>) -> ReplayFeed {
+        self.process_names = names;
+        self
     }
 
     /// Pretends the kernel lost `count` events.
@@ -125,6 +164,7 @@ impl EventFeed for ReplayFeed {
             events.extend(self.batches.pop_front().unwrap_or_default());
             self.taken += 1;
         }
+        self.events_handed = !events.is_empty();
         events
     }
 
@@ -142,5 +182,16 @@ impl EventFeed for ReplayFeed {
 
     fn summary(&self) -> &ProbeSummary {
         &self.summary
+    }
+
+    fn want_process_names(&mut self, wanted: bool) {
+        self.process_names_wanted = wanted;
+    }
+
+    fn take_process_names(&mut self) -> Vec<(u32, String)> {
+        if !self.process_names_wanted || !self.events_handed {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.process_names)
     }
 }

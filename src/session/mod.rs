@@ -62,6 +62,8 @@ struct Notices {
     /// Which one-time notices were given.
     owners_denied_said: bool,
     system_missing_said: bool,
+    /// Process names not kept (bounds), as last said.
+    process_names_unkept_said: u64,
 }
 
 impl Notices {
@@ -176,6 +178,10 @@ impl Session {
         if let Some(retries) = source.syn_retries() {
             tracker.set_syn_retries(retries);
         }
+        let mut feed = feed;
+        if let (Some(feed), true) = (feed.as_mut(), config.processes) {
+            feed.want_process_names(true);
+        }
         let mut notices = Notices::default();
         notices.add(source.take_notices());
         if config.record.is_some() {
@@ -230,6 +236,9 @@ impl Session {
         self.config.index = index;
         if index == Index::Process && self.owners.is_none() {
             self.owners = Some(ProcessMap::new());
+            if let Some(feed) = self.feed.as_mut() {
+                feed.want_process_names(true);
+            }
         }
     }
 
@@ -301,6 +310,7 @@ impl Session {
         let result = self.take_poll();
         self.notices.add(self.source.take_notices());
         self.note_owners_denied();
+        self.note_owners_unkept();
         self.note_events_lost();
         self.note_closes_lost();
         match result {
@@ -335,6 +345,10 @@ impl Session {
             let events = feed.take_before(mark);
             if self.tracker.polls() > 0 {
                 self.tracker.apply_events(&events, &self.tracker_filter);
+            }
+            // Read as the events were: the processes may be gone now.
+            if let Some(owners) = self.owners.as_mut() {
+                owners.learn_commands(feed.take_process_names());
             }
         }
         self.tracker.observe(&snapshot, &self.tracker_filter);
@@ -375,7 +389,7 @@ impl Session {
                 && view.is_none_or(|v| v.matches(&row.sample.key))
                 && !(skip_idle && row.counters.is_all_zero());
             if listed {
-                folded.fold(keys.key_for(row.sample), &row);
+                folded.fold(keys.key_for(&row), &row);
             }
         });
     }
@@ -402,6 +416,8 @@ impl Session {
             // its report.
             let alive = self.tracker.rows().map(|r| r.sample.inode).collect();
             owners.retain_sockets(&alive);
+            let named = self.tracker.rows().filter_map(|r| r.holder.pid).collect();
+            owners.retain_event_commands(&named);
         }
     }
 
@@ -419,6 +435,32 @@ impl Session {
             )]);
         }
         counters
+    }
+
+    /// Says when bounds left processes that events ran in unnamed, or
+    /// sockets without the owner their events named.
+    fn note_owners_unkept(&mut self) {
+        let Some(owners) = self.owners.as_ref() else {
+            return;
+        };
+        let names = owners.event_commands_unkept()
+            + self.feed.as_ref().map_or(0, |f| f.process_names_unkept());
+        if names > self.notices.process_names_unkept_said {
+            let new = names - self.notices.process_names_unkept_said;
+            self.notices.process_names_unkept_said = names;
+            self.note(vec![format!(
+                "{new} process names were not kept (bound reached): their sockets show the pid alone"
+            )]);
+        }
+        let sockets = self
+            .tracker
+            .event_stats()
+            .map_or(0, |stats| stats.owners_unkept);
+        if sockets > 0 {
+            self.note(vec![format!(
+                "precision: the owners of {sockets} sockets were not kept this window (bound reached): they show no owner from events"
+            )]);
+        }
     }
 
     fn note_owners_denied(&mut self) {
@@ -918,7 +960,8 @@ impl Session {
                 return true;
             }
             let mut group = aggregate::single_socket_group(lifetime_row(sample));
-            group.owner = owners.map(|o| aggregate::owner_label(o, sample.inode));
+            group.owner =
+                owners.map(|o| aggregate::owner_label(o, sample.inode, Default::default()));
             match writer.group(&report, &group) {
                 Ok(()) => true,
                 Err(err) => {

@@ -5,6 +5,11 @@
 //! still unknown (an fd number reused). Sockets
 //! whose owner cannot be read (other users' processes when unprivileged, or
 //! a process that already closed them) have no owner: reports say `?`.
+//!
+//! Precision mode also knows the process a socket's system calls ran in
+//! (its events carry the pid): [`ProcessNames`] reads those processes'
+//! names as their events are read, before a short-lived process exits, and
+//! [`ProcessMap::learn_commands`] keeps them for the reports.
 
 use std::collections::hash_map::Entry;
 use std::os::unix::fs::MetadataExt;
@@ -31,10 +36,20 @@ struct ProcessFds {
     fds: FxHashMap<u32, u64>,
 }
 
+/// Names of processes that events ran in that a map keeps, at most: past
+/// this, a process is shown by its pid alone (and counted).
+pub const EVENT_COMMANDS_LIMIT: usize = 1 << 16;
+
 #[derive(Debug, Default)]
 pub struct ProcessMap {
     owners: FxHashMap<u64, Owner>,
     commands: FxHashMap<u32, String>,
+    /// Names of the processes kernel events ran in (pid → command, as read
+    /// when their events were): kept while a report may name them, even
+    /// after the process exited.
+    event_commands: FxHashMap<u32, String>,
+    /// Names not kept: [`EVENT_COMMANDS_LIMIT`] was reached.
+    event_commands_unkept: u64,
     processes: FxHashMap<u32, ProcessFds>,
     /// Processes whose fd directory could not be read.
     denied: FxHashSet<u32>,
@@ -52,9 +67,39 @@ impl ProcessMap {
         self.owners.get(&inode)
     }
 
-    /// The command of a process that held a socket seen.
+    /// The command of a process that held a socket seen, or that a
+    /// socket's events ran in.
     pub fn command_of(&self, pid: u32) -> Option<&str> {
-        self.commands.get(&pid).map(String::as_str)
+        self.commands
+            .get(&pid)
+            .or_else(|| self.event_commands.get(&pid))
+            .map(String::as_str)
+    }
+
+    /// Keeps the names of processes events ran in, as read then (a name
+    /// read later for the same pid is a newer process's: it replaces the
+    /// old one).
+    pub fn learn_commands(&mut self, names: impl IntoIterator<Item = (u32, String)>) {
+        for (pid, command) in names {
+            let known = self.event_commands.contains_key(&pid);
+            if !known && self.event_commands.len() >= EVENT_COMMANDS_LIMIT {
+                self.event_commands_unkept += 1;
+                continue;
+            }
+            self.event_commands.insert(pid, command);
+        }
+    }
+
+    /// Forgets the names of processes events ran in that no socket
+    /// reported refers to any more.
+    pub fn retain_event_commands(&mut self, wanted: &FxHashSet<u32>) {
+        self.event_commands.retain(|pid, _| wanted.contains(pid));
+    }
+
+    /// Names of processes events ran in that were not kept (the bound was
+    /// reached), since the start.
+    pub fn event_commands_unkept(&self) -> u64 {
+        self.event_commands_unkept
     }
 
     /// Reads every process's fds now (for a one-shot snapshot).
@@ -177,6 +222,56 @@ impl ProcessMap {
     }
 }
 
+/// Distinct processes [`ProcessNames`] reads between two hand-overs, at
+/// most: past this, a process goes unnamed (and counted).
+pub const PROCESS_NAMES_LIMIT: usize = 1 << 14;
+
+/// Names of the processes kernel events ran in, read from /proc/PID/comm
+/// once per pid between two hand-overs ([`ProcessNames::take`]): as soon as
+/// their events are read, so that a process that exits right after its
+/// connections is still named. A pid read again after a hand-over is read
+/// afresh (it may be another process by then).
+#[derive(Debug, Default)]
+pub struct ProcessNames {
+    /// pid → name, None where it could not be read (gone already).
+    read: FxHashMap<u32, Option<String>>,
+    /// Pids not read: the bound was reached.
+    unkept: u64,
+}
+
+impl ProcessNames {
+    /// Reads `pid`'s name unless read since the last hand-over.
+    pub fn note(&mut self, pid: u32) {
+        self.note_with(pid, read_comm);
+    }
+
+    /// [`ProcessNames::note`] with the name read by `read` (tests).
+    pub fn note_with(&mut self, pid: u32, read: impl FnOnce(u32) -> Option<String>) {
+        if self.read.contains_key(&pid) {
+            return;
+        }
+        if self.read.len() >= PROCESS_NAMES_LIMIT {
+            self.unkept += 1;
+            return;
+        }
+        self.read.insert(pid, read(pid));
+    }
+
+    /// The names read since the last call.
+    pub fn take(&mut self) -> Vec<(u32, String)> {
+        self.read
+            .drain()
+            .filter_map(|(pid, name)| Some((pid, name?)))
+            .collect()
+    }
+
+    /// Processes left unnamed because the bound was reached, since the
+    /// start.
+    pub fn unkept(&self) -> u64 {
+        self.unkept
+    }
+}
+
 /// Every process directory under /proc, with its pid.
 pub(crate) fn proc_pids() -> impl Iterator<Item = (u32, std::fs::DirEntry)> {
     std::fs::read_dir("/proc")
@@ -198,9 +293,13 @@ fn socket_inode(link: &str) -> Option<u64> {
 }
 
 fn process_name(pid: u32) -> String {
+    read_comm(pid).unwrap_or_else(|| "?".to_string())
+}
+
+fn read_comm(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
         .map(|s| s.trim_end().to_string())
-        .unwrap_or_else(|_| "?".to_string())
 }
 
 #[cfg(test)]
@@ -219,6 +318,46 @@ mod tests {
     fn inode_of_fd(fd: i32) -> u64 {
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
         socket_inode(link.to_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_event_process_is_named_once_per_hand_over_and_kept_after_it_exits() {
+        let mut names = ProcessNames::default();
+        let mut reads = 0;
+        for _ in 0..3 {
+            names.note_with(4242, |_| {
+                reads += 1;
+                Some("curl".to_string())
+            });
+        }
+        names.note_with(4243, |_| None);
+        assert_eq!(reads, 1, "read once per pid");
+        let taken = names.take();
+        assert_eq!(taken, vec![(4242, "curl".to_string())]);
+        let mut map = ProcessMap::new();
+        map.learn_commands(taken);
+        // The process is gone; the map keeps the name read in time.
+        assert_eq!(map.command_of(4242), Some("curl"));
+        map.retain_event_commands(&FxHashSet::default());
+        assert_eq!(map.command_of(4242), None);
+        // Our own name, read from /proc.
+        names.note(std::process::id());
+        assert_eq!(names.take().len(), 1);
+    }
+
+    #[test]
+    fn event_process_names_past_the_bound_are_counted_not_kept() {
+        let mut map = ProcessMap::new();
+        map.learn_commands((0..EVENT_COMMANDS_LIMIT as u32 + 3).map(|p| (p, "x".to_string())));
+        assert_eq!(map.event_commands_unkept(), 3);
+        // A known pid's newer name still replaces its old one.
+        map.learn_commands([(7, "y".to_string())]);
+        assert_eq!(map.command_of(7), Some("y"));
+        let mut names = ProcessNames::default();
+        for pid in 0..PROCESS_NAMES_LIMIT as u32 + 2 {
+            names.note_with(pid, |_| Some("z".to_string()));
+        }
+        assert_eq!(names.unkept(), 2);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::tracing_fs::{KprobeSet, MountedHere, Tracefs, TracefsError};
 use crate::counters::Counter;
 use crate::model::event::{Probe, Timed, TraceEvent};
 use crate::model::TcpState;
+use crate::source::processes::ProcessNames;
 use crate::source::sockdiag::{SockDiag, EXT_CONG, EXT_INFO};
 
 /// What precision mode asks of the kernel, by what it is for.
@@ -246,6 +247,11 @@ pub struct Collector {
     namer: Option<u32>,
     naming: Vec<u64>,
     names: Names,
+    /// The names of the processes owner-context events ran in, read as
+    /// the events are (when asked: [`Collector::want_process_names`]).
+    process_names: Option<ProcessNames>,
+    /// Processes left unnamed by the bound, in earlier [`ProcessNames`].
+    process_names_unkept: u64,
 }
 
 /// Socket addresses tcp_probe is filtered to at once, at most.
@@ -390,6 +396,8 @@ impl Collector {
                 namer,
                 naming: Vec::new(),
                 names: Names::default(),
+                process_names: None,
+                process_names_unkept: 0,
                 timer_pipe,
             },
             notices,
@@ -494,6 +502,7 @@ impl Collector {
             diag,
             undecoded,
             recorder,
+            process_names,
             ..
         } = self;
         let before = queue.len();
@@ -512,11 +521,21 @@ impl Collector {
                 opened.decoder.decode(sample.raw)
             };
             match event {
-                Some(event) => queue.push(Timed {
-                    time_ns: sample.time_ns,
-                    probe: opened.probe,
-                    event,
-                }),
+                Some(event) => {
+                    // The process a segment or timer interrupted is not the
+                    // socket's: only system calls' events name their owner.
+                    let pid =
+                        (event.runs_in_owner_context() && sample.pid != 0).then_some(sample.pid);
+                    if let (Some(pid), Some(names)) = (pid, process_names.as_mut()) {
+                        names.note(pid);
+                    }
+                    queue.push(Timed {
+                        time_ns: sample.time_ns,
+                        probe: opened.probe,
+                        event,
+                        pid,
+                    });
+                }
                 None if !opened.kind.is_call_half() => *undecoded += 1,
                 None => {}
             }
@@ -538,6 +557,7 @@ impl Collector {
                     event: TraceEvent::DelayedAck {
                         sk: timer - *offset,
                     },
+                    pid: None,
                 });
             });
         }
@@ -555,6 +575,31 @@ impl Collector {
             }
             self.ask_names();
         }
+    }
+
+    /// Reads the names of the processes owner-context events run in from
+    /// now on (`true`), or stops.
+    pub fn want_process_names(&mut self, wanted: bool) {
+        match (wanted, self.process_names.take()) {
+            (true, names) => self.process_names = Some(names.unwrap_or_default()),
+            (false, Some(names)) => self.process_names_unkept += names.unkept(),
+            (false, None) => {}
+        }
+    }
+
+    /// The names read since the last call: pid → command, as read when
+    /// the process's events were.
+    pub fn take_process_names(&mut self) -> Vec<(u32, String)> {
+        self.process_names
+            .as_mut()
+            .map(ProcessNames::take)
+            .unwrap_or_default()
+    }
+
+    /// Processes whose events were read but whose name was not (the bound
+    /// on names read between two hand-overs), since the start.
+    pub fn process_names_unkept(&self) -> u64 {
+        self.process_names_unkept + self.process_names.as_ref().map_or(0, ProcessNames::unkept)
     }
 
     /// The events that happened before `time_ns`, oldest first; later ones
@@ -1085,6 +1130,7 @@ fn ask_last_moments(diag: &mut SockDiag, queue: &mut Vec<Timed>, from: usize) {
                     time_ns,
                     probe: queue[at].probe,
                     event,
+                    pid: None,
                 },
             ));
         }
