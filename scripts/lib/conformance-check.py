@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Judges packetdrill conformance results (scripts/conformance.sh).
 
-usage: conformance-check.py ALLOWED.tsv MODE=RESULTS.jsonl ...
+usage: conformance-check.py [--failed-out FILE] ALLOWED.tsv MODE=RESULTS.jsonl ...
 
 RESULTS.jsonl is run-packetdrill.py's output: one JSON object per script
 with `differs` (counter -> {namespace, sockets}) or `error`, then a SUMMARY
@@ -11,8 +11,11 @@ mode is poll, precision or both; counters a comma-separated list. A
 difference is allowed only where the namespace counted more than the
 sockets (the kernel counted it on a path no socket owns), and never for the
 counters that name a connection's life (opens, fails, resets).
-Prints RESULT lines and `conformance: N passed, M failed`; exit 1 on any
-failure or a malformed allow-list.
+Several RESULTS files of one mode (a first run, then reruns of the scripts
+that failed) are read in order: a script's last result counts, and one that
+failed before and passes now is said FLAKY. Prints RESULT lines and
+`conformance: N passed, M failed`; exit 1 on any failure or a malformed
+allow-list. --failed-out writes `mode<TAB>script` per failure.
 """
 import fnmatch, json, sys
 
@@ -51,12 +54,34 @@ def allowance(allowed, mode, script, counter):
     return None
 
 
+def judge(allowed, mode, row):
+    """(passed, detail) of one script's result."""
+    if "error" in row:
+        return False, row["error"]
+    bad, classes = [], []
+    for counter, v in sorted(row.get("differs", {}).items()):
+        klass = allowance(allowed, mode, row["script"], counter)
+        shown = f"{counter} namespace {v['namespace']} sockets {v['sockets']}"
+        if klass and v["namespace"] > v["sockets"]:
+            classes.append(f"{shown} ({klass})")
+        else:
+            bad.append(shown)
+    if bad:
+        return False, "; ".join(bad)
+    return True, ("ALLOWED " + "; ".join(classes)) if classes else "PASS"
+
+
 def main():
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    failed_out = None
+    if args[:1] == ["--failed-out"]:
+        failed_out, args = args[1], args[2:]
+    if len(args) < 2:
         sys.exit(__doc__)
-    allowed = load_allowed(sys.argv[1])
-    passed = failed = 0
-    for arg in sys.argv[2:]:
+    allowed = load_allowed(args[0])
+    # (mode, script) -> list of (passed, detail), in run order.
+    verdicts = {}
+    for arg in args[1:]:
         mode, _, path = arg.partition("=")
         rows = []
         with open(path) as f:
@@ -64,30 +89,27 @@ def main():
                 if line.startswith("{"):
                     rows.append(json.loads(line))
         if not rows:
-            print(f"RESULT {mode} - FAIL the runner reported no script ({path})")
-            failed += 1
-            continue
+            verdicts.setdefault((mode, "-"), []).append(
+                (False, f"the runner reported no script ({path})"))
         for row in rows:
-            script = row["script"]
-            if "error" in row:
-                print(f"RESULT {mode} {script} FAIL {row['error']}")
-                failed += 1
-                continue
-            bad, classes = [], []
-            for counter, v in sorted(row.get("differs", {}).items()):
-                klass = allowance(allowed, mode, script, counter)
-                shown = f"{counter} namespace {v['namespace']} sockets {v['sockets']}"
-                if klass and v["namespace"] > v["sockets"]:
-                    classes.append(f"{shown} ({klass})")
-                else:
-                    bad.append(shown)
-            if bad:
-                print(f"RESULT {mode} {script} FAIL {'; '.join(bad)}")
-                failed += 1
-            else:
-                verdict = "ALLOWED " + "; ".join(classes) if classes else "PASS"
-                print(f"RESULT {mode} {script} {verdict}")
-                passed += 1
+            verdicts.setdefault((mode, row["script"]), []).append(judge(allowed, mode, row))
+    passed = failed = 0
+    failures = []
+    for (mode, script), runs in verdicts.items():
+        ok, detail = runs[-1]
+        if ok:
+            if len(runs) > 1:
+                earlier = "; ".join(d for good, d in runs[:-1] if not good)
+                detail = f"FLAKY {detail} (an earlier run: {earlier})"
+            print(f"RESULT {mode} {script} {detail}")
+            passed += 1
+        else:
+            print(f"RESULT {mode} {script} FAIL {detail}")
+            failed += 1
+            failures.append(f"{mode}\t{script}")
+    if failed_out:
+        with open(failed_out, "w") as f:
+            f.write("".join(line + "\n" for line in failures))
     print(f"conformance: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
