@@ -570,6 +570,9 @@ impl Residual {
             Counter::InSegs => Some(
                 "the namespace counts a GRO-merged packet once, a socket each segment it carried",
             ),
+            Counter::DelayedACKs => Some(
+                "a socket counts each delayed-ACK timer that sent a packet, a compressed SACK (TcpExt:TCPAckCompressed) too; through perf, every expiry",
+            ),
             _ => None,
         }
     }
@@ -914,6 +917,15 @@ mod tests {
             sockets: 751,
         };
         assert!(gro.why_below_zero().unwrap().contains("GRO"));
+        let compressed = Residual {
+            counter: Counter::DelayedACKs,
+            system: 3,
+            sockets: 4,
+        };
+        assert!(compressed
+            .why_below_zero()
+            .unwrap()
+            .contains("TCPAckCompressed"));
         let exact = Residual {
             counter: Counter::InSegs,
             system: 751,

@@ -130,9 +130,10 @@ pub enum TraceEvent {
         tuple: EventTuple,
         cookie: Option<u64>,
     },
-    /// timer:timer_expire_entry of a socket's delayed-ACK timer: a delayed
-    /// ACK, unless an ACK already went out since it was set (then the
-    /// kernel sends and counts nothing: so DelayedACKs is approximate).
+    /// A socket's delayed ACK: its timer's expiry, where the ftrace
+    /// instance pairs it, one that sent a packet before it ended (see
+    /// `trace::ftrace_pipe`); through perf every expiry, also one that
+    /// finds its ACK already sent (the kernel then counts nothing).
     DelayedAck { sk: u64 },
     /// The socket's own sample, asked of sock_diag for that one socket as
     /// it left ESTABLISHED: its counters up to its last moments.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::decoder::{CallPairer, Decoder, EventKind};
-use super::ftrace_pipe::{self, FtracePipe};
+use super::ftrace_pipe::{self, DelackBrackets, FtracePipe, PipeEvent};
 use super::kernel_facts::{self, DelackTimer};
 use super::kprobe_defs::{self as kprobes, KprobeDef};
 use super::layout::EventFormat;
@@ -236,8 +236,8 @@ pub struct Collector {
     /// many samples were written.
     recorder: Option<(PathBuf, Vec<(String, u32)>)>,
     /// The delayed-ACK timer's expiries, read from an ftrace instance
-    /// (removed before the mount goes), and the timer's offset in a socket.
-    timer_pipe: Option<(FtracePipe, u64)>,
+    /// (removed before the mount goes).
+    timer_pipe: Option<TimerPipe>,
     /// Kept for their removal when the run ends.
     _kprobes: Option<KprobeSet>,
     /// Dropped after the kprobes (their removal needs the mount).
@@ -348,11 +348,8 @@ impl Collector {
         let mut opening = Opening::new(&tracefs, options.record_to.as_deref());
         opening.delack = delack;
         let mut sources = opening.open_tracepoints(&choice.tracepoints, &mut notices);
-        if timer_pipe.is_some() {
-            sources.push((
-                Role::DelayedAcks,
-                DELACK_SOURCE.replace("{via}", "ftrace instance"),
-            ));
+        if let Some(timers) = &timer_pipe {
+            sources.push((Role::DelayedAcks, timers.source()));
         }
         if let Some(set) = &kprobe_set {
             opening.open_kprobes(set.group(), &kprobe_events, &mut sources, &mut notices);
@@ -451,7 +448,7 @@ impl Collector {
         let timers = self
             .timer_pipe
             .as_ref()
-            .map_or(0, |(pipe, _)| pipe.dropped());
+            .map_or(0, |timers| timers.pipe.dropped());
         self.rings.lost() + timers
     }
 
@@ -543,23 +540,8 @@ impl Collector {
         if let Some(counted) = counted {
             rings.check_delivery(counted);
         }
-        if let Some((pipe, offset)) = self.timer_pipe.as_mut() {
-            pipe.read_lines(|line| {
-                let Some((time_ns, timer, function)) = ftrace_pipe::timer_expiry(line) else {
-                    return;
-                };
-                if function != "tcp_delack_timer" || timer <= *offset {
-                    return;
-                }
-                queue.push(Timed {
-                    time_ns,
-                    probe: Probe::Tracepoint,
-                    event: TraceEvent::DelayedAck {
-                        sk: timer - *offset,
-                    },
-                    pid: None,
-                });
-            });
+        if let Some(timers) = self.timer_pipe.as_mut() {
+            timers.read(queue);
         }
         if let Some(diag) = diag {
             ask_last_moments(diag, queue, before);
@@ -771,8 +753,115 @@ fn leave_out_delayed_acks(choice: &mut Choice, notices: &mut Vec<String>, why: &
     notices.push(format!("precision: DelayedACKs left out: {why}"));
 }
 
-/// How DelayedACKs are counted, `{via}` the transport.
+/// How DelayedACKs are counted, `{via}` the transport, where each expiry
+/// counts.
 const DELACK_SOURCE: &str = "{via} timer:timer_expire_entry of tcp_delack_timer (~: a timer that finds its ACK already sent counts too)";
+
+/// How DelayedACKs are counted where expiries are paired with the ACKs
+/// they send.
+const DELACK_PAIRED_SOURCE: &str = "ftrace instance timer:timer_expire_entry of tcp_delack_timer that queued a packet (net:net_dev_queue) on its CPU before its timer:timer_expire_exit (~: an ACK deferred to the socket's owner is not seen, a compressed SACK the timer sent is counted)";
+
+/// Filters for the packets an expiry may send, the first the kernel takes:
+/// those queued in softirq context (`common_flags` bit 0x10, where timers
+/// run) and no longer than a pure ACK can be (Ethernet and VLAN tags,
+/// IPv6, 60 bytes of TCP header: 118; 256 leaves room for encapsulations).
+/// A kernel that filters on neither gets every packet, at more cost.
+const QUEUED_FILTERS: [Option<&str>; 3] = [
+    Some("common_flags & 16 && len <= 256"),
+    Some("len <= 256"),
+    None,
+];
+
+/// The instance that reads delayed-ACK timers, the timer's offset in a
+/// socket, and, where the instance also records timer ends and queued
+/// packets, the pairing that tells an expiry that acknowledged from one
+/// that found nothing to do.
+struct TimerPipe {
+    pipe: FtracePipe,
+    offset: u64,
+    brackets: Option<DelackBrackets>,
+}
+
+impl TimerPipe {
+    /// Adds what pairing needs to the instance; without it each expiry
+    /// counts, said in a notice.
+    fn new(mut pipe: FtracePipe, offset: u64, notices: &mut Vec<String>) -> TimerPipe {
+        let paired = pipe
+            .enable("timer", "timer_expire_exit", None)
+            .and_then(|()| {
+                let mut refused = String::new();
+                for filter in QUEUED_FILTERS {
+                    match pipe.enable("net", "net_dev_queue", filter) {
+                        Ok(()) => return Ok(()),
+                        Err(why) => refused = why,
+                    }
+                }
+                Err(refused)
+            });
+        if let Err(why) = &paired {
+            notices.push(format!(
+                "precision: DelayedACKs count every delayed-ACK timer expiry (~), also one that finds its ACK already sent: {why}"
+            ));
+        }
+        TimerPipe {
+            pipe,
+            offset,
+            brackets: paired.ok().map(|()| DelackBrackets::default()),
+        }
+    }
+
+    fn source(&self) -> String {
+        match self.brackets {
+            Some(_) => DELACK_PAIRED_SOURCE.to_string(),
+            None => DELACK_SOURCE.replace("{via}", "ftrace instance"),
+        }
+    }
+
+    /// Queues the delayed ACKs of what the instance holds now.
+    fn read(&mut self, queue: &mut Vec<Timed>) {
+        let TimerPipe {
+            pipe,
+            offset,
+            brackets,
+        } = self;
+        let offset = *offset;
+        let mut push = |time_ns: u64, timer: u64| {
+            if timer <= offset {
+                return;
+            }
+            queue.push(Timed {
+                time_ns,
+                probe: Probe::Tracepoint,
+                event: TraceEvent::DelayedAck { sk: timer - offset },
+                pid: None,
+            });
+        };
+        pipe.read_lines(|text| {
+            let Some(line) = ftrace_pipe::parse_line(text) else {
+                return;
+            };
+            match brackets {
+                Some(brackets) => {
+                    if let Some(expiry) = brackets.feed(&line, DELACK_FUNCTION) {
+                        if expiry.acked {
+                            push(expiry.time_ns, expiry.timer);
+                        }
+                    }
+                }
+                None => {
+                    if let PipeEvent::Expiry { timer, function } = line.event {
+                        if function == DELACK_FUNCTION {
+                            push(line.time_ns, timer);
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The delayed-ACK timer's callback.
+const DELACK_FUNCTION: &str = "tcp_delack_timer";
 
 /// The delayed-ACK timer's expiries through an ftrace instance of the
 /// run's own, the perf event then not opened (see `ftrace_pipe` for why);
@@ -782,7 +871,7 @@ fn open_timer_pipe(
     offset: u64,
     choice: &mut Choice,
     notices: &mut Vec<String>,
-) -> Option<(FtracePipe, u64)> {
+) -> Option<TimerPipe> {
     // Kernels whose filters take a function pointer's name spare the read
     // of /proc/kallsyms (a one-time ~50 ms of CPU); others take its address.
     let mut filters = [
@@ -795,7 +884,7 @@ fn open_timer_pipe(
     match FtracePipe::open(tracefs.root(), "timer", "timer_expire_entry", &mut filters) {
         Ok(pipe) => {
             choice.tracepoints.retain(|(r, _)| *r != Role::DelayedAcks);
-            Some((pipe, offset))
+            Some(TimerPipe::new(pipe, offset, notices))
         }
         Err(why) => {
             notices.push(format!(

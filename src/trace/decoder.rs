@@ -285,7 +285,8 @@ impl Decoder {
         }
     }
 
-    /// A delayed-ACK timer that fired, as its socket's delayed ACK.
+    /// A delayed-ACK timer that fired, as its socket's delayed ACK (perf
+    /// gives no pairing with the ACK it sent).
     fn delayed_ack(&self, raw: &[u8]) -> Option<TraceEvent> {
         let function = uint(raw, self.fields.other_sk.as_ref()?)?;
         let sk = self.delack?.socket_of(self.sk(raw)?, function)?;

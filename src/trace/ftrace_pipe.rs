@@ -13,6 +13,20 @@
 //! (CLOCK_MONOTONIC, as polls are marked), new events dropped rather than
 //! old ones overwritten when the buffer is full, and those drops counted.
 //! It is removed when dropped.
+//!
+//! An expiry is not a delayed ACK. The kernel counts DelayedACKs only where
+//! `tcp_delack_timer_handler` finds `ICSK_ACK_TIMER` still pending and
+//! sends (`tcp_send_ack`, then `LINUX_MIB_DELAYEDACKS`). An ACK that left
+//! before (with data, or as a quick or immediate ACK) clears the pending
+//! bit without stopping the timer, which then fires for nothing; no event
+//! says so. What shows the difference is the ACK itself: the handler runs
+//! inside the expiry, on its CPU, so a packet queued to a device
+//! (net:net_dev_queue) on that CPU between the timer's
+//! `timer_expire_entry` and its `timer_expire_exit` is the ACK the timer
+//! sent. [`DelackBrackets`] pairs them; the instance also records those
+//! two events (the exit of every timer, which no filter can narrow to
+//! ours; packets only those queued in softirq context and no longer than
+//! a pure ACK can be).
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -29,6 +43,8 @@ const BUFFER_KB: u32 = 1024;
 pub struct FtracePipe {
     dir: PathBuf,
     event_dir: PathBuf,
+    /// Events enabled after the first, disabled again on drop.
+    more_events: Vec<PathBuf>,
     pipe: File,
     partial: Vec<u8>,
     chunk: Vec<u8>,
@@ -56,6 +72,7 @@ impl FtracePipe {
             pipe: File::open("/dev/null").map_err(|e| say(Path::new("/dev/null"), e))?,
             dir: dir.clone(),
             event_dir: event_dir.clone(),
+            more_events: Vec::new(),
             partial: Vec::new(),
             chunk: vec![0; 64 * 1024],
         };
@@ -103,6 +120,20 @@ impl FtracePipe {
         Ok(opened)
     }
 
+    /// Records one more event in the instance, under `filter` when given.
+    pub fn enable(&mut self, group: &str, name: &str, filter: Option<&str>) -> Result<(), String> {
+        let event_dir = self.dir.join("events").join(group).join(name);
+        let say = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
+        if let Some(filter) = filter {
+            let path = event_dir.join("filter");
+            fs::write(&path, filter).map_err(|e| say(&path, e))?;
+        }
+        let enable = event_dir.join("enable");
+        fs::write(&enable, "1").map_err(|e| say(&enable, e))?;
+        self.more_events.push(event_dir);
+        Ok(())
+    }
+
     /// Hands every whole line the pipe holds now to `line` (none waits).
     pub fn read_lines(&mut self, mut line: impl FnMut(&str)) {
         let mut read = 0;
@@ -142,6 +173,9 @@ impl FtracePipe {
 impl Drop for FtracePipe {
     fn drop(&mut self) {
         let _ = fs::write(self.event_dir.join("enable"), "0");
+        for event_dir in &self.more_events {
+            let _ = fs::write(event_dir.join("enable"), "0");
+        }
         // The pipe must be closed before the instance can go.
         self.pipe = match File::open("/dev/null") {
             Ok(f) => f,
@@ -160,12 +194,62 @@ fn dropped_in_stats(stats: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// (CLOCK_MONOTONIC ns, timer address, callback name) of one
-/// `timer_expire_entry` line of trace text:
+/// What one line of the instance's trace text says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeEvent<'a> {
+    /// `timer_expire_entry`: the timer's callback is about to run.
+    Expiry { timer: u64, function: &'a str },
+    /// `timer_expire_exit`: it returned.
+    ExpiryEnd { timer: u64 },
+    /// `net_dev_queue`: a packet was handed to a device.
+    Queued,
+    /// `CPU:N [LOST M EVENTS]`: the CPU's buffer was full; what it lost
+    /// is unknown.
+    Lost,
+}
+
+/// One event of the trace text with its CPU and CLOCK_MONOTONIC time (0
+/// for a loss line, which carries none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipeLine<'a> {
+    pub time_ns: u64,
+    pub cpu: u32,
+    pub event: PipeEvent<'a>,
+}
+
+/// Parses a line of trace text:
 /// `<idle>-0 [001] ..s1. 13952.730853: timer_expire_entry: timer=ffff888… function=tcp_delack_timer now=…`.
-pub fn timer_expiry(line: &str) -> Option<(u64, u64, &str)> {
-    let (head, fields) = line.split_once(": timer_expire_entry: ")?;
-    let stamp = head.rsplit(' ').next()?;
+/// The task name may hold spaces and dashes, so the head is read from its
+/// end (time, flags, `[cpu]`).
+pub fn parse_line(line: &str) -> Option<PipeLine<'_>> {
+    if let Some(rest) = line.trim_start().strip_prefix("CPU:") {
+        let (cpu, tail) = rest.split_once(' ')?;
+        return tail.contains("LOST").then_some(PipeLine {
+            time_ns: 0,
+            cpu: cpu.parse().ok()?,
+            event: PipeEvent::Lost,
+        });
+    }
+    // Found by its name: a task name may hold ": " too.
+    let (name, head, fields) = [
+        ("timer_expire_entry", ": timer_expire_entry: "),
+        ("timer_expire_exit", ": timer_expire_exit: "),
+        ("net_dev_queue", ": net_dev_queue: "),
+    ]
+    .into_iter()
+    .find_map(|(name, marker)| {
+        let (head, fields) = line.split_once(marker)?;
+        Some((name, head, fields))
+    })?;
+    let mut head_words = head.rsplit(' ').filter(|w| !w.is_empty());
+    let stamp = head_words.next()?;
+    let _flags = head_words.next()?;
+    let cpu = head_words
+        .next()?
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .parse()
+        .ok()?;
     let (seconds, micros) = stamp.split_once('.')?;
     let time_ns = seconds
         .parse::<u64>()
@@ -177,9 +261,108 @@ pub fn timer_expiry(line: &str) -> Option<(u64, u64, &str)> {
             .split(' ')
             .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
     };
-    let timer = field("timer")?;
-    let timer = u64::from_str_radix(timer.trim_start_matches("0x"), 16).ok()?;
-    Some((time_ns, timer, field("function")?))
+    let timer = || u64::from_str_radix(field("timer")?.trim_start_matches("0x"), 16).ok();
+    let event = match name {
+        "timer_expire_entry" => PipeEvent::Expiry {
+            timer: timer()?,
+            function: field("function")?,
+        },
+        "timer_expire_exit" => PipeEvent::ExpiryEnd { timer: timer()? },
+        "net_dev_queue" => PipeEvent::Queued,
+        _ => return None,
+    };
+    Some(PipeLine {
+        time_ns,
+        cpu,
+        event,
+    })
+}
+
+/// One delayed-ACK timer expiry, and whether the kernel counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelackExpiry {
+    pub time_ns: u64,
+    pub timer: u64,
+    /// An ACK left while the timer ran: the kernel's DelayedACKs.
+    pub acked: bool,
+}
+
+/// A delayed-ACK expiry under way on a CPU.
+#[derive(Debug, Clone, Copy)]
+struct OpenExpiry {
+    time_ns: u64,
+    timer: u64,
+    acked: bool,
+}
+
+/// Pairs each delayed-ACK timer's expiry with the packets its CPU queued
+/// before the expiry ended (see the module comment). Per CPU, events come
+/// in the order they happened (trace text merges the CPUs' buffers by
+/// time), and a CPU runs one timer callback at a time.
+#[derive(Debug, Default)]
+pub struct DelackBrackets {
+    open: std::collections::HashMap<u32, OpenExpiry>,
+    /// Expiries whose end was not seen (a buffer lost it): decided on
+    /// what was seen before the loss.
+    pub unended: u64,
+}
+
+/// More CPUs than any machine has: a line claiming another is garbage.
+const CPU_LIMIT: u32 = 1 << 16;
+
+impl DelackBrackets {
+    /// Feeds one line; an expiry of `function`'s timer comes out when it
+    /// ends (or when the CPU's next expiry or a loss shows its end was
+    /// missed).
+    pub fn feed(&mut self, line: &PipeLine, function: &str) -> Option<DelackExpiry> {
+        if line.cpu >= CPU_LIMIT {
+            return None;
+        }
+        match line.event {
+            PipeEvent::Expiry { timer, function: f } => {
+                let previous = self.close_unended(line.cpu);
+                if f == function {
+                    self.open.insert(
+                        line.cpu,
+                        OpenExpiry {
+                            time_ns: line.time_ns,
+                            timer,
+                            acked: false,
+                        },
+                    );
+                }
+                previous
+            }
+            PipeEvent::ExpiryEnd { timer } => match self.open.get(&line.cpu) {
+                Some(open) if open.timer == timer => {
+                    self.open.remove(&line.cpu).map(|open| DelackExpiry {
+                        time_ns: open.time_ns,
+                        timer: open.timer,
+                        acked: open.acked,
+                    })
+                }
+                // Another timer's end (the exits of every timer are read).
+                _ => None,
+            },
+            PipeEvent::Queued => {
+                if let Some(open) = self.open.get_mut(&line.cpu) {
+                    open.acked = true;
+                }
+                None
+            }
+            PipeEvent::Lost => self.close_unended(line.cpu),
+        }
+    }
+
+    fn close_unended(&mut self, cpu: u32) -> Option<DelackExpiry> {
+        let open = self.open.remove(&cpu)?;
+        self.unended += 1;
+        Some(DelackExpiry {
+            time_ns: open.time_ns,
+            timer: open.timer,
+            acked: open.acked,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -187,17 +370,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_trace_line_gives_time_timer_and_callback() {
+    fn a_trace_line_gives_time_cpu_timer_and_callback() {
         let line = "          <idle>-0       [001] ..s1. 13952.730853: timer_expire_entry: timer=ffff8881eef20940 function=tcp_delack_timer now=4298380412 baseclk=4298380412";
         assert_eq!(
-            timer_expiry(line),
-            Some((13_952_730_853_000, 0xffff8881eef20940, "tcp_delack_timer"))
+            parse_line(line),
+            Some(PipeLine {
+                time_ns: 13_952_730_853_000,
+                cpu: 1,
+                event: PipeEvent::Expiry {
+                    timer: 0xffff8881eef20940,
+                    function: "tcp_delack_timer"
+                }
+            })
         );
         // 5.x without baseclk, a task name with spaces and dashes.
         let line = " kworker/u4:2 x-123 [000] d.s2. 7.000001: timer_expire_entry: timer=0xffff000000001000 function=tcp_delack_timer now=1";
         assert_eq!(
-            timer_expiry(line),
-            Some((7_000_001_000, 0xffff000000001000, "tcp_delack_timer"))
+            parse_line(line),
+            Some(PipeLine {
+                time_ns: 7_000_001_000,
+                cpu: 0,
+                event: PipeEvent::Expiry {
+                    timer: 0xffff000000001000,
+                    function: "tcp_delack_timer"
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn exits_packets_and_losses_are_read_with_their_cpu() {
+        let exit =
+            "opt cgu.09-24277 [003] .Ns.. 2527.280056: timer_expire_exit: timer=ffff88810332ea38";
+        assert_eq!(
+            parse_line(exit).map(|l| (l.cpu, l.event)),
+            Some((
+                3,
+                PipeEvent::ExpiryEnd {
+                    timer: 0xffff88810332ea38
+                }
+            ))
+        );
+        let queued = "python3-8150 [001] .Ns.. 2527.844050: net_dev_queue: dev=dls0 skbaddr=ffff8881025f7d00 len=66";
+        assert_eq!(
+            parse_line(queued).map(|l| (l.cpu, l.event)),
+            Some((1, PipeEvent::Queued))
+        );
+        assert_eq!(
+            parse_line("CPU:2 [LOST 31 EVENTS]").map(|l| (l.cpu, l.event)),
+            Some((2, PipeEvent::Lost))
         );
     }
 
@@ -206,14 +427,142 @@ mod tests {
         for line in [
             "",
             "# tracer: nop",
-            "CPU:1 [LOST 3 EVENTS]",
             "x-1 [000] .... 1.5: timer_start: timer=ffff function=f",
+            "x-1 .... 1.5: timer_expire_entry: timer=ff function=f",
+            "x-1 [0x] .... 1.5: net_dev_queue: dev=lo",
+            "CPU:x [LOST 3 EVENTS]",
             "x-1 [000] .... notatime: timer_expire_entry: timer=ffff function=f",
             "x-1 [000] .... 1.5: timer_expire_entry: timer=zz function=f",
             "x-1 [000] .... 99999999999999999999.5: timer_expire_entry: timer=ff function=f",
         ] {
-            assert_eq!(timer_expiry(line), None, "{line}");
+            assert_eq!(parse_line(line), None, "{line}");
         }
+    }
+
+    const DELACK: &str = "tcp_delack_timer";
+
+    fn at(time_ns: u64, cpu: u32, event: PipeEvent<'static>) -> PipeLine<'static> {
+        PipeLine {
+            time_ns,
+            cpu,
+            event,
+        }
+    }
+
+    fn expiry(timer: u64) -> PipeEvent<'static> {
+        PipeEvent::Expiry {
+            timer,
+            function: DELACK,
+        }
+    }
+
+    fn run(lines: &[PipeLine]) -> (Vec<DelackExpiry>, DelackBrackets) {
+        let mut brackets = DelackBrackets::default();
+        let out = lines
+            .iter()
+            .filter_map(|l| brackets.feed(l, DELACK))
+            .collect();
+        (out, brackets)
+    }
+
+    #[test]
+    fn an_expiry_that_queues_a_packet_before_it_ends_is_a_delayed_ack() {
+        let (out, _) = run(&[
+            at(10, 0, expiry(0xa0)),
+            at(11, 0, PipeEvent::Queued),
+            at(12, 0, PipeEvent::ExpiryEnd { timer: 0xa0 }),
+        ]);
+        assert_eq!(
+            out,
+            vec![DelackExpiry {
+                time_ns: 10,
+                timer: 0xa0,
+                acked: true
+            }]
+        );
+    }
+
+    #[test]
+    fn an_expiry_that_finds_its_ack_already_sent_queues_nothing_and_is_no_delayed_ack() {
+        let (out, _) = run(&[
+            at(10, 0, expiry(0xa0)),
+            at(12, 0, PipeEvent::ExpiryEnd { timer: 0xa0 }),
+            // After the end: another softirq's packet, not the timer's.
+            at(13, 0, PipeEvent::Queued),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].acked);
+    }
+
+    #[test]
+    fn a_packet_of_another_cpu_during_an_expiry_is_not_its_ack() {
+        let (out, _) = run(&[
+            at(10, 0, expiry(0xa0)),
+            at(11, 1, PipeEvent::Queued),
+            // Other timers' ends on either CPU close nothing.
+            at(11, 1, PipeEvent::ExpiryEnd { timer: 0xb0 }),
+            at(11, 0, PipeEvent::ExpiryEnd { timer: 0xb0 }),
+            at(12, 0, PipeEvent::ExpiryEnd { timer: 0xa0 }),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].acked);
+    }
+
+    #[test]
+    fn expiries_on_two_cpus_at_once_are_told_apart() {
+        let (out, _) = run(&[
+            at(10, 0, expiry(0xa0)),
+            at(10, 1, expiry(0xb0)),
+            at(11, 1, PipeEvent::Queued),
+            at(12, 0, PipeEvent::ExpiryEnd { timer: 0xa0 }),
+            at(12, 1, PipeEvent::ExpiryEnd { timer: 0xb0 }),
+        ]);
+        let acked: Vec<(u64, bool)> = out.iter().map(|e| (e.timer, e.acked)).collect();
+        assert_eq!(acked, vec![(0xa0, false), (0xb0, true)]);
+    }
+
+    #[test]
+    fn other_timers_expiries_open_nothing() {
+        let (out, _) = run(&[
+            at(
+                10,
+                0,
+                PipeEvent::Expiry {
+                    timer: 0xc0,
+                    function: "tcp_write_timer",
+                },
+            ),
+            at(11, 0, PipeEvent::Queued),
+            at(12, 0, PipeEvent::ExpiryEnd { timer: 0xc0 }),
+        ]);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_expiry_whose_end_was_lost_is_decided_on_what_came_before_and_counted_unended() {
+        let (out, brackets) = run(&[
+            at(10, 0, expiry(0xa0)),
+            at(11, 0, PipeEvent::Queued),
+            // The end was lost: the CPU's next delayed-ACK expiry closes it.
+            at(20, 0, expiry(0xa8)),
+            at(21, 0, PipeEvent::Lost),
+        ]);
+        let acked: Vec<(u64, bool)> = out.iter().map(|e| (e.timer, e.acked)).collect();
+        assert_eq!(acked, vec![(0xa0, true), (0xa8, false)]);
+        assert_eq!(brackets.unended, 2);
+    }
+
+    #[test]
+    fn a_line_naming_an_impossible_cpu_changes_nothing() {
+        let (out, brackets) = run(&[
+            at(10, 0, expiry(0xa0)),
+            at(11, u32::MAX, PipeEvent::Queued),
+            at(12, u32::MAX, expiry(0xa8)),
+            at(13, 0, PipeEvent::ExpiryEnd { timer: 0xa0 }),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].acked);
+        assert!(brackets.open.is_empty());
     }
 
     #[test]
