@@ -16,6 +16,8 @@
 # socket owns (SYNs to a listener, TIME_WAIT segments, resets for no
 # socket), named by class and reason, and only in that direction
 # (namespace above sockets). Opens, fails and resets are never allowed.
+# tcpipstat's own open miscounts are listed apart, in
+# scripts/conformance-known-defects.tsv: said KNOWN-DEFECT until fixed.
 #
 # Prints one `RESULT mode script PASS|FAIL|ALLOWED detail` per script and
 # `conformance: N passed, M failed` last; exits 1 if any failed. Without the
@@ -82,6 +84,7 @@ args=()
 for mode in $modes; do args+=("$mode=$out/$mode.jsonl"); done
 check() {
   python3 "$here/lib/conformance-check.py" --failed-out "$out/failed.tsv" \
+    --known "$here/conformance-known-defects.tsv" \
     "$here/conformance-allowed.tsv" "${args[@]}"
 }
 # A script that fails is played again, alone, up to twice: a run whose

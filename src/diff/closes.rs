@@ -75,7 +75,10 @@ const TCPI_OPT_SYN_DATA: u8 = 0x20;
 /// out is its FIN or reset (its SYN-ACK went out as the request's).
 fn fast_open_unacked(info: &crate::model::tcp_info::TcpInfo) -> Option<Ending> {
     let options = info.options()?;
-    if options & TCPI_OPT_SYN_DATA == 0 || info.bytes_acked()? != 0 {
+    // A child's first RTT sample is its handshake's ACK (its bytes_acked
+    // does not count the SYN-ACK): none, and min_rtt keeps its ~0 start.
+    let unacked = info.min_rtt()? == u32::MAX && info.bytes_acked()? == 0;
+    if options & TCPI_OPT_SYN_DATA == 0 || !unacked {
         return None;
     }
     let reset_in = info.segs_in()? > info.data_segs_in()?;
@@ -1027,12 +1030,20 @@ mod tests {
             let mut raw = vec![0u8; 232];
             raw[0] = TcpState::Close as u8;
             raw[5] = TCPI_OPT_SYN_DATA | 0x2;
+            raw[148..152].copy_from_slice(&u32::MAX.to_ne_bytes());
             raw[128..136].copy_from_slice(&10u64.to_ne_bytes());
             raw[136..140].copy_from_slice(&(segs_out as u32).to_ne_bytes());
             raw[140..144].copy_from_slice(&(segs_in as u32).to_ne_bytes());
             raw[152..156].copy_from_slice(&(data_in as u32).to_ne_bytes());
             raw[156..160].copy_from_slice(&(data_out as u32).to_ne_bytes());
             let mut child = notice("10.0.0.2", 5000, 0, 0, 0);
+            // Once the handshake's ACK came, an RTT was sampled: whatever
+            // else, no unacked child.
+            raw[148..152].copy_from_slice(&100_000u32.to_ne_bytes());
+            child.tcp_info = TcpInfo::from_bytes(&raw);
+            let acked = Ending::of(&child, true, SYN_RETRIES);
+            assert!(!matches!(acked, Ending::FastOpenUnacked(_)), "{case}");
+            raw[148..152].copy_from_slice(&u32::MAX.to_ne_bytes());
             child.tcp_info = TcpInfo::from_bytes(&raw);
             let ending = Ending::of(&child, true, SYN_RETRIES);
             assert_eq!(ending, Ending::FastOpenUnacked(fails), "{case}");
