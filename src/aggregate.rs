@@ -552,12 +552,21 @@ pub struct Residual {
     pub counter: Counter,
     pub system: i64,
     pub sockets: i64,
+    /// Parts of the unattributed count a source could name, by class (e.g.
+    /// resets sent for no socket, from precision mode's events): what is
+    /// left is unknown.
+    pub named: Vec<(&'static str, i64)>,
 }
 
 impl Residual {
     /// What the namespace counted that no socket seen accounts for.
     pub fn unattributed(&self) -> i64 {
         self.system - self.sockets
+    }
+
+    /// The unattributed count no class names.
+    pub fn unknown(&self) -> i64 {
+        self.unattributed() - self.named.iter().map(|(_, n)| n).sum::<i64>()
     }
 
     /// Why the sockets can count more than the namespace, where the two
@@ -586,6 +595,20 @@ pub struct SystemSection {
     pub namespaces: usize,
 }
 
+/// Resets sent for no socket (tcp:tcp_send_reset without one): events are
+/// host-wide, so the class is named only where the sampled namespaces are
+/// all the host has.
+pub const RESETS_FOR_NO_SOCKET: &str = "resets sent for no socket";
+
+impl SystemSection {
+    /// Names `amount` of `counter`'s unattributed part as `class`.
+    pub fn name_part(&mut self, counter: Counter, class: &'static str, amount: i64) {
+        if let Some(r) = self.residuals.iter_mut().find(|r| r.counter == counter) {
+            r.named.push((class, amount));
+        }
+    }
+}
+
 pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> SystemSection {
     let residuals = SHARED_WITH_MIB
         .iter()
@@ -594,6 +617,7 @@ pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> Syste
                 counter: *counter,
                 system: deltas.get(key)?,
                 sockets: sockets_total.get(*counter)? as i64,
+                named: Vec::new(),
             })
         })
         .collect();
@@ -606,6 +630,20 @@ pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> Syste
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_named_part_of_the_residual_leaves_the_rest_unknown() {
+        let mut deltas = SystemCounters::default();
+        deltas.values.insert("Tcp:OutRsts".to_string(), 5);
+        let mut sockets = Counters::default();
+        sockets.set(Counter::OutRsts, 1, false);
+        let mut section = system_section(deltas, &sockets);
+        section.name_part(Counter::OutRsts, RESETS_FOR_NO_SOCKET, 3);
+        let resets = &section.residuals[0];
+        assert_eq!(resets.unattributed(), 4);
+        assert_eq!(resets.unknown(), 1);
+        assert_eq!(resets.named, vec![(RESETS_FOR_NO_SOCKET, 3)]);
+    }
+
     use super::*;
     use crate::model::TcpState;
 
@@ -915,12 +953,14 @@ mod tests {
             counter: Counter::InSegs,
             system: 88,
             sockets: 751,
+            named: Vec::new(),
         };
         assert!(gro.why_below_zero().unwrap().contains("GRO"));
         let compressed = Residual {
             counter: Counter::DelayedACKs,
             system: 3,
             sockets: 4,
+            named: Vec::new(),
         };
         assert!(compressed
             .why_below_zero()
@@ -930,6 +970,7 @@ mod tests {
             counter: Counter::InSegs,
             system: 751,
             sockets: 751,
+            named: Vec::new(),
         };
         assert_eq!(exact.why_below_zero(), None);
     }

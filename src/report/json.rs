@@ -208,6 +208,18 @@ pub fn end(report: &Report<'_>, totals: &Counters, options: RenderOptions, buf: 
             buf.extend_from_slice(itoa::Buffer::new().format(r.sockets).as_bytes());
             buf.extend_from_slice(b",\"unattributed\":");
             buf.extend_from_slice(itoa::Buffer::new().format(r.unattributed()).as_bytes());
+            if !r.named.is_empty() {
+                buf.extend_from_slice(b",\"named\":{");
+                let mut first = true;
+                for (class, amount) in &r.named {
+                    comma(buf, &mut first);
+                    string(buf, class);
+                    buf.push(b':');
+                    buf.extend_from_slice(itoa::Buffer::new().format(*amount).as_bytes());
+                }
+                buf.extend_from_slice(b"},\"unknown\":");
+                buf.extend_from_slice(itoa::Buffer::new().format(r.unknown()).as_bytes());
+            }
             if let Some(why) = r.why_below_zero() {
                 buf.extend_from_slice(b",\"why_below_zero\":");
                 string(buf, why);

@@ -137,14 +137,30 @@ pub fn end(
             )?;
         }
         let mut builder = Builder::default();
-        builder.push_record(["counter", "system", "sockets", "unattributed"]);
+        // The named column only where a source named a part.
+        let named = system.residuals.iter().any(|r| !r.named.is_empty());
+        let mut header = vec!["counter", "system", "sockets", "unattributed"];
+        if named {
+            header.extend(["of which named", "unknown"]);
+        }
+        builder.push_record(header);
         for r in &system.residuals {
-            builder.push_record([
+            let mut row = vec![
                 r.counter.name().to_string(),
                 r.system.to_string(),
                 r.sockets.to_string(),
                 r.unattributed().to_string(),
-            ]);
+            ];
+            if named {
+                let parts: Vec<String> = r
+                    .named
+                    .iter()
+                    .map(|(class, n)| format!("{class}: {n}"))
+                    .collect();
+                row.push(parts.join(", "));
+                row.push(r.unknown().to_string());
+            }
+            builder.push_record(row);
         }
         let mut table = builder.build();
         table.with(Style::sharp());

@@ -662,8 +662,17 @@ pub fn system() -> Report<'static> {
             counter,
             system,
             sockets,
+            named: Vec::new(),
         });
     }
+    // Precision mode saw both resets go out for no socket.
+    section.residuals.push(Residual {
+        counter: OutRsts,
+        system: 2,
+        sockets: 0,
+        named: Vec::new(),
+    });
+    section.name_part(OutRsts, crate::aggregate::RESETS_FOR_NO_SOCKET, 2);
     Report {
         system: Some(section),
         ..Report::new(ReportKind::Window, Index::Laddr, (4_000, 6_000), 2, groups)

@@ -293,6 +293,12 @@ pub fn end(
             r.system,
             r.sockets
         )?;
+        for (class, amount) in &r.named {
+            writeln!(out, "\t\t{class}: {amount}")?;
+        }
+        if !r.named.is_empty() {
+            writeln!(out, "\t\tunknown: {}", r.unknown())?;
+        }
         if let Some(why) = r.why_below_zero() {
             writeln!(out, "\t\t(below zero: {why})")?;
         }

@@ -145,6 +145,9 @@ pub struct Session {
     /// Close notices lost as last said on stderr, and at the window's
     /// start.
     closes_lost_noted: CloseLoss,
+    /// The last check found the sampled namespace to be the host's only one
+    /// (host-wide events then belong to it).
+    sole_namespace: bool,
     closes_lost_at_window_start: CloseLoss,
     /// The namespace counters when the window began (without --system,
     /// which keeps its own): for resets and listen overflows.
@@ -211,6 +214,7 @@ impl Session {
             events_lost_noted: 0,
             events_undelivered_noted: 0,
             closes_lost_noted: CloseLoss::default(),
+            sole_namespace: false,
             closes_lost_at_window_start: CloseLoss::default(),
             namespace_at_window_start: None,
             view_filter: None,
@@ -336,6 +340,7 @@ impl Session {
             // With no other namespace on the host, every socket events
             // tell of is this one's.
             let sole = self.source.only_namespace_on_host();
+            self.sole_namespace = sole;
             self.tracker.set_sole_namespace(sole);
         }
         if let (Some(feed), Some(mark)) = (self.feed.as_mut(), mark) {
@@ -772,6 +777,13 @@ impl Session {
         sockets.add(&self.folded_everywhere);
         let mut section = aggregate::system_section(deltas.clone().fold_namespaces(), &sockets);
         section.namespaces = namespaces;
+        // Events are host-wide: a reset for no socket is this run's only
+        // where every namespace of the host is sampled.
+        let host_whole = self.sole_namespace || self.config.namespaces == Namespaces::All;
+        if let (true, Some(stats)) = (host_whole, self.tracker.event_stats()) {
+            let no_socket = stats.unplaced.value(Counter::OutRsts) as i64;
+            section.name_part(Counter::OutRsts, aggregate::RESETS_FOR_NO_SOCKET, no_socket);
+        }
         Some(section)
     }
 
