@@ -29,6 +29,10 @@ pub fn begin(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
 /// `N in this window, M since the start (in K overflows of the kernel's
 /// buffer)`, saying when the notices are only a lower bound.
 fn close_loss_text(report: &Report<'_>, since_start: crate::model::CloseLoss) -> String {
+    let none_in_window = report.closes_lost_window.is_none_or(|w| w.notices == 0);
+    if since_start.notices == 0 && none_in_window {
+        return "0".to_string();
+    }
     let at_least = if since_start.exact { "" } else { "at least " };
     let overflows = |n: u64| match n {
         1 => "1 overflow".to_string(),
