@@ -537,6 +537,44 @@ fn a_sender_polled_before_the_run_counts_its_sends_in_the_window_they_happen() {
     }
 }
 
+/// Ten sends of 10,000 bytes over a second, each read whole by `server`.
+fn send_for_a_second(client: &mut TcpStream, server: &mut TcpStream) {
+    use std::io::{Read, Write};
+    let mut got = vec![0u8; 10_000];
+    for _ in 0..10 {
+        client.write_all(&[7u8; 10_000]).unwrap();
+        server.read_exact(&mut got).unwrap();
+        sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn senders_on_pre_existing_connections_are_named_one_after_another() {
+    skip_unless_precision!();
+    let ns = Netns::new("senders");
+    let listener = ns.listen("127.0.0.1:0");
+    let (mut first, mut second) = (Pair::open(&ns, &listener), Pair::open(&ns, &listener));
+    let child = spawn_precise(&ns, &["--timeout", "4s", "--poll", "500ms"]);
+    // The first sender is named (and its name no longer asked for) before
+    // the second sends: the second needs tcp_probe's filter changed.
+    send_for_a_second(&mut first.client, &mut first.server);
+    sleep(Duration::from_millis(300));
+    send_for_a_second(&mut second.client, &mut second.server);
+    let out = wait_output(child);
+    let report = window_report(&out.stdout);
+    for (which, pair) in [("first", &first), ("second", &second)] {
+        let c = tuple_group(&report, &pair.client_tuple())
+            .unwrap_or_else(|| panic!("{which}: {report}"));
+        assert_eq!(
+            counter(c, "Socket", "MessageBytesSent"),
+            100_000,
+            "{which}: {c}\n{}",
+            report["precision"]
+        );
+        assert_eq!(counter(c, "Socket", "MessagesSent"), 10, "{which}: {c}");
+    }
+}
+
 #[test]
 fn tracefs_mounted_by_a_run_is_unmounted_at_its_end() {
     skip_unless_precision!();

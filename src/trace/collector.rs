@@ -430,7 +430,13 @@ impl Collector {
                 .collect::<Vec<_>>()
                 .join(" || ")
         });
-        if self.rings.filter_tag(tag, filter.as_deref()).is_err() {
+        // The kernel takes a perf event's filter once: each new set of
+        // addresses gets new events.
+        let set = match &filter {
+            Some(filter) => self.rings.refilter_tag(tag, filter),
+            None => self.rings.filter_tag(tag, None),
+        };
+        if set.is_err() {
             let _ = self.rings.filter_tag(tag, None);
             self.namer = None;
         }
