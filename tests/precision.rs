@@ -598,6 +598,35 @@ fn tracefs_mounted_by_a_run_is_unmounted_at_its_end() {
 }
 
 #[test]
+fn a_run_whose_tracefs_mount_another_run_undoes_still_removes_its_ftrace_instance() {
+    skip_unless_precision!();
+    // A private mount namespace without tracefs: the first run mounts it,
+    // the second finds it mounted; the first ends (and unmounts) while the
+    // second still runs. The second's instance must not outlive it.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         {bin} --precision --timeout 1500ms >/dev/null 2>&1 & sleep 0.7; \
+         {bin} --precision --timeout 3s >/dev/null 2>&1 & second=$!; sleep 0.6; \
+         ls /sys/kernel/tracing/instances | grep -qx tcpipstat-$second && echo present || echo absent; \
+         wait; mount -t tracefs nodev /sys/kernel/tracing; \
+         ls /sys/kernel/tracing/instances | grep -qx tcpipstat-$second && echo left || echo removed; \
+         umount /sys/kernel/tracing",
+        bin = common::BIN
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    if lines.first() == Some(&"absent") {
+        eprintln!("SKIP: this kernel's runs keep no ftrace instance");
+        return;
+    }
+    assert_eq!(lines, ["present", "removed"], "{stdout}");
+}
+
+#[test]
 fn unreadable_tracefs_is_named_for_what_it_is() {
     skip_unless_precision!();
     use std::os::unix::fs::PermissionsExt;

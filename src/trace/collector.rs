@@ -241,6 +241,9 @@ pub struct Collector {
     _kprobes: Option<KprobeSet>,
     /// Dropped after the kprobes (their removal needs the mount).
     _mounted_here: Option<MountedHere>,
+    /// The mount held open while the timer instance and the kprobes are
+    /// reached through it (dropped after them).
+    _tracefs: Tracefs,
     /// The on-demand tcp_probe's tag, the addresses it is filtered to, and
     /// which addresses events have named.
     namer: Option<u32>,
@@ -387,6 +390,7 @@ impl Collector {
                 recorder: options.record_to.clone().map(|dir| (dir, recorded)),
                 _kprobes: kprobe_set,
                 _mounted_here: mounted_here,
+                _tracefs: tracefs,
                 namer,
                 naming: Vec::new(),
                 names: Names::default(),
@@ -590,9 +594,9 @@ fn locate_tracefs(
     let mount = mounted.then(|| {
         notices.push(format!(
             "precision: mounted tracefs at {} (unmounted at exit)",
-            tracefs.root().display()
+            tracefs.mount_point().display()
         ));
-        MountedHere::new(tracefs.root())
+        MountedHere::new(tracefs.mount_point())
     });
     Ok((tracefs, mount))
 }
