@@ -377,14 +377,11 @@ fn a_socket_polled_across_the_window_keeps_its_polled_counts_and_gains_its_messa
     // Present before the window: no opens; a normal close: no resets.
     assert_eq!(counter(c, "Tcp", "ActiveOpens"), 0, "{c}");
     assert_eq!(counter(c, "Tcp", "EstabResets"), 0, "{c}");
-    assert!(
-        report["precision"]["unidentified"]
-            .as_object()
-            .unwrap()
-            .is_empty(),
-        "{}",
-        report["precision"]
-    );
+    // Not asserted: an empty `unidentified`. Events carry no namespace, so
+    // it holds any host socket's counts still waiting for a name when the
+    // report is made (another namespace's connect before its port, a send
+    // read before the event that names its socket); on a busy host there
+    // are always some. These sockets' own counts above say they were named.
 }
 
 /// Sum of a counter over the groups whose key has `port` at `end`
