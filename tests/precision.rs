@@ -377,14 +377,11 @@ fn a_socket_polled_across_the_window_keeps_its_polled_counts_and_gains_its_messa
     // Present before the window: no opens; a normal close: no resets.
     assert_eq!(counter(c, "Tcp", "ActiveOpens"), 0, "{c}");
     assert_eq!(counter(c, "Tcp", "EstabResets"), 0, "{c}");
-    assert!(
-        report["precision"]["unidentified"]
-            .as_object()
-            .unwrap()
-            .is_empty(),
-        "{}",
-        report["precision"]
-    );
+    // Not asserted: an empty `unidentified`. Events carry no namespace, so
+    // it holds any host socket's counts still waiting for a name when the
+    // report is made (another namespace's connect before its port, a send
+    // read before the event that names its socket); on a busy host there
+    // are always some. These sockets' own counts above say they were named.
 }
 
 /// Sum of a counter over the groups whose key has `port` at `end`
@@ -537,6 +534,44 @@ fn a_sender_polled_before_the_run_counts_its_sends_in_the_window_they_happen() {
     }
 }
 
+/// Ten sends of 10,000 bytes over a second, each read whole by `server`.
+fn send_for_a_second(client: &mut TcpStream, server: &mut TcpStream) {
+    use std::io::{Read, Write};
+    let mut got = vec![0u8; 10_000];
+    for _ in 0..10 {
+        client.write_all(&[7u8; 10_000]).unwrap();
+        server.read_exact(&mut got).unwrap();
+        sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn senders_on_pre_existing_connections_are_named_one_after_another() {
+    skip_unless_precision!();
+    let ns = Netns::new("senders");
+    let listener = ns.listen("127.0.0.1:0");
+    let (mut first, mut second) = (Pair::open(&ns, &listener), Pair::open(&ns, &listener));
+    let child = spawn_precise(&ns, &["--timeout", "4s", "--poll", "500ms"]);
+    // The first sender is named (and its name no longer asked for) before
+    // the second sends: the second needs tcp_probe's filter changed.
+    send_for_a_second(&mut first.client, &mut first.server);
+    sleep(Duration::from_millis(300));
+    send_for_a_second(&mut second.client, &mut second.server);
+    let out = wait_output(child);
+    let report = window_report(&out.stdout);
+    for (which, pair) in [("first", &first), ("second", &second)] {
+        let c = tuple_group(&report, &pair.client_tuple())
+            .unwrap_or_else(|| panic!("{which}: {report}"));
+        assert_eq!(
+            counter(c, "Socket", "MessageBytesSent"),
+            100_000,
+            "{which}: {c}\n{}",
+            report["precision"]
+        );
+        assert_eq!(counter(c, "Socket", "MessagesSent"), 10, "{which}: {c}");
+    }
+}
+
 #[test]
 fn tracefs_mounted_by_a_run_is_unmounted_at_its_end() {
     skip_unless_precision!();
@@ -557,6 +592,35 @@ fn tracefs_mounted_by_a_run_is_unmounted_at_its_end() {
     assert_eq!(lines, ["0", "rc=0", "0"], "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unmounted at exit"), "{stderr}");
+}
+
+#[test]
+fn a_run_whose_tracefs_mount_another_run_undoes_still_removes_its_ftrace_instance() {
+    skip_unless_precision!();
+    // A private mount namespace without tracefs: the first run mounts it,
+    // the second finds it mounted; the first ends (and unmounts) while the
+    // second still runs. The second's instance must not outlive it.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         {bin} --precision --timeout 1500ms >/dev/null 2>&1 & sleep 0.7; \
+         {bin} --precision --timeout 3s >/dev/null 2>&1 & second=$!; sleep 0.6; \
+         ls /sys/kernel/tracing/instances | grep -qx tcpipstat-$second && echo present || echo absent; \
+         wait; mount -t tracefs nodev /sys/kernel/tracing; \
+         ls /sys/kernel/tracing/instances | grep -qx tcpipstat-$second && echo left || echo removed; \
+         umount /sys/kernel/tracing",
+        bin = common::BIN
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    if lines.first() == Some(&"absent") {
+        eprintln!("SKIP: this kernel's runs keep no ftrace instance");
+        return;
+    }
+    assert_eq!(lines, ["present", "removed"], "{stdout}");
 }
 
 #[test]

@@ -242,6 +242,9 @@ pub struct Collector {
     _kprobes: Option<KprobeSet>,
     /// Dropped after the kprobes (their removal needs the mount).
     _mounted_here: Option<MountedHere>,
+    /// The mount held open while the timer instance and the kprobes are
+    /// reached through it (dropped after them).
+    _tracefs: Tracefs,
     /// The on-demand tcp_probe's tag, the addresses it is filtered to, and
     /// which addresses events have named.
     namer: Option<u32>,
@@ -390,6 +393,7 @@ impl Collector {
                 recorder: options.record_to.clone().map(|dir| (dir, recorded)),
                 _kprobes: kprobe_set,
                 _mounted_here: mounted_here,
+                _tracefs: tracefs,
                 namer,
                 naming: Vec::new(),
                 names: Names::default(),
@@ -435,7 +439,13 @@ impl Collector {
                 .collect::<Vec<_>>()
                 .join(" || ")
         });
-        if self.rings.filter_tag(tag, filter.as_deref()).is_err() {
+        // The kernel takes a perf event's filter once: each new set of
+        // addresses gets new events.
+        let set = match &filter {
+            Some(filter) => self.rings.refilter_tag(tag, filter),
+            None => self.rings.filter_tag(tag, None),
+        };
+        if set.is_err() {
             let _ = self.rings.filter_tag(tag, None);
             self.namer = None;
         }
@@ -611,9 +621,9 @@ fn locate_tracefs(
     let mount = mounted.then(|| {
         notices.push(format!(
             "precision: mounted tracefs at {} (unmounted at exit)",
-            tracefs.root().display()
+            tracefs.mount_point().display()
         ));
-        MountedHere::new(tracefs.root())
+        MountedHere::new(tracefs.mount_point())
     });
     Ok((tracefs, mount))
 }

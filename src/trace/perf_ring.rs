@@ -110,6 +110,8 @@ struct Ring {
     data_size: usize,
     /// The fd that owns the mapping; the other events' fds write into it.
     owner: RawFd,
+    /// The CPU whose events write into it.
+    cpu: u32,
 }
 
 pub struct PerfRings {
@@ -117,8 +119,20 @@ pub struct PerfRings {
     fds: Vec<OwnedFd>,
     /// The tag of each fd in `fds`.
     fd_tags: Vec<u32>,
+    /// The ring (index in `rings`) each fd in `fds` writes into.
+    fd_rings: Vec<usize>,
+    /// Per tag: its tracepoint id and name, to open it again
+    /// ([`PerfRings::refilter_tag`]).
+    tracepoints: FxHashMap<u32, (u64, String)>,
+    watermark_bytes: u32,
+    /// Sample ids of events replaced by the last refilter: their samples
+    /// may still sit in a ring until the next drain, so they are
+    /// forgotten at the refilter after it.
+    retiring: Vec<u64>,
+    /// What replaced events had counted when they were closed.
+    retired_counted: u64,
     /// Tags [`PerfRings::enable`] leaves off: turned on by
-    /// [`PerfRings::filter_tag`] when wanted.
+    /// [`PerfRings::refilter_tag`] when wanted.
     deferred: rustc_hash::FxHashSet<u32>,
     epoll: OwnedFd,
     tags: FxHashMap<u64, u32>,
@@ -232,6 +246,11 @@ impl PerfRings {
             rings: Vec::new(),
             fds: Vec::new(),
             fd_tags: Vec::new(),
+            fd_rings: Vec::new(),
+            tracepoints: FxHashMap::default(),
+            watermark_bytes: options.watermark_bytes.max(1),
+            retiring: Vec::new(),
+            retired_counted: 0,
             deferred: Default::default(),
             epoll,
             tags: FxHashMap::default(),
@@ -241,50 +260,14 @@ impl PerfRings {
             undelivered: 0,
             scratch: Vec::new(),
         };
+        for (id, tag, name) in events {
+            rings_out.tracepoints.insert(*tag, (*id, name.clone()));
+        }
         for cpu in online_cpus() {
             let mut owner: Option<RawFd> = None;
             for (id, tag, name) in events {
-                let attr = PerfEventAttr {
-                    kind: PERF_TYPE_TRACEPOINT,
-                    size: std::mem::size_of::<PerfEventAttr>() as u32,
-                    config: *id,
-                    sample_period: 1,
-                    sample_type: SAMPLE_IDENTIFIER
-                        | SAMPLE_TID
-                        | SAMPLE_TIME
-                        | SAMPLE_CPU
-                        | SAMPLE_RAW,
-                    flags: FLAG_DISABLED | FLAG_WATERMARK | FLAG_USE_CLOCKID,
-                    wakeup_watermark: options.watermark_bytes.max(1),
-                    clockid: libc::CLOCK_MONOTONIC,
-                    ..PerfEventAttr::default()
-                };
-                // SAFETY: attr is a valid perf_event_attr of the size it
-                // states; pid -1 with a cpu means every task on that cpu.
-                let fd = unsafe {
-                    libc::syscall(
-                        libc::SYS_perf_event_open,
-                        &attr as *const PerfEventAttr,
-                        -1 as libc::pid_t,
-                        cpu as libc::c_int,
-                        -1 as libc::c_int,
-                        PERF_FLAG_FD_CLOEXEC,
-                    )
-                };
-                if fd < 0 {
-                    return Err(open_error(name, io::Error::last_os_error()));
-                }
-                // SAFETY: fd is a fresh fd nobody else owns.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+                let (fd, sample_id) = rings_out.open_event(*id, cpu, name)?;
                 let raw_fd = fd.as_raw_fd();
-                let mut sample_id: u64 = 0;
-                // SAFETY: PERF_EVENT_IOC_ID writes one u64 to the pointer.
-                if unsafe { libc::ioctl(raw_fd, IOC_ID as _, &mut sample_id as *mut u64) } < 0 {
-                    return Err(PerfError::Io {
-                        what: format!("PERF_EVENT_IOC_ID({name})"),
-                        source: io::Error::last_os_error(),
-                    });
-                }
                 rings_out.tags.insert(sample_id, *tag);
                 match owner {
                     Some(ring_fd) => ioctl(
@@ -294,20 +277,64 @@ impl PerfRings {
                         &format!("PERF_EVENT_IOC_SET_OUTPUT({name})"),
                     )?,
                     None => {
-                        rings_out.map_ring(raw_fd, page, pages, name)?;
+                        rings_out.map_ring(raw_fd, cpu, page, pages, name)?;
                         owner = Some(raw_fd);
                     }
                 }
                 rings_out.fds.push(fd);
                 rings_out.fd_tags.push(*tag);
+                rings_out.fd_rings.push(rings_out.rings.len() - 1);
             }
         }
         Ok(rings_out)
     }
 
+    /// Opens tracepoint `id` on `cpu`, disabled, sampling into whatever
+    /// ring it is then pointed at; with its sample id.
+    fn open_event(&self, id: u64, cpu: u32, name: &str) -> Result<(OwnedFd, u64), PerfError> {
+        let attr = PerfEventAttr {
+            kind: PERF_TYPE_TRACEPOINT,
+            size: std::mem::size_of::<PerfEventAttr>() as u32,
+            config: id,
+            sample_period: 1,
+            sample_type: SAMPLE_IDENTIFIER | SAMPLE_TID | SAMPLE_TIME | SAMPLE_CPU | SAMPLE_RAW,
+            flags: FLAG_DISABLED | FLAG_WATERMARK | FLAG_USE_CLOCKID,
+            wakeup_watermark: self.watermark_bytes,
+            clockid: libc::CLOCK_MONOTONIC,
+            ..PerfEventAttr::default()
+        };
+        // SAFETY: attr is a valid perf_event_attr of the size it
+        // states; pid -1 with a cpu means every task on that cpu.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                &attr as *const PerfEventAttr,
+                -1 as libc::pid_t,
+                cpu as libc::c_int,
+                -1 as libc::c_int,
+                PERF_FLAG_FD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(open_error(name, io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a fresh fd nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let mut sample_id: u64 = 0;
+        // SAFETY: PERF_EVENT_IOC_ID writes one u64 to the pointer.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), IOC_ID as _, &mut sample_id as *mut u64) } < 0 {
+            return Err(PerfError::Io {
+                what: format!("PERF_EVENT_IOC_ID({name})"),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok((fd, sample_id))
+    }
+
     fn map_ring(
         &mut self,
         fd: RawFd,
+        cpu: u32,
         page: usize,
         pages: usize,
         name: &str,
@@ -352,6 +379,7 @@ impl PerfRings {
             data_offset: page,
             data_size: page * pages,
             owner: fd,
+            cpu,
         });
         Ok(())
     }
@@ -372,7 +400,8 @@ impl PerfRings {
     }
 
     /// Turns event `tag` on with the tracefs filter expression `filter`,
-    /// or off (None), on every CPU.
+    /// or off (None), on every CPU. A filter is taken once per event: to
+    /// change it, [`PerfRings::refilter_tag`].
     pub fn filter_tag(&self, tag: u32, filter: Option<&str>) -> Result<(), PerfError> {
         let expression = match filter {
             Some(f) => Some(std::ffi::CString::new(f).map_err(|_| PerfError::Io {
@@ -402,6 +431,79 @@ impl PerfRings {
                     ioctl(raw, IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")?;
                 }
                 None => ioctl(raw, IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE")?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces event `tag` on every CPU by a new one filtered by the
+    /// tracefs expression `filter`, and turns it on. The kernel takes a
+    /// perf event's filter once (a second PERF_EVENT_IOC_SET_FILTER is
+    /// EEXIST), so a filter that changes needs new events. The new ones are
+    /// on before the old ones close: an event both filters pass is read
+    /// twice rather than missed. Samples the old ones left in the rings are
+    /// still read at the next drain. On an error the old events stay.
+    pub fn refilter_tag(&mut self, tag: u32, filter: &str) -> Result<(), PerfError> {
+        let expression = std::ffi::CString::new(filter).map_err(|_| PerfError::Io {
+            what: "PERF_EVENT_IOC_SET_FILTER".into(),
+            source: io::Error::from(io::ErrorKind::InvalidInput),
+        })?;
+        let (id, name) = self
+            .tracepoints
+            .get(&tag)
+            .cloned()
+            .ok_or_else(|| PerfError::Io {
+                what: format!("refilter of event {tag}"),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            })?;
+        let at: Vec<usize> = (0..self.fds.len())
+            .filter(|i| self.fd_tags[*i] == tag)
+            .collect();
+        let mut fresh = Vec::with_capacity(at.len());
+        for &i in &at {
+            let ring = &self.rings[self.fd_rings[i]];
+            if ring.owner == self.fds[i].as_raw_fd() {
+                // Closing it would take its CPU's ring with it.
+                return Err(PerfError::Io {
+                    what: format!("refilter of {name}"),
+                    source: io::Error::from(io::ErrorKind::Unsupported),
+                });
+            }
+            let (fd, sample_id) = self.open_event(id, ring.cpu, &name)?;
+            let raw = fd.as_raw_fd();
+            ioctl(
+                raw,
+                IOC_SET_OUTPUT,
+                ring.owner as libc::c_ulong,
+                &format!("PERF_EVENT_IOC_SET_OUTPUT({name})"),
+            )?;
+            // SAFETY: SET_FILTER reads a NUL-terminated string from the
+            // pointer, which `expression` keeps alive for the call.
+            if unsafe { libc::ioctl(raw, IOC_SET_FILTER as _, expression.as_ptr()) } < 0 {
+                return Err(PerfError::Io {
+                    what: "PERF_EVENT_IOC_SET_FILTER".into(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+            fresh.push((i, fd, sample_id));
+        }
+        // A drain has read what the events retired last time left.
+        for old in std::mem::take(&mut self.retiring) {
+            self.tags.remove(&old);
+        }
+        for (_, fd, sample_id) in &fresh {
+            self.tags.insert(*sample_id, tag);
+            ioctl(fd.as_raw_fd(), IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")?;
+        }
+        for (i, fd, _) in fresh {
+            let old = std::mem::replace(&mut self.fds[i], fd);
+            // Off first, so that what it counted is all it will write.
+            let _ = ioctl(old.as_raw_fd(), IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE");
+            self.retired_counted += count_of(&old).unwrap_or(0);
+            let mut old_id: u64 = 0;
+            // SAFETY: PERF_EVENT_IOC_ID writes one u64 to the pointer.
+            if unsafe { libc::ioctl(old.as_raw_fd(), IOC_ID as _, &mut old_id as *mut u64) } == 0 {
+                self.retiring.push(old_id);
             }
         }
         Ok(())
@@ -482,18 +584,10 @@ impl PerfRings {
         self.undelivered = self.undelivered.max(missing);
     }
 
-    /// The events counted by the kernel so far, over every event and CPU.
+    /// The events counted by the kernel so far, over every event and CPU
+    /// (those replaced by [`PerfRings::refilter_tag`] included).
     pub fn counted(&self) -> u64 {
-        self.fds
-            .iter()
-            .filter_map(|fd| {
-                let mut value = [0u8; 8];
-                // SAFETY: read(2) into an 8-byte buffer we own; a counting
-                // read of a perf event without read_format fills one u64.
-                let n = unsafe { libc::read(fd.as_raw_fd(), value.as_mut_ptr().cast(), 8) };
-                (n == 8).then(|| u64::from_ne_bytes(value))
-            })
-            .sum()
+        self.retired_counted + self.fds.iter().filter_map(count_of).sum::<u64>()
     }
 
     /// Events the kernel counted but no ring received (and no lost
@@ -506,6 +600,15 @@ impl PerfRings {
     pub fn malformed(&self) -> u64 {
         self.malformed
     }
+}
+
+/// What a perf event counted so far (None if it cannot be read).
+fn count_of(fd: &OwnedFd) -> Option<u64> {
+    let mut value = [0u8; 8];
+    // SAFETY: read(2) into an 8-byte buffer we own; a counting read of a
+    // perf event without read_format fills one u64.
+    let n = unsafe { libc::read(fd.as_raw_fd(), value.as_mut_ptr().cast(), 8) };
+    (n == 8).then(|| u64::from_ne_bytes(value))
 }
 
 /// What one walk of a ring found.

@@ -22,6 +22,17 @@ pub enum TracefsError {
 }
 
 pub struct Tracefs {
+    /// Where it is mounted: for messages, and the unmount of a mount made
+    /// here.
+    mount_point: PathBuf,
+    /// The mount's root, held open for the run: its files are reached
+    /// through it (`root`), so that another run that mounted the same
+    /// point and unmounts it (lazily) as it ends does not take the mount
+    /// from under this one, whose ftrace instance and kprobes could then
+    /// not be removed (they would stay in the kernel after it).
+    _held: Option<fs::File>,
+    /// `/proc/self/fd/N` of the held root, or the mount point when it
+    /// cannot be held.
     root: PathBuf,
 }
 
@@ -33,7 +44,7 @@ impl Tracefs {
     /// at /sys/kernel/tracing (the bool says it did).
     pub fn locate(mount_if_root: bool) -> Result<(Tracefs, bool), TracefsError> {
         match mounted() {
-            Mounted::Readable(root) => return Ok((Tracefs { root }, false)),
+            Mounted::Readable(root) => return Ok((Tracefs::at(root), false)),
             Mounted::Unreadable(path, source) => {
                 return Err(TracefsError::Unreadable { path, source })
             }
@@ -56,12 +67,28 @@ impl Tracefs {
         Ok((Tracefs::at(MOUNT_POINT.into()), true))
     }
 
-    pub fn at(root: PathBuf) -> Tracefs {
-        Tracefs { root }
+    pub fn at(mount_point: PathBuf) -> Tracefs {
+        use std::os::fd::AsRawFd;
+        let held = fs::File::open(&mount_point).ok();
+        let root = held
+            .as_ref()
+            .map(|dir| PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())))
+            .filter(|root| root.join("events").is_dir())
+            .unwrap_or_else(|| mount_point.clone());
+        Tracefs {
+            mount_point,
+            _held: held,
+            root,
+        }
     }
 
+    /// Where its files are reached, for as long as this value lives.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub fn mount_point(&self) -> &Path {
+        &self.mount_point
     }
 
     fn event_dir(&self, group: &str, name: &str) -> PathBuf {
