@@ -100,6 +100,9 @@ struct EventOnly {
     /// The poll at which it ended or its notice came, whichever first:
     /// from then it waits a few polls for the other.
     closing_since: Option<u64>,
+    /// Its notice ended an orderly close: the notice's `bytes_received`,
+    /// which its lifetime takes whole, counts the peer's FIN.
+    fin_in_notice: bool,
 }
 
 /// Who a close notice belongs to.
@@ -637,6 +640,7 @@ impl EventAttribution {
         tracked.forget_diff();
         known.confirmed = true;
         known.noticed = true;
+        known.fin_in_notice = ending == Ending::Orderly && !aborted;
         known.cookie = Some(notice.cookie);
         self.by_cookie.insert(notice.cookie, n);
     }
@@ -703,6 +707,10 @@ impl EventAttribution {
                 unseen_ms: elapsed_ms,
                 history: StateHistory::default(),
             };
+            if known.fin_in_notice {
+                // Its window had the FIN dropped when the notice joined.
+                super::closes::drop_fin(&mut ended.lifetime);
+            }
             self.life_ended(id, tracked.last_poll, &mut ended);
             if known.confirmed {
                 closed.push(ended);
@@ -1189,6 +1197,7 @@ impl Attribution<'_, '_> {
                 noticed: false,
                 destroyed: false,
                 closing_since: None,
+                fin_in_notice: false,
             },
         );
         let id = SocketId::EventOnly(n);
@@ -1367,6 +1376,18 @@ impl Attribution<'_, '_> {
         let stopped_listener = !self.part.marks.get(&id).is_some_and(|m| m.reset_received)
             && self.listener_stopped_for(tuple);
         let marks = self.part.marks.entry(id).or_default();
+        if marks.opened_by_event && marks.history.last() != Some(TcpState::Close) {
+            // A poll that listed the socket before its open's event came
+            // counted the open already: an event with the whole tuple (a
+            // connect from a bound port, a child born with its peer's
+            // address) finds the socket at once, without waiting under its
+            // address for `learn` to drop the open.
+            for open in [Counter::ActiveOpens, Counter::PassiveOpens] {
+                if counts.value(open) > 0 {
+                    counts.set(open, 0, false);
+                }
+            }
+        }
         // Where the probe cannot see a child's birth (a kprobe on
         // tcp_set_state), its handshake's end is its open.
         let completes = old == TcpState::SynRecv && new == TcpState::Established;
@@ -1862,6 +1883,79 @@ mod tests {
         t.apply_events(&later, &ANY);
         t.observe(&snap(2000, polled_pair(40000, Established)), &ANY);
         assert_eq!(opens(&t), (1, 1));
+    }
+
+    #[test]
+    fn an_open_event_with_its_whole_tuple_after_the_poll_that_counted_it_counts_nothing() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let opens = |t: &Tracker| {
+            let c = totals(t);
+            (
+                c.value(Counter::ActiveOpens),
+                c.value(Counter::PassiveOpens),
+            )
+        };
+        // A dump that listed both ends before the ring gave their opens'
+        // events, which name the whole tuple: a client that bound its
+        // port before connect(), a child born with its peer's address.
+        let mut t = tracker();
+        t.observe(&snap(0, vec![listener()]), &ANY);
+        t.observe(&snap(1000, polled_pair(40000, Established)), &ANY);
+        let late: Vec<Timed> = [
+            change(0x10, client, Close, SynSent),
+            change(0x11, server, Listen, SynRecv),
+            change(0x10, client, SynSent, Established),
+            change(0x11, server, SynRecv, Established),
+        ]
+        .into_iter()
+        .map(|e| at(2, e))
+        .collect();
+        t.apply_events(&late, &ANY);
+        t.observe(&snap(2000, polled_pair(40000, Established)), &ANY);
+        assert_eq!(opens(&t), (1, 1));
+    }
+
+    /// A notice's tcp_info: `sent` bytes sent, `acked` acknowledged (the
+    /// SYN and FIN in), `received` received (the peer's FIN in).
+    fn final_info(sent: u64, acked: u64, received: u64) -> TcpInfo {
+        let mut raw = vec![0u8; 232];
+        raw[0] = 1;
+        raw[120..128].copy_from_slice(&acked.to_ne_bytes());
+        raw[128..136].copy_from_slice(&received.to_ne_bytes());
+        raw[200..208].copy_from_slice(&sent.to_ne_bytes());
+        raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
+        TcpInfo::from_bytes(&raw).unwrap()
+    }
+
+    #[test]
+    fn a_lifetime_from_an_orderly_notice_counts_the_peers_fin_as_no_byte() {
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![listener()]), &ANY);
+        t.apply_events(&short_connection(40000, 0x1000), &ANY);
+        // 300 bytes up, 200 down, both FINs acknowledged and received.
+        let notices = vec![
+            sample(100, client, TcpState::Close, Some(final_info(300, 302, 201))),
+            sample(101, server, TcpState::Close, Some(final_info(200, 201, 301))),
+        ];
+        t.observe(&noticed(1000, notices), &ANY);
+        // Without cookies in the events, the notices join after one more
+        // batch.
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let received = |key: &EventTuple| {
+            let closed = t.closed().iter().find(|c| c.sample.key == key.key(0));
+            let closed = closed.unwrap_or_else(|| panic!("{key:?} closed: {:?}", t.closed()));
+            (
+                closed.window.get(Counter::BytesReceived),
+                closed.lifetime_counters().get(Counter::BytesReceived),
+            )
+        };
+        assert_eq!(received(&client), (Some(200), Some(200)));
+        assert_eq!(received(&server), (Some(300), Some(300)));
     }
 
     #[test]
