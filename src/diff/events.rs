@@ -141,6 +141,9 @@ struct Marks {
     reset_received: bool,
     /// Its SYN sent again, so far.
     syn_retransmits: u32,
+    /// Its close notice counted its ending (fail or reset) before its
+    /// CLOSE event came, which then counts none.
+    ending_by_notice: bool,
 }
 
 /// The event part of the tracker: which kernel address and tuple lead to
@@ -592,6 +595,7 @@ impl EventAttribution {
         // Its CLOSE event never came (the kernel counted it and never
         // delivered it): the notice's ending counts in its place.
         let close_missed = marks.history.last() != Some(TcpState::Close);
+        marks.ending_by_notice = close_missed;
         // Its open's event went missing (the kernel counted events it
         // never delivered): the notice tells there was a connection, and
         // no poll saw it before this window, so it opened in it.
@@ -1426,6 +1430,15 @@ impl Attribution<'_, '_> {
                 counts.replace(Counter::AttemptFails, fails, false);
             }
         }
+        if new == TcpState::Close && marks.ending_by_notice {
+            // Its notice, read before this event (a ring behind the
+            // notices), counted the ending in its place.
+            for ending in [Counter::AttemptFails, Counter::EstabResets] {
+                if counts.value(ending) > 0 {
+                    counts.set(ending, 0, false);
+                }
+            }
+        }
         if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0 {
             marks.opened_by_event = true;
         }
@@ -1956,6 +1969,27 @@ mod tests {
         };
         assert_eq!(received(&client), (Some(200), Some(200)));
         assert_eq!(received(&server), (Some(300), Some(300)));
+    }
+
+    #[test]
+    fn a_close_event_after_the_notice_that_counted_its_ending_counts_no_second_reset() {
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        let events = aborted_connection(40000, 0x1000, None);
+        let (opened, ended) = events.split_at(4);
+        t.apply_events(opened, &ANY);
+        // The notices come before the ring gives the ends' CLOSE events:
+        // they join their sockets by tuple after one more batch, and count
+        // the endings.
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        t.apply_events(ended, &ANY);
+        t.observe(&noticed(3000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::EstabResets), Some(2), "{c:?}");
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::OutRsts), Some(1), "{c:?}");
     }
 
     #[test]
