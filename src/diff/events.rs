@@ -144,6 +144,9 @@ struct Marks {
     /// Its close notice counted its ending (fail or reset) before its
     /// CLOSE event came, which then counts none.
     ending_by_notice: bool,
+    /// Its application read the end of the stream (a receive call gave
+    /// 0): the peer's FIN reached the full socket.
+    end_of_stream_read: bool,
 }
 
 /// The event part of the tracker: which kernel address and tuple lead to
@@ -361,6 +364,23 @@ impl EventAttribution {
         for (counter, _) in self.covered.iter() {
             counters.mark_present(counter);
         }
+    }
+
+    /// Whether the peer's FIN reached socket `id` before its end, as far
+    /// as its events and `notice` tell (see [`super::closes::peer_fin_counted`]).
+    pub(super) fn peer_fin_counted(
+        &self,
+        id: &SocketId,
+        notice: &SocketSample,
+        last_polled: &SocketSample,
+    ) -> bool {
+        let marks = self.marks.get(id).copied().unwrap_or_default();
+        super::closes::peer_fin_counted(
+            notice,
+            Some(marks.history),
+            marks.end_of_stream_read,
+            Some(last_polled),
+        )
     }
 
     pub(super) fn history_of(&self, id: &SocketId) -> StateHistory {
@@ -601,6 +621,7 @@ impl EventAttribution {
         // no poll saw it before this window, so it opened in it.
         let open_missed = !marks.opened_by_event;
         marks.opened_by_event = true;
+        let marks_now = *marks;
         let Some(known) = self.event_only.get_mut(&n) else {
             return;
         };
@@ -611,6 +632,14 @@ impl EventAttribution {
             .is_some()
             .then(|| cumulative(&tracked.sample));
         let fin_counted = tracked.sample.state.peer_fin_received();
+        let fin_in_notice = ending == Ending::Orderly
+            && !aborted
+            && super::closes::peer_fin_counted(
+                notice,
+                Some(marks_now.history),
+                marks_now.end_of_stream_read,
+                None,
+            );
         let mut delta = match last {
             // An abort cleared the counters: what was sampled stands.
             _ if aborted => Counters::default(),
@@ -619,7 +648,7 @@ impl EventAttribution {
                 .unwrap_or_else(|_| cumulative(notice).counters),
             None => cumulative(notice).counters,
         };
-        if ending == Ending::Orderly && !fin_counted {
+        if fin_in_notice && !fin_counted {
             super::closes::drop_fin(&mut delta);
         }
         if passive && last.is_none() && !aborted {
@@ -644,7 +673,7 @@ impl EventAttribution {
         tracked.forget_diff();
         known.confirmed = true;
         known.noticed = true;
-        known.fin_in_notice = ending == Ending::Orderly && !aborted;
+        known.fin_in_notice = fin_in_notice;
         known.cookie = Some(notice.cookie);
         self.by_cookie.insert(notice.cookie, n);
     }
@@ -884,6 +913,11 @@ impl Attribution<'_, '_> {
                 Counter::MessagesSent,
                 Counter::MessageBytesSent,
             ),
+            TraceEvent::Received { sk, tuple, bytes: 0 } => {
+                if let Some(id) = self.locate(*sk, tuple.as_ref()) {
+                    self.part.marks.entry(id).or_default().end_of_stream_read = true;
+                }
+            }
             TraceEvent::Received { sk, tuple, bytes } => self.call(
                 *sk,
                 tuple.as_ref(),
@@ -1949,9 +1983,12 @@ mod tests {
         let mut t = tracker();
         t.observe(&noticed(0, vec![listener()]), &ANY);
         t.apply_events(&short_connection(40000, 0x1000), &ANY);
-        // 300 bytes up, 200 down, both FINs acknowledged and received.
+        // 300 bytes up, 200 down, both FINs acknowledged and received;
+        // the client, closed first, left the server's FIN unread.
+        let mut client_end = sample(100, client, TcpState::Close, Some(final_info(300, 302, 201)));
+        client_end.recv_queue = 1;
         let notices = vec![
-            sample(100, client, TcpState::Close, Some(final_info(300, 302, 201))),
+            client_end,
             sample(101, server, TcpState::Close, Some(final_info(200, 201, 301))),
         ];
         t.observe(&noticed(1000, notices), &ANY);
@@ -1990,6 +2027,49 @@ mod tests {
         assert_eq!(c.get(Counter::EstabResets), Some(2), "{c:?}");
         assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
         assert_eq!(c.get(Counter::OutRsts), Some(1), "{c:?}");
+    }
+
+    #[test]
+    fn a_socket_that_closed_first_and_never_got_the_peers_fin_keeps_every_byte() {
+        use TcpState::*;
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", 40000);
+        let closed_first = [
+            change(0x11, newborn, Listen, SynRecv),
+            change(0x11, server, SynRecv, Established),
+            change(0x11, server, Established, FinWait1),
+            change(0x11, server, FinWait1, FinWait2),
+            change(0x11, server, FinWait2, Close),
+        ];
+        // 300 bytes received. Destroyed as its FIN was acknowledged, the
+        // peer's FIN went to its timewait successor: bytes_received 300.
+        // Held open by its application, which read the end of stream:
+        // bytes_received 301.
+        for (read_to_end, final_received) in [(false, 300), (true, 301)] {
+            let mut events: Vec<Timed> = closed_first.iter().map(|e| at(1, e.clone())).collect();
+            if read_to_end {
+                let end = TraceEvent::Received {
+                    sk: 0x11,
+                    tuple: None,
+                    bytes: 0,
+                };
+                events.insert(4, at(1, end));
+            }
+            let mut t = tracker();
+            t.observe(&noticed(0, vec![listener()]), &ANY);
+            t.apply_events(&events, &ANY);
+            let last = sample(101, server, Close, Some(final_info(200, 201, final_received)));
+            t.observe(&noticed(1000, vec![last]), &ANY);
+            t.apply_events(&[], &ANY);
+            t.observe(&noticed(2000, vec![]), &ANY);
+            let closed = t.closed().iter().find(|c| c.sample.key == server.key(0));
+            let closed = closed.expect("closed");
+            let received = (
+                closed.window.get(Counter::BytesReceived),
+                closed.lifetime_counters().get(Counter::BytesReceived),
+            );
+            assert_eq!(received, (Some(300), Some(300)), "read to end: {read_to_end}");
+        }
     }
 
     #[test]
