@@ -278,10 +278,12 @@ impl Tracker {
         let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) else {
             return;
         };
-        // The notice (state CLOSE) counts the peer's FIN; a last sample
-        // that had it counts it no more (`cumulative`): the FIN is in the
-        // delta either way.
-        if ending == Ending::Orderly {
+        // The notice (state CLOSE) counts the peer's FIN, if it came
+        // before the successor took over; a last sample that had it
+        // counts it no more (`cumulative`): the FIN is in the delta then.
+        let history = self.events.is_some().then_some(closed.history);
+        if ending == Ending::Orderly && peer_fin_counted(notice, history, false, Some(&closed.sample))
+        {
             drop_fin(&mut delta);
         }
         closed.window.add(&delta);
@@ -307,8 +309,12 @@ impl Tracker {
             mark_cleared(&mut closed.lifetime, notice);
         } else if closed.sample.tcp_info.is_some() {
             if let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) {
-                // The peer's FIN is in the delta, whatever the last state.
-                if ending == Ending::Orderly {
+                // The peer's FIN, where it came, is in the delta, whatever
+                // the last state.
+                let history = self.events.is_some().then_some(closed.history);
+                if ending == Ending::Orderly
+                    && peer_fin_counted(notice, history, false, Some(&closed.sample))
+                {
                     drop_fin(&mut delta);
                 }
                 closed.window.add(&delta);
@@ -603,6 +609,28 @@ mod tests {
         t.observe(&poll(1000, vec![held], vec![]), &filter);
         t.observe(&poll(2000, vec![], vec![notice("10.0.0.2", 5000, 201, 200, 301)]), &filter);
         assert_eq!(totals(&t).value(Counter::BytesReceived), 300);
+    }
+
+    /// The same orphan, polled with 250 bytes received, then seen by the
+    /// next poll as its FIN_WAIT2 timewait successor before its notice
+    /// came: the notice completes the life with every byte received.
+    #[test]
+    fn an_orphan_whose_successor_a_poll_saw_counts_every_byte_it_received() {
+        let filter = FilterSet::default();
+        let mut closing = notice("10.0.0.2", 5000, 201, 200, 250);
+        closing.state = TcpState::FinWait1;
+        closing.inode = 0;
+        let mut successor = closing.clone();
+        successor.state = TcpState::FinWait2;
+        successor.tcp_info = None;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![closing.clone()], vec![]), &filter);
+        t.observe(&poll(2000, vec![successor.clone()], vec![]), &filter);
+        let last = notice("10.0.0.2", 5000, 201, 200, 300);
+        t.observe(&poll(2500, vec![successor], vec![last]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::BytesReceived), 300, "{total:?}");
     }
 
     /// A poll that lists a request socket, whose child (with its cookie)
