@@ -183,8 +183,8 @@ pub(super) fn peer_fin_counted(
         return true;
     }
     let closed_first_by_events = states.iter().any(|s| matches!(s, FinWait1 | FinWait2));
-    let orphan_closing = last_polled
-        .is_some_and(|s| matches!(s.state, FinWait1 | FinWait2) && s.inode == 0);
+    let orphan_closing =
+        last_polled.is_some_and(|s| matches!(s.state, FinWait1 | FinWait2) && s.inode == 0);
     !(closed_first_by_events || orphan_closing)
 }
 
@@ -282,7 +282,8 @@ impl Tracker {
         // before the successor took over; a last sample that had it
         // counts it no more (`cumulative`): the FIN is in the delta then.
         let history = self.events.is_some().then_some(closed.history);
-        if ending == Ending::Orderly && peer_fin_counted(notice, history, false, Some(&closed.sample))
+        if ending == Ending::Orderly
+            && peer_fin_counted(notice, history, false, Some(&closed.sample))
         {
             drop_fin(&mut delta);
         }
@@ -607,7 +608,10 @@ mod tests {
         let mut t = Tracker::new();
         t.observe(&poll(0, vec![], vec![]), &filter);
         t.observe(&poll(1000, vec![held], vec![]), &filter);
-        t.observe(&poll(2000, vec![], vec![notice("10.0.0.2", 5000, 201, 200, 301)]), &filter);
+        t.observe(
+            &poll(2000, vec![], vec![notice("10.0.0.2", 5000, 201, 200, 301)]),
+            &filter,
+        );
         assert_eq!(totals(&t).value(Counter::BytesReceived), 300);
     }
 

@@ -631,7 +631,9 @@ impl EventAttribution {
             .tcp_info
             .is_some()
             .then(|| cumulative(&tracked.sample));
-        let fin_counted = tracked.sample.state.peer_fin_received();
+        // `cumulative` of a sample in a state past the peer's FIN leaves
+        // the FIN out already: a lifetime taken from it has none.
+        let sample_drops_fin = tracked.sample.state.peer_fin_received();
         let fin_in_notice = ending == Ending::Orderly
             && !aborted
             && super::closes::peer_fin_counted(
@@ -648,7 +650,8 @@ impl EventAttribution {
                 .unwrap_or_else(|_| cumulative(notice).counters),
             None => cumulative(notice).counters,
         };
-        if fin_in_notice && !fin_counted {
+        // The delta from a last-moment sample has the FIN either way.
+        if fin_in_notice {
             super::closes::drop_fin(&mut delta);
         }
         if passive && last.is_none() && !aborted {
@@ -673,7 +676,7 @@ impl EventAttribution {
         tracked.forget_diff();
         known.confirmed = true;
         known.noticed = true;
-        known.fin_in_notice = fin_in_notice;
+        known.fin_in_notice = fin_in_notice && !sample_drops_fin;
         known.cookie = Some(notice.cookie);
         self.by_cookie.insert(notice.cookie, n);
     }
@@ -913,7 +916,11 @@ impl Attribution<'_, '_> {
                 Counter::MessagesSent,
                 Counter::MessageBytesSent,
             ),
-            TraceEvent::Received { sk, tuple, bytes: 0 } => {
+            TraceEvent::Received {
+                sk,
+                tuple,
+                bytes: 0,
+            } => {
                 if let Some(id) = self.locate(*sk, tuple.as_ref()) {
                     self.part.marks.entry(id).or_default().end_of_stream_read = true;
                 }
@@ -1985,11 +1992,21 @@ mod tests {
         t.apply_events(&short_connection(40000, 0x1000), &ANY);
         // 300 bytes up, 200 down, both FINs acknowledged and received;
         // the client, closed first, left the server's FIN unread.
-        let mut client_end = sample(100, client, TcpState::Close, Some(final_info(300, 302, 201)));
+        let mut client_end = sample(
+            100,
+            client,
+            TcpState::Close,
+            Some(final_info(300, 302, 201)),
+        );
         client_end.recv_queue = 1;
         let notices = vec![
             client_end,
-            sample(101, server, TcpState::Close, Some(final_info(200, 201, 301))),
+            sample(
+                101,
+                server,
+                TcpState::Close,
+                Some(final_info(200, 201, 301)),
+            ),
         ];
         t.observe(&noticed(1000, notices), &ANY);
         // Without cookies in the events, the notices join after one more
@@ -2058,7 +2075,12 @@ mod tests {
             let mut t = tracker();
             t.observe(&noticed(0, vec![listener()]), &ANY);
             t.apply_events(&events, &ANY);
-            let last = sample(101, server, Close, Some(final_info(200, 201, final_received)));
+            let last = sample(
+                101,
+                server,
+                Close,
+                Some(final_info(200, 201, final_received)),
+            );
             t.observe(&noticed(1000, vec![last]), &ANY);
             t.apply_events(&[], &ANY);
             t.observe(&noticed(2000, vec![]), &ANY);
@@ -2068,7 +2090,11 @@ mod tests {
                 closed.window.get(Counter::BytesReceived),
                 closed.lifetime_counters().get(Counter::BytesReceived),
             );
-            assert_eq!(received, (Some(300), Some(300)), "read to end: {read_to_end}");
+            assert_eq!(
+                received,
+                (Some(300), Some(300)),
+                "read to end: {read_to_end}"
+            );
         }
     }
 
@@ -2566,6 +2592,39 @@ mod tests {
         t.observe(&snap(1000, vec![]), &ANY);
         assert_eq!(totals(&t).get(Counter::BytesSent), Some(4096));
         assert_eq!(t.event_stats().unwrap().last_samples, 1);
+    }
+
+    #[test]
+    fn a_last_moment_sample_after_the_peers_fin_leaves_the_fin_out_of_window_and_lifetime() {
+        use TcpState::*;
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![listener()]), &ANY);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40003);
+        let mut events = short_connection(40003, 0x40);
+        // The server end, sampled in CLOSE_WAIT with 300 bytes and the
+        // FIN received (bytes_received 301).
+        events.insert(
+            6,
+            at(
+                5,
+                TraceEvent::LastSample {
+                    sk: 0x41,
+                    sample: Box::new(sample(0, server, CloseWait, Some(final_info(0, 0, 301)))),
+                },
+            ),
+        );
+        t.apply_events(&events, &ANY);
+        let last = sample(101, server, Close, Some(final_info(200, 201, 301)));
+        t.observe(&noticed(1000, vec![last]), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let closed = t.closed().iter().find(|c| c.sample.key == server.key(0));
+        let closed = closed.expect("closed");
+        let received = (
+            closed.window.get(Counter::BytesReceived),
+            closed.lifetime_counters().get(Counter::BytesReceived),
+        );
+        assert_eq!(received, (Some(300), Some(300)));
     }
 
     #[test]
