@@ -121,7 +121,11 @@ impl Ending {
                 return ending;
             }
         }
-        if !passive && info.segs_out() == Some(0) && info.segs_in() == Some(0) {
+        let nothing_moved = acked == 0
+            && info.segs_out() == Some(0)
+            && info.segs_in() == Some(0)
+            && info.bytes_sent().unwrap_or(0) == 0;
+        if !passive && nothing_moved {
             return Ending::NeverSent;
         }
         if acked == 0 && !passive {
@@ -220,6 +224,40 @@ pub(super) fn drop_fin(counters: &mut Counters) {
     }
 }
 
+/// Whether the final `bytes_received` of an orderly close counts the
+/// peer's FIN. Not when the socket closed first and was destroyed as its
+/// own FIN was acknowledged, orphaned in FIN_WAIT1 or FIN_WAIT2: the
+/// kernel hands it on to a FIN_WAIT2 timewait socket, which takes the
+/// peer's FIN. Its notice then has nothing unread (`recv_queue` 0: an
+/// orphan's unread FIN stays queued), no end of stream was read, and it
+/// never was in CLOSE_WAIT, LAST_ACK or CLOSING. Where nothing tells
+/// (no events, and no poll saw it orphaned while closing), the FIN is
+/// taken as counted, as a passive closer's is.
+/// `history`: its states from events (None without events); `last_polled`:
+/// its last sample from a poll.
+pub(super) fn peer_fin_counted(
+    notice: &SocketSample,
+    history: Option<StateHistory>,
+    end_of_stream_read: bool,
+    last_polled: Option<&SocketSample>,
+) -> bool {
+    use TcpState::*;
+    if notice.recv_queue > 0 || end_of_stream_read {
+        return true;
+    }
+    let states = history.unwrap_or_default();
+    if states
+        .iter()
+        .any(|s| matches!(s, CloseWait | LastAck | Closing | TimeWait))
+    {
+        return true;
+    }
+    let closed_first_by_events = states.iter().any(|s| matches!(s, FinWait1 | FinWait2));
+    let orphan_closing =
+        last_polled.is_some_and(|s| matches!(s.state, FinWait1 | FinWait2) && s.inode == 0);
+    !(closed_first_by_events || orphan_closing)
+}
+
 /// `tcp_disconnect` cleared the counters `notice` would have ended with:
 /// what the socket did after its last poll (its reset, at least) is not
 /// known, so the counters its tcp_info gives are approximate (present too:
@@ -310,10 +348,13 @@ impl Tracker {
         let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) else {
             return;
         };
-        // The notice (state CLOSE) counts the peer's FIN; a last sample
-        // that had it counts it no more (`cumulative`): the FIN is in the
-        // delta either way.
-        if ending == Ending::Orderly {
+        // The notice (state CLOSE) counts the peer's FIN, if it came
+        // before the successor took over; a last sample that had it
+        // counts it no more (`cumulative`): the FIN is in the delta then.
+        let history = self.events.is_some().then_some(closed.history);
+        if ending == Ending::Orderly
+            && peer_fin_counted(notice, history, false, Some(&closed.sample))
+        {
             drop_fin(&mut delta);
         }
         closed.window.add(&delta);
@@ -339,8 +380,12 @@ impl Tracker {
             mark_cleared(&mut closed.lifetime, notice);
         } else if closed.sample.tcp_info.is_some() {
             if let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) {
-                // The peer's FIN is in the delta, whatever the last state.
-                if ending == Ending::Orderly {
+                // The peer's FIN, where it came, is in the delta, whatever
+                // the last state.
+                let history = self.events.is_some().then_some(closed.history);
+                if ending == Ending::Orderly
+                    && peer_fin_counted(notice, history, false, Some(&closed.sample))
+                {
                     drop_fin(&mut delta);
                 }
                 closed.window.add(&delta);
@@ -377,6 +422,7 @@ impl Tracker {
         elapsed: u64,
     ) {
         let last_state = tracked.sample.state;
+        let last_polled = tracked.sample.clone();
         let notice_taken = !ending.cleared() && tracked.sample.tcp_info.is_some();
         // Events since the last poll (retransmits) count only where no
         // later sample covers them: the notice's final counters do.
@@ -410,7 +456,11 @@ impl Tracker {
             holder: Holder::default(),
         };
         closed.sample.state = TcpState::Close;
-        if ending == Ending::Orderly {
+        let fin_counted = match &self.events {
+            Some(events) => events.peer_fin_counted(&id, notice, &last_polled),
+            None => peer_fin_counted(notice, None, false, Some(&last_polled)),
+        };
+        if ending == Ending::Orderly && fin_counted {
             drop_fin(&mut closed.window);
             drop_fin(&mut closed.lifetime);
         }
@@ -614,6 +664,62 @@ mod tests {
         assert_eq!(total.value(Counter::AttemptFails), 0);
         assert_eq!(total.value(Counter::BytesSent), 500);
         assert_eq!(total.value(Counter::BytesReceived), 700);
+    }
+
+    /// A server that closed first: polled orphaned (no inode) in
+    /// FIN_WAIT1 with 300 bytes received, destroyed as its FIN was
+    /// acknowledged. Its notice's `bytes_received` has no FIN, unless the
+    /// FIN came first and waits unread (`recv_queue` 1).
+    #[test]
+    fn an_orphan_destroyed_as_its_fin_was_acknowledged_counts_every_byte_it_received() {
+        let filter = FilterSet::default();
+        let mut closing = notice("10.0.0.2", 5000, 201, 200, 300);
+        closing.state = TcpState::FinWait1;
+        closing.inode = 0;
+        for (fin_waiting, final_received) in [(0, 300), (1, 301)] {
+            let mut last = notice("10.0.0.2", 5000, 201, 200, final_received);
+            last.recv_queue = fin_waiting;
+            let mut t = Tracker::new();
+            t.observe(&poll(0, vec![], vec![]), &filter);
+            t.observe(&poll(1000, vec![closing.clone()], vec![]), &filter);
+            t.observe(&poll(2000, vec![], vec![last]), &filter);
+            let total = totals(&t);
+            assert_eq!(total.value(Counter::BytesReceived), 300, "{total:?}");
+        }
+        // Held by its application (it may read the end of stream, which
+        // a poll cannot see): the FIN is taken as counted.
+        let mut held = closing.clone();
+        held.inode = 4242;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![held], vec![]), &filter);
+        t.observe(
+            &poll(2000, vec![], vec![notice("10.0.0.2", 5000, 201, 200, 301)]),
+            &filter,
+        );
+        assert_eq!(totals(&t).value(Counter::BytesReceived), 300);
+    }
+
+    /// The same orphan, polled with 250 bytes received, then seen by the
+    /// next poll as its FIN_WAIT2 timewait successor before its notice
+    /// came: the notice completes the life with every byte received.
+    #[test]
+    fn an_orphan_whose_successor_a_poll_saw_counts_every_byte_it_received() {
+        let filter = FilterSet::default();
+        let mut closing = notice("10.0.0.2", 5000, 201, 200, 250);
+        closing.state = TcpState::FinWait1;
+        closing.inode = 0;
+        let mut successor = closing.clone();
+        successor.state = TcpState::FinWait2;
+        successor.tcp_info = None;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![closing.clone()], vec![]), &filter);
+        t.observe(&poll(2000, vec![successor.clone()], vec![]), &filter);
+        let last = notice("10.0.0.2", 5000, 201, 200, 300);
+        t.observe(&poll(2500, vec![successor], vec![last]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::BytesReceived), 300, "{total:?}");
     }
 
     /// A poll that lists a request socket, whose child (with its cookie)

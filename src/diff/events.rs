@@ -103,6 +103,9 @@ struct EventOnly {
     /// The poll at which it ended or its notice came, whichever first:
     /// from then it waits a few polls for the other.
     closing_since: Option<u64>,
+    /// Its notice ended an orderly close: the notice's `bytes_received`,
+    /// which its lifetime takes whole, counts the peer's FIN.
+    fin_in_notice: bool,
 }
 
 /// Who a close notice belongs to.
@@ -143,6 +146,12 @@ struct Marks {
     syn_retransmits: u32,
     /// The process its latest system call's event ran in.
     owner: Option<u32>,
+    /// Its close notice counted its ending (fail or reset) before its
+    /// CLOSE event came, which then counts none.
+    ending_by_notice: bool,
+    /// Its application read the end of the stream (a receive call gave
+    /// 0): the peer's FIN reached the full socket.
+    end_of_stream_read: bool,
 }
 
 /// The event part of the tracker: which kernel address and tuple lead to
@@ -368,6 +377,23 @@ impl EventAttribution {
         for (counter, _) in self.covered.iter() {
             counters.mark_present(counter);
         }
+    }
+
+    /// Whether the peer's FIN reached socket `id` before its end, as far
+    /// as its events and `notice` tell (see [`super::closes::peer_fin_counted`]).
+    pub(super) fn peer_fin_counted(
+        &self,
+        id: &SocketId,
+        notice: &SocketSample,
+        last_polled: &SocketSample,
+    ) -> bool {
+        let marks = self.marks.get(id).copied().unwrap_or_default();
+        super::closes::peer_fin_counted(
+            notice,
+            Some(marks.history),
+            marks.end_of_stream_read,
+            Some(last_polled),
+        )
     }
 
     pub(super) fn history_of(&self, id: &SocketId) -> StateHistory {
@@ -613,11 +639,13 @@ impl EventAttribution {
         // Its CLOSE event never came (the kernel counted it and never
         // delivered it): the notice's ending counts in its place.
         let close_missed = marks.history.last() != Some(TcpState::Close);
+        marks.ending_by_notice = close_missed;
         // Its open's event went missing (the kernel counted events it
         // never delivered): the notice tells there was a connection, and
         // no poll saw it before this window, so it opened in it.
         let open_missed = !marks.opened_by_event;
         marks.opened_by_event = true;
+        let marks_now = *marks;
         let Some(known) = self.event_only.get_mut(&n) else {
             return;
         };
@@ -627,7 +655,17 @@ impl EventAttribution {
             .tcp_info
             .is_some()
             .then(|| cumulative(&tracked.sample));
-        let fin_counted = tracked.sample.state.peer_fin_received();
+        // `cumulative` of a sample in a state past the peer's FIN leaves
+        // the FIN out already: a lifetime taken from it has none.
+        let sample_drops_fin = tracked.sample.state.peer_fin_received();
+        let fin_in_notice = ending == Ending::Orderly
+            && !aborted
+            && super::closes::peer_fin_counted(
+                notice,
+                Some(marks_now.history),
+                marks_now.end_of_stream_read,
+                None,
+            );
         let mut delta = match last {
             // An abort cleared the counters: what was sampled stands.
             _ if aborted => Counters::default(),
@@ -636,7 +674,8 @@ impl EventAttribution {
                 .unwrap_or_else(|_| cumulative(notice).counters),
             None => cumulative(notice).counters,
         };
-        if ending == Ending::Orderly && !fin_counted {
+        // The delta from a last-moment sample has the FIN either way.
+        if fin_in_notice {
             super::closes::drop_fin(&mut delta);
         }
         if passive && last.is_none() && !aborted {
@@ -666,6 +705,7 @@ impl EventAttribution {
         tracked.forget_diff();
         known.confirmed = true;
         known.noticed = true;
+        known.fin_in_notice = fin_in_notice && !sample_drops_fin;
         known.cookie = Some(notice.cookie);
         self.by_cookie.insert(notice.cookie, n);
     }
@@ -735,6 +775,10 @@ impl EventAttribution {
                 history: StateHistory::default(),
                 holder: Holder::unpolled(None),
             };
+            if known.fin_in_notice {
+                // Its window had the FIN dropped when the notice joined.
+                super::closes::drop_fin(&mut ended.lifetime);
+            }
             self.life_ended(id, tracked.last_poll, &mut ended);
             if known.confirmed {
                 closed.push(ended);
@@ -907,6 +951,15 @@ impl Attribution<'_, '_> {
                 Counter::MessagesSent,
                 Counter::MessageBytesSent,
             ),
+            TraceEvent::Received {
+                sk,
+                tuple,
+                bytes: 0,
+            } => {
+                if let Some(id) = self.locate(*sk, tuple.as_ref()) {
+                    self.part.marks.entry(id).or_default().end_of_stream_read = true;
+                }
+            }
             TraceEvent::Received { sk, tuple, bytes } => self.call(
                 *sk,
                 tuple.as_ref(),
@@ -1252,6 +1305,7 @@ impl Attribution<'_, '_> {
                 noticed: false,
                 destroyed: false,
                 closing_since: None,
+                fin_in_notice: false,
             },
         );
         let id = SocketId::EventOnly(n);
@@ -1430,6 +1484,18 @@ impl Attribution<'_, '_> {
         let stopped_listener = !self.part.marks.get(&id).is_some_and(|m| m.reset_received)
             && self.listener_stopped_for(tuple);
         let marks = self.part.marks.entry(id).or_default();
+        if marks.opened_by_event && marks.history.last() != Some(TcpState::Close) {
+            // A poll that listed the socket before its open's event came
+            // counted the open already: an event with the whole tuple (a
+            // connect from a bound port, a child born with its peer's
+            // address) finds the socket at once, without waiting under its
+            // address for `learn` to drop the open.
+            for open in [Counter::ActiveOpens, Counter::PassiveOpens] {
+                if counts.value(open) > 0 {
+                    counts.set(open, 0, false);
+                }
+            }
+        }
         // Where the probe cannot see a child's birth (a kprobe on
         // tcp_set_state), its handshake's end is its open.
         let completes = old == TcpState::SynRecv && new == TcpState::Established;
@@ -1466,6 +1532,15 @@ impl Attribution<'_, '_> {
                 embryonic_close_fails(&marks.history, old, marks.reset_received, in_softirq);
             if let Some(fails) = fails {
                 counts.replace(Counter::AttemptFails, fails, false);
+            }
+        }
+        if new == TcpState::Close && marks.ending_by_notice {
+            // Its notice, read before this event (a ring behind the
+            // notices), counted the ending in its place.
+            for ending in [Counter::AttemptFails, Counter::EstabResets] {
+                if counts.value(ending) > 0 {
+                    counts.set(ending, 0, false);
+                }
             }
         }
         if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0 {
@@ -1926,6 +2001,165 @@ mod tests {
         t.apply_events(&later, &ANY);
         t.observe(&snap(2000, polled_pair(40000, Established)), &ANY);
         assert_eq!(opens(&t), (1, 1));
+    }
+
+    #[test]
+    fn an_open_event_with_its_whole_tuple_after_the_poll_that_counted_it_counts_nothing() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let opens = |t: &Tracker| {
+            let c = totals(t);
+            (
+                c.value(Counter::ActiveOpens),
+                c.value(Counter::PassiveOpens),
+            )
+        };
+        // A dump that listed both ends before the ring gave their opens'
+        // events, which name the whole tuple: a client that bound its
+        // port before connect(), a child born with its peer's address.
+        let mut t = tracker();
+        t.observe(&snap(0, vec![listener()]), &ANY);
+        t.observe(&snap(1000, polled_pair(40000, Established)), &ANY);
+        let late: Vec<Timed> = [
+            change(0x10, client, Close, SynSent),
+            change(0x11, server, Listen, SynRecv),
+            change(0x10, client, SynSent, Established),
+            change(0x11, server, SynRecv, Established),
+        ]
+        .into_iter()
+        .map(|e| at(2, e))
+        .collect();
+        t.apply_events(&late, &ANY);
+        t.observe(&snap(2000, polled_pair(40000, Established)), &ANY);
+        assert_eq!(opens(&t), (1, 1));
+    }
+
+    /// A notice's tcp_info: `sent` bytes sent, `acked` acknowledged (the
+    /// SYN and FIN in), `received` received (the peer's FIN in).
+    fn final_info(sent: u64, acked: u64, received: u64) -> TcpInfo {
+        let mut raw = vec![0u8; 232];
+        raw[0] = 1;
+        raw[120..128].copy_from_slice(&acked.to_ne_bytes());
+        raw[128..136].copy_from_slice(&received.to_ne_bytes());
+        raw[200..208].copy_from_slice(&sent.to_ne_bytes());
+        raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
+        TcpInfo::from_bytes(&raw).unwrap()
+    }
+
+    #[test]
+    fn a_lifetime_from_an_orderly_notice_counts_the_peers_fin_as_no_byte() {
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![listener()]), &ANY);
+        t.apply_events(&short_connection(40000, 0x1000), &ANY);
+        // 300 bytes up, 200 down, both FINs acknowledged and received;
+        // the client, closed first, left the server's FIN unread.
+        let mut client_end = sample(
+            100,
+            client,
+            TcpState::Close,
+            Some(final_info(300, 302, 201)),
+        );
+        client_end.recv_queue = 1;
+        let notices = vec![
+            client_end,
+            sample(
+                101,
+                server,
+                TcpState::Close,
+                Some(final_info(200, 201, 301)),
+            ),
+        ];
+        t.observe(&noticed(1000, notices), &ANY);
+        // Without cookies in the events, the notices join after one more
+        // batch.
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let received = |key: &EventTuple| {
+            let closed = t.closed().iter().find(|c| c.sample.key == key.key(0));
+            let closed = closed.unwrap_or_else(|| panic!("{key:?} closed: {:?}", t.closed()));
+            (
+                closed.window.get(Counter::BytesReceived),
+                closed.lifetime_counters().get(Counter::BytesReceived),
+            )
+        };
+        assert_eq!(received(&client), (Some(200), Some(200)));
+        assert_eq!(received(&server), (Some(300), Some(300)));
+    }
+
+    #[test]
+    fn a_close_event_after_the_notice_that_counted_its_ending_counts_no_second_reset() {
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        let events = aborted_connection(40000, 0x1000, None);
+        let (opened, ended) = events.split_at(4);
+        t.apply_events(opened, &ANY);
+        // The notices come before the ring gives the ends' CLOSE events:
+        // they join their sockets by tuple after one more batch, and count
+        // the endings.
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        t.apply_events(ended, &ANY);
+        t.observe(&noticed(3000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::EstabResets), Some(2), "{c:?}");
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::OutRsts), Some(1), "{c:?}");
+    }
+
+    #[test]
+    fn a_socket_that_closed_first_and_never_got_the_peers_fin_keeps_every_byte() {
+        use TcpState::*;
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", 40000);
+        let closed_first = [
+            change(0x11, newborn, Listen, SynRecv),
+            change(0x11, server, SynRecv, Established),
+            change(0x11, server, Established, FinWait1),
+            change(0x11, server, FinWait1, FinWait2),
+            change(0x11, server, FinWait2, Close),
+        ];
+        // 300 bytes received. Destroyed as its FIN was acknowledged, the
+        // peer's FIN went to its timewait successor: bytes_received 300.
+        // Held open by its application, which read the end of stream:
+        // bytes_received 301.
+        for (read_to_end, final_received) in [(false, 300), (true, 301)] {
+            let mut events: Vec<Timed> = closed_first.iter().map(|e| at(1, e.clone())).collect();
+            if read_to_end {
+                let end = TraceEvent::Received {
+                    sk: 0x11,
+                    tuple: None,
+                    bytes: 0,
+                };
+                events.insert(4, at(1, end));
+            }
+            let mut t = tracker();
+            t.observe(&noticed(0, vec![listener()]), &ANY);
+            t.apply_events(&events, &ANY);
+            let last = sample(
+                101,
+                server,
+                Close,
+                Some(final_info(200, 201, final_received)),
+            );
+            t.observe(&noticed(1000, vec![last]), &ANY);
+            t.apply_events(&[], &ANY);
+            t.observe(&noticed(2000, vec![]), &ANY);
+            let closed = t.closed().iter().find(|c| c.sample.key == server.key(0));
+            let closed = closed.expect("closed");
+            let received = (
+                closed.window.get(Counter::BytesReceived),
+                closed.lifetime_counters().get(Counter::BytesReceived),
+            );
+            assert_eq!(
+                received,
+                (Some(300), Some(300)),
+                "read to end: {read_to_end}"
+            );
+        }
     }
 
     #[test]
@@ -2463,6 +2697,39 @@ mod tests {
         t.observe(&snap(1000, vec![]), &ANY);
         assert_eq!(totals(&t).get(Counter::BytesSent), Some(4096));
         assert_eq!(t.event_stats().unwrap().last_samples, 1);
+    }
+
+    #[test]
+    fn a_last_moment_sample_after_the_peers_fin_leaves_the_fin_out_of_window_and_lifetime() {
+        use TcpState::*;
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![listener()]), &ANY);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40003);
+        let mut events = short_connection(40003, 0x40);
+        // The server end, sampled in CLOSE_WAIT with 300 bytes and the
+        // FIN received (bytes_received 301).
+        events.insert(
+            6,
+            at(
+                5,
+                TraceEvent::LastSample {
+                    sk: 0x41,
+                    sample: Box::new(sample(0, server, CloseWait, Some(final_info(0, 0, 301)))),
+                },
+            ),
+        );
+        t.apply_events(&events, &ANY);
+        let last = sample(101, server, Close, Some(final_info(200, 201, 301)));
+        t.observe(&noticed(1000, vec![last]), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let closed = t.closed().iter().find(|c| c.sample.key == server.key(0));
+        let closed = closed.expect("closed");
+        let received = (
+            closed.window.get(Counter::BytesReceived),
+            closed.lifetime_counters().get(Counter::BytesReceived),
+        );
+        assert_eq!(received, (Some(300), Some(300)));
     }
 
     #[test]

@@ -161,6 +161,9 @@ pub struct Life {
     data_end: Tick,
     syns_again: Vec<Tick>,
     our_fin_acked: Option<Tick>,
+    /// The peer's FIN reached the full socket after its application let
+    /// go of it: it stays unread in the receive queue the notice reports.
+    fin_unread: bool,
     peer_fin: Option<Tick>,
     reset_in: Option<Tick>,
     /// `tcp_disconnect` ran here.
@@ -219,6 +222,7 @@ impl Life {
             data_end: start,
             syns_again: Vec::new(),
             our_fin_acked: None,
+            fin_unread: false,
             peer_fin: None,
             reset_in: None,
             cleared_at: None,
@@ -263,6 +267,7 @@ impl Life {
                         life.our_fin_acked = Some(acked);
                         if peer_fin_with_ack {
                             life.peer_fin = Some(acked);
+                            life.fin_unread = true;
                         }
                         life.destroyed = Some(acked);
                     }
@@ -446,6 +451,7 @@ impl Life {
     fn notice(&self) -> Option<(Tick, SocketSample)> {
         let destroyed = self.destroyed?;
         let mut sample = SocketSample::bare(self.key, self.cookie, TcpState::Close);
+        sample.recv_queue = u32::from(self.fin_unread && self.cleared_at.is_none());
         sample.tcp_info = Some(match self.cleared_at {
             Some(cleared) => {
                 sample.key.remote_port = 0;
