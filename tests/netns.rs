@@ -159,7 +159,10 @@ fn namespace_deleted_mid_run_is_dropped_without_error() {
     let reports = json_reports(&output.stdout);
     assert_eq!(reports.len(), 4);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("error"), "{stderr}");
+    // Notes may quote an OS error (another test's namespace deleted while
+    // this run read /run/netns); an error of the run's own is its line.
+    assert!(!stderr.contains("tcpipstat: error"), "{stderr}");
+    assert!(output.status.success(), "{stderr}");
 }
 
 #[test]
