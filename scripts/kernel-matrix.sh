@@ -47,8 +47,11 @@
 #                   -bytes BytesSent 700 on each graceful client tuple,
 #                          BytesReceived 700 on each server tuple
 #                   -resets EstabResets: 1 on the aborting client (its
-#                          notice has cleared counters), 0 on every graceful
+#                          notice has cleared counters and lost the peer
+#                          port the filter tests: counted apart, under
+#                          unplaced_by_filters), 0 on every graceful
 #                          connection's ends
+#                   (-opens counts unplaced_by_filters too)
 #                   -lost  closes_lost 0, exit 0
 #   fallback guest (no diag modules):
 #     fallback      `tcpipstat --once --format json` with the once-bytes
