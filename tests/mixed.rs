@@ -10,8 +10,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -28,24 +26,6 @@ const ATTEMPTS: usize = 3;
 /// One run at a time: precision runs see the whole host's events, and the
 /// workload is timing-sensitive enough without a second one beside it.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn precision_skip_reason() -> Option<String> {
-    if let Some(reason) = common::skip_reason() {
-        return Some(reason);
-    }
-    let _ = Command::new("mount")
-        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-        .output();
-    let has_event = |root: &str| {
-        Path::new(root)
-            .join("events/sock/inet_sock_set_state")
-            .exists()
-    };
-    if !has_event("/sys/kernel/tracing") && !has_event("/sys/kernel/debug/tracing") {
-        return Some("kernel has no sock:inet_sock_set_state tracepoint".to_string());
-    }
-    None
-}
 
 type Tuple = (String, u64, String, u64);
 
@@ -259,7 +239,7 @@ fn mixed_short_connections_count_exactly_by_polling() {
 
 #[test]
 fn mixed_short_connections_count_exactly_with_precision() {
-    if let Some(reason) = precision_skip_reason() {
+    if let Some(reason) = common::precision_skip_reason() {
         eprintln!("SKIP {}: {reason}", module_path!());
         return;
     }
@@ -281,7 +261,7 @@ fn mixed_short_connections_count_exactly_with_precision() {
 
 #[test]
 fn mixed_short_connections_count_exactly_in_onclose_reports() {
-    if let Some(reason) = precision_skip_reason() {
+    if let Some(reason) = common::precision_skip_reason() {
         eprintln!("SKIP {}: {reason}", module_path!());
         return;
     }

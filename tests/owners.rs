@@ -9,8 +9,6 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -20,28 +18,6 @@ use common::{counter, wait_output, window_report, Netns};
 const CONNECTIONS: u64 = 50;
 
 /// Why precision mode cannot run here, beyond root.
-fn precision_skip_reason() -> Option<String> {
-    let has_event = |root: &str| {
-        Path::new(root)
-            .join("events/sock/inet_sock_set_state")
-            .exists()
-    };
-    if !Path::new("/sys/kernel/tracing").exists()
-        && !Path::new("/sys/kernel/debug/tracing").exists()
-    {
-        return Some("no tracefs mount point".to_string());
-    }
-    // tcpipstat mounts tracefs itself; a kernel without the tracepoint
-    // cannot be helped.
-    let _ = Command::new("mount")
-        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-        .output();
-    if !has_event("/sys/kernel/tracing") && !has_event("/sys/kernel/debug/tracing") {
-        return Some("kernel has no sock:inet_sock_set_state tracepoint".to_string());
-    }
-    None
-}
-
 /// Precision runs see the whole host's kernel events: the two tests here
 /// run one after the other.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -133,7 +109,7 @@ fn group_of(
 
 #[test]
 fn precision_names_the_process_whose_connections_lived_between_polls() {
-    if let Some(reason) = common::skip_reason().or_else(precision_skip_reason) {
+    if let Some(reason) = common::precision_skip_reason() {
         eprintln!("SKIP {}: {reason}", module_path!());
         return;
     }

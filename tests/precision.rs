@@ -15,31 +15,6 @@ use std::time::Duration;
 use common::{counter, json_reports, total, tuple_group, wait_output, window_report, Netns, Pair};
 
 /// Why precision tests cannot run here, beyond root.
-fn precision_skip_reason() -> Option<String> {
-    if let Some(reason) = common::skip_reason() {
-        return Some(reason);
-    }
-    let has_event = |root: &str| {
-        Path::new(root)
-            .join("events/sock/inet_sock_set_state")
-            .exists()
-    };
-    if !Path::new("/sys/kernel/tracing").exists()
-        && !Path::new("/sys/kernel/debug/tracing").exists()
-    {
-        return Some("no tracefs mount point".to_string());
-    }
-    // tcpipstat mounts tracefs itself; a kernel without the tracepoint
-    // cannot be helped.
-    let _ = std::process::Command::new("mount")
-        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-        .output();
-    if !has_event("/sys/kernel/tracing") && !has_event("/sys/kernel/debug/tracing") {
-        return Some("kernel has no sock:inet_sock_set_state tracepoint".to_string());
-    }
-    None
-}
-
 /// Precision runs see the whole host's kernel events: two tests' runs at
 /// once would see each other's traffic (a sender waiting for its name in
 /// one shows as `unidentified` in the other, and their sockets' events
@@ -51,7 +26,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// [`ONE_AT_A_TIME`] until the test ends.
 macro_rules! skip_unless_precision {
     () => {
-        if let Some(reason) = precision_skip_reason() {
+        if let Some(reason) = common::precision_skip_reason() {
             eprintln!("SKIP {}: {reason}", module_path!());
             return;
         }

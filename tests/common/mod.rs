@@ -26,6 +26,31 @@ pub fn skip_reason() -> Option<String> {
     }
 }
 
+/// Why precision-mode live tests cannot run here (no root, no tracefs, or
+/// a kernel without sock:inet_sock_set_state), if they cannot. tcpipstat
+/// mounts tracefs itself; this mounts it too, to look.
+pub fn precision_skip_reason() -> Option<String> {
+    if let Some(reason) = skip_reason() {
+        return Some(reason);
+    }
+    let roots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+    if !roots.iter().any(|r| std::path::Path::new(r).exists()) {
+        return Some("no tracefs mount point".to_string());
+    }
+    let _ = Command::new("mount")
+        .args(["-t", "tracefs", "nodev", roots[0]])
+        .output();
+    let has_event = |root: &&str| {
+        std::path::Path::new(root)
+            .join("events/sock/inet_sock_set_state")
+            .exists()
+    };
+    if !roots.iter().any(has_event) {
+        return Some("kernel has no sock:inet_sock_set_state tracepoint".to_string());
+    }
+    None
+}
+
 /// Prints the reason and returns true when the test must skip.
 #[macro_export]
 macro_rules! skip_unless_root {
