@@ -29,46 +29,40 @@ NEVER_ALLOWED = {"ActiveOpens", "PassiveOpens", "AttemptFails", "EstabResets"}
 CLASSES = {"syn-to-listener", "time-wait", "no-socket", "request-socket"}
 
 
-def load_allowed(path):
-    allowed = []
+def read_rows(path, fields):
+    """(line number, [mode, script, {counters}, ...rest]) per row of a
+    tab-separated list whose columns are `fields`; exits on a malformed one."""
     with open(path) as f:
         for number, line in enumerate(f, 1):
             line = line.rstrip("\n")
             if not line.strip() or line.startswith("#"):
                 continue
-            parts = line.split("\t")
-            if len(parts) != 5 or not all(p.strip() for p in parts):
-                sys.exit(f"{path}:{number}: want 5 tab-separated fields "
-                         f"(mode, script, counters, class, reason): {line!r}")
-            mode, script, counters, klass, reason = (p.strip() for p in parts)
-            counters = set(counters.split(","))
-            if mode not in ("poll", "precision", "both"):
-                sys.exit(f"{path}:{number}: mode {mode!r} is not poll, precision or both")
-            if counters & NEVER_ALLOWED:
-                sys.exit(f"{path}:{number}: {sorted(counters & NEVER_ALLOWED)} must be exact, "
-                         "never allowed")
-            if klass not in CLASSES:
-                sys.exit(f"{path}:{number}: class {klass!r} is not one of {sorted(CLASSES)}")
-            allowed.append((mode, script, counters, klass, reason))
+            parts = [p.strip() for p in line.split("\t")]
+            if len(parts) != len(fields) or not all(parts):
+                sys.exit(f"{path}:{number}: want {len(fields)} tab-separated fields "
+                         f"({', '.join(fields)}): {line!r}")
+            if parts[0] not in ("poll", "precision", "both"):
+                sys.exit(f"{path}:{number}: mode {parts[0]!r} is not poll, precision or both")
+            parts[2] = set(parts[2].split(","))
+            yield number, parts
+
+
+def load_allowed(path):
+    allowed = []
+    for number, row in read_rows(path, ("mode", "script", "counters", "class", "reason")):
+        counters, klass = row[2], row[3]
+        if counters & NEVER_ALLOWED:
+            sys.exit(f"{path}:{number}: {sorted(counters & NEVER_ALLOWED)} must be exact, "
+                     "never allowed")
+        if klass not in CLASSES:
+            sys.exit(f"{path}:{number}: class {klass!r} is not one of {sorted(CLASSES)}")
+        allowed.append(tuple(row))
     return allowed
 
 
 def load_known(path):
-    known = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.startswith("#"):
-                continue
-            parts = line.split("\t")
-            if len(parts) != 4 or not all(p.strip() for p in parts):
-                sys.exit(f"{path}:{number}: want 4 tab-separated fields "
-                         f"(mode, script, counters, what is wrong): {line!r}")
-            mode, script, counters, what = (p.strip() for p in parts)
-            if mode not in ("poll", "precision", "both"):
-                sys.exit(f"{path}:{number}: mode {mode!r} is not poll, precision or both")
-            known.append((mode, script, set(counters.split(",")), what))
-    return known
+    fields = ("mode", "script", "counters", "what is wrong")
+    return [tuple(row) for _, row in read_rows(path, fields)]
 
 
 def known_defect(known, mode, script, counter):
