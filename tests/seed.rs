@@ -2,7 +2,7 @@
 //! binaries run one after the other): run beside the precision tests, it
 //! made a sender test fail to name its socket about once in eight runs.
 //! The cause is not pinned down; the likeliest is this host's perf
-//! dropping tcp_probe events raised on idle CPUs (see README), which the
+//! dropping tcp_probe events raised on idle CPUs (see docs/precision.md), which the
 //! sender test's failure message now shows as `events_undelivered`.
 //!
 //! The sockets' DelayedACKs must equal the namespace's: the kernel counts
