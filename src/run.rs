@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::{Config, Mode, Namespaces, PrecisionMode};
+use crate::config::{Config, Mode, Namespaces, PrecisionMode};
 use crate::report;
 use crate::session::feed::{EventFeed, LiveFeed};
 use crate::session::{next_boundary, Session};

@@ -13,7 +13,7 @@ use anyhow::Context;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use ratatui::DefaultTerminal;
 
-use crate::cli::{Config, Mode};
+use crate::config::{Config, Mode};
 use crate::session::{next_boundary, Session};
 use view::{Action, LiveData, ViewState};
 

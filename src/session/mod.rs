@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::aggregate::{self, Group, GroupKey, Grouper, Index, OwnerLookup};
-use crate::cli::{Config, Namespaces};
+use crate::config::{Config, Namespaces};
 use crate::counters::Counter;
 use crate::diff::{self, lifetime_row, StateCounts, Tracker};
 use crate::filter::FilterSet;
