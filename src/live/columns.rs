@@ -6,7 +6,7 @@
 use ratatui::text::Line;
 
 use super::view::LiveRow;
-use crate::aggregate::Index;
+use crate::aggregate::{Index, UNSEEN_OWNER_VALUE};
 use crate::report::human_rate;
 
 /// Blank cells between two columns.
@@ -178,6 +178,17 @@ pub fn fit(columns: &[Column], needed: &[u16], index: Index, sorted: Column, wid
     fit
 }
 
+/// An owner in a process column that would not fit with it whole: the
+/// long label of a socket closed before any poll saw it becomes the
+/// exporter's word for it; other owners are short already.
+pub fn narrow_owner(label: &str) -> String {
+    if label == UNSEEN_OWNER_VALUE {
+        "- (unseen)".to_string()
+    } else {
+        label.to_string()
+    }
+}
+
 /// What to say of the columns left out, in at most `room` cells.
 pub fn left_out_text(left_out: &[Column], index: Index, room: u16) -> Option<String> {
     if left_out.is_empty() {
@@ -284,6 +295,14 @@ mod tests {
         let fit = fit(&all, &needed, Index::Tuple, Column::Send, 20);
         assert_eq!(fit.shown, [(Column::Key, 20)]);
         assert!(fit.left_out.contains(&Column::Send));
+    }
+
+    #[test]
+    fn only_the_long_unseen_owner_has_a_narrow_form() {
+        assert_eq!(narrow_owner(UNSEEN_OWNER_VALUE), "- (unseen)");
+        for owner in ["nginx[812]", "?", "-", "4242"] {
+            assert_eq!(narrow_owner(owner), owner);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState};
 use ratatui::Frame;
 
 use super::columns::{self, Column};
@@ -33,7 +33,7 @@ const HELP: [&str; 13] = [
     "?  this help (Esc or ? closes it)",
     "",
     "Rates are per second over the last window; B = bytes. retrans = RetransSegs per 100 OutSegs; opens = Active+PassiveOpens; resets = EstabResets+OutRsts+InRsts.",
-    "process: the socket's holder, command[pid]; ? unreadable; - none (TIME_WAIT) or closed before a poll saw it.",
+    "process: the socket's holder, command[pid]; ? unreadable; - none holds it (TIME_WAIT); - (closed before any poll saw its owner), - (unseen) where the column is narrow.",
     "A new index or filter applies from the next window. Columns that do not fit are left out whole (said on the table's top line).",
 ];
 
@@ -167,17 +167,17 @@ impl ViewState {
                 title => title.to_string(),
             })
             .collect();
-        let texts: Vec<Vec<String>> = rows
+        // Only the rows in view are made cells, and they size the columns
+        // (a long value scrolled away does not cost a column).
+        let visible = usize::from(area.height.saturating_sub(2));
+        let (offset, selected) = scroll(self.table.offset(), self.table.selected(), visible);
+        let mut texts: Vec<Vec<String>> = rows
             .iter()
+            .skip(offset)
+            .take(visible)
             .map(|r| all.iter().map(|c| c.cell(r)).collect())
             .collect();
-        let mut needed: Vec<u16> = titles.iter().map(|t| width_of(t)).collect();
-        for row in &texts {
-            for (need, text) in needed.iter_mut().zip(row) {
-                *need = (*need).max(width_of(text));
-            }
-        }
-        let fit = columns::fit(&all, &needed, index, sorted, area.width);
+        let fit = fit_columns(&all, &titles, &mut texts, index, sorted, area.width);
         let at: Vec<usize> = fit
             .shown
             .iter()
@@ -211,7 +211,9 @@ impl ViewState {
             .column_spacing(columns::GAP)
             .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
             .block(block);
-        frame.render_stateful_widget(table, area, &mut self.table);
+        *self.table.offset_mut() = offset;
+        let mut in_view = TableState::default().with_selected(selected);
+        frame.render_stateful_widget(table, area, &mut in_view);
     }
 
     fn draw_chart(&self, frame: &mut Frame, area: Rect) {
@@ -254,6 +256,9 @@ impl ViewState {
             while !last.is_empty() && width_of(last) + width_of(more) > width {
                 last.pop();
             }
+            // At a word's end, not inside one.
+            let end = last.rfind(' ').unwrap_or(last.len());
+            last.truncate(end);
             last.push_str(more);
         }
         lines.into_iter().map(Line::from).collect()
@@ -301,6 +306,46 @@ impl ViewState {
     }
 }
 
+/// The columns that fit `width`, each as wide as its title and texts. A
+/// process column left out for the long label of sockets closed before
+/// any poll saw them is shown when it fits with the narrow form (and
+/// `texts` then carry it).
+fn fit_columns(
+    all: &[Column],
+    titles: &[String],
+    texts: &mut [Vec<String>],
+    index: crate::aggregate::Index,
+    sorted: Column,
+    width: u16,
+) -> columns::Fit {
+    let mut needed: Vec<u16> = titles.iter().map(|t| width_of(t)).collect();
+    for row in texts.iter() {
+        for (need, text) in needed.iter_mut().zip(row) {
+            *need = (*need).max(width_of(text));
+        }
+    }
+    let fit = columns::fit(all, &needed, index, sorted, width);
+    let Some(p) = all.iter().position(|c| *c == Column::Process) else {
+        return fit;
+    };
+    if !fit.left_out.contains(&Column::Process) {
+        return fit;
+    }
+    let narrow: Vec<String> = texts.iter().map(|r| columns::narrow_owner(&r[p])).collect();
+    needed[p] = narrow
+        .iter()
+        .map(|t| width_of(t))
+        .fold(width_of(&titles[p]), u16::max);
+    let retry = columns::fit(all, &needed, index, sorted, width);
+    if retry.left_out.contains(&Column::Process) {
+        return fit;
+    }
+    for (row, owner) in texts.iter_mut().zip(narrow) {
+        row[p] = owner;
+    }
+    retry
+}
+
 /// A popup of `lines` wrapped to its width; `newest_last` keeps the end
 /// in view when they do not all fit.
 fn draw_popup(frame: &mut Frame, area: Rect, title: &str, lines: &[&str], newest_last: bool) {
@@ -324,6 +369,17 @@ fn draw_popup(frame: &mut Frame, area: Rect, title: &str, lines: &[&str], newest
             .block(Block::new().borders(Borders::ALL).title(title.to_string())),
         popup,
     );
+}
+
+/// The first row in view, kept from `offset` unless the selection moved
+/// out of view, and the selection's place among the rows in view.
+fn scroll(offset: usize, selected: Option<usize>, visible: usize) -> (usize, Option<usize>) {
+    let offset = match selected {
+        Some(at) if at < offset => at,
+        Some(at) if visible > 0 && at >= offset + visible => at + 1 - visible,
+        _ => offset,
+    };
+    (offset, selected.map(|at| at - offset))
 }
 
 /// Cells `text` takes on a terminal.

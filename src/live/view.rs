@@ -881,6 +881,56 @@ mod tests {
     }
 
     #[test]
+    fn columns_are_sized_by_the_rows_in_view_and_the_selection_stays_in_view() {
+        let mut rows: Vec<LiveRow> = (0..40)
+            .map(|i| {
+                tuple_row(
+                    &format!("10.0.0.1:{i} 10.0.0.2:80"),
+                    "nginx[7]",
+                    100.0 - f64::from(i),
+                )
+            })
+            .collect();
+        let unseen = crate::aggregate::UNSEEN_OWNER_VALUE;
+        rows.push(tuple_row("10.0.0.1:99 10.0.0.2:80", unseen, 0.0));
+        let mut view = ViewState::new(Index::Tuple);
+        view.update(tuples(rows));
+        let top = screen(&mut view, 120, 24);
+        assert!(!top.contains(unseen), "{top}");
+        assert!(header_line(&top, "tuple").starts_with(&format!("{:<24}process  ", "tuple")));
+        view.on_key(key(KeyCode::PageDown));
+        view.on_key(key(KeyCode::PageDown));
+        let bottom = screen(&mut view, 120, 24);
+        assert_eq!(view.selected_row().unwrap().owner.as_deref(), Some(unseen));
+        assert!(
+            bottom.contains(&format!("10.0.0.1:99 10.0.0.2:80 {unseen}")),
+            "{bottom}"
+        );
+        assert!(!bottom.contains("10.0.0.1:0 "), "{bottom}");
+    }
+
+    #[test]
+    fn at_80_columns_sockets_no_poll_saw_keep_a_process_column_in_its_narrow_form() {
+        let unseen = crate::aggregate::UNSEEN_OWNER_VALUE;
+        let mut view = ViewState::new(Index::Tuple);
+        view.update(tuples(vec![
+            tuple_row("127.0.0.1:58726 127.0.0.1:5000", "python3[4242]", 900.0),
+            tuple_row("127.0.0.1:37206 127.0.0.1:6000", unseen, 2.0),
+        ]));
+        let narrow = screen(&mut view, 80, 24);
+        assert!(
+            header_line(&narrow, "tuple").contains("process"),
+            "{narrow}"
+        );
+        assert!(narrow.contains("127.0.0.1:6000 - (unseen) "), "{narrow}");
+        let wide = screen(&mut view, 200, 24);
+        assert!(
+            wide.contains(&format!("127.0.0.1:6000 {unseen} ")),
+            "{wide}"
+        );
+    }
+
+    #[test]
     fn a_process_column_names_each_connections_owner() {
         let text = tuple_screen(120, 30);
         let line = text
