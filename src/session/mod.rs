@@ -435,8 +435,8 @@ impl Session {
         if !missing.is_empty() && !self.notices.system_missing_said {
             self.notices.system_missing_said = true;
             self.note(vec![format!(
-                "--system: cannot read {}; those counters are left out",
-                missing.join(", ")
+                "--system: not all of the MIB files could be read ({}); what could not be read is left out",
+                missing.join("; ")
             )]);
         }
         counters
