@@ -1,7 +1,7 @@
 //! The loop: opens the session's source and event feed, then only keeps
-//! time (polls, report deadlines, --timeout, --count) and watches for
-//! SIGINT/SIGTERM. What a poll does and what a report holds is the
-//! session's business.
+//! time (polls, report deadlines, --timeout, --count) and watches for the
+//! signals that end a run ([`STOP_SIGNALS`]). What a poll does and what a
+//! report holds is the session's business.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,9 +26,13 @@ pub struct StartError(pub String);
 
 pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    let ignored = ignored_signals();
+    for &(signal, name) in STOP_SIGNALS {
+        if signal != libc::SIGINT && signal != libc::SIGTERM && ignored & signal_bit(signal) != 0 {
+            continue;
+        }
         signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing the SIGINT/SIGTERM handler")?;
+            .with_context(|| format!("installing the {name} handler"))?;
     }
     let source = open_source(config)?;
     let (feed, notices) = open_feed(config, source.closes_lost().is_some())?;
@@ -121,6 +125,48 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Signals that end a run as SIGTERM does: the final report, then what the
+/// run set up in the kernel (precision mode's ftrace instance, kprobes and
+/// tracefs mount) undone. Left to their default, all but INT and TERM would
+/// end the process at once and leave that behind, tracing on: HUP (the
+/// terminal closed), USR1/USR2, the timers' ALRM/VTALRM/PROF, XCPU and
+/// XFSZ (limits reached; a write past the file limit then fails instead),
+/// PWR. One ignored when the run starts (`nohup`) stays ignored, but INT
+/// and TERM, which always stop it. QUIT keeps its core dump.
+pub const STOP_SIGNALS: &[(libc::c_int, &str)] = &[
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGUSR2, "SIGUSR2"),
+    (libc::SIGALRM, "SIGALRM"),
+    (libc::SIGVTALRM, "SIGVTALRM"),
+    (libc::SIGPROF, "SIGPROF"),
+    (libc::SIGXCPU, "SIGXCPU"),
+    (libc::SIGXFSZ, "SIGXFSZ"),
+    (libc::SIGPWR, "SIGPWR"),
+];
+
+/// A signal's bit in /proc's signal masks.
+fn signal_bit(signal: libc::c_int) -> u64 {
+    1u64.checked_shl(signal as u32 - 1).unwrap_or(0)
+}
+
+/// The signals this process was started with ignored (`SigIgn` of
+/// /proc/self/status); none when it cannot be read.
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .as_deref()
+        .and_then(parse_sig_ignored)
+        .unwrap_or(0)
+}
+
+fn parse_sig_ignored(status: &str) -> Option<u64> {
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(mask.trim(), 16).ok()
 }
 
 fn session_options(config: &Config) -> report::RenderOptions {
@@ -521,6 +567,24 @@ fn open_feed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_ignored_at_start_are_read_from_the_status_mask() {
+        // nohup: SIGHUP (1) ignored; a shell's background job: SIGINT (2)
+        // and SIGQUIT (3) too.
+        let status = "Name:\ttcpipstat\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000007\nSigCgt:\t0000000000000000\n";
+        let ignored = parse_sig_ignored(status).unwrap();
+        assert_ne!(ignored & signal_bit(libc::SIGHUP), 0);
+        assert_ne!(ignored & signal_bit(libc::SIGINT), 0);
+        assert_eq!(ignored & signal_bit(libc::SIGUSR1), 0);
+        assert_eq!(parse_sig_ignored("Name:\tx\n"), None);
+        assert_eq!(parse_sig_ignored("SigIgn:\tnot hex\n"), None);
+        // Every stop signal has its own bit.
+        let bits: Vec<u64> = STOP_SIGNALS.iter().map(|(s, _)| signal_bit(*s)).collect();
+        assert!(bits.iter().all(|b| b.count_ones() == 1));
+        let all = bits.iter().fold(0, |a, b| a | b);
+        assert_eq!(all.count_ones() as usize, STOP_SIGNALS.len());
+    }
 
     #[test]
     fn the_status_line_says_elapsed_left_polls_and_sockets() {

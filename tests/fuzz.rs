@@ -17,7 +17,9 @@ use proptest::prelude::*;
 use tcpipstat::filter::{Filter, FilterSet};
 use tcpipstat::model::tcp_info::TcpInfo;
 use tcpipstat::source::containers::container_label;
-use tcpipstat::source::procfs::{parse_proc_net_tcp, SystemCounters};
+use tcpipstat::source::procfs::{
+    parse_proc_net_tcp, read_system_counters, SystemCounters, MIB_COUNTER_LIMIT,
+};
 use tcpipstat::source::replay::snapshot_from_recording;
 use tcpipstat::source::sockdiag::{parse_datagram, ParseStats};
 use tcpipstat::trace::decoder::{Decoder, EventKind};
@@ -114,9 +116,60 @@ proptest! {
         parse_proc_net_tcp(text.as_bytes(), &mut sockets);
         prop_assert!(sockets.len() <= text.lines().count());
         let mut counters = SystemCounters::default();
-        counters.add_header_value_pairs(&text);
-        counters.add_snmp6(&text);
+        let problems = counters.add_header_value_pairs(&text);
+        prop_assert!(problems.named.len() <= 3);
+        let problems = counters.add_snmp6(&text);
+        prop_assert!(problems.named.len() <= 3);
+        prop_assert!(counters.values.len() <= text.split_whitespace().count());
         let _ = counters.delta_since(&SystemCounters::default());
+    }
+
+    /// MIB files of any size, cut anywhere: what is kept is bounded, every
+    /// counter kept has a name and a value from the same pair, and what is
+    /// left out is said.
+    #[test]
+    fn mib_files_of_any_size_and_cut(
+        names in 0usize..20_000,
+        values in 0usize..20_000,
+        repeat_line in 0usize..4,
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut text = String::from("Ip: Forwarding\nIp: 1\n");
+        let before_tcp = text.len();
+        let section = |prefix: &str, n: usize| {
+            let words: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+            format!("Tcp: {}\n", words.join(" "))
+        };
+        let header = section("N", names);
+        let row = section("", values);
+        for _ in 0..=repeat_line {
+            text.push_str(&header);
+            text.push_str(&row);
+        }
+        let cut = cut.index(text.len() + 1);
+        let dir = std::env::temp_dir().join(format!("tis-fuzz-mib-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, body) in [("snmp", &text[..cut]), ("netstat", ""), ("snmp6", "")] {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+        let (counters, missing) = read_system_counters(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        prop_assert!(counters.values.len() <= MIB_COUNTER_LIMIT + 1);
+        for (key, value) in &counters.values {
+            if let Some(n) = key.strip_prefix("Tcp:N") {
+                prop_assert_eq!(n.parse::<i64>().ok(), Some(*value), "{}", key);
+            }
+        }
+        let kept = counters.values.keys().filter(|k| k.starts_with("Tcp:")).count();
+        let whole = names.min(values).min(MIB_COUNTER_LIMIT - 1);
+        let said = missing.join("; ");
+        // Both empty files are named, and a short snmp file too.
+        prop_assert!(said.contains("/netstat: empty") && said.contains("/snmp6: empty"), "{}", said);
+        // (A cut before Tcp leaves a file that merely has no Tcp.)
+        if cut > before_tcp && (kept < whole || names != values) {
+            prop_assert!(said.contains("/snmp: "), "kept {} of {}: {}", kept, whole, said);
+        }
+        prop_assert!(said.len() < 4096, "{}", said.len());
     }
 
     #[test]

@@ -467,3 +467,89 @@ fn all_netns_system_sums_every_namespace_and_says_how_many() {
     let opens = system["deltas"]["Tcp:ActiveOpens"].as_i64().unwrap_or(0);
     assert!(opens >= 1, "{system}");
 }
+
+/// `count` connections to `ns`'s loopback, each closed by its client
+/// first: `count` TIME_WAIT sockets that hold no descriptor.
+fn time_wait_sockets(ns: &Netns, count: usize) {
+    let listener = ns.listen("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..count {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut rest = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut conn, &mut rest);
+        }
+    });
+    ns.enter(move || {
+        for _ in 0..count {
+            drop(std::net::TcpStream::connect(addr).unwrap());
+        }
+    });
+    server.join().unwrap();
+}
+
+/// Runs `cmd` with its output read slowly, sampling the process's peak
+/// resident memory (VmHWM) each time it has filled the pipe: the process
+/// is blocked in its output then, past whatever it held to print.
+/// Returns (peak KiB, output).
+fn peak_rss_while_printing(cmd: &mut Command) -> (u64, Vec<u8>) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let hwm = || {
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut stdout = child.stdout.take().unwrap();
+    let (mut output, mut chunk, mut peak) = (Vec::new(), vec![0u8; 64 * 1024], 0);
+    loop {
+        sleep(Duration::from_millis(5));
+        peak = peak.max(hwm());
+        match stdout.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => output.extend_from_slice(&chunk[..n]),
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    (peak, output)
+}
+
+#[test]
+fn netns_once_streams_in_the_memory_of_the_direct_path() {
+    skip_unless_root!();
+    const SOCKETS: usize = 8_000;
+    let ns = Netns::new("flat");
+    // Each connect its own port, not a TIME_WAIT one's again.
+    run_ok(
+        ns.command("sysctl")
+            .args(["-qw", "net.ipv4.tcp_tw_reuse=0"]),
+    );
+    time_wait_sockets(&ns, SOCKETS);
+    let args = ["--once", "--format", "json"];
+    let (direct, direct_out) = peak_rss_while_printing(&mut ns.tcpipstat(&args));
+    let (through, through_out) = peak_rss_while_printing(
+        Command::new(common::BIN)
+            .args(["--netns", &ns.name])
+            .args(args),
+    );
+    let groups = |out: &[u8]| json_reports(out)[0]["groups"].as_array().unwrap().len();
+    let sockets = groups(&direct_out);
+    assert!(sockets >= SOCKETS * 9 / 10, "{sockets}");
+    // The same sockets (give or take a few that finished closing between).
+    assert!(groups(&through_out).abs_diff(sockets) < SOCKETS / 100);
+    // Holding the sockets would take at least a sample each (and holding
+    // them for a report takes several times that).
+    let held_kib = (sockets * std::mem::size_of::<tcpipstat::model::SocketSample>() / 1024) as u64;
+    assert!(
+        through < direct + held_kib,
+        "--netns peaked at {through} KiB, the direct path at {direct} KiB ({sockets} sockets held would be {held_kib} KiB more)"
+    );
+    eprintln!("peak RSS over {sockets} sockets: --netns {through} KiB, direct {direct} KiB");
+}

@@ -44,7 +44,7 @@ use super::table::SocketTable;
 use super::{Closed, Holder, Listeners, Origin, SocketId, StateCounts, Tracked};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
-use crate::model::event::{EventTuple, Timed, TraceEvent};
+use crate::model::event::{DropReason, EventTuple, Timed, TraceEvent};
 use crate::model::{unmap, SocketSample, StateHistory, TcpState, UNSPECIFIED_V4, UNSPECIFIED_V6};
 
 /// Polls an event-only socket may go unseen before it is taken as gone (one
@@ -908,39 +908,11 @@ impl Attribution<'_, '_> {
                 new,
                 in_softirq,
             } => self.state_change(*sk, tuple, (*old, *new), *in_softirq),
-            TraceEvent::SendReset { sk, tuple } => {
-                let counts = single(Counter::OutRsts, 1);
-                if *sk == 0 {
-                    self.part.stats.unplaced.add(&counts);
-                } else {
-                    self.credit(*sk, tuple.as_ref(), Some(TcpState::Unknown), counts, false);
-                }
-            }
+            TraceEvent::SendReset { sk, tuple } => self.reset_sent(*sk, tuple.as_ref()),
             TraceEvent::ReceiveReset { sk, tuple, cookie } => {
-                if self.names_other_socket(*sk, Some(tuple), *cookie) {
-                    return;
-                }
-                let counts = single(Counter::InRsts, 1);
-                self.credit(*sk, Some(tuple), Some(TcpState::Unknown), counts, false);
-                self.note_cookie(*sk, Some(tuple), *cookie);
-                self.mark(*sk, tuple, |m| m.reset_received = true);
+                self.reset_received(*sk, tuple, *cookie)
             }
-            TraceEvent::Retransmit { sk, tuple, syn } => {
-                let counts = single(Counter::RetransSegs, 1);
-                let state = if *syn {
-                    TcpState::SynSent
-                } else {
-                    TcpState::Established
-                };
-                self.credit(*sk, Some(tuple), Some(state), counts, true);
-                if *syn {
-                    // A connect's SYN sent again: TCPSynRetrans, which no
-                    // poll gives.
-                    let counts = single(Counter::TCPSynRetrans, 1);
-                    self.credit(*sk, Some(tuple), Some(state), counts, false);
-                    self.mark(*sk, tuple, |m| m.syn_retransmits += 1);
-                }
-            }
+            TraceEvent::Retransmit { sk, tuple, syn } => self.retransmit(*sk, tuple, *syn),
             TraceEvent::SynAckRetransmit { listener_sk, tuple } => {
                 self.synack_retransmit(*listener_sk, tuple)
             }
@@ -955,11 +927,7 @@ impl Attribution<'_, '_> {
                 sk,
                 tuple,
                 bytes: 0,
-            } => {
-                if let Some(id) = self.locate(*sk, tuple.as_ref()) {
-                    self.part.marks.entry(id).or_default().end_of_stream_read = true;
-                }
-            }
+            } => self.end_of_stream_read(*sk, tuple.as_ref()),
             TraceEvent::Received { sk, tuple, bytes } => self.call(
                 *sk,
                 tuple.as_ref(),
@@ -967,87 +935,141 @@ impl Attribution<'_, '_> {
                 Counter::MessagesReceived,
                 Counter::MessageBytesReceived,
             ),
-            TraceEvent::Drop { reason, sk } => {
-                let placed = *sk != 0 && self.locate(*sk, None).is_some();
-                if placed {
-                    self.credit(*sk, None, None, single(Counter::Drops, 1), false);
-                } else if reason.is_tcp() {
-                    self.part.stats.unplaced.bump(Counter::Drops, 1);
-                }
-                if placed || reason.is_tcp() {
-                    *self
-                        .part
-                        .stats
-                        .drops_by_reason
-                        .entry(reason.label())
-                        .or_default() += 1;
-                }
-            }
-            TraceEvent::Identity { sk, tuple, cookie } => {
-                if self.names_other_socket(*sk, Some(tuple), *cookie) {
-                    return;
-                }
-                if self.locate(*sk, Some(tuple)).is_none() && *sk != 0 {
-                    // Named, and no socket of ours or wanted: what waited
-                    // under its address belongs nowhere here.
-                    if let Some(waiting) = self.part.pending.remove(sk) {
-                        self.part.stats.elsewhere_sockets += 1;
-                        self.part.stats.elsewhere.add(&waiting);
-                    }
-                    self.part.by_sk.insert(*sk, Place::Ignored);
-                    return;
-                }
-                self.note_cookie(*sk, Some(tuple), *cookie);
-            }
-            TraceEvent::Destroyed { sk, tuple, cookie } => {
-                let rejected = matches!(self.part.by_sk.get(sk), Some(Place::Rejected));
-                if let (true, Some(cookie)) = (rejected, *cookie) {
-                    if self.part.settled_cookies.len() < CLOSING_LIMIT {
-                        self.part.settled_cookies.insert(cookie, self.poll);
-                    }
-                }
-                let id = match self.part.closing.remove(sk) {
-                    Some((id, _)) => Some(id),
-                    None => self.locate(*sk, Some(tuple)),
-                };
-                self.part.destructions_told |= cookie.is_some();
-                if let (Some(SocketId::EventOnly(n)), Some(cookie)) = (id, *cookie) {
-                    if let Some(e) = self.part.event_only.get_mut(&n) {
-                        e.destroyed = true;
-                        self.name_event_only(n, cookie);
-                    } else if self.part.settled_cookies.len() < CLOSING_LIMIT {
-                        self.part.settled_cookies.insert(cookie, self.poll);
-                    }
-                }
-                // The address is free for the next socket.
-                self.part.by_sk.remove(sk);
-                self.part.pending.remove(sk);
-                self.part.pending_owners.remove(sk);
-            }
-            TraceEvent::DelayedAck { sk } => {
-                // Every socket of the host has its timer: only a socket an
-                // event placed at this address counts it, looked up
-                // without the tuple fallbacks of `locate` (which tidy the
-                // tables as they go: these events are too many, and most
-                // are other namespaces').
-                let placed = match self.part.by_sk.get(sk) {
-                    Some(Place::Socket(id, tuple)) if *sk != 0 => Some((*id, *tuple)),
-                    _ => None,
-                };
-                let Some((id, tuple)) = placed else { return };
-                // Taken over by a poll since: the same tuple's socket.
-                let id = match self.entry(id) {
-                    Some(_) => id,
-                    None => match self.part.by_tuple.get(&tuple) {
-                        Some(polled @ SocketId::Cookie(_)) => *polled,
-                        _ => return,
-                    },
-                };
-                if let Some(tracked) = self.entry(id) {
-                    tracked.window.add(&single(Counter::DelayedACKs, 1));
-                }
-            }
+            TraceEvent::Drop { reason, sk } => self.dropped(reason, *sk),
+            TraceEvent::Identity { sk, tuple, cookie } => self.identity(*sk, tuple, *cookie),
+            TraceEvent::Destroyed { sk, tuple, cookie } => self.destroyed(*sk, tuple, *cookie),
+            TraceEvent::DelayedAck { sk } => self.delayed_ack(*sk),
             TraceEvent::LastSample { sk, sample } => self.last_sample(*sk, sample),
+        }
+    }
+
+    /// A reset this host sent; one from no socket (sk 0: a reply to a
+    /// segment for no socket) is placed nowhere.
+    fn reset_sent(&mut self, sk: u64, tuple: Option<&EventTuple>) {
+        let counts = single(Counter::OutRsts, 1);
+        if sk == 0 {
+            self.part.stats.unplaced.add(&counts);
+        } else {
+            self.credit(sk, tuple, Some(TcpState::Unknown), counts, false);
+        }
+    }
+
+    fn reset_received(&mut self, sk: u64, tuple: &EventTuple, cookie: Option<u64>) {
+        if self.names_other_socket(sk, Some(tuple), cookie) {
+            return;
+        }
+        let counts = single(Counter::InRsts, 1);
+        self.credit(sk, Some(tuple), Some(TcpState::Unknown), counts, false);
+        self.note_cookie(sk, Some(tuple), cookie);
+        self.mark(sk, tuple, |m| m.reset_received = true);
+    }
+
+    fn retransmit(&mut self, sk: u64, tuple: &EventTuple, syn: bool) {
+        let counts = single(Counter::RetransSegs, 1);
+        let state = if syn {
+            TcpState::SynSent
+        } else {
+            TcpState::Established
+        };
+        self.credit(sk, Some(tuple), Some(state), counts, true);
+        if syn {
+            // A connect's SYN sent again: TCPSynRetrans, which no
+            // poll gives.
+            let counts = single(Counter::TCPSynRetrans, 1);
+            self.credit(sk, Some(tuple), Some(state), counts, false);
+            self.mark(sk, tuple, |m| m.syn_retransmits += 1);
+        }
+    }
+
+    /// A receive call that returned 0: the peer's FIN was read.
+    fn end_of_stream_read(&mut self, sk: u64, tuple: Option<&EventTuple>) {
+        if let Some(id) = self.locate(sk, tuple) {
+            self.part.marks.entry(id).or_default().end_of_stream_read = true;
+        }
+    }
+
+    fn dropped(&mut self, reason: &DropReason, sk: u64) {
+        let placed = sk != 0 && self.locate(sk, None).is_some();
+        if placed {
+            self.credit(sk, None, None, single(Counter::Drops, 1), false);
+        } else if reason.is_tcp() {
+            self.part.stats.unplaced.bump(Counter::Drops, 1);
+        }
+        if placed || reason.is_tcp() {
+            *self
+                .part
+                .stats
+                .drops_by_reason
+                .entry(reason.label())
+                .or_default() += 1;
+        }
+    }
+
+    /// A socket's address named with its tuple (and cookie, where told).
+    fn identity(&mut self, sk: u64, tuple: &EventTuple, cookie: Option<u64>) {
+        if self.names_other_socket(sk, Some(tuple), cookie) {
+            return;
+        }
+        if self.locate(sk, Some(tuple)).is_none() && sk != 0 {
+            // Named, and no socket of ours or wanted: what waited
+            // under its address belongs nowhere here.
+            if let Some(waiting) = self.part.pending.remove(&sk) {
+                self.part.stats.elsewhere_sockets += 1;
+                self.part.stats.elsewhere.add(&waiting);
+            }
+            self.part.by_sk.insert(sk, Place::Ignored);
+            return;
+        }
+        self.note_cookie(sk, Some(tuple), cookie);
+    }
+
+    fn destroyed(&mut self, sk: u64, tuple: &EventTuple, cookie: Option<u64>) {
+        let rejected = matches!(self.part.by_sk.get(&sk), Some(Place::Rejected));
+        if let (true, Some(cookie)) = (rejected, cookie) {
+            if self.part.settled_cookies.len() < CLOSING_LIMIT {
+                self.part.settled_cookies.insert(cookie, self.poll);
+            }
+        }
+        let id = match self.part.closing.remove(&sk) {
+            Some((id, _)) => Some(id),
+            None => self.locate(sk, Some(tuple)),
+        };
+        self.part.destructions_told |= cookie.is_some();
+        if let (Some(SocketId::EventOnly(n)), Some(cookie)) = (id, cookie) {
+            if let Some(e) = self.part.event_only.get_mut(&n) {
+                e.destroyed = true;
+                self.name_event_only(n, cookie);
+            } else if self.part.settled_cookies.len() < CLOSING_LIMIT {
+                self.part.settled_cookies.insert(cookie, self.poll);
+            }
+        }
+        // The address is free for the next socket.
+        self.part.by_sk.remove(&sk);
+        self.part.pending.remove(&sk);
+        self.part.pending_owners.remove(&sk);
+    }
+
+    fn delayed_ack(&mut self, sk: u64) {
+        // Every socket of the host has its timer: only a socket an
+        // event placed at this address counts it, looked up
+        // without the tuple fallbacks of `locate` (which tidy the
+        // tables as they go: these events are too many, and most
+        // are other namespaces').
+        let placed = match self.part.by_sk.get(&sk) {
+            Some(Place::Socket(id, tuple)) if sk != 0 => Some((*id, *tuple)),
+            _ => None,
+        };
+        let Some((id, tuple)) = placed else { return };
+        // Taken over by a poll since: the same tuple's socket.
+        let id = match self.entry(id) {
+            Some(_) => id,
+            None => match self.part.by_tuple.get(&tuple) {
+                Some(polled @ SocketId::Cookie(_)) => *polled,
+                _ => return,
+            },
+        };
+        if let Some(tracked) = self.entry(id) {
+            tracked.window.add(&single(Counter::DelayedACKs, 1));
         }
     }
 

@@ -443,8 +443,8 @@ impl Session {
         if !missing.is_empty() && !self.notices.system_missing_said {
             self.notices.system_missing_said = true;
             self.note(vec![format!(
-                "--system: cannot read {}; those counters are left out",
-                missing.join(", ")
+                "--system: not all of the MIB files could be read ({}); what could not be read is left out",
+                missing.join("; ")
             )]);
         }
         counters
@@ -899,7 +899,7 @@ impl Session {
             owners.scan_all();
         }
         self.note_owners_denied();
-        if self.config.namespaces != Namespaces::Current || self.once_limit.is_some() {
+        if self.once_limit.is_some() {
             return self.write_once_whole(out);
         }
         if self.config.index != Index::Tuple {
@@ -928,8 +928,8 @@ impl Session {
         )
     }
 
-    /// Namespaces are found and named while polling: poll whole, then
-    /// label and print.
+    /// The busiest groups (a terminal's `--once`) are known only once
+    /// every socket is in: poll whole, then label, sort and print.
     fn write_once_whole(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
         let mut report = self.once_report();
         let snapshot = self.source.snapshot()?;

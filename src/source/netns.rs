@@ -5,13 +5,14 @@
 //! created inside, stays open across polls, and it reads that namespace's
 //! /proc/net files through /proc/thread-self/net. The agent of the
 //! process's own namespace enters nothing (so it works unprivileged) and
-//! reads /proc/net.
+//! reads /proc/net. `--once` streams: an agent hands its sockets over in
+//! small batches as its dump delivers them, so memory stays flat.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -22,7 +23,7 @@ use thiserror::Error;
 use super::containers::container_label;
 use super::procfs::SystemCounters;
 use super::{LiveSource, SnapshotSource, SourceError, SourceOptions};
-use crate::model::{CloseLoss, Snapshot, SocketSource};
+use crate::model::{CloseLoss, Snapshot, SocketSample, SocketSource};
 
 /// One network namespace and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +286,10 @@ fn name_processes(pids: &[u32]) -> String {
 
 enum Command {
     Snapshot,
+    /// One pass over every socket, handed over in batches through the
+    /// channel given (bounded: the pass waits while the consumer is
+    /// behind), then [`Batch::End`]. A closed channel stops the pass.
+    Stream(SyncSender<Batch>),
     System,
     /// Read the close notices waiting in the kernel (no reply).
     ReadCloses,
@@ -303,6 +308,23 @@ enum Reply {
         closes_lost: Option<CloseLoss>,
     },
     System(SystemCounters, Vec<String>),
+}
+
+/// Sockets per batch of a streamed pass.
+const STREAM_BATCH: usize = 128;
+/// Batches on their way at most: with the one being filled and the one
+/// being consumed, a streamed pass holds at most four batches (~190 kB),
+/// however many sockets the namespace has.
+const STREAM_BATCHES_QUEUED: usize = 2;
+
+/// What a streamed pass sends.
+enum Batch {
+    Sockets(Vec<SocketSample>),
+    /// The pass's outcome and the notices it raised.
+    End {
+        result: Result<(), SourceError>,
+        notices: Vec<String>,
+    },
 }
 
 /// A thread living in one namespace, answering poll requests.
@@ -368,6 +390,10 @@ impl Agent {
                                 closes_lost: source.closes_lost(),
                             }
                         }
+                        Command::Stream(to) => {
+                            stream_batches(&mut source, &to);
+                            continue;
+                        }
                         Command::WantGauges(wanted) => {
                             source.want_gauges(wanted);
                             continue;
@@ -400,6 +426,29 @@ impl Agent {
             }
             Err(_) => Err(AgentError::Died),
         }
+    }
+}
+
+/// The agent's side of a streamed pass: sockets copied into batches as
+/// the dump delivers them, so that no more than a few batches exist at a
+/// time. A consumer that hangs up (it wants no more) ends the pass.
+fn stream_batches(source: &mut LiveSource, to: &SyncSender<Batch>) {
+    let mut batch = Vec::with_capacity(STREAM_BATCH);
+    let mut open = true;
+    let result = source.stream(&mut |sample| {
+        batch.push(sample.clone());
+        if batch.len() == STREAM_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH));
+            open = to.send(Batch::Sockets(full)).is_ok();
+        }
+        open
+    });
+    if open && !batch.is_empty() {
+        open = to.send(Batch::Sockets(batch)).is_ok();
+    }
+    if open {
+        let notices = source.take_notices();
+        let _ = to.send(Batch::End { result, notices });
     }
 }
 
@@ -629,6 +678,63 @@ impl SnapshotSource for NetnsSource {
             return Err(SourceError::NamespaceGone);
         }
         Ok(merged)
+    }
+
+    /// `--once`: each namespace in turn hands its sockets over in batches
+    /// as its dump delivers them (see [`Command::Stream`]), so memory stays
+    /// flat as in the run's own namespace. The namespaces are those found
+    /// when the source opened. A failed pass of the one namespace selected
+    /// is the run's error, as it is without `--netns`; with several, it is
+    /// said and the others are streamed.
+    fn stream(&mut self, sink: &mut dyn FnMut(&SocketSample) -> bool) -> Result<(), SourceError> {
+        let inodes: Vec<u64> = self.agents.keys().copied().collect();
+        let mut failed = Vec::new();
+        for inode in inodes {
+            let agent = &self.agents[&inode];
+            let label = agent.namespace.label();
+            let (to, batches) = sync_channel(STREAM_BATCHES_QUEUED);
+            if agent.commands.send(Command::Stream(to)).is_err() {
+                failed.push(inode);
+                continue;
+            }
+            let mut ended = false;
+            for batch in batches.iter() {
+                match batch {
+                    Batch::Sockets(samples) => {
+                        for mut sample in samples {
+                            sample.key.netns = inode;
+                            if !sink(&sample) {
+                                // Hanging up (dropping `batches`) stops the
+                                // agent's pass.
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Batch::End { result, notices } => {
+                        ended = true;
+                        self.notices
+                            .extend(notices.into_iter().map(|n| format!("{label}: {n}")));
+                        match result {
+                            Ok(()) => {}
+                            Err(why) if matches!(self.selection, Selection::One(_)) => {
+                                return Err(why)
+                            }
+                            Err(why) => self.notices.push(format!("{label}: {why}")),
+                        }
+                    }
+                }
+            }
+            if !ended {
+                failed.push(inode);
+            }
+        }
+        for inode in failed {
+            self.agents.remove(&inode);
+        }
+        if matches!(self.selection, Selection::One(_)) && self.agents.is_empty() {
+            return Err(SourceError::NamespaceGone);
+        }
+        Ok(())
     }
 
     fn system_counters(&mut self) -> (SystemCounters, Vec<String>) {

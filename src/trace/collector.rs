@@ -336,6 +336,7 @@ impl Collector {
         let mode = options.mode;
         let mut notices = Vec::new();
         let (tracefs, mounted_here) = locate_tracefs(&mut notices)?;
+        notices.extend(ftrace_pipe::remove_stale_instances(tracefs.root()).notices());
         let kprobe_defs = usable_kprobes(mode, &tracefs)?;
         let mut choice = choose_probes(mode, &tracefs, &kprobe_defs);
         let delack_offset = delack_offset_for(&mut choice, &mut notices);

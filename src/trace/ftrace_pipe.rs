@@ -12,7 +12,8 @@
 //! pointers, so this is refused there), timestamps on the `mono` clock
 //! (CLOCK_MONOTONIC, as polls are marked), new events dropped rather than
 //! old ones overwritten when the buffer is full, and those drops counted.
-//! It is removed when dropped.
+//! It is removed when dropped; one a killed run left behind (still
+//! tracing) is removed by the next precision run ([`remove_stale_instances`]).
 //!
 //! An expiry is not a delayed ACK. The kernel counts DelayedACKs only where
 //! `tcp_delack_timer_handler` finds `ICSK_ACK_TIMER` still pending and
@@ -39,6 +40,8 @@ const READ_LIMIT: usize = 1 << 20;
 const LINE_LIMIT: usize = 4096;
 /// Per-CPU buffer of the instance.
 const BUFFER_KB: u32 = 1024;
+/// The instance of run PID is `instances/tcpipstat-PID`.
+const INSTANCE_PREFIX: &str = "tcpipstat-";
 
 pub struct FtracePipe {
     dir: PathBuf,
@@ -62,7 +65,7 @@ impl FtracePipe {
     ) -> Result<FtracePipe, String> {
         let dir = tracefs
             .join("instances")
-            .join(format!("tcpipstat-{}", std::process::id()));
+            .join(format!("{INSTANCE_PREFIX}{}", std::process::id()));
         let say = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
         fs::create_dir(&dir).map_err(|e| say(&dir, e))?;
         // From here on, Drop removes the instance whatever fails.
@@ -183,6 +186,117 @@ impl Drop for FtracePipe {
         };
         let _ = fs::remove_dir(&self.dir);
     }
+}
+
+/// What became of the run that made an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Maker {
+    /// Its pid is no process, or a zombie (whose files are closed).
+    Gone,
+    /// Its pid is a process that started after the instance was made:
+    /// another process, the pid reused.
+    Reused,
+    /// Its pid is a process that may be the maker (one in another pid
+    /// namespace, too, where the number means another process here).
+    Running,
+}
+
+/// Clock skew allowed between a process's start (whole seconds since
+/// boot's wall time) and an instance's creation time.
+const START_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the run that made an instance at `created` (its directory's
+/// time) is gone. The process's name is not trusted (a copy of the binary
+/// may have any name); its start time tells a reused pid.
+fn maker_of(pid: i32, created: std::time::SystemTime) -> Maker {
+    let stat = match ::procfs::process::Process::new(pid).and_then(|p| p.stat()) {
+        Ok(stat) => stat,
+        Err(::procfs::ProcError::NotFound(_)) => return Maker::Gone,
+        // Unreadable: perhaps a process; left alone.
+        Err(_) => return Maker::Running,
+    };
+    if stat.state == 'Z' || stat.state == 'X' {
+        return Maker::Gone;
+    }
+    let Ok(boot) = ::procfs::boot_time_secs() else {
+        return Maker::Running;
+    };
+    let ticks = ::procfs::ticks_per_second().max(1);
+    let started = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(boot)
+        + std::time::Duration::from_millis(stat.starttime.saturating_mul(1000) / ticks);
+    if started > created + START_SLACK {
+        Maker::Reused
+    } else {
+        Maker::Running
+    }
+}
+
+/// What [`remove_stale_instances`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StaleInstances {
+    /// The instances removed (their directory names).
+    pub removed: Vec<String>,
+    /// Those that could not be, with why.
+    pub failed: Vec<String>,
+}
+
+impl StaleInstances {
+    /// What to tell the user, if anything.
+    pub fn notices(&self) -> Vec<String> {
+        let mut notices = Vec::new();
+        if !self.removed.is_empty() {
+            notices.push(format!(
+                "precision: removed the ftrace instance(s) of runs that were killed: {}",
+                self.removed.join(", ")
+            ));
+        }
+        if !self.failed.is_empty() {
+            notices.push(format!(
+                "precision: cannot remove the ftrace instance(s) of runs that were killed: {}",
+                self.failed.join("; ")
+            ));
+        }
+        notices
+    }
+}
+
+/// Removes the `tcpipstat-PID` instances under `tracefs` whose run is gone
+/// (killed with SIGKILL, it could not remove its own, which then goes on
+/// tracing into its buffer). A live run's instance is never removed: its
+/// pid is a process that started before the instance was made (in another
+/// pid namespace, too, where the kernel refuses with EBUSY while the run
+/// holds the instance's trace_pipe open, which a run does throughout).
+pub fn remove_stale_instances(tracefs: &Path) -> StaleInstances {
+    let mut done = StaleInstances::default();
+    let Ok(entries) = fs::read_dir(tracefs.join("instances")) else {
+        return done;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(INSTANCE_PREFIX)
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .filter(|pid| *pid > 0)
+        else {
+            continue;
+        };
+        let Ok(created) = entry.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        if maker_of(pid, created) == Maker::Running {
+            continue;
+        }
+        match fs::remove_dir(entry.path()) {
+            Ok(()) => done.removed.push(name),
+            // In use after all: someone's.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => done.failed.push(format!("{name}: {e}")),
+        }
+    }
+    done.removed.sort();
+    done
 }
 
 /// The "dropped events" of one CPU's `stats` file.
@@ -368,6 +482,63 @@ impl DelackBrackets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_instances_of_gone_or_reused_pids_are_removed_and_live_ones_kept() {
+        let root = std::env::temp_dir().join(format!("tis-instances-{}", std::process::id()));
+        let instances = root.join("instances");
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&instances).unwrap();
+        let make = |name: &str| {
+            let dir = instances.join(name);
+            fs::create_dir(&dir).unwrap();
+            dir
+        };
+        // No such process (beyond any pid_max).
+        make("tcpipstat-999999999");
+        // This process, started before the instance: a live run's.
+        let own = std::process::id();
+        make(&format!("tcpipstat-{own}"));
+        // Process 1, made before it started: the pid was reused since.
+        let reused = make("tcpipstat-1");
+        let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        fs::File::open(&reused)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        // Not ours.
+        make("other-instance");
+        make("tcpipstat-x");
+        let done = remove_stale_instances(&root);
+        assert_eq!(done.removed, ["tcpipstat-1", "tcpipstat-999999999"]);
+        assert!(done.failed.is_empty(), "{done:?}");
+        let mut left: Vec<String> = fs::read_dir(&instances)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "other-instance",
+                format!("tcpipstat-{own}").as_str(),
+                "tcpipstat-x"
+            ]
+        );
+        let notices = done.notices();
+        assert_eq!(
+            notices,
+            ["precision: removed the ftrace instance(s) of runs that were killed: tcpipstat-1, tcpipstat-999999999"]
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn no_instances_directory_removes_nothing() {
+        let done = remove_stale_instances(Path::new("/nonexistent-tcpipstat-tracefs"));
+        assert_eq!(done, StaleInstances::default());
+        assert!(done.notices().is_empty());
+    }
 
     #[test]
     fn a_trace_line_gives_time_cpu_timer_and_callback() {
