@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use super::{render, Format, PrecisionSection, RenderOptions, Report, ReportKind};
 use crate::aggregate::{Group, GroupKey, Index, Residual, SystemSection};
 use crate::counters::{Counter, Counters};
+use crate::diff::CountedFrom;
 use crate::model::tcp_info::TcpInfo;
 use crate::model::{CongestionName, SkMemInfo, SocketKey, SocketSample, StateHistory, TcpState};
 
@@ -123,13 +124,10 @@ fn group(
     closed: usize,
 ) -> Group<'static> {
     Group {
-        key,
         counters: counters(values),
         sockets,
         closed,
-        sample: None,
-        owner: None,
-        history: StateHistory::default(),
+        ..Group::empty(key)
     }
 }
 
@@ -555,7 +553,10 @@ fn closed_group() -> Group<'static> {
 /// gone.
 pub fn close() -> Report<'static> {
     Report::new(
-        ReportKind::Close { unseen_ms: 250 },
+        ReportKind::Close {
+            unseen_ms: 250,
+            from: CountedFrom::LastPoll { cleared: false },
+        },
         Index::Tuple,
         (7_750, 8_000),
         16,
@@ -584,7 +585,10 @@ pub fn close_with_precision() -> Report<'static> {
     Report {
         precision: Some(precision_section()),
         ..Report::new(
-            ReportKind::Close { unseen_ms: 40 },
+            ReportKind::Close {
+                unseen_ms: 40,
+                from: CountedFrom::CloseNotice { polled: true },
+            },
             Index::Tuple,
             (7_960, 8_000),
             16,
@@ -715,6 +719,7 @@ pub fn precision_section() -> PrecisionSection {
             (MessagesReceived, 1, false),
             (MessageBytesReceived, 512, false),
         ]),
+        unidentified_earlier: counters(&[(MessagesSent, 2, false), (MessageBytesSent, 80, false)]),
         drops_by_reason: BTreeMap::from([
             ("NO_SOCKET".to_string(), 2),
             ("TCP_CSUM".to_string(), 1),
