@@ -1094,6 +1094,39 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_counts_each_time_wait_socket_and_marks_groups_of_nothing_else() {
+        let mut tw = sample("10.0.0.1", 5000, "10.0.0.2", 80);
+        tw.state = TcpState::TimeWait;
+        let mut tw2 = sample("10.0.0.1", 5001, "10.0.0.2", 80);
+        tw2.state = TcpState::TimeWait;
+        let live = sample("10.0.0.1", 80, "10.0.0.2", 6000);
+        let rows = || {
+            [&tw, &tw2, &live].into_iter().map(|s| SocketRow {
+                sample: s,
+                counters: Counters::default(),
+                closed: false,
+                history: Default::default(),
+                holder: Default::default(),
+            })
+        };
+        let by_port = group_snapshot_rows(rows(), Index::Lport, None);
+        let port = |p| by_port.iter().find(|g| g.key == GroupKey::Lport(p)).unwrap();
+        assert_eq!((port(5000).sockets, port(5000).time_wait), (1, 1));
+        assert!(port(5000).only_time_wait);
+        assert!(!port(80).only_time_wait);
+        let by_raddr = group_snapshot_rows(rows(), Index::Raddr, None);
+        assert_eq!(by_raddr.len(), 1);
+        assert_eq!((by_raddr[0].sockets, by_raddr[0].time_wait), (3, 2));
+        assert!(!by_raddr[0].only_time_wait, "a live socket is in it too");
+        // In a window, a TIME_WAIT that did nothing is its connection's
+        // tail: no socket of its own, but still a TIME_WAIT one.
+        let windowed = group_rows(rows(), Index::Lport);
+        let tail = windowed.iter().find(|g| g.key == GroupKey::Lport(5000)).unwrap();
+        assert_eq!((tail.sockets, tail.time_wait), (0, 1));
+        assert!(tail.only_time_wait);
+    }
+
+    #[test]
     fn a_time_wait_after_its_connection_is_not_another_socket() {
         let mut full = sample("10.0.0.1", 5000, "10.0.0.2", 80);
         full.tcp_info = crate::model::tcp_info::TcpInfo::from_bytes(&[0u8; 232]);

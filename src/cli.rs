@@ -1173,6 +1173,37 @@ mod tests {
     }
 
     #[test]
+    fn top_and_sort_rank_groups_and_refuse_what_cannot_be_ranked() {
+        use crate::aggregate::SortBy;
+        let c = config(&["--once", "--top", "5", "--sort", "retranssegs"]);
+        assert_eq!(c.top, Some(5));
+        assert_eq!(c.sort, SortBy::Counter(crate::counters::Counter::RetransSegs));
+        let c = config(&[]);
+        assert_eq!((c.top, c.sort, c.list_time_wait), (None, SortBy::Activity, false));
+        assert!(config(&["--time-wait"]).list_time_wait);
+        assert_eq!(usage_error(&["--top", "0"]), UsageError::ZeroTop);
+        assert_eq!(
+            usage(&["--sort", "Bogus"]),
+            "unknown counter 'Bogus' for --sort (a counter as reports name it, e.g. BytesSent or RetransSegs, or activity)"
+        );
+        assert_eq!(
+            usage_error(&["--onclose", "--top", "3"]),
+            UsageError::RanksWithOnclose("--top")
+        );
+        assert_eq!(
+            usage_error(&["--onclose", "--sort", "BytesSent"]),
+            UsageError::RanksWithOnclose("--sort")
+        );
+        assert!(usage(&["--all", "--top", "3"]).contains("--top"));
+        assert!(usage(&["--listen", ":9977", "--top", "3"]).contains("--top"));
+        assert!(usage(&["--top", "many"]).contains("'many'"));
+        // A long or odd name is not echoed whole.
+        let long = format!("{}\n", "x".repeat(500));
+        let message = usage(&["--sort", &long]);
+        assert!(message.len() < 200 && !message.contains('\n'), "{message}");
+    }
+
+    #[test]
     fn close_buffer_sizes_parse_with_units_and_a_bound() {
         assert_eq!(
             close_buffer("8M").unwrap(),

@@ -2685,6 +2685,44 @@ mod tests {
     }
 
     #[test]
+    fn unidentified_counts_are_per_window_and_earlier_ones_are_told_apart() {
+        use TcpState::*;
+        let mut t = tracker();
+        let conn = tuple("10.0.0.1", 5000, "10.0.0.9", 443);
+        t.observe(
+            &snap(0, vec![sample(3, conn, Established, Some(info(0, 0)))]),
+            &ANY,
+        );
+        let send = |bytes| {
+            at(
+                1,
+                TraceEvent::Sent {
+                    sk: 0x55,
+                    tuple: None,
+                    bytes,
+                },
+            )
+        };
+        t.apply_events(&[send(100)], &ANY);
+        assert_eq!(t.unidentified().get(Counter::MessagesSent), Some(1));
+        t.reset_window();
+        // The next window counted none of it.
+        assert_eq!(t.unidentified(), Counters::default());
+        assert_eq!(t.unidentified_earlier().get(Counter::MessagesSent), Some(1));
+        t.apply_events(&[send(20)], &ANY);
+        assert_eq!(t.unidentified().get(Counter::MessageBytesSent), Some(20));
+        assert_eq!(
+            t.unidentified_earlier().get(Counter::MessageBytesSent),
+            Some(100)
+        );
+        // Named: both go to the socket, in the window that names it.
+        t.apply_events(&[at(2, change(0x55, conn, Established, FinWait1))], &ANY);
+        assert_eq!(t.unidentified(), Counters::default());
+        assert_eq!(t.unidentified_earlier(), Counters::default());
+        assert_eq!(totals(&t).get(Counter::MessageBytesSent), Some(120));
+    }
+
+    #[test]
     fn a_last_moment_sample_counts_bytes_of_a_socket_no_poll_saw() {
         use TcpState::*;
         let mut t = tracker();

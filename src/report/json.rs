@@ -629,4 +629,33 @@ mod tests {
     fn window_empty() {
         insta::assert_snapshot!("window_empty", json(&fixtures::window_empty(), false));
     }
+
+    /// The report as JSON with these options, indented for its snapshot.
+    fn json_with(report: &Report<'_>, options: RenderOptions) -> String {
+        indent_json(&fixtures::render_with(report, options))
+    }
+
+    #[test]
+    fn time_wait_sockets_fold_into_one_object() {
+        insta::assert_snapshot!(
+            "snapshot_time_wait",
+            json(&fixtures::snapshot_time_wait(), false)
+        );
+    }
+
+    #[test]
+    fn top_lists_the_busiest_and_sums_the_others_into_one_object() {
+        insta::assert_snapshot!(
+            "lport_groups_top_1",
+            json_with(&fixtures::lport_groups(), fixtures::top(Format::Json, 1))
+        );
+    }
+
+    #[test]
+    fn closed_sockets_gauges_are_what_they_last_measured() {
+        insta::assert_snapshot!(
+            "window_closed_sockets",
+            json(&fixtures::window_closed_sockets(), false)
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! What a report holds (plain data built by the pipeline) and the gauges of
 //! one socket; each output format is one module rendering a [`Report`].
 
+#[cfg(test)]
+mod behaviour_tests;
 pub mod json;
 pub mod table;
 #[cfg(test)]

@@ -454,4 +454,28 @@ mod tests {
     fn window_empty() {
         insta::assert_snapshot!("window_empty", table(&fixtures::window_empty(), false));
     }
+
+    #[test]
+    fn time_wait_sockets_fold_into_one_row() {
+        insta::assert_snapshot!(
+            "snapshot_time_wait",
+            table(&fixtures::snapshot_time_wait(), false)
+        );
+    }
+
+    #[test]
+    fn top_lists_the_busiest_and_sums_the_others_into_one_row() {
+        insta::assert_snapshot!(
+            "lport_groups_top_1",
+            fixtures::render_with(&fixtures::lport_groups(), fixtures::top(Format::Table, 1))
+        );
+    }
+
+    #[test]
+    fn closed_sockets_rows() {
+        insta::assert_snapshot!(
+            "window_closed_sockets",
+            table(&fixtures::window_closed_sockets(), false)
+        );
+    }
 }

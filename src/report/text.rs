@@ -569,4 +569,39 @@ mod tests {
     fn window_empty() {
         insta::assert_snapshot!("window_empty", text(&fixtures::window_empty(), false));
     }
+
+    #[test]
+    fn time_wait_sockets_fold_into_one_line() {
+        insta::assert_snapshot!(
+            "snapshot_time_wait",
+            text(&fixtures::snapshot_time_wait(), false)
+        );
+    }
+
+    #[test]
+    fn time_wait_sockets_listed_with_time_wait() {
+        insta::assert_snapshot!(
+            "snapshot_time_wait_listed",
+            fixtures::render_with(
+                &fixtures::snapshot_time_wait(),
+                fixtures::time_wait_listed(Format::Text)
+            )
+        );
+    }
+
+    #[test]
+    fn top_lists_the_busiest_and_sums_the_others_into_one_line() {
+        insta::assert_snapshot!(
+            "lport_groups_top_1",
+            fixtures::render_with(&fixtures::lport_groups(), fixtures::top(Format::Text, 1))
+        );
+    }
+
+    #[test]
+    fn closed_sockets_show_only_what_they_last_measured() {
+        insta::assert_snapshot!(
+            "window_closed_sockets",
+            text(&fixtures::window_closed_sockets(), false)
+        );
+    }
 }
