@@ -1110,7 +1110,12 @@ mod tests {
             })
         };
         let by_port = group_snapshot_rows(rows(), Index::Lport, None);
-        let port = |p| by_port.iter().find(|g| g.key == GroupKey::Lport(p)).unwrap();
+        let port = |p| {
+            by_port
+                .iter()
+                .find(|g| g.key == GroupKey::Lport(p))
+                .unwrap()
+        };
         assert_eq!((port(5000).sockets, port(5000).time_wait), (1, 1));
         assert!(port(5000).only_time_wait);
         assert!(!port(80).only_time_wait);
@@ -1121,7 +1126,10 @@ mod tests {
         // In a window, a TIME_WAIT that did nothing is its connection's
         // tail: no socket of its own, but still a TIME_WAIT one.
         let windowed = group_rows(rows(), Index::Lport);
-        let tail = windowed.iter().find(|g| g.key == GroupKey::Lport(5000)).unwrap();
+        let tail = windowed
+            .iter()
+            .find(|g| g.key == GroupKey::Lport(5000))
+            .unwrap();
         assert_eq!((tail.sockets, tail.time_wait), (0, 1));
         assert!(tail.only_time_wait);
     }

@@ -1177,9 +1177,15 @@ mod tests {
         use crate::aggregate::SortBy;
         let c = config(&["--once", "--top", "5", "--sort", "retranssegs"]);
         assert_eq!(c.top, Some(5));
-        assert_eq!(c.sort, SortBy::Counter(crate::counters::Counter::RetransSegs));
+        assert_eq!(
+            c.sort,
+            SortBy::Counter(crate::counters::Counter::RetransSegs)
+        );
         let c = config(&[]);
-        assert_eq!((c.top, c.sort, c.list_time_wait), (None, SortBy::Activity, false));
+        assert_eq!(
+            (c.top, c.sort, c.list_time_wait),
+            (None, SortBy::Activity, false)
+        );
         assert!(config(&["--time-wait"]).list_time_wait);
         assert_eq!(usage_error(&["--top", "0"]), UsageError::ZeroTop);
         assert_eq!(

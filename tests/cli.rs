@@ -226,8 +226,15 @@ fn top_and_sort_list_the_first_and_sum_the_rest_in_every_format() {
     assert_eq!(top["totals"], all["totals"]);
     assert_eq!(all["groups"].as_array().unwrap().len(), 4);
     let text = once(&ranked);
-    assert!(text.contains("\nOthers: 3 quieter groups (3 sockets)"), "{text}");
-    let table: Vec<&str> = ["--format", "table"].iter().chain(&ranked).copied().collect();
+    assert!(
+        text.contains("\nOthers: 3 quieter groups (3 sockets)"),
+        "{text}"
+    );
+    let table: Vec<&str> = ["--format", "table"]
+        .iter()
+        .chain(&ranked)
+        .copied()
+        .collect();
     let table = once(&table);
     let row = |key: &str| -> Vec<String> {
         let line = table

@@ -889,7 +889,14 @@ fn close_reports_say_where_each_sockets_counters_come_from() {
     let aborted = lo(40002, 80);
     let vanished = lo(40003, 80);
     let unseen = lo(40004, 80);
-    let open = |cookie, key, sent| socket(cookie, key, TcpState::Established, Some(info(sent, 0, 2, 2)));
+    let open = |cookie, key, sent| {
+        socket(
+            cookie,
+            key,
+            TcpState::Established,
+            Some(info(sent, 0, 2, 2)),
+        )
+    };
     let mut baseline = snapshot(
         0,
         vec![
@@ -930,7 +937,10 @@ fn close_reports_say_where_each_sockets_counters_come_from() {
             .find(|l| l.starts_with("closed: "))
             .unwrap_or_else(|| panic!("no closed: line in {text}"))
             .to_string();
-        (line, counter(report, &GroupKey::Tuple(key), Counter::BytesSent))
+        (
+            line,
+            counter(report, &GroupKey::Tuple(key), Counter::BytesSent),
+        )
     };
     assert_eq!(
         said(notified),

@@ -204,7 +204,9 @@ fn a_snapshot_on_a_terminal_lists_the_busiest_groups_and_sums_the_others() {
     ]);
     let screen = tmux.wait_for("DONE-0", Duration::from_secs(5));
     assert!(
-        screen.contains("5 quieter groups (5 sockets) summed into this row: --top N or --all lists more"),
+        screen.contains(
+            "5 quieter groups (5 sockets) summed into this row: --top N or --all lists more"
+        ),
         "{screen}"
     );
     assert!(screen.contains("│ total       │ 25 "), "{screen}");

@@ -586,7 +586,11 @@ impl Tracker {
             history: StateHistory::default(),
             // Known from its notice alone: no poll saw it, or its owner.
             holder: Holder::unpolled(None),
-            counted_from: CountedFrom::CloseNotice { polled: false },
+            counted_from: if ending.cleared() {
+                CountedFrom::ClearedNotice
+            } else {
+                CountedFrom::CloseNotice { polled: false }
+            },
         });
     }
 }

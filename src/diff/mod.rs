@@ -163,6 +163,9 @@ pub enum CountedFrom {
     /// The kernel's close notice: its final counters. `polled`: a poll saw
     /// it alive before.
     CloseNotice { polled: bool },
+    /// No poll saw it alive, and its close notice came with its counters
+    /// cleared (an abort): only how it ended is known.
+    ClearedNotice,
     /// Kernel events (and samples they prompted), precision mode: no poll
     /// saw it alive, and no close notice gave its counters.
     Events,

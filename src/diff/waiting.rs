@@ -94,26 +94,17 @@ mod tests {
         waiting.end_window();
         // The next window counted nothing yet: its own part is empty.
         assert_eq!(waiting.this_window().value(Counter::MessagesSent), 0);
-        assert_eq!(
-            waiting.earlier_windows().value(Counter::MessagesSent),
-            2
-        );
+        assert_eq!(waiting.earlier_windows().value(Counter::MessagesSent), 2);
         assert!(waiting.add(1, &sent(3), 10));
         assert!(waiting.add(2, &sent(4), 10));
         assert_eq!(waiting.this_window().value(Counter::MessagesSent), 7);
         // Named: everything under the address goes, whichever window.
         assert_eq!(waiting.remove(&1).unwrap().value(Counter::MessagesSent), 5);
         assert_eq!(waiting.this_window().value(Counter::MessagesSent), 4);
-        assert_eq!(
-            waiting.earlier_windows().value(Counter::MessagesSent),
-            0
-        );
+        assert_eq!(waiting.earlier_windows().value(Counter::MessagesSent), 0);
         waiting.end_window();
         waiting.end_window();
-        assert_eq!(
-            waiting.earlier_windows().value(Counter::MessagesSent),
-            4
-        );
+        assert_eq!(waiting.earlier_windows().value(Counter::MessagesSent), 4);
     }
 
     #[test]

@@ -90,7 +90,10 @@ fn top_lists_the_busiest_and_sums_the_rest_into_others_with_totals_whole() {
     assert_eq!(v["others"]["counters"]["Socket"]["BytesSent"], 208 + 640);
     assert_eq!(v["totals"], totals_without_ranking(&report));
     let text = render_with(&report, fixtures::top(Format::Text, 1));
-    assert!(text.contains("Others: 2 quieter groups (3 sockets)"), "{text}");
+    assert!(
+        text.contains("Others: 2 quieter groups (3 sockets)"),
+        "{text}"
+    );
     assert!(!text.contains("Local port: 22"), "{text}");
     assert!(
         text.contains("Total of all 3 groups (1 listed, 2 in Others)"),
@@ -133,11 +136,20 @@ fn sort_ranks_groups_by_the_chosen_counter_largest_first() {
     // As they come (busiest first, as the grouper sorts) by default.
     assert_eq!(ports(SortBy::Activity), [443, 22, 8080]);
     // PassiveOpens: 3, 1, 2.
-    assert_eq!(ports(SortBy::Counter(Counter::PassiveOpens)), [443, 8080, 22]);
+    assert_eq!(
+        ports(SortBy::Counter(Counter::PassiveOpens)),
+        [443, 8080, 22]
+    );
     // BytesReceived: 2400, 0, 96; ties are broken by activity.
-    assert_eq!(ports(SortBy::Counter(Counter::BytesReceived)), [443, 8080, 22]);
+    assert_eq!(
+        ports(SortBy::Counter(Counter::BytesReceived)),
+        [443, 8080, 22]
+    );
     // Every group 0: activity decides.
-    assert_eq!(ports(SortBy::Counter(Counter::TCPTimeouts)), [443, 8080, 22]);
+    assert_eq!(
+        ports(SortBy::Counter(Counter::TCPTimeouts)),
+        [443, 8080, 22]
+    );
     // With --top, the first by that counter are listed.
     let v = json(
         &report,
@@ -165,7 +177,10 @@ fn sort_names_are_counter_names_in_any_case_or_activity() {
         assert_eq!(SortBy::parse(bad), None, "{bad:?}");
     }
     for counter in Counter::ALL {
-        assert_eq!(SortBy::parse(counter.name()).unwrap().name(), counter.name());
+        assert_eq!(
+            SortBy::parse(counter.name()).unwrap().name(),
+            counter.name()
+        );
     }
 }
 
@@ -184,7 +199,9 @@ fn time_wait_only_groups_fold_into_one_line_unless_listed_and_totals_stay_whole(
     let text = render_with(&report, options(Format::Text));
     assert_eq!(text.matches("TIME-WAIT").count(), 0, "{text}");
     assert_eq!(
-        text.lines().filter(|l| l.starts_with("TIME_WAIT: ")).count(),
+        text.lines()
+            .filter(|l| l.starts_with("TIME_WAIT: "))
+            .count(),
         1,
         "{text}"
     );
@@ -222,7 +239,10 @@ fn a_report_of_time_wait_sockets_only_is_not_called_empty() {
     report.groups.retain(|g| g.only_time_wait);
     let text = render_with(&report, options(Format::Text));
     assert!(!text.contains("No TCP socket activity"), "{text}");
-    assert!(!text.contains("Total of"), "one line needs no total: {text}");
+    assert!(
+        !text.contains("Total of"),
+        "one line needs no total: {text}"
+    );
     let table = render_with(&report, options(Format::Table));
     assert!(table.contains("TIME_WAIT: 3 sockets"), "{table}");
 }
@@ -310,7 +330,15 @@ fn a_closed_sockets_gauges_are_what_it_last_measured_and_nothing_raw() {
     // (serde_json's map lists them by name.)
     assert_eq!(
         gauge_names(&groups[1]),
-        ["cwnd", "delivery_rate", "min_rtt_us", "mss", "rtt_us", "rttvar_us", "ssthresh"]
+        [
+            "cwnd",
+            "delivery_rate",
+            "min_rtt_us",
+            "mss",
+            "rtt_us",
+            "rttvar_us",
+            "ssthresh"
+        ]
     );
     // A refused connect measured nothing: no gauge at all.
     assert!(gauge_names(&groups[2]).is_empty(), "{}", groups[2]);
@@ -357,6 +385,11 @@ fn close_reports_say_where_their_counters_come_from() {
             CountedFrom::CloseNotice { polled: false },
             "closed: lifetime counters from the kernel's close notice (no poll saw it open)",
             "close notice (never polled)",
+        ),
+        (
+            CountedFrom::ClearedNotice,
+            "closed: no poll saw it open, and its close notice came with the counters cleared (an abort): only how it ended is known",
+            "close notice, cleared by an abort (never polled)",
         ),
         (
             CountedFrom::Events,

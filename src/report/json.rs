@@ -57,6 +57,7 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
                 }
                 CountedFrom::CloseNotice { polled: true } => "close notice",
                 CountedFrom::CloseNotice { polled: false } => "close notice (never polled)",
+                CountedFrom::ClearedNotice => "close notice, cleared by an abort (never polled)",
                 CountedFrom::Events => "kernel events (never polled)",
             },
         );

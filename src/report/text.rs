@@ -255,6 +255,7 @@ pub fn counted_from_text(from: CountedFrom, unseen_ms: u64) -> String {
         CountedFrom::CloseNotice { polled: false } => {
             "lifetime counters from the kernel's close notice (no poll saw it open)".to_string()
         }
+        CountedFrom::ClearedNotice => "no poll saw it open, and its close notice came with the counters cleared (an abort): only how it ended is known".to_string(),
         CountedFrom::Events => {
             "lifetime counters from kernel events (no poll saw it open, no close notice gave them)"
                 .to_string()
