@@ -717,6 +717,10 @@ pub struct SystemSection {
 /// host-wide, so the class is named only where the sampled namespaces are
 /// all the host has.
 pub const RESETS_FOR_NO_SOCKET: &str = "resets sent for no socket";
+/// AttemptFails a listener's request socket counted (`tcp_check_req`: a
+/// reset or a new SYN before the handshake's ACK), which no dump, notice or
+/// tracepoint shows: the namespace counts each in TcpExt:EmbryonicRsts too.
+pub const REQUEST_SOCKETS_RESET: &str = "request sockets reset before their handshake completed";
 
 impl SystemSection {
     /// Names `amount` of `counter`'s unattributed part as `class`.
@@ -728,6 +732,10 @@ impl SystemSection {
 }
 
 pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> SystemSection {
+    // Fast Open children are full sockets (their fails are theirs); every
+    // other request socket reset counts one AttemptFail and one
+    // EmbryonicRst (tcp_abort_on_overflow's resets count the latter alone).
+    let request_resets = deltas.get("TcpExt:EmbryonicRsts").filter(|&n| n > 0);
     let residuals = SHARED_WITH_MIB
         .iter()
         .filter_map(|(counter, key)| {
@@ -739,11 +747,15 @@ pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> Syste
             })
         })
         .collect();
-    SystemSection {
+    let mut section = SystemSection {
         deltas,
         residuals,
         namespaces: 1,
+    };
+    if let Some(resets) = request_resets {
+        section.name_part(Counter::AttemptFails, REQUEST_SOCKETS_RESET, resets);
     }
+    section
 }
 
 #[cfg(test)]
@@ -760,6 +772,33 @@ mod tests {
         assert_eq!(resets.unattributed(), 4);
         assert_eq!(resets.unknown(), 1);
         assert_eq!(resets.named, vec![(RESETS_FOR_NO_SOCKET, 3)]);
+    }
+
+    #[test]
+    fn attempt_fails_of_request_sockets_are_named_from_embryonic_resets() {
+        let mut deltas = SystemCounters::default();
+        deltas.values.insert("Tcp:AttemptFails".to_string(), 3);
+        deltas.values.insert("TcpExt:EmbryonicRsts".to_string(), 2);
+        let mut sockets = Counters::default();
+        sockets.set(Counter::AttemptFails, 1, false);
+        let section = system_section(deltas, &sockets);
+        let fails = &section.residuals[0];
+        assert_eq!(fails.counter, Counter::AttemptFails);
+        assert_eq!(fails.unattributed(), 2);
+        assert_eq!(fails.named, vec![(REQUEST_SOCKETS_RESET, 2)]);
+        assert_eq!(fails.unknown(), 0);
+    }
+
+    #[test]
+    fn no_embryonic_reset_names_nothing() {
+        let mut deltas = SystemCounters::default();
+        deltas.values.insert("Tcp:AttemptFails".to_string(), 1);
+        deltas.values.insert("TcpExt:EmbryonicRsts".to_string(), 0);
+        let mut sockets = Counters::default();
+        sockets.set(Counter::AttemptFails, 0, false);
+        let section = system_section(deltas, &sockets);
+        assert!(section.residuals[0].named.is_empty());
+        assert_eq!(section.residuals[0].unknown(), 1);
     }
 
     use super::*;

@@ -5,12 +5,14 @@
 //! `model` (plain data) ← `counters`, `filter` ← `source` (polling input),
 //! `trace` (kernel events) ← `diff` (attribution) ← `aggregate` (groups) ←
 //! `report` (formats) ← `export` (the Prometheus exporter's state and its
-//! HTTP edge) ← `cli` (typed configuration) ← `session` (one run's
-//! polls, events and reports) ← `live` (the terminal view) ← `run` (time
-//! and signals).
+//! HTTP edge) ← `config` (one run's typed configuration) ← `session` (one
+//! run's polls, events and reports) ← `live` (the terminal view) ← `run`
+//! (time and signals). `cli` turns the command line into a `config`; the
+//! engine does not know it.
 
 pub mod aggregate;
 pub mod cli;
+pub mod config;
 pub mod counters;
 pub mod diff;
 pub mod export;

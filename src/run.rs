@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::{Config, Mode, Namespaces, PrecisionMode};
+use crate::config::{Config, Mode, Namespaces, PrecisionMode};
 use crate::report;
 use crate::session::feed::{EventFeed, LiveFeed};
 use crate::session::{next_boundary, Session};
@@ -34,7 +34,12 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let (feed, notices) = open_feed(config, source.closes_lost().is_some())?;
     let mut session = Session::new(config, source, feed);
     session.note(notices);
-    print_notices(&mut session);
+    // The live view shows notes itself: on stderr they would be hidden
+    // under it until it quits.
+    let live = config.live_view && std::io::stdout().is_terminal();
+    if !live {
+        print_notices(&mut session);
+    }
     if config.mode == Mode::Once {
         session.limit_once(listed_on_a_terminal(config));
         session.fit_width(terminal_width());
@@ -42,11 +47,12 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         print_notices(&mut session);
         return written.and_then(|()| Ok(out.flush()?));
     }
-    session.poll()?;
-    print_notices(&mut session);
-    if config.live_view && std::io::stdout().is_terminal() {
+    let polled = session.poll();
+    if live && polled.is_ok() {
         return crate::live::run(&mut session, config, &stop);
     }
+    print_notices(&mut session);
+    polled?;
     if let Some((addr, limits)) = config.listen {
         return serve_metrics(&mut session, config, addr, limits, &stop);
     }

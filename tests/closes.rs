@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::traffic::{
     clients, deferred_connections, failed_connects, in_namespace, serve, unanswered_route, DOWN, UP,
 };
-use common::{counter, json_reports, wait_output, Netns};
+use common::{counter, json_reports, run_ok, veth_pair, wait_output, Netns};
 
 const CONNECTIONS: usize = 300;
 
@@ -312,6 +312,60 @@ fn connects_that_never_complete_fail_as_the_kernel_counts_them() {
         .map(|g| counter(g, "Tcp", "EstabResets"))
         .sum();
     assert_eq!(resets, 0, "{report}");
+}
+
+#[test]
+fn a_connect_abandoned_before_the_syn_ack_is_named_as_a_request_socket_reset_on_the_server() {
+    skip_unless_root!();
+    // client — server over a veth, with a slow token bucket on the
+    // server's way out: two datagrams empty it, so the SYN-ACK waits there
+    // for about a second. The client closes its connect at once; the
+    // SYN-ACK then finds no socket, the client answers with a reset, and
+    // the server's request socket dies of it (tcp_check_req: AttemptFails
+    // and EmbryonicRsts), with no full socket for a poll, notice or event
+    // to show.
+    let (client, server) = (Netns::new("embr-c"), Netns::new("embr-s"));
+    let (_, towards_client) = veth_pair(&client, &server, 63);
+    run_ok(server.command("tc").args([
+        "qdisc",
+        "add",
+        "dev",
+        &towards_client,
+        "root",
+        "tbf",
+        "rate",
+        "16kbit",
+        "burst",
+        "1600",
+        "latency",
+        "10s",
+    ]));
+    let listener = server.listen("10.77.63.2:7000");
+    let tool = server.spawn_tcpipstat(&["--timeout", "4", "--system", "--format", "json"]);
+    sleep(Duration::from_millis(700));
+    server.enter(|| {
+        let udp = std::net::UdpSocket::bind("10.77.63.2:0").unwrap();
+        for _ in 0..2 {
+            udp.send_to(&[0u8; 1400], "10.77.63.1:9").unwrap();
+        }
+    });
+    client.enter(|| {
+        let to: SocketAddr = "10.77.63.2:7000".parse().unwrap();
+        let attempt = std::net::TcpStream::connect_timeout(&to, Duration::from_millis(20));
+        assert!(attempt.is_err(), "the SYN-ACK was not held back");
+    });
+    let report = json_reports(&wait_output(tool).stdout)
+        .pop()
+        .expect("a report");
+    drop(listener);
+    let fails = &report["system"]["unattributed"]["AttemptFails"];
+    assert_eq!(fails["system"], 1, "{report}");
+    assert_eq!(fails["sockets"], 0, "{report}");
+    assert_eq!(
+        fails["named"]["request sockets reset before their handshake completed"], 1,
+        "{report}"
+    );
+    assert_eq!(fails["unknown"], 0, "{report}");
 }
 
 /// Tcp counter summed over every group (what JSON `totals` adds up).

@@ -2,7 +2,7 @@
 //! binaries run one after the other): run beside the precision tests, it
 //! made a sender test fail to name its socket about once in eight runs.
 //! The cause is not pinned down; the likeliest is this host's perf
-//! dropping tcp_probe events raised on idle CPUs (see README), which the
+//! dropping tcp_probe events raised on idle CPUs (see docs/precision.md), which the
 //! sender test's failure message now shows as `events_undelivered`.
 //!
 //! The sockets' DelayedACKs must equal the namespace's: the kernel counts
@@ -21,7 +21,9 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::{counter, run_ok, total, tuple_group, wait_output, window_report, Netns, Pair};
+use common::{
+    counter, run_ok, total, tuple_group, veth_pair, wait_output, window_report, Netns, Pair,
+};
 
 /// Mounts tracefs where neither mount point has it (the run would too, and
 /// unmount it at its end, before the test looks at the instance).
@@ -113,23 +115,6 @@ fn delayed_acks_of_a_receiver_that_reads_late_match_the_namespace_counter() {
     assert!(counter(server, "TcpExt", "DelayedACKs") > 0);
     // The run's ftrace instance is gone with it.
     assert!(!Path::new(&instance).exists(), "{instance} was left behind");
-}
-
-/// Two namespaces joined by a veth pair, `10.77.SUBNET.1` and `.2`.
-fn veth_pair(a: &Netns, b: &Netns, subnet: u8) -> (String, String) {
-    let (va, vb) = (
-        format!("dl{subnet}a{}", std::process::id() % 10000),
-        format!("dl{subnet}b{}", std::process::id() % 10000),
-    );
-    run_ok(Command::new("ip").args([
-        "link", "add", &va, "netns", &a.name, "type", "veth", "peer", "name", &vb, "netns", &b.name,
-    ]));
-    for (ns, dev, host) in [(a, &va, 1), (b, &vb, 2)] {
-        let address = format!("10.77.{subnet}.{host}/24");
-        run_ok(Command::new("ip").args(["-n", &ns.name, "addr", "add", &address, "dev", dev]));
-        run_ok(Command::new("ip").args(["-n", &ns.name, "link", "set", dev, "up"]));
-    }
-    (va, vb)
 }
 
 #[test]

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use tcpipstat::aggregate::GroupKey;
-use tcpipstat::cli::{self, CliOutcome, Config};
+use tcpipstat::cli::{self, CliOutcome};
+use tcpipstat::config::Config;
 use tcpipstat::counters::Counter;
 use tcpipstat::model::event::{EventTuple, Probe, Timed, TraceEvent};
 use tcpipstat::model::tcp_info::TcpInfo;

@@ -42,7 +42,7 @@ fn paced_clients(to: SocketAddr, per_second: u64, seconds: u64) -> u64 {
         conn.write_all(&[1u8; PAYLOAD]).unwrap();
         // Both FINs are exchanged before either socket is destroyed: each
         // notice then carries its peer's FIN, which a socket destroyed in
-        // its FIN_WAIT2 does not (README, limits).
+        // its FIN_WAIT2 does not (docs/attribution.md, known limits).
         conn.shutdown(std::net::Shutdown::Write).unwrap();
         let mut back = Vec::new();
         conn.read_to_end(&mut back).unwrap();

@@ -1,7 +1,7 @@
 //! Attribution: successive snapshots in, per-socket deltas and inferred state
 //! events out. Pure: no clock, no I/O, driven by tests with built snapshots.
 //!
-//! Rules (see README "How attribution works"):
+//! Rules (see docs/attribution.md):
 //! - A socket is its sock_diag cookie together with its tuple; a cookie seen
 //!   again with another tuple is another socket.
 //! - Sockets of the first poll are a baseline: only their growth counts. A

@@ -2,8 +2,11 @@
 //! full-screen table of groups with their rates, refreshed every window,
 //! on ratatui + crossterm. This file is the terminal edge: it owns the
 //! loop (polls on the run's cadence, a report every interval, keys read
-//! between them); what is shown and what keys do is `view`, pure.
+//! between them); what is shown and what keys do is `view`, pure, drawn
+//! by `draw` with the columns that fit (`columns`).
 
+mod columns;
+mod draw;
 pub mod view;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +16,7 @@ use anyhow::Context;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use ratatui::DefaultTerminal;
 
-use crate::cli::{Config, Mode};
+use crate::config::{Config, Mode};
 use crate::session::{next_boundary, Session};
 use view::{Action, LiveData, ViewState};
 
@@ -50,6 +53,10 @@ fn live_loop(
     let mut next_report = started + every;
     let mut reports = 0u64;
     let mut view = ViewState::new(session.index());
+    // The owner of each connection, in its own column (as `ss -p` shows).
+    session.look_up_owners();
+    // Notes raised before the view opened (stderr would be hidden under it).
+    view.note(session.take_fresh_notices());
     terminal.draw(|f| view.draw(f))?;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -78,9 +85,9 @@ fn live_loop(
             session.poll()?;
             next_poll = next_boundary(next_poll, config.poll, now);
         }
-        // Notices reach the view through the reports; stderr would tear
+        // Notes are shown as they come, in the view: stderr would tear
         // the screen.
-        let _ = session.take_fresh_notices();
+        redraw |= view.note(session.take_fresh_notices());
         let finishing = ends_at.is_some_and(|t| now >= t);
         if now >= next_report || finishing {
             let data = current(session);

@@ -1,26 +1,27 @@
-//! The live view's state and drawing, pure: a window report goes in as
-//! [`LiveData`] (rates per group), keys go in as crossterm key events and
-//! come out as [`Action`]s for the loop, and [`ViewState::draw`] renders
-//! onto any ratatui backend (tests use ratatui's `TestBackend`).
+//! The live view's state, pure: a window report goes in as [`LiveData`]
+//! (rates per group), notes as text, keys as crossterm key events that
+//! come out as [`Action`]s for the loop; `draw` renders it onto any
+//! ratatui backend (tests use ratatui's `TestBackend`).
 
 use std::collections::VecDeque;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState};
-use ratatui::Frame;
+use ratatui::widgets::TableState;
 
+use super::columns::Column;
 use crate::aggregate::Index;
 use crate::counters::{Counter, Counters};
 use crate::filter::FilterSet;
-use crate::report::{human_rate, Report};
+use crate::report::Report;
 
 /// Windows of the selected group's rates kept for its sparkline.
 pub const HISTORY: usize = 240;
 /// Rows kept from one report, busiest first (the rest are counted).
 pub const ROWS_LIMIT: usize = 2000;
+/// Notes kept for `n` (older ones are counted).
+pub const NOTES_LIMIT: usize = 64;
+/// Longest filter that can be typed.
+const PROMPT_LIMIT: usize = 512;
 
 /// One group's rates over the last window.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +39,9 @@ pub struct LiveRow {
     pub state: Option<&'static str>,
     pub rtt_us: Option<u32>,
     pub cwnd: Option<u32>,
+    /// For tuples, when owners are looked up: the process holding the
+    /// socket, as every report names it (`command[pid]`, `?`, `-`).
+    pub owner: Option<String>,
 }
 
 /// What one report gives the view.
@@ -82,6 +86,7 @@ fn rates(key: String, sockets: usize, c: &Counters, seconds: f64) -> LiveRow {
         state: None,
         rtt_us: None,
         cwnd: None,
+        owner: None,
     }
 }
 
@@ -96,6 +101,7 @@ impl LiveData {
             .map(|g| {
                 totals.add(&g.counters);
                 let mut row = rates(report.key_value(&g.key), g.sockets, &g.counters, seconds);
+                row.owner.clone_from(&g.owner);
                 if let Some(sample) = g.sample {
                     row.state = Some(sample.state.name());
                     row.rtt_us = sample.tcp_info.as_ref().and_then(|i| i.rtt());
@@ -167,6 +173,18 @@ impl SortKey {
         }
     }
 
+    /// The column it sorts by.
+    pub fn column(self) -> Column {
+        match self {
+            SortKey::Send => Column::Send,
+            SortKey::Recv => Column::Recv,
+            SortKey::Segs => Column::Segs,
+            SortKey::Retrans => Column::Retrans,
+            SortKey::Opens => Column::Opens,
+            SortKey::Resets => Column::Resets,
+        }
+    }
+
     fn value(self, row: &LiveRow) -> f64 {
         match self {
             SortKey::Send => row.send_bps,
@@ -207,24 +225,82 @@ const INDEXES: [Index; 8] = [
     Index::Container,
 ];
 
+/// The filter being typed after `/`. It opens with the filter in force,
+/// selected: typing replaces it, Enter keeps it, an arrow edits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub text: String,
+    pub selected: bool,
+}
+
+impl Prompt {
+    /// Takes one key; false when the key is not the prompt's.
+    fn key(&mut self, key: KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('u') if ctrl => self.text.clear(),
+            KeyCode::Char('w') if ctrl => {
+                let kept = self.text.trim_end().rfind(' ').map_or(0, |at| at + 1);
+                self.text.truncate(if self.selected { 0 } else { kept });
+            }
+            KeyCode::Backspace if self.selected => self.text.clear(),
+            KeyCode::Backspace => {
+                self.text.pop();
+            }
+            KeyCode::Char(c) if !ctrl => {
+                if self.selected {
+                    self.text.clear();
+                }
+                if self.text.len() < PROMPT_LIMIT {
+                    self.text.push(c);
+                }
+            }
+            KeyCode::Left | KeyCode::Right | KeyCode::Home | KeyCode::End => {}
+            _ => return false,
+        }
+        self.selected = false;
+        true
+    }
+}
+
+/// A note raised while the view runs, with the time it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Wall-clock time of day, `HH:MM:SS`.
+    pub at: String,
+    pub text: String,
+}
+
+/// Which popup covers the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Popup {
+    Help,
+    Notes,
+}
+
 #[derive(Debug)]
 pub struct ViewState {
     pub sort: SortKey,
     pub paused: bool,
-    pub help: bool,
+    pub popup: Option<Popup>,
     /// The filter being typed after `/`, until Enter or Esc.
-    pub editing: Option<String>,
+    pub editing: Option<Prompt>,
     /// The view's filter as last applied (empty: none).
     pub filter: String,
     pub filter_error: Option<String>,
     /// The filter the shown data was grouped under.
-    data_filter: String,
+    pub(super) data_filter: String,
     pub index: Index,
-    data: Option<LiveData>,
-    table: TableState,
+    /// The index `p` goes back to.
+    before_process: Index,
+    pub(super) data: Option<LiveData>,
+    pub(super) table: TableState,
     /// The selected group's key and its (send, recv) rates per window.
-    selected_key: Option<String>,
-    history: VecDeque<(u64, u64)>,
+    pub(super) selected_key: Option<String>,
+    pub(super) history: VecDeque<(u64, u64)>,
+    /// The latest notes, oldest first, and how many came in all.
+    pub(super) notes: VecDeque<Note>,
+    pub(super) notes_total: u64,
 }
 
 impl ViewState {
@@ -232,21 +308,26 @@ impl ViewState {
         ViewState {
             sort: SortKey::Send,
             paused: false,
-            help: false,
+            popup: None,
             editing: None,
             filter: String::new(),
             filter_error: None,
             data_filter: String::new(),
             index,
+            before_process: Index::Tuple,
             data: None,
             table: TableState::default().with_selected(Some(0)),
             selected_key: None,
             history: VecDeque::new(),
+            notes: VecDeque::new(),
+            notes_total: 0,
         }
     }
 
-    /// Takes a new window's data (ignored while paused).
+    /// Takes a new window's data (ignored while paused; its notes are
+    /// kept all the same).
     pub fn update(&mut self, data: LiveData) {
+        self.note(data.notices.clone());
         if self.paused {
             return;
         }
@@ -268,6 +349,28 @@ impl ViewState {
         self.sort_rows(&mut data.rows);
         self.data = Some(data);
         self.reselect();
+    }
+
+    /// Keeps notes for the status line and `n`; a text already kept is
+    /// not kept twice (a window's report repeats what was raised in it).
+    /// True when one was new.
+    pub fn note(&mut self, notes: Vec<String>) -> bool {
+        let mut new = false;
+        for text in notes {
+            if self.notes.iter().any(|n| n.text == text) {
+                continue;
+            }
+            if self.notes.len() == NOTES_LIMIT {
+                self.notes.pop_front();
+            }
+            self.notes.push_back(Note {
+                at: time_of_day(std::time::SystemTime::now()),
+                text,
+            });
+            self.notes_total += 1;
+            new = true;
+        }
+        new
     }
 
     fn sort_rows(&self, rows: &mut [LiveRow]) {
@@ -326,35 +429,33 @@ impl ViewState {
     }
 
     pub fn on_key(&mut self, key: KeyEvent) -> Action {
-        if let Some(text) = self.editing.as_mut() {
+        if let Some(prompt) = self.editing.as_mut() {
             match key.code {
                 KeyCode::Esc => self.editing = None,
                 KeyCode::Enter => {
-                    let text = self.editing.take().unwrap_or_default();
+                    let text = self.editing.take().map(|p| p.text).unwrap_or_default();
                     return self.apply_filter(text);
                 }
-                KeyCode::Backspace => {
-                    text.pop();
+                _ => {
+                    prompt.key(key);
                 }
-                KeyCode::Char(c)
-                    if !key.modifiers.contains(KeyModifiers::CONTROL) && text.len() < 512 =>
-                {
-                    text.push(c);
-                }
-                _ => {}
             }
             return Action::None;
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
             KeyCode::Char('c') if ctrl => Action::Quit,
-            KeyCode::Esc | KeyCode::Char('?') if self.help => {
-                self.help = false;
+            KeyCode::Esc if self.popup.is_some() => {
+                self.popup = None;
                 Action::None
             }
             KeyCode::Char('q') | KeyCode::Esc => Action::Quit,
             KeyCode::Char('?') => {
-                self.help = true;
+                self.toggle(Popup::Help);
+                Action::None
+            }
+            KeyCode::Char('n') => {
+                self.toggle(Popup::Notes);
                 Action::None
             }
             KeyCode::Down | KeyCode::Char('j') => {
@@ -387,16 +488,32 @@ impl ViewState {
                 self.index = INDEXES[(at + 1) % INDEXES.len()];
                 Action::Regroup(self.index)
             }
+            KeyCode::Char('p') => {
+                if self.index == Index::Process {
+                    self.index = self.before_process;
+                } else {
+                    self.before_process = self.index;
+                    self.index = Index::Process;
+                }
+                Action::Regroup(self.index)
+            }
             KeyCode::Char('/') => {
-                self.editing = Some(self.filter.clone());
+                self.editing = Some(Prompt {
+                    selected: !self.filter.is_empty(),
+                    text: self.filter.clone(),
+                });
                 Action::None
             }
-            KeyCode::Char('p') => {
+            KeyCode::Char(' ') => {
                 self.paused = !self.paused;
                 Action::None
             }
             _ => Action::None,
         }
+    }
+
+    fn toggle(&mut self, popup: Popup) {
+        self.popup = (self.popup != Some(popup)).then_some(popup);
     }
 
     fn apply_filter(&mut self, text: String) -> Action {
@@ -418,264 +535,19 @@ impl ViewState {
             }
         }
     }
-
-    pub fn draw(&mut self, frame: &mut Frame) {
-        let area = frame.area();
-        let [header, body, chart, footer] = Layout::vertical([
-            Constraint::Length(3),
-            Constraint::Min(3),
-            Constraint::Length(5),
-            Constraint::Length(1),
-        ])
-        .areas(area);
-        frame.render_widget(Paragraph::new(self.header_lines()), header);
-        self.draw_table(frame, body);
-        self.draw_chart(frame, chart);
-        frame.render_widget(Paragraph::new(self.footer_line()), footer);
-        if self.help {
-            draw_help(frame, area);
-        }
-    }
-
-    fn header_lines(&self) -> Vec<Line<'static>> {
-        let Some(d) = &self.data else {
-            return vec![Line::from("tcpipstat: collecting the first window…")];
-        };
-        let t = &d.totals;
-        let index = if d.index == self.index {
-            self.index.name().to_string()
-        } else {
-            format!(
-                "{} ({} from the next window)",
-                d.index.name(),
-                self.index.name()
-            )
-        };
-        let mut first = format!(
-            "tcpipstat  {}  window {:.1} s  sockets tracked {}  index {index}",
-            d.clock, d.window_s, d.tracked,
-        );
-        if self.paused {
-            first.push_str("  [paused]");
-        }
-        let mut second = match &d.precision {
-            Some(p) => format!("precision: {p}"),
-            None => "precision: off (polls only)".to_string(),
-        };
-        if let Some(lost) = d.closes_lost {
-            second.push_str(&format!("  close notices lost {lost}"));
-        }
-        if !self.filter.is_empty() {
-            second.push_str(&format!("  filter: {}", self.filter));
-        }
-        if self.filter != self.data_filter {
-            second.push_str("  (from the next window)");
-        }
-        let groups = d.rows.len() + d.rows_dropped;
-        let third = format!(
-            "total: send {}  recv {}  {:.0} segs/s  retrans {}  opens {:.1}/s  resets {:.1}/s  ({groups} group{}{})",
-            human_rate(t.send_bps),
-            human_rate(t.recv_bps),
-            t.segs_ps,
-            percent(t.retrans_pct),
-            t.opens_ps,
-            t.resets_ps,
-            if groups == 1 { "" } else { "s" },
-            if d.rows_dropped > 0 {
-                format!(", {} quietest not listed", d.rows_dropped)
-            } else {
-                String::new()
-            }
-        );
-        vec![Line::from(first), Line::from(second), Line::from(third)]
-    }
-
-    fn draw_table(&mut self, frame: &mut Frame, area: Rect) {
-        let shown = self.data.as_ref().map_or(self.index, |d| d.index);
-        let tuples = shown == Index::Tuple;
-        let mut titles = vec![
-            shown.name(),
-            "socks",
-            "send",
-            "recv",
-            "segs/s",
-            "retrans",
-            "opens/s",
-            "resets/s",
-        ];
-        if tuples {
-            titles.extend(["state", "rtt", "cwnd"]);
-        }
-        let sorted = self.sort.name();
-        let header = Row::new(titles.into_iter().enumerate().map(|(i, t)| {
-            let text = if i > 0 && t == sorted {
-                format!("{t}▼")
-            } else {
-                t.to_string()
-            };
-            Cell::from(text)
-        }))
-        .style(Style::new().add_modifier(Modifier::BOLD));
-        let rows: Vec<Row> = self
-            .data
-            .as_ref()
-            .map(|d| d.rows.iter().map(|r| table_row(r, tuples)).collect())
-            .unwrap_or_default();
-        let key_width = if tuples { 46 } else { 24 };
-        let mut widths = vec![
-            Constraint::Min(key_width),
-            Constraint::Length(5),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(9),
-        ];
-        if tuples {
-            widths.extend([
-                Constraint::Length(11),
-                Constraint::Length(8),
-                Constraint::Length(5),
-            ]);
-        }
-        let table = Table::new(rows, widths)
-            .header(header)
-            .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-            .block(Block::new().borders(Borders::TOP));
-        frame.render_stateful_widget(table, area, &mut self.table);
-    }
-
-    fn draw_chart(&self, frame: &mut Frame, area: Rect) {
-        let (send_title, recv_title) = match (&self.selected_key, self.history.back()) {
-            (Some(key), Some((send, recv))) => (
-                format!("{key}  send {}", human_rate(*send as f64)),
-                format!(
-                    "recv {}  (last {} windows)",
-                    human_rate(*recv as f64),
-                    self.history.len()
-                ),
-            ),
-            _ => ("no group selected".to_string(), String::new()),
-        };
-        let [send_area, recv_area] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(area);
-        // The newest windows that fit, right-aligned like top's graphs.
-        let fit = |width: u16| {
-            let skip = self
-                .history
-                .len()
-                .saturating_sub(width.saturating_sub(2) as usize);
-            self.history.iter().skip(skip)
-        };
-        let send: Vec<u64> = fit(send_area.width).map(|(s, _)| *s).collect();
-        let recv: Vec<u64> = fit(recv_area.width).map(|(_, r)| *r).collect();
-        frame.render_widget(
-            Sparkline::default()
-                .block(Block::new().borders(Borders::TOP).title(send_title))
-                .data(&send),
-            send_area,
-        );
-        frame.render_widget(
-            Sparkline::default()
-                .block(Block::new().borders(Borders::TOP).title(recv_title))
-                .data(&recv),
-            recv_area,
-        );
-    }
-
-    fn footer_line(&self) -> Line<'static> {
-        if let Some(text) = &self.editing {
-            return Line::from(format!(
-                "filter (Enter applies, Esc cancels, empty lifts it): {text}_"
-            ));
-        }
-        if let Some(err) = &self.filter_error {
-            return Line::from(format!("bad filter: {err}  (/ to edit)"));
-        }
-        let notice = self
-            .data
-            .as_ref()
-            .and_then(|d| d.notices.last().cloned())
-            .map(|n| format!("  note: {n}"))
-            .unwrap_or_default();
-        Line::from(format!(
-            "q quit  ↑↓ select  s sort ({})  i index  / filter  p pause  ? help{notice}",
-            self.sort.name()
-        ))
-    }
 }
 
-/// One group's cells.
-fn table_row(r: &LiveRow, tuples: bool) -> Row<'static> {
-    let mut cells = vec![
-        r.key.clone(),
-        r.sockets.to_string(),
-        human_rate(r.send_bps),
-        human_rate(r.recv_bps),
-        format!("{:.0}", r.segs_ps),
-        percent(r.retrans_pct),
-        format!("{:.1}", r.opens_ps),
-        format!("{:.1}", r.resets_ps),
-    ];
-    if tuples {
-        cells.push(r.state.unwrap_or("").to_string());
-        cells.push(r.rtt_us.map(human_us).unwrap_or_default());
-        cells.push(r.cwnd.map(|c| c.to_string()).unwrap_or_default());
-    }
-    Row::new(cells)
-}
-
-fn draw_help(frame: &mut Frame, area: Rect) {
-    let lines = [
-        "q, Esc, Ctrl-C  quit (the terminal is restored)",
-        "↑ ↓ j k PgUp PgDn  select a group: its rates are charted below",
-        "s   sort by the next column: send, recv, segs/s, retrans, opens/s, resets/s",
-        "i   group by the next index: tuple, lport, rport, laddr, raddr, process, netns, container",
-        "/   filter, as on the command line: *:443-* *-10.0.0.0/8:* (Enter applies)",
-        "p   pause: the view stays, collection goes on",
-        "?   this help (Esc or ? closes it)",
-        "",
-        "Rates are per second over the last window; B = bytes. retrans = RetransSegs per",
-        "100 OutSegs; opens = Active+PassiveOpens; resets = EstabResets+OutRsts+InRsts.",
-        "A new index or filter applies from the next window.",
-    ];
-    let width = 92.min(area.width);
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let popup = Rect {
-        x: area.x + (area.width - width) / 2,
-        y: area.y + (area.height - height) / 2,
-        width,
-        height,
-    };
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines.iter().map(|l| Line::from(*l)).collect::<Vec<_>>())
-            .block(Block::new().borders(Borders::ALL).title("keys")),
-        popup,
-    );
-}
-
-fn percent(value: Option<f64>) -> String {
-    value
-        .map(|v| format!("{v:.1}%"))
-        .unwrap_or_else(|| "-".into())
-}
-
-fn human_us(us: u32) -> String {
-    if us >= 10_000 {
-        format!("{:.0}ms", f64::from(us) / 1000.0)
-    } else if us >= 1000 {
-        format!("{:.1}ms", f64::from(us) / 1000.0)
-    } else {
-        format!("{us}µs")
-    }
+/// `HH:MM:SS` of a wall-clock time, UTC like the reports' clocks.
+fn time_of_day(at: std::time::SystemTime) -> String {
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    text.get(11..19).unwrap_or(&text).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::columns::human_us;
+    use crate::report::human_rate;
     use ratatui::backend::TestBackend;
     use ratatui::crossterm::event::KeyEventKind;
     use ratatui::Terminal;
@@ -693,6 +565,20 @@ mod tests {
             state: None,
             rtt_us: None,
             cwnd: None,
+            owner: None,
+        }
+    }
+
+    /// A connection's row as index=tuple gives it, with its owner.
+    fn tuple_row(key: &str, owner: &str, send: f64) -> LiveRow {
+        LiveRow {
+            state: Some("ESTABLISHED"),
+            rtt_us: Some(33),
+            cwnd: Some(10),
+            owner: Some(owner.into()),
+            retrans_pct: Some(12.5),
+            opens_ps: 1.0,
+            ..row(key, send, 993_900.0)
         }
     }
 
@@ -711,8 +597,31 @@ mod tests {
         }
     }
 
+    fn tuples(rows: Vec<LiveRow>) -> LiveData {
+        let mut totals = row("total", 0.0, 0.0);
+        for r in &rows {
+            totals.send_bps += r.send_bps;
+            totals.recv_bps += r.recv_bps;
+        }
+        LiveData {
+            index: Index::Tuple,
+            totals,
+            ..data(rows)
+        }
+    }
+
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new_with_kind(code, KeyModifiers::NONE, KeyEventKind::Press)
+    }
+
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new_with_kind(KeyCode::Char(c), KeyModifiers::CONTROL, KeyEventKind::Press)
+    }
+
+    fn typed(view: &mut ViewState, text: &str) {
+        for c in text.chars() {
+            view.on_key(key(KeyCode::Char(c)));
+        }
     }
 
     fn screen(view: &mut ViewState, width: u16, height: u16) -> String {
@@ -727,6 +636,13 @@ mod tests {
             text.push('\n');
         }
         text
+    }
+
+    /// The table's header line: the one that starts with the index name.
+    fn header_line<'s>(text: &'s str, index: &str) -> &'s str {
+        text.lines()
+            .find(|l| l.starts_with(index) && l.contains("send"))
+            .unwrap_or_else(|| panic!("a header line:\n{text}"))
     }
 
     #[test]
@@ -755,7 +671,7 @@ mod tests {
         let rows: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("80 ") || l.starts_with("443 "))
-            .filter(|l| !l.contains(" send "))
+            .filter(|l| !l.contains("windows)"))
             .collect();
         assert_eq!(rows.len(), 2, "{text}");
         assert!(
@@ -787,44 +703,83 @@ mod tests {
             Action::Regroup(Index::Lport)
         );
         assert_eq!(view.on_key(key(KeyCode::Char('/'))), Action::None);
-        for c in "*:443-*".chars() {
-            view.on_key(key(KeyCode::Char(c)));
-        }
+        typed(&mut view, "*:443-*");
         let Action::Filter(Some(set)) = view.on_key(key(KeyCode::Enter)) else {
             panic!("a filter");
         };
         assert!(!set.matches_everything());
         assert_eq!(view.filter, "*:443-*");
-        // A bad filter is said, and nothing changes.
+        // A bad filter is said, and nothing changes: typing replaces the
+        // filter in force, which the prompt opens with.
         view.on_key(key(KeyCode::Char('/')));
-        for _ in 0..10 {
-            view.on_key(key(KeyCode::Backspace));
-        }
-        for c in "bogus".chars() {
-            view.on_key(key(KeyCode::Char(c)));
-        }
+        typed(&mut view, "bogus");
+        assert_eq!(view.editing.as_ref().unwrap().text, "bogus");
         assert_eq!(view.on_key(key(KeyCode::Enter)), Action::None);
         assert!(view.filter_error.is_some());
         assert_eq!(view.filter, "*:443-*");
         // An empty filter lifts it.
         view.on_key(key(KeyCode::Char('/')));
-        for _ in 0..10 {
-            view.on_key(key(KeyCode::Backspace));
-        }
+        view.on_key(key(KeyCode::Backspace));
         assert_eq!(view.on_key(key(KeyCode::Enter)), Action::Filter(None));
-        // Pause keeps the shown window.
+        // Space pauses: the shown window stays.
         view.update(data(vec![row("443", 1.0, 0.0)]));
-        view.on_key(key(KeyCode::Char('p')));
+        view.on_key(key(KeyCode::Char(' ')));
         view.update(data(vec![row("80", 1.0, 0.0)]));
         assert_eq!(view.selected_row().unwrap().key, "443");
-        assert!(screen(&mut view, 100, 20).contains("[paused]"));
+        assert!(screen(&mut view, 100, 20).contains("[paused"));
         // Help opens with ?, closes with Esc; q quits.
         view.on_key(key(KeyCode::Char('?')));
-        assert!(screen(&mut view, 100, 24).contains("keys"));
+        assert!(screen(&mut view, 100, 24).contains("keys (Esc"));
         assert_eq!(view.on_key(key(KeyCode::Esc)), Action::None);
+        assert_eq!(view.popup, None);
         assert_eq!(view.on_key(key(KeyCode::Char('q'))), Action::Quit);
-        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(view.on_key(ctrl_c), Action::Quit);
+        assert_eq!(view.on_key(ctrl('c')), Action::Quit);
+    }
+
+    #[test]
+    fn p_groups_by_process_and_again_goes_back_to_the_index_before() {
+        let mut view = ViewState::new(Index::Lport);
+        assert_eq!(
+            view.on_key(key(KeyCode::Char('p'))),
+            Action::Regroup(Index::Process)
+        );
+        assert_eq!(
+            view.on_key(key(KeyCode::Char('p'))),
+            Action::Regroup(Index::Lport)
+        );
+    }
+
+    #[test]
+    fn the_filter_prompt_opens_empty_and_ctrl_u_clears_it() {
+        let mut view = ViewState::new(Index::Tuple);
+        view.update(tuples(vec![]));
+        view.on_key(key(KeyCode::Char('/')));
+        assert_eq!(
+            view.editing,
+            Some(Prompt {
+                text: String::new(),
+                selected: false
+            })
+        );
+        assert!(screen(&mut view, 80, 24).contains("filter: _"));
+        typed(&mut view, "*:443-* *:80-*");
+        view.on_key(ctrl('w'));
+        assert_eq!(view.editing.as_ref().unwrap().text, "*:443-* ");
+        view.on_key(ctrl('u'));
+        assert_eq!(view.editing.as_ref().unwrap().text, "");
+        typed(&mut view, "*:443-*");
+        view.on_key(key(KeyCode::Enter));
+        // With a filter in force the prompt shows it selected: an arrow
+        // keeps it for editing, Ctrl-U clears it.
+        view.on_key(key(KeyCode::Char('/')));
+        assert!(view.editing.as_ref().unwrap().selected);
+        view.on_key(key(KeyCode::End));
+        typed(&mut view, " *:80-*");
+        assert_eq!(view.editing.as_ref().unwrap().text, "*:443-* *:80-*");
+        view.on_key(ctrl('u'));
+        assert_eq!(view.editing.as_ref().unwrap().text, "");
+        assert_eq!(view.on_key(key(KeyCode::Esc)), Action::None);
+        assert_eq!(view.filter, "*:443-*");
     }
 
     #[test]
@@ -839,13 +794,229 @@ mod tests {
         );
     }
 
+    /// Two connections of a process as a tuple view shows them at `width`.
+    fn tuple_screen(width: u16, height: u16) -> String {
+        let mut view = ViewState::new(Index::Tuple);
+        view.update(tuples(vec![
+            tuple_row("127.0.0.1:58726 127.0.0.1:5000", "python3[4242]", 993_900.0),
+            tuple_row("127.0.0.1:5000 127.0.0.1:58726", "python3[4242]", 0.0),
+        ]));
+        screen(&mut view, width, height)
+    }
+
+    #[test]
+    fn no_header_is_shorter_than_its_name_and_no_value_is_cut_at_any_width() {
+        let names = [
+            "tuple", "process", "socks", "send", "recv", "segs/s", "retrans", "opens/s",
+            "resets/s", "state", "rtt", "cwnd",
+        ];
+        for (width, height) in [(80, 24), (120, 40), (200, 50)] {
+            let text = tuple_screen(width, height);
+            let header: Vec<&str> = header_line(&text, "tuple").split_whitespace().collect();
+            let shown: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| header.iter().any(|h| h.trim_end_matches('▼') == *n))
+                .collect();
+            assert_eq!(
+                shown.len(),
+                header.len(),
+                "every header is a whole name at {width}: {header:?}\n{text}"
+            );
+            for value in [
+                "993.9 kB/s",
+                "12.5%",
+                "ESTABLISHED",
+                "33µs",
+                "python3[4242]",
+            ] {
+                let column = match value {
+                    "993.9 kB/s" => "recv",
+                    "12.5%" => "retrans",
+                    "ESTABLISHED" => "state",
+                    "33µs" => "rtt",
+                    _ => "process",
+                };
+                if shown.contains(&column) {
+                    assert!(text.contains(value), "{value} whole at {width}:\n{text}");
+                }
+            }
+            // What is left out is said: named, or counted where the
+            // names do not fit.
+            let left_out: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| !shown.contains(n))
+                .collect();
+            let named = format!("not shown (too narrow): {} ", left_out.join(", "));
+            let counted = format!("{} columns not shown (too narrow)", left_out.len());
+            assert_eq!(
+                !left_out.is_empty(),
+                text.contains(&named) || text.contains(&counted),
+                "{left_out:?} at {width}:\n{text}"
+            );
+            assert!(!text.contains('…') || text.contains("… (n)"), "{text}");
+        }
+        // 80 columns keep the tuple, its owner and both rates.
+        let narrow = tuple_screen(80, 24);
+        let header = header_line(&narrow, "tuple");
+        for name in ["process", "send▼", "recv"] {
+            assert!(header.contains(name), "{name}:\n{narrow}");
+        }
+        // 200 columns show them all.
+        assert!(!tuple_screen(200, 50).contains("not shown"));
+    }
+
+    #[test]
+    fn the_tuple_column_is_as_wide_as_the_longest_tuple() {
+        for width in [80, 120, 200] {
+            let text = tuple_screen(width, 30);
+            let header = header_line(&text, "tuple");
+            // "127.0.0.1:58726 127.0.0.1:5000" is 30 cells, then one gap.
+            assert!(
+                header.starts_with(&format!("{:<31}process", "tuple")),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn columns_are_sized_by_the_rows_in_view_and_the_selection_stays_in_view() {
+        let mut rows: Vec<LiveRow> = (0..40)
+            .map(|i| {
+                tuple_row(
+                    &format!("10.0.0.1:{i} 10.0.0.2:80"),
+                    "nginx[7]",
+                    100.0 - f64::from(i),
+                )
+            })
+            .collect();
+        let unseen = crate::aggregate::UNSEEN_OWNER_VALUE;
+        rows.push(tuple_row("10.0.0.1:99 10.0.0.2:80", unseen, 0.0));
+        let mut view = ViewState::new(Index::Tuple);
+        view.update(tuples(rows));
+        let top = screen(&mut view, 120, 24);
+        assert!(!top.contains(unseen), "{top}");
+        assert!(header_line(&top, "tuple").starts_with(&format!("{:<24}process  ", "tuple")));
+        view.on_key(key(KeyCode::PageDown));
+        view.on_key(key(KeyCode::PageDown));
+        let bottom = screen(&mut view, 120, 24);
+        assert_eq!(view.selected_row().unwrap().owner.as_deref(), Some(unseen));
+        assert!(
+            bottom.contains(&format!("10.0.0.1:99 10.0.0.2:80 {unseen}")),
+            "{bottom}"
+        );
+        assert!(!bottom.contains("10.0.0.1:0 "), "{bottom}");
+    }
+
+    #[test]
+    fn at_80_columns_sockets_no_poll_saw_keep_a_process_column_in_its_narrow_form() {
+        let unseen = crate::aggregate::UNSEEN_OWNER_VALUE;
+        let mut view = ViewState::new(Index::Tuple);
+        view.update(tuples(vec![
+            tuple_row("127.0.0.1:58726 127.0.0.1:5000", "python3[4242]", 900.0),
+            tuple_row("127.0.0.1:37206 127.0.0.1:6000", unseen, 2.0),
+        ]));
+        let narrow = screen(&mut view, 80, 24);
+        assert!(
+            header_line(&narrow, "tuple").contains("process"),
+            "{narrow}"
+        );
+        assert!(narrow.contains("127.0.0.1:6000 - (unseen) "), "{narrow}");
+        let wide = screen(&mut view, 200, 24);
+        assert!(
+            wide.contains(&format!("127.0.0.1:6000 {unseen} ")),
+            "{wide}"
+        );
+    }
+
+    #[test]
+    fn a_process_column_names_each_connections_owner() {
+        let text = tuple_screen(120, 30);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("127.0.0.1:58726 "))
+            .unwrap();
+        assert!(line.contains(" python3[4242] "), "{text}");
+        // Other indexes have none: the group is no one socket.
+        let mut view = ViewState::new(Index::Lport);
+        view.update(data(vec![row("443", 1.0, 0.0)]));
+        let text = screen(&mut view, 120, 30);
+        assert!(!header_line(&text, "lport").contains("process"), "{text}");
+    }
+
+    #[test]
+    fn the_header_wraps_between_its_items_never_inside_one() {
+        let text = tuple_screen(80, 24);
+        let top: Vec<&str> = text.lines().take_while(|l| !l.starts_with('─')).collect();
+        assert!(top.len() > 3, "{text}");
+        for item in [
+            "window 1.0 s",
+            "sockets tracked 2",
+            "total: send 993.9 kB/s",
+            "recv 2.0 MB/s",
+        ] {
+            assert!(top.iter().any(|l| l.contains(item)), "{item}:\n{text}");
+        }
+        assert!(top.iter().all(|l| !l.trim_end().ends_with("total:")));
+    }
+
+    #[test]
+    fn notes_show_in_the_view_as_they_come_and_n_lists_them() {
+        let mut view = ViewState::new(Index::Tuple);
+        view.update(tuples(vec![]));
+        assert!(view.note(vec!["the first note".into()]));
+        assert!(screen(&mut view, 80, 24).contains(": the first note"));
+        // A window's report repeats its notes: kept once.
+        let mut window = tuples(vec![]);
+        window.notices = vec!["the first note".into(), "a second, longer note ".repeat(12)];
+        view.update(window);
+        assert_eq!(view.notes_total, 2);
+        let text = screen(&mut view, 80, 24);
+        assert!(text.contains("a second, longer note"), "{text}");
+        assert!(
+            text.contains("… (n)"),
+            "a long note ends where it is cut: {text}"
+        );
+        // Paused, notes still come.
+        view.on_key(key(KeyCode::Char(' ')));
+        assert!(view.note(vec!["while paused".into()]));
+        assert!(screen(&mut view, 80, 24).contains("while paused"));
+        view.on_key(key(KeyCode::Char('n')));
+        let text = screen(&mut view, 80, 24);
+        assert!(
+            text.contains("notes: 3 in all") && text.contains("the first note"),
+            "{text}"
+        );
+        view.on_key(key(KeyCode::Char('n')));
+        assert_eq!(view.popup, None);
+        // Bounded, and counted past the bound.
+        for i in 0..(NOTES_LIMIT + 5) {
+            view.note(vec![format!("note {i}")]);
+        }
+        assert_eq!(view.notes.len(), NOTES_LIMIT);
+        assert_eq!(view.notes_total, (NOTES_LIMIT + 8) as u64);
+    }
+
     #[test]
     fn a_tiny_terminal_draws_without_panicking() {
         let mut view = ViewState::new(Index::Tuple);
-        view.update(data(vec![row("127.0.0.1:80 127.0.0.1:5000", 1.0, 2.0)]));
-        view.help = true;
-        for (w, h) in [(1, 1), (10, 3), (40, 8), (0, 0)] {
-            let _ = screen(&mut view, w, h);
+        view.update(tuples(vec![tuple_row(
+            "127.0.0.1:80 127.0.0.1:5000",
+            "sshd[1]",
+            1.0,
+        )]));
+        view.note(vec!["a note".into()]);
+        for popup in [None, Some(Popup::Help), Some(Popup::Notes)] {
+            view.popup = popup;
+            for (w, h) in [(1, 1), (10, 3), (40, 8), (0, 0), (3, 30)] {
+                let _ = screen(&mut view, w, h);
+            }
         }
+        view.editing = Some(Prompt {
+            text: "x".repeat(PROMPT_LIMIT),
+            selected: true,
+        });
+        let _ = screen(&mut view, 5, 5);
     }
 }

@@ -155,12 +155,24 @@ impl<'a> Report<'a> {
         Some((at(self.start_ms), at(self.end_ms)))
     }
 
-    /// How a namespace is named in this report.
+    /// How a namespace is named in this report. Namespace 0 is the one
+    /// sampled when its inode was not asked for (a run in its own
+    /// namespace, a recording): "own netns" when no label says more.
     pub fn netns_label(&self, inode: u64) -> String {
-        self.netns_labels
+        match self.netns_labels.get(&inode) {
+            Some(label) => label.clone(),
+            None if inode == 0 => "own netns".to_string(),
+            None => format!("netns:[{inode}]"),
+        }
+    }
+
+    /// A container's name, or `none (namespace label)` for a namespace
+    /// in none.
+    fn container_value(&self, inode: u64) -> String {
+        self.container_labels
             .get(&inode)
             .cloned()
-            .unwrap_or_else(|| format!("netns:[{inode}]"))
+            .unwrap_or_else(|| format!("none ({})", self.netns_label(inode)))
     }
 
     /// A group's heading: the seed's forms, with namespaces and containers
@@ -169,18 +181,15 @@ impl<'a> Report<'a> {
         match *key {
             GroupKey::Tuple(k) if k.netns != 0 => format!("[{}] {k}", self.netns_label(k.netns)),
             GroupKey::Netns(inode) => {
-                format!(
-                    "Network namespace: {} (inode {inode})",
-                    self.netns_label(inode)
-                )
+                let label = self.netns_label(inode);
+                // The inode once: labels of unnamed namespaces carry it.
+                if inode == 0 || label.contains(&format!("[{inode}]")) {
+                    format!("Network namespace: {label}")
+                } else {
+                    format!("Network namespace: {label} (inode {inode})")
+                }
             }
-            GroupKey::Container(inode) => format!(
-                "Container: {}",
-                self.container_labels
-                    .get(&inode)
-                    .cloned()
-                    .unwrap_or_else(|| format!("none ({})", self.netns_label(inode)))
-            ),
+            GroupKey::Container(inode) => format!("Container: {}", self.container_value(inode)),
             GroupKey::Process(pid) if crate::aggregate::is_pid(pid) => {
                 format!("Process: {}", self.process_value(pid))
             }
@@ -202,11 +211,7 @@ impl<'a> Report<'a> {
                 format!("[{}] {}", self.netns_label(k.netns), key.value())
             }
             GroupKey::Netns(inode) => self.netns_label(inode),
-            GroupKey::Container(inode) => self
-                .container_labels
-                .get(&inode)
-                .cloned()
-                .unwrap_or_else(|| format!("none ({})", self.netns_label(inode))),
+            GroupKey::Container(inode) => self.container_value(inode),
             GroupKey::Process(pid) if crate::aggregate::is_pid(pid) => self.process_value(pid),
             other => other.value(),
         }
@@ -823,15 +828,48 @@ mod tests {
     }
 
     #[test]
-    fn key_text_netns_names_the_namespace_and_keeps_its_inode() {
+    fn key_text_netns_names_the_namespace_and_its_inode_once() {
         assert_eq!(
             labelled_report().key_text(&GroupKey::Netns(BLUE)),
             "Network namespace: blue (inode 4026532281)"
         );
         assert_eq!(
             labelled_report().key_text(&GroupKey::Netns(PLAIN)),
-            "Network namespace: netns:[4026532500] (inode 4026532500)"
+            "Network namespace: netns:[4026532500]"
         );
+    }
+
+    #[test]
+    fn the_own_namespace_is_named_by_its_real_inode_never_as_netns_0() {
+        // A run in its own namespace keys its sockets by namespace 0; the
+        // source labels 0 with the real inode.
+        let mut report = bare_report();
+        report
+            .netns_labels
+            .insert(0, "own netns:[4026531833]".into());
+        assert_eq!(
+            report.key_value(&GroupKey::Netns(0)),
+            "own netns:[4026531833]"
+        );
+        assert_eq!(
+            report.key_text(&GroupKey::Netns(0)),
+            "Network namespace: own netns:[4026531833]"
+        );
+        // Labels do not nest: one pair of parentheses.
+        assert_eq!(
+            report.key_value(&GroupKey::Container(0)),
+            "none (own netns:[4026531833])"
+        );
+        // Without a label (a recording): still no inode 0.
+        let bare = bare_report();
+        for text in [
+            bare.key_value(&GroupKey::Netns(0)),
+            bare.key_text(&GroupKey::Netns(0)),
+            bare.key_value(&GroupKey::Container(0)),
+        ] {
+            assert!(text.contains("own netns"), "{text}");
+            assert!(!text.contains("[0]") && !text.contains("inode 0"), "{text}");
+        }
     }
 
     #[test]

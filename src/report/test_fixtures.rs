@@ -936,7 +936,7 @@ pub fn precision_window() -> Report<'static> {
 
 fn netns_labels() -> BTreeMap<u64, String> {
     BTreeMap::from([
-        (NETNS_SELF, format!("self (netns:[{NETNS_SELF}])")),
+        (NETNS_SELF, format!("own netns:[{NETNS_SELF}]")),
         (NETNS_BLUE, "blue".to_string()),
     ])
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::aggregate::{self, Group, GroupKey, Grouper, Index, OwnerLookup};
-use crate::cli::{Config, Namespaces};
+use crate::config::{Config, Namespaces};
 use crate::counters::Counter;
 use crate::diff::{self, lifetime_row, StateCounts, Tracker};
 use crate::filter::FilterSet;
@@ -239,7 +239,15 @@ impl Session {
     /// owners are looked up from the next poll when it is `process`.
     pub fn set_index(&mut self, index: Index) {
         self.config.index = index;
-        if index == Index::Process && self.owners.is_none() {
+        if index == Index::Process {
+            self.look_up_owners();
+        }
+    }
+
+    /// Looks up the process holding each socket from the next poll on
+    /// (as --processes does): the live view's process column.
+    pub fn look_up_owners(&mut self) {
+        if self.owners.is_none() {
             self.owners = Some(ProcessMap::new());
             if let Some(feed) = self.feed.as_mut() {
                 feed.want_process_names(true);

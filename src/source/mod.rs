@@ -186,6 +186,8 @@ pub struct LiveSource {
     gauges_wanted: bool,
     /// Close notices of this namespace, when they can be had.
     closes: Option<CloseListener>,
+    /// The own namespace's label and container, read when first asked.
+    own_labels: std::cell::OnceCell<Option<(String, Option<String>)>>,
 }
 
 /// Where a dump's sockets go.
@@ -216,6 +218,7 @@ impl LiveSource {
             spare: Vec::new(),
             gauges_wanted: true,
             closes: None,
+            own_labels: std::cell::OnceCell::new(),
         };
         if source.options.force_procfs {
             source.notices.push(
@@ -437,7 +440,30 @@ impl LiveSource {
     }
 }
 
+impl LiveSource {
+    /// The own namespace's labels, when that is what is sampled (sockets
+    /// carry namespace 0 then: the inode is not asked of the kernel).
+    fn own_labels(&self) -> Option<&(String, Option<String>)> {
+        if self.options.net_dir.is_some() {
+            return None;
+        }
+        self.own_labels.get_or_init(netns::own_labels).as_ref()
+    }
+}
+
 impl SnapshotSource for LiveSource {
+    fn namespace_labels(&self) -> BTreeMap<u64, String> {
+        self.own_labels()
+            .map(|(label, _)| BTreeMap::from([(0, label.clone())]))
+            .unwrap_or_default()
+    }
+
+    fn container_labels(&self) -> BTreeMap<u64, String> {
+        self.own_labels()
+            .and_then(|(_, container)| Some(BTreeMap::from([(0, container.clone()?)])))
+            .unwrap_or_default()
+    }
+
     fn read_closes(&mut self) {
         if let Some(closes) = &mut self.closes {
             closes.drain();
@@ -527,6 +553,24 @@ mod tests {
             SourceError::NamespaceGone.to_string(),
             "the selected network namespace can no longer be sampled"
         );
+    }
+
+    #[test]
+    fn a_source_of_the_own_namespace_labels_namespace_0_with_the_real_inode() {
+        let own = LiveSource::open(SourceOptions {
+            force_procfs: true,
+            ..SourceOptions::default()
+        });
+        let labels = own.namespace_labels();
+        let label = labels.get(&0).expect("namespace 0 labelled");
+        assert!(!label.contains("[0]"), "{label}");
+        // Another namespace's files: its labels are its NetnsSource's.
+        let other = LiveSource::open(SourceOptions {
+            net_dir: Some(PathBuf::from("/proc/1/net")),
+            force_procfs: true,
+            ..SourceOptions::default()
+        });
+        assert!(other.namespace_labels().is_empty());
     }
 
     #[test]

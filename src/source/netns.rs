@@ -98,6 +98,32 @@ fn own_inode() -> Option<u64> {
     inode_of(Path::new("/proc/self/ns/net")).ok()
 }
 
+/// How reports name this process's own namespace when it has no name: the
+/// inode as `ls -l /proc/self/ns/net` gives it, said to be our own.
+pub fn own_label(inode: u64) -> String {
+    format!("own netns:[{inode}]")
+}
+
+/// The labels of the namespace this process runs in (how reports name
+/// it, and its container if one is found), for sources that sample it
+/// without knowing its inode; None when /proc/self/ns/net cannot be read.
+pub fn own_labels() -> Option<(String, Option<String>)> {
+    let inode = own_inode()?;
+    let name = named_namespaces().remove(&inode);
+    // The container of the namespace's first process, as discover() finds
+    // it for the others; ours when pid 1 lives elsewhere.
+    let first = super::processes::proc_pids()
+        .find(|(_, entry)| inode_of(&entry.path().join("ns/net")).ok() == Some(inode))
+        .map_or(std::process::id(), |(pid, _)| pid);
+    let container = container_of_pid(first);
+    let label = match (&name, &container) {
+        (Some(name), _) => name.clone(),
+        (None, Some(container)) => container.clone(),
+        (None, None) => own_label(inode),
+    };
+    Some((label, container))
+}
+
 /// Resolves `--netns NAME|PATH|PID`.
 pub fn resolve(spec: &str) -> Result<Namespace, NetnsError> {
     let digits = !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit());
@@ -640,7 +666,7 @@ impl SnapshotSource for NetnsSource {
             .iter()
             .map(|(inode, agent)| {
                 let label = match &agent.namespace.name {
-                    None if Some(*inode) == self.own => format!("self (netns:[{inode}])"),
+                    None if Some(*inode) == self.own => own_label(*inode),
                     _ => agent.namespace.label(),
                 };
                 (*inode, label)
@@ -659,6 +685,17 @@ impl SnapshotSource for NetnsSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_own_namespace_is_labelled_by_its_inode_unless_named() {
+        let own = own_inode().unwrap();
+        let (label, container) = own_labels().unwrap();
+        match named_namespaces().get(&own).or(container.as_ref()) {
+            Some(name) => assert_eq!(&label, name),
+            None => assert_eq!(label, format!("own netns:[{own}]")),
+        }
+        assert_ne!(own, 0);
+    }
 
     #[test]
     fn own_namespace_is_discovered() {

@@ -127,6 +127,23 @@ impl Drop for Netns {
     }
 }
 
+/// Two namespaces joined by a veth pair, `10.77.SUBNET.1` and `.2`.
+pub fn veth_pair(a: &Netns, b: &Netns, subnet: u8) -> (String, String) {
+    let (va, vb) = (
+        format!("dl{subnet}a{}", std::process::id() % 10000),
+        format!("dl{subnet}b{}", std::process::id() % 10000),
+    );
+    run_ok(Command::new("ip").args([
+        "link", "add", &va, "netns", &a.name, "type", "veth", "peer", "name", &vb, "netns", &b.name,
+    ]));
+    for (ns, dev, host) in [(a, &va, 1), (b, &vb, 2)] {
+        let address = format!("10.77.{subnet}.{host}/24");
+        run_ok(Command::new("ip").args(["-n", &ns.name, "addr", "add", &address, "dev", dev]));
+        run_ok(Command::new("ip").args(["-n", &ns.name, "link", "set", dev, "up"]));
+    }
+    (va, vb)
+}
+
 /// Runs the binary as user nobody (setpriv), outside any test namespace.
 pub fn run_as_nobody(args: &[&str]) -> Output {
     Command::new("setpriv")
