@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::counters::{Counter, Counters};
 use crate::diff::{Holder, SocketRow};
-use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample, StateHistory};
+use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample, StateHistory, TcpState};
 use crate::source::procfs::SystemCounters;
 
 /// What sockets are grouped by.
@@ -139,6 +139,83 @@ pub struct Group<'a> {
     pub owner: Option<String>,
     /// With index=tuple and precision mode: the states kernel events saw.
     pub history: StateHistory,
+    /// Its sockets present in TIME_WAIT.
+    pub time_wait: usize,
+    /// Every socket of it is present in TIME_WAIT: reports fold such
+    /// groups into one line unless asked to list them.
+    pub only_time_wait: bool,
+    /// `sample` is a closed socket's: only what stays meaningful after a
+    /// close is shown of it.
+    pub sample_closed: bool,
+}
+
+impl Group<'_> {
+    /// A group of no socket yet, as fixtures and folds start one.
+    pub fn empty(key: GroupKey) -> Group<'static> {
+        Group {
+            key,
+            counters: Counters::default(),
+            sockets: 0,
+            closed: 0,
+            sample: None,
+            owner: None,
+            history: StateHistory::default(),
+            time_wait: 0,
+            only_time_wait: false,
+            sample_closed: false,
+        }
+    }
+}
+
+/// What a report's groups are ordered by: `activity` (bytes and segments
+/// both ways, an open counting as 1,000) or one counter's value, largest
+/// first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    #[default]
+    Activity,
+    Counter(Counter),
+}
+
+impl SortBy {
+    /// `activity` or a counter's name as reports print it, in any case.
+    pub fn parse(text: &str) -> Option<SortBy> {
+        if text.eq_ignore_ascii_case("activity") {
+            return Some(SortBy::Activity);
+        }
+        Counter::ALL
+            .iter()
+            .find(|c| c.name().eq_ignore_ascii_case(text))
+            .map(|c| SortBy::Counter(*c))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortBy::Activity => "activity",
+            SortBy::Counter(c) => c.name(),
+        }
+    }
+
+    /// The value a group is ranked by.
+    pub fn value(self, counters: &Counters) -> u64 {
+        match self {
+            SortBy::Activity => counters.activity(),
+            SortBy::Counter(c) => counters.value(c),
+        }
+    }
+}
+
+/// Positions of `groups` in the order `by` ranks them, largest first; ties
+/// by activity, then by key, so the order is the same run after run.
+pub fn ranked(groups: &[Group<'_>], positions: &mut [usize], by: SortBy) {
+    positions.sort_by_cached_key(|&i| {
+        let g = &groups[i];
+        (
+            std::cmp::Reverse(by.value(&g.counters)),
+            std::cmp::Reverse(g.counters.activity()),
+            g.key,
+        )
+    });
 }
 
 /// Accumulates rows into groups. Groups live in a Vec and the map holds
@@ -148,6 +225,9 @@ pub struct Grouper<'a, 'o> {
     positions: FxHashMap<GroupKey, usize>,
     groups: Vec<Group<'a>>,
     owners: Option<&'o dyn OwnerLookup>,
+    /// A snapshot's rows: no TIME_WAIT socket follows its connection's
+    /// full socket in them, so each is a socket of its own.
+    snapshot: bool,
 }
 
 impl<'a, 'o> Grouper<'a, 'o> {
@@ -157,7 +237,15 @@ impl<'a, 'o> Grouper<'a, 'o> {
             positions: FxHashMap::with_capacity_and_hasher(expected, Default::default()),
             groups: Vec::with_capacity(expected),
             owners: None,
+            snapshot: false,
         }
+    }
+
+    /// Groups a snapshot's rows (`--once`), where every TIME_WAIT socket
+    /// counts as a socket.
+    pub fn for_snapshot(mut self) -> Grouper<'a, 'o> {
+        self.snapshot = true;
+        self
     }
 
     /// Who owns which socket, for index=process and tuple owners.
@@ -185,13 +273,9 @@ impl<'a, 'o> Grouper<'a, 'o> {
         let groups = &mut self.groups;
         let position = *self.positions.entry(key).or_insert_with(|| {
             groups.push(Group {
-                key,
-                counters: Counters::default(),
-                sockets: 0,
-                closed: 0,
-                sample: None,
-                owner: None,
-                history: StateHistory::default(),
+                // Until a socket of another kind joins it.
+                only_time_wait: true,
+                ..Group::empty(key)
             });
             groups.len() - 1
         });
@@ -201,6 +285,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
     /// Adds a row's counts only: for rows whose sample does not outlive the
     /// call (streamed dumps); such groups carry no sample for gauges.
     pub fn add_counts(&mut self, row: &SocketRow<'_>) {
+        let snapshot = self.snapshot;
         let group = self.group_of(row);
         group.counters.add(&row.counters);
         group.counters.mark_present(Counter::CurrEstab);
@@ -209,13 +294,17 @@ impl<'a, 'o> Grouper<'a, 'o> {
         }
         // A TIME_WAIT that follows a socket is that connection's tail, not
         // another socket: only one that counted something is one.
-        let tail = row.sample.is_mini_socket() && !row.closed && row.counters.is_all_zero();
+        let tail =
+            !snapshot && row.sample.is_mini_socket() && !row.closed && row.counters.is_all_zero();
         if !tail {
             group.sockets += 1;
         }
         if row.closed {
             group.closed += 1;
         }
+        let time_wait = is_time_wait(row);
+        group.time_wait += usize::from(time_wait);
+        group.only_time_wait &= time_wait;
     }
 
     /// Adds a row; with index=tuple its sample is kept for the gauges.
@@ -236,6 +325,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
             };
             if better {
                 group.sample = Some(row.sample);
+                group.sample_closed = row.closed;
                 group.owner = owners.map(|o| owner_label(o, row.sample.inode, row.holder));
             }
             if !row.history.is_empty() {
@@ -256,6 +346,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
             group.counters.mark_present(Counter::CurrEstab);
             group.sockets += counts.sockets;
             group.closed += counts.sockets;
+            group.only_time_wait = false;
         }
     }
 
@@ -308,6 +399,11 @@ pub fn owner_label(owners: &dyn OwnerLookup, inode: u64, holder: Holder) -> Stri
     }
 }
 
+/// A socket present in TIME_WAIT (not one that closed in the window).
+fn is_time_wait(row: &SocketRow<'_>) -> bool {
+    !row.closed && row.sample.state == TcpState::TimeWait
+}
+
 /// The process key of sockets no process holds (no pid is this large).
 pub const NO_OWNER: u32 = u32::MAX;
 /// The process key of sockets that opened and closed between two polls
@@ -341,6 +437,22 @@ pub fn group_rows_owned<'a>(
     grouper.finish()
 }
 
+/// [`group_rows_owned`] for a snapshot's rows (`--once`): every TIME_WAIT
+/// socket is a socket of its own.
+pub fn group_snapshot_rows<'a>(
+    rows: impl Iterator<Item = SocketRow<'a>>,
+    index: Index,
+    owners: Option<&dyn OwnerLookup>,
+) -> Vec<Group<'a>> {
+    let mut grouper = Grouper::new(index, rows.size_hint().0)
+        .with_owners(owners)
+        .for_snapshot();
+    for row in rows {
+        grouper.add(row);
+    }
+    grouper.finish()
+}
+
 /// [`group_rows_owned`], with the closed sockets folded past the bound
 /// added to their groups.
 pub fn group_rows_and_folded<'a>(
@@ -365,6 +477,7 @@ pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
     if !row.closed && row.sample.state.counts_as_established() {
         counters.bump(Counter::CurrEstab, 1);
     }
+    let time_wait = is_time_wait(&row);
     Group {
         key: GroupKey::Tuple(row.sample.key),
         counters,
@@ -373,6 +486,9 @@ pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
         sample: Some(row.sample),
         owner: None,
         history: row.history,
+        time_wait: usize::from(time_wait),
+        only_time_wait: time_wait,
+        sample_closed: row.closed,
     }
 }
 
@@ -490,6 +606,8 @@ pub fn merge_by_container<'a>(
                 merged.counters.add(&group.counters);
                 merged.sockets += group.sockets;
                 merged.closed += group.closed;
+                merged.time_wait += group.time_wait;
+                merged.only_time_wait &= group.only_time_wait;
             }
             None => {
                 by_label.insert(
@@ -1012,6 +1130,47 @@ mod tests {
             named: Vec::new(),
         };
         assert_eq!(exact.why_below_zero(), None);
+    }
+
+    #[test]
+    fn a_snapshot_counts_each_time_wait_socket_and_marks_groups_of_nothing_else() {
+        let mut tw = sample("10.0.0.1", 5000, "10.0.0.2", 80);
+        tw.state = TcpState::TimeWait;
+        let mut tw2 = sample("10.0.0.1", 5001, "10.0.0.2", 80);
+        tw2.state = TcpState::TimeWait;
+        let live = sample("10.0.0.1", 80, "10.0.0.2", 6000);
+        let rows = || {
+            [&tw, &tw2, &live].into_iter().map(|s| SocketRow {
+                sample: s,
+                counters: Counters::default(),
+                closed: false,
+                history: Default::default(),
+                holder: Default::default(),
+            })
+        };
+        let by_port = group_snapshot_rows(rows(), Index::Lport, None);
+        let port = |p| {
+            by_port
+                .iter()
+                .find(|g| g.key == GroupKey::Lport(p))
+                .unwrap()
+        };
+        assert_eq!((port(5000).sockets, port(5000).time_wait), (1, 1));
+        assert!(port(5000).only_time_wait);
+        assert!(!port(80).only_time_wait);
+        let by_raddr = group_snapshot_rows(rows(), Index::Raddr, None);
+        assert_eq!(by_raddr.len(), 1);
+        assert_eq!((by_raddr[0].sockets, by_raddr[0].time_wait), (3, 2));
+        assert!(!by_raddr[0].only_time_wait, "a live socket is in it too");
+        // In a window, a TIME_WAIT that did nothing is its connection's
+        // tail: no socket of its own, but still a TIME_WAIT one.
+        let windowed = group_rows(rows(), Index::Lport);
+        let tail = windowed
+            .iter()
+            .find(|g| g.key == GroupKey::Lport(5000))
+            .unwrap();
+        assert_eq!((tail.sockets, tail.time_wait), (0, 1));
+        assert!(tail.only_time_wait);
     }
 
     #[test]

@@ -89,10 +89,26 @@ struct Args {
     #[arg(long)]
     once: bool,
 
-    /// With --once on a terminal: list every group (by default the 20
-    /// busiest are shown, and how many more there are)
-    #[arg(long)]
+    /// On a terminal: list every group (text and table reports there list
+    /// the 20 busiest and sum the rest into one "others" line)
+    #[arg(long, conflicts_with = "top")]
     all: bool,
+
+    /// List the N groups --sort ranks first and sum the rest into one
+    /// "others" line (totals stay whole); any format
+    #[arg(long, value_name = "N")]
+    top: Option<usize>,
+
+    /// Rank groups by this counter, largest first (its name as reports
+    /// print it: BytesSent, RetransSegs, ...); by default by activity
+    /// (bytes and segments both ways, an open counting as 1,000)
+    #[arg(long, value_name = "COUNTER")]
+    sort: Option<String>,
+
+    /// List groups of TIME_WAIT sockets only one by one (by default they
+    /// are summed into one TIME_WAIT line)
+    #[arg(long)]
+    time_wait: bool,
 
     /// Also report the namespace's /proc/net/{snmp,netstat,snmp6} deltas and
     /// what the sockets seen do not account for
@@ -155,7 +171,7 @@ struct Args {
     /// Serve Prometheus metrics on ADDR:PORT (:PORT is loopback's): GET
     /// /metrics gives each group's totals since the start; runs until
     /// SIGTERM/Ctrl-C (or --timeout), polling every --poll
-    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["once", "interval", "onclose", "count"])]
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["once", "interval", "onclose", "count", "top", "sort"])]
     listen: Option<String>,
 
     /// With --listen: group series kept one by one; new groups past it are
@@ -317,6 +333,12 @@ pub enum UsageError {
     OncloseWithInterval,
     #[error("--count must be at least 1")]
     ZeroCount,
+    #[error("--top must be at least 1")]
+    ZeroTop,
+    #[error("unknown counter '{0}' for --sort (a counter as reports name it, e.g. BytesSent or RetransSegs, or activity)")]
+    BadSort(String),
+    #[error("{0} ranks groups: --onclose reports one socket at a time")]
+    RanksWithOnclose(&'static str),
     #[error("--count needs --interval")]
     CountNeedsInterval,
     #[error("--once takes no --timeout, --interval, --poll or --onclose")]
@@ -508,6 +530,7 @@ fn validate(args: Args) -> Result<Config, UsageError> {
     }
     let mode = mode(&args, &durations, precision.mode)?;
     let poll = poll_period(durations.poll, mode)?;
+    let (top, sort) = ranking(&args)?;
     Ok(Config {
         namespaces,
         index: args.index,
@@ -518,6 +541,9 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         system: args.system,
         format: args.format.unwrap_or(Format::Text),
         all_groups: args.all,
+        top,
+        sort,
+        list_time_wait: args.time_wait,
         listen: listen(&args)?,
         live_view: args.format.is_none()
             && !args.onclose
@@ -531,6 +557,39 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         closed_limit: args.closed_limit.clamp(1, crate::diff::CLOSED_LIMIT),
         precision,
     })
+}
+
+/// `--top N` and `--sort COUNTER`, which rank the groups of a report.
+fn ranking(args: &Args) -> Result<(Option<usize>, crate::aggregate::SortBy), UsageError> {
+    if args.top == Some(0) {
+        return Err(UsageError::ZeroTop);
+    }
+    if args.onclose {
+        if args.top.is_some() {
+            return Err(UsageError::RanksWithOnclose("--top"));
+        }
+        if args.sort.is_some() {
+            return Err(UsageError::RanksWithOnclose("--sort"));
+        }
+    }
+    let sort = match &args.sort {
+        None => crate::aggregate::SortBy::Activity,
+        Some(name) => crate::aggregate::SortBy::parse(name)
+            .ok_or_else(|| UsageError::BadSort(quoted_short(name)))?,
+    };
+    Ok((args.top, sort))
+}
+
+/// A value as an error echoes it: control characters escaped, and cut
+/// after 40 characters (a pasted blob is not repeated whole).
+fn quoted_short(text: &str) -> String {
+    let shown: String = text.chars().take(40).collect();
+    let escaped: String = shown.chars().flat_map(char::escape_debug).collect();
+    if text.chars().count() > 40 {
+        format!("{escaped}...")
+    } else {
+        escaped
+    }
 }
 
 /// `--netns`, `--all-netns` or the current one, and the options that need
@@ -988,6 +1047,43 @@ mod tests {
             assert!(message.contains(needle), "{args:?}: {message}");
             assert!(!message.contains('\n'), "{args:?}: {message}");
         }
+    }
+
+    #[test]
+    fn top_and_sort_rank_groups_and_refuse_what_cannot_be_ranked() {
+        use crate::aggregate::SortBy;
+        let c = config(&["--once", "--top", "5", "--sort", "retranssegs"]);
+        assert_eq!(c.top, Some(5));
+        assert_eq!(
+            c.sort,
+            SortBy::Counter(crate::counters::Counter::RetransSegs)
+        );
+        let c = config(&[]);
+        assert_eq!(
+            (c.top, c.sort, c.list_time_wait),
+            (None, SortBy::Activity, false)
+        );
+        assert!(config(&["--time-wait"]).list_time_wait);
+        assert_eq!(usage_error(&["--top", "0"]), UsageError::ZeroTop);
+        assert_eq!(
+            usage(&["--sort", "Bogus"]),
+            "unknown counter 'Bogus' for --sort (a counter as reports name it, e.g. BytesSent or RetransSegs, or activity)"
+        );
+        assert_eq!(
+            usage_error(&["--onclose", "--top", "3"]),
+            UsageError::RanksWithOnclose("--top")
+        );
+        assert_eq!(
+            usage_error(&["--onclose", "--sort", "BytesSent"]),
+            UsageError::RanksWithOnclose("--sort")
+        );
+        assert!(usage(&["--all", "--top", "3"]).contains("--top"));
+        assert!(usage(&["--listen", ":9977", "--top", "3"]).contains("--top"));
+        assert!(usage(&["--top", "many"]).contains("'many'"));
+        // A long or odd name is not echoed whole.
+        let long = format!("{}\n", "x".repeat(500));
+        let message = usage(&["--sort", &long]);
+        assert!(message.len() < 200 && !message.contains('\n'), "{message}");
     }
 
     #[test]

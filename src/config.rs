@@ -49,8 +49,14 @@ pub struct Config {
     /// An --interval run with no --format: the live view when stdout is a
     /// terminal (decided at run time), text reports otherwise.
     pub live_view: bool,
-    /// --all: --once lists every group even on a terminal.
+    /// --all: reports list every group even on a terminal.
     pub all_groups: bool,
+    /// --top: groups listed; the rest are summed into one line.
+    pub top: Option<usize>,
+    /// --sort: what groups are ranked by.
+    pub sort: crate::aggregate::SortBy,
+    /// --time-wait: groups of TIME_WAIT sockets only are listed one by one.
+    pub list_time_wait: bool,
     /// --listen: the exporter's address and limits.
     pub listen: Option<(std::net::SocketAddr, crate::export::Limits)>,
     pub filters: FilterSet,

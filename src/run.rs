@@ -45,10 +45,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         print_notices(&mut session);
     }
     if config.mode == Mode::Once {
-        let for_people = config.format != report::Format::Json && std::io::stdout().is_terminal();
-        if for_people && !config.all_groups {
-            session.limit_once(Some(ONCE_ON_A_TERMINAL));
-        }
+        session.limit_once(listed_on_a_terminal(config));
         session.fit_width(terminal_width());
         let written = session.write_once(out);
         print_notices(&mut session);
@@ -75,7 +72,8 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
     let mut schedule = Schedule::new(config, Instant::now());
-    let mut columns_seen = 0u32;
+    // What earlier reports said (the `~` legend, table columns) carries on.
+    let mut options = session_options(config);
     loop {
         let interrupted = wait_until(&mut session, schedule.next_wake(), &stop);
         let now = Instant::now();
@@ -103,19 +101,16 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         if config.onclose {
             for closed in session.close_reports() {
-                emit(&closed, &session_options(config), out)?;
+                options = options.after(emit(&closed, &options, out)?);
             }
             session.forget_closes();
         } else if due.report || finishing {
             let report = session.window_report();
-            // Table columns stay once shown, so reports line up.
-            columns_seen |= report.counter_columns(config.zeros);
-            let options = report::RenderOptions {
-                sticky_columns: columns_seen,
+            let fitted = report::RenderOptions {
                 width: terminal_width(),
-                ..session_options(config)
+                ..options
             };
-            emit(&report, &options, out)?;
+            options = options.after(emit(&report, &fitted, out)?);
             session.end_window();
             if schedule.reported(now) {
                 return Ok(());
@@ -173,8 +168,18 @@ fn session_options(config: &Config) -> report::RenderOptions {
     report::RenderOptions {
         format: config.format,
         zeros: config.zeros,
+        top: config.top.or(listed_on_a_terminal(config)),
+        sort: config.sort,
+        list_time_wait: config.list_time_wait,
         ..Default::default()
     }
+}
+
+/// Groups a text or table report lists on a terminal, where neither --top
+/// nor --all says (the rest are summed into one line).
+fn listed_on_a_terminal(config: &Config) -> Option<usize> {
+    let for_people = config.format != report::Format::Json && std::io::stdout().is_terminal();
+    (for_people && !config.all_groups).then_some(LISTED_ON_A_TERMINAL)
 }
 
 /// --listen: polls on the run's cadence, each poll a window added to the
@@ -243,8 +248,8 @@ fn serve_metrics(
     }
 }
 
-/// Groups a --once report shows on a terminal without --all.
-const ONCE_ON_A_TERMINAL: usize = 20;
+/// Groups a report lists on a terminal without --all or --top.
+const LISTED_ON_A_TERMINAL: usize = 20;
 
 /// The width of the terminal stdout is, if it is one.
 fn terminal_width() -> Option<u16> {
@@ -258,9 +263,10 @@ fn emit(
     report: &report::Report<'_>,
     options: &report::RenderOptions,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    report::render(report, *options, out)?;
-    Ok(out.flush()?)
+) -> anyhow::Result<report::Said> {
+    let said = report::render(report, *options, out)?;
+    out.flush()?;
+    Ok(said)
 }
 
 /// Prints the session's new notices on stderr (nothing if stderr is gone).

@@ -2,6 +2,7 @@
 //! are one line with exit 2, help exits 0, a snapshot of the current
 //! namespace works for any user, and a closed stdout pipe is not a panic.
 
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tcpipstat");
@@ -22,6 +23,13 @@ fn usage_errors_are_one_line_and_exit_2() {
         vec!["--listen", ":9977", "--max-series", "0"],
         vec!["--listen", ":9977", "--series-expiry", "soon"],
         vec!["--max-series", "5"],
+        vec!["--once", "--top", "0"],
+        vec!["--once", "--top", "few"],
+        vec!["--once", "--sort", "NoSuchCounter"],
+        vec!["--onclose", "--top", "3"],
+        vec!["--onclose", "--sort", "BytesSent"],
+        vec!["--once", "--all", "--top", "3"],
+        vec!["--listen", ":9977", "--sort", "BytesSent"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -152,6 +160,220 @@ fn once_works_in_the_current_namespace_as_json() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["type"], "snapshot");
     assert!(report["groups"].is_array());
+}
+
+#[test]
+fn a_bad_sort_counter_is_one_line_naming_it_and_exit_2() {
+    let out = Command::new(BIN)
+        .args(["--once", "--sort", "BytesSnt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "tcpipstat: error: unknown counter 'BytesSnt' for --sort \
+         (a counter as reports name it, e.g. BytesSent or RetransSegs, or activity)\n"
+    );
+}
+
+/// Three connections of this test's own to a listener on `addr`, their
+/// clients sending `sizes` bytes; returns the listener's port and the
+/// sockets (kept open by the caller).
+fn connections(addr: &str, sizes: &[usize]) -> (u16, Vec<TcpStream>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind(addr).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut kept = Vec::new();
+    for &size in sizes {
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        client.write_all(&vec![1u8; size]).unwrap();
+        server.read_exact(&mut vec![0u8; size]).unwrap();
+        kept.extend([client, server]);
+    }
+    kept.push(TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+    kept.extend(listener.accept().map(|(s, _)| s));
+    (port, kept)
+}
+
+fn once(args: &[&str]) -> String {
+    let out = Command::new(BIN).arg("--once").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn top_and_sort_list_the_first_and_sum_the_rest_in_every_format() {
+    let (port, _sockets) = connections("127.0.0.4:0", &[1000, 3000, 2000]);
+    // The four server ends (one received nothing; the listener is closed).
+    let filter = format!("127.0.0.4:{port}-*");
+    let ranked = ["--top", "1", "--sort", "BytesReceived", &filter];
+    let json = |extra: &[&str]| -> serde_json::Value {
+        let args: Vec<&str> = ["--format", "json"].iter().chain(extra).copied().collect();
+        serde_json::from_str(&once(&args)).unwrap()
+    };
+    let top = json(&ranked);
+    let all = json(&[&filter]);
+    let groups = top["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{top}");
+    assert_eq!(groups[0]["counters"]["Socket"]["BytesReceived"], 3000);
+    assert_eq!(top["others"]["groups"], 3, "{top}");
+    assert_eq!(top["others"]["counters"]["Socket"]["BytesReceived"], 3000);
+    assert_eq!(top["totals"], all["totals"]);
+    assert_eq!(all["groups"].as_array().unwrap().len(), 4);
+    let text = once(&ranked);
+    assert!(
+        text.contains("\nOthers: 3 quieter groups (3 sockets)"),
+        "{text}"
+    );
+    let table: Vec<&str> = ["--format", "table"]
+        .iter()
+        .chain(&ranked)
+        .copied()
+        .collect();
+    let table = once(&table);
+    let row = |key: &str| -> Vec<String> {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("│ {key} ")))
+            .unwrap_or_else(|| panic!("no row {key}: {table}"));
+        line.split('│').map(|c| c.trim().to_string()).collect()
+    };
+    // Cells: "", key, sockets, BytesReceived, ...
+    assert_eq!(row("others: 3 groups")[2..4], ["3", "3000"], "{table}");
+    assert_eq!(row("total")[2..4], ["4", "6000"], "{table}");
+}
+
+#[test]
+fn time_wait_sockets_are_one_line_unless_asked_for() {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.5:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for _ in 0..3 {
+        // The client closes first: its end waits out TIME_WAIT.
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        drop(client);
+        server.read_to_end(&mut Vec::new()).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // The client ends (from 127.0.0.1, loopback's source address).
+    let clients = format!("*-127.0.0.5:{port}");
+    let folded = once(&[&clients]);
+    assert!(!folded.contains("TIME-WAIT"), "{folded}");
+    assert!(
+        folded.contains("\nTIME_WAIT: 3 sockets summed into this line: --time-wait lists them\n"),
+        "{folded}"
+    );
+    let listed = once(&["--time-wait", &clients]);
+    assert_eq!(listed.matches("state=TIME-WAIT").count(), 3, "{listed}");
+    assert!(!listed.contains("TIME_WAIT: "), "{listed}");
+    let json: serde_json::Value =
+        serde_json::from_str(&once(&["--format", "json", &clients])).unwrap();
+    assert_eq!(json["time_wait"]["time_wait_sockets"], 3, "{json}");
+    assert_eq!(json["groups"].as_array().unwrap().len(), 0, "{json}");
+}
+
+/// Runs tcpipstat with `args` while a connection of this test's own on
+/// 127.0.0.6 moves bytes: to the server only for `one_way`, then both
+/// ways; returns its stdout. `FILTER` in `args` becomes a filter for the
+/// server's end.
+fn during_traffic(args: &[&str], one_way: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = TcpListener::bind("127.0.0.6:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let mut buf = [0u8; 1000];
+            while !stop.load(Ordering::Relaxed) {
+                client.write_all(&buf).unwrap();
+                server.read_exact(&mut buf).unwrap();
+                if started.elapsed() > one_way {
+                    server.write_all(&buf).unwrap();
+                    client.read_exact(&mut buf).unwrap();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let filter = format!("127.0.0.6:{port}-*");
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "FILTER" { filter.as_str() } else { a })
+        .collect();
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    traffic.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_approximate_legend_is_said_once_in_a_run_of_several_reports() {
+    for format in ["text", "table"] {
+        let args = [
+            "--interval",
+            "300ms",
+            "--count",
+            "3",
+            "--format",
+            format,
+            "FILTER",
+        ];
+        let out = during_traffic(&args, std::time::Duration::ZERO);
+        // InSegs is always approximate: every report shows a ~.
+        assert!(out.matches('~').count() >= 3, "{format}: {out}");
+        assert_eq!(
+            out.matches("(~ marks a count inferred").count(),
+            1,
+            "{format}: {out}"
+        );
+    }
+}
+
+#[test]
+fn table_columns_stay_those_of_the_first_table_and_later_counters_are_listed_under() {
+    // The server's end receives only in the first window, then sends too:
+    // BytesSent first counts in a later window.
+    let args = [
+        "--interval",
+        "600ms",
+        "--count",
+        "3",
+        "--format",
+        "table",
+        "FILTER",
+    ];
+    let out = during_traffic(&args, std::time::Duration::from_millis(900));
+    // Each table's header cells (their padding follows the values).
+    let headers: Vec<Vec<&str>> = out
+        .lines()
+        .zip(out.lines().skip(1))
+        .filter(|(above, _)| above.starts_with('┌'))
+        .map(|(_, header)| header.split('│').map(str::trim).collect())
+        .collect();
+    assert_eq!(headers.len(), 3, "{out}");
+    assert!(headers.iter().all(|h| *h == headers[0]), "{out}");
+    assert!(!headers[0].contains(&"BytesSent"), "{out}");
+    assert!(
+        out.contains("(counters outside the columns the run's first table fixed:)"),
+        "{out}"
+    );
+    assert!(out.contains(": BytesSent = "), "{out}");
 }
 
 #[test]

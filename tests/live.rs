@@ -667,3 +667,93 @@ fn reports_by_tuple_show_memory_and_congestion_after_lean_polls() {
         "{counted} of {sent}"
     );
 }
+
+/// A refused connect, an abort that threw away unsent data and an orderly
+/// close: their reports show no raw leftover of a dead socket (state,
+/// queues, unsent bytes, a min_rtt of u32::MAX), and --onclose says where
+/// each socket's counters come from.
+#[test]
+fn closed_sockets_show_no_raw_gauges_and_onclose_says_where_counters_come_from() {
+    skip_unless_root!();
+    let ns = Netns::new("ends");
+    for onclose in [false, true] {
+        let listener = ns.listen("127.0.0.1:0");
+        let refusing = ns.listen("127.0.0.1:0").local_addr().unwrap();
+        let mut args = vec!["--timeout", "2500ms", "--poll", "200ms", "--format", "json"];
+        if onclose {
+            args.push("--onclose");
+        }
+        let child = ns.spawn_tcpipstat(&args);
+        sleep(Duration::from_millis(500));
+        // Refused: nothing listens there any more.
+        assert!(ns.enter(move || std::net::TcpStream::connect(refusing).is_err()));
+        // Aborted with its send buffer full, its peer reading nothing.
+        let full = Pair::open(&ns, &listener);
+        full.client.set_nonblocking(true).unwrap();
+        let chunk = vec![7u8; 65536];
+        while std::io::Write::write(&mut &full.client, &chunk).is_ok() {}
+        let mut orderly = Pair::open(&ns, &listener);
+        orderly.exchange(3000, 2000);
+        let orderly_client = orderly.client_tuple();
+        sleep(Duration::from_millis(500));
+        let linger = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        nix::sys::socket::setsockopt(&full.client, nix::sys::socket::sockopt::Linger, &linger)
+            .unwrap();
+        drop(full);
+        drop(orderly);
+        let out = wait_output(child);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("4294967295"), "{text}");
+        let reports = json_reports(&out.stdout);
+        let groups: Vec<&serde_json::Value> = reports
+            .iter()
+            .flat_map(|r| r["groups"].as_array().unwrap())
+            .collect();
+        let closed: Vec<&&serde_json::Value> = groups
+            .iter()
+            .filter(|g| g["gauges_closed"] == true)
+            .collect();
+        assert!(
+            closed.len() >= 4,
+            "both ends of two, and the refused: {text}"
+        );
+        for group in &closed {
+            for raw in ["state", "recv_q", "send_q", "notsent_bytes", "unacked"] {
+                assert!(group["gauges"].get(raw).is_none(), "{raw}: {group}");
+            }
+        }
+        // (The abort, its notice cleared, may count a failed attempt too.)
+        let refused = closed
+            .iter()
+            .find(|g| {
+                counter(g, "Tcp", "AttemptFails") > 0 && counter(g, "Socket", "BytesSent") == 0
+            })
+            .unwrap_or_else(|| panic!("no failed connect in {text}"));
+        assert_eq!(refused["gauges"], serde_json::json!({}), "{refused}");
+        if onclose {
+            let close_of = |tuple| {
+                reports
+                    .iter()
+                    .find(|r| tuple_group(r, tuple).is_some())
+                    .unwrap_or_else(|| panic!("no close of {tuple:?}: {text}"))
+            };
+            assert_eq!(close_of(&orderly_client)["counters_from"], "close notice");
+            for report in &reports {
+                let from = report["counters_from"].as_str().unwrap_or_default();
+                assert!(
+                    [
+                        "close notice",
+                        "close notice (never polled)",
+                        "close notice, cleared by an abort (never polled)",
+                        "last poll (close notice cleared by an abort)",
+                    ]
+                    .contains(&from),
+                    "{from}: {report}"
+                );
+            }
+        }
+    }
+}

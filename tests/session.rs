@@ -879,3 +879,98 @@ fn connections_known_only_from_notices_are_closed_before_any_poll_not_time_wait(
     );
     assert!(text.contains("TIME_WAIT, orphaned or half-open"), "{text}");
 }
+
+/// --onclose says where each socket's counters come from: the close
+/// notice of a socket polled before, the notice alone of one no poll saw,
+/// the last poll where an abort's notice came cleared, and the last poll
+/// where no notice came at all.
+#[test]
+fn close_reports_say_where_each_sockets_counters_come_from() {
+    let notified = lo(40001, 80);
+    let aborted = lo(40002, 80);
+    let vanished = lo(40003, 80);
+    let unseen = lo(40004, 80);
+    let open = |cookie, key, sent| {
+        socket(
+            cookie,
+            key,
+            TcpState::Established,
+            Some(info(sent, 0, 2, 2)),
+        )
+    };
+    let mut baseline = snapshot(
+        0,
+        vec![
+            listener(),
+            open(11, notified, 100),
+            open(12, aborted, 100),
+            open(13, vanished, 100),
+        ],
+    );
+    baseline.closes_watched = true;
+    let mut second = snapshot(1000, vec![listener()]);
+    second.closes_watched = true;
+    // An orderly close's final counters (its FIN acknowledged).
+    let notice = socket(11, notified, TcpState::Close, Some(info_acked(400, 0, 402)));
+    // An abort's notice: the peer port cleared, the counters zeroed.
+    let any_port = SocketKey::new(aborted.local, aborted.local_port, aborted.remote, 0);
+    let abort = socket(12, any_port, TcpState::Close, Some(info(0, 0, 0, 0)));
+    // A connection no poll saw.
+    let only_notice = socket(14, unseen, TcpState::Close, Some(info_acked(50, 0, 52)));
+    second.closed = vec![notice, abort, only_notice];
+    let mut third = snapshot(2000, vec![listener()]);
+    third.closes_watched = true;
+    let source = ReplaySource::new(vec![baseline, second, third]);
+    let mut session = session(&["--onclose"], source);
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let options = session.render_options();
+    let reports = session.close_reports();
+    let said = |key: SocketKey| {
+        let report = reports
+            .iter()
+            .find(|r| r.groups[0].key == GroupKey::Tuple(key))
+            .unwrap_or_else(|| panic!("no close of {key}"));
+        let text = rendered(options, report);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("closed: "))
+            .unwrap_or_else(|| panic!("no closed: line in {text}"))
+            .to_string();
+        (
+            line,
+            counter(report, &GroupKey::Tuple(key), Counter::BytesSent),
+        )
+    };
+    assert_eq!(
+        said(notified),
+        (
+            "closed: final lifetime counters, from the kernel's close notice".to_string(),
+            400
+        )
+    );
+    assert_eq!(
+        said(unseen),
+        (
+            "closed: lifetime counters from the kernel's close notice (no poll saw it open)"
+                .to_string(),
+            50
+        )
+    );
+    assert_eq!(
+        said(aborted),
+        (
+            "closed: lifetime counters as last polled: its close notice came with them cleared (an abort)"
+                .to_string(),
+            100
+        )
+    );
+    let (line, sent) = said(vanished);
+    assert!(
+        line.starts_with("closed: lifetime counters as last polled, ")
+            && line.ends_with(" ms or less before the close"),
+        "{line}"
+    );
+    assert_eq!(sent, 100);
+}

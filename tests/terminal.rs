@@ -191,7 +191,7 @@ fn piped_interval_output_has_no_escape_codes_and_stays_text() {
 }
 
 #[test]
-fn a_snapshot_on_a_terminal_shows_the_busiest_groups_and_says_how_many_more() {
+fn a_snapshot_on_a_terminal_lists_the_busiest_groups_and_sums_the_others() {
     let Some(tmux) = Tmux::start("once", 160, 60) else {
         return;
     };
@@ -206,7 +206,16 @@ fn a_snapshot_on_a_terminal_shows_the_busiest_groups_and_says_how_many_more() {
     ]);
     let screen = tmux.wait_for("DONE-0", Duration::from_secs(5));
     assert!(
-        screen.contains("5 quieter groups not shown: --all lists every one"),
+        screen.contains(
+            "5 quieter groups (5 sockets) summed into this row: --top N or --all lists more"
+        ),
+        "{screen}"
+    );
+    // The total counts every group, summed ones too.
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("│ total ") && l.contains("│ 25 ")),
         "{screen}"
     );
     tmux.keys(&["clear", "Enter"]);
@@ -216,7 +225,7 @@ fn a_snapshot_on_a_terminal_shows_the_busiest_groups_and_says_how_many_more() {
     ]);
     let screen = tmux.wait_for("SECOND-0", Duration::from_secs(5));
     assert!(screen.contains("│ total │ 25 "), "{screen}");
-    assert!(!screen.contains("not shown"), "{screen}");
+    assert!(!screen.contains("quieter groups"), "{screen}");
     drop(listeners);
 }
 

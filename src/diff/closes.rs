@@ -15,7 +15,7 @@
 //!
 //! Pure, like the rest of `diff`.
 
-use super::{Closed, Holder, Origin, SocketId, StateCounts, Tracked, Tracker};
+use super::{Closed, CountedFrom, Holder, Origin, SocketId, StateCounts, Tracked, Tracker};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::{SocketSample, StateHistory, TcpState};
@@ -360,6 +360,7 @@ impl Tracker {
         closed.window.add(&delta);
         closed.lifetime.add(&delta);
         closed.sample.tcp_info = notice.tcp_info;
+        closed.counted_from = CountedFrom::CloseNotice { polled: true };
     }
 
     /// A late notice of a socket closed as vanished: what it did after its
@@ -378,6 +379,7 @@ impl Tracker {
         if ending.cleared() {
             mark_cleared(&mut closed.window, notice);
             mark_cleared(&mut closed.lifetime, notice);
+            closed.counted_from = CountedFrom::LastPoll { cleared: true };
         } else if closed.sample.tcp_info.is_some() {
             if let Ok(mut delta) = difference(&cumulative(notice), &cumulative(&closed.sample)) {
                 // The peer's FIN, where it came, is in the delta, whatever
@@ -391,6 +393,7 @@ impl Tracker {
                 closed.window.add(&delta);
                 closed.lifetime.add(&delta);
                 closed.sample.tcp_info = notice.tcp_info;
+                closed.counted_from = CountedFrom::CloseNotice { polled: true };
             }
         }
         // With events, their CLOSE counted the ending already.
@@ -454,6 +457,13 @@ impl Tracker {
             unseen_ms: 0,
             history: StateHistory::default(),
             holder: Holder::default(),
+            counted_from: if notice_taken {
+                CountedFrom::CloseNotice { polled: true }
+            } else {
+                CountedFrom::LastPoll {
+                    cleared: ending.cleared(),
+                }
+            },
         };
         closed.sample.state = TcpState::Close;
         let fin_counted = match &self.events {
@@ -576,6 +586,11 @@ impl Tracker {
             history: StateHistory::default(),
             // Known from its notice alone: no poll saw it, or its owner.
             holder: Holder::unpolled(None),
+            counted_from: if ending.cleared() {
+                CountedFrom::ClearedNotice
+            } else {
+                CountedFrom::CloseNotice { polled: false }
+            },
         });
     }
 }

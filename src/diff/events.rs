@@ -41,7 +41,7 @@ use rustc_hash::FxHashMap;
 
 use super::closes::Ending;
 use super::table::SocketTable;
-use super::{Closed, Holder, Listeners, Origin, SocketId, StateCounts, Tracked};
+use super::{Closed, CountedFrom, Holder, Listeners, Origin, SocketId, StateCounts, Tracked};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
 use crate::model::event::{DropReason, EventTuple, Timed, TraceEvent};
@@ -97,6 +97,9 @@ struct EventOnly {
     cookie: Option<u64>,
     /// Its close notice was taken in.
     noticed: bool,
+    /// Its counters are its close notice's (an abort's notice has them
+    /// cleared: the events' stand).
+    counted_by_notice: bool,
     /// Its destruction event came: later events with its address or tuple
     /// are another socket's.
     destroyed: bool,
@@ -193,7 +196,7 @@ pub(super) struct EventAttribution {
     destructions_told: bool,
     by_tuple: FxHashMap<EventTuple, SocketId>,
     by_sk: FxHashMap<u64, Place>,
-    pending: FxHashMap<u64, Counters>,
+    pending: super::waiting::Waiting,
     /// Owners (pids) of addresses whose socket is not known yet (a
     /// connect's first state change, before its port is chosen), with the
     /// poll: forgotten [`EVENT_ONLY_GRACE_POLLS`] later (the address may be
@@ -364,12 +367,14 @@ impl EventAttribution {
         &self.stats
     }
 
+    /// Counts of this window still waiting for their socket's tuple.
     pub(super) fn unidentified(&self) -> Counters {
-        let mut total = Counters::default();
-        for counts in self.pending.values() {
-            total.add(counts);
-        }
-        total
+        self.pending.this_window()
+    }
+
+    /// Counts of earlier windows still waiting for their socket's tuple.
+    pub(super) fn unidentified_earlier(&self) -> Counters {
+        self.pending.earlier_windows()
     }
 
     /// Marks the counters the probes fill as known (zero or not).
@@ -426,6 +431,7 @@ impl EventAttribution {
                 e.tracked.window.clear();
             }
         }
+        self.pending.end_window();
         let awaiting_notice = self.stats.awaiting_notice;
         self.stats = EventStats {
             awaiting_notice,
@@ -705,6 +711,7 @@ impl EventAttribution {
         tracked.forget_diff();
         known.confirmed = true;
         known.noticed = true;
+        known.counted_by_notice = !aborted;
         known.fin_in_notice = fin_in_notice && !sample_drops_fin;
         known.cookie = Some(notice.cookie);
         self.by_cookie.insert(notice.cookie, n);
@@ -774,6 +781,11 @@ impl EventAttribution {
                 unseen_ms: elapsed_ms,
                 history: StateHistory::default(),
                 holder: Holder::unpolled(None),
+                counted_from: if known.counted_by_notice {
+                    CountedFrom::CloseNotice { polled: false }
+                } else {
+                    CountedFrom::Events
+                },
             };
             if known.fin_in_notice {
                 // Its window had the FIN dropped when the notice joined.
@@ -1325,6 +1337,7 @@ impl Attribution<'_, '_> {
                 confirmed: false,
                 cookie: None,
                 noticed: false,
+                counted_by_notice: false,
                 destroyed: false,
                 closing_since: None,
                 fin_in_notice: false,
@@ -1388,13 +1401,8 @@ impl Attribution<'_, '_> {
         if counts.is_all_zero() {
             return;
         }
-        let limit_reached = self.part.pending.len() >= PENDING_LIMIT;
-        match self.part.pending.get_mut(&sk) {
-            Some(waiting) => waiting.add(&counts),
-            None if limit_reached => self.part.stats.unplaced.add(&counts),
-            None => {
-                self.part.pending.insert(sk, counts);
-            }
+        if !self.part.pending.add(sk, &counts, PENDING_LIMIT) {
+            self.part.stats.unplaced.add(&counts);
         }
     }
 
@@ -2696,6 +2704,44 @@ mod tests {
         let c = totals(&t);
         assert_eq!(c.get(Counter::MessagesSent), Some(2));
         assert_eq!(c.get(Counter::MessageBytesSent), Some(150));
+    }
+
+    #[test]
+    fn unidentified_counts_are_per_window_and_earlier_ones_are_told_apart() {
+        use TcpState::*;
+        let mut t = tracker();
+        let conn = tuple("10.0.0.1", 5000, "10.0.0.9", 443);
+        t.observe(
+            &snap(0, vec![sample(3, conn, Established, Some(info(0, 0)))]),
+            &ANY,
+        );
+        let send = |bytes| {
+            at(
+                1,
+                TraceEvent::Sent {
+                    sk: 0x55,
+                    tuple: None,
+                    bytes,
+                },
+            )
+        };
+        t.apply_events(&[send(100)], &ANY);
+        assert_eq!(t.unidentified().get(Counter::MessagesSent), Some(1));
+        t.reset_window();
+        // The next window counted none of it.
+        assert_eq!(t.unidentified(), Counters::default());
+        assert_eq!(t.unidentified_earlier().get(Counter::MessagesSent), Some(1));
+        t.apply_events(&[send(20)], &ANY);
+        assert_eq!(t.unidentified().get(Counter::MessageBytesSent), Some(20));
+        assert_eq!(
+            t.unidentified_earlier().get(Counter::MessageBytesSent),
+            Some(100)
+        );
+        // Named: both go to the socket, in the window that names it.
+        t.apply_events(&[at(2, change(0x55, conn, Established, FinWait1))], &ANY);
+        assert_eq!(t.unidentified(), Counters::default());
+        assert_eq!(t.unidentified_earlier(), Counters::default());
+        assert_eq!(totals(&t).get(Counter::MessageBytesSent), Some(120));
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod closes;
 mod events;
 mod overflows;
 mod table;
+mod waiting;
 pub use closes::Ending;
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS};
 pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
@@ -149,6 +150,25 @@ pub struct Closed {
     pub history: StateHistory,
     /// Who held it, where its inode does not tell.
     pub holder: Holder,
+    /// Where its lifetime counters come from.
+    pub counted_from: CountedFrom,
+}
+
+/// Where a closed socket's lifetime counters come from, as its report says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountedFrom {
+    /// Its last poll's sample: what it did after that is missing. No close
+    /// notice came, or, `cleared`, an abort cleared the one that did.
+    LastPoll { cleared: bool },
+    /// The kernel's close notice: its final counters. `polled`: a poll saw
+    /// it alive before.
+    CloseNotice { polled: bool },
+    /// No poll saw it alive, and its close notice came with its counters
+    /// cleared (an abort): only how it ended is known.
+    ClearedNotice,
+    /// Kernel events (and samples they prompted), precision mode: no poll
+    /// saw it alive, and no close notice gave its counters.
+    Events,
 }
 
 impl Closed {
@@ -364,12 +384,20 @@ impl Tracker {
         self.events.as_deref().map(EventAttribution::stats)
     }
 
-    /// Counts waiting for their socket's tuple (sent or received on a
-    /// socket no event has named yet).
+    /// Counts of this window waiting for their socket's tuple (sent or
+    /// received on a socket no event has named yet).
     pub fn unidentified(&self) -> Counters {
         self.events
             .as_deref()
             .map(EventAttribution::unidentified)
+            .unwrap_or_default()
+    }
+
+    /// Counts of earlier windows still waiting for their socket's tuple.
+    pub fn unidentified_earlier(&self) -> Counters {
+        self.events
+            .as_deref()
+            .map(EventAttribution::unidentified_earlier)
             .unwrap_or_default()
     }
 
@@ -614,6 +642,7 @@ impl Tracker {
             unseen_ms: elapsed_ms,
             history: StateHistory::default(),
             holder: Holder::default(),
+            counted_from: CountedFrom::LastPoll { cleared: false },
         };
         if let Some(events) = &mut self.events {
             events.vanished(id, tracked.last_poll, &mut closed);
@@ -800,6 +829,8 @@ fn update(
             unseen_ms: elapsed_ms,
             history: StateHistory::default(),
             holder: Holder::default(),
+            // Its notice, when it comes, completes it.
+            counted_from: CountedFrom::LastPoll { cleared: false },
         };
         tracked.window.clear();
         tracked.origin = Origin::Successor;

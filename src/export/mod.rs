@@ -520,13 +520,9 @@ mod tests {
                 counters.set(Counter::BytesReceived, bytes, false);
                 counters.set(Counter::CurrEstab, 1, false);
                 Group {
-                    key: GroupKey::Lport(port),
                     counters,
                     sockets: 1,
-                    closed: 0,
-                    sample: None,
-                    owner: None,
-                    history: Default::default(),
+                    ..Group::empty(GroupKey::Lport(port))
                 }
             })
             .collect();

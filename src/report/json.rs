@@ -7,16 +7,22 @@
 //! "precision","unplaced_by_filters":{"sockets","counters"} (a filtered
 //! window's aborts its filters cannot place),"groups":[{"key",
 //! "sockets","closed","counters":{"Socket":{..},"Tcp":{..}},"approx":[..],
-//! "gauges":{..}}],"system":{"deltas":{..},"gauges":{..},"unattributed":{..}},"notices"}`.
+//! "gauges":{..}}],"others":{"groups","sockets","counters","approx"} (past
+//! --top),"time_wait":{"groups","sockets","counters","approx"} (groups of
+//! TIME_WAIT sockets only),"totals":{..},"system":{"deltas":{..},"gauges":{..},
+//! "unattributed":{..}},"notices"}`. A close report says `"counters_from"`.
 
 use crate::source::procfs::is_gauge;
 use std::io::Write;
 
 #[cfg(test)]
 use super::render;
-use super::{visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind};
+use super::{
+    visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind, Summed, Sums,
+};
 use crate::aggregate::{Group, GroupKey};
 use crate::counters::{Counters, Section};
+use crate::diff::CountedFrom;
 
 /// Everything before the first group.
 pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
@@ -39,8 +45,22 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
         string(buf, &end);
     }
     field_u64(buf, "polls", report.polls);
-    if let ReportKind::Close { unseen_ms } = report.kind {
+    if let ReportKind::Close { unseen_ms, from } = report.kind {
         field_u64(buf, "unseen_ms", unseen_ms);
+        buf.extend_from_slice(b",\"counters_from\":");
+        string(
+            buf,
+            match from {
+                CountedFrom::LastPoll { cleared: false } => "last poll",
+                CountedFrom::LastPoll { cleared: true } => {
+                    "last poll (close notice cleared by an abort)"
+                }
+                CountedFrom::CloseNotice { polled: true } => "close notice",
+                CountedFrom::CloseNotice { polled: false } => "close notice (never polled)",
+                CountedFrom::ClearedNotice => "close notice, cleared by an abort (never polled)",
+                CountedFrom::Events => "kernel events (never polled)",
+            },
+        );
     }
     if let Some(lost) = report.closes_lost {
         // Notices, since the run began (the field's meaning from the start).
@@ -74,7 +94,11 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
 
 /// `"precision":{"probes","events","events_lost","events_undelivered","last_samples","sources":
 /// {counter: source},"elsewhere_sockets","awaiting_notice","notices_unheld",
-/// "unplaced":{..},"unidentified":{..},"elsewhere":{..},"drops_by_reason":{..}}`.
+/// "unplaced":{..},"unidentified":{..},"unidentified_earlier_windows":{..},
+/// "elsewhere":{..},"drops_by_reason":{..}}`. `events_lost` and
+/// `events_undelivered` count since the run began; everything else is
+/// this window's (`unidentified_earlier_windows`: what earlier windows
+/// counted that still waits for its socket).
 fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
     buf.extend_from_slice(b",\"precision\":{\"probes\":");
     string(buf, &precision.probes);
@@ -99,6 +123,10 @@ fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
     for (name, counters) in [
         ("unplaced", &precision.unplaced),
         ("unidentified", &precision.unidentified),
+        (
+            "unidentified_earlier_windows",
+            &precision.unidentified_earlier,
+        ),
         ("elsewhere", &precision.elsewhere),
     ] {
         buf.extend_from_slice(b",\"");
@@ -170,13 +198,15 @@ fn counters_object(buf: &mut Vec<u8>, counters: &Counters, zeros: bool) {
 }
 
 /// Everything after the last group.
-pub fn end(report: &Report<'_>, totals: &Counters, options: RenderOptions, buf: &mut Vec<u8>) {
+pub fn end(report: &Report<'_>, sums: &Sums, options: RenderOptions, buf: &mut Vec<u8>) {
     buf.push(b']');
-    if report.hidden_groups > 0 {
-        field_u64(buf, "hidden_groups", report.hidden_groups as u64);
+    for (name, summed) in [("others", &sums.others), ("time_wait", &sums.time_wait)] {
+        if !summed.is_empty() {
+            summed_object(buf, name, summed, options.zeros);
+        }
     }
     buf.extend_from_slice(b",\"totals\":");
-    counters_object(buf, totals, options.zeros);
+    counters_object(buf, &sums.totals, options.zeros);
     if let Some(system) = &report.system {
         buf.extend_from_slice(b",\"system\":{\"namespaces\":");
         buf.extend_from_slice(itoa::Buffer::new().format(system.namespaces).as_bytes());
@@ -235,6 +265,34 @@ pub fn end(report: &Report<'_>, totals: &Counters, options: RenderOptions, buf: 
         string(buf, note);
     }
     buf.extend_from_slice(b"]}\n");
+}
+
+/// `,"others":{"groups","sockets","time_wait_sockets","counters","approx"}`.
+fn summed_object(buf: &mut Vec<u8>, name: &str, summed: &Summed, zeros: bool) {
+    buf.extend_from_slice(b",\"");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\":{");
+    key(buf, "groups");
+    buf.extend_from_slice(itoa::Buffer::new().format(summed.groups).as_bytes());
+    field_u64(buf, "sockets", summed.sockets as u64);
+    field_u64(buf, "time_wait_sockets", summed.time_wait as u64);
+    buf.extend_from_slice(b",\"counters\":");
+    counters_object(buf, &summed.counters, zeros);
+    approx_list(buf, &summed.counters, zeros);
+    buf.push(b'}');
+}
+
+/// `,"approx":[..]`: the counters shown that are approximate.
+fn approx_list(buf: &mut Vec<u8>, counters: &Counters, zeros: bool) {
+    buf.extend_from_slice(b",\"approx\":[");
+    let mut first = true;
+    for (counter, value) in counters.iter() {
+        if counters.is_approx(counter) && (value != 0 || zeros) {
+            comma(buf, &mut first);
+            string(buf, counter.name());
+        }
+    }
+    buf.push(b']');
 }
 
 fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros: bool) {
@@ -321,19 +379,16 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
     }
     buf.extend_from_slice(b",\"counters\":");
     counters_object(buf, &group.counters, zeros);
-    buf.extend_from_slice(b",\"approx\":[");
-    let mut first = true;
-    for (counter, value) in group.counters.iter() {
-        if group.counters.is_approx(counter) && (value != 0 || zeros) {
-            comma(buf, &mut first);
-            string(buf, counter.name());
-        }
-    }
-    buf.push(b']');
+    approx_list(buf, &group.counters, zeros);
     if let Some(sample) = &group.sample {
+        let closed = group.sample_closed || matches!(report.kind, ReportKind::Close { .. });
+        if closed {
+            // Of a closed socket, what it last measured.
+            buf.extend_from_slice(b",\"gauges_closed\":true");
+        }
         buf.extend_from_slice(b",\"gauges\":{");
         let mut first = true;
-        visit_gauges(sample, |name, value| {
+        visit_gauges(sample, closed, |name, value| {
             comma(buf, &mut first);
             key(buf, name);
             match value {
@@ -574,5 +629,34 @@ mod tests {
     #[test]
     fn window_empty() {
         insta::assert_snapshot!("window_empty", json(&fixtures::window_empty(), false));
+    }
+
+    /// The report as JSON with these options, indented for its snapshot.
+    fn json_with(report: &Report<'_>, options: RenderOptions) -> String {
+        indent_json(&fixtures::render_with(report, options))
+    }
+
+    #[test]
+    fn time_wait_sockets_fold_into_one_object() {
+        insta::assert_snapshot!(
+            "snapshot_time_wait",
+            json(&fixtures::snapshot_time_wait(), false)
+        );
+    }
+
+    #[test]
+    fn top_lists_the_busiest_and_sums_the_others_into_one_object() {
+        insta::assert_snapshot!(
+            "lport_groups_top_1",
+            json_with(&fixtures::lport_groups(), fixtures::top(Format::Json, 1))
+        );
+    }
+
+    #[test]
+    fn closed_sockets_gauges_are_what_they_last_measured() {
+        insta::assert_snapshot!(
+            "window_closed_sockets",
+            json(&fixtures::window_closed_sockets(), false)
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! What a report holds (plain data built by the pipeline) and the gauges of
 //! one socket; each output format is one module rendering a [`Report`].
 
+#[cfg(test)]
+mod behaviour_tests;
 pub mod json;
 pub mod table;
 #[cfg(test)]
@@ -10,8 +12,10 @@ pub mod text;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use crate::aggregate::{Group, GroupKey, Index, SystemSection};
+use crate::aggregate::{Group, GroupKey, Index, SortBy, SystemSection};
 use crate::counters::{Counter, Counters};
+use crate::diff::CountedFrom;
+use crate::model::tcp_info::TcpInfo;
 use crate::model::{CloseLoss, SocketSample, TcpState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub enum ReportKind {
     Close {
         /// How long before its disappearance it was last polled.
         unseen_ms: u64,
+        /// Where its counters come from.
+        from: CountedFrom,
     },
 }
 
@@ -56,8 +62,6 @@ pub struct Report<'a> {
     /// The wall clock when the run started (ms 0): reports then say when
     /// their window began and ended.
     pub run_started: Option<std::time::SystemTime>,
-    /// Quieter groups left out of this report (a snapshot on a terminal).
-    pub hidden_groups: usize,
     /// A filtered window's connections the filters cannot place: aborts
     /// no poll or event saw, whose close notice lost the peer port the
     /// filters test (how many, and what they counted); in no group.
@@ -83,8 +87,10 @@ pub struct PrecisionSection {
     pub events_undelivered: u64,
     /// Counts tied to no socket (a reset answering no socket, a TCP drop).
     pub unplaced: Counters,
-    /// Counts still waiting for their socket's tuple.
+    /// Counts of this window still waiting for their socket's tuple.
     pub unidentified: Counters,
+    /// Counts of earlier windows still waiting for their socket's tuple.
+    pub unidentified_earlier: Counters,
     pub drops_by_reason: BTreeMap<String, u64>,
     /// Sockets asked for as they left ESTABLISHED whose answer was taken in.
     pub last_samples: u64,
@@ -127,22 +133,8 @@ impl<'a> Report<'a> {
             closes_lost: None,
             closes_lost_window: None,
             run_started: None,
-            hidden_groups: 0,
             unplaced_by_filters: None,
         }
-    }
-
-    /// The counters some group shows (bit = `Counter as u32`).
-    pub fn counter_columns(&self, zeros: bool) -> u32 {
-        let mut bits = 0;
-        for group in &self.groups {
-            for (counter, value) in group.counters.iter() {
-                if value != 0 || zeros {
-                    bits |= 1 << counter as u32;
-                }
-            }
-        }
-        bits
     }
 
     /// A window's length in seconds, for per-second rates (none for
@@ -239,12 +231,99 @@ pub struct RenderOptions {
     pub format: Format,
     /// Print zero-valued counters too.
     pub zeros: bool,
-    /// Table: counters (bit = `Counter as u32`) that earlier reports of
-    /// the run showed, kept as columns so they do not come and go.
-    pub sticky_columns: u32,
+    /// An earlier report of the run explained `~` (text, table): it is
+    /// said once per run.
+    pub legend_said: bool,
+    /// Table: the counter columns (bit = `Counter as u32`) the run's first
+    /// table fixed; counters outside them are listed under the table.
+    pub columns: Option<u32>,
     /// Table: the terminal's width, when printing to one; columns that do
     /// not fit are left out and counted.
     pub width: Option<u16>,
+    /// List the N groups `sort` ranks first; the rest are summed into
+    /// one "others" line.
+    pub top: Option<usize>,
+    /// What groups are ranked by (with `activity`, as they come).
+    pub sort: SortBy,
+    /// List groups of TIME_WAIT sockets only one by one, rather than
+    /// folding them into one line.
+    pub list_time_wait: bool,
+}
+
+impl RenderOptions {
+    /// These options for the run's next report, after one that `said`.
+    pub fn after(self, said: Said) -> RenderOptions {
+        RenderOptions {
+            legend_said: self.legend_said || said.legend,
+            columns: self.columns.or(said.columns),
+            ..self
+        }
+    }
+}
+
+/// What a report showed that the run's later reports build on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Said {
+    /// It explained `~`.
+    pub legend: bool,
+    /// Table: the counter columns it fixed for the run (its first table).
+    pub columns: Option<u32>,
+}
+
+/// Groups summed into one line of a report: the quieter ones past
+/// `--top`, or those of TIME_WAIT sockets only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summed {
+    pub groups: usize,
+    pub sockets: usize,
+    /// TIME_WAIT sockets among them.
+    pub time_wait: usize,
+    pub counters: Counters,
+}
+
+impl Summed {
+    fn add(&mut self, group: &Group<'_>) {
+        self.groups += 1;
+        self.sockets += group.sockets;
+        self.time_wait += group.time_wait;
+        self.counters.add(&group.counters);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups == 0
+    }
+}
+
+/// What a report's groups add up to, as its end writes them.
+#[derive(Debug, Clone, Default)]
+pub struct Sums {
+    /// Groups written one by one.
+    pub listed: usize,
+    /// Groups past `--top`, summed.
+    pub others: Summed,
+    /// Groups of TIME_WAIT sockets only, summed.
+    pub time_wait: Summed,
+    /// Every group's counters added up, summed ones too.
+    pub totals: Counters,
+    /// Every group's sockets.
+    pub sockets: usize,
+}
+
+impl Sums {
+    /// Groups in all, listed or summed.
+    pub fn groups(&self) -> usize {
+        self.listed + self.others.groups + self.time_wait.groups
+    }
+
+    /// Lines (or rows) the groups take: one each listed, one per sum.
+    pub fn entries(&self) -> usize {
+        self.listed + usize::from(!self.others.is_empty()) + usize::from(!self.time_wait.is_empty())
+    }
+
+    fn add(&mut self, group: &Group<'_>) {
+        self.totals.add(&group.counters);
+        self.sockets += group.sockets;
+    }
 }
 
 /// Writes one report group by group, so a snapshot can be printed while it
@@ -255,9 +334,9 @@ pub struct ReportWriter<'w> {
     /// JSON is built here and written in large pieces.
     buf: Vec<u8>,
     table_rows: Vec<table::Row>,
-    groups: usize,
-    /// Every group's counters added up, for the totals line.
-    totals: Counters,
+    sums: Sums,
+    /// A `~` was written.
+    approx_shown: bool,
 }
 
 const FLUSH_AT: usize = 48 * 1024;
@@ -273,8 +352,8 @@ impl<'w> ReportWriter<'w> {
             out,
             buf: Vec::with_capacity(FLUSH_AT + 4096),
             table_rows: Vec::new(),
-            groups: 0,
-            totals: Counters::default(),
+            sums: Sums::default(),
+            approx_shown: false,
         };
         match options.format {
             Format::Text => text::begin(report, writer.out)?,
@@ -284,11 +363,17 @@ impl<'w> ReportWriter<'w> {
         Ok(writer)
     }
 
+    /// Writes a group, or folds it into the TIME_WAIT line.
     pub fn group(&mut self, report: &Report<'_>, group: &Group<'_>) -> io::Result<()> {
+        if self.folds(group) {
+            self.sums.time_wait.add(group);
+            self.sums.add(group);
+            return Ok(());
+        }
         match self.options.format {
             Format::Text => text::group(report, group, self.options, self.out)?,
             Format::Json => {
-                json::group(&mut self.buf, report, self.groups, group, self.options);
+                json::group(&mut self.buf, report, self.sums.listed, group, self.options);
                 if self.buf.len() >= FLUSH_AT {
                     self.out.write_all(&self.buf)?;
                     self.buf.clear();
@@ -296,31 +381,66 @@ impl<'w> ReportWriter<'w> {
             }
             Format::Table => self.table_rows.push(table::row(report, group)),
         }
-        self.groups += 1;
-        self.totals.add(&group.counters);
+        self.approx_shown |= shows_approx(&group.counters);
+        self.sums.listed += 1;
+        self.sums.add(group);
         Ok(())
     }
 
-    pub fn end(mut self, report: &Report<'_>) -> io::Result<()> {
+    /// Sums a group past `--top` into the "others" line (or the TIME_WAIT
+    /// one, where it belongs).
+    pub fn other(&mut self, group: &Group<'_>) {
+        if self.folds(group) {
+            self.sums.time_wait.add(group);
+        } else {
+            self.sums.others.add(group);
+        }
+        self.sums.add(group);
+    }
+
+    fn folds(&self, group: &Group<'_>) -> bool {
+        group.only_time_wait && !self.options.list_time_wait
+    }
+
+    /// The summed lines, the totals and what follows; says what later
+    /// reports of the run need to know.
+    pub fn end(mut self, report: &Report<'_>) -> io::Result<Said> {
+        let sums = &self.sums;
+        self.approx_shown |= shows_approx(&sums.others.counters)
+            || shows_approx(&sums.time_wait.counters)
+            || (sums.entries() > 1 && shows_approx(&sums.totals));
+        let legend = self.approx_shown && !self.options.legend_said;
         match self.options.format {
-            Format::Text => text::end(report, self.groups, &self.totals, self.options, self.out),
-            Format::Json => {
-                json::end(report, &self.totals, self.options, &mut self.buf);
-                self.out.write_all(&self.buf)
+            Format::Text => {
+                text::end(report, sums, legend, self.options, self.out)?;
+                Ok(Said {
+                    legend,
+                    columns: None,
+                })
             }
-            Format::Table => table::end(
-                report,
-                &self.table_rows,
-                &self.totals,
-                self.options,
-                self.out,
-            ),
+            Format::Json => {
+                json::end(report, sums, self.options, &mut self.buf);
+                self.out.write_all(&self.buf)?;
+                Ok(Said::default())
+            }
+            Format::Table => {
+                let rows = std::mem::take(&mut self.table_rows);
+                let columns = table::end(report, rows, sums, legend, self.options, self.out)?;
+                Ok(Said { legend, columns })
+            }
         }
     }
 }
 
-/// What `~` (text, table) and a group's `approx` list (JSON) mean, said in
-/// every report.
+/// Whether `counters` print a `~` (a non-zero approximate value).
+fn shows_approx(counters: &Counters) -> bool {
+    counters
+        .iter()
+        .any(|(counter, value)| value != 0 && counters.is_approx(counter))
+}
+
+/// What `~` (text, table) and a group's `approx` list (JSON) mean: said
+/// once per run in text and tables, in every JSON report.
 pub const APPROX_LEGEND: &str = "~ marks a count inferred rather than seen (an open or reset guessed from a socket's appearance or end; listen drops or overflows shared among listeners), or one the socket counts differently from the namespace counter of that name (InSegs: each segment of a GRO packet; DelayedACKs: a timer that sent a compressed SACK, not one that deferred its ACK; through perf, any expiry)";
 
 /// Bytes per second in human units: `0 B/s`, `950 B/s`, `1.2 kB/s`, `3.4 MB/s`.
@@ -339,12 +459,43 @@ pub fn human_rate(bytes_per_s: f64) -> String {
     }
 }
 
-/// What a snapshot on a terminal left out.
-pub fn hidden_text(hidden: usize) -> String {
+/// What the "others" line (or row: `what`) sums, and how to list more.
+pub fn others_text(others: &Summed, what: &str) -> String {
     format!(
-        "{hidden} quieter group{} not shown: --all lists every one",
-        if hidden == 1 { "" } else { "s" }
+        "{} quieter group{} ({} socket{}) summed into this {what}: --top N or --all lists more",
+        others.groups,
+        plural(others.groups),
+        others.sockets,
+        plural(others.sockets)
     )
+}
+
+/// What the TIME_WAIT line (or row: `what`) sums, and how to list them.
+pub fn time_wait_text(time_wait: &Summed, index: Index, what: &str) -> String {
+    let sockets = format!(
+        "{} socket{}",
+        time_wait.time_wait,
+        plural(time_wait.time_wait)
+    );
+    let groups = if index == Index::Tuple {
+        String::new()
+    } else {
+        format!(
+            " ({} {} group{} of nothing else)",
+            time_wait.groups,
+            index.name(),
+            plural(time_wait.groups)
+        )
+    };
+    format!("{sockets}{groups} summed into this {what}: --time-wait lists them")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// "1 poll", "4 polls".
@@ -352,11 +503,35 @@ pub fn polls_text(polls: u64) -> String {
     format!("{polls} poll{}", if polls == 1 { "" } else { "s" })
 }
 
-/// Writes a whole report.
-pub fn render(report: &Report<'_>, options: RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+/// Writes a whole report: groups of TIME_WAIT sockets only folded into
+/// one line (unless listed), the rest ranked by `options.sort`, the first
+/// `options.top` listed and the others summed into one line.
+pub fn render(
+    report: &Report<'_>,
+    options: RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<Said> {
     let mut writer = ReportWriter::begin(report, options, out)?;
-    for group in &report.groups {
-        writer.group(report, group)?;
+    if options.top.is_none() && options.sort == SortBy::Activity {
+        // Groups come busiest first.
+        for group in &report.groups {
+            writer.group(report, group)?;
+        }
+        return writer.end(report);
+    }
+    let groups = &report.groups;
+    let (folded, mut ranked): (Vec<usize>, Vec<usize>) =
+        (0..groups.len()).partition(|&i| groups[i].only_time_wait && !options.list_time_wait);
+    crate::aggregate::ranked(groups, &mut ranked, options.sort);
+    let listed = options.top.unwrap_or(usize::MAX).min(ranked.len());
+    for &i in &ranked[..listed] {
+        writer.group(report, &groups[i])?;
+    }
+    for &i in &folded {
+        writer.group(report, &groups[i])?;
+    }
+    for &i in &ranked[listed..] {
+        writer.other(&groups[i]);
     }
     writer.end(report)
 }
@@ -371,9 +546,33 @@ pub enum Gauge<'a> {
 /// The kernel's "no slow-start threshold yet" (TCP_INFINITE_SSTHRESH).
 const INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
 
+/// The kernel's "no RTT sample yet" min_rtt (its ~0U start).
+const NO_MIN_RTT: u32 = u32::MAX;
+
+/// The smoothed RTT, its variation and the minimum, in µs, when the socket
+/// has measured one: before its first sample the kernel reports 0, a
+/// variation of its initial timeout, and a min_rtt of u32::MAX.
+pub fn sampled_rtt(info: &TcpInfo) -> Option<(u32, Option<u32>, Option<u32>)> {
+    let rtt = info.rtt()?;
+    let sampled = match info.min_rtt() {
+        Some(min) => min != NO_MIN_RTT,
+        // Kernels before 4.6 give no min_rtt: 0 is no sample there.
+        None => rtt != 0,
+    };
+    sampled.then(|| (rtt, info.rttvar(), info.min_rtt()))
+}
+
 /// Calls `visit` with each gauge (current value) the sample has. Times are
-/// in µs and rates in bytes/s, as the kernel gives them.
-pub fn visit_gauges<'a>(sample: &'a SocketSample, mut visit: impl FnMut(&'static str, Gauge<'a>)) {
+/// in µs and rates in bytes/s, as the kernel gives them. Of a `closed`
+/// socket, only what outlives it: see [`visit_final_gauges`].
+pub fn visit_gauges<'a>(
+    sample: &'a SocketSample,
+    closed: bool,
+    mut visit: impl FnMut(&'static str, Gauge<'a>),
+) {
+    if closed {
+        return visit_final_gauges(sample, visit);
+    }
     visit("state", Gauge::Text(sample.state.name()));
     if sample.state == TcpState::Listen {
         visit("accept_queue", Gauge::Int(sample.recv_queue.into()));
@@ -390,10 +589,8 @@ pub fn visit_gauges<'a>(sample: &'a SocketSample, mut visit: impl FnMut(&'static
     }
     if let Some(info) = &sample.tcp_info {
         if sample.state != TcpState::Listen {
-            let u32s: [(&'static str, Option<u32>); 13] = [
-                ("rtt_us", info.rtt()),
-                ("rttvar_us", info.rttvar()),
-                ("min_rtt_us", info.min_rtt()),
+            visit_rtt(info, &mut visit);
+            let u32s: [(&'static str, Option<u32>); 10] = [
                 ("rto_us", info.rto()),
                 ("mss", info.snd_mss()),
                 ("cwnd", info.snd_cwnd()),
@@ -424,6 +621,57 @@ pub fn visit_gauges<'a>(sample: &'a SocketSample, mut visit: impl FnMut(&'static
     if let Some(mem) = &sample.skmem {
         visit("rmem_alloc", Gauge::Int(mem.rmem_alloc.into()));
         visit("wmem_alloc", Gauge::Int(mem.wmem_alloc.into()));
+    }
+}
+
+/// rtt_us, rttvar_us and min_rtt_us, when an RTT was measured.
+fn visit_rtt<'a>(info: &TcpInfo, visit: &mut impl FnMut(&'static str, Gauge<'a>)) {
+    let Some((rtt, rttvar, min_rtt)) = sampled_rtt(info) else {
+        return;
+    };
+    visit("rtt_us", Gauge::Int(rtt.into()));
+    for (name, value) in [("rttvar_us", rttvar), ("min_rtt_us", min_rtt)] {
+        if let Some(v) = value {
+            visit(name, Gauge::Int(v.into()));
+        }
+    }
+}
+
+/// What stays meaningful of a socket that closed: the path as it last
+/// measured it (congestion control, RTT, segment size, window and
+/// delivery rate), when it measured an RTT at all. Its state (CLOSE),
+/// queues, windows, timer and in-flight counts are leftovers of its end
+/// (the FIN in recv_q, an abort's unsent data in send_q), and a
+/// connection that never completed its handshake measured nothing.
+fn visit_final_gauges<'a>(
+    sample: &'a SocketSample,
+    mut visit: impl FnMut(&'static str, Gauge<'a>),
+) {
+    let Some(info) = &sample.tcp_info else {
+        return;
+    };
+    if sample.state == TcpState::Listen || sampled_rtt(info).is_none() {
+        return;
+    }
+    if let Some(cong) = &sample.congestion {
+        visit("congestion", Gauge::Text(cong.as_str()));
+    }
+    visit_rtt(info, &mut visit);
+    let u32s: [(&'static str, Option<u32>); 3] = [
+        ("mss", info.snd_mss()),
+        ("cwnd", info.snd_cwnd()),
+        (
+            "ssthresh",
+            info.snd_ssthresh().filter(|v| *v < INFINITE_SSTHRESH),
+        ),
+    ];
+    for (name, value) in u32s {
+        if let Some(v) = value {
+            visit(name, Gauge::Int(v.into()));
+        }
+    }
+    if let Some(v) = info.delivery_rate() {
+        visit("delivery_rate", Gauge::Int(v));
     }
 }
 
@@ -487,13 +735,22 @@ mod tests {
     #[test]
     fn new_report_has_no_extras_until_the_emitter_fills_them() {
         let report = Report::new(
-            ReportKind::Close { unseen_ms: 7 },
+            ReportKind::Close {
+                unseen_ms: 7,
+                from: CountedFrom::CloseNotice { polled: true },
+            },
             Index::Lport,
             (100, 250),
             3,
             Vec::new(),
         );
-        assert_eq!(report.kind, ReportKind::Close { unseen_ms: 7 });
+        assert_eq!(
+            report.kind,
+            ReportKind::Close {
+                unseen_ms: 7,
+                from: CountedFrom::CloseNotice { polled: true }
+            }
+        );
         assert_eq!(report.index, Index::Lport);
         assert_eq!(
             (report.start_ms, report.end_ms, report.polls),
@@ -788,7 +1045,7 @@ mod tests {
 
     fn gauges(sample: &SocketSample) -> Vec<(&'static str, String)> {
         let mut seen = Vec::new();
-        visit_gauges(sample, |name, value| {
+        visit_gauges(sample, false, |name, value| {
             seen.push((
                 name,
                 match value {
@@ -983,13 +1240,9 @@ mod tests {
         counters.set(Counter::BytesSent, u64::from(port) * 10, false);
         counters.set(Counter::OutSegs, u64::from(port), false);
         Group {
-            key: GroupKey::Lport(port),
             counters,
             sockets: 1,
-            closed: 0,
-            sample: None,
-            owner: None,
-            history: Default::default(),
+            ..Group::empty(GroupKey::Lport(port))
         }
     }
 

@@ -1,12 +1,15 @@
 //! One row per group (tabled): the group key, socket count, then one column
-//! per counter that any group has (all-zero columns dropped unless
-//! `--zeros`); approximate values carry a `~`.
+//! per counter. The run's first table fixes the counter columns (those any
+//! of its rows has; all-zero ones only with `--zeros`) so that they never
+//! move; a counter a later row has outside them is listed under the table.
+//! Approximate values carry a `~`. Rows summing the groups past `--top`
+//! and those of TIME_WAIT sockets only come last, then the total.
 
 use std::io::{self, Write};
 
 use tabled::{builder::Builder, settings::Style, Table};
 
-use super::{RenderOptions, Report, ReportKind};
+use super::{RenderOptions, Report, ReportKind, Summed, Sums};
 use crate::aggregate::Group;
 use crate::counters::{Counter, Counters};
 
@@ -27,8 +30,26 @@ pub fn row(report: &Report<'_>, group: &Group<'_>) -> Row {
     }
 }
 
-/// The table of `rows` (and a total row) with these counter columns.
-fn build(report: &Report<'_>, rows: &[Row], total: Option<&Row>, columns: &[Counter]) -> Table {
+fn summed_row(key: String, summed: &Summed) -> Row {
+    Row {
+        key,
+        owner: None,
+        sockets: summed.sockets,
+        counters: summed.counters,
+    }
+}
+
+/// A counter's cell: `~` before an approximate value, `-` where absent.
+fn cell(counters: &Counters, counter: Counter) -> String {
+    match counters.get(counter) {
+        Some(v) if v != 0 && counters.is_approx(counter) => format!("~{v}"),
+        Some(v) => v.to_string(),
+        None => "-".to_string(),
+    }
+}
+
+/// The table of `rows` with these counter columns.
+fn build(report: &Report<'_>, rows: &[Row], columns: &[Counter]) -> Table {
     let mut builder = Builder::default();
     let owners = rows.iter().any(|r| r.owner.is_some());
     let mut header = vec![report.index.name().to_string()];
@@ -38,31 +59,42 @@ fn build(report: &Report<'_>, rows: &[Row], total: Option<&Row>, columns: &[Coun
     header.push("sockets".to_string());
     header.extend(columns.iter().map(|c| c.name().to_string()));
     builder.push_record(header);
-    for r in rows.iter().chain(total) {
+    for r in rows {
         let mut record = vec![r.key.clone()];
         if owners {
             record.push(r.owner.clone().unwrap_or_default());
         }
         record.push(r.sockets.to_string());
-        for c in columns {
-            record.push(match r.counters.get(*c) {
-                Some(v) if v != 0 && r.counters.is_approx(*c) => format!("~{v}"),
-                Some(v) => v.to_string(),
-                None => "-".to_string(),
-            });
-        }
+        record.extend(columns.iter().map(|c| cell(&r.counters, *c)));
         builder.push_record(record);
     }
     builder.build()
 }
 
+/// Counters as bits (`Counter as u32`), and back in their order.
+fn bits_of(counters: impl Iterator<Item = Counter>) -> u32 {
+    counters.fold(0, |bits, c| bits | 1 << c as u32)
+}
+
+fn counters_of(bits: u32) -> Vec<Counter> {
+    Counter::ALL
+        .iter()
+        .copied()
+        .filter(|c| bits & (1 << *c as u32) != 0)
+        .collect()
+}
+
+/// Writes the table (and the `~` legend when `legend`); returns the
+/// counter columns it fixed for the run, when it is the run's first table
+/// with rows.
 pub fn end(
     report: &Report<'_>,
-    rows: &[Row],
-    totals: &Counters,
+    listed: Vec<Row>,
+    sums: &Sums,
+    legend: bool,
     options: RenderOptions,
     out: &mut dyn Write,
-) -> io::Result<()> {
+) -> io::Result<Option<u32>> {
     match (report.clock_times(), report.kind) {
         (Some((start, end)), ReportKind::Window) => writeln!(
             out,
@@ -75,98 +107,162 @@ pub fn end(
     if let Some(precision) = &report.precision {
         super::text::write_precision(precision, report.kind, out)?;
     }
-    let mut columns: Vec<Counter> = Counter::ALL
-        .iter()
-        .copied()
-        .filter(|c| {
-            options.sticky_columns & (1 << *c as u32) != 0
-                || rows
-                    .iter()
-                    .any(|r| r.counters.get(*c).is_some_and(|v| v != 0 || options.zeros))
-        })
-        .collect();
-    let approx_shown = rows.iter().any(|r| {
-        columns
-            .iter()
-            .any(|c| r.counters.is_approx(*c) && r.counters.value(*c) != 0)
-    });
-    if approx_shown {
-        writeln!(out, "({})", super::APPROX_LEGEND)?;
-    }
-    let total = (rows.len() > 1).then(|| Row {
-        key: "total".to_string(),
-        owner: None,
-        sockets: rows.iter().map(|r| r.sockets).sum(),
-        counters: *totals,
-    });
-    if rows.is_empty() {
+    let mut fixed = None;
+    if sums.groups() == 0 {
         writeln!(out, "(no TCP socket activity)")?;
     } else {
-        // Columns past the terminal's width are left out, rightmost first.
-        let mut left_out = 0;
-        let table = loop {
-            let mut table = build(report, rows, total.as_ref(), &columns);
-            table.with(Style::sharp());
-            let fits = options
-                .width
-                .is_none_or(|w| table.total_width() <= usize::from(w));
-            if fits || columns.len() <= 1 {
-                break table;
-            }
-            columns.pop();
-            left_out += 1;
-        };
-        writeln!(out, "{table}")?;
-        if report.hidden_groups > 0 {
-            writeln!(out, "({})", super::hidden_text(report.hidden_groups))?;
+        let rows = rows_with_sums(report, listed, sums);
+        let bits = options.columns.unwrap_or_else(|| {
+            let shown = Counter::ALL.iter().copied().filter(|c| {
+                rows.iter()
+                    .any(|r| r.counters.get(*c).is_some_and(|v| v != 0 || options.zeros))
+            });
+            bits_of(shown)
+        });
+        if options.columns.is_none() {
+            fixed = Some(bits);
         }
-        if left_out > 0 {
-            writeln!(
-                out,
-                "({left_out} more counter column{} do not fit this terminal: widen it, or use --format text or json)",
-                if left_out == 1 { "" } else { "s" }
-            )?;
+        write_table(report, &rows, counters_of(bits), options, out)?;
+        write_outside_columns(&rows, bits, out)?;
+        if !sums.others.is_empty() {
+            writeln!(out, "(others: {})", super::others_text(&sums.others, "row"))?;
         }
+        if !sums.time_wait.is_empty() {
+            let text = super::time_wait_text(&sums.time_wait, report.index, "row");
+            writeln!(out, "(TIME_WAIT: {text})")?;
+        }
+    }
+    if legend {
+        writeln!(out, "({})", super::APPROX_LEGEND)?;
     }
     if let Some(system) = &report.system {
-        if system.namespaces > 1 {
-            writeln!(
-                out,
-                "(system: summed over {} namespaces)",
-                system.namespaces
-            )?;
-        }
-        let mut builder = Builder::default();
-        // The named column only where a source named a part.
-        let named = system.residuals.iter().any(|r| !r.named.is_empty());
-        let mut header = vec!["counter", "system", "sockets", "unattributed"];
-        if named {
-            header.extend(["of which named", "unknown"]);
-        }
-        builder.push_record(header);
-        for r in &system.residuals {
-            let mut row = vec![
-                r.counter.name().to_string(),
-                r.system.to_string(),
-                r.sockets.to_string(),
-                r.unattributed().to_string(),
-            ];
-            if named {
-                let parts: Vec<String> = r
-                    .named
-                    .iter()
-                    .map(|(class, n)| format!("{class}: {n}"))
-                    .collect();
-                row.push(parts.join(", "));
-                row.push(r.unknown().to_string());
-            }
-            builder.push_record(row);
-        }
-        let mut table = builder.build();
+        write_system(system, out)?;
+    }
+    Ok(fixed)
+}
+
+/// The listed rows, then one for each sum of groups and the total.
+fn rows_with_sums(report: &Report<'_>, mut rows: Vec<Row>, sums: &Sums) -> Vec<Row> {
+    if !sums.others.is_empty() {
+        let key = format!("others: {} groups", sums.others.groups);
+        rows.push(summed_row(key, &sums.others));
+    }
+    if !sums.time_wait.is_empty() {
+        let tw = &sums.time_wait;
+        let key = match report.index {
+            crate::aggregate::Index::Tuple => format!("TIME_WAIT: {} sockets", tw.time_wait),
+            _ => format!("TIME_WAIT: {} groups", tw.groups),
+        };
+        rows.push(summed_row(key, tw));
+    }
+    if sums.entries() > 1 {
+        rows.push(Row {
+            key: "total".to_string(),
+            owner: None,
+            sockets: sums.sockets,
+            counters: sums.totals,
+        });
+    }
+    rows
+}
+
+/// The table, leaving out the columns past the terminal's width, rightmost
+/// first, and saying so.
+fn write_table(
+    report: &Report<'_>,
+    rows: &[Row],
+    mut columns: Vec<Counter>,
+    options: RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut left_out = 0;
+    let table = loop {
+        let mut table = build(report, rows, &columns);
         table.with(Style::sharp());
-        writeln!(out, "{table}")?;
+        let fits = options
+            .width
+            .is_none_or(|w| table.total_width() <= usize::from(w));
+        if fits || columns.len() <= 1 {
+            break table;
+        }
+        columns.pop();
+        left_out += 1;
+    };
+    writeln!(out, "{table}")?;
+    if left_out > 0 {
+        writeln!(
+            out,
+            "({left_out} more counter column{} do not fit this terminal: widen it, or use --format text or json)",
+            if left_out == 1 { "" } else { "s" }
+        )?;
     }
     Ok(())
+}
+
+/// Counters rows have outside the columns the run's first table fixed,
+/// one line per row that has any: no number is left out.
+fn write_outside_columns(rows: &[Row], columns: u32, out: &mut dyn Write) -> io::Result<()> {
+    let mut said = false;
+    for r in rows {
+        let outside: Vec<String> = r
+            .counters
+            .iter()
+            .filter(|(c, v)| *v != 0 && columns & (1 << *c as u32) == 0)
+            .map(|(c, _)| format!("{} = {}", c.name(), cell(&r.counters, c)))
+            .collect();
+        if outside.is_empty() {
+            continue;
+        }
+        if !said {
+            writeln!(
+                out,
+                "(counters outside the columns the run's first table fixed:)"
+            )?;
+            said = true;
+        }
+        writeln!(out, "  {}: {}", r.key, outside.join(", "))?;
+    }
+    Ok(())
+}
+
+/// The `--system` residuals.
+fn write_system(system: &crate::aggregate::SystemSection, out: &mut dyn Write) -> io::Result<()> {
+    if system.namespaces > 1 {
+        writeln!(
+            out,
+            "(system: summed over {} namespaces)",
+            system.namespaces
+        )?;
+    }
+    let mut builder = Builder::default();
+    // The named column only where a source named a part.
+    let named = system.residuals.iter().any(|r| !r.named.is_empty());
+    let mut header = vec!["counter", "system", "sockets", "unattributed"];
+    if named {
+        header.extend(["of which named", "unknown"]);
+    }
+    builder.push_record(header);
+    for r in &system.residuals {
+        let mut row = vec![
+            r.counter.name().to_string(),
+            r.system.to_string(),
+            r.sockets.to_string(),
+            r.unattributed().to_string(),
+        ];
+        if named {
+            let parts: Vec<String> = r
+                .named
+                .iter()
+                .map(|(class, n)| format!("{class}: {n}"))
+                .collect();
+            row.push(parts.join(", "));
+            row.push(r.unknown().to_string());
+        }
+        builder.push_record(row);
+    }
+    let mut table = builder.build();
+    table.with(Style::sharp());
+    writeln!(out, "{table}")
 }
 
 #[cfg(test)]
@@ -185,22 +281,27 @@ mod tests {
     }
 
     #[test]
-    fn columns_shown_before_stay_and_a_narrow_terminal_loses_the_rightmost() {
+    fn columns_fixed_by_the_first_table_stay_and_a_narrow_terminal_loses_the_rightmost() {
         use crate::counters::Counter;
         let report = fixtures::window_tuple();
         let options = crate::report::RenderOptions {
             format: Format::Table,
-            sticky_columns: 1 << Counter::OutRsts as u32,
+            columns: Some(1 << Counter::OutRsts as u32 | 1 << Counter::BytesSent as u32),
             ..Default::default()
         };
         let wide = table_with(&report, options);
-        assert!(header(&wide).contains(&"OutRsts".to_string()), "{wide}");
+        assert_eq!(
+            header(&wide),
+            ["tuple", "process", "sockets", "BytesSent", "OutRsts"],
+            "{wide}"
+        );
         // Two groups: a total row.
         assert!(wide.lines().any(|l| l.starts_with("│ total ")), "{wide}");
         let narrow = table_with(
             &report,
             crate::report::RenderOptions {
                 width: Some(80),
+                columns: None,
                 ..options
             },
         );
@@ -259,10 +360,11 @@ mod tests {
     }
 
     #[test]
-    fn the_approximate_mark_is_explained_above_the_table() {
+    fn the_approximate_mark_is_explained_under_the_table() {
         let out = table(&fixtures::window_tuple(), false);
         assert!(out.contains("~9"), "{out}");
-        assert!(out.starts_with("(~ marks a count inferred"), "{out}");
+        let legend = out.find("(~ marks a count inferred").expect("the legend");
+        assert!(legend > out.rfind('└').unwrap(), "{out}");
     }
 
     #[test]
@@ -351,5 +453,29 @@ mod tests {
     #[test]
     fn window_empty() {
         insta::assert_snapshot!("window_empty", table(&fixtures::window_empty(), false));
+    }
+
+    #[test]
+    fn time_wait_sockets_fold_into_one_row() {
+        insta::assert_snapshot!(
+            "snapshot_time_wait",
+            table(&fixtures::snapshot_time_wait(), false)
+        );
+    }
+
+    #[test]
+    fn top_lists_the_busiest_and_sums_the_others_into_one_row() {
+        insta::assert_snapshot!(
+            "lport_groups_top_1",
+            fixtures::render_with(&fixtures::lport_groups(), fixtures::top(Format::Table, 1))
+        );
+    }
+
+    #[test]
+    fn closed_sockets_rows() {
+        insta::assert_snapshot!(
+            "window_closed_sockets",
+            table(&fixtures::window_closed_sockets(), false)
+        );
     }
 }

@@ -12,23 +12,45 @@ use std::sync::LazyLock;
 use super::{render, Format, PrecisionSection, RenderOptions, Report, ReportKind};
 use crate::aggregate::{Group, GroupKey, Index, Residual, SystemSection};
 use crate::counters::{Counter, Counters};
+use crate::diff::CountedFrom;
 use crate::model::tcp_info::TcpInfo;
 use crate::model::{CongestionName, SkMemInfo, SocketKey, SocketSample, StateHistory, TcpState};
 
 /// Renders a whole report to a string.
 pub fn render_to_string(report: &Report<'_>, format: Format, zeros: bool) -> String {
-    let mut out = Vec::new();
-    render(
+    render_with(
         report,
         RenderOptions {
             format,
             zeros,
             ..Default::default()
         },
-        &mut out,
     )
-    .expect("writing to a Vec");
+}
+
+/// Renders a whole report to a string with these options.
+pub fn render_with(report: &Report<'_>, options: RenderOptions) -> String {
+    let mut out = Vec::new();
+    render(report, options, &mut out).expect("writing to a Vec");
     String::from_utf8(out).expect("reports are UTF-8")
+}
+
+/// The options of `--top N` in `format`.
+pub fn top(format: Format, n: usize) -> RenderOptions {
+    RenderOptions {
+        format,
+        top: Some(n),
+        ..Default::default()
+    }
+}
+
+/// The options of `--time-wait` in `format`.
+pub fn time_wait_listed(format: Format) -> RenderOptions {
+    RenderOptions {
+        format,
+        list_time_wait: true,
+        ..Default::default()
+    }
 }
 
 /// The JSON renderer's one line with a line break and indent after each `{`,
@@ -123,13 +145,10 @@ fn group(
     closed: usize,
 ) -> Group<'static> {
     Group {
-        key,
         counters: counters(values),
         sockets,
         closed,
-        sample: None,
-        owner: None,
-        history: StateHistory::default(),
+        ..Group::empty(key)
     }
 }
 
@@ -200,6 +219,16 @@ pub struct Samples {
     /// Precision mode: a socket opened in the window and one gone.
     pub opened: SocketSample,
     pub time_wait: SocketSample,
+    /// Client ends waiting out TIME_WAIT (mini sockets: no tcp_info).
+    pub time_waits: [SocketSample; 3],
+    /// Ends as close notices give them: an orderly close (the peer's FIN
+    /// in recv_q, state CLOSE), an abort that left 64 KiB unsent, and a
+    /// refused connect that never measured an RTT (its SYN in send_q).
+    pub orderly_close: SocketSample,
+    pub aborted: SocketSample,
+    pub refused: SocketSample,
+    /// A live connect still waiting for its SYN-ACK: no RTT yet.
+    pub connecting: SocketSample,
 }
 
 pub const NETNS_SELF: u64 = 4026531840;
@@ -392,6 +421,113 @@ static SAMPLES: LazyLock<Samples> = LazyLock::new(|| {
             0,
             0,
         ),
+        time_waits: [39600, 39601, 39602].map(|port| {
+            bare(
+                key("10.0.0.1", port, "203.0.113.9", 80),
+                7020 + u64::from(port),
+                TcpState::TimeWait,
+                0,
+                0,
+            )
+        }),
+        orderly_close: SocketSample {
+            tcp_info: Some(tcp_info(
+                248,
+                TcpState::Close,
+                &[
+                    (RTO, 204_000),
+                    (SND_MSS, 1448),
+                    (RTT, 310),
+                    (RTTVAR, 95),
+                    (SND_SSTHRESH, 0x7fff_ffff),
+                    (SND_CWND, 10),
+                    (MIN_RTT, 120),
+                    (SND_WND, 65_535),
+                    (RCV_WND, 65_483),
+                ],
+                &[(PACING_RATE, 93_000_000), (DELIVERY_RATE, 41_000_000)],
+            )),
+            ..bare(
+                key("10.0.0.1", 39700, "203.0.113.9", 80),
+                7030,
+                TcpState::Close,
+                1,
+                0,
+            )
+        },
+        aborted: SocketSample {
+            tcp_info: Some(tcp_info(
+                248,
+                TcpState::Close,
+                &[
+                    (RTO, 201_000),
+                    (SND_MSS, 1448),
+                    (UNACKED, 45),
+                    (RTT, 2_400),
+                    (RTTVAR, 600),
+                    (SND_SSTHRESH, 18),
+                    (SND_CWND, 20),
+                    (NOTSENT_BYTES, 65_538),
+                    (MIN_RTT, 1_800),
+                ],
+                &[(DELIVERY_RATE, 9_000_000)],
+            )),
+            ..bare(
+                key("10.0.0.1", 39701, "203.0.113.9", 80),
+                7031,
+                TcpState::Close,
+                0,
+                65_538,
+            )
+        },
+        refused: SocketSample {
+            tcp_info: Some(tcp_info(
+                248,
+                TcpState::Close,
+                &[
+                    (RTO, 1_000_000),
+                    (SND_MSS, 536),
+                    (UNACKED, 1),
+                    (RTT, 0),
+                    (RTTVAR, 250_000),
+                    (SND_SSTHRESH, 0x7fff_ffff),
+                    (SND_CWND, 10),
+                    (MIN_RTT, u32::MAX),
+                ],
+                &[],
+            )),
+            ..bare(
+                key("10.0.0.1", 39702, "203.0.113.9", 81),
+                7032,
+                TcpState::Close,
+                0,
+                1,
+            )
+        },
+        connecting: SocketSample {
+            tcp_info: Some(tcp_info(
+                248,
+                TcpState::SynSent,
+                &[
+                    (RTO, 1_000_000),
+                    (SND_MSS, 536),
+                    (UNACKED, 1),
+                    (RTT, 0),
+                    (RTTVAR, 250_000),
+                    (SND_SSTHRESH, 0x7fff_ffff),
+                    (SND_CWND, 10),
+                    (MIN_RTT, u32::MAX),
+                ],
+                &[],
+            )),
+            ..bare(
+                key("10.0.0.1", 39703, "203.0.113.9", 82),
+                7033,
+                TcpState::SynSent,
+                0,
+                1,
+            )
+        },
     }
 });
 
@@ -555,7 +691,10 @@ fn closed_group() -> Group<'static> {
 /// gone.
 pub fn close() -> Report<'static> {
     Report::new(
-        ReportKind::Close { unseen_ms: 250 },
+        ReportKind::Close {
+            unseen_ms: 250,
+            from: CountedFrom::LastPoll { cleared: false },
+        },
         Index::Tuple,
         (7_750, 8_000),
         16,
@@ -584,7 +723,10 @@ pub fn close_with_precision() -> Report<'static> {
     Report {
         precision: Some(precision_section()),
         ..Report::new(
-            ReportKind::Close { unseen_ms: 40 },
+            ReportKind::Close {
+                unseen_ms: 40,
+                from: CountedFrom::CloseNotice { polled: true },
+            },
             Index::Tuple,
             (7_960, 8_000),
             16,
@@ -715,6 +857,7 @@ pub fn precision_section() -> PrecisionSection {
             (MessagesReceived, 1, false),
             (MessageBytesReceived, 512, false),
         ]),
+        unidentified_earlier: counters(&[(MessagesSent, 2, false), (MessageBytesSent, 80, false)]),
         drops_by_reason: BTreeMap::from([
             ("NO_SOCKET".to_string(), 2),
             ("TCP_CSUM".to_string(), 1),
@@ -1001,6 +1144,75 @@ pub fn snapshot_listener() -> Report<'static> {
         1,
         vec![listener, connection],
     )
+}
+
+/// --once by tuple: a listener, a connection, and three sockets in
+/// TIME_WAIT, each a group of nothing else (folded into one line unless
+/// listed).
+pub fn snapshot_time_wait() -> Report<'static> {
+    use Counter::*;
+    let s = samples();
+    let mut report = snapshot_listener();
+    for tw in &s.time_waits {
+        report.groups.push(Group {
+            sample: Some(tw),
+            time_wait: 1,
+            only_time_wait: true,
+            ..group(GroupKey::Tuple(tw.key), &[(CurrEstab, 0, false)], 1, 0)
+        });
+    }
+    report
+}
+
+/// A window by tuple with the ends of sockets, as their close notices
+/// leave them: an orderly close, an abort with data unsent, a refused
+/// connect; and a live connect that has measured no RTT yet.
+pub fn window_closed_sockets() -> Report<'static> {
+    use Counter::*;
+    let s = samples();
+    let closed = |sample: &'static SocketSample, values: &[(Counter, u64, bool)]| Group {
+        sample: Some(sample),
+        sample_closed: true,
+        ..group(GroupKey::Tuple(sample.key), values, 1, 1)
+    };
+    let groups = vec![
+        closed(
+            &s.orderly_close,
+            &[
+                (BytesSent, 300, false),
+                (BytesReceived, 4_000, false),
+                (ActiveOpens, 1, false),
+                (CurrEstab, 0, false),
+            ],
+        ),
+        closed(
+            &s.aborted,
+            &[
+                (BytesSent, 131_072, false),
+                (ActiveOpens, 1, false),
+                (EstabResets, 1, false),
+                (CurrEstab, 0, false),
+            ],
+        ),
+        closed(
+            &s.refused,
+            &[
+                (ActiveOpens, 1, false),
+                (AttemptFails, 1, false),
+                (CurrEstab, 0, false),
+            ],
+        ),
+        Group {
+            sample: Some(&s.connecting),
+            ..group(
+                GroupKey::Tuple(s.connecting.key),
+                &[(ActiveOpens, 1, false), (CurrEstab, 0, false)],
+                1,
+                0,
+            )
+        },
+    ];
+    Report::new(ReportKind::Window, Index::Tuple, (0, 2_000), 3, groups)
 }
 
 /// --once with filters that accepted no socket.

@@ -1,14 +1,18 @@
 //! The seed's report blocks: a separator, the group's key, then `Socket:`,
 //! `Ip:`, `Tcp:`, `TcpExt:` with one `Name = value` line per counter (`~`
-//! before approximate values), gauges for single sockets, and the `--system`
-//! section with the unattributed residual.
+//! before approximate values), gauges for single sockets; one line for the
+//! groups summed past `--top` and one for those of TIME_WAIT sockets only;
+//! the totals, and the `--system` section with the unattributed residual.
 
 use crate::source::procfs::is_gauge;
 use std::io::{self, Write};
 
-use super::{visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind};
+use super::{
+    visit_gauges, Gauge, PrecisionSection, RenderOptions, Report, ReportKind, Summed, Sums,
+};
 use crate::aggregate::Group;
 use crate::counters::{Counter, Counters, Section};
+use crate::diff::CountedFrom;
 
 const RULE: &str = "-----------------------------------------";
 
@@ -78,9 +82,8 @@ fn heading(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
             "\n=== snapshot: counters since each socket's creation, index={} ===",
             report.index.name(),
         ),
-        (ReportKind::Close { .. }, _) => return Ok(()),
-    }?;
-    writeln!(out, "({})", super::APPROX_LEGEND)
+        (ReportKind::Close { .. }, _) => Ok(()),
+    }
 }
 
 /// Which probe fills which counter, one line each (the rest: polls).
@@ -150,6 +153,13 @@ pub fn write_precision(
     if !waiting.is_empty() {
         writeln!(out, "\twaiting for their socket to be named: {waiting}")?;
     }
+    let waiting = listed(&precision.unidentified_earlier);
+    if !waiting.is_empty() {
+        writeln!(
+            out,
+            "\tfrom earlier windows, still waiting for their socket to be named: {waiting}"
+        )?;
+    }
     if precision.elsewhere_sockets > 0 {
         writeln!(
             out,
@@ -194,11 +204,8 @@ pub fn group(
     if let Some(owner) = &group.owner {
         writeln!(out, "process: {owner}")?;
     }
-    if let ReportKind::Close { unseen_ms } = report.kind {
-        writeln!(
-            out,
-            "closed: lifetime counters as last polled, {unseen_ms} ms or less before the close"
-        )?;
+    if let ReportKind::Close { unseen_ms, from } = report.kind {
+        writeln!(out, "closed: {}", counted_from_text(from, unseen_ms))?;
     } else if group.sockets > 1 || group.closed > 0 {
         writeln!(out, "sockets: {} ({} closed)", group.sockets, group.closed)?;
     }
@@ -208,8 +215,9 @@ pub fn group(
     }
     write_counters(out, &group.counters, options.zeros, report.window_seconds())?;
     if let Some(sample) = group.sample {
+        let closed = group.sample_closed || matches!(report.kind, ReportKind::Close { .. });
         let mut line = String::new();
-        visit_gauges(sample, |name, value| {
+        visit_gauges(sample, closed, |name, value| {
             if !line.is_empty() {
                 line.push_str("  ");
             }
@@ -218,33 +226,74 @@ pub fn group(
                 Gauge::Text(t) => line.push_str(&format!("{name}={t}")),
             }
         });
-        writeln!(out, "Gauges:\n\t{line}")?;
+        if !line.is_empty() {
+            let heading = if closed {
+                "Gauges (last measured)"
+            } else {
+                "Gauges"
+            };
+            writeln!(out, "{heading}:\n\t{line}")?;
+        }
     }
     Ok(())
 }
 
-/// After the groups: the empty-report line and the `--system` section.
+/// Where a closed socket's lifetime counters come from, as its report
+/// says it.
+pub fn counted_from_text(from: CountedFrom, unseen_ms: u64) -> String {
+    match from {
+        CountedFrom::LastPoll { cleared: false } => {
+            format!("lifetime counters as last polled, {unseen_ms} ms or less before the close")
+        }
+        CountedFrom::LastPoll { cleared: true } => {
+            "lifetime counters as last polled: its close notice came with them cleared (an abort)"
+                .to_string()
+        }
+        CountedFrom::CloseNotice { polled: true } => {
+            "final lifetime counters, from the kernel's close notice".to_string()
+        }
+        CountedFrom::CloseNotice { polled: false } => {
+            "lifetime counters from the kernel's close notice (no poll saw it open)".to_string()
+        }
+        CountedFrom::ClearedNotice => "no poll saw it open, and its close notice came with the counters cleared (an abort): only how it ended is known".to_string(),
+        CountedFrom::Events => {
+            "lifetime counters from kernel events (no poll saw it open, no close notice gave them)"
+                .to_string()
+        }
+    }
+}
+
+/// After the groups: the empty-report line, the summed lines, the totals,
+/// the `~` legend when `legend`, and the `--system` section.
 /// Notices are not repeated here: they went to stderr when raised.
 pub fn end(
     report: &Report<'_>,
-    groups: usize,
-    totals: &Counters,
+    sums: &Sums,
+    legend: bool,
     options: RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    if groups == 0 && !matches!(report.kind, ReportKind::Close { .. }) {
+    if sums.groups() == 0 && !matches!(report.kind, ReportKind::Close { .. }) {
         if report.filtered {
             writeln!(out, "\nNo sockets were accepted by the filters.")?;
         } else {
             writeln!(out, "\nNo TCP socket activity.")?;
         }
     }
-    if report.hidden_groups > 0 {
-        writeln!(out, "\n({})", super::hidden_text(report.hidden_groups))?;
+    if !sums.others.is_empty() {
+        let text = super::others_text(&sums.others, "line");
+        write_summed(out, "Others", &text, &sums.others, options.zeros)?;
     }
-    if groups > 1 {
-        writeln!(out, "\n{RULE}\nTotal of the {groups} groups above\n{RULE}")?;
-        write_counters(out, totals, options.zeros, report.window_seconds())?;
+    if !sums.time_wait.is_empty() {
+        let text = super::time_wait_text(&sums.time_wait, report.index, "line");
+        write_summed(out, "TIME_WAIT", &text, &sums.time_wait, options.zeros)?;
+    }
+    if sums.entries() > 1 {
+        writeln!(out, "\n{RULE}\n{}\n{RULE}", totals_heading(sums))?;
+        write_counters(out, &sums.totals, options.zeros, report.window_seconds())?;
+    }
+    if legend {
+        writeln!(out, "\n({})", super::APPROX_LEGEND)?;
     }
     let Some(system) = &report.system else {
         return Ok(());
@@ -308,6 +357,54 @@ pub fn end(
         }
     }
     Ok(())
+}
+
+/// `Total of the 3 groups above`, saying which were summed into a line.
+fn totals_heading(sums: &Sums) -> String {
+    if sums.others.is_empty() && sums.time_wait.is_empty() {
+        return format!("Total of the {} groups above", sums.listed);
+    }
+    let mut parts = vec![format!("{} listed", sums.listed)];
+    if !sums.others.is_empty() {
+        parts.push(format!("{} in Others", sums.others.groups));
+    }
+    if !sums.time_wait.is_empty() {
+        parts.push(format!("{} in TIME_WAIT", sums.time_wait.groups));
+    }
+    format!(
+        "Total of all {} groups ({})",
+        sums.groups(),
+        parts.join(", ")
+    )
+}
+
+/// A sum of groups on one line: `Others: 5 quieter groups (7 sockets)
+/// summed here: ...: BytesSent = 100, InSegs = ~6`.
+fn write_summed(
+    out: &mut dyn Write,
+    label: &str,
+    text: &str,
+    summed: &Summed,
+    zeros: bool,
+) -> io::Result<()> {
+    let counters = &summed.counters;
+    let values: Vec<String> = counters
+        .iter()
+        .filter(|(_, value)| *value != 0 || zeros)
+        .map(|(counter, value)| {
+            let approx = if counters.is_approx(counter) && value != 0 {
+                "~"
+            } else {
+                ""
+            };
+            format!("{} = {approx}{value}", counter.name())
+        })
+        .collect();
+    if values.is_empty() {
+        writeln!(out, "\n{label}: {text}")
+    } else {
+        writeln!(out, "\n{label}: {text}; {}", values.join(", "))
+    }
 }
 
 /// `  (1.2 kB/s)` for byte counters, `  (35.0/s)` for the others.
@@ -472,5 +569,40 @@ mod tests {
     #[test]
     fn window_empty() {
         insta::assert_snapshot!("window_empty", text(&fixtures::window_empty(), false));
+    }
+
+    #[test]
+    fn time_wait_sockets_fold_into_one_line() {
+        insta::assert_snapshot!(
+            "snapshot_time_wait",
+            text(&fixtures::snapshot_time_wait(), false)
+        );
+    }
+
+    #[test]
+    fn time_wait_sockets_listed_with_time_wait() {
+        insta::assert_snapshot!(
+            "snapshot_time_wait_listed",
+            fixtures::render_with(
+                &fixtures::snapshot_time_wait(),
+                fixtures::time_wait_listed(Format::Text)
+            )
+        );
+    }
+
+    #[test]
+    fn top_lists_the_busiest_and_sums_the_others_into_one_line() {
+        insta::assert_snapshot!(
+            "lport_groups_top_1",
+            fixtures::render_with(&fixtures::lport_groups(), fixtures::top(Format::Text, 1))
+        );
+    }
+
+    #[test]
+    fn closed_sockets_show_only_what_they_last_measured() {
+        insta::assert_snapshot!(
+            "window_closed_sockets",
+            text(&fixtures::window_closed_sockets(), false)
+        );
     }
 }

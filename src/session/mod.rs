@@ -154,7 +154,7 @@ pub struct Session {
     namespace_at_window_start: Option<SystemCounters>,
     /// The live view's own filter, on top of the run's.
     view_filter: Option<FilterSet>,
-    /// --once on a terminal: the busiest groups shown, at most.
+    /// --once on a terminal: the busiest groups listed, unless --top says.
     once_limit: Option<usize>,
     render_width: Option<u16>,
 }
@@ -223,8 +223,9 @@ impl Session {
         }
     }
 
-    /// --once shows only the `limit` busiest groups (saying how many
-    /// more there are); None shows all, streamed as they are read.
+    /// --once lists only the `limit` busiest groups (the rest summed into
+    /// one line) where --top does not say; None lists all, streamed as
+    /// they are read.
     pub fn limit_once(&mut self, limit: Option<usize>) {
         self.once_limit = limit;
     }
@@ -288,6 +289,9 @@ impl Session {
             format: self.config.format,
             zeros: self.config.zeros,
             width: self.render_width,
+            top: self.config.top.or(self.once_limit),
+            sort: self.config.sort,
+            list_time_wait: self.config.list_time_wait,
             ..Default::default()
         }
     }
@@ -600,6 +604,7 @@ impl Session {
             events_undelivered: feed.undelivered(),
             unplaced: stats.unplaced,
             unidentified: self.tracker.unidentified(),
+            unidentified_earlier: self.tracker.unidentified_earlier(),
             drops_by_reason: stats.drops_by_reason,
             last_samples: stats.last_samples,
             elsewhere_sockets: stats.elsewhere_sockets,
@@ -859,16 +864,17 @@ impl Session {
             .filter(|closed| closed.is_connection() && filters.matches(&closed.sample.key))
             .map(|closed| {
                 let group = Group {
-                    key: Index::Tuple.key_of(&closed.sample.key),
                     counters: closed.lifetime_counters(),
                     sockets: 1,
                     closed: 1,
                     sample: Some(&closed.sample),
-                    owner: None,
                     history: closed.history,
+                    sample_closed: true,
+                    ..Group::empty(Index::Tuple.key_of(&closed.sample.key))
                 };
                 let kind = ReportKind::Close {
                     unseen_ms: closed.unseen_ms,
+                    from: closed.counted_from,
                 };
                 // Between its last sighting and the poll that missed it.
                 let window = (now_ms.saturating_sub(closed.unseen_ms), now_ms);
@@ -899,22 +905,17 @@ impl Session {
             owners.scan_all();
         }
         self.note_owners_denied();
-        if self.once_limit.is_some() {
+        // Ranking (the terminal's top 20 too) needs every group before
+        // the first is written; everything else streams, in any namespace.
+        let options = self.render_options();
+        let ranked = options.top.is_some() || options.sort != aggregate::SortBy::Activity;
+        if ranked {
             return self.write_once_whole(out);
         }
         if self.config.index != Index::Tuple {
             return self.write_once_grouped(out);
         }
         self.write_once_streamed(out)
-    }
-
-    /// Keeps the busiest groups (they come sorted by activity) when a
-    /// limit is set.
-    fn limit_groups(&self, report: &mut Report<'_>) {
-        if let Some(limit) = self.once_limit {
-            report.hidden_groups = report.groups.len().saturating_sub(limit);
-            report.groups.truncate(limit);
-        }
     }
 
     fn once_report<'g>(&self) -> Report<'g> {
@@ -935,20 +936,22 @@ impl Session {
         let snapshot = self.source.snapshot()?;
         self.notices.add(self.source.take_notices());
         self.relabel();
-        report.groups = self.finish_groups(aggregate::group_rows_owned(
+        report.groups = self.finish_groups(aggregate::group_snapshot_rows(
             diff::lifetime_rows(&snapshot, &self.config.filters),
             self.config.index,
             self.owner_lookup(),
         ));
-        self.limit_groups(&mut report);
         self.decorate(&mut report);
-        Ok(report::render(&report, self.render_options(), out)?)
+        report::render(&report, self.render_options(), out)?;
+        Ok(())
     }
 
     fn write_once_grouped(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
         let mut report = self.once_report();
         let owners = self.owners.as_ref().map(|o| o as &dyn OwnerLookup);
-        let mut grouper = Grouper::new(self.config.index, 64).with_owners(owners);
+        let mut grouper = Grouper::new(self.config.index, 64)
+            .with_owners(owners)
+            .for_snapshot();
         let filters = &self.config.filters;
         self.source.stream(&mut |sample| {
             if filters.matches(&sample.key) {
@@ -961,9 +964,9 @@ impl Session {
         self.notices.add(self.source.take_notices());
         self.relabel();
         report.groups = self.finish_groups(groups);
-        self.limit_groups(&mut report);
         self.decorate(&mut report);
-        Ok(report::render(&report, self.render_options(), out)?)
+        report::render(&report, self.render_options(), out)?;
+        Ok(())
     }
 
     fn write_once_streamed(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -996,7 +999,8 @@ impl Session {
         self.record(0)?;
         self.notices.add(self.source.take_notices());
         report.notices = self.notices.for_report();
-        Ok(writer.end(&report)?)
+        writer.end(&report)?;
+        Ok(())
     }
 }
 
