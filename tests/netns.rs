@@ -532,7 +532,7 @@ fn netns_once_streams_in_the_memory_of_the_direct_path() {
             .args(["-qw", "net.ipv4.tcp_tw_reuse=0"]),
     );
     time_wait_sockets(&ns, SOCKETS);
-    let args = ["--once", "--format", "json"];
+    let args = ["--once", "--format", "json", "--time-wait"];
     let (direct, direct_out) = peak_rss_while_printing(&mut ns.tcpipstat(&args));
     let (through, through_out) = peak_rss_while_printing(
         Command::new(common::BIN)
