@@ -92,6 +92,16 @@ fn fast_open_unacked(info: &crate::model::tcp_info::TcpInfo) -> Option<Ending> {
     Some(Ending::FastOpenUnacked(fails))
 }
 
+/// Whether the socket ever measured an RTT: `tcp_disconnect` keeps
+/// `min_rtt`, and a connect that failed never had an answer to time, so a
+/// cleared established socket whose peer's window was 0 when it aborted
+/// (a stuck reader) is told from a failed connect by it. Kernels without
+/// the field give no evidence either way.
+fn info_has_rtt_sample(info: &crate::model::tcp_info::TcpInfo) -> bool {
+    info.min_rtt()
+        .is_some_and(|rtt| rtt != u32::MAX && rtt != 0)
+}
+
 impl Ending {
     /// How the socket of `notice` ended; `passive` when it was accepted by
     /// a listener (its `bytes_acked` then starts after the handshake, a
@@ -110,7 +120,7 @@ impl Ending {
             // An abort keeps the peer's address and clears its port.
             return if !zeroed || notice.key.remote.is_unspecified() {
                 Ending::NotConnected
-            } else if !passive && info.snd_wnd() == Some(0) {
+            } else if !passive && info.snd_wnd() == Some(0) && !info_has_rtt_sample(info) {
                 Ending::ConnectAborted
             } else {
                 Ending::Aborted
@@ -608,7 +618,8 @@ mod tests {
         notice_with(remote, rport, acked, sent, received, 65535)
     }
 
-    /// [`notice`] with the peer's window `snd_wnd` (0: no SYN-ACK came).
+    /// [`notice`] with the peer's window `snd_wnd` (0: no SYN-ACK came),
+    /// and no RTT measured.
     fn notice_with(
         remote: &str,
         rport: u16,
@@ -617,9 +628,21 @@ mod tests {
         received: u64,
         snd_wnd: u32,
     ) -> SocketSample {
+        notice_timed(remote, rport, [acked, sent, received], snd_wnd, u32::MAX)
+    }
+
+    /// [`notice_with`] whose socket measured `min_rtt` (µs; u32::MAX: none).
+    fn notice_timed(
+        remote: &str,
+        rport: u16,
+        [acked, sent, received]: [u64; 3],
+        snd_wnd: u32,
+        min_rtt: u32,
+    ) -> SocketSample {
         let mut raw = vec![0u8; 232];
         raw[0] = TcpState::Close as u8;
         raw[228..232].copy_from_slice(&snd_wnd.to_ne_bytes());
+        raw[148..152].copy_from_slice(&min_rtt.to_ne_bytes());
         raw[120..128].copy_from_slice(&acked.to_ne_bytes());
         raw[128..136].copy_from_slice(&received.to_ne_bytes());
         let segs = u32::from(acked + received > 0);
@@ -1075,6 +1098,15 @@ mod tests {
         assert_eq!(polled.value(Counter::AttemptFails), 1);
         // An accepted socket's peer window came with the SYN: an abort.
         assert_eq!(Ending::of(&failed, true, SYN_RETRIES), Ending::Aborted);
+    }
+
+    /// An established connection aborted while its peer advertised a zero
+    /// window (a reader that stopped reading) is cleared with `snd_wnd` 0
+    /// too, but it measured RTTs, which `tcp_disconnect` keeps: an abort.
+    #[test]
+    fn an_abort_against_a_zero_window_is_no_failed_connect() {
+        let stuck = notice_timed("10.0.0.2", 0, [0, 0, 0], 0, 20);
+        assert_eq!(Ending::of(&stuck, false, SYN_RETRIES), Ending::Aborted);
     }
 
     /// A listener that lived less than a poll: the poll that first sees its
