@@ -52,6 +52,15 @@ struct Args {
     #[arg(short = 'p', long)]
     processes: bool,
 
+    /// Sample TCP sockets (the default; with --udp, both)
+    #[arg(short = 't', long)]
+    tcp: bool,
+
+    /// Sample UDP and UDP-Lite sockets: per-socket receive drops, queues
+    /// and buffers, and a Udp section in reports (without --tcp, UDP alone)
+    #[arg(short = 'u', long)]
+    udp: bool,
+
     /// Sample every network namespace on the host (found in /run/netns and
     /// /proc/*/ns/net at each poll), labelling sockets with theirs
     #[arg(long)]
@@ -530,6 +539,8 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         close_buffer: close_buffer(&args.close_buffer)?,
         closed_limit: args.closed_limit.clamp(1, crate::diff::CLOSED_LIMIT),
         precision,
+        tcp: args.tcp || !args.udp,
+        udp: args.udp,
     })
 }
 

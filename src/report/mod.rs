@@ -6,6 +6,7 @@ pub mod table;
 #[cfg(test)]
 mod test_fixtures;
 pub mod text;
+pub mod udp;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -62,6 +63,8 @@ pub struct Report<'a> {
     /// no poll or event saw, whose close notice lost the peer port the
     /// filters test (how many, and what they counted); in no group.
     pub unplaced_by_filters: Option<(u64, Counters)>,
+    /// UDP and UDP-Lite sockets (`--udp`), after the TCP part.
+    pub udp: Option<crate::udp::UdpSection>,
 }
 
 /// What precision mode tells in each report: which source filled each
@@ -129,6 +132,7 @@ impl<'a> Report<'a> {
             run_started: None,
             hidden_groups: 0,
             unplaced_by_filters: None,
+            udp: None,
         }
     }
 
@@ -298,18 +302,33 @@ impl<'w> ReportWriter<'w> {
 
     pub fn end(mut self, report: &Report<'_>) -> io::Result<()> {
         match self.options.format {
-            Format::Text => text::end(report, self.groups, &self.totals, self.options, self.out),
+            Format::Text => {
+                text::end(report, self.groups, &self.totals, self.options, self.out)?;
+                if let Some(section) = &report.udp {
+                    udp::write_text(report, section, self.out)?;
+                }
+                Ok(())
+            }
             Format::Json => {
                 json::end(report, &self.totals, self.options, &mut self.buf);
+                if let Some(section) = &report.udp {
+                    udp::append_json(report, section, &mut self.buf);
+                }
                 self.out.write_all(&self.buf)
             }
-            Format::Table => table::end(
-                report,
-                &self.table_rows,
-                &self.totals,
-                self.options,
-                self.out,
-            ),
+            Format::Table => {
+                table::end(
+                    report,
+                    &self.table_rows,
+                    &self.totals,
+                    self.options,
+                    self.out,
+                )?;
+                if let Some(section) = &report.udp {
+                    udp::write_table(report, section, self.out)?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -157,6 +157,8 @@ pub struct Session {
     /// --once on a terminal: the busiest groups shown, at most.
     once_limit: Option<usize>,
     render_width: Option<u16>,
+    /// UDP sockets' windows (--udp).
+    udp: crate::udp::UdpTracker,
 }
 
 impl Session {
@@ -220,6 +222,7 @@ impl Session {
             view_filter: None,
             once_limit: None,
             render_width: None,
+            udp: crate::udp::UdpTracker::new(),
         }
     }
 
@@ -358,6 +361,10 @@ impl Session {
         }
         self.tracker.observe(&snapshot, &self.tracker_filter);
         self.resolve_owners(&snapshot);
+        if self.config.udp {
+            self.udp.observe(&snapshot.udp, &snapshot.unsampled_netns);
+            self.resolve_udp_owners(&snapshot.udp);
+        }
         self.fold_closed_past_limit();
         let taken_at_ms = snapshot.taken_at_ms;
         self.source.recycle(snapshot);
@@ -424,6 +431,63 @@ impl Session {
             let named = self.tracker.rows().filter_map(|r| r.holder.pid).collect();
             owners.retain_event_commands(&named);
         }
+    }
+
+    /// Owners of the UDP sockets the filters accept, looked up while they
+    /// are alive.
+    fn resolve_udp_owners(&mut self, sockets: &[crate::model::udp::UdpSample]) {
+        let (Some(owners), filters) = (self.owners.as_mut(), &self.config.filters) else {
+            return;
+        };
+        owners.resolve(
+            sockets
+                .iter()
+                .filter(|s| filters.matches(&s.key))
+                .map(|s| (s.inode, s.uid)),
+        );
+    }
+
+    /// The Udp section of a report from `rows`; with --system, the MIB
+    /// deltas against the drops of every socket tracked (`everywhere`).
+    fn udp_section<'a>(
+        &self,
+        rows: impl Iterator<Item = crate::udp::UdpRow<'a>>,
+        everywhere: &[(crate::model::udp::UdpProto, u64)],
+        deltas: Option<&SystemCounters>,
+        closed: u64,
+    ) -> crate::udp::UdpSection {
+        let view = self.view_filter.clone().unwrap_or_default();
+        let groups = crate::udp::group(
+            rows.filter(|r| view.matches(&r.sample.key)),
+            self.config.index,
+            &self.config.filters,
+            self.owner_lookup(),
+        );
+        let mut section = crate::udp::UdpSection::new(groups, self.config.zeros, closed);
+        if let (true, Some(deltas)) = (self.config.system, deltas) {
+            let folded = deltas.clone().fold_namespaces();
+            section.system = everywhere
+                .iter()
+                .filter_map(|&(proto, drops)| crate::udp::system_for(proto, &folded, drops))
+                .collect();
+        }
+        section
+    }
+
+    /// Adds the commands of the processes UDP groups are keyed by.
+    fn name_udp_processes(&self, report: &mut Report<'_>) {
+        let (Some(owners), Some(section)) = (self.owner_lookup(), report.udp.as_ref()) else {
+            return;
+        };
+        let named: Vec<(u32, String)> = section
+            .groups
+            .iter()
+            .filter_map(|g| match g.key {
+                GroupKey::Process(pid) => Some((pid, owners.command_of(pid)?.to_string())),
+                _ => None,
+            })
+            .collect();
+        report.process_names.extend(named);
     }
 
     /// The namespace counters read at a poll, saying once what could not
@@ -681,6 +745,19 @@ impl Session {
         // The tracker keeps these apart under the filters; with --system
         // it keeps every socket, and those the filters cannot place are
         // among the closed ones.
+        if this.config.udp {
+            let everywhere: Vec<_> = crate::model::udp::UdpProto::BOTH
+                .iter()
+                .map(|&p| (p, crate::udp::drops_of(this.udp.rows(), p)))
+                .collect();
+            report.udp = Some(this.udp_section(
+                this.udp.rows(),
+                &everywhere,
+                namespace_deltas.as_ref(),
+                this.udp.closed_in_window(),
+            ));
+            this.name_udp_processes(&mut report);
+        }
         let mut unplaced = this.tracker.unplaced_by_filters().clone();
         if report.filtered {
             let closed = this.tracker.closed().iter();
@@ -828,6 +905,7 @@ impl Session {
     pub fn end_window(&mut self) {
         self.notices.end_window();
         self.tracker.reset_window();
+        self.udp.reset_window();
         if let Some(lost) = self.source.closes_lost() {
             self.closes_lost_at_window_start = lost;
         }
@@ -891,7 +969,11 @@ impl Session {
             owners.scan_all();
         }
         self.note_owners_denied();
-        if self.config.namespaces != Namespaces::Current || self.once_limit.is_some() {
+        // UDP sockets come only in a whole snapshot.
+        if self.config.namespaces != Namespaces::Current
+            || self.once_limit.is_some()
+            || self.config.udp
+        {
             return self.write_once_whole(out);
         }
         if self.config.index != Index::Tuple {
@@ -934,6 +1016,13 @@ impl Session {
         ));
         self.limit_groups(&mut report);
         self.decorate(&mut report);
+        if self.config.udp {
+            // Drops since each socket's creation; no MIB window to set
+            // them against.
+            report.udp =
+                Some(self.udp_section(crate::udp::lifetime_rows(&snapshot.udp), &[], None, 0));
+            self.name_udp_processes(&mut report);
+        }
         Ok(report::render(&report, self.render_options(), out)?)
     }
 
