@@ -442,8 +442,7 @@ mod tests {
         assert_eq!(groups[0].key, GroupKey::Lport(54));
         assert_eq!((groups[0].sockets, groups[0].drops), (2, Some(11)));
         assert_eq!(groups[1].drops, Some(0));
-        let only_53: FilterSet =
-            crate::filter::FilterSet::parse(&["lport=53".to_string()]).unwrap();
+        let only_53: FilterSet = crate::filter::FilterSet::parse(&["*:53-*".to_string()]).unwrap();
         let groups = group(t.rows(), Index::Lport, &only_53, None);
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].key, GroupKey::Lport(53));

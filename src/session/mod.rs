@@ -469,6 +469,14 @@ impl Session {
             section.system = everywhere
                 .iter()
                 .filter_map(|&(proto, drops)| crate::udp::system_for(proto, &folded, drops))
+                // UDP-Lite is rare: its block only when it counted something.
+                .filter(|s| {
+                    self.config.zeros
+                        || s.proto == "Udp"
+                        || s.rows
+                            .iter()
+                            .any(|r| r.system != 0 || r.sockets.unwrap_or(0) != 0)
+                })
                 .collect();
         }
         section
