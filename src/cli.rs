@@ -754,6 +754,16 @@ mod tests {
         usage_error(args).to_string()
     }
 
+    #[test]
+    fn protocols_default_to_tcp_alone_and_udp_alone_drops_tcp() {
+        let tcp = |c: &Config| (c.tcp, c.udp);
+        assert_eq!(tcp(&config(&["--once"])), (true, false));
+        assert_eq!(tcp(&config(&["--once", "-u"])), (false, true));
+        assert_eq!(tcp(&config(&["--once", "--udp", "--tcp"])), (true, true));
+        assert_eq!(tcp(&config(&["--once", "-t"])), (true, false));
+        assert_eq!(tcp(&config(&["--once", "-tu"])), (true, true));
+    }
+
     fn names<E: ValueEnum>() -> Vec<(E, String)> {
         let name = |v: &E| v.to_possible_value().unwrap().get_name().to_string();
         E::value_variants()

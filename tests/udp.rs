@@ -91,18 +91,16 @@ fn mib(report: &serde_json::Value, name: &str, field: &str) -> i64 {
         .unwrap_or_else(|| panic!("no Udp {name} {field} in {report}"))
 }
 
-fn receiver_drops_equal_namespace_rcvbuf_errors(nobody: bool) {
+fn receiver_drops_equal_namespace_rcvbuf_errors(nobody: bool, extra: &[&str]) {
     if let Some(why) = skip_reason() {
         eprintln!("SKIP: {why}");
         return;
     }
     let ns = Netns::new("udprcv");
     let receiver = small_receiver(&ns, 5300);
-    let child = spawn_as(
-        &ns,
-        nobody,
-        &["-u", "--system", "--timeout", "3s", "--format", "json"],
-    );
+    let mut args = vec!["-u", "--system", "--timeout", "3s", "--format", "json"];
+    args.extend_from_slice(extra);
+    let child = spawn_as(&ns, nobody, &args);
     // The baseline poll comes first: the flood falls in the window.
     std::thread::sleep(Duration::from_millis(800));
     let sender = flood(&ns, 5300, 3000);
@@ -124,12 +122,17 @@ fn receiver_drops_equal_namespace_rcvbuf_errors(nobody: bool) {
 
 #[test]
 fn flooded_receivers_drops_equal_the_namespaces_rcvbuf_errors() {
-    receiver_drops_equal_namespace_rcvbuf_errors(false);
+    receiver_drops_equal_namespace_rcvbuf_errors(false, &[]);
 }
 
 #[test]
 fn flooded_receivers_drops_are_exact_unprivileged() {
-    receiver_drops_equal_namespace_rcvbuf_errors(true);
+    receiver_drops_equal_namespace_rcvbuf_errors(true, &[]);
+}
+
+#[test]
+fn proc_net_udp_fallback_drops_equal_the_namespaces_rcvbuf_errors() {
+    receiver_drops_equal_namespace_rcvbuf_errors(false, &["--source", "proc"]);
 }
 
 #[test]
