@@ -52,6 +52,15 @@ struct Args {
     #[arg(short = 'p', long)]
     processes: bool,
 
+    /// Sample TCP sockets (the default; with --udp, both)
+    #[arg(short = 't', long)]
+    tcp: bool,
+
+    /// Sample UDP and UDP-Lite sockets: per-socket receive drops, queues
+    /// and buffers, and a Udp section in reports (without --tcp, UDP alone)
+    #[arg(short = 'u', long)]
+    udp: bool,
+
     /// Sample every network namespace on the host (found in /run/netns and
     /// /proc/*/ns/net at each poll), labelling sockets with theirs
     #[arg(long)]
@@ -556,6 +565,8 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         close_buffer: close_buffer(&args.close_buffer)?,
         closed_limit: args.closed_limit.clamp(1, crate::diff::CLOSED_LIMIT),
         precision,
+        tcp: args.tcp || !args.udp,
+        udp: args.udp,
     })
 }
 
@@ -800,6 +811,16 @@ mod tests {
 
     fn usage(args: &[&str]) -> String {
         usage_error(args).to_string()
+    }
+
+    #[test]
+    fn protocols_default_to_tcp_alone_and_udp_alone_drops_tcp() {
+        let tcp = |c: &Config| (c.tcp, c.udp);
+        assert_eq!(tcp(&config(&["--once"])), (true, false));
+        assert_eq!(tcp(&config(&["--once", "-u"])), (false, true));
+        assert_eq!(tcp(&config(&["--once", "--udp", "--tcp"])), (true, true));
+        assert_eq!(tcp(&config(&["--once", "-t"])), (true, false));
+        assert_eq!(tcp(&config(&["--once", "-tu"])), (true, true));
     }
 
     fn names<E: ValueEnum>() -> Vec<(E, String)> {

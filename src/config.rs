@@ -71,6 +71,10 @@ pub struct Config {
     /// into their groups (hidden --closed-limit, for tests).
     pub closed_limit: usize,
     pub precision: Precision,
+    /// Which protocols are sampled: TCP unless only --udp was given;
+    /// UDP and UDP-Lite with --udp.
+    pub tcp: bool,
+    pub udp: bool,
 }
 
 impl Config {

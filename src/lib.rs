@@ -4,7 +4,7 @@
 //! Data flows one way and each module imports only those before it here:
 //! `model` (plain data) ← `counters`, `filter` ← `source` (polling input),
 //! `trace` (kernel events) ← `diff` (attribution) ← `aggregate` (groups) ←
-//! `report` (formats) ← `export` (the Prometheus exporter's state and its
+//! `udp` (UDP sockets' windows, groups and MIB) ← `report` (formats) ← `export` (the Prometheus exporter's state and its
 //! HTTP edge) ← `config` (one run's typed configuration) ← `session` (one
 //! run's polls, events and reports) ← `live` (the terminal view) ← `run`
 //! (time and signals). `cli` turns the command line into a `config`; the
@@ -24,3 +24,4 @@ pub mod run;
 pub mod session;
 pub mod source;
 pub mod trace;
+pub mod udp;

@@ -508,6 +508,8 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn SnapshotSource>> {
         // A one-shot snapshot has no window for closes to fall in.
         close_buffer: (config.mode != Mode::Once && config.close_buffer > 0)
             .then_some(config.close_buffer),
+        udp: config.udp,
+        skip_tcp: !config.tcp,
     };
     Ok(match &config.namespaces {
         Namespaces::Current => Box::new(LiveSource::open(options)),

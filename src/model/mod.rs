@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub mod event;
 pub mod tcp_info;
+pub mod udp;
 
 use tcp_info::TcpInfo;
 
@@ -364,6 +365,8 @@ pub struct Snapshot {
     /// Whether close notices are read (then every connection's end has
     /// one, and TIME_WAIT sockets are not dumped).
     pub closes_watched: bool,
+    /// UDP and UDP-Lite sockets, when asked for (`--udp`).
+    pub udp: Vec<udp::UdpSample>,
 }
 
 impl Snapshot {
@@ -376,6 +379,7 @@ impl Snapshot {
             unsampled_netns: Vec::new(),
             closed: Vec::new(),
             closes_watched: false,
+            udp: Vec::new(),
         }
     }
 }

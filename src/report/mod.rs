@@ -8,6 +8,7 @@ pub mod table;
 #[cfg(test)]
 mod test_fixtures;
 pub mod text;
+pub mod udp;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -66,6 +67,8 @@ pub struct Report<'a> {
     /// no poll or event saw, whose close notice lost the peer port the
     /// filters test (how many, and what they counted); in no group.
     pub unplaced_by_filters: Option<(u64, Counters)>,
+    /// UDP and UDP-Lite sockets (`--udp`), after the TCP part.
+    pub udp: Option<crate::udp::UdpSection>,
 }
 
 /// What precision mode tells in each report: which source filled each
@@ -134,6 +137,7 @@ impl<'a> Report<'a> {
             closes_lost_window: None,
             run_started: None,
             unplaced_by_filters: None,
+            udp: None,
         }
     }
 
@@ -413,6 +417,9 @@ impl<'w> ReportWriter<'w> {
         match self.options.format {
             Format::Text => {
                 text::end(report, sums, legend, self.options, self.out)?;
+                if let Some(section) = &report.udp {
+                    udp::write_text(report, section, self.out)?;
+                }
                 Ok(Said {
                     legend,
                     columns: None,
@@ -420,12 +427,18 @@ impl<'w> ReportWriter<'w> {
             }
             Format::Json => {
                 json::end(report, sums, self.options, &mut self.buf);
+                if let Some(section) = &report.udp {
+                    udp::append_json(report, section, &mut self.buf);
+                }
                 self.out.write_all(&self.buf)?;
                 Ok(Said::default())
             }
             Format::Table => {
                 let rows = std::mem::take(&mut self.table_rows);
                 let columns = table::end(report, rows, sums, legend, self.options, self.out)?;
+                if let Some(section) = &report.udp {
+                    udp::write_table(report, section, self.out)?;
+                }
                 Ok(Said { legend, columns })
             }
         }

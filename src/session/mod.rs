@@ -157,6 +157,8 @@ pub struct Session {
     /// --once on a terminal: the busiest groups listed, unless --top says.
     once_limit: Option<usize>,
     render_width: Option<u16>,
+    /// UDP sockets' windows (--udp).
+    udp: crate::udp::UdpTracker,
 }
 
 impl Session {
@@ -220,6 +222,7 @@ impl Session {
             view_filter: None,
             once_limit: None,
             render_width: None,
+            udp: crate::udp::UdpTracker::new(),
         }
     }
 
@@ -370,6 +373,10 @@ impl Session {
         }
         self.tracker.observe(&snapshot, &self.tracker_filter);
         self.resolve_owners(&snapshot);
+        if self.config.udp {
+            self.udp.observe(&snapshot.udp, &snapshot.unsampled_netns);
+            self.resolve_udp_owners(&snapshot.udp);
+        }
         self.fold_closed_past_limit();
         let taken_at_ms = snapshot.taken_at_ms;
         self.source.recycle(snapshot);
@@ -436,6 +443,71 @@ impl Session {
             let named = self.tracker.rows().filter_map(|r| r.holder.pid).collect();
             owners.retain_event_commands(&named);
         }
+    }
+
+    /// Owners of the UDP sockets the filters accept, looked up while they
+    /// are alive.
+    fn resolve_udp_owners(&mut self, sockets: &[crate::model::udp::UdpSample]) {
+        let (Some(owners), filters) = (self.owners.as_mut(), &self.config.filters) else {
+            return;
+        };
+        owners.resolve(
+            sockets
+                .iter()
+                .filter(|s| filters.matches(&s.key))
+                .map(|s| (s.inode, s.uid)),
+        );
+    }
+
+    /// The Udp section of a report from `rows`; with --system, the MIB
+    /// deltas against the drops of every socket tracked (`everywhere`).
+    fn udp_section<'a>(
+        &self,
+        rows: impl Iterator<Item = crate::udp::UdpRow<'a>>,
+        everywhere: &[(crate::model::udp::UdpProto, u64)],
+        deltas: Option<&SystemCounters>,
+        closed: u64,
+    ) -> crate::udp::UdpSection {
+        let view = self.view_filter.clone().unwrap_or_default();
+        let groups = crate::udp::group(
+            rows.filter(|r| view.matches(&r.sample.key)),
+            self.config.index,
+            &self.config.filters,
+            self.owner_lookup(),
+        );
+        let mut section = crate::udp::UdpSection::new(groups, self.config.zeros, closed);
+        if let (true, Some(deltas)) = (self.config.system, deltas) {
+            let folded = deltas.clone().fold_namespaces();
+            section.system = everywhere
+                .iter()
+                .filter_map(|&(proto, drops)| crate::udp::system_for(proto, &folded, drops))
+                // UDP-Lite is rare: its block only when it counted something.
+                .filter(|s| {
+                    self.config.zeros
+                        || s.proto == "Udp"
+                        || s.rows
+                            .iter()
+                            .any(|r| r.system != 0 || r.sockets.unwrap_or(0) != 0)
+                })
+                .collect();
+        }
+        section
+    }
+
+    /// Adds the commands of the processes UDP groups are keyed by.
+    fn name_udp_processes(&self, report: &mut Report<'_>) {
+        let (Some(owners), Some(section)) = (self.owner_lookup(), report.udp.as_ref()) else {
+            return;
+        };
+        let named: Vec<(u32, String)> = section
+            .groups
+            .iter()
+            .filter_map(|g| match g.key {
+                GroupKey::Process(pid) => Some((pid, owners.command_of(pid)?.to_string())),
+                _ => None,
+            })
+            .collect();
+        report.process_names.extend(named);
     }
 
     /// The namespace counters read at a poll, saying once what could not
@@ -694,6 +766,19 @@ impl Session {
         // The tracker keeps these apart under the filters; with --system
         // it keeps every socket, and those the filters cannot place are
         // among the closed ones.
+        if this.config.udp {
+            let everywhere: Vec<_> = crate::model::udp::UdpProto::BOTH
+                .iter()
+                .map(|&p| (p, crate::udp::drops_of(this.udp.rows(), p)))
+                .collect();
+            report.udp = Some(this.udp_section(
+                this.udp.rows(),
+                &everywhere,
+                namespace_deltas.as_ref(),
+                this.udp.closed_in_window(),
+            ));
+            this.name_udp_processes(&mut report);
+        }
         let mut unplaced = this.tracker.unplaced_by_filters().clone();
         if report.filtered {
             let closed = this.tracker.closed().iter();
@@ -841,6 +926,7 @@ impl Session {
     pub fn end_window(&mut self) {
         self.notices.end_window();
         self.tracker.reset_window();
+        self.udp.reset_window();
         if let Some(lost) = self.source.closes_lost() {
             self.closes_lost_at_window_start = lost;
         }
@@ -906,10 +992,11 @@ impl Session {
         }
         self.note_owners_denied();
         // Ranking (the terminal's top 20 too) needs every group before
-        // the first is written; everything else streams, in any namespace.
+        // the first is written; UDP sockets come only in a whole snapshot;
+        // everything else streams, in any namespace.
         let options = self.render_options();
         let ranked = options.top.is_some() || options.sort != aggregate::SortBy::Activity;
-        if ranked {
+        if ranked || self.config.udp {
             return self.write_once_whole(out);
         }
         if self.config.index != Index::Tuple {
@@ -942,6 +1029,13 @@ impl Session {
             self.owner_lookup(),
         ));
         self.decorate(&mut report);
+        if self.config.udp {
+            // Drops since each socket's creation; no MIB window to set
+            // them against.
+            report.udp =
+                Some(self.udp_section(crate::udp::lifetime_rows(&snapshot.udp), &[], None, 0));
+            self.name_udp_processes(&mut report);
+        }
         report::render(&report, self.render_options(), out)?;
         Ok(())
     }

@@ -28,6 +28,7 @@ pub mod processes;
 pub mod procfs;
 pub mod replay;
 pub mod sockdiag;
+pub mod udp;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -167,6 +168,10 @@ pub struct SourceOptions {
     /// memory, which only a report listing sockets shows (a poll costs
     /// ~10% less). Without it, polls between reports are lean all the same.
     pub lean_dump: bool,
+    /// Also dump UDP and UDP-Lite sockets into each snapshot (`--udp`).
+    pub udp: bool,
+    /// Dump no TCP socket (`--udp` without `--tcp`).
+    pub skip_tcp: bool,
 }
 
 pub struct LiveSource {
@@ -188,6 +193,8 @@ pub struct LiveSource {
     closes: Option<CloseListener>,
     /// The own namespace's label and container, read when first asked.
     own_labels: std::cell::OnceCell<Option<(String, Option<String>)>>,
+    /// UDP dump gaps already said (each once per run).
+    udp_gaps_said: Vec<String>,
 }
 
 /// Where a dump's sockets go.
@@ -219,6 +226,7 @@ impl LiveSource {
             gauges_wanted: true,
             closes: None,
             own_labels: std::cell::OnceCell::new(),
+            udp_gaps_said: Vec::new(),
         };
         if source.options.force_procfs {
             source.notices.push(
@@ -259,6 +267,59 @@ impl LiveSource {
     }
 
     fn poll(&mut self) -> Result<Snapshot, SourceError> {
+        let mut snapshot = self.poll_tcp()?;
+        if self.options.udp {
+            snapshot.udp = self.poll_udp();
+        }
+        Ok(snapshot)
+    }
+
+    /// This poll's UDP and UDP-Lite sockets: sock_diag, else (or where it
+    /// cannot dump UDP) /proc/net/udp{,6}, udplite{,6}.
+    fn poll_udp(&mut self) -> Vec<crate::model::udp::UdpSample> {
+        let mut out = Vec::new();
+        if let Some(diag) = self.diag.as_mut() {
+            let bytecode = self.options.bytecode.as_deref();
+            let before = self.stats;
+            match udp::dump(diag, bytecode, &mut self.stats, &mut out) {
+                // IPv4 UDP dumped: whatever else is missing is said once.
+                Ok(gaps) if !gaps.unavailable.iter().any(|g| g.starts_with("Udp ")) => {
+                    self.note_damage(&before);
+                    for gap in gaps.unavailable {
+                        let what = gap.split(' ').next().unwrap_or_default().to_string();
+                        if !self.udp_gaps_said.contains(&what) {
+                            self.notices.push(format!(
+                                "sock_diag cannot dump {gap}: those sockets are not reported"
+                            ));
+                            self.udp_gaps_said.push(what);
+                        }
+                    }
+                    return out;
+                }
+                Ok(gaps) => self.say_udp_fallback(&gaps.unavailable.join(", ")),
+                Err(err) => self.say_udp_fallback(&err.to_string()),
+            }
+            out.clear();
+        }
+        if let Err(err) = udp::read_proc_net_udp(&self.net_dir, &mut out) {
+            self.notices.push(format!(
+                "cannot read {}/udp: {err}; no UDP socket is reported",
+                self.net_dir.display()
+            ));
+        }
+        out
+    }
+
+    fn say_udp_fallback(&mut self, why: &str) {
+        if !self.udp_gaps_said.iter().any(|s| s == "fallback") {
+            self.udp_gaps_said.push("fallback".to_string());
+            self.notices.push(format!(
+                "sock_diag cannot dump UDP sockets ({why}); reading /proc/net/udp instead: drops and queues still work, buffer sizes are unavailable"
+            ));
+        }
+    }
+
+    fn poll_tcp(&mut self) -> Result<Snapshot, SourceError> {
         let taken_at_ms = self.started.elapsed().as_millis() as u64;
         if self.diag.is_some() {
             let before = self.stats;
@@ -280,11 +341,14 @@ impl LiveSource {
                 Err(err) => return Err(SourceError::Dump(err)),
             }
         }
-        let sockets =
+        let sockets = if self.options.skip_tcp {
+            Vec::new()
+        } else {
             procfs::read_proc_net_tcp(&self.net_dir).map_err(|err| SourceError::ProcNet {
                 net_dir: self.net_dir.clone(),
                 err,
-            })?;
+            })?
+        };
         Ok(Snapshot::new(
             taken_at_ms,
             SocketSource::ProcNetTcp,
@@ -355,6 +419,9 @@ impl LiveSource {
     /// Dumps IPv4 then IPv6 into `sink`; returns the listeners dumped apart.
     fn dump_families(&mut self, sink: &mut Sink<'_>) -> Result<Vec<SocketKey>, DiagError> {
         let mut listeners = Vec::new();
+        if self.options.skip_tcp {
+            return Ok(listeners);
+        }
         // With close notices, a TIME_WAIT socket tells nothing a notice has
         // not told: it is not asked for.
         let states = if self.closes.is_some() {

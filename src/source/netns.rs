@@ -651,6 +651,10 @@ impl SnapshotSource for NetnsSource {
                     for sample in &mut snapshot.closed {
                         sample.key.netns = inode;
                     }
+                    for sample in &mut snapshot.udp {
+                        sample.key.netns = inode;
+                    }
+                    merged.udp.append(&mut snapshot.udp);
                     merged.closes_watched |= snapshot.closes_watched;
                     merged.closed.append(&mut snapshot.closed);
                     if snapshot.source == SocketSource::ProcNetTcp {

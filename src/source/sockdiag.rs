@@ -9,7 +9,8 @@
 //! than it expects; it also measured ~25x slower per socket than the walk
 //! below. The parser is pure and fed from testdata/ in tests. Besides
 //! dumps, a [`SockDiag`] looks up one socket by its tuple (precision mode's
-//! last-moment samples in `trace`).
+//! last-moment samples in `trace`). TCP, UDP and UDP-Lite dumps share the
+//! message layout; only sdiag_protocol differs (see `source::udp`).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -73,8 +74,10 @@ pub struct DumpRequest {
 }
 
 impl DumpRequest {
-    /// The bytes of the netlink message, header included.
-    fn encode(&self, seq: u32) -> Vec<u8> {
+    /// The bytes of the netlink message for `protocol`'s sockets (the
+    /// kernel's inet_diag handler is chosen by sdiag_protocol), header
+    /// included.
+    fn encode(&self, seq: u32, protocol: u8) -> Vec<u8> {
         let attr_len = self.bytecode.as_ref().map_or(0, |bc| 4 + align4(bc.len()));
         let total = NLMSG_HDR_LEN + INET_DIAG_REQ_V2_LEN + attr_len;
         let mut msg = Vec::with_capacity(total);
@@ -85,7 +88,7 @@ impl DumpRequest {
         msg.extend_from_slice(&0u32.to_ne_bytes());
         // struct inet_diag_req_v2: family, protocol, ext, pad, states, then a
         // zeroed inet_diag_sockid (a dump matches by bytecode, not by id).
-        msg.extend_from_slice(&[self.family, libc::IPPROTO_TCP as u8, self.extensions, 0]);
+        msg.extend_from_slice(&[self.family, protocol, self.extensions, 0]);
         msg.extend_from_slice(&self.states.to_ne_bytes());
         msg.resize(NLMSG_HDR_LEN + INET_DIAG_REQ_V2_LEN, 0);
         if let Some(bytecode) = &self.bytecode {
@@ -335,9 +338,22 @@ impl SockDiag {
         })
     }
 
-    /// Runs one dump to completion, appending its sockets to `out`.
+    /// Runs one dump of TCP sockets to completion, appending them to `out`.
     pub fn dump(
         &mut self,
+        request: &DumpRequest,
+        out: &mut Vec<SocketSample>,
+        stats: &mut ParseStats,
+    ) -> Result<(), DiagError> {
+        self.dump_protocol(libc::IPPROTO_TCP as u8, request, out, stats)
+    }
+
+    /// Runs one dump of `protocol`'s sockets (IPPROTO_TCP, IPPROTO_UDP,
+    /// IPPROTO_UDPLITE) to completion, appending them to `out`: the same
+    /// message and attributes for each, so one parser serves all three.
+    pub fn dump_protocol(
+        &mut self,
+        protocol: u8,
         request: &DumpRequest,
         out: &mut Vec<SocketSample>,
         stats: &mut ParseStats,
@@ -345,7 +361,7 @@ impl SockDiag {
         for attempt in 1..=MAX_DUMP_ATTEMPTS {
             let start = out.len();
             let recorded = self.recording.as_ref().map(Vec::len);
-            match self.dump_once(request, out, stats, None)? {
+            match self.dump_once(request, protocol, out, stats, None)? {
                 DumpOutcome::Complete | DumpOutcome::Stopped => return Ok(()),
                 DumpOutcome::Redo if attempt < MAX_DUMP_ATTEMPTS => {
                     out.truncate(start);
@@ -372,7 +388,8 @@ impl SockDiag {
         sink: &mut dyn FnMut(&SocketSample) -> bool,
     ) -> Result<bool, DiagError> {
         let mut scratch = Vec::with_capacity(256);
-        match self.dump_once(request, &mut scratch, stats, Some(sink))? {
+        let tcp = libc::IPPROTO_TCP as u8;
+        match self.dump_once(request, tcp, &mut scratch, stats, Some(sink))? {
             DumpOutcome::Complete => Ok(true),
             DumpOutcome::Stopped => Ok(false),
             DumpOutcome::Redo => {
@@ -385,12 +402,13 @@ impl SockDiag {
     fn dump_once(
         &mut self,
         request: &DumpRequest,
+        protocol: u8,
         out: &mut Vec<SocketSample>,
         stats: &mut ParseStats,
         mut sink: Option<&mut dyn FnMut(&SocketSample) -> bool>,
     ) -> Result<DumpOutcome, DiagError> {
         self.seq = self.seq.wrapping_add(1);
-        let message = request.encode(self.seq);
+        let message = request.encode(self.seq, protocol);
         self.socket
             .send_to(&message, &SocketAddr::new(0, 0), 0)
             .map_err(classify_open_error)?;
@@ -686,7 +704,7 @@ mod tests {
             extensions: EXT_INFO | EXT_CONG,
             bytecode: Some(vec![1, 4, 8, 0, 0, 0, 0, 0]),
         };
-        let bytes = req.encode(77);
+        let bytes = req.encode(77, libc::IPPROTO_TCP as u8);
         assert_eq!(bytes.len(), 16 + 56 + 12);
         assert_eq!(u32_at(&bytes, 0) as usize, bytes.len());
         assert_eq!(u32_at(&bytes, 8), 77);
@@ -694,5 +712,20 @@ mod tests {
         assert_eq!(bytes[17], libc::IPPROTO_TCP as u8);
         assert_eq!(u32_at(&bytes, 20), ALL_STATES);
         assert_eq!(u16::from_ne_bytes([bytes[72], bytes[73]]), 12);
+    }
+
+    #[test]
+    fn udp_request_names_its_protocol() {
+        let req = DumpRequest {
+            family: libc::AF_INET as u8,
+            states: ALL_STATES,
+            extensions: EXT_SKMEMINFO,
+            bytecode: None,
+        };
+        for protocol in [libc::IPPROTO_UDP, libc::IPPROTO_UDPLITE] {
+            let bytes = req.encode(1, protocol as u8);
+            assert_eq!(bytes[17], protocol as u8);
+            assert_eq!(bytes[18], EXT_SKMEMINFO);
+        }
     }
 }

@@ -1,0 +1,420 @@
+//! The `Udp` section of a report in each format: UDP and UDP-Lite groups
+//! (receive drops, queues, buffers, memory) and, with `--system`, the
+//! namespace's Udp/Udp6 and UdpLite/UdpLite6 MIB against the sockets.
+//! Written after the TCP part, by [`super::ReportWriter::end`].
+
+use std::io::{self, Write};
+
+use super::Report;
+use crate::aggregate::GroupKey;
+use crate::udp::{UdpGroup, UdpSection, UdpSystem};
+
+const RULE: &str = "============================================================";
+
+/// What the per-socket drop count is, said where it is shown.
+const DROPS_MEANING: &str = "receive drops: datagrams the kernel dropped after finding the socket (sk_drops; each also in InErrors, most often as RcvbufErrors)";
+
+pub fn write_text(
+    report: &Report<'_>,
+    section: &UdpSection,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(out, "\n{RULE}")?;
+    writeln!(out, "Udp: {}", summary(section))?;
+    writeln!(out, "{RULE}")?;
+    for group in &section.groups {
+        writeln!(out, "{}", heading(report, group))?;
+        let mut line = format!("  sockets {}", group.sockets);
+        if group.closed > 0 {
+            line.push_str(&format!(" ({} closed)", group.closed));
+        }
+        if let Some(drops) = group.drops {
+            line.push_str(&format!(", RcvDrops {drops}"));
+        }
+        writeln!(out, "{line}")?;
+        writeln!(out, "  {}", gauges_text(group))?;
+    }
+    if section.drops.is_some() {
+        writeln!(out, "(RcvDrops = {DROPS_MEANING})")?;
+    }
+    for system in &section.system {
+        writeln!(
+            out,
+            "\nSystem: {} ({} + {}6), namespace-wide deltas",
+            system.proto, system.proto, system.proto
+        )?;
+        for row in &system.rows {
+            let mut line = format!("  {:<14}{:>12}", row.name, row.system);
+            if let (Some(sockets), Some(residual)) = (row.sockets, row.residual) {
+                let mark = if row.approx { "~" } else { "" };
+                line.push_str(&format!(
+                    "   sockets' RcvDrops{mark} {sockets}   unattributed{mark} {residual}"
+                ));
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+fn summary(section: &UdpSection) -> String {
+    let mut text = format!("{} UDP/UDP-Lite sockets", section.sockets);
+    if let Some(drops) = section.drops {
+        text.push_str(&format!(", RcvDrops {drops}"));
+    }
+    if section.quiet_groups > 0 {
+        text.push_str(&format!(
+            "; {} quiet group(s) not shown (no drop, nothing unread; --zeros shows them)",
+            section.quiet_groups
+        ));
+    }
+    if section.closed > 0 {
+        text.push_str(&format!(
+            "; {} closed in this window (drops after their last poll are not counted)",
+            section.closed
+        ));
+    }
+    text
+}
+
+fn heading(report: &Report<'_>, group: &UdpGroup) -> String {
+    let key = report.key_text(&group.key);
+    match (group.proto, group.state) {
+        (Some(proto), Some(state)) => format!("{key} ({proto} {state})"),
+        _ => key,
+    }
+}
+
+fn gauges_text(group: &UdpGroup) -> String {
+    let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+    format!(
+        "RecvQ {}  SendQ {}  Rcvbuf {}  Sndbuf {}  Mem {}",
+        group.recv_queue,
+        group.send_queue,
+        opt(group.rcvbuf),
+        opt(group.sndbuf),
+        group.memory
+    )
+}
+
+pub fn write_table(
+    report: &Report<'_>,
+    section: &UdpSection,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(out, "\nUdp: {}", summary(section))?;
+    let header = [
+        "Key", "Sockets", "RcvDrops", "RecvQ", "SendQ", "Rcvbuf", "Sndbuf", "Mem",
+    ];
+    let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+    let rows: Vec<[String; 8]> = section
+        .groups
+        .iter()
+        .map(|g| {
+            [
+                heading(report, g),
+                g.sockets.to_string(),
+                g.drops.map_or("-".to_string(), |d| d.to_string()),
+                g.recv_queue.to_string(),
+                g.send_queue.to_string(),
+                opt(g.rcvbuf),
+                opt(g.sndbuf),
+                g.memory.to_string(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        write_aligned(out, &header, &rows)?;
+    }
+    for system in &section.system {
+        writeln!(
+            out,
+            "\n{} + {}6 (namespace-wide deltas)",
+            system.proto, system.proto
+        )?;
+        let header = ["Counter", "System", "Sockets", "Unattributed"];
+        let rows: Vec<[String; 4]> = system
+            .rows
+            .iter()
+            .map(|r| {
+                let mark = if r.approx { "~" } else { "" };
+                [
+                    r.name.to_string(),
+                    r.system.to_string(),
+                    r.sockets.map_or(String::new(), |s| format!("{s}{mark}")),
+                    r.residual.map_or(String::new(), |s| format!("{s}{mark}")),
+                ]
+            })
+            .collect();
+        write_aligned(out, &header, &rows)?;
+    }
+    Ok(())
+}
+
+/// A plain table: the first column left-aligned, the rest right-aligned.
+fn write_aligned<const N: usize>(
+    out: &mut dyn Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) -> io::Result<()> {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 0 {
+                text.push_str(&format!("{cell:<w$}"));
+            } else {
+                text.push_str(&format!("  {cell:>w$}"));
+            }
+        }
+        text.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+/// The section as a JSON object (the report's `udp` member).
+pub fn write_json(report: &Report<'_>, section: &UdpSection, buf: &mut String) {
+    buf.push('{');
+    field(buf, "sockets", &section.sockets.to_string());
+    field(buf, "RcvDrops", &opt_num(section.drops));
+    field(buf, "closed", &section.closed.to_string());
+    field(buf, "quiet_groups", &section.quiet_groups.to_string());
+    buf.push_str("\"groups\":[");
+    for (i, g) in section.groups.iter().enumerate() {
+        if i > 0 {
+            buf.push(',');
+        }
+        buf.push_str("{\"key\":");
+        key_json(report, &g.key, buf);
+        buf.push(',');
+        field(buf, "proto", &g.proto.map_or("null".into(), quoted));
+        field(buf, "state", &g.state.map_or("null".into(), quoted));
+        field(buf, "sockets", &g.sockets.to_string());
+        field(buf, "closed", &g.closed.to_string());
+        field(buf, "RcvDrops", &opt_num(g.drops));
+        field(buf, "recv_q", &g.recv_queue.to_string());
+        field(buf, "send_q", &g.send_queue.to_string());
+        field(buf, "rcvbuf", &opt_num(g.rcvbuf));
+        field(buf, "sndbuf", &opt_num(g.sndbuf));
+        buf.push_str(&format!("\"mem\":{}}}", g.memory));
+    }
+    buf.push_str("],\"system\":{");
+    for (i, s) in section.system.iter().enumerate() {
+        if i > 0 {
+            buf.push(',');
+        }
+        buf.push_str(&quoted(s.proto));
+        buf.push(':');
+        system_json(s, buf);
+    }
+    buf.push_str("}}");
+}
+
+fn field(buf: &mut String, name: &str, value: &str) {
+    buf.push_str(&quoted(name));
+    buf.push(':');
+    buf.push_str(value);
+    buf.push(',');
+}
+
+fn opt_num<T: ToString>(value: Option<T>) -> String {
+    value.map_or("null".to_string(), |v| v.to_string())
+}
+
+/// A JSON string: quotes, backslashes and control characters escaped.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn system_json(system: &UdpSystem, buf: &mut String) {
+    buf.push('{');
+    for (i, r) in system.rows.iter().enumerate() {
+        if i > 0 {
+            buf.push(',');
+        }
+        buf.push_str(&format!("{}:{{\"system\":{}", quoted(r.name), r.system));
+        if let (Some(sockets), Some(residual)) = (r.sockets, r.residual) {
+            buf.push_str(&format!(
+                ",\"sockets\":{sockets},\"unattributed\":{residual},\"exact\":{}",
+                !r.approx
+            ));
+        }
+        buf.push('}');
+    }
+    buf.push('}');
+}
+
+fn key_json(report: &Report<'_>, key: &GroupKey, buf: &mut String) {
+    let text = match *key {
+        GroupKey::Tuple(k) => {
+            let mut text = format!(
+                "{{\"laddr\":{},\"lport\":{},\"raddr\":{},\"rport\":{}",
+                quoted(&crate::model::unmap(k.local).to_string()),
+                k.local_port,
+                quoted(&crate::model::unmap(k.remote).to_string()),
+                k.remote_port
+            );
+            if k.netns != 0 {
+                text.push_str(&format!(
+                    ",\"netns\":{},\"netns_name\":{}",
+                    k.netns,
+                    quoted(&report.netns_label(k.netns))
+                ));
+            }
+            text + "}"
+        }
+        GroupKey::Laddr(a) => format!("{{\"laddr\":{}}}", quoted(&a.to_string())),
+        GroupKey::Raddr(a) => format!("{{\"raddr\":{}}}", quoted(&a.to_string())),
+        GroupKey::Lport(p) => format!("{{\"lport\":{p}}}"),
+        GroupKey::Rport(p) => format!("{{\"rport\":{p}}}"),
+        GroupKey::Netns(n) | GroupKey::Container(n) => format!(
+            "{{\"netns\":{n},\"netns_name\":{}}}",
+            quoted(&report.netns_label(n))
+        ),
+        GroupKey::Process(pid) => format!(
+            "{{\"pid\":{pid},\"command\":{}}}",
+            report
+                .process_names
+                .get(&pid)
+                .map_or("null".to_string(), |c| quoted(c))
+        ),
+        GroupKey::Unlisted => "{\"unlisted\":true}".to_string(),
+    };
+    buf.push_str(&text);
+}
+
+/// Adds `"udp": …` as the last member of a report's JSON object, which
+/// `buf` ends with (`…}` and a newline).
+pub fn append_json(report: &Report<'_>, section: &UdpSection, buf: &mut Vec<u8>) {
+    if !buf.ends_with(b"}\n") {
+        return;
+    }
+    buf.truncate(buf.len() - 2);
+    let mut text = String::from(",\"udp\":");
+    write_json(report, section, &mut text);
+    buf.extend_from_slice(text.as_bytes());
+    buf.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::Index;
+    use crate::report::{render, Format, RenderOptions, ReportKind};
+    use crate::udp::{system_for, UdpSection};
+
+    fn report_with_udp() -> Report<'static> {
+        let mut g = crate::udp::UdpGroup {
+            key: GroupKey::Lport(5353),
+            sockets: 2,
+            closed: 1,
+            drops: Some(42),
+            recv_queue: 768,
+            send_queue: 0,
+            rcvbuf: Some(4608),
+            sndbuf: Some(212992),
+            memory: 768,
+            proto: None,
+            state: None,
+        };
+        let mut quiet = g.clone();
+        quiet.key = GroupKey::Lport(53);
+        quiet.drops = Some(0);
+        quiet.recv_queue = 0;
+        g.proto = None;
+        let mut section = UdpSection::new(vec![g, quiet], false, 1);
+        let mut deltas = crate::source::procfs::SystemCounters::default();
+        deltas.values.insert("Udp:RcvbufErrors".into(), 40);
+        deltas.values.insert("Udp6:RcvbufErrors".into(), 2);
+        deltas.values.insert("Udp:InErrors".into(), 45);
+        section.system = system_for(crate::model::udp::UdpProto::Udp, &deltas, 42)
+            .into_iter()
+            .collect();
+        let mut report = Report::new(ReportKind::Window, Index::Lport, (0, 1000), 2, Vec::new());
+        report.udp = Some(section);
+        report
+    }
+
+    fn rendered(format: Format) -> String {
+        let mut out = Vec::new();
+        let options = RenderOptions {
+            format,
+            ..Default::default()
+        };
+        render(&report_with_udp(), options, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_report_has_a_udp_section_with_drops_and_system_residuals() {
+        let text = rendered(Format::Text);
+        assert!(
+            text.contains("Udp: 4 UDP/UDP-Lite sockets, RcvDrops 42"),
+            "{text}"
+        );
+        assert!(text.contains("Local port: 5353"), "{text}");
+        assert!(!text.contains("Local port: 53\n"), "{text}");
+        assert!(text.contains("RecvQ 768  SendQ 0  Rcvbuf 4608"), "{text}");
+        assert!(text.contains("RcvbufErrors"), "{text}");
+        assert!(
+            text.contains("sockets' RcvDrops~ 42   unattributed~ 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sockets' RcvDrops 42   unattributed 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn table_report_lists_udp_groups_and_the_mib() {
+        let text = rendered(Format::Table);
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("Local port: 5353"))
+            .unwrap();
+        let cells: Vec<&str> = row.split("  ").filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells[1..4], ["2", "42", "768"], "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("RcvbufErrors") && l.ends_with("0~")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_report_carries_udp_as_a_member() {
+        let text = rendered(Format::Json);
+        assert!(text.ends_with("}}\n"), "{text}");
+        assert!(
+            text.contains(",\"udp\":{\"sockets\":4,\"RcvDrops\":42,"),
+            "{text}"
+        );
+        assert!(text.contains("\"key\":{\"lport\":5353}"), "{text}");
+        assert!(
+            text.contains("\"RcvbufErrors\":{\"system\":42,\"sockets\":42,\"unattributed\":0,\"exact\":false}"),
+            "{text}"
+        );
+        assert_eq!(quoted("a\"b\\\u{1}"), "\"a\\\"b\\\\\\u0001\"");
+    }
+}

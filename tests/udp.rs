@@ -1,0 +1,183 @@
+//! UDP per socket, live in private namespaces: a flooded receiver's
+//! RcvDrops against the namespace's Udp RcvbufErrors (as root and as user
+//! nobody), and drops placed on the right port with `--index lport`, with
+//! a filter keeping the other server out.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{skip_reason, wait_output, window_report, Netns, BIN};
+
+/// A receiver on `port` with a tiny receive buffer, which reads nothing.
+fn small_receiver(ns: &Netns, port: u16) -> UdpSocket {
+    ns.enter(move || {
+        let socket = UdpSocket::bind(("127.0.0.1", port)).expect("bind");
+        let size: libc::c_int = 2048;
+        // SAFETY: setsockopt on a valid fd with a c_int of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_RCVBUF");
+        socket
+    })
+}
+
+/// Sends `count` datagrams of 200 bytes to `port` from a fresh socket in
+/// the namespace; the socket stays open (a closed one would take its
+/// drops with it, see the notes) until the returned one is dropped.
+fn flood(ns: &Netns, port: u16, count: usize) -> UdpSocket {
+    ns.enter(move || {
+        let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+        for _ in 0..count {
+            let _ = sender.send_to(&[7u8; 200], ("127.0.0.1", port));
+        }
+        sender
+    })
+}
+
+/// Reads what `receiver` holds, slowly: a receiver that keeps up a little.
+fn read_some(receiver: &UdpSocket, count: usize) -> usize {
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    (0..count)
+        .filter(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            receiver.recv(&mut buf).is_ok()
+        })
+        .count()
+}
+
+fn spawn_as(ns: &Netns, nobody: bool, args: &[&str]) -> Child {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name]);
+    if nobody {
+        cmd.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
+    }
+    cmd.arg(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tcpipstat")
+}
+
+fn udp_group(report: &serde_json::Value, port: u16) -> Option<&serde_json::Value> {
+    report["udp"]["groups"]
+        .as_array()?
+        .iter()
+        .find(|g| g["key"]["lport"] == port)
+}
+
+fn mib(report: &serde_json::Value, name: &str, field: &str) -> i64 {
+    report["udp"]["system"]["Udp"][name][field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no Udp {name} {field} in {report}"))
+}
+
+fn receiver_drops_equal_namespace_rcvbuf_errors(nobody: bool, extra: &[&str]) {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udprcv");
+    let receiver = small_receiver(&ns, 5300);
+    let mut args = vec!["-u", "--system", "--timeout", "3s", "--format", "json"];
+    args.extend_from_slice(extra);
+    let child = spawn_as(&ns, nobody, &args);
+    // The baseline poll comes first: the flood falls in the window.
+    std::thread::sleep(Duration::from_millis(800));
+    let sender = flood(&ns, 5300, 3000);
+    let read = read_some(&receiver, 20);
+    let output = wait_output(child);
+    drop(sender);
+    let report = window_report(&output.stdout);
+    let group = udp_group(&report, 5300).unwrap_or_else(|| panic!("no group in {report}"));
+    let drops = group["RcvDrops"].as_i64().unwrap();
+    let rcvbuf_errors = mib(&report, "RcvbufErrors", "system");
+    assert!(read > 0, "the receiver read nothing");
+    assert!(drops > 0, "{report}");
+    assert_eq!(drops, rcvbuf_errors, "{report}");
+    assert_eq!(mib(&report, "RcvbufErrors", "unattributed"), 0);
+    assert_eq!(mib(&report, "InErrors", "unattributed"), 0);
+    // Every datagram was either dropped or queued: none vanished.
+    assert_eq!(mib(&report, "OutDatagrams", "system"), 3000, "{report}");
+}
+
+#[test]
+fn flooded_receivers_drops_equal_the_namespaces_rcvbuf_errors() {
+    receiver_drops_equal_namespace_rcvbuf_errors(false, &[]);
+}
+
+#[test]
+fn flooded_receivers_drops_are_exact_unprivileged() {
+    receiver_drops_equal_namespace_rcvbuf_errors(true, &[]);
+}
+
+#[test]
+fn proc_net_udp_fallback_drops_equal_the_namespaces_rcvbuf_errors() {
+    receiver_drops_equal_namespace_rcvbuf_errors(false, &["--source", "proc"]);
+}
+
+#[test]
+fn index_lport_puts_every_drop_on_the_dropping_server_and_a_filter_keeps_it_out() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpidx");
+    let quiet = ns.enter(|| UdpSocket::bind("127.0.0.1:6001").expect("bind"));
+    let dropping = small_receiver(&ns, 6002);
+    let args = [
+        "-u",
+        "--system",
+        "--zeros",
+        "--index",
+        "lport",
+        "--timeout",
+        "3s",
+        "--format",
+        "json",
+    ];
+    let all = spawn_as(&ns, false, &args);
+    let mut filtered_args = args.to_vec();
+    filtered_args.push("*:6001-*");
+    let filtered = spawn_as(&ns, false, &filtered_args);
+    std::thread::sleep(Duration::from_millis(800));
+    // The quiet server gets a few it reads at once.
+    let sender = flood(&ns, 6001, 5);
+    let mut buf = [0u8; 512];
+    for _ in 0..5 {
+        quiet.recv(&mut buf).unwrap();
+    }
+    let sender2 = flood(&ns, 6002, 2000);
+    let report = window_report(&wait_output(all).stdout);
+    let only = window_report(&wait_output(filtered).stdout);
+    drop((sender, sender2, dropping));
+    let rcvbuf_errors = mib(&report, "RcvbufErrors", "system");
+    let on =
+        |r: &serde_json::Value, port| udp_group(r, port).map(|g| g["RcvDrops"].as_i64().unwrap());
+    assert!(rcvbuf_errors > 0, "{report}");
+    assert_eq!(on(&report, 6002), Some(rcvbuf_errors), "{report}");
+    assert_eq!(on(&report, 6001), Some(0), "{report}");
+    assert_eq!(on(&only, 6001), Some(0), "{only}");
+    assert_eq!(on(&only, 6002), None, "{only}");
+    // The MIB is not filtered, and neither are the sockets set against it.
+    assert_eq!(mib(&only, "RcvbufErrors", "unattributed"), 0, "{only}");
+}
