@@ -288,19 +288,21 @@ pub enum UsageError {
     Listen(String),
     #[error("argument {0} is not valid UTF-8")]
     NotUtf8(String),
-    #[error("unknown option '{0}'")]
+    #[error("unknown option {}", quoted(.0))]
     UnknownSeedOption(String),
-    #[error("bad value '{value}' in '{arg}' (want 0 or 1)")]
-    SeedFlagValue { arg: String, value: String },
-    #[error("bad duration '{text}' for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)")]
+    /// `name=value` of a seed flag (nozeros, onclose) whose value is not 0
+    /// or 1.
+    #[error("bad value {} for {name}= (want 0 or 1)", quoted(.value))]
+    SeedFlagValue { name: String, value: String },
+    #[error("bad duration {} for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)", quoted(.text))]
     BadDuration { option: String, text: String },
-    #[error("{option} '{text}' must be longer than zero")]
+    #[error("{option} {} must be longer than zero", quoted(.text))]
     ZeroDuration { option: String, text: String },
-    #[error("{option} '{text}' is longer than {} days", MAX_DURATION.as_secs() / 86_400)]
+    #[error("{option} {} is longer than {} days", quoted(.text), MAX_DURATION.as_secs() / 86_400)]
     DurationTooLong { option: String, text: String },
-    #[error("bad --ring-pages '{0}' (a power of two from 1 to {MAX_RING_PAGES}: each CPU's ring is locked in memory, {RING_MIB_MAX} MiB at most)")]
+    #[error("bad --ring-pages {} (a power of two from 1 to {MAX_RING_PAGES}: each CPU's ring is locked in memory, {RING_MIB_MAX} MiB at most)", quoted(.0))]
     RingPages(String),
-    #[error("bad --close-buffer '{0}' (bytes, or with K or M, from 0 to 1G)")]
+    #[error("bad --close-buffer {} (bytes, or with K or M, from 0 to 1G)", quoted(.0))]
     CloseBuffer(String),
     #[error(transparent)]
     Filter(#[from] FilterError),
@@ -404,7 +406,7 @@ impl UsageError {
     /// those on later lines, and a usage error is one line.
     fn from_clap(err: &clap::Error) -> UsageError {
         use clap::error::{ContextKind, ContextValue};
-        let line = first_line(&err.render().to_string());
+        let line = echoed_line(err).unwrap_or_else(|| first_line(&err.render().to_string()));
         UsageError::Clap(
             match (
                 err.get(ContextKind::ValidValue),
@@ -423,6 +425,38 @@ impl UsageError {
                 _ => line,
             },
         )
+    }
+}
+
+/// Clap's line for the errors that echo what was typed, with it
+/// [`quoted`]: clap would echo it whole, cut at its first newline, with
+/// escape sequences stripped rather than shown.
+fn echoed_line(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = |kind| match err.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let arg = text(ContextKind::InvalidArg)?;
+    match err.kind() {
+        ErrorKind::UnknownArgument => Some(format!("unexpected argument {} found", quoted(arg))),
+        ErrorKind::TooManyValues => {
+            let value = text(ContextKind::InvalidValue)?;
+            Some(format!(
+                "unexpected value {} for '{arg}' found; no more were expected",
+                quoted(value)
+            ))
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            // An empty value is clap's "a value is required", which echoes
+            // nothing.
+            let value = text(ContextKind::InvalidValue).filter(|v| !v.is_empty())?;
+            let why = std::error::Error::source(err)
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default();
+            Some(format!("invalid value {} for '{arg}'{why}", quoted(value)))
+        }
+        _ => None,
     }
 }
 
@@ -455,11 +489,11 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
                 out.push(value.to_string());
             }
             "nozeros" => {
-                let nozeros = seed_flag(&arg, value)?;
+                let nozeros = seed_flag(name, value)?;
                 out.push(if nozeros { "--nozeros" } else { "--zeros" }.to_string());
             }
             "onclose" => {
-                if seed_flag(&arg, value)? {
+                if seed_flag(name, value)? {
                     out.push("--onclose".to_string());
                 }
             }
@@ -469,13 +503,13 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
     Ok(out)
 }
 
-/// A seed flag's value in `arg` (`nozeros=0`): 0 or 1.
-fn seed_flag(arg: &str, value: &str) -> Result<bool, UsageError> {
+/// The value of seed flag `name` (`nozeros=0`): 0 or 1.
+fn seed_flag(name: &str, value: &str) -> Result<bool, UsageError> {
     match value {
         "0" => Ok(false),
         "1" => Ok(true),
         _ => Err(UsageError::SeedFlagValue {
-            arg: arg.to_string(),
+            name: name.to_string(),
             value: value.to_string(),
         }),
     }
@@ -795,7 +829,7 @@ mod tests {
         assert_eq!(
             usage_error(&["onclose=yes"]),
             UsageError::SeedFlagValue {
-                arg: "onclose=yes".to_string(),
+                name: "onclose".to_string(),
                 value: "yes".to_string()
             }
         );

@@ -279,3 +279,166 @@ fn a_period_shorter_than_a_poll_runs_back_to_back_without_spinning() {
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
 }
+
+/// Stderr of a run that must fail with `code`, checked to be one line.
+fn one_line_error(args: &[&str], code: i32) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.starts_with("tcpipstat: error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn long_values_are_echoed_once_and_cut() {
+    let long = "a".repeat(130_000);
+    let cases: Vec<Vec<String>> = [
+        vec!["--netns", &long],
+        vec!["--index", &long],
+        vec!["--format", &long],
+        vec!["--timeout", &long],
+        vec!["--interval", &long],
+        vec!["--poll", &long],
+        vec!["--count", &long],
+        vec!["--precision", &long],
+        vec!["--ring-pages", &long],
+        vec!["--close-buffer", &long],
+        vec!["--listen", &long],
+        vec!["--listen", ":9977", "--max-series", &long],
+        vec!["--listen", ":9977", "--series-expiry", &long],
+        vec!["--source", &long],
+        vec!["--generate", &long],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| a.to_string()).collect())
+    .chain([
+        vec![format!("nozeros={long}")],
+        vec![format!("onclose={long}")],
+        vec![format!("index={long}")],
+        vec![format!("timeout={long}")],
+        vec![format!("{long}=1")],
+        vec![format!("--{long}")],
+        vec![format!("--zeros={long}")],
+    ])
+    .collect();
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = one_line_error(&args, 2);
+        let shown = |s: &str| s.chars().take(60).collect::<String>();
+        assert!(
+            stderr.len() < 600,
+            "{}: {} bytes",
+            shown(args[0]),
+            stderr.len()
+        );
+        assert_eq!(stderr.matches('…').count(), 1, "{stderr}");
+        assert!(stderr.contains("characters)"), "{stderr}");
+    }
+}
+
+#[test]
+fn control_characters_in_values_are_escaped_not_echoed_raw() {
+    for args in [
+        vec!["--index", "a\u{1b}[31mred\nx"],
+        vec!["--format", "it's\u{7}"],
+        vec!["--timeout", "1\r2"],
+        vec!["--netns", "blue\u{1b}[2J"],
+        vec!["--count", "\u{1b}]0;title\u{7}"],
+        vec!["--bogus\u{1b}[1m"],
+        vec!["--once=x\u{1b}[1m"],
+        vec!["nozeros=\u{1b}[5m"],
+    ] {
+        let stderr = one_line_error(&args, 2);
+        assert!(
+            !stderr.trim_end().contains(|c: char| c.is_control()),
+            "{args:?}: {stderr:?}"
+        );
+        assert!(
+            stderr.contains("\\u{1b}") || stderr.contains("\\u{7}") || stderr.contains("\\r"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let stderr = one_line_error(&["--index", "a\u{1b}[31mred\nx"], 2);
+    assert!(
+        stderr.contains("invalid value 'a\\u{1b}[31mred\\nx' for '--index <INDEX>'"),
+        "{stderr}"
+    );
+    // A quote inside the value cannot end the quoting early.
+    let stderr = one_line_error(&["--format", "it's"], 2);
+    assert!(stderr.contains("'it\\'s'"), "{stderr}");
+}
+
+#[test]
+fn a_seed_flag_value_is_echoed_once() {
+    let stderr = one_line_error(&["nozeros=yes"], 2);
+    assert_eq!(stderr.matches("yes").count(), 1, "{stderr}");
+    assert!(stderr.contains("nozeros="), "{stderr}");
+}
+
+#[test]
+fn a_record_directory_that_cannot_be_made_is_exit_1_naming_record() {
+    let stderr = one_line_error(
+        &["--record", "/dev/null/tcpipstat-record", "--timeout", "0.2"],
+        1,
+    );
+    assert!(
+        stderr.contains("--record '/dev/null/tcpipstat-record'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("writing the output"), "{stderr}");
+}
+
+#[test]
+fn out_of_file_descriptors_is_said_as_such_not_as_permission_denied() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: as root, an unreadable /proc/PID/fd is not a permission matter");
+        return;
+    }
+    // Where the limit bites depends on the fds the run holds: try a range,
+    // from one that cannot even list /proc to ones that read some fds.
+    let mut said = Vec::new();
+    for limit in 5..=14 {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" -p --timeout 1.2 --format json"
+            ))
+            .arg(BIN)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !stderr.contains("permission denied"),
+            "ulimit -n {limit}: {stderr}"
+        );
+        said.push(stderr);
+    }
+    assert!(
+        said.iter().any(|s| s.contains("too many open files")),
+        "{said:#?}"
+    );
+}
+
+#[test]
+fn with_proc_hidden_owners_are_said_to_be_unreadable_and_why() {
+    if !nix::unistd::geteuid().is_root()
+        || Command::new("unshare").arg("--version").output().is_err()
+    {
+        eprintln!("SKIP: needs root and unshare(1) for a mount namespace with /proc hidden");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /proc && exec \"$0\" -p --timeout 0.5 --format json")
+        .arg(BIN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("/proc could not be listed (it is no procfs"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("needs root"), "{stderr}");
+}

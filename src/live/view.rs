@@ -413,7 +413,8 @@ impl ViewState {
                 Action::Filter(Some(set))
             }
             Err(err) => {
-                self.filter_error = Some(err.to_string());
+                // The footer says "bad filter: " before it.
+                self.filter_error = Some(format!("{}: {}", err.filter, err.reason));
                 Action::None
             }
         }
@@ -825,6 +826,20 @@ mod tests {
         assert_eq!(view.on_key(key(KeyCode::Char('q'))), Action::Quit);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(view.on_key(ctrl_c), Action::Quit);
+    }
+
+    #[test]
+    fn a_bad_filter_is_said_once() {
+        let mut view = ViewState::new(Index::Lport);
+        view.update(data(vec![row("443", 1.0, 0.0)]));
+        view.on_key(key(KeyCode::Char('/')));
+        for c in "bogus".chars() {
+            view.on_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(view.on_key(key(KeyCode::Enter)), Action::None);
+        let text = screen(&mut view, 160, 20);
+        assert_eq!(text.matches("bad filter").count(), 1, "{text}");
+        assert!(text.contains("'bogus'"), "{text}");
     }
 
     #[test]
