@@ -17,6 +17,7 @@ use crate::filter::{quoted, FilterError, FilterSet};
 use crate::report::Format;
 
 /// The flags as clap parses them; [`validate`] turns them into a [`Config`].
+/// The manual page is rendered from these definitions too.
 #[derive(Debug, Parser)]
 #[command(
     name = "tcpipstat",
@@ -36,9 +37,10 @@ Examples:\n\
   sudo tcpipstat --all-netns --index container --interval 2s   per container\n\
   tcpipstat --generate man | man -l -            this manual"
 )]
-struct Args {
-    /// Group by the full 4-tuple, one element of it, or the socket's network
-    /// namespace or container
+pub(crate) struct Args {
+    /// Group by the full 4-tuple, one element of it (local or remote address
+    /// or port), the socket's network namespace or container, or the process
+    /// holding it
     #[arg(long, value_enum, default_value_t = Index::Tuple)]
     index: Index,
 
@@ -104,13 +106,16 @@ struct Args {
     #[arg(long, value_enum)]
     format: Option<Format>,
 
-    /// Write each poll's raw sock_diag datagrams to DIR (for testdata)
-    #[arg(long, value_name = "DIR", hide = true)]
+    /// Also write each poll's raw sock_diag datagrams to DIR, one file a
+    /// poll (DIR/poll-NNNN.nl), for replaying into tests and bug reports;
+    /// the current namespace only
+    #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
 
-    /// Where sockets come from: sock_diag (default) or /proc/net/tcp (the
-    /// fallback, forced; for comparisons and tests)
-    #[arg(long, value_enum, hide = true, default_value_t = Source::Sockdiag)]
+    /// Where sockets come from: sock_diag, or /proc/net/tcp and tcp6 (the
+    /// fallback taken when sock_diag is unavailable; forced here, for
+    /// comparisons: no byte, segment, TcpExt or gauge values)
+    #[arg(long, value_enum, default_value_t = Source::Sockdiag)]
     source: Source,
 
     /// Precision mode: also read kernel tracepoints (and kprobes where the
@@ -131,8 +136,8 @@ struct Args {
     ring_pages: String,
 
     /// Precision mode: write each opened event's format file and its first
-    /// raw samples to DIR (for testdata)
-    #[arg(long, value_name = "DIR", hide = true)]
+    /// raw samples to DIR (for testdata and bug reports)
+    #[arg(long, value_name = "DIR")]
     record_trace: Option<PathBuf>,
 
     /// Receive buffer for the kernel's close notices, in bytes (suffix K,
@@ -191,18 +196,45 @@ fn generated(what: Generate) -> String {
     let mut command = Args::command();
     let mut out = Vec::new();
     let shell = match what {
-        Generate::Man => {
-            // Writing to a Vec cannot fail.
-            let _ = clap_mangen::Man::new(command).render(&mut out);
-            return String::from_utf8_lossy(&out).into_owned();
-        }
+        Generate::Man => return crate::manual::render(command),
         Generate::CompleteBash => clap_complete::Shell::Bash,
         Generate::CompleteZsh => clap_complete::Shell::Zsh,
         Generate::CompleteFish => clap_complete::Shell::Fish,
     };
     clap_complete::generate(shell, &mut command, "tcpipstat", &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    let mut script = String::from_utf8_lossy(&out).into_owned();
+    if what == Generate::CompleteBash {
+        script.push_str(BASH_NETNS);
+    }
+    script
 }
+
+/// Completes `--netns` with the names under /run/netns (or, once a `/` is
+/// typed, a namespace file), where clap's script would offer any file:
+/// wraps its `_tcpipstat` and registers the wrapper in its place.
+const BASH_NETNS: &str = r#"
+# --netns: the names under /run/netns, or a path once it has a '/'.
+_tcpipstat_netns() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    if [[ ${prev} == --netns ]]; then
+        if [[ ${cur} == */* ]]; then
+            COMPREPLY=($(compgen -f -- "${cur}"))
+        else
+            compopt +o default +o bashdefault 2>/dev/null
+            local names
+            names=$(command ls -A /run/netns 2>/dev/null)
+            COMPREPLY=($(compgen -W "${names}" -- "${cur}"))
+        fi
+        return 0
+    fi
+    _tcpipstat "$@"
+}
+if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
+    complete -F _tcpipstat_netns -o nosort -o bashdefault -o default tcpipstat
+else
+    complete -F _tcpipstat_netns -o bashdefault -o default tcpipstat
+fi
+"#;
 
 /// Where sockets come from (`--source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
