@@ -17,6 +17,7 @@ use crate::filter::{quoted, FilterError, FilterSet};
 use crate::report::Format;
 
 /// The flags as clap parses them; [`validate`] turns them into a [`Config`].
+/// The manual page is rendered from these definitions too.
 #[derive(Debug, Parser)]
 #[command(
     name = "tcpipstat",
@@ -36,9 +37,10 @@ Examples:\n\
   sudo tcpipstat --all-netns --index container --interval 2s   per container\n\
   tcpipstat --generate man | man -l -            this manual"
 )]
-struct Args {
-    /// Group by the full 4-tuple, one element of it, or the socket's network
-    /// namespace or container
+pub(crate) struct Args {
+    /// Group by the full 4-tuple, one element of it (local or remote address
+    /// or port), the socket's network namespace or container, or the process
+    /// holding it
     #[arg(long, value_enum, default_value_t = Index::Tuple)]
     index: Index,
 
@@ -129,13 +131,16 @@ struct Args {
     #[arg(long, value_enum)]
     format: Option<Format>,
 
-    /// Write each poll's raw sock_diag datagrams to DIR (for testdata)
-    #[arg(long, value_name = "DIR", hide = true)]
+    /// Also write each poll's raw sock_diag datagrams to DIR, one file a
+    /// poll (DIR/poll-NNNN.nl), for replaying into tests and bug reports;
+    /// the current namespace only
+    #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
 
-    /// Where sockets come from: sock_diag (default) or /proc/net/tcp (the
-    /// fallback, forced; for comparisons and tests)
-    #[arg(long, value_enum, hide = true, default_value_t = Source::Sockdiag)]
+    /// Where sockets come from: sock_diag, or /proc/net/tcp and tcp6 (the
+    /// fallback taken when sock_diag is unavailable; forced here, for
+    /// comparisons: no byte, segment, TcpExt or gauge values)
+    #[arg(long, value_enum, default_value_t = Source::Sockdiag)]
     source: Source,
 
     /// Precision mode: also read kernel tracepoints (and kprobes where the
@@ -156,8 +161,8 @@ struct Args {
     ring_pages: String,
 
     /// Precision mode: write each opened event's format file and its first
-    /// raw samples to DIR (for testdata)
-    #[arg(long, value_name = "DIR", hide = true)]
+    /// raw samples to DIR (for testdata and bug reports)
+    #[arg(long, value_name = "DIR")]
     record_trace: Option<PathBuf>,
 
     /// Receive buffer for the kernel's close notices, in bytes (suffix K,
@@ -216,18 +221,45 @@ fn generated(what: Generate) -> String {
     let mut command = Args::command();
     let mut out = Vec::new();
     let shell = match what {
-        Generate::Man => {
-            // Writing to a Vec cannot fail.
-            let _ = clap_mangen::Man::new(command).render(&mut out);
-            return String::from_utf8_lossy(&out).into_owned();
-        }
+        Generate::Man => return crate::manual::render(command),
         Generate::CompleteBash => clap_complete::Shell::Bash,
         Generate::CompleteZsh => clap_complete::Shell::Zsh,
         Generate::CompleteFish => clap_complete::Shell::Fish,
     };
     clap_complete::generate(shell, &mut command, "tcpipstat", &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    let mut script = String::from_utf8_lossy(&out).into_owned();
+    if what == Generate::CompleteBash {
+        script.push_str(BASH_NETNS);
+    }
+    script
 }
+
+/// Completes `--netns` with the names under /run/netns (or, once a `/` is
+/// typed, a namespace file), where clap's script would offer any file:
+/// wraps its `_tcpipstat` and registers the wrapper in its place.
+const BASH_NETNS: &str = r#"
+# --netns: the names under /run/netns, or a path once it has a '/'.
+_tcpipstat_netns() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    if [[ ${prev} == --netns ]]; then
+        if [[ ${cur} == */* ]]; then
+            COMPREPLY=($(compgen -f -- "${cur}"))
+        else
+            compopt +o default +o bashdefault 2>/dev/null
+            local names
+            names=$(command ls -A /run/netns 2>/dev/null)
+            COMPREPLY=($(compgen -W "${names}" -- "${cur}"))
+        fi
+        return 0
+    fi
+    _tcpipstat "$@"
+}
+if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
+    complete -F _tcpipstat_netns -o nosort -o bashdefault -o default tcpipstat
+else
+    complete -F _tcpipstat_netns -o bashdefault -o default tcpipstat
+fi
+"#;
 
 /// Where sockets come from (`--source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -313,19 +345,21 @@ pub enum UsageError {
     Listen(String),
     #[error("argument {0} is not valid UTF-8")]
     NotUtf8(String),
-    #[error("unknown option '{0}'")]
+    #[error("unknown option {}", quoted(.0))]
     UnknownSeedOption(String),
-    #[error("bad value '{value}' in '{arg}' (want 0 or 1)")]
-    SeedFlagValue { arg: String, value: String },
-    #[error("bad duration '{text}' for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)")]
+    /// `name=value` of a seed flag (nozeros, onclose) whose value is not 0
+    /// or 1.
+    #[error("bad value {} for {name}= (want 0 or 1)", quoted(.value))]
+    SeedFlagValue { name: String, value: String },
+    #[error("bad duration {} for {option} (use e.g. 500ms, 1s, 2m or a number of seconds)", quoted(.text))]
     BadDuration { option: String, text: String },
-    #[error("{option} '{text}' must be longer than zero")]
+    #[error("{option} {} must be longer than zero", quoted(.text))]
     ZeroDuration { option: String, text: String },
-    #[error("{option} '{text}' is longer than {} days", MAX_DURATION.as_secs() / 86_400)]
+    #[error("{option} {} is longer than {} days", quoted(.text), MAX_DURATION.as_secs() / 86_400)]
     DurationTooLong { option: String, text: String },
-    #[error("bad --ring-pages '{0}' (a power of two from 1 to {MAX_RING_PAGES}: each CPU's ring is locked in memory, {RING_MIB_MAX} MiB at most)")]
+    #[error("bad --ring-pages {} (a power of two from 1 to {MAX_RING_PAGES}: each CPU's ring is locked in memory, {RING_MIB_MAX} MiB at most)", quoted(.0))]
     RingPages(String),
-    #[error("bad --close-buffer '{0}' (bytes, or with K or M, from 0 to 1G)")]
+    #[error("bad --close-buffer {} (bytes, or with K or M, from 0 to 1G)", quoted(.0))]
     CloseBuffer(String),
     #[error(transparent)]
     Filter(#[from] FilterError),
@@ -435,7 +469,7 @@ impl UsageError {
     /// those on later lines, and a usage error is one line.
     fn from_clap(err: &clap::Error) -> UsageError {
         use clap::error::{ContextKind, ContextValue};
-        let line = first_line(&err.render().to_string());
+        let line = echoed_line(err).unwrap_or_else(|| first_line(&err.render().to_string()));
         UsageError::Clap(
             match (
                 err.get(ContextKind::ValidValue),
@@ -454,6 +488,38 @@ impl UsageError {
                 _ => line,
             },
         )
+    }
+}
+
+/// Clap's line for the errors that echo what was typed, with it
+/// [`quoted`]: clap would echo it whole, cut at its first newline, with
+/// escape sequences stripped rather than shown.
+fn echoed_line(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = |kind| match err.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let arg = text(ContextKind::InvalidArg)?;
+    match err.kind() {
+        ErrorKind::UnknownArgument => Some(format!("unexpected argument {} found", quoted(arg))),
+        ErrorKind::TooManyValues => {
+            let value = text(ContextKind::InvalidValue)?;
+            Some(format!(
+                "unexpected value {} for '{arg}' found; no more were expected",
+                quoted(value)
+            ))
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            // An empty value is clap's "a value is required", which echoes
+            // nothing.
+            let value = text(ContextKind::InvalidValue).filter(|v| !v.is_empty())?;
+            let why = std::error::Error::source(err)
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default();
+            Some(format!("invalid value {} for '{arg}'{why}", quoted(value)))
+        }
+        _ => None,
     }
 }
 
@@ -486,11 +552,11 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
                 out.push(value.to_string());
             }
             "nozeros" => {
-                let nozeros = seed_flag(&arg, value)?;
+                let nozeros = seed_flag(name, value)?;
                 out.push(if nozeros { "--nozeros" } else { "--zeros" }.to_string());
             }
             "onclose" => {
-                if seed_flag(&arg, value)? {
+                if seed_flag(name, value)? {
                     out.push("--onclose".to_string());
                 }
             }
@@ -500,13 +566,13 @@ fn translate_seed_spellings<I: IntoIterator<Item = String>>(
     Ok(out)
 }
 
-/// A seed flag's value in `arg` (`nozeros=0`): 0 or 1.
-fn seed_flag(arg: &str, value: &str) -> Result<bool, UsageError> {
+/// The value of seed flag `name` (`nozeros=0`): 0 or 1.
+fn seed_flag(name: &str, value: &str) -> Result<bool, UsageError> {
     match value {
         "0" => Ok(false),
         "1" => Ok(true),
         _ => Err(UsageError::SeedFlagValue {
-            arg: arg.to_string(),
+            name: name.to_string(),
             value: value.to_string(),
         }),
     }
@@ -875,7 +941,7 @@ mod tests {
         assert_eq!(
             usage_error(&["onclose=yes"]),
             UsageError::SeedFlagValue {
-                arg: "onclose=yes".to_string(),
+                name: "onclose".to_string(),
                 value: "yes".to_string()
             }
         );

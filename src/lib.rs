@@ -18,6 +18,7 @@ pub mod diff;
 pub mod export;
 pub mod filter;
 pub mod live;
+pub mod manual;
 pub mod model;
 pub mod report;
 pub mod run;

@@ -1,6 +1,8 @@
 //! Entry point: parse the command line, run, and map outcomes to exit codes
-//! (0 done, 1 runtime failure, 2 bad usage, or an explicit --precision the
-//! kernel or privileges cannot give). Output that cannot be written never
+//! as the manual's EXIT STATUS gives them (`manual::EXIT_STATUS`): 0 done,
+//! 1 a failure while running, 2 bad usage or a start the run cannot have
+//! (a `StartError`: an explicit --precision the kernel or privileges cannot
+//! give, a --netns that cannot be entered). Output that cannot be written never
 //! panics: a closed stdout pipe ends the run quietly with 0, any other
 //! write error with one line on stderr (if stderr works) and 1.
 

@@ -81,8 +81,9 @@ fn help_exits_zero() {
     );
 }
 
-#[test]
-fn the_generated_manual_renders_with_man() {
+/// The manual rendered by man(1) as a terminal would show it, or None
+/// (with the reason printed) where there is no man.
+fn rendered_manual() -> Option<String> {
     let page = Command::new(BIN)
         .args(["--generate", "man"])
         .output()
@@ -90,7 +91,7 @@ fn the_generated_manual_renders_with_man() {
     assert!(page.status.success());
     if Command::new("man").arg("--version").output().is_err() {
         eprintln!("SKIP rendering: no man(1) here; the roff was generated");
-        return;
+        return None;
     }
     let mut man = Command::new("man")
         .args(["-l", "-"])
@@ -98,16 +99,90 @@ fn the_generated_manual_renders_with_man() {
         .env("MANWIDTH", "100")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::io::Write::write_all(&mut man.stdin.take().unwrap(), &page.stdout).unwrap();
     let rendered = man.wait_with_output().unwrap();
     assert!(rendered.status.success());
-    let text = String::from_utf8_lossy(&rendered.stdout);
+    let warnings = String::from_utf8_lossy(&rendered.stderr);
+    assert!(warnings.trim().is_empty(), "man warns: {warnings}");
+    Some(String::from_utf8_lossy(&rendered.stdout).into_owned())
+}
+
+/// The lines of section `name` of a rendered manual.
+fn manual_section<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| *l != name)
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .collect()
+}
+
+#[test]
+fn the_generated_manual_renders_every_section_with_man() {
+    let Some(text) = rendered_manual() else {
+        return;
+    };
+    let headings: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with("tcpipstat"))
+        .collect();
+    assert_eq!(headings, tcpipstat::manual::SECTIONS, "{text}");
+    for section in tcpipstat::manual::SECTIONS {
+        let body = manual_section(&text, section);
+        assert!(
+            body.iter().any(|l| !l.trim().is_empty()),
+            "{section} is empty"
+        );
+    }
+    // Examples are one per entry, not run together in one paragraph.
+    let examples = manual_section(&text, "EXAMPLES");
+    let commands = examples
+        .iter()
+        .filter(|l| l.trim_start().starts_with("tcpipstat ") || l.trim_start().starts_with("sudo "))
+        .count();
+    assert!(commands >= 10, "{examples:#?}");
+    let legend = manual_section(&text, "COUNTERS").join(" ");
     assert!(
-        text.contains("NAME") && text.contains("--precision"),
-        "{text}"
+        legend.contains("~  marks") || legend.contains("~ marks"),
+        "{legend}"
     );
+}
+
+#[test]
+fn the_manual_exit_status_section_gives_each_code() {
+    let Some(text) = rendered_manual() else {
+        return;
+    };
+    let section = manual_section(&text, "EXIT STATUS");
+    for code in ["0", "1", "2"] {
+        assert!(
+            section
+                .iter()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "{code}: {section:#?}"
+        );
+    }
+    let two = section.join(" ");
+    assert!(two.contains("--netns"), "{two}");
+}
+
+#[test]
+fn help_shows_record_source_and_every_index() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    // Words as a reader sees them, whatever the wrapping.
+    let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for shown in [
+        "--record <DIR>",
+        "--source <SOURCE>",
+        "[possible values: sockdiag, proc]",
+        "--record-trace <DIR>",
+        "or the process holding it",
+    ] {
+        assert!(words.contains(shown), "{shown}: {help}");
+    }
 }
 
 #[test]
@@ -500,4 +575,286 @@ fn a_period_shorter_than_a_poll_runs_back_to_back_without_spinning() {
     assert!(out.status.success());
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+}
+
+/// Runs a completion of `line` (the word being completed last, empty
+/// after a trailing space) through the function `complete -p tcpipstat`
+/// names, in `dir`, and returns the words offered.
+fn bash_complete(script: &std::path::Path, dir: &std::path::Path, line: &str) -> Vec<String> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {script}; f=$(complete -p tcpipstat | sed -E 's/.* -F ([^ ]+) .*/\\1/'); \
+             read -ra COMP_WORDS <<< \"$1\"; [[ $1 == *' ' ]] && COMP_WORDS+=(''); \
+             COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); COMP_LINE=\"$1\"; COMP_POINT=${{#1}}; \
+             $f tcpipstat \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\" 2>/dev/null; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script = script.display()
+        ))
+        .arg("bash")
+        .arg(line)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_bash_completion_offers_namespace_names_for_netns_not_files() {
+    let script = Command::new(BIN)
+        .args(["--generate", "complete-bash"])
+        .output()
+        .unwrap();
+    let dir =
+        std::env::temp_dir().join(format!("tcpipstat-netns-completion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tcpipstat.bash");
+    std::fs::write(&path, &script.stdout).unwrap();
+    // A file in the directory completion runs in: not a namespace.
+    std::fs::write(dir.join("zz-not-a-namespace"), "").unwrap();
+    let offered = bash_complete(&path, &dir, "tcpipstat --netns zz");
+    assert!(offered.is_empty(), "files offered: {offered:?}");
+    // A path once a '/' is typed.
+    let offered = bash_complete(&path, &dir, "tcpipstat --netns /proc/self/ns/ne");
+    assert_eq!(offered, ["/proc/self/ns/net"]);
+    // Other options still complete as clap's script does.
+    let offered = bash_complete(&path, &dir, "tcpipstat --format ");
+    assert_eq!(offered, ["text", "table", "json"]);
+    // Names under /run/netns: one made for the test where root can.
+    let name = format!("tcpipstat-completion-{}", std::process::id());
+    let made = nix::unistd::geteuid().is_root()
+        && Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+    if made {
+        let offered = bash_complete(&path, &dir, "tcpipstat --netns tcpipstat-completion-");
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        assert!(offered.contains(&name), "{offered:?}");
+        assert!(
+            offered
+                .iter()
+                .all(|o| o.starts_with("tcpipstat-completion-")),
+            "{offered:?}"
+        );
+    } else {
+        eprintln!("SKIP the name part: needs root and ip(8) to make a namespace");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stderr of a run that must fail with `code`, checked to be one line.
+fn one_line_error(args: &[&str], code: i32) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.starts_with("tcpipstat: error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn long_values_are_echoed_once_and_cut() {
+    let long = "a".repeat(130_000);
+    let cases: Vec<Vec<String>> = [
+        vec!["--netns", &long],
+        vec!["--index", &long],
+        vec!["--format", &long],
+        vec!["--timeout", &long],
+        vec!["--interval", &long],
+        vec!["--poll", &long],
+        vec!["--count", &long],
+        vec!["--precision", &long],
+        vec!["--ring-pages", &long],
+        vec!["--close-buffer", &long],
+        vec!["--listen", &long],
+        vec!["--listen", ":9977", "--max-series", &long],
+        vec!["--listen", ":9977", "--series-expiry", &long],
+        vec!["--source", &long],
+        vec!["--generate", &long],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| a.to_string()).collect())
+    .chain([
+        vec![format!("nozeros={long}")],
+        vec![format!("onclose={long}")],
+        vec![format!("index={long}")],
+        vec![format!("timeout={long}")],
+        vec![format!("{long}=1")],
+        vec![format!("--{long}")],
+        vec![format!("--zeros={long}")],
+    ])
+    .collect();
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = one_line_error(&args, 2);
+        let shown = |s: &str| s.chars().take(60).collect::<String>();
+        assert!(
+            stderr.len() < 600,
+            "{}: {} bytes",
+            shown(args[0]),
+            stderr.len()
+        );
+        assert_eq!(stderr.matches('…').count(), 1, "{stderr}");
+        assert!(stderr.contains("characters)"), "{stderr}");
+    }
+}
+
+#[test]
+fn control_characters_in_values_are_escaped_not_echoed_raw() {
+    for args in [
+        vec!["--index", "a\u{1b}[31mred\nx"],
+        vec!["--format", "it's\u{7}"],
+        vec!["--timeout", "1\r2"],
+        vec!["--netns", "blue\u{1b}[2J"],
+        vec!["--count", "\u{1b}]0;title\u{7}"],
+        vec!["--bogus\u{1b}[1m"],
+        vec!["--once=x\u{1b}[1m"],
+        vec!["nozeros=\u{1b}[5m"],
+    ] {
+        let stderr = one_line_error(&args, 2);
+        assert!(
+            !stderr.trim_end().contains(|c: char| c.is_control()),
+            "{args:?}: {stderr:?}"
+        );
+        assert!(
+            stderr.contains("\\u{1b}") || stderr.contains("\\u{7}") || stderr.contains("\\r"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let stderr = one_line_error(&["--index", "a\u{1b}[31mred\nx"], 2);
+    assert!(
+        stderr.contains("invalid value 'a\\u{1b}[31mred\\nx' for '--index <INDEX>'"),
+        "{stderr}"
+    );
+    // A quote inside the value cannot end the quoting early.
+    let stderr = one_line_error(&["--format", "it's"], 2);
+    assert!(stderr.contains("'it\\'s'"), "{stderr}");
+}
+
+#[test]
+fn a_seed_flag_value_is_echoed_once() {
+    let stderr = one_line_error(&["nozeros=yes"], 2);
+    assert_eq!(stderr.matches("yes").count(), 1, "{stderr}");
+    assert!(stderr.contains("nozeros="), "{stderr}");
+}
+
+#[test]
+fn a_record_directory_that_cannot_be_made_is_exit_1_naming_record() {
+    let stderr = one_line_error(
+        &["--record", "/dev/null/tcpipstat-record", "--timeout", "0.2"],
+        1,
+    );
+    assert!(
+        stderr.contains("--record '/dev/null/tcpipstat-record'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("writing the output"), "{stderr}");
+}
+
+/// A namespace made for a test, deleted on drop.
+struct NamedNetns(String);
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn exit_status_is_what_the_manual_says() {
+    // 0: done.
+    let out = Command::new(BIN)
+        .args(["--timeout", "0.1", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // 1: a failure while running.
+    one_line_error(&["--record", "/dev/null/x", "--timeout", "0.1"], 1);
+    // 2: bad usage.
+    one_line_error(&["--index", "bogus"], 2);
+    one_line_error(&["--netns", "tcpipstat-no-such-namespace", "--once"], 2);
+    // 2: --netns without the privilege to enter it.
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "SKIP the unprivileged --netns part: needs root to make a namespace and drop to nobody"
+        );
+        return;
+    }
+    let name = format!("tcpipstat-exit-{}", std::process::id());
+    if !Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("SKIP the unprivileged --netns part: ip netns add failed");
+        return;
+    }
+    let _netns = NamedNetns(name.clone());
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["--netns", &name, "--once"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("CAP_SYS_ADMIN"), "{stderr}");
+}
+
+#[test]
+fn out_of_file_descriptors_is_said_as_such_not_as_permission_denied() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: as root, an unreadable /proc/PID/fd is not a permission matter");
+        return;
+    }
+    // Where the limit bites depends on the fds the run holds: try a range,
+    // from one that cannot even list /proc to ones that read some fds.
+    let mut said = Vec::new();
+    for limit in 5..=14 {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" -p --timeout 1.2 --format json"
+            ))
+            .arg(BIN)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !stderr.contains("permission denied"),
+            "ulimit -n {limit}: {stderr}"
+        );
+        said.push(stderr);
+    }
+    assert!(
+        said.iter().any(|s| s.contains("too many open files")),
+        "{said:#?}"
+    );
+}
+
+#[test]
+fn with_proc_hidden_owners_are_said_to_be_unreadable_and_why() {
+    if !nix::unistd::geteuid().is_root()
+        || Command::new("unshare").arg("--version").output().is_err()
+    {
+        eprintln!("SKIP: needs root and unshare(1) for a mount namespace with /proc hidden");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /proc && exec \"$0\" -p --timeout 0.5 --format json")
+        .arg(BIN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("/proc could not be listed (it is no procfs"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("needs root"), "{stderr}");
 }

@@ -234,6 +234,9 @@ proptest! {
         if let tcpipstat::cli::CliOutcome::Usage(err) = tcpipstat::cli::parse(argv) {
             let line = tcpipstat::cli::error_line(&err);
             prop_assert!(!line.chars().any(char::is_control), "{}", line);
+            // Escaped where the value is quoted, not only by the last resort.
+            let message = err.to_string();
+            prop_assert!(!message.chars().any(char::is_control), "{}", message);
         }
     }
 

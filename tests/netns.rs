@@ -173,7 +173,7 @@ fn unknown_namespace_is_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("no network namespace named 'tis-no-such-ns'"));
+        .contains("'tis-no-such-ns': no network namespace of that name"));
 }
 
 /// The pid of this test process, as reports name owners `command[pid]`.

@@ -679,3 +679,39 @@ fn spawn_precise(ns: &Netns, window: &[&str]) -> std::process::Child {
     sleep(Duration::from_millis(1200));
     child
 }
+
+#[test]
+fn with_proc_hidden_root_is_not_told_that_mounting_tracefs_needs_root() {
+    skip_unless_precision!();
+    if std::process::Command::new("unshare")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: needs unshare(1) for a private mount namespace");
+        return;
+    }
+    // A mount namespace of its own with no tracefs where tcpipstat looks
+    // and a /proc that shows nothing (no /proc/self): root can still mount
+    // tracefs, and must be told nothing else.
+    let script = "umount -l /sys/kernel/debug 2>/dev/null; \
+                  umount -l /sys/kernel/tracing 2>/dev/null; \
+                  mount -t tmpfs none /proc && exec \"$0\" --precision tracepoint --timeout 300ms --format json";
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            common::BIN,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("needs root"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report = window_report(&out.stdout);
+    assert!(report["precision"].is_object(), "{report}");
+}

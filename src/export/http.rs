@@ -53,7 +53,8 @@ pub fn listen_address(spec: &str) -> Result<SocketAddr, String> {
     };
     full.parse().map_err(|_| {
         format!(
-            "--listen '{spec}' is not ADDR:PORT or :PORT (e.g. 127.0.0.1:9977, [::1]:9977, :9977)"
+            "--listen {} is not ADDR:PORT or :PORT (e.g. 127.0.0.1:9977, [::1]:9977, :9977)",
+            crate::filter::quoted(spec)
         )
     })
 }

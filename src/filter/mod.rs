@@ -129,23 +129,32 @@ pub struct Filter {
 
 /// `text` in single quotes for an error line, cut to its first and last
 /// 40 characters when long: an error names the bad part, it does not echo
-/// a megabyte back.
+/// a megabyte back. Control characters, quotes and backslashes are escaped
+/// as Rust writes them (`\n`, `\u{1b}`, `\'`), so the quotes always
+/// delimit what was given and no escape sequence reaches the terminal.
 pub fn quoted(text: &str) -> String {
     const KEEP: usize = 40;
-    let escaped;
-    let text = if text.chars().any(char::is_control) {
-        escaped = text.escape_debug().to_string();
-        escaped.as_str()
-    } else {
-        text
-    };
     let count = text.chars().count();
     if count <= 2 * KEEP + 10 {
-        return format!("'{text}'");
+        return format!("'{}'", escaped(text));
     }
     let head: String = text.chars().take(KEEP).collect();
     let tail: String = text.chars().skip(count - KEEP).collect();
-    format!("'{head}…{tail}' ({count} characters)")
+    format!(
+        "'{}…{}' ({count} characters)",
+        escaped(&head),
+        escaped(&tail)
+    )
+}
+
+/// `text` with what cannot be shown as itself between single quotes
+/// escaped; double quotes, which can, are left alone.
+fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| c == '"' || (c != '\\' && c != '\'' && c.escape_debug().len() == 1);
+    if text.chars().all(plain) {
+        return text.into();
+    }
+    text.escape_debug().to_string().replace("\\\"", "\"").into()
 }
 
 /// Where a filter's local side ends: the '-' after its port (or after a
@@ -649,6 +658,26 @@ mod tests {
         let err = Filter::parse(&long).unwrap_err().to_string();
         assert!(err.len() < 1_000, "{} bytes", err.len());
         assert!(err.contains("120010 characters"), "{err}");
+    }
+
+    #[test]
+    fn quoted_escapes_controls_quotes_and_backslashes_and_cuts_long_text_by_characters() {
+        assert_eq!(quoted("lport"), "'lport'");
+        assert_eq!(quoted("say \"hi\""), "'say \"hi\"'");
+        assert_eq!(quoted("a\u{1b}[31mred\nx"), "'a\\u{1b}[31mred\\nx'");
+        assert_eq!(quoted("it's"), "'it\\'s'");
+        assert_eq!(quoted("a\\b"), "'a\\\\b'");
+        let long = format!("{}\n{}", "é".repeat(100), "z".repeat(100));
+        let shown = quoted(&long);
+        assert!(
+            shown.starts_with(&format!("'{}…", "é".repeat(40))),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with(&format!("…{}' (201 characters)", "z".repeat(40))),
+            "{shown}"
+        );
+        assert!(!shown.contains('\n'), "{shown}");
     }
 
     #[test]

@@ -530,7 +530,8 @@ impl ViewState {
                 Action::Filter(Some(set))
             }
             Err(err) => {
-                self.filter_error = Some(err.to_string());
+                // The footer says "bad filter: " before it.
+                self.filter_error = Some(format!("{}: {}", err.filter, err.reason));
                 Action::None
             }
         }
@@ -780,6 +781,20 @@ mod tests {
         assert_eq!(view.editing.as_ref().unwrap().text, "");
         assert_eq!(view.on_key(key(KeyCode::Esc)), Action::None);
         assert_eq!(view.filter, "*:443-*");
+    }
+
+    #[test]
+    fn a_bad_filter_is_said_once() {
+        let mut view = ViewState::new(Index::Lport);
+        view.update(data(vec![row("443", 1.0, 0.0)]));
+        view.on_key(key(KeyCode::Char('/')));
+        for c in "bogus".chars() {
+            view.on_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(view.on_key(key(KeyCode::Enter)), Action::None);
+        let text = screen(&mut view, 160, 20);
+        assert_eq!(text.matches("bad filter").count(), 1, "{text}");
+        assert!(text.contains("'bogus'"), "{text}");
     }
 
     #[test]

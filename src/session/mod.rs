@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
-
 use crate::aggregate::{self, Group, GroupKey, Grouper, Index, OwnerLookup};
 use crate::config::{Config, Namespaces};
 use crate::counters::Counter;
@@ -20,7 +18,7 @@ use crate::diff::{self, lifetime_row, StateCounts, Tracker};
 use crate::filter::FilterSet;
 use crate::model::CloseLoss;
 use crate::report::{self, PrecisionSection, RenderOptions, Report, ReportKind, ReportWriter};
-use crate::source::processes::ProcessMap;
+use crate::source::processes::{ProcessMap, Unread};
 use crate::source::procfs::SystemCounters;
 use crate::source::SnapshotSource;
 use feed::EventFeed;
@@ -59,8 +57,9 @@ struct Notices {
     fresh: Vec<String>,
     /// Notices past the bound, in this window.
     dropped: u64,
-    /// Which one-time notices were given.
-    owners_denied_said: bool,
+    /// Which one-time notices were given: why owners could not be read
+    /// (each reason once).
+    owners_unread_said: Vec<Unread>,
     system_missing_said: bool,
     /// Process names not kept (bounds), as last said.
     process_names_unkept_said: u64,
@@ -552,20 +551,32 @@ impl Session {
         }
     }
 
+    /// Says, once per reason, why owners could not be looked up.
     fn note_owners_denied(&mut self) {
-        let denied = self.owners.as_ref().map_or(0, ProcessMap::denied);
-        if denied == 0 || self.notices.owners_denied_said {
+        let Some(owners) = self.owners.as_ref() else {
             return;
-        }
-        self.notices.owners_denied_said = true;
-        let why = if is_root() {
-            "permission denied"
-        } else {
-            "other users' processes; root can read them"
         };
-        self.note(vec![format!(
-            "/proc/PID/fd could not be read for {denied} process(es) ({why}): their sockets show process ?"
-        )]);
+        let said = &mut self.notices.owners_unread_said;
+        let mut lines = Vec::new();
+        if let Some(why) = owners.unlisted().filter(|why| !said.contains(why)) {
+            said.push(why);
+            lines.push(format!(
+                "/proc could not be listed ({}): no socket's process was looked up",
+                unread_reason(why)
+            ));
+        }
+        for (why, processes) in owners.unread() {
+            if !said.contains(&why) {
+                said.push(why);
+                lines.push(format!(
+                    "/proc/PID/fd could not be read for {processes} process(es) ({}): their sockets show process ?",
+                    unread_reason(why)
+                ));
+            }
+        }
+        if !lines.is_empty() {
+            self.note(lines);
+        }
     }
 
     fn note_events_lost(&mut self) {
@@ -1120,15 +1131,33 @@ fn close_loss_note(lost: &CloseLoss, when: &str) -> String {
     )
 }
 
+/// Errors name --record and its directory (cut when long), and are not
+/// `io::Error`s: main would take those for stdout failing.
 fn write_recording(dir: &Path, poll: u64, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("poll-{poll:04}.nl"));
-    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+    let shown = || crate::filter::quoted(&dir.to_string_lossy());
+    std::fs::create_dir_all(dir)
+        .map_err(|err| anyhow::anyhow!("--record {}: cannot create it: {err}", shown()))?;
+    let name = format!("poll-{poll:04}.nl");
+    std::fs::write(dir.join(&name), bytes)
+        .map_err(|err| anyhow::anyhow!("--record {}: cannot write {name}: {err}", shown()))
 }
 
+/// Why owners could not be read, for a notice.
+fn unread_reason(why: Unread) -> String {
+    match why {
+        Unread::Permission if is_root() => "permission denied".to_string(),
+        Unread::Permission => "other users' processes; root can read them".to_string(),
+        Unread::TooManyOpenFiles => "too many open files; raise ulimit -n".to_string(),
+        Unread::NoProcfs => {
+            "it is no procfs: not mounted, or hidden under another mount".to_string()
+        }
+        Unread::Other(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
+    }
+}
+
+/// The effective user is root (asked of the kernel: /proc may be hidden).
 fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    nix::unistd::geteuid().is_root()
 }
 
 /// Per listener, its share of the namespace's ListenDrops and

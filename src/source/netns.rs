@@ -23,6 +23,7 @@ use thiserror::Error;
 use super::containers::container_label;
 use super::procfs::SystemCounters;
 use super::{LiveSource, SnapshotSource, SourceError, SourceOptions};
+use crate::filter::quoted;
 use crate::model::{CloseLoss, Snapshot, SocketSample, SocketSource};
 
 /// One network namespace and how to reach it.
@@ -56,22 +57,23 @@ const NETNS_DIR: &str = "/run/netns";
 /// none has a `source()`.
 #[derive(Debug, Error)]
 pub enum NetnsError {
-    #[error("--netns {spec}: no process {spec}")]
+    #[error("--netns {}: no process has that pid", quoted(.spec))]
     NoProcess { spec: String },
-    #[error("--netns {spec}: no network namespace named '{spec}' in {dir}", dir = NETNS_DIR)]
+    #[error("--netns {}: no network namespace of that name in {dir}", quoted(.spec), dir = NETNS_DIR)]
     NoSuchName { spec: String },
-    #[error("--netns {spec}: cannot read {}: {err}", .path.display())]
+    /// `place` is where it was looked for, said without repeating `spec`.
+    #[error("--netns {}: cannot read {place}: {err}", quoted(.spec))]
     Unreadable {
         spec: String,
-        path: PathBuf,
+        place: String,
         err: std::io::Error,
     },
     #[error(
-        "--netns {spec}: {} is not a network namespace (want a name under {dir}, a namespace file such as /proc/PID/ns/net, or a pid)",
-        .path.display(),
+        "--netns {}: not a network namespace (want a name under {dir}, a namespace file such as /proc/PID/ns/net, or a pid)",
+        quoted(.spec),
         dir = NETNS_DIR
     )]
-    NotNetwork { spec: String, path: PathBuf },
+    NotNetwork { spec: String },
     /// The namespace resolved but its agent could not start in it.
     #[error("--netns: {0}")]
     Agent(AgentError),
@@ -80,14 +82,23 @@ pub enum NetnsError {
 /// Why an agent could not start sampling a namespace.
 #[derive(Debug, Error)]
 pub enum AgentError {
-    #[error("cannot open {}: {err}", .path.display())]
+    #[error("cannot open {}: {err}", quoted(&.path.to_string_lossy()))]
     Open { path: PathBuf, err: std::io::Error },
-    #[error("cannot enter {}: {err} (needs CAP_SYS_ADMIN)", .path.display())]
+    #[error("cannot enter {}: {err}{}", quoted(&.path.to_string_lossy()), enter_hint(*.err))]
     Enter { path: PathBuf, err: Errno },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
     #[error("the namespace thread died")]
     Died,
+}
+
+/// What a refused setns(2) most likely means: only EPERM is privilege.
+fn enter_hint(err: Errno) -> &'static str {
+    match err {
+        Errno::EPERM => " (needs CAP_SYS_ADMIN)",
+        Errno::EINVAL => " (not a network namespace: a stale /run/netns entry?)",
+        _ => "",
+    }
 }
 
 fn inode_of(path: &Path) -> std::io::Result<u64> {
@@ -149,14 +160,17 @@ pub fn resolve(spec: &str) -> Result<Namespace, NetnsError> {
         },
         _ => NetnsError::Unreadable {
             spec: spec.to_string(),
-            path: path.clone(),
+            place: match pid {
+                Some(_) => path.display().to_string(),
+                None if spec.contains('/') => "it".to_string(),
+                None => format!("it in {NETNS_DIR}"),
+            },
             err,
         },
     })?;
     if !is_network_namespace(&path) {
         return Err(NetnsError::NotNetwork {
             spec: spec.to_string(),
-            path,
         });
     }
     let named = named_namespaces();
@@ -490,10 +504,9 @@ pub struct NetnsSource {
     closes_lost_gone: CloseLoss,
 }
 
+/// The effective user is root (asked of the kernel: /proc may be hidden).
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    nix::unistd::geteuid().is_root()
 }
 
 impl NetnsSource {
@@ -822,17 +835,12 @@ mod tests {
         ));
         assert_eq!(
             resolve("no-such-namespace-xyz").unwrap_err().to_string(),
-            "--netns no-such-namespace-xyz: no network namespace named 'no-such-namespace-xyz' in /run/netns"
-        );
-        let err = resolve("no-such-namespace-xyz").unwrap_err().to_string();
-        assert!(
-            err.contains("no network namespace named 'no-such-namespace-xyz'"),
-            "{err}"
+            "--netns 'no-such-namespace-xyz': no network namespace of that name in /run/netns"
         );
         let err = resolve("999999999").unwrap_err().to_string();
-        assert!(err.contains("no process 999999999"), "{err}");
+        assert_eq!(err, "--netns '999999999': no process has that pid");
         let err = resolve("4294967296").unwrap_err().to_string();
-        assert!(err.contains("no process 4294967296"), "{err}");
+        assert!(err.contains("'4294967296': no process"), "{err}");
         // Leading zeros name the same process.
         let own = std::process::id();
         assert_eq!(
@@ -846,10 +854,22 @@ mod tests {
             assert!(matches!(err, NetnsError::NotNetwork { .. }), "{err:?}");
             let err = err.to_string();
             assert!(
-                err.contains("is not a network namespace"),
+                err.contains("not a network namespace"),
                 "{not_a_netns}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_long_or_odd_netns_spec_is_echoed_once_cut_and_escaped() {
+        let long = "n".repeat(300);
+        for spec in [long.clone(), format!("/nonexistent/{long}")] {
+            let err = resolve(&spec).unwrap_err().to_string();
+            assert_eq!(err.matches("nnnnnnnnnn…nnnnnnnnnn").count(), 1, "{err}");
+            assert!(err.len() < 300, "{err}");
+        }
+        let err = resolve("blue\u{1b}[2J\n").unwrap_err().to_string();
+        assert!(err.contains("'blue\\u{1b}[2J\\n'"), "{err}");
     }
 
     #[test]
@@ -860,10 +880,21 @@ mod tests {
         });
         let text = err.to_string();
         assert!(
-            text.starts_with("--netns: cannot enter /run/netns/blue: "),
+            text.starts_with("--netns: cannot enter '/run/netns/blue': "),
             "{text}"
         );
         assert!(text.ends_with(" (needs CAP_SYS_ADMIN)"), "{text}");
         assert!(std::error::Error::source(&err).is_none());
+    }
+
+    #[test]
+    fn a_namespace_refused_for_another_reason_is_not_said_to_need_privilege() {
+        let err = AgentError::Enter {
+            path: PathBuf::from("/run/netns/stale"),
+            err: Errno::EINVAL,
+        };
+        let text = err.to_string();
+        assert!(!text.contains("CAP_SYS_ADMIN"), "{text}");
+        assert!(text.contains("not a network namespace"), "{text}");
     }
 }

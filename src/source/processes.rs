@@ -51,8 +51,10 @@ pub struct ProcessMap {
     /// Names not kept: [`EVENT_COMMANDS_LIMIT`] was reached.
     event_commands_unkept: u64,
     processes: FxHashMap<u32, ProcessFds>,
-    /// Processes whose fd directory could not be read.
-    denied: FxHashSet<u32>,
+    /// Processes whose fd directory could not be read, and why.
+    denied: FxHashMap<u32, Unread>,
+    /// Why /proc could not be listed at the last scan, if it could not.
+    unlisted: Option<Unread>,
     /// fd links read so far (the tests check that known sockets cost none).
     pub links_read: u64,
 }
@@ -107,9 +109,24 @@ impl ProcessMap {
         self.scan(None);
     }
 
-    /// Processes whose sockets could not be looked at.
-    pub fn denied(&self) -> usize {
-        self.denied.len()
+    /// Why /proc could not be listed at the last lookup (then no owner was
+    /// looked up), if it could not.
+    pub fn unlisted(&self) -> Option<Unread> {
+        self.unlisted
+    }
+
+    /// Why processes' sockets could not be looked at, each reason with the
+    /// number of processes it kept out, most first.
+    pub fn unread(&self) -> Vec<(Unread, usize)> {
+        let mut counts: Vec<(Unread, usize)> = Vec::new();
+        for why in self.denied.values() {
+            match counts.iter_mut().find(|(seen, _)| seen == why) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((*why, 1)),
+            }
+        }
+        counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        counts
     }
 
     /// Looks up the owners of `sockets` (inode, uid) not known yet.
@@ -136,7 +153,24 @@ impl ProcessMap {
     /// fd of the processes of `reread_uids`.
     fn scan(&mut self, reread_uids: Option<&FxHashSet<u32>>) {
         let mut alive = FxHashSet::default();
-        for (pid, entry) in proc_pids() {
+        let pids = match listed_pids() {
+            // Any procfs has /proc/self; something else mounted over /proc
+            // (or an empty directory) lists no process, which is no
+            // reason to say nothing.
+            Ok(_) if !std::path::Path::new("/proc/self").exists() => {
+                self.unlisted = Some(Unread::NoProcfs);
+                return;
+            }
+            Ok(pids) => {
+                self.unlisted = None;
+                pids
+            }
+            Err(err) => {
+                self.unlisted = Some(Unread::of(&err));
+                return;
+            }
+        };
+        for (pid, entry) in pids {
             alive.insert(pid);
             let uid = match entry.metadata() {
                 Ok(m) => m.uid(),
@@ -155,7 +189,7 @@ impl ProcessMap {
             let owning: FxHashSet<u32> = self.owners.values().map(|o| o.pid).collect();
             self.commands
                 .retain(|pid, _| alive.contains(pid) || owning.contains(pid));
-            self.denied.retain(|pid| alive.contains(pid));
+            self.denied.retain(|pid, _| alive.contains(pid));
         }
     }
 
@@ -163,8 +197,10 @@ impl ProcessMap {
         let dir = format!("/proc/{pid}/fd");
         let fds = match std::fs::read_dir(&dir) {
             Ok(fds) => fds,
-            Err(_) => {
-                self.denied.insert(pid);
+            // Exited since /proc was listed: nothing to look at.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+            Err(err) => {
+                self.denied.insert(pid, Unread::of(&err));
                 return;
             }
         };
@@ -274,14 +310,39 @@ impl ProcessNames {
 
 /// Every process directory under /proc, with its pid.
 pub(crate) fn proc_pids() -> impl Iterator<Item = (u32, std::fs::DirEntry)> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            Some((pid, entry))
-        })
+    listed_pids().into_iter().flatten()
+}
+
+/// [`proc_pids`], or why /proc could not be listed.
+fn listed_pids() -> std::io::Result<impl Iterator<Item = (u32, std::fs::DirEntry)>> {
+    Ok(std::fs::read_dir("/proc")?.flatten().filter_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        Some((pid, entry))
+    }))
+}
+
+/// Why a process's sockets (or every process's) could not be looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unread {
+    /// EACCES or EPERM: another user's process, unprivileged.
+    Permission,
+    /// EMFILE or ENFILE: this process, or the system, is out of file
+    /// descriptors; nothing to do with privileges.
+    TooManyOpenFiles,
+    /// /proc is no procfs (not mounted, or hidden under another mount).
+    NoProcfs,
+    /// Anything else, by errno (0: none given).
+    Other(i32),
+}
+
+impl Unread {
+    fn of(err: &std::io::Error) -> Unread {
+        match err.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM) => Unread::Permission,
+            Some(libc::EMFILE | libc::ENFILE) => Unread::TooManyOpenFiles,
+            errno => Unread::Other(errno.unwrap_or(0)),
+        }
+    }
 }
 
 /// `socket:[12345]` → 12345.

@@ -1063,7 +1063,8 @@ impl<'a> Opening<'a> {
             let written = std::fs::create_dir_all(dir)
                 .and_then(|()| std::fs::write(dir.join(format!("{file_name}.format")), text));
             if let Err(e) = written {
-                notices.push(format!("--record-trace: {}: {e}", dir.display()));
+                let dir = crate::filter::quoted(&dir.to_string_lossy());
+                notices.push(format!("--record-trace {dir}: {e}"));
             }
         }
         let tag = self.opened.len() as u32;
@@ -1256,9 +1257,9 @@ fn record_sample(dir: &Path, (name, written): &mut (String, u32), raw: &[u8]) {
     }
 }
 
+/// The effective user is root (asked of the kernel: /proc may be hidden).
 fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    nix::unistd::geteuid().is_root()
 }
 
 #[cfg(test)]
