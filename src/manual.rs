@@ -71,7 +71,7 @@ pub const EXIT_STATUS: [(&str, &str); 3] = [
 
 /// The live view's keys, as its help (`?`) lists them (the arrows by
 /// name: the page stays ASCII for roff).
-pub const LIVE_KEYS: [(&str, &str); 7] = [
+pub const LIVE_KEYS: [(&str, &str); 9] = [
     (
         "q, Esc, Ctrl-C",
         "quit; the terminal is restored and the exit status is 0",
@@ -89,10 +89,18 @@ pub const LIVE_KEYS: [(&str, &str); 7] = [
         "group by the next index: tuple, lport, rport, laddr, raddr, process, netns, container (from the next window)",
     ),
     (
-        "/",
-        "filter the view, in the command line's syntax (*:443-*); Enter applies, an empty filter lifts it, a bad one is said and changes nothing",
+        "p",
+        "group by process; pressed again, back to the index before",
     ),
-    ("p", "pause the view (collection goes on)"),
+    (
+        "/",
+        "filter, in the command line's syntax (*:443-*): the prompt opens empty, or with the filter in force selected; Ctrl-U clears it, Ctrl-W deletes a word; Enter applies, an empty filter lifts it, a bad one is said and changes nothing",
+    ),
+    ("space", "pause: the view stays, collection goes on"),
+    (
+        "n",
+        "the notes raised while the view runs (the latest 64); the newest also shows on a line above the keys as it comes",
+    ),
     ("?", "this help (Esc or ? closes it)"),
 ];
 
