@@ -181,3 +181,34 @@ fn index_lport_puts_every_drop_on_the_dropping_server_and_a_filter_keeps_it_out(
     // The MIB is not filtered, and neither are the sockets set against it.
     assert_eq!(mib(&only, "RcvbufErrors", "unattributed"), 0, "{only}");
 }
+
+#[test]
+fn udp_alone_says_nothing_of_tcp_in_text_and_table() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpnotcp");
+    let _server = ns.enter(|| UdpSocket::bind("127.0.0.1:6100").expect("bind"));
+    for format in ["text", "table"] {
+        let args = [
+            "-u",
+            "--system",
+            "--zeros",
+            "--timeout",
+            "1s",
+            "--format",
+            format,
+        ];
+        let output = wait_output(spawn_as(&ns, false, &args));
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{text}");
+        assert!(text.contains("127.0.0.1:6100"), "{text}");
+        assert!(text.contains("RcvbufErrors"), "{text}");
+        assert!(!text.to_lowercase().contains("tcp"), "{format}: {text}");
+    }
+    // Both asked for: the empty TCP side is said.
+    let args = ["-tu", "--timeout", "1s"];
+    let text = String::from_utf8(wait_output(spawn_as(&ns, false, &args)).stdout).unwrap();
+    assert!(text.contains("No TCP socket activity."), "{text}");
+}

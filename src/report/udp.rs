@@ -403,6 +403,27 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_only_report_says_nothing_of_tcp() {
+        let mut report = report_with_udp();
+        report.tcp = false;
+        for format in [Format::Text, Format::Table] {
+            let mut out = Vec::new();
+            let options = RenderOptions {
+                format,
+                ..Default::default()
+            };
+            render(&report, options, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.to_lowercase().contains("tcp"), "{text}");
+            assert!(text.contains("Udp: 4 UDP/UDP-Lite sockets"), "{text}");
+        }
+        // Asked for both, an empty TCP side is still said.
+        report.tcp = true;
+        assert!(rendered(Format::Text).contains("No TCP socket activity."));
+        assert!(rendered(Format::Table).contains("(no TCP socket activity)"));
+    }
+
+    #[test]
     fn json_report_carries_udp_as_a_member() {
         let text = rendered(Format::Json);
         assert!(text.ends_with("}}\n"), "{text}");

@@ -671,6 +671,7 @@ impl Session {
         report.closes_lost = self.source.closes_lost();
         report.closes_lost_window = self.closes_lost_window();
         report.run_started = self.source.opened_at();
+        report.tcp = self.config.tcp;
     }
 
     /// Precision mode's account for a report: the feed's sources and
@@ -875,7 +876,9 @@ impl Session {
     /// With --system: the namespace's deltas over the window against what
     /// the sockets account for.
     fn system_section(&self, deltas: Option<&SystemCounters>) -> Option<aggregate::SystemSection> {
-        if !self.config.system {
+        // Without TCP the Udp section sets the sockets against the Udp
+        // MIB; the TCP one would set nothing against the rest.
+        if !self.config.system || !self.config.tcp {
             return None;
         }
         let deltas = deltas?;
