@@ -158,6 +158,8 @@ pub struct Session {
     render_width: Option<u16>,
     /// UDP sockets' windows (--udp).
     udp: crate::udp::UdpTracker,
+    /// UDP close notices lost when the window began.
+    udp_closes_lost_at_window_start: CloseLoss,
 }
 
 impl Session {
@@ -222,6 +224,7 @@ impl Session {
             once_limit: None,
             render_width: None,
             udp: crate::udp::UdpTracker::new(),
+            udp_closes_lost_at_window_start: CloseLoss::default(),
         }
     }
 
@@ -373,7 +376,12 @@ impl Session {
         self.tracker.observe(&snapshot, &self.tracker_filter);
         self.resolve_owners(&snapshot);
         if self.config.udp {
-            self.udp.observe(&snapshot.udp, &snapshot.unsampled_netns);
+            self.udp.observe_with_notices(
+                &snapshot.udp,
+                &snapshot.unsampled_netns,
+                &snapshot.udp_closed,
+                snapshot.udp_closes_watched,
+            );
             self.resolve_udp_owners(&snapshot.udp);
         }
         self.fold_closed_past_limit();
@@ -783,12 +791,20 @@ impl Session {
                 .iter()
                 .map(|&p| (p, crate::udp::drops_of(this.udp.rows(), p)))
                 .collect();
-            report.udp = Some(this.udp_section(
+            let mut section = this.udp_section(
                 this.udp.rows(),
                 &everywhere,
                 namespace_deltas.as_ref(),
                 this.udp.closed_in_window(),
-            ));
+            );
+            section.unlisted = this.udp.unlisted();
+            section.closes_lost = this.source.udp_closes_lost().map(|since_start| {
+                (
+                    since_start.since(&this.udp_closes_lost_at_window_start),
+                    since_start,
+                )
+            });
+            report.udp = Some(section);
             this.name_udp_processes(&mut report);
         }
         let mut unplaced = this.tracker.unplaced_by_filters().clone();
@@ -941,6 +957,9 @@ impl Session {
         self.notices.end_window();
         self.tracker.reset_window();
         self.udp.reset_window();
+        if let Some(lost) = self.source.udp_closes_lost() {
+            self.udp_closes_lost_at_window_start = lost;
+        }
         if let Some(lost) = self.source.closes_lost() {
             self.closes_lost_at_window_start = lost;
         }
