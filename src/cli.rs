@@ -197,6 +197,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "DUR", default_value = "15m", requires = "listen")]
     series_expiry: String,
 
+    /// With --listen: also count the exporter's own sockets (its listener,
+    /// the scrapes' connections and a local scraper's side of them), which
+    /// are left out by default so that scraping adds no series
+    #[arg(long, requires = "listen")]
+    export_self: bool,
+
     /// Print the manual page (roff) or a shell's completion script, exit
     #[arg(long, value_enum, value_name = "WHAT")]
     generate: Option<Generate>,
@@ -485,6 +491,19 @@ impl UsageError {
                 {
                     format!("{} {}", line.trim_end_matches(':'), missing.join(", "))
                 }
+                // "cannot be used with:" too, when several conflict.
+                _ if err.kind() == clap::error::ErrorKind::ArgumentConflict
+                    && line.ends_with(':') =>
+                {
+                    match err.get(ContextKind::PriorArg) {
+                        Some(ContextValue::Strings(others)) => {
+                            let others: Vec<String> =
+                                others.iter().map(|o| format!("'{o}'")).collect();
+                            format!("{} {}", line.trim_end_matches(':'), others.join(", "))
+                        }
+                        _ => line,
+                    }
+                }
                 _ => line,
             },
         )
@@ -620,6 +639,7 @@ fn validate(args: Args) -> Result<Config, UsageError> {
         sort,
         list_time_wait: args.time_wait,
         listen: listen(&args)?,
+        export_self: args.export_self,
         live_view: args.format.is_none()
             && !args.onclose
             && matches!(mode, Mode::Interval { .. })

@@ -59,6 +59,8 @@ pub struct Config {
     pub list_time_wait: bool,
     /// --listen: the exporter's address and limits.
     pub listen: Option<(std::net::SocketAddr, crate::export::Limits)>,
+    /// --export-self: the exporter's own sockets are reported too.
+    pub export_self: bool,
     pub filters: FilterSet,
     pub record: Option<PathBuf>,
     /// Look up socket owners (--processes, --index process).

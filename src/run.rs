@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::config::{Config, Mode, Namespaces, PrecisionMode};
+use crate::filter::ServedEndpoint;
 use crate::report;
 use crate::session::feed::{EventFeed, LiveFeed};
 use crate::session::{next_boundary, Session};
@@ -193,12 +194,19 @@ fn serve_metrics(
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     use crate::export::{http, Exporter, SelfStats};
-    let shared = Arc::new(http::Shared {
-        exporter: std::sync::Mutex::new(Exporter::new(limits)),
-        ..Default::default()
-    });
+    let shared = Arc::new(http::Shared::new(Exporter::new(limits)));
+    // Cannot bind what was asked: exit 2, as for any start the run was
+    // asked for and cannot make.
     let bound =
-        http::serve(addr, Arc::clone(&shared)).with_context(|| format!("--listen {addr}"))?;
+        http::serve(addr, Arc::clone(&shared)).map_err(|err| StartError(err.to_string()))?;
+    if !config.export_self {
+        session.leave_out(ServedEndpoint {
+            addr: bound,
+            // Unreadable: 0, as keys of the run's own namespace sampled
+            // alone say.
+            netns: crate::source::netns::own_inode().unwrap_or(0),
+        });
+    }
     let _ = writeln!(
         std::io::stderr(),
         "tcpipstat: serving metrics on http://{bound}/metrics (polling every {})",
@@ -238,11 +246,11 @@ fn serve_metrics(
             events_undelivered: precision.map_or(0, |p| p.events_undelivered),
             close_notices_lost: report.closes_lost.map_or(0, |lost| lost.notices),
         };
-        if let Ok(mut exporter) = shared.exporter.lock() {
+        shared.update(|exporter| {
             exporter.add_window(&report, report.end_ms);
             exporter.set_states(states);
             exporter.set_stats(stats);
-        }
+        });
         drop(report);
         session.end_window();
     }

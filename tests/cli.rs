@@ -858,3 +858,41 @@ fn with_proc_hidden_owners_are_said_to_be_unreadable_and_why() {
     );
     assert!(!stderr.contains("needs root"), "{stderr}");
 }
+
+#[test]
+fn a_taken_listen_port_is_one_line_naming_it_and_exits_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(BIN)
+        .args(["--listen", &addr.to_string(), "--timeout", "5"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("tcpipstat: error: cannot listen on {addr}: address already in use\n")
+    );
+}
+
+#[test]
+fn a_conflict_with_several_options_names_them_all_on_its_line() {
+    let out = Command::new(BIN)
+        .args(["--listen", ":9977", "--once", "--count", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.trim_end().ends_with(':'), "{stderr}");
+    assert!(stderr.contains("'--once'"), "{stderr}");
+    assert!(stderr.contains("'--count <N>'"), "{stderr}");
+}
+
+#[test]
+fn export_self_needs_listen() {
+    let out = Command::new(BIN).args(["--export-self"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--listen"), "{stderr}");
+}

@@ -1,9 +1,11 @@
 //! `--listen`: the Prometheus exporter in a private namespace, scraped by
 //! this test over HTTP, checked with `promtool check metrics`, and scraped
 //! by a real Prometheus server (Debian's `prometheus` package) whose query
-//! API must return the exact bytes of a connection the test made. Root is
-//! needed (namespaces); without promtool or prometheus those parts print
-//! SKIP.
+//! API must return the exact bytes of a connection the test made; its own
+//! sockets left out, HTTP methods and q-values, one encoding per poll for
+//! concurrent scrapes, and a file descriptor limit it must not spin on.
+//! Root is needed (namespaces); without promtool or prometheus those parts
+//! print SKIP.
 
 mod common;
 
@@ -21,12 +23,19 @@ struct Exporter {
 }
 
 impl Exporter {
+    /// Polling every 300 ms unless `extra` says --poll.
     fn start(ns: &Netns, port: u16, extra: &[&str]) -> Exporter {
         let listen = format!(":{port}");
-        let mut args = vec!["--listen", listen.as_str(), "--poll", "300ms"];
+        let mut args = vec!["--listen", listen.as_str()];
+        if !extra.contains(&"--poll") {
+            args.extend_from_slice(&["--poll", "300ms"]);
+        }
         args.extend_from_slice(extra);
-        let child = ns
-            .tcpipstat(&args)
+        Exporter::spawn(ns, port, ns.tcpipstat(&args))
+    }
+
+    fn spawn(ns: &Netns, port: u16, mut command: Command) -> Exporter {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -51,8 +60,13 @@ impl Drop for Exporter {
 
 /// One HTTP GET from inside `ns`: (status, headers + body as text).
 fn get(ns: &Netns, port: u16, path: &str, accept: &str) -> Option<(u16, String)> {
+    request(ns, port, "GET", path, accept)
+}
+
+/// One HTTP request from inside `ns`: (status, headers + body as text).
+fn request(ns: &Netns, port: u16, method: &str, path: &str, accept: &str) -> Option<(u16, String)> {
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{}Connection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{}Connection: close\r\n\r\n",
         if accept.is_empty() {
             String::new()
         } else {
@@ -69,6 +83,15 @@ fn get(ns: &Netns, port: u16, path: &str, accept: &str) -> Option<(u16, String)>
         stream.read_to_string(&mut response).ok()?;
         let status = response.split(' ').nth(1)?.parse().ok()?;
         Some((status, response))
+    })
+}
+
+/// A response header's value.
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
 
@@ -243,4 +266,224 @@ fn a_real_prometheus_server_scrapes_the_exact_bytes_and_sees_it_up() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(ok, "Prometheus never had the exact bytes and up=1: {last}");
+}
+
+/// Sample lines (not comments) of an exposition that name `port` as a
+/// local or remote port.
+fn lines_with_port(text: &str, port: u16) -> Vec<&str> {
+    let lport = format!("lport=\"{port}\"");
+    let rport = format!("rport=\"{port}\"");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && (l.contains(&lport) || l.contains(&rport)))
+        .collect()
+}
+
+#[test]
+fn scrapes_add_no_series_of_their_own_unless_export_self() {
+    skip_unless_root!();
+    for (export_self, port) in [(false, 9981u16), (true, 9982)] {
+        let ns = Netns::new("export-self");
+        let extra: &[&str] = if export_self { &["--export-self"] } else { &[] };
+        let _exporter = Exporter::start(&ns, port, extra);
+        // Other traffic still makes series.
+        let listener = ns.listen("127.0.0.1:0");
+        let other = listener.local_addr().unwrap().port();
+        let mut pair = Pair::open(&ns, &listener);
+        pair.exchange(1000, 10);
+        for _ in 0..10 {
+            assert_eq!(get(&ns, port, "/metrics", "").unwrap().0, 200);
+        }
+        sleep(Duration::from_millis(1000));
+        let (_, response) = get(&ns, port, "/metrics", "").unwrap();
+        let text = body(&response);
+        assert!(!lines_with_port(text, other).is_empty(), "{text}");
+        let own = lines_with_port(text, port);
+        let listening = sample(text, "tcpipstat_sockets_by_state{state=\"LISTEN\"}");
+        if export_self {
+            // Each scrape's connection: the server's side and the client's.
+            assert!(
+                own.iter().any(|l| l.contains(&format!("lport=\"{port}\""))),
+                "{text}"
+            );
+            assert!(
+                own.iter().any(|l| l.contains(&format!("rport=\"{port}\""))),
+                "{text}"
+            );
+            assert_eq!(listening, Some(2.0), "ours and the test's: {text}");
+        } else {
+            assert_eq!(own, Vec::<&str>::new(), "{text}");
+            assert_eq!(listening, Some(1.0), "the test's alone: {text}");
+        }
+        drop(pair);
+    }
+}
+
+#[test]
+fn head_is_answered_like_get_without_a_body_and_405_names_the_allowed_methods() {
+    skip_unless_root!();
+    let ns = Netns::new("export-head");
+    let _exporter = Exporter::start(&ns, 9983, &[]);
+    let (status, head) = request(&ns, 9983, "HEAD", "/metrics", "").unwrap();
+    assert_eq!(status, 200, "{head}");
+    let length: usize = header(&head, "Content-Length").unwrap().parse().unwrap();
+    assert!(length > 0, "{head}");
+    assert_eq!(body(&head), "", "no body after HEAD");
+    assert_eq!(
+        header(&head, "Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(request(&ns, 9983, "HEAD", "/healthz", "").unwrap().0, 200);
+    for method in ["POST", "DELETE", "PUT"] {
+        let (status, response) = request(&ns, 9983, method, "/metrics", "").unwrap();
+        assert_eq!(status, 405, "{method}: {response}");
+        assert_eq!(header(&response, "Allow"), Some("GET, HEAD"), "{response}");
+    }
+    // A HEAD is no scrape; the GETs count.
+    let (_, response) = get(&ns, 9983, "/metrics", "").unwrap();
+    assert_eq!(
+        sample(body(&response), "tcpipstat_scrapes_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(body(&response), "tcpipstat_http_requests_rejected_total"),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn openmetrics_is_served_by_q_values_and_never_to_q0() {
+    skip_unless_root!();
+    let ns = Netns::new("export-accept");
+    let _exporter = Exporter::start(&ns, 9984, &[]);
+    let format = |accept: &str| {
+        let (_, response) = get(&ns, 9984, "/metrics", accept).unwrap();
+        let kind = header(&response, "Content-Type").unwrap_or_default();
+        let open = kind.starts_with("application/openmetrics-text");
+        assert_eq!(
+            open,
+            body(&response).trim_end().ends_with("# EOF"),
+            "{response}"
+        );
+        open
+    };
+    assert!(!format("application/openmetrics-text;q=0"));
+    assert!(!format(
+        "application/openmetrics-text; version=1.0.0; q=0, */*"
+    ));
+    assert!(!format(
+        "application/openmetrics-text;q=0.2,text/plain;version=0.0.4;q=0.8"
+    ));
+    assert!(format(
+        "application/openmetrics-text;version=1.0.0;q=0.6,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+    ));
+    assert!(format("application/openmetrics-text; version=1.0.0"));
+    assert!(!format(""));
+}
+
+#[test]
+fn concurrent_scrapes_of_one_poll_are_sent_one_encoding() {
+    skip_unless_root!();
+    let ns = Netns::new("export-once");
+    // No poll after the first while the test runs: one state to encode.
+    let _exporter = Exporter::start(&ns, 9985, &["--poll", "10m"]);
+    let start = std::sync::Barrier::new(8);
+    let responses: Vec<String> = std::thread::scope(|scope| {
+        let scrapes: Vec<_> = (0..8)
+            .map(|_| {
+                let (ns, start) = (&ns, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    get(ns, 9985, "/metrics", "").unwrap()
+                })
+            })
+            .collect();
+        scrapes
+            .into_iter()
+            .map(|s| {
+                let (status, response) = s.join().unwrap();
+                assert_eq!(status, 200);
+                body(&response).to_string()
+            })
+            .collect()
+    });
+    // The same bytes but the scrape's own count.
+    let without_count = |text: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with("tcpipstat_scrapes_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let first = without_count(&responses[0]);
+    assert!(responses.iter().all(|r| without_count(r) == first));
+    let mut counts: Vec<f64> = responses
+        .iter()
+        .filter_map(|r| sample(r, "tcpipstat_scrapes_total"))
+        .collect();
+    counts.sort_by(f64::total_cmp);
+    assert_eq!(counts, (1..=8).map(f64::from).collect::<Vec<_>>());
+    let encoded = |text: &str| sample(text, "tcpipstat_expositions_encoded_total");
+    assert_eq!(encoded(&responses[0]), Some(1.0), "{}", responses[0]);
+    let (_, later) = get(&ns, 9985, "/metrics", "").unwrap();
+    assert_eq!(encoded(body(&later)), Some(1.0));
+    // The other format is encoded once more, on its first scrape.
+    let (_, open) = get(&ns, 9985, "/metrics", "application/openmetrics-text").unwrap();
+    assert_eq!(encoded(body(&open)), Some(2.0));
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_file_descriptors_the_exporter_backs_off_instead_of_spinning() {
+    skip_unless_root!();
+    let ns = Netns::new("export-fds");
+    let mut command = ns.command("sh");
+    command.args([
+        "-c",
+        "ulimit -n 16 && exec \"$0\" --listen :9986 --poll 300ms",
+        common::BIN,
+    ]);
+    let exporter = Exporter::spawn(&ns, 9986, command);
+    let pid = exporter.child.id();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "tcpipstat");
+    // 100 connections that say nothing: far more than 16 descriptors.
+    let idle = ns.enter(|| {
+        (0..100)
+            .filter_map(|_| TcpStream::connect(("127.0.0.1", 9986)).ok())
+            .collect::<Vec<_>>()
+    });
+    sleep(Duration::from_millis(500));
+    let hz: f64 = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let (ticks, started) = (cpu_ticks(pid), Instant::now());
+    sleep(Duration::from_secs(3));
+    let busy = (cpu_ticks(pid) - ticks) as f64 / hz / started.elapsed().as_secs_f64();
+    assert!(busy < 0.25, "{:.0}% of a core", busy * 100.0);
+    // A scraper still gets in while the idle connections stay open.
+    let started = Instant::now();
+    let (status, response) = get(&ns, 9986, "/metrics", "").expect("a scrape");
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let backoffs = sample(body(&response), "tcpipstat_http_accept_backoffs_total");
+    assert!(backoffs.unwrap_or(0.0) > 0.0, "{response}");
+    drop(idle);
 }

@@ -1,24 +1,32 @@
-//! The exporter's HTTP edge: `GET /metrics` (the latest exposition,
-//! OpenMetrics when the scraper's Accept asks for it) and `GET /healthz`,
-//! nothing else. Hand-written over std's TcpListener with httparse for the
-//! request, rather than tiny_http (the small server crate at hand), which
-//! has neither timeouts nor a bound on connections: here a fixed pool of
-//! threads serves one connection each at a time, every read and write has
-//! a deadline, and at most [`BACKLOG`] connections wait. Waiting ones are
-//! served newest first and, when the backlog is full, the oldest is closed
-//! (and counted): clients that connect and say nothing hold a worker for
-//! [`DEADLINE`] at most and cannot keep a scraper out. Polling never waits
-//! on a client: a scrape only reads the state under a lock the poller
-//! holds for one window's update.
+//! The exporter's HTTP edge: `GET` (or `HEAD`) `/metrics` (the latest
+//! exposition, OpenMetrics when the scraper's Accept prefers it) and
+//! `/healthz`, nothing else. Hand-written over std's TcpListener with
+//! httparse for the request, rather than tiny_http (the small server crate
+//! at hand), which has neither timeouts nor a bound on connections: here a
+//! fixed pool of threads serves one connection each at a time, every read
+//! and write has a deadline, and at most [`BACKLOG`] connections wait.
+//! Waiting ones are served newest first and, when the backlog is full, the
+//! oldest is closed (and counted): clients that connect and say nothing
+//! hold a worker for [`DEADLINE`] at most and cannot keep a scraper out.
+//! Out of file descriptors, accepting pauses (growing pauses, counted)
+//! instead of spinning, the oldest waiting connection is closed, and
+//! requests must come sooner, so that idle clients give their
+//! descriptors back to scrapers.
+//!
+//! Polling never waits on a client: the poller swaps in its new state
+//! under a lock held for no encoding, and a poll's exposition is encoded
+//! once per format, by the first scrape that wants it; every other scrape
+//! of that poll is sent the same bytes.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::Exporter;
+use super::encode::{self, Format};
+use super::{Exporter, HttpStats};
 
 /// Threads answering requests.
 const WORKERS: usize = 8;
@@ -29,19 +37,151 @@ const BACKLOG: usize = 32;
 const DEADLINE: Duration = Duration::from_secs(2);
 /// A connection that waited this long for a worker is closed unserved.
 const QUEUE_WAIT: Duration = Duration::from_secs(6);
+/// While file descriptors run short (an accept failed for want of one
+/// within [`SHORTAGE_LASTS`]), a request must come within this instead:
+/// a scraper sends its request as it connects, an idle client holding a
+/// descriptor does not.
+const SHORT_DEADLINE: Duration = Duration::from_millis(250);
+const SHORTAGE_LASTS: Duration = Duration::from_secs(2);
 /// A request head larger than this is refused.
 const HEAD_LIMIT: usize = 16 * 1024;
+/// Pauses of the accepting thread when accept fails: the first, and the
+/// longest they grow to. A connection the kernel holds for us waits in
+/// its backlog meanwhile; it is not lost.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+/// Running out of file descriptors is said on stderr at most this often.
+const SAY_FD_SHORTAGE_EVERY: Duration = Duration::from_secs(60);
 
 /// What the server and the poller share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shared {
-    pub exporter: Mutex<Exporter>,
+    /// The state, replaced copy-on-write by the poller: an encoding holds
+    /// the `Arc` it took, and only then does an update copy the state.
+    exporter: Mutex<Arc<Exporter>>,
+    /// The latest exposition per format ([`Format::OpenMetrics`] first),
+    /// and the state generation it was encoded from. Held while encoding,
+    /// so that scrapes arriving meanwhile wait for those same bytes.
+    encoded: [Mutex<Option<Encoded>>; 2],
     pub scrapes: AtomicU64,
-    /// Connections closed unanswered: the backlog was full.
+    /// Connections closed unanswered: the backlog was full, they waited
+    /// too long, or file descriptors ran out.
     pub refused: AtomicU64,
-    /// Requests that were not GET /metrics or /healthz, or malformed, or
-    /// too slow.
+    /// Requests that were not GET or HEAD of /metrics or /healthz, or
+    /// malformed, or too slow.
     pub rejected: AtomicU64,
+    /// Accepts that failed with EMFILE or ENFILE.
+    pub accept_backoffs: AtomicU64,
+    /// Expositions encoded (at most one per state and format).
+    pub encodings: AtomicU64,
+    /// When the server started, and (milliseconds after) the last accept
+    /// that failed for want of a file descriptor, plus one (0: none).
+    started: Instant,
+    fds_short_at: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Encoded {
+    generation: u64,
+    body: Arc<String>,
+}
+
+/// A poisoned lock still guards consistent data here: every update is
+/// whole before its guard drops, and nothing in them panics.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub fn new(exporter: Exporter) -> Shared {
+        Shared {
+            exporter: Mutex::new(Arc::new(exporter)),
+            encoded: [Mutex::new(None), Mutex::new(None)],
+            scrapes: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            accept_backoffs: AtomicU64::new(0),
+            encodings: AtomicU64::new(0),
+            started: Instant::now(),
+            fds_short_at: AtomicU64::new(0),
+        }
+    }
+
+    fn note_fds_short(&self) {
+        let now = self.started.elapsed().as_millis() as u64 + 1;
+        self.fds_short_at.store(now, Ordering::Relaxed);
+    }
+
+    /// How long a request may take to come: short while descriptors are.
+    fn request_deadline(&self) -> Duration {
+        let at = self.fds_short_at.load(Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64 + 1;
+        let shortage_lasts = SHORTAGE_LASTS.as_millis() as u64;
+        if at > 0 && now.saturating_sub(at) < shortage_lasts {
+            SHORT_DEADLINE
+        } else {
+            DEADLINE
+        }
+    }
+
+    /// Changes the state (the poller's window): never waits for an
+    /// encoding, which goes on from the state it took.
+    pub fn update(&self, change: impl FnOnce(&mut Exporter)) {
+        let mut state = lock(&self.exporter);
+        change(Arc::make_mut(&mut state));
+    }
+
+    /// The latest state.
+    pub fn state(&self) -> Arc<Exporter> {
+        Arc::clone(&lock(&self.exporter))
+    }
+
+    /// The latest state's exposition in `format` but the tail: encoded
+    /// at most once per state, whatever the number of scrapes.
+    pub fn body(&self, format: Format) -> Arc<String> {
+        let slot = match format {
+            Format::OpenMetrics => &self.encoded[0],
+            Format::Prometheus => &self.encoded[1],
+        };
+        let mut encoded = lock(slot);
+        let state = self.state();
+        if let Some(done) = encoded
+            .as_ref()
+            .filter(|e| e.generation == state.generation())
+        {
+            return Arc::clone(&done.body);
+        }
+        // The old body's length, with room to grow, saves the copies of a
+        // large buffer growing by doubling.
+        let capacity = encoded
+            .as_ref()
+            .map_or(0, |e| e.body.len() + e.body.len() / 8);
+        let body = Arc::new(encode::body(&state, format, capacity));
+        self.encodings.fetch_add(1, Ordering::Relaxed);
+        *encoded = Some(Encoded {
+            generation: state.generation(),
+            body: Arc::clone(&body),
+        });
+        body
+    }
+
+    /// The HTTP edge's counts; `scrape` counts one more scrape first.
+    fn http_stats(&self, scrape: bool) -> HttpStats {
+        let scrapes = if scrape {
+            self.scrapes.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.scrapes.load(Ordering::Relaxed)
+        };
+        HttpStats {
+            scrapes,
+            dropped: self.refused.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            accept_backoffs: self.accept_backoffs.load(Ordering::Relaxed),
+            encodings: self.encodings.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Where `--listen` asked for: `:PORT` is loopback's port.
@@ -59,6 +199,39 @@ pub fn listen_address(spec: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {}", reason(.err))]
+    Listen {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    #[error("cannot start the exporter's threads: {}", reason(.0))]
+    Threads(std::io::Error),
+}
+
+/// An I/O error as the end of an error line: lower case, without std's
+/// `(os error N)`, and what to do where there is something to do.
+fn reason(err: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match err.kind() {
+        ErrorKind::AddrInUse => "address already in use".to_string(),
+        ErrorKind::AddrNotAvailable => "no such address on this host".to_string(),
+        ErrorKind::PermissionDenied => {
+            "permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)".to_string()
+        }
+        _ => {
+            let text = err.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            let mut chars = text.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_lowercase().chain(chars).collect()
+            })
+        }
+    }
+}
+
 /// Accepted connections waiting for a worker, newest last.
 #[derive(Default)]
 struct Waiting {
@@ -67,38 +240,113 @@ struct Waiting {
 }
 
 /// Binds `addr` and serves on threads of their own until the process ends.
-pub fn serve(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
-    let bound = listener.local_addr()?;
+pub fn serve(addr: SocketAddr, shared: Arc<Shared>) -> Result<SocketAddr, ServeError> {
+    let listen_error = |err| ServeError::Listen { addr, err };
+    let listener = TcpListener::bind(addr).map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
     let waiting = Arc::new(Waiting::default());
-    for _ in 0..WORKERS {
+    for n in 0..WORKERS {
         let waiting = Arc::clone(&waiting);
         let shared = Arc::clone(&shared);
-        std::thread::spawn(move || loop {
-            let Some((stream, accepted)) = next_connection(&waiting) else {
-                return;
-            };
-            if accepted.elapsed() >= QUEUE_WAIT {
-                // Waited too long unserved: closed.
-                shared.refused.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            answer(stream, Instant::now(), &shared);
-        });
+        std::thread::Builder::new()
+            .name(format!("http-{n}"))
+            .spawn(move || work(&waiting, &shared))
+            .map_err(ServeError::Threads)?;
     }
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let Ok(mut queue) = waiting.queue.lock() else {
-                return;
-            };
-            if queue.len() >= BACKLOG && queue.pop_front().is_some() {
-                shared.refused.fetch_add(1, Ordering::Relaxed);
-            }
-            queue.push_back((stream, Instant::now()));
-            waiting.ready.notify_one();
-        }
-    });
+    std::thread::Builder::new()
+        .name("http-accept".into())
+        .spawn(move || accept_loop(&listener, &waiting, &shared))
+        .map_err(ServeError::Threads)?;
     Ok(bound)
+}
+
+/// A worker: the newest waiting connection, answered, and the next.
+fn work(waiting: &Waiting, shared: &Shared) {
+    while let Some((stream, accepted)) = next_connection(waiting) {
+        if accepted.elapsed() >= QUEUE_WAIT {
+            // Waited too long unserved: closed.
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        answer(stream, Instant::now(), shared);
+    }
+}
+
+/// Accepts connections into the waiting queue. A failed accept never
+/// spins: out of file descriptors, the oldest waiting connection (likely
+/// an idle one) is closed to make room, or with none waiting the thread
+/// pauses, longer each time until an accept succeeds.
+fn accept_loop(listener: &TcpListener, waiting: &Waiting, shared: &Shared) {
+    let mut pause = FIRST_PAUSE;
+    let mut shortage = FdShortage::default();
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                pause = FIRST_PAUSE;
+                let mut queue = lock(&waiting.queue);
+                if queue.len() >= BACKLOG && queue.pop_front().is_some() {
+                    shared.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                queue.push_back((stream, Instant::now()));
+                waiting.ready.notify_one();
+            }
+            Err(err) if is_out_of_fds(&err) => {
+                shared.accept_backoffs.fetch_add(1, Ordering::Relaxed);
+                shared.note_fds_short();
+                shortage.say(&err);
+                let closed = lock(&waiting.queue).pop_front().is_some();
+                if closed {
+                    shared.refused.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(FIRST_PAUSE);
+                } else {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+            }
+            // A client that gave up before its connection was taken.
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionAborted => {}
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+        }
+    }
+}
+
+fn is_out_of_fds(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Says on stderr that file descriptors ran out, at most once a minute.
+#[derive(Default)]
+struct FdShortage {
+    said: Option<Instant>,
+    since: u64,
+}
+
+impl FdShortage {
+    fn say(&mut self, err: &std::io::Error) {
+        self.since += 1;
+        if self
+            .said
+            .is_some_and(|at| at.elapsed() < SAY_FD_SHORTAGE_EVERY)
+        {
+            return;
+        }
+        let which = if err.raw_os_error() == Some(libc::ENFILE) {
+            "the system's (ENFILE)"
+        } else {
+            "the process's (EMFILE, see ulimit -n)"
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "tcpipstat: note: the exporter ran out of file descriptors, {which}: {} connections wait in the kernel while it pauses and closes the oldest waiting ones (tcpipstat_http_accept_backoffs_total)",
+            self.since
+        );
+        self.said = Some(Instant::now());
+        self.since = 0;
+    }
 }
 
 /// The newest waiting connection (the oldest are likely idle).
@@ -112,13 +360,20 @@ fn next_connection(waiting: &Waiting) -> Option<(TcpStream, Instant)> {
     }
 }
 
-/// The request head: method, path and whether OpenMetrics is accepted;
-/// None when it did not come whole in time or does not parse.
-fn read_request(stream: &mut TcpStream, started: Instant) -> Option<(String, String, bool)> {
+/// What a request asked for.
+struct Request {
+    method: String,
+    path: String,
+    format: Format,
+}
+
+/// The request head; None when it did not come whole in time or does not
+/// parse.
+fn read_request(stream: &mut TcpStream, started: Instant, deadline: Duration) -> Option<Request> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        let left = DEADLINE.checked_sub(started.elapsed())?;
+        let left = deadline.checked_sub(started.elapsed())?;
         stream
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .ok()?;
@@ -131,15 +386,17 @@ fn read_request(stream: &mut TcpStream, started: Instant) -> Option<(String, Str
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&head) {
             Ok(httparse::Status::Complete(_)) => {
-                let openmetrics = request.headers.iter().any(|h| {
-                    h.name.eq_ignore_ascii_case("accept")
-                        && String::from_utf8_lossy(h.value).contains("application/openmetrics-text")
+                let accept: Vec<String> = request
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case("accept"))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                    .collect();
+                return Some(Request {
+                    method: request.method?.to_string(),
+                    path: request.path?.to_string(),
+                    format: preferred_format(&accept.join(",")),
                 });
-                return Some((
-                    request.method?.to_string(),
-                    request.path?.to_string(),
-                    openmetrics,
-                ));
             }
             Ok(httparse::Status::Partial) if head.len() < HEAD_LIMIT => continue,
             _ => return None,
@@ -147,65 +404,129 @@ fn read_request(stream: &mut TcpStream, started: Instant) -> Option<(String, Str
     }
 }
 
+/// The format an Accept header prefers, by its q-values: OpenMetrics when
+/// it is named with a weight above 0 and at least that of the text format
+/// (`text/plain`, else `text/*`, else `*/*`: the most specific range
+/// decides); the text format otherwise, so a wildcard gets the text.
+pub fn preferred_format(accept: &str) -> Format {
+    let mut openmetrics: Option<f32> = None;
+    // text/plain, text/*, */*
+    let mut text: [Option<f32>; 3] = [None; 3];
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim();
+        // The weight is the last parameter (RFC 9110's "weight").
+        let q = parts
+            .rev()
+            .find_map(|p| {
+                let (name, value) = p.split_once('=')?;
+                name.trim().eq_ignore_ascii_case("q").then_some(value)
+            })
+            .map_or(1.0, |v| v.trim().parse::<f32>().unwrap_or(0.0));
+        let q = if q.is_finite() {
+            q.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let slot = match media.to_ascii_lowercase().as_str() {
+            "application/openmetrics-text" => &mut openmetrics,
+            "text/plain" => &mut text[0],
+            "text/*" => &mut text[1],
+            "*/*" => &mut text[2],
+            _ => continue,
+        };
+        *slot = Some(slot.map_or(q, |had| had.max(q)));
+    }
+    let text = text.into_iter().flatten().next().unwrap_or(0.0);
+    match openmetrics {
+        Some(q) if q > 0.0 && q >= text => Format::OpenMetrics,
+        _ => Format::Prometheus,
+    }
+}
+
+/// A response: status line, content type, any further headers, and the
+/// body in parts (sent as they are: a shared exposition is not copied).
+struct Response<'a> {
+    status: &'static str,
+    kind: &'static str,
+    headers: &'static str,
+    body: Vec<&'a [u8]>,
+}
+
+impl<'a> Response<'a> {
+    fn plain(status: &'static str, text: &'a str) -> Response<'a> {
+        Response {
+            status,
+            kind: "text/plain; charset=utf-8",
+            headers: "",
+            body: vec![text.as_bytes()],
+        }
+    }
+}
+
 fn answer(mut stream: TcpStream, taken: Instant, shared: &Shared) {
     let _ = stream.set_write_timeout(Some(DEADLINE));
-    let Some((method, path, openmetrics)) = read_request(&mut stream, taken) else {
+    let Some(request) = read_request(&mut stream, taken, shared.request_deadline()) else {
         shared.rejected.fetch_add(1, Ordering::Relaxed);
         let _ = respond(
             &mut stream,
-            "400 Bad Request",
-            "text/plain",
-            b"bad request\n",
+            &Response::plain("400 Bad Request", "bad request\n"),
+            true,
         );
         return;
     };
-    let path = path.split('?').next().unwrap_or_default();
-    let (status, kind, body): (&str, &str, Vec<u8>) = match (method.as_str(), path) {
-        ("GET", "/metrics") => {
-            let stats = super::HttpStats {
-                scrapes: shared.scrapes.fetch_add(1, Ordering::Relaxed) + 1,
-                dropped: shared.refused.load(Ordering::Relaxed),
-                rejected: shared.rejected.load(Ordering::Relaxed),
+    let head_only = request.method == "HEAD";
+    if request.method != "GET" && !head_only {
+        shared.rejected.fetch_add(1, Ordering::Relaxed);
+        let response = Response {
+            headers: "Allow: GET, HEAD\r\n",
+            ..Response::plain("405 Method Not Allowed", "only GET and HEAD\n")
+        };
+        let _ = respond(&mut stream, &response, true);
+        return;
+    }
+    let path = request.path.split('?').next().unwrap_or_default();
+    match path {
+        "/metrics" => {
+            let body = shared.body(request.format);
+            let tail = encode::tail(&shared.http_stats(!head_only), request.format);
+            let response = Response {
+                status: "200 OK",
+                kind: request.format.content_type(),
+                headers: "",
+                body: vec![body.as_bytes(), tail.as_bytes()],
             };
-            let text = match shared.exporter.lock() {
-                Ok(exporter) => exporter.encode(openmetrics, &stats),
-                Err(_) => String::new(),
-            };
-            let kind = if openmetrics {
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-            } else {
-                "text/plain; version=0.0.4; charset=utf-8"
-            };
-            ("200 OK", kind, text.into_bytes())
+            let _ = respond(&mut stream, &response, !head_only);
         }
-        ("GET", "/healthz") => ("200 OK", "text/plain", b"ok\n".to_vec()),
-        ("GET", _) => {
-            shared.rejected.fetch_add(1, Ordering::Relaxed);
-            (
-                "404 Not Found",
-                "text/plain",
-                b"only /metrics and /healthz\n".to_vec(),
-            )
+        "/healthz" => {
+            let _ = respond(&mut stream, &Response::plain("200 OK", "ok\n"), !head_only);
         }
         _ => {
             shared.rejected.fetch_add(1, Ordering::Relaxed);
-            (
-                "405 Method Not Allowed",
-                "text/plain",
-                b"only GET\n".to_vec(),
-            )
+            let response = Response::plain("404 Not Found", "only /metrics and /healthz\n");
+            let _ = respond(&mut stream, &response, !head_only);
         }
-    };
-    let _ = respond(&mut stream, status, kind, &body);
+    }
 }
 
-fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> std::io::Result<()> {
+/// Writes `response`; its body only with `with_body` (HEAD has the same
+/// head, Content-Length included, and no body).
+fn respond(
+    stream: &mut TcpStream,
+    response: &Response<'_>,
+    with_body: bool,
+) -> std::io::Result<()> {
+    let length: usize = response.body.iter().map(|part| part.len()).sum();
     write!(
         stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {length}\r\n{}Connection: close\r\n\r\n",
+        response.status, response.kind, response.headers
     )?;
-    stream.write_all(body)?;
+    if with_body {
+        for part in &response.body {
+            stream.write_all(part)?;
+        }
+    }
     stream.flush()
 }
 
@@ -225,5 +546,84 @@ mod tests {
         );
         assert!(listen_address("9977").unwrap_err().contains("'9977'"));
         assert!(listen_address("localhost:x").is_err());
+    }
+
+    #[test]
+    fn accept_q_values_decide_the_format_and_q0_refuses_openmetrics() {
+        let cases = [
+            ("", Format::Prometheus),
+            ("*/*", Format::Prometheus),
+            ("application/openmetrics-text", Format::OpenMetrics),
+            (
+                "application/openmetrics-text; version=1.0.0",
+                Format::OpenMetrics,
+            ),
+            ("application/openmetrics-text;q=0", Format::Prometheus),
+            ("application/openmetrics-text; q=0.0, */*", Format::Prometheus),
+            (
+                "application/openmetrics-text;q=0.5, text/plain;q=0.9",
+                Format::Prometheus,
+            ),
+            (
+                "text/plain;q=0.2, application/openmetrics-text;q=0.5",
+                Format::OpenMetrics,
+            ),
+            // Prometheus' own Accept.
+            (
+                "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+                Format::OpenMetrics,
+            ),
+            // The most specific range decides: text/plain's 0.1, not */*'s 1.
+            (
+                "*/*, text/plain;q=0.1, application/openmetrics-text;q=0.3",
+                Format::OpenMetrics,
+            ),
+            ("application/openmetrics-text;q=bogus", Format::Prometheus),
+            ("application/openmetrics-text;q=NaN", Format::Prometheus),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(preferred_format(accept), want, "{accept}");
+        }
+    }
+
+    #[test]
+    fn a_state_is_encoded_once_per_format_whatever_the_number_of_scrapes() {
+        let shared = Shared::new(Exporter::default());
+        let first = shared.body(Format::Prometheus);
+        let again = shared.body(Format::Prometheus);
+        assert!(Arc::ptr_eq(&first, &again), "the same bytes, not a copy");
+        let open = shared.body(Format::OpenMetrics);
+        assert!(!Arc::ptr_eq(&first, &open));
+        assert_eq!(shared.encodings.load(Ordering::Relaxed), 2);
+        // A new poll's state is encoded anew, once.
+        shared.update(|e| e.set_stats(crate::export::SelfStats::default()));
+        let next = shared.body(Format::Prometheus);
+        assert!(!Arc::ptr_eq(&first, &next));
+        assert!(Arc::ptr_eq(&next, &shared.body(Format::Prometheus)));
+        assert_eq!(shared.encodings.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn an_update_while_an_encoding_holds_the_state_leaves_that_state_whole() {
+        let shared = Shared::new(Exporter::default());
+        let held = shared.state();
+        shared.update(|e| e.set_stats(crate::export::SelfStats::default()));
+        assert_eq!(held.generation(), 0);
+        assert_eq!(shared.state().generation(), 1);
+    }
+
+    #[test]
+    fn bind_failures_say_why_in_lower_case_without_the_os_error_number() {
+        let taken = ServeError::Listen {
+            addr: "127.0.0.1:30999".parse().unwrap(),
+            err: std::io::Error::from_raw_os_error(libc::EADDRINUSE),
+        };
+        assert_eq!(
+            taken.to_string(),
+            "cannot listen on 127.0.0.1:30999: address already in use"
+        );
+        let other = reason(&std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(other.starts_with("too many open files"), "{other}");
+        assert!(!other.contains("os error"), "{other}");
     }
 }

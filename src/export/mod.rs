@@ -1,21 +1,14 @@
 //! The Prometheus exporter's state, pure: each window's report adds to
 //! cumulative totals per group (so counters never go down), bounded by a
 //! series limit (new groups past it are summed into one `other` series)
-//! and aged out when idle; [`Exporter::encode`] turns the state into the
-//! OpenMetrics or Prometheus text format through the prometheus-client
-//! crate. The HTTP edge is [`http`].
+//! and aged out when idle. [`encode`] turns the state into the OpenMetrics
+//! or Prometheus text format; the HTTP edge is [`http`].
 
+pub mod encode;
 pub mod http;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::time::Duration;
-
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter as PromCounter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
 use crate::aggregate::{GroupKey, Index, NO_OWNER, UNSEEN_OWNER};
 use crate::counters::{Counter, Counters};
@@ -57,6 +50,25 @@ struct Series {
     current: bool,
 }
 
+impl Series {
+    /// A window's group: its deltas added, its gauges taken.
+    fn add(&mut self, group: &crate::aggregate::Group<'_>, now_ms: u64) {
+        let mut deltas = group.counters;
+        // A gauge is no total: kept as the group's current value.
+        self.curr_estab = deltas.value(Counter::CurrEstab);
+        deltas.replace(Counter::CurrEstab, 0, false);
+        self.totals.add(&deltas);
+        self.sockets = group.sockets as u64;
+        self.rtt_seconds = group
+            .sample
+            .and_then(|s| s.tcp_info.as_ref()?.rtt())
+            .map(|us| f64::from(us) / 1e6);
+        self.cwnd = group.sample.and_then(|s| s.tcp_info.as_ref()?.snd_cwnd());
+        self.last_seen_ms = now_ms;
+        self.current = true;
+    }
+}
+
 /// The HTTP edge's own counts, for the self-metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpStats {
@@ -64,6 +76,11 @@ pub struct HttpStats {
     pub scrapes: u64,
     pub dropped: u64,
     pub rejected: u64,
+    /// Accepts that failed for want of file descriptors (EMFILE, ENFILE)
+    /// and made the server pause.
+    pub accept_backoffs: u64,
+    /// Expositions encoded: at most one per poll and format.
+    pub encodings: u64,
 }
 
 /// What the run itself tells about its health.
@@ -77,9 +94,12 @@ pub struct SelfStats {
     pub close_notices_lost: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Exporter {
     limits: Limits,
+    /// Moves on with every change: an exposition encoded from this
+    /// generation is still the state's.
+    generation: u64,
     series: HashMap<Labels, Series>,
     /// Groups past the limit, summed, under the index's label names.
     other: Option<Series>,
@@ -89,8 +109,10 @@ pub struct Exporter {
     expired: u64,
     /// Sockets per state at the latest poll.
     states: BTreeMap<&'static str, u64>,
-    /// --system: the namespace's counters summed over the windows, and
-    /// the latest window's residuals (which can be negative).
+    /// --system: the namespace's counters summed over the windows (only
+    /// those that moved: most of the ~400 never do, and a counter once
+    /// served stays, so no series comes and goes), and the latest
+    /// window's residuals (which can be negative).
     namespace: BTreeMap<String, u64>,
     unattributed: BTreeMap<&'static str, i64>,
     stats: SelfStats,
@@ -183,6 +205,7 @@ impl Exporter {
 
     /// Adds one window's report (taken at `now_ms` of the run).
     pub fn add_window(&mut self, report: &Report<'_>, now_ms: u64) {
+        self.generation += 1;
         for series in self.series.values_mut() {
             series.current = false;
         }
@@ -200,293 +223,83 @@ impl Exporter {
                 other_like.get_or_insert_with(|| other_labels(&labels));
                 self.other.get_or_insert_with(Series::default)
             };
-            let mut deltas = group.counters;
-            // A gauge is no total: kept as the group's current value.
-            series.curr_estab = deltas.value(Counter::CurrEstab);
-            deltas.replace(Counter::CurrEstab, 0, false);
-            series.totals.add(&deltas);
-            series.sockets = group.sockets as u64;
-            series.rtt_seconds = group
-                .sample
-                .and_then(|s| s.tcp_info.as_ref()?.rtt())
-                .map(|us| f64::from(us) / 1e6);
-            series.cwnd = group.sample.and_then(|s| s.tcp_info.as_ref()?.snd_cwnd());
-            series.last_seen_ms = now_ms;
-            series.current = true;
+            series.add(group, now_ms);
         }
         if let Some(like) = other_like {
             self.other_labels = Some(like);
         }
-        let expiry = self.limits.idle_expiry.as_millis() as u64;
+        self.expire(now_ms);
+        if let Some(system) = &report.system {
+            self.add_system(system);
+        }
+    }
+
+    /// Forgets the series no window touched for the idle expiry.
+    fn expire(&mut self, now_ms: u64) {
+        let expiry = u64::try_from(self.limits.idle_expiry.as_millis()).unwrap_or(u64::MAX);
         let before = self.series.len();
         self.series
             .retain(|_, s| now_ms.saturating_sub(s.last_seen_ms) < expiry);
         self.expired += (before - self.series.len()) as u64;
-        if let Some(system) = &report.system {
-            for (key, value) in &system.deltas.values {
-                if crate::source::procfs::is_gauge(key) || *value < 0 {
-                    continue;
-                }
-                *self.namespace.entry(key.clone()).or_default() += *value as u64;
+    }
+
+    /// --system: the namespace's counters that moved, and the residuals.
+    fn add_system(&mut self, system: &crate::aggregate::SystemSection) {
+        for (key, value) in &system.deltas.values {
+            if crate::source::procfs::is_gauge(key) || *value <= 0 {
+                continue;
             }
-            self.unattributed = system
-                .residuals
-                .iter()
-                .map(|r| (r.counter.name(), r.unattributed()))
-                .collect();
+            match self.namespace.get_mut(key) {
+                Some(total) => *total += *value as u64,
+                None => {
+                    self.namespace.insert(key.clone(), *value as u64);
+                }
+            }
         }
+        self.unattributed = system
+            .residuals
+            .iter()
+            .map(|r| (r.counter.name(), r.unattributed()))
+            .collect();
     }
 
     pub fn set_states(&mut self, states: BTreeMap<&'static str, u64>) {
+        self.generation += 1;
         self.states = states;
     }
 
     pub fn set_stats(&mut self, stats: SelfStats) {
+        self.generation += 1;
         self.stats = stats;
+    }
+
+    /// Which state an exposition was encoded from.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn series_count(&self) -> usize {
         self.series.len() + usize::from(self.other.is_some())
     }
 
-    /// The exposition: OpenMetrics, or (`openmetrics` false) the
-    /// Prometheus text format.
-    pub fn encode(&self, openmetrics: bool, http: &HttpStats) -> String {
-        let registry = self.registry(http);
-        let mut text = String::new();
-        // Writing to a String cannot fail.
-        let _ = encode(&mut text, &registry);
-        if openmetrics {
-            text
-        } else {
-            to_prometheus_text(&text)
-        }
+    /// Every group series, `other` last.
+    fn all_series(&self) -> impl Iterator<Item = (&Labels, &Series)> {
+        let other = self.other.as_ref().zip(self.other_labels.as_ref());
+        self.series.iter().chain(other.map(|(s, l)| (l, s)))
     }
-
-    fn registry(&self, http: &HttpStats) -> Registry {
-        let mut registry = Registry::with_prefix("tcpipstat");
-        let all_series = self.series.iter().chain(
-            self.other
-                .as_ref()
-                .zip(self.other_labels.as_ref())
-                .map(|(s, l)| (l, s)),
-        );
-        let all: Vec<(&Labels, &Series)> = all_series.collect();
-        for counter in Counter::ALL.iter().copied() {
-            if counter == Counter::CurrEstab {
-                continue;
-            }
-            let family = Family::<Labels, PromCounter>::default();
-            let mut any = false;
-            for (labels, series) in &all {
-                if let Some(value) = series.totals.get(counter).filter(|v| *v > 0) {
-                    family.get_or_create(labels).inc_by(value);
-                    any = true;
-                }
-            }
-            if any {
-                registry.register(
-                    snake_case(counter.name()),
-                    format!(
-                        "{} since the exporter started (tcpipstat's {})",
-                        counter.name(),
-                        counter.section().name()
-                    ),
-                    family,
-                );
-            }
-        }
-        let gauge = |registry: &mut Registry,
-                     name: &str,
-                     help: &str,
-                     value: &dyn Fn(&Series) -> Option<f64>| {
-            let family = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-            let mut any = false;
-            for (labels, series) in all.iter().filter(|(_, s)| s.current) {
-                if let Some(v) = value(series) {
-                    family.get_or_create(labels).set(v);
-                    any = true;
-                }
-            }
-            if any {
-                registry.register(name, help, family);
-            }
-        };
-        gauge(
-            &mut registry,
-            "sockets",
-            "Sockets in the group at the latest poll",
-            &|s| Some(s.sockets as f64),
-        );
-        gauge(
-            &mut registry,
-            "curr_estab",
-            "ESTABLISHED and CLOSE_WAIT sockets in the group (Tcp CurrEstab)",
-            &|s| Some(s.curr_estab as f64),
-        );
-        gauge(
-            &mut registry,
-            "rtt_seconds",
-            "Smoothed round-trip time of the tuple's socket",
-            &|s| s.rtt_seconds,
-        );
-        gauge(
-            &mut registry,
-            "cwnd_segments",
-            "Congestion window of the tuple's socket",
-            &|s| s.cwnd.map(f64::from),
-        );
-        let states = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
-        for (state, count) in &self.states {
-            states
-                .get_or_create(&vec![("state", *state)])
-                .set(*count as i64);
-        }
-        registry.register(
-            "sockets_by_state",
-            "Sockets tracked, by TCP state, at the latest poll",
-            states,
-        );
-        if !self.namespace.is_empty() {
-            let namespace = Family::<Vec<(&'static str, String)>, PromCounter>::default();
-            for (key, value) in &self.namespace {
-                namespace
-                    .get_or_create(&vec![("counter", key.clone())])
-                    .inc_by(*value);
-            }
-            registry.register(
-                "namespace",
-                "The namespace's /proc/net/snmp, netstat and snmp6 counters summed over the exporter's windows (--system)",
-                namespace,
-            );
-            let residual = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
-            for (name, value) in &self.unattributed {
-                residual
-                    .get_or_create(&vec![("counter", *name)])
-                    .set(*value);
-            }
-            registry.register(
-                "unattributed",
-                "The latest window's namespace delta minus what the sockets account for (--system)",
-                residual,
-            );
-        }
-        let st = &self.stats;
-        let plain_counter = |registry: &mut Registry, name: &str, help: &str, value: u64| {
-            let c = PromCounter::<u64>::default();
-            c.inc_by(value);
-            registry.register(name, help, c);
-        };
-        let plain_gauge = |registry: &mut Registry, name: &str, help: &str, value: f64| {
-            let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-            g.set(value);
-            registry.register(name, help, g);
-        };
-        plain_counter(&mut registry, "polls", "Socket dumps taken", st.polls);
-        plain_gauge(
-            &mut registry,
-            "poll_duration_seconds",
-            "Wall time of the latest poll",
-            st.poll_seconds,
-        );
-        plain_gauge(
-            &mut registry,
-            "sockets_tracked",
-            "Sockets the run holds",
-            st.sockets_tracked as f64,
-        );
-        plain_counter(
-            &mut registry,
-            "events_lost",
-            "Kernel events lost for full rings (--precision)",
-            st.events_lost,
-        );
-        plain_counter(
-            &mut registry,
-            "events_undelivered",
-            "Kernel events counted by the kernel that never reached a ring (--precision)",
-            st.events_undelivered,
-        );
-        plain_counter(
-            &mut registry,
-            "close_notices_lost",
-            "Close notices the kernel could not deliver",
-            st.close_notices_lost,
-        );
-        plain_counter(
-            &mut registry,
-            "scrapes",
-            "Scrapes answered, this one included",
-            http.scrapes,
-        );
-        plain_counter(
-            &mut registry,
-            "http_connections_dropped",
-            "Connections closed unserved: the backlog was full, or they waited past the deadline",
-            http.dropped,
-        );
-        plain_counter(
-            &mut registry,
-            "http_requests_rejected",
-            "Requests refused: not GET /metrics or /healthz, malformed, or too slow",
-            http.rejected,
-        );
-        plain_gauge(
-            &mut registry,
-            "series",
-            "Group series held (the other series included)",
-            self.series_count() as f64,
-        );
-        plain_counter(
-            &mut registry,
-            "series_folded",
-            "Group windows summed into the other series (past --max-series)",
-            self.folded,
-        );
-        plain_counter(
-            &mut registry,
-            "series_expired",
-            "Group series forgotten after idling past --series-expiry",
-            self.expired,
-        );
-        registry
-    }
-}
-
-/// The Prometheus text format (0.0.4) of an OpenMetrics exposition: a
-/// counter's HELP and TYPE name its samples' `_total` name, and the
-/// OpenMetrics-only lines (`# EOF`, `# UNIT`) go.
-pub fn to_prometheus_text(openmetrics: &str) -> String {
-    let mut counters = std::collections::HashSet::new();
-    for line in openmetrics.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some(name) = rest.strip_suffix(" counter") {
-                counters.insert(name.to_string());
-            }
-        }
-    }
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        let _ = writeln!(out, "{}", renamed.as_deref().unwrap_or(line));
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
+    use super::encode::{exposition, Format};
     use super::*;
     use crate::aggregate::{Group, Index};
     use crate::report::ReportKind;
+    use std::sync::Arc;
+
+    fn expose(exporter: &Exporter, format: Format) -> String {
+        exposition(&Arc::new(exporter.clone()), format, &HttpStats::default())
+    }
 
     #[test]
     fn counter_names_become_prometheus_names() {
@@ -553,7 +366,7 @@ mod tests {
         exporter.add_window(&window(&[(443, 50), (80, 7)], 2000), 2000);
         // A window without the group: its total stays.
         exporter.add_window(&window(&[(80, 1)], 3000), 3000);
-        let text = exporter.encode(false, &HttpStats::default());
+        let text = expose(&exporter, Format::Prometheus);
         assert_eq!(
             value(&text, "tcpipstat_bytes_received_total{lport=\"443\"}"),
             Some(150)
@@ -568,7 +381,7 @@ mod tests {
         assert!(!text.contains("curr_estab_total"));
         assert!(text.contains("# TYPE tcpipstat_bytes_received_total counter"));
         assert!(!text.contains("# EOF"));
-        let open = exporter.encode(true, &HttpStats::default());
+        let open = expose(&exporter, Format::OpenMetrics);
         assert!(open.contains("# TYPE tcpipstat_bytes_received counter"));
         assert!(open.trim_end().ends_with("# EOF"));
     }
@@ -580,7 +393,7 @@ mod tests {
             idle_expiry: Duration::from_secs(60),
         });
         exporter.add_window(&window(&[(1, 10), (2, 20), (3, 30), (4, 40)], 1000), 1000);
-        let text = exporter.encode(false, &HttpStats::default());
+        let text = expose(&exporter, Format::Prometheus);
         assert_eq!(
             value(&text, "tcpipstat_bytes_received_total{lport=\"other\"}"),
             Some(70)
@@ -598,7 +411,7 @@ mod tests {
         });
         exporter.add_window(&window(&[(1, 10)], 1000), 1000);
         exporter.add_window(&window(&[(2, 10)], 7000), 7000);
-        let text = exporter.encode(false, &HttpStats::default());
+        let text = expose(&exporter, Format::Prometheus);
         assert_eq!(
             value(&text, "tcpipstat_bytes_received_total{lport=\"1\"}"),
             None
@@ -606,13 +419,42 @@ mod tests {
         assert_eq!(value(&text, "tcpipstat_series_expired_total"), Some(1));
     }
 
+    fn system_window(values: &[(&str, i64)], end_ms: u64) -> Report<'static> {
+        let mut deltas = crate::source::procfs::SystemCounters::default();
+        for (key, value) in values {
+            deltas.values.insert(key.to_string(), *value);
+        }
+        let mut report = window(&[], end_ms);
+        report.system = Some(crate::aggregate::system_section(
+            deltas,
+            &Counters::default(),
+        ));
+        report
+    }
+
     #[test]
-    fn the_prometheus_text_names_counter_families_by_their_samples() {
-        let open = "# HELP x_total_bytes help.\n# TYPE a counter\n# HELP a Help.\n# UNIT a bytes\na_total 1\n# TYPE g gauge\ng 2\n# EOF\n";
-        let text = to_prometheus_text(open);
-        assert_eq!(
-            text,
-            "# HELP x_total_bytes help.\n# TYPE a_total counter\n# HELP a_total Help.\na_total 1\n# TYPE g gauge\ng 2\n"
+    fn namespace_counters_are_served_once_they_move_and_kept_after() {
+        let mut exporter = Exporter::new(Limits::default());
+        let series = |name: &str| format!("tcpipstat_namespace_total{{counter=\"{name}\"}}");
+        exporter.add_window(
+            &system_window(&[("Tcp:InSegs", 5), ("TcpExt:TCPOFOQueue", 0)], 1000),
+            1000,
         );
+        let text = expose(&exporter, Format::Prometheus);
+        assert_eq!(value(&text, &series("Tcp:InSegs")), Some(5));
+        assert_eq!(value(&text, &series("TcpExt:TCPOFOQueue")), None, "{text}");
+        // Moved once: served from then on, still when it stands still.
+        exporter.add_window(
+            &system_window(&[("Tcp:InSegs", 0), ("TcpExt:TCPOFOQueue", 2)], 2000),
+            2000,
+        );
+        exporter.add_window(
+            &system_window(&[("Tcp:InSegs", 0), ("TcpExt:TCPOFOQueue", 0)], 3000),
+            3000,
+        );
+        let text = expose(&exporter, Format::Prometheus);
+        assert_eq!(value(&text, &series("Tcp:InSegs")), Some(5));
+        assert_eq!(value(&text, &series("TcpExt:TCPOFOQueue")), Some(2));
+        assert_eq!(text.matches("tcpipstat_namespace_total{").count(), 2);
     }
 }

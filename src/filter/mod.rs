@@ -336,6 +336,9 @@ fn parse_v6(text: &str) -> Result<AddrMatch, String> {
 }
 
 mod index;
+mod served;
+
+pub use served::ServedEndpoint;
 
 /// Filters at most matched one by one; past this, through an index.
 const LINEAR_FILTERS: usize = 8;

@@ -15,7 +15,7 @@ use crate::aggregate::{self, Group, GroupKey, Grouper, Index, OwnerLookup};
 use crate::config::{Config, Namespaces};
 use crate::counters::Counter;
 use crate::diff::{self, lifetime_row, StateCounts, Tracker};
-use crate::filter::FilterSet;
+use crate::filter::{FilterSet, ServedEndpoint};
 use crate::model::CloseLoss;
 use crate::report::{self, PrecisionSection, RenderOptions, Report, ReportKind, ReportWriter};
 use crate::source::processes::{ProcessMap, Unread};
@@ -153,6 +153,10 @@ pub struct Session {
     namespace_at_window_start: Option<SystemCounters>,
     /// The live view's own filter, on top of the run's.
     view_filter: Option<FilterSet>,
+    /// Sockets reports leave out whatever the filters say: the exporter's
+    /// own (without --export-self). The tracker keeps them, so that
+    /// --system's residuals still count their traffic as a socket's.
+    left_out: Option<ServedEndpoint>,
     /// --once on a terminal: the busiest groups listed, unless --top says.
     once_limit: Option<usize>,
     render_width: Option<u16>,
@@ -221,6 +225,7 @@ impl Session {
             closes_lost_at_window_start: CloseLoss::default(),
             namespace_at_window_start: None,
             view_filter: None,
+            left_out: None,
             once_limit: None,
             render_width: None,
             udp: crate::udp::UdpTracker::new(),
@@ -264,10 +269,21 @@ impl Session {
         self.config.index
     }
 
+    /// Reports leave out the sockets of `endpoint` (the exporter's own).
+    pub fn leave_out(&mut self, endpoint: ServedEndpoint) {
+        self.left_out = Some(endpoint);
+    }
+
+    /// Whether reports leave this socket out as the run's own.
+    fn is_left_out(&self, key: &crate::model::SocketKey) -> bool {
+        self.left_out.is_some_and(|own| own.holds(key))
+    }
+
     /// Sockets the run holds by state (those closed in the window aside).
     pub fn sockets_by_state(&self) -> BTreeMap<&'static str, u64> {
         let mut states = BTreeMap::new();
-        for row in self.tracker.rows().filter(|r| !r.closed) {
+        let rows = self.tracker.rows().filter(|r| !r.closed);
+        for row in rows.filter(|r| !self.is_left_out(&r.sample.key)) {
             *states.entry(row.sample.state.name()).or_default() += 1;
         }
         states
@@ -408,6 +424,7 @@ impl Session {
         let keys = Grouper::new(self.config.index, 0).with_owners(owners);
         let filters = &self.config.filters;
         let view = self.view_filter.as_ref();
+        let left_out = self.left_out;
         // Rows a listing would leave out as idle (index=tuple) are left out
         // here too.
         let skip_idle = !self.config.zeros && self.config.index == Index::Tuple;
@@ -418,6 +435,7 @@ impl Session {
             *everywhere_sockets += 1;
             let listed = filters.matches(&row.sample.key)
                 && view.is_none_or(|v| v.matches(&row.sample.key))
+                && !left_out.is_some_and(|own| own.holds(&row.sample.key))
                 && !(skip_idle && row.counters.is_all_zero());
             if listed {
                 folded.fold(keys.key_for(&row), &row);
@@ -739,7 +757,8 @@ impl Session {
                 .map(|row| shares.apply(row))
                 .filter(|r| !(skip_idle && r.counters.is_all_zero()))
                 .filter(|r| filters.matches(&r.sample.key))
-                .filter(|r| view.is_none_or(|v| v.matches(&r.sample.key))),
+                .filter(|r| view.is_none_or(|v| v.matches(&r.sample.key)))
+                .filter(|r| !this.is_left_out(&r.sample.key)),
             &this.folded,
             this.config.index,
             this.owner_lookup(),

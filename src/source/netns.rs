@@ -106,7 +106,7 @@ fn inode_of(path: &Path) -> std::io::Result<u64> {
 }
 
 /// The namespace this process runs in.
-fn own_inode() -> Option<u64> {
+pub fn own_inode() -> Option<u64> {
     inode_of(Path::new("/proc/self/ns/net")).ok()
 }
 
