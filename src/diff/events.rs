@@ -525,6 +525,7 @@ impl EventAttribution {
         if let Some(marks) = self.marks.remove(&id) {
             closed.window.add(&marks.live_tail(last_poll));
             closed.history = marks.history;
+            closed.end_of_stream_read = marks.end_of_stream_read;
             closed.holder.pid = marks.owner;
         }
     }
@@ -673,8 +674,13 @@ impl EventAttribution {
                 None,
             );
         let mut delta = match last {
-            // An abort cleared the counters: what was sampled stands.
-            _ if aborted => Counters::default(),
+            // An abort cleared the counters: what was sampled stands, and
+            // what came after (all of it, if nothing was) is not known.
+            _ if aborted => {
+                let mut unknown = Counters::default();
+                super::closes::mark_cleared(&mut unknown, notice);
+                unknown
+            }
             // A last-moment sample was taken: only what came after it.
             Some(last) => difference(&cumulative(notice), &last)
                 .unwrap_or_else(|_| cumulative(notice).counters),
@@ -780,6 +786,7 @@ impl EventAttribution {
                 sample: tracked.sample,
                 unseen_ms: elapsed_ms,
                 history: StateHistory::default(),
+                end_of_stream_read: false,
                 holder: Holder::unpolled(None),
                 counted_from: if known.counted_by_notice {
                     CountedFrom::CloseNotice { polled: false }
@@ -1896,6 +1903,76 @@ mod tests {
         assert_eq!(stats.elsewhere_sockets, 2, "{stats:?}");
         assert_eq!(stats.elsewhere.get(Counter::OutRsts), Some(1));
         assert_eq!(totals(&t).get(Counter::PassiveOpens), Some(1));
+    }
+
+    #[test]
+    fn a_late_notice_keeps_the_peers_fin_out_when_the_end_of_stream_was_read() {
+        use TcpState::*;
+        // shutdown(SHUT_WR), the peer's FIN read as the end of stream,
+        // then close(): the full socket took the FIN, which its notice's
+        // bytes_received counts, though its states are a first closer's.
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let with_received = |state: TcpState, received: u64| {
+            let mut raw = vec![0u8; 232];
+            raw[0] = state as u8;
+            raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
+            // Its SYN and FIN acknowledged: an orderly close.
+            raw[120..128].copy_from_slice(&2u64.to_ne_bytes());
+            raw[136..140].copy_from_slice(&3u32.to_ne_bytes());
+            raw[140..144].copy_from_slice(&3u32.to_ne_bytes());
+            raw[128..136].copy_from_slice(&received.to_ne_bytes());
+            sample(9, client, state, TcpInfo::from_bytes(&raw))
+        };
+        let listing = |ms: u64, socket: SocketSample| {
+            let mut s = noticed(ms, vec![]);
+            s.sockets = vec![socket];
+            s
+        };
+        let mut t = tracker();
+        t.observe(&listing(0, with_received(Established, 100)), &ANY);
+        t.apply_events(
+            &[
+                at(1, change(0x10, client, Established, FinWait1)),
+                at(2, change(0x10, client, FinWait1, FinWait2)),
+            ],
+            &ANY,
+        );
+        t.observe(&listing(1000, with_received(FinWait2, 100)), &ANY);
+        let eof = TraceEvent::Received {
+            sk: 0x10,
+            tuple: None,
+            bytes: 0,
+        };
+        t.apply_events(
+            &[at(3, change(0x10, client, FinWait2, Close)), at(4, eof)],
+            &ANY,
+        );
+        // Gone from the dump (CLOSE), its notice still to come.
+        t.observe(&noticed(2000, vec![]), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(3000, vec![with_received(Close, 101)]), &ANY);
+        assert_eq!(totals(&t).get(Counter::BytesReceived), Some(0));
+    }
+
+    #[test]
+    fn an_aborted_event_only_sockets_bytes_are_marked_approximate() {
+        // No poll saw the client, and its abort's notice has its counters
+        // cleared: what it sent and received is not known.
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.apply_events(&aborted_connection(40000, 0x1000, Some(100)), &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        let client = t
+            .rows()
+            .find(|r| r.sample.key.local_port == 40000)
+            .expect("the client's row");
+        assert!(
+            client.counters.is_approx(Counter::BytesReceived),
+            "{client:?}"
+        );
+        assert!(client.counters.is_approx(Counter::BytesSent));
+        assert!(!client.counters.is_approx(Counter::EstabResets));
+        assert_eq!(client.counters.get(Counter::EstabResets), Some(1));
     }
 
     #[test]

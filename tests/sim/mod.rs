@@ -36,6 +36,8 @@ use tcpipstat::counters::Counter;
 use tcpipstat::model::tcp_info::TcpInfo;
 use tcpipstat::model::{Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
 
+pub mod events;
+
 pub type Tick = i64;
 
 /// The namespace's `net.ipv4.tcp_syn_retries` (the kernel default).
@@ -154,6 +156,8 @@ pub struct Life {
     pub passive: bool,
     pub listener: Option<usize>,
     pub spec: LifeSpec,
+    /// Its SYN was sent or came.
+    start: Tick,
     request: Option<(Tick, Tick)>,
     phases: Vec<Phase>,
     established: Option<Tick>,
@@ -216,6 +220,7 @@ impl Life {
             passive,
             listener: None,
             spec,
+            start,
             request: None,
             phases: Vec::new(),
             established: None,
