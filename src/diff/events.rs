@@ -1062,6 +1062,15 @@ impl Attribution<'_, '_> {
                 self.part.settled_cookies.insert(cookie, self.poll);
             }
         }
+        // A polled socket's tuple is free for the next socket too (a
+        // connect from the same bound port): its notice finds it by cookie.
+        if let Some(id @ SocketId::Cookie(_)) = id {
+            if let Some(known) = self.entry(id).map(|t| EventTuple::of_key(&t.sample.key)) {
+                if self.part.by_tuple.get(&known) == Some(&id) {
+                    self.part.by_tuple.remove(&known);
+                }
+            }
+        }
         // The address is free for the next socket.
         self.part.by_sk.remove(&sk);
         self.part.pending.remove(&sk);
@@ -1952,6 +1961,67 @@ mod tests {
         t.apply_events(&[], &ANY);
         t.observe(&noticed(3000, vec![with_received(Close, 101)]), &ANY);
         assert_eq!(totals(&t).get(Counter::BytesReceived), Some(0));
+    }
+
+    #[test]
+    fn a_connect_on_the_tuple_of_a_destroyed_polled_socket_is_a_socket_of_its_own() {
+        use TcpState::*;
+        // The polled socket closes and is freed; the next connect from the
+        // same bound port (at the same kernel address) is refused, and
+        // both notices come with the next poll.
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let with = |cookie: u64, state: TcpState, acked: u64, segs: u32| {
+            let mut raw = vec![0u8; 232];
+            raw[0] = state as u8;
+            raw[120..128].copy_from_slice(&acked.to_ne_bytes());
+            raw[136..140].copy_from_slice(&segs.to_ne_bytes());
+            raw[140..144].copy_from_slice(&segs.to_ne_bytes());
+            sample(cookie, client, state, TcpInfo::from_bytes(&raw))
+        };
+        let mut t = tracker();
+        let mut first = noticed(0, vec![]);
+        first.sockets = vec![with(9, FinWait1, 2, 3)];
+        t.observe(&first, &ANY);
+        let destroyed = |cookie| TraceEvent::Destroyed {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(cookie),
+        };
+        let refused = TraceEvent::StateChange {
+            sk: 0x10,
+            tuple: client,
+            old: SynSent,
+            new: Close,
+            in_softirq: Some(true),
+        };
+        let reset = TraceEvent::ReceiveReset {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(12),
+        };
+        let events = [
+            change(0x10, client, FinWait1, FinWait2),
+            change(0x10, client, FinWait2, Close),
+            destroyed(9),
+            change(0x10, client, Close, SynSent),
+            reset,
+            refused,
+            destroyed(12),
+        ];
+        let events: Vec<Timed> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| at(i as u64, e))
+            .collect();
+        t.apply_events(&events, &ANY);
+        let notices = vec![with(9, Close, 2, 3), with(12, Close, 0, 1)];
+        t.observe(&noticed(1000, notices), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::InRsts), Some(1), "{c:?}");
     }
 
     #[test]

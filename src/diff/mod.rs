@@ -28,7 +28,7 @@ mod overflows;
 mod table;
 mod waiting;
 pub use closes::Ending;
-pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS};
+pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS, NOTICE_GRACE_POLLS};
 pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};

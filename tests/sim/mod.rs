@@ -435,7 +435,7 @@ impl Life {
 
     /// What a dump at `at` lists of this life (its request socket, or its
     /// full socket), if anything.
-    fn sample_at(&self, at: Tick) -> Option<SocketSample> {
+    pub(crate) fn sample_at(&self, at: Tick) -> Option<SocketSample> {
         if let Some((from, to)) = self.request {
             if from <= at && at < to {
                 return Some(SocketSample::bare(
@@ -746,7 +746,7 @@ impl World {
         }
     }
 
-    fn life_notice_poll(&self, life: &Life, destroyed: Tick) -> Option<usize> {
+    pub(crate) fn life_notice_poll(&self, life: &Life, destroyed: Tick) -> Option<usize> {
         let listed = |at| life.sample_at(at).is_some();
         self.delivering_poll(destroyed, life.spec.notice, listed)
     }
@@ -816,6 +816,20 @@ impl World {
         let dumped = self.polls.iter().position(|p| life.sample_at(*p).is_some());
         let noticed = life.destroyed.and_then(|d| self.life_notice_poll(life, d));
         dumped.into_iter().chain(noticed).min()
+    }
+
+    /// Whether some poll's dump listed this life and its twin (the life
+    /// of the same spec in the other namespace).
+    pub fn polls_list_both_twins(&self, life: &Life) -> bool {
+        let twins: Vec<&Life> = self
+            .lives
+            .iter()
+            .filter(|l| l.spec_index == life.spec_index)
+            .collect();
+        twins.len() == 2
+            && twins
+                .iter()
+                .all(|t| self.polls.iter().any(|p| t.sample_at(*p).is_some()))
     }
 
     /// The first poll that shows this life's listener, if it has one.
