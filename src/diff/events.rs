@@ -639,6 +639,16 @@ impl EventAttribution {
     fn join_notice(&mut self, n: u64, notice: &SocketSample, ending: Ending, passive: bool) {
         let aborted = notice.key.remote_port == 0;
         let marks = self.marks.entry(SocketId::EventOnly(n)).or_default();
+        // Its events saw it born of a listener that no poll listed yet
+        // (the listener's notice may come later): the ending is read as
+        // an accepted socket's (its bytes_acked has no SYN of its own).
+        let born_of_listener = marks.history.iter().any(|s| s == TcpState::SynRecv)
+            && !marks.history.iter().any(|s| s == TcpState::SynSent);
+        let (ending, passive) = if born_of_listener && !passive {
+            (Ending::of(notice, true, self.syn_retries), true)
+        } else {
+            (ending, passive)
+        };
         if !aborted {
             // The notice's counters cover the retransmits events counted.
             marks.tail = Counters::default();
@@ -2022,6 +2032,49 @@ mod tests {
         assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
         assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
         assert_eq!(c.get(Counter::InRsts), Some(1), "{c:?}");
+    }
+
+    #[test]
+    fn a_child_known_from_events_ends_orderly_though_no_poll_saw_its_listener() {
+        use TcpState::*;
+        // Accepted, closed by the peer first, then by us; its listener
+        // lived and died between polls, its notice not read yet: the
+        // child's events tell it was accepted.
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", 40000);
+        let events = [
+            change(0x20, newborn, Listen, SynRecv),
+            change(0x20, server, SynRecv, Established),
+            change(0x20, server, Established, CloseWait),
+            change(0x20, server, CloseWait, LastAck),
+            change(0x20, server, LastAck, Close),
+            TraceEvent::Destroyed {
+                sk: 0x20,
+                tuple: server,
+                cookie: Some(50),
+            },
+        ];
+        let events: Vec<Timed> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| at(i as u64, e))
+            .collect();
+        // Its FIN acknowledged (no SYN of its own in bytes_acked), the
+        // peer's FIN received.
+        let mut raw = vec![0u8; 232];
+        raw[0] = Close as u8;
+        raw[120..128].copy_from_slice(&1u64.to_ne_bytes());
+        raw[128..136].copy_from_slice(&1u64.to_ne_bytes());
+        raw[136..140].copy_from_slice(&2u32.to_ne_bytes());
+        raw[140..144].copy_from_slice(&3u32.to_ne_bytes());
+        let notice = sample(50, server, Close, TcpInfo::from_bytes(&raw));
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.apply_events(&events, &ANY);
+        t.observe(&noticed(1000, vec![notice]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::BytesReceived), Some(0), "{c:?}");
     }
 
     #[test]

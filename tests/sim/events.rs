@@ -147,7 +147,7 @@ impl Life {
         if self.passive {
             let born = self.established.expect("accepted");
             let newborn = EventTuple {
-                remote: unspecified(spec.v6),
+                remote: unspecified(full.remote.is_ipv6()),
                 ..full
             };
             push(born, change(sk, newborn, Listen, SynRecv, true));
@@ -303,9 +303,13 @@ impl World {
         Some(read.saturating_sub(closed))
     }
 
-    /// Whether no poll's dump listed this life.
+    /// Whether no poll's dump listed this life's full socket (its request
+    /// socket is another: its child is known from events).
     pub fn never_listed(&self, life: &Life) -> bool {
-        self.polls.iter().all(|p| life.sample_at(*p).is_none())
+        self.polls.iter().all(|p| {
+            life.sample_at(*p)
+                .is_none_or(|s| s.state == TcpState::NewSynRecv)
+        })
     }
 
     /// Kernel addresses for every life and listener: a freed socket's
