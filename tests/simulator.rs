@@ -335,7 +335,7 @@ fn known_defect(
     // A socket no poll listed, whose CLOSE events saw, waits
     // NOTICE_GRACE_POLLS (from its CLOSE) for its notice to place it in a
     // namespace; a notice later than that finds it counted "elsewhere"
-    // (events carry no namespace), and then counts nothing of its own.
+    // (events carry no namespace), and is held a batch before it counts.
     let placed_too_late = world.never_listed(life)
         && world
             .notice_polls_after_close(life)
