@@ -396,7 +396,12 @@ impl Tracker {
                 // the last state.
                 let history = self.events.is_some().then_some(closed.history);
                 if ending == Ending::Orderly
-                    && peer_fin_counted(notice, history, false, Some(&closed.sample))
+                    && peer_fin_counted(
+                        notice,
+                        history,
+                        closed.end_of_stream_read,
+                        Some(&closed.sample),
+                    )
                 {
                     drop_fin(&mut delta);
                 }
@@ -466,6 +471,7 @@ impl Tracker {
             sample: tracked.sample,
             unseen_ms: 0,
             history: StateHistory::default(),
+            end_of_stream_read: false,
             holder: Holder::default(),
             counted_from: if notice_taken {
                 CountedFrom::CloseNotice { polled: true }
@@ -594,6 +600,7 @@ impl Tracker {
             sample: notice.clone(),
             unseen_ms: elapsed,
             history: StateHistory::default(),
+            end_of_stream_read: false,
             // Known from its notice alone: no poll saw it, or its owner.
             holder: Holder::unpolled(None),
             counted_from: if ending.cleared() {

@@ -525,6 +525,7 @@ impl EventAttribution {
         if let Some(marks) = self.marks.remove(&id) {
             closed.window.add(&marks.live_tail(last_poll));
             closed.history = marks.history;
+            closed.end_of_stream_read = marks.end_of_stream_read;
             closed.holder.pid = marks.owner;
         }
     }
@@ -638,6 +639,16 @@ impl EventAttribution {
     fn join_notice(&mut self, n: u64, notice: &SocketSample, ending: Ending, passive: bool) {
         let aborted = notice.key.remote_port == 0;
         let marks = self.marks.entry(SocketId::EventOnly(n)).or_default();
+        // Its events saw it born of a listener that no poll listed yet
+        // (the listener's notice may come later): the ending is read as
+        // an accepted socket's (its bytes_acked has no SYN of its own).
+        let born_of_listener = marks.history.iter().any(|s| s == TcpState::SynRecv)
+            && !marks.history.iter().any(|s| s == TcpState::SynSent);
+        let (ending, passive) = if born_of_listener && !passive {
+            (Ending::of(notice, true, self.syn_retries), true)
+        } else {
+            (ending, passive)
+        };
         if !aborted {
             // The notice's counters cover the retransmits events counted.
             marks.tail = Counters::default();
@@ -673,8 +684,13 @@ impl EventAttribution {
                 None,
             );
         let mut delta = match last {
-            // An abort cleared the counters: what was sampled stands.
-            _ if aborted => Counters::default(),
+            // An abort cleared the counters: what was sampled stands, and
+            // what came after (all of it, if nothing was) is not known.
+            _ if aborted => {
+                let mut unknown = Counters::default();
+                super::closes::mark_cleared(&mut unknown, notice);
+                unknown
+            }
             // A last-moment sample was taken: only what came after it.
             Some(last) => difference(&cumulative(notice), &last)
                 .unwrap_or_else(|_| cumulative(notice).counters),
@@ -780,6 +796,7 @@ impl EventAttribution {
                 sample: tracked.sample,
                 unseen_ms: elapsed_ms,
                 history: StateHistory::default(),
+                end_of_stream_read: false,
                 holder: Holder::unpolled(None),
                 counted_from: if known.counted_by_notice {
                     CountedFrom::CloseNotice { polled: false }
@@ -1053,6 +1070,15 @@ impl Attribution<'_, '_> {
                 self.name_event_only(n, cookie);
             } else if self.part.settled_cookies.len() < CLOSING_LIMIT {
                 self.part.settled_cookies.insert(cookie, self.poll);
+            }
+        }
+        // A polled socket's tuple is free for the next socket too (a
+        // connect from the same bound port): its notice finds it by cookie.
+        if let Some(id @ SocketId::Cookie(_)) = id {
+            if let Some(known) = self.entry(id).map(|t| EventTuple::of_key(&t.sample.key)) {
+                if self.part.by_tuple.get(&known) == Some(&id) {
+                    self.part.by_tuple.remove(&known);
+                }
             }
         }
         // The address is free for the next socket.
@@ -1896,6 +1922,180 @@ mod tests {
         assert_eq!(stats.elsewhere_sockets, 2, "{stats:?}");
         assert_eq!(stats.elsewhere.get(Counter::OutRsts), Some(1));
         assert_eq!(totals(&t).get(Counter::PassiveOpens), Some(1));
+    }
+
+    #[test]
+    fn a_late_notice_keeps_the_peers_fin_out_when_the_end_of_stream_was_read() {
+        use TcpState::*;
+        // shutdown(SHUT_WR), the peer's FIN read as the end of stream,
+        // then close(): the full socket took the FIN, which its notice's
+        // bytes_received counts, though its states are a first closer's.
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let with_received = |state: TcpState, received: u64| {
+            let mut raw = vec![0u8; 232];
+            raw[0] = state as u8;
+            raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
+            // Its SYN and FIN acknowledged: an orderly close.
+            raw[120..128].copy_from_slice(&2u64.to_ne_bytes());
+            raw[136..140].copy_from_slice(&3u32.to_ne_bytes());
+            raw[140..144].copy_from_slice(&3u32.to_ne_bytes());
+            raw[128..136].copy_from_slice(&received.to_ne_bytes());
+            sample(9, client, state, TcpInfo::from_bytes(&raw))
+        };
+        let listing = |ms: u64, socket: SocketSample| {
+            let mut s = noticed(ms, vec![]);
+            s.sockets = vec![socket];
+            s
+        };
+        let mut t = tracker();
+        t.observe(&listing(0, with_received(Established, 100)), &ANY);
+        t.apply_events(
+            &[
+                at(1, change(0x10, client, Established, FinWait1)),
+                at(2, change(0x10, client, FinWait1, FinWait2)),
+            ],
+            &ANY,
+        );
+        t.observe(&listing(1000, with_received(FinWait2, 100)), &ANY);
+        let eof = TraceEvent::Received {
+            sk: 0x10,
+            tuple: None,
+            bytes: 0,
+        };
+        t.apply_events(
+            &[at(3, change(0x10, client, FinWait2, Close)), at(4, eof)],
+            &ANY,
+        );
+        // Gone from the dump (CLOSE), its notice still to come.
+        t.observe(&noticed(2000, vec![]), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(3000, vec![with_received(Close, 101)]), &ANY);
+        assert_eq!(totals(&t).get(Counter::BytesReceived), Some(0));
+    }
+
+    #[test]
+    fn a_connect_on_the_tuple_of_a_destroyed_polled_socket_is_a_socket_of_its_own() {
+        use TcpState::*;
+        // The polled socket closes and is freed; the next connect from the
+        // same bound port (at the same kernel address) is refused, and
+        // both notices come with the next poll.
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let with = |cookie: u64, state: TcpState, acked: u64, segs: u32| {
+            let mut raw = vec![0u8; 232];
+            raw[0] = state as u8;
+            raw[120..128].copy_from_slice(&acked.to_ne_bytes());
+            raw[136..140].copy_from_slice(&segs.to_ne_bytes());
+            raw[140..144].copy_from_slice(&segs.to_ne_bytes());
+            sample(cookie, client, state, TcpInfo::from_bytes(&raw))
+        };
+        let mut t = tracker();
+        let mut first = noticed(0, vec![]);
+        first.sockets = vec![with(9, FinWait1, 2, 3)];
+        t.observe(&first, &ANY);
+        let destroyed = |cookie| TraceEvent::Destroyed {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(cookie),
+        };
+        let refused = TraceEvent::StateChange {
+            sk: 0x10,
+            tuple: client,
+            old: SynSent,
+            new: Close,
+            in_softirq: Some(true),
+        };
+        let reset = TraceEvent::ReceiveReset {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(12),
+        };
+        let events = [
+            change(0x10, client, FinWait1, FinWait2),
+            change(0x10, client, FinWait2, Close),
+            destroyed(9),
+            change(0x10, client, Close, SynSent),
+            reset,
+            refused,
+            destroyed(12),
+        ];
+        let events: Vec<Timed> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| at(i as u64, e))
+            .collect();
+        t.apply_events(&events, &ANY);
+        let notices = vec![with(9, Close, 2, 3), with(12, Close, 0, 1)];
+        t.observe(&noticed(1000, notices), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::AttemptFails), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::InRsts), Some(1), "{c:?}");
+    }
+
+    #[test]
+    fn a_child_known_from_events_ends_orderly_though_no_poll_saw_its_listener() {
+        use TcpState::*;
+        // Accepted, closed by the peer first, then by us; its listener
+        // lived and died between polls, its notice not read yet: the
+        // child's events tell it was accepted.
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", 40000);
+        let events = [
+            change(0x20, newborn, Listen, SynRecv),
+            change(0x20, server, SynRecv, Established),
+            change(0x20, server, Established, CloseWait),
+            change(0x20, server, CloseWait, LastAck),
+            change(0x20, server, LastAck, Close),
+            TraceEvent::Destroyed {
+                sk: 0x20,
+                tuple: server,
+                cookie: Some(50),
+            },
+        ];
+        let events: Vec<Timed> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| at(i as u64, e))
+            .collect();
+        // Its FIN acknowledged (no SYN of its own in bytes_acked), the
+        // peer's FIN received.
+        let mut raw = vec![0u8; 232];
+        raw[0] = Close as u8;
+        raw[120..128].copy_from_slice(&1u64.to_ne_bytes());
+        raw[128..136].copy_from_slice(&1u64.to_ne_bytes());
+        raw[136..140].copy_from_slice(&2u32.to_ne_bytes());
+        raw[140..144].copy_from_slice(&3u32.to_ne_bytes());
+        let notice = sample(50, server, Close, TcpInfo::from_bytes(&raw));
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.apply_events(&events, &ANY);
+        t.observe(&noticed(1000, vec![notice]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::BytesReceived), Some(0), "{c:?}");
+    }
+
+    #[test]
+    fn an_aborted_event_only_sockets_bytes_are_marked_approximate() {
+        // No poll saw the client, and its abort's notice has its counters
+        // cleared: what it sent and received is not known.
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.apply_events(&aborted_connection(40000, 0x1000, Some(100)), &ANY);
+        t.observe(&noticed(1000, aborted_notices()), &ANY);
+        let client = t
+            .rows()
+            .find(|r| r.sample.key.local_port == 40000)
+            .expect("the client's row");
+        assert!(
+            client.counters.is_approx(Counter::BytesReceived),
+            "{client:?}"
+        );
+        assert!(client.counters.is_approx(Counter::BytesSent));
+        assert!(!client.counters.is_approx(Counter::EstabResets));
+        assert_eq!(client.counters.get(Counter::EstabResets), Some(1));
     }
 
     #[test]

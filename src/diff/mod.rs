@@ -28,7 +28,7 @@ mod overflows;
 mod table;
 mod waiting;
 pub use closes::Ending;
-pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS};
+pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS, NOTICE_GRACE_POLLS};
 pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -148,6 +148,9 @@ pub struct Closed {
     pub unseen_ms: u64,
     /// The states kernel events saw it go through.
     pub history: StateHistory,
+    /// A receive call read the end of its stream (events): the peer's FIN
+    /// reached the full socket, whatever its states say.
+    pub end_of_stream_read: bool,
     /// Who held it, where its inode does not tell.
     pub holder: Holder,
     /// Where its lifetime counters come from.
@@ -641,6 +644,7 @@ impl Tracker {
             sample: tracked.sample,
             unseen_ms: elapsed_ms,
             history: StateHistory::default(),
+            end_of_stream_read: false,
             holder: Holder::default(),
             counted_from: CountedFrom::LastPoll { cleared: false },
         };
@@ -828,6 +832,7 @@ fn update(
             sample: std::mem::replace(&mut tracked.sample, sample.clone()),
             unseen_ms: elapsed_ms,
             history: StateHistory::default(),
+            end_of_stream_read: false,
             holder: Holder::default(),
             // Its notice, when it comes, completes it.
             counted_from: CountedFrom::LastPoll { cleared: false },

@@ -36,6 +36,8 @@ use tcpipstat::counters::Counter;
 use tcpipstat::model::tcp_info::TcpInfo;
 use tcpipstat::model::{Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
 
+pub mod events;
+
 pub type Tick = i64;
 
 /// The namespace's `net.ipv4.tcp_syn_retries` (the kernel default).
@@ -154,6 +156,8 @@ pub struct Life {
     pub passive: bool,
     pub listener: Option<usize>,
     pub spec: LifeSpec,
+    /// Its SYN was sent or came.
+    start: Tick,
     request: Option<(Tick, Tick)>,
     phases: Vec<Phase>,
     established: Option<Tick>,
@@ -216,6 +220,7 @@ impl Life {
             passive,
             listener: None,
             spec,
+            start,
             request: None,
             phases: Vec::new(),
             established: None,
@@ -430,7 +435,7 @@ impl Life {
 
     /// What a dump at `at` lists of this life (its request socket, or its
     /// full socket), if anything.
-    fn sample_at(&self, at: Tick) -> Option<SocketSample> {
+    pub(crate) fn sample_at(&self, at: Tick) -> Option<SocketSample> {
         if let Some((from, to)) = self.request {
             if from <= at && at < to {
                 return Some(SocketSample::bare(
@@ -741,7 +746,7 @@ impl World {
         }
     }
 
-    fn life_notice_poll(&self, life: &Life, destroyed: Tick) -> Option<usize> {
+    pub(crate) fn life_notice_poll(&self, life: &Life, destroyed: Tick) -> Option<usize> {
         let listed = |at| life.sample_at(at).is_some();
         self.delivering_poll(destroyed, life.spec.notice, listed)
     }
@@ -811,6 +816,20 @@ impl World {
         let dumped = self.polls.iter().position(|p| life.sample_at(*p).is_some());
         let noticed = life.destroyed.and_then(|d| self.life_notice_poll(life, d));
         dumped.into_iter().chain(noticed).min()
+    }
+
+    /// Whether some poll's dump listed this life and its twin (the life
+    /// of the same spec in the other namespace).
+    pub fn polls_list_both_twins(&self, life: &Life) -> bool {
+        let twins: Vec<&Life> = self
+            .lives
+            .iter()
+            .filter(|l| l.spec_index == life.spec_index)
+            .collect();
+        twins.len() == 2
+            && twins
+                .iter()
+                .all(|t| self.polls.iter().any(|p| t.sample_at(*p).is_some()))
     }
 
     /// The first poll that shows this life's listener, if it has one.
