@@ -11,12 +11,18 @@
 //! when protocol memory ran out, InCsumErrors on a bad checksum, or with no
 //! other counter for a socket filter or IPsec policy drop (net/ipv4/udp.c,
 //! udp_queue_rcv_one_skb and __udp_queue_rcv_skb; ipv6/udp.c alike).
+//!
+//! UDP close notices (when read) end sockets as they close and bring in
+//! those no poll saw; such a socket is known by its tuple only (a notice
+//! carries no drop count), and each socket is counted once, whether a
+//! poll, a notice or both told of it.
 
 use std::collections::HashMap;
 
 use crate::aggregate::{GroupKey, Index, OwnerLookup};
 use crate::filter::FilterSet;
 use crate::model::udp::{UdpProto, UdpSample};
+use crate::model::CloseLoss;
 use crate::source::procfs::SystemCounters;
 
 /// The kernel's UDP MIB names, in /proc/net/snmp's order.
@@ -34,14 +40,24 @@ pub const MIB_NAMES: [&str; 9] = [
 
 type Identity = (u64, u64, u64);
 
+/// Sockets known only from their close notice, tracked one by one per
+/// window at most; past it they are counted in the section alone.
+pub const NOTICE_ONLY_LIMIT: u64 = 100_000;
+/// Polls a socket found gone waits for its close notice, at most: the
+/// kernel sends it from a workqueue, a little after the socket left the
+/// tables, so it may come a poll later (and a window later).
+const NOTICE_WAIT_POLLS: u64 = 16;
+
 #[derive(Debug, Clone)]
 struct Tracked {
     sample: UdpSample,
     /// Drops counted in the current window.
     drops: u64,
-    /// Whether the last poll no longer found it.
+    /// Whether it closed: no later poll found it, or its notice came.
     closed: bool,
     seen_at: u64,
+    /// No poll saw it: only its close notice, which has no drop count.
+    notice_only: bool,
 }
 
 /// One socket's account for the current window.
@@ -49,9 +65,12 @@ struct Tracked {
 pub struct UdpRow<'a> {
     pub sample: &'a UdpSample,
     /// Drops in the window (a row's lifetime drops in a snapshot); None
-    /// when its source gives no drop count.
+    /// when its source gives no drop count (a close notice, /proc without
+    /// the column).
     pub drops: Option<u64>,
     pub closed: bool,
+    /// Known from its close notice only.
+    pub notice_only: bool,
 }
 
 /// Every UDP socket the run has seen, its drops taken per window.
@@ -59,9 +78,13 @@ pub struct UdpRow<'a> {
 pub struct UdpTracker {
     sockets: HashMap<Identity, Tracked>,
     polls: u64,
-    /// Sockets gone in the window: their drops after their last poll
-    /// cannot be known (until close notices are read).
-    closed_in_window: u64,
+    /// Sockets a poll found gone whose close notice has not come yet, with
+    /// the poll: their notice must not count them again.
+    awaiting_notice: HashMap<Identity, u64>,
+    /// Notice-only sockets tracked in this window, and those past
+    /// [`NOTICE_ONLY_LIMIT`] (counted, in no group).
+    notice_only: u64,
+    unlisted: u64,
 }
 
 impl UdpTracker {
@@ -74,6 +97,19 @@ impl UdpTracker {
     /// window's. One missing is closed, unless its namespace could not be
     /// read this time (`unsampled_netns`).
     pub fn observe(&mut self, samples: &[UdpSample], unsampled_netns: &[u64]) {
+        self.observe_with_notices(samples, unsampled_netns, &[], false);
+    }
+
+    /// [`UdpTracker::observe`], then the close notices read after the
+    /// poll's dump (`notices`; `watched`: notices are read, so a socket
+    /// found gone waits for its own).
+    pub fn observe_with_notices(
+        &mut self,
+        samples: &[UdpSample],
+        unsampled_netns: &[u64],
+        notices: &[UdpSample],
+        watched: bool,
+    ) {
         self.polls += 1;
         let baseline = self.polls == 1;
         for sample in samples {
@@ -98,15 +134,59 @@ impl UdpTracker {
                     },
                     closed: false,
                     seen_at: poll,
+                    notice_only: false,
                 });
         }
-        for tracked in self.sockets.values_mut() {
+        for (id, tracked) in self.sockets.iter_mut() {
             let unseen = tracked.seen_at != self.polls && !tracked.closed;
             if unseen && !unsampled_netns.contains(&tracked.sample.key.netns) {
                 tracked.closed = true;
-                self.closed_in_window += 1;
+                if watched && tracked.sample.cookie != 0 {
+                    self.awaiting_notice.insert(*id, self.polls);
+                }
             }
         }
+        // Sockets destroyed before the baseline poll are not the window's.
+        if !baseline {
+            for notice in notices {
+                self.take_notice(notice);
+            }
+        }
+        let polls = self.polls;
+        self.awaiting_notice
+            .retain(|_, at| polls - *at < NOTICE_WAIT_POLLS);
+    }
+
+    /// One close notice: it ends a socket a poll saw, or is the only word
+    /// of one no poll saw. Each socket is counted once.
+    fn take_notice(&mut self, notice: &UdpSample) {
+        let id = notice.identity();
+        let awaited = self.awaiting_notice.remove(&id).is_some();
+        if let Some(tracked) = self.sockets.get_mut(&id) {
+            tracked.closed = true;
+            // The tuple it ended with: a poll may have seen it bound but
+            // not yet connect()ed.
+            tracked.sample.key = notice.key;
+            return;
+        }
+        if awaited {
+            return;
+        }
+        if self.notice_only >= NOTICE_ONLY_LIMIT {
+            self.unlisted += 1;
+            return;
+        }
+        self.notice_only += 1;
+        self.sockets.insert(
+            id,
+            Tracked {
+                sample: *notice,
+                drops: 0,
+                closed: true,
+                seen_at: self.polls,
+                notice_only: true,
+            },
+        );
     }
 
     /// Every socket's account for the window, closed ones included.
@@ -115,12 +195,19 @@ impl UdpTracker {
             sample: &t.sample,
             drops: t.sample.drops.map(|_| t.drops),
             closed: t.closed,
+            notice_only: t.notice_only,
         })
     }
 
-    /// Sockets that closed in the window.
+    /// Sockets that closed in the window, those past the notice-only
+    /// limit included.
     pub fn closed_in_window(&self) -> u64 {
-        self.closed_in_window
+        self.sockets.values().filter(|t| t.closed).count() as u64 + self.unlisted
+    }
+
+    /// Notice-only sockets past [`NOTICE_ONLY_LIMIT`] in this window.
+    pub fn unlisted(&self) -> u64 {
+        self.unlisted
     }
 
     /// Starts the next window: closed sockets are forgotten, counts zeroed.
@@ -129,7 +216,8 @@ impl UdpTracker {
         for tracked in self.sockets.values_mut() {
             tracked.drops = 0;
         }
-        self.closed_in_window = 0;
+        self.notice_only = 0;
+        self.unlisted = 0;
     }
 
     pub fn polls(&self) -> u64 {
@@ -143,6 +231,7 @@ pub fn lifetime_rows(samples: &[UdpSample]) -> impl Iterator<Item = UdpRow<'_>> 
         sample,
         drops: sample.drops.map(u64::from),
         closed: false,
+        notice_only: false,
     })
 }
 
@@ -152,6 +241,8 @@ pub struct UdpGroup {
     pub key: GroupKey,
     pub sockets: u64,
     pub closed: u64,
+    /// Sockets known only from their close notice: their drops unknown.
+    pub notice_only: u64,
     /// Receive drops (sk_drops); None when no socket's source counts them.
     pub drops: Option<u64>,
     /// Bytes waiting to be read, summed.
@@ -174,6 +265,7 @@ impl UdpGroup {
             key,
             sockets: 0,
             closed: 0,
+            notice_only: 0,
             drops: None,
             recv_queue: 0,
             send_queue: 0,
@@ -189,8 +281,13 @@ impl UdpGroup {
         let s = row.sample;
         self.sockets += 1;
         self.closed += u64::from(row.closed);
+        self.notice_only += u64::from(row.notice_only);
         if let Some(drops) = row.drops {
             *self.drops.get_or_insert(0) += drops;
+        }
+        // Gauges are levels at the report: a closed socket holds nothing.
+        if row.closed {
+            return;
         }
         self.recv_queue += u64::from(s.recv_queue);
         self.send_queue += u64::from(s.send_queue);
@@ -203,9 +300,10 @@ impl UdpGroup {
         }
     }
 
-    /// Whether it dropped nothing and holds nothing unread.
+    /// Whether it dropped nothing, holds nothing unread and lost no
+    /// socket in the window (short-lived sockets are activity).
     pub fn is_quiet(&self) -> bool {
-        self.drops.unwrap_or(0) == 0 && self.recv_queue == 0
+        self.drops.unwrap_or(0) == 0 && self.recv_queue == 0 && self.closed == 0
     }
 }
 
@@ -316,6 +414,13 @@ pub struct UdpSection {
     /// Sockets that closed in the window: drops after their last poll are
     /// not counted.
     pub closed: u64,
+    /// Of the sockets, those known only from their close notice (no drop
+    /// count), and those past the tracking limit (in no group).
+    pub notice_only: u64,
+    pub unlisted: u64,
+    /// UDP close notices lost in the window and since the start; None
+    /// when they are not read.
+    pub closes_lost: Option<(CloseLoss, CloseLoss)>,
     pub system: Vec<UdpSystem>,
 }
 
@@ -324,6 +429,7 @@ impl UdpSection {
     /// `zeros`.
     pub fn new(all: Vec<UdpGroup>, zeros: bool, closed: u64) -> UdpSection {
         let sockets = all.iter().map(|g| g.sockets).sum();
+        let notice_only = all.iter().map(|g| g.notice_only).sum();
         let drops = all.iter().filter_map(|g| g.drops).reduce(|a, b| a + b);
         let total = all.len() as u64;
         let groups: Vec<UdpGroup> = all.into_iter().filter(|g| zeros || !g.is_quiet()).collect();
@@ -333,6 +439,9 @@ impl UdpSection {
             sockets,
             drops,
             closed,
+            notice_only,
+            unlisted: 0,
+            closes_lost: None,
             system: Vec::new(),
         }
     }
@@ -420,6 +529,88 @@ mod tests {
         t.reset_window();
         assert_eq!(window_drops(&t), vec![(53, Some(0), false)]);
         assert_eq!(t.closed_in_window(), 0);
+    }
+
+    fn notice(cookie: u64, port: u16) -> UdpSample {
+        UdpSample {
+            inode: 0,
+            rcvbuf: None,
+            sndbuf: None,
+            drops: None,
+            ..sample(cookie, port, 0)
+        }
+    }
+
+    fn counts(t: &UdpTracker) -> (usize, u64, usize) {
+        let notice_only = t.rows().filter(|r| r.notice_only).count();
+        (t.rows().count(), t.closed_in_window(), notice_only)
+    }
+
+    #[test]
+    fn a_polled_sockets_close_notice_closes_it_without_counting_it_again() {
+        let mut t = UdpTracker::new();
+        t.observe_with_notices(&[], &[], &[], true);
+        t.observe_with_notices(&[sample(5, 53, 2)], &[], &[], true);
+        // The notice comes with the poll that no longer finds it, with
+        // the tuple it ended with (connect()ed since the poll).
+        let mut ended = notice(5, 53);
+        ended.key.remote_port = 5353;
+        t.observe_with_notices(&[], &[], &[ended], true);
+        assert_eq!(counts(&t), (1, 1, 0));
+        assert_eq!(window_drops(&t), vec![(53, Some(2), true)]);
+        let groups = group(t.rows(), Index::Rport, &FilterSet::default(), None);
+        assert_eq!(groups[0].key, GroupKey::Rport(5353));
+        assert_eq!((groups[0].recv_queue, groups[0].rcvbuf), (0, None));
+    }
+
+    #[test]
+    fn a_close_notice_coming_a_window_late_is_not_a_new_socket() {
+        let mut t = UdpTracker::new();
+        t.observe_with_notices(&[sample(5, 53, 0)], &[], &[], true);
+        t.observe_with_notices(&[], &[], &[], true);
+        assert_eq!(counts(&t), (1, 1, 0));
+        t.reset_window();
+        t.observe_with_notices(&[], &[], &[notice(5, 53)], true);
+        assert_eq!(counts(&t), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_socket_known_only_from_its_notice_is_counted_once_without_drops() {
+        let mut t = UdpTracker::new();
+        t.observe_with_notices(&[], &[], &[], true);
+        t.observe_with_notices(&[], &[], &[notice(7, 40000), notice(8, 40001)], true);
+        t.observe_with_notices(&[], &[], &[notice(7, 40000)], true);
+        assert_eq!(counts(&t), (2, 2, 2));
+        assert!(t.rows().all(|r| r.drops.is_none() && r.closed));
+        let groups = group(t.rows(), Index::Rport, &FilterSet::default(), None);
+        assert_eq!(groups.len(), 1);
+        assert_eq!((groups[0].sockets, groups[0].closed), (2, 2));
+        assert_eq!((groups[0].notice_only, groups[0].drops), (2, None));
+        assert!(!groups[0].is_quiet(), "short-lived sockets are activity");
+        t.reset_window();
+        assert_eq!(counts(&t), (0, 0, 0));
+    }
+
+    #[test]
+    fn notices_read_with_the_baseline_poll_are_before_the_window() {
+        let mut t = UdpTracker::new();
+        t.observe_with_notices(&[], &[], &[notice(7, 40000)], true);
+        assert_eq!(counts(&t), (0, 0, 0));
+    }
+
+    #[test]
+    fn notice_only_sockets_past_the_limit_are_counted_in_no_group() {
+        let mut t = UdpTracker::new();
+        t.observe_with_notices(&[], &[], &[], true);
+        let many: Vec<UdpSample> = (1..=NOTICE_ONLY_LIMIT + 3)
+            .map(|c| notice(c, 40000))
+            .collect();
+        t.observe_with_notices(&[], &[], &many, true);
+        assert_eq!(t.rows().count() as u64, NOTICE_ONLY_LIMIT);
+        assert_eq!(t.unlisted(), 3);
+        assert_eq!(t.closed_in_window(), NOTICE_ONLY_LIMIT + 3);
+        t.reset_window();
+        assert_eq!((t.unlisted(), t.closed_in_window()), (0, 0));
     }
 
     #[test]

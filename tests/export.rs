@@ -510,19 +510,6 @@ fn get_raw(ns: &Netns, port: u16, headers: &str) -> (String, Vec<u8>) {
     })
 }
 
-/// `promtool check metrics` of `text`: None when promtool is missing.
-fn promtool_check(text: &str) -> Option<std::process::Output> {
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    check.stdin.take()?.write_all(text.as_bytes()).ok()?;
-    check.wait_with_output().ok()
-}
-
 #[test]
 fn a_gzip_scrape_decodes_to_the_plain_scrapes_bytes() {
     skip_unless_root!();
@@ -569,13 +556,101 @@ fn a_gzip_scrape_decodes_to_the_plain_scrapes_bytes() {
     let (refused, body) = get_raw(&ns, 9987, "Accept-Encoding: gzip;q=0\r\n");
     assert!(!refused.contains("Content-Encoding"), "{refused}");
     assert!(String::from_utf8(body).is_ok());
-    match promtool_check(&decoded) {
-        None => eprintln!("SKIP promtool check: no promtool"),
-        Some(checked) => assert!(
-            checked.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&checked.stdout),
-            String::from_utf8_lossy(&checked.stderr)
-        ),
+    promtool_accepts(&decoded);
+}
+
+/// `promtool check metrics` accepts `text` (SKIP without promtool).
+fn promtool_accepts(text: &str) {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        eprintln!("SKIP promtool check: no promtool (Debian's prometheus package)");
+        return;
     }
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = check.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+#[test]
+fn the_exporter_serves_udp_drops_equal_to_the_udp_mib_and_short_lived_sockets() {
+    skip_unless_root!();
+    use std::net::UdpSocket;
+    let ns = Netns::new("exportudp");
+    let _exporter = Exporter::start(&ns, 9978, &["-u", "--system", "--index", "lport"]);
+    // A receiver with a tiny buffer that reads nothing, flooded.
+    let (receiver, sender) = ns.enter(|| {
+        let receiver = UdpSocket::bind("127.0.0.1:6200").unwrap();
+        let size: libc::c_int = 2048;
+        // SAFETY: setsockopt on a valid fd with a c_int of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&receiver),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        let sender = UdpSocket::bind("127.0.0.1:6201").unwrap();
+        for _ in 0..2000 {
+            let _ = sender.send_to(&[1u8; 200], "127.0.0.1:6200");
+        }
+        // 50 short-lived sockets bound to one port, one after the other.
+        for _ in 0..50 {
+            let s = UdpSocket::bind("127.0.0.1:6202").unwrap();
+            s.send_to(b"x", "127.0.0.1:6201").unwrap();
+        }
+        (receiver, sender)
+    });
+    sleep(Duration::from_millis(1500));
+    let (status, response) = get(&ns, 9978, "/metrics", "").unwrap();
+    assert_eq!(status, 200);
+    let text = body(&response);
+    let drops = sample(text, "tcpipstat_udp_rcv_drops_total{lport=\"6200\"}");
+    let mib = sample(
+        text,
+        "tcpipstat_udp_namespace_total{proto=\"Udp\",counter=\"RcvbufErrors\"}",
+    );
+    assert!(drops.is_some_and(|d| d > 0.0), "{text}");
+    assert_eq!(drops, mib, "{text}");
+    assert_eq!(
+        sample(text, "tcpipstat_udp_sockets_closed_total{lport=\"6202\"}"),
+        Some(50.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(text, "tcpipstat_udp_close_notices_lost_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(text, "tcpipstat_udp_sockets{lport=\"6200\"}"),
+        Some(1.0)
+    );
+    drop((receiver, sender));
+    promtool_accepts(text);
+    let (_, open) = get(
+        &ns,
+        9978,
+        "/metrics",
+        "application/openmetrics-text; version=1.0.0",
+    )
+    .unwrap();
+    assert!(body(&open).contains("# TYPE tcpipstat_udp_rcv_drops counter"));
 }

@@ -181,3 +181,204 @@ fn index_lport_puts_every_drop_on_the_dropping_server_and_a_filter_keeps_it_out(
     // The MIB is not filtered, and neither are the sockets set against it.
     assert_eq!(mib(&only, "RcvbufErrors", "unattributed"), 0, "{only}");
 }
+
+#[test]
+fn udp_alone_says_nothing_of_tcp_in_text_and_table() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpnotcp");
+    let _server = ns.enter(|| UdpSocket::bind("127.0.0.1:6100").expect("bind"));
+    for format in ["text", "table"] {
+        let args = [
+            "-u",
+            "--system",
+            "--zeros",
+            "--timeout",
+            "1s",
+            "--format",
+            format,
+        ];
+        let output = wait_output(spawn_as(&ns, false, &args));
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{text}");
+        assert!(text.contains("127.0.0.1:6100"), "{text}");
+        assert!(text.contains("RcvbufErrors"), "{text}");
+        assert!(!text.to_lowercase().contains("tcp"), "{format}: {text}");
+    }
+    // Both asked for: the empty TCP side is said.
+    let args = ["-tu", "--timeout", "1s"];
+    let text = String::from_utf8(wait_output(spawn_as(&ns, false, &args)).stdout).unwrap();
+    assert!(text.contains("No TCP socket activity."), "{text}");
+}
+
+/// An echo server on `port` that answers every datagram until `stop`.
+fn echo_server(ns: &Netns, port: u16) -> std::thread::JoinHandle<()> {
+    let server = ns.enter(move || UdpSocket::bind(("127.0.0.1", port)).expect("bind server"));
+    server
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        let mut idle = 0;
+        while idle < 25 {
+            match server.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    idle = 0;
+                    let _ = server.send_to(&buf[..n], from);
+                }
+                Err(_) => idle += 1,
+            }
+        }
+    })
+}
+
+/// `count` DNS-style clients at `per_second`: each a fresh socket that
+/// connects, sends, waits for the answer and closes. Returns how many
+/// got their answer.
+fn short_lived_clients(ns: &Netns, port: u16, count: u32, per_second: u32) -> u32 {
+    ns.enter(move || {
+        let start = std::time::Instant::now();
+        let mut answered = 0;
+        for i in 0..count {
+            let due = start + Duration::from_secs_f64(f64::from(i) / f64::from(per_second));
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+            client.connect(("127.0.0.1", port)).expect("connect");
+            client
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            client.send(b"query").expect("send");
+            let mut buf = [0u8; 64];
+            answered += u32::from(client.recv(&mut buf).is_ok());
+        }
+        answered
+    })
+}
+
+/// `count` clients open together that send, wait `held` and only then
+/// read their answer and close: polls see them alive before their notice.
+fn held_clients(ns: &Netns, port: u16, count: usize, held: Duration) -> usize {
+    ns.enter(move || {
+        let clients: Vec<UdpSocket> = (0..count)
+            .map(|_| {
+                let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+                client.connect(("127.0.0.1", port)).expect("connect");
+                client.send(b"query").expect("send");
+                client
+            })
+            .collect();
+        std::thread::sleep(held);
+        let mut buf = [0u8; 64];
+        clients.iter().filter(|c| c.recv(&mut buf).is_ok()).count()
+    })
+}
+
+#[test]
+fn short_lived_udp_clients_are_each_counted_once_or_their_loss_is() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpshort");
+    let server = echo_server(&ns, 5353);
+    let args = |poll: &'static str| {
+        vec![
+            "-u",
+            "--index",
+            "rport",
+            "--timeout",
+            "3s",
+            "--poll",
+            poll,
+            "--format",
+            "json",
+        ]
+    };
+    // Slow polls see almost none of them alive; fast ones see some, whose
+    // notices must then not count them again.
+    let runs = [
+        spawn_as(&ns, false, &args("1s")),
+        spawn_as(&ns, false, &args("5ms")),
+        spawn_as(&ns, true, &args("1s")),
+    ];
+    std::thread::sleep(Duration::from_millis(800));
+    let answered = short_lived_clients(&ns, 5353, 2000, 2000);
+    assert_eq!(answered, 2000, "the echo server missed some");
+    assert_eq!(held_clients(&ns, 5353, 20, Duration::from_millis(100)), 20);
+    let expected = 2020;
+    for (i, run) in runs.into_iter().enumerate() {
+        let report = window_report(&wait_output(run).stdout);
+        let udp = &report["udp"];
+        let lost = udp["close_notices_lost"]["window"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("close notices not read: {report}"));
+        let group = udp["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"]["rport"] == 5353)
+            .unwrap_or_else(|| panic!("no group for rport 5353: {report}"));
+        let sockets = group["sockets"].as_u64().unwrap();
+        assert_eq!(group["closed"].as_u64(), Some(sockets), "{report}");
+        let notice_only = group["notice_only"].as_u64().unwrap();
+        if lost == 0 {
+            assert_eq!(sockets, expected, "{report}");
+        } else {
+            // A lost notice loses a socket no poll saw, at most.
+            assert!(
+                sockets <= expected && sockets + lost >= expected,
+                "{report}"
+            );
+        }
+        // Polls every 5 ms saw the held clients alive; their notices
+        // ended them without counting them again.
+        if i == 1 {
+            assert!(notice_only <= expected - 20, "{report}");
+        }
+        assert_eq!(udp["unlisted"].as_u64(), Some(0), "{report}");
+    }
+    server.join().unwrap();
+}
+
+#[test]
+fn udp_close_notices_lost_to_a_small_buffer_are_counted() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udplost");
+    let server = echo_server(&ns, 5354);
+    let args = [
+        "-u",
+        "--index",
+        "rport",
+        "--timeout",
+        "3s",
+        "--close-buffer",
+        "4K",
+        "--format",
+        "json",
+    ];
+    let run = spawn_as(&ns, false, &args);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(short_lived_clients(&ns, 5354, 2000, 2000), 2000);
+    let report = window_report(&wait_output(run).stdout);
+    let udp = &report["udp"];
+    let lost = &udp["close_notices_lost"];
+    assert_eq!(lost["exact"], true, "{report}");
+    let lost = lost["window"].as_u64().unwrap();
+    let sockets = udp["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"]["rport"] == 5354)
+        .map_or(0, |g| g["sockets"].as_u64().unwrap());
+    assert!(lost > 0, "a 4 KiB buffer lost nothing: {report}");
+    // Each client is counted, or its notice is counted lost.
+    assert!(sockets <= 2000 && sockets + lost >= 2000, "{report}");
+    server.join().unwrap();
+}

@@ -45,6 +45,7 @@ pub fn body(state: &Arc<Exporter>, format: Format, capacity: usize) -> String {
     let mut registry = Registry::with_prefix("tcpipstat");
     registry.register_collector(Box::new(GroupCounters(Arc::clone(state))));
     registry.register_collector(Box::new(GroupGauges(Arc::clone(state))));
+    registry.register_collector(Box::new(super::udp::UdpMetrics(Arc::clone(state))));
     register_states(&mut registry, state);
     register_namespace(&mut registry, state);
     register_run(&mut registry, state);

@@ -6,6 +6,7 @@
 
 pub mod encode;
 pub mod http;
+pub mod udp;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -116,6 +117,8 @@ pub struct Exporter {
     namespace: BTreeMap<String, u64>,
     unattributed: BTreeMap<&'static str, i64>,
     stats: SelfStats,
+    /// --udp: UDP groups, the Udp MIB, UDP close notices lost.
+    udp: udp::UdpState,
 }
 
 /// `BytesSent` → `bytes_sent`, `TCPDSACKRecv` → `tcp_dsack_recv`,
@@ -244,6 +247,7 @@ impl Exporter {
         if let Some(system) = &report.system {
             self.add_system(system);
         }
+        self.udp.add(report, now_ms, self.limits);
     }
 
     /// Forgets the series no window touched for the idle expiry.

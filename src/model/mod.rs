@@ -367,6 +367,11 @@ pub struct Snapshot {
     pub closes_watched: bool,
     /// UDP and UDP-Lite sockets, when asked for (`--udp`).
     pub udp: Vec<udp::UdpSample>,
+    /// UDP sockets the kernel destroyed, from close notices read by the
+    /// end of this poll's UDP dump (no drop count, no inode).
+    pub udp_closed: Vec<udp::UdpSample>,
+    /// Whether UDP close notices are read.
+    pub udp_closes_watched: bool,
 }
 
 impl Snapshot {
@@ -380,6 +385,8 @@ impl Snapshot {
             closed: Vec::new(),
             closes_watched: false,
             udp: Vec::new(),
+            udp_closed: Vec::new(),
+            udp_closes_watched: false,
         }
     }
 }

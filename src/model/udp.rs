@@ -58,10 +58,15 @@ pub struct UdpSample {
 }
 
 impl UdpSample {
-    /// The identity a socket keeps across polls: its cookie, else its
+    /// The identity a socket keeps across polls and into its close
+    /// notice (which has the cookie but no inode): its cookie, else its
     /// inode (/proc/net/udp), with the namespace.
     pub fn identity(&self) -> (u64, u64, u64) {
-        (self.key.netns, self.cookie, self.inode)
+        if self.cookie != 0 {
+            (self.key.netns, self.cookie, 0)
+        } else {
+            (self.key.netns, 0, self.inode)
+        }
     }
 
     /// The socket memory the kernel charges it (receive and send queues).

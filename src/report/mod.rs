@@ -71,6 +71,9 @@ pub struct Report<'a> {
     pub unplaced_by_filters: Option<(u64, Counters)>,
     /// UDP and UDP-Lite sockets (`--udp`), after the TCP part.
     pub udp: Option<crate::udp::UdpSection>,
+    /// Whether TCP was asked for: a `--udp` run alone says nothing of
+    /// TCP (no "no activity" line, no TCP-side `--system` block).
+    pub tcp: bool,
 }
 
 /// What precision mode tells in each report: which source filled each
@@ -141,6 +144,7 @@ impl<'a> Report<'a> {
             run_started: None,
             unplaced_by_filters: None,
             udp: None,
+            tcp: true,
         }
     }
 

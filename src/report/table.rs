@@ -109,7 +109,9 @@ pub fn end(
     }
     let mut fixed = None;
     if sums.groups() == 0 {
-        writeln!(out, "(no TCP socket activity)")?;
+        if report.tcp {
+            writeln!(out, "(no TCP socket activity)")?;
+        }
     } else {
         let rows = rows_with_sums(report, listed, sums);
         let bits = options.columns.unwrap_or_else(|| {

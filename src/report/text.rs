@@ -273,7 +273,8 @@ pub fn end(
     options: RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    if sums.groups() == 0 && !matches!(report.kind, ReportKind::Close { .. }) {
+    let tcp_empty = sums.groups() == 0 && report.tcp;
+    if tcp_empty && !matches!(report.kind, ReportKind::Close { .. }) {
         if report.filtered {
             writeln!(out, "\nNo sockets were accepted by the filters.")?;
         } else {

@@ -22,11 +22,18 @@ pub fn write_text(
     writeln!(out, "\n{RULE}")?;
     writeln!(out, "Udp: {}", summary(section))?;
     writeln!(out, "{RULE}")?;
+    if let Some(line) = closes_lost_text(section) {
+        writeln!(out, "UDP close notices lost: {line}")?;
+    }
     for group in &section.groups {
         writeln!(out, "{}", heading(report, group))?;
         let mut line = format!("  sockets {}", group.sockets);
-        if group.closed > 0 {
-            line.push_str(&format!(" ({} closed)", group.closed));
+        match (group.closed, group.notice_only) {
+            (0, _) => {}
+            (closed, 0) => line.push_str(&format!(" ({closed} closed)")),
+            (closed, only) => line.push_str(&format!(
+                " ({closed} closed, {only} known only from their close notice: drops unknown)"
+            )),
         }
         if let Some(drops) = group.drops {
             line.push_str(&format!(", RcvDrops {drops}"));
@@ -74,7 +81,31 @@ fn summary(section: &UdpSection) -> String {
             section.closed
         ));
     }
+    if section.notice_only > 0 {
+        text.push_str(&format!(
+            "; {} of them known only from their close notice (no poll saw them; a notice carries no drop count, so their drops are in no RcvDrops, only in --system's residual)",
+            section.notice_only
+        ));
+    }
+    if section.unlisted > 0 {
+        text.push_str(&format!(
+            "; {} more known only from close notices, past the {} tracked per window: counted here, in no group",
+            section.unlisted,
+            crate::udp::NOTICE_ONLY_LIMIT
+        ));
+    }
     text
+}
+
+/// `W in this window, S since the start` (`at least` where the kernel's
+/// drop count of the notice socket cannot be read).
+fn closes_lost_text(section: &UdpSection) -> Option<String> {
+    let (window, since_start) = section.closes_lost?;
+    let at_least = if since_start.exact { "" } else { "at least " };
+    Some(format!(
+        "{at_least}{} in this window, {at_least}{} since the start",
+        window.notices, since_start.notices
+    ))
 }
 
 fn heading(report: &Report<'_>, group: &UdpGroup) -> String {
@@ -103,11 +134,23 @@ pub fn write_table(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     writeln!(out, "\nUdp: {}", summary(section))?;
+    if let Some(line) = closes_lost_text(section) {
+        writeln!(out, "UDP close notices lost: {line}")?;
+    }
     let header = [
-        "Key", "Sockets", "RcvDrops", "RecvQ", "SendQ", "Rcvbuf", "Sndbuf", "Mem",
+        "Key",
+        "Sockets",
+        "RcvDrops",
+        "RecvQ",
+        "SendQ",
+        "Rcvbuf",
+        "Sndbuf",
+        "Mem",
+        "Closed",
+        "NoticeOnly",
     ];
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
-    let rows: Vec<[String; 8]> = section
+    let rows: Vec<[String; 10]> = section
         .groups
         .iter()
         .map(|g| {
@@ -120,6 +163,8 @@ pub fn write_table(
                 opt(g.rcvbuf),
                 opt(g.sndbuf),
                 g.memory.to_string(),
+                g.closed.to_string(),
+                g.notice_only.to_string(),
             ]
         })
         .collect();
@@ -187,6 +232,17 @@ pub fn write_json(report: &Report<'_>, section: &UdpSection, buf: &mut String) {
     field(buf, "sockets", &section.sockets.to_string());
     field(buf, "RcvDrops", &opt_num(section.drops));
     field(buf, "closed", &section.closed.to_string());
+    field(buf, "notice_only", &section.notice_only.to_string());
+    field(buf, "unlisted", &section.unlisted.to_string());
+    let lost = section
+        .closes_lost
+        .map_or("null".to_string(), |(window, start)| {
+            format!(
+                "{{\"window\":{},\"since_start\":{},\"exact\":{}}}",
+                window.notices, start.notices, start.exact
+            )
+        });
+    field(buf, "close_notices_lost", &lost);
     field(buf, "quiet_groups", &section.quiet_groups.to_string());
     buf.push_str("\"groups\":[");
     for (i, g) in section.groups.iter().enumerate() {
@@ -200,6 +256,7 @@ pub fn write_json(report: &Report<'_>, section: &UdpSection, buf: &mut String) {
         field(buf, "state", &g.state.map_or("null".into(), quoted));
         field(buf, "sockets", &g.sockets.to_string());
         field(buf, "closed", &g.closed.to_string());
+        field(buf, "notice_only", &g.notice_only.to_string());
         field(buf, "RcvDrops", &opt_num(g.drops));
         field(buf, "recv_q", &g.recv_queue.to_string());
         field(buf, "send_q", &g.send_queue.to_string());
@@ -330,6 +387,7 @@ mod tests {
             key: GroupKey::Lport(5353),
             sockets: 2,
             closed: 1,
+            notice_only: 0,
             drops: Some(42),
             recv_queue: 768,
             send_queue: 0,
@@ -343,6 +401,7 @@ mod tests {
         quiet.key = GroupKey::Lport(53);
         quiet.drops = Some(0);
         quiet.recv_queue = 0;
+        quiet.closed = 0;
         g.proto = None;
         let mut section = UdpSection::new(vec![g, quiet], false, 1);
         let mut deltas = crate::source::procfs::SystemCounters::default();
@@ -402,6 +461,27 @@ mod tests {
                 .any(|l| l.starts_with("RcvbufErrors") && l.ends_with("0~")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_udp_only_report_says_nothing_of_tcp() {
+        let mut report = report_with_udp();
+        report.tcp = false;
+        for format in [Format::Text, Format::Table] {
+            let mut out = Vec::new();
+            let options = RenderOptions {
+                format,
+                ..Default::default()
+            };
+            render(&report, options, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.to_lowercase().contains("tcp"), "{text}");
+            assert!(text.contains("Udp: 4 UDP/UDP-Lite sockets"), "{text}");
+        }
+        // Asked for both, an empty TCP side is still said.
+        report.tcp = true;
+        assert!(rendered(Format::Text).contains("No TCP socket activity."));
+        assert!(rendered(Format::Table).contains("(no TCP socket activity)"));
     }
 
     #[test]

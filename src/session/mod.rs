@@ -165,6 +165,8 @@ pub struct Session {
     render_width: Option<u16>,
     /// UDP sockets' windows (--udp).
     udp: crate::udp::UdpTracker,
+    /// UDP close notices lost when the window began.
+    udp_closes_lost_at_window_start: CloseLoss,
 }
 
 /// index=pod's names (see [`Session::finish_groups`]).
@@ -241,6 +243,7 @@ impl Session {
             once_limit: None,
             render_width: None,
             udp: crate::udp::UdpTracker::new(),
+            udp_closes_lost_at_window_start: CloseLoss::default(),
         }
     }
 
@@ -403,7 +406,12 @@ impl Session {
         self.tracker.observe(&snapshot, &self.tracker_filter);
         self.resolve_owners(&snapshot);
         if self.config.udp {
-            self.udp.observe(&snapshot.udp, &snapshot.unsampled_netns);
+            self.udp.observe_with_notices(
+                &snapshot.udp,
+                &snapshot.unsampled_netns,
+                &snapshot.udp_closed,
+                snapshot.udp_closes_watched,
+            );
             self.resolve_udp_owners(&snapshot.udp);
         }
         self.fold_closed_past_limit();
@@ -720,6 +728,7 @@ impl Session {
         report.closes_lost = self.source.closes_lost();
         report.closes_lost_window = self.closes_lost_window();
         report.run_started = self.source.opened_at();
+        report.tcp = self.config.tcp;
     }
 
     /// Precision mode's account for a report: the feed's sources and
@@ -832,12 +841,20 @@ impl Session {
                 .iter()
                 .map(|&p| (p, crate::udp::drops_of(this.udp.rows(), p)))
                 .collect();
-            report.udp = Some(this.udp_section(
+            let mut section = this.udp_section(
                 this.udp.rows(),
                 &everywhere,
                 namespace_deltas.as_ref(),
                 this.udp.closed_in_window(),
-            ));
+            );
+            section.unlisted = this.udp.unlisted();
+            section.closes_lost = this.source.udp_closes_lost().map(|since_start| {
+                (
+                    since_start.since(&this.udp_closes_lost_at_window_start),
+                    since_start,
+                )
+            });
+            report.udp = Some(section);
             this.name_udp_processes(&mut report);
         }
         let mut unplaced = this.tracker.unplaced_by_filters().clone();
@@ -925,7 +942,9 @@ impl Session {
     /// With --system: the namespace's deltas over the window against what
     /// the sockets account for.
     fn system_section(&self, deltas: Option<&SystemCounters>) -> Option<aggregate::SystemSection> {
-        if !self.config.system {
+        // Without TCP the Udp section sets the sockets against the Udp
+        // MIB; the TCP one would set nothing against the rest.
+        if !self.config.system || !self.config.tcp {
             return None;
         }
         let deltas = deltas?;
@@ -988,6 +1007,9 @@ impl Session {
         self.notices.end_window();
         self.tracker.reset_window();
         self.udp.reset_window();
+        if let Some(lost) = self.source.udp_closes_lost() {
+            self.udp_closes_lost_at_window_start = lost;
+        }
         if let Some(lost) = self.source.closes_lost() {
             self.closes_lost_at_window_start = lost;
         }

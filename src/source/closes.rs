@@ -1,9 +1,14 @@
 //! Close notifications: the sock_diag message the kernel multicasts for
-//! every TCP socket it destroys (groups `SKNLGRP_INET_TCP_DESTROY` and
-//! `SKNLGRP_INET6_TCP_DESTROY`, what `ss -E` listens to), in the network
-//! namespace the listening socket was opened in. Each carries the
-//! socket's final `tcp_info`, so connections that live and die between two
-//! polls are counted whole, unprivileged and without tracefs.
+//! every TCP or UDP socket it destroys (groups `SKNLGRP_INET_TCP_DESTROY`
+//! and `SKNLGRP_INET6_TCP_DESTROY`, what `ss -E` listens to, or their UDP
+//! twins), in the network namespace the listening socket was opened in.
+//! A TCP notice carries the socket's final `tcp_info`, so connections that
+//! live and die between two polls are counted whole, unprivileged and
+//! without tracefs. A UDP notice carries only the tuple, the cookie and
+//! the receive queue (no inode, no uid, no SK_MEMINFO, so no drop count:
+//! inet_diag_handler_get_info fills the message and udp_diag's get_info;
+//! seen on 6.18), and none comes for UDP-Lite (sock_diag_destroy_group
+//! knows TCP and UDP only).
 //!
 //! The listener is read without blocking, between polls as often as the
 //! loop wakes, into a bounded queue; a full kernel buffer or a full queue
@@ -22,7 +27,27 @@ use crate::model::{CloseLoss, SocketSample};
 
 /// Multicast groups of NETLINK_SOCK_DIAG (include/uapi/linux/sock_diag.h).
 const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
+const SKNLGRP_INET_UDP_DESTROY: u32 = 2;
 const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
+const SKNLGRP_INET6_UDP_DESTROY: u32 = 4;
+
+/// Whose destroy notices a listener reads. Each protocol gets its own
+/// listener: a notice does not say its protocol but in an attribute, and
+/// each listener's drop count then tells that protocol's losses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseGroups {
+    Tcp,
+    Udp,
+}
+
+impl CloseGroups {
+    fn groups(self) -> [u32; 2] {
+        match self {
+            CloseGroups::Tcp => [SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET6_TCP_DESTROY],
+            CloseGroups::Udp => [SKNLGRP_INET_UDP_DESTROY, SKNLGRP_INET6_UDP_DESTROY],
+        }
+    }
+}
 /// The kernel-side receive buffer asked for: room for a few seconds of a
 /// busy host's closes (each notice takes about 1 KiB there). Above
 /// net.core.rmem_max only a privileged process gets it.
@@ -58,13 +83,14 @@ pub struct CloseListener {
 }
 
 impl CloseListener {
-    /// Joins both destroy groups with a receive buffer of `buffer_bytes`.
-    pub fn open(buffer_bytes: usize) -> Result<CloseListener, DiagError> {
+    /// Joins `which` protocol's destroy groups (IPv4 and IPv6) with a
+    /// receive buffer of `buffer_bytes`.
+    pub fn open(buffer_bytes: usize, which: CloseGroups) -> Result<CloseListener, DiagError> {
         let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(DiagError::Io)?;
         // An unbound socket has port id 0, the kernel's own, and multicast
         // skips it: bind to a port id of our own first.
         socket.bind_auto().map_err(DiagError::Io)?;
-        for group in [SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET6_TCP_DESTROY] {
+        for group in which.groups() {
             socket.add_membership(group).map_err(membership_error)?;
         }
         socket.set_non_blocking(true).map_err(DiagError::Io)?;
@@ -230,7 +256,7 @@ mod tests {
     fn a_close_listener_reads_the_kernels_drop_count() {
         // Needs only a netlink socket of one's own (no privilege); a
         // kernel without sock_diag's destroy groups has nothing to read.
-        let Ok(mut listener) = CloseListener::open(0) else {
+        let Ok(mut listener) = CloseListener::open(0, CloseGroups::Tcp) else {
             return;
         };
         // SO_MEMINFO with SK_MEMINFO_DROPS: every kernel the project

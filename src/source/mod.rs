@@ -40,7 +40,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 use crate::model::{Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
-use closes::CloseListener;
+use closes::{CloseGroups, CloseListener};
 use procfs::SystemCounters;
 use sockdiag::{
     DiagError, DumpRequest, ParseStats, SockDiag, ALL_STATES, EXT_CONG, EXT_INFO, EXT_SKMEMINFO,
@@ -148,6 +148,11 @@ pub trait SnapshotSource {
     fn closes_lost(&self) -> Option<crate::model::CloseLoss> {
         None
     }
+
+    /// UDP close notices lost since the start; None when none are read.
+    fn udp_closes_lost(&self) -> Option<crate::model::CloseLoss> {
+        None
+    }
 }
 
 /// What the pipeline asks of a source.
@@ -193,6 +198,8 @@ pub struct LiveSource {
     gauges_wanted: bool,
     /// Close notices of this namespace, when they can be had.
     closes: Option<CloseListener>,
+    /// UDP close notices of this namespace (`--udp`), when they can be had.
+    udp_closes: Option<CloseListener>,
     /// The own namespace's label and container, read when first asked.
     own_labels: std::cell::OnceCell<Option<(String, Option<String>)>>,
     /// UDP dump gaps already said (each once per run).
@@ -227,6 +234,7 @@ impl LiveSource {
             spare: Vec::new(),
             gauges_wanted: true,
             closes: None,
+            udp_closes: None,
             own_labels: std::cell::OnceCell::new(),
             udp_gaps_said: Vec::new(),
         };
@@ -241,18 +249,28 @@ impl LiveSource {
             Err(err) => source.fall_back(&err),
         }
         if let (Some(bytes), Some(_)) = (source.options.close_buffer, &source.diag) {
-            source.closes = source.open_closes(bytes);
+            if !source.options.skip_tcp {
+                source.closes = source.open_closes(bytes, CloseGroups::Tcp);
+            }
+            if source.options.udp {
+                source.udp_closes = source.open_closes(bytes, CloseGroups::Udp);
+            }
         }
         source
     }
 
-    fn open_closes(&mut self, buffer_bytes: usize) -> Option<CloseListener> {
-        match CloseListener::open(buffer_bytes) {
+    fn open_closes(&mut self, buffer_bytes: usize, which: CloseGroups) -> Option<CloseListener> {
+        match CloseListener::open(buffer_bytes, which) {
             Ok(listener) => Some(listener),
             Err(err) => {
-                self.notices.push(format!(
-                    "close notices unavailable ({err}): a connection that opens and closes between two polls is seen only through its TIME_WAIT"
-                ));
+                self.notices.push(match which {
+                    CloseGroups::Tcp => format!(
+                        "close notices unavailable ({err}): a connection that opens and closes between two polls is seen only through its TIME_WAIT"
+                    ),
+                    CloseGroups::Udp => format!(
+                        "UDP close notices unavailable ({err}): a UDP socket that opens and closes between two polls is not seen"
+                    ),
+                });
                 None
             }
         }
@@ -271,14 +289,27 @@ impl LiveSource {
     fn poll(&mut self) -> Result<Snapshot, SourceError> {
         let mut snapshot = self.poll_tcp()?;
         if self.options.udp {
-            snapshot.udp = self.poll_udp();
+            let (sockets, dumped) = self.poll_udp();
+            snapshot.udp = sockets;
+            // Read after the dump: a notice of a socket it saw comes after
+            // its sample, and one read earlier is of a socket no later
+            // dump can see (it is unhashed before it is destroyed).
+            if let Some(closes) = &mut self.udp_closes {
+                let closed = closes.take();
+                // /proc's sockets have no cookie to match a notice with.
+                if dumped {
+                    snapshot.udp_closed = closed.iter().map(udp::from_notice).collect();
+                    snapshot.udp_closes_watched = true;
+                }
+            }
         }
         Ok(snapshot)
     }
 
     /// This poll's UDP and UDP-Lite sockets: sock_diag, else (or where it
-    /// cannot dump UDP) /proc/net/udp{,6}, udplite{,6}.
-    fn poll_udp(&mut self) -> Vec<crate::model::udp::UdpSample> {
+    /// cannot dump UDP) /proc/net/udp{,6}, udplite{,6}; and whether
+    /// sock_diag dumped them.
+    fn poll_udp(&mut self) -> (Vec<crate::model::udp::UdpSample>, bool) {
         let mut out = Vec::new();
         if let Some(diag) = self.diag.as_mut() {
             let bytecode = self.options.bytecode.as_deref();
@@ -296,7 +327,7 @@ impl LiveSource {
                             self.udp_gaps_said.push(what);
                         }
                     }
-                    return out;
+                    return (out, true);
                 }
                 Ok(gaps) => self.say_udp_fallback(&gaps.unavailable.join(", ")),
                 Err(err) => self.say_udp_fallback(&err.to_string()),
@@ -309,7 +340,7 @@ impl LiveSource {
                 self.net_dir.display()
             ));
         }
-        out
+        (out, false)
     }
 
     fn say_udp_fallback(&mut self, why: &str) {
@@ -534,13 +565,20 @@ impl SnapshotSource for LiveSource {
     }
 
     fn read_closes(&mut self) {
-        if let Some(closes) = &mut self.closes {
+        for closes in [&mut self.closes, &mut self.udp_closes]
+            .into_iter()
+            .flatten()
+        {
             closes.drain();
         }
     }
 
     fn closes_lost(&self) -> Option<crate::model::CloseLoss> {
         self.closes.as_ref().map(CloseListener::loss)
+    }
+
+    fn udp_closes_lost(&self) -> Option<crate::model::CloseLoss> {
+        self.udp_closes.as_ref().map(CloseListener::loss)
     }
 
     fn only_namespace_on_host(&self) -> bool {

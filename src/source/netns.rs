@@ -320,6 +320,8 @@ enum Reply {
         /// Close notices lost in this namespace since the start; None when
         /// they are not read.
         closes_lost: Option<CloseLoss>,
+        /// UDP's, likewise.
+        udp_closes_lost: Option<CloseLoss>,
     },
     System(SystemCounters, Vec<String>),
 }
@@ -402,6 +404,7 @@ impl Agent {
                                 polled,
                                 notices: source.take_notices(),
                                 closes_lost: source.closes_lost(),
+                                udp_closes_lost: source.udp_closes_lost(),
                             }
                         }
                         Command::Stream(to) => {
@@ -502,6 +505,9 @@ pub struct NetnsSource {
     /// and by namespaces gone since.
     closes_lost: BTreeMap<u64, CloseLoss>,
     closes_lost_gone: CloseLoss,
+    /// The same for UDP close notices.
+    udp_closes_lost: BTreeMap<u64, CloseLoss>,
+    udp_closes_lost_gone: CloseLoss,
 }
 
 /// The effective user is root (asked of the kernel: /proc may be hidden).
@@ -522,6 +528,8 @@ impl NetnsSource {
             said_unreadable: false,
             closes_lost: BTreeMap::new(),
             closes_lost_gone: CloseLoss::none(true),
+            udp_closes_lost: BTreeMap::new(),
+            udp_closes_lost_gone: CloseLoss::none(true),
         };
         if selection == Selection::All {
             // Agents from the start, so that the first poll's namespace
@@ -595,14 +603,18 @@ impl NetnsSource {
     /// Keeps the close notices lost by namespaces no longer sampled.
     fn forget_gone_agents(&mut self) {
         let agents = &self.agents;
-        let gone = &mut self.closes_lost_gone;
-        self.closes_lost.retain(|inode, lost| {
-            let keep = agents.contains_key(inode);
-            if !keep {
-                gone.add(lost);
-            }
-            keep
-        });
+        for (kept, gone) in [
+            (&mut self.closes_lost, &mut self.closes_lost_gone),
+            (&mut self.udp_closes_lost, &mut self.udp_closes_lost_gone),
+        ] {
+            kept.retain(|inode, lost| {
+                let keep = agents.contains_key(inode);
+                if !keep {
+                    gone.add(lost);
+                }
+                keep
+            });
+        }
     }
 }
 
@@ -620,10 +632,19 @@ impl SnapshotSource for NetnsSource {
     }
 
     fn closes_lost(&self) -> Option<CloseLoss> {
-        let watched = self.options.close_buffer.is_some();
+        let watched = self.options.close_buffer.is_some() && !self.options.skip_tcp;
         watched.then(|| {
             let mut sum = self.closes_lost_gone;
             self.closes_lost.values().for_each(|lost| sum.add(lost));
+            sum
+        })
+    }
+
+    fn udp_closes_lost(&self) -> Option<CloseLoss> {
+        let watched = self.options.close_buffer.is_some() && self.options.udp;
+        watched.then(|| {
+            let mut sum = self.udp_closes_lost_gone;
+            self.udp_closes_lost.values().for_each(|lost| sum.add(lost));
             sum
         })
     }
@@ -648,9 +669,13 @@ impl SnapshotSource for NetnsSource {
                     polled: Ok(mut snapshot),
                     notices: notes,
                     closes_lost,
+                    udp_closes_lost,
                 }) => {
                     if let Some(lost) = closes_lost {
                         self.closes_lost.insert(inode, lost);
+                    }
+                    if let Some(lost) = udp_closes_lost {
+                        self.udp_closes_lost.insert(inode, lost);
                     }
                     let label = agent.namespace.label();
                     self.notices
@@ -664,10 +689,12 @@ impl SnapshotSource for NetnsSource {
                     for sample in &mut snapshot.closed {
                         sample.key.netns = inode;
                     }
-                    for sample in &mut snapshot.udp {
+                    for sample in snapshot.udp.iter_mut().chain(&mut snapshot.udp_closed) {
                         sample.key.netns = inode;
                     }
                     merged.udp.append(&mut snapshot.udp);
+                    merged.udp_closed.append(&mut snapshot.udp_closed);
+                    merged.udp_closes_watched |= snapshot.udp_closes_watched;
                     merged.closes_watched |= snapshot.closes_watched;
                     merged.closed.append(&mut snapshot.closed);
                     if snapshot.source == SocketSource::ProcNetTcp {

@@ -34,6 +34,26 @@ pub fn from_diag(sample: &SocketSample, proto: UdpProto) -> UdpSample {
     }
 }
 
+/// A UDP close notice as a sample: the tuple and cookie only. It has no
+/// drop count, buffers or inode, and its send queue is the kernel's
+/// `sk_wmem_alloc - 1` of a socket whose count already fell to zero
+/// (u32::MAX): the socket is gone, so its queues are taken as empty.
+pub fn from_notice(sample: &SocketSample) -> UdpSample {
+    UdpSample {
+        key: sample.key,
+        proto: UdpProto::Udp,
+        cookie: sample.cookie,
+        connected: false,
+        inode: 0,
+        uid: sample.uid,
+        recv_queue: 0,
+        send_queue: 0,
+        rcvbuf: None,
+        sndbuf: None,
+        drops: None,
+    }
+}
+
 /// What a UDP dump could not do, said once per cause.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UdpDumpGaps {
