@@ -22,10 +22,12 @@ pub enum Index {
     Netns,
     Container,
     Process,
+    /// Kubernetes pods and their containers, by the socket's owner.
+    Pod,
 }
 
 impl Index {
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "tuple",
         "laddr",
         "raddr",
@@ -34,6 +36,7 @@ impl Index {
         "netns",
         "container",
         "process",
+        "pod",
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +55,8 @@ impl Index {
             Index::Netns | Index::Container => GroupKey::Netns(key.netns),
             // Needs the socket's inode: see Grouper::key_for.
             Index::Process => GroupKey::Process(0),
+            // By owner (Grouper::key_for), else by namespace.
+            Index::Pod => GroupKey::Netns(key.netns),
         }
     }
 }
@@ -71,6 +76,9 @@ pub enum GroupKey {
     /// [`NO_OWNER`] for those no process holds, [`UNSEEN_OWNER`] for those
     /// that closed before any poll saw them.
     Process(u32),
+    /// A pod's container (or what names a socket no pod holds): the
+    /// position of its label in the report's `pod_labels`.
+    Pod(u32),
     /// Closed sockets of a window past the bound of those kept one by one,
     /// whose own group cannot be kept (index=tuple, or past the bound of
     /// folded groups): counted here so that totals stay whole.
@@ -94,6 +102,7 @@ impl std::fmt::Display for GroupKey {
             ),
             GroupKey::Process(UNSEEN_OWNER) => write!(f, "Process: {UNSEEN_OWNER_VALUE}"),
             GroupKey::Process(pid) => write!(f, "Process: {pid}"),
+            GroupKey::Pod(n) => write!(f, "Pod #{n}"),
             GroupKey::Unlisted => write!(
                 f,
                 "Closed sockets not listed one by one (past this window's bound): counted here"
@@ -118,6 +127,7 @@ impl GroupKey {
             GroupKey::Process(NO_OWNER) => "-".to_string(),
             GroupKey::Process(UNSEEN_OWNER) => UNSEEN_OWNER_VALUE.to_string(),
             GroupKey::Process(pid) => pid.to_string(),
+            GroupKey::Pod(n) => format!("#{n}"),
             GroupKey::Unlisted => UNLISTED_VALUE.to_string(),
         }
     }
@@ -260,6 +270,12 @@ impl<'a, 'o> Grouper<'a, 'o> {
             Index::Process => {
                 GroupKey::Process(owner_pid(self.owners, row.sample.inode, row.holder))
             }
+            // A socket's pod is its owner's; one no process holds is its
+            // namespace's (merge_by_pod names both).
+            Index::Pod => match owner_pid(self.owners, row.sample.inode, row.holder) {
+                pid if is_pid(pid) => GroupKey::Process(pid),
+                _ => GroupKey::Netns(row.sample.key.netns),
+            },
             index => index.key_of(&row.sample.key),
         }
     }
@@ -626,6 +642,49 @@ pub fn merge_by_container<'a>(
     merged
 }
 
+/// Merges groups by process and by namespace (as [`Grouper`] keys them for
+/// index=pod) into one group per label `label_of` gives each key; returns
+/// the groups, keyed `GroupKey::Pod(position)`, and the labels by position.
+pub fn merge_by_pod<'a, L: Ord + Clone>(
+    groups: Vec<Group<'a>>,
+    mut label_of: impl FnMut(&GroupKey) -> L,
+) -> (Vec<Group<'a>>, Vec<L>) {
+    let mut by_label: std::collections::BTreeMap<L, Group<'a>> = Default::default();
+    let mut others = Vec::new();
+    for group in groups {
+        if !matches!(group.key, GroupKey::Process(_) | GroupKey::Netns(_)) {
+            others.push(group);
+            continue;
+        }
+        let label = label_of(&group.key);
+        match by_label.get_mut(&label) {
+            Some(merged) => {
+                merged.counters.add(&group.counters);
+                merged.sockets += group.sockets;
+                merged.closed += group.closed;
+                merged.time_wait += group.time_wait;
+                merged.only_time_wait &= group.only_time_wait;
+            }
+            None => {
+                by_label.insert(label, group);
+            }
+        }
+    }
+    let mut labels = Vec::with_capacity(by_label.len());
+    let mut merged: Vec<Group<'a>> = Vec::with_capacity(by_label.len() + others.len());
+    for (label, group) in by_label {
+        let at = u32::try_from(labels.len()).unwrap_or(u32::MAX);
+        labels.push(label);
+        merged.push(Group {
+            key: GroupKey::Pod(at),
+            ..group
+        });
+    }
+    merged.append(&mut others);
+    sort_by_activity(&mut merged);
+    (merged, labels)
+}
+
 pub fn sort_by_activity(groups: &mut [Group<'_>]) {
     // Groups are a few hundred bytes: sort keys, then move each group once.
     groups.sort_by_cached_key(|g| (std::cmp::Reverse(g.counters.activity()), g.key));
@@ -838,6 +897,42 @@ mod tests {
         assert_eq!(key(&time_wait), GroupKey::Process(NO_OWNER));
         assert_eq!(key(&unreadable), GroupKey::Process(0));
         assert_eq!(GroupKey::Process(NO_OWNER).value(), "-");
+    }
+
+    #[test]
+    fn index_pod_groups_by_owner_then_namespace_and_merges_by_label() {
+        let mut held = sample("10.0.0.1", 80, "10.0.0.2", 1000);
+        held.inode = 7;
+        held.key.netns = 4;
+        let mut time_wait = sample("10.0.0.1", 80, "10.0.0.2", 1001);
+        time_wait.inode = 0;
+        time_wait.key.netns = 4;
+        let mut unreadable = sample("10.0.0.1", 80, "10.0.0.2", 1002);
+        unreadable.inode = 9;
+        unreadable.key.netns = 5;
+        let rows = [&held, &time_wait, &unreadable].map(|s| row_of(s, Holder::default()));
+        let grouper = Grouper::new(Index::Pod, 4).with_owners(Some(&OneOwner));
+        let keys: Vec<GroupKey> = rows.iter().map(|r| grouper.key_for(r)).collect();
+        assert_eq!(
+            keys,
+            [
+                GroupKey::Process(812),
+                GroupKey::Netns(4),
+                GroupKey::Netns(5)
+            ]
+        );
+        let groups = group_rows_owned(rows.into_iter(), Index::Pod, Some(&OneOwner));
+        // nginx and namespace 4 are one pod; namespace 5 another.
+        let (merged, labels) = merge_by_pod(groups, |key| match key {
+            GroupKey::Process(812) | GroupKey::Netns(4) => "shop/web-0",
+            _ => "none",
+        });
+        assert_eq!(labels, ["none", "shop/web-0"]);
+        let web = merged.iter().find(|g| g.key == GroupKey::Pod(1)).unwrap();
+        assert_eq!(web.sockets, 2);
+        assert_eq!(web.counters.value(Counter::BytesSent), 2);
+        let none = merged.iter().find(|g| g.key == GroupKey::Pod(0)).unwrap();
+        assert_eq!(none.sockets, 1);
     }
 
     fn row_of(sample: &SocketSample, holder: Holder) -> SocketRow<'_> {

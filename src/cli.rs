@@ -39,8 +39,9 @@ Examples:\n\
 )]
 pub(crate) struct Args {
     /// Group by the full 4-tuple, one element of it (local or remote address
-    /// or port), the socket's network namespace or container, or the process
-    /// holding it
+    /// or port), the socket's network namespace or container, the process
+    /// holding it, or its Kubernetes pod and container (pod: names from the
+    /// kubelet's /var/log/pods and /var/log/containers)
     #[arg(long, value_enum, default_value_t = Index::Tuple)]
     index: Index,
 
@@ -50,7 +51,7 @@ pub(crate) struct Args {
     netns: Option<String>,
 
     /// Name the process holding each socket (from /proc/PID/fd, as ss -p);
-    /// implied by --index process
+    /// implied by --index process and --index pod
     #[arg(short = 'p', long)]
     processes: bool,
 
@@ -374,6 +375,8 @@ pub enum UsageError {
     Namespace(String),
     #[error("--index {} needs --netns or --all-netns", .0.name())]
     IndexNeedsNamespaces(Index),
+    #[error("--index pod groups TCP sockets only; drop --udp or pick another --index")]
+    PodIndexUdp,
     #[error("--record records the current namespace only")]
     RecordOtherNamespace,
     #[error("onclose must be used with index=tuple")]
@@ -622,6 +625,9 @@ fn validate(args: Args) -> Result<Config, UsageError> {
     if args.onclose && args.index != Index::Tuple {
         return Err(UsageError::OncloseNeedsTuple);
     }
+    if args.udp && args.index == Index::Pod {
+        return Err(UsageError::PodIndexUdp);
+    }
     let mode = mode(&args, &durations, precision.mode)?;
     let poll = poll_period(durations.poll, mode)?;
     let (top, sort) = ranking(&args)?;
@@ -646,7 +652,7 @@ fn validate(args: Args) -> Result<Config, UsageError> {
             && args.record.is_none(),
         filters,
         record: args.record,
-        processes: args.processes || args.index == Index::Process,
+        processes: args.processes || matches!(args.index, Index::Process | Index::Pod),
         force_procfs: args.source == Source::Proc,
         close_buffer: close_buffer(&args.close_buffer)?,
         closed_limit: args.closed_limit.clamp(1, crate::diff::CLOSED_LIMIT),
@@ -968,6 +974,13 @@ mod tests {
     }
 
     #[test]
+    fn index_pod_with_udp_is_refused_and_looks_up_owners() {
+        assert!(usage(&["--once", "--udp", "--index", "pod"])
+            .contains("--index pod groups TCP sockets only"));
+        assert!(config(&["--once", "--index", "pod"]).processes);
+    }
+
+    #[test]
     fn seed_onclose_with_other_index_is_refused() {
         assert!(
             usage(&["index=lport", "onclose=1"]).contains("onclose must be used with index=tuple")
@@ -1041,7 +1054,7 @@ mod tests {
             (
                 ["--index", "port"],
                 "invalid value 'port' for '--index <INDEX>' \
-                 (one of tuple, laddr, raddr, lport, rport, netns, container, process)",
+                 (one of tuple, laddr, raddr, lport, rport, netns, container, process, pod)",
             ),
             (
                 ["--format", "yaml"],
@@ -1067,7 +1080,7 @@ mod tests {
             panic!("-h is not help")
         };
         for values in [
-            "[possible values: tuple, laddr, raddr, lport, rport, netns, container, process]",
+            "[possible values: tuple, laddr, raddr, lport, rport, netns, container, process, pod]",
             "[possible values: text, table, json]",
             "[possible values: off, auto, tracepoint, kprobe]",
         ] {

@@ -404,7 +404,8 @@ fn metrics(roff: &mut Roff) {
          when the scraper's Accept asks for it) and GET /healthz. Every poll is a window \
          added to totals kept since the start, so each counter series only goes up; a \
          scrape never triggers a dump. Labels are the index's (laddr, lport, raddr, rport, \
-         netns, container, process; tuples add netns with several namespaces).",
+         netns, container, process; namespace, pod and container with --index pod; tuples \
+         add netns with several namespaces).",
     );
     item(
         roff,

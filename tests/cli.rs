@@ -65,7 +65,7 @@ fn bad_enum_value_error_names_it_and_the_choices() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "tcpipstat: error: invalid value 'bogus' for '--index <INDEX>' \
-         (one of tuple, laddr, raddr, lport, rport, netns, container, process)\n"
+         (one of tuple, laddr, raddr, lport, rport, netns, container, process, pod)\n"
     );
 }
 
@@ -179,7 +179,8 @@ fn help_shows_record_source_and_every_index() {
         "--source <SOURCE>",
         "[possible values: sockdiag, proc]",
         "--record-trace <DIR>",
-        "or the process holding it",
+        "the process holding it",
+        "or its Kubernetes pod and container",
     ] {
         assert!(words.contains(shown), "{shown}: {help}");
     }
@@ -208,7 +209,7 @@ fn the_bash_completion_completes_index_values() {
     let words = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         words.trim(),
-        "tuple laddr raddr lport rport netns container process",
+        "tuple laddr raddr lport rport netns container process pod",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

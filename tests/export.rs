@@ -488,6 +488,77 @@ fn out_of_file_descriptors_the_exporter_backs_off_instead_of_spinning() {
     drop(idle);
 }
 
+/// One GET of /metrics from inside `ns` with these extra header lines:
+/// (head, body bytes).
+fn get_raw(ns: &Netns, port: u16, headers: &str) -> (String, Vec<u8>) {
+    let request =
+        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n");
+    ns.enter(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let at = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head");
+        let head = String::from_utf8_lossy(&response[..at]).into_owned();
+        (head, response[at + 4..].to_vec())
+    })
+}
+
+#[test]
+fn a_gzip_scrape_decodes_to_the_plain_scrapes_bytes() {
+    skip_unless_root!();
+    let ns = Netns::new("export-gzip");
+    let listener = ns.listen("127.0.0.1:0");
+    // One poll for both scrapes: the same state, the same body.
+    let _exporter = Exporter::start(&ns, 9987, &["--poll", "20s", "--index", "lport"]);
+    let mut pair = Pair::open(&ns, &listener);
+    pair.exchange(4_321, 1_234);
+    let (plain_head, plain) = get_raw(&ns, 9987, "");
+    let (gzip_head, gzipped) = get_raw(&ns, 9987, "Accept-Encoding: gzip, deflate\r\n");
+    assert!(
+        !plain_head.to_ascii_lowercase().contains("content-encoding"),
+        "{plain_head}"
+    );
+    assert!(gzip_head.contains("Content-Encoding: gzip"), "{gzip_head}");
+    let length: usize = header(&gzip_head, "Content-Length")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(length, gzipped.len());
+    let mut decoded = String::new();
+    flate2::read::MultiGzDecoder::new(gzipped.as_slice())
+        .read_to_string(&mut decoded)
+        .expect("a gzip stream");
+    let plain = String::from_utf8(plain).unwrap();
+    // Each scrape counts itself; every other line is the same, and the
+    // poll's exposition was encoded once for both.
+    let but_scrapes = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("tcpipstat_scrapes_total"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(but_scrapes(&decoded), but_scrapes(&plain));
+    assert_eq!(sample(&plain, "tcpipstat_scrapes_total"), Some(1.0));
+    assert_eq!(sample(&decoded, "tcpipstat_scrapes_total"), Some(2.0));
+    assert_eq!(
+        sample(&decoded, "tcpipstat_expositions_encoded_total"),
+        Some(1.0)
+    );
+    assert!(gzipped.len() < plain.len());
+    // Who refuses gzip gets the text.
+    let (refused, body) = get_raw(&ns, 9987, "Accept-Encoding: gzip;q=0\r\n");
+    assert!(!refused.contains("Content-Encoding"), "{refused}");
+    assert!(String::from_utf8(body).is_ok());
+    promtool_accepts(&decoded);
+}
+
 /// `promtool check metrics` accepts `text` (SKIP without promtool).
 fn promtool_accepts(text: &str) {
     if Command::new("promtool").arg("--version").output().is_err() {

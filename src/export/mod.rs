@@ -167,6 +167,17 @@ fn labels_of(report: &Report<'_>, key: &GroupKey) -> Labels {
         GroupKey::Rport(p) => vec![("rport", p.to_string())],
         GroupKey::Netns(_) => vec![("netns", report.key_value(key))],
         GroupKey::Container(_) => vec![("container", report.key_value(key))],
+        GroupKey::Pod(n) => {
+            let label = report.pod_label(n);
+            let part = |f: fn(&crate::source::pods::PodLabel) -> &String| {
+                label.map(f).cloned().unwrap_or_default()
+            };
+            vec![
+                ("namespace", part(|l| &l.namespace)),
+                ("pod", part(|l| &l.pod)),
+                ("container", part(|l| &l.container)),
+            ]
+        }
         GroupKey::Process(NO_OWNER) => vec![("process", "none".to_string())],
         GroupKey::Process(UNSEEN_OWNER) => vec![("process", "unseen".to_string())],
         GroupKey::Process(_) => vec![("process", report.key_value(key))],
@@ -188,6 +199,7 @@ fn label_names(index: Index) -> &'static [&'static str] {
         Index::Netns => &["netns"],
         Index::Container => &["container"],
         Index::Process => &["process"],
+        Index::Pod => &["namespace", "pod", "container"],
     }
 }
 
@@ -355,6 +367,30 @@ mod tests {
         assert_eq!(label(812), vec![("process", "nginx[812]".to_string())]);
         assert_eq!(label(NO_OWNER), vec![("process", "none".to_string())]);
         assert_eq!(label(UNSEEN_OWNER), vec![("process", "unseen".to_string())]);
+    }
+
+    #[test]
+    fn pod_series_carry_namespace_pod_and_container_labels() {
+        let report = crate::report::test_fixtures::by_pod();
+        let label = |n| labels_of(&report, &GroupKey::Pod(n));
+        let owned = |a: &str, b: &str, c: &str| {
+            vec![
+                ("namespace", a.to_string()),
+                ("pod", b.to_string()),
+                ("container", c.to_string()),
+            ]
+        };
+        assert_eq!(label(0), owned("shop", "web-0", "nginx"));
+        assert_eq!(label(2), owned("", "", "docker:3f4e5a6b7c8d"));
+        // A position the report has no label for: empty labels, no panic.
+        assert_eq!(label(9), owned("", "", ""));
+        let mut exporter = Exporter::new(Limits::default());
+        exporter.add_window(&report, 1000);
+        let text = expose(&exporter, Format::Prometheus);
+        assert!(
+            text.contains(r#"namespace="shop",pod="web-0",container="nginx""#),
+            "{text}"
+        );
     }
 
     fn value(text: &str, series: &str) -> Option<u64> {

@@ -409,3 +409,40 @@ fn close_reports_say_where_their_counters_come_from() {
         assert_eq!(v["counters_from"], field, "{from:?}");
     }
 }
+
+#[test]
+fn index_pod_names_namespace_pod_and_container_in_every_format() {
+    let report = fixtures::by_pod();
+    let text = fixtures::render_to_string(&report, Format::Text, false);
+    assert!(text.contains("Pod: shop/web-0 container nginx"), "{text}");
+    assert!(
+        text.contains("Pod: shop/web-0 (sockets no process holds)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Pod: none (container: docker:3f4e5a6b7c8d)"),
+        "{text}"
+    );
+    let table = fixtures::render_to_string(&report, Format::Table, false);
+    assert!(table.contains("shop/web-0/nginx"), "{table}");
+    assert!(table.contains("docker:3f4e5a6b7c8d"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&fixtures::render_to_string(&report, Format::Json, false)).unwrap();
+    let mut keys: Vec<String> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["key"].to_string())
+        .collect();
+    keys.sort();
+    let mut want: Vec<String> = [
+        serde_json::json!({"namespace": "shop", "pod": "web-0", "container": "nginx"}),
+        serde_json::json!({"namespace": null, "pod": null, "container": "docker:3f4e5a6b7c8d"}),
+        serde_json::json!({"namespace": "shop", "pod": "web-0", "container": null}),
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    want.sort();
+    assert_eq!(keys, want);
+}

@@ -333,6 +333,21 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
                 None => buf.extend_from_slice(b"null"),
             }
         }
+        GroupKey::Pod(n) => match report.pod_label(n) {
+            Some(label) => {
+                let or_null = |buf: &mut Vec<u8>, text: &str| match text {
+                    "" => buf.extend_from_slice(b"null"),
+                    text => string(buf, text),
+                };
+                buf.extend_from_slice(b"\"namespace\":");
+                or_null(buf, &label.namespace);
+                buf.extend_from_slice(b",\"pod\":");
+                or_null(buf, &label.pod);
+                buf.extend_from_slice(b",\"container\":");
+                or_null(buf, &label.container);
+            }
+            None => buf.extend_from_slice(b"\"namespace\":null,\"pod\":null,\"container\":null"),
+        },
         GroupKey::Container(inode) => {
             buf.extend_from_slice(b"\"container\":");
             match report.container_labels.get(&inode) {

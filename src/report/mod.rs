@@ -6,7 +6,7 @@ mod behaviour_tests;
 pub mod json;
 pub mod table;
 #[cfg(test)]
-mod test_fixtures;
+pub(crate) mod test_fixtures;
 pub mod text;
 pub mod udp;
 
@@ -51,6 +51,8 @@ pub struct Report<'a> {
     pub netns_labels: BTreeMap<u64, String>,
     /// Namespace inode → container label, where known.
     pub container_labels: BTreeMap<u64, String>,
+    /// index=pod: `GroupKey::Pod(n)` is named by `pod_labels[n]`.
+    pub pod_labels: Vec<crate::source::pods::PodLabel>,
     /// pid → command, for index=process.
     pub process_names: BTreeMap<u32, String>,
     /// Precision mode's account: sources, events, losses.
@@ -134,6 +136,7 @@ impl<'a> Report<'a> {
             filtered: false,
             netns_labels: BTreeMap::new(),
             container_labels: BTreeMap::new(),
+            pod_labels: Vec::new(),
             process_names: BTreeMap::new(),
             precision: None,
             closes_lost: None,
@@ -198,11 +201,26 @@ impl<'a> Report<'a> {
                 }
             }
             GroupKey::Container(inode) => format!("Container: {}", self.container_value(inode)),
+            GroupKey::Pod(n) => match self.pod_label(n) {
+                Some(l) if l.is_named() && l.container.is_empty() => {
+                    format!("Pod: {}/{} (sockets no process holds)", l.namespace, l.pod)
+                }
+                Some(l) if l.is_named() => {
+                    format!("Pod: {}/{} container {}", l.namespace, l.pod, l.container)
+                }
+                Some(l) => format!("Pod: none (container: {})", l.container),
+                None => other_text(key),
+            },
             GroupKey::Process(pid) if crate::aggregate::is_pid(pid) => {
                 format!("Process: {}", self.process_value(pid))
             }
             other => other.to_string(),
         }
+    }
+
+    /// The label of pod group `n`, if the report has it.
+    pub fn pod_label(&self, n: u32) -> Option<&crate::source::pods::PodLabel> {
+        self.pod_labels.get(usize::try_from(n).ok()?)
     }
 
     fn process_value(&self, pid: u32) -> String {
@@ -220,10 +238,19 @@ impl<'a> Report<'a> {
             }
             GroupKey::Netns(inode) => self.netns_label(inode),
             GroupKey::Container(inode) => self.container_value(inode),
+            GroupKey::Pod(n) => match self.pod_label(n) {
+                Some(l) if l.is_named() => format!("{}/{}/{}", l.namespace, l.pod, l.container),
+                Some(l) => l.container.clone(),
+                None => key.value(),
+            },
             GroupKey::Process(pid) if crate::aggregate::is_pid(pid) => self.process_value(pid),
             other => other.value(),
         }
     }
+}
+
+fn other_text(key: &GroupKey) -> String {
+    key.to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

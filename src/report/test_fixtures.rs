@@ -1058,6 +1058,51 @@ pub fn by_container() -> Report<'static> {
     }
 }
 
+/// index=pod: a named pod's container, a named pod's sockets no process
+/// holds, and a container no pod names.
+pub fn by_pod() -> Report<'static> {
+    use crate::source::pods::PodLabel;
+    use Counter::*;
+    let named = |container: &str| PodLabel {
+        namespace: "shop".into(),
+        pod: "web-0".into(),
+        container: container.into(),
+    };
+    Report {
+        pod_labels: vec![
+            named("nginx"),
+            named(""),
+            PodLabel::unnamed("docker:3f4e5a6b7c8d"),
+        ],
+        ..Report::new(
+            ReportKind::Window,
+            Index::Pod,
+            (0, 1_000),
+            1,
+            vec![
+                group(
+                    GroupKey::Pod(0),
+                    &[(CurrEstab, 2, false), (BytesSent, 7_000, false)],
+                    2,
+                    0,
+                ),
+                group(
+                    GroupKey::Pod(1),
+                    &[(CurrEstab, 0, false), (BytesSent, 40, false)],
+                    1,
+                    1,
+                ),
+                group(
+                    GroupKey::Pod(2),
+                    &[(CurrEstab, 1, false), (BytesSent, 500, false)],
+                    1,
+                    0,
+                ),
+            ],
+        )
+    }
+}
+
 /// index=process: a process with its command read, one whose command is
 /// gone, the sockets whose owner could not be read, those that closed
 /// before any poll saw them, and those no process holds.

@@ -356,6 +356,8 @@ fn key_json(report: &Report<'_>, key: &GroupKey, buf: &mut String) {
                 .map_or("null".to_string(), |c| quoted(c))
         ),
         GroupKey::Unlisted => "{\"unlisted\":true}".to_string(),
+        // --udp refuses --index pod; a key of another index, told as such.
+        GroupKey::Pod(n) => format!("{{\"pod\":{n}}}"),
     };
     buf.push_str(&text);
 }

@@ -135,6 +135,9 @@ pub struct Session {
     notices: Notices,
     netns_labels: BTreeMap<u64, String>,
     container_labels: BTreeMap<u64, String>,
+    /// index=pod: the kubelet's names, and the labels of the latest
+    /// groups (behind a lock: groups are finished through `&self`).
+    pods: std::sync::Mutex<Pods>,
     window: Window,
     /// The namespace counters read at the latest poll's start (--system).
     system_at_poll: Option<SystemCounters>,
@@ -164,6 +167,13 @@ pub struct Session {
     udp: crate::udp::UdpTracker,
     /// UDP close notices lost when the window began.
     udp_closes_lost_at_window_start: CloseLoss,
+}
+
+/// index=pod's names (see [`Session::finish_groups`]).
+struct Pods {
+    names: crate::source::pods::PodNames,
+    /// `GroupKey::Pod(n)` of the latest groups is `labels[n]`.
+    labels: Vec<crate::source::pods::PodLabel>,
 }
 
 impl Session {
@@ -215,6 +225,10 @@ impl Session {
             notices,
             netns_labels: BTreeMap::new(),
             container_labels: BTreeMap::new(),
+            pods: std::sync::Mutex::new(Pods {
+                names: crate::source::pods::PodNames::new("/"),
+                labels: Vec::new(),
+            }),
             window: Window::default(),
             system_at_poll: None,
             polls_taken: 0,
@@ -249,7 +263,7 @@ impl Session {
     /// owners are looked up from the next poll when it is `process`.
     pub fn set_index(&mut self, index: Index) {
         self.config.index = index;
-        if index == Index::Process {
+        if matches!(index, Index::Process | Index::Pod) {
             self.look_up_owners();
         }
     }
@@ -663,12 +677,25 @@ impl Session {
         self.container_labels = self.source.container_labels();
     }
 
-    /// Groups by namespace become groups by container when asked for.
+    /// Groups by namespace become groups by container when asked for;
+    /// groups by owner and namespace, groups by pod.
     fn finish_groups<'g>(&self, groups: Vec<Group<'g>>) -> Vec<Group<'g>> {
-        if self.config.index == Index::Container {
-            aggregate::merge_by_container(groups, &self.container_labels)
-        } else {
-            groups
+        match self.config.index {
+            Index::Container => aggregate::merge_by_container(groups, &self.container_labels),
+            Index::Pod => {
+                let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+                pods.names.refresh();
+                let names = &pods.names;
+                let (groups, labels) = aggregate::merge_by_pod(groups, |key| match *key {
+                    GroupKey::Process(pid) => names.label_of_pid(pid),
+                    GroupKey::Netns(inode) => names
+                        .label_of_namespace(self.container_labels.get(&inode).map(String::as_str)),
+                    _ => crate::source::pods::PodLabel::unnamed(crate::source::pods::NONE),
+                });
+                pods.labels = labels;
+                groups
+            }
+            _ => groups,
         }
     }
 
@@ -682,6 +709,10 @@ impl Session {
         report.notices = self.notices.for_report();
         report.netns_labels = self.netns_labels.clone();
         report.container_labels = self.container_labels.clone();
+        if self.config.index == Index::Pod {
+            let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+            report.pod_labels = pods.labels.clone();
+        }
         if let Some(owners) = self.owner_lookup() {
             report.process_names = report
                 .groups

@@ -11,6 +11,7 @@
 //! - `netns`: finding, labelling and sampling network namespaces.
 //! - `processes`: socket inode → owning process, from /proc/PID/fd.
 //! - `containers`: container labels from /proc/PID/cgroup text.
+//! - `pods`: Kubernetes pod and container names from the kubelet's logs.
 //! - `replay`: snapshots from recorded sock_diag datagrams (`--record`).
 //!
 //! Socket owners ([`processes::ProcessMap`]) and container labels are read
@@ -24,6 +25,7 @@
 pub mod closes;
 pub mod containers;
 pub mod netns;
+pub mod pods;
 pub mod processes;
 pub mod procfs;
 pub mod replay;
