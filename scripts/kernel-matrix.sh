@@ -53,6 +53,12 @@
 #                          connection's ends
 #                   (-opens counts unplaced_by_filters too)
 #                   -lost  closes_lost 0, exit 0
+#     udp-*         `tcpipstat -u --timeout 5 --system` while `connhelper
+#                   udpflood` sends 2000 datagrams to a receiver on :46100
+#                   with a 2 KiB buffer that never reads (udp_diag inserted):
+#                   -drops its RcvDrops equal the namespace's Udp
+#                          RcvbufErrors and InErrors deltas (> 0), residual 0
+#                   -rc    exit 0
 #   fallback guest (no diag modules):
 #     fallback      `tcpipstat --once --format json` with the once-bytes
 #                   connections: exit 0, a notice naming /proc/net/tcp on
@@ -158,6 +164,13 @@ sleep 6
 /connhelper delack 30 45200 > /out/delack.log 2>&1
 wait $pid
 echo $? > /out/seed.rc
+# udp-*: a flooded UDP receiver's drops against the namespace's Udp MIB
+/tcpipstat -u --timeout 5 --poll 500ms --system --format json > /out/udp.json 2> /out/udp.err &
+pid=$!
+sleep 2
+/connhelper udpflood 2000 46100 4000 > /out/udpflood.log 2>&1
+wait $pid
+echo $? > /out/udp.rc
 EOF
 cat > "$FALLBACK_BODY" <<'EOF'
 helper once

@@ -36,7 +36,14 @@
  *
  * One connection to 127.0.0.1:DPORT whose client sends N segments of 10
  * bytes 100 ms apart; the server reads nothing until the end, so the
- * segments are acknowledged by its delayed-ACK timer. */
+ * segments are acknowledged by its delayed-ACK timer.
+ *
+ *   connhelper udpflood N DPORT MS
+ *
+ * A UDP receiver on 127.0.0.1:DPORT with a 2 KiB receive buffer that never
+ * reads, N datagrams of 200 bytes sent to it (most are dropped: the
+ * socket's drops and the namespace's Udp RcvbufErrors), then the receiver
+ * stays open MS milliseconds. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -171,7 +178,28 @@ static int delack(int n, int dport) {
   return 0;
 }
 
+static int udpflood(int n, int dport, int ms) {
+  struct sockaddr_storage to; socklen_t tlen;
+  addr(&to, &tlen, 0, dport);
+  int rcv = socket(AF_INET, SOCK_DGRAM, 0), snd = socket(AF_INET, SOCK_DGRAM, 0), size = 2048;
+  if (rcv < 0 || snd < 0) die("socket");
+  if (setsockopt(rcv, SOL_SOCKET, SO_RCVBUF, &size, sizeof size)) die("SO_RCVBUF");
+  if (bind(rcv, (struct sockaddr *)&to, tlen)) die("bind");
+  char payload[200] = {0};
+  int sent = 0;
+  for (int i = 0; i < n; i++)
+    sent += sendto(snd, payload, sizeof payload, 0, (struct sockaddr *)&to, tlen) == (ssize_t)sizeof payload;
+  printf("connhelper: udpflood %d of %d datagrams sent to :%d\n", sent, n, dport);
+  fflush(stdout);
+  sleep_ms(ms);
+  close(snd);
+  close(rcv);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "udpflood") == 0)
+    return udpflood(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
   if (argc == 5 && strcmp(argv[1], "overflow") == 0)
     return overflow(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
   if (argc == 4 && strcmp(argv[1], "delack") == 0)

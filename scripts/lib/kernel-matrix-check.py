@@ -309,5 +309,28 @@ def check_seed():
            f"TCPSynRetrans sockets {synretrans.get('sockets')}, namespace {synretrans.get('system')}")
 
 
+def check_udp():
+    rep = report(main_dir, "udp.json")
+    err = (read(main_dir, "udp.err") or "").strip()
+    code = rc(main_dir, "udp.rc")
+    result("udp-rc", code == 0, f"exit {code}; stderr: {err}")
+    if isinstance(rep, str):
+        result("udp-drops", False, f"{rep}; stderr: {err}")
+        return
+    udp = rep.get("udp") or {}
+    receiver = [g for g in udp.get("groups", [])
+                if (g.get("key") or {}).get("lport") == 46100]
+    drops = sum(g.get("RcvDrops") or 0 for g in receiver)
+    mib = (udp.get("system") or {}).get("Udp") or {}
+    rcvbuf, inerr = mib.get("RcvbufErrors") or {}, mib.get("InErrors") or {}
+    ok = (receiver and drops > 0 and rcvbuf.get("system") == drops
+          and inerr.get("system") == drops and inerr.get("unattributed") == 0)
+    result("udp-drops", bool(ok),
+           f"receiver RcvDrops {drops}, namespace RcvbufErrors {rcvbuf.get('system')}, "
+           f"InErrors {inerr.get('system')} (unattributed {inerr.get('unattributed')}); "
+           f"{read(main_dir, 'udpflood.log')!r}; stderr: {err}")
+
+
 check_closes()
 check_seed()
+check_udp()

@@ -34,7 +34,7 @@ BED=${BED:-/tmp/tcpipstat-kbed}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-300}
 STATIC_TARGET=${STATIC_TARGET:-/tmp/static-target}
 KERN_NAME=${KERN_NAME:-kernels}
-DIAG_MODULES="inet_diag tcp_diag"
+DIAG_MODULES="inet_diag tcp_diag udp_diag"
 
 # series -> pinned package (reproducible) and the pattern of its successors
 declare -A PINNED=(
@@ -153,10 +153,12 @@ EOF
   local kdir
   for series in "${KERN_SERIES[@]}"; do
     p=${KERN_PKG[$series]}; kdir=$BED/k/$p
-    [ -d "$kdir/boot" ] && continue
+    # (a bed unpacked before udp_diag was asked for is unpacked again)
+    [ -d "$kdir/boot" ] && [ -n "$(find "$kdir" -name 'udp_diag.ko*' | head -1)" ] && continue
+    rm -rf "$kdir"
     rm -rf "$kdir.tmp"; mkdir -p "$kdir.tmp"
     dpkg-deb --fsys-tarfile "$BED/debs/${p}"_*.deb \
-      | tar -x -C "$kdir.tmp" --wildcards '*/boot/vmlinuz-*' '*/inet_diag.ko*' '*/tcp_diag.ko*' \
+      | tar -x -C "$kdir.tmp" --wildcards '*/boot/vmlinuz-*' '*/inet_diag.ko*' '*/tcp_diag.ko*' '*/udp_diag.ko*' \
       || { kern_skip "cannot unpack $p"; return 1; }
     mv "$kdir.tmp" "$kdir"
   done
@@ -175,7 +177,7 @@ kern_boot() {
   cp "$BED/bb/bin/busybox" "$root/bin/"
   ln -s busybox "$root/bin/sh"
   cp "$KERN_TCPIPSTAT" "$root/tcpipstat"; cp "$KERN_HELPER" "$root/connhelper"
-  for m in $modules; do   # inet_diag/tcp_diag are modules in Debian kernels
+  for m in $modules; do   # inet_diag/tcp_diag/udp_diag are modules in Debian kernels
     f=$(find "$kdir" -name "$m.ko*" | head -1)
     case $f in
       "") kern_log "$series: no $m module in $p" ;;
