@@ -35,11 +35,11 @@ trap cleanup EXIT
 gcc -O2 -Wall -o "$tmp/rusage-run" "$here/rusage-run.c"
 gcc -O2 -Wall -o "$tmp/bare-dump" "$here/bare-dump.c"
 
-# Holds argv[1] UDP sockets (a tenth IPv6, a tenth with 2 KiB receive
+# Holds argv[1] UDP sockets (helper number argv[2]) (a tenth IPv6, a tenth with 2 KiB receive
 # buffers flooded with 20 datagrams each, never read) until killed.
 helper_py='
 import resource, socket, sys, time
-n = int(sys.argv[1])
+n, h = int(sys.argv[1]), int(sys.argv[2])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 socks = []
@@ -48,7 +48,8 @@ for i in range(n):
     s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
     if i % 10 == 0:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-    s.bind(("::1" if v6 else "127.0.0.1", 0))
+    # A loopback address has ~28,000 ephemeral ports: spread over 127.0.H.1-8.
+    s.bind(("::1" if v6 else f"127.0.{h}.{1 + i % 8}", 0))
     socks.append(s)
 out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for s in socks[::10]:
@@ -73,7 +74,7 @@ for size in $SIZES; do
   left=$size; helpers=0; helper_pids=()
   while [ "$left" -gt 0 ]; do
     n=$(( left < chunk ? left : chunk ))
-    ip netns exec "$ns" python3 -c "$helper_py" "$n" > "$tmp/ready.$helpers" &
+    ip netns exec "$ns" python3 -c "$helper_py" "$n" "$helpers" > "$tmp/ready.$helpers" &
     helper_pids+=($!); helpers=$((helpers + 1)); left=$((left - n))
   done
   helper_pid="${helper_pids[*]}"
