@@ -17,7 +17,7 @@
 //! carries no drop count), and each socket is counted once, whether a
 //! poll, a notice or both told of it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::aggregate::{GroupKey, Index, OwnerLookup};
 use crate::filter::FilterSet;
@@ -316,7 +316,7 @@ pub fn group<'a>(
     filters: &FilterSet,
     owners: Option<&dyn OwnerLookup>,
 ) -> Vec<UdpGroup> {
-    let mut positions: HashMap<GroupKey, usize> = HashMap::new();
+    let mut positions: HashMap<GroupKey, usize> = HashMap::default();
     let mut groups: Vec<UdpGroup> = Vec::new();
     for row in rows.filter(|r| filters.matches(&r.sample.key)) {
         let key = match index {
