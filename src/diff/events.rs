@@ -178,6 +178,13 @@ pub(super) struct EventAttribution {
     /// Sockets whose CLOSE events saw, until their destruction event:
     /// address → (socket, poll).
     closing: FxHashMap<u64, (SocketId, u64)>,
+    /// Sockets destroyed lately: address → (socket, its tuple, poll). A
+    /// socket that aborts on data after its close (`tcp_rcv_state_process`
+    /// ends it, then its caller answers with a reset) sends that reset
+    /// from its own address after its destruction event. Forgotten when
+    /// the address starts a new life or a poll later; bounded by
+    /// [`CLOSING_LIMIT`] (past it such a reset counts as unplaced).
+    destroyed_lately: FxHashMap<u64, (SocketId, EventTuple, u64)>,
     held_notices: Vec<HeldNotice>,
     /// Cookies whose notices count nothing: of event-only sockets
     /// destroyed after they were settled (reported), already counted, and
@@ -742,6 +749,8 @@ impl EventAttribution {
         self.place_event_only();
         self.closing
             .retain(|_, (_, since)| poll.saturating_sub(*since) <= CLOSING_POLLS);
+        self.destroyed_lately
+            .retain(|_, (_, _, since)| poll.saturating_sub(*since) <= 1);
         self.settled_cookies
             .retain(|_, since| poll.saturating_sub(*since) <= NOTICE_GRACE_POLLS);
         self.pending_owners
@@ -978,6 +987,8 @@ impl Attribution<'_, '_> {
         let counts = single(Counter::OutRsts, 1);
         if sk == 0 {
             self.part.stats.unplaced.add(&counts);
+        } else if let Some(tracked) = self.destroyed_here(sk, tuple) {
+            tracked.window.add(&counts);
         } else {
             self.credit(sk, tuple, Some(TcpState::Unknown), counts, false);
         }
@@ -1081,10 +1092,29 @@ impl Attribution<'_, '_> {
                 }
             }
         }
+        if let Some(id) = id {
+            if self.part.destroyed_lately.len() < CLOSING_LIMIT {
+                let since = self.poll;
+                self.part.destroyed_lately.insert(sk, (id, *tuple, since));
+            }
+        }
         // The address is free for the next socket.
         self.part.by_sk.remove(&sk);
         self.part.pending.remove(&sk);
         self.part.pending_owners.remove(&sk);
+    }
+
+    /// The socket destroyed last at `sk` with this tuple, while no new
+    /// life took the address.
+    fn destroyed_here(&mut self, sk: u64, tuple: Option<&EventTuple>) -> Option<&mut Tracked> {
+        if self.part.by_sk.contains_key(&sk) {
+            return None;
+        }
+        let (id, destroyed_tuple, _) = *self.part.destroyed_lately.get(&sk)?;
+        if tuple.is_some_and(|t| *t != destroyed_tuple) {
+            return None;
+        }
+        self.entry(id)
     }
 
     fn delayed_ack(&mut self, sk: u64) {
@@ -1439,6 +1469,10 @@ impl Attribution<'_, '_> {
         (old, new): (TcpState, TcpState),
         in_softirq: Option<bool>,
     ) {
+        // A new life at the address, or the old one's last change.
+        if new != TcpState::Close {
+            self.part.destroyed_lately.remove(&sk);
+        }
         let exact = self.states == StateCounts::FromEvents;
         let births = old == TcpState::Listen && new == TcpState::SynRecv;
         let mut counts = if exact {
@@ -1971,6 +2005,89 @@ mod tests {
         t.apply_events(&[], &ANY);
         t.observe(&noticed(3000, vec![with_received(Close, 101)]), &ANY);
         assert_eq!(totals(&t).get(Counter::BytesReceived), Some(0));
+    }
+
+    #[test]
+    fn a_reset_a_socket_sends_after_its_destruction_is_its_own() {
+        use TcpState::*;
+        // TCP_USER_TIMEOUT ended the orphan in FIN_WAIT1; data came, the
+        // kernel closed and destroyed it, then answered from its address.
+        let server = tuple("10.0.0.2", 8080, "10.0.0.1", 40000);
+        let mut t = tracker();
+        let mut first = noticed(0, vec![]);
+        first.sockets = vec![sample(9, server, FinWait1, TcpInfo::from_bytes(&[]))];
+        t.observe(&first, &ANY);
+        let events = [
+            change(0x10, server, FinWait1, Close),
+            TraceEvent::Destroyed {
+                sk: 0x10,
+                tuple: server,
+                cookie: Some(9),
+            },
+            TraceEvent::SendReset {
+                sk: 0x10,
+                tuple: Some(server),
+            },
+        ];
+        let events: Vec<Timed> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| at(i as u64, e))
+            .collect();
+        t.apply_events(&events, &ANY);
+        t.observe(
+            &noticed(
+                1000,
+                vec![sample(9, server, Close, TcpInfo::from_bytes(&[]))],
+            ),
+            &ANY,
+        );
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        assert_eq!(totals(&t).get(Counter::OutRsts), Some(1));
+        assert_eq!(
+            t.event_stats().map(|s| s.unplaced.value(Counter::OutRsts)),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn a_reset_from_an_address_a_new_socket_took_is_not_the_destroyed_ones() {
+        use TcpState::*;
+        let old = tuple("10.0.0.2", 8080, "10.0.0.1", 40000);
+        let new = tuple("10.0.0.2", 8080, "10.0.0.1", 40001);
+        let mut t = tracker();
+        let mut first = noticed(0, vec![]);
+        first.sockets = vec![sample(9, old, FinWait1, TcpInfo::from_bytes(&[]))];
+        t.observe(&first, &ANY);
+        let events = [
+            change(0x10, old, FinWait1, Close),
+            TraceEvent::Destroyed {
+                sk: 0x10,
+                tuple: old,
+                cookie: Some(9),
+            },
+            TraceEvent::SendReset {
+                sk: 0x10,
+                tuple: Some(new),
+            },
+        ];
+        let events: Vec<Timed> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| at(i as u64, e))
+            .collect();
+        t.apply_events(&events, &ANY);
+        t.observe(
+            &noticed(1000, vec![sample(9, old, Close, TcpInfo::from_bytes(&[]))]),
+            &ANY,
+        );
+        let on_old: u64 = t
+            .rows()
+            .filter(|r| r.sample.key.remote_port == 40000)
+            .filter_map(|r| r.counters.get(Counter::OutRsts))
+            .sum();
+        assert_eq!(on_old, 0);
     }
 
     #[test]
