@@ -152,7 +152,7 @@ fn closed_first(end: &str, side: &str) -> bool {
 /// Runs the workload under `tool_args` until a run loses no events (at
 /// most [`ATTEMPTS`]) and checks it. `exact_for_first_closers`: whether
 /// ends that closed first must be exact too (with events), or may be one
-/// byte short (polling: see [`closed_first`]).
+/// byte short where marked ~ (polling: see [`closed_first`]).
 fn check_mixed_workload(tool_args: &[&str], exact_for_first_closers: bool) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut run = None;
@@ -214,7 +214,16 @@ fn check_mixed_workload(tool_args: &[&str], exact_for_first_closers: bool) {
             .copied()
             .unwrap_or(0);
         let first_closer = ends.iter().any(|(_, end, side)| closed_first(end, side));
-        let short_by_a_fin = !exact_for_first_closers && first_closer && got + 1 == want;
+        // Polling cannot tell a first closer from a second one whose
+        // close it never saw: then (and only then) its bytes received may
+        // be one short, and they must be marked ~.
+        let marked_approx = run.groups.get(tuple).is_some_and(|groups| {
+            groups
+                .iter()
+                .any(|g| g["approx"].to_string().contains("\"BytesReceived\""))
+        });
+        let short_by_a_fin =
+            !exact_for_first_closers && first_closer && marked_approx && got + 1 == want;
         if got != want && !short_by_a_fin {
             let reported = run.groups.get(tuple);
             wrong.push(format!(

@@ -235,37 +235,72 @@ pub(super) fn drop_fin(counters: &mut Counters) {
 }
 
 /// Whether the final `bytes_received` of an orderly close counts the
+/// peer's FIN, as far as anything tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PeerFin {
+    Counted,
+    NotCounted,
+    /// Nothing tells (polling only): taken as counted, as a passive
+    /// closer's is, and the bytes received are marked approximate.
+    Unknown,
+}
+
+/// Whether the final `bytes_received` of an orderly close counts the
 /// peer's FIN. Not when the socket closed first and was destroyed as its
 /// own FIN was acknowledged, orphaned in FIN_WAIT1 or FIN_WAIT2: the
 /// kernel hands it on to a FIN_WAIT2 timewait socket, which takes the
 /// peer's FIN. Its notice then has nothing unread (`recv_queue` 0: an
 /// orphan's unread FIN stays queued), no end of stream was read, and it
 /// never was in CLOSE_WAIT, LAST_ACK or CLOSING. Where nothing tells
-/// (no events, and no poll saw it orphaned while closing), the FIN is
-/// taken as counted, as a passive closer's is.
+/// (no events, and no poll saw it past the peer's FIN or orphaned while
+/// closing), the notice cannot either: its tcp_info is the same both ways.
 /// `history`: its states from events (None without events); `last_polled`:
 /// its last sample from a poll.
-pub(super) fn peer_fin_counted(
+pub(super) fn peer_fin(
     notice: &SocketSample,
     history: Option<StateHistory>,
     end_of_stream_read: bool,
     last_polled: Option<&SocketSample>,
-) -> bool {
+) -> PeerFin {
     use TcpState::*;
     if notice.recv_queue > 0 || end_of_stream_read {
-        return true;
+        return PeerFin::Counted;
     }
     let states = history.unwrap_or_default();
-    if states
-        .iter()
-        .any(|s| matches!(s, CloseWait | LastAck | Closing | TimeWait))
+    let polled_past_fin = last_polled.is_some_and(|s| s.state.peer_fin_received());
+    if polled_past_fin
+        || states
+            .iter()
+            .any(|s| matches!(s, CloseWait | LastAck | Closing | TimeWait))
     {
-        return true;
+        return PeerFin::Counted;
     }
     let closed_first_by_events = states.iter().any(|s| matches!(s, FinWait1 | FinWait2));
     let orphan_closing =
         last_polled.is_some_and(|s| matches!(s.state, FinWait1 | FinWait2) && s.inode == 0);
-    !(closed_first_by_events || orphan_closing)
+    if closed_first_by_events || orphan_closing {
+        PeerFin::NotCounted
+    } else if history.is_some() {
+        // Events would have shown it closing first.
+        PeerFin::Counted
+    } else {
+        PeerFin::Unknown
+    }
+}
+
+/// Takes the peer's FIN out of an orderly close's bytes received, as
+/// `verdict` says (see [`PeerFin`]).
+pub(super) fn drop_peer_fin(counters: &mut Counters, verdict: PeerFin) {
+    match verdict {
+        PeerFin::NotCounted => {}
+        PeerFin::Counted => drop_fin(counters),
+        PeerFin::Unknown => {
+            if counters.get(Counter::BytesReceived).is_some_and(|b| b > 0) {
+                drop_fin(counters);
+                counters.mark_approx(Counter::BytesReceived);
+            }
+        }
+    }
 }
 
 /// `tcp_disconnect` cleared the counters `notice` would have ended with:
@@ -362,10 +397,9 @@ impl Tracker {
         // before the successor took over; a last sample that had it
         // counts it no more (`cumulative`): the FIN is in the delta then.
         let history = self.events.is_some().then_some(closed.history);
-        if ending == Ending::Orderly
-            && peer_fin_counted(notice, history, false, Some(&closed.sample))
-        {
-            drop_fin(&mut delta);
+        if ending == Ending::Orderly {
+            let verdict = peer_fin(notice, history, false, Some(&closed.sample));
+            drop_peer_fin(&mut delta, verdict);
         }
         closed.window.add(&delta);
         closed.lifetime.add(&delta);
@@ -395,15 +429,10 @@ impl Tracker {
                 // The peer's FIN, where it came, is in the delta, whatever
                 // the last state.
                 let history = self.events.is_some().then_some(closed.history);
-                if ending == Ending::Orderly
-                    && peer_fin_counted(
-                        notice,
-                        history,
-                        closed.end_of_stream_read,
-                        Some(&closed.sample),
-                    )
-                {
-                    drop_fin(&mut delta);
+                if ending == Ending::Orderly {
+                    let read = closed.end_of_stream_read;
+                    let verdict = peer_fin(notice, history, read, Some(&closed.sample));
+                    drop_peer_fin(&mut delta, verdict);
                 }
                 closed.window.add(&delta);
                 closed.lifetime.add(&delta);
@@ -482,13 +511,13 @@ impl Tracker {
             },
         };
         closed.sample.state = TcpState::Close;
-        let fin_counted = match &self.events {
-            Some(events) => events.peer_fin_counted(&id, notice, &last_polled),
-            None => peer_fin_counted(notice, None, false, Some(&last_polled)),
+        let fin = match &self.events {
+            Some(events) => events.peer_fin(&id, notice, &last_polled),
+            None => peer_fin(notice, None, false, Some(&last_polled)),
         };
-        if ending == Ending::Orderly && fin_counted {
-            drop_fin(&mut closed.window);
-            drop_fin(&mut closed.lifetime);
+        if ending == Ending::Orderly {
+            drop_peer_fin(&mut closed.window, fin);
+            drop_peer_fin(&mut closed.lifetime, fin);
         }
         if ending.cleared() {
             mark_cleared(&mut closed.window, notice);
@@ -582,8 +611,13 @@ impl Tracker {
         }
         let mut lifetime = cumulative(notice).counters;
         if ending == Ending::Orderly {
-            drop_fin(&mut window);
-            drop_fin(&mut lifetime);
+            // Events that would tell were lost, or none are read.
+            let fin = match self.events {
+                Some(_) => PeerFin::Counted,
+                None => peer_fin(notice, None, false, None),
+            };
+            drop_peer_fin(&mut window, fin);
+            drop_peer_fin(&mut lifetime, fin);
         }
         if ending.cleared() {
             mark_cleared(&mut window, notice);
@@ -743,6 +777,41 @@ mod tests {
             &filter,
         );
         assert_eq!(totals(&t).value(Counter::BytesReceived), 300);
+    }
+
+    /// Polling alone, a socket last seen established (or never seen) whose
+    /// orderly notice has nothing unread: whether it closed first (its
+    /// bytes received lack the peer's FIN) or second (they count it) is in
+    /// neither its last sample nor its notice. The FIN is taken out, and
+    /// the bytes received are marked approximate; a poll that saw it past
+    /// the peer's FIN leaves them exact.
+    #[test]
+    fn an_orderly_close_no_source_places_keeps_its_bytes_received_marked_approximate() {
+        let filter = FilterSet::default();
+        let established = notice("10.0.0.2", 5000, 201, 200, 250);
+        let mut past_fin = established.clone();
+        past_fin.state = TcpState::CloseWait;
+        for (polled, exact) in [
+            (Some(established), false),
+            (None, false),
+            (Some(past_fin), true),
+        ] {
+            let mut t = Tracker::new();
+            t.observe(&poll(0, vec![], vec![]), &filter);
+            t.observe(
+                &poll(1000, polled.clone().into_iter().collect(), vec![]),
+                &filter,
+            );
+            let last = notice("10.0.0.2", 5000, 201, 200, 301);
+            t.observe(&poll(2000, vec![], vec![last]), &filter);
+            let total = totals(&t);
+            assert_eq!(total.value(Counter::BytesReceived), 300, "{polled:?}");
+            assert_eq!(
+                total.is_approx(Counter::BytesReceived),
+                !exact,
+                "{polled:?}: {total:?}"
+            );
+        }
     }
 
     /// The same orphan, polled with 250 bytes received, then seen by the

@@ -392,15 +392,15 @@ impl EventAttribution {
     }
 
     /// Whether the peer's FIN reached socket `id` before its end, as far
-    /// as its events and `notice` tell (see [`super::closes::peer_fin_counted`]).
-    pub(super) fn peer_fin_counted(
+    /// as its events and `notice` tell (see [`super::closes::peer_fin`]).
+    pub(super) fn peer_fin(
         &self,
         id: &SocketId,
         notice: &SocketSample,
         last_polled: &SocketSample,
-    ) -> bool {
+    ) -> super::closes::PeerFin {
         let marks = self.marks.get(id).copied().unwrap_or_default();
-        super::closes::peer_fin_counted(
+        super::closes::peer_fin(
             notice,
             Some(marks.history),
             marks.end_of_stream_read,
@@ -684,12 +684,12 @@ impl EventAttribution {
         let sample_drops_fin = tracked.sample.state.peer_fin_received();
         let fin_in_notice = ending == Ending::Orderly
             && !aborted
-            && super::closes::peer_fin_counted(
+            && super::closes::peer_fin(
                 notice,
                 Some(marks_now.history),
                 marks_now.end_of_stream_read,
                 None,
-            );
+            ) != super::closes::PeerFin::NotCounted;
         let mut delta = match last {
             // An abort cleared the counters: what was sampled stands, and
             // what came after (all of it, if nothing was) is not known.
