@@ -82,7 +82,7 @@ pub const LIVE_KEYS: [(&str, &str); 9] = [
     ),
     (
         "s",
-        "sort by the next column: send, recv, segs/s, retrans, opens/s, resets/s",
+        "sort by the next column: send, recv, segs/s, retrans, opens/s, resets/s (with -u: drops/s; with -u alone, drops/s only)",
     ),
     (
         "i",

@@ -178,6 +178,71 @@ fn the_live_view_shows_a_flow_with_its_rate_and_answers_its_keys() {
     );
 }
 
+/// A UDP receiver on loopback that never reads, sent 1,000-byte
+/// datagrams every millisecond until the flag is set: its queue fills and
+/// it drops about a thousand a second.
+fn udp_flood() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = std::sync::Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let _held = receiver;
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let _ = sender.send_to(&[7u8; 1000], ("127.0.0.1", port));
+            sleep(Duration::from_millis(1));
+        }
+    });
+    (port, stop)
+}
+
+#[test]
+fn the_live_view_shows_a_udp_receiver_dropping_and_sorts_by_its_drops() {
+    let Some(tmux) = Tmux::start("liveudp", 80, 24) else {
+        return;
+    };
+    let (port, stop) = udp_flood();
+    tmux.keys(&[
+        &format!("{BIN} -u --interval 1s --index lport '127.0.0.1:{port}-*'; echo DONE-$?"),
+        "Enter",
+    ]);
+    let row_start = format!("udp {port} ");
+    let screen = tmux.wait_for("udp drops", Duration::from_secs(6));
+    // The first window may end before the queue is full: wait for drops.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut screen = screen;
+    let drops = loop {
+        let drops = screen
+            .lines()
+            .find(|l| l.starts_with(&row_start))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|d| d.parse::<f64>().ok());
+        if drops.is_some_and(|d| d > 0.0) || Instant::now() > deadline {
+            break drops;
+        }
+        sleep(Duration::from_millis(200));
+        screen = tmux.screen();
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // About a thousand datagrams a second, most dropped once it is full.
+    assert!(drops.is_some_and(|d| d > 100.0), "{drops:?}: {screen}");
+    let header = screen.lines().find(|l| l.starts_with("lport")).unwrap();
+    assert!(
+        header.contains("drops/s▼") && header.contains("recv-q"),
+        "{header}"
+    );
+    assert!(
+        !header.contains("send"),
+        "UDP alone shows no TCP column: {header}"
+    );
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("DONE-0", Duration::from_secs(3));
+    assert!(screen.contains("DONE-0"), "{screen}");
+}
+
 #[test]
 fn piped_interval_output_has_no_escape_codes_and_stays_text() {
     let out = Command::new(BIN)

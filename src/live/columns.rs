@@ -29,14 +29,18 @@ pub enum Column {
     State,
     Rtt,
     Cwnd,
+    /// With -u: UDP's receive drops per second and bytes unread.
+    Drops,
+    RecvQ,
 }
 
 /// For tuples, left out first to last when the terminal is narrow: a
 /// tuple is one socket (its count says little), then the gauges and rare
 /// events, then what tells one connection from another. Send and recv go
 /// last; the tuple itself never.
-const TUPLE_DROP_ORDER: [Column; 11] = [
+const TUPLE_DROP_ORDER: [Column; 13] = [
     Column::Sockets,
+    Column::RecvQ,
     Column::Cwnd,
     Column::Opens,
     Column::Resets,
@@ -45,19 +49,34 @@ const TUPLE_DROP_ORDER: [Column; 11] = [
     Column::State,
     Column::Retrans,
     Column::Process,
+    Column::Drops,
     Column::Recv,
     Column::Send,
 ];
 
 /// For other groups, left out first to last.
-const GROUP_DROP_ORDER: [Column; 7] = [
+const GROUP_DROP_ORDER: [Column; 9] = [
+    Column::RecvQ,
     Column::Resets,
     Column::Opens,
     Column::Segs,
     Column::Retrans,
     Column::Sockets,
+    Column::Drops,
     Column::Recv,
     Column::Send,
+];
+
+/// TCP's rates: a UDP group has none of them.
+const TCP_ONLY: [Column; 8] = [
+    Column::Send,
+    Column::Recv,
+    Column::Segs,
+    Column::Retrans,
+    Column::Opens,
+    Column::Resets,
+    Column::Rtt,
+    Column::Cwnd,
 ];
 
 impl Column {
@@ -76,6 +95,8 @@ impl Column {
             Column::State => "state",
             Column::Rtt => "rtt",
             Column::Cwnd => "cwnd",
+            Column::Drops => "drops/s",
+            Column::RecvQ => "recv-q",
         }
     }
 
@@ -84,8 +105,19 @@ impl Column {
         !matches!(self, Column::Key | Column::Process | Column::State)
     }
 
-    /// One group's value in this column.
+    /// One group's value in this column: `-` where a UDP group has
+    /// nothing of TCP's, blank where a TCP group has nothing of UDP's, `?`
+    /// for drops no source of the group counts.
     pub fn cell(self, r: &LiveRow) -> String {
+        match (self, r.udp) {
+            (Column::Drops, Some(u)) => {
+                return u.drops_ps.map_or_else(|| "?".into(), |d| format!("{d:.1}"))
+            }
+            (Column::RecvQ, Some(u)) => return u.recv_queue.to_string(),
+            (Column::Drops | Column::RecvQ, None) => return String::new(),
+            (column, Some(_)) if TCP_ONLY.contains(&column) => return "-".into(),
+            _ => {}
+        }
         match self {
             Column::Key => r.key.clone(),
             Column::Process => r.owner.clone().unwrap_or_default(),
@@ -99,29 +131,39 @@ impl Column {
             Column::State => r.state.unwrap_or("").to_string(),
             Column::Rtt => r.rtt_us.map(human_us).unwrap_or_default(),
             Column::Cwnd => r.cwnd.map(|c| c.to_string()).unwrap_or_default(),
+            Column::Drops | Column::RecvQ => String::new(),
         }
     }
 }
 
 /// The columns of groups by `index`, in the order shown; `owners`: the
-/// groups' owners are known (a process column).
-pub fn columns(index: Index, owners: bool) -> Vec<Column> {
+/// groups' owners are known (a process column); `tcp`, `udp`: the
+/// protocols the run shows.
+pub fn columns(index: Index, owners: bool, tcp: bool, udp: bool) -> Vec<Column> {
     let mut all = vec![Column::Key];
     let tuples = index == Index::Tuple;
     if tuples && owners {
         all.push(Column::Process);
     }
-    all.extend([
-        Column::Sockets,
-        Column::Send,
-        Column::Recv,
-        Column::Segs,
-        Column::Retrans,
-        Column::Opens,
-        Column::Resets,
-    ]);
+    all.push(Column::Sockets);
+    if tcp {
+        all.extend([
+            Column::Send,
+            Column::Recv,
+            Column::Segs,
+            Column::Retrans,
+            Column::Opens,
+            Column::Resets,
+        ]);
+    }
+    if udp {
+        all.extend([Column::Drops, Column::RecvQ]);
+    }
     if tuples {
-        all.extend([Column::State, Column::Rtt, Column::Cwnd]);
+        all.push(Column::State);
+        if tcp {
+            all.extend([Column::Rtt, Column::Cwnd]);
+        }
     }
     all
 }
@@ -246,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_wide_terminal_shows_every_column_at_its_needed_width() {
-        let all = columns(Index::Tuple, true);
+        let all = columns(Index::Tuple, true, true, false);
         let needed = widths_of(&all, Index::Tuple);
         let fit = fit(&all, &needed, Index::Tuple, Column::Send, 200);
         assert!(fit.left_out.is_empty());
@@ -256,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_narrow_terminal_leaves_out_whole_columns_least_needed_first() {
-        let all = columns(Index::Tuple, true);
+        let all = columns(Index::Tuple, true, true, false);
         let needed = widths_of(&all, Index::Tuple);
         let fit = fit(&all, &needed, Index::Tuple, Column::Send, 80);
         assert!(width_of(&fit) <= 80, "{fit:?}");
@@ -281,7 +323,7 @@ mod tests {
 
     #[test]
     fn the_sorted_column_is_never_left_out() {
-        let all = columns(Index::Lport, false);
+        let all = columns(Index::Lport, false, true, false);
         let needed = widths_of(&all, Index::Lport);
         let fit = fit(&all, &needed, Index::Lport, Column::Resets, 45);
         assert!(shown(&fit).contains(&Column::Resets), "{fit:?}");
@@ -290,7 +332,7 @@ mod tests {
 
     #[test]
     fn a_key_wider_than_the_terminal_is_all_that_is_left() {
-        let all = columns(Index::Tuple, false);
+        let all = columns(Index::Tuple, false, true, false);
         let needed = widths_of(&all, Index::Tuple);
         let fit = fit(&all, &needed, Index::Tuple, Column::Send, 20);
         assert_eq!(fit.shown, [(Column::Key, 20)]);

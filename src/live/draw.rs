@@ -21,10 +21,10 @@ const CHART_HEIGHT: u16 = 5;
 /// A terminal lower than this has no chart: the table needs the rows.
 const CHART_MIN_TERMINAL: u16 = 20;
 
-const HELP: [&str; 13] = [
+const HELP: [&str; 14] = [
     "q, Esc, Ctrl-C  quit (the terminal is restored)",
     "↑ ↓ j k PgUp PgDn  select a group: its rates are charted below",
-    "s  sort by the next column: send, recv, segs/s, retrans, opens/s, resets/s",
+    "s  sort by the next column: send, recv, segs/s, retrans, opens/s, resets/s (with -u: drops/s)",
     "i  group by the next index: tuple, lport, rport, laddr, raddr, process, netns, container",
     "p  group by process (again: back to the index before)",
     "/  filter, as on the command line: *:443-* *-10.0.0.0/8:* (Enter applies; Ctrl-U clears)",
@@ -35,6 +35,7 @@ const HELP: [&str; 13] = [
     "Rates are per second over the last window; B = bytes. retrans = RetransSegs per 100 OutSegs; opens = Active+PassiveOpens; resets = EstabResets+OutRsts+InRsts.",
     "process: the socket's holder, command[pid]; ? unreadable; - none holds it (TIME_WAIT); - (closed before any poll saw its owner), - (unseen) where the column is narrow.",
     "A new index or filter applies from the next window. Columns that do not fit are left out whole (said on the table's top line).",
+    "With -u, UDP groups are rows named udp … (udplite …): drops/s = receive drops (sk_drops) per second, ? where no source counts them; recv-q = bytes unread; - in TCP's columns.",
 ];
 
 impl ViewState {
@@ -130,23 +131,36 @@ impl ViewState {
         }
         let t = &d.totals;
         let groups = d.rows.len() + d.rows_dropped;
-        let third = vec![
-            format!("total: send {}", human_rate(t.send_bps)),
-            format!("recv {}", human_rate(t.recv_bps)),
-            format!("{:.0} segs/s", t.segs_ps),
-            format!("retrans {}", columns::percent(t.retrans_pct)),
-            format!("opens {:.1}/s", t.opens_ps),
-            format!("resets {:.1}/s", t.resets_ps),
-            format!(
-                "({groups} group{}{})",
-                if groups == 1 { "" } else { "s" },
-                if d.rows_dropped > 0 {
-                    format!(", {} quietest not listed", d.rows_dropped)
-                } else {
-                    String::new()
-                }
-            ),
-        ];
+        let mut third = Vec::new();
+        if d.tcp {
+            third.extend([
+                format!("send {}", human_rate(t.send_bps)),
+                format!("recv {}", human_rate(t.recv_bps)),
+                format!("{:.0} segs/s", t.segs_ps),
+                format!("retrans {}", columns::percent(t.retrans_pct)),
+                format!("opens {:.1}/s", t.opens_ps),
+                format!("resets {:.1}/s", t.resets_ps),
+            ]);
+        }
+        if let Some(u) = t.udp {
+            third.push(match u.drops_ps {
+                Some(d) => format!("udp drops {d:.1}/s"),
+                None => "udp drops ?".to_string(),
+            });
+            third.push(format!("recv-q {} B", u.recv_queue));
+        }
+        if let Some(first) = third.first_mut() {
+            first.insert_str(0, "total: ");
+        }
+        third.push(format!(
+            "({groups} group{}{})",
+            if groups == 1 { "" } else { "s" },
+            if d.rows_dropped > 0 {
+                format!(", {} quietest not listed", d.rows_dropped)
+            } else {
+                String::new()
+            }
+        ));
         [first, second, third]
             .iter()
             .flat_map(|items| flow(items, width))
@@ -158,7 +172,8 @@ impl ViewState {
         let index = self.data.as_ref().map_or(self.index, |d| d.index);
         let rows: &[LiveRow] = self.data.as_ref().map_or(&[], |d| &d.rows);
         let owners = rows.iter().any(|r| r.owner.is_some());
-        let all = columns::columns(index, owners);
+        let (tcp, udp) = self.data.as_ref().map_or((true, false), |d| (d.tcp, d.udp));
+        let all = columns::columns(index, owners, tcp, udp);
         let sorted = self.sort.column();
         let titles: Vec<String> = all
             .iter()
@@ -228,12 +243,23 @@ impl ViewState {
         let halves = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
             .spacing(1)
             .split(inner);
-        for (name, half) in ["send", "recv"].into_iter().zip(halves.iter()) {
-            let value = |h: &(u64, u64)| if name == "send" { h.0 } else { h.1 };
+        // A UDP group charts its drops and its bytes unread.
+        let udp = self.selected_row().is_some_and(|r| r.udp.is_some());
+        let names = if udp {
+            ["drops/s", "recv-q"]
+        } else {
+            ["send", "recv"]
+        };
+        for (at, (name, half)) in names.into_iter().zip(halves.iter()).enumerate() {
+            let value = |h: &(u64, u64)| if at == 0 { h.0 } else { h.1 };
             let [label, bars] =
                 Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(*half);
             if let Some(latest) = latest {
-                let text = format!("{name} {}", human_rate(value(latest) as f64));
+                let text = match (udp, at) {
+                    (false, _) => format!("{name} {}", human_rate(value(latest) as f64)),
+                    (true, 0) => format!("{name} {}", value(latest)),
+                    (true, _) => format!("{name} {} B", value(latest)),
+                };
                 frame.render_widget(Paragraph::new(text), label);
             }
             // The newest windows that fit, right-aligned like top's graphs.

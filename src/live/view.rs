@@ -42,6 +42,30 @@ pub struct LiveRow {
     /// For tuples, when owners are looked up: the process holding the
     /// socket, as every report names it (`command[pid]`, `?`, `-`).
     pub owner: Option<String>,
+    /// A group of UDP sockets (`-u`): what it shows in place of TCP's
+    /// rates, which it has none of.
+    pub udp: Option<UdpRates>,
+}
+
+/// A UDP group's window, as the live view shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UdpRates {
+    /// Receive drops (the sockets' sk_drops) per second; None when no
+    /// socket's source counts them (sockets known only from a notice).
+    pub drops_ps: Option<f64>,
+    /// Bytes waiting to be read, summed over the group's open sockets.
+    pub recv_queue: u64,
+}
+
+impl LiveRow {
+    /// The two values charted for it per window: send and recv rates for
+    /// TCP, drops per second and bytes unread for UDP.
+    pub fn chart_values(&self) -> (u64, u64) {
+        match self.udp {
+            Some(u) => (u.drops_ps.unwrap_or(0.0) as u64, u.recv_queue),
+            None => (self.send_bps as u64, self.recv_bps as u64),
+        }
+    }
 }
 
 /// What one report gives the view.
@@ -55,6 +79,9 @@ pub struct LiveData {
     /// "tracepoint; events lost 0" when precision mode runs.
     pub precision: Option<String>,
     pub closes_lost: Option<u64>,
+    /// Which protocols the run shows (`-t`, `-u`).
+    pub tcp: bool,
+    pub udp: bool,
     pub totals: LiveRow,
     pub rows: Vec<LiveRow>,
     /// Rows past [`ROWS_LIMIT`], left out.
@@ -87,6 +114,29 @@ fn rates(key: String, sockets: usize, c: &Counters, seconds: f64) -> LiveRow {
         rtt_us: None,
         cwnd: None,
         owner: None,
+        udp: None,
+    }
+}
+
+/// A UDP group's row: `udp` (or `udplite` for one UDP-Lite socket) before
+/// its key, so that it is told from TCP's group of the same key.
+fn udp_row(key: String, g: &crate::udp::UdpGroup, seconds: f64) -> LiveRow {
+    let proto = match g.proto {
+        Some("UdpLite") => "udplite",
+        _ => "udp",
+    };
+    LiveRow {
+        state: g.state,
+        udp: Some(UdpRates {
+            drops_ps: g.drops.map(|d| d as f64 / seconds.max(1e-3)),
+            recv_queue: g.recv_queue,
+        }),
+        ..rates(
+            format!("{proto} {key}"),
+            g.sockets as usize,
+            &Counters::default(),
+            seconds,
+        )
     }
 }
 
@@ -110,10 +160,29 @@ impl LiveData {
                 row
             })
             .collect();
-        let sockets = report.groups.iter().map(|g| g.sockets).sum();
+        let mut sockets: usize = report.groups.iter().map(|g| g.sockets).sum();
+        let mut udp_totals = None;
+        if let Some(section) = &report.udp {
+            let mut drops = None;
+            let mut recv_queue = 0;
+            for g in &section.groups {
+                rows.push(udp_row(report.key_value(&g.key), g, seconds));
+                sockets += g.sockets as usize;
+                if let Some(d) = g.drops {
+                    *drops.get_or_insert(0) += d;
+                }
+                recv_queue += g.recv_queue;
+            }
+            udp_totals = Some(UdpRates {
+                drops_ps: drops.map(|d| d as f64 / seconds.max(1e-3)),
+                recv_queue,
+            });
+        }
         let rows_dropped = rows.len().saturating_sub(ROWS_LIMIT);
         if rows_dropped > 0 {
-            rows.sort_by(|a, b| b.send_bps.total_cmp(&a.send_bps));
+            // The busiest first, TCP by bytes sent, UDP by drops.
+            let busy = |r: &LiveRow| r.udp.map_or(r.send_bps, |u| u.drops_ps.unwrap_or(0.0));
+            rows.sort_by(|a, b| busy(b).total_cmp(&busy(a)));
             rows.truncate(ROWS_LIMIT);
         }
         let precision = report.precision.as_ref().map(|p| {
@@ -133,7 +202,12 @@ impl LiveData {
             index: report.index,
             precision,
             closes_lost: report.closes_lost.map(|lost| lost.notices),
-            totals: rates("total".into(), sockets, &totals, seconds),
+            tcp: report.tcp,
+            udp: report.udp.is_some(),
+            totals: LiveRow {
+                udp: udp_totals,
+                ..rates("total".into(), sockets, &totals, seconds)
+            },
             rows,
             rows_dropped,
             notices: report.notices.clone(),
@@ -150,16 +224,19 @@ pub enum SortKey {
     Retrans,
     Opens,
     Resets,
+    /// UDP's receive drops.
+    Drops,
 }
 
 impl SortKey {
-    const ALL: [SortKey; 6] = [
+    const ALL: [SortKey; 7] = [
         SortKey::Send,
         SortKey::Recv,
         SortKey::Segs,
         SortKey::Retrans,
         SortKey::Opens,
         SortKey::Resets,
+        SortKey::Drops,
     ];
 
     pub fn name(self) -> &'static str {
@@ -170,6 +247,7 @@ impl SortKey {
             SortKey::Retrans => "retrans",
             SortKey::Opens => "opens/s",
             SortKey::Resets => "resets/s",
+            SortKey::Drops => "drops/s",
         }
     }
 
@@ -182,6 +260,7 @@ impl SortKey {
             SortKey::Retrans => Column::Retrans,
             SortKey::Opens => Column::Opens,
             SortKey::Resets => Column::Resets,
+            SortKey::Drops => Column::Drops,
         }
     }
 
@@ -193,12 +272,26 @@ impl SortKey {
             SortKey::Retrans => row.retrans_pct.unwrap_or(0.0),
             SortKey::Opens => row.opens_ps,
             SortKey::Resets => row.resets_ps,
+            SortKey::Drops => row.udp.and_then(|u| u.drops_ps).unwrap_or(0.0),
         }
     }
 
-    fn next(self) -> SortKey {
+    /// Whether it sorts by a value of this protocol's rows.
+    fn shown(self, tcp: bool, udp: bool) -> bool {
+        if self == SortKey::Drops {
+            udp
+        } else {
+            tcp
+        }
+    }
+
+    /// The next key that sorts the protocols shown.
+    fn next(self, tcp: bool, udp: bool) -> SortKey {
         let at = SortKey::ALL.iter().position(|k| *k == self).unwrap_or(0);
-        SortKey::ALL[(at + 1) % SortKey::ALL.len()]
+        (1..=SortKey::ALL.len())
+            .map(|step| SortKey::ALL[(at + step) % SortKey::ALL.len()])
+            .find(|k| k.shown(tcp, udp))
+            .unwrap_or(self)
     }
 }
 
@@ -295,7 +388,8 @@ pub struct ViewState {
     before_process: Index,
     pub(super) data: Option<LiveData>,
     pub(super) table: TableState,
-    /// The selected group's key and its (send, recv) rates per window.
+    /// The selected group's key and its charted values per window (see
+    /// [`LiveRow::chart_values`]).
     pub(super) selected_key: Option<String>,
     pub(super) history: VecDeque<(u64, u64)>,
     /// The latest notes, oldest first, and how many came in all.
@@ -332,9 +426,7 @@ impl ViewState {
             return;
         }
         self.show(data);
-        let selected = self
-            .selected_row()
-            .map(|r| (r.send_bps as u64, r.recv_bps as u64));
+        let selected = self.selected_row().map(LiveRow::chart_values);
         if let Some(rates) = selected {
             if self.history.len() == HISTORY {
                 self.history.pop_front();
@@ -345,6 +437,9 @@ impl ViewState {
 
     /// Shows `data` without adding it to the history.
     pub fn show(&mut self, mut data: LiveData) {
+        if !self.sort.shown(data.tcp, data.udp) {
+            self.sort = self.sort.next(data.tcp, data.udp);
+        }
         self.data_filter = self.filter.clone();
         self.sort_rows(&mut data.rows);
         self.data = Some(data);
@@ -475,7 +570,8 @@ impl ViewState {
                 Action::None
             }
             KeyCode::Char('s') => {
-                self.sort = self.sort.next();
+                let (tcp, udp) = self.data.as_ref().map_or((true, false), |d| (d.tcp, d.udp));
+                self.sort = self.sort.next(tcp, udp);
                 if let Some(mut data) = self.data.take() {
                     self.sort_rows(&mut data.rows);
                     self.data = Some(data);
@@ -567,6 +663,7 @@ mod tests {
             rtt_us: None,
             cwnd: None,
             owner: None,
+            udp: None,
         }
     }
 
@@ -591,6 +688,8 @@ mod tests {
             index: Index::Lport,
             precision: None,
             closes_lost: Some(0),
+            tcp: true,
+            udp: false,
             totals: row("total", 0.0, 0.0),
             rows,
             rows_dropped: 0,
@@ -1033,5 +1132,115 @@ mod tests {
             selected: true,
         });
         let _ = screen(&mut view, 5, 5);
+    }
+
+    fn udp_group(port: u16, drops: Option<u64>, recv_queue: u64) -> crate::udp::UdpGroup {
+        crate::udp::UdpGroup {
+            key: crate::aggregate::GroupKey::Lport(port),
+            sockets: 1,
+            closed: 0,
+            notice_only: 0,
+            drops,
+            recv_queue,
+            send_queue: 0,
+            rcvbuf: Some(2304),
+            sndbuf: Some(212_992),
+            memory: recv_queue,
+            proto: None,
+            state: None,
+        }
+    }
+
+    /// A `-u` window of two UDP ports over 2 s: one dropping 300
+    /// datagrams, one whose only socket is known from its notice.
+    fn udp_report(tcp: bool) -> Report<'static> {
+        let mut report = Report::new(
+            crate::report::ReportKind::Window,
+            Index::Lport,
+            (1000, 3000),
+            2,
+            Vec::new(),
+        );
+        report.tcp = tcp;
+        report.udp = Some(crate::udp::UdpSection::new(
+            vec![udp_group(5353, Some(300), 2048), udp_group(9999, None, 0)],
+            true,
+            0,
+        ));
+        report
+    }
+
+    #[test]
+    fn udp_groups_are_rows_of_drops_per_second_and_bytes_unread() {
+        let data = LiveData::of(&udp_report(false), 0);
+        assert!(data.udp && !data.tcp);
+        let keys: Vec<&str> = data.rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["udp 5353", "udp 9999"]);
+        let dropping = data.rows[0].udp.unwrap();
+        assert_eq!(dropping.drops_ps, Some(150.0));
+        assert_eq!(dropping.recv_queue, 2048);
+        assert_eq!(data.rows[1].udp.unwrap().drops_ps, None);
+        let totals = data.totals.udp.unwrap();
+        assert_eq!(totals.drops_ps, Some(150.0));
+        assert_eq!(data.totals.sockets, 2);
+
+        // Alone, UDP is sorted by its drops and shows no TCP column.
+        let mut view = ViewState::new(Index::Lport);
+        view.update(data);
+        assert_eq!(view.sort, SortKey::Drops);
+        view.on_key(key(KeyCode::Char('s')));
+        assert_eq!(view.sort, SortKey::Drops, "no other key sorts UDP alone");
+        let text = screen(&mut view, 80, 24);
+        let header = text
+            .lines()
+            .find(|l| l.starts_with("lport"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            header.contains("drops/s▼") && header.contains("recv-q"),
+            "{header}"
+        );
+        assert!(!header.contains("send"), "{header}");
+        let row = text.lines().find(|l| l.starts_with("udp 5353")).unwrap();
+        assert!(row.contains("150.0") && row.contains("2048"), "{row}");
+        let unknown = text.lines().find(|l| l.starts_with("udp 9999")).unwrap();
+        assert!(unknown.contains('?'), "{unknown}");
+        assert!(text.contains("total: udp drops 150.0/s"), "{text}");
+        // The selected group charts its drops.
+        assert!(text.contains("drops/s 150"), "{text}");
+    }
+
+    #[test]
+    fn udp_rows_beside_tcp_ones_show_no_tcp_rates_and_s_reaches_their_drops() {
+        let mut report = udp_report(true);
+        let mut counters = Counters::default();
+        counters.set(Counter::BytesSent, 4000, false);
+        report.groups.push(crate::aggregate::Group {
+            counters,
+            sockets: 1,
+            ..crate::aggregate::Group::empty(crate::aggregate::GroupKey::Lport(443))
+        });
+        let data = LiveData::of(&report, 1);
+        let mut view = ViewState::new(Index::Lport);
+        view.update(data);
+        assert_eq!(view.sort, SortKey::Send);
+        let text = screen(&mut view, 120, 24);
+        let tcp = text.lines().find(|l| l.starts_with("443 ")).unwrap();
+        let udp = text.lines().find(|l| l.starts_with("udp 5353")).unwrap();
+        assert!(tcp.contains("2.0 kB/s"), "{tcp}");
+        assert!(!tcp.contains('?'), "{tcp}");
+        assert!(udp.contains(" - "), "UDP has no TCP rates: {udp}");
+        for _ in 0..6 {
+            view.on_key(key(KeyCode::Char('s')));
+        }
+        assert_eq!(view.sort, SortKey::Drops);
+        let text = screen(&mut view, 120, 24);
+        let first = text
+            .lines()
+            .skip_while(|l| !l.starts_with("lport"))
+            .nth(1)
+            .unwrap();
+        assert!(first.starts_with("udp 5353"), "{text}");
+        view.on_key(key(KeyCode::Char('s')));
+        assert_eq!(view.sort, SortKey::Send, "the cycle goes round");
     }
 }
