@@ -204,6 +204,9 @@ pub struct LiveSource {
     own_labels: std::cell::OnceCell<Option<(String, Option<String>)>>,
     /// UDP dump gaps already said (each once per run).
     udp_gaps_said: Vec<String>,
+    /// UDP sockets the last poll found: the next poll's room, so that a
+    /// big dump is not copied as its vector grows.
+    udp_last_count: usize,
 }
 
 /// Where a dump's sockets go.
@@ -237,6 +240,7 @@ impl LiveSource {
             udp_closes: None,
             own_labels: std::cell::OnceCell::new(),
             udp_gaps_said: Vec::new(),
+            udp_last_count: 0,
         };
         if source.options.force_procfs {
             source.notices.push(
@@ -310,7 +314,13 @@ impl LiveSource {
     /// cannot dump UDP) /proc/net/udp{,6}, udplite{,6}; and whether
     /// sock_diag dumped them.
     fn poll_udp(&mut self) -> (Vec<crate::model::udp::UdpSample>, bool) {
-        let mut out = Vec::new();
+        let (sockets, dumped) = self.poll_udp_sockets();
+        self.udp_last_count = sockets.len();
+        (sockets, dumped)
+    }
+
+    fn poll_udp_sockets(&mut self) -> (Vec<crate::model::udp::UdpSample>, bool) {
+        let mut out = Vec::with_capacity(self.udp_last_count + self.udp_last_count / 8);
         if let Some(diag) = self.diag.as_mut() {
             let bytecode = self.options.bytecode.as_deref();
             let before = self.stats;

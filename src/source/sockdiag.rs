@@ -358,10 +358,51 @@ impl SockDiag {
         out: &mut Vec<SocketSample>,
         stats: &mut ParseStats,
     ) -> Result<(), DiagError> {
+        self.dump_retrying(out, stats, |diag, out, stats| {
+            diag.dump_once(request, protocol, out, stats, None)
+        })
+    }
+
+    /// [`SockDiag::dump_protocol`], each socket appended to `out` as
+    /// `convert` makes it: only one datagram's sockets are held as full
+    /// samples at a time. A UDP dump of 100,000 sockets would otherwise
+    /// hold 100,000 TCP-sized samples (tens of MB, fresh pages every poll)
+    /// only to copy the few fields a datagram socket has out of them.
+    pub fn dump_protocol_into<T>(
+        &mut self,
+        protocol: u8,
+        request: &DumpRequest,
+        out: &mut Vec<T>,
+        stats: &mut ParseStats,
+        convert: impl Fn(&SocketSample) -> T,
+    ) -> Result<(), DiagError> {
+        let mut scratch = Vec::with_capacity(256);
+        self.dump_retrying(out, stats, |diag, out, stats| {
+            let mut sink = |sample: &SocketSample| {
+                out.push(convert(sample));
+                true
+            };
+            diag.dump_once(request, protocol, &mut scratch, stats, Some(&mut sink))
+        })
+    }
+
+    /// Runs `once` until its dump is consistent (at most
+    /// [`MAX_DUMP_ATTEMPTS`] times), dropping what an inconsistent one put
+    /// in `out` and in the recording before the next.
+    fn dump_retrying<T>(
+        &mut self,
+        out: &mut Vec<T>,
+        stats: &mut ParseStats,
+        mut once: impl FnMut(
+            &mut SockDiag,
+            &mut Vec<T>,
+            &mut ParseStats,
+        ) -> Result<DumpOutcome, DiagError>,
+    ) -> Result<(), DiagError> {
         for attempt in 1..=MAX_DUMP_ATTEMPTS {
             let start = out.len();
             let recorded = self.recording.as_ref().map(Vec::len);
-            match self.dump_once(request, protocol, out, stats, None)? {
+            match once(self, out, stats)? {
                 DumpOutcome::Complete | DumpOutcome::Stopped => return Ok(()),
                 DumpOutcome::Redo if attempt < MAX_DUMP_ATTEMPTS => {
                     out.truncate(start);

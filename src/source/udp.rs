@@ -73,7 +73,6 @@ pub fn dump(
     out: &mut Vec<UdpSample>,
 ) -> Result<UdpDumpGaps, DiagError> {
     let mut gaps = UdpDumpGaps::default();
-    let mut scratch = Vec::new();
     for proto in UdpProto::BOTH {
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
             let request = DumpRequest {
@@ -82,9 +81,11 @@ pub fn dump(
                 extensions: EXT_SKMEMINFO,
                 bytecode: bytecode.map(<[u8]>::to_vec),
             };
-            scratch.clear();
-            match diag.dump_protocol(proto.ipproto(), &request, &mut scratch, stats) {
-                Ok(()) => out.extend(scratch.iter().map(|s| from_diag(s, proto))),
+            let dumped = diag.dump_protocol_into(proto.ipproto(), &request, out, stats, |s| {
+                from_diag(s, proto)
+            });
+            match dumped {
+                Ok(()) => {}
                 Err(DiagError::Unavailable(err)) => gaps.unavailable.push(format!(
                     "{}{} ({err})",
                     proto.mib(),
