@@ -1055,6 +1055,172 @@ mod tests {
         assert_eq!((t.unlisted(), t.closed_in_window()), (0, 0));
     }
 
+    fn timed(event: TraceEvent) -> Timed {
+        Timed {
+            time_ns: 0,
+            probe: crate::model::event::Probe::Tracepoint,
+            event,
+            pid: None,
+        }
+    }
+
+    fn message(sk: u64, sent: bool, bytes: i64) -> Timed {
+        timed(TraceEvent::UdpMessage {
+            sk,
+            sent,
+            bytes,
+            peek: false,
+        })
+    }
+
+    fn events_of(t: &UdpTracker, port: u16) -> UdpEventCounts {
+        t.rows()
+            .find(|r| r.sample.key.local_port == port)
+            .and_then(|r| r.events)
+            .unwrap()
+    }
+
+    #[test]
+    fn sends_and_receives_count_on_the_socket_their_inode_names() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[sample(1, 53, 0), sample(2, 40000, 0)], &[]);
+        t.observe(&[sample(1, 53, 0), sample(2, 40000, 0)], &[]);
+        // Inodes are cookie + 1000 in these samples.
+        t.apply_events(&[
+            message(0xa0, true, 5),
+            timed(TraceEvent::UdpInode {
+                sk: 0xa0,
+                inode: 1002,
+            }),
+            message(0xa0, true, 100),
+            message(0xa0, true, -11),
+            timed(TraceEvent::UdpInode {
+                sk: 0xb0,
+                inode: 1001,
+            }),
+            message(0xb0, false, 100),
+            message(0xb0, false, 0),
+            message(0xb0, false, -11),
+            timed(TraceEvent::UdpMessage {
+                sk: 0xb0,
+                sent: false,
+                bytes: 100,
+                peek: true,
+            }),
+            timed(TraceEvent::UdpInode {
+                sk: 0xc0,
+                inode: 99,
+            }),
+            message(0xc0, true, 1),
+        ]);
+        let sender = events_of(&t, 40000);
+        assert_eq!(
+            (sender.out_datagrams, sender.out_bytes, sender.send_errors),
+            (1, 100, 1)
+        );
+        let receiver = events_of(&t, 53);
+        // An empty datagram is a datagram; a peek and EAGAIN are none.
+        assert_eq!((receiver.in_datagrams, receiver.in_bytes), (2, 100));
+        let stats = t.event_stats().unwrap();
+        // The first send came before its name; 0xc0 is no socket of ours.
+        assert_eq!(stats.unplaced_messages, 2);
+        t.reset_window();
+        assert_eq!(events_of(&t, 53), UdpEventCounts::default());
+        assert_eq!(t.event_stats().unwrap().unplaced_messages, 0);
+    }
+
+    #[test]
+    fn queue_failures_go_to_the_one_socket_on_their_port() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        let mut other = sample(3, 54, 0);
+        other.key.local = "127.0.0.2".parse().unwrap();
+        let samples = [sample(1, 53, 0), sample(2, 54, 0), other];
+        t.observe(&samples, &[]);
+        t.observe(&samples, &[]);
+        let fail = |rc, port, local: &str| {
+            timed(TraceEvent::UdpQueueFail {
+                rc,
+                local_port: port,
+                local: Some(local.parse().unwrap()),
+                remote: None,
+            })
+        };
+        t.apply_events(&[
+            fail(-12, 53, "127.0.0.1"),
+            fail(-105, 53, "127.0.0.1"),
+            // Port 54 has two sockets: the address tells them apart.
+            fail(-12, 54, "127.0.0.2"),
+            timed(TraceEvent::UdpQueueFail {
+                rc: -12,
+                local_port: 54,
+                local: None,
+                remote: None,
+            }),
+            fail(-12, 55, "127.0.0.1"),
+        ]);
+        let on_53 = events_of(&t, 53);
+        assert_eq!((on_53.rcvbuf_errors, on_53.mem_errors), (1, 1));
+        let rcvbuf: u64 = t
+            .rows()
+            .filter(|r| r.sample.key.local_port == 54)
+            .map(|r| r.events.unwrap().rcvbuf_errors)
+            .sum();
+        assert_eq!(rcvbuf, 1);
+        assert_eq!(t.event_stats().unwrap().unplaced_queue_fails, 2);
+    }
+
+    #[test]
+    fn no_ports_are_named_by_the_port_unreachable_of_their_datagram() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[], &[]);
+        t.observe(&[], &[]);
+        let drop = |skb, name: &str| {
+            timed(TraceEvent::UdpDrop {
+                reason: crate::model::event::DropReason {
+                    code: 3,
+                    name: Some(name.to_string()),
+                },
+                sk: 0,
+                skb,
+            })
+        };
+        let icmp = |skb, port| {
+            timed(TraceEvent::IcmpUnreachable {
+                skb,
+                port_unreachable: true,
+                local: "10.0.0.1".parse().unwrap(),
+                port,
+                sender: "10.0.0.2".parse().unwrap(),
+                sender_port: 4000,
+            })
+        };
+        t.apply_events(&[
+            icmp(0x10, 5999),
+            drop(0x10, "NO_SOCKET"),
+            icmp(0x10, 5999),
+            drop(0x10, "NO_SOCKET"),
+            icmp(0x20, 6000),
+            drop(0x20, "NO_SOCKET"),
+            // No ICMP error (rate-limited): the port is unknown.
+            drop(0x30, "NO_SOCKET"),
+            drop(0x40, "SOCKET_RCVBUFF"),
+        ]);
+        let stats = t.event_stats().unwrap();
+        let ports: Vec<(u16, u64)> = stats
+            .no_ports
+            .iter()
+            .map(|r| (r.port, r.datagrams))
+            .collect();
+        assert_eq!(ports, vec![(5999, 2), (6000, 1)]);
+        assert_eq!(stats.no_ports_unknown, 1);
+        assert_eq!(stats.drops_by_reason.get("NO_SOCKET"), Some(&4));
+        let sums = event_sums(t.rows(), UdpProto::Udp, &stats);
+        assert_eq!(sums.no_ports, 4);
+    }
+
     #[test]
     fn an_unsampled_namespaces_sockets_are_not_closed() {
         let mut t = UdpTracker::new();

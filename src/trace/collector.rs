@@ -1506,6 +1506,14 @@ mod tests {
     }
 
     #[test]
+    fn a_descriptors_link_names_a_socket_inode_only() {
+        assert_eq!(socket_inode("socket:[12345]"), Some(12345));
+        assert_eq!(socket_inode("pipe:[12345]"), None);
+        assert_eq!(socket_inode("/dev/null"), None);
+        assert_eq!(socket_inode("socket:[x]"), None);
+    }
+
+    #[test]
     fn only_senders_no_event_named_are_asked_for() {
         let mut names = Names::default();
         let sent = |sk| TraceEvent::Sent {

@@ -1196,4 +1196,155 @@ mod tests {
         local[0] = 99;
         assert_eq!(sockaddr_tuple(&local, &remote), None);
     }
+
+    /// Formats of UDP's events from a 6.18 host (testdata/trace-udp).
+    fn udp_decoder(name: &str, kind: EventKind) -> Decoder {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/trace-udp/6.18")
+            .join(format!("{name}.format"));
+        let format = EventFormat::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        Decoder::new(kind, &format).unwrap()
+    }
+
+    fn put(raw: &mut [u8], at: usize, bytes: &[u8]) {
+        raw[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    #[test]
+    fn udp_sends_decode_only_with_udp_wanted_and_peeks_are_told() {
+        let decoder = udp_decoder("sock_sock_send_length", EventKind::SockSendLength);
+        let mut raw = vec![0u8; 28];
+        put(&mut raw, 8, &0xffff_8880_1234_0000u64.to_ne_bytes());
+        put(&mut raw, 16, &2u16.to_ne_bytes());
+        put(&mut raw, 18, &17u16.to_ne_bytes());
+        put(&mut raw, 20, &200i32.to_ne_bytes());
+        assert_eq!(decoder.decode(&raw), None, "TCP's decoder keeps TCP only");
+        let udp = decoder.with_udp(None);
+        assert_eq!(
+            udp.decode(&raw),
+            Some(TraceEvent::UdpMessage {
+                sk: 0xffff_8880_1234_0000,
+                sent: true,
+                bytes: 200,
+                peek: false
+            })
+        );
+        put(&mut raw, 24, &2i32.to_ne_bytes());
+        assert!(matches!(
+            udp.decode(&raw),
+            Some(TraceEvent::UdpMessage { peek: true, .. })
+        ));
+        for cut in 0..raw.len() {
+            let _ = udp.decode(&raw[..cut]);
+        }
+    }
+
+    #[test]
+    fn queue_failures_give_the_sockets_port_and_the_senders_address() {
+        let decoder = udp_decoder("udp_udp_fail_queue_rcv_skb", EventKind::UdpFailQueueRcvSkb);
+        let mut raw = vec![0u8; 74];
+        put(&mut raw, 8, &(-12i32).to_ne_bytes());
+        put(&mut raw, 12, &40000u16.to_ne_bytes());
+        put(&mut raw, 14, &5300u16.to_ne_bytes());
+        put(&mut raw, 16, &2u16.to_ne_bytes());
+        let sockaddr = |port: u16, last: u8| {
+            let mut sa = [0u8; 28];
+            sa[..2].copy_from_slice(&2u16.to_ne_bytes());
+            sa[2..4].copy_from_slice(&port.to_be_bytes());
+            sa[4..8].copy_from_slice(&[127, 0, 0, last]);
+            sa
+        };
+        put(&mut raw, 18, &sockaddr(40000, 2));
+        put(&mut raw, 46, &sockaddr(5300, 1));
+        assert_eq!(
+            decoder.decode(&raw),
+            Some(TraceEvent::UdpQueueFail {
+                rc: -12,
+                local_port: 5300,
+                local: Some("127.0.0.1".parse().unwrap()),
+                remote: Some(("127.0.0.2".parse().unwrap(), 40000)),
+            })
+        );
+        // Before 6.10: the socket's port alone.
+        let old = EventFormat::parse(
+            "name: udp_fail_queue_rcv_skb\nID: 1\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int rc;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:__u16 lport;\toffset:12;\tsize:2;\tsigned:0;\n\nprint fmt: \"rc:%d port:%hu\", REC->rc, REC->lport\n",
+        )
+        .unwrap();
+        let old = Decoder::new(EventKind::UdpFailQueueRcvSkb, &old).unwrap();
+        let mut raw = vec![0u8; 16];
+        put(&mut raw, 8, &(-105i32).to_ne_bytes());
+        put(&mut raw, 12, &53u16.to_ne_bytes());
+        assert_eq!(
+            old.decode(&raw),
+            Some(TraceEvent::UdpQueueFail {
+                rc: -105,
+                local_port: 53,
+                local: None,
+                remote: None
+            })
+        );
+    }
+
+    #[test]
+    fn kfree_skb_in_a_udp_function_is_a_udp_drop_and_icmp_names_the_port() {
+        let text = crate::trace::kernel_facts::KernelText::parse(
+            "ffffffff81000000 T tcp_v4_rcv\nffffffff81000100 T __udp4_lib_rcv\nffffffff81000200 T sk_skb_reason_drop\n",
+        )
+        .unwrap();
+        let decoder =
+            udp_decoder("skb_kfree_skb", EventKind::KfreeSkb).with_udp(Some(Arc::new(text)));
+        let mut raw = vec![0u8; 40];
+        put(&mut raw, 8, &0x5000u64.to_ne_bytes());
+        put(&mut raw, 16, &0xffff_ffff_8100_0150u64.to_ne_bytes());
+        put(&mut raw, 32, &0x0800u16.to_ne_bytes());
+        put(&mut raw, 36, &3u32.to_ne_bytes());
+        let Some(TraceEvent::UdpDrop { reason, sk, skb }) = decoder.decode(&raw) else {
+            panic!("{:?}", decoder.decode(&raw));
+        };
+        assert_eq!(
+            (reason.label(), sk, skb),
+            ("NO_SOCKET".to_string(), 0, 0x5000)
+        );
+        // Freed by TCP: TCP's drop, as before.
+        put(&mut raw, 16, &0xffff_ffff_8100_0050u64.to_ne_bytes());
+        assert!(matches!(
+            decoder.decode(&raw),
+            Some(TraceEvent::Drop { .. })
+        ));
+        // UDP_CSUM is UDP's wherever it is freed.
+        put(&mut raw, 36, &11u32.to_ne_bytes());
+        assert!(matches!(
+            decoder.decode(&raw),
+            Some(TraceEvent::UdpDrop { .. })
+        ));
+
+        let icmp = udp_decoder("icmp_icmp_send", EventKind::IcmpSend);
+        let mut raw = vec![0u8; 38];
+        put(&mut raw, 8, &0x5000u64.to_ne_bytes());
+        put(&mut raw, 16, &3i32.to_ne_bytes());
+        put(&mut raw, 20, &3i32.to_ne_bytes());
+        put(&mut raw, 24, &[10, 0, 0, 2]);
+        put(&mut raw, 28, &[10, 0, 0, 1]);
+        put(&mut raw, 32, &4000u16.to_ne_bytes());
+        put(&mut raw, 34, &5999u16.to_ne_bytes());
+        assert_eq!(
+            icmp.decode(&raw),
+            Some(TraceEvent::IcmpUnreachable {
+                skb: 0x5000,
+                port_unreachable: true,
+                local: "10.0.0.1".parse().unwrap(),
+                port: 5999,
+                sender: "10.0.0.2".parse().unwrap(),
+                sender_port: 4000,
+            })
+        );
+        // Not about a UDP datagram: no ports, no event.
+        put(&mut raw, 32, &[0, 0, 0, 0]);
+        assert_eq!(icmp.decode(&raw), None);
+
+        let call = udp_decoder("syscalls_sys_enter_sendto", EventKind::SysEnterSendto);
+        let mut raw = vec![0u8; 64];
+        put(&mut raw, 16, &7u64.to_ne_bytes());
+        assert_eq!((call.call_fd(&raw), call.decode(&raw)), (Some(7), None));
+    }
 }
