@@ -15,6 +15,16 @@
 #   steady `tcpipstat -u --timeout 9 --poll 250ms` minus `--timeout 3`: the
 #          CPU of 24 more polls, per poll, vs 24 bare dumps 250 ms apart / 24
 # and prints a Markdown table with the ratios (issue 22 asks steady ≤ 1.1x).
+#
+# MODE=precision: what --precision costs per datagram instead. In the
+# namespace scripts/lib/connhelper.c (udprate) sends RATE datagrams/s
+# (default 100000) of 200 bytes for DURATION seconds (default 8) to a receiver that
+# reads them all, while `tcpipstat -u --precision --system` runs over the
+# same span; then again with plain `tcpipstat -u --system`. RUNS times each,
+# alternating. Prints tcpipstat's CPU per datagram with precision, without,
+# and their difference (issue 22 asks ≤ 2 µs), with the events lost and the
+# datagrams the report counted (InDatagrams + OutDatagrams from events)
+# against those the helper sent and read.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -34,6 +44,50 @@ cleanup() {
 trap cleanup EXIT
 gcc -O2 -Wall -o "$tmp/rusage-run" "$here/rusage-run.c"
 gcc -O2 -Wall -o "$tmp/bare-dump" "$here/bare-dump.c"
+
+if [ "${MODE:-}" = precision ]; then
+  RATE=${RATE:-100000}; SECONDS_RUN=${DURATION:-8}
+  gcc -O2 -Wall -o "$tmp/connhelper" "$here/lib/connhelper.c"
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  # One run: tcpipstat (with "$@") over a load of SECONDS_RUN s; prints
+  # "<cpu µs> <datagrams sent> <events lost> <datagrams counted>".
+  run() {
+    ip netns exec "$ns" "$tmp/rusage-run" sh -c "exec \"\$0\" \"\$@\" > $tmp/report.json" \
+      "$BIN" -u --system --timeout $((SECONDS_RUN + 2)) --format json "$@" > "$tmp/rusage" &
+    local tis=$!
+    sleep 1
+    ip netns exec "$ns" "$tmp/connhelper" udprate "$RATE" "$SECONDS_RUN" 7000 > "$tmp/load"
+    wait $tis
+    python3 - "$tmp/report.json" "$tmp/rusage" "$tmp/load" <<'PY'
+import json, sys
+reports = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+udp = reports[-1]["udp"]
+cpu = int(open(sys.argv[2]).read().split()[1])
+sent = int(open(sys.argv[3]).read().split()[2])
+p = udp.get("precision")
+lost = p["events_lost_since_start"] if p else 0
+counted = sum((g.get("events") or {}).get(k, 0) for g in udp["groups"] for k in ("InDatagrams", "OutDatagrams"))
+print(cpu, sent, lost, counted)
+PY
+  }
+  : > "$tmp/with"; : > "$tmp/without"
+  for _ in $(seq "$RUNS"); do
+    run --precision >> "$tmp/with"
+    run >> "$tmp/without"
+  done
+  echo "| rate/s | runs | tcpipstat µs/datagram --precision | without | difference | events lost (max) | datagrams counted / sent+read (min) |"
+  echo "|--:|--:|--:|--:|--:|--:|--:|"
+  python3 - "$tmp/with" "$tmp/without" "$RATE" "$RUNS" <<'PY'
+import statistics, sys
+def rows(path): return [list(map(int, l.split())) for l in open(path) if l.strip()]
+w, wo = rows(sys.argv[1]), rows(sys.argv[2])
+per = lambda rs: statistics.median(r[0] / r[1] for r in rs)
+pw, pwo = per(w), per(wo)
+print(f"| {sys.argv[3]} | {sys.argv[4]} | {pw:.3f} | {pwo:.3f} | {pw - pwo:.3f} | {max(r[2] for r in w)} | {min(r[3] / (2 * r[1]) for r in w):.4f} |")
+PY
+  exit 0
+fi
 
 # Holds argv[1] UDP sockets (helper number argv[2]) (a tenth IPv6, a tenth with 2 KiB receive
 # buffers flooded with 20 datagrams each, never read) until killed.

@@ -560,6 +560,7 @@ fn open_feed(
         ring_pages: config.precision.ring_pages,
         last_moments,
         record_to: config.precision.record_trace.clone(),
+        udp: config.udp,
     }) {
         Ok((collector, mut notices)) => {
             if config.namespaces != Namespaces::Current {

@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::aggregate::{GroupKey, Index, OwnerLookup};
 use crate::filter::FilterSet;
+use crate::model::event::{EventTuple, Timed, TraceEvent};
 use crate::model::udp::{UdpProto, UdpSample};
 use crate::model::CloseLoss;
 use crate::source::procfs::SystemCounters;
@@ -48,9 +49,103 @@ pub const NOTICE_ONLY_LIMIT: u64 = 100_000;
 /// tables, so it may come a poll later (and a window later).
 const NOTICE_WAIT_POLLS: u64 = 16;
 
+/// One socket's counts from kernel events in a window (`--precision`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpEventCounts {
+    /// Datagrams read (receive calls that took one: not MSG_PEEK, not an
+    /// error) and their bytes (what the calls returned).
+    pub in_datagrams: u64,
+    pub in_bytes: u64,
+    /// Send calls that succeeded, and their bytes.
+    pub out_datagrams: u64,
+    pub out_bytes: u64,
+    /// Send calls that failed (an error code returned).
+    pub send_errors: u64,
+    /// Datagrams the receive queue refused: buffer full (-ENOMEM), or
+    /// protocol memory (udp_mem).
+    pub rcvbuf_errors: u64,
+    pub mem_errors: u64,
+    /// Datagrams dropped at this socket for a bad checksum, or by its
+    /// socket filter (skb:kfree_skb with rx_sk).
+    pub csum_errors: u64,
+    pub filter_drops: u64,
+}
+
+impl UdpEventCounts {
+    fn add(&mut self, other: &UdpEventCounts) {
+        self.in_datagrams += other.in_datagrams;
+        self.in_bytes += other.in_bytes;
+        self.out_datagrams += other.out_datagrams;
+        self.out_bytes += other.out_bytes;
+        self.send_errors += other.send_errors;
+        self.rcvbuf_errors += other.rcvbuf_errors;
+        self.mem_errors += other.mem_errors;
+        self.csum_errors += other.csum_errors;
+        self.filter_drops += other.filter_drops;
+    }
+
+    fn is_zero(&self) -> bool {
+        *self == UdpEventCounts::default()
+    }
+}
+
+/// Socket addresses named at once, at most (forgotten all at once past
+/// it: every send and receive names its socket again).
+const UDP_NAMES_LIMIT: usize = 1 << 16;
+/// ICMP port unreachables waiting for the drop of the datagram they
+/// answer (the drop follows at once, on the same CPU).
+const ICMP_PENDING_LIMIT: usize = 4096;
+/// Ports (with senders) NoPorts are told apart by per window, at most;
+/// past it they are counted as `no_ports_unlisted`.
+pub const NO_PORTS_LIMIT: usize = 1024;
+
+/// Datagrams no socket took, by the port they were sent to and their
+/// sender: how many the window saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoPortsRow {
+    pub local: std::net::IpAddr,
+    pub port: u16,
+    pub sender: std::net::IpAddr,
+    pub sender_port: u16,
+    pub datagrams: u64,
+}
+
+/// What UDP's kernel events gave in a window, beyond the sockets' own
+/// counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UdpEventStats {
+    /// NoPorts (kfree_skb NO_SOCKET in a UDP function), by port and
+    /// sender where the ICMP port unreachable told them.
+    pub no_ports: Vec<NoPortsRow>,
+    /// NoPorts with no port known: no ICMP error was sent (rate limit,
+    /// broadcast, IPv6: icmp_send is IPv4's), or past [`NO_PORTS_LIMIT`].
+    pub no_ports_unknown: u64,
+    /// UDP drops by the kernel's reason (all of them, NO_SOCKET included).
+    pub drops_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Events no tracked socket could be found for: a send or receive of
+    /// a socket never named or named to no socket of the run (another
+    /// namespace's, or a tuple two sockets share), a queue failure on a
+    /// port no (or more than one) tracked socket has.
+    pub unplaced_messages: u64,
+    pub unplaced_queue_fails: u64,
+}
+
+/// Attribution of UDP's kernel events to the tracked sockets.
+#[derive(Debug, Default)]
+struct UdpEvents {
+    /// Socket address → identity, learnt from the kprobes' names.
+    names: HashMap<u64, Identity>,
+    /// ICMP port unreachables by the datagram's buffer address.
+    icmp: HashMap<u64, (std::net::IpAddr, u16, std::net::IpAddr, u16)>,
+    no_ports: HashMap<(std::net::IpAddr, u16, std::net::IpAddr, u16), u64>,
+    stats: UdpEventStats,
+}
+
 #[derive(Debug, Clone)]
 struct Tracked {
     sample: UdpSample,
+    /// Counts from kernel events in the current window (--precision).
+    events: UdpEventCounts,
     /// Drops counted in the current window.
     drops: u64,
     /// Whether it closed: no later poll found it, or its notice came.
@@ -68,6 +163,9 @@ pub struct UdpRow<'a> {
     /// when its source gives no drop count (a close notice, /proc without
     /// the column).
     pub drops: Option<u64>,
+    /// Its counts from kernel events in the window; None without
+    /// --precision.
+    pub events: Option<UdpEventCounts>,
     pub closed: bool,
     /// Known from its close notice only.
     pub notice_only: bool,
@@ -85,11 +183,220 @@ pub struct UdpTracker {
     /// [`NOTICE_ONLY_LIMIT`] (counted, in no group).
     notice_only: u64,
     unlisted: u64,
+    /// Kernel events' attribution (--precision).
+    events: Option<UdpEvents>,
 }
 
 impl UdpTracker {
     pub fn new() -> UdpTracker {
         UdpTracker::default()
+    }
+
+    /// Counts UDP's kernel events from now on (--precision).
+    pub fn enable_events(&mut self) {
+        self.events.get_or_insert_with(UdpEvents::default);
+    }
+
+    /// What the window's events gave beyond the sockets' own counts; None
+    /// without --precision.
+    pub fn event_stats(&self) -> Option<UdpEventStats> {
+        let events = self.events.as_ref()?;
+        let mut stats = events.stats.clone();
+        stats.no_ports = events
+            .no_ports
+            .iter()
+            .map(
+                |(&(local, port, sender, sender_port), &datagrams)| NoPortsRow {
+                    local,
+                    port,
+                    sender,
+                    sender_port,
+                    datagrams,
+                },
+            )
+            .collect();
+        stats
+            .no_ports
+            .sort_by(|a, b| b.datagrams.cmp(&a.datagrams).then(a.port.cmp(&b.port)));
+        Some(stats)
+    }
+
+    /// Takes the kernel events that came before the poll just observed
+    /// (call after [`UdpTracker::observe_with_notices`], so that sockets
+    /// that poll or its notices brought are known). Events of the
+    /// baseline's past are the caller's to leave out.
+    pub fn apply_events(&mut self, events: &[Timed]) {
+        let Some(part) = self.events.as_mut() else {
+            return;
+        };
+        // Tuples of the tracked sockets, by their ports.
+        let mut by_ports: HashMap<(u16, u16), Vec<Identity>> = HashMap::default();
+        let mut by_local_port: HashMap<u16, Vec<Identity>> = HashMap::default();
+        let mut by_inode: HashMap<u64, Identity> = HashMap::default();
+        let wants_index = events.iter().any(|t| {
+            matches!(
+                t.event,
+                TraceEvent::UdpName { .. } | TraceEvent::UdpQueueFail { .. }
+            )
+        });
+        if events
+            .iter()
+            .any(|t| matches!(t.event, TraceEvent::UdpInode { .. }))
+        {
+            for (id, t) in &self.sockets {
+                if t.sample.inode != 0 {
+                    by_inode.insert(t.sample.inode, *id);
+                }
+            }
+        }
+        if wants_index {
+            for (id, t) in &self.sockets {
+                let k = &t.sample.key;
+                by_ports
+                    .entry((k.local_port, k.remote_port))
+                    .or_default()
+                    .push(*id);
+                by_local_port.entry(k.local_port).or_default().push(*id);
+            }
+        }
+        for timed in events {
+            match &timed.event {
+                TraceEvent::UdpName { sk, tuple } => {
+                    let candidates = by_ports
+                        .get(&(tuple.local_port, tuple.remote_port))
+                        .map_or(&[][..], Vec::as_slice);
+                    let found = one_of(candidates, |id| {
+                        self.sockets
+                            .get(id)
+                            .is_some_and(|t| tuple_matches(tuple, &t.sample))
+                    });
+                    match found {
+                        Some(id) => {
+                            if part.names.len() >= UDP_NAMES_LIMIT {
+                                part.names.clear();
+                            }
+                            part.names.insert(*sk, id);
+                        }
+                        // The address is another socket's now.
+                        None => {
+                            part.names.remove(sk);
+                        }
+                    }
+                }
+                TraceEvent::UdpInode { sk, inode } => match by_inode.get(inode) {
+                    Some(id) => {
+                        if part.names.len() >= UDP_NAMES_LIMIT {
+                            part.names.clear();
+                        }
+                        part.names.insert(*sk, *id);
+                    }
+                    None => {
+                        part.names.remove(sk);
+                    }
+                },
+                TraceEvent::UdpMessage {
+                    sk,
+                    sent,
+                    bytes,
+                    peek,
+                } => {
+                    if *peek && !*sent {
+                        continue;
+                    }
+                    let tracked = part.names.get(sk).and_then(|id| self.sockets.get_mut(id));
+                    let Some(tracked) = tracked else {
+                        part.stats.unplaced_messages += 1;
+                        continue;
+                    };
+                    let c = &mut tracked.events;
+                    match (*sent, *bytes) {
+                        (false, b) if b >= 0 => {
+                            c.in_datagrams += 1;
+                            c.in_bytes += b as u64;
+                        }
+                        (true, b) if b >= 0 => {
+                            c.out_datagrams += 1;
+                            c.out_bytes += b as u64;
+                        }
+                        (true, _) => c.send_errors += 1,
+                        // A receive that found nothing (EAGAIN) moved none.
+                        (false, _) => {}
+                    }
+                }
+                TraceEvent::UdpQueueFail {
+                    rc,
+                    local_port,
+                    local,
+                    remote,
+                } => {
+                    let candidates = by_local_port.get(local_port).map_or(&[][..], Vec::as_slice);
+                    let found = one_of(candidates, |id| {
+                        self.sockets.get(id).is_some_and(|t| {
+                            queue_fail_matches(*local, *remote, &t.sample) && !t.notice_only
+                        })
+                    });
+                    let tracked = found.and_then(|id| self.sockets.get_mut(&id));
+                    let Some(tracked) = tracked else {
+                        part.stats.unplaced_queue_fails += 1;
+                        continue;
+                    };
+                    // -ENOMEM: the receive buffer; -ENOBUFS: udp_mem.
+                    if *rc == -12 {
+                        tracked.events.rcvbuf_errors += 1;
+                    } else {
+                        tracked.events.mem_errors += 1;
+                    }
+                }
+                TraceEvent::IcmpUnreachable {
+                    skb,
+                    port_unreachable: true,
+                    local,
+                    port,
+                    sender,
+                    sender_port,
+                } => {
+                    if part.icmp.len() >= ICMP_PENDING_LIMIT {
+                        part.icmp.clear();
+                    }
+                    part.icmp
+                        .insert(*skb, (*local, *port, *sender, *sender_port));
+                }
+                TraceEvent::UdpDrop { reason, sk, skb } => {
+                    *part
+                        .stats
+                        .drops_by_reason
+                        .entry(reason.label())
+                        .or_default() += 1;
+                    match reason.name.as_deref() {
+                        Some("NO_SOCKET") => {
+                            let told = part.icmp.remove(skb);
+                            match told {
+                                Some(key)
+                                    if part.no_ports.len() < NO_PORTS_LIMIT
+                                        || part.no_ports.contains_key(&key) =>
+                                {
+                                    *part.no_ports.entry(key).or_default() += 1;
+                                }
+                                _ => part.stats.no_ports_unknown += 1,
+                            }
+                        }
+                        Some(name @ ("UDP_CSUM" | "SOCKET_FILTER")) if *sk != 0 => {
+                            let tracked =
+                                part.names.get(sk).and_then(|id| self.sockets.get_mut(id));
+                            if let Some(tracked) = tracked {
+                                if name == "UDP_CSUM" {
+                                    tracked.events.csum_errors += 1;
+                                } else {
+                                    tracked.events.filter_drops += 1;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Takes one poll's sockets. A socket first seen after the baseline
@@ -127,6 +434,7 @@ impl UdpTracker {
                 })
                 .or_insert_with(|| Tracked {
                     sample: *sample,
+                    events: UdpEventCounts::default(),
                     drops: if baseline {
                         0
                     } else {
@@ -181,6 +489,7 @@ impl UdpTracker {
             id,
             Tracked {
                 sample: *notice,
+                events: UdpEventCounts::default(),
                 drops: 0,
                 closed: true,
                 seen_at: self.polls,
@@ -191,8 +500,10 @@ impl UdpTracker {
 
     /// Every socket's account for the window, closed ones included.
     pub fn rows(&self) -> impl Iterator<Item = UdpRow<'_>> {
-        self.sockets.values().map(|t| UdpRow {
+        let precision = self.events.is_some();
+        self.sockets.values().map(move |t| UdpRow {
             sample: &t.sample,
+            events: precision.then_some(t.events),
             drops: t.sample.drops.map(|_| t.drops),
             closed: t.closed,
             notice_only: t.notice_only,
@@ -215,6 +526,14 @@ impl UdpTracker {
         self.sockets.retain(|_, t| !t.closed);
         for tracked in self.sockets.values_mut() {
             tracked.drops = 0;
+            tracked.events = UdpEventCounts::default();
+        }
+        if let Some(part) = self.events.as_mut() {
+            part.stats = UdpEventStats::default();
+            part.no_ports.clear();
+            // Names of closed sockets go with them.
+            let sockets = &self.sockets;
+            part.names.retain(|_, id| sockets.contains_key(id));
         }
         self.notice_only = 0;
         self.unlisted = 0;
@@ -229,10 +548,55 @@ impl UdpTracker {
 pub fn lifetime_rows(samples: &[UdpSample]) -> impl Iterator<Item = UdpRow<'_>> {
     samples.iter().map(|sample| UdpRow {
         sample,
+        events: None,
         drops: sample.drops.map(u64::from),
         closed: false,
         notice_only: false,
     })
+}
+
+/// The one candidate `matches` accepts; None for none or several.
+fn one_of(candidates: &[Identity], matches: impl Fn(&Identity) -> bool) -> Option<Identity> {
+    let mut found = None;
+    for id in candidates.iter().filter(|id| matches(id)) {
+        if found.is_some() {
+            return None;
+        }
+        found = Some(*id);
+    }
+    found
+}
+
+/// Whether a kprobe's tuple is this socket's: ports (already matched) and
+/// the addresses, except an IPv6 socket's, which the kprobe cannot read
+/// (`::`).
+fn tuple_matches(tuple: &EventTuple, sample: &UdpSample) -> bool {
+    let unread = |a: std::net::IpAddr| a.is_ipv6() && a.is_unspecified();
+    let same = |event: std::net::IpAddr, polled: std::net::IpAddr| {
+        unread(event) || crate::model::unmap(event) == crate::model::unmap(polled)
+    };
+    same(tuple.local, sample.key.local) && same(tuple.remote, sample.key.remote)
+}
+
+/// Whether a datagram refused on `local`'s port was this socket's: a
+/// socket bound to one address takes only datagrams to it; a connected
+/// one only its peer's.
+fn queue_fail_matches(
+    local: Option<std::net::IpAddr>,
+    remote: Option<(std::net::IpAddr, u16)>,
+    sample: &UdpSample,
+) -> bool {
+    let unmap = crate::model::unmap;
+    let key = &sample.key;
+    let address_ok = match local {
+        Some(local) => key.local.is_unspecified() || unmap(key.local) == unmap(local),
+        None => true,
+    };
+    let peer_ok = match (remote, sample.connected) {
+        (Some((addr, port)), true) => unmap(key.remote) == unmap(addr) && key.remote_port == port,
+        _ => true,
+    };
+    address_ok && peer_ok
 }
 
 /// UDP sockets grouped by the run's index.
@@ -257,6 +621,8 @@ pub struct UdpGroup {
     /// With index=tuple: the socket's protocol and state.
     pub proto: Option<&'static str>,
     pub state: Option<&'static str>,
+    /// Counts from kernel events, summed (--precision).
+    pub events: Option<UdpEventCounts>,
 }
 
 impl UdpGroup {
@@ -274,6 +640,7 @@ impl UdpGroup {
             memory: 0,
             proto: None,
             state: None,
+            events: None,
         }
     }
 
@@ -284,6 +651,11 @@ impl UdpGroup {
         self.notice_only += u64::from(row.notice_only);
         if let Some(drops) = row.drops {
             *self.drops.get_or_insert(0) += drops;
+        }
+        if let Some(events) = &row.events {
+            self.events
+                .get_or_insert_with(UdpEventCounts::default)
+                .add(events);
         }
         // Gauges are levels at the report: a closed socket holds nothing.
         if row.closed {
@@ -303,7 +675,10 @@ impl UdpGroup {
     /// Whether it dropped nothing, holds nothing unread and lost no
     /// socket in the window (short-lived sockets are activity).
     pub fn is_quiet(&self) -> bool {
-        self.drops.unwrap_or(0) == 0 && self.recv_queue == 0 && self.closed == 0
+        self.drops.unwrap_or(0) == 0
+            && self.recv_queue == 0
+            && self.closed == 0
+            && self.events.is_none_or(|e| e.is_zero())
     }
 }
 
@@ -349,6 +724,9 @@ pub struct MibRow {
     pub sockets: Option<u64>,
     /// `system - sockets`.
     pub residual: Option<i64>,
+    /// What `sockets` sums: the sockets' RcvDrops (polls), or kernel
+    /// events (--precision).
+    pub source: &'static str,
     /// Whether sockets' drops only approximate this counter (they also
     /// count other causes): the residual may then be below zero.
     pub approx: bool,
@@ -362,13 +740,25 @@ pub struct UdpSystem {
     pub rows: Vec<MibRow>,
 }
 
+/// What kernel events counted for one protocol's MIB (--precision): the
+/// sockets' event counts summed (unfiltered), and the drops no socket
+/// took (NoPorts, all of them; UDP's checksum drops).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventSums {
+    pub sockets: UdpEventCounts,
+    pub no_ports: u64,
+    pub csum_errors: u64,
+}
+
 /// One protocol's namespace deltas set against the drops of every
-/// socket the run tracked (unfiltered: the MIB is not filtered either).
-/// None when the namespace has no such MIB section.
+/// socket the run tracked (unfiltered: the MIB is not filtered either),
+/// and with --precision against what events counted. None when the
+/// namespace has no such MIB section.
 pub fn system_for(
     proto: UdpProto,
     deltas: &SystemCounters,
     socket_drops: u64,
+    events: Option<&EventSums>,
 ) -> Option<UdpSystem> {
     let mut any = false;
     let rows = MIB_NAMES
@@ -380,10 +770,20 @@ pub fn system_for(
             let system = v4.unwrap_or(0).wrapping_add(v6.unwrap_or(0));
             // Every sk_drops increment is an InErrors one; RcvbufErrors
             // is the usual cause but not the only one.
-            let (sockets, approx) = match name {
-                "InErrors" => (Some(socket_drops), false),
-                "RcvbufErrors" => (Some(socket_drops), true),
-                _ => (None, false),
+            let from_events = events.and_then(|e| match name {
+                "InDatagrams" => Some(e.sockets.in_datagrams),
+                "OutDatagrams" => Some(e.sockets.out_datagrams),
+                "RcvbufErrors" => Some(e.sockets.rcvbuf_errors),
+                "MemErrors" => Some(e.sockets.mem_errors),
+                "NoPorts" => Some(e.no_ports),
+                "InCsumErrors" => Some(e.csum_errors),
+                _ => None,
+            });
+            let (sockets, approx, source) = match (name, from_events) {
+                (_, Some(counted)) => (Some(counted), false, "events"),
+                ("InErrors", None) => (Some(socket_drops), false, "sockets' RcvDrops"),
+                ("RcvbufErrors", None) => (Some(socket_drops), true, "sockets' RcvDrops"),
+                _ => (None, false, ""),
             };
             MibRow {
                 name,
@@ -391,6 +791,7 @@ pub fn system_for(
                 sockets,
                 residual: sockets.map(|s| system.wrapping_sub(s as i64)),
                 approx,
+                source,
             }
         })
         .collect();
@@ -398,6 +799,44 @@ pub fn system_for(
         proto: proto.mib(),
         rows,
     })
+}
+
+/// What --precision adds to a window's Udp section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpPrecision {
+    pub stats: UdpEventStats,
+    /// Kernel events lost in the window and since the start (every
+    /// event, TCP's too: a ring holds both), lost ones and those the
+    /// kernel counted but never delivered.
+    pub events_lost: u64,
+    pub events_lost_since_start: u64,
+    /// Each UDP counter from events and its source; what this kernel
+    /// cannot give.
+    pub sources: Vec<(String, String)>,
+    pub missing: Vec<String>,
+}
+
+/// The event counts of every tracked socket of `proto` (filtered or
+/// not), with the drops no socket took (NoPorts, UDP's checksum drops),
+/// which are put on UDP: a kfree_skb does not tell UDP-Lite's apart.
+pub fn event_sums<'a>(
+    rows: impl Iterator<Item = UdpRow<'a>>,
+    proto: UdpProto,
+    stats: &UdpEventStats,
+) -> EventSums {
+    let mut sums = EventSums::default();
+    for events in rows
+        .filter(|r| r.sample.proto == proto)
+        .filter_map(|r| r.events)
+    {
+        sums.sockets.add(&events);
+    }
+    if proto == UdpProto::Udp {
+        sums.no_ports =
+            stats.no_ports.iter().map(|r| r.datagrams).sum::<u64>() + stats.no_ports_unknown;
+        sums.csum_errors = stats.drops_by_reason.get("UDP_CSUM").copied().unwrap_or(0);
+    }
+    sums
 }
 
 /// What a report says about UDP.
@@ -422,6 +861,8 @@ pub struct UdpSection {
     /// when they are not read.
     pub closes_lost: Option<(CloseLoss, CloseLoss)>,
     pub system: Vec<UdpSystem>,
+    /// --precision's part, in a window.
+    pub precision: Option<UdpPrecision>,
 }
 
 impl UdpSection {
@@ -443,6 +884,7 @@ impl UdpSection {
             unlisted: 0,
             closes_lost: None,
             system: Vec::new(),
+            precision: None,
         }
     }
 }
@@ -613,6 +1055,172 @@ mod tests {
         assert_eq!((t.unlisted(), t.closed_in_window()), (0, 0));
     }
 
+    fn timed(event: TraceEvent) -> Timed {
+        Timed {
+            time_ns: 0,
+            probe: crate::model::event::Probe::Tracepoint,
+            event,
+            pid: None,
+        }
+    }
+
+    fn message(sk: u64, sent: bool, bytes: i64) -> Timed {
+        timed(TraceEvent::UdpMessage {
+            sk,
+            sent,
+            bytes,
+            peek: false,
+        })
+    }
+
+    fn events_of(t: &UdpTracker, port: u16) -> UdpEventCounts {
+        t.rows()
+            .find(|r| r.sample.key.local_port == port)
+            .and_then(|r| r.events)
+            .unwrap()
+    }
+
+    #[test]
+    fn sends_and_receives_count_on_the_socket_their_inode_names() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[sample(1, 53, 0), sample(2, 40000, 0)], &[]);
+        t.observe(&[sample(1, 53, 0), sample(2, 40000, 0)], &[]);
+        // Inodes are cookie + 1000 in these samples.
+        t.apply_events(&[
+            message(0xa0, true, 5),
+            timed(TraceEvent::UdpInode {
+                sk: 0xa0,
+                inode: 1002,
+            }),
+            message(0xa0, true, 100),
+            message(0xa0, true, -11),
+            timed(TraceEvent::UdpInode {
+                sk: 0xb0,
+                inode: 1001,
+            }),
+            message(0xb0, false, 100),
+            message(0xb0, false, 0),
+            message(0xb0, false, -11),
+            timed(TraceEvent::UdpMessage {
+                sk: 0xb0,
+                sent: false,
+                bytes: 100,
+                peek: true,
+            }),
+            timed(TraceEvent::UdpInode {
+                sk: 0xc0,
+                inode: 99,
+            }),
+            message(0xc0, true, 1),
+        ]);
+        let sender = events_of(&t, 40000);
+        assert_eq!(
+            (sender.out_datagrams, sender.out_bytes, sender.send_errors),
+            (1, 100, 1)
+        );
+        let receiver = events_of(&t, 53);
+        // An empty datagram is a datagram; a peek and EAGAIN are none.
+        assert_eq!((receiver.in_datagrams, receiver.in_bytes), (2, 100));
+        let stats = t.event_stats().unwrap();
+        // The first send came before its name; 0xc0 is no socket of ours.
+        assert_eq!(stats.unplaced_messages, 2);
+        t.reset_window();
+        assert_eq!(events_of(&t, 53), UdpEventCounts::default());
+        assert_eq!(t.event_stats().unwrap().unplaced_messages, 0);
+    }
+
+    #[test]
+    fn queue_failures_go_to_the_one_socket_on_their_port() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        let mut other = sample(3, 54, 0);
+        other.key.local = "127.0.0.2".parse().unwrap();
+        let samples = [sample(1, 53, 0), sample(2, 54, 0), other];
+        t.observe(&samples, &[]);
+        t.observe(&samples, &[]);
+        let fail = |rc, port, local: &str| {
+            timed(TraceEvent::UdpQueueFail {
+                rc,
+                local_port: port,
+                local: Some(local.parse().unwrap()),
+                remote: None,
+            })
+        };
+        t.apply_events(&[
+            fail(-12, 53, "127.0.0.1"),
+            fail(-105, 53, "127.0.0.1"),
+            // Port 54 has two sockets: the address tells them apart.
+            fail(-12, 54, "127.0.0.2"),
+            timed(TraceEvent::UdpQueueFail {
+                rc: -12,
+                local_port: 54,
+                local: None,
+                remote: None,
+            }),
+            fail(-12, 55, "127.0.0.1"),
+        ]);
+        let on_53 = events_of(&t, 53);
+        assert_eq!((on_53.rcvbuf_errors, on_53.mem_errors), (1, 1));
+        let rcvbuf: u64 = t
+            .rows()
+            .filter(|r| r.sample.key.local_port == 54)
+            .map(|r| r.events.unwrap().rcvbuf_errors)
+            .sum();
+        assert_eq!(rcvbuf, 1);
+        assert_eq!(t.event_stats().unwrap().unplaced_queue_fails, 2);
+    }
+
+    #[test]
+    fn no_ports_are_named_by_the_port_unreachable_of_their_datagram() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[], &[]);
+        t.observe(&[], &[]);
+        let drop = |skb, name: &str| {
+            timed(TraceEvent::UdpDrop {
+                reason: crate::model::event::DropReason {
+                    code: 3,
+                    name: Some(name.to_string()),
+                },
+                sk: 0,
+                skb,
+            })
+        };
+        let icmp = |skb, port| {
+            timed(TraceEvent::IcmpUnreachable {
+                skb,
+                port_unreachable: true,
+                local: "10.0.0.1".parse().unwrap(),
+                port,
+                sender: "10.0.0.2".parse().unwrap(),
+                sender_port: 4000,
+            })
+        };
+        t.apply_events(&[
+            icmp(0x10, 5999),
+            drop(0x10, "NO_SOCKET"),
+            icmp(0x10, 5999),
+            drop(0x10, "NO_SOCKET"),
+            icmp(0x20, 6000),
+            drop(0x20, "NO_SOCKET"),
+            // No ICMP error (rate-limited): the port is unknown.
+            drop(0x30, "NO_SOCKET"),
+            drop(0x40, "SOCKET_RCVBUFF"),
+        ]);
+        let stats = t.event_stats().unwrap();
+        let ports: Vec<(u16, u64)> = stats
+            .no_ports
+            .iter()
+            .map(|r| (r.port, r.datagrams))
+            .collect();
+        assert_eq!(ports, vec![(5999, 2), (6000, 1)]);
+        assert_eq!(stats.no_ports_unknown, 1);
+        assert_eq!(stats.drops_by_reason.get("NO_SOCKET"), Some(&4));
+        let sums = event_sums(t.rows(), UdpProto::Udp, &stats);
+        assert_eq!(sums.no_ports, 4);
+    }
+
     #[test]
     fn an_unsampled_namespaces_sockets_are_not_closed() {
         let mut t = UdpTracker::new();
@@ -662,7 +1270,7 @@ mod tests {
         deltas.values.insert("Udp:InErrors".into(), 12);
         deltas.values.insert("Udp6:InErrors".into(), 5);
         deltas.values.insert("Udp:NoPorts".into(), 3);
-        let udp = system_for(UdpProto::Udp, &deltas, 15).unwrap();
+        let udp = system_for(UdpProto::Udp, &deltas, 15, None).unwrap();
         let row = |n: &str| udp.rows.iter().find(|r| r.name == n).unwrap().clone();
         assert_eq!(row("RcvbufErrors").system, 15);
         assert_eq!(row("RcvbufErrors").residual, Some(0));
@@ -670,6 +1278,26 @@ mod tests {
         assert_eq!(row("InErrors").residual, Some(2));
         assert!(!row("InErrors").approx);
         assert_eq!((row("NoPorts").system, row("NoPorts").sockets), (3, None));
-        assert!(system_for(UdpProto::UdpLite, &deltas, 0).is_none());
+        assert!(system_for(UdpProto::UdpLite, &deltas, 0, None).is_none());
+        // With events: the counters they fill are set against them, exactly.
+        let events = EventSums {
+            sockets: UdpEventCounts {
+                rcvbuf_errors: 14,
+                in_datagrams: 2,
+                ..UdpEventCounts::default()
+            },
+            no_ports: 3,
+            csum_errors: 0,
+        };
+        let udp = system_for(UdpProto::Udp, &deltas, 15, Some(&events)).unwrap();
+        let row = |n: &str| udp.rows.iter().find(|r| r.name == n).unwrap().clone();
+        assert_eq!(row("RcvbufErrors").residual, Some(1));
+        assert!(!row("RcvbufErrors").approx);
+        assert_eq!(row("RcvbufErrors").source, "events");
+        assert_eq!(
+            (row("NoPorts").sockets, row("NoPorts").residual),
+            (Some(3), Some(0))
+        );
+        assert_eq!(row("InErrors").source, "sockets' RcvDrops");
     }
 }

@@ -1,7 +1,9 @@
 //! UDP per socket, live in private namespaces: a flooded receiver's
 //! RcvDrops against the namespace's Udp RcvbufErrors (as root and as user
 //! nobody), and drops placed on the right port with `--index lport`, with
-//! a filter keeping the other server out.
+//! a filter keeping the other server out. With --precision: datagrams read
+//! and receive-buffer drops per socket from kernel events, and NoPorts by
+//! port, against the namespace's MIB.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{skip_reason, wait_output, window_report, Netns, BIN};
+use common::{precision_skip_reason, skip_reason, wait_output, window_report, Netns, BIN};
 
 /// A receiver on `port` with a tiny receive buffer, which reads nothing.
 fn small_receiver(ns: &Netns, port: u16) -> UdpSocket {
@@ -381,4 +383,183 @@ fn udp_close_notices_lost_to_a_small_buffer_are_counted() {
     // Each client is counted, or its notice is counted lost.
     assert!(sockets <= 2000 && sockets + lost >= 2000, "{report}");
     server.join().unwrap();
+}
+
+/// Why UDP's precision tests cannot run: no root or tracefs, or a kernel
+/// without the events they check (the run says the same in its header).
+fn udp_precision_skip_reason() -> Option<String> {
+    if let Some(why) = precision_skip_reason() {
+        return Some(why);
+    }
+    let events = [
+        "sock/sock_recv_length",
+        "udp/udp_fail_queue_rcv_skb",
+        "icmp/icmp_send",
+        "syscalls/sys_enter_recvfrom",
+    ];
+    events
+        .iter()
+        .find(|e| {
+            !std::path::Path::new("/sys/kernel/tracing/events")
+                .join(e)
+                .exists()
+        })
+        .map(|e| format!("kernel has no {e} tracepoint"))
+}
+
+fn precision_of(report: &serde_json::Value) -> &serde_json::Value {
+    let precision = &report["udp"]["precision"];
+    assert!(precision.is_object(), "no UDP precision part: {report}");
+    precision
+}
+
+#[test]
+fn precision_counts_what_a_slow_receiver_read_and_its_rcvbuf_errors() {
+    if let Some(why) = udp_precision_skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpprec");
+    let receiver = small_receiver(&ns, 5310);
+    let args = [
+        "-u",
+        "--precision",
+        "--system",
+        "--index",
+        "lport",
+        "--timeout",
+        "3s",
+        "--format",
+        "json",
+    ];
+    let child = spawn_as(&ns, false, &args);
+    std::thread::sleep(Duration::from_millis(1200));
+    let sender = flood(&ns, 5310, 3000);
+    let read = read_some(&receiver, 40);
+    let output = wait_output(child);
+    drop(sender);
+    let report = window_report(&output.stdout);
+    let precision = precision_of(&report);
+    let group = udp_group(&report, 5310).unwrap_or_else(|| panic!("no group in {report}"));
+    let events = &group["events"];
+    assert!(read > 0, "the receiver read nothing");
+    assert_eq!(
+        precision["events_lost"].as_u64(),
+        Some(0),
+        "events were lost, counts are low: {report}"
+    );
+    assert_eq!(
+        events["InDatagrams"].as_u64(),
+        Some(read as u64),
+        "{report}"
+    );
+    assert_eq!(
+        events["InBytes"].as_u64(),
+        Some(200 * read as u64),
+        "{report}"
+    );
+    let rcvbuf_errors = mib(&report, "RcvbufErrors", "system");
+    assert!(rcvbuf_errors > 0, "{report}");
+    assert_eq!(
+        events["RcvbufErrors"].as_i64(),
+        Some(rcvbuf_errors),
+        "{report}"
+    );
+    assert_eq!(mib(&report, "RcvbufErrors", "unattributed"), 0, "{report}");
+    assert_eq!(mib(&report, "InDatagrams", "unattributed"), 0, "{report}");
+    // The sender's group has its 3000 sends of 200 bytes.
+    let sent: u64 = report["udp"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["events"]["OutDatagrams"].as_u64())
+        .sum();
+    assert_eq!(sent, 3000, "{report}");
+    assert_eq!(mib(&report, "OutDatagrams", "unattributed"), 0, "{report}");
+}
+
+#[test]
+fn precision_names_no_ports_by_port_and_sender_and_leaves_no_residual() {
+    if let Some(why) = udp_precision_skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpnoport");
+    let args = [
+        "-u",
+        "--precision",
+        "--system",
+        "--timeout",
+        "3s",
+        "--format",
+        "json",
+    ];
+    let child = spawn_as(&ns, false, &args);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Loopback is exempt from ICMP rate limits: every datagram to a
+    // closed port is answered, so its port is told.
+    let (sender_port, sent) = ns.enter(|| {
+        let sender = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        for _ in 0..37 {
+            sender.send_to(b"anyone?", ("127.0.0.1", 5399)).unwrap();
+        }
+        (sender.local_addr().unwrap().port(), 37u64)
+    });
+    let report = window_report(&wait_output(child).stdout);
+    let precision = precision_of(&report);
+    let no_ports = mib(&report, "NoPorts", "system");
+    assert_eq!(no_ports, sent as i64, "{report}");
+    assert_eq!(mib(&report, "NoPorts", "unattributed"), 0, "{report}");
+    let named = precision["no_ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["lport"] == 5399)
+        .unwrap_or_else(|| panic!("port 5399 not named: {report}"));
+    assert_eq!(named["datagrams"].as_u64(), Some(sent), "{report}");
+    assert_eq!(named["sender"], "127.0.0.1", "{report}");
+    assert_eq!(named["sender_port"].as_u64(), Some(u64::from(sender_port)));
+    assert_eq!(precision["no_ports_unknown"].as_u64(), Some(0), "{report}");
+}
+
+#[test]
+fn precision_unavailable_says_why_and_still_shows_polling() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    // User nobody cannot open tracepoints (tracefs and perf need root or
+    // CAP_PERFMON): the run says so and polls.
+    let ns = Netns::new("udpnoprec");
+    let receiver = small_receiver(&ns, 5320);
+    let args = [
+        "-u",
+        "--precision",
+        "--system",
+        "--timeout",
+        "3s",
+        "--format",
+        "json",
+    ];
+    let child = spawn_as(&ns, true, &args);
+    std::thread::sleep(Duration::from_millis(800));
+    let sender = flood(&ns, 5320, 2000);
+    let output = wait_output(child);
+    drop((sender, receiver));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report = window_report(&output.stdout);
+    if report["udp"]["precision"].is_object() {
+        eprintln!("SKIP: user nobody could open tracepoints here (perf_event_paranoid?)");
+        return;
+    }
+    assert!(
+        stderr.contains("precision mode unavailable (")
+            && stderr.contains("running as plain polling"),
+        "{stderr}"
+    );
+    let group = udp_group(&report, 5320).unwrap_or_else(|| panic!("no group in {report}"));
+    let drops = group["RcvDrops"].as_i64().unwrap();
+    assert!(drops > 0, "{report}");
+    assert_eq!(drops, mib(&report, "RcvbufErrors", "system"), "{report}");
+    assert!(group["events"].is_null(), "{report}");
 }

@@ -38,6 +38,12 @@
  * bytes 100 ms apart; the server reads nothing until the end, so the
  * segments are acknowledged by its delayed-ACK timer.
  *
+ *   connhelper udprate RATE SECONDS DPORT
+ *
+ * A receiver on 127.0.0.1:DPORT (4 MiB receive buffer) and a sender in one
+ * process: every millisecond RATE/1000 datagrams of 200 bytes are sent and
+ * the receiver reads all it holds, for SECONDS; prints what was sent and read.
+ *
  *   connhelper udpflood N DPORT MS
  *
  * A UDP receiver on 127.0.0.1:DPORT with a 2 KiB receive buffer that never
@@ -197,7 +203,43 @@ static int udpflood(int n, int dport, int ms) {
   return 0;
 }
 
+static int udprate(int rate, int seconds, int dport) {
+  struct sockaddr_storage to; socklen_t tlen;
+  addr(&to, &tlen, 0, dport);
+  int rcv = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0), snd = socket(AF_INET, SOCK_DGRAM, 0);
+  int size = 4 << 20;
+  if (rcv < 0 || snd < 0) die("socket");
+  if (setsockopt(rcv, SOL_SOCKET, SO_RCVBUF, &size, sizeof size)) die("SO_RCVBUF");
+  if (bind(rcv, (struct sockaddr *)&to, tlen)) die("bind");
+  char payload[200] = {0}, buf[256];
+  long sent = 0, got = 0, per_ms = rate / 1000;
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (long tick = 0; tick < (long)seconds * 1000; tick++) {
+    for (long i = 0; i < per_ms; i++)
+      sent += sendto(snd, payload, sizeof payload, 0, (struct sockaddr *)&to, tlen) == (ssize_t)sizeof payload;
+    while (recv(rcv, buf, sizeof buf, 0) >= 0) got++;
+    /* Until the next millisecond. */
+    long due_ns = (tick + 1) * 1000000L;
+    for (;;) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long el = (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec);
+      if (el >= due_ns) break;
+      struct timespec d = {0, due_ns - el};
+      nanosleep(&d, NULL);
+    }
+  }
+  while (recv(rcv, buf, sizeof buf, 0) >= 0) got++;
+  printf("connhelper: udprate %ld sent %ld read\n", sent, got);
+  fflush(stdout);
+  close(snd);
+  close(rcv);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "udprate") == 0)
+    return udprate(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
   if (argc == 5 && strcmp(argv[1], "udpflood") == 0)
     return udpflood(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
   if (argc == 5 && strcmp(argv[1], "overflow") == 0)

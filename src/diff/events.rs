@@ -978,6 +978,13 @@ impl Attribution<'_, '_> {
             TraceEvent::Destroyed { sk, tuple, cookie } => self.destroyed(*sk, tuple, *cookie),
             TraceEvent::DelayedAck { sk } => self.delayed_ack(*sk),
             TraceEvent::LastSample { sk, sample } => self.last_sample(*sk, sample),
+            // UDP's events are the UDP tracker's (`crate::udp`).
+            TraceEvent::UdpMessage { .. }
+            | TraceEvent::UdpName { .. }
+            | TraceEvent::UdpInode { .. }
+            | TraceEvent::UdpQueueFail { .. }
+            | TraceEvent::UdpDrop { .. }
+            | TraceEvent::IcmpUnreachable { .. } => {}
         }
     }
 

@@ -138,6 +138,55 @@ pub enum TraceEvent {
     /// The socket's own sample, asked of sock_diag for that one socket as
     /// it left ESTABLISHED: its counters up to its last moments.
     LastSample { sk: u64, sample: Box<SocketSample> },
+    /// One send (`sent`) or receive call on a UDP or UDP-Lite socket
+    /// (sock_send_length / sock_recv_length): `bytes` moved, or a negative
+    /// error code; `peek`: MSG_PEEK, which takes no datagram off the queue.
+    UdpMessage {
+        sk: u64,
+        sent: bool,
+        bytes: i64,
+        peek: bool,
+    },
+    /// A UDP socket's address named with its tuple (a kprobe on
+    /// udp_sendmsg/udp_recvmsg and their IPv6 twins: an IPv6 socket's
+    /// addresses are `::`, its ports real).
+    UdpName { sk: u64, tuple: EventTuple },
+    /// A UDP socket's address with its inode: the process that sent or
+    /// received on it named its descriptor in the system call's entry
+    /// (syscalls:sys_enter_sendto... paired by thread), and
+    /// /proc/PID/fd/FD its inode.
+    UdpInode { sk: u64, inode: u64 },
+    /// udp:udp_fail_queue_rcv_skb: a datagram the socket's receive queue
+    /// refused (`rc` -ENOMEM: receive buffer full, RcvbufErrors; else
+    /// protocol memory, MemErrors). `local_port` is the socket's port;
+    /// newer kernels also give the datagram's addresses (`local`, and the
+    /// sender in `remote`).
+    UdpQueueFail {
+        rc: i64,
+        local_port: u16,
+        local: Option<IpAddr>,
+        remote: Option<(IpAddr, u16)>,
+    },
+    /// skb:kfree_skb of a UDP datagram (a UDP function freed it, or its
+    /// reason is UDP's own): `sk` the receiving socket where the kernel
+    /// says (rx_sk), `skb` the buffer's address (pairs it with the ICMP
+    /// error answering it).
+    UdpDrop {
+        reason: DropReason,
+        sk: u64,
+        skb: u64,
+    },
+    /// icmp:icmp_send answering a UDP datagram (the kernel fills the ports
+    /// for UDP only): `port` the destination port, `sender` the datagram's
+    /// source. Type 3 code 3 is "port unreachable": a NoPorts.
+    IcmpUnreachable {
+        skb: u64,
+        port_unreachable: bool,
+        local: IpAddr,
+        port: u16,
+        sender: IpAddr,
+        sender_port: u16,
+    },
 }
 
 /// A drop reason: the kernel's number and, where the event's print format
@@ -162,6 +211,21 @@ impl DropReason {
     }
 }
 
+impl TraceEvent {
+    /// Whether the event is about UDP (the UDP tracker's, not TCP's).
+    pub fn is_udp(&self) -> bool {
+        matches!(
+            self,
+            TraceEvent::UdpMessage { .. }
+                | TraceEvent::UdpName { .. }
+                | TraceEvent::UdpInode { .. }
+                | TraceEvent::UdpQueueFail { .. }
+                | TraceEvent::UdpDrop { .. }
+                | TraceEvent::IcmpUnreachable { .. }
+        )
+    }
+}
+
 /// An event with the time it happened (CLOCK_MONOTONIC, ns) and the probe
 /// that saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +247,10 @@ impl TraceEvent {
     /// softirq for a segment or a timer (or one whose record cannot tell).
     pub fn runs_in_owner_context(&self) -> bool {
         match self {
-            TraceEvent::Sent { .. } | TraceEvent::Received { .. } => true,
+            TraceEvent::Sent { .. }
+            | TraceEvent::Received { .. }
+            | TraceEvent::UdpMessage { .. }
+            | TraceEvent::UdpName { .. } => true,
             TraceEvent::StateChange { in_softirq, .. } => *in_softirq == Some(false),
             _ => false,
         }
@@ -202,7 +269,12 @@ impl TraceEvent {
             | TraceEvent::Identity { sk, .. }
             | TraceEvent::Destroyed { sk, .. }
             | TraceEvent::DelayedAck { sk }
-            | TraceEvent::LastSample { sk, .. } => *sk,
+            | TraceEvent::LastSample { sk, .. }
+            | TraceEvent::UdpMessage { sk, .. }
+            | TraceEvent::UdpName { sk, .. }
+            | TraceEvent::UdpInode { sk, .. }
+            | TraceEvent::UdpDrop { sk, .. } => *sk,
+            TraceEvent::UdpQueueFail { .. } | TraceEvent::IcmpUnreachable { .. } => 0,
             TraceEvent::SynAckRetransmit { listener_sk, .. } => *listener_sk,
         }
     }

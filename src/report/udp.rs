@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use super::Report;
 use crate::aggregate::GroupKey;
-use crate::udp::{UdpGroup, UdpSection, UdpSystem};
+use crate::udp::{UdpEventCounts, UdpGroup, UdpPrecision, UdpSection, UdpSystem};
 
 const RULE: &str = "============================================================";
 
@@ -39,10 +39,16 @@ pub fn write_text(
             line.push_str(&format!(", RcvDrops {drops}"));
         }
         writeln!(out, "{line}")?;
+        if let Some(events) = &group.events {
+            writeln!(out, "  {}", events_text(events))?;
+        }
         writeln!(out, "  {}", gauges_text(group))?;
     }
     if section.drops.is_some() {
         writeln!(out, "(RcvDrops = {DROPS_MEANING})")?;
+    }
+    if let Some(precision) = &section.precision {
+        write_precision_text(precision, out)?;
     }
     for system in &section.system {
         writeln!(
@@ -55,11 +61,104 @@ pub fn write_text(
             if let (Some(sockets), Some(residual)) = (row.sockets, row.residual) {
                 let mark = if row.approx { "~" } else { "" };
                 line.push_str(&format!(
-                    "   sockets' RcvDrops{mark} {sockets}   unattributed{mark} {residual}"
+                    "   {}{mark} {sockets}   unattributed{mark} {residual}",
+                    row.source
                 ));
             }
             writeln!(out, "{line}")?;
+            if let (Some(precision), "NoPorts", "Udp") =
+                (&section.precision, row.name, system.proto)
+            {
+                for line in no_ports_lines(precision) {
+                    writeln!(out, "    {line}")?;
+                }
+            }
         }
+    }
+    Ok(())
+}
+
+/// One group's counts from kernel events.
+fn events_text(e: &UdpEventCounts) -> String {
+    let mut text = format!(
+        "InDatagrams {} ({} bytes)  OutDatagrams {} ({} bytes)  RcvbufErrors {}  MemErrors {}",
+        e.in_datagrams, e.in_bytes, e.out_datagrams, e.out_bytes, e.rcvbuf_errors, e.mem_errors
+    );
+    for (name, value) in [
+        ("SendErrors", e.send_errors),
+        ("InCsumErrors", e.csum_errors),
+        ("FilterDrops", e.filter_drops),
+    ] {
+        if value > 0 {
+            text.push_str(&format!("  {name} {value}"));
+        }
+    }
+    text
+}
+
+/// NoPorts named: by port and sender, then those with no port known.
+fn no_ports_lines(precision: &UdpPrecision) -> Vec<String> {
+    let stats = &precision.stats;
+    let mut lines: Vec<String> = stats
+        .no_ports
+        .iter()
+        .map(|r| {
+            format!(
+                "NoPorts for port {} (to {}) from sender {}: {}",
+                r.port,
+                endpoint(r.local, None),
+                endpoint(r.sender, Some(r.sender_port)),
+                r.datagrams
+            )
+        })
+        .collect();
+    if stats.no_ports_unknown > 0 {
+        lines.push(format!(
+            "NoPorts with no port known (no ICMP port unreachable was sent: rate limit, broadcast, IPv6; or past {} ports): {}",
+            crate::udp::NO_PORTS_LIMIT,
+            stats.no_ports_unknown
+        ));
+    }
+    lines
+}
+
+fn endpoint(address: std::net::IpAddr, port: Option<u16>) -> String {
+    let address = crate::model::unmap(address);
+    match (address, port) {
+        (std::net::IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
+        (a, Some(p)) => format!("{a}:{p}"),
+        (a, None) => a.to_string(),
+    }
+}
+
+/// Where the events came from, what was lost and what could not be placed.
+fn write_precision_text(precision: &UdpPrecision, out: &mut dyn Write) -> io::Result<()> {
+    let stats = &precision.stats;
+    writeln!(
+        out,
+        "Udp events: {} lost in this window, {} since the start (counts from events are low by at most as much)",
+        precision.events_lost, precision.events_lost_since_start
+    )?;
+    for (counters, source) in &precision.sources {
+        writeln!(out, "  {counters}: {source}")?;
+    }
+    for missing in &precision.missing {
+        writeln!(out, "  not on this kernel: {missing}")?;
+    }
+    if stats.unplaced_messages + stats.unplaced_queue_fails > 0 {
+        writeln!(
+            out,
+            "  not placed on a socket of this run: {} sends/receives, {} receive-queue failures (another namespace's sockets, a socket no event named, or a port several sockets share)",
+            stats.unplaced_messages, stats.unplaced_queue_fails
+        )?;
+    }
+    if !stats.drops_by_reason.is_empty() {
+        let reasons: Vec<String> = stats
+            .drops_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        writeln!(out, "  UDP drops by reason: {}", reasons.join(", "))?;
     }
     Ok(())
 }
@@ -171,6 +270,38 @@ pub fn write_table(
     if !rows.is_empty() {
         write_aligned(out, &header, &rows)?;
     }
+    if let Some(precision) = &section.precision {
+        let header = [
+            "Key",
+            "InDatagrams",
+            "InBytes",
+            "OutDatagrams",
+            "OutBytes",
+            "RcvbufErrors",
+            "MemErrors",
+        ];
+        let rows: Vec<[String; 7]> = section
+            .groups
+            .iter()
+            .filter_map(|g| Some((g, g.events?)))
+            .map(|(g, e)| {
+                [
+                    heading(report, g),
+                    e.in_datagrams.to_string(),
+                    e.in_bytes.to_string(),
+                    e.out_datagrams.to_string(),
+                    e.out_bytes.to_string(),
+                    e.rcvbuf_errors.to_string(),
+                    e.mem_errors.to_string(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            writeln!(out)?;
+            write_aligned(out, &header, &rows)?;
+        }
+        write_precision_text(precision, out)?;
+    }
     for system in &section.system {
         writeln!(
             out,
@@ -192,6 +323,11 @@ pub fn write_table(
             })
             .collect();
         write_aligned(out, &header, &rows)?;
+        if let (Some(precision), "Udp") = (&section.precision, system.proto) {
+            for line in no_ports_lines(precision) {
+                writeln!(out, "{line}")?;
+            }
+        }
     }
     Ok(())
 }
@@ -262,9 +398,21 @@ pub fn write_json(report: &Report<'_>, section: &UdpSection, buf: &mut String) {
         field(buf, "send_q", &g.send_queue.to_string());
         field(buf, "rcvbuf", &opt_num(g.rcvbuf));
         field(buf, "sndbuf", &opt_num(g.sndbuf));
+        field(
+            buf,
+            "events",
+            &g.events.map_or("null".into(), |e| events_json(&e)),
+        );
         buf.push_str(&format!("\"mem\":{}}}", g.memory));
     }
-    buf.push_str("],\"system\":{");
+    buf.push_str("],\"precision\":");
+    buf.push_str(
+        &section
+            .precision
+            .as_ref()
+            .map_or("null".to_string(), precision_json),
+    );
+    buf.push_str(",\"system\":{");
     for (i, s) in section.system.iter().enumerate() {
         if i > 0 {
             buf.push(',');
@@ -274,6 +422,62 @@ pub fn write_json(report: &Report<'_>, section: &UdpSection, buf: &mut String) {
         system_json(s, buf);
     }
     buf.push_str("}}");
+}
+
+fn events_json(e: &UdpEventCounts) -> String {
+    format!(
+        "{{\"InDatagrams\":{},\"InBytes\":{},\"OutDatagrams\":{},\"OutBytes\":{},\"SendErrors\":{},\"RcvbufErrors\":{},\"MemErrors\":{},\"InCsumErrors\":{},\"FilterDrops\":{}}}",
+        e.in_datagrams,
+        e.in_bytes,
+        e.out_datagrams,
+        e.out_bytes,
+        e.send_errors,
+        e.rcvbuf_errors,
+        e.mem_errors,
+        e.csum_errors,
+        e.filter_drops
+    )
+}
+
+fn precision_json(p: &UdpPrecision) -> String {
+    let stats = &p.stats;
+    let no_ports: Vec<String> = stats
+        .no_ports
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"laddr\":{},\"lport\":{},\"sender\":{},\"sender_port\":{},\"datagrams\":{}}}",
+                quoted(&crate::model::unmap(r.local).to_string()),
+                r.port,
+                quoted(&crate::model::unmap(r.sender).to_string()),
+                r.sender_port,
+                r.datagrams
+            )
+        })
+        .collect();
+    let reasons: Vec<String> = stats
+        .drops_by_reason
+        .iter()
+        .map(|(reason, n)| format!("{}:{n}", quoted(reason)))
+        .collect();
+    let sources: Vec<String> = p
+        .sources
+        .iter()
+        .map(|(counters, source)| format!("{}:{}", quoted(counters), quoted(source)))
+        .collect();
+    let missing: Vec<String> = p.missing.iter().map(|m| quoted(m)).collect();
+    format!(
+        "{{\"events_lost\":{},\"events_lost_since_start\":{},\"no_ports\":[{}],\"no_ports_unknown\":{},\"drops_by_reason\":{{{}}},\"unplaced_messages\":{},\"unplaced_queue_fails\":{},\"sources\":{{{}}},\"missing\":[{}]}}",
+        p.events_lost,
+        p.events_lost_since_start,
+        no_ports.join(","),
+        stats.no_ports_unknown,
+        reasons.join(","),
+        stats.unplaced_messages,
+        stats.unplaced_queue_fails,
+        sources.join(","),
+        missing.join(",")
+    )
 }
 
 fn field(buf: &mut String, name: &str, value: &str) {
@@ -312,8 +516,9 @@ fn system_json(system: &UdpSystem, buf: &mut String) {
         buf.push_str(&format!("{}:{{\"system\":{}", quoted(r.name), r.system));
         if let (Some(sockets), Some(residual)) = (r.sockets, r.residual) {
             buf.push_str(&format!(
-                ",\"sockets\":{sockets},\"unattributed\":{residual},\"exact\":{}",
-                !r.approx
+                ",\"sockets\":{sockets},\"unattributed\":{residual},\"exact\":{},\"source\":{}",
+                !r.approx,
+                quoted(r.source)
             ));
         }
         buf.push('}');
@@ -396,6 +601,7 @@ mod tests {
             memory: 768,
             proto: None,
             state: None,
+            events: None,
         };
         let mut quiet = g.clone();
         quiet.key = GroupKey::Lport(53);
@@ -408,7 +614,7 @@ mod tests {
         deltas.values.insert("Udp:RcvbufErrors".into(), 40);
         deltas.values.insert("Udp6:RcvbufErrors".into(), 2);
         deltas.values.insert("Udp:InErrors".into(), 45);
-        section.system = system_for(crate::model::udp::UdpProto::Udp, &deltas, 42)
+        section.system = system_for(crate::model::udp::UdpProto::Udp, &deltas, 42, None)
             .into_iter()
             .collect();
         let mut report = Report::new(ReportKind::Window, Index::Lport, (0, 1000), 2, Vec::new());
@@ -494,7 +700,7 @@ mod tests {
         );
         assert!(text.contains("\"key\":{\"lport\":5353}"), "{text}");
         assert!(
-            text.contains("\"RcvbufErrors\":{\"system\":42,\"sockets\":42,\"unattributed\":0,\"exact\":false}"),
+            text.contains("\"RcvbufErrors\":{\"system\":42,\"sockets\":42,\"unattributed\":0,\"exact\":false,\"source\":\"sockets' RcvDrops\"}"),
             "{text}"
         );
         assert_eq!(quoted("a\"b\\\u{1}"), "\"a\\\"b\\\\\\u0001\"");

@@ -167,6 +167,9 @@ pub struct Session {
     udp: crate::udp::UdpTracker,
     /// UDP close notices lost when the window began.
     udp_closes_lost_at_window_start: CloseLoss,
+    /// Kernel events lost (and counted but undelivered) when the window
+    /// began, for the Udp section's account.
+    events_lost_at_window_start: u64,
 }
 
 /// index=pod's names (see [`Session::finish_groups`]).
@@ -185,6 +188,10 @@ impl Session {
         feed: Option<Box<dyn EventFeed>>,
     ) -> Session {
         let mut tracker = Tracker::new();
+        let mut udp = crate::udp::UdpTracker::new();
+        if let (true, Some(_)) = (config.udp, &feed) {
+            udp.enable_events();
+        }
         if let Some(feed) = &feed {
             let summary = feed.summary();
             let states = if summary.exact_states {
@@ -242,8 +249,9 @@ impl Session {
             left_out: None,
             once_limit: None,
             render_width: None,
-            udp: crate::udp::UdpTracker::new(),
+            udp,
             udp_closes_lost_at_window_start: CloseLoss::default(),
+            events_lost_at_window_start: 0,
         }
     }
 
@@ -383,6 +391,7 @@ impl Session {
         }
         let mark = self.feed.as_mut().map(|feed| feed.dump_mark());
         let snapshot = self.source.snapshot()?;
+        let mut udp_events = Vec::new();
         if self.feed.is_some() && self.polls_taken % PRUNE_OWNERS_EVERY == 0 {
             // With no other namespace on the host, every socket events
             // tell of is this one's.
@@ -394,7 +403,15 @@ impl Session {
             // Events before the dump began are what the dump's sockets went
             // through; later ones wait for the next poll.
             feed.drain();
-            let events = feed.take_before(mark);
+            let mut events = feed.take_before(mark);
+            if self.config.udp {
+                // UDP's events go to the UDP tracker, after the poll (which
+                // brings the sockets they are about).
+                let (udp, tcp): (Vec<_>, Vec<_>) =
+                    events.into_iter().partition(|t| t.event.is_udp());
+                events = tcp;
+                udp_events = udp;
+            }
             if self.tracker.polls() > 0 {
                 self.tracker.apply_events(&events, &self.tracker_filter);
             }
@@ -412,6 +429,10 @@ impl Session {
                 &snapshot.udp_closed,
                 snapshot.udp_closes_watched,
             );
+            // The baseline's events are before the first window.
+            if self.udp.polls() > 1 {
+                self.udp.apply_events(&udp_events);
+            }
             self.resolve_udp_owners(&snapshot.udp);
         }
         self.fold_closed_past_limit();
@@ -503,7 +524,11 @@ impl Session {
     fn udp_section<'a>(
         &self,
         rows: impl Iterator<Item = crate::udp::UdpRow<'a>>,
-        everywhere: &[(crate::model::udp::UdpProto, u64)],
+        everywhere: &[(
+            crate::model::udp::UdpProto,
+            u64,
+            Option<crate::udp::EventSums>,
+        )],
         deltas: Option<&SystemCounters>,
         closed: u64,
     ) -> crate::udp::UdpSection {
@@ -519,7 +544,9 @@ impl Session {
             let folded = deltas.clone().fold_namespaces();
             section.system = everywhere
                 .iter()
-                .filter_map(|&(proto, drops)| crate::udp::system_for(proto, &folded, drops))
+                .filter_map(|(proto, drops, events)| {
+                    crate::udp::system_for(*proto, &folded, *drops, events.as_ref())
+                })
                 // UDP-Lite is rare: its block only when it counted something.
                 .filter(|s| {
                     self.config.zeros
@@ -837,9 +864,15 @@ impl Session {
         // it keeps every socket, and those the filters cannot place are
         // among the closed ones.
         if this.config.udp {
+            let stats = this.udp.event_stats();
             let everywhere: Vec<_> = crate::model::udp::UdpProto::BOTH
                 .iter()
-                .map(|&p| (p, crate::udp::drops_of(this.udp.rows(), p)))
+                .map(|&p| {
+                    let events = stats
+                        .as_ref()
+                        .map(|stats| crate::udp::event_sums(this.udp.rows(), p, stats));
+                    (p, crate::udp::drops_of(this.udp.rows(), p), events)
+                })
                 .collect();
             let mut section = this.udp_section(
                 this.udp.rows(),
@@ -848,6 +881,17 @@ impl Session {
                 this.udp.closed_in_window(),
             );
             section.unlisted = this.udp.unlisted();
+            if let (Some(stats), Some(feed)) = (stats, this.feed.as_ref()) {
+                let lost = feed.lost() + feed.undelivered();
+                let summary = feed.summary();
+                section.precision = Some(crate::udp::UdpPrecision {
+                    stats,
+                    events_lost: lost.saturating_sub(this.events_lost_at_window_start),
+                    events_lost_since_start: lost,
+                    sources: summary.udp_sources.clone(),
+                    missing: summary.udp_missing.clone(),
+                });
+            }
             section.closes_lost = this.source.udp_closes_lost().map(|since_start| {
                 (
                     since_start.since(&this.udp_closes_lost_at_window_start),
@@ -1007,6 +1051,9 @@ impl Session {
         self.notices.end_window();
         self.tracker.reset_window();
         self.udp.reset_window();
+        if let Some(feed) = self.feed.as_ref() {
+            self.events_lost_at_window_start = feed.lost() + feed.undelivered();
+        }
         if let Some(lost) = self.source.udp_closes_lost() {
             self.udp_closes_lost_at_window_start = lost;
         }

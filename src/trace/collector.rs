@@ -50,10 +50,18 @@ pub enum Role {
     /// to those sockets' addresses (a sender receives only ACKs, which no
     /// other event with an address and a tuple sees).
     Namer,
+    /// UDP (--udp): receive-queue failures by port.
+    UdpQueueFails,
+    /// UDP: the port and sender of a datagram no socket took (the ICMP
+    /// port unreachable answering it).
+    UdpPorts,
+    /// UDP: a socket's address with its tuple (kprobes on the UDP send and
+    /// receive calls), so its sends and receives find it.
+    UdpNames,
 }
 
 impl Role {
-    const ALL: [Role; 12] = [
+    const ALL: [Role; 15] = [
         Role::States,
         Role::SentResets,
         Role::ReceivedResets,
@@ -66,6 +74,9 @@ impl Role {
         Role::Names,
         Role::Destroys,
         Role::Namer,
+        Role::UdpQueueFails,
+        Role::UdpPorts,
+        Role::UdpNames,
     ];
 
     /// The counters this role fills.
@@ -85,7 +96,12 @@ impl Role {
             Role::Receives => &[Counter::MessagesReceived, Counter::MessageBytesReceived],
             Role::Drops => &[Counter::Drops],
             Role::DelayedAcks => &[Counter::DelayedACKs],
-            Role::Names | Role::Destroys | Role::Namer => &[],
+            Role::Names
+            | Role::Destroys
+            | Role::Namer
+            | Role::UdpQueueFails
+            | Role::UdpPorts
+            | Role::UdpNames => &[],
         }
     }
 
@@ -104,6 +120,16 @@ impl Role {
             Role::Names => &[EventKind::TcpRcvSpaceAdjust],
             Role::Destroys => &[EventKind::TcpDestroySock],
             Role::Namer => &[EventKind::TcpProbe],
+            Role::UdpQueueFails => &[EventKind::UdpFailQueueRcvSkb],
+            Role::UdpPorts => &[EventKind::IcmpSend],
+            Role::UdpNames => &[
+                EventKind::SysEnterSendto,
+                EventKind::SysEnterRecvfrom,
+                EventKind::SysEnterSendmsg,
+                EventKind::SysEnterRecvmsg,
+                EventKind::SysEnterSendmmsg,
+                EventKind::SysEnterRecvmmsg,
+            ],
         }
     }
 
@@ -111,6 +137,10 @@ impl Role {
     /// a word where the kernel lacks them.
     fn is_helper(self) -> bool {
         matches!(self, Role::Names | Role::Destroys | Role::Namer)
+    }
+
+    fn is_udp(self) -> bool {
+        matches!(self, Role::UdpQueueFails | Role::UdpPorts | Role::UdpNames)
     }
 
     /// Whether a kprobe definition serves this role.
@@ -129,6 +159,7 @@ fn kprobe_role(kind: EventKind) -> Option<Role> {
         EventKind::KprobeSynAck => Role::SynAckRetransmits,
         EventKind::KprobeSendmsgEntry | EventKind::KprobeSendmsgReturn => Role::Sends,
         EventKind::KprobeRecvmsgEntry | EventKind::KprobeRecvmsgReturn => Role::Receives,
+        EventKind::KprobeUdpName => Role::UdpNames,
         _ => return None,
     })
 }
@@ -164,6 +195,9 @@ pub struct ProbeOptions {
     pub last_moments: bool,
     /// Where to write each event's format file and its first raw samples.
     pub record_to: Option<PathBuf>,
+    /// UDP sockets too (--udp): their sends, receives, queue failures and
+    /// drops.
+    pub udp: bool,
 }
 
 /// What was opened, as plain data.
@@ -181,6 +215,10 @@ pub struct ProbeSummary {
     /// Retransmit events say whether the segment was a connect's SYN (the
     /// tracepoint has the socket's state).
     pub syn_retransmits_told: bool,
+    /// With --udp: each UDP counter from events and its source, and what
+    /// this kernel cannot give (with why).
+    pub udp_sources: Vec<(String, String)>,
+    pub udp_missing: Vec<String>,
 }
 
 /// Why precision mode cannot start (or not in the mode asked).
@@ -255,6 +293,55 @@ pub struct Collector {
     process_names: Option<ProcessNames>,
     /// Processes left unnamed by the bound, in earlier [`ProcessNames`].
     process_names_unkept: u64,
+    /// UDP sockets named by the descriptor their calls were on.
+    udp_fds: UdpFds,
+}
+
+/// Threads' socket calls in progress (thread → descriptor), and the UDP
+/// socket addresses named so far (address → process, descriptor, inode).
+#[derive(Debug, Default)]
+struct UdpFds {
+    calls: rustc_hash::FxHashMap<u32, u32>,
+    named: rustc_hash::FxHashMap<u64, (u32, u32, u64)>,
+    /// Names read from /proc/PID/fd that failed (the process or the
+    /// descriptor gone).
+    unreadable: u64,
+}
+
+/// Threads with a socket call open, and socket addresses named, at most
+/// (each map is forgotten whole past its bound: a live socket's next call
+/// names it again).
+const UDP_CALLS_LIMIT: usize = 1 << 16;
+
+impl UdpFds {
+    /// The inode of the socket at `sk`, when its address is new or now
+    /// another descriptor's: read from /proc/PID/fd/FD.
+    fn name(&mut self, sk: u64, pid: u32, fd: u32) -> Option<u64> {
+        if let Some(&(p, f, _)) = self.named.get(&sk) {
+            if (p, f) == (pid, fd) {
+                return None;
+            }
+        }
+        let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"));
+        let inode = link.ok().and_then(|l| socket_inode(&l.to_string_lossy()));
+        let Some(inode) = inode else {
+            self.unreadable += 1;
+            return None;
+        };
+        if self.named.len() >= UDP_CALLS_LIMIT {
+            self.named.clear();
+        }
+        self.named.insert(sk, (pid, fd, inode));
+        Some(inode)
+    }
+}
+
+/// `socket:[12345]` → 12345.
+fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// Socket addresses tcp_probe is filtered to at once, at most.
@@ -338,7 +425,7 @@ impl Collector {
         let (tracefs, mounted_here) = locate_tracefs(&mut notices)?;
         notices.extend(ftrace_pipe::remove_stale_instances(tracefs.root()).notices());
         let kprobe_defs = usable_kprobes(mode, &tracefs)?;
-        let mut choice = choose_probes(mode, &tracefs, &kprobe_defs);
+        let mut choice = choose_probes(mode, &tracefs, &kprobe_defs, options.udp);
         let delack_offset = delack_offset_for(&mut choice, &mut notices);
         let timer_pipe = delack_offset
             .and_then(|offset| open_timer_pipe(&tracefs, offset, &mut choice, &mut notices));
@@ -351,6 +438,16 @@ impl Collector {
 
         let mut opening = Opening::new(&tracefs, options.record_to.as_deref());
         opening.delack = delack;
+        let mut udp_text_missing = None;
+        if options.udp {
+            opening.udp = Some(match kernel_facts::kernel_text() {
+                Ok(text) => Some(std::sync::Arc::new(text)),
+                Err(why) => {
+                    udp_text_missing = Some(why);
+                    None
+                }
+            });
+        }
         let mut sources = opening.open_tracepoints(&choice.tracepoints, &mut notices);
         if let Some(timers) = &timer_pipe {
             sources.push((Role::DelayedAcks, timers.source()));
@@ -376,8 +473,17 @@ impl Collector {
             .map(|tag| tag as u32);
         let mut rings = open_rings(&opening.ring_events, options.ring_pages, namer)?;
         filter_timers(&mut rings, &opening, &mut notices);
-        prefilter(&rings, &opening);
-        let summary = summarize(&sources, &opening.opened);
+        prefilter(&rings, &opening, options.udp);
+        let mut summary = summarize(&sources, &opening.opened);
+        if options.udp {
+            summarize_udp(&mut summary, &opening.opened, udp_text_missing.as_deref());
+            if !summary.udp_missing.is_empty() {
+                notices.push(format!(
+                    "precision: UDP: this kernel cannot give {}",
+                    summary.udp_missing.join("; ")
+                ));
+            }
+        }
         let diag = last_moment_diag(options.last_moments && summary.exact_states, &mut notices);
         let Opening {
             opened, recorded, ..
@@ -400,6 +506,7 @@ impl Collector {
                 names: Names::default(),
                 process_names: None,
                 process_names_unkept: 0,
+                udp_fds: UdpFds::default(),
                 timer_pipe,
             },
             notices,
@@ -511,6 +618,7 @@ impl Collector {
             undecoded,
             recorder,
             process_names,
+            udp_fds,
             ..
         } = self;
         let before = queue.len();
@@ -523,11 +631,35 @@ impl Collector {
             if let Some((dir, files)) = recorder.as_mut() {
                 record_sample(dir, &mut files[sample.tag as usize], sample.raw);
             }
+            if opened.kind.is_socket_call_entry() {
+                if let Some(fd) = opened.decoder.call_fd(sample.raw) {
+                    if udp_fds.calls.len() >= UDP_CALLS_LIMIT {
+                        udp_fds.calls.clear();
+                    }
+                    udp_fds.calls.insert(sample.tid, fd);
+                }
+                return;
+            }
             let event = if opened.kind.is_call_half() {
                 pairer.feed(&opened.decoder, sample.tid, sample.raw)
             } else {
                 opened.decoder.decode(sample.raw)
             };
+            // A UDP send or receive: its thread's call named the
+            // descriptor, which names the socket at its address.
+            if let Some(TraceEvent::UdpMessage { sk, .. }) = &event {
+                let fd = udp_fds.calls.remove(&sample.tid);
+                if let (Some(fd), true) = (fd, sample.pid != 0) {
+                    if let Some(inode) = udp_fds.name(*sk, sample.pid, fd) {
+                        queue.push(Timed {
+                            time_ns: sample.time_ns,
+                            probe: opened.probe,
+                            event: TraceEvent::UdpInode { sk: *sk, inode },
+                            pid: None,
+                        });
+                    }
+                }
+            }
             match event {
                 Some(event) => {
                     // The process a segment or timer interrupted is not the
@@ -654,7 +786,12 @@ struct Choice {
 
 /// Per role, the first tracepoint this kernel has (unless kprobe mode),
 /// else every kprobe that serves it.
-fn choose_probes(mode: ProbeMode, tracefs: &Tracefs, kprobe_defs: &[KprobeDef]) -> Choice {
+fn choose_probes(
+    mode: ProbeMode,
+    tracefs: &Tracefs,
+    kprobe_defs: &[KprobeDef],
+    udp: bool,
+) -> Choice {
     let use_tracepoints = mode != ProbeMode::Kprobe;
     let mut choice = Choice {
         tracepoints: Vec::new(),
@@ -662,6 +799,9 @@ fn choose_probes(mode: ProbeMode, tracefs: &Tracefs, kprobe_defs: &[KprobeDef]) 
         missing: Vec::new(),
     };
     for role in Role::ALL {
+        if role.is_udp() && !udp {
+            continue;
+        }
         let tracepoint = use_tracepoints
             .then(|| {
                 role.tracepoints().iter().copied().find(|kind| {
@@ -672,6 +812,15 @@ fn choose_probes(mode: ProbeMode, tracefs: &Tracefs, kprobe_defs: &[KprobeDef]) 
             .flatten();
         if let Some(kind) = tracepoint {
             choice.tracepoints.push((role, kind));
+            if role == Role::UdpNames {
+                // Every socket call's entry, not one of them.
+                for &other in &role.tracepoints()[1..] {
+                    let (group, name) = other.tracepoint().expect("a tracepoint kind");
+                    if other != kind && tracefs.has_event(group, name) {
+                        choice.tracepoints.push((role, other));
+                    }
+                }
+            }
             continue;
         }
         let defs: Vec<KprobeDef> = kprobe_defs
@@ -681,7 +830,7 @@ fn choose_probes(mode: ProbeMode, tracefs: &Tracefs, kprobe_defs: &[KprobeDef]) 
             .collect();
         if !defs.is_empty() {
             choice.kprobes.extend(defs.into_iter().map(|d| (role, d)));
-        } else if !role.is_helper() {
+        } else if !role.is_helper() && !role.is_udp() {
             choice.missing.push(format!("{role:?}"));
         }
     }
@@ -931,11 +1080,16 @@ fn filter_timers(rings: &mut PerfRings, opening: &Opening, notices: &mut Vec<Str
 /// fire for every socket of the host (a send or receive on a Unix or
 /// netlink socket, tcpipstat's own reads of close notices among them) or
 /// for every freed packet, filtered to what the decoder keeps anyway.
-fn prefilter_of(kind: EventKind) -> Option<&'static str> {
+fn prefilter_of(kind: EventKind, udp: bool) -> Option<&'static str> {
     match kind {
+        EventKind::SockSendLength | EventKind::SockRecvLength if udp => {
+            Some("protocol == 6 || protocol == 17 || protocol == 136")
+        }
         EventKind::SockSendLength | EventKind::SockRecvLength | EventKind::InetSockSetState => {
             Some("protocol == 6")
         }
+        // Only ICMP errors about UDP datagrams carry ports.
+        EventKind::IcmpSend => Some("dport != 0"),
         // 0 and 1 are "not dropped" and "consumed": no drop.
         EventKind::KfreeSkb => Some("reason > 1"),
         _ => None,
@@ -944,9 +1098,9 @@ fn prefilter_of(kind: EventKind) -> Option<&'static str> {
 
 /// Sets each event's [`prefilter_of`]; a kernel that refuses one (an older
 /// layout) keeps sending everything, which the decoder sorts out.
-fn prefilter(rings: &PerfRings, opening: &Opening) {
+fn prefilter(rings: &PerfRings, opening: &Opening, udp: bool) {
     for (tag, opened) in opening.opened.iter().enumerate() {
-        if let Some(filter) = prefilter_of(opened.kind) {
+        if let Some(filter) = prefilter_of(opened.kind, udp) {
             let _ = rings.filter_tag(tag as u32, Some(filter));
         }
     }
@@ -958,6 +1112,9 @@ struct Opening<'a> {
     tracefs: &'a Tracefs,
     /// Which timers are delayed-ACK timers (for the timer event).
     delack: Option<DelackTimer>,
+    /// With --udp: decoders decode UDP's events, with the kernel's text
+    /// where it could be read.
+    udp: Option<Option<std::sync::Arc<kernel_facts::KernelText>>>,
     record_to: Option<&'a Path>,
     opened: Vec<Opened>,
     /// Per event: its recording's file name, and samples written (none yet).
@@ -971,6 +1128,7 @@ impl<'a> Opening<'a> {
         Opening {
             tracefs,
             delack: None,
+            udp: None,
             record_to,
             opened: Vec::new(),
             recorded: Vec::new(),
@@ -1095,6 +1253,9 @@ impl<'a> Opening<'a> {
             let delack = self.delack.ok_or("the delayed-ACK timer is unknown")?;
             decoder = decoder.with_delack(delack);
         }
+        if let Some(text) = &self.udp {
+            decoder = decoder.with_udp(text.clone());
+        }
         Ok((text, format.id, decoder))
     }
 }
@@ -1170,7 +1331,75 @@ fn summarize(sources: &[(Role, String)], opened: &[Opened]) -> ProbeSummary {
         exact_states: sources.iter().any(|(r, _)| *r == Role::States),
         covered,
         syn_retransmits_told,
+        udp_sources: Vec::new(),
+        udp_missing: Vec::new(),
     }
+}
+
+/// What UDP gets from the events opened, and what it cannot have here.
+fn summarize_udp(summary: &mut ProbeSummary, opened: &[Opened], text_missing: Option<&str>) {
+    let has = |kind: EventKind| opened.iter().any(|o| o.kind == kind);
+    let mut sources = Vec::new();
+    let mut missing = Vec::new();
+    let by_calls = opened.iter().any(|o| o.kind.is_socket_call_entry());
+    let named = by_calls || has(EventKind::KprobeUdpName);
+    let namer = if by_calls {
+        "the socket named by its descriptor (syscalls:sys_enter_sendto/recvfrom/sendmsg/recvmsg/sendmmsg/recvmmsg in the same thread, /proc/PID/fd)"
+    } else {
+        "the socket named by kprobes on udp_sendmsg/udp_recvmsg (+ v6)"
+    };
+    for (kind, counters, name) in [
+        (
+            EventKind::SockRecvLength,
+            "InDatagrams, InBytes",
+            "sock:sock_recv_length",
+        ),
+        (
+            EventKind::SockSendLength,
+            "OutDatagrams, OutBytes",
+            "sock:sock_send_length",
+        ),
+    ] {
+        match (has(kind), named) {
+            (true, true) => sources.push((
+                counters.to_string(),
+                format!("tracepoint {name}, {namer}"),
+            )),
+            (true, false) => missing.push(format!(
+                "per-socket {counters} (nothing names a UDP socket's address: no syscalls tracepoints, no kprobes)"
+            )),
+            (false, _) => missing.push(format!("per-socket {counters} (no tracepoint {name})")),
+        }
+    }
+    if has(EventKind::UdpFailQueueRcvSkb) {
+        sources.push((
+            "RcvbufErrors, MemErrors".to_string(),
+            "tracepoint udp:udp_fail_queue_rcv_skb, by the socket's port".to_string(),
+        ));
+    } else {
+        missing.push("per-socket RcvbufErrors, MemErrors (no udp:udp_fail_queue_rcv_skb)".into());
+    }
+    let reasons = opened.iter().any(|o| o.kind == EventKind::KfreeSkb);
+    match (reasons, text_missing) {
+        (true, None) => sources.push((
+            "NoPorts, InCsumErrors, drops by reason".to_string(),
+            "tracepoint skb:kfree_skb freed in a UDP function (/proc/kallsyms)".to_string(),
+        )),
+        (true, Some(why)) => missing.push(format!(
+            "NoPorts and UDP drops by reason but UDP_CSUM (which function freed a datagram is unknown: {why})"
+        )),
+        (false, _) => missing.push("NoPorts and UDP drops by reason (no skb:kfree_skb with a reason: before 5.17)".into()),
+    }
+    if has(EventKind::IcmpSend) {
+        sources.push((
+            "NoPorts by port and sender".to_string(),
+            "tracepoint icmp:icmp_send of the port unreachable answering it (IPv4; one the kernel rate-limits is counted with no port)".to_string(),
+        ));
+    } else {
+        missing.push("NoPorts by port (no icmp:icmp_send: before 6.10)".into());
+    }
+    summary.udp_sources = sources;
+    summary.udp_missing = missing;
 }
 
 /// A sock_diag socket for last-moment lookups, when `wanted` (a notice
@@ -1274,6 +1503,14 @@ mod tests {
             remote: "127.0.0.1".parse().unwrap(),
             remote_port: 80,
         }
+    }
+
+    #[test]
+    fn a_descriptors_link_names_a_socket_inode_only() {
+        assert_eq!(socket_inode("socket:[12345]"), Some(12345));
+        assert_eq!(socket_inode("pipe:[12345]"), None);
+        assert_eq!(socket_inode("/dev/null"), None);
+        assert_eq!(socket_inode("socket:[x]"), None);
     }
 
     #[test]

@@ -18,7 +18,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rustc_hash::FxHashMap;
 
-use super::kernel_facts::DelackTimer;
+use std::sync::Arc;
+
+use super::kernel_facts::{DelackTimer, KernelText};
 use super::layout::{EventFormat, Field, FormatError};
 use crate::model::event::{state_of, DropReason, EventTuple, TraceEvent};
 use crate::model::TcpState;
@@ -26,6 +28,9 @@ use crate::model::TcpState;
 const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
 const IPPROTO_TCP: u64 = 6;
+const IPPROTO_UDP: u64 = 17;
+const IPPROTO_UDPLITE: u64 = 136;
+const MSG_PEEK: u64 = 2;
 
 /// Every event precision mode can open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,6 +50,21 @@ pub enum EventKind {
     TcpProbe,
     /// timer:timer_expire_entry, filtered to the delayed-ACK callback.
     TimerExpireEntry,
+    /// udp:udp_fail_queue_rcv_skb (rc and lport; 6.10+: the datagram's
+    /// ports and addresses instead of lport).
+    UdpFailQueueRcvSkb,
+    /// icmp:icmp_send (6.10+): an ICMP error about a datagram, its UDP
+    /// ports filled when the datagram was UDP.
+    IcmpSend,
+    /// syscalls:sys_enter_sendto, recvfrom, sendmsg, recvmsg, sendmmsg,
+    /// recvmmsg: the descriptor a thread's socket call is on, paired with
+    /// the sock_send_length/sock_recv_length that follows in that thread.
+    SysEnterSendto,
+    SysEnterRecvfrom,
+    SysEnterSendmsg,
+    SysEnterRecvmsg,
+    SysEnterSendmmsg,
+    SysEnterRecvmmsg,
     /// Kprobes (fields named by `kprobe_defs`).
     KprobeSetState,
     KprobeSendReset,
@@ -56,6 +76,9 @@ pub enum EventKind {
     KprobeSendmsgReturn,
     KprobeRecvmsgEntry,
     KprobeRecvmsgReturn,
+    /// Kprobes on udp_sendmsg/udp_recvmsg and their IPv6 twins: a UDP
+    /// socket's address with its tuple.
+    KprobeUdpName,
 }
 
 impl EventKind {
@@ -72,6 +95,14 @@ impl EventKind {
         EventKind::TcpDestroySock,
         EventKind::TcpProbe,
         EventKind::TimerExpireEntry,
+        EventKind::UdpFailQueueRcvSkb,
+        EventKind::IcmpSend,
+        EventKind::SysEnterSendto,
+        EventKind::SysEnterRecvfrom,
+        EventKind::SysEnterSendmsg,
+        EventKind::SysEnterRecvmsg,
+        EventKind::SysEnterSendmmsg,
+        EventKind::SysEnterRecvmmsg,
         EventKind::KprobeSetState,
         EventKind::KprobeSendReset,
         EventKind::KprobeActiveReset,
@@ -82,6 +113,7 @@ impl EventKind {
         EventKind::KprobeSendmsgReturn,
         EventKind::KprobeRecvmsgEntry,
         EventKind::KprobeRecvmsgReturn,
+        EventKind::KprobeUdpName,
     ];
 
     /// The tracepoint's (group, name), for tracepoint kinds.
@@ -100,8 +132,31 @@ impl EventKind {
             TcpDestroySock => ("tcp", "tcp_destroy_sock"),
             TcpProbe => ("tcp", "tcp_probe"),
             TimerExpireEntry => ("timer", "timer_expire_entry"),
+            UdpFailQueueRcvSkb => ("udp", "udp_fail_queue_rcv_skb"),
+            IcmpSend => ("icmp", "icmp_send"),
+            SysEnterSendto => ("syscalls", "sys_enter_sendto"),
+            SysEnterRecvfrom => ("syscalls", "sys_enter_recvfrom"),
+            SysEnterSendmsg => ("syscalls", "sys_enter_sendmsg"),
+            SysEnterRecvmsg => ("syscalls", "sys_enter_recvmsg"),
+            SysEnterSendmmsg => ("syscalls", "sys_enter_sendmmsg"),
+            SysEnterRecvmmsg => ("syscalls", "sys_enter_recvmmsg"),
             _ => return None,
         })
+    }
+
+    /// A socket system call's entry (its descriptor, for the UDP send or
+    /// receive that follows in its thread).
+    pub fn is_socket_call_entry(self) -> bool {
+        use EventKind::*;
+        matches!(
+            self,
+            SysEnterSendto
+                | SysEnterRecvfrom
+                | SysEnterSendmsg
+                | SysEnterRecvmsg
+                | SysEnterSendmmsg
+                | SysEnterRecvmmsg
+        )
     }
 
     /// Entry or return half of a call whose bytes need both (paired by
@@ -133,6 +188,13 @@ struct Fields {
     ret: Option<Field>,
     protocol: Option<Field>,
     reason: Option<Field>,
+    /// kfree_skb's freeing function and buffer; icmp_send's type and code;
+    /// a send's or receive's MSG_ flags.
+    location: Option<Field>,
+    skb: Option<Field>,
+    icmp_type: Option<Field>,
+    icmp_code: Option<Field>,
+    msg_flags: Option<Field>,
     /// The common header's trace flags.
     flags: Option<Field>,
 }
@@ -145,6 +207,11 @@ pub struct Decoder {
     reasons: BTreeMap<u64, String>,
     /// For timer events: which timers are sockets' delayed-ACK timers.
     delack: Option<DelackTimer>,
+    /// UDP events wanted (--udp): sends, receives and drops of UDP
+    /// sockets decode to UDP events instead of nothing; with the kernel's
+    /// text, kfree_skb tells UDP's drops by the function that freed.
+    udp: bool,
+    udp_text: Option<Arc<KernelText>>,
 }
 
 impl Decoder {
@@ -216,17 +283,49 @@ impl Decoder {
                 f.family = need("family", &[2])?;
                 f.protocol = need("protocol", &[2])?;
                 f.ret = need("ret", &[4])?;
+                f.msg_flags = maybe("flags", &[4]);
             }
             KfreeSkb => {
                 // Without a reason a drop cannot be told from a free.
                 f.reason = need("reason", &[4])?;
                 f.sk = maybe("rx_sk", &ptr);
+                f.location = maybe("location", &ptr);
+                f.skb = maybe("skbaddr", &ptr);
+            }
+            UdpFailQueueRcvSkb => {
+                f.ret = need("rc", &[4])?;
+                // Before 6.10: the socket's port alone; since: the
+                // datagram's ports and sockaddr-sized addresses.
+                match format.field("lport") {
+                    Some(_) => f.sport = need("lport", &[2])?,
+                    None => {
+                        f.sport = need("dport", &[2])?;
+                        f.dport = maybe("sport", &[2]);
+                        f.saddr = maybe("daddr", &[28]);
+                        f.daddr = maybe("saddr", &[28]);
+                    }
+                }
+            }
+            SysEnterSendto | SysEnterRecvfrom | SysEnterSendmsg | SysEnterRecvmsg
+            | SysEnterSendmmsg | SysEnterRecvmmsg => {
+                // `int fd` in a long's slot.
+                f.ret = need("fd", &[8, 4])?;
+            }
+            IcmpSend => {
+                f.skb = need("skbaddr", &ptr)?;
+                f.icmp_type = need("type", &[4])?;
+                f.icmp_code = need("code", &[4])?;
+                f.saddr = need("daddr", &[4])?;
+                f.daddr = need("saddr", &[4])?;
+                f.sport = need("dport", &[2])?;
+                f.dport = need("sport", &[2])?;
             }
             KprobeSendmsgReturn | KprobeRecvmsgReturn => {
                 f.ret = need("ret", &[8, 4])?;
             }
             KprobeSetState | KprobeSendReset | KprobeActiveReset | KprobeReceiveReset
-            | KprobeRetransmit | KprobeSynAck | KprobeSendmsgEntry | KprobeRecvmsgEntry => {
+            | KprobeRetransmit | KprobeSynAck | KprobeSendmsgEntry | KprobeRecvmsgEntry
+            | KprobeUdpName => {
                 f.sk = need("sk", &[8, 4])?;
                 f.family = need("family", &[2])?;
                 f.saddr = need("saddr", &[4])?;
@@ -247,7 +346,18 @@ impl Decoder {
             fields: f,
             reasons: format.symbols.get("reason").cloned().unwrap_or_default(),
             delack: None,
+            udp: false,
+            udp_text: None,
         })
+    }
+
+    /// Decodes UDP's events too (sends, receives and drops of UDP and
+    /// UDP-Lite sockets); `text`, where the kernel's symbols can be read,
+    /// tells which functions are UDP's, so a kfree_skb there is a UDP drop.
+    pub fn with_udp(mut self, text: Option<Arc<KernelText>>) -> Decoder {
+        self.udp = true;
+        self.udp_text = text;
+        self
     }
 
     /// Tells a timer decoder which timers are delayed-ACK timers (without
@@ -277,6 +387,14 @@ impl Decoder {
             TimerExpireEntry => self.delayed_ack(raw),
             SockSendLength | SockRecvLength => self.message_length(raw),
             KfreeSkb => self.kfree_skb(raw),
+            UdpFailQueueRcvSkb => self.udp_queue_fail(raw),
+            SysEnterSendto | SysEnterRecvfrom | SysEnterSendmsg | SysEnterRecvmsg
+            | SysEnterSendmmsg | SysEnterRecvmmsg => None,
+            IcmpSend => self.icmp_send(raw),
+            KprobeUdpName => match self.kprobe_socket(raw)? {
+                (sk, Some(tuple)) if sk != 0 => Some(TraceEvent::UdpName { sk, tuple }),
+                _ => None,
+            },
             KprobeSetState | KprobeSendReset | KprobeActiveReset | KprobeReceiveReset
             | KprobeRetransmit | KprobeSynAck => self.kprobe_event(raw),
             KprobeSendmsgEntry | KprobeSendmsgReturn | KprobeRecvmsgEntry | KprobeRecvmsgReturn => {
@@ -410,12 +528,23 @@ impl Decoder {
     fn message_length(&self, raw: &[u8]) -> Option<TraceEvent> {
         let f = &self.fields;
         let family = uint(raw, f.family.as_ref()?)?;
-        if uint(raw, f.protocol.as_ref()?)? != IPPROTO_TCP
-            || !(family == AF_INET || family == AF_INET6)
-        {
+        if !(family == AF_INET || family == AF_INET6) {
             return None;
         }
+        let protocol = uint(raw, f.protocol.as_ref()?)?;
         let (sk, bytes) = (self.sk(raw)?, int(raw, f.ret.as_ref()?)?);
+        if self.udp && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE) {
+            let flags = f.msg_flags.as_ref().and_then(|m| uint(raw, m)).unwrap_or(0);
+            return Some(TraceEvent::UdpMessage {
+                sk,
+                sent: self.kind == EventKind::SockSendLength,
+                bytes,
+                peek: flags & MSG_PEEK != 0,
+            });
+        }
+        if protocol != IPPROTO_TCP {
+            return None;
+        }
         Some(if self.kind == EventKind::SockSendLength {
             TraceEvent::Sent {
                 sk,
@@ -439,12 +568,73 @@ impl Decoder {
         if code <= 1 || matches!(name.as_deref(), Some("NOT_DROPPED_YET" | "CONSUMED")) {
             return None;
         }
-        Some(TraceEvent::Drop {
-            reason: DropReason {
-                code: code as u32,
-                name,
-            },
-            sk: self.sk(raw).unwrap_or(0),
+        let reason = DropReason {
+            code: code as u32,
+            name,
+        };
+        let sk = self.sk(raw).unwrap_or(0);
+        if self.udp {
+            let location = self.fields.location.as_ref().and_then(|l| uint(raw, l));
+            let by_udp = location
+                .zip(self.udp_text.as_ref())
+                .is_some_and(|(at, text)| text.is_udp(at));
+            if by_udp || reason.name.as_deref() == Some("UDP_CSUM") {
+                let skb = self.fields.skb.as_ref().and_then(|b| uint(raw, b));
+                return Some(TraceEvent::UdpDrop {
+                    reason,
+                    sk,
+                    skb: skb.unwrap_or(0),
+                });
+            }
+        }
+        Some(TraceEvent::Drop { reason, sk })
+    }
+
+    /// A socket call entry's descriptor (None for a bad one).
+    pub fn call_fd(&self, raw: &[u8]) -> Option<u32> {
+        if !self.kind.is_socket_call_entry() {
+            return None;
+        }
+        u32::try_from(uint(raw, self.fields.ret.as_ref()?)? & 0xffff_ffff).ok()
+    }
+
+    /// udp_fail_queue_rcv_skb: the socket's port (and, 6.10+, the
+    /// datagram's addresses).
+    fn udp_queue_fail(&self, raw: &[u8]) -> Option<TraceEvent> {
+        let f = &self.fields;
+        let rc = int(raw, f.ret.as_ref()?)?;
+        let local_port = uint(raw, f.sport.as_ref()?)? as u16;
+        let addresses = match (&f.saddr, &f.daddr) {
+            (Some(local), Some(remote)) => sockaddr_tuple(bytes(raw, local)?, bytes(raw, remote)?),
+            _ => None,
+        };
+        Some(TraceEvent::UdpQueueFail {
+            rc,
+            local_port,
+            local: addresses.map(|t| t.local),
+            remote: addresses.map(|t| (t.remote, t.remote_port)),
+        })
+    }
+
+    /// icmp_send about a UDP datagram (its ports filled); others are none.
+    fn icmp_send(&self, raw: &[u8]) -> Option<TraceEvent> {
+        let f = &self.fields;
+        let port = uint(raw, f.sport.as_ref()?)? as u16;
+        let sender_port = uint(raw, f.dport.as_ref()?)? as u16;
+        if port == 0 && sender_port == 0 {
+            return None;
+        }
+        let (kind, code) = (
+            int(raw, f.icmp_type.as_ref()?)?,
+            int(raw, f.icmp_code.as_ref()?)?,
+        );
+        Some(TraceEvent::IcmpUnreachable {
+            skb: uint(raw, f.skb.as_ref()?)?,
+            port_unreachable: kind == 3 && code == 3,
+            local: v4_at(raw, f.saddr.as_ref()?)?,
+            port,
+            sender: v4_at(raw, f.daddr.as_ref()?)?,
+            sender_port,
         })
     }
 
@@ -1005,5 +1195,156 @@ mod tests {
         // An unknown family is no tuple.
         local[0] = 99;
         assert_eq!(sockaddr_tuple(&local, &remote), None);
+    }
+
+    /// Formats of UDP's events from a 6.18 host (testdata/trace-udp).
+    fn udp_decoder(name: &str, kind: EventKind) -> Decoder {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/trace-udp/6.18")
+            .join(format!("{name}.format"));
+        let format = EventFormat::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        Decoder::new(kind, &format).unwrap()
+    }
+
+    fn put(raw: &mut [u8], at: usize, bytes: &[u8]) {
+        raw[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    #[test]
+    fn udp_sends_decode_only_with_udp_wanted_and_peeks_are_told() {
+        let decoder = udp_decoder("sock_sock_send_length", EventKind::SockSendLength);
+        let mut raw = vec![0u8; 28];
+        put(&mut raw, 8, &0xffff_8880_1234_0000u64.to_ne_bytes());
+        put(&mut raw, 16, &2u16.to_ne_bytes());
+        put(&mut raw, 18, &17u16.to_ne_bytes());
+        put(&mut raw, 20, &200i32.to_ne_bytes());
+        assert_eq!(decoder.decode(&raw), None, "TCP's decoder keeps TCP only");
+        let udp = decoder.with_udp(None);
+        assert_eq!(
+            udp.decode(&raw),
+            Some(TraceEvent::UdpMessage {
+                sk: 0xffff_8880_1234_0000,
+                sent: true,
+                bytes: 200,
+                peek: false
+            })
+        );
+        put(&mut raw, 24, &2i32.to_ne_bytes());
+        assert!(matches!(
+            udp.decode(&raw),
+            Some(TraceEvent::UdpMessage { peek: true, .. })
+        ));
+        for cut in 0..raw.len() {
+            let _ = udp.decode(&raw[..cut]);
+        }
+    }
+
+    #[test]
+    fn queue_failures_give_the_sockets_port_and_the_senders_address() {
+        let decoder = udp_decoder("udp_udp_fail_queue_rcv_skb", EventKind::UdpFailQueueRcvSkb);
+        let mut raw = vec![0u8; 74];
+        put(&mut raw, 8, &(-12i32).to_ne_bytes());
+        put(&mut raw, 12, &40000u16.to_ne_bytes());
+        put(&mut raw, 14, &5300u16.to_ne_bytes());
+        put(&mut raw, 16, &2u16.to_ne_bytes());
+        let sockaddr = |port: u16, last: u8| {
+            let mut sa = [0u8; 28];
+            sa[..2].copy_from_slice(&2u16.to_ne_bytes());
+            sa[2..4].copy_from_slice(&port.to_be_bytes());
+            sa[4..8].copy_from_slice(&[127, 0, 0, last]);
+            sa
+        };
+        put(&mut raw, 18, &sockaddr(40000, 2));
+        put(&mut raw, 46, &sockaddr(5300, 1));
+        assert_eq!(
+            decoder.decode(&raw),
+            Some(TraceEvent::UdpQueueFail {
+                rc: -12,
+                local_port: 5300,
+                local: Some("127.0.0.1".parse().unwrap()),
+                remote: Some(("127.0.0.2".parse().unwrap(), 40000)),
+            })
+        );
+        // Before 6.10: the socket's port alone.
+        let old = EventFormat::parse(
+            "name: udp_fail_queue_rcv_skb\nID: 1\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int rc;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:__u16 lport;\toffset:12;\tsize:2;\tsigned:0;\n\nprint fmt: \"rc:%d port:%hu\", REC->rc, REC->lport\n",
+        )
+        .unwrap();
+        let old = Decoder::new(EventKind::UdpFailQueueRcvSkb, &old).unwrap();
+        let mut raw = vec![0u8; 16];
+        put(&mut raw, 8, &(-105i32).to_ne_bytes());
+        put(&mut raw, 12, &53u16.to_ne_bytes());
+        assert_eq!(
+            old.decode(&raw),
+            Some(TraceEvent::UdpQueueFail {
+                rc: -105,
+                local_port: 53,
+                local: None,
+                remote: None
+            })
+        );
+    }
+
+    #[test]
+    fn kfree_skb_in_a_udp_function_is_a_udp_drop_and_icmp_names_the_port() {
+        let text = crate::trace::kernel_facts::KernelText::parse(
+            "ffffffff81000000 T tcp_v4_rcv\nffffffff81000100 T __udp4_lib_rcv\nffffffff81000200 T sk_skb_reason_drop\n",
+        )
+        .unwrap();
+        let decoder =
+            udp_decoder("skb_kfree_skb", EventKind::KfreeSkb).with_udp(Some(Arc::new(text)));
+        let mut raw = vec![0u8; 40];
+        put(&mut raw, 8, &0x5000u64.to_ne_bytes());
+        put(&mut raw, 16, &0xffff_ffff_8100_0150u64.to_ne_bytes());
+        put(&mut raw, 32, &0x0800u16.to_ne_bytes());
+        put(&mut raw, 36, &3u32.to_ne_bytes());
+        let Some(TraceEvent::UdpDrop { reason, sk, skb }) = decoder.decode(&raw) else {
+            panic!("{:?}", decoder.decode(&raw));
+        };
+        assert_eq!(
+            (reason.label(), sk, skb),
+            ("NO_SOCKET".to_string(), 0, 0x5000)
+        );
+        // Freed by TCP: TCP's drop, as before.
+        put(&mut raw, 16, &0xffff_ffff_8100_0050u64.to_ne_bytes());
+        assert!(matches!(
+            decoder.decode(&raw),
+            Some(TraceEvent::Drop { .. })
+        ));
+        // UDP_CSUM is UDP's wherever it is freed.
+        put(&mut raw, 36, &11u32.to_ne_bytes());
+        assert!(matches!(
+            decoder.decode(&raw),
+            Some(TraceEvent::UdpDrop { .. })
+        ));
+
+        let icmp = udp_decoder("icmp_icmp_send", EventKind::IcmpSend);
+        let mut raw = vec![0u8; 38];
+        put(&mut raw, 8, &0x5000u64.to_ne_bytes());
+        put(&mut raw, 16, &3i32.to_ne_bytes());
+        put(&mut raw, 20, &3i32.to_ne_bytes());
+        put(&mut raw, 24, &[10, 0, 0, 2]);
+        put(&mut raw, 28, &[10, 0, 0, 1]);
+        put(&mut raw, 32, &4000u16.to_ne_bytes());
+        put(&mut raw, 34, &5999u16.to_ne_bytes());
+        assert_eq!(
+            icmp.decode(&raw),
+            Some(TraceEvent::IcmpUnreachable {
+                skb: 0x5000,
+                port_unreachable: true,
+                local: "10.0.0.1".parse().unwrap(),
+                port: 5999,
+                sender: "10.0.0.2".parse().unwrap(),
+                sender_port: 4000,
+            })
+        );
+        // Not about a UDP datagram: no ports, no event.
+        put(&mut raw, 32, &[0, 0, 0, 0]);
+        assert_eq!(icmp.decode(&raw), None);
+
+        let call = udp_decoder("syscalls_sys_enter_sendto", EventKind::SysEnterSendto);
+        let mut raw = vec![0u8; 64];
+        put(&mut raw, 16, &7u64.to_ne_bytes());
+        assert_eq!((call.call_fd(&raw), call.decode(&raw)), (Some(7), None));
     }
 }

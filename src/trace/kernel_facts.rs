@@ -25,6 +25,57 @@ impl DelackTimer {
     }
 }
 
+/// Which of the kernel's text symbols are UDP's (their name says `udp`),
+/// so that an address inside one (a kfree_skb's `location`) tells a UDP
+/// datagram's drop from others. Built from /proc/kallsyms once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelText {
+    /// Start addresses of text symbols, ascending, and whether each is UDP's.
+    starts: Vec<(u64, bool)>,
+}
+
+impl KernelText {
+    /// From the text of /proc/kallsyms: text symbols (`t`/`T`) with a
+    /// real address. None when every address is hidden (kptr_restrict).
+    pub fn parse(kallsyms: &str) -> Option<KernelText> {
+        let mut starts: Vec<(u64, bool)> = kallsyms
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.split_ascii_whitespace();
+                let address = u64::from_str_radix(parts.next()?, 16).ok()?;
+                let kind = parts.next()?;
+                let name = parts.next()?;
+                // A module's symbols carry `[module]` after the name; the
+                // tunnel modules' own udp helpers count as UDP's too.
+                (address != 0 && matches!(kind, "t" | "T"))
+                    .then(|| (address, name.contains("udp") || name.contains("UDP")))
+            })
+            .collect();
+        if starts.is_empty() {
+            return None;
+        }
+        starts.sort_unstable_by_key(|s| s.0);
+        Some(KernelText { starts })
+    }
+
+    /// Whether `address` lies in a UDP function (the nearest symbol at or
+    /// below it is one).
+    pub fn is_udp(&self, address: u64) -> bool {
+        let at = self.starts.partition_point(|s| s.0 <= address);
+        at > 0 && self.starts[at - 1].1
+    }
+}
+
+/// The kernel's text symbols, or why they cannot be read (not root, or
+/// kernel.kptr_restrict hides them). One read of /proc/kallsyms (~30 ms
+/// of the kernel's CPU).
+pub fn kernel_text() -> Result<KernelText, String> {
+    let text = std::fs::read_to_string(KALLSYMS).map_err(|e| format!("{KALLSYMS}: {e}"))?;
+    KernelText::parse(&text).ok_or_else(|| {
+        format!("{KALLSYMS} shows no addresses (hidden by kernel.kptr_restrict, or not root)")
+    })
+}
+
 const KALLSYMS: &str = "/proc/kallsyms";
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -115,6 +166,22 @@ pub fn member_offset(btf_path: &Path, structure: &str, member: &str) -> Result<u
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_address_is_udps_when_its_function_is() {
+        let text = super::KernelText::parse(
+            "ffffffff81000000 T tcp_v4_rcv\nffffffff81000100 T __udp4_lib_rcv\nffffffff81000200 t udp_queue_rcv_one_skb\nffffffff81000300 T sk_skb_reason_drop\nffffffff81000400 D udp_table\n",
+        )
+        .unwrap();
+        assert!(!text.is_udp(0xffffffff81000050));
+        assert!(text.is_udp(0xffffffff81000100));
+        assert!(text.is_udp(0xffffffff812002ff - 0x200000));
+        assert!(!text.is_udp(0xffffffff81000300));
+        // Data symbols are no functions: past the last text, the last text.
+        assert!(!text.is_udp(0xffffffff81000450));
+        assert!(!text.is_udp(0x10));
+        assert!(super::KernelText::parse("0000000000000000 T udp_rcv\n").is_none());
+    }
+
     use super::*;
 
     #[test]

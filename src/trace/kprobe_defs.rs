@@ -145,7 +145,13 @@ pub fn definitions() -> Vec<KprobeDef> {
             "ret=$retval:s64".into(),
         ),
         // tcp_recvmsg(struct sock *sk, struct msghdr *msg, ...).
-        def(KprobeRecvmsgEntry, "recvmsg", "tcp_recvmsg", false, sock),
+        def(
+            KprobeRecvmsgEntry,
+            "recvmsg",
+            "tcp_recvmsg",
+            false,
+            sock.clone(),
+        ),
         def(
             KprobeRecvmsgReturn,
             "recvmsg_ret",
@@ -153,6 +159,33 @@ pub fn definitions() -> Vec<KprobeDef> {
             true,
             "ret=$retval:s64".into(),
         ),
+        // UDP (--udp): udp_sendmsg(struct sock *sk, struct msghdr *msg,
+        // size_t len) and udp_recvmsg(struct sock *sk, ...), their IPv6
+        // twins alike (UDP-Lite uses the same functions). Entries only:
+        // they name the socket at sk; its bytes come from the
+        // sock_send_length/sock_recv_length tracepoints.
+        def(
+            KprobeUdpName,
+            "udp_send4",
+            "udp_sendmsg",
+            false,
+            sock.clone(),
+        ),
+        def(
+            KprobeUdpName,
+            "udp_send6",
+            "udpv6_sendmsg",
+            false,
+            sock.clone(),
+        ),
+        def(
+            KprobeUdpName,
+            "udp_recv4",
+            "udp_recvmsg",
+            false,
+            sock.clone(),
+        ),
+        def(KprobeUdpName, "udp_recv6", "udpv6_recvmsg", false, sock),
     ]
 }
 
