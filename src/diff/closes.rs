@@ -371,6 +371,7 @@ impl Tracker {
         closed.lifetime.add(&delta);
         closed.sample.tcp_info = notice.tcp_info;
         closed.counted_from = CountedFrom::CloseNotice { polled: true };
+        closed.rtt.record_sample(notice);
     }
 
     /// A late notice of a socket closed as vanished: what it did after its
@@ -409,6 +410,7 @@ impl Tracker {
                 closed.lifetime.add(&delta);
                 closed.sample.tcp_info = notice.tcp_info;
                 closed.counted_from = CountedFrom::CloseNotice { polled: true };
+                closed.rtt.record_sample(notice);
             }
         }
         // With events, their CLOSE counted the ending already.
@@ -465,9 +467,12 @@ impl Tracker {
                 StateCounts::FromEvents,
             );
         }
+        // The notice's final smoothed RTT (none where an abort cleared it).
+        tracked.rtt.record_sample(notice);
         let mut closed = Closed {
             lifetime: cumulative(&tracked.sample).counters,
             window: tracked.window.counts(),
+            rtt: tracked.rtt,
             sample: tracked.sample,
             unseen_ms: 0,
             history: StateHistory::default(),
@@ -608,6 +613,7 @@ impl Tracker {
             } else {
                 CountedFrom::CloseNotice { polled: false }
             },
+            rtt: crate::rtt::RttSamples::of_sample(notice),
         });
     }
 }

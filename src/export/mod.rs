@@ -45,6 +45,9 @@ struct Series {
     curr_estab: u64,
     rtt_seconds: Option<f64>,
     cwnd: Option<u32>,
+    /// Its sockets' smoothed RTT samples since the exporter started (an
+    /// index other than tuple, whose series have the gauge instead).
+    rtt: crate::rtt::RttHistogram,
     /// Milliseconds (of the run) the group last moved or was seen.
     last_seen_ms: u64,
     /// Whether the latest window had this group (its gauges are current).
@@ -65,6 +68,9 @@ impl Series {
             .and_then(|s| s.tcp_info.as_ref()?.rtt())
             .map(|us| f64::from(us) / 1e6);
         self.cwnd = group.sample.and_then(|s| s.tcp_info.as_ref()?.snd_cwnd());
+        if !matches!(group.key, GroupKey::Tuple(_)) {
+            self.rtt.merge(&group.rtt);
+        }
         self.last_seen_ms = now_ms;
         self.current = true;
     }
