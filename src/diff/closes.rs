@@ -746,14 +746,20 @@ mod tests {
         t.observe(&poll(0, vec![], vec![]), &filter);
         let first = with_rtt(open.clone(), 5_000);
         t.observe(&poll(1000, vec![first.clone(), first], vec![]), &filter);
-        t.observe(&poll(2000, vec![with_rtt(open.clone(), 6_000)], vec![]), &filter);
+        t.observe(
+            &poll(2000, vec![with_rtt(open.clone(), 6_000)], vec![]),
+            &filter,
+        );
         let rows = rtt_of_rows(&t);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].1.count(), 2);
         assert_eq!(rows[0].1.min_max_us(), Some((5_000, 6_000)));
         t.reset_window();
         assert!(rtt_of_rows(&t)[0].1.is_empty());
-        t.observe(&poll(3000, vec![with_rtt(open.clone(), 7_000)], vec![]), &filter);
+        t.observe(
+            &poll(3000, vec![with_rtt(open.clone(), 7_000)], vec![]),
+            &filter,
+        );
         let fin = with_rtt(served(), 8_000);
         t.observe(&poll(4000, vec![], vec![fin]), &filter);
         let rows = rtt_of_rows(&t);

@@ -386,7 +386,10 @@ mod tests {
         let cells = header(&table(&fixtures::window_tuple(), false));
         assert_eq!(cells[..4], ["tuple", "process", "sockets", "BytesSent"]);
         let cells = header(&table(&fixtures::lport_groups(), false));
-        assert_eq!(cells[..4], ["lport", "sockets", "rtt p50/p90/p99", "BytesSent"]);
+        assert_eq!(
+            cells[..4],
+            ["lport", "sockets", "rtt p50/p90/p99", "BytesSent"]
+        );
     }
 
     #[test]
