@@ -25,7 +25,8 @@ pub enum Column {
     Retrans,
     Opens,
     Resets,
-    /// With index=tuple: the socket's gauges.
+    /// With index=tuple: the socket's gauges (rtt, for other groups: the
+    /// p50 of their sockets' smoothed RTT samples).
     State,
     Rtt,
     Cwnd,
@@ -50,7 +51,8 @@ const TUPLE_DROP_ORDER: [Column; 11] = [
 ];
 
 /// For other groups, left out first to last.
-const GROUP_DROP_ORDER: [Column; 7] = [
+const GROUP_DROP_ORDER: [Column; 8] = [
+    Column::Rtt,
     Column::Resets,
     Column::Opens,
     Column::Segs,
@@ -74,7 +76,8 @@ impl Column {
             Column::Opens => "opens/s",
             Column::Resets => "resets/s",
             Column::State => "state",
-            Column::Rtt => "rtt",
+            Column::Rtt if index == Index::Tuple => "rtt",
+            Column::Rtt => "rtt p50",
             Column::Cwnd => "cwnd",
         }
     }
@@ -122,6 +125,8 @@ pub fn columns(index: Index, owners: bool) -> Vec<Column> {
     ]);
     if tuples {
         all.extend([Column::State, Column::Rtt, Column::Cwnd]);
+    } else {
+        all.push(Column::Rtt);
     }
     all
 }

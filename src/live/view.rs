@@ -35,7 +35,9 @@ pub struct LiveRow {
     pub retrans_pct: Option<f64>,
     pub opens_ps: f64,
     pub resets_ps: f64,
-    /// For tuples: state, smoothed rtt (µs) and cwnd (segments).
+    /// For tuples: state, smoothed rtt (µs) and cwnd (segments); for
+    /// other groups, rtt is the p50 of their sockets' smoothed RTT samples
+    /// (estimated from the buckets).
     pub state: Option<&'static str>,
     pub rtt_us: Option<u32>,
     pub cwnd: Option<u32>,
@@ -106,6 +108,8 @@ impl LiveData {
                     row.state = Some(sample.state.name());
                     row.rtt_us = sample.tcp_info.as_ref().and_then(|i| i.rtt());
                     row.cwnd = sample.tcp_info.as_ref().and_then(|i| i.snd_cwnd());
+                } else if report.index != Index::Tuple {
+                    row.rtt_us = g.rtt.quantile_us(0.5).map(|us| us.round() as u32);
                 }
                 row
             })
@@ -214,7 +218,7 @@ pub enum Action {
 }
 
 /// The order `i` cycles through.
-const INDEXES: [Index; 8] = [
+const INDEXES: [Index; 9] = [
     Index::Tuple,
     Index::Lport,
     Index::Rport,
@@ -223,6 +227,7 @@ const INDEXES: [Index; 8] = [
     Index::Process,
     Index::Netns,
     Index::Container,
+    Index::Pod,
 ];
 
 /// The filter being typed after `/`. It opens with the filter in force,
@@ -735,6 +740,48 @@ mod tests {
         assert_eq!(view.popup, None);
         assert_eq!(view.on_key(key(KeyCode::Char('q'))), Action::Quit);
         assert_eq!(view.on_key(ctrl('c')), Action::Quit);
+    }
+
+    #[test]
+    fn i_cycles_through_every_index_pod_last_and_back_to_tuples() {
+        let mut view = ViewState::new(Index::Tuple);
+        let mut seen = Vec::new();
+        for _ in 0..INDEXES.len() {
+            let Action::Regroup(index) = view.on_key(key(KeyCode::Char('i'))) else {
+                panic!("a regroup");
+            };
+            seen.push(index);
+        }
+        assert_eq!(seen[seen.len() - 2], Index::Pod);
+        assert_eq!(seen.last(), Some(&Index::Tuple));
+        let mut names: Vec<&str> = seen.iter().map(|i| i.name()).collect();
+        names.sort_unstable();
+        let mut all = Index::NAMES.to_vec();
+        all.sort_unstable();
+        assert_eq!(names, all);
+    }
+
+    #[test]
+    fn groups_show_their_rtt_p50_and_pods_their_labels() {
+        let report = crate::report::test_fixtures::lport_groups();
+        let data = LiveData::of(&report, 6);
+        let rtt = |key: &str| data.rows.iter().find(|r| r.key == key).unwrap().rtt_us;
+        assert_eq!(rtt("443"), Some(1_750));
+        assert_eq!(rtt("22"), Some(300));
+        assert_eq!(rtt("8080"), None);
+        let mut view = ViewState::new(Index::Lport);
+        view.update(data);
+        let shown = screen(&mut view, 140, 20);
+        assert!(
+            shown.contains("rtt p50") && shown.contains("1.8ms"),
+            "{shown}"
+        );
+        let pods = LiveData::of(&crate::report::test_fixtures::by_pod(), 3);
+        assert!(
+            pods.rows.iter().any(|r| r.key == "shop/web-0/nginx"),
+            "{:?}",
+            pods.rows
+        );
     }
 
     #[test]
