@@ -22,17 +22,29 @@
 #   fds       an exporter under `ulimit -n 16` with 100 idle connections to
 #             it: its CPU over 5 s (a busy accept loop is ~100%), then how
 #             long a scrape takes, and the accept backoffs it counted.
+#   cpu       scrape CPU per sample: N connections (2N series, --index
+#             tuple, --poll 1s; N=20000 is the issue's 40,000 series), the
+#             exporter's utime+stime (/proc/PID/stat) over CPU_SECONDS with
+#             no scrape, then over as long with one plain scrape a second,
+#             then one gzip scrape a second; each scraping phase's CPU
+#             minus the idle phase's, over (scrapes x samples a scrape), is
+#             its scrape CPU per sample. Scrapes a second apart each find a
+#             new poll, so nearly every one pays an encoding (the count of
+#             encodings, from tcpipstat_expositions_encoded_total, is
+#             printed): this is the cost of a scrape that encodes, not of a
+#             cached one.
 # Root (namespaces). Prints one line per measurement.
 #
 # Usage: scripts/bench-export.sh [N] [SCRAPES]
-# Env:   BIN=target/release/tcpipstat  MODES="scale parallel self fds"
-#        PARALLEL=8 ROUNDS=3  RATE=50 DURATION=60
+# Env:   BIN=target/release/tcpipstat  MODES="scale parallel self fds cpu"
+#        PARALLEL=8 ROUNDS=3  RATE=50 DURATION=60  CPU_SECONDS=20
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 N=${1:-10000}
 SCRAPES=${2:-10}
 BIN=${BIN:-$HERE/../target/release/tcpipstat}
-MODES=${MODES:-scale parallel self fds}
+MODES=${MODES:-scale parallel self fds cpu}
+CPU_SECONDS=${CPU_SECONDS:-20}
 PARALLEL=${PARALLEL:-8}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-50}
@@ -217,12 +229,53 @@ sys.stdin.read()
     $(( (cpu1 - cpu0) * 100 / ticks / 5 )) "${scrape:-none}" "${backoffs:-not reported}"
 }
 
+# The exporter's CPU ticks over CPU_SECONDS while `scrape` (a function
+# name, or `true`) runs once a second.
+cpu_over() {
+  local c0 c1
+  c0=$(cpu_ticks "$pid")
+  for _ in $(seq "$CPU_SECONDS"); do
+    "$1"
+    sleep 1
+  done
+  c1=$(cpu_ticks "$pid")
+  echo $((c1 - c0))
+}
+scrape_plain() { in_ns curl -s -o "$TMP/body" "http://127.0.0.1:$port/metrics"; }
+scrape_gzip() { in_ns curl -s -H 'Accept-Encoding: gzip' -o "$TMP/body.gz" "http://127.0.0.1:$port/metrics"; }
+encodings() { in_ns curl -s "http://127.0.0.1:$port/metrics" | awk '/^tcpipstat_expositions_encoded_total/ {print $2}'; }
+
+cpu() {
+  start_exporter --index tuple --poll 1s --max-series $((4 * N))
+  hold_connections
+  idle=$(cpu_over true)
+  e0=$(encodings)
+  plain=$(cpu_over scrape_plain)
+  e1=$(encodings)
+  gzip=$(cpu_over scrape_gzip)
+  e2=$(encodings)
+  stop_exporter
+  release_connections
+  samples=$(grep -vc '^#' "$TMP/body" || true)
+  series=$(awk '/^tcpipstat_series / {print $2}' "$TMP/body")
+  # Each phase's scrapes: CPU_SECONDS, plus the encodings() probe before it.
+  for phase in plain gzip; do
+    ticks_used=${!phase}
+    encoded=$([ "$phase" = plain ] && echo $((e1 - e0 - 1)) || echo $((e2 - e1 - 1)))
+    us=$(echo "($ticks_used - $idle) * 1000000 / $ticks / ($CPU_SECONDS * $samples)" | bc -l)
+    printf 'cpu: sockets=%d series=%s, %d samples a scrape, %s scrapes (%s, one a second, %s encodings): scrape CPU %.3f us a sample (%d ticks against %d idle over %d s)
+' \
+      $((2 * N)) "${series:-?}" "$samples" "$CPU_SECONDS" "$phase" "$encoded" "$us" "$ticks_used" "$idle" "$CPU_SECONDS"
+  done
+}
+
 for mode in $MODES; do
   case $mode in
     scale) scale ;;
     parallel) parallel ;;
     self) self_load ;;
     fds) fds ;;
-    *) echo "unknown mode $mode (scale, parallel, self, fds)" >&2; exit 2 ;;
+    cpu) cpu ;;
+    *) echo "unknown mode $mode (scale, parallel, self, fds, cpu)" >&2; exit 2 ;;
   esac
 done

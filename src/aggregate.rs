@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use crate::counters::{Counter, Counters};
 use crate::diff::{Holder, SocketRow};
 use crate::model::{unmap, EndpointDisplay, SocketKey, SocketSample, StateHistory, TcpState};
+use crate::rtt::RttHistogram;
 use crate::source::procfs::SystemCounters;
 
 /// What sockets are grouped by.
@@ -157,6 +158,8 @@ pub struct Group<'a> {
     /// `sample` is a closed socket's: only what stays meaningful after a
     /// close is shown of it.
     pub sample_closed: bool,
+    /// Its sockets' smoothed RTT, sampled at each poll and close notice.
+    pub rtt: RttHistogram,
 }
 
 impl Group<'_> {
@@ -173,7 +176,19 @@ impl Group<'_> {
             time_wait: 0,
             only_time_wait: false,
             sample_closed: false,
+            rtt: RttHistogram::default(),
         }
+    }
+
+    /// Adds another group's sockets and counts to this one's (merging
+    /// groups by label).
+    pub fn absorb(&mut self, other: &Group<'_>) {
+        self.counters.add(&other.counters);
+        self.sockets += other.sockets;
+        self.closed += other.closed;
+        self.time_wait += other.time_wait;
+        self.only_time_wait &= other.only_time_wait;
+        self.rtt.merge(&other.rtt);
     }
 }
 
@@ -304,6 +319,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
         let snapshot = self.snapshot;
         let group = self.group_of(row);
         group.counters.add(&row.counters);
+        group.rtt.add_samples(&row.rtt);
         group.counters.mark_present(Counter::CurrEstab);
         if !row.closed && row.sample.state.counts_as_established() {
             group.counters.bump(Counter::CurrEstab, 1);
@@ -359,6 +375,7 @@ impl<'a, 'o> Grouper<'a, 'o> {
             let key = if same_index { *key } else { GroupKey::Unlisted };
             let group = self.group_at(key);
             group.counters.add(&counts.counters);
+            group.rtt.merge(&counts.rtt);
             group.counters.mark_present(Counter::CurrEstab);
             group.sockets += counts.sockets;
             group.closed += counts.sockets;
@@ -505,6 +522,11 @@ pub fn single_socket_group<'a>(row: SocketRow<'a>) -> Group<'a> {
         time_wait: usize::from(time_wait),
         only_time_wait: time_wait,
         sample_closed: row.closed,
+        rtt: {
+            let mut rtt = RttHistogram::default();
+            rtt.add_samples(&row.rtt);
+            rtt
+        },
     }
 }
 
@@ -517,6 +539,7 @@ pub const FOLDED_GROUP_LIMIT: usize = 1 << 16;
 pub struct FoldedCounts {
     pub counters: Counters,
     pub sockets: usize,
+    pub rtt: RttHistogram,
 }
 
 /// Closed sockets past the bound of those a window keeps one by one,
@@ -563,6 +586,7 @@ impl FoldedClosed {
         }
         let counts = self.groups.entry(key).or_default();
         counts.counters.add(&row.counters);
+        counts.rtt.add_samples(&row.rtt);
         counts.sockets += 1;
         self.counters.add(&row.counters);
         self.sockets += 1;
@@ -618,13 +642,7 @@ pub fn merge_by_container<'a>(
             .cloned()
             .unwrap_or_else(|| format!("netns:[{inode}]"));
         match by_label.get_mut(&label) {
-            Some(merged) => {
-                merged.counters.add(&group.counters);
-                merged.sockets += group.sockets;
-                merged.closed += group.closed;
-                merged.time_wait += group.time_wait;
-                merged.only_time_wait &= group.only_time_wait;
-            }
+            Some(merged) => merged.absorb(&group),
             None => {
                 by_label.insert(
                     label,
@@ -658,13 +676,7 @@ pub fn merge_by_pod<'a, L: Ord + Clone>(
         }
         let label = label_of(&group.key);
         match by_label.get_mut(&label) {
-            Some(merged) => {
-                merged.counters.add(&group.counters);
-                merged.sockets += group.sockets;
-                merged.closed += group.closed;
-                merged.time_wait += group.time_wait;
-                merged.only_time_wait &= group.only_time_wait;
-            }
+            Some(merged) => merged.absorb(&group),
             None => {
                 by_label.insert(label, group);
             }
@@ -942,6 +954,7 @@ mod tests {
             closed: true,
             history: Default::default(),
             holder,
+            rtt: Default::default(),
         }
     }
 
@@ -1036,6 +1049,7 @@ mod tests {
                 closed: false,
                 history: Default::default(),
                 holder: Default::default(),
+                rtt: Default::default(),
             })
         };
         let by_port = group_rows(rows(), Index::Lport);
@@ -1065,6 +1079,7 @@ mod tests {
             closed: true,
             history: Default::default(),
             holder: Default::default(),
+            rtt: Default::default(),
         }];
         let groups = group_rows(rows.into_iter(), Index::Tuple);
         assert_eq!(groups[0].counters.get(Counter::CurrEstab), Some(0));
@@ -1089,6 +1104,7 @@ mod tests {
             closed: true,
             history: Default::default(),
             holder: Default::default(),
+            rtt: Default::default(),
         }
     }
 
@@ -1241,6 +1257,7 @@ mod tests {
                 closed: false,
                 history: Default::default(),
                 holder: Default::default(),
+                rtt: Default::default(),
             })
         };
         let by_port = group_snapshot_rows(rows(), Index::Lport, None);
@@ -1282,6 +1299,7 @@ mod tests {
                 closed: false,
                 history: Default::default(),
                 holder: Default::default(),
+                rtt: Default::default(),
             },
             SocketRow {
                 sample: &full,
@@ -1289,6 +1307,7 @@ mod tests {
                 closed: true,
                 history: Default::default(),
                 holder: Default::default(),
+                rtt: Default::default(),
             },
         ];
         let groups = group_rows(rows.into_iter(), Index::Tuple);

@@ -2,7 +2,7 @@
 //! kernel tracepoints or kprobes through perf rings (never eBPF).
 //!
 //! Data flows one way and each module imports only those before it here:
-//! `model` (plain data) ← `counters`, `filter` ← `source` (polling input),
+//! `model` (plain data) ← `counters`, `rtt` (RTT histograms), `filter` ← `source` (polling input),
 //! `trace` (kernel events) ← `diff` (attribution) ← `aggregate` (groups) ←
 //! `udp` (UDP sockets' windows, groups and MIB) ← `report` (formats) ← `export` (the Prometheus exporter's state and its
 //! HTTP edge) ← `config` (one run's typed configuration) ← `session` (one
@@ -21,6 +21,7 @@ pub mod live;
 pub mod manual;
 pub mod model;
 pub mod report;
+pub mod rtt;
 pub mod run;
 pub mod session;
 pub mod source;

@@ -127,6 +127,13 @@ fn the_exporter_serves_exact_totals_that_promtool_accepts() {
     assert_eq!(sample(text, &series), Some(123_456.0), "{text}");
     let sent = format!("tcpipstat_bytes_sent_total{{lport=\"{port}\"}}");
     assert_eq!(sample(text, &sent), Some(789.0), "{text}");
+    // The server socket's smoothed RTT: polled, or at least its close
+    // notice's final value; every sample in +Inf.
+    let count = format!("tcpipstat_rtt_seconds_count{{lport=\"{port}\"}}");
+    let samples = sample(text, &count).unwrap_or(0.0);
+    assert!(samples >= 1.0, "{text}");
+    let inf = format!("tcpipstat_rtt_seconds_bucket{{lport=\"{port}\",le=\"+Inf\"}}");
+    assert_eq!(sample(text, &inf), Some(samples), "{text}");
     assert!(!text.contains("# EOF"));
     // Counters never go down: the connection is gone, its totals stay.
     sleep(Duration::from_millis(700));

@@ -405,6 +405,7 @@ impl Tracker {
         closed.lifetime.add(&delta);
         closed.sample.tcp_info = notice.tcp_info;
         closed.counted_from = CountedFrom::CloseNotice { polled: true };
+        closed.rtt.record_sample(notice);
     }
 
     /// A late notice of a socket closed as vanished: what it did after its
@@ -438,6 +439,7 @@ impl Tracker {
                 closed.lifetime.add(&delta);
                 closed.sample.tcp_info = notice.tcp_info;
                 closed.counted_from = CountedFrom::CloseNotice { polled: true };
+                closed.rtt.record_sample(notice);
             }
         }
         // With events, their CLOSE counted the ending already.
@@ -494,9 +496,12 @@ impl Tracker {
                 StateCounts::FromEvents,
             );
         }
+        // The notice's final smoothed RTT (none where an abort cleared it).
+        tracked.rtt.record_sample(notice);
         let mut closed = Closed {
             lifetime: cumulative(&tracked.sample).counters,
             window: tracked.window.counts(),
+            rtt: tracked.rtt,
             sample: tracked.sample,
             unseen_ms: 0,
             history: StateHistory::default(),
@@ -642,6 +647,7 @@ impl Tracker {
             } else {
                 CountedFrom::CloseNotice { polled: false }
             },
+            rtt: crate::rtt::RttSamples::of_sample(notice),
         });
     }
 }
@@ -743,6 +749,66 @@ mod tests {
         assert_eq!(total.value(Counter::AttemptFails), 0);
         assert_eq!(total.value(Counter::BytesSent), 500);
         assert_eq!(total.value(Counter::BytesReceived), 700);
+    }
+
+    /// `sample` with smoothed RTT `us`.
+    fn with_rtt(mut sample: SocketSample, us: u32) -> SocketSample {
+        sample.tcp_info.as_mut().unwrap().set_rtt(us);
+        sample
+    }
+
+    fn rtt_of_rows(t: &Tracker) -> Vec<(bool, crate::rtt::RttHistogram)> {
+        t.rows()
+            .filter(|r| r.sample.state != TcpState::Listen)
+            .map(|r| {
+                let mut h = crate::rtt::RttHistogram::default();
+                h.add_samples(&r.rtt);
+                (r.closed, h)
+            })
+            .collect()
+    }
+
+    /// Each poll samples an open socket's smoothed RTT once (a socket a
+    /// dump lists twice too), a close notice adds its final value, a
+    /// cleared one (an abort) none, and a new window starts empty.
+    #[test]
+    fn rtt_is_sampled_once_a_poll_and_from_the_close_notice() {
+        let filter = FilterSet::default();
+        let mut open = served();
+        open.state = TcpState::Established;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        let first = with_rtt(open.clone(), 5_000);
+        t.observe(&poll(1000, vec![first.clone(), first], vec![]), &filter);
+        t.observe(
+            &poll(2000, vec![with_rtt(open.clone(), 6_000)], vec![]),
+            &filter,
+        );
+        let rows = rtt_of_rows(&t);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1.count(), 2);
+        assert_eq!(rows[0].1.min_max_us(), Some((5_000, 6_000)));
+        t.reset_window();
+        assert!(rtt_of_rows(&t)[0].1.is_empty());
+        t.observe(
+            &poll(3000, vec![with_rtt(open.clone(), 7_000)], vec![]),
+            &filter,
+        );
+        let fin = with_rtt(served(), 8_000);
+        t.observe(&poll(4000, vec![], vec![fin]), &filter);
+        let rows = rtt_of_rows(&t);
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].0, "closed");
+        assert_eq!(rows[0].1.count(), 2);
+        assert_eq!(rows[0].1.min_max_us(), Some((7_000, 8_000)));
+        // A connection known from its notice alone: its final value.
+        let mut other = with_rtt(notice("10.0.0.3", 5001, 501, 500, 701), 9_000);
+        other.cookie = 10;
+        t.reset_window();
+        t.observe(&poll(5000, vec![], vec![other]), &filter);
+        let rows = rtt_of_rows(&t);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1.min_max_us(), Some((9_000, 9_000)));
     }
 
     /// A server that closed first: polled orphaned (no inode) in

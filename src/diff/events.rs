@@ -802,6 +802,7 @@ impl EventAttribution {
             let mut ended = Closed {
                 lifetime: cumulative(&tracked.sample).counters,
                 window: tracked.window.counts(),
+                rtt: tracked.rtt,
                 sample: tracked.sample,
                 unseen_ms: elapsed_ms,
                 history: StateHistory::default(),

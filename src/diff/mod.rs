@@ -42,6 +42,7 @@ use crate::model::event::Timed;
 use crate::model::{
     unmap, Snapshot, SocketKey, SocketSample, SocketSource, StateHistory, TcpState,
 };
+use crate::rtt::RttSamples;
 use events::EventAttribution;
 use table::SocketTable;
 
@@ -108,6 +109,9 @@ pub struct Tracked {
     /// What this socket did inside the current window (16 bytes while
     /// nothing moved).
     pub window: CompactCounters,
+    /// Its smoothed RTT at each poll of the window (and its close
+    /// notice's final one).
+    pub rtt: RttSamples,
     /// The poll that last saw it.
     last_poll: u64,
     /// The marks (present, approximate) a zero difference from `sample`
@@ -121,6 +125,7 @@ const NOT_DIFFED: (u32, u32) = (u32::MAX, u32::MAX);
 impl Tracked {
     fn new(sample: SocketSample, origin: Origin, window: Counters, poll: u64) -> Tracked {
         Tracked {
+            rtt: RttSamples::of_sample(&sample),
             sample,
             origin,
             window: window.into(),
@@ -155,6 +160,9 @@ pub struct Closed {
     pub holder: Holder,
     /// Where its lifetime counters come from.
     pub counted_from: CountedFrom,
+    /// Its smoothed RTT at each poll of the window, and its close notice's
+    /// final value.
+    pub rtt: RttSamples,
 }
 
 /// Where a closed socket's lifetime counters come from, as its report says.
@@ -236,6 +244,8 @@ pub struct SocketRow<'a> {
     pub history: StateHistory,
     /// Who held it, where its inode does not tell.
     pub holder: Holder,
+    /// Its smoothed RTT samples of the window.
+    pub rtt: RttSamples,
 }
 
 /// (namespace, address, port) of each listener seen, with the poll that
@@ -319,6 +329,7 @@ impl Tracker {
                 closed: true,
                 history: c.history,
                 holder: c.holder,
+                rtt: c.rtt,
             });
         }
         self.closed = closed;
@@ -509,6 +520,11 @@ impl Tracker {
                         seen_again += 1;
                     }
                     let last_poll = tracked.last_poll;
+                    if last_poll != poll {
+                        // Once per poll (before a successor takes over: a
+                        // life's last sample is its own).
+                        tracked.rtt.record_sample(sample);
+                    }
                     if let Some(mut ended) = update(tracked, sample, poll, elapsed, self.states) {
                         if let Some(events) = &mut self.events {
                             events.life_ended(id, last_poll, &mut ended);
@@ -647,6 +663,7 @@ impl Tracker {
             end_of_stream_read: false,
             holder: Holder::default(),
             counted_from: CountedFrom::LastPoll { cleared: false },
+            rtt: tracked.rtt,
         };
         if let Some(events) = &mut self.events {
             events.vanished(id, tracked.last_poll, &mut closed);
@@ -725,6 +742,7 @@ impl Tracker {
                     pid: events.and_then(|e| e.owner_of(id)),
                     unpolled: false,
                 },
+                rtt: t.rtt,
             });
         let known_by_events = events.into_iter().flat_map(|e| e.event_only_sockets()).map(
             move |(t, history, pid)| SocketRow {
@@ -733,6 +751,7 @@ impl Tracker {
                 closed: false,
                 history,
                 holder: Holder::unpolled(pid),
+                rtt: t.rtt,
             },
         );
         let closed = self.closed.iter().map(move |c| SocketRow {
@@ -741,6 +760,7 @@ impl Tracker {
             closed: true,
             history: c.history,
             holder: c.holder,
+            rtt: c.rtt,
         });
         present.chain(known_by_events).chain(closed)
     }
@@ -771,6 +791,7 @@ impl Tracker {
     pub fn reset_window(&mut self) {
         for tracked in self.sockets.values_mut() {
             tracked.window.clear();
+            tracked.rtt.clear();
         }
         if let Some(events) = &mut self.events {
             events.reset_window();
@@ -836,8 +857,10 @@ fn update(
             holder: Holder::default(),
             // Its notice, when it comes, completes it.
             counted_from: CountedFrom::LastPoll { cleared: false },
+            rtt: tracked.rtt,
         };
         tracked.window.clear();
+        tracked.rtt.clear();
         tracked.origin = Origin::Successor;
         tracked.last_poll = poll;
         return Some(ended);
@@ -905,6 +928,7 @@ pub fn lifetime_row(sample: &SocketSample) -> SocketRow<'_> {
         closed: false,
         history: StateHistory::default(),
         holder: Holder::default(),
+        rtt: RttSamples::of_sample(sample),
     }
 }
 

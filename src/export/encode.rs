@@ -45,6 +45,7 @@ pub fn body(state: &Arc<Exporter>, format: Format, capacity: usize) -> String {
     let mut registry = Registry::with_prefix("tcpipstat");
     registry.register_collector(Box::new(GroupCounters(Arc::clone(state))));
     registry.register_collector(Box::new(GroupGauges(Arc::clone(state))));
+    registry.register_collector(Box::new(GroupRtt(Arc::clone(state))));
     registry.register_collector(Box::new(super::udp::UdpMetrics(Arc::clone(state))));
     register_states(&mut registry, state);
     register_namespace(&mut registry, state);
@@ -183,6 +184,42 @@ impl Collector for GroupGauges {
                     family.encode_family(labels)?.encode_gauge(&v)?;
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// `rtt_seconds` as a histogram of the groups' smoothed-RTT samples (an
+/// index other than tuple: a tuple's series has the `rtt_seconds` gauge,
+/// so one exposition never has both).
+#[derive(Debug)]
+struct GroupRtt(Arc<Exporter>);
+
+impl Collector for GroupRtt {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sampled = || self.0.all_series().filter(|(_, s)| !s.rtt.is_empty());
+        if sampled().next().is_none() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "rtt_seconds",
+            "Smoothed round-trip time (tcp_info's tcpi_rtt) of the group's sockets, sampled at each poll and from each close notice, since the exporter started.",
+            None,
+            MetricType::Histogram,
+        )?;
+        let mut buckets = [(0.0, 0u64); crate::rtt::BUCKETS];
+        for (labels, series) in sampled() {
+            for (i, (slot, n)) in buckets.iter_mut().zip(series.rtt.counts()).enumerate() {
+                *slot = (crate::rtt::bound_seconds(i).unwrap_or(f64::INFINITY), *n);
+            }
+            family
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(
+                    series.rtt.sum_seconds(),
+                    series.rtt.count(),
+                    &buckets,
+                    None,
+                )?;
         }
         Ok(())
     }

@@ -45,6 +45,9 @@ struct Series {
     curr_estab: u64,
     rtt_seconds: Option<f64>,
     cwnd: Option<u32>,
+    /// Its sockets' smoothed RTT samples since the exporter started (an
+    /// index other than tuple, whose series have the gauge instead).
+    rtt: crate::rtt::RttHistogram,
     /// Milliseconds (of the run) the group last moved or was seen.
     last_seen_ms: u64,
     /// Whether the latest window had this group (its gauges are current).
@@ -65,6 +68,9 @@ impl Series {
             .and_then(|s| s.tcp_info.as_ref()?.rtt())
             .map(|us| f64::from(us) / 1e6);
         self.cwnd = group.sample.and_then(|s| s.tcp_info.as_ref()?.snd_cwnd());
+        if !matches!(group.key, GroupKey::Tuple(_)) {
+            self.rtt.merge(&group.rtt);
+        }
         self.last_seen_ms = now_ms;
         self.current = true;
     }
@@ -397,6 +403,75 @@ mod tests {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
             .map(|v| v as u64)
+    }
+
+    /// A window of one lport group with these RTT samples, µs.
+    fn rtt_window(port: u16, samples: &[u32], end_ms: u64) -> Report<'static> {
+        let mut report = window(&[(port, 1)], end_ms);
+        let mut s = crate::rtt::RttSamples::default();
+        for &us in samples {
+            s.record(us);
+        }
+        report.groups[0].rtt.add_samples(&s);
+        report
+    }
+
+    #[test]
+    fn rtt_histograms_add_up_over_windows_as_cumulative_buckets() {
+        let mut exporter = Exporter::new(Limits::default());
+        exporter.add_window(&rtt_window(443, &[800, 4_000], 1000), 1000);
+        exporter.add_window(&rtt_window(443, &[4_500, 70_000], 2000), 2000);
+        // A group past the series limit sums into `other`, RTT too.
+        let mut small = Exporter::new(Limits {
+            max_series: 0,
+            ..Limits::default()
+        });
+        small.add_window(&rtt_window(22, &[300], 1000), 1000);
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            let text = expose(&exporter, format);
+            // The encoder puts `le` first (Prometheus) or last.
+            let at = |le: &str| {
+                let le = format!("le=\"{le}\"");
+                text.lines().find_map(|l| {
+                    let rest = l.strip_prefix("tcpipstat_rtt_seconds_bucket{")?;
+                    let (labels, v) = rest.split_once("} ")?;
+                    let mut names: Vec<&str> = labels.split(',').collect();
+                    names.sort_unstable();
+                    (names == [le.as_str(), "lport=\"443\""]).then(|| v.parse::<u64>().ok())?
+                })
+            };
+            assert_eq!(at("0.0005"), Some(0), "{text}");
+            assert_eq!(at("0.001"), Some(1));
+            assert_eq!(at("0.005"), Some(3));
+            assert_eq!(at("0.05"), Some(3));
+            assert_eq!(at("0.1"), Some(4));
+            assert_eq!(at("+Inf"), Some(4));
+            assert_eq!(
+                value(&text, "tcpipstat_rtt_seconds_count{lport=\"443\"}"),
+                Some(4)
+            );
+            let sum = text
+                .lines()
+                .find_map(|l| l.strip_prefix("tcpipstat_rtt_seconds_sum{lport=\"443\"}"))
+                .map(|v| v.trim().parse::<f64>().unwrap());
+            assert!((sum.unwrap() - 0.0793).abs() < 1e-9, "{text}");
+            assert!(text.contains("# TYPE tcpipstat_rtt_seconds histogram"));
+            let other = expose(&small, format);
+            assert_eq!(
+                value(&other, "tcpipstat_rtt_seconds_count{lport=\"other\"}"),
+                Some(1),
+                "{other}"
+            );
+        }
+        // A tuple's series have the gauge: never both under one name.
+        let mut tuples = Exporter::new(Limits::default());
+        let mut report = crate::report::test_fixtures::window_tuple();
+        for g in &mut report.groups {
+            g.rtt = exporter.series.values().next().unwrap().rtt;
+        }
+        tuples.add_window(&report, 1000);
+        let text = expose(&tuples, Format::Prometheus);
+        assert!(!text.contains("tcpipstat_rtt_seconds_bucket"), "{text}");
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub enum Column {
     Retrans,
     Opens,
     Resets,
-    /// With index=tuple: the socket's gauges.
+    /// With index=tuple: the socket's gauges (rtt, for other groups: the
+    /// p50 of their sockets' smoothed RTT samples).
     State,
     Rtt,
     Cwnd,
@@ -55,7 +56,8 @@ const TUPLE_DROP_ORDER: [Column; 13] = [
 ];
 
 /// For other groups, left out first to last.
-const GROUP_DROP_ORDER: [Column; 9] = [
+const GROUP_DROP_ORDER: [Column; 10] = [
+    Column::Rtt,
     Column::RecvQ,
     Column::Resets,
     Column::Opens,
@@ -93,7 +95,8 @@ impl Column {
             Column::Opens => "opens/s",
             Column::Resets => "resets/s",
             Column::State => "state",
-            Column::Rtt => "rtt",
+            Column::Rtt if index == Index::Tuple => "rtt",
+            Column::Rtt => "rtt p50",
             Column::Cwnd => "cwnd",
             Column::Drops => "drops/s",
             Column::RecvQ => "recv-q",
@@ -115,6 +118,7 @@ impl Column {
             }
             (Column::RecvQ, Some(u)) => return u.recv_queue.to_string(),
             (Column::Drops | Column::RecvQ, None) => return String::new(),
+            (Column::Send | Column::Recv, Some(u)) if u.bytes => {}
             (column, Some(_)) if TCP_ONLY.contains(&column) => return "-".into(),
             _ => {}
         }
@@ -164,6 +168,8 @@ pub fn columns(index: Index, owners: bool, tcp: bool, udp: bool) -> Vec<Column> 
         if tcp {
             all.extend([Column::Rtt, Column::Cwnd]);
         }
+    } else if tcp {
+        all.push(Column::Rtt);
     }
     all
 }

@@ -35,7 +35,9 @@ pub struct LiveRow {
     pub retrans_pct: Option<f64>,
     pub opens_ps: f64,
     pub resets_ps: f64,
-    /// For tuples: state, smoothed rtt (µs) and cwnd (segments).
+    /// For tuples: state, smoothed rtt (µs) and cwnd (segments); for
+    /// other groups, rtt is the p50 of their sockets' smoothed RTT samples
+    /// (estimated from the buckets).
     pub state: Option<&'static str>,
     pub rtt_us: Option<u32>,
     pub cwnd: Option<u32>,
@@ -55,6 +57,9 @@ pub struct UdpRates {
     pub drops_ps: Option<f64>,
     /// Bytes waiting to be read, summed over the group's open sockets.
     pub recv_queue: u64,
+    /// Whether its send and recv rates are known (`--precision`: bytes
+    /// of its send and receive calls).
+    pub bytes: bool,
 }
 
 impl LiveRow {
@@ -125,12 +130,16 @@ fn udp_row(key: String, g: &crate::udp::UdpGroup, seconds: f64) -> LiveRow {
         Some("UdpLite") => "udplite",
         _ => "udp",
     };
+    let per_s = |v: u64| v as f64 / seconds.max(1e-3);
     LiveRow {
         state: g.state,
         udp: Some(UdpRates {
-            drops_ps: g.drops.map(|d| d as f64 / seconds.max(1e-3)),
+            drops_ps: g.drops.map(per_s),
             recv_queue: g.recv_queue,
+            bytes: g.events.is_some(),
         }),
+        send_bps: g.events.map_or(0.0, |e| per_s(e.out_bytes)),
+        recv_bps: g.events.map_or(0.0, |e| per_s(e.in_bytes)),
         ..rates(
             format!("{proto} {key}"),
             g.sockets as usize,
@@ -156,6 +165,8 @@ impl LiveData {
                     row.state = Some(sample.state.name());
                     row.rtt_us = sample.tcp_info.as_ref().and_then(|i| i.rtt());
                     row.cwnd = sample.tcp_info.as_ref().and_then(|i| i.snd_cwnd());
+                } else if report.index != Index::Tuple {
+                    row.rtt_us = g.rtt.quantile_us(0.5).map(|us| us.round() as u32);
                 }
                 row
             })
@@ -176,6 +187,7 @@ impl LiveData {
             udp_totals = Some(UdpRates {
                 drops_ps: drops.map(|d| d as f64 / seconds.max(1e-3)),
                 recv_queue,
+                bytes: false,
             });
         }
         let rows_dropped = rows.len().saturating_sub(ROWS_LIMIT);
@@ -307,7 +319,7 @@ pub enum Action {
 }
 
 /// The order `i` cycles through.
-const INDEXES: [Index; 8] = [
+const INDEXES: [Index; 9] = [
     Index::Tuple,
     Index::Lport,
     Index::Rport,
@@ -316,6 +328,7 @@ const INDEXES: [Index; 8] = [
     Index::Process,
     Index::Netns,
     Index::Container,
+    Index::Pod,
 ];
 
 /// The filter being typed after `/`. It opens with the filter in force,
@@ -837,6 +850,48 @@ mod tests {
     }
 
     #[test]
+    fn i_cycles_through_every_index_pod_last_and_back_to_tuples() {
+        let mut view = ViewState::new(Index::Tuple);
+        let mut seen = Vec::new();
+        for _ in 0..INDEXES.len() {
+            let Action::Regroup(index) = view.on_key(key(KeyCode::Char('i'))) else {
+                panic!("a regroup");
+            };
+            seen.push(index);
+        }
+        assert_eq!(seen[seen.len() - 2], Index::Pod);
+        assert_eq!(seen.last(), Some(&Index::Tuple));
+        let mut names: Vec<&str> = seen.iter().map(|i| i.name()).collect();
+        names.sort_unstable();
+        let mut all = Index::NAMES.to_vec();
+        all.sort_unstable();
+        assert_eq!(names, all);
+    }
+
+    #[test]
+    fn groups_show_their_rtt_p50_and_pods_their_labels() {
+        let report = crate::report::test_fixtures::lport_groups();
+        let data = LiveData::of(&report, 6);
+        let rtt = |key: &str| data.rows.iter().find(|r| r.key == key).unwrap().rtt_us;
+        assert_eq!(rtt("443"), Some(1_750));
+        assert_eq!(rtt("22"), Some(300));
+        assert_eq!(rtt("8080"), None);
+        let mut view = ViewState::new(Index::Lport);
+        view.update(data);
+        let shown = screen(&mut view, 140, 20);
+        assert!(
+            shown.contains("rtt p50") && shown.contains("1.8ms"),
+            "{shown}"
+        );
+        let pods = LiveData::of(&crate::report::test_fixtures::by_pod(), 3);
+        assert!(
+            pods.rows.iter().any(|r| r.key == "shop/web-0/nginx"),
+            "{:?}",
+            pods.rows
+        );
+    }
+
+    #[test]
     fn p_groups_by_process_and_again_goes_back_to_the_index_before() {
         let mut view = ViewState::new(Index::Lport);
         assert_eq!(
@@ -1148,6 +1203,7 @@ mod tests {
             memory: recv_queue,
             proto: None,
             state: None,
+            events: None,
         }
     }
 

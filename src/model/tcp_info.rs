@@ -160,6 +160,13 @@ impl TcpInfo {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Sets the smoothed RTT (µs), for tests that build samples.
+    #[cfg(test)]
+    pub(crate) fn set_rtt(&mut self, us: u32) {
+        self.raw[68..72].copy_from_slice(&us.to_ne_bytes());
+        self.len = self.len.max(72);
+    }
 }
 
 #[cfg(test)]

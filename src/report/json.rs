@@ -7,7 +7,8 @@
 //! "precision","unplaced_by_filters":{"sockets","counters"} (a filtered
 //! window's aborts its filters cannot place),"groups":[{"key",
 //! "sockets","closed","counters":{"Socket":{..},"Tcp":{..}},"approx":[..],
-//! "gauges":{..}}],"others":{"groups","sockets","counters","approx"} (past
+//! "gauges":{..},"rtt":{..} (an index other than tuple: see `rtt_object`;
+//! bucket bounds in `"rtt_bucket_bounds_us"` after `"polls"`)}],"others":{"groups","sockets","counters","approx"} (past
 //! --top),"time_wait":{"groups","sockets","counters","approx"} (groups of
 //! TIME_WAIT sockets only),"totals":{..},"system":{"deltas":{..},"gauges":{..},
 //! "unattributed":{..}},"notices"}`. A close report says `"counters_from"`.
@@ -45,6 +46,16 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
         string(buf, &end);
     }
     field_u64(buf, "polls", report.polls);
+    if report.index != crate::aggregate::Index::Tuple {
+        // The groups' RTT buckets' upper bounds; a last one, +Inf, follows.
+        buf.extend_from_slice(b",\"rtt_bucket_bounds_us\":[");
+        let mut first = true;
+        for bound in crate::rtt::BOUNDS_US {
+            comma(buf, &mut first);
+            buf.extend_from_slice(itoa::Buffer::new().format(bound).as_bytes());
+        }
+        buf.push(b']');
+    }
     if let ReportKind::Close { unseen_ms, from } = report.kind {
         field_u64(buf, "unseen_ms", unseen_ms);
         buf.extend_from_slice(b",\"counters_from\":");
@@ -202,7 +213,7 @@ pub fn end(report: &Report<'_>, sums: &Sums, options: RenderOptions, buf: &mut V
     buf.push(b']');
     for (name, summed) in [("others", &sums.others), ("time_wait", &sums.time_wait)] {
         if !summed.is_empty() {
-            summed_object(buf, name, summed, options.zeros);
+            summed_object(buf, report, name, summed, options.zeros);
         }
     }
     buf.extend_from_slice(b",\"totals\":");
@@ -268,7 +279,7 @@ pub fn end(report: &Report<'_>, sums: &Sums, options: RenderOptions, buf: &mut V
 }
 
 /// `,"others":{"groups","sockets","time_wait_sockets","counters","approx"}`.
-fn summed_object(buf: &mut Vec<u8>, name: &str, summed: &Summed, zeros: bool) {
+fn summed_object(buf: &mut Vec<u8>, report: &Report<'_>, name: &str, summed: &Summed, zeros: bool) {
     buf.extend_from_slice(b",\"");
     buf.extend_from_slice(name.as_bytes());
     buf.extend_from_slice(b"\":{");
@@ -279,7 +290,40 @@ fn summed_object(buf: &mut Vec<u8>, name: &str, summed: &Summed, zeros: bool) {
     buf.extend_from_slice(b",\"counters\":");
     counters_object(buf, &summed.counters, zeros);
     approx_list(buf, &summed.counters, zeros);
+    rtt_object(buf, report, &summed.rtt);
     buf.push(b'}');
+}
+
+/// `,"rtt":{"samples","sum_us","min_us","max_us","p50_us","p90_us",
+/// "p99_us","buckets":[..]}`: a group's smoothed-RTT samples (index other
+/// than tuple), their counts per bucket (not cumulative; bounds in the
+/// report's `rtt_bucket_bounds_us`, the last bucket +Inf), and the
+/// percentiles estimated from them (interpolated within a bucket).
+fn rtt_object(buf: &mut Vec<u8>, report: &Report<'_>, rtt: &crate::rtt::RttHistogram) {
+    if report.index == crate::aggregate::Index::Tuple {
+        return;
+    }
+    let (Some((min, max)), Some(percentiles)) = (rtt.min_max_us(), rtt.percentiles_us()) else {
+        return;
+    };
+    buf.extend_from_slice(b",\"rtt\":{");
+    key(buf, "samples");
+    buf.extend_from_slice(itoa::Buffer::new().format(rtt.count()).as_bytes());
+    field_u64(buf, "sum_us", (rtt.sum_seconds() * 1e6).round() as u64);
+    field_u64(buf, "min_us", min.into());
+    field_u64(buf, "max_us", max.into());
+    for (name, value) in ["p50_us", "p90_us", "p99_us"].iter().zip(percentiles) {
+        buf.push(b',');
+        key(buf, name);
+        buf.extend_from_slice(format!("{value:.1}").as_bytes());
+    }
+    buf.extend_from_slice(b",\"buckets\":[");
+    let mut first = true;
+    for n in rtt.counts() {
+        comma(buf, &mut first);
+        buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+    }
+    buf.extend_from_slice(b"]}");
 }
 
 /// `,"approx":[..]`: the counters shown that are approximate.
@@ -395,6 +439,7 @@ fn write_group(buf: &mut Vec<u8>, report: &Report<'_>, group: &Group<'_>, zeros:
     buf.extend_from_slice(b",\"counters\":");
     counters_object(buf, &group.counters, zeros);
     approx_list(buf, &group.counters, zeros);
+    rtt_object(buf, report, &group.rtt);
     if let Some(sample) = &group.sample {
         let closed = group.sample_closed || matches!(report.kind, ReportKind::Close { .. });
         if closed {

@@ -314,6 +314,8 @@ pub struct Summed {
     /// TIME_WAIT sockets among them.
     pub time_wait: usize,
     pub counters: Counters,
+    /// Their sockets' smoothed RTT samples.
+    pub rtt: crate::rtt::RttHistogram,
 }
 
 impl Summed {
@@ -322,6 +324,7 @@ impl Summed {
         self.sockets += group.sockets;
         self.time_wait += group.time_wait;
         self.counters.add(&group.counters);
+        self.rtt.merge(&group.rtt);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -342,6 +345,8 @@ pub struct Sums {
     pub totals: Counters,
     /// Every group's sockets.
     pub sockets: usize,
+    /// Every group's smoothed RTT samples.
+    pub rtt: crate::rtt::RttHistogram,
 }
 
 impl Sums {
@@ -358,6 +363,7 @@ impl Sums {
     fn add(&mut self, group: &Group<'_>) {
         self.totals.add(&group.counters);
         self.sockets += group.sockets;
+        self.rtt.merge(&group.rtt);
     }
 }
 
@@ -501,6 +507,18 @@ pub fn human_rate(bytes_per_s: f64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// A group's smoothed-RTT percentiles as reports print them,
+/// `p50/p90/p99` (`5.21ms/5.40ms/5.44ms`), where the report's index keeps
+/// them: a tuple's group is one socket, whose gauges say its RTT.
+pub fn rtt_text(report: &Report<'_>, rtt: &crate::rtt::RttHistogram) -> Option<String> {
+    if report.index == crate::aggregate::Index::Tuple {
+        return None;
+    }
+    let [p50, p90, p99] = rtt.percentiles_us()?;
+    let text = crate::rtt::duration_text;
+    Some(format!("{}/{}/{}", text(p50), text(p90), text(p99)))
 }
 
 /// What the "others" line (or row: `what`) sums, and how to list more.

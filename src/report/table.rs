@@ -19,6 +19,8 @@ pub struct Row {
     owner: Option<String>,
     sockets: usize,
     counters: Counters,
+    /// Smoothed RTT's p50/p90/p99, where the index keeps them.
+    rtt: Option<String>,
 }
 
 pub fn row(report: &Report<'_>, group: &Group<'_>) -> Row {
@@ -27,15 +29,17 @@ pub fn row(report: &Report<'_>, group: &Group<'_>) -> Row {
         owner: group.owner.clone(),
         sockets: group.sockets,
         counters: group.counters,
+        rtt: super::rtt_text(report, &group.rtt),
     }
 }
 
-fn summed_row(key: String, summed: &Summed) -> Row {
+fn summed_row(report: &Report<'_>, key: String, summed: &Summed) -> Row {
     Row {
         key,
         owner: None,
         sockets: summed.sockets,
         counters: summed.counters,
+        rtt: super::rtt_text(report, &summed.rtt),
     }
 }
 
@@ -52,11 +56,15 @@ fn cell(counters: &Counters, counter: Counter) -> String {
 fn build(report: &Report<'_>, rows: &[Row], columns: &[Counter]) -> Table {
     let mut builder = Builder::default();
     let owners = rows.iter().any(|r| r.owner.is_some());
+    let rtt = rows.iter().any(|r| r.rtt.is_some());
     let mut header = vec![report.index.name().to_string()];
     if owners {
         header.push("process".to_string());
     }
     header.push("sockets".to_string());
+    if rtt {
+        header.push("rtt p50/p90/p99".to_string());
+    }
     header.extend(columns.iter().map(|c| c.name().to_string()));
     builder.push_record(header);
     for r in rows {
@@ -65,6 +73,9 @@ fn build(report: &Report<'_>, rows: &[Row], columns: &[Counter]) -> Table {
             record.push(r.owner.clone().unwrap_or_default());
         }
         record.push(r.sockets.to_string());
+        if rtt {
+            record.push(r.rtt.clone().unwrap_or_else(|| "-".to_string()));
+        }
         record.extend(columns.iter().map(|c| cell(&r.counters, *c)));
         builder.push_record(record);
     }
@@ -147,7 +158,7 @@ pub fn end(
 fn rows_with_sums(report: &Report<'_>, mut rows: Vec<Row>, sums: &Sums) -> Vec<Row> {
     if !sums.others.is_empty() {
         let key = format!("others: {} groups", sums.others.groups);
-        rows.push(summed_row(key, &sums.others));
+        rows.push(summed_row(report, key, &sums.others));
     }
     if !sums.time_wait.is_empty() {
         let tw = &sums.time_wait;
@@ -155,7 +166,7 @@ fn rows_with_sums(report: &Report<'_>, mut rows: Vec<Row>, sums: &Sums) -> Vec<R
             crate::aggregate::Index::Tuple => format!("TIME_WAIT: {} sockets", tw.time_wait),
             _ => format!("TIME_WAIT: {} groups", tw.groups),
         };
-        rows.push(summed_row(key, tw));
+        rows.push(summed_row(report, key, tw));
     }
     if sums.entries() > 1 {
         rows.push(Row {
@@ -163,6 +174,7 @@ fn rows_with_sums(report: &Report<'_>, mut rows: Vec<Row>, sums: &Sums) -> Vec<R
             owner: None,
             sockets: sums.sockets,
             counters: sums.totals,
+            rtt: super::rtt_text(report, &sums.rtt),
         });
     }
     rows
@@ -374,7 +386,10 @@ mod tests {
         let cells = header(&table(&fixtures::window_tuple(), false));
         assert_eq!(cells[..4], ["tuple", "process", "sockets", "BytesSent"]);
         let cells = header(&table(&fixtures::lport_groups(), false));
-        assert_eq!(cells[..3], ["lport", "sockets", "BytesSent"]);
+        assert_eq!(
+            cells[..4],
+            ["lport", "sockets", "rtt p50/p90/p99", "BytesSent"]
+        );
     }
 
     #[test]

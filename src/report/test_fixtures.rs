@@ -606,11 +606,23 @@ pub fn window_tuple() -> Report<'static> {
     }
 }
 
+/// RTT samples of these values, µs.
+fn rtt(samples: &[u32]) -> crate::rtt::RttHistogram {
+    let mut s = crate::rtt::RttSamples::default();
+    for &us in samples {
+        s.record(us);
+    }
+    let mut h = crate::rtt::RttHistogram::default();
+    h.add_samples(&s);
+    h
+}
+
 /// index=lport over 5 s: port 443 with three sockets (one closed), port 22
-/// with one, port 8080 with two, both closed.
+/// with one, port 8080 with two, both closed; RTT samples for 443 (four,
+/// one far off) and 22 (one), none for 8080 (closed before a poll).
 pub fn lport_groups() -> Report<'static> {
     use Counter::*;
-    let groups = vec![
+    let mut groups = vec![
         group(
             GroupKey::Lport(443),
             &[
@@ -655,6 +667,8 @@ pub fn lport_groups() -> Report<'static> {
             2,
         ),
     ];
+    groups[0].rtt = rtt(&[900, 1_100, 1_200, 30_000]);
+    groups[1].rtt = rtt(&[300]);
     Report::new(ReportKind::Window, Index::Lport, (0, 5_000), 5, groups)
 }
 

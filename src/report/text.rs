@@ -214,6 +214,7 @@ pub fn group(
         writeln!(out, "states: {}", group.history.render())?;
     }
     write_counters(out, &group.counters, options.zeros, report.window_seconds())?;
+    write_rtt(report, &group.rtt, out)?;
     if let Some(sample) = group.sample {
         let closed = group.sample_closed || matches!(report.kind, ReportKind::Close { .. });
         let mut line = String::new();
@@ -234,6 +235,23 @@ pub fn group(
             };
             writeln!(out, "{heading}:\n\t{line}")?;
         }
+    }
+    Ok(())
+}
+
+/// The smoothed RTT's percentiles of a group's (or a sum's) samples.
+fn write_rtt(
+    report: &Report<'_>,
+    rtt: &crate::rtt::RttHistogram,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if let Some(text) = super::rtt_text(report, rtt) {
+        let n = rtt.count();
+        writeln!(
+            out,
+            "RTT p50/p90/p99: {text} ({n} sample{} of smoothed RTT; interpolated within buckets)",
+            if n == 1 { "" } else { "s" }
+        )?;
     }
     Ok(())
 }
@@ -284,6 +302,7 @@ pub fn end(
     if !sums.others.is_empty() {
         let text = super::others_text(&sums.others, "line");
         write_summed(out, "Others", &text, &sums.others, options.zeros)?;
+        write_rtt(report, &sums.others.rtt, out)?;
     }
     if !sums.time_wait.is_empty() {
         let text = super::time_wait_text(&sums.time_wait, report.index, "line");
@@ -292,6 +311,7 @@ pub fn end(
     if sums.entries() > 1 {
         writeln!(out, "\n{RULE}\n{}\n{RULE}", totals_heading(sums))?;
         write_counters(out, &sums.totals, options.zeros, report.window_seconds())?;
+        write_rtt(report, &sums.rtt, out)?;
     }
     if legend {
         writeln!(out, "\n({})", super::APPROX_LEGEND)?;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub mod traffic;
+pub mod tun;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tcpipstat");
 

@@ -1,0 +1,205 @@
+//! RTT per group, live: a client namespace reaches two addresses of a
+//! server namespace over paths of 20 ms and 5 ms (a userspace delay line
+//! between tun devices: this works on kernels built without `sch_netem`,
+//! and its delay is the path's whatever the load, which a rate limit's
+//! queue is not). Three connections on each path exchange small requests
+//! and answers; `tcpipstat --index raddr` in the client namespace must
+//! keep the two groups' RTT histograms apart, and put each group's p50
+//! within 10% of the smoothed RTT `ss -ti` reads for its sockets in that
+//! namespace. Root is needed; without `ss` or /dev/net/tun it prints SKIP.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{sleep, JoinHandle};
+use std::time::Duration;
+
+use common::tun::{open_tun, DelayLine};
+use common::{run_ok, Netns};
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
+const FAR: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 2);
+const NEAR: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 3);
+const FAR_DELAY: Duration = Duration::from_millis(20);
+const NEAR_DELAY: Duration = Duration::from_millis(5);
+const PORT: u16 = 7070;
+const CONNECTIONS: usize = 3;
+const MESSAGE: usize = 100;
+
+/// Answers each request of every connection `listener` accepts with as
+/// many bytes, until the peer closes.
+fn echo(listener: TcpListener) {
+    for conn in listener.incoming().take(CONNECTIONS) {
+        let Ok(mut conn) = conn else { continue };
+        std::thread::spawn(move || {
+            let mut buf = [0u8; MESSAGE];
+            while conn.read_exact(&mut buf).is_ok() {
+                if conn.write_all(&buf).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// A request and its answer every 10 ms on `conn` until `stop`.
+fn ping(mut conn: TcpStream, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0x5au8; MESSAGE];
+        while !stop.load(Ordering::Relaxed) {
+            conn.write_all(&buf).unwrap();
+            conn.read_exact(&mut buf).unwrap();
+            sleep(Duration::from_millis(10));
+        }
+    })
+}
+
+/// The smoothed RTT (`rtt:` of `ss -ti`, ms) of each socket in `ns`
+/// connected to `peer`.
+fn ss_rtts(ns: &Netns, peer: Ipv4Addr) -> Vec<f64> {
+    let out =
+        run_ok(
+            ns.command("ss")
+                .args(["-Htin", "state", "established", "dst", &peer.to_string()]),
+        );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|token| token.strip_prefix("rtt:"))
+        .filter_map(|value| value.split('/').next()?.parse().ok())
+        .collect()
+}
+
+/// The `rtt` object of the group of remote address `peer`.
+fn group_rtt(report: &serde_json::Value, peer: Ipv4Addr) -> serde_json::Value {
+    let groups = report["groups"].as_array().expect("groups");
+    let group = groups
+        .iter()
+        .find(|g| g["key"]["raddr"] == peer.to_string().as_str())
+        .unwrap_or_else(|| panic!("no group for {peer}: {report}"));
+    group["rtt"].clone()
+}
+
+fn lowest_and_highest_bucket(rtt: &serde_json::Value) -> (usize, usize) {
+    let buckets: Vec<u64> = rtt["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    let lowest = buckets.iter().position(|&n| n > 0).expect("a sample");
+    let highest = buckets.iter().rposition(|&n| n > 0).expect("a sample");
+    (lowest, highest)
+}
+
+#[test]
+fn rtt_histograms_of_two_paths_separate_their_groups_and_match_ss() {
+    skip_unless_root!();
+    if Command::new("ss").arg("-V").output().is_err() {
+        eprintln!("SKIP {}: needs iproute2's `ss`", module_path!());
+        return;
+    }
+    let client = Netns::new("rttc");
+    let server = Netns::new("rtts");
+    let id = std::process::id() % 10_000;
+    let (client_dev, server_dev) = (format!("rtc{id}"), format!("rts{id}"));
+    let opened = {
+        let (c, s) = (client_dev.clone(), server_dev.clone());
+        let client_tun = client.enter(move || open_tun(&c));
+        let server_tun = server.enter(move || open_tun(&s));
+        client_tun.and_then(|c| Ok((c, server_tun?)))
+    };
+    let (client_tun, server_tun) = match opened {
+        Ok(tuns) => tuns,
+        Err(err) => {
+            eprintln!("SKIP {}: no tun device: {err}", module_path!());
+            return;
+        }
+    };
+    let ip = |ns: &Netns, args: &[&str]| {
+        run_ok(Command::new("ip").args(["-n", &ns.name]).args(args));
+    };
+    ip(
+        &client,
+        &["addr", "add", &format!("{CLIENT}/24"), "dev", &client_dev],
+    );
+    ip(&client, &["link", "set", &client_dev, "up"]);
+    for address in [FAR, NEAR] {
+        ip(
+            &server,
+            &["addr", "add", &format!("{address}/24"), "dev", &server_dev],
+        );
+    }
+    ip(&server, &["link", "set", &server_dev, "up"]);
+    let delays = HashMap::from([(FAR, FAR_DELAY), (NEAR, NEAR_DELAY)]);
+    let _line = DelayLine::start(client_tun, server_tun, delays);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pings = Vec::new();
+    for address in [FAR, NEAR] {
+        let at = SocketAddr::from((address, PORT));
+        let listener = server.enter(move || TcpListener::bind(at).expect("bind"));
+        std::thread::spawn(move || echo(listener));
+        for _ in 0..CONNECTIONS {
+            let conn = client.connect(at);
+            pings.push(ping(conn, Arc::clone(&stop)));
+        }
+    }
+    // Settled (each socket's smoothed RTT has had many samples), then one
+    // window of ~12 polls.
+    sleep(Duration::from_millis(1500));
+    let child = client.spawn_tcpipstat(&[
+        "--timeout",
+        "3s",
+        "--poll",
+        "250ms",
+        "--format",
+        "json",
+        "--index",
+        "raddr",
+    ]);
+    sleep(Duration::from_millis(2000));
+    let ss_far = ss_rtts(&client, FAR);
+    let ss_near = ss_rtts(&client, NEAR);
+    let output = common::wait_output(child);
+    stop.store(true, Ordering::Relaxed);
+    for ping in pings {
+        ping.join().unwrap();
+    }
+    assert_eq!(ss_far.len(), CONNECTIONS, "ss: {ss_far:?}");
+    assert_eq!(ss_near.len(), CONNECTIONS, "ss: {ss_near:?}");
+    let report = common::window_report(&output.stdout);
+    let far = group_rtt(&report, FAR);
+    let near = group_rtt(&report, NEAR);
+    // At least one sample per socket and poll of the window, but the first.
+    for rtt in [&far, &near] {
+        let samples = rtt["samples"].as_u64().expect("samples");
+        assert!(samples >= (CONNECTIONS * 8) as u64, "{rtt}");
+    }
+    // Apart: every sample of the near path below every one of the far.
+    assert!(
+        near["max_us"].as_u64().unwrap() < far["min_us"].as_u64().unwrap(),
+        "near {near} far {far}"
+    );
+    let (_, near_highest) = lowest_and_highest_bucket(&near);
+    let (far_lowest, _) = lowest_and_highest_bucket(&far);
+    assert!(near_highest < far_lowest, "near {near} far {far}");
+    // Each group's p50 within 10% of the smoothed RTT ss reads for its
+    // sockets (their mean), and of the path's delay's order.
+    for (rtt, ss, delay) in [(&far, &ss_far, FAR_DELAY), (&near, &ss_near, NEAR_DELAY)] {
+        let p50_ms = rtt["p50_us"].as_f64().unwrap() / 1e3;
+        let ss_ms = ss.iter().sum::<f64>() / ss.len() as f64;
+        let off = (p50_ms - ss_ms).abs() / ss_ms;
+        eprintln!(
+            "p50 {p50_ms:.3} ms, ss {ss:?} (mean {ss_ms:.3} ms): {:.1}% off",
+            off * 100.0
+        );
+        assert!(off <= 0.10, "p50 {p50_ms} ms against ss {ss:?}: {rtt}");
+        assert!(p50_ms >= delay.as_secs_f64() * 1e3, "{rtt}");
+    }
+}
