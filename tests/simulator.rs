@@ -367,6 +367,21 @@ fn known_defect(
     {
         return Some("twins both listed: events found by tuple may be the other twin's");
     }
+    // Found by the 1M-life CI run (seed in simulator.proptest-regressions):
+    // twins whose connects gave up, their tuple then reused by the next
+    // twins, are each failed twice in precision (AttemptFails 4 where the
+    // kernel counted 2). Not yet explained; suspected: a kernel address one twin's
+    // events tied to its cookie is taken for the other's, so its SYN_SENT
+    // CLOSE fails both. Rare (one case in ~70,000); the same at fc029fd.
+    if matches!(mode, Mode::Precision(_))
+        && spec.twin
+        && matches!(spec.open, sim::Open::GaveUp { .. })
+        && counter == Counter::AttemptFails
+        && got > expected
+        && got <= 2 * expected
+    {
+        return Some("given-up connects of twins whose tuple is reused fail twice (to be found)");
+    }
     // A socket unlisted at the first poll (held in CLOSE or TIME_WAIT by
     // its application, or ended with its notice still to come) whose
     // notice comes after it is counted whole, open and failure included,
