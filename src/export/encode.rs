@@ -5,7 +5,6 @@
 //! changes with every scrape (the HTTP edge's counts, see [`tail`]) is
 //! encoded apart, so that one poll's [`body`] can serve every scrape of it.
 
-use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -17,8 +16,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::{snake_case, Exporter, HttpStats, Series};
-use crate::counters::Counter;
+use super::{Exporter, HttpStats, Series};
 
 /// The exposition formats a scraper may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,21 +40,27 @@ impl Format {
 /// `capacity` is reserved up front (the previous body's length avoids
 /// growing a large buffer by doubling).
 pub fn body(state: &Arc<Exporter>, format: Format, capacity: usize) -> String {
-    let mut registry = Registry::with_prefix("tcpipstat");
-    registry.register_collector(Box::new(GroupCounters(Arc::clone(state))));
-    registry.register_collector(Box::new(GroupGauges(Arc::clone(state))));
-    registry.register_collector(Box::new(GroupRtt(Arc::clone(state))));
-    registry.register_collector(Box::new(super::udp::UdpMetrics(Arc::clone(state))));
-    register_states(&mut registry, state);
-    register_namespace(&mut registry, state);
-    register_run(&mut registry, state);
     let mut out = String::with_capacity(capacity);
+    super::groups::write_group_families(&mut out, state, format);
+    let registry = registry_after_groups(state);
     // Writing to a String cannot fail.
     let _ = match format {
         Format::OpenMetrics => text::encode_registry(&mut out, &registry),
         Format::Prometheus => prometheus_text::encode(&mut out, &registry),
     };
     out
+}
+
+/// Every family the crate encodes, in the exposition's order after the
+/// group counters and gauges (which [`super::groups`] writes).
+fn registry_after_groups(state: &Arc<Exporter>) -> Registry {
+    let mut registry = Registry::with_prefix("tcpipstat");
+    registry.register_collector(Box::new(GroupRtt(Arc::clone(state))));
+    registry.register_collector(Box::new(super::udp::UdpMetrics(Arc::clone(state))));
+    register_states(&mut registry, state);
+    register_namespace(&mut registry, state);
+    register_run(&mut registry, state);
+    registry
 }
 
 /// The HTTP edge's counts as of one scrape, and the end of the exposition.
@@ -107,46 +111,10 @@ pub fn exposition(state: &Arc<Exporter>, format: Format, http: &HttpStats) -> St
     out
 }
 
-/// One family per tcpipstat counter, with the series in which it moved.
-#[derive(Debug)]
-struct GroupCounters(Arc<Exporter>);
-
-impl Collector for GroupCounters {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for counter in Counter::ALL.iter().copied() {
-            if counter == Counter::CurrEstab {
-                // A gauge, among the group gauges.
-                continue;
-            }
-            let moved = |s: &Series| s.totals.get(counter).filter(|v| *v > 0);
-            if !self.0.all_series().any(|(_, s)| moved(s).is_some()) {
-                continue;
-            }
-            let name = snake_case(counter.name());
-            let mut help = String::new();
-            let _ = write!(
-                help,
-                "{} since the exporter started (tcpipstat's {}).",
-                counter.name(),
-                counter.section().name()
-            );
-            let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
-            for (labels, series) in self.0.all_series() {
-                if let Some(value) = moved(series) {
-                    family
-                        .encode_family(labels)?
-                        .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A group gauge: name, help, and its value in a series (None: no sample).
 type GroupGauge = (&'static str, &'static str, fn(&Series) -> Option<f64>);
 
-const GROUP_GAUGES: [GroupGauge; 4] = [
+pub(super) const GROUP_GAUGES: [GroupGauge; 4] = [
     ("sockets", "Sockets in the group at the latest poll.", |s| {
         Some(s.sockets as f64)
     }),
@@ -166,28 +134,6 @@ const GROUP_GAUGES: [GroupGauge; 4] = [
         |s| s.cwnd.map(f64::from),
     ),
 ];
-
-/// The gauges of the groups the latest window had.
-#[derive(Debug)]
-struct GroupGauges(Arc<Exporter>);
-
-impl Collector for GroupGauges {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for (name, help, value) in GROUP_GAUGES {
-            let current = || self.0.all_series().filter(|(_, s)| s.current);
-            if !current().any(|(_, s)| value(s).is_some()) {
-                continue;
-            }
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for (labels, series) in current() {
-                if let Some(v) = value(series) {
-                    family.encode_family(labels)?.encode_gauge(&v)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 /// `rtt_seconds` as a histogram of the groups' smoothed-RTT samples (an
 /// index other than tuple: a tuple's series has the `rtt_seconds` gauge,
@@ -324,5 +270,93 @@ fn register_run(registry: &mut Registry, state: &Exporter) {
     ];
     for (name, help, value) in gauges {
         registry.register(name, help, ConstGauge::new(value));
+    }
+}
+
+/// The crate's own encoding of the families [`super::groups`] writes by
+/// hand: the reference the hand-written text must equal byte for byte.
+#[cfg(test)]
+pub(super) mod reference {
+    use std::fmt::Write as _;
+    use std::sync::Arc;
+
+    use prometheus_client::collector::Collector;
+    use prometheus_client::encoding::{prometheus_text, text, DescriptorEncoder, NoLabelSet};
+    use prometheus_client::metrics::MetricType;
+    use prometheus_client::registry::Registry;
+
+    use super::super::{snake_case, Exporter, Series};
+    use super::{Format, GROUP_GAUGES};
+    use crate::counters::Counter;
+
+    /// The group counter and gauge families as the crate encodes them.
+    pub fn group_families(state: &Arc<Exporter>, format: Format) -> String {
+        let mut registry = Registry::with_prefix("tcpipstat");
+        registry.register_collector(Box::new(GroupCounters(Arc::clone(state))));
+        registry.register_collector(Box::new(GroupGauges(Arc::clone(state))));
+        let mut out = String::new();
+        let _ = match format {
+            Format::OpenMetrics => text::encode_registry(&mut out, &registry),
+            Format::Prometheus => prometheus_text::encode(&mut out, &registry),
+        };
+        out
+    }
+
+    /// One family per tcpipstat counter, with the series in which it moved.
+    #[derive(Debug)]
+    struct GroupCounters(Arc<Exporter>);
+
+    impl Collector for GroupCounters {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            for counter in Counter::ALL.iter().copied() {
+                if counter == Counter::CurrEstab {
+                    // A gauge, among the group gauges.
+                    continue;
+                }
+                let moved = |s: &Series| s.totals.get(counter).filter(|v| *v > 0);
+                if !self.0.all_series().any(|(_, s)| moved(s).is_some()) {
+                    continue;
+                }
+                let name = snake_case(counter.name());
+                let mut help = String::new();
+                let _ = write!(
+                    help,
+                    "{} since the exporter started (tcpipstat's {}).",
+                    counter.name(),
+                    counter.section().name()
+                );
+                let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
+                for (labels, series) in self.0.all_series() {
+                    if let Some(value) = moved(series) {
+                        family
+                            .encode_family(labels)?
+                            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The gauges of the groups the latest window had.
+    #[derive(Debug)]
+    struct GroupGauges(Arc<Exporter>);
+
+    impl Collector for GroupGauges {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            for (name, help, value) in GROUP_GAUGES {
+                let current = || self.0.all_series().filter(|(_, s)| s.current);
+                if !current().any(|(_, s)| value(s).is_some()) {
+                    continue;
+                }
+                let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                for (labels, series) in current() {
+                    if let Some(v) = value(series) {
+                        family.encode_family(labels)?.encode_gauge(&v)?;
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! or Prometheus text format; the HTTP edge is [`http`].
 
 pub mod encode;
+mod groups;
 pub mod http;
 pub mod udp;
 

@@ -195,9 +195,40 @@ fn filter_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// One exposition of 100k tuple series (the exporter's state after a
+/// window of the snapshot's lifetimes), as a scrape that finds a new poll
+/// encodes it: throughput is in samples, so the time per element is the
+/// scrape CPU per sample `scripts/bench-export.sh` measures end to end.
+fn export_benches(c: &mut Criterion) {
+    use std::sync::Arc;
+    use tcpipstat::export::encode::{body, Format as Exposition};
+    use tcpipstat::export::{Exporter, Limits};
+    let snap = snapshot(0, &datagrams(10, |_| false));
+    let none = FilterSet::default();
+    let groups = group_rows(tcpipstat::diff::lifetime_rows(&snap, &none), Index::Tuple);
+    let report = Report::new(ReportKind::Window, Index::Tuple, (0, 1000), 1, groups);
+    let mut exporter = Exporter::new(Limits {
+        max_series: 2 * SOCKETS,
+        ..Limits::default()
+    });
+    exporter.add_window(&report, 1000);
+    let state = Arc::new(exporter);
+    let text = body(&state, Exposition::Prometheus, 0);
+    let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+    let mut group = c.benchmark_group("export_100k_series");
+    group.throughput(Throughput::Elements(samples as u64));
+    for (name, format) in [
+        ("encode_prometheus", Exposition::Prometheus),
+        ("encode_openmetrics", Exposition::OpenMetrics),
+    ] {
+        group.bench_function(name, |b| b.iter(|| body(&state, format, text.len())));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = poll_path;
     config = Criterion::default().sample_size(20);
-    targets = benches, filter_benches
+    targets = benches, filter_benches, export_benches
 }
 criterion_main!(poll_path);
