@@ -423,7 +423,8 @@ fn metrics(roff: &mut Roff) {
         roff,
         "gauges",
         "Of the latest poll: tcpipstat_sockets and tcpipstat_curr_estab per group; \
-         tcpipstat_rtt_seconds and tcpipstat_cwnd_segments per tuple; \
+         tcpipstat_rtt_seconds, tcpipstat_cwnd_segments and (--precision) \
+         tcpipstat_handshake_seconds per tuple; \
          tcpipstat_sockets_by_state{state}.",
     );
     item(

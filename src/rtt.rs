@@ -4,6 +4,10 @@
 //! 84 bytes); groups, reports and the exporter add them into an
 //! [`RttHistogram`] (u64 counts, as a Prometheus histogram's cumulative
 //! counts need). Both are fixed arrays: nothing grows with the samples.
+//! Handshake times ride along: a connect's SYN to its ESTABLISHED, timed
+//! by the kernel's state-change events (`--precision`), one per socket
+//! life, kept in [`RttSamples`] and counted in [`RttHistogram`]'s
+//! `handshake` histogram with the same buckets.
 //! Pure: no I/O.
 
 /// Upper bounds of the finite buckets, µs (Prometheus' `le`: a sample
@@ -36,6 +40,8 @@ pub struct RttSamples {
     /// Smallest and largest sample (both 0 while there is none).
     min_us: u32,
     max_us: u32,
+    /// Its connect's handshake, µs, in the window it completed (0: none).
+    handshake_us: u32,
 }
 
 impl RttSamples {
@@ -76,6 +82,16 @@ impl RttSamples {
         self.max_us == 0
     }
 
+    /// The connect's handshake completed in this window, taking `us`
+    /// (at least 1: 0 is none).
+    pub fn set_handshake(&mut self, us: u32) {
+        self.handshake_us = us.max(1);
+    }
+
+    pub fn handshake_us(&self) -> Option<u32> {
+        (self.handshake_us > 0).then_some(self.handshake_us)
+    }
+
     /// Forgets every sample (a new window).
     pub fn clear(&mut self) {
         *self = RttSamples::default();
@@ -83,28 +99,68 @@ impl RttSamples {
 }
 
 /// Samples of many sockets (a group's, the exporter's totals since it
-/// started), and what reports estimate from them.
+/// started): their smoothed RTT (what the methods of [`Histogram`] read
+/// through it) and their handshakes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RttHistogram {
+    smoothed: Histogram,
+    pub handshake: Histogram,
+}
+
+impl RttHistogram {
+    pub fn add_samples(&mut self, samples: &RttSamples) {
+        if let Some(us) = samples.handshake_us() {
+            self.handshake.record(us);
+        }
+        if samples.is_empty() {
+            return;
+        }
+        let smoothed = &mut self.smoothed;
+        for (total, &n) in smoothed.counts.iter_mut().zip(samples.counts.iter()) {
+            *total = total.saturating_add(u64::from(n));
+        }
+        smoothed.widen(samples.min_us, samples.max_us, samples.sum_us);
+    }
+
+    /// Adds another's samples (groups merged, windows summed).
+    pub fn merge(&mut self, other: &RttHistogram) {
+        self.smoothed.merge(&other.smoothed);
+        self.handshake.merge(&other.handshake);
+    }
+}
+
+impl std::ops::Deref for RttHistogram {
+    type Target = Histogram;
+
+    /// The smoothed RTT's histogram: what "a group's RTT" means.
+    fn deref(&self) -> &Histogram {
+        &self.smoothed
+    }
+}
+
+/// One timing's samples of many sockets, and what reports estimate from
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Histogram {
     counts: [u64; BUCKETS],
     sum_us: u64,
     min_us: u32,
     max_us: u32,
 }
 
-impl RttHistogram {
-    pub fn add_samples(&mut self, samples: &RttSamples) {
-        if samples.is_empty() {
+impl Histogram {
+    /// Takes one sample (0 is none).
+    pub fn record(&mut self, us: u32) {
+        if us == 0 {
             return;
         }
-        for (total, &n) in self.counts.iter_mut().zip(samples.counts.iter()) {
-            *total = total.saturating_add(u64::from(n));
-        }
-        self.widen(samples.min_us, samples.max_us, samples.sum_us);
+        let bucket = &mut self.counts[bucket_of(us)];
+        *bucket = bucket.saturating_add(1);
+        self.widen(us, us, u64::from(us));
     }
 
-    /// Adds another histogram (groups merged, windows summed).
-    pub fn merge(&mut self, other: &RttHistogram) {
+    /// Adds another histogram.
+    pub fn merge(&mut self, other: &Histogram) {
         if other.is_empty() {
             return;
         }
@@ -213,6 +269,30 @@ mod tests {
         let mut h = RttHistogram::default();
         h.add_samples(&s);
         h
+    }
+
+    #[test]
+    fn handshakes_are_counted_apart_from_the_smoothed_rtt() {
+        let mut s = RttSamples::default();
+        s.record(1_000);
+        s.set_handshake(20_000);
+        let mut h = RttHistogram::default();
+        h.add_samples(&s);
+        let mut only_handshake = RttSamples::default();
+        only_handshake.set_handshake(0);
+        h.add_samples(&only_handshake);
+        assert_eq!(h.count(), 1);
+        assert_eq!(h.quantile_us(0.5), Some(1_000.0));
+        // A handshake of 0 µs (same clock tick) is 1 µs, not none.
+        assert_eq!(h.handshake.count(), 2);
+        assert_eq!(h.handshake.min_max_us(), Some((1, 20_000)));
+        let mut merged = RttHistogram::default();
+        merged.merge(&h);
+        merged.merge(&h);
+        assert_eq!(merged.handshake.count(), 4);
+        assert_eq!(merged.count(), 2);
+        s.clear();
+        assert_eq!(s.handshake_us(), None);
     }
 
     #[test]

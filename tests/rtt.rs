@@ -7,6 +7,8 @@
 //! keep the two groups' RTT histograms apart, and put each group's p50
 //! within 10% of the smoothed RTT `ss -ti` reads for its sockets in that
 //! namespace. Root is needed; without `ss` or /dev/net/tun it prints SKIP.
+//! With --precision, each connect's handshake time is checked against its
+//! path's delay the same way (tracefs needed too).
 
 mod common;
 
@@ -97,17 +99,14 @@ fn lowest_and_highest_bucket(rtt: &serde_json::Value) -> (usize, usize) {
     (lowest, highest)
 }
 
-#[test]
-fn rtt_histograms_of_two_paths_separate_their_groups_and_match_ss() {
-    skip_unless_root!();
-    if Command::new("ss").arg("-V").output().is_err() {
-        eprintln!("SKIP {}: needs iproute2's `ss`", module_path!());
-        return;
-    }
-    let client = Netns::new("rttc");
-    let server = Netns::new("rtts");
+/// The two paths: a client namespace and a server namespace whose two
+/// addresses are FAR_DELAY and NEAR_DELAY away; None (SKIP printed) where
+/// no tun device can be made.
+fn two_paths(tag: &str) -> Option<(Netns, Netns, DelayLine)> {
+    let client = Netns::new(&format!("{tag}c"));
+    let server = Netns::new(&format!("{tag}s"));
     let id = std::process::id() % 10_000;
-    let (client_dev, server_dev) = (format!("rtc{id}"), format!("rts{id}"));
+    let (client_dev, server_dev) = (format!("{tag}c{id}"), format!("{tag}s{id}"));
     let opened = {
         let (c, s) = (client_dev.clone(), server_dev.clone());
         let client_tun = client.enter(move || open_tun(&c));
@@ -118,7 +117,7 @@ fn rtt_histograms_of_two_paths_separate_their_groups_and_match_ss() {
         Ok(tuns) => tuns,
         Err(err) => {
             eprintln!("SKIP {}: no tun device: {err}", module_path!());
-            return;
+            return None;
         }
     };
     let ip = |ns: &Netns, args: &[&str]| {
@@ -137,7 +136,20 @@ fn rtt_histograms_of_two_paths_separate_their_groups_and_match_ss() {
     }
     ip(&server, &["link", "set", &server_dev, "up"]);
     let delays = HashMap::from([(FAR, FAR_DELAY), (NEAR, NEAR_DELAY)]);
-    let _line = DelayLine::start(client_tun, server_tun, delays);
+    let line = DelayLine::start(client_tun, server_tun, delays);
+    Some((client, server, line))
+}
+
+#[test]
+fn rtt_histograms_of_two_paths_separate_their_groups_and_match_ss() {
+    skip_unless_root!();
+    if Command::new("ss").arg("-V").output().is_err() {
+        eprintln!("SKIP {}: needs iproute2's `ss`", module_path!());
+        return;
+    }
+    let Some((client, server, _line)) = two_paths("rt") else {
+        return;
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut pings = Vec::new();
@@ -202,4 +214,70 @@ fn rtt_histograms_of_two_paths_separate_their_groups_and_match_ss() {
         assert!(off <= 0.10, "p50 {p50_ms} ms against ss {ss:?}: {rtt}");
         assert!(p50_ms >= delay.as_secs_f64() * 1e3, "{rtt}");
     }
+}
+
+/// With --precision, each connect's handshake (its SYN to ESTABLISHED, from
+/// the state-change events) is timed: the group of the far path's
+/// connects has one sample per connect, each at least the path's delay and
+/// within 50% over it (the delay line's, plus scheduling), all above the
+/// near path's.
+#[test]
+fn precision_times_each_connects_handshake_by_its_path() {
+    if let Some(reason) = common::precision_skip_reason() {
+        eprintln!("SKIP {}: {reason}", module_path!());
+        return;
+    }
+    let Some((client, server, _line)) = two_paths("hs") else {
+        return;
+    };
+    let child = client.spawn_tcpipstat(&[
+        "--precision",
+        "--timeout",
+        "4s",
+        "--poll",
+        "250ms",
+        "--format",
+        "json",
+        "--index",
+        "raddr",
+    ]);
+    // Its probes open within the first second (as tests/precision.rs waits).
+    sleep(Duration::from_millis(1200));
+    let (mut listeners, mut connections) = (Vec::new(), Vec::new());
+    for address in [FAR, NEAR] {
+        let at = SocketAddr::from((address, PORT));
+        listeners.push(server.enter(move || TcpListener::bind(at).expect("bind")));
+        for _ in 0..CONNECTIONS {
+            connections.push(client.connect(at));
+        }
+    }
+    let output = common::wait_output(child);
+    drop((listeners, connections));
+    let report = common::window_report(&output.stdout);
+    let handshake = |peer: Ipv4Addr| {
+        report["groups"]
+            .as_array()
+            .and_then(|groups| {
+                groups
+                    .iter()
+                    .find(|g| g["key"]["raddr"] == peer.to_string())
+            })
+            .map(|g| g["handshake"].clone())
+            .unwrap_or_else(|| panic!("no group for {peer}: {report}"))
+    };
+    let (far, near) = (handshake(FAR), handshake(NEAR));
+    eprintln!("handshakes: far {far}, near {near}");
+    for (timed, delay) in [(&far, FAR_DELAY), (&near, NEAR_DELAY)] {
+        assert_eq!(timed["samples"], CONNECTIONS as u64, "{report}");
+        let delay_us = delay.as_micros() as u64;
+        let (min, max) = (
+            timed["min_us"].as_u64().unwrap(),
+            timed["max_us"].as_u64().unwrap(),
+        );
+        assert!(min >= delay_us && max <= delay_us * 3 / 2, "{timed}");
+    }
+    assert!(
+        near["max_us"].as_u64() < far["min_us"].as_u64(),
+        "near {near} far {far}"
+    );
 }

@@ -68,6 +68,13 @@ const CLOSING_POLLS: u64 = 64;
 /// Addresses whose owner's pid waits for their socket to be known, at
 /// most; past this an owner is not kept (and counted).
 const PENDING_OWNERS_LIMIT: usize = 1 << 16;
+/// Connects under way whose SYN's time is kept for their handshake, at
+/// most; past this (once those older than [`CONNECT_TIMING_STALE_NS`] are
+/// let go) a connect's handshake is not timed (and counted).
+const CONNECTS_TIMED_LIMIT: usize = 1 << 16;
+/// A connect still in SYN_SENT this long has long given up (the default
+/// SYN retries take ~2 minutes): its start is forgotten when room is due.
+const CONNECT_TIMING_STALE_NS: u64 = 10 * 60 * 1_000_000_000;
 
 /// Where a kernel socket address leads: the socket, and its tuple to find
 /// it again once a poll took it over.
@@ -209,6 +216,9 @@ pub(super) struct EventAttribution {
     /// poll: forgotten [`EVENT_ONLY_GRACE_POLLS`] later (the address may be
     /// another socket's by then; a live socket's next call tells again).
     pending_owners: FxHashMap<u64, (u32, u64)>,
+    /// Connects under way: address → the time (ns) of its CLOSE→SYN_SENT,
+    /// until SYN_SENT ends (ESTABLISHED: its handshake is timed).
+    connects_started: FxHashMap<u64, u64>,
     event_only: FxHashMap<u64, EventOnly>,
     marks: FxHashMap<SocketId, Marks>,
     next_id: u64,
@@ -241,6 +251,9 @@ pub struct EventStats {
     /// Owners of sockets not known yet that could not be held (the bound
     /// was reached): those sockets show no owner from events, this window.
     pub owners_unkept: u64,
+    /// Connects whose handshake could not be timed (the bound on connects
+    /// under way was reached), this window.
+    pub handshakes_untimed: u64,
 }
 
 fn reversed(tuple: &EventTuple) -> EventTuple {
@@ -436,6 +449,7 @@ impl EventAttribution {
         for e in self.event_only.values_mut() {
             if e.confirmed || !placed_by_notices {
                 e.tracked.window.clear();
+                e.tracked.rtt.clear();
             }
         }
         self.pending.end_window();
@@ -518,6 +532,9 @@ impl EventAttribution {
             None => window.add(&tracked.window.counts()),
         }
         tracked.window = window;
+        if let Some(us) = known.rtt.handshake_us() {
+            tracked.rtt.set_handshake(us);
+        }
         if let Some(mut marks) = self.marks.remove(&known_id) {
             // The poll's sample covers what the tail counted.
             marks.tail.clear();
@@ -901,7 +918,7 @@ impl EventAttribution {
         };
         for timed in events {
             ctx.part.stats.events += 1;
-            ctx.apply_event(&timed.event);
+            ctx.apply_event(&timed.event, timed.time_ns);
             if let Some(pid) = timed.pid {
                 ctx.note_owner(timed.event.socket_address(), pid);
             }
@@ -938,7 +955,7 @@ struct Attribution<'t, 'f> {
 }
 
 impl Attribution<'_, '_> {
-    fn apply_event(&mut self, event: &TraceEvent) {
+    fn apply_event(&mut self, event: &TraceEvent, time_ns: u64) {
         match event {
             TraceEvent::StateChange {
                 sk,
@@ -946,7 +963,10 @@ impl Attribution<'_, '_> {
                 old,
                 new,
                 in_softirq,
-            } => self.state_change(*sk, tuple, (*old, *new), *in_softirq),
+            } => {
+                let handshake_us = self.time_handshake(*sk, (*old, *new), time_ns);
+                self.state_change(*sk, tuple, (*old, *new), *in_softirq, handshake_us)
+            }
             TraceEvent::SendReset { sk, tuple } => self.reset_sent(*sk, tuple.as_ref()),
             TraceEvent::ReceiveReset { sk, tuple, cookie } => {
                 self.reset_received(*sk, tuple, *cookie)
@@ -1470,12 +1490,45 @@ impl Attribution<'_, '_> {
         }
     }
 
+    /// A connect's SYN is sent (CLOSE→SYN_SENT): its time is kept under
+    /// its address; its SYN_SENT→ESTABLISHED gives the handshake's µs
+    /// (SYN retransmits included, as the application waited them).
+    fn time_handshake(
+        &mut self,
+        sk: u64,
+        (old, new): (TcpState, TcpState),
+        time_ns: u64,
+    ) -> Option<u32> {
+        let started = &mut self.part.connects_started;
+        if sk == 0 {
+            return None;
+        }
+        if old == TcpState::Close && new == TcpState::SynSent {
+            if started.len() >= CONNECTS_TIMED_LIMIT && !started.contains_key(&sk) {
+                started.retain(|_, at| time_ns.saturating_sub(*at) < CONNECT_TIMING_STALE_NS);
+            }
+            if started.len() < CONNECTS_TIMED_LIMIT || started.contains_key(&sk) {
+                started.insert(sk, time_ns);
+            } else {
+                self.part.stats.handshakes_untimed += 1;
+            }
+            return None;
+        }
+        if old != TcpState::SynSent {
+            return None;
+        }
+        let at = started.remove(&sk)?;
+        let us = time_ns.saturating_sub(at) / 1_000;
+        (new == TcpState::Established).then(|| u32::try_from(us).unwrap_or(u32::MAX))
+    }
+
     fn state_change(
         &mut self,
         sk: u64,
         tuple: &EventTuple,
         (old, new): (TcpState, TcpState),
         in_softirq: Option<bool>,
+        handshake_us: Option<u32>,
     ) {
         // A new life at the address, or the old one's last change.
         if new != TcpState::Close {
@@ -1514,6 +1567,11 @@ impl Attribution<'_, '_> {
                     in_softirq,
                 };
                 self.socket_state_change(id, tuple, change, counts);
+                if let Some(us) = handshake_us {
+                    if let Some(tracked) = self.entry(id) {
+                        tracked.rtt.set_handshake(us);
+                    }
+                }
             }
         }
         if new == TcpState::Close && sk != 0 {
@@ -2356,6 +2414,87 @@ mod tests {
         t.apply_events(&later, &ANY);
         t.observe(&snap(2000, polled_pair(40000, Established)), &ANY);
         assert_eq!(opens(&t), (1, 1));
+    }
+
+    /// Each row's handshake (µs), by local port.
+    fn handshakes(t: &Tracker) -> Vec<(u16, Option<u32>)> {
+        let mut rows: Vec<_> = t
+            .rows()
+            .map(|r| (r.sample.key.local_port, r.rtt.handshake_us()))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn a_connects_handshake_is_timed_from_its_syn_to_established_in_its_window() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let newborn = tuple("10.0.0.2", 80, "0.0.0.0", 40000);
+        let ms = 1_000_000;
+        // Polled in SYN_SENT in between: the handshake ends in the next
+        // window, timed from the SYN the window before.
+        let mut t = tracker();
+        t.observe(&snap(0, vec![listener()]), &ANY);
+        t.apply_events(&[at(3 * ms, change(0x10, no_port, Close, SynSent))], &ANY);
+        t.observe(&snap(1000, polled_pair(40000, SynSent)), &ANY);
+        assert_eq!(handshakes(&t), [(80, None), (80, None), (40000, None)]);
+        let later = [
+            at(23 * ms + 400_000, change(0x11, newborn, Listen, SynRecv)),
+            at(
+                23 * ms + 500_000,
+                change(0x10, client, SynSent, Established),
+            ),
+            at(
+                23 * ms + 600_000,
+                change(0x11, server, SynRecv, Established),
+            ),
+        ];
+        t.apply_events(&later, &ANY);
+        t.observe(&snap(2000, polled_pair(40000, Established)), &ANY);
+        // The client's 20.5 ms; the accepted end and the listener time
+        // none (a child's birth is its handshake's end).
+        assert_eq!(
+            handshakes(&t),
+            [(80, None), (80, None), (40000, Some(20_500))]
+        );
+        t.reset_window();
+        t.observe(&snap(3000, polled_pair(40000, Established)), &ANY);
+        assert_eq!(handshakes(&t), [(80, None), (80, None), (40000, None)]);
+
+        // Between two polls, whole life included: its closed row has it.
+        let mut t = tracker();
+        t.observe(&snap(0, vec![listener()]), &ANY);
+        let life: Vec<Timed> = short_connection(40001, 0x20)
+            .into_iter()
+            .map(|e| at(e.time_ns * 7 * ms, e.event))
+            .collect();
+        t.apply_events(&life, &ANY);
+        t.observe(&snap(1000, vec![listener()]), &ANY);
+        let client_row = handshakes(&t).into_iter().find(|(port, _)| *port == 40001);
+        assert_eq!(client_row, Some((40001, Some(14_000))));
+
+        // A connect refused or given up times nothing, and leaves nothing.
+        let mut t = tracker();
+        t.observe(&snap(0, vec![listener()]), &ANY);
+        let refused = [
+            at(ms, change(0x30, no_port, Close, SynSent)),
+            at(
+                2 * ms,
+                change(
+                    0x30,
+                    tuple("10.0.0.1", 40002, "10.0.0.2", 80),
+                    SynSent,
+                    Close,
+                ),
+            ),
+        ];
+        t.apply_events(&refused, &ANY);
+        t.observe(&snap(1000, vec![listener()]), &ANY);
+        assert!(handshakes(&t).iter().all(|(_, h)| h.is_none()));
+        assert!(t.events.as_ref().unwrap().connects_started.is_empty());
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn exposition(state: &Arc<Exporter>, format: Format, http: &HttpStats) -> St
 /// A group gauge: name, help, and its value in a series (None: no sample).
 type GroupGauge = (&'static str, &'static str, fn(&Series) -> Option<f64>);
 
-pub(super) const GROUP_GAUGES: [GroupGauge; 4] = [
+pub(super) const GROUP_GAUGES: [GroupGauge; 5] = [
     ("sockets", "Sockets in the group at the latest poll.", |s| {
         Some(s.sockets as f64)
     }),
@@ -133,39 +133,67 @@ pub(super) const GROUP_GAUGES: [GroupGauge; 4] = [
         "Congestion window of the tuple's socket.",
         |s| s.cwnd.map(f64::from),
     ),
+    (
+        "handshake_seconds",
+        "Handshake time of the tuple's connect, its SYN to ESTABLISHED, from kernel events (--precision).",
+        |s| s.handshake_seconds,
+    ),
 ];
 
-/// `rtt_seconds` as a histogram of the groups' smoothed-RTT samples (an
-/// index other than tuple: a tuple's series has the `rtt_seconds` gauge,
-/// so one exposition never has both).
+/// `rtt_seconds` as a histogram of the groups' smoothed-RTT samples, and
+/// `handshake_seconds` of their connects' handshakes (an index other than
+/// tuple: a tuple's series has the gauges instead, so one exposition never
+/// has both).
 #[derive(Debug)]
 struct GroupRtt(Arc<Exporter>);
 
+/// A timing histogram family: name, help, and the series' histogram.
+type GroupTiming = (
+    &'static str,
+    &'static str,
+    fn(&Series) -> &crate::rtt::Histogram,
+);
+
+const GROUP_TIMINGS: [GroupTiming; 2] = [
+    (
+        "rtt_seconds",
+        "Smoothed round-trip time (tcp_info's tcpi_rtt) of the group's sockets, sampled at each poll and from each close notice, since the exporter started.",
+        |s| &s.rtt,
+    ),
+    (
+        "handshake_seconds",
+        "Handshake time of the group's connects, each one's SYN to ESTABLISHED, from kernel events (--precision), since the exporter started.",
+        |s| &s.rtt.handshake,
+    ),
+];
+
 impl Collector for GroupRtt {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let sampled = || self.0.all_series().filter(|(_, s)| !s.rtt.is_empty());
-        if sampled().next().is_none() {
-            return Ok(());
-        }
-        let mut family = encoder.encode_descriptor(
-            "rtt_seconds",
-            "Smoothed round-trip time (tcp_info's tcpi_rtt) of the group's sockets, sampled at each poll and from each close notice, since the exporter started.",
-            None,
-            MetricType::Histogram,
-        )?;
-        let mut buckets = [(0.0, 0u64); crate::rtt::BUCKETS];
-        for (labels, series) in sampled() {
-            for (i, (slot, n)) in buckets.iter_mut().zip(series.rtt.counts()).enumerate() {
-                *slot = (crate::rtt::bound_seconds(i).unwrap_or(f64::INFINITY), *n);
+        for (name, help, histogram) in GROUP_TIMINGS {
+            let sampled = || {
+                self.0
+                    .all_series()
+                    .filter(move |(_, s)| !histogram(s).is_empty())
+            };
+            if sampled().next().is_none() {
+                continue;
             }
-            family
-                .encode_family(labels)?
-                .encode_histogram::<NoLabelSet>(
-                    series.rtt.sum_seconds(),
-                    series.rtt.count(),
-                    &buckets,
-                    None,
-                )?;
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            let mut buckets = [(0.0, 0u64); crate::rtt::BUCKETS];
+            for (labels, series) in sampled() {
+                let histogram = histogram(series);
+                for (i, (slot, n)) in buckets.iter_mut().zip(histogram.counts()).enumerate() {
+                    *slot = (crate::rtt::bound_seconds(i).unwrap_or(f64::INFINITY), *n);
+                }
+                family
+                    .encode_family(labels)?
+                    .encode_histogram::<NoLabelSet>(
+                        histogram.sum_seconds(),
+                        histogram.count(),
+                        &buckets,
+                        None,
+                    )?;
+            }
         }
         Ok(())
     }
@@ -325,7 +353,8 @@ pub(super) mod reference {
                     counter.name(),
                     counter.section().name()
                 );
-                let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
+                let mut family =
+                    encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
                 for (labels, series) in self.0.all_series() {
                     if let Some(value) = moved(series) {
                         family

@@ -46,6 +46,8 @@ struct Series {
     curr_estab: u64,
     rtt_seconds: Option<f64>,
     cwnd: Option<u32>,
+    /// A tuple's connect's handshake time (--precision), once timed.
+    handshake_seconds: Option<f64>,
     /// Its sockets' smoothed RTT samples since the exporter started (an
     /// index other than tuple, whose series have the gauge instead).
     rtt: crate::rtt::RttHistogram,
@@ -71,6 +73,8 @@ impl Series {
         self.cwnd = group.sample.and_then(|s| s.tcp_info.as_ref()?.snd_cwnd());
         if !matches!(group.key, GroupKey::Tuple(_)) {
             self.rtt.merge(&group.rtt);
+        } else if let Some((_, us)) = group.rtt.handshake.min_max_us() {
+            self.handshake_seconds = Some(f64::from(us) / 1e6);
         }
         self.last_seen_ms = now_ms;
         self.current = true;
@@ -415,6 +419,59 @@ mod tests {
         }
         report.groups[0].rtt.add_samples(&s);
         report
+    }
+
+    #[test]
+    fn handshakes_are_a_histogram_per_group_and_a_gauge_per_tuple() {
+        let handshake = |us: u32| {
+            let mut s = crate::rtt::RttSamples::default();
+            s.set_handshake(us);
+            let mut h = crate::rtt::RttHistogram::default();
+            h.add_samples(&s);
+            h
+        };
+        let mut exporter = Exporter::new(Limits::default());
+        for (i, us) in [20_000, 30_000, 400].into_iter().enumerate() {
+            let end = 1000 * (i as u64 + 1);
+            let mut report = window(&[(443, 1)], end);
+            report.groups[0].rtt = handshake(us);
+            exporter.add_window(&report, end);
+        }
+        let text = expose(&exporter, Format::Prometheus);
+        assert!(
+            text.contains("# TYPE tcpipstat_handshake_seconds histogram"),
+            "{text}"
+        );
+        assert_eq!(
+            value(&text, "tcpipstat_handshake_seconds_count{lport=\"443\"}"),
+            Some(3),
+            "{text}"
+        );
+        assert!(
+            text.contains("tcpipstat_handshake_seconds_bucket{lport=\"443\",le=\"0.025\"} 2"),
+            "{text}"
+        );
+        // No smoothed-RTT sample came: no rtt histogram.
+        assert!(!text.contains("tcpipstat_rtt_seconds"), "{text}");
+
+        let mut tuples = Exporter::new(Limits::default());
+        let mut report = crate::report::test_fixtures::window_tuple();
+        report.groups[0].rtt = handshake(20_500);
+        tuples.add_window(&report, 1000);
+        let text = expose(&tuples, Format::Prometheus);
+        assert!(
+            text.contains("# TYPE tcpipstat_handshake_seconds gauge"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("tcpipstat_handshake_seconds_bucket"),
+            "{text}"
+        );
+        let gauge = text
+            .lines()
+            .find(|l| l.starts_with("tcpipstat_handshake_seconds{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        assert_eq!(gauge, Some(0.0205), "{text}");
     }
 
     #[test]

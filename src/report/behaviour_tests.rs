@@ -446,3 +446,60 @@ fn index_pod_names_namespace_pod_and_container_in_every_format() {
     want.sort();
     assert_eq!(keys, want);
 }
+
+#[test]
+fn handshake_times_show_as_percentiles_per_group_and_one_value_per_tuple() {
+    let handshakes = |us: &[u32]| {
+        let mut h = crate::rtt::RttHistogram::default();
+        for &one in us {
+            let mut s = crate::rtt::RttSamples::default();
+            s.set_handshake(one);
+            h.add_samples(&s);
+        }
+        h
+    };
+    let mut report = fixtures::lport_groups();
+    report.groups[0]
+        .rtt
+        .merge(&handshakes(&[20_000, 21_000, 22_000]));
+    let text = render_with(&report, options(Format::Text));
+    assert!(
+        text.contains("Handshake p50/p90/p99: 21.00ms/")
+            && text.contains("(3 connects timed from SYN to ESTABLISHED"),
+        "{text}"
+    );
+    let v = json(&report, options(Format::Json));
+    let timed = &v["groups"][0]["handshake"];
+    assert_eq!(timed["samples"], 3);
+    assert_eq!(
+        (timed["min_us"].as_u64(), timed["max_us"].as_u64()),
+        (Some(20_000), Some(22_000))
+    );
+    assert!(
+        v["groups"][1].get("handshake").is_none(),
+        "no connect timed"
+    );
+    let table = render_with(&report, options(Format::Table));
+    assert!(
+        table.contains("handshake") && table.contains("21.00ms/"),
+        "{table}"
+    );
+
+    // A tuple: its one connect's time, and the bucket bounds with it.
+    let mut tuple = fixtures::window_tuple();
+    let plain = json(&tuple, options(Format::Json));
+    assert!(plain.get("rtt_bucket_bounds_us").is_none());
+    tuple.groups[0].rtt.merge(&handshakes(&[20_500]));
+    let text = render_with(&tuple, options(Format::Text));
+    assert!(
+        text.contains("Handshake: 20.50ms (a connect's SYN"),
+        "{text}"
+    );
+    let v = json(&tuple, options(Format::Json));
+    assert_eq!(v["groups"][0]["handshake"]["max_us"], 20_500);
+    assert!(v["rtt_bucket_bounds_us"].is_array());
+    assert!(
+        v["groups"][0].get("rtt").is_none(),
+        "a tuple's RTT is its gauge"
+    );
+}

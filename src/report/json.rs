@@ -46,8 +46,11 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
         string(buf, &end);
     }
     field_u64(buf, "polls", report.polls);
-    if report.index != crate::aggregate::Index::Tuple {
-        // The groups' RTT buckets' upper bounds; a last one, +Inf, follows.
+    let timed = report.index != crate::aggregate::Index::Tuple
+        || report.groups.iter().any(|g| !g.rtt.handshake.is_empty());
+    if timed {
+        // The groups' RTT and handshake buckets' upper bounds; a last one,
+        // +Inf, follows.
         buf.extend_from_slice(b",\"rtt_bucket_bounds_us\":[");
         let mut first = true;
         for bound in crate::rtt::BOUNDS_US {
@@ -298,18 +301,32 @@ fn summed_object(buf: &mut Vec<u8>, report: &Report<'_>, name: &str, summed: &Su
 /// "p99_us","buckets":[..]}`: a group's smoothed-RTT samples (index other
 /// than tuple), their counts per bucket (not cumulative; bounds in the
 /// report's `rtt_bucket_bounds_us`, the last bucket +Inf), and the
-/// percentiles estimated from them (interpolated within a bucket).
+/// percentiles estimated from them (interpolated within a bucket); then
+/// `,"handshake":{..}` of the same shape (any index): its connects'
+/// handshake times, SYN to ESTABLISHED, from kernel events.
 fn rtt_object(buf: &mut Vec<u8>, report: &Report<'_>, rtt: &crate::rtt::RttHistogram) {
-    if report.index == crate::aggregate::Index::Tuple {
-        return;
+    if report.index != crate::aggregate::Index::Tuple {
+        timing_object(buf, "rtt", rtt);
     }
-    let (Some((min, max)), Some(percentiles)) = (rtt.min_max_us(), rtt.percentiles_us()) else {
+    timing_object(buf, "handshake", &rtt.handshake);
+}
+
+fn timing_object(buf: &mut Vec<u8>, name: &str, histogram: &crate::rtt::Histogram) {
+    let (Some((min, max)), Some(percentiles)) =
+        (histogram.min_max_us(), histogram.percentiles_us())
+    else {
         return;
     };
-    buf.extend_from_slice(b",\"rtt\":{");
+    buf.push(b',');
+    key(buf, name);
+    buf.push(b'{');
     key(buf, "samples");
-    buf.extend_from_slice(itoa::Buffer::new().format(rtt.count()).as_bytes());
-    field_u64(buf, "sum_us", (rtt.sum_seconds() * 1e6).round() as u64);
+    buf.extend_from_slice(itoa::Buffer::new().format(histogram.count()).as_bytes());
+    field_u64(
+        buf,
+        "sum_us",
+        (histogram.sum_seconds() * 1e6).round() as u64,
+    );
     field_u64(buf, "min_us", min.into());
     field_u64(buf, "max_us", max.into());
     for (name, value) in ["p50_us", "p90_us", "p99_us"].iter().zip(percentiles) {
@@ -319,7 +336,7 @@ fn rtt_object(buf: &mut Vec<u8>, report: &Report<'_>, rtt: &crate::rtt::RttHisto
     }
     buf.extend_from_slice(b",\"buckets\":[");
     let mut first = true;
-    for n in rtt.counts() {
+    for n in histogram.counts() {
         comma(buf, &mut first);
         buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
     }

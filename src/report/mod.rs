@@ -512,13 +512,27 @@ pub fn human_rate(bytes_per_s: f64) -> String {
 /// A group's smoothed-RTT percentiles as reports print them,
 /// `p50/p90/p99` (`5.21ms/5.40ms/5.44ms`), where the report's index keeps
 /// them: a tuple's group is one socket, whose gauges say its RTT.
-pub fn rtt_text(report: &Report<'_>, rtt: &crate::rtt::RttHistogram) -> Option<String> {
+pub fn rtt_text(report: &Report<'_>, rtt: &crate::rtt::Histogram) -> Option<String> {
     if report.index == crate::aggregate::Index::Tuple {
         return None;
     }
-    let [p50, p90, p99] = rtt.percentiles_us()?;
+    percentiles_text(rtt)
+}
+
+fn percentiles_text(histogram: &crate::rtt::Histogram) -> Option<String> {
+    let [p50, p90, p99] = histogram.percentiles_us()?;
     let text = crate::rtt::duration_text;
     Some(format!("{}/{}/{}", text(p50), text(p90), text(p99)))
+}
+
+/// A group's handshake times (connects' SYN to ESTABLISHED, from kernel
+/// events) as reports print them: one value (`20.50ms`, a tuple's), or
+/// p50/p90/p99 of several.
+pub fn handshake_text(handshake: &crate::rtt::Histogram) -> Option<String> {
+    match handshake.min_max_us()? {
+        (only, _) if handshake.count() == 1 => Some(crate::rtt::duration_text(f64::from(only))),
+        _ => percentiles_text(handshake),
+    }
 }
 
 /// What the "others" line (or row: `what`) sums, and how to list more.

@@ -21,6 +21,8 @@ pub struct Row {
     counters: Counters,
     /// Smoothed RTT's p50/p90/p99, where the index keeps them.
     rtt: Option<String>,
+    /// Handshake times' p50/p90/p99 (a tuple's one), where events timed any.
+    handshake: Option<String>,
 }
 
 pub fn row(report: &Report<'_>, group: &Group<'_>) -> Row {
@@ -30,6 +32,7 @@ pub fn row(report: &Report<'_>, group: &Group<'_>) -> Row {
         sockets: group.sockets,
         counters: group.counters,
         rtt: super::rtt_text(report, &group.rtt),
+        handshake: super::handshake_text(&group.rtt.handshake),
     }
 }
 
@@ -40,6 +43,7 @@ fn summed_row(report: &Report<'_>, key: String, summed: &Summed) -> Row {
         sockets: summed.sockets,
         counters: summed.counters,
         rtt: super::rtt_text(report, &summed.rtt),
+        handshake: super::handshake_text(&summed.rtt.handshake),
     }
 }
 
@@ -57,6 +61,7 @@ fn build(report: &Report<'_>, rows: &[Row], columns: &[Counter]) -> Table {
     let mut builder = Builder::default();
     let owners = rows.iter().any(|r| r.owner.is_some());
     let rtt = rows.iter().any(|r| r.rtt.is_some());
+    let handshake = rows.iter().any(|r| r.handshake.is_some());
     let mut header = vec![report.index.name().to_string()];
     if owners {
         header.push("process".to_string());
@@ -64,6 +69,9 @@ fn build(report: &Report<'_>, rows: &[Row], columns: &[Counter]) -> Table {
     header.push("sockets".to_string());
     if rtt {
         header.push("rtt p50/p90/p99".to_string());
+    }
+    if handshake {
+        header.push("handshake".to_string());
     }
     header.extend(columns.iter().map(|c| c.name().to_string()));
     builder.push_record(header);
@@ -75,6 +83,9 @@ fn build(report: &Report<'_>, rows: &[Row], columns: &[Counter]) -> Table {
         record.push(r.sockets.to_string());
         if rtt {
             record.push(r.rtt.clone().unwrap_or_else(|| "-".to_string()));
+        }
+        if handshake {
+            record.push(r.handshake.clone().unwrap_or_else(|| "-".to_string()));
         }
         record.extend(columns.iter().map(|c| cell(&r.counters, *c)));
         builder.push_record(record);
@@ -175,6 +186,7 @@ fn rows_with_sums(report: &Report<'_>, mut rows: Vec<Row>, sums: &Sums) -> Vec<R
             sockets: sums.sockets,
             counters: sums.totals,
             rtt: super::rtt_text(report, &sums.rtt),
+            handshake: super::handshake_text(&sums.rtt.handshake),
         });
     }
     rows

@@ -239,19 +239,36 @@ pub fn group(
     Ok(())
 }
 
-/// The smoothed RTT's percentiles of a group's (or a sum's) samples.
+/// The smoothed RTT's percentiles of a group's (or a sum's) samples, and
+/// its connects' handshake times.
 fn write_rtt(
     report: &Report<'_>,
     rtt: &crate::rtt::RttHistogram,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     if let Some(text) = super::rtt_text(report, rtt) {
         let n = rtt.count();
         writeln!(
             out,
             "RTT p50/p90/p99: {text} ({n} sample{} of smoothed RTT; interpolated within buckets)",
-            if n == 1 { "" } else { "s" }
+            plural(n)
         )?;
+    }
+    if let Some(text) = super::handshake_text(&rtt.handshake) {
+        let n = rtt.handshake.count();
+        if n == 1 {
+            writeln!(
+                out,
+                "Handshake: {text} (a connect's SYN to ESTABLISHED, kernel events)"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "Handshake p50/p90/p99: {text} ({n} connect{} timed from SYN to ESTABLISHED by kernel events; interpolated within buckets)",
+                plural(n)
+            )?;
+        }
     }
     Ok(())
 }

@@ -592,8 +592,8 @@ impl Session {
         counters
     }
 
-    /// Says when bounds left processes that events ran in unnamed, or
-    /// sockets without the owner their events named.
+    /// Says when bounds left processes that events ran in unnamed, sockets
+    /// without the owner their events named, or connects untimed.
     fn note_owners_unkept(&mut self) {
         let Some(owners) = self.owners.as_ref() else {
             return;
@@ -614,6 +614,15 @@ impl Session {
         if sockets > 0 {
             self.note(vec![format!(
                 "precision: the owners of {sockets} sockets were not kept this window (bound reached): they show no owner from events"
+            )]);
+        }
+        let untimed = self
+            .tracker
+            .event_stats()
+            .map_or(0, |stats| stats.handshakes_untimed);
+        if untimed > 0 {
+            self.note(vec![format!(
+                "precision: {untimed} connects' handshakes were not timed this window (65,536 connects under way at once): their groups' handshake times leave them out"
             )]);
         }
     }
