@@ -1,7 +1,7 @@
 //! Smoothed-RTT histograms: each open socket's `tcpi_rtt` once per poll,
 //! and the final value a close notice carries, counted in fixed buckets.
 //! A socket keeps its window's samples in an [`RttSamples`] (u32 counts,
-//! 84 bytes); groups, reports and the exporter add them into an
+//! 88 bytes with its handshake); groups, reports and the exporter add them into an
 //! [`RttHistogram`] (u64 counts, as a Prometheus histogram's cumulative
 //! counts need). Both are fixed arrays: nothing grows with the samples.
 //! Handshake times ride along: a connect's SYN to its ESTABLISHED, timed
@@ -269,6 +269,11 @@ mod tests {
         let mut h = RttHistogram::default();
         h.add_samples(&s);
         h
+    }
+
+    #[test]
+    fn a_sockets_samples_take_the_88_bytes_the_docs_say() {
+        assert_eq!(std::mem::size_of::<RttSamples>(), 88);
     }
 
     #[test]
