@@ -59,6 +59,20 @@
 #                   -drops its RcvDrops equal the namespace's Udp
 #                          RcvbufErrors and InErrors deltas (> 0), residual 0
 #                   -rc    exit 0
+#     udpprec-*     `tcpipstat -u --precision --timeout 12 --system` while
+#                   `connhelper udprate 1000 2 46200` sends and reads 2000
+#                   datagrams, `udpflood 500 46300` floods a receiver that
+#                   never reads and `udpnoport 20 46400` sends to a closed
+#                   port. Each counter is exact where the report names its
+#                   source, and named in `missing` where the kernel lacks
+#                   one (then it must not claim it):
+#                   -rc      exit 0, events_lost 0
+#                   -in      :46200's InDatagrams/InBytes = what it read
+#                   -out     the senders' OutDatagrams = what they sent
+#                   -rcvbuf  :46300's RcvbufErrors (events) = the namespace's
+#                            Udp RcvbufErrors delta (> 0)
+#                   -noports NoPorts 20 = the namespace's, residual 0; by
+#                            port 46400 and sender :46401 where told
 #   fallback guest (no diag modules):
 #     fallback      `tcpipstat --once --format json` with the once-bytes
 #                   connections: exit 0, a notice naming /proc/net/tcp on
@@ -171,6 +185,16 @@ sleep 2
 /connhelper udpflood 2000 46100 4000 > /out/udpflood.log 2>&1
 wait $pid
 echo $? > /out/udp.rc
+# udpprec-*: UDP in precision mode (kprobes take seconds to create under TCG)
+/tcpipstat -u --precision --timeout 12 --poll 500ms --system --format json \
+    > /out/udpprec.json 2> /out/udpprec.err &
+pid=$!
+sleep 6
+/connhelper udprate 1000 2 46200 > /out/udprate.log 2>&1
+/connhelper udpflood 500 46300 500 >> /out/udprate.log 2>&1
+/connhelper udpnoport 20 46400 >> /out/udprate.log 2>&1
+wait $pid
+echo $? > /out/udpprec.rc
 EOF
 cat > "$FALLBACK_BODY" <<'EOF'
 helper once

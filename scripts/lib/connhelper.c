@@ -44,6 +44,12 @@
  * process: every millisecond RATE/1000 datagrams of 200 bytes are sent and
  * the receiver reads all it holds, for SECONDS; prints what was sent and read.
  *
+ *   connhelper udpnoport N DPORT
+ *
+ * N datagrams of 200 bytes from one socket (bound to 127.0.0.1:DPORT+1)
+ * to 127.0.0.1:DPORT, where nothing listens (each a NoPorts, answered by
+ * an ICMP port unreachable: loopback is not rate-limited), 10 ms apart.
+ *
  *   connhelper udpflood N DPORT MS
  *
  * A UDP receiver on 127.0.0.1:DPORT with a 2 KiB receive buffer that never
@@ -203,6 +209,25 @@ static int udpflood(int n, int dport, int ms) {
   return 0;
 }
 
+static int udpnoport(int n, int dport) {
+  struct sockaddr_storage to, from; socklen_t tlen, flen;
+  addr(&to, &tlen, 0, dport);
+  addr(&from, &flen, 0, dport + 1);
+  int snd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (snd < 0) die("socket");
+  if (bind(snd, (struct sockaddr *)&from, flen)) die("bind");
+  char payload[200] = {0};
+  int sent = 0;
+  for (int i = 0; i < n; i++) {
+    sent += sendto(snd, payload, sizeof payload, 0, (struct sockaddr *)&to, tlen) == (ssize_t)sizeof payload;
+    sleep_ms(10);
+  }
+  printf("connhelper: udpnoport %d of %d datagrams sent to :%d\n", sent, n, dport);
+  fflush(stdout);
+  close(snd);
+  return 0;
+}
+
 static int udprate(int rate, int seconds, int dport) {
   struct sockaddr_storage to; socklen_t tlen;
   addr(&to, &tlen, 0, dport);
@@ -240,6 +265,8 @@ static int udprate(int rate, int seconds, int dport) {
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "udprate") == 0)
     return udprate(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+  if (argc == 4 && strcmp(argv[1], "udpnoport") == 0)
+    return udpnoport(atoi(argv[2]), atoi(argv[3]));
   if (argc == 5 && strcmp(argv[1], "udpflood") == 0)
     return udpflood(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
   if (argc == 5 && strcmp(argv[1], "overflow") == 0)

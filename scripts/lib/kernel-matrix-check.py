@@ -331,6 +331,83 @@ def check_udp():
            f"{read(main_dir, 'udpflood.log')!r}; stderr: {err}")
 
 
+def check_udp_precision():
+    rep = report(main_dir, "udpprec.json")
+    err = (read(main_dir, "udpprec.err") or "").strip()
+    log = read(main_dir, "udprate.log") or ""
+    code = rc(main_dir, "udpprec.rc")
+    checks = ("in", "out", "rcvbuf", "noports")
+    if isinstance(rep, str):
+        result("udpprec-rc", False, f"exit {code}; {rep}; stderr: {err}")
+        for c in checks:
+            result(f"udpprec-{c}", False, rep)
+        return
+    udp = rep.get("udp") or {}
+    prec = udp.get("precision") or {}
+    lost = prec.get("events_lost_since_start")
+    result("udpprec-rc", code == 0 and lost == 0, f"exit {code}, events lost {lost}; stderr: {err}")
+    sources, missing = prec.get("sources") or {}, " ".join(prec.get("missing") or [])
+
+    def told(counter):
+        return any(counter in k for k in sources)
+
+    groups = udp.get("groups", [])
+
+    def events(port):
+        return [g.get("events") or {} for g in groups if (g.get("key") or {}).get("lport") == port]
+
+    def numbers(text, word):
+        """The whole numbers of connhelper's line naming `word`."""
+        for line in text.splitlines():
+            if word in line:
+                return [int(p) for p in line.split() if p.isdigit()]
+        return []
+
+    rate = numbers(log, "udprate")          # sent, read
+    sent_read = (rate[0], rate[1]) if len(rate) >= 2 else (None, None)
+    flood = numbers(log, "udpflood")        # sent of n
+    noport = numbers(log, "udpnoport")      # sent of n
+    detail = f"log {log!r}; missing {missing!r}"
+    # -in
+    if told("InDatagrams"):
+        got = events(46200)
+        dgrams = sum(e.get("InDatagrams") or 0 for e in got)
+        octets = sum(e.get("InBytes") or 0 for e in got)
+        result("udpprec-in", got and dgrams == sent_read[1] and octets == 200 * dgrams,
+               f"InDatagrams {dgrams}, InBytes {octets}, read {sent_read[1]}; {detail}")
+    else:
+        result("udpprec-in", "InDatagrams" in missing, f"no source; {detail}")
+    # -out
+    if told("OutDatagrams"):
+        out = sum((g.get("events") or {}).get("OutDatagrams") or 0 for g in groups)
+        want = (sent_read[0] or 0) + (flood[0] if flood else 0) + (noport[0] if noport else 0)
+        result("udpprec-out", out == want and want > 0, f"OutDatagrams {out}, sent {want}; {detail}")
+    else:
+        result("udpprec-out", "OutDatagrams" in missing, f"no source; {detail}")
+    # -rcvbuf
+    mib = (udp.get("system") or {}).get("Udp") or {}
+    rcvbuf = mib.get("RcvbufErrors") or {}
+    if told("RcvbufErrors"):
+        errs = sum(e.get("RcvbufErrors") or 0 for e in events(46300))
+        result("udpprec-rcvbuf", errs > 0 and errs == rcvbuf.get("system"),
+               f"RcvbufErrors {errs}, namespace {rcvbuf.get('system')}; {detail}")
+    else:
+        result("udpprec-rcvbuf", "RcvbufErrors" in missing, f"no source; {detail}")
+    # -noports
+    noports = mib.get("NoPorts") or {}
+    want = noport[0] if noport else None
+    if told("NoPorts"):
+        ok = noports.get("system") == want and noports.get("unattributed") == 0
+        by_port = prec.get("no_ports") or []
+        if told("NoPorts by port"):
+            ok = ok and any(p.get("lport") == 46400 and p.get("sender_port") == 46401
+                            and p.get("datagrams") == want for p in by_port)
+        result("udpprec-noports", ok, f"NoPorts {noports}, by port {by_port}, sent {want}; {detail}")
+    else:
+        result("udpprec-noports", "NoPorts" in missing, f"no source, namespace {noports}; {detail}")
+
+
 check_closes()
 check_seed()
 check_udp()
+check_udp_precision()
