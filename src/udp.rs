@@ -92,6 +92,43 @@ impl UdpEventCounts {
 /// Socket addresses named at once, at most (forgotten all at once past
 /// it: every send and receive names its socket again).
 const UDP_NAMES_LIMIT: usize = 1 << 16;
+/// Messages of one batch held for a name later in the batch, at most;
+/// past this they count as not placed.
+const UNNAMED_MESSAGES_LIMIT: usize = 1 << 16;
+
+/// The messages that waited for address `sk`'s name, counted on the
+/// socket it names.
+fn name_waiting(
+    unnamed: &mut HashMap<u64, Vec<(bool, i64)>>,
+    sk: u64,
+    tracked: Option<&mut Tracked>,
+) {
+    let Some(waiting) = unnamed.remove(&sk) else {
+        return;
+    };
+    if let Some(tracked) = tracked {
+        for (sent, bytes) in waiting {
+            count_message(&mut tracked.events, sent, bytes);
+        }
+    }
+}
+
+/// One send or receive call's result on a socket's event counts.
+fn count_message(c: &mut UdpEventCounts, sent: bool, bytes: i64) {
+    match (sent, bytes) {
+        (false, b) if b >= 0 => {
+            c.in_datagrams += 1;
+            c.in_bytes += b as u64;
+        }
+        (true, b) if b >= 0 => {
+            c.out_datagrams += 1;
+            c.out_bytes += b as u64;
+        }
+        (true, _) => c.send_errors += 1,
+        // A receive that found nothing (EAGAIN) moved none.
+        (false, _) => {}
+    }
+}
 /// ICMP port unreachables waiting for the drop of the datagram they
 /// answer (the drop follows at once, on the same CPU).
 const ICMP_PENDING_LIMIT: usize = 4096;
@@ -259,8 +296,13 @@ impl UdpTracker {
                 by_local_port.entry(k.local_port).or_default().push(*id);
             }
         }
+        // Messages of addresses no name leads to yet: address → (sent, bytes).
+        let mut unnamed: HashMap<u64, Vec<(bool, i64)>> = HashMap::default();
+        let mut unnamed_count = 0usize;
         for timed in events {
             match &timed.event {
+                // Unbound yet (its first send binds it): names nothing.
+                TraceEvent::UdpName { tuple, .. } if tuple.local_port == 0 => {}
                 TraceEvent::UdpName { sk, tuple } => {
                     let candidates = by_ports
                         .get(&(tuple.local_port, tuple.remote_port))
@@ -276,6 +318,7 @@ impl UdpTracker {
                                 part.names.clear();
                             }
                             part.names.insert(*sk, id);
+                            name_waiting(&mut unnamed, *sk, self.sockets.get_mut(&id));
                         }
                         // The address is another socket's now.
                         None => {
@@ -289,6 +332,7 @@ impl UdpTracker {
                             part.names.clear();
                         }
                         part.names.insert(*sk, *id);
+                        name_waiting(&mut unnamed, *sk, self.sockets.get_mut(id));
                     }
                     None => {
                         part.names.remove(sk);
@@ -304,23 +348,16 @@ impl UdpTracker {
                         continue;
                     }
                     let tracked = part.names.get(sk).and_then(|id| self.sockets.get_mut(id));
-                    let Some(tracked) = tracked else {
-                        part.stats.unplaced_messages += 1;
-                        continue;
-                    };
-                    let c = &mut tracked.events;
-                    match (*sent, *bytes) {
-                        (false, b) if b >= 0 => {
-                            c.in_datagrams += 1;
-                            c.in_bytes += b as u64;
+                    match tracked {
+                        Some(tracked) => count_message(&mut tracked.events, *sent, *bytes),
+                        // Its name may come later in the batch: a kprobe
+                        // on an unbound socket's first send sees no port
+                        // yet, its next call's sees it.
+                        None if unnamed_count < UNNAMED_MESSAGES_LIMIT => {
+                            unnamed_count += 1;
+                            unnamed.entry(*sk).or_default().push((*sent, *bytes));
                         }
-                        (true, b) if b >= 0 => {
-                            c.out_datagrams += 1;
-                            c.out_bytes += b as u64;
-                        }
-                        (true, _) => c.send_errors += 1,
-                        // A receive that found nothing (EAGAIN) moved none.
-                        (false, _) => {}
+                        None => part.stats.unplaced_messages += 1,
                     }
                 }
                 TraceEvent::UdpQueueFail {
@@ -397,6 +434,8 @@ impl UdpTracker {
                 _ => {}
             }
         }
+        let never_named: usize = unnamed.values().map(Vec::len).sum();
+        part.stats.unplaced_messages += never_named as u64;
     }
 
     /// Takes one poll's sockets. A socket first seen after the baseline
@@ -1115,19 +1154,55 @@ mod tests {
             message(0xc0, true, 1),
         ]);
         let sender = events_of(&t, 40000);
+        // The first send came before its name, which the batch then gave.
         assert_eq!(
             (sender.out_datagrams, sender.out_bytes, sender.send_errors),
-            (1, 100, 1)
+            (2, 105, 1)
         );
         let receiver = events_of(&t, 53);
         // An empty datagram is a datagram; a peek and EAGAIN are none.
         assert_eq!((receiver.in_datagrams, receiver.in_bytes), (2, 100));
         let stats = t.event_stats().unwrap();
-        // The first send came before its name; 0xc0 is no socket of ours.
-        assert_eq!(stats.unplaced_messages, 2);
+        // 0xc0 is no socket of ours.
+        assert_eq!(stats.unplaced_messages, 1);
         t.reset_window();
         assert_eq!(events_of(&t, 53), UdpEventCounts::default());
         assert_eq!(t.event_stats().unwrap().unplaced_messages, 0);
+    }
+
+    #[test]
+    fn an_unbound_senders_first_datagram_waits_for_the_name_its_next_call_gives() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[sample(2, 40000, 0)], &[]);
+        t.observe(&[sample(2, 40000, 0)], &[]);
+        let name = |port| {
+            timed(TraceEvent::UdpName {
+                sk: 0xa0,
+                tuple: EventTuple {
+                    local: "127.0.0.1".parse().unwrap(),
+                    local_port: port,
+                    remote: "0.0.0.0".parse().unwrap(),
+                    remote_port: 0,
+                },
+            })
+        };
+        // Unconnected: the socket's peer is unset. A kprobe's entry names it with no port yet (it binds in the
+        // call), then its receive's entry with the port.
+        t.apply_events(&[
+            name(0),
+            message(0xa0, true, 40),
+            name(40000),
+            message(0xa0, false, 120),
+            message(0xb0, true, 7),
+        ]);
+        let counts = events_of(&t, 40000);
+        assert_eq!(
+            (counts.out_datagrams, counts.out_bytes, counts.in_datagrams),
+            (1, 40, 1)
+        );
+        // 0xb0 was never named in the batch.
+        assert_eq!(t.event_stats().unwrap().unplaced_messages, 1);
     }
 
     #[test]

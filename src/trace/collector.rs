@@ -58,10 +58,14 @@ pub enum Role {
     /// UDP: a socket's address with its tuple (kprobes on the UDP send and
     /// receive calls), so its sends and receives find it.
     UdpNames,
+    /// UDP: datagrams and bytes by send and receive call, from kprobes on
+    /// the UDP calls and their returns, where the kernel has no
+    /// sock_send_length/sock_recv_length (before 6.3) to give them.
+    UdpMessages,
 }
 
 impl Role {
-    const ALL: [Role; 15] = [
+    const ALL: [Role; 16] = [
         Role::States,
         Role::SentResets,
         Role::ReceivedResets,
@@ -77,6 +81,7 @@ impl Role {
         Role::UdpQueueFails,
         Role::UdpPorts,
         Role::UdpNames,
+        Role::UdpMessages,
     ];
 
     /// The counters this role fills.
@@ -101,7 +106,8 @@ impl Role {
             | Role::Namer
             | Role::UdpQueueFails
             | Role::UdpPorts
-            | Role::UdpNames => &[],
+            | Role::UdpNames
+            | Role::UdpMessages => &[],
         }
     }
 
@@ -130,6 +136,9 @@ impl Role {
                 EventKind::SysEnterSendmmsg,
                 EventKind::SysEnterRecvmmsg,
             ],
+            // Its tracepoints are the Sends and Receives roles' (which
+            // fill UDP's too): this role is only ever kprobes.
+            Role::UdpMessages => &[],
         }
     }
 
@@ -140,7 +149,10 @@ impl Role {
     }
 
     fn is_udp(self) -> bool {
-        matches!(self, Role::UdpQueueFails | Role::UdpPorts | Role::UdpNames)
+        matches!(
+            self,
+            Role::UdpQueueFails | Role::UdpPorts | Role::UdpNames | Role::UdpMessages
+        )
     }
 
     /// Whether a kprobe definition serves this role.
@@ -160,6 +172,10 @@ fn kprobe_role(kind: EventKind) -> Option<Role> {
         EventKind::KprobeSendmsgEntry | EventKind::KprobeSendmsgReturn => Role::Sends,
         EventKind::KprobeRecvmsgEntry | EventKind::KprobeRecvmsgReturn => Role::Receives,
         EventKind::KprobeUdpName => Role::UdpNames,
+        EventKind::KprobeUdpSendEntry
+        | EventKind::KprobeUdpSendReturn
+        | EventKind::KprobeUdpRecvEntry
+        | EventKind::KprobeUdpRecvReturn => Role::UdpMessages,
         _ => return None,
     })
 }
@@ -834,6 +850,17 @@ fn choose_probes(
             choice.missing.push(format!("{role:?}"));
         }
     }
+    // UDP's datagrams by kprobe only in the directions no tracepoint gives.
+    let traced = |kind| choice.tracepoints.iter().any(|(_, k)| *k == kind);
+    let (sends_traced, receives_traced) = (
+        traced(EventKind::SockSendLength),
+        traced(EventKind::SockRecvLength),
+    );
+    choice.kprobes.retain(|(_, def)| match def.kind {
+        EventKind::KprobeUdpSendEntry | EventKind::KprobeUdpSendReturn => !sends_traced,
+        EventKind::KprobeUdpRecvEntry | EventKind::KprobeUdpRecvReturn => !receives_traced,
+        _ => true,
+    });
     // Names only help the send/receive tracepoints, which lack tuples.
     let sends_by_tracepoint = choice
         .tracepoints
@@ -1348,18 +1375,33 @@ fn summarize_udp(summary: &mut ProbeSummary, opened: &[Opened], text_missing: Op
     } else {
         "the socket named by kprobes on udp_sendmsg/udp_recvmsg (+ v6)"
     };
-    for (kind, counters, name) in [
+    for (kind, by_kprobe, counters, name, call) in [
         (
             EventKind::SockRecvLength,
+            EventKind::KprobeUdpRecvReturn,
             "InDatagrams, InBytes",
             "sock:sock_recv_length",
+            "udp_recvmsg/udpv6_recvmsg",
         ),
         (
             EventKind::SockSendLength,
+            EventKind::KprobeUdpSendReturn,
             "OutDatagrams, OutBytes",
             "sock:sock_send_length",
+            "udp_sendmsg/udpv6_sendmsg",
         ),
     ] {
+        let entry_kind = match by_kprobe {
+            EventKind::KprobeUdpRecvReturn => EventKind::KprobeUdpRecvEntry,
+            _ => EventKind::KprobeUdpSendEntry,
+        };
+        if !has(kind) && has(by_kprobe) && has(entry_kind) {
+            sources.push((
+                counters.to_string(),
+                format!("kprobes on {call} and their returns (paired by thread; the entry names the socket by its tuple; a MSG_PEEK read counts as a read)"),
+            ));
+            continue;
+        }
         match (has(kind), named) {
             (true, true) => sources.push((
                 counters.to_string(),

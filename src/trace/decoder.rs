@@ -79,6 +79,12 @@ pub enum EventKind {
     /// Kprobes on udp_sendmsg/udp_recvmsg and their IPv6 twins: a UDP
     /// socket's address with its tuple.
     KprobeUdpName,
+    /// The same calls' entries and returns, paired by thread into UDP
+    /// messages where the kernel has no sock_send_length/sock_recv_length.
+    KprobeUdpSendEntry,
+    KprobeUdpSendReturn,
+    KprobeUdpRecvEntry,
+    KprobeUdpRecvReturn,
 }
 
 impl EventKind {
@@ -114,6 +120,10 @@ impl EventKind {
         EventKind::KprobeRecvmsgEntry,
         EventKind::KprobeRecvmsgReturn,
         EventKind::KprobeUdpName,
+        EventKind::KprobeUdpSendEntry,
+        EventKind::KprobeUdpSendReturn,
+        EventKind::KprobeUdpRecvEntry,
+        EventKind::KprobeUdpRecvReturn,
     ];
 
     /// The tracepoint's (group, name), for tracepoint kinds.
@@ -165,7 +175,14 @@ impl EventKind {
         use EventKind::*;
         matches!(
             self,
-            KprobeSendmsgEntry | KprobeSendmsgReturn | KprobeRecvmsgEntry | KprobeRecvmsgReturn
+            KprobeSendmsgEntry
+                | KprobeSendmsgReturn
+                | KprobeRecvmsgEntry
+                | KprobeRecvmsgReturn
+                | KprobeUdpSendEntry
+                | KprobeUdpSendReturn
+                | KprobeUdpRecvEntry
+                | KprobeUdpRecvReturn
         )
     }
 }
@@ -320,12 +337,13 @@ impl Decoder {
                 f.sport = need("dport", &[2])?;
                 f.dport = need("sport", &[2])?;
             }
-            KprobeSendmsgReturn | KprobeRecvmsgReturn => {
+            KprobeSendmsgReturn | KprobeRecvmsgReturn | KprobeUdpSendReturn
+            | KprobeUdpRecvReturn => {
                 f.ret = need("ret", &[8, 4])?;
             }
             KprobeSetState | KprobeSendReset | KprobeActiveReset | KprobeReceiveReset
             | KprobeRetransmit | KprobeSynAck | KprobeSendmsgEntry | KprobeRecvmsgEntry
-            | KprobeUdpName => {
+            | KprobeUdpName | KprobeUdpSendEntry | KprobeUdpRecvEntry => {
                 f.sk = need("sk", &[8, 4])?;
                 f.family = need("family", &[2])?;
                 f.saddr = need("saddr", &[4])?;
@@ -397,9 +415,9 @@ impl Decoder {
             },
             KprobeSetState | KprobeSendReset | KprobeActiveReset | KprobeReceiveReset
             | KprobeRetransmit | KprobeSynAck => self.kprobe_event(raw),
-            KprobeSendmsgEntry | KprobeSendmsgReturn | KprobeRecvmsgEntry | KprobeRecvmsgReturn => {
-                None
-            }
+            KprobeSendmsgEntry | KprobeSendmsgReturn | KprobeRecvmsgEntry | KprobeRecvmsgReturn
+            | KprobeUdpSendEntry | KprobeUdpSendReturn | KprobeUdpRecvEntry
+            | KprobeUdpRecvReturn => None,
         }
     }
 
@@ -742,11 +760,17 @@ impl Decoder {
     }
 }
 
-/// Pairs the entry and return halves of tcp_sendmsg/tcp_recvmsg kprobes by
-/// thread: the entry knows the socket, the return how many bytes moved.
+/// Pairs the entry and return halves of the send and receive calls'
+/// kprobes (tcp_sendmsg/tcp_recvmsg; udp_sendmsg/udp_recvmsg and their
+/// IPv6 twins) by thread: the entry knows the socket, the return how many
+/// bytes moved. A UDP entry also names its socket (its tuple), at once.
+/// udpv6_sendmsg calls udp_sendmsg for a v4-mapped peer: the inner entry
+/// takes the thread's place and the outer return finds none, so the
+/// datagram counts once.
 #[derive(Debug, Default)]
 pub struct CallPairer {
-    open_calls: FxHashMap<(u32, bool), (u64, Option<EventTuple>)>,
+    /// (thread, sending, udp) → the open call's socket.
+    open_calls: FxHashMap<(u32, bool, bool), (u64, Option<EventTuple>)>,
 }
 
 /// Threads with a call open, at most; a return lost in a full ring must not
@@ -757,23 +781,41 @@ impl CallPairer {
     /// Takes one half; a return completes its thread's open call.
     pub fn feed(&mut self, decoder: &Decoder, tid: u32, raw: &[u8]) -> Option<TraceEvent> {
         use EventKind::*;
-        let sending = matches!(decoder.kind, KprobeSendmsgEntry | KprobeSendmsgReturn);
+        let sending = matches!(
+            decoder.kind,
+            KprobeSendmsgEntry | KprobeSendmsgReturn | KprobeUdpSendEntry | KprobeUdpSendReturn
+        );
+        let udp = matches!(
+            decoder.kind,
+            KprobeUdpSendEntry | KprobeUdpSendReturn | KprobeUdpRecvEntry | KprobeUdpRecvReturn
+        );
         match decoder.kind {
-            KprobeSendmsgEntry | KprobeRecvmsgEntry => {
+            KprobeSendmsgEntry | KprobeRecvmsgEntry | KprobeUdpSendEntry | KprobeUdpRecvEntry => {
                 let socket = decoder.kprobe_socket(raw)?;
                 if self.open_calls.len() >= OPEN_CALLS_LIMIT {
                     self.open_calls.clear();
                 }
-                self.open_calls.insert((tid, sending), socket);
-                None
+                self.open_calls.insert((tid, sending, udp), socket);
+                match socket {
+                    (sk, Some(tuple)) if udp && sk != 0 => Some(TraceEvent::UdpName { sk, tuple }),
+                    _ => None,
+                }
             }
-            KprobeSendmsgReturn | KprobeRecvmsgReturn => {
-                let (sk, tuple) = self.open_calls.remove(&(tid, sending))?;
+            KprobeSendmsgReturn | KprobeRecvmsgReturn | KprobeUdpSendReturn
+            | KprobeUdpRecvReturn => {
+                let (sk, tuple) = self.open_calls.remove(&(tid, sending, udp))?;
                 let bytes = int(raw, decoder.fields.ret.as_ref()?)?;
-                Some(if sending {
-                    TraceEvent::Sent { sk, tuple, bytes }
-                } else {
-                    TraceEvent::Received { sk, tuple, bytes }
+                Some(match (udp, sending) {
+                    // The kprobe does not read the call's flags: a peek
+                    // counts as a read here (said in docs/precision.md).
+                    (true, sent) => TraceEvent::UdpMessage {
+                        sk,
+                        sent,
+                        bytes,
+                        peek: false,
+                    },
+                    (false, true) => TraceEvent::Sent { sk, tuple, bytes },
+                    (false, false) => TraceEvent::Received { sk, tuple, bytes },
                 })
             }
             _ => decoder.decode(raw),
@@ -1039,11 +1081,98 @@ mod tests {
         }
     }
 
+    #[test]
+    fn udp_call_kprobes_pair_into_datagrams_and_name_their_socket() {
+        // The UDP probes' fields are the TCP ones' (the same fetchargs):
+        // the recorded formats and samples decode as UDP calls.
+        for kernel in ["5.10", "6.1", "6.12"] {
+            let dir = testdata().join(kernel).join("kprobe");
+            let load = |stem: &str, kind| {
+                let text = std::fs::read_to_string(dir.join(format!("{stem}.format"))).unwrap();
+                Decoder::new(kind, &EventFormat::parse(&text).unwrap()).unwrap()
+            };
+            let entry = load("kprobes__sendmsg", EventKind::KprobeUdpSendEntry);
+            let ret = load("kprobes__sendmsg_ret", EventKind::KprobeUdpSendReturn);
+            let recv_ret = load("kprobes__sendmsg_ret", EventKind::KprobeUdpRecvReturn);
+            let entries = samples(&dir, "kprobes__sendmsg");
+            let returns = samples(&dir, "kprobes__sendmsg_ret");
+            let mut pairer = CallPairer::default();
+            let named = pairer.feed(&entry, 7, &entries[0]);
+            let Some(TraceEvent::UdpName { sk, tuple }) = named else {
+                panic!("{kernel}: {named:?}");
+            };
+            assert!(sk != 0 && tuple.local_port != 0, "{kernel}");
+            // Another thread's return, or a receive's, completes nothing.
+            assert_eq!(pairer.feed(&ret, 8, &returns[0]), None);
+            assert_eq!(pairer.feed(&recv_ret, 7, &returns[0]), None);
+            match pairer.feed(&ret, 7, &returns[0]) {
+                Some(TraceEvent::UdpMessage {
+                    sk: got,
+                    sent: true,
+                    bytes,
+                    peek: false,
+                }) => assert!(got == sk && bytes > 0, "{kernel}: {bytes}"),
+                other => panic!("{kernel}: {other:?}"),
+            }
+            // Paired once: the same return again is no second datagram.
+            assert_eq!(pairer.feed(&ret, 7, &returns[0]), None);
+            // A TCP entry on the thread is not a UDP call's.
+            let tcp_entry = load("kprobes__sendmsg", EventKind::KprobeSendmsgEntry);
+            assert_eq!(pairer.feed(&tcp_entry, 7, &entries[0]), None);
+            assert_eq!(pairer.feed(&ret, 7, &returns[0]), None);
+        }
+    }
+
     fn format(text_fields: &str) -> EventFormat {
         EventFormat::parse(&format!(
             "name: x\nID: 7\nformat:\n{text_fields}\nprint fmt: \"\"\n"
         ))
         .unwrap()
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn a_call_that_failed_returns_a_negative_count_not_four_gigabytes() {
+        // The calls return int: eax, whose upper half of rax is not its
+        // sign. The definitions fetch it as s32.
+        let defs = kprobe_defs::definitions();
+        let returns: Vec<_> = defs.iter().filter(|d| d.is_return).collect();
+        assert!(!returns.is_empty());
+        for def in returns {
+            assert!(
+                def.definition().contains("$retval:s32"),
+                "{}",
+                def.definition()
+            );
+        }
+        // A recvmsg that found nothing (EAGAIN) after its entry, as the
+        // kernel records it with that fetch type.
+        let ret = format("\tfield:s32 ret;\toffset:16;\tsize:4;\tsigned:1;");
+        let mut raw = vec![0u8; 20];
+        raw[16..20].copy_from_slice(&(-11i32).to_ne_bytes());
+        for (kind, entry_kind) in [
+            (
+                EventKind::KprobeRecvmsgReturn,
+                EventKind::KprobeRecvmsgEntry,
+            ),
+            (
+                EventKind::KprobeUdpRecvReturn,
+                EventKind::KprobeUdpRecvEntry,
+            ),
+        ] {
+            let decoder = Decoder::new(kind, &ret).unwrap();
+            let mut pairer = CallPairer::default();
+            let udp = entry_kind == EventKind::KprobeUdpRecvEntry;
+            pairer
+                .open_calls
+                .insert((5, false, udp), (0xffff_8880_0000_2000, None));
+            let bytes = match pairer.feed(&decoder, 5, &raw) {
+                Some(TraceEvent::Received { bytes, .. }) => bytes,
+                Some(TraceEvent::UdpMessage { bytes, .. }) => bytes,
+                other => panic!("{kind:?}: {other:?}"),
+            };
+            assert_eq!(bytes, -11, "{kind:?}");
+        }
     }
 
     #[test]

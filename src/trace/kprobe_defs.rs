@@ -142,7 +142,7 @@ pub fn definitions() -> Vec<KprobeDef> {
             "sendmsg_ret",
             "tcp_sendmsg",
             true,
-            "ret=$retval:s64".into(),
+            "ret=$retval:s32".into(),
         ),
         // tcp_recvmsg(struct sock *sk, struct msghdr *msg, ...).
         def(
@@ -157,7 +157,7 @@ pub fn definitions() -> Vec<KprobeDef> {
             "recvmsg_ret",
             "tcp_recvmsg",
             true,
-            "ret=$retval:s64".into(),
+            "ret=$retval:s32".into(),
         ),
         // UDP (--udp): udp_sendmsg(struct sock *sk, struct msghdr *msg,
         // size_t len) and udp_recvmsg(struct sock *sk, ...), their IPv6
@@ -185,7 +185,72 @@ pub fn definitions() -> Vec<KprobeDef> {
             false,
             sock.clone(),
         ),
-        def(KprobeUdpName, "udp_recv6", "udpv6_recvmsg", false, sock),
+        def(
+            KprobeUdpName,
+            "udp_recv6",
+            "udpv6_recvmsg",
+            false,
+            sock.clone(),
+        ),
+        // The same calls with their returns, where the kernel has no
+        // sock_send_length/sock_recv_length: paired by thread into
+        // datagrams (the return's value is the bytes, or an error).
+        def(
+            KprobeUdpSendEntry,
+            "udp_msg_send4",
+            "udp_sendmsg",
+            false,
+            sock.clone(),
+        ),
+        def(
+            KprobeUdpSendEntry,
+            "udp_msg_send6",
+            "udpv6_sendmsg",
+            false,
+            sock.clone(),
+        ),
+        def(
+            KprobeUdpRecvEntry,
+            "udp_msg_recv4",
+            "udp_recvmsg",
+            false,
+            sock.clone(),
+        ),
+        def(
+            KprobeUdpRecvEntry,
+            "udp_msg_recv6",
+            "udpv6_recvmsg",
+            false,
+            sock,
+        ),
+        def(
+            KprobeUdpSendReturn,
+            "udp_msg_send4_ret",
+            "udp_sendmsg",
+            true,
+            "ret=$retval:s32".into(),
+        ),
+        def(
+            KprobeUdpSendReturn,
+            "udp_msg_send6_ret",
+            "udpv6_sendmsg",
+            true,
+            "ret=$retval:s32".into(),
+        ),
+        def(
+            KprobeUdpRecvReturn,
+            "udp_msg_recv4_ret",
+            "udp_recvmsg",
+            true,
+            "ret=$retval:s32".into(),
+        ),
+        def(
+            KprobeUdpRecvReturn,
+            "udp_msg_recv6_ret",
+            "udpv6_recvmsg",
+            true,
+            "ret=$retval:s32".into(),
+        ),
     ]
 }
 
