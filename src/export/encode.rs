@@ -325,7 +325,8 @@ pub(super) mod reference {
                     counter.name(),
                     counter.section().name()
                 );
-                let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
+                let mut family =
+                    encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
                 for (labels, series) in self.0.all_series() {
                     if let Some(value) = moved(series) {
                         family

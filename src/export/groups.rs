@@ -239,7 +239,11 @@ mod tests {
         }
         vec![
             add("empty", vec![], 10),
-            add("tuple", vec![fx::window_tuple(), fx::precision_window()], 5000),
+            add(
+                "tuple",
+                vec![fx::window_tuple(), fx::precision_window()],
+                5000,
+            ),
             add("lport", vec![fx::lport_groups(), fx::lport_groups()], 5000),
             add("closes", vec![fx::window_closed_sockets()], 5000),
             add("namespaces", vec![fx::namespaces_tuple()], 5000),
