@@ -193,7 +193,8 @@ pub struct UdpClosed {
     pub drops: Option<u64>,
     pub drops_from: DropsFrom,
     /// Counts from kernel events over the time the run tracked it
-    /// (--precision).
+    /// (--precision; None for a notice-only socket, which no event could
+    /// be placed on).
     pub events: Option<UdpEventCounts>,
     /// Ms since the run began: polls that saw it first and last, the
     /// poll before the first (None: it was there when the run began),
@@ -628,7 +629,9 @@ impl UdpTracker {
                     sample: t.sample,
                     drops: t.sample.drops.map(u64::from),
                     drops_from,
-                    events: precision.then_some(t.events),
+                    // A notice-only socket was never named: its events
+                    // were counted as not placed.
+                    events: (precision && !t.notice_only).then_some(t.events),
                     first_seen_ms: t.first_seen_ms,
                     last_seen_ms: t.last_seen_ms,
                     born_after_ms: t.born_after_ms,

@@ -800,3 +800,52 @@ fn onclose_gives_a_flooded_receivers_drops_equal_to_the_namespaces_rcvbuf_errors
         );
     }
 }
+
+#[test]
+fn onclose_counts_the_udp_close_notices_a_small_buffer_lost() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpcloselost");
+    let server = echo_server(&ns, 5357);
+    let run = spawn_as(
+        &ns,
+        false,
+        &[
+            "-u",
+            "--onclose",
+            "--timeout",
+            "3s",
+            "--close-buffer",
+            "4K",
+            "--format",
+            "json",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(short_lived_clients(&ns, 5357, 2000, 2000), 2000);
+    let output = wait_output(run);
+    let closes = udp_closes(&output.stdout);
+    let reported = closes.iter().filter(|r| r["key"]["rport"] == 5357).count() as u64;
+    let lost = closes
+        .iter()
+        .map(|r| {
+            assert_eq!(r["close_notices_lost"]["exact"], true, "{r}");
+            r["close_notices_lost"]["since_start"].as_u64().unwrap()
+        })
+        .max()
+        .unwrap_or(0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        lost > 0,
+        "a 4 KiB buffer lost nothing ({reported} reported)"
+    );
+    assert!(stderr.contains("UDP close notices lost"), "{stderr}");
+    // Each client is reported, or its notice is counted lost.
+    assert!(
+        reported <= 2000 && reported + lost >= 2000,
+        "{reported} reported, {lost} lost"
+    );
+    server.join().unwrap();
+}
