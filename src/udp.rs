@@ -314,6 +314,16 @@ impl UdpTracker {
         let Some(part) = self.events.as_mut() else {
             return;
         };
+        // A closed socket's events all came before the mark of the poll
+        // after the last that saw it: past it, its address (and even its
+        // descriptor number, which the collector names it by) may be a new
+        // socket's, whose events must not count on it.
+        let (polls, sockets) = (self.polls, &self.sockets);
+        part.names.retain(|_, id| {
+            sockets
+                .get(id)
+                .is_some_and(|t| !t.closed || t.seen_at + 1 >= polls)
+        });
         // Tuples of the tracked sockets, by their ports.
         let mut by_ports: HashMap<(u16, u16), Vec<Identity>> = HashMap::default();
         let mut by_local_port: HashMap<u16, Vec<Identity>> = HashMap::default();
@@ -368,6 +378,7 @@ impl UdpTracker {
                         }
                     }
                 }
+                // Inode 0: the address is a socket no one could name now.
                 TraceEvent::UdpInode { sk, inode } => match by_inode.get(inode) {
                     Some(id) => {
                         if part.names.len() >= UDP_NAMES_LIMIT {
@@ -1403,6 +1414,57 @@ mod tests {
         t.reset_window();
         assert_eq!(events_of(&t, 53), UdpEventCounts::default());
         assert_eq!(t.event_stats().unwrap().unplaced_messages, 0);
+    }
+
+    #[test]
+    fn an_address_no_one_could_name_again_no_longer_counts_on_its_old_socket() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[sample(1, 53, 0)], &[]);
+        t.observe(&[sample(1, 53, 0)], &[]);
+        t.apply_events(&[
+            timed(TraceEvent::UdpInode {
+                sk: 0xa0,
+                inode: 1001,
+            }),
+            message(0xa0, false, 10),
+            // Socket 53 closed; its address is another's, unreadable.
+            timed(TraceEvent::UdpInode { sk: 0xa0, inode: 0 }),
+            message(0xa0, true, 5),
+            message(0xa0, false, 5),
+        ]);
+        let on_53 = events_of(&t, 53);
+        assert_eq!((on_53.in_datagrams, on_53.out_datagrams), (1, 0));
+        assert_eq!(t.event_stats().unwrap().unplaced_messages, 2);
+    }
+
+    #[test]
+    fn a_closed_sockets_address_counts_nothing_on_it_after_the_poll_that_ended_it() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[sample(1, 53, 0)], &[]);
+        t.observe(&[sample(1, 53, 0)], &[]);
+        let named = timed(TraceEvent::UdpInode {
+            sk: 0xa0,
+            inode: 1001,
+        });
+        t.apply_events(&[named, message(0xa0, false, 10)]);
+        // Gone at the next poll: what it did before it is its own.
+        t.observe(&[], &[]);
+        t.apply_events(&[message(0xa0, false, 10)]);
+        // Not yet reported; the address (same descriptor, so named by
+        // nothing new) is another socket's now.
+        t.observe(&[], &[]);
+        t.apply_events(&[message(0xa0, true, 5)]);
+        let c = &t.closed()[0];
+        assert_eq!(
+            (
+                c.events.unwrap().in_datagrams,
+                c.events.unwrap().out_datagrams
+            ),
+            (2, 0)
+        );
+        assert_eq!(t.event_stats().unwrap().unplaced_messages, 1);
     }
 
     #[test]

@@ -315,7 +315,11 @@ const UDP_CALLS_LIMIT: usize = 1 << 16;
 
 impl UdpFds {
     /// The inode of the socket at `sk`, when its address is new or now
-    /// another descriptor's: read from /proc/PID/fd/FD.
+    /// another descriptor's: read from /proc/PID/fd/FD. `Some(0)` when
+    /// that descriptor cannot be read (closed since): the address is
+    /// another socket's now, one no name can be given, and its old name
+    /// must go (a closed socket's address is soon a new socket's, and the
+    /// old socket waits for its report a poll).
     fn name(&mut self, sk: u64, pid: u32, fd: u32) -> Option<u64> {
         if let Some(&(p, f, _)) = self.named.get(&sk) {
             if (p, f) == (pid, fd) {
@@ -324,13 +328,13 @@ impl UdpFds {
         }
         let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"));
         let inode = link.ok().and_then(|l| socket_inode(&l.to_string_lossy()));
-        let Some(inode) = inode else {
+        if inode.is_none() {
             self.unreadable += 1;
-            return None;
-        };
+        }
         if self.named.len() >= UDP_CALLS_LIMIT {
             self.named.clear();
         }
+        let inode = inode.unwrap_or(0);
         self.named.insert(sk, (pid, fd, inode));
         Some(inode)
     }
@@ -1494,6 +1498,21 @@ fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_named_again_from_an_unreadable_descriptor_loses_its_old_name() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket) as u32;
+        let pid = std::process::id();
+        let mut fds = UdpFds::default();
+        let inode = fds.name(0xa0, pid, fd).unwrap();
+        assert_ne!(inode, 0);
+        assert_eq!(fds.name(0xa0, pid, fd), None, "named already");
+        // The address is now a socket whose descriptor is gone.
+        assert_eq!(fds.name(0xa0, pid, 1 << 30), Some(0));
+        assert_eq!(fds.unreadable, 1);
+        assert_eq!(fds.name(0xa0, pid, 1 << 30), None);
+    }
     use crate::model::event::EventTuple;
 
     fn tuple() -> EventTuple {
