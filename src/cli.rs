@@ -93,7 +93,8 @@ pub(crate) struct Args {
     #[arg(long)]
     nozeros: bool,
 
-    /// Print each socket's lifetime report when it closes (index=tuple only)
+    /// Print each socket's lifetime report when it closes (index=tuple only;
+    /// with -u, UDP sockets' too)
     #[arg(long)]
     onclose: bool,
 

@@ -242,7 +242,9 @@ fn description() -> Roff {
          DUR prints it after DUR; --interval DUR prints a report every DUR (on a terminal, \
          without --format, the live view instead); --once prints one snapshot of every \
          socket's counters since its creation; --onclose prints each socket's lifetime \
-         report as it closes; --listen serves the totals as Prometheus metrics. --system \
+         report as it closes (with -u, each UDP socket's too: tuple, owner, lifetime \
+         bounds, receive drops as last polled, datagrams and bytes with --precision); \
+         --listen serves the totals as Prometheus metrics. --system \
          sets the sockets' counts against the namespace's own MIB counters \
          (/proc/net/snmp, netstat, snmp6) and shows what no socket accounts for. \
          --precision adds kernel tracepoints (or kprobes) read through perf ring buffers, \
@@ -326,7 +328,8 @@ fn output(roff: &mut Roff) {
     item(
         roff,
         "json",
-        "One object per report, one per line. Keys: type (window, snapshot or close), \
+        "One object per report, one per line. Keys: type (window, snapshot, close, or \
+         udp_close for a UDP socket's --onclose report, whose keys are in the guide), \
          index, start_ms and end_ms (since the run began), start_time and end_time (RFC \
          3339), polls, groups (each with key, sockets, closed, counters, approx and \
          gauges), totals, closes_lost and close_notices_lost, approx_means, notices; \

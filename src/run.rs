@@ -68,8 +68,11 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     if config.onclose && config.format == report::Format::Text {
         // Close reports follow one another: what fills which counter is
         // said once, here.
-        if let Some(precision) = session.precision_section() {
+        if let (true, Some(precision)) = (config.tcp, session.precision_section()) {
             report::text::write_precision_sources(&precision, out)?;
+        }
+        if let Some((sources, missing)) = session.udp_precision_sources() {
+            report::udp::write_close_sources(&sources, &missing, out)?;
         }
     }
     let mut schedule = Schedule::new(config, Instant::now());

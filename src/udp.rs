@@ -190,6 +190,77 @@ struct Tracked {
     seen_at: u64,
     /// No poll saw it: only its close notice, which has no drop count.
     notice_only: bool,
+    /// When polls saw it first and last, and the poll before the first
+    /// (it was created after it; None: it was there at the baseline, so
+    /// before the run), ms since the run began. For a notice-only socket,
+    /// `first_seen_ms` is None.
+    first_seen_ms: Option<u64>,
+    last_seen_ms: Option<u64>,
+    born_after_ms: Option<u64>,
+    /// When the run learnt it closed (the poll that missed it or read
+    /// its notice).
+    closed_by_ms: Option<u64>,
+    /// Its close notice came (its final tuple is known).
+    notice_seen: bool,
+    /// The close notice carried its drop count (final, exact).
+    drops_from_notice: bool,
+}
+
+/// Where a closed socket's drop count comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropsFrom {
+    /// Its close notice carried SK_MEMINFO: the final count, exact.
+    CloseNotice,
+    /// Its last poll: drops between that poll and the close are missed
+    /// (shown with `~`).
+    LastPoll,
+    /// No poll saw it and its notice has no drop count (or the source
+    /// counts none): unknown.
+    Unknown,
+}
+
+/// One UDP socket that closed, with what is known of its life, for its
+/// `--onclose` report. Pure data built by [`UdpTracker::closed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpClosed {
+    /// Its last sample, with the tuple it ended with (from the notice
+    /// where one came); its gauges as last polled.
+    pub sample: UdpSample,
+    /// Receive drops over its life (sk_drops), and where they come from.
+    pub drops: Option<u64>,
+    pub drops_from: DropsFrom,
+    /// Counts from kernel events over the time the run tracked it
+    /// (--precision; None for a notice-only socket, which no event could
+    /// be placed on).
+    pub events: Option<UdpEventCounts>,
+    /// Ms since the run began: polls that saw it first and last, the
+    /// poll before the first (None: it was there when the run began),
+    /// and the poll by which it had closed.
+    pub first_seen_ms: Option<u64>,
+    pub last_seen_ms: Option<u64>,
+    pub born_after_ms: Option<u64>,
+    pub closed_by_ms: u64,
+    /// Known only from its close notice (it lived between two polls).
+    pub notice_only: bool,
+    /// Its close notice came.
+    pub notice_seen: bool,
+}
+
+impl UdpClosed {
+    /// Its lifetime's bounds in ms, `(at least, at most)`: between its
+    /// first and last sighting at least; between the poll before it was
+    /// first seen and the one by which it had closed at most (None: it
+    /// was open when the run began, so no upper bound is known).
+    pub fn lifetime_ms(&self) -> (u64, Option<u64>) {
+        let least = match (self.first_seen_ms, self.last_seen_ms) {
+            (Some(first), Some(last)) => last.saturating_sub(first),
+            _ => 0,
+        };
+        let most = self
+            .born_after_ms
+            .map(|born| self.closed_by_ms.saturating_sub(born));
+        (least, most)
+    }
 }
 
 /// One socket's account for the current window.
@@ -220,13 +291,27 @@ pub struct UdpTracker {
     /// [`NOTICE_ONLY_LIMIT`] (counted, in no group).
     notice_only: u64,
     unlisted: u64,
+    /// Closed sockets forgotten unreported since the run began (past
+    /// [`NOTICE_ONLY_LIMIT`] between two reports): `--onclose` says so.
+    unreported: u64,
     /// Kernel events' attribution (--precision).
     events: Option<UdpEvents>,
+    /// The time of the poll being observed and of the one before, ms
+    /// since the run began (see [`UdpTracker::set_poll_time`]).
+    poll_ms: u64,
+    previous_poll_ms: u64,
 }
 
 impl UdpTracker {
     pub fn new() -> UdpTracker {
         UdpTracker::default()
+    }
+
+    /// The time of the poll about to be observed, ms since the run began
+    /// (its lifetime bounds for `--onclose`); polls without one are at 0.
+    pub fn set_poll_time(&mut self, ms: u64) {
+        self.previous_poll_ms = self.poll_ms;
+        self.poll_ms = ms;
     }
 
     /// Counts UDP's kernel events from now on (--precision).
@@ -266,6 +351,16 @@ impl UdpTracker {
         let Some(part) = self.events.as_mut() else {
             return;
         };
+        // A closed socket's events all came before the mark of the poll
+        // after the last that saw it: past it, its address (and even its
+        // descriptor number, which the collector names it by) may be a new
+        // socket's, whose events must not count on it.
+        let (polls, sockets) = (self.polls, &self.sockets);
+        part.names.retain(|_, id| {
+            sockets
+                .get(id)
+                .is_some_and(|t| !t.closed || t.seen_at + 1 >= polls)
+        });
         // Tuples of the tracked sockets, by their ports.
         let mut by_ports: HashMap<(u16, u16), Vec<Identity>> = HashMap::default();
         let mut by_local_port: HashMap<u16, Vec<Identity>> = HashMap::default();
@@ -326,6 +421,7 @@ impl UdpTracker {
                         }
                     }
                 }
+                // Inode 0: the address is a socket no one could name now.
                 TraceEvent::UdpInode { sk, inode } => match by_inode.get(inode) {
                     Some(id) => {
                         if part.names.len() >= UDP_NAMES_LIMIT {
@@ -458,6 +554,7 @@ impl UdpTracker {
     ) {
         self.polls += 1;
         let baseline = self.polls == 1;
+        let (now, before) = (self.poll_ms, self.previous_poll_ms);
         for sample in samples {
             let poll = self.polls;
             self.sockets
@@ -470,6 +567,7 @@ impl UdpTracker {
                     t.sample = *sample;
                     t.seen_at = poll;
                     t.closed = false;
+                    t.last_seen_ms = Some(now);
                 })
                 .or_insert_with(|| Tracked {
                     sample: *sample,
@@ -482,12 +580,19 @@ impl UdpTracker {
                     closed: false,
                     seen_at: poll,
                     notice_only: false,
+                    first_seen_ms: Some(now),
+                    last_seen_ms: Some(now),
+                    born_after_ms: (!baseline).then_some(before),
+                    closed_by_ms: None,
+                    notice_seen: false,
+                    drops_from_notice: false,
                 });
         }
         for (id, tracked) in self.sockets.iter_mut() {
             let unseen = tracked.seen_at != self.polls && !tracked.closed;
             if unseen && !unsampled_netns.contains(&tracked.sample.key.netns) {
                 tracked.closed = true;
+                tracked.closed_by_ms = Some(now);
                 if watched && tracked.sample.cookie != 0 {
                     self.awaiting_notice.insert(*id, self.polls);
                 }
@@ -509,11 +614,23 @@ impl UdpTracker {
     fn take_notice(&mut self, notice: &UdpSample) {
         let id = notice.identity();
         let awaited = self.awaiting_notice.remove(&id).is_some();
+        let now = self.poll_ms;
         if let Some(tracked) = self.sockets.get_mut(&id) {
             tracked.closed = true;
+            tracked.closed_by_ms.get_or_insert(now);
+            tracked.notice_seen = true;
             // The tuple it ended with: a poll may have seen it bound but
             // not yet connect()ed.
             tracked.sample.key = notice.key;
+            tracked.sample.connected |= notice.connected;
+            if let Some(drops) = notice.drops {
+                // A notice with the final count (none does today).
+                if let Some(old) = tracked.sample.drops {
+                    tracked.drops += u64::from(drops.wrapping_sub(old));
+                }
+                tracked.sample.drops = Some(drops);
+                tracked.drops_from_notice = true;
+            }
             return;
         }
         if awaited {
@@ -529,12 +646,82 @@ impl UdpTracker {
             Tracked {
                 sample: *notice,
                 events: UdpEventCounts::default(),
-                drops: 0,
+                drops: u64::from(notice.drops.unwrap_or(0)),
                 closed: true,
                 seen_at: self.polls,
                 notice_only: true,
+                first_seen_ms: None,
+                last_seen_ms: None,
+                born_after_ms: Some(self.previous_poll_ms),
+                closed_by_ms: Some(now),
+                notice_seen: true,
+                drops_from_notice: notice.drops.is_some(),
             },
         );
+    }
+
+    /// The sockets that closed since the last [`UdpTracker::forget_closed`]
+    /// (or window), each with what is known of its life (`--onclose`),
+    /// in the order they closed.
+    pub fn closed(&self) -> Vec<UdpClosed> {
+        let precision = self.events.is_some();
+        let mut closed: Vec<UdpClosed> = self
+            .sockets
+            .values()
+            .filter(|t| t.closed)
+            .map(|t| {
+                let drops_from = match (t.sample.drops, t.drops_from_notice) {
+                    (Some(_), true) => DropsFrom::CloseNotice,
+                    (Some(_), false) => DropsFrom::LastPoll,
+                    (None, _) => DropsFrom::Unknown,
+                };
+                UdpClosed {
+                    sample: t.sample,
+                    drops: t.sample.drops.map(u64::from),
+                    drops_from,
+                    // A notice-only socket was never named: its events
+                    // were counted as not placed.
+                    events: (precision && !t.notice_only).then_some(t.events),
+                    first_seen_ms: t.first_seen_ms,
+                    last_seen_ms: t.last_seen_ms,
+                    born_after_ms: t.born_after_ms,
+                    closed_by_ms: t.closed_by_ms.unwrap_or(self.poll_ms),
+                    notice_only: t.notice_only,
+                    notice_seen: t.notice_seen,
+                }
+            })
+            .collect();
+        closed.sort_by_key(|c| {
+            (
+                c.closed_by_ms,
+                c.sample.key.netns,
+                c.sample.cookie,
+                c.sample.inode,
+            )
+        });
+        closed
+    }
+
+    /// Forgets the closed sockets once reported (`--onclose`, where no
+    /// window ends): the open ones keep their counts, which a lifetime
+    /// report needs. Those past the notice-only bound are counted as
+    /// unreported (see [`UdpTracker::unreported`]).
+    pub fn forget_closed(&mut self) {
+        self.sockets.retain(|_, t| !t.closed);
+        if let Some(part) = self.events.as_mut() {
+            let sockets = &self.sockets;
+            part.names.retain(|_, id| sockets.contains_key(id));
+        }
+        self.unreported += self.unlisted;
+        self.notice_only = 0;
+        self.unlisted = 0;
+    }
+
+    /// Closed sockets never reported one by one since the run began:
+    /// known from close notices past [`NOTICE_ONLY_LIMIT`] between two
+    /// reports.
+    pub fn unreported(&self) -> u64 {
+        self.unreported + self.unlisted
     }
 
     /// Every socket's account for the window, closed ones included.
@@ -1072,6 +1259,105 @@ mod tests {
         assert_eq!(counts(&t), (0, 0, 0));
     }
 
+    fn poll_at(t: &mut UdpTracker, ms: u64, samples: &[UdpSample], notices: &[UdpSample]) {
+        t.set_poll_time(ms);
+        t.observe_with_notices(samples, &[], notices, true);
+    }
+
+    #[test]
+    fn a_closed_socket_is_kept_with_its_life_until_forgotten() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        poll_at(&mut t, 0, &[sample(1, 53, 10)], &[]);
+        let three = [sample(1, 53, 10), sample(2, 40000, 0), sample(3, 40001, 0)];
+        poll_at(&mut t, 1000, &three, &[]);
+        t.apply_events(&[
+            timed(TraceEvent::UdpInode {
+                sk: 0xa0,
+                inode: 1002,
+            }),
+            message(0xa0, true, 30),
+        ]);
+        let three = [sample(1, 53, 14), sample(2, 40000, 3), sample(3, 40001, 0)];
+        poll_at(&mut t, 2000, &three, &[]);
+        // Both clients end: 40000's notice comes with the poll that misses
+        // it, 40001's later.
+        let mut ended = notice(2, 40000);
+        ended.key.remote_port = 53;
+        ended.connected = true;
+        poll_at(&mut t, 3000, &[sample(1, 53, 15)], &[ended]);
+        let closed = t.closed();
+        assert_eq!(closed.len(), 2);
+        let c = &closed[0];
+        assert_eq!(
+            (c.sample.key.local_port, c.sample.key.remote_port),
+            (40000, 53)
+        );
+        assert!(c.sample.connected && c.notice_seen && !c.notice_only);
+        // Its lifetime drops as last polled: not the final count.
+        assert_eq!((c.drops, c.drops_from), (Some(3), DropsFrom::LastPoll));
+        assert_eq!((c.first_seen_ms, c.last_seen_ms), (Some(1000), Some(2000)));
+        assert_eq!(c.lifetime_ms(), (1000, Some(3000)));
+        assert_eq!(c.events.unwrap().out_bytes, 30);
+        assert!(!closed[1].notice_seen);
+        t.forget_closed();
+        assert!(t.closed().is_empty());
+        // The open socket keeps its counts (no window ended).
+        assert_eq!(window_drops(&t), vec![(53, Some(5), false)]);
+        // 40001's notice, coming after its report, is not a new socket.
+        poll_at(&mut t, 4000, &[sample(1, 53, 15)], &[notice(3, 40001)]);
+        assert!(t.closed().is_empty());
+        // One open when the run began has no upper bound on its life.
+        poll_at(&mut t, 5000, &[], &[]);
+        let c = &t.closed()[0];
+        assert_eq!((c.born_after_ms, c.lifetime_ms()), (None, (4000, None)));
+        assert_eq!((c.drops, c.closed_by_ms), (Some(15), 5000));
+    }
+
+    #[test]
+    fn a_socket_known_only_from_its_notice_is_reported_with_drops_unknown() {
+        let mut t = UdpTracker::new();
+        poll_at(&mut t, 0, &[], &[]);
+        poll_at(&mut t, 1000, &[], &[notice(7, 40000)]);
+        let mut counted = notice(8, 40001);
+        counted.drops = Some(4);
+        poll_at(&mut t, 2000, &[], &[counted]);
+        let closed = t.closed();
+        assert_eq!(closed.len(), 2);
+        assert!(closed[0].notice_only && closed[0].first_seen_ms.is_none());
+        assert_eq!(
+            (closed[0].drops, closed[0].drops_from),
+            (None, DropsFrom::Unknown)
+        );
+        assert_eq!(closed[0].lifetime_ms(), (0, Some(1000)));
+        // A notice that carried the count gives it exactly.
+        assert_eq!(
+            (closed[1].drops, closed[1].drops_from),
+            (Some(4), DropsFrom::CloseNotice)
+        );
+        t.forget_closed();
+        assert!(t.closed().is_empty());
+        assert_eq!(t.rows().count(), 0);
+    }
+
+    #[test]
+    fn closes_past_the_bound_between_two_reports_are_counted_unreported() {
+        let mut t = UdpTracker::new();
+        poll_at(&mut t, 0, &[], &[]);
+        let many: Vec<UdpSample> = (1..=NOTICE_ONLY_LIMIT + 2)
+            .map(|c| notice(c, 40000))
+            .collect();
+        poll_at(&mut t, 1000, &[], &many);
+        assert_eq!(t.closed().len() as u64, NOTICE_ONLY_LIMIT);
+        assert_eq!(t.unreported(), 2);
+        t.forget_closed();
+        // The bound is per report: the next ones are kept again.
+        poll_at(&mut t, 2000, &[], &[notice(NOTICE_ONLY_LIMIT + 9, 40000)]);
+        assert_eq!(t.closed().len(), 1);
+        t.forget_closed();
+        assert_eq!(t.unreported(), 2);
+    }
+
     #[test]
     fn notices_read_with_the_baseline_poll_are_before_the_window() {
         let mut t = UdpTracker::new();
@@ -1187,8 +1473,9 @@ mod tests {
                 },
             })
         };
-        // Unconnected: the socket's peer is unset. A kprobe's entry names it with no port yet (it binds in the
-        // call), then its receive's entry with the port.
+        // Unconnected: the socket's peer is unset. A kprobe's entry names
+        // it with no port yet (it binds in the call), then its receive's
+        // entry with the port.
         t.apply_events(&[
             name(0),
             message(0xa0, true, 40),
@@ -1202,6 +1489,57 @@ mod tests {
             (1, 40, 1)
         );
         // 0xb0 was never named in the batch.
+        assert_eq!(t.event_stats().unwrap().unplaced_messages, 1);
+    }
+
+    #[test]
+    fn an_address_no_one_could_name_again_no_longer_counts_on_its_old_socket() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[sample(1, 53, 0)], &[]);
+        t.observe(&[sample(1, 53, 0)], &[]);
+        t.apply_events(&[
+            timed(TraceEvent::UdpInode {
+                sk: 0xa0,
+                inode: 1001,
+            }),
+            message(0xa0, false, 10),
+            // Socket 53 closed; its address is another's, unreadable.
+            timed(TraceEvent::UdpInode { sk: 0xa0, inode: 0 }),
+            message(0xa0, true, 5),
+            message(0xa0, false, 5),
+        ]);
+        let on_53 = events_of(&t, 53);
+        assert_eq!((on_53.in_datagrams, on_53.out_datagrams), (1, 0));
+        assert_eq!(t.event_stats().unwrap().unplaced_messages, 2);
+    }
+
+    #[test]
+    fn a_closed_sockets_address_counts_nothing_on_it_after_the_poll_that_ended_it() {
+        let mut t = UdpTracker::new();
+        t.enable_events();
+        t.observe(&[sample(1, 53, 0)], &[]);
+        t.observe(&[sample(1, 53, 0)], &[]);
+        let named = timed(TraceEvent::UdpInode {
+            sk: 0xa0,
+            inode: 1001,
+        });
+        t.apply_events(&[named, message(0xa0, false, 10)]);
+        // Gone at the next poll: what it did before it is its own.
+        t.observe(&[], &[]);
+        t.apply_events(&[message(0xa0, false, 10)]);
+        // Not yet reported; the address (same descriptor, so named by
+        // nothing new) is another socket's now.
+        t.observe(&[], &[]);
+        t.apply_events(&[message(0xa0, true, 5)]);
+        let c = &t.closed()[0];
+        assert_eq!(
+            (
+                c.events.unwrap().in_datagrams,
+                c.events.unwrap().out_datagrams
+            ),
+            (2, 0)
+        );
         assert_eq!(t.event_stats().unwrap().unplaced_messages, 1);
     }
 

@@ -975,3 +975,110 @@ fn close_reports_say_where_each_sockets_counters_come_from() {
     );
     assert_eq!(sent, 100);
 }
+
+fn udp(
+    cookie: u64,
+    lport: u16,
+    rport: u16,
+    drops: Option<u32>,
+) -> tcpipstat::model::udp::UdpSample {
+    tcpipstat::model::udp::UdpSample {
+        key: lo(lport, rport),
+        proto: tcpipstat::model::udp::UdpProto::Udp,
+        cookie,
+        connected: rport != 0,
+        inode: cookie + 100,
+        uid: 0,
+        recv_queue: 0,
+        send_queue: 0,
+        rcvbuf: drops.map(|_| 4608),
+        sndbuf: drops.map(|_| 9216),
+        drops,
+    }
+}
+
+fn udp_snapshot(
+    ms: u64,
+    sockets: Vec<tcpipstat::model::udp::UdpSample>,
+    closed: Vec<tcpipstat::model::udp::UdpSample>,
+) -> Snapshot {
+    let mut snapshot = snapshot(ms, Vec::new());
+    snapshot.udp = sockets;
+    snapshot.udp_closed = closed;
+    snapshot.udp_closes_watched = true;
+    snapshot
+}
+
+#[test]
+fn onclose_reports_each_udp_socket_once_as_it_closes_and_filters_apply() {
+    // A server on 53 that drops; a client polled once; two clients known
+    // only from their notices, one of them from port 5000 (filtered out).
+    let notice = |cookie, lport, rport| udp(cookie, lport, rport, None);
+    let polls = vec![
+        udp_snapshot(0, vec![udp(1, 53, 0, Some(0))], vec![]),
+        udp_snapshot(
+            1000,
+            vec![udp(1, 53, 0, Some(5)), udp(2, 40000, 53, Some(0))],
+            vec![],
+        ),
+        udp_snapshot(
+            2000,
+            vec![udp(1, 53, 0, Some(9))],
+            vec![
+                notice(2, 40000, 53),
+                notice(3, 40001, 53),
+                notice(4, 40002, 5000),
+            ],
+        ),
+        udp_snapshot(3000, vec![], vec![]),
+    ];
+    let mut session = session(
+        &["-u", "--onclose", "--format", "json", "*-*:53", "*:53-*"],
+        ReplaySource::new(polls),
+    );
+    for _ in 0..3 {
+        session.poll().unwrap();
+    }
+    let options = session.render_options();
+    let reports = session.close_reports();
+    let mut closes: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| serde_json::from_str(&rendered(options, r)).unwrap())
+        .collect();
+    closes.sort_by_key(|c| c["key"]["lport"].as_u64());
+    let ports: Vec<u64> = closes
+        .iter()
+        .map(|c| c["key"]["lport"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [40000, 40001], "{closes:?}");
+    assert_eq!(closes[0]["known_from"], "polls and close notice");
+    assert_eq!(closes[0]["RcvDrops"], 0);
+    assert_eq!(closes[0]["lifetime_ms"]["at_least"], 0);
+    assert_eq!(closes[0]["lifetime_ms"]["at_most"], 2000);
+    assert_eq!(closes[1]["known_from"], "close notice");
+    assert!(closes[1]["RcvDrops"].is_null());
+    assert_eq!(closes[1]["lifetime_ms"]["at_most"], 1000);
+    drop(reports);
+    session.forget_closes();
+    assert!(session.close_reports().is_empty(), "each close once");
+    // The server ends at the next poll: its drops as last polled, ~.
+    session.poll().unwrap();
+    let reports = session.close_reports();
+    assert_eq!(reports.len(), 1);
+    let server: serde_json::Value = serde_json::from_str(&rendered(options, &reports[0])).unwrap();
+    assert_eq!(server["key"]["lport"], 53);
+    assert_eq!(server["RcvDrops"], 9);
+    assert_eq!(server["RcvDrops_exact"], false);
+    assert!(
+        server["lifetime_ms"]["at_most"].is_null(),
+        "open at the start"
+    );
+    let text = rendered(
+        report::RenderOptions {
+            format: report::Format::Text,
+            ..options
+        },
+        &reports[0],
+    );
+    assert!(text.contains("RcvDrops = ~9"), "{text}");
+}

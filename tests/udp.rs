@@ -563,3 +563,289 @@ fn precision_unavailable_says_why_and_still_shows_polling() {
     assert_eq!(drops, mib(&report, "RcvbufErrors", "system"), "{report}");
     assert!(group["events"].is_null(), "{report}");
 }
+
+/// `count` DNS-style clients one after another (socket, connect, send,
+/// the answer read, close); their local ports.
+fn short_lived_client_ports(ns: &Netns, port: u16, count: usize) -> Vec<u16> {
+    ns.enter(move || {
+        (0..count)
+            .map(|_| {
+                let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+                client.connect(("127.0.0.1", port)).expect("connect");
+                client
+                    .set_read_timeout(Some(Duration::from_secs(1)))
+                    .unwrap();
+                client.send(b"query").expect("send");
+                let mut buf = [0u8; 64];
+                client.recv(&mut buf).expect("the echo server's answer");
+                client.local_addr().unwrap().port()
+            })
+            .collect()
+    })
+}
+
+fn udp_closes(stdout: &[u8]) -> Vec<serde_json::Value> {
+    common::json_reports(stdout)
+        .into_iter()
+        .filter(|r| r["type"] == "udp_close")
+        .collect()
+}
+
+#[test]
+fn onclose_reports_each_short_lived_udp_client_once() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpclose");
+    let server = echo_server(&ns, 5355);
+    let run = spawn_as(
+        &ns,
+        false,
+        &["-u", "--onclose", "--timeout", "3s", "--format", "json"],
+    );
+    // A filter that keeps the clients only (their peer is the server).
+    let filtered = spawn_as(
+        &ns,
+        false,
+        &[
+            "-u",
+            "--onclose",
+            "--timeout",
+            "3s",
+            "--format",
+            "json",
+            "*-127.0.0.1:5355",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let ports = short_lived_client_ports(&ns, 5355, 200);
+    // A socket of no client, which the filter leaves out.
+    drop(ns.enter(|| UdpSocket::bind("127.0.0.1:5399").expect("bind other")));
+    let mut expected: Vec<u64> = ports.iter().map(|&p| u64::from(p)).collect();
+    expected.sort_unstable();
+    for (run, filtered) in [(run, false), (filtered, true)] {
+        let closes = udp_closes(&wait_output(run).stdout);
+        let clients: Vec<&serde_json::Value> = closes
+            .iter()
+            .filter(|r| r["key"]["rport"] == 5355)
+            .collect();
+        let lost = closes.first().map_or(0, |r| {
+            r["close_notices_lost"]["since_start"].as_u64().unwrap()
+        });
+        assert_eq!(lost, 0, "close notices lost: the count below cannot hold");
+        assert_eq!(clients.len(), ports.len(), "{closes:?}");
+        let mut reported: Vec<u64> = clients
+            .iter()
+            .map(|r| r["key"]["lport"].as_u64().unwrap())
+            .collect();
+        reported.sort_unstable();
+        assert_eq!(reported, expected);
+        for r in &clients {
+            assert_eq!(r["key"]["raddr"], "127.0.0.1", "{r}");
+            assert_eq!(r["state"], "ESTAB", "{r}");
+            assert_eq!(r["unreported_since_start"], 0, "{r}");
+            // Seen by polls or only from its notice: drops 0 or unknown.
+            assert!(r["RcvDrops"].is_null() || r["RcvDrops"] == 0, "{r}");
+        }
+        let others = closes.iter().filter(|r| r["key"]["lport"] == 5399).count();
+        assert_eq!(others, usize::from(!filtered), "{closes:?}");
+    }
+    server.join().unwrap();
+}
+
+/// Reports as a run writes them, one JSON line each.
+struct LiveReports {
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LiveReports {
+    fn of(child: &mut Child) -> LiveReports {
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LiveReports { lines }
+    }
+
+    /// The next UDP close report of local port `port`, if one comes
+    /// before `wait` passes without any line.
+    fn close_within(&self, port: u16, wait: Duration) -> Option<serde_json::Value> {
+        loop {
+            let line = self.lines.recv_timeout(wait).ok()?;
+            let report: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+            if report["type"] == "udp_close" && report["key"]["lport"] == port {
+                return Some(report);
+            }
+        }
+    }
+
+    fn close_of(&self, port: u16) -> serde_json::Value {
+        self.close_within(port, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no close report for port {port}"))
+    }
+}
+
+/// The namespace's Udp counter `name` (/proc/net/snmp, read inside it).
+fn udp_mib(ns: &Netns, name: &str) -> i64 {
+    let output = ns.command("cat").arg("/proc/net/snmp").output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut rows = text.lines().filter(|l| l.starts_with("Udp: "));
+    let names: Vec<&str> = rows.next().unwrap().split_whitespace().collect();
+    let values: Vec<&str> = rows.next().unwrap().split_whitespace().collect();
+    let at = names.iter().position(|n| *n == name).unwrap();
+    values[at].parse().unwrap()
+}
+
+/// Waits until the run has polled since now: a socket opened now and
+/// reported as seen by a poll was dumped after everything before it.
+fn wait_for_a_poll(ns: &Netns, reports: &LiveReports) {
+    for attempt in 0..50u64 {
+        let marker = ns.enter(|| UdpSocket::bind("127.0.0.1:0").expect("bind marker"));
+        let port = marker.local_addr().unwrap().port();
+        std::thread::sleep(Duration::from_millis(100 * (attempt.min(10) + 1)));
+        drop(marker);
+        // None: it closed before the run's baseline poll, which reports
+        // nothing of what came before it.
+        let report = reports.close_within(port, Duration::from_secs(3));
+        if report.is_some_and(|r| r["known_from"] != "close notice") {
+            return;
+        }
+    }
+    panic!("no poll saw a socket in 50 tries");
+}
+
+#[test]
+fn onclose_gives_a_flooded_receivers_drops_equal_to_the_namespaces_rcvbuf_errors() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let precision = match udp_precision_skip_reason() {
+        None => true,
+        Some(why) => {
+            eprintln!("SKIP (the --precision part): {why}");
+            false
+        }
+    };
+    let ns = Netns::new("udpclosedrop");
+    let receiver = small_receiver(&ns, 5356);
+    let before = udp_mib(&ns, "RcvbufErrors");
+    let mut runs = vec![spawn_as(
+        &ns,
+        false,
+        &["-u", "--onclose", "--format", "json"],
+    )];
+    if precision {
+        runs.push(spawn_as(
+            &ns,
+            false,
+            &["-u", "--onclose", "--precision", "--format", "json"],
+        ));
+    }
+    let streams: Vec<LiveReports> = runs.iter_mut().map(LiveReports::of).collect();
+    if precision {
+        // Its tracepoints are set up once its first poll is done.
+        wait_for_a_poll(&ns, &streams[1]);
+    }
+    let sender = flood(&ns, 5356, 3000);
+    let read = read_some(&receiver, 5) as u64;
+    // The receiver is closed only once each run has polled its last drop.
+    for reports in &streams {
+        wait_for_a_poll(&ns, reports);
+    }
+    let rcvbuf_errors = udp_mib(&ns, "RcvbufErrors") - before;
+    drop(receiver);
+    let closes: Vec<serde_json::Value> = streams.iter().map(|r| r.close_of(5356)).collect();
+    for mut child in runs {
+        // SAFETY: kill on the child's own pid; SIGTERM ends a run cleanly.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = child.wait();
+    }
+    drop(sender);
+    assert!(read > 0, "the receiver read nothing");
+    assert!(rcvbuf_errors > 0, "no drop");
+    for report in &closes {
+        assert_eq!(report["RcvDrops"].as_i64(), Some(rcvbuf_errors), "{report}");
+        // From the last poll, so marked as such (a notice carries no count).
+        assert_eq!(report["RcvDrops_from"], "last poll", "{report}");
+        assert_eq!(report["RcvDrops_exact"], false, "{report}");
+        assert_eq!(report["known_from"], "polls and close notice", "{report}");
+        // Open before the run: no upper bound on its life.
+        assert!(report["lifetime_ms"]["at_most"].is_null(), "{report}");
+        assert!(report["gauges"]["rcvbuf"].as_u64().unwrap() > 0, "{report}");
+    }
+    assert!(closes[0]["events"].is_null(), "{}", closes[0]);
+    if precision {
+        let events = &closes[1]["events"];
+        assert_eq!(events["InDatagrams"].as_u64(), Some(read), "{}", closes[1]);
+        assert_eq!(
+            events["InBytes"].as_u64(),
+            Some(read * 200),
+            "{}",
+            closes[1]
+        );
+        assert_eq!(
+            events["RcvbufErrors"].as_i64(),
+            Some(rcvbuf_errors),
+            "{}",
+            closes[1]
+        );
+    }
+}
+
+#[test]
+fn onclose_counts_the_udp_close_notices_a_small_buffer_lost() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let ns = Netns::new("udpcloselost");
+    let server = echo_server(&ns, 5357);
+    let run = spawn_as(
+        &ns,
+        false,
+        &[
+            "-u",
+            "--onclose",
+            "--timeout",
+            "3s",
+            "--close-buffer",
+            "4K",
+            "--format",
+            "json",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(short_lived_clients(&ns, 5357, 2000, 2000), 2000);
+    let output = wait_output(run);
+    let closes = udp_closes(&output.stdout);
+    let reported = closes.iter().filter(|r| r["key"]["rport"] == 5357).count() as u64;
+    let lost = closes
+        .iter()
+        .map(|r| {
+            assert_eq!(r["close_notices_lost"]["exact"], true, "{r}");
+            r["close_notices_lost"]["since_start"].as_u64().unwrap()
+        })
+        .max()
+        .unwrap_or(0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        lost > 0,
+        "a 4 KiB buffer lost nothing ({reported} reported)"
+    );
+    assert!(stderr.contains("UDP close notices lost"), "{stderr}");
+    // Each client is reported, or its notice is counted lost.
+    assert!(
+        reported <= 2000 && reported + lost >= 2000,
+        "{reported} reported, {lost} lost"
+    );
+    server.join().unwrap();
+}

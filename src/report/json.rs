@@ -31,6 +31,7 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
         ReportKind::Window => "window",
         ReportKind::Snapshot => "snapshot",
         ReportKind::Close { .. } => "close",
+        ReportKind::UdpClose => "udp_close",
     };
     buf.extend_from_slice(b"{\"type\":\"");
     buf.extend_from_slice(kind.as_bytes());

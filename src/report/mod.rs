@@ -32,6 +32,9 @@ pub enum ReportKind {
         /// Where its counters come from.
         from: CountedFrom,
     },
+    /// `--onclose --udp`: one UDP socket's life, at its close (in
+    /// [`Report::udp_close`]).
+    UdpClose,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +74,9 @@ pub struct Report<'a> {
     pub unplaced_by_filters: Option<(u64, Counters)>,
     /// UDP and UDP-Lite sockets (`--udp`), after the TCP part.
     pub udp: Option<crate::udp::UdpSection>,
+    /// A UDP socket's close (kind [`ReportKind::UdpClose`]): the whole
+    /// report, written instead of groups and sections.
+    pub udp_close: Option<udp::UdpCloseReport>,
     /// Whether TCP was asked for: a `--udp` run alone says nothing of
     /// TCP (no "no activity" line, no TCP-side `--system` block).
     pub tcp: bool,
@@ -144,6 +150,7 @@ impl<'a> Report<'a> {
             run_started: None,
             unplaced_by_filters: None,
             udp: None,
+            udp_close: None,
             tcp: true,
         }
     }
@@ -587,6 +594,14 @@ pub fn render(
     options: RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<Said> {
+    if let Some(close) = &report.udp_close {
+        match options.format {
+            Format::Text => udp::write_close_text(report, close, options.zeros, out)?,
+            Format::Table => udp::write_close_table(report, close, out)?,
+            Format::Json => udp::write_close_json(report, close, out)?,
+        }
+        return Ok(Said::default());
+    }
     let mut writer = ReportWriter::begin(report, options, out)?;
     if options.top.is_none() && options.sort == SortBy::Activity {
         // Groups come busiest first.

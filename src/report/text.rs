@@ -82,7 +82,7 @@ fn heading(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
             "\n=== snapshot: counters since each socket's creation, index={} ===",
             report.index.name(),
         ),
-        (ReportKind::Close { .. }, _) => Ok(()),
+        (ReportKind::Close { .. } | ReportKind::UdpClose, _) => Ok(()),
     }
 }
 

@@ -332,6 +332,326 @@ pub fn write_table(
     Ok(())
 }
 
+/// One UDP socket's close (`--onclose`), the whole of its report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpCloseReport {
+    pub closed: crate::udp::UdpClosed,
+    /// `command[pid]` of the process that held it, where owners were
+    /// looked up (--processes) while it was open.
+    pub owner: Option<String>,
+    /// UDP close notices the kernel could not deliver since the run
+    /// began; None when they are not read.
+    pub closes_lost: Option<crate::model::CloseLoss>,
+    /// Closed sockets not reported one by one since the run began
+    /// (known from close notices past the bound between two reports).
+    pub unreported: u64,
+}
+
+const CLOSE_RULE: &str = "-----------------------------------------";
+
+/// How the socket is known, and its lifetime's bounds.
+fn life_text(c: &crate::udp::UdpClosed) -> String {
+    let (least, most) = c.lifetime_ms();
+    let known = if c.notice_only {
+        "known only from its close notice: it was bound and closed between two polls"
+    } else if c.notice_seen {
+        "seen by polls, ended by its close notice"
+    } else {
+        "seen by polls, gone at the next (no close notice)"
+    };
+    let life = match most {
+        Some(most) if c.notice_only => format!("lived at most about {most} ms"),
+        Some(most) => format!("lived {least} to about {most} ms"),
+        None => format!("open when the run began, lived at least {least} ms in it"),
+    };
+    format!(
+        "{life}, gone by {} ms into the run ({known})",
+        c.closed_by_ms
+    )
+}
+
+/// The drop count as printed: `~` when it is the last poll's, `-` when
+/// unknown.
+fn drops_text(c: &crate::udp::UdpClosed) -> String {
+    match (c.drops, c.drops_from) {
+        (Some(d), crate::udp::DropsFrom::CloseNotice) => d.to_string(),
+        (Some(d), _) => format!("~{d}"),
+        (None, _) => "-".to_string(),
+    }
+}
+
+fn drops_from_text(from: crate::udp::DropsFrom) -> &'static str {
+    match from {
+        crate::udp::DropsFrom::CloseNotice => "final, from its close notice",
+        crate::udp::DropsFrom::LastPoll => {
+            "~: as last polled; a UDP close notice carries no drop count, so drops after that poll are not counted"
+        }
+        crate::udp::DropsFrom::Unknown => {
+            "unknown: no poll saw it, and its close notice carries no drop count"
+        }
+    }
+}
+
+fn close_key(report: &Report<'_>, c: &crate::udp::UdpClosed) -> String {
+    format!(
+        "{} ({} {})",
+        report.key_text(&GroupKey::Tuple(c.sample.key)),
+        c.sample.proto.mib(),
+        c.sample.state_name()
+    )
+}
+
+fn lost_text(close: &UdpCloseReport) -> Option<String> {
+    let lost = close.closes_lost.filter(|l| l.notices > 0)?;
+    let at_least = if lost.exact { "" } else { "at least " };
+    Some(format!(
+        "UDP close notices lost: {at_least}{} since the start (sockets that opened and closed between two polls then are in no report)",
+        lost.notices
+    ))
+}
+
+fn unreported_text(close: &UdpCloseReport) -> Option<String> {
+    (close.unreported > 0).then(|| {
+        format!(
+            "UDP closes not reported: {} since the start (more than {} known only from close notices between two reports)",
+            close.unreported,
+            crate::udp::NOTICE_ONLY_LIMIT
+        )
+    })
+}
+
+/// `--onclose --udp --precision`, said once before the closes: where
+/// each UDP counter of a close comes from.
+pub fn write_close_sources(
+    sources: &[(String, String)],
+    missing: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(out, "precision: UDP counters from:")?;
+    for (counters, source) in sources {
+        writeln!(out, "\t{counters}: {source}")?;
+    }
+    for missing in missing {
+        writeln!(out, "\tnot on this kernel: {missing}")?;
+    }
+    writeln!(out, "\tRcvDrops: sock_diag polls (SK_MEMINFO_DROPS)")
+}
+
+/// A UDP close in the seed's block form.
+pub fn write_close_text(
+    report: &Report<'_>,
+    close: &UdpCloseReport,
+    zeros: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let c = &close.closed;
+    writeln!(out, "\n{CLOSE_RULE}")?;
+    writeln!(out, "{}", close_key(report, c))?;
+    if let Some(owner) = &close.owner {
+        writeln!(out, "process: {owner}")?;
+    }
+    writeln!(out, "closed: {}", life_text(c))?;
+    writeln!(out, "{CLOSE_RULE}")?;
+    writeln!(out, "Udp:")?;
+    writeln!(
+        out,
+        "\tRcvDrops = {}\t({})",
+        drops_text(c),
+        drops_from_text(c.drops_from)
+    )?;
+    if let Some(e) = &c.events {
+        for (name, value) in event_fields(e) {
+            if value != 0 || zeros || name.ends_with("Datagrams") {
+                writeln!(out, "\t{name} = {value}")?;
+            }
+        }
+    }
+    if !c.notice_only {
+        let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+        writeln!(
+            out,
+            "Gauges (last measured):\n\tRecvQ={}  SendQ={}  Rcvbuf={}  Sndbuf={}  Mem={}",
+            c.sample.recv_queue,
+            c.sample.send_queue,
+            opt(c.sample.rcvbuf),
+            opt(c.sample.sndbuf),
+            c.sample.memory()
+        )?;
+    }
+    for line in [lost_text(close), unreported_text(close)]
+        .into_iter()
+        .flatten()
+    {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// A UDP close as one table row under its header.
+pub fn write_close_table(
+    report: &Report<'_>,
+    close: &UdpCloseReport,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let c = &close.closed;
+    let (least, most) = c.lifetime_ms();
+    let lifetime = match most {
+        Some(most) => format!("{least}-{most}ms"),
+        None => format!(">={least}ms"),
+    };
+    let mut header = vec!["UDP closed", "Process", "Lifetime", "RcvDrops"];
+    let mut row = vec![
+        close_key(report, c),
+        close.owner.clone().unwrap_or_else(|| "-".to_string()),
+        lifetime,
+        drops_text(c),
+    ];
+    if let Some(e) = &c.events {
+        for (name, value) in event_fields(e) {
+            header.push(name);
+            row.push(value.to_string());
+        }
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for (w, cell) in widths.iter_mut().zip(&row) {
+        *w = (*w).max(cell.chars().count());
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == 0 {
+                text.push_str(&format!("{cell:<w$}"));
+            } else {
+                text.push_str(&format!("  {cell:>w$}"));
+            }
+        }
+        text.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(header))?;
+    writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    if c.drops_from != crate::udp::DropsFrom::CloseNotice {
+        writeln!(out, "(RcvDrops {})", drops_from_text(c.drops_from))?;
+    }
+    for line in [lost_text(close), unreported_text(close)]
+        .into_iter()
+        .flatten()
+    {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// A socket's event counts by name, in the order reports list them.
+fn event_fields(e: &UdpEventCounts) -> [(&'static str, u64); 9] {
+    [
+        ("InDatagrams", e.in_datagrams),
+        ("InBytes", e.in_bytes),
+        ("OutDatagrams", e.out_datagrams),
+        ("OutBytes", e.out_bytes),
+        ("SendErrors", e.send_errors),
+        ("RcvbufErrors", e.rcvbuf_errors),
+        ("MemErrors", e.mem_errors),
+        ("InCsumErrors", e.csum_errors),
+        ("FilterDrops", e.filter_drops),
+    ]
+}
+
+/// A UDP close as one JSON object on one line: `{"type":"udp_close",
+/// "index":"tuple","start_ms","end_ms","start_time","end_time","polls",
+/// "key":{laddr,lport,raddr,rport[,netns,netns_name]},"proto","state",
+/// "process","known_from","first_seen_ms","last_seen_ms","born_after_ms",
+/// "closed_by_ms","lifetime_ms":{"at_least","at_most"},"RcvDrops",
+/// "RcvDrops_exact","RcvDrops_from","events","gauges","close_notices_lost",
+/// "unreported_since_start","notices"}`.
+pub fn write_close_json(
+    report: &Report<'_>,
+    close: &UdpCloseReport,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let c = &close.closed;
+    let mut buf = String::from("{\"type\":\"udp_close\",\"index\":\"tuple\",");
+    field(&mut buf, "start_ms", &report.start_ms.to_string());
+    field(&mut buf, "end_ms", &report.end_ms.to_string());
+    if let Some((start, end)) = report.clock_times() {
+        field(&mut buf, "start_time", &quoted(&start));
+        field(&mut buf, "end_time", &quoted(&end));
+    }
+    field(&mut buf, "polls", &report.polls.to_string());
+    buf.push_str("\"key\":");
+    key_json(report, &GroupKey::Tuple(c.sample.key), &mut buf);
+    buf.push(',');
+    field(&mut buf, "proto", &quoted(c.sample.proto.mib()));
+    field(&mut buf, "state", &quoted(c.sample.state_name()));
+    field(
+        &mut buf,
+        "process",
+        &close.owner.as_deref().map_or("null".to_string(), quoted),
+    );
+    let known = if c.notice_only {
+        "close notice"
+    } else if c.notice_seen {
+        "polls and close notice"
+    } else {
+        "polls"
+    };
+    field(&mut buf, "known_from", &quoted(known));
+    field(&mut buf, "first_seen_ms", &opt_num(c.first_seen_ms));
+    field(&mut buf, "last_seen_ms", &opt_num(c.last_seen_ms));
+    field(&mut buf, "born_after_ms", &opt_num(c.born_after_ms));
+    field(&mut buf, "closed_by_ms", &c.closed_by_ms.to_string());
+    let (least, most) = c.lifetime_ms();
+    field(
+        &mut buf,
+        "lifetime_ms",
+        &format!("{{\"at_least\":{least},\"at_most\":{}}}", opt_num(most)),
+    );
+    field(&mut buf, "RcvDrops", &opt_num(c.drops));
+    field(
+        &mut buf,
+        "RcvDrops_exact",
+        &(c.drops_from == crate::udp::DropsFrom::CloseNotice).to_string(),
+    );
+    let from = match c.drops_from {
+        crate::udp::DropsFrom::CloseNotice => "close notice",
+        crate::udp::DropsFrom::LastPoll => "last poll",
+        crate::udp::DropsFrom::Unknown => "unknown",
+    };
+    field(&mut buf, "RcvDrops_from", &quoted(from));
+    field(
+        &mut buf,
+        "events",
+        &c.events.map_or("null".into(), |e| events_json(&e)),
+    );
+    let gauges = if c.notice_only {
+        "null".to_string()
+    } else {
+        format!(
+            "{{\"recv_q\":{},\"send_q\":{},\"rcvbuf\":{},\"sndbuf\":{},\"mem\":{}}}",
+            c.sample.recv_queue,
+            c.sample.send_queue,
+            opt_num(c.sample.rcvbuf),
+            opt_num(c.sample.sndbuf),
+            c.sample.memory()
+        )
+    };
+    field(&mut buf, "gauges", &gauges);
+    let lost = close.closes_lost.map_or("null".to_string(), |l| {
+        format!(
+            "{{\"since_start\":{},\"buffer_overflows_since_start\":{},\"exact\":{}}}",
+            l.notices, l.overflows, l.exact
+        )
+    });
+    field(&mut buf, "close_notices_lost", &lost);
+    field(
+        &mut buf,
+        "unreported_since_start",
+        &close.unreported.to_string(),
+    );
+    let notices: Vec<String> = report.notices.iter().map(|n| quoted(n)).collect();
+    buf.push_str(&format!("\"notices\":[{}]}}\n", notices.join(",")));
+    out.write_all(buf.as_bytes())
+}
+
 /// A plain table: the first column left-aligned, the rest right-aligned.
 fn write_aligned<const N: usize>(
     out: &mut dyn Write,
@@ -704,5 +1024,142 @@ mod tests {
             "{text}"
         );
         assert_eq!(quoted("a\"b\\\u{1}"), "\"a\\\"b\\\\\\u0001\"");
+    }
+
+    fn udp_close_report(notice_only: bool) -> Report<'static> {
+        let key = crate::model::SocketKey::new(
+            "10.0.0.1".parse().unwrap(),
+            40000,
+            "10.0.0.53".parse().unwrap(),
+            53,
+        );
+        let closed = crate::udp::UdpClosed {
+            sample: crate::model::udp::UdpSample {
+                key,
+                proto: crate::model::udp::UdpProto::Udp,
+                cookie: 9,
+                connected: true,
+                inode: 77,
+                uid: 0,
+                recv_queue: 0,
+                send_queue: 0,
+                rcvbuf: Some(4608),
+                sndbuf: Some(9216),
+                drops: (!notice_only).then_some(12),
+            },
+            drops: (!notice_only).then_some(12),
+            drops_from: if notice_only {
+                crate::udp::DropsFrom::Unknown
+            } else {
+                crate::udp::DropsFrom::LastPoll
+            },
+            events: Some(UdpEventCounts {
+                in_datagrams: 1,
+                in_bytes: 48,
+                out_datagrams: 1,
+                out_bytes: 20,
+                rcvbuf_errors: 12,
+                ..UdpEventCounts::default()
+            }),
+            first_seen_ms: (!notice_only).then_some(1000),
+            last_seen_ms: (!notice_only).then_some(2000),
+            born_after_ms: Some(0),
+            closed_by_ms: 3000,
+            notice_only,
+            notice_seen: true,
+        };
+        let mut report = Report::new(
+            ReportKind::UdpClose,
+            Index::Tuple,
+            (1000, 3000),
+            4,
+            Vec::new(),
+        );
+        report.udp_close = Some(UdpCloseReport {
+            closed,
+            owner: (!notice_only).then(|| "dig[812]".to_string()),
+            closes_lost: Some(crate::model::CloseLoss {
+                notices: 3,
+                overflows: 1,
+                exact: true,
+            }),
+            unreported: 0,
+        });
+        report
+    }
+
+    fn rendered_close(report: &Report<'_>, format: Format) -> String {
+        let mut out = Vec::new();
+        let options = RenderOptions {
+            format,
+            ..Default::default()
+        };
+        render(report, options, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_udp_close_says_its_tuple_owner_life_drops_and_events_in_each_format() {
+        let report = udp_close_report(false);
+        let text = rendered_close(&report, Format::Text);
+        assert!(
+            text.contains("10.0.0.1:40000 <-> 10.0.0.53:53 (Udp ESTAB)"),
+            "{text}"
+        );
+        assert!(text.contains("process: dig[812]"), "{text}");
+        assert!(text.contains("lived 1000 to about 3000 ms"), "{text}");
+        assert!(text.contains("RcvDrops = ~12"), "{text}");
+        assert!(text.contains("\tInBytes = 48\n"), "{text}");
+        assert!(text.contains("\tRcvbufErrors = 12\n"), "{text}");
+        assert!(!text.contains("MemErrors"), "zeros are left out: {text}");
+        assert!(
+            text.contains("UDP close notices lost: 3 since the start"),
+            "{text}"
+        );
+        assert!(!text.to_lowercase().contains("tcp"), "{text}");
+        let table = rendered_close(&report, Format::Table);
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(header[..3], ["UDP", "closed", "Process"], "{table}");
+        let row = lines.next().unwrap();
+        assert!(
+            row.contains("dig[812]") && row.contains("1000-3000ms"),
+            "{table}"
+        );
+        assert!(row.contains("~12"), "{table}");
+        let json = rendered_close(&report, Format::Json);
+        assert!(json.ends_with("}\n") && json.lines().count() == 1, "{json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["type"], "udp_close");
+        assert_eq!(
+            (v["key"]["lport"].as_u64(), v["key"]["rport"].as_u64()),
+            (Some(40000), Some(53))
+        );
+        assert_eq!(
+            (v["RcvDrops"].as_u64(), v["RcvDrops_exact"].as_bool()),
+            (Some(12), Some(false))
+        );
+        assert_eq!(v["RcvDrops_from"], "last poll");
+        assert_eq!(v["lifetime_ms"]["at_least"], 1000);
+        assert_eq!(v["events"]["OutBytes"], 20);
+        assert_eq!(v["process"], "dig[812]");
+        assert_eq!(v["close_notices_lost"]["since_start"], 3);
+    }
+
+    #[test]
+    fn a_udp_close_known_only_from_its_notice_says_its_drops_are_unknown() {
+        let report = udp_close_report(true);
+        let text = rendered_close(&report, Format::Text);
+        assert!(text.contains("RcvDrops = -"), "{text}");
+        assert!(text.contains("lived at most about 3000 ms"), "{text}");
+        assert!(!text.contains("Gauges"), "{text}");
+        let v: serde_json::Value =
+            serde_json::from_str(&rendered_close(&report, Format::Json)).unwrap();
+        assert!(v["RcvDrops"].is_null() && v["gauges"].is_null(), "{v}");
+        assert_eq!(
+            (v["known_from"].as_str(), v["RcvDrops_from"].as_str()),
+            (Some("close notice"), Some("unknown"))
+        );
+        assert!(v["process"].is_null());
     }
 }

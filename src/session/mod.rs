@@ -167,6 +167,10 @@ pub struct Session {
     udp: crate::udp::UdpTracker,
     /// UDP close notices lost when the window began.
     udp_closes_lost_at_window_start: CloseLoss,
+    /// UDP close notices lost, and UDP closes left unreported, as last
+    /// said on stderr.
+    udp_closes_lost_noted: CloseLoss,
+    udp_unreported_noted: u64,
     /// Kernel events lost (and counted but undelivered) when the window
     /// began, for the Udp section's account.
     events_lost_at_window_start: u64,
@@ -251,6 +255,8 @@ impl Session {
             render_width: None,
             udp,
             udp_closes_lost_at_window_start: CloseLoss::default(),
+            udp_closes_lost_noted: CloseLoss::default(),
+            udp_unreported_noted: 0,
             events_lost_at_window_start: 0,
         }
     }
@@ -423,6 +429,7 @@ impl Session {
         self.tracker.observe(&snapshot, &self.tracker_filter);
         self.resolve_owners(&snapshot);
         if self.config.udp {
+            self.udp.set_poll_time(snapshot.taken_at_ms);
             self.udp.observe_with_notices(
                 &snapshot.udp,
                 &snapshot.unsampled_netns,
@@ -498,7 +505,13 @@ impl Session {
             // its old owner). The tracker's sockets keep their owner's inode
             // when orphaned, and those that closed in this window wait for
             // its report.
-            let alive = self.tracker.rows().map(|r| r.sample.inode).collect();
+            // UDP sockets' too: a closed one waits for its report.
+            let alive = self
+                .tracker
+                .rows()
+                .map(|r| r.sample.inode)
+                .chain(self.udp.rows().map(|r| r.sample.inode))
+                .collect();
             owners.retain_sockets(&alive);
             let named = self.tracker.rows().filter_map(|r| r.holder.pid).collect();
             owners.retain_event_commands(&named);
@@ -680,6 +693,14 @@ impl Session {
     /// (every time: the same count twice is two losses). Each window's
     /// report says its own, see [`Session::closes_lost_notice`].
     fn note_closes_lost(&mut self) {
+        if let Some(lost) = self.source.udp_closes_lost() {
+            let new = lost.since(&self.udp_closes_lost_noted);
+            if new.notices > 0 || new.overflows > 0 {
+                self.notices
+                    .say_now(format!("UDP {}", udp_close_loss_note(&new)));
+                self.udp_closes_lost_noted = lost;
+            }
+        }
         let Some(lost) = self.source.closes_lost() else {
             return;
         };
@@ -765,6 +786,14 @@ impl Session {
         report.closes_lost_window = self.closes_lost_window();
         report.run_started = self.source.opened_at();
         report.tcp = self.config.tcp;
+    }
+
+    /// With --precision and --udp: each UDP counter from events and its
+    /// source, and what this kernel cannot give.
+    pub fn udp_precision_sources(&self) -> Option<UdpSources> {
+        let feed = self.feed.as_ref().filter(|_| self.config.udp)?;
+        let summary = feed.summary();
+        Some((summary.udp_sources.clone(), summary.udp_missing.clone()))
     }
 
     /// Precision mode's account for a report: the feed's sources and
@@ -1083,7 +1112,13 @@ impl Session {
         let now_ms = self.source.elapsed_ms();
         let this = &*self;
         let filters = &this.config.filters;
-        this.tracker
+        let udp = if this.config.udp {
+            this.udp_close_reports()
+        } else {
+            Vec::new()
+        };
+        let mut reports: Vec<Report<'_>> = this
+            .tracker
             .closed()
             .iter()
             .filter(|closed| closed.is_connection() && filters.matches(&closed.sample.key))
@@ -1113,6 +1148,49 @@ impl Session {
                 this.decorate(&mut report);
                 report
             })
+            .collect();
+        reports.extend(udp);
+        reports
+    }
+
+    /// One lifetime report per UDP socket that closed since the last
+    /// call (--onclose with --udp), those the filters accept.
+    fn udp_close_reports(&self) -> Vec<Report<'static>> {
+        let owners = self.owner_lookup();
+        let closes_lost = self.source.udp_closes_lost();
+        let unreported = self.udp.unreported();
+        self.udp
+            .closed()
+            .into_iter()
+            .filter(|c| self.config.filters.matches(&c.sample.key))
+            .map(|closed| {
+                let owner = owners
+                    .filter(|_| closed.sample.inode != 0)
+                    .and_then(|o| o.label_of(closed.sample.inode));
+                let start = closed
+                    .first_seen_ms
+                    .or(closed.born_after_ms)
+                    .unwrap_or(0)
+                    .min(closed.closed_by_ms);
+                let mut report = Report::new(
+                    ReportKind::UdpClose,
+                    Index::Tuple,
+                    (start, closed.closed_by_ms),
+                    self.udp.polls(),
+                    Vec::new(),
+                );
+                report.netns_labels = self.netns_labels.clone();
+                report.notices = self.notices.for_report();
+                report.run_started = self.source.opened_at();
+                report.filtered = !self.config.filters.matches_everything();
+                report.udp_close = Some(crate::report::udp::UdpCloseReport {
+                    closed,
+                    owner,
+                    closes_lost,
+                    unreported,
+                });
+                report
+            })
             .collect()
     }
 
@@ -1120,6 +1198,18 @@ impl Session {
     /// report needs all its socket's events, not only the last loop's.
     pub fn forget_closes(&mut self) {
         self.tracker.clear_closed();
+        if self.config.udp {
+            self.udp.forget_closed();
+            let unreported = self.udp.unreported();
+            if unreported > self.udp_unreported_noted {
+                self.notices.say_now(format!(
+                    "{} UDP sockets that closed were not reported one by one (more than {} known only from close notices between two reports): {unreported} since the start",
+                    unreported - self.udp_unreported_noted,
+                    crate::udp::NOTICE_ONLY_LIMIT
+                ));
+                self.udp_unreported_noted = unreported;
+            }
+        }
     }
 
     /// `--once`: every socket's counters since its creation. Sockets are
@@ -1235,6 +1325,23 @@ impl Session {
         writer.end(&report)?;
         Ok(())
     }
+}
+
+/// Each UDP counter from events with its source, and what this kernel
+/// cannot give (--precision).
+pub type UdpSources = (Vec<(String, String)>, Vec<String>);
+
+/// A notice of UDP close notices lost since the last poll.
+fn udp_close_loss_note(lost: &CloseLoss) -> String {
+    let count = if lost.exact {
+        format!("{}", lost.notices)
+    } else {
+        format!("at least {}", lost.notices)
+    };
+    format!(
+        "close notices lost since the last poll: {count} (the kernel's buffer was full {} times): UDP sockets that were bound and closed between two polls then are in no count and no --onclose report; raise --close-buffer",
+        lost.overflows
+    )
 }
 
 /// A notice of close notices lost `when`, in the unit counted.

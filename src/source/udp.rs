@@ -34,7 +34,8 @@ pub fn from_diag(sample: &SocketSample, proto: UdpProto) -> UdpSample {
     }
 }
 
-/// A UDP close notice as a sample: the tuple and cookie only. It has no
+/// A UDP close notice as a sample: the tuple and cookie only (connected
+/// where it has a peer port). It has no
 /// drop count, buffers or inode, and its send queue is the kernel's
 /// `sk_wmem_alloc - 1` of a socket whose count already fell to zero
 /// (u32::MAX): the socket is gone, so its queues are taken as empty.
@@ -43,7 +44,8 @@ pub fn from_notice(sample: &SocketSample) -> UdpSample {
         key: sample.key,
         proto: UdpProto::Udp,
         cookie: sample.cookie,
-        connected: false,
+        // A peer port is a connect()ed socket's.
+        connected: sample.key.remote_port != 0,
         inode: 0,
         uid: sample.uid,
         recv_queue: 0,

@@ -318,7 +318,9 @@ pub struct Collector {
 #[derive(Debug, Default)]
 struct UdpFds {
     calls: rustc_hash::FxHashMap<u32, u32>,
-    named: rustc_hash::FxHashMap<u64, (u32, u32, u64)>,
+    /// Address → the process, descriptor and inode it was named by, and
+    /// when (event time, ns).
+    named: rustc_hash::FxHashMap<u64, (u32, u32, u64, u64)>,
     /// Names read from /proc/PID/fd that failed (the process or the
     /// descriptor gone).
     unreadable: u64,
@@ -330,27 +332,41 @@ struct UdpFds {
 const UDP_CALLS_LIMIT: usize = 1 << 16;
 
 impl UdpFds {
-    /// The inode of the socket at `sk`, when its address is new or now
-    /// another descriptor's: read from /proc/PID/fd/FD.
-    fn name(&mut self, sk: u64, pid: u32, fd: u32) -> Option<u64> {
-        if let Some(&(p, f, _)) = self.named.get(&sk) {
-            if (p, f) == (pid, fd) {
+    /// The inode of the socket at `sk`, when its address is new, now
+    /// another descriptor's, or was last read [`UDP_NAME_RECHECK_NS`] ago
+    /// and names another socket now (a closed socket's address and
+    /// descriptor number both taken by a new one): read from
+    /// /proc/PID/fd/FD. `Some(0)` when that descriptor cannot be read
+    /// (closed since): the address is another socket's now, one no name
+    /// can be given, and its old name must go.
+    fn name(&mut self, sk: u64, pid: u32, fd: u32, now_ns: u64) -> Option<u64> {
+        let known = self.named.get(&sk).copied();
+        if let Some((p, f, _, read_at)) = known {
+            if (p, f) == (pid, fd) && now_ns.saturating_sub(read_at) < UDP_NAME_RECHECK_NS {
                 return None;
             }
         }
         let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"));
         let inode = link.ok().and_then(|l| socket_inode(&l.to_string_lossy()));
-        let Some(inode) = inode else {
+        if inode.is_none() {
             self.unreadable += 1;
-            return None;
-        };
+        }
         if self.named.len() >= UDP_CALLS_LIMIT {
             self.named.clear();
         }
-        self.named.insert(sk, (pid, fd, inode));
-        Some(inode)
+        let inode = inode.unwrap_or(0);
+        self.named.insert(sk, (pid, fd, inode, now_ns));
+        match known {
+            // Read again, the same: named already.
+            Some((p, f, old, _)) if (p, f, old) == (pid, fd, inode) => None,
+            _ => Some(inode),
+        }
     }
 }
+
+/// How long a socket address's name holds before its descriptor is read
+/// again (at most one /proc read per second per busy socket).
+const UDP_NAME_RECHECK_NS: u64 = 1_000_000_000;
 
 /// `socket:[12345]` → 12345.
 fn socket_inode(link: &str) -> Option<u64> {
@@ -666,7 +682,7 @@ impl Collector {
             if let Some(TraceEvent::UdpMessage { sk, .. }) = &event {
                 let fd = udp_fds.calls.remove(&sample.tid);
                 if let (Some(fd), true) = (fd, sample.pid != 0) {
-                    if let Some(inode) = udp_fds.name(*sk, sample.pid, fd) {
+                    if let Some(inode) = udp_fds.name(*sk, sample.pid, fd, sample.time_ns) {
                         queue.push(Timed {
                             time_ns: sample.time_ns,
                             probe: opened.probe,
@@ -1536,6 +1552,41 @@ fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_named_again_from_an_unreadable_descriptor_loses_its_old_name() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket) as u32;
+        let pid = std::process::id();
+        let mut fds = UdpFds::default();
+        let inode = fds.name(0xa0, pid, fd, 0).unwrap();
+        assert_ne!(inode, 0);
+        assert_eq!(fds.name(0xa0, pid, fd, 10), None, "named already");
+        // Read again a second later, the same socket: nothing new.
+        assert_eq!(fds.name(0xa0, pid, fd, UDP_NAME_RECHECK_NS), None);
+        // The address is now a socket whose descriptor is gone.
+        assert_eq!(
+            fds.name(0xa0, pid, 1 << 30, 2 * UDP_NAME_RECHECK_NS),
+            Some(0)
+        );
+        assert_eq!(fds.unreadable, 1);
+        assert_eq!(fds.name(0xa0, pid, 1 << 30, 2 * UDP_NAME_RECHECK_NS), None);
+    }
+
+    #[test]
+    fn a_descriptor_closed_and_reused_is_read_again_a_second_later() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket) as u32;
+        let pid = std::process::id();
+        let mut fds = UdpFds::default();
+        let inode = fds.name(0xb0, pid, fd, 0).unwrap();
+        drop(socket);
+        // Same address, same descriptor number: within a second, trusted.
+        assert_eq!(fds.name(0xb0, pid, fd, 500_000_000), None);
+        // A second on, read again: gone (0), or another socket's now.
+        let again = fds.name(0xb0, pid, fd, UDP_NAME_RECHECK_NS + 1);
+        assert!(again.is_some_and(|i| i != inode), "{again:?}");
+    }
     use crate::model::event::EventTuple;
 
     fn tuple() -> EventTuple {
