@@ -908,6 +908,7 @@ impl EventAttribution {
         states: StateCounts,
         filter: &FilterSet,
     ) {
+        let destined = destined_addresses(events);
         let mut ctx = Attribution {
             sockets,
             part: self,
@@ -915,8 +916,11 @@ impl EventAttribution {
             poll,
             listeners,
             states,
+            destined: &destined,
+            at: 0,
         };
-        for timed in events {
+        for (at, timed) in events.iter().enumerate() {
+            ctx.at = at;
             ctx.part.stats.events += 1;
             ctx.apply_event(&timed.event, timed.time_ns);
             if let Some(pid) = timed.pid {
@@ -952,6 +956,32 @@ struct Attribution<'t, 'f> {
     /// (namespace, address, port) of the listeners polled.
     listeners: &'t Listeners,
     states: StateCounts,
+    /// The batch's destructions: address → (cookie, its index), in order.
+    destined: &'t FxHashMap<u64, Vec<(u64, usize)>>,
+    /// The index in the batch of the event being applied.
+    at: usize,
+}
+
+/// Each address's destructions with a cookie in a batch, in order, with
+/// their index: until the next one, the address's events are that
+/// cookie's socket's. Twins (one tuple in two namespaces) are told apart
+/// so from their first event of the batch, where their tuple leads to
+/// either.
+fn destined_addresses(events: &[Timed]) -> FxHashMap<u64, Vec<(u64, usize)>> {
+    let mut destined: FxHashMap<u64, Vec<(u64, usize)>> = FxHashMap::default();
+    for (at, timed) in events.iter().enumerate() {
+        if let TraceEvent::Destroyed {
+            sk,
+            cookie: Some(cookie),
+            ..
+        } = timed.event
+        {
+            if sk != 0 {
+                destined.entry(sk).or_default().push((cookie, at));
+            }
+        }
+    }
+    destined
 }
 
 impl Attribution<'_, '_> {
@@ -1276,8 +1306,18 @@ impl Attribution<'_, '_> {
             Some(Place::Socket(id, t)) if sk != 0 => Some((*id, *t)),
             _ => None,
         };
+        // A socket whose cookie is not the one this address's destruction,
+        // later in the batch, names is not the one at the address now
+        // (the address's previous socket, its own destruction lost).
+        let learned = learned.filter(|(id, _)| !self.destined_elsewhere(sk, *id));
         if learned.is_none() && sk != 0 {
             if let Some(id) = self.closing_socket(sk, tuple) {
+                if !self.destined_elsewhere(sk, id) {
+                    return Some(id);
+                }
+                self.part.closing.remove(&sk);
+            }
+            if let Some(id) = self.destined_socket(sk) {
                 return Some(id);
             }
         }
@@ -1301,6 +1341,9 @@ impl Attribution<'_, '_> {
             None if is_unspecified(&tuple) => self.by_ports(&tuple),
             None => None,
         }?;
+        if self.destined_elsewhere(sk, id) {
+            return None;
+        }
         if let SocketId::EventOnly(n) = id {
             let (owner, destroyed) = self
                 .part
@@ -1321,6 +1364,49 @@ impl Attribution<'_, '_> {
         if sk != 0 {
             self.learn(sk, Place::Socket(id, key), id);
         }
+        Some(id)
+    }
+
+    /// Whether socket `id` has a cookie other than the one the
+    /// destruction of address `sk`, later in this batch, names.
+    fn destined_elsewhere(&self, sk: u64, id: SocketId) -> bool {
+        let Some(destined) = self.destined_cookie(sk) else {
+            return false;
+        };
+        let cookie = match id {
+            SocketId::Cookie(c) => Some(c),
+            SocketId::EventOnly(n) => self.part.event_only.get(&n).and_then(|e| e.cookie),
+            SocketId::Proc(_) => None,
+        };
+        cookie.is_some_and(|c| c != destined)
+    }
+
+    /// The cookie of the next destruction of address `sk` in this batch
+    /// (from the event being applied on).
+    fn destined_cookie(&self, sk: u64) -> Option<u64> {
+        if sk == 0 {
+            return None;
+        }
+        let ahead = self.destined.get(&sk)?;
+        ahead
+            .iter()
+            .find(|(_, destroyed_at)| *destroyed_at >= self.at)
+            .map(|(cookie, _)| *cookie)
+    }
+
+    /// The polled full socket whose destruction, later in this batch,
+    /// names address `sk` with its cookie: the address is that socket's
+    /// until then, whatever socket its tuple leads to.
+    fn destined_socket(&mut self, sk: u64) -> Option<SocketId> {
+        let id = SocketId::Cookie(self.destined_cookie(sk)?);
+        let tracked = self.entry(id)?;
+        // A request socket polled before its child was born shares the
+        // cookie here, not the child's events: those are the child's.
+        if tracked.sample.is_mini_socket() {
+            return None;
+        }
+        let key = EventTuple::of_key(&tracked.sample.key);
+        self.learn(sk, Place::Socket(id, key), id);
         Some(id)
     }
 
