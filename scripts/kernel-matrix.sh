@@ -68,7 +68,10 @@
 #                   one (then it must not claim it):
 #                   -rc      exit 0, events_lost 0
 #                   -in      :46200's InDatagrams/InBytes = what it read
-#                   -out     the senders' OutDatagrams = what they sent
+#                   -out     the senders' OutDatagrams, and the calls counted
+#                            as not placed (a socket that lived between two
+#                            polls, named by inode: its notice has none),
+#                            = what they sent
 #                   -rcvbuf  :46300's RcvbufErrors (events) = the namespace's
 #                            Udp RcvbufErrors delta (> 0)
 #                   -noports NoPorts 20 = the namespace's, residual 0; by
