@@ -802,11 +802,20 @@ impl SystemSection {
     }
 }
 
-pub fn system_section(deltas: SystemCounters, sockets_total: &Counters) -> SystemSection {
+/// `requests_on_rows`: request sockets' fails the sockets' total already
+/// has (on their listener's rows), which leaves them unnamed here.
+pub fn system_section(
+    deltas: SystemCounters,
+    sockets_total: &Counters,
+    requests_on_rows: i64,
+) -> SystemSection {
     // Fast Open children are full sockets (their fails are theirs); every
     // other request socket reset counts one AttemptFail and one
     // EmbryonicRst (tcp_abort_on_overflow's resets count the latter alone).
-    let request_resets = deltas.get("TcpExt:EmbryonicRsts").filter(|&n| n > 0);
+    let request_resets = deltas
+        .get("TcpExt:EmbryonicRsts")
+        .map(|n| n - requests_on_rows)
+        .filter(|&n| n > 0);
     let residuals = SHARED_WITH_MIB
         .iter()
         .filter_map(|(counter, key)| {
@@ -837,7 +846,7 @@ mod tests {
         deltas.values.insert("Tcp:OutRsts".to_string(), 5);
         let mut sockets = Counters::default();
         sockets.set(Counter::OutRsts, 1, false);
-        let mut section = system_section(deltas, &sockets);
+        let mut section = system_section(deltas, &sockets, 0);
         section.name_part(Counter::OutRsts, RESETS_FOR_NO_SOCKET, 3);
         let resets = &section.residuals[0];
         assert_eq!(resets.unattributed(), 4);
@@ -852,7 +861,7 @@ mod tests {
         deltas.values.insert("TcpExt:EmbryonicRsts".to_string(), 2);
         let mut sockets = Counters::default();
         sockets.set(Counter::AttemptFails, 1, false);
-        let section = system_section(deltas, &sockets);
+        let section = system_section(deltas, &sockets, 0);
         let fails = &section.residuals[0];
         assert_eq!(fails.counter, Counter::AttemptFails);
         assert_eq!(fails.unattributed(), 2);
@@ -867,7 +876,7 @@ mod tests {
         deltas.values.insert("TcpExt:EmbryonicRsts".to_string(), 0);
         let mut sockets = Counters::default();
         sockets.set(Counter::AttemptFails, 0, false);
-        let section = system_section(deltas, &sockets);
+        let section = system_section(deltas, &sockets, 0);
         assert!(section.residuals[0].named.is_empty());
         assert_eq!(section.residuals[0].unknown(), 1);
     }
@@ -1210,7 +1219,7 @@ mod tests {
         deltas.values.insert("Tcp:OutSegs".into(), 120);
         let mut sockets = Counters::default();
         sockets.set(Counter::OutSegs, 100, false);
-        let section = system_section(deltas, &sockets);
+        let section = system_section(deltas, &sockets, 0);
         assert_eq!(section.residuals.len(), 1);
         assert_eq!(section.residuals[0].unattributed(), 20);
     }

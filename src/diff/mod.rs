@@ -25,11 +25,13 @@
 mod closes;
 mod events;
 mod overflows;
+mod settle;
 mod table;
 mod waiting;
 pub use closes::Ending;
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS, NOTICE_GRACE_POLLS};
 pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
+pub use settle::{settle, sole_listener, Tally};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::hash_map::DefaultHasher;
@@ -267,6 +269,11 @@ pub struct Tracker {
     /// no group (see [`FilterSet::cannot_tell`]).
     unplaced_by_filters: Folded,
     listeners: Listeners,
+    /// Listeners seen (by a poll or their notice) in this window, for
+    /// their request sockets' fails; at most [`WINDOW_LISTENERS_LIMIT`],
+    /// past which the window's are not all known.
+    window_listeners: rustc_hash::FxHashSet<(u64, IpAddr, u16)>,
+    window_listeners_overflowed: bool,
     /// Sockets closed as vanished while notices are read, whose notice had
     /// not come (cookie → poll): a late notice completes that life rather
     /// than counting a connection of its own.
@@ -285,6 +292,9 @@ pub struct Tracker {
 /// The kernel's default `net.ipv4.tcp_syn_retries`: a connect sends its
 /// SYN again this many times before the kernel gives up.
 pub const DEFAULT_SYN_RETRIES: u32 = 6;
+
+/// Listeners a window remembers for their request sockets, at most.
+const WINDOW_LISTENERS_LIMIT: usize = 4096;
 
 /// Polls a late notice may still join the vanished socket it belongs to.
 const LATE_NOTICE_POLLS: u64 = 32;
@@ -487,8 +497,13 @@ impl Tracker {
         });
         let keys = snapshot.listeners.iter().chain(listening.map(|s| &s.key));
         for key in keys.chain(listener_ended.map(|s| &s.key)) {
-            self.listeners
-                .insert((key.netns, unmap(key.local), key.local_port), poll);
+            let listener = (key.netns, unmap(key.local), key.local_port);
+            self.listeners.insert(listener, poll);
+            if self.window_listeners.len() < WINDOW_LISTENERS_LIMIT {
+                self.window_listeners.insert(listener);
+            } else if !self.window_listeners.contains(&listener) {
+                self.window_listeners_overflowed = true;
+            }
         }
         if poll % LISTENER_POLLS == 0 {
             self.listeners
@@ -798,6 +813,19 @@ impl Tracker {
         }
         self.closed.clear();
         self.unplaced_by_filters = Folded::default();
+        self.window_listeners.clear();
+        self.window_listeners_overflowed = false;
+    }
+
+    /// Every listener (namespace, address, port) of this window, sorted;
+    /// None when there were more than the window remembers.
+    pub fn window_listeners(&self) -> Option<Vec<(u64, IpAddr, u16)>> {
+        if self.window_listeners_overflowed {
+            return None;
+        }
+        let mut listeners: Vec<_> = self.window_listeners.iter().copied().collect();
+        listeners.sort_unstable();
+        Some(listeners)
     }
 }
 

@@ -601,6 +601,7 @@ mod tests {
         report.system = Some(crate::aggregate::system_section(
             deltas,
             &Counters::default(),
+            0,
         ));
         report
     }

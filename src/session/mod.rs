@@ -13,10 +13,10 @@ use std::path::Path;
 
 use crate::aggregate::{self, Group, GroupKey, Grouper, Index, OwnerLookup};
 use crate::config::{Config, Namespaces};
-use crate::counters::Counter;
+use crate::counters::{Counter, Counters};
 use crate::diff::{self, lifetime_row, StateCounts, Tracker};
 use crate::filter::{FilterSet, ServedEndpoint};
-use crate::model::CloseLoss;
+use crate::model::{CloseLoss, TcpState};
 use crate::report::{self, PrecisionSection, RenderOptions, Report, ReportKind, ReportWriter};
 use crate::source::processes::{ProcessMap, Unread};
 use crate::source::procfs::SystemCounters;
@@ -28,6 +28,11 @@ use feed::EventFeed;
 const PRUNE_OWNERS_EVERY: u64 = 30;
 /// The namespace counter that bounds the sockets' resets.
 const ESTAB_RESETS: &str = "Tcp:EstabResets";
+const ATTEMPT_FAILS: &str = "Tcp:AttemptFails";
+const EMBRYONIC_RESETS: &str = "TcpExt:EmbryonicRsts";
+/// Rows of request sockets a report makes, at most (the last carries the
+/// rest of a window's).
+const REQUEST_ROWS_LIMIT: u64 = 1024;
 /// Notices kept for reports, at most; later ones are counted.
 const NOTICE_LIMIT: usize = 64;
 
@@ -174,6 +179,9 @@ pub struct Session {
     /// Kernel events lost (and counted but undelivered) when the window
     /// began, for the Udp section's account.
     events_lost_at_window_start: u64,
+    /// The window's request sockets counted on their listener, for its
+    /// report (see [`Session::find_request_rows`]).
+    request_rows: Vec<RequestRow>,
 }
 
 /// index=pod's names (see [`Session::finish_groups`]).
@@ -258,6 +266,7 @@ impl Session {
             udp_closes_lost_noted: CloseLoss::default(),
             udp_unreported_noted: 0,
             events_lost_at_window_start: 0,
+            request_rows: Vec::new(),
         }
     }
 
@@ -825,6 +834,7 @@ impl Session {
     pub fn window_report(&mut self) -> Report<'_> {
         self.relabel();
         let namespace_deltas = self.namespace_deltas();
+        self.request_rows = self.find_request_rows(namespace_deltas.as_ref());
         let mut system = self.system_section(namespace_deltas.as_ref());
         let namespace_resets = namespace_deltas
             .as_ref()
@@ -850,6 +860,7 @@ impl Session {
         let mut groups = this.finish_groups(aggregate::group_rows_and_folded(
             this.tracker
                 .rows_but_idle(skip_idle)
+                .chain(this.request_rows.iter().map(RequestRow::row))
                 .map(|row| shares.apply(row))
                 .filter(|r| !(skip_idle && r.counters.is_all_zero()))
                 .filter(|r| filters.matches(&r.sample.key))
@@ -1033,9 +1044,24 @@ impl Session {
         let namespaces = deltas.namespace_count();
         // Closed sockets folded past the bound count in the totals.
         let shares = self.listener_shares(Some(deltas));
-        let mut sockets = aggregate::total(self.tracker.rows().map(|row| shares.apply(row)));
+        let requests = self.request_rows.iter().map(RequestRow::row);
+        let mut sockets = aggregate::total(
+            self.tracker
+                .rows()
+                .chain(requests)
+                .map(|row| shares.apply(row)),
+        );
         sockets.add(&self.folded_everywhere);
-        let mut section = aggregate::system_section(deltas.clone().fold_namespaces(), &sockets);
+        let requests_on_rows = self
+            .request_rows
+            .iter()
+            .map(|r| r.counters.value(Counter::AttemptFails))
+            .sum::<u64>();
+        let mut section = aggregate::system_section(
+            deltas.clone().fold_namespaces(),
+            &sockets,
+            i64::try_from(requests_on_rows).unwrap_or(i64::MAX),
+        );
         section.namespaces = namespaces;
         // Events are host-wide: a reset for no socket is this run's only
         // where every namespace of the host is sampled.
@@ -1054,6 +1080,10 @@ impl Session {
         let Some(deltas) = deltas else {
             return ListenerShares::default();
         };
+        let mut shares = ListenerShares {
+            settled: self.settled_by_namespace(deltas),
+            ..ListenerShares::default()
+        };
         let listeners: Vec<diff::ListenerDrops> = self
             .tracker
             .rows()
@@ -1067,7 +1097,7 @@ impl Session {
             })
             .collect();
         if listeners.is_empty() {
-            return ListenerShares::default();
+            return shares;
         }
         // A filtered dump hides listeners that may have dropped too.
         let every_listener_seen = self.config.system || self.config.filters.matches_everything();
@@ -1078,10 +1108,124 @@ impl Session {
                 every_listener_seen,
             )
         };
-        ListenerShares {
-            drops: share("TcpExt:ListenDrops"),
-            overflows: share("TcpExt:ListenOverflows"),
+        shares.drops = share("TcpExt:ListenDrops");
+        shares.overflows = share("TcpExt:ListenOverflows");
+        shares
+    }
+
+    /// Whether the window's rows are every socket of the sampled
+    /// namespaces for `counter`: every socket dumped, no close notice or
+    /// event lost, nothing folded, no event count left aside.
+    fn rows_are_whole_namespace(&self, counter: Counter) -> bool {
+        let every_socket_seen = self.config.system || self.config.filters.matches_everything();
+        let closes_complete = self
+            .closes_lost_window()
+            .is_some_and(|lost| lost.notices == 0 && lost.overflows == 0);
+        let events_complete = self.feed.as_ref().is_none_or(|feed| {
+            let stats = self.tracker.event_stats().cloned().unwrap_or_default();
+            feed.lost() + feed.undelivered() == self.events_lost_at_window_start
+                && stats.awaiting_notice == 0
+                && stats.elsewhere.value(counter) == 0
+                && stats.unplaced.value(counter) == 0
+        });
+        every_socket_seen
+            && closes_complete
+            && events_complete
+            && self.folded_everywhere_sockets == 0
+    }
+
+    /// Per namespace (None: the one sampled) and counter, what its count
+    /// settles about the sockets whose fail or reset is uncertain (see
+    /// `diff::settle`).
+    fn settled_by_namespace(&self, deltas: &SystemCounters) -> Settled {
+        let mut settled = Settled::default();
+        let counters = [
+            (Counter::AttemptFails, ATTEMPT_FAILS),
+            (Counter::EstabResets, ESTAB_RESETS),
+        ];
+        let counters: Vec<_> = counters
+            .into_iter()
+            .filter(|(counter, _)| self.rows_are_whole_namespace(*counter))
+            .collect();
+        if counters.is_empty() {
+            return settled;
         }
+        let mut tallies: rustc_hash::FxHashMap<(Option<u64>, Counter), diff::Tally> =
+            Default::default();
+        let several = deltas.namespace_count() > 1;
+        for row in self.tracker.rows() {
+            let netns = several.then_some(row.sample.key.netns);
+            for (counter, _) in &counters {
+                if let Some(value) = row.counters.get(*counter) {
+                    tallies
+                        .entry((netns, *counter))
+                        .or_default()
+                        .add(value, row.counters.is_approx(*counter));
+                }
+            }
+        }
+        // A request socket's fail is in the namespace's count and on no
+        // row unless its listener's (below).
+        let requests: rustc_hash::FxHashMap<Option<u64>, i64> =
+            deltas.per_namespace(EMBRYONIC_RESETS).into_iter().collect();
+        for (counter, name) in counters {
+            for (netns, count) in deltas.per_namespace(name) {
+                let count = match counter {
+                    Counter::AttemptFails => count - requests.get(&netns).copied().unwrap_or(0),
+                    _ => count,
+                };
+                let tally = tallies.get(&(netns, counter)).copied().unwrap_or_default();
+                if let Some(each) = diff::settle(count, tally) {
+                    settled.insert((netns, counter), each);
+                }
+            }
+        }
+        settled
+    }
+
+    /// The window's request sockets that a reset or a new SYN ended
+    /// (TcpExt:EmbryonicRsts; each counted an AttemptFail no socket shows),
+    /// as rows of their listener where the namespace had only one: one row
+    /// a request socket, up to [`REQUEST_ROWS_LIMIT`] (the last carries
+    /// the rest).
+    fn find_request_rows(&self, deltas: Option<&SystemCounters>) -> Vec<RequestRow> {
+        let Some(deltas) = deltas else {
+            return Vec::new();
+        };
+        if !self.rows_are_whole_namespace(Counter::AttemptFails) {
+            return Vec::new();
+        }
+        let Some(listeners) = self.tracker.window_listeners() else {
+            return Vec::new();
+        };
+        let several = deltas.namespace_count() > 1;
+        let mut rows = Vec::new();
+        for (netns, count) in deltas.per_namespace(EMBRYONIC_RESETS) {
+            let Ok(count @ 1..) = u64::try_from(count) else {
+                continue;
+            };
+            let Some((ns, address, port)) =
+                diff::sole_listener(&listeners, netns.filter(|_| several))
+            else {
+                continue;
+            };
+            let key = crate::model::SocketKey {
+                netns: ns,
+                ..crate::model::SocketKey::new(address, port, unspecified_like(address), 0)
+            };
+            // Its owner is the listener's, where a poll read its inode.
+            let inode = self
+                .tracker
+                .rows()
+                .find(|r| r.sample.key == key && r.sample.state == TcpState::Listen)
+                .map_or(0, |r| r.sample.inode);
+            let each = count.min(REQUEST_ROWS_LIMIT);
+            for i in 0..each {
+                let fails = if i + 1 == each { count - (each - 1) } else { 1 };
+                rows.push(RequestRow::new(key, inode, fails));
+            }
+        }
+        rows
     }
 
     /// Starts the next window: counts so far are forgotten.
@@ -1401,12 +1545,18 @@ fn is_root() -> bool {
 struct ListenerShares {
     drops: rustc_hash::FxHashMap<crate::model::SocketKey, diff::ListenerShare>,
     overflows: rustc_hash::FxHashMap<crate::model::SocketKey, diff::ListenerShare>,
+    settled: Settled,
 }
 
+/// (namespace, None where one is sampled; counter) → the count each
+/// socket uncertain of it takes.
+type Settled = rustc_hash::FxHashMap<(Option<u64>, Counter), u64>;
+
 impl ListenerShares {
-    /// The row with its listener counters taken from the namespace's.
+    /// The row with its listener counters taken from the namespace's, and
+    /// its uncertain fail or reset as the namespace's count settles it.
     fn apply<'a>(&self, mut row: diff::SocketRow<'a>) -> diff::SocketRow<'a> {
-        if self.drops.is_empty() && self.overflows.is_empty() {
+        if self.drops.is_empty() && self.overflows.is_empty() && self.settled.is_empty() {
             return row;
         }
         for (counter, shares) in [
@@ -1417,7 +1567,70 @@ impl ListenerShares {
                 row.counters.replace(counter, share.count, share.approx);
             }
         }
+        for counter in [Counter::AttemptFails, Counter::EstabResets] {
+            if !row.counters.is_approx(counter) || row.counters.value(counter) > 1 {
+                continue;
+            }
+            let settled = self
+                .settled
+                .get(&(Some(row.sample.key.netns), counter))
+                .or_else(|| self.settled.get(&(None, counter)));
+            if let Some(&each) = settled {
+                row.counters.replace(counter, each, false);
+            }
+        }
         row
+    }
+}
+
+/// A request socket of a listener that a reset or a new SYN ended: the
+/// listener's tuple (its peer is not known), its AttemptFail.
+#[derive(Debug, Clone)]
+struct RequestRow {
+    sample: crate::model::SocketSample,
+    counters: Counters,
+}
+
+impl RequestRow {
+    fn new(key: crate::model::SocketKey, inode: u64, fails: u64) -> RequestRow {
+        let mut counters = Counters::default();
+        counters.set(Counter::AttemptFails, fails, false);
+        RequestRow {
+            sample: crate::model::SocketSample {
+                key,
+                cookie: 0,
+                state: TcpState::SynRecv,
+                inode,
+                uid: 0,
+                recv_queue: 0,
+                send_queue: 0,
+                tcp_info: None,
+                congestion: None,
+                skmem: None,
+            },
+            counters,
+        }
+    }
+
+    fn row(&self) -> diff::SocketRow<'_> {
+        diff::SocketRow {
+            sample: &self.sample,
+            counters: self.counters,
+            closed: true,
+            history: Default::default(),
+            holder: diff::Holder {
+                pid: None,
+                unpolled: self.sample.inode == 0,
+            },
+            rtt: Default::default(),
+        }
+    }
+}
+
+fn unspecified_like(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V4(_) => crate::model::UNSPECIFIED_V4,
+        std::net::IpAddr::V6(_) => crate::model::UNSPECIFIED_V6,
     }
 }
 
