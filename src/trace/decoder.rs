@@ -214,6 +214,9 @@ struct Fields {
     msg_flags: Option<Field>,
     /// The common header's trace flags.
     flags: Option<Field>,
+    /// tcp_retransmit_skb's outcome (6.12+, where it fires for attempts
+    /// that failed too).
+    err: Option<Field>,
 }
 
 /// Decodes one kind of event by the layout its format gave.
@@ -264,6 +267,7 @@ impl Decoder {
                 if kind == TcpRetransmitSkb {
                     // The socket's state (4.16+): a SYN_SENT one sent its SYN again.
                     f.new_state = maybe("state", &[4]);
+                    f.err = maybe("err", &[4]);
                 }
             }
             TcpSendReset => {
@@ -485,6 +489,16 @@ impl Decoder {
                 tuple,
                 cookie: self.cookie(raw),
             },
+            EventKind::TcpRetransmitSkb
+                if self
+                    .fields
+                    .err
+                    .as_ref()
+                    .and_then(|f| int(raw, f))
+                    .is_some_and(retransmit_never_sent) =>
+            {
+                return None
+            }
             EventKind::TcpRetransmitSkb => TraceEvent::Retransmit {
                 sk,
                 tuple,
@@ -828,6 +842,21 @@ fn bytes<'r>(raw: &'r [u8], field: &Field) -> Option<&'r [u8]> {
 }
 
 /// An unsigned field in the machine's byte order.
+/// Whether a tcp_retransmit_skb attempt that failed with `err` gave up
+/// before the kernel counted it (`__tcp_retransmit_skb` returns these
+/// before it counts RetransSegs, TCPSynRetrans and `total_retrans`: the
+/// segment is still in the host's queue, beyond the peer's window, could not
+/// be trimmed or split, or has no route). A failure after the count (the
+/// qdisc dropped it: -ENOBUFS) was counted, and is one.
+fn retransmit_never_sent(err: i64) -> bool {
+    const EAGAIN: i64 = 11;
+    const ENOMEM: i64 = 12;
+    const EBUSY: i64 = 16;
+    const EINVAL: i64 = 22;
+    const EHOSTUNREACH: i64 = 113;
+    matches!(-err, EAGAIN | ENOMEM | EBUSY | EINVAL | EHOSTUNREACH)
+}
+
 fn uint(raw: &[u8], field: &Field) -> Option<u64> {
     let b = bytes(raw, field)?;
     Some(match b.len() {
@@ -1259,6 +1288,22 @@ mod tests {
                     }
                     other => panic!("{path:?}: {other:?}"),
                 }
+            }
+            if format.field("err").is_some() {
+                // 6.12+ fires for attempts that failed too: one refused
+                // before the kernel counted it (beyond the peer's window)
+                // is no retransmit; one a qdisc dropped after was counted.
+                put(&mut raw, "state", &(TcpState::SynSent as u32).to_ne_bytes());
+                put(&mut raw, "err", &(-11i32).to_ne_bytes());
+                assert_eq!(decoder.decode(&raw), None, "{path:?}");
+                put(&mut raw, "err", &(-105i32).to_ne_bytes());
+                assert!(
+                    matches!(
+                        decoder.decode(&raw),
+                        Some(TraceEvent::Retransmit { syn: true, .. })
+                    ),
+                    "{path:?}"
+                );
             }
             checked += 1;
         }
