@@ -628,6 +628,13 @@ impl Tracker {
             mark_cleared(&mut window, notice);
             mark_cleared(&mut lifetime, notice);
         }
+        if ending == Ending::ConnectAborted {
+            // Its connect sent its SYN, the one segment of it the namespace
+            // counts in OutSegs (a SYN sent again is no OutSeg), unless it
+            // was a Fast Open connect deferred to a write that never came.
+            window.replace(Counter::OutSegs, 1, true);
+            lifetime.replace(Counter::OutSegs, 1, true);
+        }
         if !placed {
             self.unplaced_by_filters.sockets += 1;
             self.unplaced_by_filters.counters.add(&window);
@@ -1240,6 +1247,24 @@ mod tests {
         assert_eq!(polled.value(Counter::AttemptFails), 1);
         // An accepted socket's peer window came with the SYN: an abort.
         assert_eq!(Ending::of(&failed, true, SYN_RETRIES), Ending::Aborted);
+    }
+
+    /// A failed connect known from its cleared notice alone sent its SYN,
+    /// the one segment of it the namespace counts in OutSegs.
+    #[test]
+    fn a_failed_connect_no_poll_saw_sent_its_syn() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::default();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        let mut failed = notice_with("10.0.0.2", 0, 0, 0, 0, 0);
+        failed.key.local_port = 40000;
+        failed.cookie = 11;
+        t.observe(&poll(1000, vec![], vec![failed]), &filter);
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::ActiveOpens), 1, "{total:?}");
+        assert_eq!(total.value(Counter::OutSegs), 1, "{total:?}");
+        // A deferred Fast Open connect closed with SO_LINGER 0 sent none.
+        assert!(total.is_approx(Counter::OutSegs), "{total:?}");
     }
 
     /// An established connection aborted while its peer advertised a zero

@@ -739,6 +739,20 @@ impl EventAttribution {
             delta.add(&ending.state_counts(Some(tracked.sample.state)));
         }
         tracked.window.add(&delta);
+        // A connect that never left SYN_SENT, cleared by its failed
+        // connect() and sampled by no one, sent one segment the namespace
+        // counts in OutSegs: its SYN (tcp_connect's, data and all with Fast
+        // Open); a SYN sent again is no OutSeg.
+        let connect_only = marks_now.history.iter().any(|s| s == TcpState::SynSent)
+            && marks_now
+                .history
+                .iter()
+                .all(|s| matches!(s, TcpState::SynSent | TcpState::Close));
+        if aborted && last.is_none() && connect_only && !passive {
+            let mut window = tracked.window.counts();
+            window.replace(Counter::OutSegs, 1, false);
+            tracked.window = window.into();
+        }
         if ending == Ending::NeverSent {
             let mut window = tracked.window.counts();
             super::closes::retract_open(&mut window);
