@@ -485,9 +485,19 @@ fn out_of_file_descriptors_the_exporter_backs_off_instead_of_spinning() {
     sleep(Duration::from_secs(3));
     let busy = (cpu_ticks(pid) - ticks) as f64 / hz / started.elapsed().as_secs_f64();
     assert!(busy < 0.25, "{:.0}% of a core", busy * 100.0);
-    // A scraper still gets in while the idle connections stay open.
+    // A scraper still gets in while the idle connections stay open: within
+    // three tries (a scraper tries again; short of descriptors the
+    // exporter gives a connection 250 ms to send its request, which a
+    // client on a busy machine can miss).
     let started = Instant::now();
-    let (status, response) = get(&ns, 9986, "/metrics", "").expect("a scrape");
+    let mut tries = 0;
+    let (status, response) = (0..3)
+        .find_map(|_| {
+            tries += 1;
+            get(&ns, 9986, "/metrics", "")
+        })
+        .expect("a scrape in three tries");
+    eprintln!("scraped at try {tries}");
     assert_eq!(status, 200);
     assert!(started.elapsed() < Duration::from_secs(8));
     let backoffs = sample(body(&response), "tcpipstat_http_accept_backoffs_total");
