@@ -748,21 +748,24 @@ impl Tracker {
             .sockets
             .iter()
             .filter(move |(_, t)| moved(t))
-            .map(move |(id, t)| SocketRow {
-                sample: &t.sample,
-                counters: self.with_presence(t.window.counts()),
-                closed: false,
-                history: events.map(|e| e.history_of(id)).unwrap_or_default(),
-                holder: Holder {
-                    pid: events.and_then(|e| e.owner_of(id)),
-                    unpolled: false,
-                },
-                rtt: t.rtt,
+            .map(move |(id, t)| {
+                let history = events.map(|e| e.history_of(id)).unwrap_or_default();
+                SocketRow {
+                    sample: &t.sample,
+                    counters: self.counted(t.window.counts(), &history),
+                    closed: false,
+                    history,
+                    holder: Holder {
+                        pid: events.and_then(|e| e.owner_of(id)),
+                        unpolled: false,
+                    },
+                    rtt: t.rtt,
+                }
             });
         let known_by_events = events.into_iter().flat_map(|e| e.event_only_sockets()).map(
             move |(t, history, pid)| SocketRow {
                 sample: &t.sample,
-                counters: self.with_presence(t.window.counts()),
+                counters: self.counted(t.window.counts(), &history),
                 closed: false,
                 history,
                 holder: Holder::unpolled(pid),
@@ -771,13 +774,35 @@ impl Tracker {
         );
         let closed = self.closed.iter().map(move |c| SocketRow {
             sample: &c.sample,
-            counters: self.with_presence(c.window),
+            counters: self.counted(c.window, &c.history),
             closed: true,
             history: c.history,
             holder: c.holder,
             rtt: c.rtt,
         });
         present.chain(known_by_events).chain(closed)
+    }
+
+    /// A window's counts as a row shows them: marked as
+    /// [`Tracker::with_presence`] says, less the SYN-ACK of a simultaneous
+    /// open its events saw. A connect that met its peer's SYN (SYN_SENT →
+    /// SYN_RECV) answers with its own SYN again, acknowledging: its
+    /// `segs_out` counts that segment, the namespace's OutSegs does not
+    /// (its sequence is not new).
+    fn counted(&self, counters: Counters, history: &StateHistory) -> Counters {
+        let mut counters = self.with_presence(counters);
+        let mut before = None;
+        let met_peers_syn = history.iter().any(|state| {
+            let met = before == Some(TcpState::SynSent) && state == TcpState::SynRecv;
+            before = Some(state);
+            met
+        });
+        if met_peers_syn && counters.value(Counter::OutSegs) > 0 {
+            let approx = counters.is_approx(Counter::OutSegs);
+            let sent = counters.value(Counter::OutSegs) - 1;
+            counters.replace(Counter::OutSegs, sent, approx);
+        }
+        counters
     }
 
     /// State events are always known in a tracking run, zero or not;
@@ -1737,6 +1762,25 @@ mod tests {
         assert_eq!(folded.get(Counter::BytesSent), Some(6 * 20));
         assert!(folded.get(Counter::ActiveOpens).is_some());
         t.fold_closed_past(4, |_| panic!("nothing past the bound"));
+    }
+
+    #[test]
+    fn a_simultaneous_opens_syn_ack_is_no_outseg_of_the_namespace() {
+        let t = Tracker::default();
+        let mut counters = Counters::default();
+        counters.set(Counter::OutSegs, 6, false);
+        let mut history = StateHistory::default();
+        for state in [TcpState::SynSent, TcpState::SynRecv, TcpState::Established] {
+            history.push(state);
+        }
+        let row = t.counted(counters, &history);
+        assert_eq!(row.get(Counter::OutSegs), Some(5));
+        assert!(!row.is_approx(Counter::OutSegs));
+        // A connect answered by a SYN-ACK sent no SYN again.
+        let mut plain = StateHistory::default();
+        plain.push(TcpState::SynSent);
+        plain.push(TcpState::Established);
+        assert_eq!(t.counted(counters, &plain).get(Counter::OutSegs), Some(6));
     }
 
     #[test]
