@@ -32,7 +32,7 @@ impl Tally {
     /// the namespace cannot settle it, so [`Tally::unsettled`] says so.
     pub fn add(&mut self, value: u64, approx: bool) {
         match (approx, value) {
-            (true, 0 | 1) => self.uncertain += 1,
+            (true, 0 | 1) => self.uncertain = self.uncertain.saturating_add(1),
             (true, _) => self.uncertain = u64::MAX,
             (false, _) => self.sure = self.sure.saturating_add(value),
         }
