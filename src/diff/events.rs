@@ -753,6 +753,27 @@ impl EventAttribution {
             window.replace(Counter::OutSegs, 1, false);
             tracked.window = window.into();
         }
+        // Likewise an accepted socket still in its handshake (a Fast Open
+        // child its listener's close reset: inet_child_forget's
+        // tcp_disconnect zeroes its counts): the SYN came in, its SYN-ACK
+        // and each reset events saw it send went out. Marked `~`: data it
+        // may have sent or taken in besides is not known.
+        let child_in_handshake = marks_now.history.iter().any(|s| s == TcpState::SynRecv)
+            && marks_now
+                .history
+                .iter()
+                .all(|s| matches!(s, TcpState::Listen | TcpState::SynRecv | TcpState::Close));
+        if aborted && last.is_none() && child_in_handshake && passive {
+            let mut window = tracked.window.counts();
+            let resets = window.value(Counter::OutRsts);
+            window.replace(Counter::InSegs, window.value(Counter::InSegs).max(1), true);
+            window.replace(
+                Counter::OutSegs,
+                window.value(Counter::OutSegs).max(1 + resets),
+                true,
+            );
+            tracked.window = window.into();
+        }
         if ending == Ending::NeverSent {
             let mut window = tracked.window.counts();
             super::closes::retract_open(&mut window);
