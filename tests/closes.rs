@@ -380,6 +380,65 @@ fn a_connect_abandoned_before_the_syn_ack_fails_on_the_servers_only_listener() {
     assert!(!approx.contains(&"AttemptFails".into()), "{report}");
 }
 
+/// SYNs from unbound ports of 127.0.0.1 to `port`, sent raw: the listener
+/// answers each with a SYN-ACK, which finds no socket and draws a reset,
+/// which ends the request socket (tcp_check_req: an AttemptFail and an
+/// EmbryonicRst; tcp_v4_rcv adds the reset to the listener's drops).
+const RAW_SYNS: &str = r#"
+import socket, struct, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+def checksum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+local = socket.inet_aton('127.0.0.1')
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for sport in range(40001, 40001 + count):
+    head = struct.pack('!HHIIBBHHH', sport, port, 1000, 0, 5 << 4, 2, 65535, 0, 0)
+    pseudo = struct.pack('!4s4sBBH', local, local, 0, 6, len(head))
+    head = head[:16] + struct.pack('!H', checksum(pseudo + head)) + head[18:]
+    raw.sendto(head, ('127.0.0.1', 0))
+"#;
+
+#[test]
+fn request_sockets_reset_fail_on_the_listener_whose_drops_moved() {
+    skip_unless_root!();
+    // Two listeners polled all along; three handshakes to the second end
+    // in a reset before their ACK. Only its drops moved: the fails are
+    // its request sockets', exact, and nothing is left unnamed.
+    let ns = Netns::new("req-resets");
+    let quiet = ns.listen("127.0.0.1:7701");
+    let scanned = ns.listen("127.0.0.1:7702");
+    let tool = ns.spawn_tcpipstat(&[
+        "--timeout",
+        "3",
+        "--system",
+        "--index",
+        "lport",
+        "--format",
+        "json",
+    ]);
+    sleep(Duration::from_millis(1200));
+    run_ok(ns.command("python3").args(["-c", RAW_SYNS, "7702", "3"]));
+    let report = json_reports(&wait_output(tool).stdout)
+        .pop()
+        .expect("a report");
+    drop((quiet, scanned));
+    let fails = &report["system"]["unattributed"]["AttemptFails"];
+    assert_eq!(fails["system"], 3, "{report}");
+    assert_eq!(fails["sockets"], 3, "{report}");
+    let group = lport_group(&report, 7702);
+    assert_eq!(counter(group, "Tcp", "AttemptFails"), 3, "{report}");
+    let approx = group["approx"].as_array().cloned().unwrap_or_default();
+    assert!(!approx.contains(&"AttemptFails".into()), "{report}");
+    let other = groups(&report).iter().find(|g| g["key"]["lport"] == 7701);
+    assert!(
+        other.is_none_or(|g| counter(g, "Tcp", "AttemptFails") == 0),
+        "{report}"
+    );
+}
+
 /// Tcp counter summed over every group (what JSON `totals` adds up).
 fn all_groups_total(report: &serde_json::Value, name: &str) -> u64 {
     groups(report).iter().map(|g| counter(g, "Tcp", name)).sum()

@@ -62,17 +62,40 @@ pub fn settle(namespace_count: i64, tally: Tally) -> Option<u64> {
     }
 }
 
-/// The one listener `(address, port)` of namespace `netns` (None: the one
-/// namespace sampled) among those of the window, if there is exactly one.
-pub fn sole_listener(
-    listeners: &[(u64, IpAddr, u16)],
+/// A listener: (namespace, address, port).
+pub type ListenerId = (u64, IpAddr, u16);
+
+/// The listener of namespace `netns` (None: the one namespace sampled)
+/// whose request sockets the namespace's request resets were: the only
+/// listener of the window, or else the only one whose `sk_drops` moved
+/// (`tcp_v4_rcv` adds the segment a request socket dies of to its
+/// listener's drops), where every listener's drops are known. None when
+/// nothing tells.
+pub fn request_listener(
+    listeners: &[ListenerId],
     netns: Option<u64>,
-) -> Option<(u64, IpAddr, u16)> {
-    let mut in_namespace = listeners
+    drops_moved: &rustc_hash::FxHashMap<ListenerId, u64>,
+) -> Option<ListenerId> {
+    let in_namespace: Vec<ListenerId> = listeners
         .iter()
-        .filter(|(ns, _, _)| netns.is_none_or(|n| *ns == n));
-    let first = *in_namespace.next()?;
-    in_namespace.next().is_none().then_some(first)
+        .copied()
+        .filter(|(ns, _, _)| netns.is_none_or(|n| *ns == n))
+        .collect();
+    if let [only] = in_namespace[..] {
+        return Some(only);
+    }
+    let mut moved = Vec::new();
+    for listener in &in_namespace {
+        match drops_moved.get(listener) {
+            Some(0) => {}
+            Some(_) => moved.push(*listener),
+            None => return None,
+        }
+    }
+    match moved[..] {
+        [only] => Some(only),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -144,15 +167,30 @@ mod tests {
     }
 
     #[test]
-    fn request_sockets_are_their_listeners_only_where_the_namespace_had_one() {
+    fn request_sockets_are_the_only_listeners_or_the_one_whose_drops_moved() {
         let any4: IpAddr = "0.0.0.0".parse().unwrap();
+        let none = rustc_hash::FxHashMap::default();
         let one = [(7, any4, 80)];
-        assert_eq!(sole_listener(&one, Some(7)), Some((7, any4, 80)));
-        assert_eq!(sole_listener(&one, None), Some((7, any4, 80)));
-        assert_eq!(sole_listener(&one, Some(8)), None);
+        assert_eq!(request_listener(&one, Some(7), &none), Some((7, any4, 80)));
+        assert_eq!(request_listener(&one, None, &none), Some((7, any4, 80)));
+        assert_eq!(request_listener(&one, Some(8), &none), None);
         let two = [(7, any4, 80), (7, any4, 443), (8, any4, 22)];
-        assert_eq!(sole_listener(&two, Some(7)), None);
-        assert_eq!(sole_listener(&two, Some(8)), Some((8, any4, 22)));
-        assert_eq!(sole_listener(&two, None), None);
+        assert_eq!(request_listener(&two, Some(8), &none), Some((8, any4, 22)));
+        // Two in namespace 7: which one's is told by the drops alone.
+        assert_eq!(request_listener(&two, Some(7), &none), None);
+        let mut drops = rustc_hash::FxHashMap::default();
+        drops.insert((7, any4, 80), 0);
+        assert_eq!(
+            request_listener(&two, Some(7), &drops),
+            None,
+            "443's unknown"
+        );
+        drops.insert((7, any4, 443), 3);
+        assert_eq!(
+            request_listener(&two, Some(7), &drops),
+            Some((7, any4, 443))
+        );
+        drops.insert((7, any4, 80), 1);
+        assert_eq!(request_listener(&two, Some(7), &drops), None, "both moved");
     }
 }

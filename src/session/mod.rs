@@ -1185,7 +1185,8 @@ impl Session {
 
     /// The window's request sockets that a reset or a new SYN ended
     /// (TcpExt:EmbryonicRsts; each counted an AttemptFail no socket shows),
-    /// as rows of their listener where the namespace had only one: one row
+    /// as rows of their listener where the namespace had only one, or only
+    /// one whose drops moved (`diff::request_listener`): one row
     /// a request socket, up to [`REQUEST_ROWS_LIMIT`] (the last carries
     /// the rest).
     fn find_request_rows(&self, deltas: Option<&SystemCounters>) -> Vec<RequestRow> {
@@ -1199,13 +1200,24 @@ impl Session {
             return Vec::new();
         };
         let several = deltas.namespace_count() > 1;
+        // Each polled listener's sk_drops moves over the window.
+        let mut drops_moved: rustc_hash::FxHashMap<diff::ListenerId, u64> = Default::default();
+        for row in self.tracker.rows() {
+            if let (TcpState::Listen, Some(drops)) =
+                (row.sample.state, row.counters.get(Counter::ListenDrops))
+            {
+                let key = &row.sample.key;
+                let listener = (key.netns, crate::model::unmap(key.local), key.local_port);
+                *drops_moved.entry(listener).or_default() += drops;
+            }
+        }
         let mut rows = Vec::new();
         for (netns, count) in deltas.per_namespace(EMBRYONIC_RESETS) {
             let Ok(count @ 1..) = u64::try_from(count) else {
                 continue;
             };
             let Some((ns, address, port)) =
-                diff::sole_listener(&listeners, netns.filter(|_| several))
+                diff::request_listener(&listeners, netns.filter(|_| several), &drops_moved)
             else {
                 continue;
             };
