@@ -785,20 +785,39 @@ fn onclose_gives_a_flooded_receivers_drops_equal_to_the_namespaces_rcvbuf_errors
     assert!(closes[0]["events"].is_null(), "{}", closes[0]);
     if precision {
         let events = &closes[1]["events"];
-        assert_eq!(events["InDatagrams"].as_u64(), Some(read), "{}", closes[1]);
-        assert_eq!(
-            events["InBytes"].as_u64(),
-            Some(read * 200),
-            "{}",
-            closes[1]
-        );
-        assert_eq!(
-            events["RcvbufErrors"].as_i64(),
-            Some(rcvbuf_errors),
-            "{}",
-            closes[1]
-        );
+        // Exact, but for the events its report says were lost (a busy
+        // machine fills the rings): low by at most as many, never high.
+        let lost = events_lost_said_in(&closes[1]);
+        let within = |name: &str, truth: i64| {
+            let counted = events[name].as_i64().unwrap_or(-1);
+            assert!(
+                counted <= truth && counted >= truth - lost,
+                "{name} {counted} for {truth}, {lost} events lost: {}",
+                closes[1]
+            );
+        };
+        within("InDatagrams", read as i64);
+        within("InBytes", read as i64 * 200);
+        within("RcvbufErrors", rcvbuf_errors);
     }
+}
+
+/// The kernel events a report's notices say were lost ("precision: N
+/// kernel events lost ..."), 0 where none says so.
+fn events_lost_said_in(report: &serde_json::Value) -> i64 {
+    report["notices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| {
+            let said = n.as_str()?.strip_prefix("precision: ")?;
+            said.split_once(" kernel events lost")?
+                .0
+                .trim()
+                .parse::<i64>()
+                .ok()
+        })
+        .sum()
 }
 
 #[test]
