@@ -280,10 +280,12 @@ pub(super) fn peer_fin(
         last_polled.is_some_and(|s| matches!(s.state, FinWait1 | FinWait2) && s.inode == 0);
     if closed_first_by_events || orphan_closing {
         PeerFin::NotCounted
-    } else if history.is_some() {
+    } else if history.is_some_and(|h| h.last() == Some(Close)) {
         // Events would have shown it closing first.
         PeerFin::Counted
     } else {
+        // No events, or not all of them yet: its close's came after the
+        // dump that read its notice began (or were lost).
         PeerFin::Unknown
     }
 }
