@@ -1607,21 +1607,9 @@ impl RequestRow {
     fn new(key: crate::model::SocketKey, inode: u64, fails: u64) -> RequestRow {
         let mut counters = Counters::default();
         counters.set(Counter::AttemptFails, fails, false);
-        RequestRow {
-            sample: crate::model::SocketSample {
-                key,
-                cookie: 0,
-                state: TcpState::SynRecv,
-                inode,
-                uid: 0,
-                recv_queue: 0,
-                send_queue: 0,
-                tcp_info: None,
-                congestion: None,
-                skmem: None,
-            },
-            counters,
-        }
+        let mut sample = crate::model::SocketSample::bare(key, 0, TcpState::SynRecv);
+        sample.inode = inode;
+        RequestRow { sample, counters }
     }
 
     fn row(&self) -> diff::SocketRow<'_> {
