@@ -31,7 +31,10 @@ mod waiting;
 pub use closes::Ending;
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS, NOTICE_GRACE_POLLS};
 pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
-pub use settle::{request_listener, settle, ListenerId, Tally};
+pub use settle::{
+    fail_causes, request_listener, settle, unanswered_connect, FailCauses, FailCausesByNamespace,
+    ListenerId, Tally, UnansweredConnect,
+};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::hash_map::DefaultHasher;

@@ -15,8 +15,20 @@
 //! or tracepoint shows, and one TcpExt:EmbryonicRsts. Its listener owns it:
 //! where the namespace had one listener over the window, its request
 //! sockets' fails are that listener's (the peer stays unknown).
+//!
+//! A connect that ended with no answer to its SYN failed (an AttemptFail)
+//! only if the kernel gave it up or a hard ICMP error ended it; its
+//! application's close counts none, and its notice looks the same. The
+//! kernel gives a connect up only when its retransmit timer fires after a
+//! first retransmit (`retransmits_timed_out`), and counts each give-up in
+//! TcpExt:TCPAbortOnTimeout; a hard ICMP error arrives as
+//! Icmp:InDestUnreachs or InParmProbs (Icmp6 alike). Where the namespace
+//! counted none of those over a window the connect lived in whole, its
+//! fail is ruled out: 0, exact.
 
 use std::net::IpAddr;
+
+use crate::model::SocketSample;
 
 /// The sockets' count of one counter in one namespace: the sure part and
 /// how many sockets count 0 or 1 without knowing which.
@@ -60,6 +72,101 @@ pub fn settle(namespace_count: i64, tally: Tally) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// How a connect that ended with no answer to its SYN could have failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnansweredConnect {
+    /// No retransmit timer fired: no give-up, only a hard ICMP error.
+    Unretried,
+    /// Its timer fired: given up, or a hard ICMP error, or neither.
+    Retried,
+}
+
+/// The connect of `sample` (its last sample, or its notice), if it sent
+/// its SYN and nothing ever reached it (`segs_in` counts a reset too) and
+/// its counters were not cleared by an abort (peer port kept).
+pub fn unanswered_connect(sample: &SocketSample) -> Option<UnansweredConnect> {
+    let info = sample.tcp_info.as_ref()?;
+    let unanswered = sample.key.remote_port != 0
+        && info.segs_in()? == 0
+        && info.bytes_acked()? == 0
+        && info.segs_out()? > 0;
+    if !unanswered {
+        return None;
+    }
+    // `retransmits` is the timer's count so far, `total_retrans` the
+    // retransmits sent (a failed send counts in the first only).
+    let retried = info.retransmits()? > 0 || info.total_retrans()? > 0;
+    Some(if retried {
+        UnansweredConnect::Retried
+    } else {
+        UnansweredConnect::Unretried
+    })
+}
+
+/// A namespace's window counts that tell how its connects could fail:
+/// None where the namespace's MIB files did not have them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FailCauses {
+    /// Hard ICMP errors received (destination unreachable, parameter
+    /// problem; IPv4 and IPv6).
+    pub icmp_errors: Option<i64>,
+    /// TcpExt:TCPAbortOnTimeout: connections the kernel gave up.
+    pub gave_up: Option<i64>,
+}
+
+impl FailCauses {
+    /// Whether a connect of `kind` that lived its whole life in the window
+    /// cannot have failed.
+    pub fn rule_out(&self, kind: UnansweredConnect) -> bool {
+        let no_icmp = self.icmp_errors == Some(0);
+        match kind {
+            UnansweredConnect::Unretried => no_icmp,
+            UnansweredConnect::Retried => no_icmp && self.gave_up == Some(0),
+        }
+    }
+}
+
+/// Per namespace (None where one is sampled), how its connects could fail.
+pub type FailCausesByNamespace = rustc_hash::FxHashMap<Option<u64>, FailCauses>;
+
+/// Hard ICMP errors a namespace received: (name, whether every namespace
+/// has it; IPv6's file is absent where IPv6 is off).
+const ICMP_ERRORS: [(&str, bool); 4] = [
+    ("Icmp:InDestUnreachs", true),
+    ("Icmp:InParmProbs", true),
+    ("Icmp6:InDestUnreachs", false),
+    ("Icmp6:InParmProblems", false),
+];
+
+/// Each namespace's window counts of what fails a connect (see
+/// the module's doc), from `per_namespace`: a MIB name's window delta per
+/// namespace (None where one is sampled).
+pub fn fail_causes(
+    per_namespace: impl Fn(&str) -> Vec<(Option<u64>, i64)>,
+) -> FailCausesByNamespace {
+    let mut causes = FailCausesByNamespace::default();
+    for (netns, gave_up) in per_namespace("TcpExt:TCPAbortOnTimeout") {
+        causes.entry(netns).or_default().gave_up = Some(gave_up);
+    }
+    // Per namespace: the errors' sum, and how many of the names every
+    // namespace has it had.
+    let mut icmp: rustc_hash::FxHashMap<Option<u64>, (i64, usize)> = Default::default();
+    for (name, every) in ICMP_ERRORS {
+        for (netns, count) in per_namespace(name) {
+            let (sum, required_seen) = icmp.entry(netns).or_default();
+            *sum = sum.saturating_add(count);
+            *required_seen += usize::from(every);
+        }
+    }
+    let required = ICMP_ERRORS.iter().filter(|(_, every)| *every).count();
+    for (netns, (sum, required_seen)) in icmp {
+        if required_seen == required {
+            causes.entry(netns).or_default().icmp_errors = Some(sum);
+        }
+    }
+    causes
 }
 
 /// A listener: (namespace, address, port).
@@ -164,6 +271,138 @@ mod tests {
         let t = tally(&[(3, true), (1, true)]);
         assert_eq!(settle(0, t), None);
         assert_eq!(settle(4, t), None);
+    }
+
+    /// A connect's notice: `segs_out` sent, `segs_in` received, the timer
+    /// fired `timer` times and `retransmitted` segments went out again.
+    fn connect_notice(
+        rport: u16,
+        segs_out: u32,
+        segs_in: u32,
+        timer: u8,
+        retransmitted: u32,
+    ) -> SocketSample {
+        use crate::model::{tcp_info::TcpInfo, SocketKey, TcpState};
+        let mut raw = vec![0u8; 232];
+        raw[0] = TcpState::Close as u8;
+        raw[2] = timer;
+        raw[100..104].copy_from_slice(&retransmitted.to_ne_bytes());
+        raw[136..140].copy_from_slice(&segs_out.to_ne_bytes());
+        raw[140..144].copy_from_slice(&segs_in.to_ne_bytes());
+        let key = SocketKey::new(
+            "10.0.0.1".parse().unwrap(),
+            40000,
+            "10.0.0.2".parse().unwrap(),
+            rport,
+        );
+        let mut sample = SocketSample::bare(key, 1, TcpState::Close);
+        sample.tcp_info = TcpInfo::from_bytes(&raw);
+        sample
+    }
+
+    #[test]
+    fn a_connect_whose_timer_never_fired_could_fail_only_by_an_icmp_error() {
+        let unretried = connect_notice(80, 1, 0, 0, 0);
+        assert_eq!(
+            unanswered_connect(&unretried),
+            Some(UnansweredConnect::Unretried)
+        );
+        let quiet = FailCauses {
+            icmp_errors: Some(0),
+            gave_up: Some(3),
+        };
+        assert!(
+            quiet.rule_out(UnansweredConnect::Unretried),
+            "timeouts need a retry"
+        );
+        let icmp = FailCauses {
+            icmp_errors: Some(1),
+            gave_up: Some(0),
+        };
+        assert!(!icmp.rule_out(UnansweredConnect::Unretried));
+        // MIB files unread: nothing ruled out.
+        assert!(!FailCauses::default().rule_out(UnansweredConnect::Unretried));
+    }
+
+    #[test]
+    fn a_retried_connect_is_ruled_out_only_where_nothing_gave_up_and_no_icmp_came() {
+        // The timer fired and the retransmit failed to go out: still retried.
+        for retried in [
+            connect_notice(80, 1, 0, 1, 0),
+            connect_notice(80, 3, 0, 2, 2),
+        ] {
+            assert_eq!(
+                unanswered_connect(&retried),
+                Some(UnansweredConnect::Retried)
+            );
+        }
+        let none = FailCauses {
+            icmp_errors: Some(0),
+            gave_up: Some(0),
+        };
+        assert!(none.rule_out(UnansweredConnect::Retried));
+        let gave_up = FailCauses {
+            icmp_errors: Some(0),
+            gave_up: Some(1),
+        };
+        assert!(!gave_up.rule_out(UnansweredConnect::Retried));
+        let unknown = FailCauses {
+            icmp_errors: Some(0),
+            gave_up: None,
+        };
+        assert!(!unknown.rule_out(UnansweredConnect::Retried));
+    }
+
+    #[test]
+    fn a_namespace_without_its_icmp_counts_has_no_icmp_evidence() {
+        let deltas = |name: &str| -> Vec<(Option<u64>, i64)> {
+            match name {
+                "TcpExt:TCPAbortOnTimeout" => vec![(Some(1), 0), (Some(2), 2)],
+                "Icmp:InDestUnreachs" => vec![(Some(1), 0), (Some(2), 0), (Some(3), 0)],
+                "Icmp:InParmProbs" => vec![(Some(1), 0), (Some(2), 0)],
+                // Namespace 1 has no IPv6 file: its IPv4 counts are enough.
+                "Icmp6:InDestUnreachs" => vec![(Some(2), 4)],
+                _ => vec![],
+            }
+        };
+        let causes = fail_causes(deltas);
+        let of = |ns| causes.get(&Some(ns)).copied().unwrap_or_default();
+        assert_eq!(
+            of(1),
+            FailCauses {
+                icmp_errors: Some(0),
+                gave_up: Some(0)
+            }
+        );
+        assert_eq!(
+            of(2),
+            FailCauses {
+                icmp_errors: Some(4),
+                gave_up: Some(2)
+            }
+        );
+        // Namespace 3 lacks Icmp:InParmProbs: no ICMP evidence at all.
+        assert_eq!(
+            of(3),
+            FailCauses {
+                icmp_errors: None,
+                gave_up: None
+            }
+        );
+    }
+
+    #[test]
+    fn an_answered_cleared_or_unsent_connect_is_no_unanswered_one() {
+        // A reset (or a SYN-ACK) reached it.
+        assert_eq!(unanswered_connect(&connect_notice(80, 1, 1, 0, 0)), None);
+        // An abort cleared its peer port and counters.
+        assert_eq!(unanswered_connect(&connect_notice(0, 1, 0, 0, 0)), None);
+        // Its SYN never went out.
+        assert_eq!(unanswered_connect(&connect_notice(80, 0, 0, 0, 0)), None);
+        // No tcp_info: nothing to tell by.
+        let mut bare = connect_notice(80, 1, 0, 0, 0);
+        bare.tcp_info = None;
+        assert_eq!(unanswered_connect(&bare), None);
     }
 
     #[test]

@@ -1082,6 +1082,7 @@ impl Session {
         };
         let mut shares = ListenerShares {
             settled: self.settled_by_namespace(deltas),
+            fail_causes: diff::fail_causes(|name| deltas.per_namespace(name)),
             ..ListenerShares::default()
         };
         let listeners: Vec<diff::ListenerDrops> = self
@@ -1153,14 +1154,17 @@ impl Session {
         let mut tallies: rustc_hash::FxHashMap<(Option<u64>, Counter), diff::Tally> =
             Default::default();
         let several = deltas.namespace_count() > 1;
+        let causes = diff::fail_causes(|name| deltas.per_namespace(name));
         for row in self.tracker.rows() {
             let netns = several.then_some(row.sample.key.netns);
             for (counter, _) in &counters {
                 if let Some(value) = row.counters.get(*counter) {
+                    let ruled_out =
+                        *counter == Counter::AttemptFails && fail_ruled_out(&row, &causes);
                     tallies
                         .entry((netns, *counter))
                         .or_default()
-                        .add(value, row.counters.is_approx(*counter));
+                        .add(value, row.counters.is_approx(*counter) && !ruled_out);
                 }
             }
         }
@@ -1558,16 +1562,43 @@ struct ListenerShares {
     drops: rustc_hash::FxHashMap<crate::model::SocketKey, diff::ListenerShare>,
     overflows: rustc_hash::FxHashMap<crate::model::SocketKey, diff::ListenerShare>,
     settled: Settled,
+    fail_causes: diff::FailCausesByNamespace,
 }
 
 /// (namespace, None where one is sampled; counter) → the count each
 /// socket uncertain of it takes.
 type Settled = rustc_hash::FxHashMap<(Option<u64>, Counter), u64>;
 
+/// Whether `row`'s uncertain AttemptFail is ruled out by its namespace's
+/// counts: a connect no answer reached, opened and ended (its notice, state
+/// CLOSE) within the window, in a namespace that counted none of the ways
+/// such a connect fails.
+fn fail_ruled_out(row: &diff::SocketRow<'_>, causes: &diff::FailCausesByNamespace) -> bool {
+    let counters = &row.counters;
+    let uncertain =
+        counters.is_approx(Counter::AttemptFails) && counters.value(Counter::AttemptFails) <= 1;
+    let whole_life = counters.value(Counter::ActiveOpens) >= 1
+        && row.closed
+        && row.sample.state == TcpState::Close;
+    if !uncertain || !whole_life {
+        return false;
+    }
+    let Some(kind) = diff::unanswered_connect(row.sample) else {
+        return false;
+    };
+    causes
+        .get(&Some(row.sample.key.netns))
+        .or_else(|| causes.get(&None))
+        .is_some_and(|c| c.rule_out(kind))
+}
+
 impl ListenerShares {
     /// The row with its listener counters taken from the namespace's, and
     /// its uncertain fail or reset as the namespace's count settles it.
     fn apply<'a>(&self, mut row: diff::SocketRow<'a>) -> diff::SocketRow<'a> {
+        if fail_ruled_out(&row, &self.fail_causes) {
+            row.counters.replace(Counter::AttemptFails, 0, false);
+        }
         if self.drops.is_empty() && self.overflows.is_empty() && self.settled.is_empty() {
             return row;
         }
