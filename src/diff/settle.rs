@@ -176,8 +176,10 @@ pub type ListenerId = (u64, IpAddr, u16);
 /// whose request sockets the namespace's request resets were: the only
 /// listener of the window, or else the only one whose `sk_drops` moved
 /// (`tcp_v4_rcv` adds the segment a request socket dies of to its
-/// listener's drops), where every listener's drops are known. None when
-/// nothing tells.
+/// listener's drops), where every listener's drops are known; or, where
+/// every known one's stayed, the only one whose drops are not known (a
+/// listener that lived between two polls: its notice has no drops). None
+/// when nothing tells.
 pub fn request_listener(
     listeners: &[ListenerId],
     netns: Option<u64>,
@@ -191,16 +193,16 @@ pub fn request_listener(
     if let [only] = in_namespace[..] {
         return Some(only);
     }
-    let mut moved = Vec::new();
+    let (mut moved, mut unknown) = (Vec::new(), Vec::new());
     for listener in &in_namespace {
         match drops_moved.get(listener) {
             Some(0) => {}
             Some(_) => moved.push(*listener),
-            None => return None,
+            None => unknown.push(*listener),
         }
     }
-    match moved[..] {
-        [only] => Some(only),
+    match (&moved[..], &unknown[..]) {
+        ([only], []) | ([], [only]) => Some(*only),
         _ => None,
     }
 }
@@ -419,11 +421,14 @@ mod tests {
         assert_eq!(request_listener(&two, Some(7), &none), None);
         let mut drops = rustc_hash::FxHashMap::default();
         drops.insert((7, any4, 80), 0);
+        // 80's stayed, 443's unknown (it lived between two polls): 443.
         assert_eq!(
             request_listener(&two, Some(7), &drops),
-            None,
-            "443's unknown"
+            Some((7, any4, 443))
         );
+        // Two unknown: nothing tells.
+        let three = [(7, any4, 80), (7, any4, 443), (7, any4, 8080)];
+        assert_eq!(request_listener(&three, Some(7), &drops), None);
         drops.insert((7, any4, 443), 3);
         assert_eq!(
             request_listener(&two, Some(7), &drops),
@@ -431,5 +436,8 @@ mod tests {
         );
         drops.insert((7, any4, 80), 1);
         assert_eq!(request_listener(&two, Some(7), &drops), None, "both moved");
+        // One moved, another unknown: either may be the one.
+        drops.remove(&(7, any4, 443));
+        assert_eq!(request_listener(&two, Some(7), &drops), None);
     }
 }
