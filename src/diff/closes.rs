@@ -1300,6 +1300,49 @@ mod tests {
         assert_eq!(total.value(Counter::ActiveOpens), 0, "{total:?}");
     }
 
+    /// A server socket its last ACK destroyed while a dump held it (the
+    /// dump gathers a hash bucket's sockets under its lock and fills their
+    /// messages after): listed in CLOSE with local port 0, its port
+    /// released (`inet_put_port` zeroes `sk_num`, which the dump reports),
+    /// and its notice, with the real port (`inet_sport`), read with that
+    /// poll or the next. One passive open, its SYN-ACK counted: a local
+    /// port 0 is no listener's, and counting it as polled made it an
+    /// active open (CI's soak: ActiveOpens one over, PassiveOpens and
+    /// OutSegs one short).
+    #[test]
+    fn a_child_listed_as_its_port_was_released_is_a_passive_open() {
+        let filter = FilterSet::default();
+        let mut torn_down = served();
+        torn_down.key.local_port = 0;
+        for notice_late in [false, true] {
+            let mut t = Tracker::new();
+            t.observe(&poll(0, vec![], vec![]), &filter);
+            let now = if notice_late { vec![] } else { vec![served()] };
+            t.observe(&poll(1000, vec![torn_down.clone()], now), &filter);
+            let later = if notice_late { vec![served()] } else { vec![] };
+            t.observe(&poll(2000, vec![], later), &filter);
+            t.observe(&poll(3000, vec![], vec![]), &filter);
+            let total = totals(&t);
+            assert_one_served_connection(&total);
+            // Its own segment and its listener's SYN-ACK.
+            assert_eq!(
+                total.value(Counter::OutSegs),
+                2,
+                "late {notice_late}: {total:?}"
+            );
+        }
+        // Polled alive before, as accepted: the same connection, once.
+        let mut alive = notice("10.0.0.2", 5000, 301, 300, 200);
+        alive.state = TcpState::Established;
+        let mut t = Tracker::new();
+        t.observe(&poll(0, vec![], vec![]), &filter);
+        t.observe(&poll(1000, vec![alive], vec![]), &filter);
+        t.observe(&poll(2000, vec![torn_down], vec![served()]), &filter);
+        t.observe(&poll(3000, vec![], vec![]), &filter);
+        assert_one_served_connection(&totals(&t));
+        assert!(t.closed().iter().all(|c| c.sample.key.local_port == 80));
+    }
+
     /// An abort's notice comes with its counters cleared: the bytes the
     /// last poll saw stand, but what went after (the reset, data since
     /// that poll) is unknown, and the report says so.

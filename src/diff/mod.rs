@@ -521,6 +521,26 @@ impl Tracker {
         let previous_tuples = self.tuples_for_time_wait(snapshot);
         let mut seen_again = 0usize;
         for sample in &snapshot.sockets {
+            let repaired;
+            let sample = if sample.lost_local_port() {
+                match self.sockets.get_mut(&SocketId::of(sample)) {
+                    // Its tuple as polled before (or as its request's).
+                    Some(tracked) => {
+                        repaired = SocketSample {
+                            key: tracked.sample.key,
+                            ..sample.clone()
+                        };
+                        &repaired
+                    }
+                    // First seen so: its notice tells the connection, with
+                    // its real tuple (a local port 0 is no listener's: an
+                    // accepted socket would count as an active open).
+                    None if snapshot.closes_watched => continue,
+                    None => sample,
+                }
+            } else {
+                sample
+            };
             if !filter.matches(&sample.key) {
                 continue;
             }

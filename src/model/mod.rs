@@ -292,6 +292,18 @@ impl SocketSample {
             || (self.state == TcpState::FinWait2 && self.cookie != 0 && self.tcp_info.is_none())
     }
 
+    /// Whether this dumped sample is of a socket the kernel destroyed while
+    /// the dump held it: a dump takes a hash bucket's sockets under its
+    /// lock and fills their messages after, and one whose last segment
+    /// came in between (`tcp_done`, then `tcp_v4_destroy_sock`'s
+    /// `inet_put_port`) is listed in CLOSE with local port 0: the dump
+    /// reports `sk_num`, which releasing the port zeroes. Its tuple is not
+    /// the connection's; its close notice (which reports `inet_sport`)
+    /// follows with the real one.
+    pub fn lost_local_port(&self) -> bool {
+        self.state == TcpState::Close && self.key.local_port == 0 && self.cookie != 0
+    }
+
     /// Whether `newer`, a sample or close notice with this socket's cookie,
     /// is the full socket this request socket became: the kernel gives the
     /// child the cookie its request had, if a dump asked for one.
