@@ -259,6 +259,13 @@ impl Counters {
         self.set(counter, old.saturating_add(amount), approx);
     }
 
+    /// Takes a counter out: absent, 0, not approximate.
+    pub fn remove(&mut self, counter: Counter) {
+        self.values[counter as usize] = 0;
+        self.present &= !Self::bit(counter);
+        self.approx &= !Self::bit(counter);
+    }
+
     /// Marks a counter present (its value unchanged).
     pub fn mark_present(&mut self, counter: Counter) {
         let value = self.value(counter);

@@ -389,13 +389,14 @@ fn known_defect(
     if life.began_unlisted_before(world.window().0) && got > expected {
         return Some("a notice of a life begun before the first poll counts it whole");
     }
-    // An accepted socket shown (dumped or by its notice) before any poll
-    // showed its listener, whose notice comes later (notices of two
-    // sockets are not ordered), is taken for an active open: nothing
-    // revisits it when the listener's notice comes.
+    // An accepted socket a dump listed before any poll showed its
+    // listener, whose notice comes later (notices of two sockets are not
+    // ordered), is taken for an active open. The listener's notice makes
+    // one still tracked, or known from its notice alone, accepted; one
+    // polled and closed already keeps the connect's reading.
     let listener_later = life.passive
-        && world.listener_first_shown(life) > world.first_shown(life)
-        && world.first_shown(life).is_some();
+        && world.first_dumped(life).is_some()
+        && world.listener_first_shown(life) > world.first_dumped(life);
     // (Its ending is then read as an active opener's: an orderly close
     // looks like a likely reset, its peer's FIN a data byte, a reset one
     // refused.)

@@ -600,6 +600,38 @@ impl Tracker {
         if !placed && !filter.cannot_tell(&notice.key) {
             return;
         }
+        let (window, lifetime) = self.notice_alone_counts(notice, ending, passive);
+        if !placed {
+            self.unplaced_by_filters.sockets += 1;
+            self.unplaced_by_filters.counters.add(&window);
+            return;
+        }
+        self.closed.push(Closed {
+            lifetime,
+            window,
+            sample: notice.clone(),
+            unseen_ms: elapsed,
+            history: StateHistory::default(),
+            end_of_stream_read: false,
+            // Known from its notice alone: no poll saw it, or its owner.
+            holder: Holder::unpolled(None),
+            counted_from: if ending.cleared() {
+                CountedFrom::ClearedNotice
+            } else {
+                CountedFrom::CloseNotice { polled: false }
+            },
+            rtt: crate::rtt::RttSamples::of_sample(notice),
+        });
+    }
+
+    /// The window's and the lifetime's counts of a connection known from
+    /// its notice alone.
+    fn notice_alone_counts(
+        &self,
+        notice: &SocketSample,
+        ending: Ending,
+        passive: bool,
+    ) -> (Counters, Counters) {
         let mut window = cumulative(notice).counters;
         {
             let open = if passive {
@@ -637,27 +669,56 @@ impl Tracker {
             window.replace(Counter::OutSegs, 1, true);
             lifetime.replace(Counter::OutSegs, 1, true);
         }
-        if !placed {
-            self.unplaced_by_filters.sockets += 1;
-            self.unplaced_by_filters.counters.add(&window);
-            return;
+        (window, lifetime)
+    }
+
+    /// Listeners first known this poll from their notice (`new`: they
+    /// lived between two polls) were there before: a socket on one's
+    /// endpoint taken for an active opener while nothing showed the
+    /// listener (its notice came after its child's; notices of two sockets
+    /// are not ordered) was accepted. One
+    /// known from its notice alone is counted again as accepted, one still
+    /// tracked becomes so; a polled one that closed already keeps its
+    /// count (its ending was read as a connect's).
+    pub(super) fn revisit_children_of(&mut self, new: &super::Listeners) {
+        let taken_for_active = |counters: &Counters| {
+            counters.value(Counter::ActiveOpens) == 1 && counters.value(Counter::PassiveOpens) == 0
+        };
+        let noticed: Vec<usize> = (0..self.closed.len())
+            .filter(|&i| {
+                let closed = &self.closed[i];
+                matches!(
+                    closed.counted_from,
+                    CountedFrom::CloseNotice { polled: false } | CountedFrom::ClearedNotice
+                ) && taken_for_active(&closed.window)
+                    && super::is_listener_endpoint(new, &closed.sample.key)
+            })
+            .collect();
+        for i in noticed {
+            let notice = self.closed[i].sample.clone();
+            let ending = Ending::of(&notice, true, self.syn_retries());
+            let (window, lifetime) = self.notice_alone_counts(&notice, ending, true);
+            let closed = &mut self.closed[i];
+            closed.window = window;
+            closed.lifetime = lifetime;
         }
-        self.closed.push(Closed {
-            lifetime,
-            window,
-            sample: notice.clone(),
-            unseen_ms: elapsed,
-            history: StateHistory::default(),
-            end_of_stream_read: false,
-            // Known from its notice alone: no poll saw it, or its owner.
-            holder: Holder::unpolled(None),
-            counted_from: if ending.cleared() {
-                CountedFrom::ClearedNotice
-            } else {
-                CountedFrom::CloseNotice { polled: false }
-            },
-            rtt: crate::rtt::RttSamples::of_sample(notice),
-        });
+        for tracked in self.sockets.values_mut() {
+            let window = tracked.window.counts();
+            if tracked.origin != Origin::Active
+                || !taken_for_active(&window)
+                || !super::is_listener_endpoint(new, &tracked.sample.key)
+            {
+                continue;
+            }
+            let approx = window.is_approx(Counter::ActiveOpens);
+            let mut window = window;
+            window.remove(Counter::ActiveOpens);
+            window.set(Counter::PassiveOpens, 1, approx);
+            super::add_syn_ack(&mut window);
+            tracked.window = window.into();
+            tracked.origin = Origin::Passive;
+            tracked.forget_diff();
+        }
     }
 }
 
@@ -1341,6 +1402,100 @@ mod tests {
         t.observe(&poll(3000, vec![], vec![]), &filter);
         assert_one_served_connection(&totals(&t));
         assert!(t.closed().iter().all(|c| c.sample.key.local_port == 80));
+    }
+
+    /// A poll with no listener (none on port 8080 was ever dumped) and
+    /// these sockets and close notices.
+    fn poll_without_listener(
+        ms: u64,
+        sockets: Vec<SocketSample>,
+        closed: Vec<SocketSample>,
+    ) -> Snapshot {
+        let mut snapshot = Snapshot::new(ms, SocketSource::SockDiag, sockets);
+        snapshot.closes_watched = true;
+        snapshot.closed = closed;
+        snapshot
+    }
+
+    /// The notice of a listener on 127.0.0.1:8080 that lived between two
+    /// polls.
+    fn listener_8080_notice() -> SocketSample {
+        let key = SocketKey::new(
+            "127.0.0.1".parse().unwrap(),
+            8080,
+            "0.0.0.0".parse().unwrap(),
+            0,
+        );
+        let mut notice = SocketSample::bare(key, 2, TcpState::Close);
+        notice.tcp_info = TcpInfo::from_bytes(&[TcpState::Close as u8; 1]);
+        notice
+    }
+
+    /// `sample` on the local port 8080.
+    fn on_8080(mut sample: SocketSample) -> SocketSample {
+        sample.key.local_port = 8080;
+        sample
+    }
+
+    #[test]
+    fn a_child_noticed_before_its_listener_is_accepted_once_the_listener_notice_comes() {
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll_without_listener(0, vec![], vec![]), &filter);
+        // The child's notice first: nothing shows a listener on 8080.
+        let child = on_8080(served());
+        t.observe(&poll_without_listener(1000, vec![], vec![child]), &filter);
+        assert_eq!(totals(&t).value(Counter::ActiveOpens), 1);
+        t.observe(
+            &poll_without_listener(2000, vec![], vec![listener_8080_notice()]),
+            &filter,
+        );
+        let total = totals(&t);
+        assert_one_served_connection(&total);
+        // Its own segment and its listener's SYN-ACK.
+        assert_eq!(total.value(Counter::OutSegs), 2, "{total:?}");
+    }
+
+    #[test]
+    fn a_child_dumped_before_its_listener_is_accepted_once_the_listener_notice_comes() {
+        let filter = FilterSet::default();
+        let mut alive = on_8080(notice("10.0.0.2", 5000, 301, 300, 200));
+        alive.state = TcpState::Established;
+        let mut t = Tracker::new();
+        t.observe(&poll_without_listener(0, vec![], vec![]), &filter);
+        t.observe(
+            &poll_without_listener(1000, vec![alive.clone()], vec![]),
+            &filter,
+        );
+        t.observe(
+            &poll_without_listener(2000, vec![alive], vec![listener_8080_notice()]),
+            &filter,
+        );
+        t.observe(
+            &poll_without_listener(3000, vec![], vec![on_8080(served())]),
+            &filter,
+        );
+        let total = totals(&t);
+        assert_one_served_connection(&total);
+        assert_eq!(total.value(Counter::OutSegs), 2, "{total:?}");
+    }
+
+    #[test]
+    fn a_listener_notice_revisits_no_socket_on_another_port() {
+        // A connect from port 8081: the listener on 8080 is not its.
+        let filter = FilterSet::default();
+        let mut t = Tracker::new();
+        t.observe(&poll_without_listener(0, vec![], vec![]), &filter);
+        let mut connect = on_8080(served());
+        connect.key.local_port = 8081;
+        t.observe(&poll_without_listener(1000, vec![], vec![connect]), &filter);
+        t.observe(
+            &poll_without_listener(2000, vec![], vec![listener_8080_notice()]),
+            &filter,
+        );
+        let total = totals(&t);
+        assert_eq!(total.value(Counter::ActiveOpens), 1, "{total:?}");
+        assert_eq!(total.value(Counter::PassiveOpens), 0, "{total:?}");
     }
 
     /// An abort's notice comes with its counters cleared: the bytes the

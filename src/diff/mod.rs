@@ -499,9 +499,14 @@ impl Tracker {
             n.key.remote_port == 0 && n.key.remote.is_unspecified() && n.key.local_port != 0
         });
         let keys = snapshot.listeners.iter().chain(listening.map(|s| &s.key));
-        for key in keys.chain(listener_ended.map(|s| &s.key)) {
+        let keys = keys.map(|key| (key, false));
+        // Listeners no poll saw, first known now from their notice.
+        let mut unseen = Listeners::default();
+        for (key, ended) in keys.chain(listener_ended.map(|s| (&s.key, true))) {
             let listener = (key.netns, unmap(key.local), key.local_port);
-            self.listeners.insert(listener, poll);
+            if self.listeners.insert(listener, poll).is_none() && ended && poll > 1 {
+                unseen.insert(listener, poll);
+            }
             if self.window_listeners.len() < WINDOW_LISTENERS_LIMIT {
                 self.window_listeners.insert(listener);
             } else if !self.window_listeners.contains(&listener) {
@@ -512,6 +517,9 @@ impl Tracker {
             self.listeners
                 .retain(|_, seen| poll.saturating_sub(*seen) <= LISTENER_POLLS);
         }
+        if !unseen.is_empty() {
+            self.revisit_children_of(&unseen);
+        }
     }
 
     /// Updates or starts tracking each sample; returns how many sockets
@@ -521,26 +529,25 @@ impl Tracker {
         let previous_tuples = self.tuples_for_time_wait(snapshot);
         let mut seen_again = 0usize;
         for sample in &snapshot.sockets {
-            let repaired;
-            let sample = if sample.lost_local_port() {
-                match self.sockets.get_mut(&SocketId::of(sample)) {
-                    // Its tuple as polled before (or as its request's).
-                    Some(tracked) => {
-                        repaired = SocketSample {
-                            key: tracked.sample.key,
-                            ..sample.clone()
-                        };
-                        &repaired
+            if sample.lost_local_port() {
+                // Listed as the kernel destroyed it: its tuple is not the
+                // connection's (a local port 0 is no listener's: an
+                // accepted socket would count as an active open), and its
+                // notice, with the real one, tells how it ended. A
+                // tracked one is still here this poll; one first seen so
+                // is left to its notice (but at the first poll: a life
+                // begun before the run, whose notice must open nothing).
+                if let Some(tracked) = self.sockets.get_mut(&SocketId::of(sample)) {
+                    if tracked.last_poll != poll {
+                        tracked.last_poll = poll;
+                        seen_again += 1;
                     }
-                    // First seen so: its notice tells the connection, with
-                    // its real tuple (a local port 0 is no listener's: an
-                    // accepted socket would count as an active open).
-                    None if snapshot.closes_watched => continue,
-                    None => sample,
+                    continue;
                 }
-            } else {
-                sample
-            };
+                if snapshot.closes_watched && poll > 1 {
+                    continue;
+                }
+            }
             if !filter.matches(&sample.key) {
                 continue;
             }

@@ -127,6 +127,11 @@ pub struct LifeSpec {
     /// Reuses the tuple of an earlier life (this index modulo its own),
     /// after that one ended.
     pub reuse: Option<u8>,
+    /// A dump that listed its full socket was still filling its message
+    /// when the kernel destroyed it: the dump shows it in CLOSE, with its
+    /// final counters and local port 0 (`inet_put_port` zeroes the
+    /// `sk_num` the dump reports).
+    pub dump_races_destroy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -800,7 +805,7 @@ impl World {
                         sample
                     });
                 let sockets = listening
-                    .chain(self.lives.iter().filter_map(|l| l.sample_at(*at)))
+                    .chain(self.lives.iter().filter_map(|l| self.dumped(l, *at)))
                     .collect();
                 let mut snapshot = Snapshot::new((*at / 2) as u64, SocketSource::SockDiag, sockets);
                 closed.sort_by_key(|(destroyed, _)| *destroyed);
@@ -811,11 +816,33 @@ impl World {
             .collect()
     }
 
-    /// The first poll that shows this life: in its dump, or by its notice.
-    pub fn first_shown(&self, life: &Life) -> Option<usize> {
-        let dumped = self.polls.iter().position(|p| life.sample_at(*p).is_some());
-        let noticed = life.destroyed.and_then(|d| self.life_notice_poll(life, d));
-        dumped.into_iter().chain(noticed).min()
+    /// What the dump of the poll at `at` lists of `life`: what
+    /// [`Life::sample_at`] shows, unless the life races its destroy with
+    /// that dump (destroyed after it began, before the next poll): then
+    /// its notice's sample with local port 0. Not the first poll's: the
+    /// window begins with it, and a race there leaves which side of that
+    /// instant the socket's last moves fell on undecided (the race takes
+    /// microseconds, not a poll's gap).
+    fn dumped(&self, life: &Life, at: Tick) -> Option<SocketSample> {
+        let sample = life.sample_at(at)?;
+        let next = self.polls.iter().find(|p| **p > at);
+        let racing = life.spec.dump_races_destroy
+            && at > self.polls[0]
+            && sample.state != TcpState::NewSynRecv
+            && life
+                .destroyed
+                .is_some_and(|d| d > at && next.is_some_and(|next| d <= *next));
+        if !racing {
+            return Some(sample);
+        }
+        let (_, mut destroyed) = life.notice()?;
+        destroyed.key.local_port = 0;
+        Some(destroyed)
+    }
+
+    /// The first poll whose dump lists this life.
+    pub fn first_dumped(&self, life: &Life) -> Option<usize> {
+        self.polls.iter().position(|p| life.sample_at(*p).is_some())
     }
 
     /// Whether some poll's dump listed this life and its twin (the life
@@ -920,13 +947,14 @@ pub fn life() -> impl Strategy<Value = LifeSpec> {
         proptest::bool::weighted(0.2),
         proptest::bool::weighted(0.15),
         proptest::option::weighted(0.2, any::<u8>()),
+        proptest::bool::weighted(0.1),
     );
     (kind, times, data, place).prop_map(
         |(
             (open, close, notice, listener_notice),
             (start_ms, handshake_ms, established_ms, closing_ms, app_ms),
             (sent, received, retransmitted),
-            (v6, twin, reuse),
+            (v6, twin, reuse, dump_races_destroy),
         )| LifeSpec {
             open,
             close,
@@ -943,6 +971,7 @@ pub fn life() -> impl Strategy<Value = LifeSpec> {
             v6,
             twin,
             reuse,
+            dump_races_destroy,
         },
     )
 }
