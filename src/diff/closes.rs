@@ -1481,6 +1481,45 @@ mod tests {
     }
 
     #[test]
+    fn a_connect_refused_after_its_last_poll_keeps_no_final_tcp_info_to_settle_by() {
+        // Polled in SYN_SENT, then refused (an AttemptFail), its counters
+        // cleared by the failed connect(), its notice later than the
+        // grace: its row keeps the poll's tcp_info, which cannot tell the
+        // namespace's settling that no answer came.
+        let filter = FilterSet::default();
+        let mut raw = vec![0u8; 232];
+        raw[0] = TcpState::SynSent as u8;
+        raw[136..140].copy_from_slice(&1u32.to_ne_bytes());
+        let mut connecting = notice("10.0.0.2", 5000, 0, 0, 0);
+        connecting.key.local_port = 40000;
+        connecting.state = TcpState::SynSent;
+        connecting.tcp_info = TcpInfo::from_bytes(&raw);
+        let mut refused = notice_with("10.0.0.2", 0, 0, 0, 0, 0);
+        refused.key.local_port = 40000;
+        let mut t = Tracker::new();
+        t.observe(&poll_without_listener(0, vec![], vec![]), &filter);
+        t.observe(
+            &poll_without_listener(1000, vec![connecting], vec![]),
+            &filter,
+        );
+        for ms in [2000, 3000] {
+            t.observe(&poll_without_listener(ms, vec![], vec![]), &filter);
+        }
+        t.observe(&poll_without_listener(4000, vec![], vec![refused]), &filter);
+        let rows: Vec<_> = t.rows().collect();
+        let [row] = &rows[..] else {
+            panic!("one row: {rows:?}");
+        };
+        assert_eq!(row.sample.state, TcpState::Close);
+        assert!(
+            row.counters.is_approx(Counter::AttemptFails),
+            "{:?}",
+            row.counters
+        );
+        assert_eq!(super::super::unanswered_connect(row.sample), None);
+    }
+
+    #[test]
     fn a_listener_notice_revisits_no_socket_on_another_port() {
         // A connect from port 8081: the listener on 8080 is not its.
         let filter = FilterSet::default();

@@ -83,12 +83,14 @@ pub enum UnansweredConnect {
     Retried,
 }
 
-/// The connect of `sample` (its last sample, or its notice), if it sent
-/// its SYN and nothing ever reached it (`segs_in` counts a reset too) and
+/// The connect of `sample`, if its tcp_info is its final one (taken in
+/// CLOSE: its notice's, not a poll's from before a reset came), it sent
+/// its SYN and nothing ever reached it (`segs_in` counts a reset too), and
 /// its counters were not cleared by an abort (peer port kept).
 pub fn unanswered_connect(sample: &SocketSample) -> Option<UnansweredConnect> {
     let info = sample.tcp_info.as_ref()?;
-    let unanswered = sample.key.remote_port != 0
+    let unanswered = info.state()? == crate::model::TcpState::Close as u8
+        && sample.key.remote_port != 0
         && info.segs_in()? == 0
         && info.bytes_acked()? == 0
         && info.segs_out()? > 0;
@@ -401,6 +403,14 @@ mod tests {
         assert_eq!(unanswered_connect(&connect_notice(0, 1, 0, 0, 0)), None);
         // Its SYN never went out.
         assert_eq!(unanswered_connect(&connect_notice(80, 0, 0, 0, 0)), None);
+        // A poll's tcp_info (SYN_SENT) under a row closed since: what came
+        // after that poll (a reset, say) is not in it.
+        let mut polled = connect_notice(80, 1, 0, 0, 0);
+        let mut raw = vec![0u8; 232];
+        raw[0] = crate::model::TcpState::SynSent as u8;
+        raw[136..140].copy_from_slice(&1u32.to_ne_bytes());
+        polled.tcp_info = crate::model::tcp_info::TcpInfo::from_bytes(&raw);
+        assert_eq!(unanswered_connect(&polled), None);
         // No tcp_info: nothing to tell by.
         let mut bare = connect_notice(80, 1, 0, 0, 0);
         bare.tcp_info = None;
