@@ -679,7 +679,8 @@ impl Tracker {
     /// are not ordered) was accepted. One
     /// known from its notice alone is counted again as accepted, one still
     /// tracked becomes so; a polled one that closed already keeps its
-    /// count (its ending was read as a connect's).
+    /// count (its ending was read as a connect's). Polling only: events
+    /// tell a child's open from its birth.
     pub(super) fn revisit_children_of(&mut self, new: &super::Listeners) {
         let taken_for_active = |counters: &Counters| {
             counters.value(Counter::ActiveOpens) == 1 && counters.value(Counter::PassiveOpens) == 0

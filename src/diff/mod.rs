@@ -517,7 +517,8 @@ impl Tracker {
             self.listeners
                 .retain(|_, seen| poll.saturating_sub(*seen) <= LISTENER_POLLS);
         }
-        if !unseen.is_empty() {
+        // With events, a child's open is read from its birth, not guessed.
+        if !unseen.is_empty() && self.events.is_none() {
             self.revisit_children_of(&unseen);
         }
     }
