@@ -12,7 +12,8 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use common::traffic::{
-    clients, deferred_connections, failed_connects, in_namespace, serve, unanswered_route, DOWN, UP,
+    abort_on_close, clients, deferred_connections, failed_connects, in_namespace, serve,
+    unanswered_route, DOWN, UP,
 };
 use common::{counter, json_reports, run_ok, tuple_group, veth_pair, wait_output, Netns};
 
@@ -758,4 +759,108 @@ fn a_filter_on_remote_port_keeps_out_aborts_to_other_ports() {
             assert_eq!(unknown, 0, "{mode}: {report}");
         }
     }
+}
+
+/// Three resets whose notices alone leave them 0 or 1, where the
+/// namespace's count does not say which: a client that closed first and
+/// whose FIN's ACK never came (iptables drops it), reset by its server in
+/// FIN_WAIT1 (no EstabReset); a client reset while established; a client
+/// that closed with 500 bytes unread (it sent the reset: one), and its
+/// server, reset while established. Each socket's own segments lean (the
+/// FIN it sent beyond its SYN and ACK; the data left in its receive
+/// queue), and the leaning ones make up the namespace's count: every one
+/// exact.
+#[test]
+fn resets_a_notice_leaves_open_are_settled_by_each_sockets_own_segments() {
+    skip_unless_root!();
+    if std::process::Command::new("iptables")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP resets_a_notice_leaves_open…: iptables is not installed");
+        return;
+    }
+    let ns = Netns::new("closes-lean");
+    let (fin_wait1, established, unread) = (7631u16, 7632u16, 7633u16);
+    let sport = fin_wait1.to_string();
+    run_ok(ns.command("iptables").args([
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--sport",
+        &sport,
+        "--tcp-flags",
+        "ALL",
+        "ACK",
+        "-j",
+        "DROP",
+    ]));
+    let addr = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+    let listeners = [fin_wait1, established, unread].map(|port| ns.listen(&addr(port).to_string()));
+    let args = [
+        "--timeout",
+        "3",
+        "--system",
+        "--index",
+        "tuple",
+        "--format",
+        "json",
+    ];
+    let child = ns.spawn_tcpipstat(&args);
+    sleep(Duration::from_millis(700));
+    ns.enter(move || {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        let [to_fin_wait1, to_established, to_unread] = listeners;
+        // Closes first; the server takes its FIN (whose ACK is dropped)
+        // and resets from CLOSE_WAIT.
+        let client = TcpStream::connect(addr(fin_wait1)).unwrap();
+        let (mut server, _) = to_fin_wait1.accept().unwrap();
+        drop(client);
+        assert_eq!(server.read(&mut [0u8; 8]).unwrap(), 0);
+        abort_on_close(&server);
+        drop(server);
+        // Reset by its server while established, closed after.
+        let mut client = TcpStream::connect(addr(established)).unwrap();
+        let (server, _) = to_established.accept().unwrap();
+        abort_on_close(&server);
+        drop(server);
+        sleep(Duration::from_millis(50));
+        assert!(client.read(&mut [0u8; 8]).is_err(), "reset");
+        drop(client);
+        // Closes with data unread: its reset ends both ends.
+        let client = TcpStream::connect(addr(unread)).unwrap();
+        let (mut server, _) = to_unread.accept().unwrap();
+        server.write_all(&[0x5a; 500]).unwrap();
+        sleep(Duration::from_millis(50));
+        drop(client);
+        sleep(Duration::from_millis(50));
+        assert!(server.read(&mut [0u8; 8]).is_err(), "reset");
+        drop(server);
+    });
+    let report = json_reports(&wait_output(child).stdout)
+        .pop()
+        .expect("a report");
+    let (system_resets, socket_resets) = residual(&report, "EstabResets");
+    assert_eq!(
+        (system_resets, socket_resets),
+        (5, 5),
+        "both ends but the FIN_WAIT1 client's: {report}"
+    );
+    for group in groups(&report) {
+        let approx = group["approx"].as_array().cloned().unwrap_or_default();
+        assert!(!approx.contains(&"EstabResets".into()), "{group}");
+    }
+    let client_resets = |port: u16| {
+        groups(&report)
+            .iter()
+            .filter(|g| g["key"]["rport"] == port)
+            .map(|g| counter(g, "Tcp", "EstabResets"))
+            .sum::<u64>()
+    };
+    assert_eq!(client_resets(fin_wait1), 0, "{report}");
+    assert_eq!(client_resets(established), 1, "{report}");
+    assert_eq!(client_resets(unread), 1, "{report}");
 }

@@ -67,7 +67,7 @@ pub enum Ending {
 
 /// tcp_info's `tcpi_options` bit for a SYN that carried data the peer
 /// took (TCPI_OPT_SYN_DATA): on an accepted socket, a Fast Open child.
-const TCPI_OPT_SYN_DATA: u8 = 0x20;
+pub(super) const TCPI_OPT_SYN_DATA: u8 = 0x20;
 
 /// How an accepted Fast Open child whose handshake never completed ended,
 /// from what it received and sent beyond data: a segment in that is no
@@ -757,16 +757,16 @@ mod tests {
         snd_wnd: u32,
         min_rtt: u32,
     ) -> SocketSample {
-        let mut raw = vec![0u8; 232];
-        raw[0] = TcpState::Close as u8;
-        raw[228..232].copy_from_slice(&snd_wnd.to_ne_bytes());
-        raw[148..152].copy_from_slice(&min_rtt.to_ne_bytes());
-        raw[120..128].copy_from_slice(&acked.to_ne_bytes());
-        raw[128..136].copy_from_slice(&received.to_ne_bytes());
         let segs = u32::from(acked + received > 0);
-        raw[136..140].copy_from_slice(&segs.to_ne_bytes());
-        raw[140..144].copy_from_slice(&segs.to_ne_bytes());
-        raw[200..208].copy_from_slice(&sent.to_ne_bytes());
+        let info = TcpInfo::built(TcpState::Close, |raw| {
+            raw.u32(228, snd_wnd)
+                .u32(148, min_rtt)
+                .u64(120, acked)
+                .u64(128, received)
+                .u32(136, segs)
+                .u32(140, segs)
+                .u64(200, sent);
+        });
         let key = SocketKey::new(
             "127.0.0.1".parse().unwrap(),
             80,
@@ -774,7 +774,7 @@ mod tests {
             rport,
         );
         let mut sample = SocketSample::bare(key, 9, TcpState::Close);
-        sample.tcp_info = TcpInfo::from_bytes(&raw);
+        sample.tcp_info = Some(info);
         sample
     }
 

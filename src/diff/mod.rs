@@ -32,8 +32,8 @@ pub use closes::Ending;
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS, NOTICE_GRACE_POLLS};
 pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
 pub use settle::{
-    fail_causes, request_listener, settle, unanswered_connect, FailCauses, FailCausesByNamespace,
-    ListenerId, Tally, UnansweredConnect,
+    fail_causes, request_listener, reset_lean, settle, unanswered_connect, FailCauses,
+    FailCausesByNamespace, Lean, ListenerId, Settlement, Tally, UnansweredConnect,
 };
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};

@@ -31,11 +31,16 @@ use std::net::IpAddr;
 use crate::model::SocketSample;
 
 /// The sockets' count of one counter in one namespace: the sure part and
-/// how many sockets count 0 or 1 without knowing which.
+/// how many sockets count 0 or 1 without knowing which, of which some
+/// lean one way by their own segments (see [`reset_lean`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {
     pub sure: u64,
     pub uncertain: u64,
+    /// Of the uncertain ones, those whose segments lean to 1.
+    pub leaning_one: u64,
+    /// Of the uncertain ones, those whose segments lean to 0.
+    pub leaning_zero: u64,
 }
 
 impl Tally {
@@ -43,8 +48,20 @@ impl Tally {
     /// uncertain one. A larger approximate count is no 0-or-1 question:
     /// the namespace cannot settle it, so [`Tally::unsettled`] says so.
     pub fn add(&mut self, value: u64, approx: bool) {
+        self.add_leaning(value, approx, Lean::Neither);
+    }
+
+    /// [`Tally::add`], with the way the socket's own segments lean.
+    pub fn add_leaning(&mut self, value: u64, approx: bool, lean: Lean) {
         match (approx, value) {
-            (true, 0 | 1) => self.uncertain = self.uncertain.saturating_add(1),
+            (true, 0 | 1) => {
+                self.uncertain = self.uncertain.saturating_add(1);
+                match lean {
+                    Lean::One => self.leaning_one += 1,
+                    Lean::Zero => self.leaning_zero += 1,
+                    Lean::Neither => {}
+                }
+            }
             (true, _) => self.uncertain = u64::MAX,
             (false, _) => self.sure = self.sure.saturating_add(value),
         }
@@ -55,23 +72,119 @@ impl Tally {
     }
 }
 
+/// Which way a socket's own segments lean on its uncertain 0-or-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lean {
+    One,
+    Zero,
+    Neither,
+}
+
+/// What the namespace's count settles: the count an uncertain socket takes
+/// by the way it leans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub leaning_one: u64,
+    pub neither: u64,
+    pub leaning_zero: u64,
+}
+
+impl Settlement {
+    fn each(count: u64) -> Settlement {
+        Settlement {
+            leaning_one: count,
+            neither: count,
+            leaning_zero: count,
+        }
+    }
+
+    /// The count of an uncertain socket that leans `lean`.
+    pub fn value(&self, lean: Lean) -> u64 {
+        match lean {
+            Lean::One => self.leaning_one,
+            Lean::Neither => self.neither,
+            Lean::Zero => self.leaning_zero,
+        }
+    }
+}
+
 /// The count every uncertain socket takes, when the namespace's count
-/// leaves only one answer: `Some(0)` when the sure ones make it up,
-/// `Some(1)` when each uncertain one must add one. None otherwise (none
-/// uncertain, several answers, or a namespace count the sockets cannot
-/// make, which is not theirs to settle).
-pub fn settle(namespace_count: i64, tally: Tally) -> Option<u64> {
+/// leaves only one answer: 0 for each when the sure ones make it up, 1
+/// for each when each uncertain one must add one. Where the count lies
+/// between, the sockets' leans decide when they make it up on their own:
+/// each leaning one is 1 and each leaning zero 0, and those that lean
+/// neither way are then all 0 or all 1 by what is left. None otherwise
+/// (none uncertain, several answers, or a namespace count the sockets
+/// cannot make, which is not theirs to settle).
+pub fn settle(namespace_count: i64, tally: Tally) -> Option<Settlement> {
     if tally.uncertain == 0 || tally.unsettled() {
         return None;
     }
     let left = namespace_count.checked_sub(i64::try_from(tally.sure).ok()?)?;
+    let left = u64::try_from(left).ok()?;
     if left == 0 {
-        Some(0)
-    } else if u64::try_from(left).ok() == Some(tally.uncertain) {
-        Some(1)
-    } else {
-        None
+        return Some(Settlement::each(0));
     }
+    if left == tally.uncertain {
+        return Some(Settlement::each(1));
+    }
+    if tally.leaning_one + tally.leaning_zero == 0 {
+        return None;
+    }
+    let neither = tally.uncertain - tally.leaning_one - tally.leaning_zero;
+    let left_for_neither = left.checked_sub(tally.leaning_one)?;
+    let neither_each = if left_for_neither == 0 {
+        0
+    } else if left_for_neither == neither {
+        1
+    } else {
+        return None;
+    };
+    Some(Settlement {
+        leaning_one: 1,
+        neither: neither_each,
+        leaning_zero: 0,
+    })
+}
+
+/// Which way the segments of a socket whose reset is uncertain lean (an
+/// ESTABLISHED socket reset counts an EstabReset, one in FIN_WAIT1 none,
+/// and their notices read alike), from its final tcp_info (taken in
+/// CLOSE: its notice's):
+/// - data left unread in its receive queue (`rcv_nxt` past `copied_seq`,
+///   which the close's purge leaves): its close found data unread and
+///   sent a reset, from ESTABLISHED or CLOSE_WAIT, where the kernel counts
+///   one (`__tcp_close`); a socket that had shut its sending side first
+///   is the exception (FIN_WAIT1 or CLOSING). Leans one.
+/// - a connect (`active`) that received nothing (no byte, no FIN: its
+///   `bytes_received` counts the FIN) and sent nothing again, and sent more
+///   segments without data than its SYN, its handshake's ACK and an answer
+///   to every segment in beyond the SYN-ACK and one reset could be: one
+///   was its FIN, and a socket whose FIN went out is past ESTABLISHED.
+///   Leans zero (a reset it sent itself, by `ss -K`, is the exception).
+pub fn reset_lean(sample: &SocketSample, active: bool) -> Lean {
+    lean_of(sample, active).unwrap_or(Lean::Neither)
+}
+
+fn lean_of(sample: &SocketSample, active: bool) -> Option<Lean> {
+    let info = sample.tcp_info.as_ref()?;
+    if info.state()? != crate::model::TcpState::Close as u8 {
+        return None;
+    }
+    if sample.recv_queue > 0 {
+        return Some(Lean::One);
+    }
+    let quiet = info.bytes_received()? == 0 && info.total_retrans()? == 0;
+    if !active || !quiet || info.bytes_acked()? == 0 {
+        return None;
+    }
+    // A SYN that carried data the peer took (TCPI_OPT_SYN_DATA) is a
+    // data segment; any other SYN is not.
+    let syn_without_data = u32::from(info.options()? & super::closes::TCPI_OPT_SYN_DATA == 0);
+    let in_beyond_syn_ack_and_reset = info.segs_in()?.saturating_sub(2);
+    let explained = syn_without_data + 1 + in_beyond_syn_ack_and_reset;
+    let without_data = info.segs_out()?.saturating_sub(info.data_segs_out()?);
+    (without_data > explained).then_some(Lean::Zero)
 }
 
 /// How a connect that ended with no answer to its SYN could have failed.
@@ -212,6 +325,7 @@ pub fn request_listener(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::tcp_info::{RawFields, TcpInfo};
 
     fn tally(counts: &[(u64, bool)]) -> Tally {
         let mut t = Tally::default();
@@ -237,16 +351,17 @@ mod tests {
             t,
             Tally {
                 sure: 1,
-                uncertain: 5
+                uncertain: 5,
+                ..Tally::default()
             }
         );
-        assert_eq!(settle(1, t), Some(0));
+        assert_eq!(settle(1, t), Some(Settlement::each(0)));
     }
 
     #[test]
     fn a_namespace_count_one_above_the_sure_per_uncertain_socket_makes_each_one() {
         let t = tally(&[(1, false), (0, true), (1, true)]);
-        assert_eq!(settle(3, t), Some(1));
+        assert_eq!(settle(3, t), Some(Settlement::each(1)));
     }
 
     #[test]
@@ -286,13 +401,17 @@ mod tests {
         timer: u8,
         retransmitted: u32,
     ) -> SocketSample {
-        use crate::model::{tcp_info::TcpInfo, SocketKey, TcpState};
-        let mut raw = vec![0u8; 232];
-        raw[0] = TcpState::Close as u8;
-        raw[2] = timer;
-        raw[100..104].copy_from_slice(&retransmitted.to_ne_bytes());
-        raw[136..140].copy_from_slice(&segs_out.to_ne_bytes());
-        raw[140..144].copy_from_slice(&segs_in.to_ne_bytes());
+        final_notice(rport, |raw| {
+            raw.u8(2, timer)
+                .u32(100, retransmitted)
+                .u32(136, segs_out)
+                .u32(140, segs_in);
+        })
+    }
+
+    /// A notice (tcp_info in CLOSE) whose other fields `fill` writes.
+    fn final_notice(rport: u16, fill: impl FnOnce(&mut RawFields)) -> SocketSample {
+        use crate::model::{SocketKey, TcpState};
         let key = SocketKey::new(
             "10.0.0.1".parse().unwrap(),
             40000,
@@ -300,8 +419,127 @@ mod tests {
             rport,
         );
         let mut sample = SocketSample::bare(key, 1, TcpState::Close);
-        sample.tcp_info = TcpInfo::from_bytes(&raw);
+        sample.tcp_info = Some(TcpInfo::built(TcpState::Close, fill));
         sample
+    }
+
+    /// A connect that completed and ended with a reset in (segs_in: its
+    /// SYN-ACK and the reset), having received no byte, its SYN carrying
+    /// `syn_data` bytes, and `without_data` segments out beside them.
+    fn reset_connect(syn_data: u64, without_data: u32) -> SocketSample {
+        reset_connect_and(syn_data, without_data, |_| {})
+    }
+
+    /// [`reset_connect`], with `more` written after.
+    fn reset_connect_and(
+        syn_data: u64,
+        without_data: u32,
+        more: impl FnOnce(&mut RawFields),
+    ) -> SocketSample {
+        final_notice(80, |raw| {
+            if syn_data > 0 {
+                raw.u8(5, super::super::closes::TCPI_OPT_SYN_DATA);
+            }
+            raw.u64(120, syn_data + 1)
+                .u32(136, without_data + u32::from(syn_data > 0))
+                .u32(140, 2)
+                .u32(156, u32::from(syn_data > 0))
+                .u64(200, syn_data);
+            more(raw);
+        })
+    }
+
+    #[test]
+    fn data_left_unread_at_close_leans_to_a_reset_either_side() {
+        let mut unread = reset_connect(1000, 1);
+        unread.recv_queue = 500;
+        assert_eq!(reset_lean(&unread, true), Lean::One);
+        assert_eq!(reset_lean(&unread, false), Lean::One);
+        // A poll's sample, not a final one, tells nothing.
+        let mut polled = reset_connect_and(1000, 1, |raw| {
+            raw.u8(0, crate::model::TcpState::Established as u8);
+        });
+        polled.recv_queue = 500;
+        assert_eq!(reset_lean(&polled, true), Lean::Neither);
+    }
+
+    #[test]
+    fn a_connect_that_received_nothing_and_sent_a_fin_leans_to_no_reset() {
+        // SYN-data, its handshake's ACK, its FIN.
+        assert_eq!(reset_lean(&reset_connect(1000, 2), true), Lean::Zero);
+        // A SYN without data, the ACK, the FIN.
+        assert_eq!(reset_lean(&reset_connect(0, 3), true), Lean::Zero);
+        // Only the SYN and the ACK: reset while established, or not.
+        assert_eq!(reset_lean(&reset_connect(0, 2), true), Lean::Neither);
+        assert_eq!(reset_lean(&reset_connect(1000, 1), true), Lean::Neither);
+        // An accepted socket's segments are not a connect's.
+        assert_eq!(reset_lean(&reset_connect(1000, 2), false), Lean::Neither);
+    }
+
+    #[test]
+    fn a_segment_out_an_answer_can_explain_is_no_fin() {
+        // A SYN-ACK sent again, which the connect answered with an ACK.
+        let answered = reset_connect_and(1000, 2, |raw| {
+            raw.u32(140, 3);
+        });
+        assert_eq!(reset_lean(&answered, true), Lean::Neither);
+        // Received data or a FIN, or sent something again: no lean.
+        let received = reset_connect_and(1000, 2, |raw| {
+            raw.u64(128, 1);
+        });
+        assert_eq!(reset_lean(&received, true), Lean::Neither);
+        let again = reset_connect_and(1000, 2, |raw| {
+            raw.u32(100, 1);
+        });
+        assert_eq!(reset_lean(&again, true), Lean::Neither);
+    }
+
+    fn leaning_tally(counts: &[(u64, bool, Lean)]) -> Tally {
+        let mut t = Tally::default();
+        for &(value, approx, lean) in counts {
+            t.add_leaning(value, approx, lean);
+        }
+        t
+    }
+
+    #[test]
+    fn leaning_sockets_that_make_up_a_count_between_settle_it() {
+        // One close with data unread, five that sent their FIN: the
+        // namespace counted one (packetdrill's valid-cookie-format).
+        let mut counts = vec![(1, true, Lean::One)];
+        counts.extend([(1, true, Lean::Zero); 5]);
+        let t = leaning_tally(&counts);
+        let settled = settle(1, t).unwrap();
+        assert_eq!(
+            (settled.value(Lean::One), settled.value(Lean::Zero)),
+            (1, 0)
+        );
+        // One that leans neither way beside one that sent its FIN
+        // (nonblocking-connect-bypass-errno): it is the reset.
+        let t = leaning_tally(&[(1, true, Lean::Neither), (1, true, Lean::Zero)]);
+        let settled = settle(1, t).unwrap();
+        assert_eq!(
+            (settled.value(Lean::Neither), settled.value(Lean::Zero)),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn leans_the_count_contradicts_or_leaves_open_settle_nothing() {
+        // Two leaning one where the namespace counted one: a lean is wrong.
+        let t = leaning_tally(&[
+            (1, true, Lean::One),
+            (1, true, Lean::One),
+            (1, true, Lean::Zero),
+        ]);
+        assert_eq!(settle(1, t), None);
+        // Two leaning neither way, one of them the reset: which, unknown.
+        let t = leaning_tally(&[
+            (1, true, Lean::Neither),
+            (1, true, Lean::Neither),
+            (1, true, Lean::Zero),
+        ]);
+        assert_eq!(settle(1, t), None);
     }
 
     #[test]
@@ -406,10 +644,9 @@ mod tests {
         // A poll's tcp_info (SYN_SENT) under a row closed since: what came
         // after that poll (a reset, say) is not in it.
         let mut polled = connect_notice(80, 1, 0, 0, 0);
-        let mut raw = vec![0u8; 232];
-        raw[0] = crate::model::TcpState::SynSent as u8;
-        raw[136..140].copy_from_slice(&1u32.to_ne_bytes());
-        polled.tcp_info = crate::model::tcp_info::TcpInfo::from_bytes(&raw);
+        polled.tcp_info = Some(TcpInfo::built(crate::model::TcpState::SynSent, |raw| {
+            raw.u32(136, 1);
+        }));
         assert_eq!(unanswered_connect(&polled), None);
         // No tcp_info: nothing to tell by.
         let mut bare = connect_notice(80, 1, 0, 0, 0);

@@ -161,11 +161,46 @@ impl TcpInfo {
         self.len == 0
     }
 
+    /// A tcp_info of 6.x's 232 bytes in `state`, whose other fields
+    /// `fill` writes at their offsets, for tests that build samples.
+    #[cfg(test)]
+    pub(crate) fn built(
+        state: crate::model::TcpState,
+        fill: impl FnOnce(&mut RawFields),
+    ) -> TcpInfo {
+        let mut fields = RawFields(vec![0u8; 232]);
+        fields.0[0] = state as u8;
+        fill(&mut fields);
+        TcpInfo::from_bytes(&fields.0).expect("a non-empty payload")
+    }
+
     /// Sets the smoothed RTT (µs), for tests that build samples.
     #[cfg(test)]
     pub(crate) fn set_rtt(&mut self, us: u32) {
         self.raw[68..72].copy_from_slice(&us.to_ne_bytes());
         self.len = self.len.max(72);
+    }
+}
+
+/// Raw tcp_info bytes a test writes field by field (see [`TcpInfo::built`]).
+#[cfg(test)]
+pub(crate) struct RawFields(Vec<u8>);
+
+#[cfg(test)]
+impl RawFields {
+    pub(crate) fn u8(&mut self, offset: usize, value: u8) -> &mut RawFields {
+        self.0[offset] = value;
+        self
+    }
+
+    pub(crate) fn u32(&mut self, offset: usize, value: u32) -> &mut RawFields {
+        self.0[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+        self
+    }
+
+    pub(crate) fn u64(&mut self, offset: usize, value: u64) -> &mut RawFields {
+        self.0[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+        self
     }
 }
 

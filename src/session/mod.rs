@@ -1080,9 +1080,10 @@ impl Session {
         let Some(deltas) = deltas else {
             return ListenerShares::default();
         };
+        let fail_causes = diff::fail_causes(|name| deltas.per_namespace(name));
         let mut shares = ListenerShares {
-            settled: self.settled_by_namespace(deltas),
-            fail_causes: diff::fail_causes(|name| deltas.per_namespace(name)),
+            settled: self.settled_by_namespace(deltas, &fail_causes),
+            fail_causes,
             ..ListenerShares::default()
         };
         let listeners: Vec<diff::ListenerDrops> = self
@@ -1138,7 +1139,11 @@ impl Session {
     /// Per namespace (None: the one sampled) and counter, what its count
     /// settles about the sockets whose fail or reset is uncertain (see
     /// `diff::settle`).
-    fn settled_by_namespace(&self, deltas: &SystemCounters) -> Settled {
+    fn settled_by_namespace(
+        &self,
+        deltas: &SystemCounters,
+        causes: &diff::FailCausesByNamespace,
+    ) -> Settled {
         let mut settled = Settled::default();
         let counters = [
             (Counter::AttemptFails, ATTEMPT_FAILS),
@@ -1154,17 +1159,17 @@ impl Session {
         let mut tallies: rustc_hash::FxHashMap<(Option<u64>, Counter), diff::Tally> =
             Default::default();
         let several = deltas.namespace_count() > 1;
-        let causes = diff::fail_causes(|name| deltas.per_namespace(name));
         for row in self.tracker.rows() {
             let netns = several.then_some(row.sample.key.netns);
             for (counter, _) in &counters {
                 if let Some(value) = row.counters.get(*counter) {
                     let ruled_out =
-                        *counter == Counter::AttemptFails && fail_ruled_out(&row, &causes);
-                    tallies
-                        .entry((netns, *counter))
-                        .or_default()
-                        .add(value, row.counters.is_approx(*counter) && !ruled_out);
+                        *counter == Counter::AttemptFails && fail_ruled_out(&row, causes);
+                    tallies.entry((netns, *counter)).or_default().add_leaning(
+                        value,
+                        row.counters.is_approx(*counter) && !ruled_out,
+                        lean_of_row(&row, *counter),
+                    );
                 }
             }
         }
@@ -1179,8 +1184,8 @@ impl Session {
                     _ => count,
                 };
                 let tally = tallies.get(&(netns, counter)).copied().unwrap_or_default();
-                if let Some(each) = diff::settle(count, tally) {
-                    settled.insert((netns, counter), each);
+                if let Some(settlement) = diff::settle(count, tally) {
+                    settled.insert((netns, counter), settlement);
                 }
             }
         }
@@ -1566,8 +1571,18 @@ struct ListenerShares {
 }
 
 /// (namespace, None where one is sampled; counter) → the count each
-/// socket uncertain of it takes.
-type Settled = rustc_hash::FxHashMap<(Option<u64>, Counter), u64>;
+/// socket uncertain of it takes, by the way it leans.
+type Settled = rustc_hash::FxHashMap<(Option<u64>, Counter), diff::Settlement>;
+
+/// The way `row`'s own segments lean on its uncertain `counter`: only an
+/// EstabReset's has a tell (see `diff::reset_lean`).
+fn lean_of_row(row: &diff::SocketRow<'_>, counter: Counter) -> diff::Lean {
+    if counter != Counter::EstabResets || !row.closed {
+        return diff::Lean::Neither;
+    }
+    let active = row.counters.value(Counter::ActiveOpens) == 1;
+    diff::reset_lean(row.sample, active)
+}
 
 /// Whether `row`'s uncertain AttemptFail is ruled out by its namespace's
 /// counts: a connect no answer reached, opened and ended (its notice, state
@@ -1618,7 +1633,8 @@ impl ListenerShares {
                 .settled
                 .get(&(Some(row.sample.key.netns), counter))
                 .or_else(|| self.settled.get(&(None, counter)));
-            if let Some(&each) = settled {
+            if let Some(settlement) = settled {
+                let each = settlement.value(lean_of_row(&row, counter));
                 row.counters.replace(counter, each, false);
             }
         }

@@ -52,14 +52,19 @@ pub fn clients(to: SocketAddr, count: usize, abort: bool) {
         let mut got = vec![0u8; DOWN];
         conn.read_exact(&mut got).unwrap();
         if abort {
-            let linger = nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::Linger, &linger)
-                .unwrap();
+            abort_on_close(&conn);
         }
     }
+}
+
+/// Sets SO_LINGER 0: closing `conn` then resets the connection
+/// (`tcp_disconnect`) instead of sending a FIN.
+pub fn abort_on_close(conn: &TcpStream) {
+    let linger = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    nix::sys::socket::setsockopt(conn, nix::sys::socket::sockopt::Linger, &linger).unwrap();
 }
 
 /// Keeps each connection `listener` accepts a request socket
