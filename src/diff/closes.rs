@@ -543,6 +543,9 @@ impl Tracker {
             retract_open(&mut closed.window);
         }
         if let Some(events) = &mut self.events {
+            if !close_seen {
+                events.noticed_before_events(notice.cookie, self.polls);
+            }
             events.vanished(id, tail_after, &mut closed);
         }
         self.closed.push(closed);

@@ -193,6 +193,14 @@ pub(super) struct EventAttribution {
     /// [`CLOSING_LIMIT`] (past it such a reset counts as unplaced).
     destroyed_lately: FxHashMap<u64, (SocketId, EventTuple, u64)>,
     held_notices: Vec<HeldNotice>,
+    /// Polled sockets a close notice ended before their last events came
+    /// (cookie → poll): a notice is read with a poll's dump, and events
+    /// from after the dump began wait for the next poll. Bounded by
+    /// [`CLOSING_LIMIT`], forgotten two polls later.
+    noticed_before_events: FxHashMap<u64, u64>,
+    /// What such late events counted that the notice does not (resets,
+    /// calls, drops), by cookie, for the closed life.
+    counted_after_notice: FxHashMap<u64, Counters>,
     /// Cookies whose notices count nothing: of event-only sockets
     /// destroyed after they were settled (reported), already counted, and
     /// of sockets the filters reject on the tuple events gave (an abort's
@@ -594,6 +602,27 @@ impl EventAttribution {
             poll,
         });
         true
+    }
+
+    /// A polled socket's notice ended it before events saw it end (no
+    /// CLOSE yet): its last events may come with the next batch.
+    pub(super) fn noticed_before_events(&mut self, cookie: u64, poll: u64) {
+        if cookie != 0 && self.noticed_before_events.len() < CLOSING_LIMIT {
+            self.noticed_before_events.insert(cookie, poll);
+        }
+    }
+
+    /// What late events counted for sockets their notice ended already,
+    /// by cookie; the tracker adds it to their closed lives.
+    pub(super) fn take_counted_after_notice(&mut self, poll: u64) -> FxHashMap<u64, Counters> {
+        self.noticed_before_events
+            .retain(|_, noticed| poll.saturating_sub(*noticed) <= 2);
+        std::mem::take(&mut self.counted_after_notice)
+    }
+
+    /// Counts no socket of this window takes.
+    pub(super) fn count_unplaced(&mut self, counts: &Counters) {
+        self.stats.unplaced.add(counts);
     }
 
     /// Offers the notices held since an earlier poll once more, now that
@@ -1021,6 +1050,10 @@ fn destined_addresses(events: &[Timed]) -> FxHashMap<u64, Vec<(u64, usize)>> {
 
 impl Attribution<'_, '_> {
     fn apply_event(&mut self, event: &TraceEvent, time_ns: u64) {
+        if let Some(cookie) = self.noticed_already(event.socket_address()) {
+            self.after_notice(cookie, event);
+            return;
+        }
         match event {
             TraceEvent::StateChange {
                 sk,
@@ -1072,6 +1105,62 @@ impl Attribution<'_, '_> {
             | TraceEvent::UdpDrop { .. }
             | TraceEvent::IcmpUnreachable { .. } => {}
         }
+    }
+
+    /// The cookie of the socket at address `sk` whose destruction comes
+    /// later in this batch, when its notice ended it already.
+    fn noticed_already(&self, sk: u64) -> Option<u64> {
+        let cookie = self.destined_cookie(sk)?;
+        self.part
+            .noticed_before_events
+            .contains_key(&cookie)
+            .then_some(cookie)
+    }
+
+    /// An event of a socket its notice ended already: the notice counted
+    /// its ending (its CLOSE was not seen) and its final counters; what
+    /// only events tell (resets, calls, drops, delayed ACKs, SYNs sent
+    /// again) joins its closed life, and its destruction frees the address.
+    fn after_notice(&mut self, cookie: u64, event: &TraceEvent) {
+        let counts = match event {
+            TraceEvent::SendReset { .. } => single(Counter::OutRsts, 1),
+            TraceEvent::ReceiveReset { .. } => single(Counter::InRsts, 1),
+            TraceEvent::Retransmit { syn: true, .. } => single(Counter::TCPSynRetrans, 1),
+            TraceEvent::Sent { bytes, .. } if *bytes > 0 => {
+                let mut counts = single(Counter::MessagesSent, 1);
+                counts.bump(Counter::MessageBytesSent, bytes.unsigned_abs());
+                counts
+            }
+            TraceEvent::Received { bytes, .. } if *bytes > 0 => {
+                let mut counts = single(Counter::MessagesReceived, 1);
+                counts.bump(Counter::MessageBytesReceived, bytes.unsigned_abs());
+                counts
+            }
+            TraceEvent::Drop { reason, .. } => {
+                *self
+                    .part
+                    .stats
+                    .drops_by_reason
+                    .entry(reason.label())
+                    .or_default() += 1;
+                single(Counter::Drops, 1)
+            }
+            TraceEvent::DelayedAck { .. } => single(Counter::DelayedACKs, 1),
+            TraceEvent::Destroyed { sk, .. } => {
+                self.part.noticed_before_events.remove(&cookie);
+                self.part.by_sk.remove(sk);
+                self.part.closing.remove(sk);
+                self.part.pending.remove(sk);
+                self.part.pending_owners.remove(sk);
+                return;
+            }
+            _ => return,
+        };
+        self.part
+            .counted_after_notice
+            .entry(cookie)
+            .or_default()
+            .add(&counts);
     }
 
     /// A reset this host sent; one from no socket (sk 0: a reply to a
@@ -2723,6 +2812,39 @@ mod tests {
         assert_eq!(c.get(Counter::EstabResets), Some(2), "{c:?}");
         assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
         assert_eq!(c.get(Counter::OutRsts), Some(1), "{c:?}");
+    }
+
+    #[test]
+    fn events_after_the_notice_that_ended_a_polled_socket_join_its_closed_life() {
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        let events = aborted_connection(40000, 0x1000, Some(100));
+        let (opened, ended) = events.split_at(4);
+        t.apply_events(opened, &ANY);
+        // A dump lists both ends, and the notices read with it end them:
+        // their CLOSE, reset and destruction events came after the dump
+        // began, so they wait for the next poll.
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let server = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        let mut poll = noticed(1000, aborted_notices());
+        poll.sockets = vec![
+            listener(),
+            sample(100, client, TcpState::Established, Some(info(0, 0))),
+            sample(101, server, TcpState::Established, Some(info(500, 0))),
+        ];
+        t.observe(&poll, &ANY);
+        t.apply_events(ended, &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::OutRsts), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::InRsts), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::EstabResets), Some(2), "{c:?}");
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::PassiveOpens), Some(1), "{c:?}");
+        let stats = t.event_stats().unwrap();
+        assert_eq!(stats.awaiting_notice, 0, "{stats:?}");
+        assert_eq!(stats.unplaced, Counters::default(), "{stats:?}");
+        assert_eq!(t.rows().count(), 3, "the listener and both ends");
     }
 
     #[test]

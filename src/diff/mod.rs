@@ -440,6 +440,19 @@ impl Tracker {
                 self.states,
                 filter,
             );
+            // Late events of lives their notice ended: onto those lives
+            // (the newest with the cookie), or unplaced once reported.
+            for (cookie, counts) in part.take_counted_after_notice(self.polls) {
+                match self
+                    .closed
+                    .iter_mut()
+                    .rev()
+                    .find(|c| c.sample.cookie == cookie)
+                {
+                    Some(closed) => closed.window.add(&counts),
+                    None => part.count_unplaced(&counts),
+                }
+            }
         }
     }
 

@@ -317,6 +317,9 @@ impl Life {
                             phase(&mut life, closing_from, abort, TcpState::CloseWait, false);
                         }
                         life.mib.push((abort, Counter::EstabResets));
+                        // Its close sends the reset (the one reset any
+                        // life sends: a refused SYN's is no socket's).
+                        life.mib.push((abort, Counter::OutRsts));
                         life.cleared_at = Some(abort);
                         life.destroyed = Some(abort);
                     }
@@ -518,14 +521,16 @@ impl Life {
     }
 }
 
-/// The counters the simulator checks: the MIB's state counts and bytes.
-pub const CHECKED: [Counter; 6] = [
+/// The counters the simulator checks: the MIB's state counts, bytes and
+/// the resets sockets send (OutRsts: events only, so precision mode only).
+pub const CHECKED: [Counter; 7] = [
     Counter::ActiveOpens,
     Counter::PassiveOpens,
     Counter::AttemptFails,
     Counter::EstabResets,
     Counter::BytesSent,
     Counter::BytesReceived,
+    Counter::OutRsts,
 ];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
