@@ -400,21 +400,6 @@ fn known_defect(
     if life.began_unlisted_before(world.window().0) && got > expected {
         return Some("a notice of a life begun before the first poll counts it whole");
     }
-    // An accepted socket a dump listed before any poll showed its
-    // listener, whose notice comes later (notices of two sockets are not
-    // ordered), is taken for an active open. The listener's notice makes
-    // one still tracked, or known from its notice alone, accepted; one
-    // polled and closed already keeps the connect's reading.
-    let listener_later = life.passive
-        && world.first_dumped(life).is_some()
-        && world.listener_first_shown(life) > world.first_dumped(life);
-    // (Its ending is then read as an active opener's: an orderly close
-    // looks like a likely reset, its peer's FIN a data byte, a reset one
-    // refused.)
-    let misread = counter.is_state_event() || counter == Counter::BytesReceived;
-    if listener_later && misread && expected.abs_diff(got) == 1 {
-        return Some("a child shown before its listener's late notice is an ActiveOpen");
-    }
     // An orphan whose FIN was acknowledged before the peer's FIN came
     // becomes a FIN_WAIT2 timewait socket and is freed then: its notice's
     // bytes_received has no FIN, but an orderly notice always loses one

@@ -237,7 +237,7 @@ pub(super) fn drop_fin(counters: &mut Counters) {
 /// Whether the final `bytes_received` of an orderly close counts the
 /// peer's FIN, as far as anything tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PeerFin {
+pub(crate) enum PeerFin {
     Counted,
     NotCounted,
     /// Nothing tells (polling only): taken as counted, as a passive
@@ -336,7 +336,13 @@ impl Tracker {
             let tracked = self.sockets.remove(&id);
             let passive = match tracked.as_ref().map(|t| t.origin) {
                 Some(Origin::Passive) => true,
-                Some(Origin::Active) => false,
+                // Taken for a connect when first polled, for want of a
+                // listener; events may have seen it born of one.
+                Some(Origin::Active) => self.events.as_ref().is_some_and(|events| {
+                    let history = events.history_of(&id);
+                    history.iter().any(|s| s == TcpState::SynRecv)
+                        && !history.iter().any(|s| s == TcpState::SynSent)
+                }),
                 _ => self.is_listener_endpoint(&notice.key),
             };
             let ending = Ending::of(notice, passive, self.syn_retries());
@@ -516,6 +522,15 @@ impl Tracker {
                     cleared: ending.cleared(),
                 }
             },
+            read_as_connect: None,
+        };
+        // Read as a connect's for want of a listener on its endpoint (with
+        // events, an open they saw is no guess; one before the first poll
+        // they did not see).
+        let taken_for_connect = match tracked.origin {
+            Origin::Active => self.events.is_none(),
+            Origin::Baseline => !self.is_listener_endpoint(&notice.key),
+            _ => false,
         };
         closed.sample.state = TcpState::Close;
         let fin = match &self.events {
@@ -525,6 +540,15 @@ impl Tracker {
         if ending == Ending::Orderly {
             drop_peer_fin(&mut closed.window, fin);
             drop_peer_fin(&mut closed.lifetime, fin);
+        }
+        if taken_for_connect {
+            closed.read_as_connect = Some(super::ReadAsConnect {
+                ending,
+                if_accepted: Ending::of(notice, true, self.syn_retries()),
+                last_state,
+                fin,
+                ending_counted: true,
+            });
         }
         if ending.cleared() {
             mark_cleared(&mut closed.window, notice);
@@ -536,8 +560,12 @@ impl Tracker {
             .events
             .as_ref()
             .is_some_and(|events| events.history_of(&id).last() == Some(TcpState::Close));
-        if self.states != StateCounts::FromEvents || !close_seen {
+        let ending_counted = self.states != StateCounts::FromEvents || !close_seen;
+        if ending_counted {
             closed.window.add(&ending.state_counts(Some(last_state)));
+        }
+        if let Some(read) = &mut closed.read_as_connect {
+            read.ending_counted = ending_counted;
         }
         if ending == Ending::NeverSent {
             retract_open(&mut closed.window);
@@ -624,6 +652,7 @@ impl Tracker {
                 CountedFrom::CloseNotice { polled: false }
             },
             rtt: crate::rtt::RttSamples::of_sample(notice),
+            read_as_connect: None,
         });
     }
 
@@ -679,11 +708,11 @@ impl Tracker {
     /// lived between two polls) were there before: a socket on one's
     /// endpoint taken for an active opener while nothing showed the
     /// listener (its notice came after its child's; notices of two sockets
-    /// are not ordered) was accepted. One
-    /// known from its notice alone is counted again as accepted, one still
-    /// tracked becomes so; a polled one that closed already keeps its
-    /// count (its ending was read as a connect's). Polling only: events
-    /// tell a child's open from its birth.
+    /// are not ordered) was accepted. One known from its notice alone is
+    /// counted again as accepted, one still tracked becomes so, and one
+    /// polled that closed already too, its ending read again as an
+    /// accepted socket's. Polling only: events tell a child's open from
+    /// its birth.
     pub(super) fn revisit_children_of(&mut self, new: &super::Listeners) {
         let taken_for_active = |counters: &Counters| {
             counters.value(Counter::ActiveOpens) == 1 && counters.value(Counter::PassiveOpens) == 0
@@ -714,14 +743,84 @@ impl Tracker {
             {
                 continue;
             }
-            let approx = window.is_approx(Counter::ActiveOpens);
             let mut window = window;
-            window.remove(Counter::ActiveOpens);
-            window.set(Counter::PassiveOpens, 1, approx);
-            super::add_syn_ack(&mut window);
+            open_as_accepted(&mut window);
             tracked.window = window.into();
             tracked.origin = Origin::Passive;
             tracked.forget_diff();
+        }
+        self.reread_closed_children_of(new, true);
+    }
+
+    /// Polled sockets on the endpoint of a listener first known now (see
+    /// [`Tracker::revisit_children_of`]) that closed already: their ending,
+    /// read as a connect's, is read again as an accepted socket's, and
+    /// with `flip_opens` (polling: no event told their open) the open
+    /// their first sighting counted becomes a PassiveOpen.
+    pub(super) fn reread_closed_children_of(&mut self, new: &super::Listeners, flip_opens: bool) {
+        let taken_for_active = |counters: &Counters| {
+            counters.value(Counter::ActiveOpens) == 1 && counters.value(Counter::PassiveOpens) == 0
+        };
+        for closed in &mut self.closed {
+            let polled = matches!(
+                closed.counted_from,
+                CountedFrom::LastPoll { .. } | CountedFrom::CloseNotice { polled: true }
+            );
+            if !polled || !super::is_listener_endpoint(new, &closed.sample.key) {
+                continue;
+            }
+            // One from before the window opened nothing in it.
+            if flip_opens && taken_for_active(&closed.window) {
+                open_as_accepted(&mut closed.window);
+            }
+            if let Some(read) = closed.read_as_connect.take() {
+                read.reread_as_accepted(closed);
+            }
+        }
+    }
+}
+
+/// A window's connect's open counted as an accepted socket's: a
+/// PassiveOpen, and its listener's SYN-ACK.
+fn open_as_accepted(window: &mut Counters) {
+    let approx = window.is_approx(Counter::ActiveOpens);
+    window.remove(Counter::ActiveOpens);
+    window.set(Counter::PassiveOpens, 1, approx);
+    super::add_syn_ack(window);
+}
+
+impl super::ReadAsConnect {
+    /// The fail or reset the ending read as a connect's counted in
+    /// `closed`'s window, replaced by the accepted socket's, and the
+    /// peer's FIN taken out of its bytes where only the accepted reading
+    /// is an orderly close. Endings that cleared the counters one way and
+    /// not the other are left as they are.
+    fn reread_as_accepted(self, closed: &mut Closed) {
+        if self.ending.cleared() != self.if_accepted.cleared() || self.ending == self.if_accepted {
+            return;
+        }
+        if self.if_accepted == Ending::Orderly && self.ending != Ending::Orderly {
+            drop_peer_fin(&mut closed.window, self.fin);
+            drop_peer_fin(&mut closed.lifetime, self.fin);
+        }
+        if !self.ending_counted {
+            // Its CLOSE event counted the ending.
+            return;
+        }
+        let window = &mut closed.window;
+        let counted = self.ending.state_counts(Some(self.last_state));
+        let accepted = self.if_accepted.state_counts(Some(self.last_state));
+        for counter in [Counter::AttemptFails, Counter::EstabResets] {
+            let rest = window.value(counter).saturating_sub(counted.value(counter));
+            // Marked approximate by something besides the connect's
+            // reading, or by the accepted socket's.
+            let rest_approx =
+                window.is_approx(counter) && (!counted.is_approx(counter) || rest > 0);
+            let value = rest + accepted.value(counter);
+            let approx = rest_approx || accepted.is_approx(counter);
+            if window.get(counter).is_some() || accepted.get(counter).is_some() {
+                window.replace(counter, value, approx);
+            }
         }
     }
 }
@@ -1441,47 +1540,61 @@ mod tests {
         sample
     }
 
-    #[test]
-    fn a_child_noticed_before_its_listener_is_accepted_once_the_listener_notice_comes() {
+    /// Polls a second apart with no listener on 8080 dumped, each with
+    /// these (sockets, notices); the window's totals.
+    fn totals_of_polls_without_listener(
+        polls: Vec<(Vec<SocketSample>, Vec<SocketSample>)>,
+    ) -> Counters {
         let filter = FilterSet::default();
         let mut t = Tracker::new();
         t.observe(&poll_without_listener(0, vec![], vec![]), &filter);
-        // The child's notice first: nothing shows a listener on 8080.
-        let child = on_8080(served());
-        t.observe(&poll_without_listener(1000, vec![], vec![child]), &filter);
-        assert_eq!(totals(&t).value(Counter::ActiveOpens), 1);
-        t.observe(
-            &poll_without_listener(2000, vec![], vec![listener_8080_notice()]),
-            &filter,
-        );
-        let total = totals(&t);
-        assert_one_served_connection(&total);
-        // Its own segment and its listener's SYN-ACK.
-        assert_eq!(total.value(Counter::OutSegs), 2, "{total:?}");
+        for (i, (sockets, notices)) in polls.into_iter().enumerate() {
+            let ms = 1000 * (i as u64 + 1);
+            t.observe(&poll_without_listener(ms, sockets, notices), &filter);
+        }
+        totals(&t)
     }
 
     #[test]
-    fn a_child_dumped_before_its_listener_is_accepted_once_the_listener_notice_comes() {
-        let filter = FilterSet::default();
+    fn a_child_seen_before_its_listener_is_accepted_once_the_listener_notice_comes() {
+        let listener = listener_8080_notice;
+        let child = || on_8080(served());
         let mut alive = on_8080(notice("10.0.0.2", 5000, 301, 300, 200));
         alive.state = TcpState::Established;
-        let mut t = Tracker::new();
-        t.observe(&poll_without_listener(0, vec![], vec![]), &filter);
-        t.observe(
-            &poll_without_listener(1000, vec![alive.clone()], vec![]),
-            &filter,
-        );
-        t.observe(
-            &poll_without_listener(2000, vec![alive], vec![listener_8080_notice()]),
-            &filter,
-        );
-        t.observe(
-            &poll_without_listener(3000, vec![], vec![on_8080(served())]),
-            &filter,
-        );
-        let total = totals(&t);
-        assert_one_served_connection(&total);
-        assert_eq!(total.value(Counter::OutSegs), 2, "{total:?}");
+        let cases = [
+            // The child's notice first: nothing showed a listener on 8080.
+            (
+                "noticed",
+                vec![(vec![], vec![child()]), (vec![], vec![listener()])],
+            ),
+            // Dumped, still there when the listener's notice comes.
+            (
+                "dumped",
+                vec![
+                    (vec![alive.clone()], vec![]),
+                    (vec![alive.clone()], vec![listener()]),
+                    (vec![], vec![child()]),
+                ],
+            ),
+            // Dumped, and closed before the listener's notice came: its
+            // orderly end was read as a connect's (a likely reset, the
+            // peer's FIN a data byte) until then.
+            (
+                "dumped and closed",
+                vec![
+                    (vec![alive.clone()], vec![]),
+                    (vec![], vec![child()]),
+                    (vec![], vec![listener()]),
+                ],
+            ),
+        ];
+        for (case, polls) in cases {
+            let total = totals_of_polls_without_listener(polls);
+            assert_one_served_connection(&total);
+            assert!(!total.is_approx(Counter::EstabResets), "{case}: {total:?}");
+            // Its own segment and its listener's SYN-ACK.
+            assert_eq!(total.value(Counter::OutSegs), 2, "{case}: {total:?}");
+        }
     }
 
     #[test]

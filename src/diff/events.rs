@@ -894,6 +894,7 @@ impl EventAttribution {
                 } else {
                     CountedFrom::Events
                 },
+                read_as_connect: None,
             };
             if known.fin_in_notice {
                 // Its window had the FIN dropped when the notice joined.

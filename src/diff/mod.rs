@@ -168,6 +168,27 @@ pub struct Closed {
     /// Its smoothed RTT at each poll of the window, and its close notice's
     /// final value.
     pub rtt: RttSamples,
+    /// Polling: it was counted a connect's because no listener on its
+    /// endpoint was known when a poll first saw it, and its notice's ending
+    /// was read so; a listener learnt later makes it accepted.
+    pub(crate) read_as_connect: Option<ReadAsConnect>,
+}
+
+/// How a polled socket counted as a connect's ended, read both ways (see
+/// [`Closed::read_as_connect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadAsConnect {
+    /// As a connect's: what its window counted.
+    pub ending: closes::Ending,
+    /// As an accepted socket's.
+    pub if_accepted: closes::Ending,
+    /// Its state at its last poll.
+    pub last_state: TcpState,
+    /// Whether its notice's bytes received count the peer's FIN.
+    pub fin: closes::PeerFin,
+    /// Whether the ending's fail or reset was counted from the notice
+    /// (else events counted it from its CLOSE).
+    pub ending_counted: bool,
 }
 
 /// Where a closed socket's lifetime counters come from, as its report says.
@@ -530,9 +551,13 @@ impl Tracker {
             self.listeners
                 .retain(|_, seen| poll.saturating_sub(*seen) <= LISTENER_POLLS);
         }
-        // With events, a child's open is read from its birth, not guessed.
-        if !unseen.is_empty() && self.events.is_none() {
-            self.revisit_children_of(&unseen);
+        // With events, a child's open is read from its birth, not guessed;
+        // only one born before the first poll was read as a connect's.
+        if !unseen.is_empty() {
+            match self.events {
+                None => self.revisit_children_of(&unseen),
+                Some(_) => self.reread_closed_children_of(&unseen, false),
+            }
         }
     }
 
@@ -723,6 +748,7 @@ impl Tracker {
             holder: Holder::default(),
             counted_from: CountedFrom::LastPoll { cleared: false },
             rtt: tracked.rtt,
+            read_as_connect: None,
         };
         if let Some(events) = &mut self.events {
             events.vanished(id, tracked.last_poll, &mut closed);
@@ -955,6 +981,7 @@ fn update(
             // Its notice, when it comes, completes it.
             counted_from: CountedFrom::LastPoll { cleared: false },
             rtt: tracked.rtt,
+            read_as_connect: None,
         };
         tracked.window.clear();
         tracked.rtt.clear();

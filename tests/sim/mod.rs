@@ -845,11 +845,6 @@ impl World {
         Some(destroyed)
     }
 
-    /// The first poll whose dump lists this life.
-    pub fn first_dumped(&self, life: &Life) -> Option<usize> {
-        self.polls.iter().position(|p| life.sample_at(*p).is_some())
-    }
-
     /// Whether some poll's dump listed this life and its twin (the life
     /// of the same spec in the other namespace).
     pub fn polls_list_both_twins(&self, life: &Life) -> bool {
@@ -862,17 +857,6 @@ impl World {
             && twins
                 .iter()
                 .all(|t| self.polls.iter().any(|p| t.sample_at(*p).is_some()))
-    }
-
-    /// The first poll that shows this life's listener, if it has one.
-    pub fn listener_first_shown(&self, life: &Life) -> Option<usize> {
-        let listener = &self.listeners[life.listener?];
-        let dumped = self
-            .polls
-            .iter()
-            .position(|p| listener.opened <= *p && *p < listener.closed);
-        let noticed = self.listener_notice_poll(listener);
-        dumped.into_iter().chain(noticed).min()
     }
 
     /// Notices the source counts lost in `netns`.
