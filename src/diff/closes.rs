@@ -28,6 +28,12 @@ pub enum Ending {
     /// The handshake never completed, and something answered the SYN (a
     /// reset: the connection was refused): the kernel's AttemptFail.
     Refused,
+    /// The handshake never completed, something answered, and the SYN
+    /// was sent again: a reset that refused it after a retry (an
+    /// AttemptFail), or a SYN-ACK it rejected (acknowledging what it never
+    /// sent: it answers with a reset and re-arms its timer at 2 ms, so the
+    /// SYN goes again) before its application closed it (none). `~`.
+    RefusedOrRejected,
     /// The handshake never completed, no answer came, and the SYN was sent
     /// again as often as the namespace's `tcp_syn_retries` allows: the
     /// kernel gave up, an AttemptFail (`~`: a socket's own TCP_SYNCNT may
@@ -144,7 +150,8 @@ impl Ending {
             return match (info.segs_in(), info.total_retrans()) {
                 (Some(0), Some(again)) if again < syn_retries => Ending::Abandoned,
                 (Some(0), _) | (None, _) => Ending::GaveUp,
-                (Some(_), _) => Ending::Refused,
+                (Some(_), Some(0)) => Ending::Refused,
+                (Some(_), _) => Ending::RefusedOrRejected,
             };
         }
         let syn = u64::from(!passive);
@@ -163,7 +170,11 @@ impl Ending {
     pub fn never_established(self) -> bool {
         matches!(
             self,
-            Ending::Refused | Ending::GaveUp | Ending::Abandoned | Ending::ConnectAborted
+            Ending::Refused
+                | Ending::RefusedOrRejected
+                | Ending::GaveUp
+                | Ending::Abandoned
+                | Ending::ConnectAborted
         )
     }
 
@@ -191,6 +202,7 @@ impl Ending {
             // close of the connecting socket leaves the same notice.
             Ending::ConnectAborted => counts.bump_approx(Counter::AttemptFails, 1),
             Ending::Refused => counts.bump(Counter::AttemptFails, 1),
+            Ending::RefusedOrRejected => counts.bump_approx(Counter::AttemptFails, 1),
             Ending::FastOpenUnacked(fails) => {
                 counts.bump(Counter::AttemptFails, u64::from(fails));
                 counts.mark_present(Counter::AttemptFails);
@@ -1785,6 +1797,9 @@ mod tests {
         for (segs_in, again, ending, fails) in [
             // A reset answered: refused, tcp_done counts it.
             (1u32, 0u32, Ending::Refused, (1, false)),
+            // Answered after a retry: refused then, or a SYN-ACK it
+            // rejected (and retried at 2 ms) before its close.
+            (1, 1, Ending::RefusedOrRejected, (1, true)),
             // No answer, every retry spent: the kernel gave up.
             (0, SYN_RETRIES, Ending::GaveUp, (1, true)),
             // No answer, retries left: the application closed it.
