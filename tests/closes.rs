@@ -409,6 +409,36 @@ for sport in range(40001, 40001 + count):
     raw.sendto(head, ('127.0.0.1', 0))
 "#;
 
+/// What the request-reset tests run: one window, groups by local port.
+const REQUEST_RESETS_RUN: [&str; 7] = [
+    "--timeout",
+    "3",
+    "--system",
+    "--index",
+    "lport",
+    "--format",
+    "json",
+];
+
+/// The window's three request sockets' fails (RAW_SYNS) are all on the
+/// row of the listener on `port`, marked `~` where `likely`, none on
+/// `other`'s, and none left unnamed.
+fn assert_request_fails_on(report: &serde_json::Value, port: u16, other: u16, likely: bool) {
+    let fails = &report["system"]["unattributed"]["AttemptFails"];
+    assert_eq!(fails["system"], 3, "{report}");
+    assert_eq!(fails["sockets"], 3, "{report}");
+    assert!(fails.get("named").is_none(), "{report}");
+    let group = lport_group(report, port);
+    assert_eq!(counter(group, "Tcp", "AttemptFails"), 3, "{report}");
+    let approx = group["approx"].as_array().cloned().unwrap_or_default();
+    assert_eq!(approx.contains(&"AttemptFails".into()), likely, "{report}");
+    let other = groups(report).iter().find(|g| g["key"]["lport"] == other);
+    assert!(
+        other.is_none_or(|g| counter(g, "Tcp", "AttemptFails") == 0),
+        "{report}"
+    );
+}
+
 #[test]
 fn request_sockets_reset_fail_on_the_listener_whose_drops_moved() {
     skip_unless_root!();
@@ -418,33 +448,43 @@ fn request_sockets_reset_fail_on_the_listener_whose_drops_moved() {
     let ns = Netns::new("req-resets");
     let quiet = ns.listen("127.0.0.1:7701");
     let scanned = ns.listen("127.0.0.1:7702");
-    let tool = ns.spawn_tcpipstat(&[
-        "--timeout",
-        "3",
-        "--system",
-        "--index",
-        "lport",
-        "--format",
-        "json",
-    ]);
+    let tool = ns.spawn_tcpipstat(&REQUEST_RESETS_RUN);
     sleep(Duration::from_millis(1200));
     run_ok(ns.command("python3").args(["-c", RAW_SYNS, "7702", "3"]));
     let report = json_reports(&wait_output(tool).stdout)
         .pop()
         .expect("a report");
     drop((quiet, scanned));
-    let fails = &report["system"]["unattributed"]["AttemptFails"];
-    assert_eq!(fails["system"], 3, "{report}");
-    assert_eq!(fails["sockets"], 3, "{report}");
-    let group = lport_group(&report, 7702);
-    assert_eq!(counter(group, "Tcp", "AttemptFails"), 3, "{report}");
-    let approx = group["approx"].as_array().cloned().unwrap_or_default();
-    assert!(!approx.contains(&"AttemptFails".into()), "{report}");
-    let other = groups(&report).iter().find(|g| g["key"]["lport"] == 7701);
-    assert!(
-        other.is_none_or(|g| counter(g, "Tcp", "AttemptFails") == 0),
-        "{report}"
-    );
+    assert_request_fails_on(&report, 7702, 7701, false);
+}
+
+#[test]
+fn request_sockets_reset_fail_likely_on_the_one_listener_with_handshakes() {
+    skip_unless_root!();
+    // Two listeners that live between two polls, so no drops are read:
+    // one accepts a connection and has three handshakes reset before their
+    // ACK, the other only holds a port (as packetdrill's own listeners do)
+    // and sees none. The drops cannot tell whose the fails were; the
+    // handshakes can: the first's row gets them, marked `~` (the count is
+    // the namespace's, its place a likely one), and nothing is left
+    // unnamed.
+    let ns = Netns::new("req-likely");
+    let tool = ns.spawn_tcpipstat(&REQUEST_RESETS_RUN);
+    // Past the first poll, well before the next.
+    sleep(Duration::from_millis(700));
+    let served = ns.listen("127.0.0.1:7712");
+    let idle = ns.listen("127.0.0.1:7711");
+    let client = ns.connect("127.0.0.1:7712".parse().unwrap());
+    let (child, _) = served.accept().expect("the child");
+    run_ok(ns.command("python3").args(["-c", RAW_SYNS, "7712", "3"]));
+    // The SYN-ACKs draw their resets at once (loopback).
+    sleep(Duration::from_millis(30));
+    drop((client, child));
+    drop((served, idle));
+    let report = json_reports(&wait_output(tool).stdout)
+        .pop()
+        .expect("a report");
+    assert_request_fails_on(&report, 7712, 7711, true);
 }
 
 /// Tcp counter summed over every group (what JSON `totals` adds up).

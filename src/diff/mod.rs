@@ -33,7 +33,8 @@ pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS, NOTICE_GRACE_POLLS};
 pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
 pub use settle::{
     fail_causes, request_listener, reset_lean, settle, unanswered_connect, FailCauses,
-    FailCausesByNamespace, Lean, ListenerId, Settlement, Tally, UnansweredConnect,
+    FailCausesByNamespace, Lean, ListenerEvidence, ListenerId, RequestListener, Settlement, Tally,
+    UnansweredConnect,
 };
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};

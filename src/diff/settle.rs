@@ -287,37 +287,95 @@ pub fn fail_causes(
 /// A listener: (namespace, address, port).
 pub type ListenerId = (u64, IpAddr, u16);
 
+/// What the window shows of its listeners, for their request sockets'
+/// resets (see [`request_listener`]).
+#[derive(Debug, Default, Clone)]
+pub struct ListenerEvidence {
+    /// How far each polled listener's `sk_drops` moved over the window
+    /// (absent: no poll read it twice, as for one that lived between two
+    /// polls: its notice has no drops).
+    pub drops_moved: rustc_hash::FxHashMap<ListenerId, u64>,
+    /// Listeners with handshakes seen in the window: a child counted
+    /// accepted on their endpoint, or a request socket a poll listed.
+    pub handshakes: rustc_hash::FxHashSet<ListenerId>,
+}
+
+impl ListenerEvidence {
+    /// Notes a handshake on `key`'s local endpoint: the listener of
+    /// `listeners` that owns it, its own address before the wildcard (the
+    /// kernel's lookup prefers the more specific one).
+    pub fn saw_handshake(&mut self, listeners: &[ListenerId], key: &crate::model::SocketKey) {
+        let local = crate::model::unmap(key.local);
+        let wildcard = match local {
+            IpAddr::V4(_) => crate::model::UNSPECIFIED_V4,
+            IpAddr::V6(_) => crate::model::UNSPECIFIED_V6,
+        };
+        let owner = [local, wildcard]
+            .into_iter()
+            .map(|address| (key.netns, address, key.local_port))
+            .find(|id| listeners.binary_search(id).is_ok());
+        if let Some(owner) = owner {
+            self.handshakes.insert(owner);
+        }
+    }
+}
+
+/// The listener whose request sockets a namespace's request resets were,
+/// and whether that is sure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestListener {
+    pub id: ListenerId,
+    /// False where it is only the one listener that had handshakes: the
+    /// count is the namespace's, its place a likely one (`~`).
+    pub sure: bool,
+}
+
 /// The listener of namespace `netns` (None: the one namespace sampled)
 /// whose request sockets the namespace's request resets were: the only
 /// listener of the window, or else the only one whose `sk_drops` moved
 /// (`tcp_v4_rcv` adds the segment a request socket dies of to its
 /// listener's drops), where every listener's drops are known; or, where
 /// every known one's stayed, the only one whose drops are not known (a
-/// listener that lived between two polls: its notice has no drops). None
-/// when nothing tells.
+/// listener that lived between two polls: its notice has no drops). Where
+/// drops leave several, the only one of them that had handshakes in the
+/// window is likely (a request socket is a handshake under way; a listener
+/// nobody connected to, such as one holding a port, had none), not sure.
+/// `listeners` is sorted. None when nothing tells.
 pub fn request_listener(
     listeners: &[ListenerId],
     netns: Option<u64>,
-    drops_moved: &rustc_hash::FxHashMap<ListenerId, u64>,
-) -> Option<ListenerId> {
+    evidence: &ListenerEvidence,
+) -> Option<RequestListener> {
     let in_namespace: Vec<ListenerId> = listeners
         .iter()
         .copied()
         .filter(|(ns, _, _)| netns.is_none_or(|n| *ns == n))
         .collect();
+    let sure = |id| Some(RequestListener { id, sure: true });
     if let [only] = in_namespace[..] {
-        return Some(only);
+        return sure(only);
     }
     let (mut moved, mut unknown) = (Vec::new(), Vec::new());
     for listener in &in_namespace {
-        match drops_moved.get(listener) {
+        match evidence.drops_moved.get(listener) {
             Some(0) => {}
             Some(_) => moved.push(*listener),
             None => unknown.push(*listener),
         }
     }
     match (&moved[..], &unknown[..]) {
-        ([only], []) | ([], [only]) => Some(*only),
+        ([only], []) | ([], [only]) => return sure(*only),
+        _ => {}
+    }
+    let mut handshaken = moved
+        .iter()
+        .chain(&unknown)
+        .filter(|id| evidence.handshakes.contains(id));
+    match (handshaken.next(), handshaken.next()) {
+        (Some(only), None) => Some(RequestListener {
+            id: *only,
+            sure: false,
+        }),
         _ => None,
     }
 }
@@ -657,34 +715,89 @@ mod tests {
     #[test]
     fn request_sockets_are_the_only_listeners_or_the_one_whose_drops_moved() {
         let any4: IpAddr = "0.0.0.0".parse().unwrap();
-        let none = rustc_hash::FxHashMap::default();
+        let sure = |id| Some(RequestListener { id, sure: true });
+        let mut evidence = ListenerEvidence::default();
         let one = [(7, any4, 80)];
-        assert_eq!(request_listener(&one, Some(7), &none), Some((7, any4, 80)));
-        assert_eq!(request_listener(&one, None, &none), Some((7, any4, 80)));
-        assert_eq!(request_listener(&one, Some(8), &none), None);
+        assert_eq!(
+            request_listener(&one, Some(7), &evidence),
+            sure((7, any4, 80))
+        );
+        assert_eq!(request_listener(&one, None, &evidence), sure((7, any4, 80)));
+        assert_eq!(request_listener(&one, Some(8), &evidence), None);
         let two = [(7, any4, 80), (7, any4, 443), (8, any4, 22)];
-        assert_eq!(request_listener(&two, Some(8), &none), Some((8, any4, 22)));
+        assert_eq!(
+            request_listener(&two, Some(8), &evidence),
+            sure((8, any4, 22))
+        );
         // Two in namespace 7: which one's is told by the drops alone.
-        assert_eq!(request_listener(&two, Some(7), &none), None);
-        let mut drops = rustc_hash::FxHashMap::default();
-        drops.insert((7, any4, 80), 0);
+        assert_eq!(request_listener(&two, Some(7), &evidence), None);
+        evidence.drops_moved.insert((7, any4, 80), 0);
         // 80's stayed, 443's unknown (it lived between two polls): 443.
         assert_eq!(
-            request_listener(&two, Some(7), &drops),
-            Some((7, any4, 443))
+            request_listener(&two, Some(7), &evidence),
+            sure((7, any4, 443))
         );
         // Two unknown: nothing tells.
         let three = [(7, any4, 80), (7, any4, 443), (7, any4, 8080)];
-        assert_eq!(request_listener(&three, Some(7), &drops), None);
-        drops.insert((7, any4, 443), 3);
+        assert_eq!(request_listener(&three, Some(7), &evidence), None);
+        evidence.drops_moved.insert((7, any4, 443), 3);
         assert_eq!(
-            request_listener(&two, Some(7), &drops),
-            Some((7, any4, 443))
+            request_listener(&two, Some(7), &evidence),
+            sure((7, any4, 443))
         );
-        drops.insert((7, any4, 80), 1);
-        assert_eq!(request_listener(&two, Some(7), &drops), None, "both moved");
+        evidence.drops_moved.insert((7, any4, 80), 1);
+        assert_eq!(
+            request_listener(&two, Some(7), &evidence),
+            None,
+            "both moved"
+        );
         // One moved, another unknown: either may be the one.
-        drops.remove(&(7, any4, 443));
-        assert_eq!(request_listener(&two, Some(7), &drops), None);
+        evidence.drops_moved.remove(&(7, any4, 443));
+        assert_eq!(request_listener(&two, Some(7), &evidence), None);
+    }
+
+    #[test]
+    fn request_resets_the_drops_leave_open_are_likely_the_one_listener_with_handshakes() {
+        // packetdrill's shape: the script's listener lived between two
+        // polls, accepted children; listeners holding ports (its peers'
+        // ephemeral ports) beside it had no handshake. No drops known.
+        let any4: IpAddr = "0.0.0.0".parse().unwrap();
+        let local: IpAddr = "192.168.0.2".parse().unwrap();
+        let mut listeners = vec![
+            (7, local, 8080),
+            (7, any4, 38273),
+            (7, any4, 43907),
+            (7, any4, 50741),
+        ];
+        listeners.sort_unstable();
+        let mut evidence = ListenerEvidence::default();
+        assert_eq!(request_listener(&listeners, None, &evidence), None);
+        let child = crate::model::SocketKey {
+            netns: 7,
+            ..crate::model::SocketKey::new(local, 8080, "10.248.0.2".parse().unwrap(), 38273)
+        };
+        evidence.saw_handshake(&listeners, &child);
+        assert_eq!(
+            request_listener(&listeners, None, &evidence),
+            Some(RequestListener {
+                id: (7, local, 8080),
+                sure: false
+            })
+        );
+        // A child of a wildcard listener is that listener's.
+        let wild = crate::model::SocketKey {
+            netns: 7,
+            ..crate::model::SocketKey::new(local, 43907, "10.0.0.9".parse().unwrap(), 5)
+        };
+        evidence.saw_handshake(&listeners, &wild);
+        assert!(evidence.handshakes.contains(&(7, any4, 43907)));
+        // Two with handshakes: nothing tells.
+        assert_eq!(request_listener(&listeners, None, &evidence), None);
+        // One whose drops stayed had no request reset: the other is left.
+        evidence.drops_moved.insert((7, any4, 43907), 0);
+        assert_eq!(
+            request_listener(&listeners, None, &evidence).map(|r| r.id),
+            Some((7, local, 8080))
+        );
     }
 }

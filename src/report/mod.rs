@@ -498,7 +498,7 @@ fn shows_approx(counters: &Counters) -> bool {
 
 /// What `~` (text, table) and a group's `approx` list (JSON) mean: said
 /// once per run in text and tables, in every JSON report.
-pub const APPROX_LEGEND: &str = "~ marks a count inferred rather than seen (an open or reset guessed from a socket's appearance or end; listen drops or overflows shared among listeners), or one the socket counts differently from the namespace counter of that name (InSegs: each segment of a GRO packet; DelayedACKs: a timer that sent a compressed SACK, not one that deferred its ACK; through perf, any expiry)";
+pub const APPROX_LEGEND: &str = "~ marks a count inferred rather than seen (an open or reset guessed from a socket's appearance or end; listen drops or overflows shared among listeners; a request socket's reset placed on the one listener with handshakes), or one the socket counts differently from the namespace counter of that name (InSegs: each segment of a GRO packet; DelayedACKs: a timer that sent a compressed SACK, not one that deferred its ACK; through perf, any expiry)";
 
 /// Bytes per second in human units: `0 B/s`, `950 B/s`, `1.2 kB/s`, `3.4 MB/s`.
 pub fn human_rate(bytes_per_s: f64) -> String {

@@ -1209,15 +1209,20 @@ impl Session {
             return Vec::new();
         };
         let several = deltas.namespace_count() > 1;
-        // Each polled listener's sk_drops moves over the window.
-        let mut drops_moved: rustc_hash::FxHashMap<diff::ListenerId, u64> = Default::default();
+        let mut evidence = diff::ListenerEvidence::default();
         for row in self.tracker.rows() {
-            if let (TcpState::Listen, Some(drops)) =
-                (row.sample.state, row.counters.get(Counter::ListenDrops))
-            {
-                let key = &row.sample.key;
-                let listener = (key.netns, crate::model::unmap(key.local), key.local_port);
-                *drops_moved.entry(listener).or_default() += drops;
+            let key = &row.sample.key;
+            match (row.sample.state, row.counters.get(Counter::ListenDrops)) {
+                // Each polled listener's sk_drops moves over the window.
+                (TcpState::Listen, Some(drops)) => {
+                    let listener = (key.netns, crate::model::unmap(key.local), key.local_port);
+                    *evidence.drops_moved.entry(listener).or_default() += drops;
+                }
+                (TcpState::NewSynRecv, _) => evidence.saw_handshake(&listeners, key),
+                _ if row.counters.value(Counter::PassiveOpens) > 0 => {
+                    evidence.saw_handshake(&listeners, key)
+                }
+                _ => {}
             }
         }
         let mut rows = Vec::new();
@@ -1225,8 +1230,10 @@ impl Session {
             let Ok(count @ 1..) = u64::try_from(count) else {
                 continue;
             };
-            let Some((ns, address, port)) =
-                diff::request_listener(&listeners, netns.filter(|_| several), &drops_moved)
+            let Some(diff::RequestListener {
+                id: (ns, address, port),
+                sure,
+            }) = diff::request_listener(&listeners, netns.filter(|_| several), &evidence)
             else {
                 continue;
             };
@@ -1243,7 +1250,7 @@ impl Session {
             let each = count.min(REQUEST_ROWS_LIMIT);
             for i in 0..each {
                 let fails = if i + 1 == each { count - (each - 1) } else { 1 };
-                rows.push(RequestRow::new(key, inode, fails));
+                rows.push(RequestRow::new(key, inode, fails, sure));
             }
         }
         rows
@@ -1651,9 +1658,9 @@ struct RequestRow {
 }
 
 impl RequestRow {
-    fn new(key: crate::model::SocketKey, inode: u64, fails: u64) -> RequestRow {
+    fn new(key: crate::model::SocketKey, inode: u64, fails: u64, sure: bool) -> RequestRow {
         let mut counters = Counters::default();
-        counters.set(Counter::AttemptFails, fails, false);
+        counters.set(Counter::AttemptFails, fails, !sure);
         let mut sample = crate::model::SocketSample::bare(key, 0, TcpState::SynRecv);
         sample.inode = inode;
         RequestRow { sample, counters }
