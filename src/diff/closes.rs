@@ -726,9 +726,6 @@ impl Tracker {
     /// accepted socket's. Polling only: events tell a child's open from
     /// its birth.
     pub(super) fn revisit_children_of(&mut self, new: &super::Listeners) {
-        let taken_for_active = |counters: &Counters| {
-            counters.value(Counter::ActiveOpens) == 1 && counters.value(Counter::PassiveOpens) == 0
-        };
         let noticed: Vec<usize> = (0..self.closed.len())
             .filter(|&i| {
                 let closed = &self.closed[i];
@@ -770,9 +767,6 @@ impl Tracker {
     /// with `flip_opens` (polling: no event told their open) the open
     /// their first sighting counted becomes a PassiveOpen.
     pub(super) fn reread_closed_children_of(&mut self, new: &super::Listeners, flip_opens: bool) {
-        let taken_for_active = |counters: &Counters| {
-            counters.value(Counter::ActiveOpens) == 1 && counters.value(Counter::PassiveOpens) == 0
-        };
         for closed in &mut self.closed {
             let polled = matches!(
                 closed.counted_from,
@@ -790,6 +784,12 @@ impl Tracker {
             }
         }
     }
+}
+
+/// Whether a window counted a socket's open as a connect's and nothing
+/// else: one a listener first known later may turn into an accepted one.
+fn taken_for_active(counters: &Counters) -> bool {
+    counters.value(Counter::ActiveOpens) == 1 && counters.value(Counter::PassiveOpens) == 0
 }
 
 /// A window's connect's open counted as an accepted socket's: a
