@@ -443,39 +443,51 @@ fn precision_counts_what_a_slow_receiver_read_and_its_rcvbuf_errors() {
     let group = udp_group(&report, 5310).unwrap_or_else(|| panic!("no group in {report}"));
     let events = &group["events"];
     assert!(read > 0, "the receiver read nothing");
-    assert_eq!(
-        precision["events_lost"].as_u64(),
-        Some(0),
-        "events were lost, counts are low: {report}"
-    );
-    assert_eq!(
-        events["InDatagrams"].as_u64(),
-        Some(read as u64),
-        "{report}"
-    );
-    assert_eq!(
-        events["InBytes"].as_u64(),
-        Some(200 * read as u64),
-        "{report}"
-    );
+    // Exact, but for the events the report says were lost (another
+    // namespace's load fills the shared rings): low by at most as many.
+    let lost = precision["events_lost"].as_i64().unwrap();
+    let within = |name: &str, counted: Option<i64>, truth: i64| {
+        assert_within_lost(name, counted, truth, lost, &report);
+    };
+    within("InDatagrams", events["InDatagrams"].as_i64(), read as i64);
+    within("InBytes", events["InBytes"].as_i64(), 200 * read as i64);
     let rcvbuf_errors = mib(&report, "RcvbufErrors", "system");
     assert!(rcvbuf_errors > 0, "{report}");
-    assert_eq!(
+    within(
+        "RcvbufErrors",
         events["RcvbufErrors"].as_i64(),
-        Some(rcvbuf_errors),
-        "{report}"
+        rcvbuf_errors,
     );
-    assert_eq!(mib(&report, "RcvbufErrors", "unattributed"), 0, "{report}");
-    assert_eq!(mib(&report, "InDatagrams", "unattributed"), 0, "{report}");
+    // What events missed is the namespace's and no socket's.
+    for name in ["RcvbufErrors", "InDatagrams", "OutDatagrams"] {
+        let system = mib(&report, name, "system");
+        let unattributed = system - mib(&report, name, "unattributed");
+        within(name, Some(unattributed), system);
+    }
     // The sender's group has its 3000 sends of 200 bytes.
-    let sent: u64 = report["udp"]["groups"]
+    let sent: i64 = report["udp"]["groups"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|g| g["events"]["OutDatagrams"].as_u64())
+        .filter_map(|g| g["events"]["OutDatagrams"].as_i64())
         .sum();
-    assert_eq!(sent, 3000, "{report}");
-    assert_eq!(mib(&report, "OutDatagrams", "unattributed"), 0, "{report}");
+    within("OutDatagrams", Some(sent), 3000);
+}
+
+/// A count from events is `truth`, or low by at most the `lost` events
+/// the report says; never high.
+fn assert_within_lost(
+    name: &str,
+    counted: Option<i64>,
+    truth: i64,
+    lost: i64,
+    report: &serde_json::Value,
+) {
+    let counted = counted.unwrap_or(-1);
+    assert!(
+        counted <= truth && counted >= truth - lost,
+        "{name} {counted} for {truth}, {lost} events lost: {report}"
+    );
 }
 
 #[test]
@@ -789,12 +801,7 @@ fn onclose_gives_a_flooded_receivers_drops_equal_to_the_namespaces_rcvbuf_errors
         // machine fills the rings): low by at most as many, never high.
         let lost = events_lost_said_in(&closes[1]);
         let within = |name: &str, truth: i64| {
-            let counted = events[name].as_i64().unwrap_or(-1);
-            assert!(
-                counted <= truth && counted >= truth - lost,
-                "{name} {counted} for {truth}, {lost} events lost: {}",
-                closes[1]
-            );
+            assert_within_lost(name, events[name].as_i64(), truth, lost, &closes[1]);
         };
         within("InDatagrams", read as i64);
         within("InBytes", read as i64 * 200);

@@ -9,9 +9,10 @@
 //! oldest is closed (and counted): clients that connect and say nothing
 //! hold a worker for [`DEADLINE`] at most and cannot keep a scraper out.
 //! Out of file descriptors, accepting pauses (growing pauses, counted)
-//! instead of spinning, the oldest waiting connection is closed, and
-//! requests must come sooner, so that idle clients give their
-//! descriptors back to scrapers.
+//! instead of spinning, the oldest waiting connection that has sent
+//! nothing is closed, workers take first the connections whose request
+//! has come, and requests must come sooner, so that idle clients give
+//! their descriptors back to scrapers.
 //!
 //! Polling never waits on a client: the poller swaps in its new state
 //! under a lock held for no encoding, and a poll's exposition is encoded
@@ -136,12 +137,17 @@ impl Shared {
         self.fds_short_at.store(now, Ordering::Relaxed);
     }
 
-    /// How long a request may take to come: short while descriptors are.
-    fn request_deadline(&self) -> Duration {
+    /// Whether an accept failed for want of a descriptor lately.
+    fn fds_short(&self) -> bool {
         let at = self.fds_short_at.load(Ordering::Relaxed);
         let now = self.started.elapsed().as_millis() as u64 + 1;
         let shortage_lasts = SHORTAGE_LASTS.as_millis() as u64;
-        if at > 0 && now.saturating_sub(at) < shortage_lasts {
+        at > 0 && now.saturating_sub(at) < shortage_lasts
+    }
+
+    /// How long a request may take to come: short while descriptors are.
+    fn request_deadline(&self) -> Duration {
+        if self.fds_short() {
             SHORT_DEADLINE
         } else {
             DEADLINE
@@ -308,7 +314,7 @@ pub fn serve(addr: SocketAddr, shared: Arc<Shared>) -> Result<SocketAddr, ServeE
 
 /// A worker: the newest waiting connection, answered, and the next.
 fn work(waiting: &Waiting, shared: &Shared) {
-    while let Some((stream, accepted)) = next_connection(waiting) {
+    while let Some((stream, accepted)) = next_connection(waiting, shared) {
         if accepted.elapsed() >= QUEUE_WAIT {
             // Waited too long unserved: closed.
             shared.refused.fetch_add(1, Ordering::Relaxed);
@@ -319,8 +325,8 @@ fn work(waiting: &Waiting, shared: &Shared) {
 }
 
 /// Accepts connections into the waiting queue. A failed accept never
-/// spins: out of file descriptors, the oldest waiting connection (likely
-/// an idle one) is closed to make room, or with none waiting the thread
+/// spins: out of file descriptors, the oldest waiting connection that has
+/// sent nothing is closed to make room, or with none such the thread
 /// pauses, longer each time until an accept succeeds.
 fn accept_loop(listener: &TcpListener, waiting: &Waiting, shared: &Shared) {
     let mut pause = FIRST_PAUSE;
@@ -340,7 +346,7 @@ fn accept_loop(listener: &TcpListener, waiting: &Waiting, shared: &Shared) {
                 shared.accept_backoffs.fetch_add(1, Ordering::Relaxed);
                 shared.note_fds_short();
                 shortage.say(&err);
-                let closed = lock(&waiting.queue).pop_front().is_some();
+                let closed = evict_idle(&mut lock(&waiting.queue));
                 if closed {
                     shared.refused.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(FIRST_PAUSE);
@@ -387,7 +393,7 @@ impl FdShortage {
         };
         let _ = writeln!(
             std::io::stderr(),
-            "tcpipstat: note: the exporter ran out of file descriptors, {which}: {} connections wait in the kernel while it pauses and closes the oldest waiting ones (tcpipstat_http_accept_backoffs_total)",
+            "tcpipstat: note: the exporter ran out of file descriptors, {which}: {} connections wait in the kernel while it pauses and closes the oldest waiting ones that sent nothing (tcpipstat_http_accept_backoffs_total)",
             self.since
         );
         self.said = Some(Instant::now());
@@ -395,15 +401,55 @@ impl FdShortage {
     }
 }
 
-/// The newest waiting connection (the oldest are likely idle).
-fn next_connection(waiting: &Waiting) -> Option<(TcpStream, Instant)> {
+/// Out of descriptors: closes the oldest waiting connection whose request
+/// has not begun to come (an idle client's; a scraper sends its request
+/// as it connects). One whose request waits is never closed for it: the
+/// workers free a descriptor soon. Whether one was closed.
+fn evict_idle(queue: &mut VecDeque<(TcpStream, Instant)>) -> bool {
+    match queue
+        .iter()
+        .position(|(stream, _)| !request_waiting(stream))
+    {
+        Some(idle) => queue.remove(idle).is_some(),
+        None => false,
+    }
+}
+
+/// The newest waiting connection whose request has begun to come, else
+/// the newest (the oldest are likely idle). Looking costs a few syscalls
+/// a connection, so only while descriptors are short: then idle clients
+/// accepted after a scraper would keep every worker waiting out their
+/// short deadline while the scraper's request sat queued.
+fn next_connection(waiting: &Waiting, shared: &Shared) -> Option<(TcpStream, Instant)> {
     let mut queue = waiting.queue.lock().ok()?;
     loop {
+        if shared.fds_short() {
+            let ready = queue
+                .iter()
+                .rposition(|(stream, _)| request_waiting(stream));
+            if let Some(next) = ready.and_then(|i| queue.remove(i)) {
+                return Some(next);
+            }
+        }
         if let Some(next) = queue.pop_back() {
             return Some(next);
         }
         queue = waiting.ready.wait(queue).ok()?;
     }
+}
+
+/// Whether bytes of a request wait on a connection (peeked, not taken).
+/// A connection its client closed has none.
+fn request_waiting(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let waiting = matches!(stream.peek(&mut [0u8; 1]), Ok(1..));
+    // Back to blocking, or the worker's timed reads would fail at once.
+    if stream.set_nonblocking(false).is_err() {
+        return false;
+    }
+    waiting
 }
 
 /// What a request asked for.
@@ -816,5 +862,66 @@ mod tests {
         let other = reason(&std::io::Error::from_raw_os_error(libc::EMFILE));
         assert!(other.starts_with("too many open files"), "{other}");
         assert!(!other.contains("os error"), "{other}");
+    }
+
+    /// Three loopback connections, oldest first: an idle client, a
+    /// scraper whose request came, another idle client. Short of
+    /// descriptors, the scraper is taken first though not the newest, and
+    /// eviction closes the oldest idle one and never the scraper.
+    #[test]
+    fn short_of_descriptors_the_scraper_is_served_first_and_an_idle_client_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        let mut queue = VecDeque::new();
+        for says in [false, true, false] {
+            let mut client = TcpStream::connect(addr).unwrap();
+            if says {
+                client.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+            }
+            clients.push(client);
+            let (accepted, _) = listener.accept().unwrap();
+            queue.push_back((accepted, Instant::now()));
+        }
+        let scraper_port = clients[1].local_addr().unwrap().port();
+        let peer_port = |stream: &TcpStream| stream.peer_addr().unwrap().port();
+        // The request may take a moment to cross loopback.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !request_waiting(&queue[1].0) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!request_waiting(&queue[0].0));
+        assert!(request_waiting(&queue[1].0));
+        // Peeking leaves the stream blocking: a timed read waits it out.
+        let mut idle = &queue[0].0;
+        idle.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let started = Instant::now();
+        assert!(idle.read(&mut [0u8; 1]).is_err());
+        assert!(started.elapsed() >= Duration::from_millis(40));
+
+        let shared = Shared::new(Exporter::default());
+        shared.note_fds_short();
+        let waiting = Waiting {
+            queue: Mutex::new(queue),
+            ready: Condvar::new(),
+        };
+        let (mut taken, _) = next_connection(&waiting, &shared).unwrap();
+        assert_eq!(peer_port(&taken), scraper_port);
+        let mut head = [0u8; 3];
+        taken.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"GET");
+
+        let mut queue = waiting.queue.into_inner().unwrap();
+        let idle_ports: Vec<u16> = queue.iter().map(|(s, _)| peer_port(s)).collect();
+        assert!(evict_idle(&mut queue));
+        assert_eq!(queue.len(), 1);
+        assert_eq!(peer_port(&queue[0].0), idle_ports[1]);
+        // Only connections that sent a request left: none is closed.
+        let mut only_scraper = VecDeque::from([(taken, Instant::now())]);
+        clients[1].write_all(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!evict_idle(&mut only_scraper));
+        assert_eq!(only_scraper.len(), 1);
     }
 }
