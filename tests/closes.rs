@@ -461,6 +461,25 @@ fn request_sockets_reset_fail_on_the_listener_whose_drops_moved() {
 #[test]
 fn request_sockets_reset_fail_likely_on_the_one_listener_with_handshakes() {
     skip_unless_root!();
+    request_resets_on_the_listener_with_handshakes(false);
+}
+
+/// In precision mode, while connects another namespace makes fail at the
+/// same moment: their events (tracepoints see the whole host) wait for a
+/// notice or are counted "elsewhere", and do not keep the resets off
+/// their listener (packetdrill
+/// in both modes at once: the same script's sockets in the two runs'
+/// namespaces; the precision run's fails went unnamed).
+#[test]
+fn request_sockets_reset_fail_likely_on_their_listener_beside_another_namespaces_fails() {
+    if let Some(why) = common::precision_skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    request_resets_on_the_listener_with_handshakes(true);
+}
+
+fn request_resets_on_the_listener_with_handshakes(precision: bool) {
     // Two listeners that live between two polls, so no drops are read:
     // one accepts a connection and has three handshakes reset before their
     // ACK, the other only holds a port (as packetdrill's own listeners do)
@@ -469,13 +488,28 @@ fn request_sockets_reset_fail_likely_on_the_one_listener_with_handshakes() {
     // the namespace's, its place a likely one), and nothing is left
     // unnamed.
     let ns = Netns::new("req-likely");
-    let tool = ns.spawn_tcpipstat(&REQUEST_RESETS_RUN);
-    // Past the first poll, well before the next.
-    sleep(Duration::from_millis(700));
+    let other = Netns::new("req-other");
+    let mut args = REQUEST_RESETS_RUN.to_vec();
+    if precision {
+        args.push("--precision");
+    }
+    let tool = ns.spawn_tcpipstat(&args);
+    // Past the first poll (precision: its events are on), well before
+    // the next.
+    sleep(Duration::from_millis(if precision { 1300 } else { 700 }));
     let served = ns.listen("127.0.0.1:7712");
     let idle = ns.listen("127.0.0.1:7711");
     let client = ns.connect("127.0.0.1:7712".parse().unwrap());
     let (child, _) = served.accept().expect("the child");
+    if precision {
+        // Refused: each an AttemptFail of the other namespace.
+        let refused = other.enter(|| {
+            (0..3)
+                .filter(|_| std::net::TcpStream::connect("127.0.0.1:7713").is_err())
+                .count()
+        });
+        assert_eq!(refused, 3);
+    }
     run_ok(ns.command("python3").args(["-c", RAW_SYNS, "7712", "3"]));
     // The SYN-ACKs draw their resets at once (loopback).
     sleep(Duration::from_millis(30));
@@ -484,6 +518,14 @@ fn request_sockets_reset_fail_likely_on_the_one_listener_with_handshakes() {
     let report = json_reports(&wait_output(tool).stdout)
         .pop()
         .expect("a report");
+    if precision {
+        // The other namespace's fails are held aside: waiting for a
+        // notice that never comes here, or counted elsewhere.
+        let aside = &report["precision"];
+        let held = aside["awaiting_notice"].as_u64().unwrap_or(0)
+            + aside["elsewhere"]["AttemptFails"].as_u64().unwrap_or(0);
+        assert!(held >= 1, "{report}");
+    }
     assert_request_fails_on(&report, 7712, 7711, true);
 }
 

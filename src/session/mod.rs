@@ -1119,21 +1119,29 @@ impl Session {
     /// namespaces for `counter`: every socket dumped, no close notice or
     /// event lost, nothing folded, no event count left aside.
     fn rows_are_whole_namespace(&self, counter: Counter) -> bool {
+        let no_event_count_aside = self.feed.as_ref().is_none_or(|_| {
+            let stats = self.tracker.event_stats().cloned().unwrap_or_default();
+            stats.awaiting_notice == 0
+                && stats.elsewhere.value(counter) == 0
+                && stats.unplaced.value(counter) == 0
+        });
+        self.listeners_are_whole_namespace() && no_event_count_aside
+    }
+
+    /// Whether the window knows every listener of the sampled namespaces
+    /// and what polls, notices and events showed of them: every socket
+    /// dumped, no close notice or event lost, nothing folded. Events
+    /// counted "elsewhere" (most likely another namespace's: tracepoints
+    /// see the whole host) do not matter to it.
+    fn listeners_are_whole_namespace(&self) -> bool {
         let every_socket_seen = self.config.system || self.config.filters.matches_everything();
         let closes_complete = self
             .closes_lost_window()
             .is_some_and(|lost| lost.notices == 0 && lost.overflows == 0);
-        let events_complete = self.feed.as_ref().is_none_or(|feed| {
-            let stats = self.tracker.event_stats().cloned().unwrap_or_default();
+        let no_event_lost = self.feed.as_ref().is_none_or(|feed| {
             feed.lost() + feed.undelivered() == self.events_lost_at_window_start
-                && stats.awaiting_notice == 0
-                && stats.elsewhere.value(counter) == 0
-                && stats.unplaced.value(counter) == 0
         });
-        every_socket_seen
-            && closes_complete
-            && events_complete
-            && self.folded_everywhere_sockets == 0
+        every_socket_seen && closes_complete && no_event_lost && self.folded_everywhere_sockets == 0
     }
 
     /// Per namespace (None: the one sampled) and counter, what its count
@@ -1202,7 +1210,10 @@ impl Session {
         let Some(deltas) = deltas else {
             return Vec::new();
         };
-        if !self.rows_are_whole_namespace(Counter::AttemptFails) {
+        // The namespace counts these resets itself: what must be whole is
+        // what names their listener, not every socket's AttemptFails (the
+        // same script in another namespace fails sockets there too).
+        if !self.listeners_are_whole_namespace() {
             return Vec::new();
         }
         let Some(listeners) = self.tracker.window_listeners() else {
