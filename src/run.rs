@@ -104,7 +104,7 @@ pub fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         if config.onclose {
-            for closed in session.close_reports() {
+            for closed in session.close_reports(finishing) {
                 options = options.after(emit(&closed, &options, out)?);
             }
             session.forget_closes();

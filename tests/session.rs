@@ -212,7 +212,7 @@ fn onclose_reports_each_connection_once_with_its_lifetime_counters() {
         session.poll().unwrap();
     }
     let options = session.render_options();
-    let reports = session.close_reports();
+    let reports = session.close_reports(false);
     assert_eq!(reports.len(), 2, "both ends closed");
     for report in &reports {
         assert_eq!(report.groups.len(), 1);
@@ -233,7 +233,7 @@ fn onclose_reports_each_connection_once_with_its_lifetime_counters() {
     session.forget_closes();
     session.poll().unwrap();
     assert!(
-        session.close_reports().is_empty(),
+        session.close_reports(false).is_empty(),
         "each close is reported once"
     );
 }
@@ -927,7 +927,7 @@ fn close_reports_say_where_each_sockets_counters_come_from() {
         session.poll().unwrap();
     }
     let options = session.render_options();
-    let reports = session.close_reports();
+    let reports = session.close_reports(false);
     let said = |key: SocketKey| {
         let report = reports
             .iter()
@@ -1040,7 +1040,7 @@ fn onclose_reports_each_udp_socket_once_as_it_closes_and_filters_apply() {
         session.poll().unwrap();
     }
     let options = session.render_options();
-    let reports = session.close_reports();
+    let reports = session.close_reports(false);
     let mut closes: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| serde_json::from_str(&rendered(options, r)).unwrap())
@@ -1060,10 +1060,10 @@ fn onclose_reports_each_udp_socket_once_as_it_closes_and_filters_apply() {
     assert_eq!(closes[1]["lifetime_ms"]["at_most"], 1000);
     drop(reports);
     session.forget_closes();
-    assert!(session.close_reports().is_empty(), "each close once");
+    assert!(session.close_reports(false).is_empty(), "each close once");
     // The server ends at the next poll: its drops as last polled, ~.
     session.poll().unwrap();
-    let reports = session.close_reports();
+    let reports = session.close_reports(false);
     assert_eq!(reports.len(), 1);
     let server: serde_json::Value = serde_json::from_str(&rendered(options, &reports[0])).unwrap();
     assert_eq!(server["key"]["lport"], 53);

@@ -30,7 +30,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
 
 use sim::events::{Delivered, EventPlan, Raiser};
-use sim::{Close, Delivery, Life, Scenario, Truth, World, CHECKED, NETNS, SYN_RETRIES};
+use sim::{Life, Scenario, Truth, World, CHECKED, NETNS, SYN_RETRIES};
 use tcpipstat::counters::{Counter, Counters};
 use tcpipstat::diff::{StateCounts, Tracker, NOTICE_GRACE_POLLS};
 use tcpipstat::filter::FilterSet;
@@ -367,22 +367,6 @@ fn known_defect(
     if matches!(mode, Mode::Precision(_)) && placed_too_late {
         return Some("a notice later than the grace after its CLOSE: counted elsewhere");
     }
-    // A notice read with a dump that began before its socket's last
-    // events (their batch comes with the next poll): the peer's FIN is
-    // judged without the end-of-stream read still to come.
-    let notice_before_events = life.spec.notice == Delivery::DuringDump
-        && life.destroyed.is_some_and(|d| {
-            let batch = world.polls.iter().position(|p| *p > d);
-            let read = world.life_notice_poll(life, d);
-            read.is_some() && read < batch
-        });
-    if matches!(mode, Mode::Precision(_))
-        && notice_before_events
-        && counter == Counter::BytesReceived
-        && got == expected + 1
-    {
-        return Some("a notice read before its socket's last events counts the FIN");
-    }
     let event_read = counter.is_state_event()
         || counter == Counter::BytesReceived
         || counter == Counter::OutRsts;
@@ -399,17 +383,6 @@ fn known_defect(
     // as if it had opened inside the window: nothing tells its age.
     if life.began_unlisted_before(world.window().0) && got > expected {
         return Some("a notice of a life begun before the first poll counts it whole");
-    }
-    // An orphan whose FIN was acknowledged before the peer's FIN came
-    // becomes a FIN_WAIT2 timewait socket and is freed then: its notice's
-    // bytes_received has no FIN, but an orderly notice always loses one
-    // byte to the FIN (closes.rs drop_fin).
-    let fin_wait2_notice = spec.close
-        == (Close::OursFirst {
-            peer_fin_with_ack: false,
-        });
-    if fin_wait2_notice && counter == Counter::BytesReceived && expected == got + 1 {
-        return Some("an orderly notice without the peer's FIN loses a data byte");
     }
     None
 }

@@ -584,7 +584,11 @@ impl Tracker {
         }
         if let Some(events) = &mut self.events {
             if !close_seen {
-                events.noticed_before_events(notice.cookie, self.polls);
+                let noticed = super::events::NoticedEarly {
+                    poll: self.polls,
+                    fin_not_counted: ending == Ending::Orderly && fin == PeerFin::NotCounted,
+                };
+                events.noticed_before_events(notice.cookie, noticed);
             }
             events.vanished(id, tail_after, &mut closed);
         }

@@ -136,6 +136,16 @@ struct HeldNotice {
     poll: u64,
 }
 
+/// A polled socket its notice ended before its last events came.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NoticedEarly {
+    /// The poll that read the notice.
+    pub poll: u64,
+    /// The notice's orderly close was taken to have no peer's FIN in its
+    /// bytes received, from the events seen so far.
+    pub fin_not_counted: bool,
+}
+
 /// What events tell of one socket beyond its counters.
 #[derive(Debug, Clone, Copy, Default)]
 struct Marks {
@@ -194,13 +204,18 @@ pub(super) struct EventAttribution {
     destroyed_lately: FxHashMap<u64, (SocketId, EventTuple, u64)>,
     held_notices: Vec<HeldNotice>,
     /// Polled sockets a close notice ended before their last events came
-    /// (cookie → poll): a notice is read with a poll's dump, and events
-    /// from after the dump began wait for the next poll. Bounded by
-    /// [`CLOSING_LIMIT`], forgotten two polls later.
-    noticed_before_events: FxHashMap<u64, u64>,
+    /// (cookie → what the notice left open): a notice is read with a
+    /// poll's dump, and events from after the dump began wait for the next
+    /// poll. Bounded by [`CLOSING_LIMIT`], forgotten two polls later.
+    noticed_before_events: FxHashMap<u64, NoticedEarly>,
     /// What such late events counted that the notice does not (resets,
     /// calls, drops), by cookie, for the closed life.
     counted_after_notice: FxHashMap<u64, Counters>,
+    /// Cookies of such lives whose notice's bytes received were taken to
+    /// have no peer's FIN (it had closed first, as far as events showed),
+    /// where a late event showed the FIN reached the socket after all (its
+    /// application read the end of the stream): one byte less.
+    fin_after_notice: Vec<u64>,
     /// Cookies whose notices count nothing: of event-only sockets
     /// destroyed after they were settled (reported), already counted, and
     /// of sockets the filters reject on the tuple events gave (an abort's
@@ -606,18 +621,31 @@ impl EventAttribution {
 
     /// A polled socket's notice ended it before events saw it end (no
     /// CLOSE yet): its last events may come with the next batch.
-    pub(super) fn noticed_before_events(&mut self, cookie: u64, poll: u64) {
+    pub(super) fn noticed_before_events(&mut self, cookie: u64, noticed: NoticedEarly) {
         if cookie != 0 && self.noticed_before_events.len() < CLOSING_LIMIT {
-            self.noticed_before_events.insert(cookie, poll);
+            self.noticed_before_events.insert(cookie, noticed);
         }
     }
 
+    /// Whether the life with `cookie` was ended by its notice before its
+    /// last events came (until its destruction event, two polls at most).
+    pub(super) fn awaits_late_events(&self, cookie: u64) -> bool {
+        cookie != 0 && self.noticed_before_events.contains_key(&cookie)
+    }
+
     /// What late events counted for sockets their notice ended already,
-    /// by cookie; the tracker adds it to their closed lives.
-    pub(super) fn take_counted_after_notice(&mut self, poll: u64) -> FxHashMap<u64, Counters> {
+    /// by cookie, and the cookies of those whose bytes received hold the
+    /// peer's FIN after all; the tracker corrects their closed lives.
+    pub(super) fn take_counted_after_notice(
+        &mut self,
+        poll: u64,
+    ) -> (FxHashMap<u64, Counters>, Vec<u64>) {
         self.noticed_before_events
-            .retain(|_, noticed| poll.saturating_sub(*noticed) <= 2);
-        std::mem::take(&mut self.counted_after_notice)
+            .retain(|_, noticed| poll.saturating_sub(noticed.poll) <= 2);
+        (
+            std::mem::take(&mut self.counted_after_notice),
+            std::mem::take(&mut self.fin_after_notice),
+        )
     }
 
     /// Counts no socket of this window takes.
@@ -1147,6 +1175,17 @@ impl Attribution<'_, '_> {
                 single(Counter::Drops, 1)
             }
             TraceEvent::DelayedAck { .. } => single(Counter::DelayedACKs, 1),
+            // The application read the end of the stream: the peer's FIN
+            // reached the full socket, and its notice's bytes received
+            // count it (one entry per life: the flag goes).
+            TraceEvent::Received { bytes: 0, .. } => {
+                if let Some(noticed) = self.part.noticed_before_events.get_mut(&cookie) {
+                    if std::mem::take(&mut noticed.fin_not_counted) {
+                        self.part.fin_after_notice.push(cookie);
+                    }
+                }
+                return;
+            }
             TraceEvent::Destroyed { sk, .. } => {
                 self.part.noticed_before_events.remove(&cookie);
                 self.part.by_sk.remove(sk);
@@ -2846,6 +2885,83 @@ mod tests {
         assert_eq!(stats.awaiting_notice, 0, "{stats:?}");
         assert_eq!(stats.unplaced, Counters::default(), "{stats:?}");
         assert_eq!(t.rows().count(), 3, "the listener and both ends");
+    }
+
+    #[test]
+    fn a_notice_read_before_its_sockets_last_events_drops_the_fin_the_end_of_stream_read_shows() {
+        use TcpState::*;
+        // shutdown(SHUT_WR), then the dump lists it in FIN_WAIT1 and the
+        // notice read with that dump ends it: its FIN_WAIT2, CLOSE, the
+        // end-of-stream read and its destruction came after the dump
+        // began and wait for the next batch. From the states seen when
+        // the notice came it closed first (no peer's FIN in its bytes);
+        // the read shows the full socket took the FIN after all.
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let with_received = |state: TcpState, received: u64| {
+            let mut raw = vec![0u8; 232];
+            raw[0] = state as u8;
+            raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
+            // Its SYN and FIN acknowledged: an orderly close.
+            raw[120..128].copy_from_slice(&2u64.to_ne_bytes());
+            raw[136..140].copy_from_slice(&3u32.to_ne_bytes());
+            raw[140..144].copy_from_slice(&3u32.to_ne_bytes());
+            raw[128..136].copy_from_slice(&received.to_ne_bytes());
+            sample(9, client, state, TcpInfo::from_bytes(&raw))
+        };
+        // (read to the end, the notice's bytes_received): 100 were
+        // received before the run, none in it.
+        for (read_to_end, final_received) in [(true, 101), (false, 100)] {
+            let mut t = tracker();
+            let mut first = noticed(0, vec![]);
+            first.sockets = vec![with_received(Established, 100)];
+            t.observe(&first, &ANY);
+            t.apply_events(&[at(1, change(0x10, client, Established, FinWait1))], &ANY);
+            let mut racing = noticed(1000, vec![with_received(Close, final_received)]);
+            racing.sockets = vec![with_received(FinWait1, 100)];
+            t.observe(&racing, &ANY);
+            let mut last = vec![
+                at(2, change(0x10, client, FinWait1, FinWait2)),
+                at(3, change(0x10, client, FinWait2, Close)),
+            ];
+            if read_to_end {
+                let eof = TraceEvent::Received {
+                    sk: 0x10,
+                    tuple: None,
+                    bytes: 0,
+                };
+                last.push(at(4, eof));
+            }
+            let destroyed = TraceEvent::Destroyed {
+                sk: 0x10,
+                tuple: client,
+                cookie: Some(9),
+            };
+            last.push(at(5, destroyed));
+            // A lifetime report (--onclose) after this poll waits for the
+            // life's last events: the life stays when the reported go.
+            let waits = |t: &Tracker| t.closed().iter().any(|c| t.awaits_late_events(c));
+            assert!(waits(&t), "{read_to_end}");
+            t.clear_closed_reported();
+            assert_eq!(t.closed().len(), 1, "{read_to_end}");
+            t.apply_events(&last, &ANY);
+            assert!(!waits(&t), "{read_to_end}: its destruction came");
+            // Its lifetime's data: the 100 bytes, no FIN.
+            let lifetime = t.closed()[0].lifetime_counters();
+            assert_eq!(
+                lifetime.get(Counter::BytesReceived),
+                Some(100),
+                "{read_to_end}"
+            );
+            t.observe(&noticed(2000, vec![]), &ANY);
+            let c = totals(&t);
+            assert_eq!(
+                c.get(Counter::BytesReceived),
+                Some(0),
+                "{read_to_end}: {c:?}"
+            );
+            assert!(!c.is_approx(Counter::BytesReceived), "{read_to_end}: {c:?}");
+            assert_eq!(c.value(Counter::EstabResets), 0, "{read_to_end}: {c:?}");
+        }
     }
 
     #[test]

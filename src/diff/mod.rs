@@ -464,15 +464,18 @@ impl Tracker {
             );
             // Late events of lives their notice ended: onto those lives
             // (the newest with the cookie), or unplaced once reported.
-            for (cookie, counts) in part.take_counted_after_notice(self.polls) {
-                match self
-                    .closed
-                    .iter_mut()
-                    .rev()
-                    .find(|c| c.sample.cookie == cookie)
-                {
+            let (counted, fin_read) = part.take_counted_after_notice(self.polls);
+            for (cookie, counts) in counted {
+                match newest_closed_with(&mut self.closed, cookie) {
                     Some(closed) => closed.window.add(&counts),
                     None => part.count_unplaced(&counts),
+                }
+            }
+            // A life reported already keeps the byte (reports are out).
+            for cookie in fin_read {
+                if let Some(closed) = newest_closed_with(&mut self.closed, cookie) {
+                    closes::drop_fin(&mut closed.window);
+                    closes::drop_fin(&mut closed.lifetime);
                 }
             }
         }
@@ -892,10 +895,26 @@ impl Tracker {
         counters
     }
 
+    /// Whether a closed life's last events are still to come: its notice
+    /// was read with a dump that began before them, and they come with
+    /// the next batch (its reset, an end-of-stream read that puts the
+    /// peer's FIN in its bytes). A lifetime report waits for them.
+    pub fn awaits_late_events(&self, closed: &Closed) -> bool {
+        self.events
+            .as_ref()
+            .is_some_and(|events| events.awaits_late_events(closed.sample.cookie))
+    }
+
     /// Forgets the sockets that closed (reported already), keeping every
-    /// other socket's window.
-    pub fn clear_closed(&mut self) {
-        self.closed.clear();
+    /// other socket's window and the closed lives that still await their
+    /// last events (for the next lifetime report).
+    pub fn clear_closed_reported(&mut self) {
+        let Some(events) = &self.events else {
+            self.closed.clear();
+            return;
+        };
+        self.closed
+            .retain(|closed| events.awaits_late_events(closed.sample.cookie));
     }
 
     /// Starts a new window: counts so far are forgotten, sockets are kept.
@@ -923,6 +942,11 @@ impl Tracker {
         listeners.sort_unstable();
         Some(listeners)
     }
+}
+
+/// The newest life of the window that closed with `cookie`.
+fn newest_closed_with(closed: &mut [Closed], cookie: u64) -> Option<&mut Closed> {
+    closed.iter_mut().rev().find(|c| c.sample.cookie == cookie)
 }
 
 /// An accepted socket's handshake sent a SYN-ACK from its listener's

@@ -1290,7 +1290,10 @@ impl Session {
 
     /// One lifetime report per connection that closed since the last call
     /// (--onclose). Call [`Session::forget_closes`] once they are written.
-    pub fn close_reports(&mut self) -> Vec<Report<'_>> {
+    /// A life whose last events are still to come (precision: its notice
+    /// came first) waits for the next call, unless `everything` (the run
+    /// ends).
+    pub fn close_reports(&mut self, everything: bool) -> Vec<Report<'_>> {
         self.relabel();
         let now_ms = self.source.elapsed_ms();
         let this = &*self;
@@ -1305,6 +1308,7 @@ impl Session {
             .closed()
             .iter()
             .filter(|closed| closed.is_connection() && filters.matches(&closed.sample.key))
+            .filter(|closed| everything || !this.tracker.awaits_late_events(closed))
             .map(|closed| {
                 let group = Group {
                     counters: closed.lifetime_counters(),
@@ -1380,7 +1384,7 @@ impl Session {
     /// Forgets the closes reported. Sockets' windows run on: a lifetime
     /// report needs all its socket's events, not only the last loop's.
     pub fn forget_closes(&mut self) {
-        self.tracker.clear_closed();
+        self.tracker.clear_closed_reported();
         if self.config.udp {
             self.udp.forget_closed();
             let unreported = self.udp.unreported();
