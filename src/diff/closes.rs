@@ -274,31 +274,85 @@ pub(super) fn peer_fin(
     end_of_stream_read: bool,
     last_polled: Option<&SocketSample>,
 ) -> PeerFin {
-    use TcpState::*;
-    if notice.recv_queue > 0 || end_of_stream_read {
-        return PeerFin::Counted;
+    FinClues::of(notice, last_polled).verdict(history, end_of_stream_read)
+}
+
+/// What a notice and its socket's last poll tell of the peer's FIN, which
+/// later events cannot change; with the states events saw and whether the
+/// end of stream was read, they give the verdict ([`peer_fin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FinClues {
+    /// Something unread at the end (an orphan's unread FIN stays queued).
+    unread: bool,
+    /// A poll saw it in a state past the peer's FIN.
+    polled_past_fin: bool,
+    /// A poll saw it orphaned while closing (FIN_WAIT1, FIN_WAIT2).
+    orphan_closing: bool,
+}
+
+impl FinClues {
+    pub(super) fn of(notice: &SocketSample, last_polled: Option<&SocketSample>) -> FinClues {
+        use TcpState::*;
+        FinClues {
+            unread: notice.recv_queue > 0,
+            polled_past_fin: last_polled.is_some_and(|s| s.state.peer_fin_received()),
+            orphan_closing: last_polled
+                .is_some_and(|s| matches!(s.state, FinWait1 | FinWait2) && s.inode == 0),
+        }
     }
-    let states = history.unwrap_or_default();
-    let polled_past_fin = last_polled.is_some_and(|s| s.state.peer_fin_received());
-    if polled_past_fin
-        || states
-            .iter()
-            .any(|s| matches!(s, CloseWait | LastAck | Closing | TimeWait))
-    {
-        return PeerFin::Counted;
+
+    /// `history`: its states from events (None without events).
+    pub(super) fn verdict(
+        self,
+        history: Option<StateHistory>,
+        end_of_stream_read: bool,
+    ) -> PeerFin {
+        use TcpState::*;
+        if self.unread || end_of_stream_read {
+            return PeerFin::Counted;
+        }
+        let states = history.unwrap_or_default();
+        if self.polled_past_fin
+            || states
+                .iter()
+                .any(|s| matches!(s, CloseWait | LastAck | Closing | TimeWait))
+        {
+            return PeerFin::Counted;
+        }
+        let closed_first_by_events = states.iter().any(|s| matches!(s, FinWait1 | FinWait2));
+        if closed_first_by_events || self.orphan_closing {
+            PeerFin::NotCounted
+        } else if history.is_some_and(|h| h.last() == Some(Close)) {
+            // Events would have shown it closing first.
+            PeerFin::Counted
+        } else {
+            // No events, or not all of them yet: its close's came after the
+            // dump that read its notice began (or were lost).
+            PeerFin::Unknown
+        }
     }
-    let closed_first_by_events = states.iter().any(|s| matches!(s, FinWait1 | FinWait2));
-    let orphan_closing =
-        last_polled.is_some_and(|s| matches!(s.state, FinWait1 | FinWait2) && s.inode == 0);
-    if closed_first_by_events || orphan_closing {
-        PeerFin::NotCounted
-    } else if history.is_some_and(|h| h.last() == Some(Close)) {
-        // Events would have shown it closing first.
-        PeerFin::Counted
-    } else {
-        // No events, or not all of them yet: its close's came after the
-        // dump that read its notice began (or were lost).
-        PeerFin::Unknown
+}
+
+/// Corrects an orderly close's bytes received that `applied` took the
+/// FIN out of (see [`drop_peer_fin`]) where later events told `last`.
+pub(super) fn revise_peer_fin(counters: &mut Counters, applied: PeerFin, last: PeerFin) {
+    let Some(received) = counters.get(Counter::BytesReceived) else {
+        return;
+    };
+    let approx = counters.is_approx(Counter::BytesReceived);
+    match (applied, last) {
+        (PeerFin::Counted, PeerFin::NotCounted) => {
+            counters.set(Counter::BytesReceived, received + 1, approx)
+        }
+        (PeerFin::NotCounted, PeerFin::Counted) => drop_fin(counters),
+        // Unknown took a byte off where there was one, and said `~`.
+        (PeerFin::Unknown, PeerFin::Counted) => {
+            counters.replace(Counter::BytesReceived, received, false)
+        }
+        (PeerFin::Unknown, PeerFin::NotCounted) => {
+            counters.replace(Counter::BytesReceived, received + u64::from(approx), false)
+        }
+        _ => {}
     }
 }
 
@@ -586,7 +640,11 @@ impl Tracker {
             if !close_seen {
                 let noticed = super::events::NoticedEarly {
                     poll: self.polls,
-                    fin_not_counted: ending == Ending::Orderly && fin == PeerFin::NotCounted,
+                    fin,
+                    fin_counted: ending == Ending::Orderly,
+                    clues: FinClues::of(notice, Some(&last_polled)),
+                    history: events.history_of(&id),
+                    end_of_stream_read: events.end_of_stream_read_by(&id),
                 };
                 events.noticed_before_events(notice.cookie, noticed);
             }

@@ -39,7 +39,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use super::closes::Ending;
+use super::closes::{Ending, FinClues, PeerFin};
 use super::table::SocketTable;
 use super::{Closed, CountedFrom, Holder, Listeners, Origin, SocketId, StateCounts, Tracked};
 use crate::counters::{cumulative, difference, Counter, Counters};
@@ -141,9 +141,27 @@ struct HeldNotice {
 pub(super) struct NoticedEarly {
     /// The poll that read the notice.
     pub poll: u64,
-    /// The notice's orderly close was taken to have no peer's FIN in its
-    /// bytes received, from the events seen so far.
-    pub fin_not_counted: bool,
+    /// The verdict on the peer's FIN from the events seen so far, and
+    /// whether its bytes received were read with it (an orderly close;
+    /// else a re-reading as an accepted socket's may use it later).
+    pub fin: PeerFin,
+    pub fin_counted: bool,
+    /// What the notice and the last poll told of the FIN.
+    pub clues: FinClues,
+    /// Its states as events saw them, the late ones too.
+    pub history: StateHistory,
+    /// Its application read the end of the stream.
+    pub end_of_stream_read: bool,
+}
+
+/// A closed life's peer's FIN read again once its last events came.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FinRevision {
+    pub cookie: u64,
+    /// The verdict its bytes received were counted with, if they were.
+    pub counted_with: Option<PeerFin>,
+    /// The verdict now.
+    pub last: PeerFin,
 }
 
 /// What events tell of one socket beyond its counters.
@@ -211,11 +229,10 @@ pub(super) struct EventAttribution {
     /// What such late events counted that the notice does not (resets,
     /// calls, drops), by cookie, for the closed life.
     counted_after_notice: FxHashMap<u64, Counters>,
-    /// Cookies of such lives whose notice's bytes received were taken to
-    /// have no peer's FIN (it had closed first, as far as events showed),
-    /// where a late event showed the FIN reached the socket after all (its
-    /// application read the end of the stream): one byte less.
-    fin_after_notice: Vec<u64>,
+    /// Such lives whose peer's FIN their late events told otherwise than
+    /// the events before their notice (an end-of-stream read, a state
+    /// past the FIN, or the states of a first closer after an unknown).
+    fin_revisions: Vec<FinRevision>,
     /// Cookies whose notices count nothing: of event-only sockets
     /// destroyed after they were settled (reported), already counted, and
     /// of sockets the filters reject on the tuple events gave (an abort's
@@ -448,6 +465,11 @@ impl EventAttribution {
         self.marks.get(id).map(|m| m.history).unwrap_or_default()
     }
 
+    /// Whether a receive call of the socket's read the end of its stream.
+    pub(super) fn end_of_stream_read_by(&self, id: &SocketId) -> bool {
+        self.marks.get(id).is_some_and(|m| m.end_of_stream_read)
+    }
+
     /// The process the socket's system calls ran in, as events saw.
     pub(super) fn owner_of(&self, id: &SocketId) -> Option<u32> {
         self.marks.get(id).and_then(|m| m.owner)
@@ -639,12 +661,12 @@ impl EventAttribution {
     pub(super) fn take_counted_after_notice(
         &mut self,
         poll: u64,
-    ) -> (FxHashMap<u64, Counters>, Vec<u64>) {
+    ) -> (FxHashMap<u64, Counters>, Vec<FinRevision>) {
         self.noticed_before_events
             .retain(|_, noticed| poll.saturating_sub(noticed.poll) <= 2);
         (
             std::mem::take(&mut self.counted_after_notice),
-            std::mem::take(&mut self.fin_after_notice),
+            std::mem::take(&mut self.fin_revisions),
         )
     }
 
@@ -1175,19 +1197,36 @@ impl Attribution<'_, '_> {
                 single(Counter::Drops, 1)
             }
             TraceEvent::DelayedAck { .. } => single(Counter::DelayedACKs, 1),
-            // The application read the end of the stream: the peer's FIN
-            // reached the full socket, and its notice's bytes received
-            // count it (one entry per life: the flag goes).
+            // What tells whether the peer's FIN reached the full socket,
+            // read again at its destruction.
+            TraceEvent::StateChange { old, new, .. } => {
+                if let Some(noticed) = self.part.noticed_before_events.get_mut(&cookie) {
+                    if noticed.history.is_empty() {
+                        noticed.history.push(*old);
+                    }
+                    noticed.history.push(*new);
+                }
+                return;
+            }
             TraceEvent::Received { bytes: 0, .. } => {
                 if let Some(noticed) = self.part.noticed_before_events.get_mut(&cookie) {
-                    if std::mem::take(&mut noticed.fin_not_counted) {
-                        self.part.fin_after_notice.push(cookie);
-                    }
+                    noticed.end_of_stream_read = true;
                 }
                 return;
             }
             TraceEvent::Destroyed { sk, .. } => {
-                self.part.noticed_before_events.remove(&cookie);
+                if let Some(noticed) = self.part.noticed_before_events.remove(&cookie) {
+                    let last = noticed
+                        .clues
+                        .verdict(Some(noticed.history), noticed.end_of_stream_read);
+                    if last != noticed.fin {
+                        self.part.fin_revisions.push(FinRevision {
+                            cookie,
+                            counted_with: noticed.fin_counted.then_some(noticed.fin),
+                            last,
+                        });
+                    }
+                }
                 self.part.by_sk.remove(sk);
                 self.part.closing.remove(sk);
                 self.part.pending.remove(sk);
@@ -2888,14 +2927,13 @@ mod tests {
     }
 
     #[test]
-    fn a_notice_read_before_its_sockets_last_events_drops_the_fin_the_end_of_stream_read_shows() {
+    fn a_notice_read_before_its_sockets_last_events_has_its_peers_fin_read_again_when_they_come() {
         use TcpState::*;
-        // shutdown(SHUT_WR), then the dump lists it in FIN_WAIT1 and the
-        // notice read with that dump ends it: its FIN_WAIT2, CLOSE, the
-        // end-of-stream read and its destruction came after the dump
-        // began and wait for the next batch. From the states seen when
-        // the notice came it closed first (no peer's FIN in its bytes);
-        // the read shows the full socket took the FIN after all.
+        // The dump lists the socket, and the notice read with that dump
+        // ends it: its last states, an end-of-stream read and its
+        // destruction came after the dump began and wait for the next
+        // batch. The FIN is judged from what came before the notice, and
+        // judged again, exactly, when the rest comes.
         let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
         let with_received = |state: TcpState, received: u64| {
             let mut raw = vec![0u8; 232];
@@ -2908,59 +2946,108 @@ mod tests {
             raw[128..136].copy_from_slice(&received.to_ne_bytes());
             sample(9, client, state, TcpInfo::from_bytes(&raw))
         };
-        // (read to the end, the notice's bytes_received): 100 were
-        // received before the run, none in it.
-        for (read_to_end, final_received) in [(true, 101), (false, 100)] {
+        struct Case {
+            what: &'static str,
+            before_notice: &'static [(TcpState, TcpState)],
+            after_notice: &'static [(TcpState, TcpState)],
+            read_to_end: bool,
+            /// The notice's bytes_received: 100 data bytes before the
+            /// run, and the FIN where the full socket took it.
+            final_received: u64,
+        }
+        let cases = [
+            Case {
+                what: "shut down first, then read the peer's FIN",
+                before_notice: &[(Established, FinWait1)],
+                after_notice: &[(FinWait1, FinWait2), (FinWait2, Close)],
+                read_to_end: true,
+                final_received: 101,
+            },
+            Case {
+                what: "closed first, the FIN went to its timewait successor",
+                before_notice: &[(Established, FinWait1)],
+                after_notice: &[(FinWait1, FinWait2), (FinWait2, Close)],
+                read_to_end: false,
+                final_received: 100,
+            },
+            Case {
+                what: "no state seen before the notice, closed second",
+                before_notice: &[],
+                after_notice: &[
+                    (Established, CloseWait),
+                    (CloseWait, LastAck),
+                    (LastAck, Close),
+                ],
+                read_to_end: false,
+                final_received: 101,
+            },
+            Case {
+                what: "no state seen before the notice, closed first",
+                before_notice: &[],
+                after_notice: &[
+                    (Established, FinWait1),
+                    (FinWait1, FinWait2),
+                    (FinWait2, Close),
+                ],
+                read_to_end: false,
+                final_received: 100,
+            },
+        ];
+        for case in cases {
+            let what = case.what;
             let mut t = tracker();
             let mut first = noticed(0, vec![]);
             first.sockets = vec![with_received(Established, 100)];
             t.observe(&first, &ANY);
-            t.apply_events(&[at(1, change(0x10, client, Established, FinWait1))], &ANY);
-            let mut racing = noticed(1000, vec![with_received(Close, final_received)]);
-            racing.sockets = vec![with_received(FinWait1, 100)];
+            let early: Vec<Timed> = case
+                .before_notice
+                .iter()
+                .map(|(old, new)| at(1, change(0x10, client, *old, *new)))
+                .collect();
+            t.apply_events(&early, &ANY);
+            let listed = case
+                .before_notice
+                .last()
+                .map_or(Established, |(_, new)| *new);
+            let mut racing = noticed(1000, vec![with_received(Close, case.final_received)]);
+            racing.sockets = vec![with_received(listed, 100)];
             t.observe(&racing, &ANY);
-            let mut last = vec![
-                at(2, change(0x10, client, FinWait1, FinWait2)),
-                at(3, change(0x10, client, FinWait2, Close)),
-            ];
-            if read_to_end {
+            let mut late: Vec<Timed> = case
+                .after_notice
+                .iter()
+                .map(|(old, new)| at(2, change(0x10, client, *old, *new)))
+                .collect();
+            if case.read_to_end {
                 let eof = TraceEvent::Received {
                     sk: 0x10,
                     tuple: None,
                     bytes: 0,
                 };
-                last.push(at(4, eof));
+                late.push(at(3, eof));
             }
             let destroyed = TraceEvent::Destroyed {
                 sk: 0x10,
                 tuple: client,
                 cookie: Some(9),
             };
-            last.push(at(5, destroyed));
+            late.push(at(4, destroyed));
             // A lifetime report (--onclose) after this poll waits for the
             // life's last events: the life stays when the reported go.
             let waits = |t: &Tracker| t.closed().iter().any(|c| t.awaits_late_events(c));
-            assert!(waits(&t), "{read_to_end}");
+            assert!(waits(&t), "{what}");
             t.clear_closed_reported();
-            assert_eq!(t.closed().len(), 1, "{read_to_end}");
-            t.apply_events(&last, &ANY);
-            assert!(!waits(&t), "{read_to_end}: its destruction came");
+            assert_eq!(t.closed().len(), 1, "{what}");
+            t.apply_events(&late, &ANY);
+            assert!(!waits(&t), "{what}: its destruction came");
             // Its lifetime's data: the 100 bytes, no FIN.
             let lifetime = t.closed()[0].lifetime_counters();
-            assert_eq!(
-                lifetime.get(Counter::BytesReceived),
-                Some(100),
-                "{read_to_end}"
-            );
+            assert_eq!(lifetime.get(Counter::BytesReceived), Some(100), "{what}");
+            assert!(!lifetime.is_approx(Counter::BytesReceived), "{what}");
             t.observe(&noticed(2000, vec![]), &ANY);
             let c = totals(&t);
-            assert_eq!(
-                c.get(Counter::BytesReceived),
-                Some(0),
-                "{read_to_end}: {c:?}"
-            );
-            assert!(!c.is_approx(Counter::BytesReceived), "{read_to_end}: {c:?}");
-            assert_eq!(c.value(Counter::EstabResets), 0, "{read_to_end}: {c:?}");
+            assert_eq!(c.get(Counter::BytesReceived), Some(0), "{what}: {c:?}");
+            assert!(!c.is_approx(Counter::BytesReceived), "{what}: {c:?}");
+            assert_eq!(c.value(Counter::EstabResets), 0, "{what}: {c:?}");
         }
     }
 

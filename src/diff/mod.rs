@@ -464,18 +464,25 @@ impl Tracker {
             );
             // Late events of lives their notice ended: onto those lives
             // (the newest with the cookie), or unplaced once reported.
-            let (counted, fin_read) = part.take_counted_after_notice(self.polls);
+            let (counted, fin_revisions) = part.take_counted_after_notice(self.polls);
             for (cookie, counts) in counted {
                 match newest_closed_with(&mut self.closed, cookie) {
                     Some(closed) => closed.window.add(&counts),
                     None => part.count_unplaced(&counts),
                 }
             }
-            // A life reported already keeps the byte (reports are out).
-            for cookie in fin_read {
-                if let Some(closed) = newest_closed_with(&mut self.closed, cookie) {
-                    closes::drop_fin(&mut closed.window);
-                    closes::drop_fin(&mut closed.lifetime);
+            // A life reported already keeps its count (reports are out).
+            for revision in fin_revisions {
+                let Some(closed) = newest_closed_with(&mut self.closed, revision.cookie) else {
+                    continue;
+                };
+                if let Some(applied) = revision.counted_with {
+                    closes::revise_peer_fin(&mut closed.window, applied, revision.last);
+                    closes::revise_peer_fin(&mut closed.lifetime, applied, revision.last);
+                }
+                // Read as a connect's, it may yet be read as accepted.
+                if let Some(read) = &mut closed.read_as_connect {
+                    read.fin = revision.last;
                 }
             }
         }
