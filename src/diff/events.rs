@@ -3035,6 +3035,7 @@ mod tests {
             // life's last events: the life stays when the reported go.
             let waits = |t: &Tracker| t.closed().iter().any(|c| t.awaits_late_events(c));
             assert!(waits(&t), "{what}");
+            let unseen = t.closed()[0].unseen_ms;
             t.clear_closed_reported();
             assert_eq!(t.closed().len(), 1, "{what}");
             t.apply_events(&late, &ANY);
@@ -3044,6 +3045,8 @@ mod tests {
             assert_eq!(lifetime.get(Counter::BytesReceived), Some(100), "{what}");
             assert!(!lifetime.is_approx(Counter::BytesReceived), "{what}");
             t.observe(&noticed(2000, vec![]), &ANY);
+            // Reported a poll later: it closed in a span a poll longer.
+            assert_eq!(t.closed()[0].unseen_ms, unseen + 1000, "{what}");
             let c = totals(&t);
             assert_eq!(c.get(Counter::BytesReceived), Some(0), "{what}: {c:?}");
             assert!(!c.is_approx(Counter::BytesReceived), "{what}: {c:?}");

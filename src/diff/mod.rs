@@ -303,6 +303,10 @@ pub struct Tracker {
     /// not come (cookie → poll): a late notice completes that life rather
     /// than counting a connection of its own.
     vanished_unnoticed: rustc_hash::FxHashMap<u64, u64>,
+    /// Closed lives a lifetime report left for their last events (the
+    /// first ones of `closed`): the next poll's interval joins the span
+    /// they closed in.
+    held_over: usize,
     polls: u64,
     /// The last poll came with close notices read.
     notices_read: bool,
@@ -495,6 +499,10 @@ impl Tracker {
         let poll = self.polls;
         let elapsed = snapshot.taken_at_ms.saturating_sub(self.last_poll_ms);
         self.last_poll_ms = snapshot.taken_at_ms;
+        let held_over = std::mem::take(&mut self.held_over);
+        for closed in self.closed.iter_mut().take(held_over) {
+            closed.unseen_ms = closed.unseen_ms.saturating_add(elapsed);
+        }
         self.learn_listeners(snapshot);
         self.notices_read = snapshot.closes_watched;
         if snapshot.closes_watched && self.states == StateCounts::Inferred {
@@ -922,6 +930,7 @@ impl Tracker {
         };
         self.closed
             .retain(|closed| events.awaits_late_events(closed.sample.cookie));
+        self.held_over = self.closed.len();
     }
 
     /// Starts a new window: counts so far are forgotten, sockets are kept.
@@ -934,6 +943,7 @@ impl Tracker {
             events.reset_window();
         }
         self.closed.clear();
+        self.held_over = 0;
         self.unplaced_by_filters = Folded::default();
         self.window_listeners.clear();
         self.window_listeners_overflowed = false;
