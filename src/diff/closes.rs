@@ -342,16 +342,18 @@ pub(super) fn revise_peer_fin(counters: &mut Counters, applied: PeerFin, last: P
     let approx = counters.is_approx(Counter::BytesReceived);
     match (applied, last) {
         (PeerFin::Counted, PeerFin::NotCounted) => {
-            counters.set(Counter::BytesReceived, received + 1, approx)
+            counters.set(Counter::BytesReceived, received.saturating_add(1), approx)
         }
         (PeerFin::NotCounted, PeerFin::Counted) => drop_fin(counters),
         // Unknown took a byte off where there was one, and said `~`.
         (PeerFin::Unknown, PeerFin::Counted) => {
             counters.replace(Counter::BytesReceived, received, false)
         }
-        (PeerFin::Unknown, PeerFin::NotCounted) => {
-            counters.replace(Counter::BytesReceived, received + u64::from(approx), false)
-        }
+        (PeerFin::Unknown, PeerFin::NotCounted) => counters.replace(
+            Counter::BytesReceived,
+            received.saturating_add(u64::from(approx)),
+            false,
+        ),
         _ => {}
     }
 }

@@ -2313,6 +2313,19 @@ mod tests {
         assert_eq!(totals(&t).get(Counter::PassiveOpens), Some(1));
     }
 
+    /// Socket (cookie 9) `client` in `state`, its SYN and FIN
+    /// acknowledged (an orderly close) and `received` bytes received.
+    fn orderly_closer(client: EventTuple, state: TcpState, received: u64) -> SocketSample {
+        let mut raw = vec![0u8; 232];
+        raw[0] = state as u8;
+        raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
+        raw[120..128].copy_from_slice(&2u64.to_ne_bytes());
+        raw[136..140].copy_from_slice(&3u32.to_ne_bytes());
+        raw[140..144].copy_from_slice(&3u32.to_ne_bytes());
+        raw[128..136].copy_from_slice(&received.to_ne_bytes());
+        sample(9, client, state, TcpInfo::from_bytes(&raw))
+    }
+
     #[test]
     fn a_late_notice_keeps_the_peers_fin_out_when_the_end_of_stream_was_read() {
         use TcpState::*;
@@ -2320,17 +2333,7 @@ mod tests {
         // then close(): the full socket took the FIN, which its notice's
         // bytes_received counts, though its states are a first closer's.
         let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
-        let with_received = |state: TcpState, received: u64| {
-            let mut raw = vec![0u8; 232];
-            raw[0] = state as u8;
-            raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
-            // Its SYN and FIN acknowledged: an orderly close.
-            raw[120..128].copy_from_slice(&2u64.to_ne_bytes());
-            raw[136..140].copy_from_slice(&3u32.to_ne_bytes());
-            raw[140..144].copy_from_slice(&3u32.to_ne_bytes());
-            raw[128..136].copy_from_slice(&received.to_ne_bytes());
-            sample(9, client, state, TcpInfo::from_bytes(&raw))
-        };
+        let with_received = |state, received| orderly_closer(client, state, received);
         let listing = |ms: u64, socket: SocketSample| {
             let mut s = noticed(ms, vec![]);
             s.sockets = vec![socket];
@@ -2935,17 +2938,7 @@ mod tests {
         // batch. The FIN is judged from what came before the notice, and
         // judged again, exactly, when the rest comes.
         let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
-        let with_received = |state: TcpState, received: u64| {
-            let mut raw = vec![0u8; 232];
-            raw[0] = state as u8;
-            raw[228..232].copy_from_slice(&65535u32.to_ne_bytes());
-            // Its SYN and FIN acknowledged: an orderly close.
-            raw[120..128].copy_from_slice(&2u64.to_ne_bytes());
-            raw[136..140].copy_from_slice(&3u32.to_ne_bytes());
-            raw[140..144].copy_from_slice(&3u32.to_ne_bytes());
-            raw[128..136].copy_from_slice(&received.to_ne_bytes());
-            sample(9, client, state, TcpInfo::from_bytes(&raw))
-        };
+        let with_received = |state, received| orderly_closer(client, state, received);
         struct Case {
             what: &'static str,
             before_notice: &'static [(TcpState, TcpState)],
