@@ -15,6 +15,7 @@
 //!
 //! Pure, like the rest of `diff`.
 
+use super::life::{Life, OpenKind, Told};
 use super::{Closed, CountedFrom, Holder, Origin, SocketId, StateCounts, Tracked, Tracker};
 use crate::counters::{cumulative, difference, Counter, Counters};
 use crate::filter::FilterSet;
@@ -220,20 +221,6 @@ impl Ending {
             _ => {}
         }
         counts
-    }
-}
-
-/// A connect that never sent its SYN opened nothing: the ActiveOpen its
-/// first sighting (or its CLOSE→SYN_SENT event) counted in this window is
-/// taken back. One counted in an earlier window stays (reports are out).
-pub(super) fn retract_open(window: &mut Counters) {
-    if window.value(Counter::ActiveOpens) > 0 {
-        let approx = window.is_approx(Counter::ActiveOpens);
-        window.set(
-            Counter::ActiveOpens,
-            window.value(Counter::ActiveOpens) - 1,
-            approx,
-        );
     }
 }
 
@@ -518,21 +505,15 @@ impl Tracker {
                 closed.rtt.record_sample(notice);
             }
         }
-        // With events, their CLOSE counted the ending already.
-        let close_seen = self.states == StateCounts::FromEvents
-            && closed.history.last() == Some(TcpState::Close);
-        if !close_seen {
-            for guessed in [Counter::EstabResets, Counter::AttemptFails] {
-                if closed.window.is_approx(guessed) {
-                    closed.window.replace(guessed, 0, false);
-                }
-            }
-            closed
-                .window
-                .add(&ending.state_counts(Some(closed.sample.state)));
-        }
+        // In place of the ending its vanishing guessed; none where its
+        // CLOSE event counted it.
+        let told = ending.state_counts(Some(closed.sample.state));
+        closed
+            .life
+            .end(&told, Told::Notice)
+            .apply(&mut closed.window);
         if ending == Ending::NeverSent {
-            retract_open(&mut closed.window);
+            closed.life.retract_open().apply(&mut closed.window);
         }
         closed.sample.state = TcpState::Close;
     }
@@ -578,6 +559,7 @@ impl Tracker {
             lifetime: cumulative(&tracked.sample).counters,
             window: tracked.window.counts(),
             rtt: tracked.rtt,
+            life: tracked.life,
             sample: tracked.sample,
             unseen_ms: 0,
             history: StateHistory::default(),
@@ -615,7 +597,6 @@ impl Tracker {
                 if_accepted: Ending::of(notice, true, self.syn_retries()),
                 last_state,
                 fin,
-                ending_counted: true,
             });
         }
         if ending.cleared() {
@@ -624,20 +605,18 @@ impl Tracker {
         }
         // With events, their CLOSE counted the ending; one the kernel never
         // delivered (a timer's on an idle CPU, say) leaves it to the notice.
+        let told = ending.state_counts(Some(last_state));
+        closed
+            .life
+            .end(&told, Told::Notice)
+            .apply(&mut closed.window);
+        if ending == Ending::NeverSent {
+            closed.life.retract_open().apply(&mut closed.window);
+        }
         let close_seen = self
             .events
             .as_ref()
             .is_some_and(|events| events.history_of(&id).last() == Some(TcpState::Close));
-        let ending_counted = self.states != StateCounts::FromEvents || !close_seen;
-        if ending_counted {
-            closed.window.add(&ending.state_counts(Some(last_state)));
-        }
-        if let Some(read) = &mut closed.read_as_connect {
-            read.ending_counted = ending_counted;
-        }
-        if ending == Ending::NeverSent {
-            retract_open(&mut closed.window);
-        }
         if let Some(events) = &mut self.events {
             if !close_seen {
                 let noticed = super::events::NoticedEarly {
@@ -707,7 +686,7 @@ impl Tracker {
         if !placed && !filter.cannot_tell(&notice.key) {
             return;
         }
-        let (window, lifetime) = self.notice_alone_counts(notice, ending, passive);
+        let (window, lifetime, life) = self.notice_alone_counts(notice, ending, passive);
         if !placed {
             self.unplaced_by_filters.sockets += 1;
             self.unplaced_by_filters.counters.add(&window);
@@ -729,32 +708,35 @@ impl Tracker {
             },
             rtt: crate::rtt::RttSamples::of_sample(notice),
             read_as_connect: None,
+            life,
         });
     }
 
     /// The window's and the lifetime's counts of a connection known from
-    /// its notice alone.
+    /// its notice alone, and its life's facts.
     fn notice_alone_counts(
         &self,
         notice: &SocketSample,
         ending: Ending,
         passive: bool,
-    ) -> (Counters, Counters) {
+    ) -> (Counters, Counters, Life) {
         let mut window = cumulative(notice).counters;
+        let mut life = Life::default();
         {
             let open = if passive {
-                Counter::PassiveOpens
+                OpenKind::Passive
             } else {
-                Counter::ActiveOpens
+                OpenKind::Active
             };
-            let opened = !ending.never_established() || open == Counter::ActiveOpens;
+            let opened = !ending.never_established() || open == OpenKind::Active;
             if opened && ending != Ending::NeverSent {
-                window.bump(open, 1);
+                life.open(open, false).apply(&mut window);
             }
-            if open == Counter::PassiveOpens {
+            if open == OpenKind::Passive {
                 super::add_syn_ack(&mut window);
             }
-            window.add(&ending.state_counts(None));
+            let told = ending.state_counts(None);
+            life.end(&told, Told::Notice).apply(&mut window);
         }
         let mut lifetime = cumulative(notice).counters;
         if ending == Ending::Orderly {
@@ -777,7 +759,7 @@ impl Tracker {
             window.replace(Counter::OutSegs, 1, true);
             lifetime.replace(Counter::OutSegs, 1, true);
         }
-        (window, lifetime)
+        (window, lifetime, life)
     }
 
     /// Listeners first known this poll from their notice (`new`: they
@@ -803,10 +785,11 @@ impl Tracker {
         for i in noticed {
             let notice = self.closed[i].sample.clone();
             let ending = Ending::of(&notice, true, self.syn_retries());
-            let (window, lifetime) = self.notice_alone_counts(&notice, ending, true);
+            let (window, lifetime, life) = self.notice_alone_counts(&notice, ending, true);
             let closed = &mut self.closed[i];
             closed.window = window;
             closed.lifetime = lifetime;
+            closed.life = life;
         }
         for tracked in self.sockets.values_mut() {
             let window = tracked.window.counts();
@@ -817,7 +800,7 @@ impl Tracker {
                 continue;
             }
             let mut window = window;
-            open_as_accepted(&mut window);
+            open_as_accepted(&mut tracked.life, &mut window);
             tracked.window = window.into();
             tracked.origin = Origin::Passive;
             tracked.forget_diff();
@@ -841,7 +824,7 @@ impl Tracker {
             }
             // One from before the window opened nothing in it.
             if flip_opens && taken_for_active(&closed.window) {
-                open_as_accepted(&mut closed.window);
+                open_as_accepted(&mut closed.life, &mut closed.window);
             }
             if let Some(read) = closed.read_as_connect.take() {
                 read.reread_as_accepted(closed);
@@ -858,10 +841,8 @@ fn taken_for_active(counters: &Counters) -> bool {
 
 /// A window's connect's open counted as an accepted socket's: a
 /// PassiveOpen, and its listener's SYN-ACK.
-fn open_as_accepted(window: &mut Counters) {
-    let approx = window.is_approx(Counter::ActiveOpens);
-    window.remove(Counter::ActiveOpens);
-    window.set(Counter::PassiveOpens, 1, approx);
+fn open_as_accepted(life: &mut Life, window: &mut Counters) {
+    life.reread_open(OpenKind::Passive).apply(window);
     super::add_syn_ack(window);
 }
 
@@ -879,25 +860,13 @@ impl super::ReadAsConnect {
             drop_peer_fin(&mut closed.window, self.fin);
             drop_peer_fin(&mut closed.lifetime, self.fin);
         }
-        if !self.ending_counted {
+        if closed.life.ending_told() != Some(Told::Notice) {
             // Its CLOSE event counted the ending.
             return;
         }
-        let window = &mut closed.window;
-        let counted = self.ending.state_counts(Some(self.last_state));
         let accepted = self.if_accepted.state_counts(Some(self.last_state));
-        for counter in [Counter::AttemptFails, Counter::EstabResets] {
-            let rest = window.value(counter).saturating_sub(counted.value(counter));
-            // Marked approximate by something besides the connect's
-            // reading, or by the accepted socket's.
-            let rest_approx =
-                window.is_approx(counter) && (!counted.is_approx(counter) || rest > 0);
-            let value = rest + accepted.value(counter);
-            let approx = rest_approx || accepted.is_approx(counter);
-            if window.get(counter).is_some() || accepted.get(counter).is_some() {
-                window.replace(counter, value, approx);
-            }
-        }
+        let recount = closed.life.reread_ending(&accepted);
+        recount.apply(&mut closed.window);
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! How events and polls add up without counting anything twice:
 //! - State counters (opens, fails, resets) come from state-change events
-//!   alone, counted where the kernel counts its MIB: CLOSE→SYN_SENT is an
+//!   alone (through the life's ledger entry, [`super::life`], which counts
+//!   each once whichever of poll, notice or event tells it first), counted
+//!   where the kernel counts its MIB: CLOSE→SYN_SENT is an
 //!   ActiveOpen, a child's LISTEN→SYN_RECV a PassiveOpen (SYN_RECV→ESTABLISHED
 //!   where the probe cannot see the child's birth), SYN_SENT/SYN_RECV→CLOSE
 //!   an AttemptFail, ESTABLISHED/CLOSE_WAIT→CLOSE an EstabReset. Nothing is
@@ -40,6 +42,7 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 
 use super::closes::{Ending, FinClues, PeerFin};
+use super::life::{OpenKind, Told};
 use super::table::SocketTable;
 use super::{Closed, CountedFrom, Holder, Listeners, Origin, SocketId, StateCounts, Tracked};
 use crate::counters::{cumulative, difference, Counter, Counters};
@@ -176,17 +179,12 @@ struct Marks {
     tail_after_poll: u64,
     /// The states kernel events saw it go through.
     history: StateHistory,
-    /// Whether an event has counted this socket's open.
-    opened_by_event: bool,
     /// A reset came to it (a connect it ended was refused).
     reset_received: bool,
     /// Its SYN sent again, so far.
     syn_retransmits: u32,
     /// The process its latest system call's event ran in.
     owner: Option<u32>,
-    /// Its close notice counted its ending (fail or reset) before its
-    /// CLOSE event came, which then counts none.
-    ending_by_notice: bool,
     /// Its application read the end of the stream (a receive call gave
     /// 0): the peer's FIN reached the full socket.
     end_of_stream_read: bool,
@@ -541,7 +539,7 @@ impl EventAttribution {
         }
         self.by_tuple.insert(tuple, id);
         if states == StateCounts::FromEvents {
-            self.count_open_not_seen(id, tracked);
+            self.count_open_not_seen(tracked);
         }
     }
 
@@ -551,18 +549,16 @@ impl EventAttribution {
     /// address for a tuple (a connect still in SYN_SENT), or comes with
     /// the next batch (a dump that began before it). The open counts now,
     /// and the event, if it comes, counts it no more.
-    fn count_open_not_seen(&mut self, id: SocketId, tracked: &mut Tracked) {
+    fn count_open_not_seen(&mut self, tracked: &mut Tracked) {
         let open = match tracked.origin {
-            Origin::Active => Counter::ActiveOpens,
-            Origin::Passive => Counter::PassiveOpens,
+            Origin::Active => OpenKind::Active,
+            Origin::Passive => OpenKind::Passive,
             Origin::Baseline | Origin::Other | Origin::Successor => return,
         };
-        let marks = self.marks.entry(id).or_default();
-        if marks.opened_by_event {
-            return;
-        }
-        marks.opened_by_event = true;
-        tracked.window.add(&single(open, 1));
+        tracked
+            .life
+            .open(open, false)
+            .apply_compact(&mut tracked.window);
     }
 
     fn adopt(&mut self, known: Tracked, known_id: SocketId, id: SocketId, tracked: &mut Tracked) {
@@ -577,6 +573,7 @@ impl EventAttribution {
             None => window.add(&tracked.window.counts()),
         }
         tracked.window = window;
+        tracked.life.take_facts_of(known.life);
         if let Some(us) = known.rtt.handshake_us() {
             tracked.rtt.set_handshake(us);
         }
@@ -756,15 +753,6 @@ impl EventAttribution {
             // The notice's counters cover the retransmits events counted.
             marks.tail = Counters::default();
         }
-        // Its CLOSE event never came (the kernel counted it and never
-        // delivered it): the notice's ending counts in its place.
-        let close_missed = marks.history.last() != Some(TcpState::Close);
-        marks.ending_by_notice = close_missed;
-        // Its open's event went missing (the kernel counted events it
-        // never delivered): the notice tells there was a connection, and
-        // no poll saw it before this window, so it opened in it.
-        let open_missed = !marks.opened_by_event;
-        marks.opened_by_event = true;
         let marks_now = *marks;
         let Some(known) = self.event_only.get_mut(&n) else {
             return;
@@ -806,17 +794,19 @@ impl EventAttribution {
         if passive && last.is_none() && !aborted {
             super::add_syn_ack(&mut delta);
         }
-        if open_missed {
-            let open = if passive {
-                Counter::PassiveOpens
-            } else {
-                Counter::ActiveOpens
-            };
-            delta.bump(open, 1);
-        }
-        if close_missed {
-            delta.add(&ending.state_counts(Some(tracked.sample.state)));
-        }
+        // Its open's event went missing (the kernel counted events it
+        // never delivered): the notice tells there was a connection, and
+        // no poll saw it before this window, so it opened in it.
+        let open = if passive {
+            OpenKind::Passive
+        } else {
+            OpenKind::Active
+        };
+        tracked.life.open(open, false).apply(&mut delta);
+        // Its CLOSE event never came (the kernel counted it and never
+        // delivered it): the notice's ending counts in its place.
+        let told = ending.state_counts(Some(tracked.sample.state));
+        tracked.life.end(&told, Told::Notice).apply(&mut delta);
         tracked.window.add(&delta);
         // A connect that never left SYN_SENT, cleared by its failed
         // connect() and sampled by no one, sent one segment the namespace
@@ -854,9 +844,8 @@ impl EventAttribution {
             tracked.window = window.into();
         }
         if ending == Ending::NeverSent {
-            let mut window = tracked.window.counts();
-            super::closes::retract_open(&mut window);
-            tracked.window = window.into();
+            let recount = tracked.life.retract_open();
+            recount.apply_compact(&mut tracked.window);
         }
         if !aborted {
             tracked.sample.tcp_info = notice.tcp_info;
@@ -945,6 +934,7 @@ impl EventAttribution {
                     CountedFrom::Events
                 },
                 read_as_connect: None,
+                life: tracked.life,
             };
             if known.fin_in_notice {
                 // Its window had the FIN dropped when the notice joined.
@@ -1656,31 +1646,35 @@ impl Attribution<'_, '_> {
         let Some(mut waiting) = self.part.pending.remove(&sk) else {
             return;
         };
-        let opened = self.part.marks.get(&id).is_some_and(|m| m.opened_by_event);
-        if opened {
-            // A poll that saw the socket first counted its open (a connect
-            // still in SYN_SENT, or a socket listed by a dump that began
-            // before its open's event): once.
-            for open in [Counter::ActiveOpens, Counter::PassiveOpens] {
-                if waiting.value(open) > 0 {
-                    waiting.set(open, 0, false);
-                }
-            }
+        let open = OpenKind::in_counts(&waiting);
+        for counter in [Counter::ActiveOpens, Counter::PassiveOpens] {
+            waiting.remove(counter);
         }
         let Some(tracked) = self.entry(id) else {
             return;
         };
         tracked.window.add(&waiting);
-        let marks = self.part.marks.entry(id).or_default();
-        // The opens waited with the socket's first states.
-        if waiting.value(Counter::ActiveOpens) > 0 {
-            marks.opened_by_event = true;
-            marks.history.push(TcpState::SynSent);
+        let Some(open) = open else {
+            return;
+        };
+        // Once: a poll that saw the socket first counted its open (a
+        // connect still in SYN_SENT, or a socket listed by a dump that
+        // began before its open's event).
+        if tracked.life.opened() {
+            return;
         }
-        if waiting.value(Counter::PassiveOpens) > 0 {
-            marks.opened_by_event = true;
-            marks.history.push(TcpState::Listen);
-            marks.history.push(TcpState::SynRecv);
+        tracked
+            .life
+            .open(open, false)
+            .apply_compact(&mut tracked.window);
+        // The open waited with the socket's first states.
+        let marks = self.part.marks.entry(id).or_default();
+        match open {
+            OpenKind::Active => marks.history.push(TcpState::SynSent),
+            OpenKind::Passive => {
+                marks.history.push(TcpState::Listen);
+                marks.history.push(TcpState::SynRecv);
+            }
         }
     }
 
@@ -1913,6 +1907,7 @@ impl Attribution<'_, '_> {
             return;
         };
         let baseline = tracked.origin == Origin::Baseline;
+        let opened = tracked.life.opened();
         if tracked.sample.cookie == 0 && tracked.sample.tcp_info.is_none() {
             // Event-only: the state is what the events say.
             tracked.sample.state = new;
@@ -1929,23 +1924,20 @@ impl Attribution<'_, '_> {
         let stopped_listener = !self.part.marks.get(&id).is_some_and(|m| m.reset_received)
             && self.listener_stopped_for(tuple);
         let marks = self.part.marks.entry(id).or_default();
-        if marks.opened_by_event && marks.history.last() != Some(TcpState::Close) {
-            // A poll that listed the socket before its open's event came
-            // counted the open already: an event with the whole tuple (a
-            // connect from a bound port, a child born with its peer's
-            // address) finds the socket at once, without waiting under its
-            // address for `learn` to drop the open.
-            for open in [Counter::ActiveOpens, Counter::PassiveOpens] {
-                if counts.value(open) > 0 {
-                    counts.set(open, 0, false);
-                }
-            }
+        // An open after its CLOSE is the socket's next life (a connect
+        // after `tcp_disconnect`); else one a poll that listed the socket
+        // before its open's event came counted already (its life's entry
+        // counts it once).
+        let mut open = OpenKind::in_counts(&counts);
+        let next_life = open.is_some() && marks.history.last() == Some(TcpState::Close);
+        for counter in [Counter::ActiveOpens, Counter::PassiveOpens] {
+            counts.remove(counter);
         }
         // Where the probe cannot see a child's birth (a kprobe on
         // tcp_set_state), its handshake's end is its open.
         let completes = old == TcpState::SynRecv && new == TcpState::Established;
-        if exact && completes && !marks.opened_by_event && !baseline {
-            counts.bump(Counter::PassiveOpens, 1);
+        if exact && completes && !opened && !baseline {
+            open = Some(OpenKind::Passive);
         }
         let unanswered =
             old == TcpState::SynSent && new == TcpState::Close && !marks.reset_received;
@@ -1979,18 +1971,6 @@ impl Attribution<'_, '_> {
                 counts.replace(Counter::AttemptFails, fails, false);
             }
         }
-        if new == TcpState::Close && marks.ending_by_notice {
-            // Its notice, read before this event (a ring behind the
-            // notices), counted the ending in its place.
-            for ending in [Counter::AttemptFails, Counter::EstabResets] {
-                if counts.value(ending) > 0 {
-                    counts.set(ending, 0, false);
-                }
-            }
-        }
-        if counts.value(Counter::ActiveOpens) > 0 || counts.value(Counter::PassiveOpens) > 0 {
-            marks.opened_by_event = true;
-        }
         let accepted =
             old == TcpState::SynRecv || marks.history.iter().any(|s| s == TcpState::SynRecv);
         if marks.history.is_empty() {
@@ -1998,7 +1978,21 @@ impl Attribution<'_, '_> {
         }
         marks.history.push(new);
         if let Some(tracked) = self.entry(id) {
-            tracked.window.add(&counts);
+            if next_life {
+                tracked.life.begin_again();
+            }
+            if let Some(open) = open {
+                let recount = tracked.life.open(open, false);
+                recount.apply_compact(&mut tracked.window);
+            }
+            if exact && new == TcpState::Close {
+                // Once: a notice read before this event (a ring behind
+                // the notices) may have counted the ending in its place.
+                let recount = tracked.life.end(&counts, Told::Event);
+                recount.apply_compact(&mut tracked.window);
+            } else {
+                tracked.window.add(&counts);
+            }
         }
         // Accepted by a listener polled here: it lives here too.
         let (local, port) = (unmap(tuple.local), tuple.local_port);

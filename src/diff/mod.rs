@@ -24,6 +24,7 @@
 
 mod closes;
 mod events;
+mod life;
 mod overflows;
 mod settle;
 mod table;
@@ -50,6 +51,7 @@ use crate::model::{
 };
 use crate::rtt::RttSamples;
 use events::EventAttribution;
+use life::{Life, OpenKind, Told};
 use table::SocketTable;
 
 /// Who a tracked socket is.
@@ -123,6 +125,8 @@ pub struct Tracked {
     /// The marks (present, approximate) a zero difference from `sample`
     /// adds to the window.
     diffed: (u32, u32),
+    /// Its life's ledger entry: how it opened and ended, counted once.
+    life: Life,
 }
 
 /// Marks no window covers: the next poll takes the full path.
@@ -137,6 +141,7 @@ impl Tracked {
             window: window.into(),
             last_poll: poll,
             diffed: NOT_DIFFED,
+            life: Life::default(),
         }
     }
 
@@ -173,6 +178,8 @@ pub struct Closed {
     /// endpoint was known when a poll first saw it, and its notice's ending
     /// was read so; a listener learnt later makes it accepted.
     pub(crate) read_as_connect: Option<ReadAsConnect>,
+    /// Its life's ledger entry (see [`Tracked`]).
+    pub(crate) life: Life,
 }
 
 /// How a polled socket counted as a connect's ended, read both ways (see
@@ -187,9 +194,6 @@ pub(crate) struct ReadAsConnect {
     pub last_state: TcpState,
     /// Whether its notice's bytes received count the peer's FIN.
     pub fin: closes::PeerFin,
-    /// Whether the ending's fail or reset was counted from the notice
-    /// (else events counted it from its CLOSE).
-    pub ending_counted: bool,
 }
 
 /// Where a closed socket's lifetime counters come from, as its report says.
@@ -734,14 +738,16 @@ impl Tracker {
         };
         // Created inside the window: everything it did counts.
         let mut window = cumulative(sample).counters;
-        match (self.states, origin) {
-            (StateCounts::Inferred, Origin::Active) => window.bump_approx(Counter::ActiveOpens, 1),
-            (StateCounts::Inferred, Origin::Passive) => {
-                window.bump_approx(Counter::PassiveOpens, 1)
-            }
+        let mut life = Life::default();
+        let kind = match origin {
+            Origin::Active => Some(OpenKind::Active),
+            Origin::Passive => Some(OpenKind::Passive),
+            _ => None,
+        };
+        match (self.states, kind) {
+            (StateCounts::Inferred, Some(kind)) => life.open(kind, true).apply(&mut window),
             // Notices name every close, so a socket new to a poll is new.
-            (StateCounts::Notified, Origin::Active) => window.bump(Counter::ActiveOpens, 1),
-            (StateCounts::Notified, Origin::Passive) => window.bump(Counter::PassiveOpens, 1),
+            (StateCounts::Notified, Some(kind)) => life.open(kind, false).apply(&mut window),
             _ => {}
         }
         if origin == Origin::Passive {
@@ -751,9 +757,12 @@ impl Tracker {
             && sample.state == TcpState::Close
             && origin != Origin::Other
         {
-            window.bump_approx(Counter::AttemptFails, 1);
+            life.end(&guessed(Counter::AttemptFails), Told::Guess)
+                .apply(&mut window);
         }
-        Tracked::new(sample.clone(), origin, window, poll)
+        let mut tracked = Tracked::new(sample.clone(), origin, window, poll);
+        tracked.life = life;
+        tracked
     }
 
     fn close_vanished(&mut self, id: SocketId, tracked: Tracked, succeeded: bool, elapsed_ms: u64) {
@@ -768,6 +777,7 @@ impl Tracker {
             counted_from: CountedFrom::LastPoll { cleared: false },
             rtt: tracked.rtt,
             read_as_connect: None,
+            life: tracked.life,
         };
         if let Some(events) = &mut self.events {
             events.vanished(id, tracked.last_poll, &mut closed);
@@ -775,12 +785,18 @@ impl Tracker {
         let state = closed.sample.state;
         let notified = self.states == StateCounts::Notified;
         if !succeeded && self.states != StateCounts::FromEvents {
-            if state.counts_as_established() {
-                closed.window.bump_approx(Counter::EstabResets, 1);
+            let guess = if state.counts_as_established() {
+                Some(Counter::EstabResets)
             } else if state.is_handshake() && !(notified && closed.sample.is_mini_socket()) {
                 // With notices, a request socket that vanished most likely
                 // became a child, whose notice tells how it went.
-                closed.window.bump_approx(Counter::AttemptFails, 1);
+                Some(Counter::AttemptFails)
+            } else {
+                None
+            };
+            if let Some(counter) = guess {
+                let recount = closed.life.end(&guessed(counter), Told::Guess);
+                recount.apply(&mut closed.window);
             }
         }
         let opened_here = matches!(tracked.origin, Origin::Active | Origin::Passive);
@@ -979,6 +995,13 @@ pub(crate) fn add_syn_ack(window: &mut Counters) {
     }
 }
 
+/// One ending guessed from polls (a fail or a reset): approximate.
+fn guessed(counter: Counter) -> Counters {
+    let mut counts = Counters::default();
+    counts.bump_approx(counter, 1);
+    counts
+}
+
 /// Whether a vanished socket may still get its close notice: a connection
 /// (not a listener or mini socket) unseen for one poll only.
 fn awaits_notice(tracked: &Tracked, poll: u64) -> bool {
@@ -1024,6 +1047,8 @@ fn update(
             counted_from: CountedFrom::LastPoll { cleared: false },
             rtt: tracked.rtt,
             read_as_connect: None,
+            // The successor opens and ends nothing of its own.
+            life: std::mem::take(&mut tracked.life),
         };
         tracked.window.clear();
         tracked.rtt.clear();
@@ -1046,10 +1071,16 @@ fn update(
         && new_state == TcpState::Close
         && old_state != TcpState::Close
     {
-        if old_state.counts_as_established() {
-            tracked.window.bump_approx(Counter::EstabResets, 1);
+        let guess = if old_state.counts_as_established() {
+            Some(Counter::EstabResets)
         } else if old_state.is_handshake() {
-            tracked.window.bump_approx(Counter::AttemptFails, 1);
+            Some(Counter::AttemptFails)
+        } else {
+            None
+        };
+        if let Some(counter) = guess {
+            let recount = tracked.life.end(&guessed(counter), Told::Guess);
+            recount.apply_compact(&mut tracked.window);
         }
     }
     // A socket its process closed is an orphan with no inode: it stays
