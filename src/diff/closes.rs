@@ -508,12 +508,9 @@ impl Tracker {
         // In place of the ending its vanishing guessed; none where its
         // CLOSE event counted it.
         let told = ending.state_counts(Some(closed.sample.state));
-        closed
-            .life
-            .end(&told, Told::Notice)
-            .apply(&mut closed.window);
+        closed.life.end(&told, Told::Notice);
         if ending == Ending::NeverSent {
-            closed.life.retract_open().apply(&mut closed.window);
+            closed.life.retract_open();
         }
         closed.sample.state = TcpState::Close;
     }
@@ -606,12 +603,9 @@ impl Tracker {
         // With events, their CLOSE counted the ending; one the kernel never
         // delivered (a timer's on an idle CPU, say) leaves it to the notice.
         let told = ending.state_counts(Some(last_state));
-        closed
-            .life
-            .end(&told, Told::Notice)
-            .apply(&mut closed.window);
+        closed.life.end(&told, Told::Notice);
         if ending == Ending::NeverSent {
-            closed.life.retract_open().apply(&mut closed.window);
+            closed.life.retract_open();
         }
         let close_seen = self
             .events
@@ -689,7 +683,8 @@ impl Tracker {
         let (window, lifetime, life) = self.notice_alone_counts(notice, ending, passive);
         if !placed {
             self.unplaced_by_filters.sockets += 1;
-            self.unplaced_by_filters.counters.add(&window);
+            let counted = life.with_window_counts(window);
+            self.unplaced_by_filters.counters.add(&counted);
             return;
         }
         self.closed.push(Closed {
@@ -730,13 +725,13 @@ impl Tracker {
             };
             let opened = !ending.never_established() || open == OpenKind::Active;
             if opened && ending != Ending::NeverSent {
-                life.open(open, false).apply(&mut window);
+                life.open(open, false);
             }
             if open == OpenKind::Passive {
                 super::add_syn_ack(&mut window);
             }
             let told = ending.state_counts(None);
-            life.end(&told, Told::Notice).apply(&mut window);
+            life.end(&told, Told::Notice);
         }
         let mut lifetime = cumulative(notice).counters;
         if ending == Ending::Orderly {
@@ -778,7 +773,7 @@ impl Tracker {
                 matches!(
                     closed.counted_from,
                     CountedFrom::CloseNotice { polled: false } | CountedFrom::ClearedNotice
-                ) && taken_for_active(&closed.window)
+                ) && closed.life.opened_as_connect_in_window()
                     && super::is_listener_endpoint(new, &closed.sample.key)
             })
             .collect();
@@ -792,14 +787,13 @@ impl Tracker {
             closed.life = life;
         }
         for tracked in self.sockets.values_mut() {
-            let window = tracked.window.counts();
             if tracked.origin != Origin::Active
-                || !taken_for_active(&window)
+                || !tracked.life.opened_as_connect_in_window()
                 || !super::is_listener_endpoint(new, &tracked.sample.key)
             {
                 continue;
             }
-            let mut window = window;
+            let mut window = tracked.window.counts();
             open_as_accepted(&mut tracked.life, &mut window);
             tracked.window = window.into();
             tracked.origin = Origin::Passive;
@@ -823,7 +817,7 @@ impl Tracker {
                 continue;
             }
             // One from before the window opened nothing in it.
-            if flip_opens && taken_for_active(&closed.window) {
+            if flip_opens && closed.life.opened_as_connect_in_window() {
                 open_as_accepted(&mut closed.life, &mut closed.window);
             }
             if let Some(read) = closed.read_as_connect.take() {
@@ -833,16 +827,10 @@ impl Tracker {
     }
 }
 
-/// Whether a window counted a socket's open as a connect's and nothing
-/// else: one a listener first known later may turn into an accepted one.
-fn taken_for_active(counters: &Counters) -> bool {
-    counters.value(Counter::ActiveOpens) == 1 && counters.value(Counter::PassiveOpens) == 0
-}
-
 /// A window's connect's open counted as an accepted socket's: a
 /// PassiveOpen, and its listener's SYN-ACK.
 fn open_as_accepted(life: &mut Life, window: &mut Counters) {
-    life.reread_open(OpenKind::Passive).apply(window);
+    life.reread_open(OpenKind::Passive);
     super::add_syn_ack(window);
 }
 
@@ -865,8 +853,7 @@ impl super::ReadAsConnect {
             return;
         }
         let accepted = self.if_accepted.state_counts(Some(self.last_state));
-        let recount = closed.life.reread_ending(&accepted);
-        recount.apply(&mut closed.window);
+        closed.life.reread_ending(&accepted);
     }
 }
 

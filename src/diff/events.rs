@@ -493,6 +493,7 @@ impl EventAttribution {
             if e.confirmed || !placed_by_notices {
                 e.tracked.window.clear();
                 e.tracked.rtt.clear();
+                e.tracked.life.new_window();
             }
         }
         self.pending.end_window();
@@ -555,10 +556,7 @@ impl EventAttribution {
             Origin::Passive => OpenKind::Passive,
             Origin::Baseline | Origin::Other | Origin::Successor => return,
         };
-        tracked
-            .life
-            .open(open, false)
-            .apply_compact(&mut tracked.window);
+        tracked.life.open(open, false);
     }
 
     fn adopt(&mut self, known: Tracked, known_id: SocketId, id: SocketId, tracked: &mut Tracked) {
@@ -802,11 +800,11 @@ impl EventAttribution {
         } else {
             OpenKind::Active
         };
-        tracked.life.open(open, false).apply(&mut delta);
+        tracked.life.open(open, false);
         // Its CLOSE event never came (the kernel counted it and never
         // delivered it): the notice's ending counts in its place.
         let told = ending.state_counts(Some(tracked.sample.state));
-        tracked.life.end(&told, Told::Notice).apply(&mut delta);
+        tracked.life.end(&told, Told::Notice);
         tracked.window.add(&delta);
         // A connect that never left SYN_SENT, cleared by its failed
         // connect() and sampled by no one, sent one segment the namespace
@@ -844,8 +842,7 @@ impl EventAttribution {
             tracked.window = window.into();
         }
         if ending == Ending::NeverSent {
-            let recount = tracked.life.retract_open();
-            recount.apply_compact(&mut tracked.window);
+            tracked.life.retract_open();
         }
         if !aborted {
             tracked.sample.tcp_info = notice.tcp_info;
@@ -945,7 +942,7 @@ impl EventAttribution {
                 closed.push(ended);
             } else {
                 self.stats.elsewhere_sockets += 1;
-                self.stats.elsewhere.add(&ended.window);
+                self.stats.elsewhere.add(&ended.window_counts());
             }
         }
         self.stats.awaiting_notice = self
@@ -1647,13 +1644,24 @@ impl Attribution<'_, '_> {
             return;
         };
         let open = OpenKind::in_counts(&waiting);
-        for counter in [Counter::ActiveOpens, Counter::PassiveOpens] {
+        let ending = [Counter::AttemptFails, Counter::EstabResets]
+            .into_iter()
+            .any(|counter| waiting.is_present(counter));
+        let mut ended = Counters::default();
+        for counter in Counter::STATE_EVENTS {
+            if let Some(value) = waiting.get(counter) {
+                ended.set(counter, value, waiting.is_approx(counter));
+            }
             waiting.remove(counter);
         }
         let Some(tracked) = self.entry(id) else {
             return;
         };
         tracked.window.add(&waiting);
+        if ending {
+            // A CLOSE that came before its tuple was known.
+            tracked.life.end(&ended, Told::Event);
+        }
         let Some(open) = open else {
             return;
         };
@@ -1663,10 +1671,7 @@ impl Attribution<'_, '_> {
         if tracked.life.opened() {
             return;
         }
-        tracked
-            .life
-            .open(open, false)
-            .apply_compact(&mut tracked.window);
+        tracked.life.open(open, false);
         // The open waited with the socket's first states.
         let marks = self.part.marks.entry(id).or_default();
         match open {
@@ -1982,14 +1987,12 @@ impl Attribution<'_, '_> {
                 tracked.life.begin_again();
             }
             if let Some(open) = open {
-                let recount = tracked.life.open(open, false);
-                recount.apply_compact(&mut tracked.window);
+                tracked.life.open(open, false);
             }
             if exact && new == TcpState::Close {
                 // Once: a notice read before this event (a ring behind
                 // the notices) may have counted the ending in its place.
-                let recount = tracked.life.end(&counts, Told::Event);
-                recount.apply_compact(&mut tracked.window);
+                tracked.life.end(&counts, Told::Event);
             } else {
                 tracked.window.add(&counts);
             }

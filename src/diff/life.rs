@@ -8,12 +8,14 @@
 //! once; an ending a poll only guessed (a socket that vanished) yields to
 //! one a notice or an event tells. A reading taken again (a listener
 //! learnt later makes a connect's open an accepted one) changes the fact.
-//! Each change comes back as a [`Recount`], the counts before and after,
-//! which the window the life is counted in takes: a life's state counters
-//! are always those of its facts, whichever source came first. A socket
-//! reconnected after `tcp_disconnect` begins a new life on the same entry.
+//! A life's opens, fails and resets in a window are derived from its facts
+//! when its row is built ([`Life::window_counts`]); no window holds them.
+//! Each fact is counted in the window it was first told in: one told in an
+//! earlier window was reported there, and a later reading of it changes
+//! nothing that window's report said. A socket reconnected after
+//! `tcp_disconnect` begins a new life on the same entry.
 
-use crate::counters::{CompactCounters, Counter, Counters};
+use crate::counters::{Counter, Counters};
 
 /// How a life opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +27,7 @@ pub(crate) enum OpenKind {
 }
 
 impl OpenKind {
-    pub(crate) fn counter(self) -> Counter {
+    fn counter(self) -> Counter {
         match self {
             OpenKind::Active => Counter::ActiveOpens,
             OpenKind::Passive => Counter::PassiveOpens,
@@ -52,50 +54,65 @@ pub(crate) enum Told {
     Event,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Opening {
-    kind: OpenKind,
-    approx: bool,
-}
-
-/// The ending's AttemptFails and EstabResets, with their marks (present,
-/// approximate), as compact as a tracked socket wants.
+/// The four state counters with their marks (present, approximate), as
+/// compact as a tracked socket wants.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct EndCounts {
-    values: [u32; 2],
+struct Tally {
+    values: [u16; 4],
     present: u8,
     approx: u8,
 }
 
-const ENDINGS: [Counter; 2] = [Counter::AttemptFails, Counter::EstabResets];
-
-impl EndCounts {
-    fn of(counts: &Counters) -> EndCounts {
-        let mut end = EndCounts::default();
-        for (i, counter) in ENDINGS.into_iter().enumerate() {
-            end.values[i] = u32::try_from(counts.value(counter)).unwrap_or(u32::MAX);
-            end.present |= u8::from(counts.is_present(counter)) << i;
-            end.approx |= u8::from(counts.is_approx(counter)) << i;
+impl Tally {
+    fn of(counts: &Counters) -> Tally {
+        let mut tally = Tally::default();
+        for (i, counter) in Counter::STATE_EVENTS.into_iter().enumerate() {
+            tally.values[i] = u16::try_from(counts.value(counter)).unwrap_or(u16::MAX);
+            tally.present |= u8::from(counts.is_present(counter)) << i;
+            tally.approx |= u8::from(counts.is_approx(counter)) << i;
         }
-        end
+        tally
     }
 
-    fn counts(self) -> Counters {
-        let mut counts = Counters::default();
-        for (i, counter) in ENDINGS.into_iter().enumerate() {
-            if self.present & (1 << i) != 0 {
-                let approx = self.approx & (1 << i) != 0;
-                counts.set(counter, u64::from(self.values[i]), approx);
+    /// The ending's part of `counts`: its fails and resets.
+    fn ending_of(counts: &Counters) -> Tally {
+        let mut tally = Tally::of(counts);
+        for (i, counter) in Counter::STATE_EVENTS.into_iter().enumerate() {
+            if !matches!(counter, Counter::AttemptFails | Counter::EstabResets) {
+                tally.values[i] = 0;
+                tally.present &= !(1 << i);
+                tally.approx &= !(1 << i);
             }
         }
-        counts
+        tally
+    }
+
+    fn add_to(self, counts: &mut Counters) {
+        for (i, counter) in Counter::STATE_EVENTS.into_iter().enumerate() {
+            if self.present & (1 << i) != 0 {
+                let approx = counts.is_approx(counter) || self.approx & (1 << i) != 0;
+                let value = counts
+                    .value(counter)
+                    .saturating_add(u64::from(self.values[i]));
+                counts.set(counter, value, approx);
+            }
+        }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Opening {
+    kind: OpenKind,
+    approx: bool,
+    /// Told in the current window (else reported in an earlier one).
+    in_window: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ending {
-    counts: EndCounts,
+    counts: Tally,
     told: Told,
+    in_window: bool,
 }
 
 /// One socket life's facts (see the module doc).
@@ -103,24 +120,21 @@ struct Ending {
 pub(crate) struct Life {
     open: Option<Opening>,
     ending: Option<Ending>,
+    /// What earlier lives of this socket counted in the current window (a
+    /// socket that connected again after `tcp_disconnect`).
+    earlier_lives: Tally,
 }
 
 impl Life {
-    /// Takes the facts `earlier` holds (the same life, known from its
-    /// events before a poll saw it) over its own.
-    pub(crate) fn take_facts_of(&mut self, earlier: Life) {
-        self.open = earlier.open.or(self.open);
-        self.ending = earlier.ending.or(self.ending);
-    }
-
     /// Its open, told now: counted if none was for this life.
-    pub(crate) fn open(&mut self, kind: OpenKind, approx: bool) -> Recount {
-        if self.open.is_some() {
-            return Recount::default();
+    pub(crate) fn open(&mut self, kind: OpenKind, approx: bool) {
+        if self.open.is_none() {
+            self.open = Some(Opening {
+                kind,
+                approx,
+                in_window: true,
+            });
         }
-        let opening = Opening { kind, approx };
-        self.open = Some(opening);
-        Recount::to(opening_counts(Some(opening)))
     }
 
     /// Whether its open was counted.
@@ -128,47 +142,42 @@ impl Life {
         self.open.is_some()
     }
 
+    /// Whether the current window counts its open as a connect's (one a
+    /// listener first known later may make an accepted socket's).
+    pub(crate) fn opened_as_connect_in_window(&self) -> bool {
+        self.open
+            .is_some_and(|open| open.kind == OpenKind::Active && open.in_window)
+    }
+
     /// Its open read again as `kind` (a connect's found accepted).
-    pub(crate) fn reread_open(&mut self, kind: OpenKind) -> Recount {
-        let Some(opening) = self.open else {
-            return Recount::default();
-        };
-        let reread = Opening { kind, ..opening };
-        self.open = Some(reread);
-        Recount {
-            before: opening_counts(Some(opening)),
-            after: opening_counts(Some(reread)),
+    pub(crate) fn reread_open(&mut self, kind: OpenKind) {
+        if let Some(open) = &mut self.open {
+            open.kind = kind;
         }
     }
 
     /// It opened nothing after all (a connect that never sent its SYN).
-    pub(crate) fn retract_open(&mut self) -> Recount {
-        Recount {
-            before: opening_counts(self.open.take()),
-            after: Counters::default(),
-        }
+    pub(crate) fn retract_open(&mut self) {
+        self.open = None;
     }
 
     /// Its ending's fails and resets (`counts`), told by `told`: counted
     /// if no ending was, or in place of one only guessed.
-    pub(crate) fn end(&mut self, counts: &Counters, told: Told) -> Recount {
-        let ending = Ending {
-            counts: EndCounts::of(counts),
-            told,
-        };
-        match self.ending {
+    pub(crate) fn end(&mut self, counts: &Counters, told: Told) {
+        let counts = Tally::ending_of(counts);
+        match &mut self.ending {
             None => {
-                self.ending = Some(ending);
-                Recount::to(ending.counts.counts())
+                self.ending = Some(Ending {
+                    counts,
+                    told,
+                    in_window: true,
+                })
             }
             Some(guessed) if guessed.told == Told::Guess && told != Told::Guess => {
-                self.ending = Some(ending);
-                Recount {
-                    before: guessed.counts.counts(),
-                    after: ending.counts.counts(),
-                }
+                guessed.counts = counts;
+                guessed.told = told;
             }
-            Some(_) => Recount::default(),
+            Some(_) => {}
         }
     }
 
@@ -177,88 +186,73 @@ impl Life {
         self.ending.map(|ending| ending.told)
     }
 
-    /// Its ending read again (`counts`: a connect's found accepted), by
-    /// the source that told it.
-    pub(crate) fn reread_ending(&mut self, counts: &Counters) -> Recount {
-        let Some(ending) = self.ending else {
-            return Recount::default();
-        };
-        let reread = Ending {
-            counts: EndCounts::of(counts),
-            ..ending
-        };
-        self.ending = Some(reread);
-        Recount {
-            before: ending.counts.counts(),
-            after: reread.counts.counts(),
+    /// Its ending read again (`counts`: a connect's found accepted).
+    pub(crate) fn reread_ending(&mut self, counts: &Counters) {
+        if let Some(ending) = &mut self.ending {
+            ending.counts = Tally::ending_of(counts);
         }
     }
 
     /// The socket begins another life (a connect after `tcp_disconnect`):
-    /// its open and ending count again.
+    /// its open and ending count again, the last life's stay counted.
     pub(crate) fn begin_again(&mut self) {
-        *self = Life::default();
-    }
-}
-
-fn opening_counts(opening: Option<Opening>) -> Counters {
-    let mut counts = Counters::default();
-    if let Some(Opening { kind, approx }) = opening {
-        counts.set(kind.counter(), 1, approx);
-    }
-    counts
-}
-
-/// A life's state counts before and after a fact changed: the window it
-/// is counted in takes the difference.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[must_use = "a window must take the recount"]
-pub(crate) struct Recount {
-    before: Counters,
-    after: Counters,
-}
-
-impl Recount {
-    fn to(after: Counters) -> Recount {
-        Recount {
-            before: Counters::default(),
-            after,
-        }
+        let earlier = Tally::of(&self.window_counts());
+        *self = Life {
+            earlier_lives: earlier,
+            ..Life::default()
+        };
     }
 
-    /// Applies the change to `window`. What `before` counted is taken
-    /// out (not below zero: a fact counted in an earlier window, whose
-    /// report is out, stays there), keeping a counter approximate only
-    /// when something besides `before` made it so.
-    pub(crate) fn apply(&self, window: &mut Counters) {
-        if self.before.marks().0 == 0 {
-            window.add(&self.after);
-            return;
-        }
-        for counter in Counter::STATE_EVENTS {
-            let (before, after) = (&self.before, &self.after);
-            if before.get(counter).is_none() && after.get(counter).is_none() {
-                continue;
-            }
-            let rest = window.value(counter).saturating_sub(before.value(counter));
-            let rest_approx = window.is_approx(counter) && (!before.is_approx(counter) || rest > 0);
-            let value = rest.saturating_add(after.value(counter));
-            let approx = rest_approx || after.is_approx(counter);
-            if window.get(counter).is_some() || after.get(counter).is_some() {
-                window.replace(counter, value, approx);
-            }
-        }
+    /// Takes the facts `earlier` holds (the same life, known from its
+    /// events before a poll saw it) over its own.
+    pub(crate) fn take_facts_of(&mut self, earlier: Life) {
+        let mut lives = Counters::default();
+        self.earlier_lives.add_to(&mut lives);
+        earlier.earlier_lives.add_to(&mut lives);
+        self.earlier_lives = Tally::of(&lives);
+        self.open = earlier.open.or(self.open);
+        self.ending = earlier.ending.or(self.ending);
     }
 
-    /// [`Recount::apply`] to a tracked socket's window.
-    pub(crate) fn apply_compact(&self, window: &mut CompactCounters) {
-        if self.before.marks().0 == 0 {
-            window.add(&self.after);
-            return;
+    /// A new window: facts told so far were reported.
+    pub(crate) fn new_window(&mut self) {
+        if let Some(open) = &mut self.open {
+            open.in_window = false;
         }
-        let mut counts = window.counts();
-        self.apply(&mut counts);
-        *window = counts.into();
+        if let Some(ending) = &mut self.ending {
+            ending.in_window = false;
+        }
+        self.earlier_lives = Tally::default();
+    }
+
+    /// Its opens, fails and resets in the current window.
+    pub(crate) fn window_counts(&self) -> Counters {
+        let mut counts = Counters::default();
+        self.earlier_lives.add_to(&mut counts);
+        if let Some(open) = self.open.filter(|open| open.in_window) {
+            let approx = counts.is_approx(open.kind.counter()) || open.approx;
+            let value = counts.value(open.kind.counter()).saturating_add(1);
+            counts.set(open.kind.counter(), value, approx);
+        }
+        if let Some(ending) = self.ending.filter(|ending| ending.in_window) {
+            ending.counts.add_to(&mut counts);
+        }
+        counts
+    }
+
+    /// Whether the current window counts anything of it.
+    pub(crate) fn counts_in_window(&self) -> bool {
+        self.earlier_lives.present != 0
+            || self.open.is_some_and(|open| open.in_window)
+            || self.ending.is_some_and(|ending| ending.in_window)
+    }
+
+    /// `window` with its opens, fails and resets added.
+    pub(crate) fn with_window_counts(&self, mut window: Counters) -> Counters {
+        if self.counts_in_window() {
+            window.add(&self.window_counts());
+        }
+        window
     }
 }
 
@@ -266,22 +260,24 @@ impl Recount {
 mod tests {
     use super::*;
 
-    fn applied(recounts: &[Recount]) -> Counters {
-        let mut window = Counters::default();
-        for recount in recounts {
-            recount.apply(&mut window);
-        }
-        window
+    fn one(counter: Counter, approx: bool) -> Counters {
+        let mut counts = Counters::default();
+        counts.set(counter, 1, approx);
+        counts
+    }
+
+    #[test]
+    fn an_entry_stays_small_beside_each_tracked_socket() {
+        assert!(std::mem::size_of::<Life>() <= 32);
     }
 
     #[test]
     fn an_open_told_by_every_source_counts_once() {
         let mut life = Life::default();
-        let window = applied(&[
-            life.open(OpenKind::Active, false),
-            life.open(OpenKind::Active, false),
-            life.open(OpenKind::Passive, true),
-        ]);
+        life.open(OpenKind::Active, false);
+        life.open(OpenKind::Active, false);
+        life.open(OpenKind::Passive, true);
+        let window = life.window_counts();
         assert_eq!(window.value(Counter::ActiveOpens), 1);
         assert!(!window.is_approx(Counter::ActiveOpens));
         assert_eq!(window.value(Counter::PassiveOpens), 0);
@@ -289,16 +285,11 @@ mod tests {
 
     #[test]
     fn a_guessed_ending_yields_to_a_told_one_and_a_told_one_to_none() {
-        let mut guess = Counters::default();
-        guess.bump_approx(Counter::EstabResets, 1);
-        let mut refused = Counters::default();
-        refused.bump(Counter::AttemptFails, 1);
         let mut life = Life::default();
-        let window = applied(&[
-            life.end(&guess, Told::Guess),
-            life.end(&refused, Told::Notice),
-            life.end(&guess, Told::Event),
-        ]);
+        life.end(&one(Counter::EstabResets, true), Told::Guess);
+        life.end(&one(Counter::AttemptFails, false), Told::Notice);
+        life.end(&one(Counter::EstabResets, false), Told::Event);
+        let window = life.window_counts();
         assert_eq!(window.value(Counter::EstabResets), 0);
         assert!(!window.is_approx(Counter::EstabResets));
         assert_eq!(window.value(Counter::AttemptFails), 1);
@@ -307,52 +298,54 @@ mod tests {
     }
 
     #[test]
-    fn a_reread_changes_the_count_and_keeps_what_other_lives_counted() {
-        let mut window = Counters::default();
-        // Another life's approximate reset in the same window stays.
-        window.bump_approx(Counter::EstabResets, 1);
+    fn a_reread_changes_what_the_window_counts() {
         let mut life = Life::default();
-        life.open(OpenKind::Active, false).apply(&mut window);
-        let mut reset = Counters::default();
-        reset.bump(Counter::EstabResets, 1);
-        life.end(&reset, Told::Notice).apply(&mut window);
-        life.reread_open(OpenKind::Passive).apply(&mut window);
-        let mut failed = Counters::default();
-        failed.bump(Counter::AttemptFails, 1);
-        life.reread_ending(&failed).apply(&mut window);
+        life.open(OpenKind::Active, false);
+        life.end(&one(Counter::EstabResets, false), Told::Notice);
+        assert!(life.opened_as_connect_in_window());
+        life.reread_open(OpenKind::Passive);
+        life.reread_ending(&one(Counter::AttemptFails, true));
+        let window = life.window_counts();
         assert_eq!(window.value(Counter::ActiveOpens), 0);
         assert_eq!(window.value(Counter::PassiveOpens), 1);
-        assert_eq!(window.value(Counter::EstabResets), 1);
-        assert!(window.is_approx(Counter::EstabResets));
+        assert_eq!(window.value(Counter::EstabResets), 0);
         assert_eq!(window.value(Counter::AttemptFails), 1);
+        assert!(window.is_approx(Counter::AttemptFails));
     }
 
     #[test]
-    fn a_retracted_open_counted_in_an_earlier_window_stays_there() {
+    fn facts_count_in_the_window_they_were_told_in() {
         let mut life = Life::default();
-        let mut earlier = Counters::default();
-        life.open(OpenKind::Active, false).apply(&mut earlier);
-        let mut now = Counters::default();
-        life.retract_open().apply(&mut now);
-        assert_eq!(earlier.value(Counter::ActiveOpens), 1);
-        assert_eq!(now.value(Counter::ActiveOpens), 0);
-        assert!(!life.opened());
+        life.open(OpenKind::Active, false);
+        assert_eq!(life.window_counts().value(Counter::ActiveOpens), 1);
+        life.new_window();
+        assert!(!life.counts_in_window());
+        assert!(!life.opened_as_connect_in_window());
+        // Told again, or its ending told now: the open stays where it was.
+        life.open(OpenKind::Active, false);
+        life.end(&one(Counter::EstabResets, false), Told::Event);
+        let window = life.window_counts();
+        assert_eq!(window.value(Counter::ActiveOpens), 0);
+        assert_eq!(window.value(Counter::EstabResets), 1);
+        // A connect that never sent its SYN: retracted in its window.
+        let mut never_sent = Life::default();
+        never_sent.open(OpenKind::Active, false);
+        never_sent.retract_open();
+        assert!(!never_sent.counts_in_window());
     }
 
     #[test]
     fn a_socket_connecting_again_opens_and_ends_again() {
         let mut life = Life::default();
-        let mut reset = Counters::default();
-        reset.bump(Counter::EstabResets, 1);
-        let mut recounts = vec![
-            life.open(OpenKind::Active, false),
-            life.end(&reset, Told::Event),
-        ];
+        life.open(OpenKind::Active, false);
+        life.end(&one(Counter::EstabResets, false), Told::Event);
         life.begin_again();
-        recounts.push(life.open(OpenKind::Active, false));
-        recounts.push(life.end(&reset, Told::Event));
-        let window = applied(&recounts);
+        life.open(OpenKind::Active, false);
+        life.end(&one(Counter::EstabResets, false), Told::Event);
+        let window = life.window_counts();
         assert_eq!(window.value(Counter::ActiveOpens), 2);
         assert_eq!(window.value(Counter::EstabResets), 2);
+        life.new_window();
+        assert!(!life.counts_in_window());
     }
 }

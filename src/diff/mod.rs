@@ -145,6 +145,12 @@ impl Tracked {
         }
     }
 
+    /// What it counted in this window, its life's opens, fails and resets
+    /// with it.
+    fn window_counts(&self) -> Counters {
+        self.life.with_window_counts(self.window.counts())
+    }
+
     /// Its sample was changed by other than a poll: the next poll diffs.
     fn forget_diff(&mut self) {
         self.diffed = NOT_DIFFED;
@@ -219,15 +225,22 @@ impl Closed {
     /// kernel events fill taken from its window.
     pub fn lifetime_counters(&self) -> Counters {
         let mut events = Counters::default();
-        for (counter, value) in self.window.iter() {
+        let window = self.window_counts();
+        for (counter, value) in window.iter() {
             let from_events = counter.is_state_event() || counter.is_event_only();
             if from_events && counter != Counter::CurrEstab {
-                events.set(counter, value, self.window.is_approx(counter));
+                events.set(counter, value, window.is_approx(counter));
             }
         }
         let mut counters = self.lifetime;
         counters.add(&events);
         counters
+    }
+
+    /// What it counted in this window: its window's counters with the
+    /// opens, fails and resets its life's facts give.
+    pub fn window_counts(&self) -> Counters {
+        self.life.with_window_counts(self.window)
     }
 
     /// Whether this is a connection's end: a mini socket expiring or a
@@ -368,7 +381,7 @@ impl Tracker {
         for c in closed.drain(..excess) {
             fold(SocketRow {
                 sample: &c.sample,
-                counters: self.with_presence(c.window),
+                counters: self.with_presence(c.window_counts()),
                 closed: true,
                 history: c.history,
                 holder: c.holder,
@@ -745,9 +758,9 @@ impl Tracker {
             _ => None,
         };
         match (self.states, kind) {
-            (StateCounts::Inferred, Some(kind)) => life.open(kind, true).apply(&mut window),
+            (StateCounts::Inferred, Some(kind)) => life.open(kind, true),
             // Notices name every close, so a socket new to a poll is new.
-            (StateCounts::Notified, Some(kind)) => life.open(kind, false).apply(&mut window),
+            (StateCounts::Notified, Some(kind)) => life.open(kind, false),
             _ => {}
         }
         if origin == Origin::Passive {
@@ -757,8 +770,7 @@ impl Tracker {
             && sample.state == TcpState::Close
             && origin != Origin::Other
         {
-            life.end(&guessed(Counter::AttemptFails), Told::Guess)
-                .apply(&mut window);
+            life.end(&guessed(Counter::AttemptFails), Told::Guess);
         }
         let mut tracked = Tracked::new(sample.clone(), origin, window, poll);
         tracked.life = life;
@@ -795,12 +807,11 @@ impl Tracker {
                 None
             };
             if let Some(counter) = guess {
-                let recount = closed.life.end(&guessed(counter), Told::Guess);
-                recount.apply(&mut closed.window);
+                closed.life.end(&guessed(counter), Told::Guess);
             }
         }
         let opened_here = matches!(tracked.origin, Origin::Active | Origin::Passive);
-        if closed.sample.is_mini_socket() && closed.window.is_all_zero() && !opened_here {
+        if closed.sample.is_mini_socket() && closed.window_counts().is_all_zero() && !opened_here {
             // An expiring TIME_WAIT or request socket: nothing to report.
             return;
         }
@@ -847,7 +858,10 @@ impl Tracker {
     ) -> impl Iterator<Item = SocketRow<'a>> + 'a {
         let events = self.events.as_deref();
         let moved = move |t: &Tracked| {
-            !skip_idle || t.window.has_values() || t.sample.state == TcpState::Listen
+            !skip_idle
+                || t.window.has_values()
+                || t.life.counts_in_window()
+                || t.sample.state == TcpState::Listen
         };
         let present = self
             .sockets
@@ -857,7 +871,7 @@ impl Tracker {
                 let history = events.map(|e| e.history_of(id)).unwrap_or_default();
                 SocketRow {
                     sample: &t.sample,
-                    counters: self.counted(t.window.counts(), &history),
+                    counters: self.counted(t.window_counts(), &history),
                     closed: false,
                     history,
                     holder: Holder {
@@ -870,7 +884,7 @@ impl Tracker {
         let known_by_events = events.into_iter().flat_map(|e| e.event_only_sockets()).map(
             move |(t, history, pid)| SocketRow {
                 sample: &t.sample,
-                counters: self.counted(t.window.counts(), &history),
+                counters: self.counted(t.window_counts(), &history),
                 closed: false,
                 history,
                 holder: Holder::unpolled(pid),
@@ -879,7 +893,7 @@ impl Tracker {
         );
         let closed = self.closed.iter().map(move |c| SocketRow {
             sample: &c.sample,
-            counters: self.counted(c.window, &c.history),
+            counters: self.counted(c.window_counts(), &c.history),
             closed: true,
             history: c.history,
             holder: c.holder,
@@ -954,6 +968,7 @@ impl Tracker {
         for tracked in self.sockets.values_mut() {
             tracked.window.clear();
             tracked.rtt.clear();
+            tracked.life.new_window();
         }
         if let Some(events) = &mut self.events {
             events.reset_window();
@@ -1079,8 +1094,7 @@ fn update(
             None
         };
         if let Some(counter) = guess {
-            let recount = tracked.life.end(&guessed(counter), Told::Guess);
-            recount.apply_compact(&mut tracked.window);
+            tracked.life.end(&guessed(counter), Told::Guess);
         }
     }
     // A socket its process closed is an orphan with no inode: it stays

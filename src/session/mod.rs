@@ -955,7 +955,7 @@ impl Session {
             let closed = this.tracker.closed().iter();
             for c in closed.filter(|c| filters.cannot_tell(&c.sample.key)) {
                 unplaced.sockets += 1;
-                unplaced.counters.add(&c.window);
+                unplaced.counters.add(&c.window_counts());
             }
             report.unplaced_by_filters = Some((unplaced.sockets, unplaced.counters));
         }
