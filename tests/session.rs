@@ -354,6 +354,7 @@ fn probe_summary() -> ProbeSummary {
         exact_states: true,
         covered: states,
         syn_retransmits_told: false,
+        destructions_told: false,
         ..ProbeSummary::default()
     }
 }

@@ -32,7 +32,7 @@ use proptest::test_runner::{Config, TestCaseError};
 use sim::events::{Delivered, EventPlan, Raiser};
 use sim::{Life, Scenario, Truth, World, CHECKED, NETNS, SYN_RETRIES};
 use tcpipstat::counters::{Counter, Counters};
-use tcpipstat::diff::{StateCounts, Tracker, NOTICE_GRACE_POLLS};
+use tcpipstat::diff::{StateCounts, Tracker};
 use tcpipstat::filter::FilterSet;
 use tcpipstat::model::event::EventTuple;
 
@@ -99,6 +99,7 @@ fn run(world: &World, mode: Mode<'_>) -> (Tracker, Option<Delivered>) {
             tracker.enable_events(StateCounts::FromEvents, &COVERED, 0);
             tracker.set_syn_retries(SYN_RETRIES);
             tracker.set_syn_retransmits_told(true);
+            tracker.set_destructions_told(true);
             Some(world.deliver(plan))
         }
     };
@@ -356,17 +357,6 @@ fn known_defect(
     // which leads to one of the two; the other's states (a first close,
     // an end of stream read) may then be read as its own.
     let twins_listed = spec.twin && world.polls_list_both_twins(life);
-    // A socket no poll listed, whose CLOSE events saw, waits
-    // NOTICE_GRACE_POLLS (from its CLOSE) for its notice to place it in a
-    // namespace; a notice later than that finds it counted "elsewhere"
-    // (events carry no namespace), and is held a batch before it counts.
-    let placed_too_late = world.never_listed(life)
-        && world
-            .notice_polls_after_close(life)
-            .is_some_and(|polls| polls >= NOTICE_GRACE_POLLS as usize);
-    if matches!(mode, Mode::Precision(_)) && placed_too_late {
-        return Some("a notice later than the grace after its CLOSE: counted elsewhere");
-    }
     let event_read = counter.is_state_event()
         || counter == Counter::BytesReceived
         || counter == Counter::OutRsts;

@@ -113,8 +113,9 @@ struct EventOnly {
     /// Its destruction event came: later events with its address or tuple
     /// are another socket's.
     destroyed: bool,
-    /// The poll at which it ended or its notice came, whichever first:
-    /// from then it waits a few polls for the other.
+    /// The poll at which it ended or its notice came, whichever first
+    /// (or, for its notice, its destruction, if later): from then it
+    /// waits a few polls for the other.
     closing_since: Option<u64>,
     /// Its notice ended an orderly close: the notice's `bytes_received`,
     /// which its lifetime takes whole, counts the peer's FIN.
@@ -405,6 +406,10 @@ impl EventAttribution {
 
     pub(super) fn set_syn_retransmits_told(&mut self, told: bool) {
         self.syn_retransmits_told = told;
+    }
+
+    pub(super) fn set_destructions_told(&mut self, told: bool) {
+        self.destructions_told |= told;
     }
 
     pub(super) fn set_sole_namespace(&mut self, sole: bool) {
@@ -703,7 +708,12 @@ impl EventAttribution {
             let same = same_connection(&EventTuple::of_key(&e.tracked.sample.key), &tuple);
             return same.then_some(Claim::Socket(n));
         }
-        if !last_try {
+        // Where destruction events name their cookie, a notice (sent as
+        // its socket is destroyed) that none named after a batch is of a
+        // socket no event saw destroyed: a life before the run, say, which
+        // another socket with its tuple (the next connect from its port,
+        // a twin in another namespace) must not take for its own.
+        if !last_try || self.destructions_told {
             return None;
         }
         // No event named this socket's cookie (a kernel without it, or
@@ -1323,6 +1333,17 @@ impl Attribution<'_, '_> {
             None => self.locate(sk, Some(tuple)),
         };
         self.part.destructions_told |= cookie.is_some();
+        if let Some(SocketId::EventOnly(n)) = id {
+            // The kernel sends its close notice as it destroys it, which
+            // an application holding the closed socket may do polls after
+            // its CLOSE: the wait for the notice counts from now.
+            let noticed_from = self.poll + 1;
+            if let Some(e) = self.part.event_only.get_mut(&n).filter(|e| !e.noticed) {
+                if let Some(since) = &mut e.closing_since {
+                    *since = (*since).max(noticed_from);
+                }
+            }
+        }
         if let (Some(SocketId::EventOnly(n)), Some(cookie)) = (id, cookie) {
             if let Some(e) = self.part.event_only.get_mut(&n) {
                 e.destroyed = true;
@@ -3303,6 +3324,102 @@ mod tests {
         assert_eq!(c.get(Counter::EstabResets), Some(1), "{c:?}");
         let elsewhere = &t.event_stats().unwrap().elsewhere;
         assert_eq!(elsewhere.value(Counter::EstabResets), 0, "{elsewhere:?}");
+    }
+
+    #[test]
+    fn a_socket_held_after_its_close_waits_for_its_destruction_then_its_notice() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let mut t = tracker();
+        // The tracepoint names cookies: known before any destruction came.
+        t.set_destructions_told(true);
+        t.observe(&noticed(0, vec![]), &ANY);
+        let reset = TraceEvent::ReceiveReset {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(100),
+        };
+        let events = [
+            at(1, change(0x10, no_port, Close, SynSent)),
+            at(2, change(0x10, client, SynSent, Established)),
+            at(3, reset),
+            at(4, change(0x10, client, Established, Close)),
+        ];
+        t.apply_events(&events, &ANY);
+        for poll in 1..=(NOTICE_GRACE_POLLS + 3) {
+            t.observe(&noticed(poll * 1000, vec![]), &ANY);
+        }
+        // Destroyed at last; its notice is read a poll later.
+        let destroyed_at = (NOTICE_GRACE_POLLS + 4) * 1000;
+        let destroyed = TraceEvent::Destroyed {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(100),
+        };
+        t.apply_events(&[at(destroyed_at, destroyed)], &ANY);
+        t.observe(&noticed(destroyed_at, vec![]), &ANY);
+        let mut notice = sample(100, client, Close, Some(info(0, 2)));
+        notice.key.netns = 7;
+        t.observe(&noticed(destroyed_at + 1000, vec![notice]), &ANY);
+        let c = totals(&t);
+        assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{c:?}");
+        assert_eq!(c.get(Counter::EstabResets), Some(1), "{c:?}");
+        let stats = t.event_stats().unwrap();
+        assert_eq!(stats.elsewhere_sockets, 0, "{stats:?}");
+        let placed: Vec<u64> = t.rows().map(|r| r.sample.key.netns).collect();
+        assert_eq!(placed, vec![7]);
+    }
+
+    #[test]
+    fn a_notice_no_destruction_named_is_no_live_socket_with_its_tuple() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
+        let mut t = tracker();
+        t.set_destructions_told(true);
+        t.observe(&noticed(0, vec![]), &ANY);
+        let events = [
+            at(1, change(0x10, no_port, Close, SynSent)),
+            at(2, change(0x10, client, SynSent, Established)),
+        ];
+        t.apply_events(&events, &ANY);
+        // An earlier socket from the same port, which events never saw
+        // (destroyed before the run's probes): its notice comes now.
+        let earlier = sample(7, client, Close, Some(info(500, 0)));
+        t.observe(&noticed(1000, vec![earlier]), &ANY);
+        for poll in 2..=4 {
+            t.observe(&noticed(poll * 1000, vec![]), &ANY);
+        }
+        // Counted on its own: the live connect's states are not its.
+        let histories: Vec<usize> = t.rows().map(|r| r.history.iter().count()).collect();
+        assert_eq!(histories, vec![0]);
+        // The live connect ends later, with its own notice.
+        let ends = [
+            at(4500, change(0x10, client, Established, Close)),
+            at(
+                4501,
+                TraceEvent::Destroyed {
+                    sk: 0x10,
+                    tuple: client,
+                    cookie: Some(8),
+                },
+            ),
+        ];
+        t.apply_events(&ends, &ANY);
+        let own = sample(8, client, Close, Some(info(300, 0)));
+        t.observe(&noticed(5000, vec![own]), &ANY);
+        t.observe(&noticed(6000, vec![]), &ANY);
+        let rows: Vec<(bool, u64, u64)> = t
+            .rows()
+            .map(|r| {
+                let c = &r.counters;
+                let opens = c.value(Counter::ActiveOpens);
+                (r.closed, c.value(Counter::BytesSent), opens)
+            })
+            .collect();
+        // Each life on its own, with its own notice's bytes.
+        assert_eq!(rows, vec![(true, 500, 1), (true, 300, 1)]);
     }
 
     #[test]

@@ -414,6 +414,16 @@ impl Tracker {
         }
     }
 
+    /// Says whether destruction events name their socket's cookie (known
+    /// from the first one otherwise): then a socket that ended without its
+    /// destruction is held by its application, and its notice is waited
+    /// for as long as it is held, from the run's first poll.
+    pub fn set_destructions_told(&mut self, told: bool) {
+        if let Some(events) = &mut self.events {
+            events.set_destructions_told(told);
+        }
+    }
+
     fn syn_retries(&self) -> u32 {
         self.syn_retries.unwrap_or(DEFAULT_SYN_RETRIES)
     }

@@ -213,6 +213,7 @@ impl Session {
             };
             tracker.enable_events(states, &summary.covered, 0);
             tracker.set_syn_retransmits_told(summary.syn_retransmits_told);
+            tracker.set_destructions_told(summary.destructions_told);
         }
         if let Some(retries) = source.syn_retries() {
             tracker.set_syn_retries(retries);

@@ -231,6 +231,10 @@ pub struct ProbeSummary {
     /// Retransmit events say whether the segment was a connect's SYN (the
     /// tracepoint has the socket's state).
     pub syn_retransmits_told: bool,
+    /// Destruction events name their socket's cookie: a socket that ended
+    /// without one is still held by its application (its notice comes
+    /// when it lets go).
+    pub destructions_told: bool,
     /// With --udp: each UDP counter from events and its source, and what
     /// this kernel cannot give (with why).
     pub udp_sources: Vec<(String, String)>,
@@ -1374,6 +1378,7 @@ fn summarize(sources: &[(Role, String)], opened: &[Opened]) -> ProbeSummary {
         exact_states: sources.iter().any(|(r, _)| *r == Role::States),
         covered,
         syn_retransmits_told,
+        destructions_told: opened.iter().any(|o| o.decoder.tells_destructions()),
         udp_sources: Vec::new(),
         udp_missing: Vec::new(),
     }

@@ -398,6 +398,13 @@ impl Decoder {
         self.kind == EventKind::TcpRetransmitSkb && self.fields.new_state.is_some()
     }
 
+    /// Whether its destruction events name the socket's cookie (the
+    /// tracepoint has `sock_cookie`): a socket ended without one is still
+    /// held by its application.
+    pub fn tells_destructions(&self) -> bool {
+        self.kind == EventKind::TcpDestroySock && self.fields.cookie.is_some()
+    }
+
     pub fn decode(&self, raw: &[u8]) -> Option<TraceEvent> {
         use EventKind::*;
         match self.kind {

@@ -281,37 +281,6 @@ impl Life {
 }
 
 impl World {
-    /// The poll whose batch has this life's change to CLOSE, if any.
-    fn close_event_poll(&self, life: &Life) -> Option<usize> {
-        let mut own = Vec::new();
-        life.raise(0, false, &mut own);
-        let closed = own.iter().find_map(|(at, e)| match e {
-            TraceEvent::StateChange {
-                new: TcpState::Close,
-                ..
-            } => Some(*at),
-            _ => None,
-        })?;
-        self.polls.iter().position(|p| *p > closed)
-    }
-
-    /// Polls between the batch with this life's CLOSE and the poll that
-    /// reads its notice (None: no notice, or no CLOSE).
-    pub fn notice_polls_after_close(&self, life: &Life) -> Option<usize> {
-        let closed = self.close_event_poll(life)?;
-        let read = self.life_notice_poll(life, life.destroyed?)?;
-        Some(read.saturating_sub(closed))
-    }
-
-    /// Whether no poll's dump listed this life's full socket (its request
-    /// socket is another: its child is known from events).
-    pub fn never_listed(&self, life: &Life) -> bool {
-        self.polls.iter().all(|p| {
-            life.sample_at(*p)
-                .is_none_or(|s| s.state == TcpState::NewSynRecv)
-        })
-    }
-
     /// Kernel addresses for every life and listener: a freed socket's
     /// address goes to the next socket allocated after it (last freed,
     /// first reused), as a slab does.
