@@ -247,6 +247,8 @@ pub(super) struct EventAttribution {
     /// Destruction events (with their cookie) have come: a socket that
     /// ended without one is still held by its application.
     destructions_told: bool,
+    /// No event was lost or left undelivered since the run began.
+    events_complete: bool,
     by_tuple: FxHashMap<EventTuple, SocketId>,
     by_sk: FxHashMap<u64, Place>,
     pending: super::waiting::Waiting,
@@ -287,6 +289,10 @@ pub struct EventStats {
     /// Close notices that could not be held for their events (the bound
     /// was reached) and were counted on their own.
     pub notices_unheld: u64,
+    /// Close notices of sockets destroyed before the run's probes opened
+    /// (no event saw them end or be destroyed, and none was lost): they
+    /// count nothing, this window.
+    pub notices_before_run: u64,
     /// Owners of sockets not known yet that could not be held (the bound
     /// was reached): those sockets show no owner from events, this window.
     pub owners_unkept: u64,
@@ -410,6 +416,10 @@ impl EventAttribution {
 
     pub(super) fn set_destructions_told(&mut self, told: bool) {
         self.destructions_told |= told;
+    }
+
+    pub(super) fn set_events_complete(&mut self, complete: bool) {
+        self.events_complete = complete;
     }
 
     pub(super) fn set_sole_namespace(&mut self, sole: bool) {
@@ -689,6 +699,13 @@ impl EventAttribution {
             match self.claimant(&h.notice, true) {
                 Some(Claim::Socket(n)) => self.join_notice(n, &h.notice, h.ending, h.passive),
                 Some(Claim::Counted) => {}
+                // No event saw its socket's state change or destruction,
+                // and none was lost: it ended, and was destroyed, before
+                // the probes opened (its notice was sent late, or read
+                // after the first poll): nothing of it is in the run.
+                None if self.destructions_told && self.events_complete => {
+                    self.stats.notices_before_run += 1;
+                }
                 None => unclaimed.push(h.notice),
             }
         }
@@ -3420,6 +3437,35 @@ mod tests {
             .collect();
         // Each life on its own, with its own notice's bytes.
         assert_eq!(rows, vec![(true, 500, 1), (true, 300, 1)]);
+    }
+
+    #[test]
+    fn a_notice_of_a_socket_destroyed_before_the_probes_opened_counts_nothing() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        for complete in [true, false] {
+            let mut t = tracker();
+            t.set_destructions_told(true);
+            t.set_events_complete(complete);
+            t.observe(&noticed(0, vec![]), &ANY);
+            // Sent late (a loaded host's workqueue): read after the first
+            // poll, though no event saw its socket end or be destroyed.
+            let late = sample(7, client, Close, Some(info(500, 0)));
+            t.observe(&noticed(1000, vec![late]), &ANY);
+            t.observe(&noticed(2000, vec![]), &ANY);
+            let c = totals(&t);
+            let stats = t.event_stats().unwrap();
+            if complete {
+                assert_eq!(c.value(Counter::ActiveOpens), 0, "{c:?}");
+                assert_eq!(c.value(Counter::BytesSent), 0, "{c:?}");
+                assert_eq!(stats.notices_before_run, 1);
+            } else {
+                // An event lost may have been its: counted on its own.
+                assert_eq!(c.value(Counter::ActiveOpens), 1, "{c:?}");
+                assert_eq!(c.value(Counter::BytesSent), 500, "{c:?}");
+                assert_eq!(stats.notices_before_run, 0);
+            }
+        }
     }
 
     #[test]

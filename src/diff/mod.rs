@@ -424,6 +424,16 @@ impl Tracker {
         }
     }
 
+    /// Says whether every kernel event since the run began came (none lost
+    /// to a full ring, none the kernel counted and never delivered): then
+    /// a close notice whose socket no event saw destroyed is of a socket
+    /// destroyed before the run's probes opened, which counts nothing.
+    pub fn set_events_complete(&mut self, complete: bool) {
+        if let Some(events) = &mut self.events {
+            events.set_events_complete(complete);
+        }
+    }
+
     fn syn_retries(&self) -> u32 {
         self.syn_retries.unwrap_or(DEFAULT_SYN_RETRIES)
     }

@@ -108,7 +108,7 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
 }
 
 /// `"precision":{"probes","events","events_lost","events_undelivered","last_samples","sources":
-/// {counter: source},"elsewhere_sockets","awaiting_notice","notices_unheld",
+/// {counter: source},"elsewhere_sockets","awaiting_notice","notices_unheld","notices_before_run",
 /// "unplaced":{..},"unidentified":{..},"unidentified_earlier_windows":{..},
 /// "elsewhere":{..},"drops_by_reason":{..}}`. `events_lost` and
 /// `events_undelivered` count since the run began; everything else is
@@ -135,6 +135,7 @@ fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
     field_u64(buf, "elsewhere_sockets", precision.elsewhere_sockets);
     field_u64(buf, "awaiting_notice", precision.awaiting_notice);
     field_u64(buf, "notices_unheld", precision.notices_unheld);
+    field_u64(buf, "notices_before_run", precision.notices_before_run);
     for (name, counters) in [
         ("unplaced", &precision.unplaced),
         ("unidentified", &precision.unidentified),

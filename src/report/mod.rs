@@ -118,6 +118,9 @@ pub struct PrecisionSection {
     /// Close notices counted on their own because too many waited for
     /// their events.
     pub notices_unheld: u64,
+    /// Close notices of sockets destroyed before the probes opened,
+    /// which count nothing.
+    pub notices_before_run: u64,
 }
 
 impl<'a> Report<'a> {

@@ -182,6 +182,13 @@ pub fn write_precision(
             precision.notices_unheld
         )?;
     }
+    if precision.notices_before_run > 0 {
+        writeln!(
+            out,
+            "\tclose notices of sockets destroyed before the probes opened (counted nothing): {}",
+            precision.notices_before_run
+        )?;
+    }
     if !precision.drops_by_reason.is_empty() {
         let drops: Vec<String> = precision
             .drops_by_reason

@@ -431,6 +431,8 @@ impl Session {
             if self.tracker.polls() > 0 {
                 self.tracker.apply_events(&events, &self.tracker_filter);
             }
+            self.tracker
+                .set_events_complete(feed.lost() == 0 && feed.undelivered() == 0);
             // Read as the events were: the processes may be gone now.
             if let Some(owners) = self.owners.as_mut() {
                 owners.learn_commands(feed.take_process_names());
@@ -827,6 +829,7 @@ impl Session {
             elsewhere: stats.elsewhere,
             awaiting_notice: stats.awaiting_notice,
             notices_unheld: stats.notices_unheld,
+            notices_before_run: stats.notices_before_run,
         })
     }
 
