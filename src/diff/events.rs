@@ -3289,21 +3289,13 @@ mod tests {
         }
     }
 
-    /// A connection reset while its application holds it: no notice comes
-    /// until it lets go, polls later.
-    #[test]
-    fn a_reset_socket_its_application_holds_counts_when_its_notice_comes() {
+    /// Socket 0x10 connects from `client`, is reset (cookie 100) and
+    /// closed, and its application holds it past the notice's grace.
+    fn reset_and_held_past_the_grace(t: &mut Tracker, client: EventTuple) {
         use TcpState::*;
-        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
-        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
-        let mut t = tracker();
-        t.observe(&noticed(0, vec![]), &ANY);
-        // Another socket's destruction: this kernel tells them.
-        let other = tuple("10.0.0.9", 5000, "10.0.0.8", 80);
-        let destroyed = TraceEvent::Destroyed {
-            sk: 0x99,
-            tuple: other,
-            cookie: Some(9),
+        let no_port = EventTuple {
+            local_port: 0,
+            ..client
         };
         let reset = TraceEvent::ReceiveReset {
             sk: 0x10,
@@ -3311,7 +3303,6 @@ mod tests {
             cookie: Some(100),
         };
         let events = [
-            at(0, destroyed),
             at(1, change(0x10, no_port, Close, SynSent)),
             at(2, change(0x10, client, SynSent, Established)),
             at(3, reset),
@@ -3321,6 +3312,25 @@ mod tests {
         for poll in 1..=(NOTICE_GRACE_POLLS + 3) {
             t.observe(&noticed(poll * 1000, vec![]), &ANY);
         }
+    }
+
+    /// A connection reset while its application holds it: no notice comes
+    /// until it lets go, polls later.
+    #[test]
+    fn a_reset_socket_its_application_holds_counts_when_its_notice_comes() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        // Another socket's destruction: this kernel tells them.
+        let other = tuple("10.0.0.9", 5000, "10.0.0.8", 80);
+        let destroyed = TraceEvent::Destroyed {
+            sk: 0x99,
+            tuple: other,
+            cookie: Some(9),
+        };
+        t.apply_events(&[at(0, destroyed)], &ANY);
+        reset_and_held_past_the_grace(&mut t, client);
         let mut notice = sample(100, client, Close, Some(info(0, 2)));
         notice.key.remote_port = 80;
         let end = (NOTICE_GRACE_POLLS + 4) * 1000;
@@ -3347,26 +3357,11 @@ mod tests {
     fn a_socket_held_after_its_close_waits_for_its_destruction_then_its_notice() {
         use TcpState::*;
         let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
-        let no_port = tuple("10.0.0.1", 0, "10.0.0.2", 80);
         let mut t = tracker();
         // The tracepoint names cookies: known before any destruction came.
         t.set_destructions_told(true);
         t.observe(&noticed(0, vec![]), &ANY);
-        let reset = TraceEvent::ReceiveReset {
-            sk: 0x10,
-            tuple: client,
-            cookie: Some(100),
-        };
-        let events = [
-            at(1, change(0x10, no_port, Close, SynSent)),
-            at(2, change(0x10, client, SynSent, Established)),
-            at(3, reset),
-            at(4, change(0x10, client, Established, Close)),
-        ];
-        t.apply_events(&events, &ANY);
-        for poll in 1..=(NOTICE_GRACE_POLLS + 3) {
-            t.observe(&noticed(poll * 1000, vec![]), &ANY);
-        }
+        reset_and_held_past_the_grace(&mut t, client);
         // Destroyed at last; its notice is read a poll later.
         let destroyed_at = (NOTICE_GRACE_POLLS + 4) * 1000;
         let destroyed = TraceEvent::Destroyed {
