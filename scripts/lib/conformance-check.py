@@ -26,7 +26,10 @@ allow-list. --failed-out writes `mode<TAB>script` per failure.
 import fnmatch, json, sys
 
 NEVER_ALLOWED = {"ActiveOpens", "PassiveOpens", "AttemptFails", "EstabResets"}
-CLASSES = {"syn-to-listener", "time-wait", "no-socket", "request-socket"}
+# cleared: segments a socket counted before tcp_disconnect zeroed its
+# counters (a child its listener's close reset before accept), when no poll
+# saw them first: the notice carries zeros, and the kernel keeps no record.
+CLASSES = {"syn-to-listener", "time-wait", "no-socket", "request-socket", "cleared"}
 
 
 def read_rows(path, fields):
