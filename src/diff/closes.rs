@@ -72,6 +72,11 @@ pub enum Ending {
     NotConnected,
 }
 
+/// How far a notice's clock may be off: tcp_info tells it in ms from
+/// jiffies of 1 to 10 ms (either end of a count may fall anywhere in its
+/// jiffy), against the run's own monotonic clock.
+pub const NOTICE_CLOCK_SLACK_MS: u64 = 25;
+
 /// tcp_info's `tcpi_options` bit for a SYN that carried data the peer
 /// took (TCPI_OPT_SYN_DATA): on an accepted socket, a Fast Open child.
 pub(super) const TCPI_OPT_SYN_DATA: u8 = 0x20;
@@ -644,11 +649,12 @@ impl Tracker {
         let passive = self.is_listener_endpoint(&notice.key);
         let poll = self.polls;
         if let Some(events) = &mut self.events {
-            if events.offer_notice(notice, ending, passive, poll) {
+            if events.offer_notice(notice, ending, passive, (poll, self.closes_read_ms)) {
                 return;
             }
         }
-        self.count_notice_alone(notice, ending, passive, filter, elapsed);
+        let read_ms = self.closes_read_ms;
+        self.count_notice_alone(notice, ending, passive, read_ms, filter, elapsed);
     }
 
     /// Precision mode: notices held for a batch of events that no socket
@@ -657,10 +663,10 @@ impl Tracker {
         let Some(events) = &mut self.events else {
             return;
         };
-        for notice in events.retry_held_notices(self.polls) {
+        for (notice, read_ms) in events.retry_held_notices(self.polls) {
             let passive = self.is_listener_endpoint(&notice.key);
             let ending = Ending::of(&notice, passive, self.syn_retries());
-            self.count_notice_alone(&notice, ending, passive, filter, elapsed);
+            self.count_notice_alone(&notice, ending, passive, read_ms, filter, elapsed);
         }
     }
 
@@ -668,16 +674,23 @@ impl Tracker {
     /// if the filters take its tuple in. An abort's tuple lost its peer
     /// port, and no poll or event saw the real one: where the filters test
     /// what it lost, it is counted apart, as a close they cannot place.
+    /// One whose clock, counted back from `read_ms` (when it was read),
+    /// dates the life before the run's first poll counts nothing.
     fn count_notice_alone(
         &mut self,
         notice: &SocketSample,
         ending: Ending,
         passive: bool,
+        read_ms: Option<u64>,
         filter: &FilterSet,
         elapsed: u64,
     ) {
         let placed = filter.matches(&notice.key);
         if !placed && !filter.cannot_tell(&notice.key) {
+            return;
+        }
+        if self.ended_before_first_poll(notice, read_ms) {
+            self.notices_before_run += 1;
             return;
         }
         let (window, lifetime, life) = self.notice_alone_counts(notice, ending, passive);
@@ -705,6 +718,38 @@ impl Tracker {
             read_as_connect: None,
             life,
         });
+    }
+
+    /// Whether the socket of a notice no poll listed had established
+    /// before the run's first poll: that poll (of its namespace) would have
+    /// listed it alive, so it had ended by then (reset or closed and held
+    /// unhashed by its application, or destroyed with its notice still to
+    /// read), and nothing of it is in the run. Told by the socket's own
+    /// clock: `tcpi_last_data_sent` counts from `lsndtime`, which the
+    /// kernel sets as the socket establishes (`tcp_finish_connect`,
+    /// `tcp_create_openreq_child`, a simultaneous open's SYN_RECV) and
+    /// moves with each data segment sent, so the socket established no
+    /// later than the notice was built less that clock, and the notice was
+    /// built before it was read. Only for a life that established:
+    /// `tcpi_delivered` counts its SYN's or SYN-ACK's delivery, and
+    /// `tcp_disconnect` clears it (an abort's notice tells nothing), while
+    /// a connect that never completed has no clock of its own (a fresh
+    /// socket's `lsndtime` is 0, a reused one's its earlier life's).
+    fn ended_before_first_poll(&self, notice: &SocketSample, read_ms: Option<u64>) -> bool {
+        let (Some(first), Some(read_ms)) = (&self.first_poll, read_ms) else {
+            return false;
+        };
+        let Some(info) = notice.tcp_info.as_ref() else {
+            return false;
+        };
+        let (Some(delivered), Some(since_sent_ms)) = (info.delivered(), info.last_data_sent())
+        else {
+            return false;
+        };
+        delivered > 0
+            && first.netns.contains(&notice.key.netns)
+            && read_ms.saturating_add(NOTICE_CLOCK_SLACK_MS)
+                < first.taken_at_ms.saturating_add(u64::from(since_sent_ms))
     }
 
     /// The window's and the lifetime's counts of a connection known from
@@ -925,6 +970,7 @@ mod tests {
         let mut snapshot = Snapshot::new(ms, SocketSource::SockDiag, sockets);
         snapshot.closes_watched = true;
         snapshot.closed = closed;
+        snapshot.closes_read_ms = Some(ms);
         snapshot
     }
 
@@ -1279,6 +1325,59 @@ mod tests {
         );
         assert_eq!(totals(&t).value(Counter::ActiveOpens), 0);
         assert_eq!(totals(&t).value(Counter::BytesSent), 0);
+    }
+
+    /// A connection from 10.0.0.2:5000 to port 80 (the listener's, in
+    /// namespace 0) that sent 100 bytes and was reset,
+    /// whose notice's clock says its last data went out `since_sent_ms`
+    /// before the notice, and whose SYN was delivered (`delivered` 2) or
+    /// not (0: a connect that never completed keeps no clock of its own).
+    fn reset_notice(since_sent_ms: u32, delivered: u32, netns: u64) -> SocketSample {
+        let mut notice = notice("10.0.0.2", 5000, 101, 100, 0);
+        notice.key.netns = netns;
+        notice.tcp_info = Some(TcpInfo::built(TcpState::Close, |raw| {
+            raw.u32(44, since_sent_ms)
+                .u32(148, 40)
+                .u32(192, delivered)
+                .u32(228, 65535)
+                .u64(120, 101)
+                .u32(136, 2)
+                .u32(140, 3)
+                .u64(200, 100);
+        }));
+        notice
+    }
+
+    /// A connection reset before the run's first poll and held in CLOSE
+    /// by its application (no dump lists it), closed during the run: its
+    /// notice's clock goes back before the first poll, so it had ended
+    /// then and nothing of it is the run's. One that established after
+    /// that poll counts whole, as do a connect that never completed, one
+    /// whose clock is within the slack of that poll, and one of a
+    /// namespace that poll did not list.
+    #[test]
+    fn a_notice_whose_clock_goes_back_before_the_first_poll_counts_nothing() {
+        let filter = FilterSet::default();
+        let counted = |notice: SocketSample| {
+            let mut t = Tracker::new();
+            t.observe(&poll(10_000, vec![], vec![]), &filter);
+            t.observe(&poll(11_000, vec![], vec![notice]), &filter);
+            let before_run = t.notices_before_run();
+            (totals(&t), before_run)
+        };
+        let (total, before_run) = counted(reset_notice(3_000, 2, 0));
+        assert!(total.is_all_zero(), "{total:?}");
+        assert_eq!(before_run, 1);
+        for (since_sent_ms, delivered, netns) in
+            [(500, 2, 0), (3_000, 0, 0), (1_010, 2, 0), (3_000, 2, 7)]
+        {
+            let (total, before_run) = counted(reset_notice(since_sent_ms, delivered, netns));
+            let case = format!("{since_sent_ms} ms, delivered {delivered}, netns {netns}");
+            let opens = total.value(Counter::PassiveOpens) + total.value(Counter::ActiveOpens);
+            assert_eq!(opens, 1, "{case}");
+            assert_eq!(total.value(Counter::BytesSent), 100, "{case}");
+            assert_eq!(before_run, 0, "{case}");
+        }
     }
 
     /// An abort no poll saw, under a filter on the peer port its notice

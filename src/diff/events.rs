@@ -138,6 +138,9 @@ struct HeldNotice {
     ending: Ending,
     passive: bool,
     poll: u64,
+    /// When it was read (`Snapshot::closes_read_ms`): its clock counts
+    /// back from before then.
+    read_ms: Option<u64>,
 }
 
 /// A polled socket its notice ended before its last events came.
@@ -628,7 +631,7 @@ impl EventAttribution {
         notice: &SocketSample,
         ending: Ending,
         passive: bool,
-        poll: u64,
+        (poll, read_ms): (u64, Option<u64>),
     ) -> bool {
         match self.claimant(notice, false) {
             Some(Claim::Socket(n)) => {
@@ -647,6 +650,7 @@ impl EventAttribution {
             ending,
             passive,
             poll,
+            read_ms,
         });
         true
     }
@@ -688,7 +692,7 @@ impl EventAttribution {
     /// Offers the notices held since an earlier poll once more, now that
     /// another batch of events came; returns those no socket claims (a
     /// connection events missed: count them on their own).
-    pub(super) fn retry_held_notices(&mut self, poll: u64) -> Vec<SocketSample> {
+    pub(super) fn retry_held_notices(&mut self, poll: u64) -> Vec<(SocketSample, Option<u64>)> {
         let held = std::mem::take(&mut self.held_notices);
         let mut unclaimed = Vec::new();
         for h in held {
@@ -706,7 +710,7 @@ impl EventAttribution {
                 None if self.destructions_told && self.events_complete => {
                     self.stats.notices_before_run += 1;
                 }
-                None => unclaimed.push(h.notice),
+                None => unclaimed.push((h.notice, h.read_ms)),
             }
         }
         unclaimed

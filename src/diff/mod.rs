@@ -29,7 +29,7 @@ mod overflows;
 mod settle;
 mod table;
 mod waiting;
-pub use closes::Ending;
+pub use closes::{Ending, NOTICE_CLOCK_SLACK_MS};
 pub use events::{EventStats, EVENT_ONLY_GRACE_POLLS, NOTICE_GRACE_POLLS};
 pub use overflows::{share_among_listeners, ListenerDrops, ListenerShare};
 pub use settle::{
@@ -333,6 +333,22 @@ pub struct Tracker {
     syn_retries: Option<u32>,
     /// Kernel events' part, once events are fed in.
     events: Option<Box<EventAttribution>>,
+    /// The run's first poll: when it began, and the namespaces it listed
+    /// sockets in (where a socket it did not list was not alive).
+    first_poll: Option<FirstPoll>,
+    /// When this poll's close notices were read, if known.
+    closes_read_ms: Option<u64>,
+    /// Close notices of lives that ended before the run's first poll,
+    /// told by their own clocks: they count nothing.
+    notices_before_run: u64,
+}
+
+/// The baseline poll, against which a notice's age is told.
+#[derive(Debug, Default)]
+struct FirstPoll {
+    taken_at_ms: u64,
+    /// At most one entry per namespace the source samples.
+    netns: rustc_hash::FxHashSet<u64>,
 }
 
 /// The kernel's default `net.ipv4.tcp_syn_retries`: a connect sends its
@@ -470,6 +486,14 @@ impl Tracker {
     }
 
     /// What events added beyond the rows, this window.
+    /// Close notices of lives that ended before the run's first poll
+    /// (their clocks say so, or in precision mode no event saw them end),
+    /// which counted nothing.
+    pub fn notices_before_run(&self) -> u64 {
+        let by_events = self.event_stats().map_or(0, |s| s.notices_before_run);
+        self.notices_before_run + by_events
+    }
+
     pub fn event_stats(&self) -> Option<&EventStats> {
         self.events.as_deref().map(EventAttribution::stats)
     }
@@ -536,6 +560,13 @@ impl Tracker {
         let poll = self.polls;
         let elapsed = snapshot.taken_at_ms.saturating_sub(self.last_poll_ms);
         self.last_poll_ms = snapshot.taken_at_ms;
+        if poll == 1 {
+            self.first_poll = Some(FirstPoll {
+                taken_at_ms: snapshot.taken_at_ms,
+                netns: snapshot.sockets.iter().map(|s| s.key.netns).collect(),
+            });
+        }
+        self.closes_read_ms = snapshot.closes_read_ms;
         let held_over = std::mem::take(&mut self.held_over);
         for closed in self.closed.iter_mut().take(held_over) {
             closed.unseen_ms = closed.unseen_ms.saturating_add(elapsed);

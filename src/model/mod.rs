@@ -374,6 +374,11 @@ pub struct Snapshot {
     /// Sockets the kernel destroyed, from its close notices read by the end
     /// of this poll's dump (state CLOSE, final counters).
     pub closed: Vec<SocketSample>,
+    /// When `closed` was read (ms, `taken_at_ms`'s clock): no earlier than
+    /// the kernel built those notices, whose tcp_info clocks (ms since the
+    /// last data sent) count back from that build. None where unknown
+    /// (recorded snapshots).
+    pub closes_read_ms: Option<u64>,
     /// Whether close notices are read (then every connection's end has
     /// one, and TIME_WAIT sockets are not dumped).
     pub closes_watched: bool,
@@ -395,6 +400,7 @@ impl Snapshot {
             listeners: Vec::new(),
             unsampled_netns: Vec::new(),
             closed: Vec::new(),
+            closes_read_ms: None,
             closes_watched: false,
             udp: Vec::new(),
             udp_closed: Vec::new(),

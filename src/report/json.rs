@@ -4,6 +4,7 @@
 //!
 //! Shape: `{"type","index","start_ms","end_ms","start_time","end_time"
 //! (RFC 3339, when the run's start is known),"polls","closes_lost",
+//! "close_notices_lost":{..},"notices_before_run" (where notices are read),
 //! "precision","unplaced_by_filters":{"sockets","counters"} (a filtered
 //! window's aborts its filters cannot place),"groups":[{"key",
 //! "sockets","closed","counters":{"Socket":{..},"Tcp":{..}},"approx":[..],
@@ -91,6 +92,7 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
         } else {
             b",\"counted\":\"at least: one per overflow (this kernel does not count the notices)\"}"
         });
+        field_u64(buf, "notices_before_run", report.notices_before_run);
     }
     if let Some(precision) = &report.precision {
         write_precision(buf, precision);
@@ -108,7 +110,7 @@ pub fn begin(report: &Report<'_>, buf: &mut Vec<u8>) {
 }
 
 /// `"precision":{"probes","events","events_lost","events_undelivered","last_samples","sources":
-/// {counter: source},"elsewhere_sockets","awaiting_notice","notices_unheld","notices_before_run",
+/// {counter: source},"elsewhere_sockets","awaiting_notice","notices_unheld",
 /// "unplaced":{..},"unidentified":{..},"unidentified_earlier_windows":{..},
 /// "elsewhere":{..},"drops_by_reason":{..}}`. `events_lost` and
 /// `events_undelivered` count since the run began; everything else is
@@ -135,7 +137,6 @@ fn write_precision(buf: &mut Vec<u8>, precision: &PrecisionSection) {
     field_u64(buf, "elsewhere_sockets", precision.elsewhere_sockets);
     field_u64(buf, "awaiting_notice", precision.awaiting_notice);
     field_u64(buf, "notices_unheld", precision.notices_unheld);
-    field_u64(buf, "notices_before_run", precision.notices_before_run);
     for (name, counters) in [
         ("unplaced", &precision.unplaced),
         ("unidentified", &precision.unidentified),

@@ -65,6 +65,10 @@ pub struct Report<'a> {
     pub closes_lost: Option<CloseLoss>,
     /// Those lost in this report's window.
     pub closes_lost_window: Option<CloseLoss>,
+    /// Close notices read since the run began of lives that ended before
+    /// its first poll (their socket's clock says so, or in precision mode
+    /// no event saw them end): they count nothing.
+    pub notices_before_run: u64,
     /// The wall clock when the run started (ms 0): reports then say when
     /// their window began and ended.
     pub run_started: Option<std::time::SystemTime>,
@@ -118,9 +122,6 @@ pub struct PrecisionSection {
     /// Close notices counted on their own because too many waited for
     /// their events.
     pub notices_unheld: u64,
-    /// Close notices of sockets destroyed before the probes opened,
-    /// which count nothing.
-    pub notices_before_run: u64,
 }
 
 impl<'a> Report<'a> {
@@ -150,6 +151,7 @@ impl<'a> Report<'a> {
             precision: None,
             closes_lost: None,
             closes_lost_window: None,
+            notices_before_run: 0,
             run_started: None,
             unplaced_by_filters: None,
             udp: None,

@@ -882,7 +882,6 @@ pub fn precision_section() -> PrecisionSection {
         elsewhere: counters(&[(MessagesSent, 6, false), (MessageBytesSent, 9_000, false)]),
         awaiting_notice: 2,
         notices_unheld: 0,
-        notices_before_run: 0,
     }
 }
 

@@ -24,6 +24,13 @@ pub fn begin(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "close notices lost: {}", close_loss_text(report, lost))?;
         }
     }
+    if report.notices_before_run > 0 {
+        writeln!(
+            out,
+            "close notices of lives that ended before the first poll (counted nothing): {}",
+            report.notices_before_run
+        )?;
+    }
     if let Some(precision) = &report.precision {
         write_precision(precision, report.kind, out)?;
     }
@@ -180,13 +187,6 @@ pub fn write_precision(
             out,
             "\tclose notices counted without their events (too many waiting): {}",
             precision.notices_unheld
-        )?;
-    }
-    if precision.notices_before_run > 0 {
-        writeln!(
-            out,
-            "\tclose notices of sockets destroyed before the probes opened (counted nothing): {}",
-            precision.notices_before_run
         )?;
     }
     if !precision.drops_by_reason.is_empty() {
@@ -527,6 +527,18 @@ mod tests {
             assert!(!hidden.contains(line), "{line:?} without --zeros");
             assert!(shown.contains(line), "{line:?} with --zeros");
         }
+    }
+
+    #[test]
+    fn notices_of_lives_before_the_run_are_said_in_text_and_json() {
+        let mut report = fixtures::window_tuple();
+        let line = "close notices of lives that ended before the first poll (counted nothing)";
+        assert!(!text(&report, false).contains(line));
+        report.notices_before_run = 2;
+        report.closes_lost = Some(crate::model::CloseLoss::default());
+        assert!(text(&report, false).contains(&format!("{line}: 2\n")));
+        let json = render_to_string(&report, Format::Json, false);
+        assert!(json.contains("\"notices_before_run\":2"), "{json}");
     }
 
     #[test]

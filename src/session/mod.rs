@@ -796,6 +796,7 @@ impl Session {
         report.precision = self.precision_section();
         report.closes_lost = self.source.closes_lost();
         report.closes_lost_window = self.closes_lost_window();
+        report.notices_before_run = self.tracker.notices_before_run();
         report.run_started = self.source.opened_at();
         report.tcp = self.config.tcp;
     }
@@ -829,7 +830,6 @@ impl Session {
             elsewhere: stats.elsewhere,
             awaiting_notice: stats.awaiting_notice,
             notices_unheld: stats.notices_unheld,
-            notices_before_run: stats.notices_before_run,
         })
     }
 

@@ -373,9 +373,11 @@ impl LiveSource {
                         Some(closes) => (closes.take(), true),
                         None => (Vec::new(), false),
                     };
+                    let closes_read_ms = closes_watched.then(|| self.elapsed_ms());
                     return Ok(Snapshot {
                         taken_at_ms,
                         closed,
+                        closes_read_ms,
                         closes_watched,
                         ..snapshot
                     });

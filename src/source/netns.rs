@@ -714,6 +714,8 @@ impl SnapshotSource for NetnsSource {
                 Ok(Reply::System(..)) | Err(_) => failed.push(inode),
             }
         }
+        // Each agent read its notices after its dump, before replying.
+        merged.closes_read_ms = merged.closes_watched.then(|| self.elapsed_ms());
         for inode in failed {
             self.agents.remove(&inode);
         }

@@ -33,6 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use tcpipstat::counters::Counter;
+use tcpipstat::diff::NOTICE_CLOCK_SLACK_MS;
 use tcpipstat::model::tcp_info::TcpInfo;
 use tcpipstat::model::{Snapshot, SocketKey, SocketSample, SocketSource, TcpState};
 
@@ -428,6 +429,11 @@ impl Life {
             + our_fin
             + reset_in;
         let snd_wnd = if established { PEER_WINDOW } else { 0 };
+        // Its SYN (or SYN-ACK) delivered, then each data segment and FIN.
+        let delivered = match established {
+            true => 1 + payload.div_ceil(MSS) + our_fin,
+            false => 0,
+        };
         info(&InfoFields {
             state,
             bytes_acked: acked,
@@ -438,7 +444,25 @@ impl Life {
             segs_in: segs_in as u32,
             total_retrans: total_retrans as u32,
             snd_wnd,
+            delivered: delivered as u32,
+            last_data_sent_ms: self.since_data_sent_ms(at),
         })
+    }
+
+    /// tcp_info's `last_data_sent` at `at`: ms since `lsndtime`, which
+    /// the kernel sets as the socket establishes and as each data segment
+    /// leaves. Never established: a fresh socket's 0, that is the time
+    /// since boot (long before anything here).
+    fn since_data_sent_ms(&self, at: Tick) -> u32 {
+        let Some(established) = self.established.filter(|e| *e <= at) else {
+            return (at / 2 + 3_600_000) as u32;
+        };
+        let sends = self.spec.sent > 0 || self.spec.retransmitted > 0;
+        let last_sent = match sends {
+            true => at.min(self.data_end).max(established),
+            false => established,
+        };
+        ((at - last_sent) / 2) as u32
     }
 
     /// What a dump at `at` lists of this life (its request socket, or its
@@ -498,6 +522,29 @@ impl Life {
         truth.add(Counter::BytesSent, sent);
         truth.add(Counter::BytesReceived, received);
         truth
+    }
+
+    /// Whether its notice, as the poll that reads it gives it, shows by
+    /// its clock that it established before the first poll (then, unlisted
+    /// by that poll, it had ended: see the tracker's reading of notices,
+    /// `NOTICE_CLOCK_SLACK_MS`), in a namespace that poll listed.
+    pub fn notice_dates_it_before(&self, world: &World) -> bool {
+        let Some((destroyed, notice)) = self.notice() else {
+            return false;
+        };
+        let Some(poll) = world.life_notice_poll(self, destroyed) else {
+            return false;
+        };
+        let snapshots = world.snapshots();
+        let first = &snapshots[0];
+        let read_ms = snapshots[poll].closes_read_ms.unwrap_or(u64::MAX);
+        let info = notice.tcp_info.expect("notices carry tcp_info");
+        let (delivered, since_sent) = (info.delivered().unwrap(), info.last_data_sent().unwrap());
+        let listed = first.sockets.iter().any(|s| s.key.netns == self.netns);
+        delivered > 0
+            && listed
+            && read_ms.saturating_add(NOTICE_CLOCK_SLACK_MS)
+                < first.taken_at_ms + u64::from(since_sent)
     }
 
     /// Whether it began before `at` and a dump at `at` would not list it
@@ -564,6 +611,8 @@ struct InfoFields {
     segs_in: u32,
     total_retrans: u32,
     snd_wnd: u32,
+    delivered: u32,
+    last_data_sent_ms: u32,
 }
 
 impl Default for InfoFields {
@@ -578,6 +627,8 @@ impl Default for InfoFields {
             segs_in: 0,
             total_retrans: 0,
             snd_wnd: 0,
+            delivered: 0,
+            last_data_sent_ms: 0,
         }
     }
 }
@@ -587,6 +638,8 @@ impl Default for InfoFields {
 fn info(fields: &InfoFields) -> TcpInfo {
     let mut raw = [0u8; 280];
     raw[0] = fields.state as u8;
+    raw[44..48].copy_from_slice(&fields.last_data_sent_ms.to_ne_bytes());
+    raw[192..196].copy_from_slice(&fields.delivered.to_ne_bytes());
     raw[100..104].copy_from_slice(&fields.total_retrans.to_ne_bytes());
     raw[120..128].copy_from_slice(&fields.bytes_acked.to_ne_bytes());
     raw[128..136].copy_from_slice(&fields.bytes_received.to_ne_bytes());
@@ -814,6 +867,13 @@ impl World {
                     .collect();
                 let mut snapshot = Snapshot::new((*at / 2) as u64, SocketSource::SockDiag, sockets);
                 closed.sort_by_key(|(destroyed, _)| *destroyed);
+                // Read after the dump, and after the destroys it read
+                // (one during a dump that raced it came as that dump ran
+                // on): an odd tick is half a ms late.
+                let read = closed
+                    .last()
+                    .map_or(*at, |(destroyed, _)| (*destroyed).max(*at));
+                snapshot.closes_read_ms = Some((read as u64).div_ceil(2));
                 snapshot.closed = closed.into_iter().map(|(_, n)| n).collect();
                 snapshot.closes_watched = true;
                 snapshot
