@@ -1008,3 +1008,75 @@ fn a_connection_reset_before_the_run_and_closed_during_it_counts_nothing() {
         );
     }
 }
+
+/// A socket bound to 127.0.0.1:`port` and connected to itself, in the
+/// calling thread's namespace.
+fn connect_to_itself(port: u16) -> std::net::TcpStream {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("socket");
+    let addr = SockaddrIn::new(127, 0, 0, 1, port);
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("bind");
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("connect to itself");
+    std::net::TcpStream::from(fd)
+}
+
+/// A connect to itself is a simultaneous open: its SYN meets its own, and
+/// the kernel answers with the SYN again and an ACK, a segment the
+/// socket's `segs_out` counts and the namespace's OutSegs does not. One
+/// such socket closes between two polls (its notice alone tells it), one
+/// is polled established first. Precision mode sees the SYN_SENT to
+/// SYN_RECV change and counts the namespace's OutSegs exactly; polling
+/// reads from tcp_info only that the SYN may have gone again (a Fast Open
+/// connect with an empty SYN looks the same) and marks each one's OutSegs
+/// `~`, one over.
+#[test]
+fn connects_to_themselves_count_or_mark_the_syn_they_send_again() {
+    use std::io::{Read, Write};
+    skip_unless_root!();
+    for mode in ["polling", "precision"] {
+        let ns = Netns::new("closes-self");
+        let mut args = vec!["--system", "--timeout", "3", "--poll", "250ms"];
+        args.extend(["--format", "json", "--index", "lport"]);
+        if mode == "precision" {
+            args.push("--precision");
+        }
+        let child = ns.spawn_tcpipstat(&args);
+        sleep(Duration::from_millis(800));
+        ns.enter(|| {
+            let talk = |mut socket: std::net::TcpStream| {
+                socket.write_all(&[5u8; 500]).expect("send");
+                let mut got = [0u8; 500];
+                socket.read_exact(&mut got).expect("receive");
+                socket
+            };
+            drop(talk(connect_to_itself(7650)));
+            let polled = talk(connect_to_itself(7651));
+            sleep(Duration::from_millis(700));
+            drop(polled);
+        });
+        let output = wait_output(child);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if mode == "precision" && stderr.contains("precision mode unavailable") {
+            eprintln!("SKIP precision half: {stderr}");
+            continue;
+        }
+        let report = json_reports(&output.stdout).pop().expect("a report");
+        assert_eq!(residual(&report, "ActiveOpens"), (2, 2), "{mode}: {report}");
+        let (namespace, sockets) = residual(&report, "OutSegs");
+        assert!(namespace >= 8, "{mode}: {report}");
+        for port in [7650, 7651] {
+            let approx = lport_group(&report, port)["approx"]
+                .as_array()
+                .is_some_and(|marks| marks.iter().any(|m| m == "OutSegs"));
+            assert_eq!(approx, mode == "polling", "{mode} {port}: {report}");
+        }
+        let over = if mode == "polling" { 2 } else { 0 };
+        assert_eq!(sockets, namespace + over, "{mode}: {report}");
+    }
+}

@@ -104,6 +104,50 @@ fn fast_open_unacked(info: &crate::model::tcp_info::TcpInfo) -> Option<Ending> {
     Some(Ending::FastOpenUnacked(fails))
 }
 
+/// Whether a connect's tcp_info says its SYN may have met its peer's (a
+/// simultaneous open, a connect to itself). The kernel answers the peer's
+/// SYN by sending its own SYN again with an ACK (`tcp_send_synack`), which
+/// `segs_out` counts and the namespace's OutSegs does not (its sequence
+/// is not new), and as the handshake's ACK comes it counts a delivery
+/// for that segment beyond the SYN's (`tcp_rcv_state_process`,
+/// SYN_RECV). Where nothing was sent again (`total_retrans` 0) and all it
+/// sent was acknowledged, a plain connect's `delivered` is its SYN, its
+/// data segments and its FIN: one more is that SYN sent again, or a Fast
+/// Open connect with a cookie and no data for its SYN (the empty data
+/// segment it queues counts a delivery too; measured on 6.18), which sent
+/// nothing more. Not telling which, it says "maybe". For a connect only:
+/// an accepted socket whose FIN was acknowledged looks the same (its
+/// `bytes_acked` has no SYN, its `delivered` the SYN-ACK's).
+pub(super) fn syn_maybe_sent_again(info: &crate::model::tcp_info::TcpInfo) -> bool {
+    let read = || {
+        let delivered = u64::from(info.delivered()?);
+        let data_segments = u64::from(info.data_segs_out()?);
+        let (acked, sent) = (info.bytes_acked()?, info.bytes_sent()?);
+        let again = info.total_retrans()?;
+        Some((delivered, data_segments, acked, sent, again))
+    };
+    let Some((delivered, data_segments, acked, sent, 0)) = read() else {
+        return false;
+    };
+    // What was acknowledged beyond the SYN and every byte sent: its FIN, or nothing.
+    let fin = match acked.checked_sub(sent.saturating_add(1)) {
+        Some(fin @ (0 | 1)) => fin,
+        _ => return false,
+    };
+    delivered == 2 + data_segments + fin
+}
+
+/// Polling mode: notes on a connect's life that its SYN may have met its
+/// peer's, once `sample` shows it (events tell it in precision mode).
+pub(super) fn note_syn_maybe_sent_again(life: &mut Life, sample: &SocketSample) {
+    if life.opened_as_connect_in_window()
+        && !life.may_have_sent_syn_again()
+        && sample.tcp_info.as_ref().is_some_and(syn_maybe_sent_again)
+    {
+        life.may_have_met_peers_syn();
+    }
+}
+
 /// Whether the socket ever measured an RTT: `tcp_disconnect` keeps
 /// `min_rtt`, and a connect that failed never had an answer to time, so a
 /// cleared established socket whose peer's window was 0 when it aborted
@@ -546,6 +590,9 @@ impl Tracker {
             last.key = tracked.sample.key;
             last.inode = tracked.sample.inode;
             last.uid = tracked.sample.uid;
+            if self.events.is_none() {
+                note_syn_maybe_sent_again(&mut tracked.life, &last);
+            }
             // Its state counters are the ending's, not a poll's inference.
             super::update(
                 &mut tracked,
@@ -771,6 +818,9 @@ impl Tracker {
             let opened = !ending.never_established() || open == OpenKind::Active;
             if opened && ending != Ending::NeverSent {
                 life.open(open, false);
+                // No row of it has events' states to tell it (precision
+                // mode's way): its notice does.
+                note_syn_maybe_sent_again(&mut life, notice);
             }
             if open == OpenKind::Passive {
                 super::add_syn_ack(&mut window);
@@ -1346,6 +1396,37 @@ mod tests {
                 .u64(200, 100);
         }));
         notice
+    }
+
+    /// A connect's tcp_info: `acked` bytes acknowledged (its SYN, 500
+    /// bytes sent in one data segment, its FIN maybe), `delivered`
+    /// deliveries, `again` segments sent again.
+    fn connect_info(acked: u64, delivered: u32, again: u32) -> TcpInfo {
+        TcpInfo::built(TcpState::Close, |raw| {
+            raw.u32(100, again)
+                .u64(120, acked)
+                .u32(156, 1)
+                .u32(192, delivered)
+                .u64(200, 500);
+        })
+    }
+
+    #[test]
+    fn a_connects_syn_maybe_sent_again_shows_as_one_delivery_more() {
+        // A simultaneous open: its SYN, the SYN again, its data (and FIN).
+        assert!(syn_maybe_sent_again(&connect_info(501, 3, 0)));
+        assert!(syn_maybe_sent_again(&connect_info(502, 4, 0)));
+        // (Or a Fast Open connect with a cookie and an empty SYN.) A
+        // plain connect delivers its SYN, its data and its FIN.
+        assert!(!syn_maybe_sent_again(&connect_info(501, 2, 0)));
+        assert!(!syn_maybe_sent_again(&connect_info(502, 3, 0)));
+        // Anything sent again, or left unacknowledged: no telling.
+        assert!(!syn_maybe_sent_again(&connect_info(501, 3, 1)));
+        assert!(!syn_maybe_sent_again(&connect_info(301, 3, 0)));
+        assert!(!syn_maybe_sent_again(&TcpInfo::built(
+            TcpState::Close,
+            |_| {}
+        )));
     }
 
     /// A connection reset before the run's first poll and held in CLOSE

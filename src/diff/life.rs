@@ -106,6 +106,11 @@ struct Opening {
     approx: bool,
     /// Told in the current window (else reported in an earlier one).
     in_window: bool,
+    /// A connect whose tcp_info says its SYN may have met its peer's (a
+    /// simultaneous open, a connect to itself): then it sent its SYN again
+    /// with an ACK, a segment its `segs_out` counts and the namespace's
+    /// OutSegs does not.
+    syn_maybe_sent_again: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +138,7 @@ impl Life {
                 kind,
                 approx,
                 in_window: true,
+                syn_maybe_sent_again: false,
             });
         }
     }
@@ -149,11 +155,27 @@ impl Life {
             .is_some_and(|open| open.kind == OpenKind::Active && open.in_window)
     }
 
-    /// Its open read again as `kind` (a connect's found accepted).
+    /// Its open read again as `kind` (a connect's found accepted: the
+    /// SYN it seemed to send again was none).
     pub(crate) fn reread_open(&mut self, kind: OpenKind) {
         if let Some(open) = &mut self.open {
             open.kind = kind;
+            open.syn_maybe_sent_again &= kind == OpenKind::Active;
         }
+    }
+
+    /// Its connect may have met its peer's SYN, as its tcp_info tells (see
+    /// `closes::syn_maybe_sent_again`): the OutSegs of the window it opened
+    /// in may hold one segment the namespace's do not.
+    pub(crate) fn may_have_met_peers_syn(&mut self) {
+        if let Some(open) = &mut self.open {
+            open.syn_maybe_sent_again = open.kind == OpenKind::Active;
+        }
+    }
+
+    /// Whether its connect may have sent its SYN again to a peer's SYN.
+    pub(crate) fn may_have_sent_syn_again(&self) -> bool {
+        self.open.is_some_and(|open| open.syn_maybe_sent_again)
     }
 
     /// It opened nothing after all (a connect that never sent its SYN).
@@ -247,10 +269,18 @@ impl Life {
             || self.ending.is_some_and(|ending| ending.in_window)
     }
 
-    /// `window` with its opens, fails and resets added.
+    /// `window` with its opens, fails and resets added, and its OutSegs
+    /// approximate where it opened in this window and may have sent its
+    /// SYN again.
     pub(crate) fn with_window_counts(&self, mut window: Counters) -> Counters {
         if self.counts_in_window() {
             window.add(&self.window_counts());
+        }
+        let maybe_again = self
+            .open
+            .is_some_and(|open| open.syn_maybe_sent_again && open.in_window);
+        if maybe_again && window.value(Counter::OutSegs) > 0 {
+            window.mark_approx(Counter::OutSegs);
         }
         window
     }
@@ -347,5 +377,35 @@ mod tests {
         assert_eq!(window.value(Counter::EstabResets), 2);
         life.new_window();
         assert!(!life.counts_in_window());
+    }
+
+    #[test]
+    fn a_connect_that_may_have_sent_its_syn_again_has_its_windows_outsegs_approximate() {
+        let sent = |n: u64| {
+            let mut counts = Counters::default();
+            counts.set(Counter::OutSegs, n, false);
+            counts
+        };
+        let approx = |life: &Life| life.with_window_counts(sent(6)).is_approx(Counter::OutSegs);
+        let mut life = Life::default();
+        life.open(OpenKind::Active, false);
+        assert!(!approx(&life));
+        life.may_have_met_peers_syn();
+        assert!(life.may_have_sent_syn_again() && approx(&life));
+        assert_eq!(life.with_window_counts(sent(6)).value(Counter::OutSegs), 6);
+        // Windows after the one it opened in count what they count.
+        life.new_window();
+        assert!(!approx(&life));
+        // A connect found accepted sent no SYN.
+        let mut accepted = Life::default();
+        accepted.open(OpenKind::Active, false);
+        accepted.may_have_met_peers_syn();
+        accepted.reread_open(OpenKind::Passive);
+        assert!(!approx(&accepted));
+        // An accepted socket never met a peer's SYN of its own.
+        let mut child = Life::default();
+        child.open(OpenKind::Passive, false);
+        child.may_have_met_peers_syn();
+        assert!(!child.may_have_sent_syn_again());
     }
 }

@@ -234,6 +234,9 @@ impl Closed {
         }
         let mut counters = self.lifetime;
         counters.add(&events);
+        if self.life.may_have_sent_syn_again() {
+            counters.mark_approx(Counter::OutSegs);
+        }
         counters
     }
 
@@ -696,6 +699,10 @@ impl Tracker {
                         // life's last sample is its own).
                         tracked.rtt.record_sample(sample);
                     }
+                    if self.events.is_none() {
+                        // Precision mode reads it from the states events saw.
+                        closes::note_syn_maybe_sent_again(&mut tracked.life, sample);
+                    }
                     if let Some(mut ended) = update(tracked, sample, poll, elapsed, self.states) {
                         if let Some(events) = &mut self.events {
                             events.life_ended(id, last_poll, &mut ended);
@@ -712,8 +719,9 @@ impl Tracker {
                 None => {}
             }
             let mut tracked = self.first_sighting(sample, poll, &previous_tuples);
-            if let Some(events) = &mut self.events {
-                events.first_seen(id, &mut tracked, self.states);
+            match &mut self.events {
+                Some(events) => events.first_seen(id, &mut tracked, self.states),
+                None => closes::note_syn_maybe_sent_again(&mut tracked.life, sample),
             }
             self.sockets.insert(id, tracked);
         }
