@@ -70,6 +70,28 @@ fn clients_total(report: &serde_json::Value, port: u16, section: &str, name: &st
         .sum()
 }
 
+/// A 3 s `--system` JSON run polling every 250 ms, indexed by `index`,
+/// with `--precision` in precision mode.
+fn short_run_args(mode: &str, index: &'static str) -> Vec<&'static str> {
+    let mut args = vec!["--system", "--timeout", "3", "--poll", "250ms"];
+    args.extend(["--format", "json", "--index", index]);
+    if mode == "precision" {
+        args.push("--precision");
+    }
+    args
+}
+
+/// A run's last report; None, said, where precision mode was asked for
+/// and this machine cannot give it.
+fn last_report_unless_no_precision(mode: &str, output: &Output) -> Option<serde_json::Value> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if mode == "precision" && stderr.contains("precision mode unavailable") {
+        eprintln!("SKIP precision half: {stderr}");
+        return None;
+    }
+    Some(json_reports(&output.stdout).pop().expect("a report"))
+}
+
 fn residual(report: &serde_json::Value, name: &str) -> (i64, i64) {
     let line = &report["system"]["unattributed"][name];
     assert!(line.is_object(), "no residual {name}: {}", report["system"]);
@@ -808,13 +830,9 @@ fn a_filter_on_remote_port_keeps_out_aborts_to_other_ports() {
         for handle in clients_of.into_iter().chain(servers) {
             handle.join().unwrap();
         }
-        let output = wait_output(child);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if mode == "precision" && stderr.contains("precision mode unavailable") {
-            eprintln!("SKIP precision half: {stderr}");
+        let Some(report) = last_report_unless_no_precision(mode, &wait_output(child)) else {
             continue;
-        }
-        let report = json_reports(&output.stdout).pop().expect("a report");
+        };
         let sum = |name| -> u64 {
             groups(&report)
                 .iter()
@@ -973,21 +991,12 @@ fn a_connection_reset_before_the_run_and_closed_during_it_counts_nothing() {
         // the run knows only by when it read it (at a poll): the reset
         // must be older than the first poll by more than that gap.
         sleep(Duration::from_millis(1000));
-        let mut args = vec!["--system", "--timeout", "3", "--poll", "250ms"];
-        args.extend(["--format", "json"]);
-        if mode == "precision" {
-            args.push("--precision");
-        }
-        let child = ns.spawn_tcpipstat(&args);
+        let child = ns.spawn_tcpipstat(&short_run_args(mode, "tuple"));
         sleep(Duration::from_millis(1500));
         drop(client);
-        let output = wait_output(child);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if mode == "precision" && stderr.contains("precision mode unavailable") {
-            eprintln!("SKIP precision half: {stderr}");
+        let Some(report) = last_report_unless_no_precision(mode, &wait_output(child)) else {
             continue;
-        }
-        let report = json_reports(&output.stdout).pop().expect("a report");
+        };
         for name in ["ActiveOpens", "PassiveOpens", "EstabResets", "OutSegs"] {
             assert_eq!(residual(&report, name), (0, 0), "{mode} {name}: {report}");
         }
@@ -1041,12 +1050,7 @@ fn connects_to_themselves_count_or_mark_the_syn_they_send_again() {
     skip_unless_root!();
     for mode in ["polling", "precision"] {
         let ns = Netns::new("closes-self");
-        let mut args = vec!["--system", "--timeout", "3", "--poll", "250ms"];
-        args.extend(["--format", "json", "--index", "lport"]);
-        if mode == "precision" {
-            args.push("--precision");
-        }
-        let child = ns.spawn_tcpipstat(&args);
+        let child = ns.spawn_tcpipstat(&short_run_args(mode, "lport"));
         sleep(Duration::from_millis(800));
         ns.enter(|| {
             let talk = |mut socket: std::net::TcpStream| {
@@ -1060,13 +1064,9 @@ fn connects_to_themselves_count_or_mark_the_syn_they_send_again() {
             sleep(Duration::from_millis(700));
             drop(polled);
         });
-        let output = wait_output(child);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if mode == "precision" && stderr.contains("precision mode unavailable") {
-            eprintln!("SKIP precision half: {stderr}");
+        let Some(report) = last_report_unless_no_precision(mode, &wait_output(child)) else {
             continue;
-        }
-        let report = json_reports(&output.stdout).pop().expect("a report");
+        };
         assert_eq!(residual(&report, "ActiveOpens"), (2, 2), "{mode}: {report}");
         let (namespace, sockets) = residual(&report, "OutSegs");
         assert!(namespace >= 8, "{mode}: {report}");
