@@ -17,7 +17,9 @@ of tcpipstat's sockets, how many sockets carry more than one open, and how
 many non-aborted sockets' BytesReceived differ from what the workload's
 applications read (each end: the client's is the bytes "down", the server's
 the bytes "up"; BytesReceived is the byte counter that does not count the
-SYN). Exit status 1 when any run differs. --keep DIR keeps each run's
+SYN). With --system (precision, polling) it prints RetransSegs too, the
+sockets' sum against the namespace's (loopback under load sends tail loss
+probes); precision mode must match it. Exit status 1 when any run differs. --keep DIR keeps each run's
 tcpipstat output and the workload's truth there.
 """
 import argparse
@@ -117,8 +119,17 @@ def one_run(a, i, tmp):
             if len(examples) < 3:
                 c, _, side = ends[0]
                 examples.append(f"{c['end']} {side} {got} for {want}")
-    differs = any(totals[n] != mib[n] for n in OPENS) or wrong or double_opens
+    # Segments sent again (loopback's tail loss probes, under load): the
+    # sockets' sum against the namespace's, over the same window.
+    retrans = next((r["system"]["unattributed"].get("RetransSegs") for r in records
+                    if (r.get("system") or {}).get("unattributed")), None)
+    retrans_off = retrans is not None and retrans["unattributed"] != 0
+    differs = (any(totals[n] != mib[n] for n in OPENS) or wrong or double_opens
+               or (retrans_off and a.mode == "precision"))
     line = "  ".join(f"{n} {totals[n]}/{mib[n]}" for n in OPENS)
+    if retrans is not None:
+        line += f"  RetransSegs {retrans['sockets']}/{retrans['system']}"
+
     print(f"{a.mode} run {i}: {line}  (tool/kernel)  sockets with more opens than lives {double_opens}  "
           f"BytesReceived wrong {wrong}/{checked}  events lost {lost}  "
           f"workload errors {len(truth['errors'])}"

@@ -287,6 +287,14 @@ impl Counters {
         self.approx |= other.approx;
     }
 
+    /// Takes `other`'s values out of these (at most down to 0), marks
+    /// unchanged: what a later, fuller count covers already.
+    pub fn take_out(&mut self, other: &Counters) {
+        for (mine, theirs) in self.values.iter_mut().zip(other.values.iter()) {
+            *mine = mine.saturating_sub(*theirs);
+        }
+    }
+
     /// Present counters in report order.
     pub fn iter(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
         Counter::ALL

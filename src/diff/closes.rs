@@ -282,6 +282,17 @@ pub(super) fn drop_fin(counters: &mut Counters) {
     }
 }
 
+/// Adds what a late notice tells its ended life did after its last poll
+/// (`delta`): to its lifetime whole, to its window less what events
+/// counted there after that poll (retransmits), which the notice's final
+/// counters cover.
+fn add_late_notice_delta(closed: &mut Closed, delta: &Counters) {
+    let mut window_delta = *delta;
+    window_delta.take_out(&std::mem::take(&mut closed.events_tail));
+    closed.window.add(&window_delta);
+    closed.lifetime.add(delta);
+}
+
 /// Whether the final `bytes_received` of an orderly close counts the
 /// peer's FIN, as far as anything tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -513,8 +524,7 @@ impl Tracker {
             let verdict = peer_fin(notice, history, false, Some(&closed.sample));
             drop_peer_fin(&mut delta, verdict);
         }
-        closed.window.add(&delta);
-        closed.lifetime.add(&delta);
+        add_late_notice_delta(closed, &delta);
         closed.sample.tcp_info = notice.tcp_info;
         closed.counted_from = CountedFrom::CloseNotice { polled: true };
         closed.rtt.record_sample(notice);
@@ -547,8 +557,7 @@ impl Tracker {
                     let verdict = peer_fin(notice, history, read, Some(&closed.sample));
                     drop_peer_fin(&mut delta, verdict);
                 }
-                closed.window.add(&delta);
-                closed.lifetime.add(&delta);
+                add_late_notice_delta(closed, &delta);
                 closed.sample.tcp_info = notice.tcp_info;
                 closed.counted_from = CountedFrom::CloseNotice { polled: true };
                 closed.rtt.record_sample(notice);
@@ -622,6 +631,7 @@ impl Tracker {
                 }
             },
             read_as_connect: None,
+            events_tail: Counters::default(),
         };
         // Read as a connect's for want of a listener on its endpoint (with
         // events, an open they saw is no guess; one before the first poll
@@ -763,6 +773,7 @@ impl Tracker {
             },
             rtt: crate::rtt::RttSamples::of_sample(notice),
             read_as_connect: None,
+            events_tail: Counters::default(),
             life,
         });
     }

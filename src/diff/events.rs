@@ -605,7 +605,9 @@ impl EventAttribution {
     /// last sample.
     pub(super) fn life_ended(&mut self, id: SocketId, last_poll: u64, closed: &mut Closed) {
         if let Some(marks) = self.marks.remove(&id) {
-            closed.window.add(&marks.live_tail(last_poll));
+            let tail = marks.live_tail(last_poll);
+            closed.window.add(&tail);
+            closed.events_tail = tail;
             closed.history = marks.history;
             closed.end_of_stream_read = marks.end_of_stream_read;
             closed.holder.pid = marks.owner;
@@ -962,6 +964,7 @@ impl EventAttribution {
                     CountedFrom::Events
                 },
                 read_as_connect: None,
+                events_tail: Counters::default(),
                 life: tracked.life,
             };
             if known.fin_in_notice {
@@ -3696,6 +3699,68 @@ mod tests {
         t.apply_events(&[], &ANY);
         t.observe(&noticed(2000, vec![]), &ANY);
         assert_eq!(totals(&t).get(Counter::RetransSegs), Some(2));
+    }
+
+    #[test]
+    fn retransmits_a_late_notice_covers_are_not_counted_twice() {
+        use TcpState::*;
+        let conn = tuple("10.0.0.1", 5000, "10.0.0.9", 443);
+        let retransmit = || retransmit_of(0x99, conn, false, 1);
+        let polled_with = |ms: u64, socket: SocketSample| {
+            let mut s = noticed(ms, vec![]);
+            s.sockets = vec![socket];
+            s
+        };
+        // Polled with 10, three more after its last poll, gone from the
+        // next dump before its notice (13) was read: 13, not 16.
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        let established = sample(3, conn, Established, Some(info(0, 10)));
+        t.observe(&polled_with(1000, established.clone()), &ANY);
+        t.apply_events(&[retransmit(), retransmit(), retransmit()], &ANY);
+        t.apply_events(&[at(2, change(0x99, conn, Established, Close))], &ANY);
+        t.observe(&noticed(2000, vec![]), &ANY);
+        assert_eq!(totals(&t).get(Counter::RetransSegs), Some(13));
+        let notice = sample(3, conn, Close, Some(info(0, 13)));
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(3000, vec![notice.clone()]), &ANY);
+        assert_eq!(totals(&t).get(Counter::RetransSegs), Some(13));
+        // Its successor (TIME_WAIT) listed in its place ended it; its
+        // notice came a poll later.
+        let mut t = tracker();
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.observe(&polled_with(1000, established), &ANY);
+        t.apply_events(&[retransmit(), retransmit(), retransmit()], &ANY);
+        let successor = sample(4, conn, TimeWait, None);
+        t.observe(&polled_with(2000, successor.clone()), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(3000, vec![notice.clone()]), &ANY);
+        assert_eq!(totals(&t).get(Counter::RetransSegs), Some(13));
+        // Its destruction told, as 4.x+ kernels tell it.
+        let mut t = tracker();
+        t.set_destructions_told(true);
+        t.observe(&noticed(0, vec![]), &ANY);
+        t.observe(
+            &polled_with(1000, sample(3, conn, Established, Some(info(0, 10)))),
+            &ANY,
+        );
+        let destroyed = TraceEvent::Destroyed {
+            sk: 0x99,
+            tuple: conn,
+            cookie: Some(3),
+        };
+        t.apply_events(&[retransmit(), retransmit(), retransmit()], &ANY);
+        t.apply_events(
+            &[
+                at(2, change(0x99, conn, Established, Close)),
+                at(3, destroyed),
+            ],
+            &ANY,
+        );
+        t.observe(&noticed(2000, vec![]), &ANY);
+        t.apply_events(&[], &ANY);
+        t.observe(&noticed(3000, vec![notice]), &ANY);
+        assert_eq!(totals(&t).get(Counter::RetransSegs), Some(13));
     }
 
     #[test]

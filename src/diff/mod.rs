@@ -186,6 +186,9 @@ pub struct Closed {
     pub(crate) read_as_connect: Option<ReadAsConnect>,
     /// Its life's ledger entry (see [`Tracked`]).
     pub(crate) life: Life,
+    /// What events counted in its window after its last poll
+    /// (retransmits): a late close notice's final counters cover them.
+    pub(crate) events_tail: Counters,
 }
 
 /// How a polled socket counted as a connect's ended, read both ways (see
@@ -848,6 +851,7 @@ impl Tracker {
             counted_from: CountedFrom::LastPoll { cleared: false },
             rtt: tracked.rtt,
             read_as_connect: None,
+            events_tail: Counters::default(),
             life: tracked.life,
         };
         if let Some(events) = &mut self.events {
@@ -1121,6 +1125,7 @@ fn update(
             counted_from: CountedFrom::LastPoll { cleared: false },
             rtt: tracked.rtt,
             read_as_connect: None,
+            events_tail: Counters::default(),
             // The successor opens and ends nothing of its own.
             life: std::mem::take(&mut tracked.life),
         };

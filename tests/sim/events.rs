@@ -176,7 +176,7 @@ impl Life {
                 push(at, change(sk, full, SynSent, Established, true));
             }
         }
-        // Data: a send call, and a segment sent again, mid-way.
+        // Data: a send call mid-way, and each segment sent again.
         if let Some(established) = self.established {
             let mid = established + (self.data_end - established) / 4 * 2;
             if spec.sent > 0 {
@@ -184,14 +184,14 @@ impl Life {
                 let tuple = None;
                 push(mid, TraceEvent::Sent { sk, tuple, bytes });
             }
-            if spec.retransmitted > 0 {
-                let retransmit = TraceEvent::Retransmit {
-                    sk,
-                    tuple: full,
-                    syn: false,
-                };
-                push(mid, retransmit);
-            }
+        }
+        for at in self.retransmit_ticks() {
+            let retransmit = TraceEvent::Retransmit {
+                sk,
+                tuple: full,
+                syn: false,
+            };
+            push(at, retransmit);
         }
         let destroy = TraceEvent::Destroyed {
             sk,

@@ -390,6 +390,35 @@ impl Life {
         self.data(total, at)
     }
 
+    /// When each data segment is sent again (one a MSS of retransmitted
+    /// bytes, as they go out): on even ticks, as every life event, its
+    /// `total_retrans` and its retransmit event counting it at once.
+    pub fn retransmit_ticks(&self) -> impl Iterator<Item = Tick> + '_ {
+        let total = u64::from(self.spec.retransmitted);
+        let span = self.established.map(|from| (from, self.data_end));
+        (0..total.div_ceil(MSS)).filter_map(move |k| {
+            let (from, to) = span?;
+            let length = (to - from) as u64;
+            // The first offset where `data` shows more than k segments' bytes.
+            let offset = if length == 0 {
+                0
+            } else {
+                ((k * MSS + 1) * length).div_ceil(total) as Tick
+            };
+            let at = from + offset;
+            Some(at + at.rem_euclid(2))
+        })
+    }
+
+    /// When each segment is sent again, SYNs and data: what RetransSegs
+    /// counts.
+    pub fn sent_again_ticks(&self) -> impl Iterator<Item = Tick> + '_ {
+        self.syns_again
+            .iter()
+            .copied()
+            .chain(self.retransmit_ticks())
+    }
+
     /// Data bytes it received by `at` (no FIN).
     pub fn bytes_received(&self, at: Tick) -> u64 {
         self.data(u64::from(self.spec.received), at)
@@ -408,7 +437,8 @@ impl Life {
         let reset_in = u64::from(before(self.reset_in, at));
         let active_syn = u64::from(!self.passive);
         let acked = u64::from(established) * active_syn + payload + our_fin;
-        let total_retrans = syns_again + retrans.div_ceil(MSS);
+        let data_again = self.retransmit_ticks().filter(|t| *t <= at).count() as u64;
+        let total_retrans = syns_again + data_again;
         // Segments sent again count in segs_out as in total_retrans, so
         // that the MIB's OutSegs (their difference) never goes back.
         let segs_out = active_syn * (1 + u64::from(established))
@@ -521,6 +551,10 @@ impl Life {
         let received = self.bytes_received(last) - self.bytes_received(first);
         truth.add(Counter::BytesSent, sent);
         truth.add(Counter::BytesReceived, received);
+        let sent_again = self
+            .sent_again_ticks()
+            .filter(|at| first < *at && *at <= last);
+        truth.add(Counter::RetransSegs, sent_again.count() as u64);
         truth
     }
 
@@ -568,15 +602,17 @@ impl Life {
     }
 }
 
-/// The counters the simulator checks: the MIB's state counts, bytes and
-/// the resets sockets send (OutRsts: events only, so precision mode only).
-pub const CHECKED: [Counter; 7] = [
+/// The counters the simulator checks: the MIB's state counts, bytes,
+/// segments sent again (SYNs and data) and the resets sockets send
+/// (OutRsts: events only, so precision mode only).
+pub const CHECKED: [Counter; 8] = [
     Counter::ActiveOpens,
     Counter::PassiveOpens,
     Counter::AttemptFails,
     Counter::EstabResets,
     Counter::BytesSent,
     Counter::BytesReceived,
+    Counter::RetransSegs,
     Counter::OutRsts,
 ];
 
