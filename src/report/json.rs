@@ -11,7 +11,7 @@
 //! "gauges":{..},"rtt":{..} (an index other than tuple: see `rtt_object`;
 //! bucket bounds in `"rtt_bucket_bounds_us"` after `"polls"`)}],"others":{"groups","sockets","counters","approx"} (past
 //! --top),"time_wait":{"groups","sockets","counters","approx"} (groups of
-//! TIME_WAIT sockets only),"totals":{..},"system":{"deltas":{..},"gauges":{..},
+//! TIME_WAIT sockets only),"totals":{..},"totals_approx":[..],"system":{"deltas":{..},"gauges":{..},
 //! "unattributed":{..}},"notices"}`. A close report says `"counters_from"`.
 
 use crate::source::procfs::is_gauge;
@@ -224,6 +224,8 @@ pub fn end(report: &Report<'_>, sums: &Sums, options: RenderOptions, buf: &mut V
     }
     buf.extend_from_slice(b",\"totals\":");
     counters_object(buf, &sums.totals, options.zeros);
+    // A group's `~` carries into the totals it adds to.
+    named_approx_list(buf, "totals_approx", &sums.totals, options.zeros);
     if let Some(system) = &report.system {
         buf.extend_from_slice(b",\"system\":{\"namespaces\":");
         buf.extend_from_slice(itoa::Buffer::new().format(system.namespaces).as_bytes());
@@ -348,7 +350,14 @@ fn timing_object(buf: &mut Vec<u8>, name: &str, histogram: &crate::rtt::Histogra
 
 /// `,"approx":[..]`: the counters shown that are approximate.
 fn approx_list(buf: &mut Vec<u8>, counters: &Counters, zeros: bool) {
-    buf.extend_from_slice(b",\"approx\":[");
+    named_approx_list(buf, "approx", counters, zeros);
+}
+
+/// `,"<name>":[..]`: the counters shown that are approximate.
+fn named_approx_list(buf: &mut Vec<u8>, name: &str, counters: &Counters, zeros: bool) {
+    buf.extend_from_slice(b",\"");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\":[");
     let mut first = true;
     for (counter, value) in counters.iter() {
         if counters.is_approx(counter) && (value != 0 || zeros) {
@@ -629,6 +638,35 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&"TCPDSACKRecv".into()));
+    }
+
+    #[test]
+    fn totals_say_which_of_their_counters_a_group_made_approximate() {
+        let report = fixtures::window_tuple();
+        let v = value(&report, false);
+        let groups = v["groups"].as_array().unwrap();
+        let marked: Vec<&serde_json::Value> = groups
+            .iter()
+            .flat_map(|g| g["approx"].as_array().unwrap())
+            .collect();
+        assert!(!marked.is_empty(), "the fixture has approximate counts");
+        let totals_approx = v["totals_approx"].as_array().unwrap();
+        for name in marked {
+            assert!(
+                totals_approx.contains(name),
+                "{name} not in {totals_approx:?}"
+            );
+        }
+        for name in totals_approx {
+            assert!(
+                v["totals"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .any(|section| section.get(name.as_str().unwrap()).is_some()),
+                "{name} marked but not shown"
+            );
+        }
     }
 
     #[test]
