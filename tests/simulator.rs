@@ -294,10 +294,13 @@ fn miscounts(scenario: &Scenario, mode: Mode<'_>) -> Result<Vec<Miscount>, TestC
         }
     }
     if let Some(delivered) = &delivered {
-        // Each lost event changes a state count by one at most.
+        // Each lost event changes a state count by one at most, or moves
+        // one (a lost destruction: the next socket at its kernel address,
+        // another namespace's, may take its life's ending for its own):
+        // one short where it belongs, one over where it went.
         for (i, counter) in CHECKED.iter().enumerate() {
             prop_assert!(
-                by_lost_events[i] <= delivered.lost.len() as u64,
+                by_lost_events[i] <= 2 * delivered.lost.len() as u64,
                 "{:?} off by {} in all where {} events were lost",
                 counter,
                 by_lost_events[i],

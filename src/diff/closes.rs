@@ -283,13 +283,14 @@ pub(super) fn drop_fin(counters: &mut Counters) {
 }
 
 /// Adds what a late notice tells its ended life did after its last poll
-/// (`delta`): to its lifetime whole, to its window less what events
-/// counted there after that poll (retransmits), which the notice's final
-/// counters cover.
+/// (`delta`), in place of what events counted in its window after that
+/// poll (retransmits): the notice's final counters cover them, and are
+/// the kernel's own where an event was taken for another socket's.
 fn add_late_notice_delta(closed: &mut Closed, delta: &Counters) {
-    let mut window_delta = *delta;
-    window_delta.take_out(&std::mem::take(&mut closed.events_tail));
-    closed.window.add(&window_delta);
+    closed
+        .window
+        .take_out(&std::mem::take(&mut closed.events_tail));
+    closed.window.add(delta);
     closed.lifetime.add(delta);
 }
 

@@ -117,9 +117,23 @@ struct EventOnly {
     /// (or, for its notice, its destruction, if later): from then it
     /// waits a few polls for the other.
     closing_since: Option<u64>,
-    /// Its notice ended an orderly close: the notice's `bytes_received`,
-    /// which its lifetime takes whole, counts the peer's FIN.
-    fin_in_notice: bool,
+    /// Its notice ended an orderly close: what its window took of the
+    /// peer's FIN, and what tells it once its last events came.
+    fin: Option<NoticeFin>,
+}
+
+/// The peer's FIN in an event-only socket's notice (see
+/// [`super::closes::peer_fin`]).
+#[derive(Debug, Clone, Copy)]
+struct NoticeFin {
+    /// The verdict its window's delta was taken with, from the events
+    /// in by then: the notice may come before those of its close.
+    applied: PeerFin,
+    /// What the notice tells, for the verdict once its close's events came.
+    clues: FinClues,
+    /// Its lifetime, the notice's `bytes_received` whole, holds the FIN
+    /// if it came (its last sample was not past the peer's FIN already).
+    in_lifetime: bool,
 }
 
 /// Who a close notice belongs to.
@@ -797,14 +811,17 @@ impl EventAttribution {
         // `cumulative` of a sample in a state past the peer's FIN leaves
         // the FIN out already: a lifetime taken from it has none.
         let sample_drops_fin = tracked.sample.state.peer_fin_received();
-        let fin_in_notice = ending == Ending::Orderly
-            && !aborted
-            && super::closes::peer_fin(
-                notice,
-                Some(marks_now.history),
-                marks_now.end_of_stream_read,
-                None,
-            ) != super::closes::PeerFin::NotCounted;
+        // Its close's events may come after its notice (those after the
+        // dump's mark wait for the next poll): an unknown verdict is
+        // marked, and read again when the socket settles.
+        let fin = (ending == Ending::Orderly && !aborted).then(|| {
+            let clues = FinClues::of(notice, None);
+            NoticeFin {
+                applied: clues.verdict(Some(marks_now.history), marks_now.end_of_stream_read),
+                clues,
+                in_lifetime: !sample_drops_fin,
+            }
+        });
         let mut delta = match last {
             // An abort cleared the counters: what was sampled stands, and
             // what came after (all of it, if nothing was) is not known.
@@ -819,8 +836,8 @@ impl EventAttribution {
             None => cumulative(notice).counters,
         };
         // The delta from a last-moment sample has the FIN either way.
-        if fin_in_notice {
-            super::closes::drop_fin(&mut delta);
+        if let Some(fin) = &fin {
+            super::closes::drop_peer_fin(&mut delta, fin.applied);
         }
         if passive && last.is_none() && !aborted {
             super::add_syn_ack(&mut delta);
@@ -885,7 +902,7 @@ impl EventAttribution {
         known.confirmed = true;
         known.noticed = true;
         known.counted_by_notice = !aborted;
-        known.fin_in_notice = fin_in_notice && !sample_drops_fin;
+        known.fin = fin;
         known.cookie = Some(notice.cookie);
         self.by_cookie.insert(notice.cookie, n);
     }
@@ -967,9 +984,25 @@ impl EventAttribution {
                 events_tail: Counters::default(),
                 life: tracked.life,
             };
-            if known.fin_in_notice {
-                // Its window had the FIN dropped when the notice joined.
-                super::closes::drop_fin(&mut ended.lifetime);
+            if let Some(fin) = known.fin {
+                // Its window had the FIN dropped as the notice joined told;
+                // its close's events, all in now (a first closer's read of
+                // the end of stream, say), may tell otherwise.
+                let marks = self.marks.get(&id).copied().unwrap_or_default();
+                let last = fin
+                    .clues
+                    .verdict(Some(marks.history), marks.end_of_stream_read);
+                super::closes::revise_peer_fin(&mut ended.window, fin.applied, last);
+                if fin.in_lifetime {
+                    super::closes::drop_peer_fin(&mut ended.lifetime, last);
+                }
+            }
+            if known.counted_by_notice {
+                // The notice's final counters cover every retransmit, those
+                // whose events came after it (past the dump's mark) too.
+                if let Some(marks) = self.marks.get_mut(&id) {
+                    marks.tail.clear();
+                }
             }
             self.life_ended(id, tracked.last_poll, &mut ended);
             if known.confirmed {
@@ -1757,7 +1790,7 @@ impl Attribution<'_, '_> {
                 counted_by_notice: false,
                 destroyed: false,
                 closing_since: None,
-                fin_in_notice: false,
+                fin: None,
             },
         );
         let id = SocketId::EventOnly(n);
@@ -2405,6 +2438,57 @@ mod tests {
         t.apply_events(&[], &ANY);
         t.observe(&noticed(3000, vec![with_received(Close, 101)]), &ANY);
         assert_eq!(totals(&t).get(Counter::BytesReceived), Some(0));
+    }
+
+    #[test]
+    fn a_notice_that_comes_before_its_sockets_closing_events_waits_for_them_to_tell_the_fin() {
+        use TcpState::*;
+        let client = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let destroyed = TraceEvent::Destroyed {
+            sk: 0x10,
+            tuple: client,
+            cookie: Some(9),
+        };
+        // Known from events only; its notice is read before the events of
+        // its close: a first closer (its FIN_WAIT2 timewait successor took
+        // the peer's FIN: 100 bytes, all data), then a passive closer
+        // (101: the FIN counted).
+        for (closing, received) in [([FinWait1, FinWait2], 100), ([CloseWait, LastAck], 101)] {
+            let mut t = tracker();
+            t.set_sole_namespace(true);
+            t.set_destructions_told(true);
+            t.observe(&noticed(0, vec![]), &ANY);
+            // Data it received named its cookie (tcp_rcv_space_adjust).
+            let identity = TraceEvent::Identity {
+                sk: 0x10,
+                tuple: client,
+                cookie: Some(9),
+            };
+            t.apply_events(
+                &[
+                    at(1, change(0x10, client, Close, SynSent)),
+                    at(2, change(0x10, client, SynSent, Established)),
+                    at(3, identity),
+                ],
+                &ANY,
+            );
+            let notice = orderly_closer(client, Close, received);
+            t.observe(&noticed(1000, vec![notice]), &ANY);
+            t.apply_events(
+                &[
+                    at(4, change(0x10, client, Established, closing[0])),
+                    at(5, change(0x10, client, closing[0], closing[1])),
+                    at(6, change(0x10, client, closing[1], Close)),
+                    at(7, destroyed.clone()),
+                ],
+                &ANY,
+            );
+            t.observe(&noticed(2000, vec![]), &ANY);
+            let c = totals(&t);
+            assert_eq!(c.get(Counter::BytesReceived), Some(100), "{closing:?}");
+            assert!(!c.is_approx(Counter::BytesReceived), "{closing:?}");
+            assert_eq!(c.get(Counter::ActiveOpens), Some(1), "{closing:?}");
+        }
     }
 
     #[test]

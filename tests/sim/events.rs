@@ -176,13 +176,18 @@ impl Life {
                 push(at, change(sk, full, SynSent, Established, true));
             }
         }
-        // Data: a send call mid-way, and each segment sent again.
+        // Data: a send call mid-way, a receive that names its cookie
+        // (tcp_rcv_space_adjust), and each segment sent again.
         if let Some(established) = self.established {
             let mid = established + (self.data_end - established) / 4 * 2;
             if spec.sent > 0 {
                 let bytes = i64::from(spec.sent);
                 let tuple = None;
                 push(mid, TraceEvent::Sent { sk, tuple, bytes });
+            }
+            if spec.received > 0 {
+                let tuple = full;
+                push(mid, TraceEvent::Identity { sk, tuple, cookie });
             }
         }
         for at in self.retransmit_ticks() {
